@@ -1,0 +1,330 @@
+"""The `rollout` command line: training, serving and the control plane behind one Typer app.
+
+Heavy imports (torch, Ray, MLflow) happen inside the commands, so `rollout --help` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from roomsight.config import ConfigError, Settings, load_settings
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="rollout",
+    help="roomsight: train room-type photo classifiers and roll new versions out in stages "
+         "(shadow -> limited -> gradual -> full) on Ray Serve, recorded in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+plan_app = typer.Typer(help="Rollout plans: what each stage does and which evidence it needs.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+
+
+class Ctx:
+    def __init__(self, config: Path | None, plan: Path | None, actor: str | None) -> None:
+        self.config_path, self.plan_path, self.actor = config, plan, actor
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    def plan(self):  # noqa: ANN201 - rollout.plan.Plan
+        from rollout.plan import load_plan
+
+        return load_plan(self.plan_path or self.settings.plan)
+
+    def control(self):  # noqa: ANN201 - rollout.control.ControlPlane
+        from rollout.control import ControlPlane
+
+        return ControlPlane(self.settings, self.plan(), actor=self.actor)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Known failures print one clear line and exit 1; only bugs show a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from roomsight.registry import RegistryError
+        from rollout.control import RolloutError
+        from rollout.plan import PlanError
+
+        known: tuple[type[Exception], ...] = (ConfigError, PlanError, RolloutError, RegistryError)
+        try:
+            from training.backbones import BackboneError
+            from training.data import DataError
+
+            known += (DataError, BackboneError)
+        except ImportError:  # training's dependencies are optional for a serving-only install
+            pass
+        try:
+            return fn(*args, **kwargs)
+        except known as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", envvar="ROOMSIGHT_CONFIG",
+                                          help="YAML settings file (default: $ROOMSIGHT_HOME/config.yaml if present)."),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="Rollout plan YAML (default: the `plan` setting, else the shipped plan)."),
+    actor: Optional[str] = typer.Option(None, "--actor", help="Who is acting, recorded with every change (default: the OS user)."),
+) -> None:
+    ctx.obj = Ctx(config, plan, actor)
+
+
+# -- training ---------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def train(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with one sub-folder per class, or a CSV manifest "
+                                        "(path,label[,caption,region,listing_id,taken_at]). Default: embedded synthetic photos."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the split, initialisation and augmentation."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="tiny_cnn, efficientnet_lite0, resnet18 or resnet50 "
+                                           "(default: tiny_cnn on synthetic data, efficientnet_lite0 on real photos)."),
+    head_only: bool = typer.Option(False, "--head-only", help="Train only the two-layer head; the backbone stays frozen."),
+    no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Start the backbone from random weights (explicitly)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="ImageNet weights file for the backbone."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Most epochs; early stopping may end sooner."),
+    resize: str = typer.Option("squish", "--resize", help="Item transform to a square: crop, pad or squish."),
+    target_precision: float = typer.Option(0.95, "--target-precision", min=0.5, max=1.0,
+                                           help="Per-class thresholds are set for this precision on validation data."),
+    label_noise: float = typer.Option(0.0, "--label-noise", min=0.0, max=1.0, hidden=True,
+                                      help="Shuffle this share of training labels (makes deliberately worse models)."),
+) -> None:
+    """Train a room-type classifier and register it as a new MLflow model version."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from training.pipeline import TrainConfig
+    from training.pipeline import train as run_train
+
+    settings = ctx.obj.settings
+    cfg = TrainConfig(data=data, seed=seed, backbone=backbone, pretrained=not no_pretrained, weights=weights,
+                      head_only=head_only, epochs=epochs, resize_mode=resize, target_precision=target_precision,
+                      label_noise=label_noise)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("preparing data", total=None)
+
+        def on(event: str, info: dict[str, Any]) -> None:
+            if event == "data":
+                progress.console.print(f"data: {info['source']} ({info['items']} images)")
+            elif event == "skipped":
+                progress.console.print(f"[yellow]skipped {info['count']} unreadable image(s):[/]")
+                for path, why in info["files"][:20]:
+                    progress.console.print(f"  {path}: {why}")
+            elif event == "split":
+                progress.console.print(f"split: train {info['train']}, valid {info['valid']}, test {info['test']}; "
+                                       f"classes: {', '.join(info['classes'])}")
+            elif event == "fit-start":
+                progress.update(task, description="training", total=info["epochs"] * info["batches_per_epoch"], completed=0)
+            elif event == "batch":
+                progress.advance(task)
+            elif event == "epoch":
+                progress.console.print(f"epoch {info['epoch']}: loss {info['train_loss']:.3f}, "
+                                       f"valid accuracy {info['valid_accuracy']:.3f}")
+            elif event == "evaluated":
+                progress.update(task, description="done", total=1, completed=1)
+
+        result = run_train(settings, cfg, progress=on)
+    m = result.metrics
+    console.print(f"test accuracy {m['test_accuracy']:.3f}; at thresholds: precision {m['test_precision_at_thresholds']:.3f}, "
+                  f"coverage {m['test_coverage_at_thresholds']:.3f}")
+    if result.registered.became_champion:
+        console.print("no champion existed: this version is now [bold]champion[/]")
+    console.print(result.registered.ref.uri)
+
+
+# -- serving ----------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def serve(
+    ctx: typer.Context,
+    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default: serve.port, 8000)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
+) -> None:
+    """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
+    from serving.runner import start_serve
+
+    settings = ctx.obj.settings
+    overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
+    if overrides:
+        settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=overrides)})
+    state = ctx.obj.control().current().state
+    console.print(f"champion {state.champion.uri}, stage {state.stage}")
+    url = start_serve(settings)
+    console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+
+
+# -- control plane ----------------------------------------------------------------------------------
+@app.command()
+@friendly
+def start(
+    ctx: typer.Context,
+    candidate: str = typer.Option(..., "--candidate", help="Model URI to roll out, e.g. models:/roomtype/2."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
+) -> None:
+    """Start a rollout: the candidate runs in shadow beside the champion; the champion still answers."""
+    out = ctx.obj.control().start(candidate, reason)
+    console.print(f"rollout {out.after.rollout_id}: {out.after.candidate.uri} in [bold]shadow[/] "
+                  f"(sampling {out.after.shadow_sample:.0%}); champion {out.after.champion.uri}")
+
+
+@app.command()
+@friendly
+def promote(
+    ctx: typer.Context,
+    stage: str = typer.Option(..., "--stage", help="limited, gradual or full."),
+    regions: Optional[str] = typer.Option(None, "--regions", help="Comma-separated regions for limited (default: the plan's)."),
+    percent: Optional[float] = typer.Option(None, "--percent", help="Share of listings: within the regions (limited) or "
+                                            "overall (gradual; default: the plan's next step)."),
+    force: bool = typer.Option(False, "--force", help="Promote even if gates fail (needs --reason)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
+) -> None:
+    """Move the candidate to the next stage, if the plan's gates pass on the evidence."""
+    from rollout.control import GatesFailed
+
+    region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None
+    try:
+        out = ctx.obj.control().promote(stage, region_list, percent, force=force, reason=reason)
+    except GatesFailed as exc:
+        _print_gates(exc.results)
+        err.print(f"[bold red]refused:[/] promotion to {exc.target} failed its gates (override: --force --reason ...)")
+        raise typer.Exit(1) from None
+    _print_gates(out.gates)
+    if out.forced:
+        console.print("[yellow]forced past failing gates[/]")
+    console.print(f"now: {_describe_state(out.after)}")
+
+
+@app.command()
+@friendly
+def rollback(
+    ctx: typer.Context,
+    reason: str = typer.Option(..., "--reason", help="Why, for the record."),
+) -> None:
+    """Take the candidate off all traffic (or, after full, restore the previous champion)."""
+    out = ctx.obj.control().rollback(reason)
+    console.print(f"rolled back; now: {_describe_state(out.after)}")
+
+
+@app.command()
+@friendly
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show the stage, both versions, the traffic split, the evidence and the next gates."""
+    st = ctx.obj.control().status()
+    if as_json:
+        print(json.dumps({"state": st.state.to_dict(), "generation": st.generation, "evidence": st.evidence,
+                          "next_stage": st.next_stage, "gates": [g.to_dict() for g in st.next_gates]}, indent=1))
+        return
+    console.print(_describe_state(st.state))
+    ev = st.evidence
+    if st.state.rollout_id:
+        console.print(f"rollout {st.state.rollout_id}: {ev.get('requests', 0):.0f} requests logged, "
+                      f"{ev.get('compared', 0):.0f} compared, agreement {_pct(ev.get('agreement'))}, "
+                      f"candidate served {ev.get('candidate_served', 0):.0f}, error rate {_pct(ev.get('candidate_error_rate'))}")
+    if st.next_stage:
+        console.print(f"gates for {st.next_stage}:")
+        _print_gates(st.next_gates)
+
+
+@app.command()
+@friendly
+def history(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, "--limit", min=1, help="Most events to show."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Rollout events as recorded in MLflow, newest first: who did what, why, and the gate evidence."""
+    events = ctx.obj.control().history(limit)
+    if as_json:
+        print(json.dumps(events, indent=1))
+        return
+    table = Table("time (UTC)", "action", "from", "to", "actor", "champion", "candidate", "reason")
+    for e in events:
+        table.add_row(datetime.fromtimestamp(e["time"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), e["action"] or "",
+                      e["from"] or "", e["to"] or "", e["actor"] or "", e["champion"] or "", e["candidate"] or "",
+                      ("[forced] " if e["forced"] else "") + (e["reason"] or ""))
+    console.print(table)
+
+
+@plan_app.command("show")
+@friendly
+def plan_show(ctx: typer.Context) -> None:
+    """Print the rollout plan in words."""
+    from rollout.plan import METRICS
+
+    for line in ctx.obj.plan().describe():
+        console.print(line)
+    console.print("Gate metrics: " + "; ".join(f"{k}: {v}" for k, v in METRICS.items()))
+
+
+@app.command()
+@friendly
+def demo(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="Real photos to use instead of the synthetic ones."),
+    keep: Optional[Path] = typer.Option(None, "--keep", help="Run folder to keep (default: a fresh folder under ./demo-run)."),
+    port: int = typer.Option(8765, "--port", help="HTTP port for the demo's Serve app."),
+) -> None:
+    """Run the staged-rollout story end to end on the embedded synthetic photos."""
+    from rollout.demo import run_demo
+
+    run_demo(data=data, run_dir=keep, port=port, console=console)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1%}"
+
+
+def _describe_state(s) -> str:  # noqa: ANN001 - RoutingState
+    champ = f"champion {s.champion.uri}"
+    if s.candidate is None:
+        return f"stage [bold]stable[/]: {champ} answers everything"
+    cand = f"candidate {s.candidate.uri}"
+    if s.stage.value == "shadow":
+        return f"stage [bold]shadow[/]: {champ} answers; {cand} runs on {s.shadow_sample:.0%} in shadow"
+    if s.stage.value == "limited":
+        return f"stage [bold]limited[/]: {cand} answers {s.percent:g}% of listings in {', '.join(s.regions)}; {champ} the rest"
+    return (f"stage [bold]gradual[/]: {cand} answers {s.percent:g}% of listings everywhere"
+            + (f" (and all in {', '.join(s.regions)})" if s.regions else "") + f"; {champ} the rest")
+
+
+def _print_gates(results) -> None:  # noqa: ANN001
+    for r in results:
+        colour = "green" if r.passed else "red"
+        console.print(f"  [{colour}]{r.describe()}[/]")
+
+
+def main() -> None:
+    app()

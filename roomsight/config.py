@@ -1,0 +1,151 @@
+"""One validated place for configuration.
+
+Settings come from, lowest priority first: built-in defaults, a YAML file (`--config`,
+`$ROOMSIGHT_CONFIG`, or `$ROOMSIGHT_HOME/config.yaml` if it exists), then environment variables
+`ROOMSIGHT_<SECTION>__<KEY>` (e.g. `ROOMSIGHT_SERVE__PORT=8080`) or `ROOMSIGHT_<KEY>` for top-level
+keys. A bad value fails at start-up with an error that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "ROOMSIGHT_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or invalid; the message names the key."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise: reject them so they fail loudly at start-up.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RaySettings(_Section):
+    address: str | None = Field(None, description="Ray cluster address ('auto', 'ray://host:10001'); empty starts a local Ray.")
+    num_cpus: float | None = Field(2, description="CPUs for a local Ray; ignored when joining a cluster.")
+
+
+class ServeSettings(_Section):
+    host: str = Field("127.0.0.1", description="HTTP bind address of the Serve proxy.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")
+    ingress_cpus: float = Field(0.25, gt=0, description="CPUs reserved per ingress replica (fractional: 2-core machines).")
+    model_cpus: float = Field(0.5, gt=0, description="CPUs reserved per model replica.")
+    model_replicas: int = Field(1, ge=1, description="Replicas per model deployment (champion and candidate).")
+    max_batch_size: int = Field(8, ge=1, description="Largest batch a model replica runs at once (@serve.batch).")
+    batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a replica waits to fill a batch.")
+    shadow_queue_size: int = Field(64, ge=0, description="Shadow calls in flight per ingress; beyond it shadow work is dropped and counted.")
+    shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
+    state_poll_s: float = Field(1.0, gt=0, description="How often the ingress re-reads the rollout state.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted image upload.")
+    max_pixels: int = Field(50_000_000, gt=0, description="Largest accepted image (width x height), checked before decoding.")
+    disagreement_gap: float = Field(0.3, ge=0, le=1, description="Confidence gap that marks agreeing labels as a disagreement too.")
+
+
+class LogSettings(_Section):
+    flush_interval_s: float = Field(0.5, gt=0, description="How often buffered prediction records are written.")
+    batch_size: int = Field(256, ge=1, description="Most records written per transaction.")
+    buffer_max: int = Field(100_000, ge=1, description="Records held while the database is unreachable; beyond it they are counted as lost.")
+
+
+class Settings(_Section):
+    home: Path = Field(Path("~/.roomsight"), description="Data directory for everything stateful (ROOMSIGHT_HOME).")
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the prediction log, review queue and rollout state; default sqlite in home.")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking/registry URI; default sqlite in home.")
+    mlflow_artifact_root: str | None = Field(None, description="Artifact root for new MLflow experiments; default home/mlartifacts.")
+    model_name: str = Field("roomtype", description="Registered model name in MLflow.")
+    plan: Path | None = Field(None, description="Rollout plan YAML; default: the plan shipped with roomsight.")
+    ray: RaySettings = RaySettings()
+    serve: ServeSettings = ServeSettings()
+    log: LogSettings = LogSettings()
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(os.path.expanduser(str(v))).resolve()
+
+    # Derived locations: one data directory holds every stateful thing unless configured otherwise.
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'roomsight.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.mlflow_artifact_root or (self.home / "mlartifacts").as_uri()
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Turn ROOMSIGHT_SECTION__KEY=value into nested dicts; pydantic does the type conversion."""
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "ROOMSIGHT_CONFIG":
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        env = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()
+        lines.append(f"  {key} (env {env}): {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(config_file: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, an optional YAML file and the environment."""
+    environ = dict(os.environ if environ is None else environ)
+    env = _env_overrides(environ)
+    path = Path(config_file) if config_file else (Path(environ["ROOMSIGHT_CONFIG"]) if environ.get("ROOMSIGHT_CONFIG") else None)
+    if path is None:
+        home = Path(os.path.expanduser(str(env.get("home", "~/.roomsight"))))
+        candidate = home / "config.yaml"
+        path = candidate if candidate.exists() else None
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of settings")
+        data = loaded
+    try:
+        return Settings.model_validate(_merge(data, env))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,148 @@
+"""The exported-model format: what `training` writes to MLflow and `serving` loads, without either
+importing the other.
+
+A pack is a directory with
+  model.pt2  a torch.export program: normalised NCHW float batch (any batch size) -> (logits, embedding)
+  meta.json  classes, preprocessing, per-class thresholds, reference statistics, metrics, data hash
+The exported program carries the architecture with the weights, so loading needs no backbone code
+(and TorchScript, the older way to do this, is deprecated).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import torch
+from PIL import Image
+
+from roomsight.preprocess import Preprocessing, batch_tensor
+
+UNSURE = "unsure"
+MODEL_FILE = "model.pt2"
+META_FILE = "meta.json"
+
+
+@dataclass
+class PackMeta:
+    classes: list[str]
+    preprocessing: Preprocessing
+    thresholds: dict[str, float] = field(default_factory=dict)  # below it the answer is "unsure"
+    backbone: str = ""
+    reference: dict[str, Any] = field(default_factory=dict)  # monitoring's reference statistics
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_sha256: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes, "preprocessing": self.preprocessing.to_dict(),
+                "thresholds": self.thresholds, "backbone": self.backbone, "reference": self.reference,
+                "metrics": self.metrics, "data_sha256": self.data_sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PackMeta:
+        return cls(classes=list(d["classes"]), preprocessing=Preprocessing.from_dict(d["preprocessing"]),
+                   thresholds={k: float(v) for k, v in d.get("thresholds", {}).items()},
+                   backbone=d.get("backbone", ""), reference=d.get("reference", {}),
+                   metrics=d.get("metrics", {}), data_sha256=d.get("data_sha256", ""))
+
+
+@dataclass(frozen=True)
+class Output:
+    """One image's answer from one model."""
+
+    label: str  # a class, or "unsure" below that class's threshold
+    top_class: str  # the argmax class, whatever the threshold
+    score: float  # probability of top_class
+    probs: dict[str, float]
+    logits: np.ndarray
+    embedding: np.ndarray
+
+
+class ModelPack:
+    """A loaded model: preprocessing + network + thresholds."""
+
+    def __init__(self, module: torch.nn.Module, meta: PackMeta, version: str = "") -> None:
+        self.module = module
+        self.meta = meta
+        self.version = version
+        # Serving calls from one event loop; the lock keeps ad-hoc multi-threaded callers from
+        # interleaving forward passes on the same module.
+        self._lock = threading.Lock()
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta.classes
+
+    def forward(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock, torch.inference_mode():
+            logits, emb = self.module(batch)
+        return logits.float().numpy(), emb.float().numpy()
+
+    def label_for(self, probs: np.ndarray) -> tuple[str, str, float]:
+        top = int(np.argmax(probs))
+        cls = self.classes[top]
+        score = float(probs[top])
+        label = cls if score >= self.meta.thresholds.get(cls, 0.0) else UNSURE
+        return label, cls, score
+
+    def predict(self, images: list[Image.Image]) -> list[Output]:
+        if not images:
+            return []
+        logits, emb = self.forward(batch_tensor(images, self.meta.preprocessing))
+        probs = softmax(logits)
+        outs = []
+        for i in range(len(images)):
+            label, cls, score = self.label_for(probs[i])
+            outs.append(Output(label=label, top_class=cls, score=score,
+                               probs={c: float(p) for c, p in zip(self.classes, probs[i])},
+                               logits=logits[i], embedding=emb[i]))
+        return outs
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def save_pack(directory: Path, module: torch.nn.Module, meta: PackMeta, example: torch.Tensor) -> Path:
+    """Export `module` (returning (logits, embedding)) with a dynamic batch size and write the pack."""
+    from torch.export import Dim, export
+
+    directory.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    batch = Dim("batch", min=1, max=4096)
+    with torch.no_grad():
+        program = export(module, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(directory / MODEL_FILE))
+    (directory / META_FILE).write_text(json.dumps(meta.to_dict(), indent=1, sort_keys=True))
+    return directory
+
+
+def load_pack(directory: Path | str, version: str = "") -> ModelPack:
+    directory = Path(directory)
+    meta = PackMeta.from_dict(json.loads((directory / META_FILE).read_text()))
+    module = torch.export.load(str(directory / MODEL_FILE)).module()
+    return ModelPack(module, meta, version=version)
+
+
+class RoomTypeModel(mlflow.pyfunc.PythonModel):
+    """The MLflow pyfunc wrapper: lets `mlflow.pyfunc.load_model(uri)` hand back a ModelPack, and
+    answers pyfunc predict() for a DataFrame with an `image` column of encoded bytes."""
+
+    def load_context(self, context) -> None:  # noqa: ANN001 - mlflow's PythonModelContext
+        self.pack = load_pack(context.artifacts["pack"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
+        import io
+
+        import pandas as pd
+
+        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in model_input["image"]]
+        outs = self.pack.predict(images)
+        return pd.DataFrame({"label": [o.label for o in outs], "score": [o.score for o in outs]})

@@ -1,0 +1,145 @@
+"""The MLflow model registry as roomsight uses it: versions of one registered model, the aliases
+`champion` and `candidate`, version tags that say where a version is live, and one MLflow run per
+rollout event. Everything else talks to MLflow through here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roomsight.config import Settings
+
+CHAMPION = "champion"
+CANDIDATE = "candidate"
+ROLLOUT_EXPERIMENT = "roomsight-rollouts"
+TRAINING_EXPERIMENT = "roomsight-training"
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
+
+
+class RegistryError(RuntimeError):
+    """A model URI does not resolve, or the registry refused an operation."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelRef:
+        return cls(name=str(d["name"]), version=str(d["version"]))
+
+
+def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """`models:/name/3` -> (name, "3", None); `models:/name@champion` -> (name, None, "champion")."""
+    m = _URI.match(uri.strip())
+    if not m:
+        raise RegistryError(f"not a registered-model URI: {uri!r} (expected models:/NAME/VERSION or models:/NAME@ALIAS)")
+    return m["name"], m["version"], m["alias"]
+
+
+def configure(settings: Settings) -> None:
+    """Point this process (and the Ray workers it starts, which inherit the environment) at the store."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    os.environ["MLFLOW_REGISTRY_URI"] = settings.tracking_uri
+    import mlflow
+
+    # MLflow logs schema migrations and pickling advice at INFO/WARNING on every run: noise for our users.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if settings.tracking_uri.startswith("sqlite:"):
+        settings.ensure_home()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+
+
+def client():  # noqa: ANN201 - mlflow.MlflowClient, imported lazily (slow import)
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def ensure_experiment(settings: Settings, name: str) -> str:
+    """Experiment id, creating it with an artifact location in the data directory: with a database
+    tracking URI MLflow would otherwise put artifacts under the current working directory."""
+    c = client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=f"{settings.artifact_root.rstrip('/')}/{name}")
+
+
+def resolve(uri: str) -> ModelRef:
+    """A concrete version for a URI, following an alias."""
+    name, version, alias = parse_uri(uri)
+    c = client()
+    try:
+        if alias is not None:
+            mv = c.get_model_version_by_alias(name, alias)
+        else:
+            mv = c.get_model_version(name, version)
+    except Exception as exc:
+        raise RegistryError(f"{uri} does not resolve in the registry: {_first_line(exc)}") from None
+    return ModelRef(name=name, version=str(mv.version))
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+def set_alias(ref: ModelRef, alias: str) -> None:
+    client().set_registered_model_alias(ref.name, alias, ref.version)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    try:
+        client().delete_registered_model_alias(name, alias)
+    except Exception:
+        pass  # already absent: the goal state holds
+
+
+def set_version_tags(ref: ModelRef, tags: dict[str, str]) -> None:
+    c = client()
+    for key, value in tags.items():
+        c.set_model_version_tag(ref.name, ref.version, key, value)
+
+
+def version_tags(ref: ModelRef) -> dict[str, str]:
+    return dict(client().get_model_version(ref.name, ref.version).tags)
+
+
+def download_pack(ref: ModelRef, dst: Path | None = None) -> Path:
+    """Local directory holding the pack (model.pt + meta.json) of a registered version."""
+    import mlflow.artifacts
+
+    dst = dst or Path(tempfile.mkdtemp(prefix=f"roomsight-{ref.name}-{ref.version}-"))
+    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(dst)))
+    return root / "artifacts" / "pack"
+
+
+def load_model(ref: ModelRef):  # noqa: ANN201 - roomsight.modelpack.ModelPack
+    from roomsight.modelpack import load_pack
+
+    return load_pack(download_pack(ref), version=ref.version)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,65 @@
+"""The SQL schema shared by the Serve app (writes predictions, reads rollout state), the control plane
+(writes rollout state) and monitoring (reads predictions, owns the review queue).
+
+SQLAlchemy Core so one definition works on the embedded SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("ts", Float, nullable=False, index=True),  # unix seconds, when the answer was sent
+    Column("rollout_id", String(36)),
+    Column("stage", String(16), nullable=False),
+    Column("listing_id", String(128), nullable=False),
+    Column("photo_id", String(128)),
+    Column("region", String(64), nullable=False),
+    Column("caption", Text),
+    Column("taken_at", String(64)),
+    Column("served_by", String(16), nullable=False),  # champion | candidate
+    Column("label", String(64), nullable=False),  # the answer (may be "unsure")
+    Column("score", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),  # end-to-end inside the ingress
+    Column("champion_version", String(32)),
+    Column("champion_label", String(64)),
+    Column("champion_scores", JSON),
+    Column("champion_ms", Float),
+    Column("candidate_version", String(32)),
+    Column("candidate_label", String(64)),
+    Column("candidate_scores", JSON),
+    Column("candidate_ms", Float),
+    Column("candidate_error", Text),  # set when the candidate failed or timed out (shadow or serving)
+    Column("shadow", String(16)),  # which model ran in shadow: champion | candidate | NULL
+    Column("shadow_status", String(16)),  # ok | error | timeout | dropped | NULL
+    Column("disagreement", Boolean),  # NULL until both models answered
+    Column("ood", JSON),  # {"flags": [...], "scores": {...}}
+    Column("descriptors", JSON),
+    Column("routing_reason", String(64)),
+)
+Index("ix_predictions_stage_region", predictions.c.stage, predictions.c.region)
+
+rollout_state = Table(
+    "rollout_state",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: one rollout at a time per registered model
+    Column("generation", Integer, nullable=False),  # bumped on every write: optimistic concurrency
+    Column("state", JSON, nullable=False),  # serving.routing.RoutingState as a dict
+    Column("updated_at", Float, nullable=False),
+)

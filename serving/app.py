@@ -1,0 +1,320 @@
+"""The Serve application: a FastAPI ingress in front of two model deployments.
+
+Request path: decode and validate the upload -> route (pure, `routing.choose`) -> await the answering
+model -> enqueue the log record -> answer. The other model, when sampled, runs as a fire-and-forget
+task whose result updates the log row later; the answer never waits for it and never fails because of it.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the endpoint signatures at run time,
+# and with Serve's class-based ingress it cannot see this module's names through string annotations.
+import asyncio
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from roomsight.config import Settings
+from roomsight.db import engine_for
+from roomsight.images import DecodedImage, ImageRejected, decode_image
+from serving.metrics import ServeMetrics
+from serving.models import ModelAnswer, ModelDeployment
+from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
+from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, choose
+from serving.state import StateWatcher
+
+log = logging.getLogger(__name__)
+
+# The model sees at most this many pixels per side; larger uploads are decoded at reduced scale once.
+MAX_SIDE = 512
+
+api = FastAPI(title="roomsight", description="Room-type photo classification with staged rollout of new models.")
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.reason = status, message, reason
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    missing = [str(e["loc"][-1]) for e in exc.errors() if e.get("type") == "missing"]
+    message = f"missing form field(s): {', '.join(missing)}" if missing else "invalid request"
+    return JSONResponse({"error": message, "detail": [
+        {"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()]}, status_code=422)
+
+
+@api.exception_handler(RequestError)
+async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+def _clean(value: str | None, field: str, required: bool = False, max_len: int = 128) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise RequestError(422, f"missing form field: {field}", f"missing-{field}")
+        return None
+    value = value.strip()
+    if len(value) > max_len:
+        raise RequestError(422, f"{field} is longer than {max_len} characters", f"long-{field}")
+    return value
+
+
+# Module-level helpers the Ingress uses must be defined above it: Serve pickles the decorated class when
+# the decorator runs, capturing only the globals that exist at that moment.
+def _columns(role: str, answer: ModelAnswer) -> dict[str, Any]:
+    prefix = "champion" if role == CHAMPION else "candidate"
+    return {f"{prefix}_version": answer.version, f"{prefix}_label": answer.label,
+            f"{prefix}_scores": answer.probs, f"{prefix}_ms": answer.ms}
+
+
+@serve.deployment(name="ingress", max_ongoing_requests=256)
+@serve.ingress(api)
+class Ingress:
+    def __init__(self, champion: DeploymentHandle, candidate: DeploymentHandle, settings: dict[str, Any]) -> None:
+        self.settings = Settings.model_validate(settings)
+        self.handles = {CHAMPION: champion, CANDIDATE: candidate}
+        engine = engine_for(self.settings.db_url)
+        self.metrics = ServeMetrics()
+        self.log = LogWriter(engine, flush_interval_s=self.settings.log.flush_interval_s,
+                             batch_size=self.settings.log.batch_size, buffer_max=self.settings.log.buffer_max)
+        self.watcher = StateWatcher(engine, self.settings.serve.state_poll_s, on_change=self._warm)
+        self.shadow_inflight = 0
+        self.shadow_dropped = 0
+        self._tasks: set[asyncio.Task] = set()
+        if self.watcher.current is not None:
+            self._warm(self.watcher.current.state)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _state(self) -> RoutingState:
+        current = self.watcher.current
+        if current is None:
+            raise RequestError(503, "no model is live yet: train one (`rollout train`) and start serving again", "no-state")
+        return current.state
+
+    def _warm(self, state: RoutingState) -> None:
+        # Fire-and-forget from the watcher thread: the replicas load new versions before traffic needs them.
+        self.handles[CHAMPION].warm.remote(state.champion.to_dict())
+        if state.candidate is not None:
+            self.handles[CANDIDATE].warm.remote(state.candidate.to_dict())
+
+    def _ref(self, state: RoutingState, role: str) -> dict[str, str]:
+        ref = state.champion if role == CHAMPION else state.candidate
+        assert ref is not None
+        return ref.to_dict()
+
+    # -- endpoints --------------------------------------------------------------------------------
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, Any]:
+        current = self.watcher.current
+        st = current.state if current else None
+        return {
+            "status": "ok" if st else "no-model",
+            "stage": st.stage.value if st else None,
+            "champion": st.champion.version if st else None,
+            "candidate": st.candidate.version if st and st.candidate else None,
+            "state_generation": current.generation if current else None,
+            "log": {"pending": self.log.pending, "written": self.log.written, "overflow": self.log.overflow,
+                    "write_errors": self.log.write_errors},
+            "shadow": {"inflight": self.shadow_inflight, "dropped": self.shadow_dropped},
+        }
+
+    @api.get("/metrics")
+    async def metrics(self) -> Response:
+        self.metrics.log_pending.set(self.log.pending)
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @api.post("/predict")
+    async def predict(
+        self,
+        request: Request,
+        image: UploadFile | None = File(None, description="The photo (JPEG, PNG, WebP, ...)."),
+        listing_id: str | None = Form(None),
+        region: str | None = Form(None),
+        photo_id: str | None = Form(None),
+        caption: str | None = Form(None),
+        taken_at: str | None = Form(None),
+    ) -> dict[str, Any]:
+        try:
+            self._check_length(request)
+            if image is None:
+                raise RequestError(422, "missing form field: image", "missing-image")
+            fields = {"listing_id": _clean(listing_id, "listing_id", required=True),
+                      "region": _clean(region, "region", required=True, max_len=64),
+                      "photo_id": _clean(photo_id, "photo_id"), "caption": _clean(caption, "caption", max_len=2000),
+                      "taken_at": _clean(taken_at, "taken_at", max_len=64)}
+            decoded = await self._decode(image)
+        except RequestError as exc:
+            self.metrics.rejected.labels(exc.reason).inc()
+            raise
+        return await self._answer(decoded, **fields)
+
+    @api.post("/predict/batch")
+    async def predict_batch(
+        self,
+        request: Request,
+        images: list[UploadFile] | None = File(None, description="Several photos; one answer each, in order."),
+        listing_id: list[str] | None = Form(None, description="One per image, or one for all."),
+        region: list[str] | None = Form(None, description="One per image, or one for all."),
+    ) -> dict[str, Any]:
+        self._check_length(request)
+        if not images:
+            raise RequestError(422, "missing form field: images", "missing-image")
+        n = len(images)
+        listings = self._per_image(listing_id, n, "listing_id")
+        regions = self._per_image(region, n, "region")
+
+        async def one(i: int) -> dict[str, Any]:
+            try:
+                decoded = await self._decode(images[i])
+                return await self._answer(decoded, listing_id=listings[i], region=regions[i])
+            except RequestError as exc:
+                self.metrics.rejected.labels(exc.reason).inc()
+                return {"error": exc.message, "status": exc.status}
+
+        return {"results": await asyncio.gather(*(one(i) for i in range(n)))}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _per_image(self, values: list[str] | None, n: int, field: str) -> list[str]:
+        values = [v for v in (values or []) if v and v.strip()]
+        if len(values) == 1:
+            values = values * n
+        if len(values) != n:
+            raise RequestError(422, f"{field}: give one value for all images or one per image ({n})", f"missing-{field}")
+        return [_clean(v, field, required=True) for v in values]  # type: ignore[misc]
+
+    def _check_length(self, request: Request) -> None:
+        # Refuse an oversized body from its header, before reading it.
+        limit = self.settings.serve.max_upload_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit + 64 * 1024:
+            raise RequestError(413, f"request body is {length} bytes; the image limit is {limit}", "too-large")
+
+    async def _decode(self, upload: UploadFile) -> DecodedImage:
+        limit = self.settings.serve.max_upload_bytes
+        data = await upload.read(limit + 1)
+        try:
+            return await asyncio.to_thread(decode_image, data, max_bytes=limit,
+                                           max_pixels=self.settings.serve.max_pixels, max_side=MAX_SIDE)
+        except ImageRejected as exc:
+            raise RequestError(exc.status, str(exc), "bad-image") from None
+
+    async def _call(self, role: str, state: RoutingState, pixels: np.ndarray, timeout: float | None) -> ModelAnswer:
+        t0 = time.perf_counter()
+        response = self.handles[role].predict.remote(self._ref(state, role), pixels)
+        try:
+            return await asyncio.wait_for(response, timeout) if timeout else await response
+        except asyncio.TimeoutError:
+            response.cancel()
+            raise
+        finally:
+            self.metrics.model_latency.labels(role).observe(time.perf_counter() - t0)
+
+    async def _answer(self, decoded: DecodedImage, *, listing_id: str, region: str, photo_id: str | None = None,
+                      caption: str | None = None, taken_at: str | None = None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        state = self._state()
+        ood: dict[str, Any] | None = None
+        flags: tuple[str, ...] = ()
+        decision = choose(state, listing_id, region, flags, random.random())
+        pixels = np.asarray(decoded.image)
+        served_by = decision.served_by
+        candidate_error = None
+        try:
+            answer = await self._call(served_by, state, pixels, self.settings.serve.shadow_timeout_s
+                                      if served_by == CANDIDATE else None)
+        except Exception as exc:
+            if served_by != CANDIDATE:
+                log.exception("champion failed")
+                raise RequestError(503, "the model is unavailable; retry shortly", "champion-error") from None
+            # The candidate must never fail a request the champion can answer.
+            candidate_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.metrics.fallbacks.inc()
+            served_by = CHAMPION
+            decision = Decision(CHAMPION, None, "candidate-fallback")
+            answer = await self._call(CHAMPION, state, pixels, None)
+        latency_ms = (time.perf_counter() - t0) * 1000
+        request_id = str(uuid.uuid4())
+        record = PredictionRecord(
+            request_id=request_id, ts=time.time(), rollout_id=state.rollout_id, stage=state.stage.value,
+            listing_id=listing_id, region=region, photo_id=photo_id, caption=caption, taken_at=taken_at,
+            served_by=served_by, label=answer.label, score=answer.score, latency_ms=latency_ms,
+            routing_reason=decision.reason, ood=ood, candidate_error=candidate_error,
+            **_columns(served_by, answer),
+        )
+        if decision.shadow is not None:
+            record.shadow = decision.shadow
+            if self.shadow_inflight >= self.settings.serve.shadow_queue_size:
+                self.shadow_dropped += 1
+                record.shadow_status = "dropped"
+                self.metrics.shadow.labels(decision.shadow, "dropped").inc()
+            else:
+                self._start_shadow(decision.shadow, state, pixels, request_id, answer, region)
+        self.log.submit(record)
+        self.metrics.requests.labels(state.stage.value, region, served_by).inc()
+        self.metrics.latency.labels(served_by).observe(latency_ms / 1000)
+        model_ref = state.champion if served_by == CHAMPION else state.candidate
+        return {
+            "request_id": request_id,
+            "label": answer.label,
+            "scores": answer.probs,
+            "model": {"name": model_ref.name if model_ref else None, "version": answer.version, "alias": served_by},
+            "stage": state.stage.value,
+            "served_by": served_by,
+            "ood": ood,
+        }
+
+    def _start_shadow(self, role: str, state: RoutingState, pixels: np.ndarray, request_id: str,
+                      primary: ModelAnswer, region: str) -> None:
+        self.shadow_inflight += 1
+        self.metrics.shadow_inflight.set(self.shadow_inflight)
+        task = asyncio.get_running_loop().create_task(self._shadow(role, state, pixels, request_id, primary, region))
+        self._tasks.add(task)  # keep a reference: the loop holds tasks weakly
+        task.add_done_callback(self._tasks.discard)
+
+    async def _shadow(self, role: str, state: RoutingState, pixels: np.ndarray, request_id: str,
+                      primary: ModelAnswer, region: str) -> None:
+        try:
+            answer = await self._call(role, state, pixels, self.settings.serve.shadow_timeout_s)
+        except asyncio.TimeoutError:
+            self._shadow_failed(role, request_id, "timeout", "shadow call timed out")
+        except Exception as exc:
+            self._shadow_failed(role, request_id, "error", f"{type(exc).__name__}: {exc}"[:500])
+        else:
+            disagree = (answer.top_class != primary.top_class
+                        or abs(answer.score - primary.score) > self.settings.serve.disagreement_gap)
+            values = {**_columns(role, answer), "disagreement": disagree}
+            self.log.submit_shadow(ShadowUpdate(request_id, "ok", values))
+            self.metrics.shadow.labels(role, "ok").inc()
+            if disagree:
+                self.metrics.disagreements.labels(state.stage.value, region).inc()
+        finally:
+            self.shadow_inflight -= 1
+            self.metrics.shadow_inflight.set(self.shadow_inflight)
+
+    def _shadow_failed(self, role: str, request_id: str, status: str, message: str) -> None:
+        values = {"candidate_error": message} if role == CANDIDATE else {}
+        self.log.submit_shadow(ShadowUpdate(request_id, status, values))
+        self.metrics.shadow.labels(role, status).inc()
+
+    def __del__(self) -> None:
+        self.watcher.stop()
+        self.log.close()
+
+
+def build_app(settings: Settings) -> serve.Application:
+    """The application graph: ingress -> {champion, candidate} model deployments, fractional CPUs."""
+    conf = settings.model_dump(mode="json")
+    s = settings.serve
+    model_opts = {"ray_actor_options": {"num_cpus": s.model_cpus}, "num_replicas": s.model_replicas}
+    champion = ModelDeployment.options(name="champion", **model_opts).bind(CHAMPION, conf)
+    candidate = ModelDeployment.options(name="candidate", **model_opts).bind(CANDIDATE, conf)
+    return Ingress.options(ray_actor_options={"num_cpus": s.ingress_cpus}).bind(champion, candidate, conf)

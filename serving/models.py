@@ -1,0 +1,117 @@
+"""Model replicas: a Ray Serve deployment that loads registered versions by MLflow URI and answers
+batches of images.
+
+A replica is told which version to run on every call (the ingress decides, from the rollout state),
+and keeps the last few versions loaded. So a promotion needs no redeploy: the next call names the
+new version, the replica loads it once, and traffic never stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from ray import serve
+
+from roomsight.config import Settings
+from roomsight.registry import ModelRef
+
+_KEEP_LOADED = 2  # current + previous version: a rollback answers without a reload
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    """One model's output for one image, as it crosses from a model replica to the ingress."""
+
+    version: str
+    label: str
+    top_class: str
+    score: float
+    probs: dict[str, float]
+    ms: float  # model time for the batch this image was in
+    batch_size: int
+    model_scores: dict[str, float]  # model-side OOD inputs (max softmax, energy, embedding distance)
+
+
+class ModelServer:
+    """Deployment class; `build_app` binds it twice, as `champion` and `candidate`."""
+
+    def __init__(self, role: str, settings: dict[str, Any]) -> None:
+        from roomsight import registry
+
+        self.role = role
+        self.settings = Settings.model_validate(settings)
+        registry.configure(self.settings)
+        self._registry = registry
+        self._packs: OrderedDict[str, Any] = OrderedDict()
+        self._load_lock = asyncio.Lock()
+        import torch
+
+        # Fractional-CPU replicas share 2 cores: one intra-op thread each avoids oversubscription.
+        torch.set_num_threads(max(1, int(os.environ.get("ROOMSIGHT_TORCH_THREADS", "1"))))
+        self._batched.set_max_batch_size(self.settings.serve.max_batch_size)
+        self._batched.set_batch_wait_timeout_s(self.settings.serve.batch_wait_timeout_s)
+
+    async def _pack(self, ref: ModelRef):  # noqa: ANN202 - ModelPack
+        key = ref.uri
+        if key in self._packs:
+            self._packs.move_to_end(key)
+            return self._packs[key]
+        async with self._load_lock:
+            if key not in self._packs:
+                pack = await asyncio.to_thread(self._registry.load_model, ref)
+                self._packs[key] = pack
+                while len(self._packs) > _KEEP_LOADED:
+                    self._packs.popitem(last=False)
+        return self._packs[key]
+
+    async def warm(self, ref: dict[str, str]) -> str:
+        """Load a version ahead of its first request (called when the rollout state changes)."""
+        pack = await self._pack(ModelRef.from_dict(ref))
+        return pack.version
+
+    async def predict(self, ref: dict[str, str], image: np.ndarray) -> ModelAnswer:
+        return await self._batched(ref["name"] + "/" + ref["version"], image)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _batched(self, keys: list[str], images: list[np.ndarray]) -> list[ModelAnswer]:
+        answers: list[ModelAnswer | None] = [None] * len(keys)
+        # A batch can straddle a promotion and name two versions: run each version's share separately.
+        for key in dict.fromkeys(keys):
+            name, version = key.split("/", 1)
+            pack = await self._pack(ModelRef(name, version))
+            idx = [i for i, k in enumerate(keys) if k == key]
+            t0 = time.perf_counter()
+            outs = pack.predict([Image.fromarray(images[i]) for i in idx])
+            ms = (time.perf_counter() - t0) * 1000
+            for i, out in zip(idx, outs):
+                answers[i] = ModelAnswer(
+                    version=version, label=out.label, top_class=out.top_class, score=out.score,
+                    probs=out.probs, ms=ms, batch_size=len(idx), model_scores=_model_scores(pack, out),
+                )
+        return answers  # type: ignore[return-value]
+
+    def check_health(self) -> None:
+        """Serve calls this periodically; a replica that raises is restarted."""
+
+
+def _model_scores(pack, out) -> dict[str, float]:  # noqa: ANN001
+    """What the model itself says about how familiar an input is; monitoring turns these into flags."""
+    logits = out.logits.astype(np.float64)
+    energy = -float(np.log(np.exp(logits - logits.max()).sum()) + logits.max())
+    scores = {"max_softmax": float(out.score), "energy": energy}
+    ref = pack.meta.reference.get("embedding")
+    if ref and "mean" in ref:
+        mean = np.asarray(ref["mean"], dtype=np.float32)
+        scale = float(ref.get("scale", 1.0)) or 1.0
+        scores["embedding_distance"] = float(np.linalg.norm(out.embedding - mean) / scale)
+    return scores
+
+
+ModelDeployment = serve.deployment(ModelServer, name="model", max_ongoing_requests=64)

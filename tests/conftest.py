@@ -1,0 +1,76 @@
+"""Shared fixtures. Unit tests of pure logic need none of these; the heavier ones are session-scoped so
+the suite trains its two small models and starts Ray once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+REAL_ROOMS = Path(os.environ.get("ROOMSIGHT_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "rooms"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_for(home: Path, **overrides):
+    from roomsight.config import load_settings
+
+    env = {"ROOMSIGHT_HOME": str(home)}
+    env.update(overrides)
+    return load_settings(environ=env)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> Path:
+    """A data directory holding two registered versions: v1 (champion) and v2 (a candidate trained with
+    another seed). Tests copy it, so each gets its own registry and aliases."""
+    from training.pipeline import TrainConfig, train
+
+    home = tmp_path_factory.mktemp("trained-home")
+    settings = settings_for(home)
+    first = train(settings, TrainConfig(seed=0, epochs=8))
+    second = train(settings, TrainConfig(seed=1, epochs=8))
+    assert first.registered.became_champion and not second.registered.became_champion
+    return home
+
+
+@pytest.fixture
+def home(trained_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained registry (artifacts are shared read-only by absolute URI)."""
+    dst = tmp_path / "home"
+    dst.mkdir()
+    shutil.copy(trained_home / "mlflow.db", dst / "mlflow.db")
+    return dst
+
+
+@pytest.fixture
+def settings(home: Path):
+    from roomsight import registry
+
+    s = settings_for(home)
+    registry.configure(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole session (2 CPUs: the Serve replicas take fractions of them)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from roomsight.config import ConfigError, load_settings
+
+
+def test_defaults_live_under_home(tmp_path: Path):
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert s.home == tmp_path
+    assert s.db_url == f"sqlite:///{tmp_path / 'roomsight.db'}"
+    assert s.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert s.artifact_root.startswith("file://") and str(tmp_path) in s.artifact_root
+
+
+def test_file_then_env_override(tmp_path: Path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("serve:\n  port: 9000\n  max_batch_size: 4\nmodel_name: rooms\n")
+    s = load_settings(cfg, environ={"ROOMSIGHT_SERVE__PORT": "9100", "ROOMSIGHT_HOME": str(tmp_path)})
+    assert (s.serve.port, s.serve.max_batch_size, s.model_name) == (9100, 4, "rooms")
+
+
+def test_home_config_file_is_found(tmp_path: Path):
+    (tmp_path / "config.yaml").write_text("database_url: postgresql://u:secret@db/rs\n")
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert s.db_url == "postgresql://u:secret@db/rs"
+
+
+@pytest.mark.parametrize("env,key", [
+    ({"ROOMSIGHT_SERVE__PORT": "eighty"}, "serve.port"),
+    ({"ROOMSIGHT_SERVE__PORT": "70000"}, "serve.port"),
+    ({"ROOMSIGHT_SERVE__PROT": "8000"}, "serve.prot"),
+    ({"ROOMSIGHT_LOG__BATCH_SIZE": "0"}, "log.batch_size"),
+])
+def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
+    assert key in str(info.value)
+    assert "ROOMSIGHT_" + key.replace(".", "__").upper() in str(info.value)
+
+
+def test_bad_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "missing.yaml", environ={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(bad, environ={})

@@ -1,0 +1,181 @@
+"""The walking skeleton through real HTTP: Ray Serve app, MLflow registry, SQLite prediction log, the
+control plane. shadow -> limited -> gradual -> full -> rollback, and bad input refused."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.ray
+
+LENIENT_PLAN = """
+name: test
+regions: [eu-west, us-east, ap-south]
+shadow: {sample: 1.0}
+limited: {regions: [eu-west], percent: 100}
+gradual: {steps: [50, 100]}
+hold_ood_on_champion: false
+gates:
+  limited:
+    - {metric: compared, min: 20}
+    - {metric: agreement, min: 0.2}
+    - {metric: candidate_error_rate, max: 0.0}
+  gradual:
+    - {metric: candidate_served, min: 5}
+  full:
+    - {metric: candidate_served, min: 5}
+"""
+
+
+def jpeg(label: str, seed: int) -> bytes:
+    from training.synthetic import render
+
+    buf = io.BytesIO()
+    render(label, np.random.default_rng(seed), 64).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def predict(client: httpx.Client, i: int, region: str, listing: str | None = None) -> dict:
+    from training.synthetic import CLASSES
+
+    files = {"image": (f"{i}.jpg", jpeg(CLASSES[i % len(CLASSES)], i), "image/jpeg")}
+    r = client.post("/predict", files=files, data={"listing_id": listing or f"L{i:05d}", "region": region})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_for(client: httpx.Client, key: str, value, timeout: float = 5.0) -> float:
+    """Seconds until /healthz reports `key == value`; fails after `timeout` (the 5 s promise)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if client.get("/healthz").json().get(key) == value:
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise AssertionError(f"/healthz {key} did not become {value!r} within {timeout}s: {client.get('/healthz').json()}")
+
+
+def drained(client: httpx.Client, timeout: float = 10.0) -> None:
+    """Wait until the ingress has written every log record it holds."""
+    t0 = time.monotonic()
+    while client.get("/healthz").json()["log"]["pending"] and time.monotonic() - t0 < timeout:
+        time.sleep(0.05)
+
+
+def logged(engine, **where) -> int:
+    from roomsight.tables import predictions
+
+    q = select(func.count()).select_from(predictions)
+    for k, v in where.items():
+        q = q.where(getattr(predictions.c, k) == v)
+    with engine.connect() as c:
+        return c.execute(q).scalar_one()
+
+
+def test_rollout_path_through_http(settings, ray_session, tmp_path: Path):
+    from ray import serve
+
+    from roomsight import registry
+    from roomsight.db import engine_for
+    from rollout.control import ControlPlane, GatesFailed
+    from rollout.plan import load_plan
+    from serving.runner import start_serve
+
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(LENIENT_PLAN)
+    port = free_port()
+    s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25}),
+                                    "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
+    cp = ControlPlane(s, load_plan(plan_file), actor="e2e-test")
+    assert cp.current().state.champion.version == "1"
+    engine = engine_for(s.db_url)
+    start_serve(s)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            # stable: the champion answers everything
+            first = predict(client, 0, "eu-west")
+            assert first["served_by"] == "champion" and first["model"]["version"] == "1" and first["stage"] == "stable"
+            assert set(first["scores"]) >= {"kitchen", "swimming_pool"} and first["request_id"]
+
+            # bad input: clear 4xx JSON, nothing logged
+            drained(client)
+            before = logged(engine)
+            assert before == 1
+            r = client.post("/predict", files={"image": ("x.jpg", b"not an image", "image/jpeg")},
+                            data={"listing_id": "L1", "region": "eu-west"})
+            assert r.status_code == 400 and "not an image" in r.json()["error"]
+            r = client.post("/predict", files={"image": ("x.jpg", jpeg("view", 1), "image/jpeg")}, data={"region": "eu-west"})
+            assert r.status_code == 422 and "listing_id" in r.json()["error"]
+            r = client.post("/predict", files={"image": ("x.jpg", b"", "image/jpeg")}, data={"listing_id": "L", "region": "r"})
+            assert r.status_code == 400 and "0 bytes" in r.json()["error"]
+            drained(client)
+            assert logged(engine) == before
+
+            # shadow: champion answers, candidate's answers land in the log
+            cp.start("models:/roomtype/2", reason="e2e")
+            assert wait_for(client, "stage", "shadow") < 5
+            answers = [predict(client, i, ["eu-west", "us-east", "ap-south"][i % 3]) for i in range(1, 31)]
+            assert {a["served_by"] for a in answers} == {"champion"}
+            deadline = time.time() + 10
+            while logged(engine, stage="shadow", shadow_status="ok") < 30 and time.time() < deadline:
+                time.sleep(0.2)
+            assert logged(engine, stage="shadow", shadow_status="ok") == 30
+            assert logged(engine, stage="shadow", candidate_version="2") == 30
+            assert registry.alias_version("roomtype", "candidate") == "2"
+
+            # limited to eu-west: the candidate answers there, the champion elsewhere
+            out = cp.promote("limited", ("eu-west",), reason="gates pass")
+            assert all(g.passed for g in out.gates)
+            assert wait_for(client, "stage", "limited") < 5
+            eu = [predict(client, i, "eu-west") for i in range(100, 112)]
+            us = [predict(client, i, "us-east") for i in range(100, 112)]
+            assert {a["served_by"] for a in eu} == {"candidate"} and {a["model"]["version"] for a in eu} == {"2"}
+            assert {a["served_by"] for a in us} == {"champion"}
+            assert registry.version_tags(registry.ModelRef("roomtype", "2"))["regions"] == "eu-west"
+
+            # a gate that cannot pass is refused with its numbers, and nothing changes
+            strict = load_plan(plan_file).model_copy(update={"gates": {"gradual": load_plan().gates_for("full")[:1]}})
+            with pytest.raises(GatesFailed, match="candidate_served"):
+                ControlPlane(s, strict.model_copy(update={"gates": {"gradual": tuple(
+                    g.model_copy(update={"min": 10_000}) for g in strict.gates_for("gradual"))}})).promote("gradual")
+            assert cp.current().state.stage.value == "limited"
+
+            # gradual 50%: about half the listings everywhere, sticky per listing
+            cp.promote("gradual")
+            wait_for(client, "stage", "gradual")
+            listings = [f"G{i}" for i in range(40)]
+            first_pass = {lid: predict(client, 7, "ap-south", lid)["served_by"] for lid in listings}
+            second_pass = {lid: predict(client, 7, "ap-south", lid)["served_by"] for lid in listings}
+            assert first_pass == second_pass
+            assert 8 <= sum(v == "candidate" for v in first_pass.values()) <= 32
+
+            # full: the candidate becomes the champion, in routing and in MLflow
+            cp.promote("gradual")
+            cp.promote("full")
+            assert wait_for(client, "champion", "2") < 5
+            assert wait_for(client, "stage", "stable") < 5
+            after = predict(client, 3, "us-east")
+            assert after["served_by"] == "champion" and after["model"]["version"] == "2"
+            assert registry.alias_version("roomtype", "champion") == "2"
+            assert registry.alias_version("roomtype", "candidate") is None
+
+            # rollback restores the previous champion, routing and alias together
+            cp.rollback("e2e rollback check")
+            assert wait_for(client, "champion", "1") < 5
+            assert predict(client, 4, "us-east")["model"]["version"] == "1"
+            assert registry.alias_version("roomtype", "champion") == "1"
+
+            events = cp.history()
+            assert [e["action"] for e in events][:2] == ["rollback", "promote"]
+            assert {e["actor"] for e in events} == {"e2e-test"}
+            metrics = client.get("/metrics").text
+            assert 'roomsight_requests_total{region="eu-west",served_by="candidate",stage="limited"}' in metrics
+    finally:
+        serve.delete("roomsight")

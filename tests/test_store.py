@@ -1,0 +1,110 @@
+"""The prediction log writer and the rollout-state row, on a real SQLite database."""
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from roomsight.db import engine_for
+from roomsight.registry import ModelRef
+from roomsight.tables import predictions
+from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
+from serving.routing import RoutingState, Stage
+from serving.state import StateConflict, StateWatcher, read_state, write_state
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return engine_for(f"sqlite:///{tmp_path / 'rs.db'}")
+
+
+def record(i: int, **kw) -> PredictionRecord:
+    base = dict(request_id=f"req-{i}", ts=time.time(), rollout_id="r1", stage="shadow", listing_id=f"L{i}",
+                region="eu-west", served_by="champion", label="kitchen", score=0.9, latency_ms=12.0,
+                champion_version="1", champion_label="kitchen", champion_scores={"kitchen": 0.9}, champion_ms=5.0,
+                shadow="candidate")
+    base.update(kw)
+    return PredictionRecord(**base)
+
+
+def rows(engine):
+    with engine.connect() as c:
+        return {r.request_id: r for r in c.execute(select(predictions))}
+
+
+def test_writes_in_batches_and_applies_late_shadow_results(engine):
+    w = LogWriter(engine, flush_interval_s=0.05, batch_size=7)
+    for i in range(50):
+        w.submit(record(i))
+    # half the shadow results arrive before the flush (folded in), half after (UPDATE)
+    for i in range(25):
+        w.submit_shadow(ShadowUpdate(f"req-{i}", "ok", {"candidate_version": "2", "candidate_label": "bedroom",
+                                                         "candidate_ms": 7.0, "disagreement": True}))
+    assert w.flush()
+    for i in range(25, 50):
+        w.submit_shadow(ShadowUpdate(f"req-{i}", "ok", {"candidate_version": "2", "candidate_label": "kitchen",
+                                                         "disagreement": False}))
+    w.submit_shadow(ShadowUpdate("req-0", "ok", {"candidate_ms": 8.0}))  # a later partial update keeps other columns
+    assert w.flush()
+    w.close()
+    got = rows(engine)
+    assert len(got) == 50 and w.written == 50
+    assert got["req-3"].candidate_label == "bedroom" and got["req-3"].disagreement is True
+    assert got["req-40"].candidate_label == "kitchen" and got["req-40"].disagreement is False
+    assert got["req-40"].champion_label == "kitchen", "an UPDATE must not clear the champion's columns"
+    assert got["req-0"].candidate_label == "bedroom" and got["req-0"].candidate_ms == 8.0
+    assert got["req-7"].champion_scores == {"kitchen": 0.9}
+
+
+def test_buffer_is_bounded_and_overflow_counted(engine):
+    w = LogWriter(engine, flush_interval_s=60, buffer_max=5)
+    accepted = [w.submit(record(i)) for i in range(8)]
+    assert accepted == [True] * 5 + [False] * 3 and w.overflow == 3
+    w.close()  # close drains what was accepted
+    assert len(rows(engine)) == 5
+
+
+def test_shadow_update_may_not_touch_other_columns(engine):
+    w = LogWriter(engine)
+    with pytest.raises(ValueError, match="may not set"):
+        w.submit_shadow(ShadowUpdate("x", "ok", {"label": "hacked"}))
+    w.close()
+
+
+def test_compare_and_swap_one_winner(engine):
+    s0 = RoutingState(champion=ModelRef("roomtype", "1"))
+    v1 = write_state(engine, s0, None)
+    with pytest.raises(StateConflict):
+        write_state(engine, s0, None)
+    nxt = s0.evolve(stage=Stage.SHADOW, candidate=ModelRef("roomtype", "2"), rollout_id="r")
+    wins, losses = [], []
+    barrier = threading.Barrier(4)
+
+    def attempt():
+        barrier.wait()
+        try:
+            wins.append(write_state(engine, nxt, v1.generation))
+        except StateConflict:
+            losses.append(1)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 3
+    assert read_state(engine).generation == 2
+
+
+def test_watcher_sees_changes(engine):
+    s0 = RoutingState(champion=ModelRef("roomtype", "1"))
+    v = write_state(engine, s0, None)
+    seen = []
+    w = StateWatcher(engine, 0.05, on_change=seen.append)
+    write_state(engine, s0.evolve(champion=ModelRef("roomtype", "5")), v.generation)
+    deadline = time.time() + 5
+    while not seen and time.time() < deadline:
+        time.sleep(0.02)
+    w.stop()
+    assert seen and seen[-1].champion.version == "5" and w.current.generation == 2

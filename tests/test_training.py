@@ -1,0 +1,106 @@
+"""Training on the embedded synthetic photos, export to MLflow, loading in a fresh process."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from roomsight import registry
+from roomsight.registry import ModelRef
+from training import data
+from training.thresholds import apply_thresholds, thresholds_at_precision
+
+
+def test_first_version_is_champion_and_both_load_in_a_fresh_process(settings):
+    assert registry.alias_version("roomtype", "champion") == "1"
+    code = (
+        "import json; from roomsight.config import load_settings; from roomsight import registry;"
+        "s=load_settings(); registry.configure(s);"
+        "ref=registry.resolve('models:/roomtype@champion'); p=registry.load_model(ref);"
+        "from training.synthetic import render; import numpy as np;"
+        "imgs=[render(c, np.random.default_rng(5), 64) for c in p.classes];"
+        "outs=p.predict(imgs);"
+        "print(json.dumps({'version': ref.version, 'classes': p.classes, 'top': [o.top_class for o in outs],"
+        " 'thresholds': p.meta.thresholds, 'reference': sorted(p.meta.reference), 'sha': p.meta.data_sha256}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "ROOMSIGHT_HOME": str(settings.home)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["version"] == "1"
+    assert len(got["classes"]) == 8 and "swimming_pool" in got["classes"]
+    # the model learned something: most freshly drawn photos get their own class
+    assert sum(t == c for t, c in zip(got["top"], got["classes"])) >= 5
+    assert set(got["thresholds"]) == set(got["classes"])
+    assert "embedding" in got["reference"] and len(got["sha"]) == 64
+
+
+def test_registered_metrics_are_real(settings):
+    mv = registry.client().get_model_version("roomtype", "2")
+    run = registry.client().get_run(mv.run_id)
+    assert run.data.metrics["test_accuracy"] > 0.6
+    assert run.data.params["backbone"] == "tiny_cnn"
+    assert registry.version_tags(ModelRef("roomtype", "2"))["stage"] == "registered"
+
+
+def test_thresholds_reach_target_precision():
+    rng = np.random.default_rng(0)
+    n, c = 2000, 3
+    y = rng.integers(c, size=n)
+    logits = rng.normal(size=(n, c))
+    logits[np.arange(n), y] += rng.normal(1.5, 1.5, size=n)  # informative but noisy
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    chosen = thresholds_at_precision(probs, y, ["a", "b", "c"], target=0.95)
+    decided = apply_thresholds(probs, ["a", "b", "c"], {k: v.threshold for k, v in chosen.items()})
+    for k, name in enumerate(["a", "b", "c"]):
+        mask = decided == k
+        assert chosen[name].reached
+        assert (y[mask] == k).mean() >= 0.95
+        assert abs(chosen[name].recall - (mask & (y == k)).sum() / (y == k).sum()) < 1e-9
+    # without thresholds precision is far lower: the thresholds did the work
+    assert (probs.argmax(1) == y).mean() < 0.9
+
+
+def test_unreachable_precision_means_always_unsure():
+    probs = np.array([[0.6, 0.4], [0.6, 0.4], [0.4, 0.6]])
+    y = np.array([1, 1, 1])
+    chosen = thresholds_at_precision(probs, y, ["a", "b"], target=0.95)
+    assert not chosen["a"].reached and chosen["a"].threshold > 1.0
+    assert chosen["b"].reached
+
+
+def test_manifest_errors_are_clear(tmp_path):
+    bad = tmp_path / "m.csv"
+    bad.write_text("file,label\nx.jpg,kitchen\n")
+    with pytest.raises(data.DataError, match="missing column.*path"):
+        data.load_manifest(bad)
+    one = tmp_path / "one"
+    (one / "kitchen").mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(one / "kitchen" / f"{i}.jpg")
+    with pytest.raises(data.DataError, match="at least 2 classes"):
+        data.check_trainable(data.load_manifest(one))
+    with pytest.raises(data.DataError, match="not found"):
+        data.load_manifest(tmp_path / "nope")
+
+
+def test_unreadable_images_are_skipped_and_listed(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "ok.jpg")
+    (tmp_path / "a" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    loaded = data.load_images(data.load_manifest(tmp_path))
+    assert len(loaded.items) == 1 and loaded.skipped[0][0].name == "broken.jpg"
+
+
+def test_split_is_seeded_and_stratified(tmp_path):
+    items = [data.Item(path=tmp_path / f"{c}{i}.jpg", label=c) for c in "abc" for i in range(40)]
+    s1, s2, s3 = data.split(items, seed=1), data.split(items, seed=1), data.split(items, seed=2)
+    assert s1.valid == s2.valid and s1.valid != s3.valid
+    assert sorted(i.label for i in s1.valid) == ["a"] * 6 + ["b"] * 6 + ["c"] * 6
+    assert not set(s1.train) & set(s1.valid) and not set(s1.valid) & set(s1.test)

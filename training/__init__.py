@@ -1,0 +1,1 @@
+"""training: captions -> labels, data, fine-tuning, evaluation, export to MLflow."""

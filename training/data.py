@@ -1,0 +1,147 @@
+"""Items, how to get them, how to split them: folder-per-class or CSV manifests -> labelled items ->
+a seeded, stratified train/valid/test split -> decoded images (unreadable ones skipped and listed)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
+
+
+class DataError(ValueError):
+    """The data cannot be trained on; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: str
+    caption: str = ""
+    region: str = ""
+    listing_id: str = ""
+    taken_at: str = ""
+
+
+@dataclass
+class Split:
+    train: list[Item]
+    valid: list[Item]
+    test: list[Item]
+
+
+@dataclass
+class Loaded:
+    """Decoded images with their items; what could not be read is listed, not fatal."""
+
+    items: list[Item]
+    images: list[Image.Image]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def load_manifest(source: Path | str) -> list[Item]:
+    """Items from a folder with one sub-folder per class, or from a CSV with `path,label` and optional
+    `caption,region,listing_id,taken_at` columns (paths relative to the CSV's folder)."""
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"data not found: {source}")
+    if source.is_dir():
+        manifest = source / "manifest.csv"
+        if manifest.exists():
+            return _from_csv(manifest)
+        return _from_folders(source)
+    if source.suffix.lower() != ".csv":
+        raise DataError(f"{source}: give a folder (one sub-folder per class) or a .csv manifest")
+    return _from_csv(source)
+
+
+def _from_folders(root: Path) -> list[Item]:
+    items = [Item(path=p, label=d.name) for d in sorted(root.iterdir()) if d.is_dir()
+             for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not items:
+        raise DataError(f"{root}: no images found in class sub-folders (expected {root}/<label>/*.jpg)")
+    return items
+
+
+def _from_csv(path: Path) -> list[Item]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        missing = {"path", "label"} - columns
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; found {sorted(columns)}")
+        items = []
+        for row in reader:
+            label = (row.get("label") or "").strip()
+            if not label:
+                continue  # unlabelled rows (e.g. a caption rule abstained) are not training data
+            p = Path(row["path"])
+            items.append(Item(path=p if p.is_absolute() else path.parent / p, label=label,
+                              **{c: (row.get(c) or "").strip() for c in OPTIONAL_COLUMNS}))
+    if not items:
+        raise DataError(f"{path}: no labelled rows")
+    return items
+
+
+def check_trainable(items: list[Item], min_per_class: int = 2) -> list[str]:
+    """The sorted class list, or a DataError before any training starts."""
+    counts = Counter(i.label for i in items)
+    if len(counts) < 2:
+        raise DataError(f"need at least 2 classes to train a classifier; found {dict(counts) or 'none'}")
+    small = {k: v for k, v in counts.items() if v < min_per_class}
+    if small:
+        raise DataError(f"classes with fewer than {min_per_class} images cannot be split: {small}")
+    return sorted(counts)
+
+
+def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float = 0.15) -> Split:
+    """Stratified by label and seeded: the same items and seed give the same split, on any machine."""
+    by_label: dict[str, list[Item]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: (i.label, str(i.path))):
+        by_label[item.label].append(item)
+    rng = random.Random(seed)
+    out = Split([], [], [])
+    for label in sorted(by_label):
+        group = by_label[label]
+        rng.shuffle(group)
+        n_valid = max(1, round(len(group) * valid)) if valid > 0 else 0
+        n_test = max(1, round(len(group) * test)) if test > 0 and len(group) - n_valid > 1 else 0
+        out.valid += group[:n_valid]
+        out.test += group[n_valid:n_valid + n_test]
+        out.train += group[n_valid + n_test:]
+    return out
+
+
+def load_images(items: list[Item], max_side: int | None = None) -> Loaded:
+    """Decode every item to RGB; a file that cannot be read is skipped and listed with the reason."""
+    kept, images, skipped = [], [], []
+    for item in items:
+        try:
+            with Image.open(item.path) as im:
+                if max_side:
+                    im.draft("RGB", (max_side, max_side))
+                rgb = im.convert("RGB")
+                if max_side and max(rgb.size) > max_side:
+                    rgb.thumbnail((max_side, max_side))
+        except Exception as exc:  # truncated, not an image, missing file...
+            skipped.append((item.path, f"{type(exc).__name__}: {exc}"))
+            continue
+        kept.append(item)
+        images.append(rgb)
+    return Loaded(kept, images, skipped)
+
+
+def manifest_hash(items: list[Item]) -> str:
+    """Identifies the training data in the model's metadata: paths, labels and file sizes."""
+    h = hashlib.sha256()
+    for item in sorted(items, key=lambda i: str(i.path)):
+        size = item.path.stat().st_size if item.path.exists() else -1
+        h.update(f"{item.path.name}\t{item.label}\t{size}\n".encode())
+    return h.hexdigest()

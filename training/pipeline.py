@@ -1,0 +1,153 @@
+"""`rollout train` end to end: data -> split -> fine-tune -> thresholds on validation -> test metrics ->
+export to MLflow. Library code: progress goes to a callback, the CLI draws it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from roomsight.config import Settings
+from roomsight.modelpack import PackMeta, softmax
+from roomsight.preprocess import Preprocessing, batch_tensor
+from training import backbones, data
+from training.export import Registered, export_and_register
+from training.model import RoomNet
+from training.thresholds import apply_thresholds, thresholds_at_precision
+from training.trainer import FitConfig, fit, predict_tensors, seed_everything
+
+SYNTHETIC_PER_CLASS = 60
+SYNTHETIC_SIZE = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path | None = None  # None: the embedded synthetic photos
+    seed: int = 0
+    backbone: str | None = None  # None: tiny_cnn on synthetic data, efficientnet_lite0 on real photos
+    pretrained: bool = True
+    weights: Path | None = None
+    head_only: bool = False
+    epochs: int | None = None
+    batch_size: int = 32
+    lr: float | None = None
+    resize_mode: str = "squish"
+    target_precision: float = 0.95
+    synthetic_per_class: int = SYNTHETIC_PER_CLASS
+    synthetic_size: int = SYNTHETIC_SIZE
+    label_noise: float = 0.0  # share of training labels shuffled: makes deliberately worse models (demo, tests)
+
+
+@dataclass
+class TrainResult:
+    registered: Registered
+    metrics: dict[str, float]
+    classes: list[str]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def synthetic_dataset(settings: Settings, per_class: int, size: int, seed: int = 0) -> Path:
+    """Generated once per (size, count, seed) under the data directory, then reused."""
+    from training.synthetic import write_dataset
+
+    root = settings.home / "data" / f"synthetic-{size}px-{per_class}x-seed{seed}"
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        write_dataset(root, per_class, size=size, seed=seed)
+    return manifest
+
+
+def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    say = progress or (lambda _event, _info: None)
+    seed_everything(cfg.seed)
+    source = cfg.data or synthetic_dataset(settings, cfg.synthetic_per_class, cfg.synthetic_size)
+    items = data.load_manifest(source)
+    data.check_trainable(items)
+    say("data", {"source": str(source), "items": len(items)})
+
+    backbone_name = cfg.backbone or ("tiny_cnn" if cfg.data is None else "efficientnet_lite0")
+    bb = backbones.create(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights)
+    size = cfg.synthetic_size if backbone_name == "tiny_cnn" and cfg.data is None else bb.input_size
+    prep = Preprocessing(size=size, resize_mode=cfg.resize_mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
+
+    loaded = data.load_images(items, max_side=max(2 * size, 256))
+    if loaded.skipped:
+        say("skipped", {"count": len(loaded.skipped), "files": loaded.skipped})
+    classes = data.check_trainable(loaded.items)
+    split = data.split(loaded.items, seed=cfg.seed)
+    image_of = {id(it): im for it, im in zip(loaded.items, loaded.images)}
+    index = {c: i for i, c in enumerate(classes)}
+
+    def tensors(part: list[data.Item], noisy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch_tensor([image_of[id(it)] for it in part], prep)
+        y = torch.tensor([index[it.label] for it in part])
+        if noisy and cfg.label_noise > 0:
+            g = torch.Generator().manual_seed(cfg.seed + 1)
+            flip = torch.rand(len(y), generator=g) < cfg.label_noise
+            y = torch.where(flip, torch.randint(len(classes), (len(y),), generator=g), y)
+        return x, y
+
+    x_tr, y_tr = tensors(split.train, noisy=True)
+    x_va, y_va = tensors(split.valid)
+    x_te, y_te = tensors(split.test)
+    say("split", {"train": len(x_tr), "valid": len(x_va), "test": len(x_te), "classes": classes})
+
+    model = RoomNet(bb, len(classes))
+    tiny = backbone_name == "tiny_cnn"
+    fit_cfg = FitConfig(epochs=cfg.epochs or (15 if tiny else 8), batch_size=cfg.batch_size,
+                        lr=cfg.lr or (3e-3 if tiny or cfg.head_only else 5e-4), head_only=cfg.head_only, seed=cfg.seed,
+                        mean=prep.mean, std=prep.std)
+    batches = (len(x_tr) + cfg.batch_size - 1) // cfg.batch_size
+    say("fit-start", {"epochs": fit_cfg.epochs, "batches_per_epoch": batches})
+    result = fit(model, x_tr, y_tr, x_va, y_va, fit_cfg,
+                 on_epoch=lambda e, row: say("epoch", row), on_batch=lambda: say("batch", {}))
+
+    valid_logits, valid_emb = predict_tensors(model, x_va)
+    valid_probs = softmax(valid_logits)
+    chosen = thresholds_at_precision(valid_probs, y_va.numpy(), classes, cfg.target_precision)
+    thresholds = {c: t.threshold for c, t in chosen.items()}
+
+    test_logits, _ = predict_tensors(model, x_te)
+    test_probs = softmax(test_logits)
+    y_test = y_te.numpy()
+    accuracy = float((test_probs.argmax(1) == y_test).mean())
+    decided = apply_thresholds(test_probs, classes, thresholds)
+    answered = decided >= 0
+    metrics: dict[str, float] = {
+        "test_accuracy": accuracy,
+        "valid_accuracy": result.best_valid_accuracy,
+        "test_coverage_at_thresholds": float(answered.mean()),
+        "test_precision_at_thresholds": float((decided[answered] == y_test[answered]).mean()) if answered.any() else 0.0,
+        "epochs_run": float(result.epochs_run),
+    }
+    say("evaluated", metrics)
+
+    meta = PackMeta(
+        classes=classes, preprocessing=prep, thresholds=thresholds, backbone=backbone_name,
+        reference={"embedding": embedding_reference(valid_emb)},
+        metrics=metrics, data_sha256=data.manifest_hash(items),
+    )
+    params = {"backbone": backbone_name, "pretrained": bb.pretrained, "head_only": cfg.head_only, "seed": cfg.seed,
+              "epochs": fit_cfg.epochs, "lr": fit_cfg.lr, "batch_size": cfg.batch_size, "image_size": size,
+              "resize_mode": cfg.resize_mode, "target_precision": cfg.target_precision, "data": str(source),
+              "n_train": len(x_tr), "n_valid": len(x_va), "n_test": len(x_te), "label_noise": cfg.label_noise}
+    registered = export_and_register(settings, model, meta, x_va[:2].clone(), params, metrics)
+    say("registered", {"uri": registered.ref.uri, "champion": registered.became_champion})
+    return TrainResult(registered=registered, metrics=metrics, classes=classes, skipped=loaded.skipped)
+
+
+def embedding_reference(emb: np.ndarray) -> dict[str, Any]:
+    """Centre and spread of the validation embeddings: distances from the centre, scaled by the median,
+    tell monitoring how unfamiliar a new image is."""
+    mean = emb.mean(axis=0)
+    dist = np.linalg.norm(emb - mean, axis=1)
+    scale = float(np.median(dist)) or 1.0
+    return {"mean": mean.round(6).tolist(), "scale": scale,
+            "p95": float(np.percentile(dist / scale, 95)), "p99": float(np.percentile(dist / scale, 99))}
