@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from roomsight import registry
 from roomsight.config import Settings
 from roomsight.db import engine_for
+from roomsight.errors import UserError
 from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
 from rollout import evidence as evidence_mod
 from rollout import stages
@@ -31,7 +32,7 @@ from serving.routing import RoutingState, Stage
 from serving.state import StateConflict, Versioned, read_state, write_state
 
 
-class RolloutError(RuntimeError):
+class RolloutError(UserError, RuntimeError):
     """A command cannot be carried out; the message says why and what to do instead."""
 
 
@@ -109,7 +110,7 @@ class ControlPlane:
             return read_state(self.engine)  # type: ignore[return-value] - someone else bootstrapped it
 
     def evidence(self, state: RoutingState) -> dict[str, float | None]:
-        return evidence_mod.collect(self.engine, state.rollout_id).values
+        return evidence_mod.collect(self.engine, self.settings, state.rollout_id).values
 
     def status(self) -> Status:
         cur = self.current()

@@ -1,15 +1,23 @@
-"""Evidence for gates, read from the prediction log of one rollout: agreement between the models,
-how much the candidate served, its errors and latency. Review verdicts and drift join here as the
-monitoring side provides them."""
+"""Evidence for gates: numbers about one rollout, gathered from every provider.
+
+A provider is a function (engine, settings, rollout_id) -> {metric: value or None}. The prediction
+log's provider is here (agreement, candidate traffic, errors, latency); monitoring contributes review
+verdicts and drift. Every metric a provider returns must be named in `rollout.plan.METRICS`, so that
+a plan's gates are checked against known names when the plan is loaded.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Engine, select
 
+from roomsight.config import Settings
 from roomsight.tables import predictions
+
+Provider = Callable[[Engine, Settings, str], dict[str, float | None]]
 
 
 @dataclass(frozen=True)
@@ -20,10 +28,22 @@ class Evidence:
         return self.values.get(key)
 
 
-def collect(engine: Engine, rollout_id: str | None, last: int | None = None) -> Evidence:
-    """Numbers over a rollout's logged requests (the `last` N candidate calls when given)."""
+def providers() -> list[Provider]:
+    """Every source of gate evidence, in the order their numbers are shown."""
+    return [log_evidence]
+
+
+def collect(engine: Engine, settings: Settings, rollout_id: str | None) -> Evidence:
+    values: dict[str, float | None] = {}
     if rollout_id is None:
-        return Evidence({})
+        return Evidence(values)
+    for provider in providers():
+        values.update(provider(engine, settings, rollout_id))
+    return Evidence(values)
+
+
+def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int | None = None) -> dict[str, float | None]:
+    """Numbers over a rollout's logged requests (the `last` N candidate calls when given)."""
     p = predictions.c
     query = (select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_ms, p.champion_ms,
                     p.candidate_error, p.candidate_version)
@@ -37,7 +57,7 @@ def collect(engine: Engine, rollout_id: str | None, last: int | None = None) -> 
     cand_errors = sum(1 for r in ran if r.candidate_error is not None)
     cand_ms = [r.candidate_ms for r in ran if r.candidate_ms is not None]
     champ_ms = [r.champion_ms for r in rows if r.champion_ms is not None]
-    return Evidence({
+    return {
         "requests": float(len(rows)),
         "compared": float(len(compared)),
         "agreement": (1.0 - sum(bool(r.disagreement) for r in compared) / len(compared)) if compared else None,
@@ -47,7 +67,7 @@ def collect(engine: Engine, rollout_id: str | None, last: int | None = None) -> 
         "candidate_error_rate": cand_errors / len(ran) if ran else None,
         "candidate_p99_ms": float(np.percentile(cand_ms, 99)) if cand_ms else None,
         "champion_p99_ms": float(np.percentile(champ_ms, 99)) if champ_ms else None,
-    })
+    }
 
 
 def _candidate_ran(r) -> bool:  # noqa: ANN001 - a Row

@@ -11,9 +11,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from roomsight.errors import UserError
+
 # Evidence metrics a gate may name; `rollout.evidence` computes them. Kept here so a plan with a
 # misspelt metric fails when it is loaded, not at the moment of a promotion.
 METRICS: dict[str, str] = {
+    "requests": "requests logged during the rollout",
     "compared": "requests where both models answered (shadow comparisons)",
     "agreement": "share of compared requests where both models agreed",
     "candidate_served": "requests the candidate answered",
@@ -21,12 +24,24 @@ METRICS: dict[str, str] = {
     "candidate_error_rate": "share of candidate calls that failed or timed out",
     "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
     "champion_p99_ms": "champion model latency, 99th percentile (ms)",
+    "candidate_errors": "candidate calls that failed or timed out",
+    # review verdicts (monitoring.review)
+    "reviewed": "review-queue items with a verdict in this rollout",
+    "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
+    "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
+    "precision_margin": "candidate minus champion precision lower bounds",
+    "min_class_precision": "lowest per-class candidate precision (point estimate) among reviewed classes",
+    "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
+    # inputs and drift (monitoring)
+    "ood_share": "share of requests flagged out-of-domain",
+    "drift_alarm": "1 if the latest drift check over the rollout's window raised an alarm, else 0",
+    "drifted_share": "share of monitored columns Evidently reports as drifted",
 }
 
 TargetStage = Literal["limited", "gradual", "full"]
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """The plan file is missing or invalid; the message names the key."""
 
 

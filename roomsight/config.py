@@ -8,17 +8,20 @@ keys. A bad value fails at start-up with an error that names the key.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from roomsight.errors import UserError
+
 ENV_PREFIX = "ROOMSIGHT_"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting is missing, unknown or invalid; the message names the key."""
 
 
@@ -43,6 +46,7 @@ class ServeSettings(_Section):
     shadow_queue_size: int = Field(64, ge=0, description="Shadow calls in flight per ingress; beyond it shadow work is dropped and counted.")
     shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
     state_poll_s: float = Field(1.0, gt=0, description="How often the ingress re-reads the rollout state.")
+    warm_timeout_s: float = Field(3.0, gt=0, description="How long a new state waits for its models to load before it is routed on anyway.")
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted image upload.")
     max_pixels: int = Field(50_000_000, gt=0, description="Largest accepted image (width x height), checked before decoding.")
     disagreement_gap: float = Field(0.3, ge=0, le=1, description="Confidence gap that marks agreeing labels as a disagreement too.")
@@ -54,16 +58,47 @@ class LogSettings(_Section):
     buffer_max: int = Field(100_000, ge=1, description="Records held while the database is unreachable; beyond it they are counted as lost.")
 
 
+class MonitoringSettings(_Section):
+    drift_share_alarm: float = Field(0.3, ge=0, le=1, description="Alarm when at least this share of monitored columns drifted.")
+    ood_share_alarm: float = Field(0.1, ge=0, le=1, description="Alarm when at least this share of a window is flagged out-of-domain.")
+    min_window: int = Field(50, ge=1, description="Fewest logged predictions a drift report needs.")
+    flag_threshold: float = Field(0.5, gt=0, lt=1, description="An out-of-domain score at or above this raises the flag.")
+
+
+class SmtpSettings(_Section):
+    host: str | None = Field(None, description="SMTP server; empty disables email.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    user: str | None = Field(None, description="SMTP login user.")
+    password: str | None = Field(None, description="SMTP password (ROOMSIGHT_SMTP__PASSWORD); never printed or logged.", repr=False)
+    security: Literal["none", "starttls", "ssl"] = Field("starttls", description="Transport security.")
+    sender: str = Field("roomsight@localhost", description="From address of drift reports.")
+    recipients: tuple[str, ...] = Field((), description="Default recipients of drift reports.")
+    timeout_s: float = Field(30, gt=0, description="Network timeout.")
+
+
+class ReviewSettings(_Section):
+    tokens: dict[str, str] = Field(default_factory=dict, repr=False,
+                                   description="Reviewer id -> token (ROOMSIGHT_REVIEW__TOKENS as JSON); never printed or logged.")
+    spot_check_share: float = Field(0.05, ge=0, le=1, description="Share of agreeing predictions sampled for review.")
+    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers below this score are queued for review.")
+    lease_s: float = Field(300, gt=0, description="How long a claimed item stays with its reviewer.")
+    host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
+    port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
+
+
 class Settings(_Section):
-    home: Path = Field(Path("~/.roomsight"), description="Data directory for everything stateful (ROOMSIGHT_HOME).")
-    database_url: str | None = Field(None, description="SQLAlchemy URL of the prediction log, review queue and rollout state; default sqlite in home.")
-    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking/registry URI; default sqlite in home.")
+    home: Path = Field(Path("~/.roomsight"), validate_default=True, description="Data directory for everything stateful (ROOMSIGHT_HOME).")
+    database_url: str | None = Field(None, repr=False, description="SQLAlchemy URL of the prediction log, review queue and rollout state; default sqlite in home.")
+    mlflow_tracking_uri: str | None = Field(None, repr=False, description="MLflow tracking/registry URI; default sqlite in home.")
     mlflow_artifact_root: str | None = Field(None, description="Artifact root for new MLflow experiments; default home/mlartifacts.")
     model_name: str = Field("roomtype", description="Registered model name in MLflow.")
     plan: Path | None = Field(None, description="Rollout plan YAML; default: the plan shipped with roomsight.")
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
     log: LogSettings = LogSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("home")
     @classmethod
@@ -102,8 +137,18 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        node[parts[-1]] = _parse_env_value(value)
     return out
+
+
+def _parse_env_value(value: str) -> Any:
+    """Lists and mappings come as JSON (ROOMSIGHT_REVIEW__TOKENS='{"ann": "..."}'); the rest as text."""
+    if value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return value
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -116,12 +161,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_SECRET_WORDS = ("password", "token", "url", "uri")
+
+
 def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         env = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()
-        lines.append(f"  {key} (env {env}): {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
+        secret = any(w in key.lower() for w in _SECRET_WORDS)
+        shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
+        lines.append(f"  {key} (env {env}): {e['msg']}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 

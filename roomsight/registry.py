@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from roomsight.config import Settings
+from roomsight.errors import UserError
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
@@ -22,7 +23,7 @@ TRAINING_EXPERIMENT = "roomsight-training"
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """A model URI does not resolve, or the registry refused an operation."""
 
 

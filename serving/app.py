@@ -86,12 +86,10 @@ class Ingress:
         self.metrics = ServeMetrics()
         self.log = LogWriter(engine, flush_interval_s=self.settings.log.flush_interval_s,
                              batch_size=self.settings.log.batch_size, buffer_max=self.settings.log.buffer_max)
-        self.watcher = StateWatcher(engine, self.settings.serve.state_poll_s, on_change=self._warm)
+        self.watcher = StateWatcher(engine, self.settings.serve.state_poll_s, prepare=self._warm)
         self.shadow_inflight = 0
         self.shadow_dropped = 0
         self._tasks: set[asyncio.Task] = set()
-        if self.watcher.current is not None:
-            self._warm(self.watcher.current.state)
 
     # -- state ------------------------------------------------------------------------------------
     def _state(self) -> RoutingState:
@@ -101,10 +99,14 @@ class Ingress:
         return current.state
 
     def _warm(self, state: RoutingState) -> None:
-        # Fire-and-forget from the watcher thread: the replicas load new versions before traffic needs them.
-        self.handles[CHAMPION].warm.remote(state.champion.to_dict())
+        """Runs in the watcher thread before a new state is routed on: the model replicas load the new
+        versions first, so no request waits for a load. Bounded, so a change is live within seconds."""
+        calls = [self.handles[CHAMPION].warm.remote(state.champion.to_dict())]
         if state.candidate is not None:
-            self.handles[CANDIDATE].warm.remote(state.candidate.to_dict())
+            calls.append(self.handles[CANDIDATE].warm.remote(state.candidate.to_dict()))
+        deadline = time.monotonic() + self.settings.serve.warm_timeout_s
+        for call in calls:
+            call.result(timeout_s=max(0.1, deadline - time.monotonic()))
 
     def _ref(self, state: RoutingState, role: str) -> dict[str, str]:
         ref = state.champion if role == CHAMPION else state.candidate

@@ -46,3 +46,20 @@ def test_bad_file(tmp_path: Path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(bad, environ={})
+
+
+def test_json_env_values_and_secrets_never_echoed(tmp_path: Path):
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__TOKENS": '{"ann": "s3cret-token"}',
+                               "ROOMSIGHT_SMTP__RECIPIENTS": '["team@example.com"]', "ROOMSIGHT_SMTP__PASSWORD": "hunter2"})
+    assert s.review.tokens == {"ann": "s3cret-token"} and s.smtp.recipients == ("team@example.com",)
+    assert "hunter2" not in repr(s) and "s3cret-token" not in repr(s)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__TOKENS": "not-json-s3cret"})
+    assert "review.tokens" in str(info.value) and "s3cret" not in str(info.value)
+
+
+def test_default_home_is_expanded(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = load_settings(environ={})
+    assert s.home == tmp_path / ".roomsight"
+    assert "secret" not in repr(load_settings(environ={"ROOMSIGHT_DATABASE_URL": "postgresql://u:secret@h/db"}))

@@ -97,14 +97,33 @@ def test_compare_and_swap_one_winner(engine):
     assert read_state(engine).generation == 2
 
 
-def test_watcher_sees_changes(engine):
+def test_watcher_prepares_then_switches(engine):
     s0 = RoutingState(champion=ModelRef("roomtype", "1"))
     v = write_state(engine, s0, None)
-    seen = []
-    w = StateWatcher(engine, 0.05, on_change=seen.append)
+    prepared = []
+    w = StateWatcher(engine, 0.05, prepare=prepared.append)
+    assert w.current.state.champion.version == "1"
     write_state(engine, s0.evolve(champion=ModelRef("roomtype", "5")), v.generation)
     deadline = time.time() + 5
-    while not seen and time.time() < deadline:
+    while w.current.generation != 2 and time.time() < deadline:
         time.sleep(0.02)
     w.stop()
-    assert seen and seen[-1].champion.version == "5" and w.current.generation == 2
+    assert w.current.state.champion.version == "5"
+    # the new state was prepared (models warmed) before it was exposed
+    assert [s.champion.version for s in prepared] == ["1", "5"]
+
+
+def test_watcher_switches_even_if_prepare_fails(engine):
+    s0 = RoutingState(champion=ModelRef("roomtype", "1"))
+    v = write_state(engine, s0, None)
+
+    def broken(_state):
+        raise RuntimeError("model load failed")
+
+    w = StateWatcher(engine, 0.05, prepare=broken)
+    write_state(engine, s0.evolve(champion=ModelRef("roomtype", "6")), v.generation)
+    deadline = time.time() + 5
+    while w.current.generation != 2 and time.time() < deadline:
+        time.sleep(0.02)
+    w.stop()
+    assert w.current.state.champion.version == "6" and w.prepare_errors >= 1

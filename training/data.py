@@ -12,11 +12,13 @@ from pathlib import Path
 
 from PIL import Image
 
+from roomsight.errors import UserError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The data cannot be trained on; the message says what to fix."""
 
 

@@ -101,7 +101,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
 
     model = RoomNet(bb, len(classes))
     tiny = backbone_name == "tiny_cnn"
-    fit_cfg = FitConfig(epochs=cfg.epochs or (15 if tiny else 8), batch_size=cfg.batch_size,
+    fit_cfg = FitConfig(epochs=cfg.epochs or (12 if tiny else 8), batch_size=cfg.batch_size,
                         lr=cfg.lr or (3e-3 if tiny or cfg.head_only else 5e-4), head_only=cfg.head_only, seed=cfg.seed,
                         mean=prep.mean, std=prep.std)
     batches = (len(x_tr) + cfg.batch_size - 1) // cfg.batch_size

@@ -1,0 +1,2 @@
+"""The human review queue: shadow disagreements and spot checks, labelled by reviewers, whose
+verdicts gate promotion."""

@@ -1,0 +1,143 @@
+"""`rollout demo`: the staged-rollout story on the embedded synthetic photos, every part real.
+
+Two models are trained and registered in MLflow; the Serve app starts; listing traffic from three
+regions is replayed over HTTP while the candidate moves shadow -> limited -> gradual -> full behind
+the plan's gates; a deliberately bad candidate is refused at a gate and rolled back.
+Everything is written under one run folder, printed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+
+from roomsight.config import Settings, load_settings
+from rollout.control import ControlPlane, GatesFailed
+from rollout.plan import load_plan
+from rollout.traffic import folder_shots, replay, synthetic_shots, wait_applied, wait_idle
+
+SHADOW_REQUESTS = 120
+STEP_REQUESTS = 90
+
+
+def demo_settings(home: Path, port: int) -> Settings:
+    env = dict(os.environ)
+    env.update({"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(port), "ROOMSIGHT_SERVE__STATE_POLL_S": "0.5",
+                "ROOMSIGHT_LOG__FLUSH_INTERVAL_S": "0.2"})
+    env.pop("ROOMSIGHT_CONFIG", None)
+    env.pop("ROOMSIGHT_DATABASE_URL", None)
+    env.pop("ROOMSIGHT_MLFLOW_TRACKING_URI", None)
+    return load_settings(environ=env)
+
+
+def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 8765, console: Console | None = None,
+             scale: float = 1.0) -> dict:
+    """Run the story; returns a summary (also what the end-to-end test checks). `scale` shrinks the
+    traffic for quick runs."""
+    from serving.runner import start_serve, stop_serve
+    from training.pipeline import TrainConfig, train
+
+    console = console or Console()
+    run_dir = (run_dir or Path("demo-run") / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    home = run_dir / "home"
+    settings = demo_settings(home, port)
+    console.rule("[bold]roomsight demo")
+    console.print(f"run folder: {run_dir}")
+    console.print("[dim]photos: " + (f"{data}" if data else "SYNTHETIC room scenes drawn by code (not real photos)") + "[/]")
+
+    def trained(label: str, cfg: TrainConfig) -> str:
+        t0 = time.time()
+        with console.status(f"training the {label} ..."):
+            result = train(settings, cfg)
+        m = result.metrics
+        console.print(f"{label}: {result.registered.ref.uri}  test accuracy {m['test_accuracy']:.3f}  "
+                      f"({time.time() - t0:.0f} s)")
+        return result.registered.ref.uri
+
+    real = data is not None
+    head = {"head_only": True} if real else {}
+    champion_uri = trained("champion", TrainConfig(data=data, seed=0, epochs=3 if real else 6, **head))
+    candidate_uri = trained("candidate", TrainConfig(data=data, seed=1, epochs=8 if real else 15, **head))
+
+    plan = load_plan(settings.plan)
+    control = ControlPlane(settings, plan, actor="demo")
+    control.current()
+    with console.status("starting Ray Serve ..."):
+        url = start_serve(settings)
+    console.print(f"Serve app: {url}")
+
+    shots = folder_shots(data) if real else synthetic_shots(int(600 * scale) + 50, seed=1234)
+    cursor = 0
+
+    def traffic(n: int, title: str) -> Counter:
+        nonlocal cursor
+        batch = [shots[(cursor + i) % len(shots)] for i in range(n)]
+        cursor += n
+        served: Counter = Counter()
+        correct = 0
+        for shot, answer in replay(url, batch, concurrency=2):
+            if answer["_status"] != 200:
+                served["error"] += 1
+                continue
+            served[answer["served_by"]] += 1
+            correct += answer["label"] == shot.label
+        console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
+        return served
+
+    summary: dict = {"run_dir": str(run_dir), "url": url, "champion": champion_uri, "candidate": candidate_uri, "steps": []}
+    try:
+        traffic(max(10, int(30 * scale)), "warm-up, champion only")
+        out = control.start(candidate_uri, reason="demo: better candidate")
+        wait_applied(url, out.generation)
+        console.print(f"[bold]shadow[/]: {candidate_uri} runs beside {champion_uri}")
+        traffic(max(30, int(SHADOW_REQUESTS * scale)), "shadow")
+        wait_idle(url)
+        summary["steps"].append(_promote(console, control, "limited", url))
+        traffic(max(20, int(STEP_REQUESTS * scale)), "limited (eu-west)")
+        wait_idle(url)
+        while True:
+            summary["steps"].append(_promote(console, control, "gradual", url))
+            traffic(max(20, int(STEP_REQUESTS * scale)), f"gradual {control.current().state.percent:g}%")
+            wait_idle(url)
+            if control.current().state.percent >= 100:
+                break
+        summary["steps"].append(_promote(console, control, "full", url))
+        traffic(max(10, int(30 * scale)), "after full")
+
+        # a bad candidate: trained on mostly shuffled labels, refused at the first gate, rolled back
+        bad_uri = trained("bad candidate", TrainConfig(data=data, seed=2, epochs=3, label_noise=0.9, synthetic_per_class=30, **head))
+        wait_applied(url, control.start(bad_uri, reason="demo: a candidate that should not pass").generation)
+        traffic(max(30, int(SHADOW_REQUESTS * scale)), "shadow (bad candidate)")
+        wait_idle(url)
+        try:
+            control.promote("limited")
+            summary["bad_refused"] = False
+        except GatesFailed as exc:
+            summary["bad_refused"] = True
+            console.print("[red]bad candidate refused at the gate:[/]")
+            for r in exc.results:
+                console.print(f"  {r.describe()}")
+            control.rollback("demo: bad candidate refused at gate")
+            console.print("rolled back: the champion keeps all traffic")
+        summary["final_state"] = control.current().state.to_dict()
+        summary["history"] = control.history()
+    finally:
+        stop_serve()
+    console.rule("where to look")
+    console.print(f"MLflow UI:   mlflow ui --backend-store-uri {settings.tracking_uri}")
+    console.print(f"log DB:      {settings.db_url}")
+    console.print(f"history:     ROOMSIGHT_HOME={home} rollout history")
+    return summary
+
+
+def _promote(console: Console, control: ControlPlane, stage: str, url: str) -> dict:
+    out = control.promote(stage, reason=f"demo: {stage}")
+    wait_applied(url, out.generation)
+    s = out.after
+    where = f"{', '.join(s.regions)} {s.percent:g}%" if stage == "limited" else (f"{s.percent:g}%" if stage == "gradual" else "all traffic")
+    console.print(f"[bold]{stage}[/] ({where}); gates: " + "; ".join(g.describe() for g in out.gates))
+    return {"stage": stage, "percent": s.percent, "gates": [g.to_dict() for g in out.gates]}
