@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,11 @@ def load_pack(directory: Path | str, version: str = "") -> ModelPack:
     meta = PackMeta.from_dict(json.loads((directory / META_FILE).read_text()))
     module = torch.export.load(str(directory / MODEL_FILE)).module()
     return ModelPack(module, meta, version=version)
+
+
+# MLflow suggests type hints on predict() for its schema validation; our input is a DataFrame of encoded
+# images, which its schema types cannot describe, so the advice is noise here.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # (it is ANSI-coloured)
 
 
 class RoomTypeModel(mlflow.pyfunc.PythonModel):

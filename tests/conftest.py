@@ -74,3 +74,38 @@ def ray_session():
 
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL server for the session, started from the Debian binaries in a scratch folder.
+    Skips when the binaries are absent; as root it runs the server as the `postgres` user."""
+    import getpass
+    import subprocess
+    import tempfile
+
+    bindir = Path("/usr/lib/postgresql")
+    versions = sorted(bindir.glob("*/bin/initdb")) if bindir.exists() else []
+    if not versions:
+        pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql)")
+    bin_ = versions[-1].parent
+    # Not under pytest's tmp folder: that one is private to root, and the server runs as `postgres`.
+    root = Path(tempfile.mkdtemp(prefix="roomsight-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if getpass.getuser() == "root":
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*as_user, str(bin_ / "initdb"), "-D", str(data), "--auth=trust", "-U", "roomsight", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True, capture_output=True)
+    try:
+        url = f"postgresql+psycopg://roomsight@127.0.0.1:{port}/postgres"
+        yield url
+    finally:
+        subprocess.run([*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

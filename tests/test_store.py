@@ -14,9 +14,19 @@ from serving.routing import RoutingState, Stage
 from serving.state import StateConflict, StateWatcher, read_state, write_state
 
 
-@pytest.fixture
-def engine(tmp_path):
-    return engine_for(f"sqlite:///{tmp_path / 'rs.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    """Every store test runs on the embedded SQLite and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return engine_for(f"sqlite:///{tmp_path / 'rs.db'}")
+    url = request.getfixturevalue("postgres_url")
+    eng = engine_for(url)
+    from roomsight.tables import metadata
+
+    with eng.begin() as conn:  # a clean slate per test on the shared server
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    return eng
 
 
 def record(i: int, **kw) -> PredictionRecord:

@@ -1,0 +1,73 @@
+"""The `rollout` command line, run as a user would (in-process via Typer's runner)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rollout.cli import app
+
+runner = CliRunner()
+SKELETON = ["train", "serve", "start", "promote", "status", "rollback", "history"]
+
+
+def commands(typer_app, prefix=()):
+    import typer.main
+
+    group = typer.main.get_command(typer_app)
+    stack = [(prefix, group)]
+    while stack:
+        path, cmd = stack.pop()
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            stack.append((path + (name,), sub))
+
+
+def test_root_help_lists_the_skeleton_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in SKELETON:
+        assert name in result.output
+
+
+def test_every_command_has_help():
+    paths = [p for p in commands(app) if p]
+    assert len(paths) >= len(SKELETON)
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output
+
+
+def test_plan_show_in_words():
+    result = runner.invoke(app, ["plan", "show"])
+    assert result.exit_code == 0
+    assert "shadow" in result.output and "eu-west" in result.output and "Before limited" in result.output
+
+
+def test_bad_config_fails_naming_the_key(tmp_path):
+    result = runner.invoke(app, ["status"], env={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__PORT": "nope"})
+    assert result.exit_code == 1
+    assert "serve.port" in result.output and "Traceback" not in result.output
+
+
+def test_status_promote_refusals_through_the_cli(home):
+    env = {"ROOMSIGHT_HOME": str(home)}
+    result = runner.invoke(app, ["status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["state"]["champion"]["version"] == "1"
+    result = runner.invoke(app, ["promote", "--stage", "limited"], env=env)
+    assert result.exit_code == 1 and "no rollout in progress" in result.output
+    result = runner.invoke(app, ["--actor", "carol", "start", "--candidate", "models:/roomtype/2"], env=env)
+    assert result.exit_code == 0 and "shadow" in result.output
+    result = runner.invoke(app, ["promote", "--stage", "sideways"], env=env)
+    assert result.exit_code == 1 and "unknown stage 'sideways'" in result.output
+    result = runner.invoke(app, ["promote", "--stage", "limited", "--regions", "mars-north"], env=env)
+    assert result.exit_code == 1 and "unknown region" in result.output
+    result = runner.invoke(app, ["promote", "--stage", "limited"], env=env)
+    assert result.exit_code == 1 and "FAIL compared >= 30: 0" in result.output
+    result = runner.invoke(app, ["rollback", "--reason", "changed my mind"], env=env)
+    assert result.exit_code == 0
+    result = runner.invoke(app, ["history", "--json"], env=env)
+    events = json.loads(result.output)
+    assert [e["action"] for e in events] == ["rollback", "start"] and events[1]["actor"] == "carol"

@@ -1,0 +1,126 @@
+"""The control plane against a real MLflow registry and a real SQLite log; no Ray needed."""
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from roomsight import registry
+from roomsight.db import engine_for
+from rollout.control import ControlPlane, GatesFailed, RolloutError
+from rollout.plan import load_plan
+from serving.predlog import LogWriter, PredictionRecord
+from serving.routing import Stage
+
+
+def log_shadow_traffic(settings, rollout_id: str, n: int, agree: float = 1.0, served_by: str = "champion") -> None:
+    w = LogWriter(engine_for(settings.db_url), flush_interval_s=0.05)
+    for i in range(n):
+        same = i < n * agree
+        w.submit(PredictionRecord(
+            request_id=str(uuid.uuid4()), ts=time.time(), rollout_id=rollout_id, stage="shadow", listing_id=f"L{i}",
+            region="eu-west", served_by=served_by, label="kitchen", score=0.9, latency_ms=10.0,
+            champion_version="1", champion_label="kitchen", champion_ms=5.0,
+            candidate_version="2", candidate_label="kitchen" if same else "bedroom", candidate_ms=6.0,
+            shadow="candidate", shadow_status="ok", disagreement=not same))
+    assert w.flush()
+    w.close()
+
+
+def test_bootstrap_needs_a_champion(tmp_path):
+    from tests.conftest import settings_for
+
+    s = settings_for(tmp_path / "empty")
+    with pytest.raises(RolloutError, match="no champion.*rollout train"):
+        ControlPlane(s, load_plan()).current()
+
+
+def test_start_refuses_unknown_model(settings):
+    cp = ControlPlane(settings, load_plan(), actor="t")
+    with pytest.raises(RolloutError, match="does not resolve"):
+        cp.start("models:/roomtype/99")
+    with pytest.raises(RolloutError, match="not a registered-model URI"):
+        cp.start("s3://bucket/model")
+
+
+def test_gates_refuse_with_numbers_then_pass_on_evidence(settings):
+    cp = ControlPlane(settings, load_plan(), actor="alice")
+    out = cp.start("models:/roomtype/2", reason="test")
+    rid = out.after.rollout_id
+    with pytest.raises(GatesFailed) as info:
+        cp.promote("limited")
+    assert "compared >= 30: 0" in str(info.value)
+    assert cp.current().state.stage is Stage.SHADOW  # nothing changed
+
+    log_shadow_traffic(settings, rid, 40, agree=0.5)
+    with pytest.raises(GatesFailed, match=r"agreement >= 0.6: 0.5"):
+        cp.promote("limited")
+    log_shadow_traffic(settings, rid, 60, agree=1.0)  # 80/100 agree now
+    promoted = cp.promote("limited", ("eu-west",))
+    assert promoted.after.stage is Stage.LIMITED and all(g.passed for g in promoted.gates)
+    tags = registry.version_tags(registry.ModelRef("roomtype", "2"))
+    assert (tags["stage"], tags["regions"], tags["percent"]) == ("limited", "eu-west", "100")
+
+    history = cp.history()
+    assert [e["action"] for e in history] == ["promote", "start"]
+    assert history[0]["actor"] == "alice" and history[0]["to"] == "limited"
+    assert {g["metric"] for g in history[0]["gates"]} == {"compared", "agreement", "candidate_error_rate"}
+    run = registry.client().get_run(history[0]["run_id"])
+    assert run.data.metrics["agreement"] == pytest.approx(0.8)
+
+
+def test_force_needs_a_reason_and_is_recorded(settings):
+    cp = ControlPlane(settings, load_plan(), actor="bob")
+    cp.start("models:/roomtype/2")
+    with pytest.raises(RolloutError, match="--force needs --reason"):
+        cp.promote("limited", force=True)
+    out = cp.promote("limited", force=True, reason="hotfix for a broken champion")
+    assert out.forced
+    event = cp.history()[0]
+    assert event["forced"] and event["reason"] == "hotfix for a broken champion"
+
+
+def test_concurrent_promotes_exactly_one_wins(settings):
+    plan = load_plan().model_copy(update={"gates": {}})
+    ControlPlane(settings, plan).start("models:/roomtype/2")
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def go(actor: str, regions: tuple[str, ...]) -> None:
+        cp = ControlPlane(settings, plan, actor=actor)
+        cp.current()
+        barrier.wait()
+        try:
+            results.append(cp.promote("limited", regions))
+        except RolloutError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=go, args=("a", ("eu-west",))), threading.Thread(target=go, args=("b", ("us-east",)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = ControlPlane(settings, plan).current()
+    # Whether the two overlapped (compare-and-swap refuses the loser) or ran one after the other (the second
+    # would narrow limited, which is refused), exactly one change landed and nothing was half-written.
+    assert len(results) == 1 and len(errors) == 1
+    assert "changed since it was read" in errors[0] or "not shrink" in errors[0]
+    assert final.state.regions == results[0].after.regions and final.generation == results[0].generation
+    assert final.state.stage is Stage.LIMITED
+
+
+def test_rollback_restores_aliases_with_routing(settings):
+    plan = load_plan().model_copy(update={"gates": {}})
+    cp = ControlPlane(settings, plan)
+    cp.start("models:/roomtype/2")
+    cp.promote("limited")
+    cp.promote("gradual", percent=100)
+    cp.promote("full")
+    assert registry.alias_version("roomtype", "champion") == "2"
+    cp.rollback("bad numbers after full")
+    assert cp.current().state.champion.version == "1"
+    assert registry.alias_version("roomtype", "champion") == "1"
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "retired"
+    with pytest.raises(RolloutError, match="nothing to roll back"):
+        cp.rollback("again")
