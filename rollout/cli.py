@@ -86,14 +86,21 @@ def serve(
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
     if overrides:
         settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=overrides)})
-    state = ctx.obj.control().current().state
+    from rollout.guard import GUARD_ACTOR, Guard
+
+    control = ctx.obj.control()
+    state = control.current().state
     console.print(f"champion {state.champion.uri}, stage {state.stage}")
     url = start_serve(settings)
-    console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); Ctrl-C stops")
+    guard = Guard(control.with_actor(GUARD_ACTOR))
+    guard.start()
+    console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
+                  "the budget guard is watching the candidate; Ctrl-C stops")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        guard.stop()
         console.print("stopping")
 
 

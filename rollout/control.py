@@ -92,6 +92,9 @@ class ControlPlane:
         self.engine = engine or engine_for(settings.db_url)
         registry.configure(settings)
 
+    def with_actor(self, actor: str) -> ControlPlane:
+        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine)
+
     # -- reading ----------------------------------------------------------------------------------
     def current(self) -> Versioned:
         """The routing state, created from the MLflow `champion` alias on first use."""

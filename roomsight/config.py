@@ -45,6 +45,7 @@ class ServeSettings(_Section):
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a replica waits to fill a batch.")
     shadow_queue_size: int = Field(64, ge=0, description="Shadow calls in flight per ingress; beyond it shadow work is dropped and counted.")
     shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
+    candidate_timeout_s: float = Field(2.0, gt=0, description="A candidate answering traffic gets this long before the champion answers instead.")
     state_poll_s: float = Field(1.0, gt=0, description="How often the ingress re-reads the rollout state.")
     warm_timeout_s: float = Field(3.0, gt=0, description="How long a new state waits for its models to load before it is routed on anyway.")
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted image upload.")

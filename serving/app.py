@@ -68,6 +68,14 @@ def _clean(value: str | None, field: str, required: bool = False, max_len: int =
     return value
 
 
+def _error_text(exc: BaseException) -> str:
+    """One line for the log: the replica's own exception, not Ray's wrapper with its traceback."""
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(exc, asyncio.TimeoutError):
+        return "TimeoutError: the model did not answer in time"
+    return f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
+
+
 # Module-level helpers the Ingress uses must be defined above it: Serve pickles the decorated class when
 # the decorator runs, capturing only the globals that exist at that moment.
 def _columns(role: str, answer: ModelAnswer) -> dict[str, Any]:
@@ -231,14 +239,14 @@ class Ingress:
         served_by = decision.served_by
         candidate_error = None
         try:
-            answer = await self._call(served_by, state, pixels, self.settings.serve.shadow_timeout_s
+            answer = await self._call(served_by, state, pixels, self.settings.serve.candidate_timeout_s
                                       if served_by == CANDIDATE else None)
         except Exception as exc:
             if served_by != CANDIDATE:
                 log.exception("champion failed")
                 raise RequestError(503, "the model is unavailable; retry shortly", "champion-error") from None
             # The candidate must never fail a request the champion can answer.
-            candidate_error = f"{type(exc).__name__}: {exc}"[:500]
+            candidate_error = _error_text(exc)
             self.metrics.fallbacks.inc()
             served_by = CHAMPION
             decision = Decision(CHAMPION, None, "candidate-fallback")
@@ -289,7 +297,7 @@ class Ingress:
         except asyncio.TimeoutError:
             self._shadow_failed(role, request_id, "timeout", "shadow call timed out")
         except Exception as exc:
-            self._shadow_failed(role, request_id, "error", f"{type(exc).__name__}: {exc}"[:500])
+            self._shadow_failed(role, request_id, "error", _error_text(exc))
         else:
             disagree = (answer.top_class != primary.top_class
                         or abs(answer.score - primary.score) > self.settings.serve.disagreement_gap)
@@ -312,11 +320,17 @@ class Ingress:
         self.log.close()
 
 
-def build_app(settings: Settings) -> serve.Application:
-    """The application graph: ingress -> {champion, candidate} model deployments, fractional CPUs."""
+def build_app(settings: Settings, candidate_faults: bool = False) -> serve.Application:
+    """The application graph: ingress -> {champion, candidate} model deployments, fractional CPUs.
+    `candidate_faults` swaps in serving.faults' injectable candidate (tests and benchmarks only)."""
     conf = settings.model_dump(mode="json")
     s = settings.serve
     model_opts = {"ray_actor_options": {"num_cpus": s.model_cpus}, "num_replicas": s.model_replicas}
     champion = ModelDeployment.options(name="champion", **model_opts).bind(CHAMPION, conf)
-    candidate = ModelDeployment.options(name="candidate", **model_opts).bind(CANDIDATE, conf)
+    if candidate_faults:
+        from serving.faults import FaultyModelDeployment
+
+        candidate = FaultyModelDeployment.options(name="candidate", **model_opts).bind(CANDIDATE, conf)
+    else:
+        candidate = ModelDeployment.options(name="candidate", **model_opts).bind(CANDIDATE, conf)
     return Ingress.options(ray_actor_options={"num_cpus": s.ingress_cpus}).bind(champion, candidate, conf)

@@ -27,7 +27,7 @@ def init_ray(settings: Settings) -> None:
                  log_to_driver=False, configure_logging=False)
 
 
-def start_serve(settings: Settings) -> str:
+def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
     """Deploy (or update in place) the app; returns its base URL."""
     from ray import serve
 
@@ -35,7 +35,7 @@ def start_serve(settings: Settings) -> str:
 
     init_ray(settings)
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
-    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    serve.run(build_app(settings, candidate_faults), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.serve.host}:{settings.serve.port}"
 
 

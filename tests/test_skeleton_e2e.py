@@ -4,6 +4,7 @@ control plane. shadow -> limited -> gradual -> full -> rollback, and bad input r
 from __future__ import annotations
 
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -115,6 +116,9 @@ def test_rollout_path_through_http(settings, ray_session, tmp_path: Path):
             assert r.status_code == 422 and "listing_id" in r.json()["error"]
             r = client.post("/predict", files={"image": ("x.jpg", b"", "image/jpeg")}, data={"listing_id": "L", "region": "r"})
             assert r.status_code == 400 and "0 bytes" in r.json()["error"]
+            big = b"\xff\xd8" + b"\0" * (21 * 1024 * 1024)
+            r = client.post("/predict", files={"image": ("big.jpg", big, "image/jpeg")}, data={"listing_id": "L", "region": "r"})
+            assert r.status_code == 413 and "limit" in r.json()["error"]
             drained(client)
             assert logged(engine) == before
 
@@ -147,9 +151,27 @@ def test_rollout_path_through_http(settings, ray_session, tmp_path: Path):
                     g.model_copy(update={"min": 10_000}) for g in strict.gates_for("gradual"))}})).promote("gradual")
             assert cp.current().state.stage.value == "limited"
 
-            # gradual 50%: about half the listings everywhere, sticky per listing
+            # gradual 50%: about half the listings everywhere, sticky per listing; traffic keeps flowing
+            # through the change with no failed request
+            stop = threading.Event()
+            during: list[int] = []
+
+            def background() -> None:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as bg:
+                    i = 500
+                    while not stop.is_set():
+                        files = {"image": ("b.jpg", jpeg("bedroom", i), "image/jpeg")}
+                        during.append(bg.post("/predict", files=files, data={"listing_id": f"B{i}", "region": "us-east"}).status_code)
+                        i += 1
+
+            thread = threading.Thread(target=background)
+            thread.start()
             cp.promote("gradual")
             wait_for(client, "stage", "gradual")
+            time.sleep(0.5)
+            stop.set()
+            thread.join()
+            assert len(during) >= 5 and set(during) == {200}
             listings = [f"G{i}" for i in range(40)]
             first_pass = {lid: predict(client, 7, "ap-south", lid)["served_by"] for lid in listings}
             second_pass = {lid: predict(client, 7, "ap-south", lid)["served_by"] for lid in listings}

@@ -1,0 +1,102 @@
+"""A candidate that hangs or raises never fails or stalls a request the champion can answer; the batch
+endpoint answers each image on its own; the budget guard takes a failing candidate off traffic.
+Real Ray Serve over HTTP, with the injectable candidate from serving.faults."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import free_port
+from tests.test_skeleton_e2e import drained, jpeg, wait_for
+
+pytestmark = pytest.mark.ray
+
+
+def post(client: httpx.Client, i: int, region: str) -> tuple[int, dict, float]:
+    t0 = time.perf_counter()
+    r = client.post("/predict", files={"image": ("p.jpg", jpeg("kitchen", i), "image/jpeg")},
+                    data={"listing_id": f"F{i}", "region": region})
+    return r.status_code, r.json(), time.perf_counter() - t0
+
+
+def test_faulty_candidate_is_isolated(settings, ray_session):
+    from ray import serve
+
+    from roomsight.db import engine_for
+    from roomsight.tables import predictions
+    from rollout.control import ControlPlane
+    from rollout.guard import Guard
+    from rollout.plan import Budget, load_plan
+    from serving.runner import APP_NAME, start_serve
+
+    port = free_port()
+    s = settings.model_copy(update={
+        "serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.2, "shadow_timeout_s": 1.0,
+                                                   "candidate_timeout_s": 0.5}),
+        "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
+    plan = load_plan().model_copy(update={"gates": {}, "hold_ood_on_champion": False,
+                                          "budget": Budget(max_error_rate=0.05, max_p99_ms=5000, window=50)})
+    cp = ControlPlane(s, plan, actor="fault-test")
+    cp.current()
+    start_serve(s, candidate_faults=True)
+    candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
+    engine = engine_for(s.db_url)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            post(client, 0, "eu-west")  # champion warm
+            cp.start("models:/roomtype/2")
+            wait_for(client, "stage", "shadow")
+
+            # shadow, candidate hanging: answers do not wait for it; the shadow calls time out and are logged
+            candidate.set_fault.remote("hang").result()
+            with ThreadPoolExecutor(4) as pool:
+                results = list(pool.map(lambda i: post(client, i, "us-east"), range(1, 21)))
+            assert all(code == 200 and body["served_by"] == "champion" for code, body, _ in results)
+            assert max(t for _, _, t in results) < 1.0, "an answer waited for the hanging shadow candidate"
+            time.sleep(1.5)
+            drained(client)
+            with engine.connect() as c:
+                statuses = [r.shadow_status for r in c.execute(select(predictions.c.shadow_status)
+                                                               .where(predictions.c.stage == "shadow"))]
+            assert statuses.count("timeout") == 20
+
+            # limited, candidate raising: its region is answered by the champion instead, and that is logged
+            cp.promote("limited", ("eu-west",))
+            wait_for(client, "stage", "limited")
+            candidate.set_fault.remote("raise").result()
+            results = [post(client, i, "eu-west") for i in range(30, 45)]
+            assert all(code == 200 and body["served_by"] == "champion" for code, body, _ in results)
+            # hanging while answering: the champion answers after candidate_timeout_s
+            candidate.set_fault.remote("hang").result()
+            code, body, took = post(client, 46, "eu-west")
+            assert code == 200 and body["served_by"] == "champion" and took < 3.0
+            drained(client)
+            with engine.connect() as c:
+                errors = c.execute(select(predictions.c.candidate_error, predictions.c.routing_reason)
+                                   .where(predictions.c.stage == "limited")).all()
+            assert sum(1 for e in errors if e.candidate_error and "injected fault" in e.candidate_error) == 15
+            assert {e.routing_reason for e in errors} == {"candidate-fallback"}
+            assert 'roomsight_candidate_fallbacks_total 16.0' in client.get("/metrics").text
+
+            # the guard sees the broken budget and takes the candidate off traffic, recorded in MLflow
+            out = Guard(cp.with_actor("guard")).tick()
+            assert out is not None and out.action == "auto-rollback"
+            wait_for(client, "stage", "stable")
+            candidate.set_fault.remote("none").result()
+
+            # the batch endpoint: one answer per image, a bad image fails alone
+            files = [("images", ("a.jpg", jpeg("view", 1), "image/jpeg")), ("images", ("b.jpg", b"garbage", "image/jpeg")),
+                     ("images", ("c.jpg", jpeg("exterior", 2), "image/jpeg"))]
+            r = client.post("/predict/batch", files=files, data={"listing_id": "B1", "region": "ap-south"})
+            assert r.status_code == 200
+            res = r.json()["results"]
+            assert [("label" in x, x.get("status")) for x in res] == [(True, None), (False, 400), (True, None)]
+            r = client.post("/predict/batch", files=files[:2], data={"listing_id": ["x", "y", "z"], "region": "ap-south"})
+            assert r.status_code == 422 and "one value for all images or one per image" in r.json()["error"]
+    finally:
+        serve.delete(APP_NAME)
