@@ -41,6 +41,7 @@ class ServeSettings(_Section):
     ingress_cpus: float = Field(0.25, gt=0, description="CPUs reserved per ingress replica (fractional: 2-core machines).")
     model_cpus: float = Field(0.5, gt=0, description="CPUs reserved per model replica.")
     model_replicas: int = Field(1, ge=1, description="Replicas per model deployment (champion and candidate).")
+    torch_threads: int = Field(1, ge=1, description="Intra-op threads per model replica; replicas x threads should not exceed the cores.")
     max_batch_size: int = Field(8, ge=1, description="Largest batch a model replica runs at once (@serve.batch).")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a replica waits to fill a batch.")
     shadow_queue_size: int = Field(64, ge=0, description="Shadow calls in flight per ingress; beyond it shadow work is dropped and counted.")
@@ -57,6 +58,8 @@ class LogSettings(_Section):
     flush_interval_s: float = Field(0.5, gt=0, description="How often buffered prediction records are written.")
     batch_size: int = Field(256, ge=1, description="Most records written per transaction.")
     buffer_max: int = Field(100_000, ge=1, description="Records held while the database is unreachable; beyond it they are counted as lost.")
+    journal: bool = Field(True, description="Journal each record to home/journal before answering, so a crash loses no acknowledged prediction.")
+    fsync: bool = Field(False, description="fsync every journal write: survives power loss too, at a cost per request.")
 
 
 class MonitoringSettings(_Section):

@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from monitoring.descriptors import describe
+from monitoring.ood import IMAGE_FLAGS, MODEL_FLAGS, Calibration, OodResult
 from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.images import DecodedImage, ImageRejected, decode_image
@@ -92,12 +94,15 @@ class Ingress:
         self.handles = {CHAMPION: champion, CANDIDATE: candidate}
         engine = engine_for(self.settings.db_url)
         self.metrics = ServeMetrics()
-        self.log = LogWriter(engine, flush_interval_s=self.settings.log.flush_interval_s,
-                             batch_size=self.settings.log.batch_size, buffer_max=self.settings.log.buffer_max)
+        lg = self.settings.log
+        self.log = LogWriter(engine, flush_interval_s=lg.flush_interval_s, batch_size=lg.batch_size,
+                             buffer_max=lg.buffer_max, journal_dir=self.settings.home / "journal" if lg.journal else None,
+                             fsync=lg.fsync)
         self.watcher = StateWatcher(engine, self.settings.serve.state_poll_s, prepare=self._warm)
         self.shadow_inflight = 0
         self.shadow_dropped = 0
         self._tasks: set[asyncio.Task] = set()
+        self._calibrations: dict[str, Calibration] = {}  # per model version, from its reference statistics
 
     # -- state ------------------------------------------------------------------------------------
     def _state(self) -> RoutingState:
@@ -115,6 +120,19 @@ class Ingress:
         deadline = time.monotonic() + self.settings.serve.warm_timeout_s
         for call in calls:
             call.result(timeout_s=max(0.1, deadline - time.monotonic()))
+
+    async def _calibration(self, state: RoutingState, role: str) -> Calibration:
+        """Out-of-domain calibration of the version in `role`, fetched once per version. If its replica
+        cannot say, built-in defaults stand in for this request (and the fetch is retried next time)."""
+        ref = self._ref(state, role)
+        key = f"{ref['name']}/{ref['version']}"
+        if key not in self._calibrations:
+            try:
+                self._calibrations[key] = Calibration.from_reference(await self.handles[role].reference.remote(ref))
+            except Exception:
+                log.exception("no reference statistics for %s; using default out-of-domain calibration", key)
+                return Calibration.from_reference(None)
+        return self._calibrations[key]
 
     def _ref(self, state: RoutingState, role: str) -> dict[str, str]:
         ref = state.champion if role == CHAMPION else state.candidate
@@ -232,9 +250,11 @@ class Ingress:
                       caption: str | None = None, taken_at: str | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         state = self._state()
-        ood: dict[str, Any] | None = None
-        flags: tuple[str, ...] = ()
-        decision = choose(state, listing_id, region, flags, random.random())
+        # Image flags come before routing, so the plan can keep out-of-domain photos on the champion.
+        threshold = self.settings.monitoring.flag_threshold
+        descriptors = await asyncio.to_thread(describe, decoded.image, decoded.width, decoded.height, decoded.n_bytes)
+        image_ood = (await self._calibration(state, CHAMPION)).assess(descriptors, threshold, IMAGE_FLAGS)
+        decision = choose(state, listing_id, region, tuple(image_ood.flags), random.random())
         pixels = np.asarray(decoded.image)
         served_by = decision.served_by
         candidate_error = None
@@ -251,13 +271,20 @@ class Ingress:
             served_by = CHAMPION
             decision = Decision(CHAMPION, None, "candidate-fallback")
             answer = await self._call(CHAMPION, state, pixels, None)
+        # Novelty is the answering model's own judgement, calibrated on that model's reference.
+        descriptors.update(answer.model_scores)
+        novelty = (await self._calibration(state, served_by)).assess(descriptors, threshold, MODEL_FLAGS)
+        ood = OodResult(flags=image_ood.flags + novelty.flags, scores={**image_ood.scores, **novelty.scores},
+                        held=list(decision.held_flags)).to_dict()
+        for flag in ood["flags"]:
+            self.metrics.ood.labels(flag).inc()
         latency_ms = (time.perf_counter() - t0) * 1000
         request_id = str(uuid.uuid4())
         record = PredictionRecord(
             request_id=request_id, ts=time.time(), rollout_id=state.rollout_id, stage=state.stage.value,
             listing_id=listing_id, region=region, photo_id=photo_id, caption=caption, taken_at=taken_at,
             served_by=served_by, label=answer.label, score=answer.score, latency_ms=latency_ms,
-            routing_reason=decision.reason, ood=ood, candidate_error=candidate_error,
+            routing_reason=decision.reason, ood=ood, descriptors=descriptors, candidate_error=candidate_error,
             **_columns(served_by, answer),
         )
         if decision.shadow is not None:

@@ -9,7 +9,6 @@ new version, the replica loads it once, and traffic never stops.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image
 from ray import serve
 
+from monitoring.reference import model_descriptors
 from roomsight.config import Settings
 from roomsight.registry import ModelRef
 
@@ -53,8 +53,8 @@ class ModelServer:
         self._load_lock = asyncio.Lock()
         import torch
 
-        # Fractional-CPU replicas share 2 cores: one intra-op thread each avoids oversubscription.
-        torch.set_num_threads(max(1, int(os.environ.get("ROOMSIGHT_TORCH_THREADS", "1"))))
+        # Fractional-CPU replicas share the cores: few intra-op threads each avoids oversubscription.
+        torch.set_num_threads(self.settings.serve.torch_threads)
         self._batched.set_max_batch_size(self.settings.serve.max_batch_size)
         self._batched.set_batch_wait_timeout_s(self.settings.serve.batch_wait_timeout_s)
 
@@ -75,6 +75,10 @@ class ModelServer:
         """Load a version ahead of its first request (called when the rollout state changes)."""
         pack = await self._pack(ModelRef.from_dict(ref))
         return pack.version
+
+    async def reference(self, ref: dict[str, str]) -> dict[str, Any]:
+        """The version's reference statistics (monitoring calibrates its out-of-domain flags on them)."""
+        return (await self._pack(ModelRef.from_dict(ref))).meta.reference
 
     async def predict(self, ref: dict[str, str], image: np.ndarray) -> ModelAnswer:
         return await self._batched(ref["name"] + "/" + ref["version"], image)
@@ -103,15 +107,7 @@ class ModelServer:
 
 def _model_scores(pack, out) -> dict[str, float]:  # noqa: ANN001
     """What the model itself says about how familiar an input is; monitoring turns these into flags."""
-    logits = out.logits.astype(np.float64)
-    energy = -float(np.log(np.exp(logits - logits.max()).sum()) + logits.max())
-    scores = {"max_softmax": float(out.score), "energy": energy}
-    ref = pack.meta.reference.get("embedding")
-    if ref and "mean" in ref:
-        mean = np.asarray(ref["mean"], dtype=np.float32)
-        scale = float(ref.get("scale", 1.0)) or 1.0
-        scores["embedding_distance"] = float(np.linalg.norm(out.embedding - mean) / scale)
-    return scores
+    return model_descriptors(out.logits, out.embedding, pack.meta.reference.get("embedding"))
 
 
 ModelDeployment = serve.deployment(ModelServer, name="model", max_ongoing_requests=64)

@@ -3,6 +3,8 @@
 Writes happen in batches on a background thread, off the request path. A request's row is inserted
 when it is answered; the shadow result arrives later and is applied as an update of that row.
 While the database is unreachable, records wait in a bounded buffer; overflow is counted, not hidden.
+With a journal directory, every record is journaled before `submit` returns (see `serving.journal`), so
+a crash loses no acknowledged prediction: the next writer on that directory replays what was not written.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from pathlib import Path
+
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from roomsight.tables import predictions
+from serving.journal import Journal, orphans, read_entries
+
+_ROTATE_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +74,10 @@ _UPDATE_COLUMNS = ("champion_version", "champion_label", "champion_scores", "cha
 
 class LogWriter:
     def __init__(self, engine: Engine, *, flush_interval_s: float = 0.5, batch_size: int = 256,
-                 buffer_max: int = 100_000) -> None:
+                 buffer_max: int = 100_000, journal_dir: Path | None = None, fsync: bool = False) -> None:
         self._engine = engine
+        self.recovered = recover(engine, journal_dir) if journal_dir is not None else 0
+        self._journal = Journal(journal_dir, fsync=fsync) if journal_dir is not None else None
         self._interval = flush_interval_s
         self._batch = batch_size
         self._max = buffer_max
@@ -91,6 +100,8 @@ class LogWriter:
             if len(self._rows) + len(self._updates) >= self._max:
                 self.overflow += 1
                 return False
+            if self._journal is not None:
+                self._journal.append("row", asdict(record))
             self._rows.append(record)
             self._unwritten[record.request_id] = record
         return True
@@ -103,6 +114,8 @@ class LogWriter:
             if len(self._rows) + len(self._updates) >= self._max:
                 self.overflow += 1
                 return False
+            if self._journal is not None:
+                self._journal.append("update", asdict(upd))
             # The row may still be waiting here: fold the update in rather than issuing an UPDATE.
             rec = self._unwritten.get(upd.request_id)
             if rec is not None:
@@ -151,8 +164,19 @@ class LogWriter:
                     self._rows.popleft()
                 for _ in ups:
                     self._updates.popleft()
+                self._maybe_rotate()
             self.written += len(rows)
             self.updated += len(ups)
+
+    def _maybe_rotate(self) -> None:
+        """With the lock held: once everything journaled is in the database, start a new segment and
+        delete the old one, so the journal stays small."""
+        j = self._journal
+        if j is None or self._rows or self._updates or j.path is None or j.path.stat().st_size < _ROTATE_BYTES:
+            return
+        old = j.rotate()
+        if old is not None:
+            old.unlink(missing_ok=True)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is written (or `timeout`)."""
@@ -168,6 +192,10 @@ class LogWriter:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
+        if self._journal is not None:
+            self._journal.close()
+            if not self.pending and self._journal.path is not None:
+                self._journal.path.unlink(missing_ok=True)  # everything is in the database
 
 
 def _update_batches(ups: list[ShadowUpdate]) -> list[tuple[Any, list[dict[str, Any]]]]:
@@ -184,3 +212,31 @@ def _update_batches(ups: list[ShadowUpdate]) -> list[tuple[Any, list[dict[str, A
                   for u in members]
         batches.append((stmt, params))
     return batches
+
+
+def recover(engine: Engine, journal_dir: Path) -> int:
+    """Replay journals left by dead writers: insert rows the database lacks, apply shadow updates, then
+    delete the journals. Returns how many rows were inserted."""
+    inserted = 0
+    for path in orphans(journal_dir):
+        rows: dict[str, dict[str, Any]] = {}
+        ups: list[ShadowUpdate] = []
+        for kind, payload in read_entries(path):
+            if kind == "row":
+                rows[payload["request_id"]] = payload
+            else:
+                ups.append(ShadowUpdate(**payload))
+        with engine.begin() as conn:
+            ids = list(rows)
+            present: set[str] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                present |= {r[0] for r in conn.execute(select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk)))}
+            missing = [rows[r] for r in ids if r not in present]
+            if missing:
+                conn.execute(insert(predictions), missing)
+            for stmt, params in _update_batches(ups):
+                conn.execute(stmt, params)
+        inserted += len(missing)
+        path.unlink()
+    return inserted

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from monitoring.reference import image_reference
 from roomsight.config import Settings
 from roomsight.modelpack import PackMeta, softmax
 from roomsight.preprocess import Preprocessing, batch_tensor
@@ -131,7 +132,9 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
 
     meta = PackMeta(
         classes=classes, preprocessing=prep, thresholds=thresholds, backbone=backbone_name,
-        reference={"embedding": embedding_reference(valid_emb)},
+        reference={"embedding": embedding_reference(valid_emb),
+                   "images": image_reference([it.path for it in split.valid], [image_of[id(it)] for it in split.valid],
+                                             valid_logits, valid_emb, classes, embedding_reference(valid_emb))},
         metrics=metrics, data_sha256=data.manifest_hash(items),
     )
     params = {"backbone": backbone_name, "pretrained": bb.pretrained, "head_only": cfg.head_only, "seed": cfg.seed,

@@ -1,0 +1,185 @@
+"""Serving: latency and throughput through HTTP per rollout stage, against the same model in-process and
+a bare one-deployment Serve app; shadow overhead at half load; a slow or hanging candidate's effect on
+the champion; latency against concurrency (a plot). Everything in one run, side by side."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.loadgen import closed_loop, open_loop
+
+
+def _bodies(n: int) -> list[bytes]:
+    from training.synthetic import CLASSES, render
+
+    out = []
+    for i in range(n):
+        buf = io.BytesIO()
+        render(CLASSES[i % len(CLASSES)], np.random.default_rng(10_000 + i), 256).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def _in_process(pack, bodies: list[bytes], n: int, batch: int) -> dict[str, float]:
+    from roomsight.images import decode_image
+
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        s = time.perf_counter()
+        imgs = [decode_image(bodies[(i + k) % len(bodies)], max_side=512).image for k in range(batch)]
+        pack.predict(imgs)
+        lat.append((time.perf_counter() - s) / batch)
+    elapsed = time.perf_counter() - t0
+    return {"p50_ms": round(float(np.percentile(lat, 50)) * 1000, 2), "p99_ms": round(float(np.percentile(lat, 99)) * 1000, 2),
+            "throughput_rps": round(n / elapsed, 1)}
+
+
+def run(quick: bool = False, out_dir: Path | None = None) -> dict:
+    import torch
+    from ray import serve
+
+    from benchmarks.bare_app import BareModel
+    from roomsight import registry
+    from roomsight.config import load_settings
+    from rollout.control import ControlPlane
+    from rollout.plan import load_plan
+    from serving.runner import APP_NAME, init_ray, start_serve
+    from training.pipeline import TrainConfig, train
+
+    n = 60 if quick else 300
+    home = Path(tempfile.mkdtemp(prefix="roomsight-bench-serving-"))
+    settings = load_settings(environ={"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": "8790",
+                                      "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3", "ROOMSIGHT_SERVE__MODEL_CPUS": "0.5",
+                                      "ROOMSIGHT_SERVE__SHADOW_QUEUE_SIZE": "256"})
+    cfg = dict(backbone="efficientnet_lite0", head_only=True, epochs=1, synthetic_per_class=20)
+    champ = train(settings, TrainConfig(seed=0, **cfg)).registered.ref
+    cand = train(settings, TrainConfig(seed=1, **cfg)).registered.ref
+    bodies = _bodies(32)
+    results: dict = {"model": "efficientnet_lite0 at 224 px (head-only, synthetic)", "requests_per_point": n}
+
+    # 1. the floor: the same model in this process, decode + forward, batch 1 and batch 8
+    torch.set_num_threads(2)
+    pack = registry.load_model(champ)
+    _in_process(pack, bodies, 16, 1)  # warm-up
+    results["in_process_b1"] = _in_process(pack, bodies, n // 2, 1)
+    results["in_process_b8"] = _in_process(pack, bodies, n, 8)
+    torch.set_num_threads(1)
+
+    init_ray(settings)
+    url = "http://127.0.0.1:8790"
+    serve.start(http_options={"host": "127.0.0.1", "port": 8790})
+
+    # 2. a bare one-deployment Serve app with the same model
+    conf = settings.model_dump(mode="json")
+    serve.run(BareModel.options(ray_actor_options={"num_cpus": 1}).bind(conf, champ.to_dict(), 2), name="bare",
+              route_prefix="/")
+    closed_loop(url, bodies, 10, 1)
+    results["bare_serve_c1"] = closed_loop(url, bodies, n // 2, 1).summary()
+    results["bare_serve_c8"] = closed_loop(url, bodies, n, 8).summary()
+    serve.delete("bare")
+
+    # 3. roomsight per stage (2 champion replicas so it may use both cores at saturation)
+    ControlPlane(settings, load_plan(), actor="bench").current()
+    start_serve(settings.model_copy(update={"serve": settings.serve.model_copy(update={"model_replicas": 1})}),
+                candidate_faults=True)
+    closed_loop(url, bodies, 10, 1)
+    plan = load_plan().model_copy(update={"gates": {}})
+    cp = ControlPlane(settings, plan, actor="bench")
+    regions = ("eu-west", "us-east", "ap-south")
+
+    def point(label: str) -> None:
+        time.sleep(1.0)
+        closed_loop(url, bodies, 8, 1, regions)
+        results[f"{label}_c1"] = closed_loop(url, bodies, n // 2, 1, regions).summary()
+        results[f"{label}_c8"] = closed_loop(url, bodies, n, 8, regions).summary()
+
+    point("stable")
+    capacity = results["stable_c8"]["throughput_rps"]
+    half = max(1.0, capacity / 2)
+    dur = 10 if quick else 30
+    results["stable_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
+    cp.start(cand.uri)
+    time.sleep(1.5)
+    closed_loop(url, bodies, 8, 1, regions)
+    results["shadow100_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
+    point("shadow100")
+
+    candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
+    model_ms = results["in_process_b1"]["p50_ms"]
+    candidate.set_fault.remote("slow", 9 * model_ms / 1000).result()  # ~10x the model's own time
+    results["shadow100_slow_candidate_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
+    candidate.set_fault.remote("hang").result()
+    results["shadow100_hanging_candidate_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
+    import httpx
+
+    results["shadow_dropped_after_hang"] = httpx.get(url + "/healthz").json()["shadow"]["dropped"]
+    candidate.set_fault.remote("none").result()
+    time.sleep(settings.serve.shadow_timeout_s + 1)
+
+    cp.rollback("bench: reset")
+    cp.plan = plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": 0.1})})
+    cp.start(cand.uri)
+    point("shadow10")
+    cp.promote("limited", ("eu-west",))
+    point("limited")
+    cp.promote("gradual", percent=50)
+    point("gradual50")
+
+    # 4. latency against concurrency (stable)
+    cp.rollback("bench: concurrency curve on the champion alone")
+    time.sleep(1.0)
+    curve = {}
+    for c in (1, 4, 16, 64):
+        curve[c] = closed_loop(url, bodies, max(n // 2, c * 4), c, regions).summary()
+    results["concurrency_curve"] = curve
+    serve.delete(APP_NAME)
+
+    s100, st = results["shadow100_half_load"], results["stable_half_load"]
+    results["ratios"] = {
+        "shadow100_p99_over_stable_p99_half_load": round(s100["p99_ms"] / st["p99_ms"], 3),
+        "slow_candidate_p99_over_stable": round(results["shadow100_slow_candidate_half_load"]["p99_ms"] / st["p99_ms"], 3),
+        "hanging_candidate_p99_over_stable": round(results["shadow100_hanging_candidate_half_load"]["p99_ms"] / st["p99_ms"], 3),
+        "stable_c8_throughput_over_in_process_b8": round(results["stable_c8"]["throughput_rps"] / results["in_process_b8"]["throughput_rps"], 3),
+        "stable_c1_p50_over_bare_serve_c1_p50": round(results["stable_c1"]["p50_ms"] / results["bare_serve_c1"]["p50_ms"], 3),
+    }
+    if out_dir is not None:
+        _plot(curve, out_dir / "serving_concurrency.png")
+        results["plot"] = "serving_concurrency.png"
+    return results
+
+
+def _plot(curve: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cs = sorted(curve)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(cs, [curve[c]["p50_ms"] for c in cs], "o-", label="p50")
+    ax.plot(cs, [curve[c]["p99_ms"] for c in cs], "s-", label="p99")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("roomsight /predict latency vs concurrency (champion only)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    import json
+    import sys
+
+    print(json.dumps(run(quick="--quick" in sys.argv, out_dir=Path(".")), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""HTTP load for the serving benchmarks: closed-loop (N clients back to back) and open-loop (a fixed
+arrival rate, so queueing shows up as latency instead of being hidden by slower clients)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+
+@dataclass
+class Run:
+    latencies_s: list[float] = field(default_factory=list)
+    failures: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return len(self.latencies_s)
+
+    def p(self, q: float) -> float:
+        return float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else float("nan")
+
+    @property
+    def throughput(self) -> float:
+        return self.n / self.elapsed_s if self.elapsed_s else 0.0
+
+    def summary(self) -> dict[str, float]:
+        return {"n": self.n, "failures": self.failures, "p50_ms": round(self.p(50), 2), "p99_ms": round(self.p(99), 2),
+                "throughput_rps": round(self.throughput, 1)}
+
+
+def _post(client: httpx.Client, path: str, body: bytes, i: int, region: str) -> tuple[bool, float]:
+    t0 = time.perf_counter()
+    try:
+        r = client.post(path, files={"image": ("p.jpg", body, "image/jpeg")},
+                        data={"listing_id": f"L{i % 5000}", "region": region})
+        ok = r.status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return ok, time.perf_counter() - t0
+
+
+def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions: tuple[str, ...] = ("eu-west",),
+                path: str = "/predict") -> Run:
+    run = Run()
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for i in counter:
+                ok, dt = _post(client, path, bodies[i % len(bodies)], i, regions[i % len(regions)])
+                with lock:
+                    if ok:
+                        run.latencies_s.append(dt)
+                    else:
+                        run.failures += 1
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.elapsed_s = time.perf_counter() - t0
+    return run
+
+
+def open_loop(url: str, bodies: list[bytes], rate_rps: float, duration_s: float,
+              regions: tuple[str, ...] = ("eu-west",), path: str = "/predict") -> Run:
+    """Requests start on a fixed schedule whatever the previous ones did."""
+    run = Run()
+    n = max(1, int(rate_rps * duration_s))
+    clients = [httpx.Client(base_url=url, timeout=60) for _ in range(16)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(64) as pool:
+        futures = []
+        for i in range(n):
+            delay = t0 + i / rate_rps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(_post, clients[i % len(clients)], path, bodies[i % len(bodies)], i,
+                                       regions[i % len(regions)]))
+        for f in futures:
+            ok, dt = f.result()
+            if ok:
+                run.latencies_s.append(dt)
+            else:
+                run.failures += 1
+    run.elapsed_s = time.perf_counter() - t0
+    for c in clients:
+        c.close()
+    return run
