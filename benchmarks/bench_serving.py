@@ -183,3 +183,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def targets(r: dict) -> list:
+    from benchmarks.run import Target
+
+    ratios = r["ratios"]
+    hang = r["shadow100_hanging_candidate_half_load"]
+    slow = r["shadow100_slow_candidate_half_load"]
+    return [
+        Target("shadow at 100% sampling adds at most 10% to the champion's p99 at half load",
+               f"p99 ratio {ratios['shadow100_p99_over_stable_p99_half_load']:.2f}",
+               ratios["shadow100_p99_over_stable_p99_half_load"] <= 1.10),
+        Target("a candidate 10x slower leaves the champion's p99 within 20%, no failed request",
+               f"p99 ratio {ratios['slow_candidate_p99_over_stable']:.2f}, {slow['failures']} failed",
+               ratios["slow_candidate_p99_over_stable"] <= 1.20 and slow["failures"] == 0),
+        Target("a hanging candidate leaves the champion's p99 within 20%, no failed request",
+               f"p99 ratio {ratios['hanging_candidate_p99_over_stable']:.2f}, {hang['failures']} failed, "
+               f"{r['shadow_dropped_after_hang']} shadow calls dropped",
+               ratios["hanging_candidate_p99_over_stable"] <= 1.20 and hang["failures"] == 0),
+        Target("throughput at saturation at least 0.8 of in-process batched inference on the same cores",
+               f"{ratios['stable_c8_throughput_over_in_process_b8']:.2f} "
+               f"({r['stable_c8']['throughput_rps']} vs {r['in_process_b8']['throughput_rps']} req/s)",
+               ratios["stable_c8_throughput_over_in_process_b8"] >= 0.8),
+    ]

@@ -5,6 +5,147 @@ Heavy imports happen inside the commands so `rollout --help` stays instant.
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
 
+from roomsight.console import console, err, friendly
+from roomsight.errors import UserError
+
 app = typer.Typer()
+drift_app = typer.Typer(help="Drift of live traffic against the model's reference: Evidently reports, by email.",
+                        no_args_is_help=True)
+app.add_typer(drift_app, name="drift")
+
+
+@app.command()
+@friendly
+def inspect(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Image files to describe."),
+    model: Optional[str] = typer.Option(None, "--model", help="Calibrate on (and run) this version, models:/NAME/N "
+                                        "or models:/NAME@ALIAS (default: the champion)."),
+    no_model: bool = typer.Option(False, "--no-model", help="Image descriptors and flags only, default calibration, "
+                                  "no registry access."),
+) -> None:
+    """Print each image's descriptors, out-of-domain scores and flags as JSON lines."""
+    from monitoring.descriptors import describe
+    from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
+    from monitoring.reference import model_descriptors
+    from roomsight.images import ImageRejected, decode_image
+
+    settings = ctx.obj.settings
+    pack = None if no_model else _load_model(settings, model)
+    calibration = Calibration.from_reference(pack.meta.reference if pack else None)
+    threshold = settings.monitoring.flag_threshold
+    for path in paths:
+        try:
+            decoded = decode_image(path.read_bytes(), max_bytes=settings.serve.max_upload_bytes,
+                                   max_pixels=settings.serve.max_pixels, max_side=512)
+        except (OSError, ImageRejected) as exc:
+            err.print(f"[yellow]skipped[/] {path}: {exc}", highlight=False)
+            continue
+        descriptors = describe(decoded.image, decoded.width, decoded.height, decoded.n_bytes)
+        line = {"path": str(path)}
+        if pack is not None:
+            out = pack.predict([decoded.image])[0]
+            descriptors.update(model_descriptors(out.logits, out.embedding, pack.meta.reference.get("embedding")))
+            line.update({"label": out.label, "score": round(out.score, 4), "model": f"{pack.version}"})
+        ood = calibration.assess(descriptors, threshold, IMAGE_FLAGS if pack is None else FLAGS)
+        line.update({"descriptors": descriptors, "scores": ood.scores, "flags": ood.flags})
+        typer.echo(json.dumps(line))
+
+
+def _load_model(settings, uri: str | None):  # noqa: ANN001, ANN202 - Settings -> ModelPack
+    from roomsight import registry
+
+    registry.configure(settings)
+    uri = uri or f"models:/{settings.model_name}@{registry.CHAMPION}"
+    try:
+        return registry.load_model(registry.resolve(uri))
+    except registry.RegistryError as exc:
+        raise UserError(f"{exc} (train a model with `rollout train`, or pass --no-model)") from None
+
+
+@drift_app.command("report")
+@friendly
+def report(
+    ctx: typer.Context,
+    since: str = typer.Option("24h", "--since", help="Window length back from now: 30m, 24h, 7d, ..."),
+    region: Optional[str] = typer.Option(None, "--region", help="Only this region's predictions."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only predictions served by this version number; its "
+                                        "reference is used (default: all traffic against the champion's reference)."),
+    email: Optional[list[str]] = typer.Option(None, "--email", help="Send the report to this address (repeatable); "
+                                              "SMTP settings come from smtp.* / ROOMSIGHT_SMTP__*."),
+    as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
+) -> None:
+    """Compare a window of the prediction log with the model's reference (Evidently); save HTML and JSON."""
+    from monitoring import drift
+    from monitoring.watch import send
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
+    with console.status("comparing with the reference (Evidently)..."):
+        rep = drift.report(settings, engine_for(settings.db_url), window)
+    if email:
+        send(settings, rep, email)
+    res = rep.result
+    if as_json:
+        typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or []}))
+        return
+    status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
+    console.print(f"drift: {status} — {res.window}; {res.n_current} predictions vs {res.n_reference} reference images "
+                  f"of {res.reference_model}")
+    for reason in res.reasons:
+        console.print(f"  {reason}")
+    console.print(f"  drifted columns: {', '.join(res.drifted_columns) or 'none'} ({res.drifted_share:.0%})")
+    console.print(f"  out-of-domain: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
+                  f"{res.flag_counts or 'none'}; held on the champion: {res.held_counts or 'none'}")
+    console.print(f"  report: {rep.html}\n  numbers: {rep.json}")
+    if email:
+        console.print(f"  emailed to {', '.join(email)}")
+
+
+@drift_app.command("watch")
+@friendly
+def watch(
+    ctx: typer.Context,
+    every: str = typer.Option("1h", "--every", help="How often to report: 30m, 1h, 1d, ..."),
+    since: Optional[str] = typer.Option(None, "--since", help="Window of each report (default: the same as --every)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Only this region's predictions."),
+    email: Optional[list[str]] = typer.Option(None, "--email", help="Recipients (repeatable; default smtp.recipients)."),
+    only_alarms: bool = typer.Option(False, "--only-alarms", help="Email only reports that raise the alarm."),
+    times: Optional[int] = typer.Option(None, "--times", min=1, help="Stop after this many reports (default: run until Ctrl-C)."),
+) -> None:
+    """Make and email a drift report on a schedule."""
+    from monitoring import drift
+    from monitoring.watch import Outcome
+    from monitoring.watch import watch as run_watch
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    every_s = drift.parse_duration(every)
+    since_s = drift.parse_duration(since) if since else every_s
+    if not (email or settings.smtp.recipients):
+        raise UserError("no recipients: pass --email ADDRESS or set smtp.recipients")
+
+    def show(o: Outcome) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if o.report is not None:
+            r = o.report.result
+            console.print(f"{stamp} {'ALARM' if r.alarm else 'ok'}: {r.drifted_share:.0%} drifted, "
+                          f"{r.ood_share:.1%} out-of-domain, {r.n_current} predictions -> {o.report.html}"
+                          + (" (emailed)" if o.emailed else ""), highlight=False)
+        if o.skipped:
+            err.print(f"{stamp} [yellow]{o.skipped}[/]", highlight=False)
+
+    console.print(f"reporting every {every} on the last {since or every}; Ctrl-C stops")
+    try:
+        run_watch(settings, engine_for(settings.db_url), every_s, since_s, region, email or [], only_alarms,
+                  iterations=times, on_outcome=show)
+    except KeyboardInterrupt:
+        console.print("stopped")

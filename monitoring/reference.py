@@ -27,11 +27,11 @@ def model_descriptors(logits: np.ndarray, embedding: np.ndarray, embedding_ref: 
     z = logits.astype(np.float64)
     top = z.max()
     lse = float(np.log(np.exp(z - top).sum()) + top)
-    out = {"max_softmax": float(np.exp(top - lse)), "energy": -lse}
+    out = {"max_softmax": round(float(np.exp(top - lse)), 6), "energy": round(-lse, 6)}
     if embedding_ref and "mean" in embedding_ref:
         mean = np.asarray(embedding_ref["mean"], dtype=np.float32)
         scale = float(embedding_ref.get("scale", 1.0)) or 1.0
-        out["embedding_distance"] = float(np.linalg.norm(embedding.astype(np.float32) - mean) / scale)
+        out["embedding_distance"] = round(float(np.linalg.norm(embedding.astype(np.float32) - mean) / scale), 6)
     return out
 
 
@@ -46,7 +46,7 @@ def image_reference(paths: list[Path], images: list[Image.Image], logits: np.nda
     for i in idx:
         width, height, n_bytes = _file_facts(paths[i], images[i])
         row = describe(images[i], width, height, n_bytes)
-        row.update({k: round(v, 6) for k, v in model_descriptors(logits[i], embeddings[i], embedding_ref).items()})
+        row.update(model_descriptors(logits[i], embeddings[i], embedding_ref))
         for k, v in row.items():
             columns.setdefault(k, []).append(v)
         labels.append(classes[int(np.argmax(logits[i]))])

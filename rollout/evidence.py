@@ -30,7 +30,9 @@ class Evidence:
 
 def providers() -> list[Provider]:
     """Every source of gate evidence, in the order their numbers are shown."""
-    return [log_evidence]
+    from monitoring.drift import evidence as drift_evidence
+
+    return [log_evidence, drift_evidence]
 
 
 def collect(engine: Engine, settings: Settings, rollout_id: str | None) -> Evidence:

@@ -75,3 +75,106 @@ def train(
     if result.registered.became_champion:
         console.print("no champion existed: this version is now [bold]champion[/]")
     console.print(result.registered.ref.uri)
+
+
+@app.command()
+@friendly
+def labels(
+    captions: Path = typer.Option(..., "--captions", help="CSV with a `caption` column; other columns pass through."),
+    out: Path = typer.Option(..., "--out", help="Output CSV: the input columns plus `label` (empty where the rules abstain)."),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="Caption rules YAML (default: the shipped training/rules/default.yaml)."),
+    gold: Optional[Path] = typer.Option(None, "--gold", help="CSV with known labels (`label`, joined on `path` if both "
+                                        "files have one, else row by row): report the rules' precision and coverage per class."),
+) -> None:
+    """Label photos from their captions with keyword rules; ambiguous or unmatched captions stay unlabelled."""
+    from rich.table import Table
+
+    from training.labels import label_csv, load_rules
+
+    result = label_csv(captions, out, load_rules(rules), gold)
+    console.print(f"labelled {result.labelled} of {result.rows} captions "
+                  f"({result.labelled / max(1, result.rows):.0%}); the rest abstained -> {out}")
+    if result.report is not None:
+        rep = result.report
+        table = Table("class", "precision", "coverage", "labelled", "known", title="rules against known labels")
+        for c, s in rep.per_class.items():
+            table.add_row(c, f"{s.precision:.3f}", f"{s.coverage:.3f}", str(s.labelled), str(s.support))
+        table.add_row("[bold]all[/]", f"{rep.precision:.3f}", f"{rep.coverage:.3f}",
+                      str(sum(s.labelled for s in rep.per_class.values())), str(rep.n))
+        console.print(table)
+
+
+def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.ModelPack
+    from roomsight import registry
+
+    registry.configure(ctx.obj.settings)
+    return registry.load_model(registry.resolve(uri))
+
+
+def _count_items(source: Path) -> int:
+    from training.data import load_manifest
+
+    return len(load_manifest(source))
+
+
+@app.command()
+@friendly
+def evaluate(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", help="Registered model: models:/roomtype/N or models:/roomtype@alias."),
+    data: Path = typer.Option(..., "--data", help="Labelled images: a folder with one sub-folder per class, or a CSV manifest."),
+    json_out: Path = typer.Option(Path("evaluation.json"), "--json", help="Report file; the confusion matrix (PNG, JSON) "
+                                  "and precision-recall curves (PNG) are written next to it."),
+    target_precision: float = typer.Option(0.95, "--target-precision", min=0.5, max=1.0,
+                                           help="Per-class thresholds are chosen for this precision on a validation part of the data."),
+    valid_share: float = typer.Option(0.3, "--valid-share", min=0.05, max=0.9,
+                                      help="Share of the data (seeded, stratified) used only to choose thresholds."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the validation/test split."),
+) -> None:
+    """Accuracy, confusion matrix, precision-recall curves and thresholds at a target precision."""
+    from rich.table import Table
+
+    from training.evaluate import evaluate as run_evaluate
+
+    pack = _load(ctx, model)
+    with _progress() as progress:
+        task = progress.add_task("predicting", total=_count_items(data))
+        result = run_evaluate(pack, data, json_out, target_precision=target_precision, valid_share=valid_share,
+                              seed=seed, on_batch=lambda n: progress.advance(task, n))
+    rep = result.report
+    if result.skipped:
+        console.print(f"[yellow]skipped {len(result.skipped)} unreadable image(s)[/]")
+    table = Table("class", "precision", "recall", "threshold", "AP", "support",
+                  title=f"at {target_precision:.2f} target precision (test part: {rep['n_test']} images)")
+    for c, s in rep["per_class"].items():
+        table.add_row(c, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['threshold']:.3f}", f"{s['ap']:.3f}",
+                      str(s["support"]))
+    console.print(table)
+    console.print(f"accuracy {rep['accuracy']:.3f}; answered {rep['coverage']:.1%} at thresholds")
+    for f in result.files.values():
+        console.print(f"wrote {f}")
+
+
+@app.command()
+@friendly
+def embed(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", help="Registered model: models:/roomtype/N or models:/roomtype@alias."),
+    data: Path = typer.Option(..., "--data", help="Labelled images: a folder with one sub-folder per class, or a CSV manifest."),
+    out: Path = typer.Option(Path("pca.png"), "--out", help="Where to write the scatter plot (PNG)."),
+) -> None:
+    """PCA of the model's embeddings: a 2-D scatter of the images, coloured by label."""
+    from training.embedview import embed_plot
+
+    pack = _load(ctx, model)
+    with _progress() as progress:
+        task = progress.add_task("embedding", total=_count_items(data))
+        info = embed_plot(pack, data, out, on_batch=lambda n: progress.advance(task, n))
+    console.print(f"{info['n']} images; PC1+PC2 explain {sum(info['explained']):.0%} of the variance -> {out}")

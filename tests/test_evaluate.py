@@ -1,0 +1,91 @@
+"""`rollout evaluate` and `rollout embed` on a registered model and a fresh synthetic dataset."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rollout.cli import app
+from training.synthetic import write_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def fresh_photos(tmp_path_factory):
+    # seed 11: photos the registered models never saw
+    return write_dataset(tmp_path_factory.mktemp("eval") / "ds", 20, size=64, seed=11)
+
+
+def test_evaluate_writes_report_with_thresholds_from_a_separate_part(settings, fresh_photos, tmp_path):
+    out = tmp_path / "eval" / "report.json"
+    result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype@champion", "--data", str(fresh_photos),
+                                 "--json", str(out)], env={"ROOMSIGHT_HOME": str(settings.home)})
+    assert result.exit_code == 0, result.output
+    rep = json.loads(out.read_text())
+    classes = rep["confusion"]["labels"][:-1]
+    assert rep["confusion"]["labels"][-1] == "unsure" and len(classes) == 8
+    assert set(rep["per_class"]) == set(classes)
+    assert 0.5 < rep["accuracy"] <= 1.0
+    m = np.asarray(rep["confusion"]["matrix"])
+    assert m.shape == (9, 9) and m.sum() == rep["n_test"] and m[-1].sum() == 0
+    assert rep["n_valid"] + rep["n_test"] == 160 and rep["n_valid"] == 48
+    for c, row in rep["per_class"].items():
+        assert set(row) == {"precision", "recall", "threshold", "ap", "support"}
+        k = classes.index(c)
+        # recall at the threshold is what the matrix says: the thresholds are applied in evaluation
+        assert row["recall"] == pytest.approx(m[k, k] / m[k].sum())
+        assert row["support"] == m[k].sum()
+    for suffix in (".confusion.png", ".pr.png"):
+        png = out.with_name("report" + suffix)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(out.with_name("report.confusion.json").read_text()) == rep["confusion"]
+
+
+def test_thresholds_are_chosen_on_the_validation_part_only(settings, fresh_photos, tmp_path):
+    from roomsight import registry
+    from roomsight.modelpack import softmax
+    from training import data
+    from training.evaluate import evaluate, predict_items
+    from training.thresholds import thresholds_at_precision
+
+    pack = registry.load_model(registry.resolve("models:/roomtype/1"))
+    ev = evaluate(pack, fresh_photos, tmp_path / "r.json", seed=4)
+    pred = predict_items(pack, data.load_manifest(fresh_photos))
+    parts = data.split(pred.items, seed=4, valid=0.3, test=0.0)
+    pos = {it.path: k for k, it in enumerate(pred.items)}
+    idx = [pos[it.path] for it in parts.valid]
+    y = np.asarray([pack.classes.index(pred.items[k].label) for k in idx])
+    expected = thresholds_at_precision(softmax(pred.logits[idx]), y, pack.classes, 0.95)
+    assert {c: r["threshold"] for c, r in ev.report["per_class"].items()} == {c: t.threshold for c, t in expected.items()}
+
+
+def test_evaluate_refuses_labels_the_model_does_not_know(settings, tmp_path):
+    from PIL import Image
+
+    for label in ("attic", "kitchen"):
+        (tmp_path / "d" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (64, 64)).save(tmp_path / "d" / label / f"{i}.jpg")
+    result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype/1", "--data", str(tmp_path / "d"),
+                                 "--json", str(tmp_path / "r.json")], env={"ROOMSIGHT_HOME": str(settings.home)})
+    assert result.exit_code == 1 and "attic" in result.output
+
+
+def test_embed_draws_the_pca_scatter(settings, fresh_photos, tmp_path):
+    out = tmp_path / "pca.png"
+    result = runner.invoke(app, ["embed", "--model", "models:/roomtype/2", "--data", str(fresh_photos), "--out", str(out)],
+                           env={"ROOMSIGHT_HOME": str(settings.home)})
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG" and "160 images" in result.output
+
+
+def test_pca_2d_finds_the_main_direction():
+    from training.embedview import pca_2d
+
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.normal(0, 10, 300), rng.normal(0, 1, 300), rng.normal(0, 0.1, 300)]
+    pts, explained = pca_2d(x)
+    assert pts.shape == (300, 2) and explained[0] > 0.95
+    assert abs(np.corrcoef(pts[:, 0], x[:, 0])[0, 1]) > 0.99

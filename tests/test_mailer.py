@@ -1,0 +1,137 @@
+"""Email through a real SMTP server on localhost (aiosmtpd): plain with login, STARTTLS and SSL with a
+self-signed certificate; the message it received is read back. The password never shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import logging
+import ssl
+from email import policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from monitoring import mailer
+from roomsight.config import SmtpSettings
+from tests.conftest import free_port
+
+PASSWORD = "s3cret-Passw0rd"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802 - aiosmtpd's handler hook
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+def authenticate(server, session, envelope, mechanism, auth_data):  # noqa: ANN001 - aiosmtpd's authenticator hook
+    ok = auth_data.login == b"robot" and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok)
+
+
+def self_signed(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh localhost certificate, and a client context that trusts it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    client = ssl.create_default_context(cafile=str(tmp / "cert.pem"))
+    return server, client
+
+
+@pytest.fixture
+def smtp_server():
+    """Start a server with the given options; stopped after the test."""
+    started: list[Controller] = []
+
+    def start(**kwargs) -> tuple[Inbox, int]:
+        inbox, port = Inbox(), free_port()
+        controller = Controller(inbox, hostname="localhost", port=port, authenticator=authenticate, **kwargs)
+        controller.start()
+        started.append(controller)
+        return inbox, port
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+RESULT = {"alarm": True, "reasons": ["20% of photos out-of-domain (alarm at 10%)"], "window": "last day, region eu-west",
+          "reference_model": "models:/roomtype/1", "n_reference": 54, "n_current": 200, "drifted_share": 0.4,
+          "ood_share": 0.2, "reference_ood_share": 0.0, "flag_counts": {"night_time": 40}, "held_counts": {"night_time": 3},
+          "columns": {"brightness": {"method": "K-S p_value", "score": 1e-9, "threshold": 0.05, "drifted": True},
+                      "width": {"method": "K-S p_value", "score": 0.8, "threshold": 0.05, "drifted": False}}}
+
+
+def test_plain_smtp_with_login_delivers_summary_and_attachment(smtp_server, tmp_path, caplog):
+    inbox, port = smtp_server(auth_require_tls=False)
+    report = tmp_path / "drift-20261123.html"
+    report.write_text("<html>evidently</html>")
+    smtp = SmtpSettings(host="localhost", port=port, user="robot", password=PASSWORD, security="none",
+                        sender="roomsight@example.org", recipients=("ops@example.org",))
+    with caplog.at_level(logging.DEBUG):
+        mailer.send(smtp, [], "[roomsight] drift ALARM", mailer.summary_html(RESULT, report.name), [report])
+    assert len(inbox.messages) == 1
+    rcpt, msg = inbox.messages[0]
+    assert rcpt == ["ops@example.org"] and msg["From"] == "roomsight@example.org"
+    assert msg["Subject"] == "[roomsight] drift ALARM"
+    body = msg.get_body(("html",)).get_content()
+    assert "ALARM" in body and "40%" in body and "night_time: 40" in body and "night_time: 3" in body
+    assert "<b>drifted</b>" in body and "brightness" in body
+    (attachment,) = list(msg.iter_attachments())
+    assert attachment.get_filename() == report.name and attachment.get_content() == "<html>evidently</html>"
+    assert PASSWORD not in caplog.text and PASSWORD not in repr(smtp)
+
+
+def test_wrong_password_is_a_clear_error_without_the_password(smtp_server):
+    _inbox, port = smtp_server(auth_require_tls=False)
+    smtp = SmtpSettings(host="localhost", port=port, user="robot", password="wrong-" + PASSWORD, security="none")
+    with pytest.raises(mailer.MailError, match="refused the login of user 'robot'") as info:
+        mailer.send(smtp, ["a@example.org"], "s", "<p>x</p>")
+    assert PASSWORD not in str(info.value)
+
+
+def test_not_configured_and_unreachable_are_user_errors():
+    with pytest.raises(mailer.MailError, match="smtp.host"):
+        mailer.send(SmtpSettings(), ["a@example.org"], "s", "<p>x</p>")
+    with pytest.raises(mailer.MailError, match="no recipients"):
+        mailer.send(SmtpSettings(host="localhost"), [], "s", "<p>x</p>")
+    with pytest.raises(mailer.MailError, match="could not send"):
+        mailer.send(SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout_s=2), ["a@b.c"], "s", "<p/>")
+
+
+def test_starttls_and_ssl(smtp_server, tmp_path):
+    server_ctx, client_ctx = self_signed(tmp_path)
+    inbox, port = smtp_server(tls_context=server_ctx, require_starttls=True)
+    smtp = SmtpSettings(host="localhost", port=port, user="robot", password=PASSWORD, security="starttls")
+    mailer.send(smtp, ["a@example.org"], "over starttls", "<p>hello</p>", ssl_context=client_ctx)
+    assert inbox.messages[-1][1]["Subject"] == "over starttls"
+    # Without trusting the certificate, the send fails instead of going out unencrypted.
+    with pytest.raises(mailer.MailError, match="could not send"):
+        mailer.send(smtp, ["a@example.org"], "untrusted", "<p>hello</p>")
+
+    inbox_ssl, port_ssl = smtp_server(ssl_context=server_ctx)
+    smtp_ssl = smtp.model_copy(update={"port": port_ssl, "security": "ssl"})
+    mailer.send(smtp_ssl, ["a@example.org"], "over ssl", "<p>hello</p>", ssl_context=client_ctx)
+    assert inbox_ssl.messages[-1][1]["Subject"] == "over ssl"

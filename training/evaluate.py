@@ -1,0 +1,170 @@
+"""`rollout evaluate`: a registered model on a labelled dataset. Thresholds for the target precision are
+chosen on a seeded, stratified validation part of that dataset and everything is reported on the rest,
+never on the items the thresholds were chosen on. Writes the JSON report, the confusion matrix (PNG and
+JSON) and per-class precision-recall curves (PNG)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from roomsight.modelpack import UNSURE, ModelPack, softmax
+from roomsight.preprocess import batch_tensor
+from training import data
+from training.thresholds import apply_thresholds, thresholds_at_precision
+
+BATCH = 32
+
+
+@dataclass
+class Predicted:
+    items: list[data.Item]
+    logits: np.ndarray
+    embeddings: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def predict_items(pack: ModelPack, items: list[data.Item], on_batch: Any = None) -> Predicted:
+    """Logits and embeddings of every readable item, decoded a batch at a time to bound memory."""
+    kept, logits, embs, skipped = [], [], [], []
+    side = max(2 * pack.meta.preprocessing.size, 256)
+    for i in range(0, len(items), BATCH):
+        loaded = data.load_images(items[i:i + BATCH], max_side=side)
+        skipped += loaded.skipped
+        if loaded.images:
+            lo, em = pack.forward(batch_tensor(loaded.images, pack.meta.preprocessing))
+            kept += loaded.items
+            logits.append(lo)
+            embs.append(em)
+        if on_batch:
+            on_batch(len(items[i:i + BATCH]))
+    if not kept:
+        raise data.DataError("none of the images could be read")
+    return Predicted(kept, np.concatenate(logits), np.concatenate(embs), skipped)
+
+
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+    files: dict[str, Path]
+    skipped: list[tuple[Path, str]]
+
+
+def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision: float = 0.95,
+             valid_share: float = 0.3, seed: int = 0, on_batch: Any = None) -> Evaluation:
+    items = data.load_manifest(source)
+    classes = pack.classes
+    unknown = sorted({i.label for i in items} - set(classes))
+    if unknown:
+        raise data.DataError(f"labels the model does not know: {', '.join(unknown)} (model classes: {', '.join(classes)}); "
+                             "relabel or drop those items")
+    data.check_trainable(items)
+    pred = predict_items(pack, items, on_batch)
+    probs = softmax(pred.logits)
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.asarray([index[i.label] for i in pred.items])
+
+    # Thresholds from one seeded part, measurements on the other: choosing and measuring on the same
+    # items would report the target precision whether or not the model generalises.
+    parts = data.split(pred.items, seed=seed, valid=valid_share, test=0.0)
+    pos = {id(it): k for k, it in enumerate(pred.items)}
+    v_idx = np.asarray([pos[id(it)] for it in parts.valid])
+    t_idx = np.asarray([pos[id(it)] for it in parts.train])
+    if len(t_idx) == 0:
+        raise data.DataError(f"{source}: too few images to keep a validation part apart from the test part")
+    chosen = thresholds_at_precision(probs[v_idx], y[v_idx], classes, target_precision)
+    thresholds = {c: t.threshold for c, t in chosen.items()}
+
+    pt, yt = probs[t_idx], y[t_idx]
+    decided = apply_thresholds(pt, classes, thresholds)
+    report = build_report(pt, yt, decided, classes, thresholds)
+    report.update({"target_precision": target_precision, "n_valid": int(len(v_idx)), "n_test": int(len(t_idx)),
+                   "skipped": len(pred.skipped), "data": str(source), "seed": seed})
+
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    stem = out_json.with_suffix("")
+    files = {"json": out_json, "confusion_json": Path(f"{stem}.confusion.json"),
+             "confusion_png": Path(f"{stem}.confusion.png"), "pr_png": Path(f"{stem}.pr.png")}
+    out_json.write_text(json.dumps(report, indent=1))
+    files["confusion_json"].write_text(json.dumps(report["confusion"], indent=1))
+    plot_confusion(report["confusion"], files["confusion_png"])
+    plot_pr(pt, yt, classes, report["per_class"], files["pr_png"])
+    return Evaluation(report, files, pred.skipped)
+
+
+def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes: list[str],
+                 thresholds: dict[str, float]) -> dict[str, Any]:
+    """Accuracy (top class), per-class precision/recall at the thresholds, AP, and the confusion matrix
+    with an `unsure` column for the answers the thresholds withheld."""
+    from sklearn.metrics import average_precision_score
+
+    per_class = {}
+    for k, c in enumerate(classes):
+        said = decided == k
+        truth = y == k
+        tp = int((said & truth).sum())
+        ap = float(average_precision_score(truth, probs[:, k])) if truth.any() else 0.0
+        per_class[c] = {"precision": tp / int(said.sum()) if said.any() else 0.0,
+                        "recall": tp / int(truth.sum()) if truth.any() else 0.0,
+                        "threshold": float(thresholds[c]), "ap": ap, "support": int(truth.sum())}
+    labels = [*classes, UNSURE]
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, d in zip(y, decided):
+        matrix[t, d if d >= 0 else len(classes)] += 1
+    answered = decided >= 0
+    return {"accuracy": float((probs.argmax(1) == y).mean()),
+            "coverage": float(answered.mean()),
+            "accuracy_at_thresholds": float((decided[answered] == y[answered]).mean()) if answered.any() else 0.0,
+            "per_class": per_class, "confusion": {"labels": labels, "matrix": matrix.tolist()}}
+
+
+def plot_confusion(confusion: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, m = confusion["labels"], np.asarray(confusion["matrix"])
+    rows = len(labels) - 1  # the `unsure` row is empty by construction: nothing is truly "unsure"
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.6 * rows))
+    ax.imshow(m[:rows], cmap="Blues")
+    for i in range(rows):
+        for j in range(len(labels)):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if m[i, j] > m[:rows].max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(rows), labels[:rows])
+    ax.set_xlabel("predicted (at thresholds)")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pr(probs: np.ndarray, y: np.ndarray, classes: list[str], per_class: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for k, c in enumerate(classes):
+        truth = y == k
+        if not truth.any():
+            continue
+        prec, rec, _ = precision_recall_curve(truth, probs[:, k])
+        line, = ax.plot(rec, prec, label=f"{c} (AP {per_class[c]['ap']:.2f})")
+        ax.plot([per_class[c]["recall"]], [per_class[c]["precision"]], "o", color=line.get_color())
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("precision-recall per class (dot: at the chosen threshold)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
