@@ -32,7 +32,7 @@ class Inbox:
 
 def authenticate(server, session, envelope, mechanism, auth_data):  # noqa: ANN001 - aiosmtpd's authenticator hook
     ok = auth_data.login == b"robot" and auth_data.password == PASSWORD.encode()
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
 
 
 def self_signed(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -106,7 +106,8 @@ def test_plain_smtp_with_login_delivers_summary_and_attachment(smtp_server, tmp_
 
 def test_wrong_password_is_a_clear_error_without_the_password(smtp_server):
     _inbox, port = smtp_server(auth_require_tls=False)
-    smtp = SmtpSettings(host="localhost", port=port, user="robot", password="wrong-" + PASSWORD, security="none")
+    smtp = SmtpSettings(host="localhost", port=port, user="robot", password="wrong-" + PASSWORD, security="none",
+                        timeout_s=5)
     with pytest.raises(mailer.MailError, match="refused the login of user 'robot'") as info:
         mailer.send(smtp, ["a@example.org"], "s", "<p>x</p>")
     assert PASSWORD not in str(info.value)
@@ -131,7 +132,7 @@ def test_starttls_and_ssl(smtp_server, tmp_path):
     with pytest.raises(mailer.MailError, match="could not send"):
         mailer.send(smtp, ["a@example.org"], "untrusted", "<p>hello</p>")
 
-    inbox_ssl, port_ssl = smtp_server(ssl_context=server_ctx)
+    inbox_ssl, port_ssl = smtp_server(ssl_context=server_ctx, auth_require_tls=False)  # implicit TLS throughout
     smtp_ssl = smtp.model_copy(update={"port": port_ssl, "security": "ssl"})
     mailer.send(smtp_ssl, ["a@example.org"], "over ssl", "<p>hello</p>", ssl_context=client_ctx)
     assert inbox_ssl.messages[-1][1]["Subject"] == "over ssl"

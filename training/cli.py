@@ -24,7 +24,11 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed for the split, initialisation and augmentation."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="tiny_cnn, efficientnet_lite0, resnet18 or resnet50 "
                                            "(default: tiny_cnn on synthetic data, efficientnet_lite0 on real photos)."),
-    head_only: bool = typer.Option(False, "--head-only", help="Train only the two-layer head; the backbone stays frozen."),
+    head_only: bool = typer.Option(False, "--head-only", help="Train only the two-layer head; the backbone stays frozen "
+                                   "(the same as --tune head)."),
+    tune: Optional[str] = typer.Option(None, "--tune", help="What trains: head (backbone frozen), last (the backbone's "
+                                       "last stages too, on cached activations of the rest) or full. Default: last for "
+                                       "pretrained backbones, full otherwise."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Start the backbone from random weights (explicitly)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="ImageNet weights file for the backbone."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Most epochs; early stopping may end sooner."),
@@ -42,7 +46,7 @@ def train(
 
     settings = ctx.obj.settings
     cfg = TrainConfig(data=data, seed=seed, backbone=backbone, pretrained=not no_pretrained, weights=weights,
-                      head_only=head_only, epochs=epochs, resize_mode=resize, target_precision=target_precision,
+                      head_only=head_only, tune=tune, epochs=epochs, resize_mode=resize, target_precision=target_precision,
                       label_noise=label_noise)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -58,8 +62,13 @@ def train(
             elif event == "split":
                 progress.console.print(f"split: train {info['train']}, valid {info['valid']}, test {info['test']}; "
                                        f"classes: {', '.join(info['classes'])}")
+            elif event == "cache-start":
+                progress.update(task, description="caching backbone activations", total=info["images"], completed=0)
+            elif event == "cache":
+                progress.advance(task, info["n"])
             elif event == "fit-start":
-                progress.update(task, description="training", total=info["epochs"] * info["batches_per_epoch"], completed=0)
+                progress.update(task, description=f"training ({info['tune']})",
+                                total=info["epochs"] * info["batches_per_epoch"], completed=0)
             elif event == "batch":
                 progress.advance(task)
             elif event == "epoch":

@@ -59,10 +59,13 @@ def predict_tensors(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> 
     return torch.cat(logits).numpy(), torch.cat(embs).numpy()
 
 
-def fit(model: RoomNet, x_train: torch.Tensor, y_train: torch.Tensor, x_valid: torch.Tensor, y_valid: torch.Tensor,
-        cfg: FitConfig, on_epoch: ProgressFn | None = None, on_batch: Callable[[], None] | None = None) -> FitResult:
+def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_valid: torch.Tensor, y_valid: torch.Tensor,
+        cfg: FitConfig, on_epoch: ProgressFn | None = None, on_batch: Callable[[], None] | None = None,
+        x_train_mirrored: torch.Tensor | None = None) -> FitResult:
+    """`model` maps a batch to (logits, embedding): a RoomNet on images, or a cached.TailNet on cached trunk
+    activations, whose augmentation is `x_train_mirrored` (each epoch takes the mirrored copy of half the items)."""
     seed_everything(cfg.seed)
-    if cfg.head_only:
+    if cfg.head_only and isinstance(model, RoomNet):
         model.freeze_backbone()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -79,6 +82,9 @@ def fit(model: RoomNet, x_train: torch.Tensor, y_train: torch.Tensor, x_valid: t
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             xb = x_train[idx]
+            if x_train_mirrored is not None:
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                xb = torch.where(flip.view(-1, *[1] * (xb.dim() - 1)), x_train_mirrored[idx], xb)
             if aug is not None:
                 xb = aug(xb, gen, cfg.mean, cfg.std)
             opt.zero_grad()

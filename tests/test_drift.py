@@ -1,0 +1,156 @@
+"""Drift reports (Evidently) over windows of a real SQLite prediction log, against the reference a real
+registered model was exported with; the gate evidence; `rollout drift report` with email."""
+
+from __future__ import annotations
+
+import email
+import json
+import time
+import uuid
+from email import policy
+
+import numpy as np
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert
+from typer.testing import CliRunner
+
+from monitoring import drift
+from monitoring.corruptions import night_time
+from monitoring.descriptors import describe
+from monitoring.ood import Calibration
+from monitoring.reference import model_descriptors
+from roomsight.tables import predictions
+from tests.conftest import free_port
+
+
+def scenes(n: int, seed: int):
+    from training.synthetic import CLASSES, render
+
+    return [render(CLASSES[i % len(CLASSES)], np.random.default_rng(seed + i), 64) for i in range(n)]
+
+
+def log_traffic(engine, pack, images, region: str, rollout_id: str | None = None, held: bool = False) -> None:
+    """What the ingress logs for each image, computed the same way, written to the real table."""
+    cal = Calibration.from_reference(pack.meta.reference)
+    rows = []
+    for im, out in zip(images, pack.predict(images)):
+        desc = describe(im, n_bytes=2000)
+        desc.update(model_descriptors(out.logits, out.embedding, pack.meta.reference["embedding"]))
+        ood = cal.assess(desc).to_dict()
+        reason = "ood-held" if held and ood["flags"] else "stable"
+        if reason == "ood-held":
+            ood["held"] = ood["flags"]
+        rows.append({"request_id": str(uuid.uuid4()), "ts": time.time(), "rollout_id": rollout_id, "stage": "stable",
+                     "listing_id": "L", "region": region, "served_by": "champion", "label": out.label,
+                     "score": out.score, "latency_ms": 10.0, "champion_version": pack.version,
+                     "champion_scores": out.probs, "ood": ood, "descriptors": desc, "routing_reason": reason})
+    with engine.begin() as conn:
+        conn.execute(insert(predictions), rows)
+
+
+@pytest.fixture
+def logged(settings):
+    """60 ordinary photos from eu-west, 60 with a third at night from us-east (some held on the champion)."""
+    from roomsight import registry
+    from roomsight.db import engine_for
+
+    engine = engine_for(settings.db_url)
+    pack = registry.load_model(registry.ModelRef("roomtype", "1"))
+    rng = np.random.default_rng(0)
+    log_traffic(engine, pack, scenes(60, seed=1000), "eu-west", rollout_id="r-clean")
+    night = [night_time(im, rng) if i % 3 == 0 else im for i, im in enumerate(scenes(60, seed=2000))]
+    log_traffic(engine, pack, night, "us-east", rollout_id="r-night", held=True)
+    return engine
+
+
+def test_parse_duration():
+    assert drift.parse_duration("90s") == 90 and drift.parse_duration("30m") == 1800
+    assert drift.parse_duration("24h") == 86400 and drift.parse_duration("1.5d") == 1.5 * 86400
+    for bad in ("", "soon", "-1h", "0h", "3y"):
+        with pytest.raises(drift.DriftError, match="not a duration"):
+            drift.parse_duration(bad)
+
+
+def test_report_by_region_over_the_log(settings, logged, tmp_path):
+    since = time.time() - 3600
+    clean = drift.report(settings, logged, drift.Window(since=since, region="eu-west"))
+    night = drift.report(settings, logged, drift.Window(since=since, region="us-east"))
+    assert not clean.result.alarm and clean.result.ood_share < 0.05, clean.result.to_dict()
+    assert night.result.alarm and night.result.ood_share >= 0.3
+    assert night.result.flag_counts["night_time"] == 20 and night.result.held_counts["night_time"] >= 20
+    assert {"brightness", "highlights", "out_of_domain"} <= set(night.result.drifted_columns)
+    # One model's traffic against its own reference: the model-side columns are compared too.
+    assert {"max_softmax", "energy", "embedding_distance", "predicted_class"} <= set(night.result.columns)
+    assert night.result.n_current == 60 and night.result.reference_model == "models:/roomtype/1"
+    for rep in (clean, night):
+        assert rep.html.parent == settings.reports_dir and rep.html.stat().st_size > 10_000
+        saved = json.loads(rep.json.read_text())
+        assert saved["summary"]["alarm"] == rep.result.alarm and saved["evidently"]["metrics"]
+    assert "us-east" in night.html.name
+
+
+def test_too_small_a_window_is_a_clear_error(settings, logged):
+    with pytest.raises(drift.DriftError, match="only 0 logged prediction"):
+        drift.check(settings, logged, drift.Window(since=time.time() - 3600, region="ap-south"))
+    with pytest.raises(drift.DriftError, match="only 0"):
+        drift.check(settings, logged, drift.Window(since=time.time() + 60))
+
+
+def test_gate_evidence_per_rollout(settings, logged):
+    clean = drift.evidence(logged, settings, "r-clean")
+    night = drift.evidence(logged, settings, "r-night")
+    assert clean["drift_alarm"] == 0.0 and clean["ood_share"] < 0.05
+    assert night["drift_alarm"] == 1.0 and night["ood_share"] >= 0.3 and night["drifted_share"] > 0
+    few = drift.evidence(logged, settings.model_copy(update={"monitoring": settings.monitoring.model_copy(
+        update={"min_window": 1000})}), "r-night")
+    assert few["drift_alarm"] is None and few["ood_share"] == night["ood_share"]
+
+    from rollout.evidence import collect
+
+    assert collect(logged, settings, "r-night").get("drift_alarm") == 1.0
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802 - aiosmtpd's handler hook
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def test_cli_report_emails_the_summary(settings, logged):
+    from rollout.cli import app
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        env = {"ROOMSIGHT_HOME": str(settings.home), "ROOMSIGHT_SMTP__HOST": "127.0.0.1", "ROOMSIGHT_SMTP__PORT": str(port),
+               "ROOMSIGHT_SMTP__SECURITY": "none"}
+        result = CliRunner().invoke(app, ["drift", "report", "--since", "1h", "--region", "us-east", "--email",
+                                          "ops@example.org", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert out["alarm"] and out["emailed"] == ["ops@example.org"]
+        (msg,) = inbox.messages
+        assert "ALARM" in msg["Subject"] and "ops@example.org" in msg["To"]
+        assert "night_time" in msg.get_body(("html",)).get_content()
+        (att,) = list(msg.iter_attachments())
+        assert att.get_filename().endswith(".html") and "evidently" in att.get_content().lower()
+
+        from monitoring.watch import watch
+
+        outcomes = []
+        watch(settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"host": "127.0.0.1", "port": port,
+                                                                                     "security": "none"})}),
+              logged, every_s=0.1, since_s=3600, region=None, recipients=["ops@example.org"], iterations=2,
+              on_outcome=outcomes.append)
+        assert [o.emailed for o in outcomes] == [True, True] and len(inbox.messages) == 3
+    finally:
+        controller.stop()
+
+    bad = CliRunner().invoke(app, ["drift", "report", "--since", "1h", "--region", "ap-south"],
+                             env={"ROOMSIGHT_HOME": str(settings.home)})
+    assert bad.exit_code == 1 and "only 0 logged prediction" in bad.output
