@@ -88,31 +88,43 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
         return served
 
+    def until_gates(stage: str, title: str, min_requests: int) -> None:
+        """Replay traffic until the evidence for `stage` is in (its gates pass), as an operator would
+        wait, or until a cap: a bad candidate never gets there."""
+        sent = 0
+        cap = max(min_requests * 2, 150)
+        while True:
+            n = max(20, min_requests - sent) if sent < min_requests else 30
+            traffic(n, title)
+            sent += n
+            wait_idle(url)
+            st = control.status()
+            if (sent >= min_requests and st.next_stage == stage and all(g.passed for g in st.next_gates)) or sent >= cap:
+                return
+
     summary: dict = {"run_dir": str(run_dir), "url": url, "champion": champion_uri, "candidate": candidate_uri, "steps": []}
     try:
         traffic(max(10, int(30 * scale)), "warm-up, champion only")
         out = control.start(candidate_uri, reason="demo: better candidate")
         wait_applied(url, out.generation)
         console.print(f"[bold]shadow[/]: {candidate_uri} runs beside {champion_uri}")
-        traffic(max(30, int(SHADOW_REQUESTS * scale)), "shadow")
-        wait_idle(url)
+        until_gates("limited", "shadow", int(SHADOW_REQUESTS * scale))
         summary["steps"].append(_promote(console, control, "limited", url))
-        traffic(max(20, int(STEP_REQUESTS * scale)), "limited (eu-west)")
-        wait_idle(url)
+        until_gates("gradual", "limited (eu-west)", int(STEP_REQUESTS * scale))
         while True:
             summary["steps"].append(_promote(console, control, "gradual", url))
-            traffic(max(20, int(STEP_REQUESTS * scale)), f"gradual {control.current().state.percent:g}%")
-            wait_idle(url)
-            if control.current().state.percent >= 100:
+            percent = control.current().state.percent
+            if percent >= 100:
+                until_gates("full", f"gradual {percent:g}%", int(STEP_REQUESTS * scale))
                 break
+            until_gates("gradual", f"gradual {percent:g}%", int(STEP_REQUESTS * scale))
         summary["steps"].append(_promote(console, control, "full", url))
         traffic(max(10, int(30 * scale)), "after full")
 
         # a bad candidate: trained on mostly shuffled labels, refused at the first gate, rolled back
         bad_uri = trained("bad candidate", TrainConfig(data=data, seed=2, epochs=3, label_noise=0.9, synthetic_per_class=30, **head))
         wait_applied(url, control.start(bad_uri, reason="demo: a candidate that should not pass").generation)
-        traffic(max(30, int(SHADOW_REQUESTS * scale)), "shadow (bad candidate)")
-        wait_idle(url)
+        until_gates("limited", "shadow (bad candidate)", int(SHADOW_REQUESTS * scale))
         try:
             control.promote("limited")
             summary["bad_refused"] = False

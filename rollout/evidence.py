@@ -31,8 +31,9 @@ class Evidence:
 def providers() -> list[Provider]:
     """Every source of gate evidence, in the order their numbers are shown."""
     from monitoring.drift import evidence as drift_evidence
+    from monitoring.review.evidence import evidence as review_evidence
 
-    return [log_evidence, drift_evidence]
+    return [log_evidence, review_evidence, drift_evidence]
 
 
 def collect(engine: Engine, settings: Settings, rollout_id: str | None) -> Evidence:

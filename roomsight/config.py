@@ -88,6 +88,7 @@ class ReviewSettings(_Section):
     lease_s: float = Field(300, gt=0, description="How long a claimed item stays with its reviewer.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
     port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
+    photo_retention_h: float = Field(72, gt=0, description="Kept photos not queued for review are deleted after this many hours.")
 
 
 class Settings(_Section):

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -62,4 +63,38 @@ rollout_state = Table(
     Column("generation", Integer, nullable=False),  # bumped on every write: optimistic concurrency
     Column("state", JSON, nullable=False),  # serving.routing.RoutingState as a dict
     Column("updated_at", Float, nullable=False),
+)
+
+# The human review queue (monitoring.review). One item per photo per rollout; who holds it is decided by
+# compare-and-set UPDATEs on `claim_id`, so two reviewers never get the same item on SQLite or PostgreSQL.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("rollout_id", String(36), nullable=False),
+    Column("photo_key", String(160), nullable=False),  # photo_id, else request_id: one item per photo
+    Column("request_id", String(36), nullable=False),  # the logged prediction it came from
+    Column("reason", String(16), nullable=False),  # disagreement | low_confidence | spot_check
+    Column("priority", Integer, nullable=False),  # lower is reviewed first
+    Column("region", String(64), nullable=False),
+    Column("predicted", String(64), nullable=False),  # the answer given (stratum of spot checks)
+    Column("created_at", Float, nullable=False),
+    Column("status", String(8), nullable=False),  # pending | claimed | done
+    Column("claim_id", String(36)),  # the current (or, when done, the deciding) claim
+    Column("claimed_by", String(64)),
+    Column("lease_until", Float),
+    UniqueConstraint("rollout_id", "photo_key", name="uq_review_items_photo"),
+)
+Index("ix_review_items_queue", review_items.c.status, review_items.c.priority, review_items.c.created_at)
+
+review_verdicts = Table(
+    "review_verdicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", String(36), nullable=False, unique=True),  # exactly one verdict per item
+    Column("claim_id", String(36), nullable=False, unique=True),  # a replayed submission cannot add a second
+    Column("rollout_id", String(36), nullable=False, index=True),
+    Column("reviewer", String(64), nullable=False),
+    Column("label", String(64), nullable=False),  # a class, or "unusable"
+    Column("ts", Float, nullable=False),
 )

@@ -35,6 +35,8 @@ def train(
     resize: str = typer.Option("squish", "--resize", help="Item transform to a square: crop, pad or squish."),
     target_precision: float = typer.Option(0.95, "--target-precision", min=0.5, max=1.0,
                                            help="Per-class thresholds are set for this precision on validation data."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Train data-parallel with this many Ray Train workers "
+                                "(on the configured Ray: local, or a cluster by address)."),
     label_noise: float = typer.Option(0.0, "--label-noise", min=0.0, max=1.0, hidden=True,
                                       help="Shuffle this share of training labels (makes deliberately worse models)."),
 ) -> None:
@@ -47,7 +49,7 @@ def train(
     settings = ctx.obj.settings
     cfg = TrainConfig(data=data, seed=seed, backbone=backbone, pretrained=not no_pretrained, weights=weights,
                       head_only=head_only, tune=tune, epochs=epochs, resize_mode=resize, target_precision=target_precision,
-                      label_noise=label_noise)
+                      workers=workers, label_noise=label_noise)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("preparing data", total=None)

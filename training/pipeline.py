@@ -42,6 +42,7 @@ class TrainConfig:
     target_precision: float = 0.95
     synthetic_per_class: int = SYNTHETIC_PER_CLASS
     synthetic_size: int = SYNTHETIC_SIZE
+    workers: int = 1  # more than 1: data-parallel with Ray Train (training.distributed)
     label_noise: float = 0.0  # share of training labels shuffled: makes deliberately worse models (demo, tests)
 
 
@@ -123,8 +124,14 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
         x_va_in, x_te_in = x_va, x_te
     batches = (len(x_tr) + cfg.batch_size - 1) // cfg.batch_size
     say("fit-start", {"epochs": fit_cfg.epochs, "batches_per_epoch": batches, "tune": tune})
-    result = fit(net, x_tr, y_tr, x_va_in, y_va, fit_cfg, on_epoch=lambda e, row: say("epoch", row),
-                 on_batch=lambda: say("batch", {}), x_train_mirrored=mirrored)
+    if cfg.workers > 1:
+        from training.distributed import fit_distributed
+
+        result = fit_distributed(settings, net, x_tr, y_tr, x_va_in, y_va, fit_cfg, cfg.workers,
+                                 x_train_mirrored=mirrored, on_epoch=lambda e, row: say("epoch", row))
+    else:
+        result = fit(net, x_tr, y_tr, x_va_in, y_va, fit_cfg, on_epoch=lambda e, row: say("epoch", row),
+                     on_batch=lambda: say("batch", {}), x_train_mirrored=mirrored)
 
     valid_logits, valid_emb = predict_tensors(net, x_va_in)
     valid_probs = softmax(valid_logits)
@@ -160,7 +167,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     params = {"backbone": backbone_name, "pretrained": bb.pretrained, "tune": tune, "seed": cfg.seed,
               "epochs": fit_cfg.epochs, "lr": fit_cfg.lr, "batch_size": cfg.batch_size, "image_size": size,
               "resize_mode": cfg.resize_mode, "target_precision": cfg.target_precision, "data": str(source),
-              "n_train": len(x_tr), "n_valid": len(x_va), "n_test": len(x_te), "label_noise": cfg.label_noise}
+              "workers": cfg.workers, "n_train": len(x_tr), "n_valid": len(x_va), "n_test": len(x_te), "label_noise": cfg.label_noise}
     registered = export_and_register(settings, model, meta, x_va[:2].clone(), params, metrics)
     say("registered", {"uri": registered.ref.uri, "champion": registered.became_champion})
     return TrainResult(registered=registered, metrics=metrics, classes=classes, skipped=loaded.skipped)

@@ -2,7 +2,179 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from roomsight.console import console, err, friendly
+from roomsight.errors import UserError
 
 app = typer.Typer(help="The human review queue: serve the reviewer page, show verdict statistics, export labels.",
                   no_args_is_help=True)
+
+FILL_EVERY_S = 15.0
+PRUNE_EVERY_S = 3600.0
+
+
+def _current_rollout(engine: Any) -> str | None:  # Engine
+    from serving.state import read_state
+
+    found = read_state(engine)
+    return found.state.rollout_id if found is not None else None
+
+
+@app.command()
+@friendly
+def serve(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: review.host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: review.port, 8081)."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Review only this rollout's items (default: all)."),
+) -> None:
+    """Serve the reviewer page; the queue is refilled from the prediction log every few seconds."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from monitoring.review.queue import fill, prune_photos
+    from monitoring.review.web import create_app
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    if not settings.review.tokens:
+        raise UserError("no reviewer tokens configured: set review.tokens in the config file or "
+                        "ROOMSIGHT_REVIEW__TOKENS='{\"reviewer-id\": \"token\"}'")
+    engine = engine_for(settings.db_url)
+    stop = threading.Event()
+
+    def refill() -> None:
+        last_prune: float | None = None
+        while not stop.is_set():
+            try:
+                target = rollout or _current_rollout(engine)
+                if target:
+                    fill(engine, settings, target)
+                if last_prune is None or time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    prune_photos(engine, settings)
+                    last_prune = time.monotonic()
+            except Exception as exc:  # a database hiccup must not stop refilling for the life of the page
+                err.print(f"[yellow]review queue refill failed ({type(exc).__name__}); retrying[/]")
+            stop.wait(FILL_EVERY_S)
+
+    threading.Thread(target=refill, name="review-queue-filler", daemon=True).start()
+    bind_host, bind_port = host or settings.review.host, port or settings.review.port
+    console.print(f"review page on http://{bind_host}:{bind_port}/ for {len(settings.review.tokens)} reviewer(s); "
+                  "Ctrl-C stops")
+    try:
+        uvicorn.run(create_app(settings, engine, rollout), host=bind_host, port=bind_port, log_level="warning")
+    finally:
+        stop.set()
+
+
+@app.command()
+@friendly
+def stats(
+    ctx: typer.Context,
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id (default: the current rollout, else all verdicts)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Precision per model, per class and overall (Wilson 95% interval), who was right on disagreements, per region."""
+    from rich.table import Table
+
+    from monitoring.review import queue
+    from monitoring.review.stats import Summary, by_region, gate_metrics, summarize
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    engine = engine_for(settings.db_url)
+    target = rollout or _current_rollout(engine)
+    if target:
+        queue.fill(engine, settings, target)
+    items = queue.as_reviewed(queue.reviewed(engine, target))
+    overall, regions = summarize(items), by_region(items)
+    prog = queue.progress(engine, rollout_id=target)
+    if as_json:
+        print(json.dumps({"rollout_id": target, "progress": prog.to_dict(), "gates": gate_metrics(overall),
+                          "overall": _summary_dict(overall), "regions": {r: _summary_dict(s) for r, s in regions.items()}},
+                         indent=1))
+        return
+    console.print(f"rollout {target or '(all)'}: {overall.reviewed} reviewed ({overall.unusable} unusable); queue: "
+                  f"{prog.pending} waiting, {prog.claimed} in review, {prog.done} done")
+
+    def precision_table(title: str, s: Summary) -> Table:
+        table = Table("model", "class", "correct / answered", "precision", "95% interval", title=title)
+        for name, mp in (("champion", s.champion), ("candidate", s.candidate)):
+            for cls, p in [("(overall)", mp.overall), *mp.per_class.items()]:
+                ci = p.interval
+                table.add_row(name, cls, f"{p.correct} / {p.n}", _pct(p.value),
+                              f"{ci[0]:.1%} - {ci[1]:.1%}" if ci else "n/a")
+        return table
+
+    console.print(precision_table("precision from verdicts", overall))
+    console.print(f"disagreements reviewed: {overall.disagreements}; candidate right (champion wrong) "
+                  f"{overall.candidate_right}, champion right (candidate wrong) {overall.champion_right}, both wrong "
+                  f"{overall.both_wrong}; candidate win rate {_pct(overall.candidate_win_rate)}")
+    table = Table("region", "reviewed", "champion precision", "candidate precision", "candidate win rate",
+                  title="per region")
+    for region, s in regions.items():
+        table.add_row(region, str(s.reviewed), _pct(s.champion.overall.value), _pct(s.candidate.overall.value),
+                      _pct(s.candidate_win_rate))
+    console.print(table)
+
+
+@app.command()
+@friendly
+def export(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="CSV manifest to write; photos go to a folder beside it."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Only this rollout's verdicts (default: all)."),
+) -> None:
+    """Write reviewed photos as a labelled CSV manifest for `rollout train --data` (unusable ones left out)."""
+    import csv
+
+    from monitoring.review import queue
+    from monitoring.review.photos import PhotoStore
+    from monitoring.review.stats import UNUSABLE
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    engine = engine_for(settings.db_url)
+    store = PhotoStore.for_settings(settings)
+    rows = [r for r in queue.reviewed(engine, rollout) if r["truth"] != UNUSABLE]
+    out = out.resolve()
+    photo_dir = out.with_name(out.stem + "_photos")
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    written = missing = 0
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "region", "listing_id", "caption", "taken_at"])
+        for r in rows:
+            data = store.get(r["request_id"])
+            if data is None:
+                missing += 1
+                continue
+            (photo_dir / f"{r['request_id']}.jpg").write_bytes(data)
+            writer.writerow([f"{photo_dir.name}/{r['request_id']}.jpg", r["truth"], r["region"], r["listing_id"],
+                             r["caption"] or "", r["taken_at"] or ""])
+            written += 1
+    console.print(f"wrote {written} labelled photos to {out}" + (f" ({missing} skipped: photo no longer stored)" if missing else ""))
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1%}"
+
+
+def _summary_dict(s: Any) -> dict[str, Any]:  # stats.Summary
+    def mp(m: Any) -> dict[str, Any]:
+        return {"overall": _prec(m.overall), "per_class": {k: _prec(p) for k, p in m.per_class.items()}}
+
+    return {"reviewed": s.reviewed, "unusable": s.unusable, "champion": mp(s.champion), "candidate": mp(s.candidate),
+            "disagreements": s.disagreements, "candidate_right": s.candidate_right, "champion_right": s.champion_right,
+            "both_wrong": s.both_wrong, "candidate_win_rate": s.candidate_win_rate}
+
+
+def _prec(p: Any) -> dict[str, Any]:  # stats.Precision
+    return {"correct": p.correct, "n": p.n, "precision": p.value, "interval": p.interval}

@@ -1,0 +1,126 @@
+"""The reviewer web page and its JSON API (FastAPI): claim the next photo, give its true room type,
+undo the last verdict, see progress.
+
+Blind by construction: no response carries a model's answer, score, version or why the item was
+queued. Every API call needs `Authorization: Bearer <token>`; tokens come from `review.tokens` and are
+compared in constant time, and the reviewer id they map to is stored with every verdict.
+"""
+
+from __future__ import annotations
+
+import hmac
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from monitoring.review import queue
+from monitoring.review.photos import PhotoStore
+from monitoring.review.queue import Claim, ReviewError
+from monitoring.review.stats import UNUSABLE
+from roomsight.config import Settings
+from roomsight.db import engine_for
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("monitoring") / "review" / "static"))
+
+
+class VerdictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = Field(max_length=36)
+    claim_id: str = Field(max_length=36)
+    label: str = Field(max_length=64)
+
+
+def reviewer_for(token: str, tokens: dict[str, str]) -> str | None:
+    """The reviewer whose token this is. Every configured token is compared, in constant time, so the
+    response time says nothing about how close a guess was."""
+    found = None
+    for reviewer, expected in tokens.items():
+        if hmac.compare_digest(token.encode(), expected.encode()):
+            found = reviewer
+    return found
+
+
+def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str | None = None,
+               photos: PhotoStore | None = None) -> FastAPI:
+    """The page and API; `rollout_id` limits the queue to one rollout (default: every rollout's items)."""
+    engine = engine or engine_for(settings.db_url)
+    photos = photos or PhotoStore.for_settings(settings)
+    lease_s = settings.review.lease_s
+    app = FastAPI(title="roomsight review", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(ReviewError)
+    async def _refused(_: Request, exc: ReviewError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    class Unauthorized(Exception):
+        pass
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
+        return JSONResponse({"error": "a valid reviewer token is required"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    def reviewer(request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        who = reviewer_for(token.strip(), settings.review.tokens) if scheme.lower() == "bearer" and token else None
+        if who is None:
+            raise Unauthorized()
+        return who
+
+    def labels() -> tuple[str, ...]:
+        return queue.labels_for(engine, rollout_id)
+
+    def item_json(c: Claim | None) -> dict[str, Any] | None:
+        if c is None:
+            return None
+        return {"item_id": c.item_id, "claim_id": c.claim_id, "lease_until": c.lease_until,
+                "photo": f"api/photo/{c.item_id}"}
+
+    def progress(who: str) -> dict[str, int]:
+        return queue.progress(engine, who, rollout_id).to_dict()
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/me")
+    def me(who: str = Depends(reviewer)) -> dict[str, Any]:
+        return {"reviewer": who, "labels": list(labels()), "unusable": UNUSABLE, "progress": progress(who)}
+
+    @app.post("/api/claim")
+    def claim(who: str = Depends(reviewer)) -> dict[str, Any]:
+        return {"item": item_json(queue.claim_next(engine, who, lease_s, rollout_id)), "progress": progress(who)}
+
+    @app.post("/api/verdict")
+    def verdict(body: VerdictIn, who: str = Depends(reviewer)) -> dict[str, Any]:
+        queue.submit(engine, who, body.item_id, body.claim_id, body.label, labels())
+        return {"recorded": True, "progress": progress(who)}
+
+    @app.post("/api/undo")
+    def undo(who: str = Depends(reviewer)) -> dict[str, Any]:
+        return {"item": item_json(queue.undo(engine, who, lease_s)), "progress": progress(who)}
+
+    @app.get("/api/progress")
+    def get_progress(who: str = Depends(reviewer)) -> dict[str, int]:
+        return progress(who)
+
+    @app.get("/api/photo/{item_id}")
+    def photo(item_id: str, who: str = Depends(reviewer)) -> Response:
+        request_id = queue.holder_request(engine, who, item_id)
+        if request_id is None:
+            raise ReviewError(404, "no photo: the item is not claimed by you")
+        data = photos.get(request_id)
+        if data is None:
+            raise ReviewError(404, "the photo is no longer stored; mark the item unusable")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+    return app

@@ -1,0 +1,285 @@
+"""The review queue on a real SQLite log (and PostgreSQL where installed): filling, leases, verdicts,
+undo, replays, gate evidence, `rollout review stats/export`. No Ray."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import create_engine, func, select, update
+
+from monitoring.review import queue
+from monitoring.review.photos import BadRequestId, PhotoStore
+from monitoring.review.queue import ReviewError
+from roomsight.tables import metadata, review_items, review_verdicts
+from tests.conftest import settings_for
+
+CLASSES = ("bedroom", "bathroom", "kitchen")
+ROLLOUT = "11111111-2222-3333-4444-555555555555"
+
+
+def jpeg(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), ((seed * 37) % 256, (seed * 91) % 256, 120)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def scores(label: str, top: float) -> dict[str, float]:
+    rest = (1 - top) / (len(CLASSES) - 1)
+    return {c: (top if c == label else rest) for c in CLASSES}
+
+
+def log_rows(engine, store: PhotoStore | None, specs: list[dict], rollout_id: str = ROLLOUT) -> list[str]:
+    """Write predictions through the real LogWriter; each spec gives champion/candidate labels and
+    optionally region, score, photo_id. Returns the request ids (photos stored unless photo=False)."""
+    from serving.predlog import LogWriter, PredictionRecord
+
+    writer = LogWriter(engine, flush_interval_s=0.02)
+    ids = []
+    for i, s in enumerate(specs):
+        rid = str(uuid.uuid4())
+        champ, cand, top = s["champion"], s.get("candidate"), s.get("score", 0.9)
+        writer.submit(PredictionRecord(
+            request_id=rid, ts=time.time() + i * 1e-3, rollout_id=rollout_id, stage="shadow", listing_id=f"L{i}",
+            region=s.get("region", "eu-west"), served_by="champion", label=champ, score=top, latency_ms=5.0,
+            photo_id=s.get("photo_id"), champion_version="1", champion_label=champ, champion_scores=scores(champ, top),
+            candidate_version="2" if cand else None, candidate_label=cand,
+            candidate_scores=scores(cand, top) if cand else None, shadow="candidate",
+            shadow_status="ok" if cand else None, disagreement=(cand != champ) if cand else None))
+        if store is not None and s.get("photo", True):
+            store.put(rid, jpeg(i))
+        ids.append(rid)
+    assert writer.flush()
+    writer.close()
+    return ids
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    s = settings_for(tmp_path, ROOMSIGHT_REVIEW__SPOT_CHECK_SHARE="0.1", ROOMSIGHT_REVIEW__LOW_CONFIDENCE="0.5")
+    engine = create_engine(f"sqlite:///{tmp_path / 'roomsight.db'}", connect_args={"timeout": 30, "check_same_thread": False})
+    metadata.create_all(engine)
+    return s, engine, PhotoStore.for_settings(s)
+
+
+def items(engine) -> list:
+    with engine.connect() as c:
+        return c.execute(select(review_items)).all()
+
+
+def n_verdicts(engine) -> int:
+    with engine.connect() as c:
+        return c.execute(select(func.count()).select_from(review_verdicts)).scalar_one()
+
+
+def test_photo_store_round_trip_and_refuses_non_ids(tmp_path: Path) -> None:
+    store = PhotoStore(tmp_path / "photos")
+    rid = str(uuid.uuid4())
+    store.put(rid, b"\xff\xd8jpeg")
+    assert store.get(rid) == b"\xff\xd8jpeg" and store.has(rid)
+    assert store.get(str(uuid.uuid4())) is None
+    for bad in ("../../etc/passwd", "/tmp/x", "", "a/b", rid + "/../x"):
+        with pytest.raises(BadRequestId):
+            store.get(bad)
+    store.put_image(rid, Image.new("RGB", (10, 10)))
+    assert Image.open(io.BytesIO(store.get(rid))).format == "JPEG"
+    assert all(p.resolve().is_relative_to(tmp_path / "photos") for p in (tmp_path / "photos").rglob("*"))
+
+
+def test_kept_photos_are_pruned_unless_queued(env) -> None:
+    import os
+
+    from monitoring.review.photos import keep_photo
+
+    s, engine, store = env
+    queued, stray = log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"},
+                                             {"champion": "kitchen", "candidate": "kitchen"}])
+    queue.fill(engine, s.model_copy(update={"review": s.review.model_copy(update={"spot_check_share": 0.0})}), ROLLOUT)
+    fresh = str(uuid.uuid4())
+    keep_photo(s, fresh, Image.new("RGB", (8, 8)))
+    old = time.time() - s.review.photo_retention_h * 3600 - 60
+    for rid in (queued, stray):
+        path = next(store.root.glob(f"*/{rid}.jpg"))
+        os.utime(path, (old, old))
+    assert queue.prune_photos(engine, s) == 1
+    assert store.has(queued) and store.has(fresh) and not store.has(stray)
+
+
+def test_fill_queues_disagreements_low_confidence_and_stratified_spot_checks(env) -> None:
+    s, engine, store = env
+    specs = ([{"champion": "kitchen", "candidate": "bedroom"}] * 5  # disagreements
+             + [{"champion": "kitchen", "candidate": "kitchen", "score": 0.4}] * 3  # low confidence
+             + [{"champion": "bedroom", "candidate": "bedroom", "region": "eu-west"}] * 40
+             + [{"champion": "kitchen", "candidate": "kitchen", "region": "us-east"}] * 20
+             + [{"champion": "kitchen", "candidate": "bedroom", "photo": False}]  # no photo kept: cannot be shown
+             + [{"champion": "kitchen"}])  # shadow answer not in yet: decided later
+    log_rows(engine, store, specs)
+    added = queue.fill(engine, s, ROLLOUT)
+    got = items(engine)
+    assert added == len(got)
+    reasons = [i.reason for i in got]
+    assert reasons.count("disagreement") == 5 and reasons.count("low_confidence") == 3
+    spots = [(i.region, i.predicted) for i in got if i.reason == "spot_check"]
+    assert sorted(spots) == [("eu-west", "bedroom")] * 4 + [("us-east", "kitchen")] * 2  # 10% of each stratum
+    assert queue.fill(engine, s, ROLLOUT) == 0  # idempotent
+    # More agreements later top the strata up, and nothing already queued is queued again.
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "kitchen", "region": "us-east"}] * 10)
+    assert queue.fill(engine, s, ROLLOUT) == 1
+    assert len({i.photo_key for i in items(engine)}) == len(items(engine))
+
+
+def test_one_item_per_photo(env) -> None:
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "kitchen", "score": 0.3, "photo_id": "P1"},
+                             {"champion": "kitchen", "candidate": "bedroom", "photo_id": "P1"},
+                             {"champion": "bedroom", "candidate": "kitchen", "photo_id": "P2"}])
+    assert queue.fill(engine, s, ROLLOUT) == 2
+    assert sorted((i.photo_key, i.reason) for i in items(engine)) == [("P1", "disagreement"), ("P2", "disagreement")]
+
+
+def test_claim_verdict_undo_replay_and_lease(env) -> None:
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
+    queue.fill(engine, s, ROLLOUT)
+    a = queue.claim_next(engine, "ann", 60)
+    assert queue.claim_next(engine, "ann", 60) == a  # one item at a time: the held one comes back
+    b = queue.claim_next(engine, "bob", 60)
+    assert b.item_id != a.item_id
+
+    with pytest.raises(ReviewError) as e:
+        queue.submit(engine, "bob", a.item_id, a.claim_id, "kitchen", CLASSES)  # not bob's
+    assert e.value.status == 409
+    with pytest.raises(ReviewError) as e:
+        queue.submit(engine, "ann", a.item_id, a.claim_id, "garage", CLASSES)
+    assert e.value.status == 422
+    with pytest.raises(ReviewError) as e:
+        queue.submit(engine, "ann", a.item_id, str(uuid.uuid4()), "kitchen", CLASSES)  # forged claim id
+    assert e.value.status == 409
+    assert n_verdicts(engine) == 0
+
+    queue.submit(engine, "ann", a.item_id, a.claim_id, "kitchen", CLASSES)
+    with pytest.raises(ReviewError) as e:
+        queue.submit(engine, "ann", a.item_id, a.claim_id, "bedroom", CLASSES)  # replay
+    assert e.value.status == 409 and "already recorded" in str(e.value)
+    assert n_verdicts(engine) == 1
+
+    back = queue.undo(engine, "ann", 60)
+    assert back.item_id == a.item_id and back.claim_id != a.claim_id and n_verdicts(engine) == 0
+    with pytest.raises(ReviewError):
+        queue.submit(engine, "ann", a.item_id, a.claim_id, "bedroom", CLASSES)  # the undone claim is dead
+    queue.submit(engine, "ann", back.item_id, back.claim_id, "unusable", CLASSES)
+    with engine.connect() as c:
+        assert c.execute(select(review_verdicts.c.reviewer, review_verdicts.c.label)).all() == [("ann", "unusable")]
+
+    # An expired lease returns the item to the queue, and the late holder can no longer decide it.
+    with engine.begin() as c:
+        c.execute(update(review_items).where(review_items.c.id == b.item_id).values(lease_until=time.time() - 1))
+    c2 = queue.claim_next(engine, "cat", 60)
+    c3 = queue.claim_next(engine, "dan", 60)
+    assert b.item_id in {c2.item_id, c3.item_id}
+    with pytest.raises(ReviewError):
+        queue.submit(engine, "bob", b.item_id, b.claim_id, "kitchen", CLASSES)
+    assert queue.claim_next(engine, "eve", 60) is None
+    p = queue.progress(engine, "ann")
+    assert (p.pending, p.claimed, p.done, p.mine) == (0, 2, 1, 1)
+
+
+def _two_reviewers(engine, n: int) -> dict[str, list[str]]:
+    done: dict[str, list[str]] = {"ann": [], "bob": []}
+    errors: list[BaseException] = []
+
+    def work(who: str) -> None:
+        try:
+            while (c := queue.claim_next(engine, who, 60)) is not None:
+                queue.submit(engine, who, c.item_id, c.claim_id, "kitchen", CLASSES)
+                done[who].append(c.item_id)
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in done]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    return done
+
+
+def _check_concurrency(s, engine, store) -> None:
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 200)
+    assert queue.fill(engine, s, ROLLOUT) == 200
+    done = _two_reviewers(engine, 200)
+    all_done = done["ann"] + done["bob"]
+    assert len(all_done) == 200 and len(set(all_done)) == 200  # none twice, none lost
+    assert done["ann"] and done["bob"]  # both really worked
+    with engine.connect() as c:
+        rows = c.execute(select(review_verdicts.c.item_id, review_verdicts.c.reviewer)).all()
+        assert len(rows) == 200 and len({r.item_id for r in rows}) == 200
+        assert c.execute(select(func.count()).where(review_items.c.status != "done")).scalar_one() == 0
+
+
+def test_two_reviewers_200_items_sqlite(env) -> None:
+    _check_concurrency(*env)
+
+
+def test_two_reviewers_200_items_postgres(postgres_url: str, tmp_path: Path) -> None:
+    s = settings_for(tmp_path, ROOMSIGHT_DATABASE_URL=postgres_url)
+    engine = create_engine(postgres_url)
+    metadata.drop_all(engine, tables=[review_items, review_verdicts])
+    metadata.create_all(engine)
+    try:
+        _check_concurrency(s, engine, PhotoStore.for_settings(s))
+    finally:
+        engine.dispose()
+
+
+def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rollout.cli import app
+    from rollout.evidence import collect
+    from rollout.gates import check
+    from rollout.plan import Gate
+
+    s, engine, store = env
+    # Candidate right on the disagreements (truth = candidate's answer), both right on agreements.
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom", "region": "eu-west"}] * 12
+             + [{"champion": "bathroom", "candidate": "bathroom", "score": 0.45, "region": "us-east"}] * 8)
+    queue.fill(engine, s, ROLLOUT)
+    truth = {"disagreement": "bedroom", "low_confidence": "bathroom"}
+    while (c := queue.claim_next(engine, "ann", 60)) is not None:
+        with engine.connect() as conn:
+            reason = conn.execute(select(review_items.c.reason).where(review_items.c.id == c.item_id)).scalar_one()
+        queue.submit(engine, "ann", c.item_id, c.claim_id, truth[reason], CLASSES)
+
+    ev = collect(engine, s, ROLLOUT).values
+    assert ev["reviewed"] == 20 and ev["candidate_win_rate"] == 1.0 and ev["min_class_precision"] == 1.0
+    assert ev["precision_margin"] > 0 and ev["candidate_precision_lower"] > ev["champion_precision_lower"]
+    gates = (Gate(metric="reviewed", min=20), Gate(metric="precision_margin", min=0),
+             Gate(metric="min_class_precision", min=0.8))
+    assert all(r.passed for r in check(gates, ev))
+    assert not check((Gate(metric="reviewed", min=21),), ev)[0].passed
+
+    runner = CliRunner()
+    envvars = {"ROOMSIGHT_HOME": str(s.home)}
+    r = runner.invoke(app, ["review", "stats", "--rollout", ROLLOUT, "--json"], env=envvars)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["overall"]["candidate"]["overall"]["n"] == 20 and out["gates"]["reviewed"] == 20
+    assert set(out["regions"]) == {"eu-west", "us-east"}
+    r = runner.invoke(app, ["review", "stats", "--rollout", ROLLOUT], env=envvars)
+    assert r.exit_code == 0 and "candidate win rate 100.0%" in r.output, r.output
+
+    gold = tmp_path / "out" / "gold.csv"
+    r = runner.invoke(app, ["review", "export", "--out", str(gold)], env=envvars)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(gold.open()))
+    assert len(rows) == 20 and {r["label"] for r in rows} == {"bedroom", "bathroom"}
+    assert all((gold.parent / r["path"]).read_bytes()[:2] == b"\xff\xd8" for r in rows)
