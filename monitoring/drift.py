@@ -180,7 +180,8 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings, 
 
     m = settings.monitoring
     numeric = [c for c in (*DESCRIPTORS, *(MODEL_DESCRIPTORS if same_model else ()))
-               if c in reference.columns and c in current.columns and current[c].notna().any()]
+               if c in reference.columns and c in current.columns and current[c].notna().any()
+               and not _same_constant(reference[c], current[c])]
     categorical = [c for c in (PREDICTED, OOD) if c in reference.columns and c in current.columns
                    and reference[c].notna().all()]
     cols = numeric + categorical
@@ -208,6 +209,12 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings, 
         alarm=bool(reasons), reasons=reasons,
     )
     return result, snapshot
+
+
+def _same_constant(a: pd.Series, b: pd.Series) -> bool:
+    """One value throughout both (e.g. every photo 256 px high): nothing to test, and the tests divide by zero."""
+    values = set(a.dropna().unique()) | set(b.dropna().unique())
+    return len(values) <= 1
 
 
 def _column_drift(snapshot: dict[str, Any]) -> dict[str, ColumnDrift]:

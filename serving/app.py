@@ -26,6 +26,7 @@ from monitoring.ood import IMAGE_FLAGS, MODEL_FLAGS, Calibration, OodResult
 from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.images import DecodedImage, ImageRejected, decode_image
+from monitoring.review.photos import keep_photo
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
@@ -296,6 +297,10 @@ class Ingress:
             else:
                 self._start_shadow(decision.shadow, state, pixels, request_id, answer, region)
         self.log.submit(record)
+        if state.rollout_id is not None:
+            # Which photos get reviewed is decided later from the log, so during a rollout every photo is
+            # kept (pruned after review.photo_retention_h unless queued); written off the request path.
+            asyncio.get_running_loop().run_in_executor(None, keep_photo, self.settings, request_id, decoded.image)
         self.metrics.requests.labels(state.stage.value, region, served_by).inc()
         self.metrics.latency.labels(served_by).observe(latency_ms / 1000)
         model_ref = state.champion if served_by == CHAMPION else state.candidate

@@ -139,7 +139,7 @@ def test_cli_report_emails_the_summary(settings, logged):
         assert "ALARM" in msg["Subject"] and "ops@example.org" in msg["To"]
         assert "night_time" in msg.get_body(("html",)).get_content()
         (att,) = list(msg.iter_attachments())
-        assert att.get_filename() == Path(out["html"]).name and att.get_content() == Path(out["html"]).read_text()
+        assert att.get_filename() == Path(out["html"]).name and att.get_payload(decode=True) == Path(out["html"]).read_bytes()
 
         from monitoring.watch import watch
 

@@ -69,6 +69,11 @@ def test_labels_command_adds_label_and_reports_against_gold(tmp_path):
     assert all(r["label"] == r["label_given"] for r in labelled)
     empty = [r for r in rows if not r["caption"]]
     assert all(r["label"] == "" for r in empty)
+    # the output is a training manifest: its relative paths still point at the photos
+    from training.data import load_manifest
+
+    items = load_manifest(out)
+    assert len(items) == len(labelled) and all(i.path.exists() for i in items)
 
 
 def test_labels_command_needs_a_caption_column(tmp_path):

@@ -4,6 +4,7 @@ or abstain, applied to a CSV, and scored against known labels (precision and cov
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -153,9 +154,17 @@ def label_csv(captions: Path, out: Path, rules: Rules, gold: Path | None = None)
         w = csv.writer(f, lineterminator="\n")
         w.writerow(out_header)
         for r, lab in zip(rows, labels):
-            w.writerow([r.get(h, "") for h in header] + [lab])
+            w.writerow([_rebase(r[h], captions, out) if h == "path" else r.get(h, "") for h in header] + [lab])
     report = score(labels, _gold_labels(gold, header, rows)) if gold else None
     return Labelled(out, len(rows), sum(1 for x in labels if x), dict(Counter(x for x in labels if x)), report)
+
+
+def _rebase(path: str, src_csv: Path, dst_csv: Path) -> str:
+    """A manifest path relative to `src_csv`'s folder, made relative to `dst_csv`'s, so the labelled CSV
+    can be trained on wherever it is written."""
+    if not path or Path(path).is_absolute():
+        return path
+    return os.path.relpath(src_csv.resolve().parent / path, dst_csv.resolve().parent)
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:

@@ -14,7 +14,7 @@ import torch
 from monitoring.reference import image_reference
 from roomsight.config import Settings
 from roomsight.modelpack import PackMeta, softmax
-from roomsight.preprocess import Preprocessing, batch_tensor
+from roomsight.preprocess import RESIZE_MODES, Preprocessing, batch_tensor
 from training import backbones, cached, data
 from training.export import Registered, export_and_register
 from training.model import RoomNet
@@ -70,6 +70,8 @@ def synthetic_dataset(settings: Settings, per_class: int, size: int, seed: int =
 
 def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     say = progress or (lambda _event, _info: None)
+    if cfg.resize_mode not in RESIZE_MODES:
+        raise data.DataError(f"resize mode must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
     seed_everything(cfg.seed)
     source = cfg.data or synthetic_dataset(settings, cfg.synthetic_per_class, cfg.synthetic_size)
     items = data.load_manifest(source)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import time
 import uuid
@@ -21,6 +22,8 @@ from roomsight.config import Settings
 from roomsight.errors import UserError
 
 JPEG_QUALITY = 85
+
+log = logging.getLogger(__name__)
 
 
 class BadRequestId(UserError, ValueError):
@@ -86,5 +89,9 @@ def _store(root: Path) -> PhotoStore:
 
 
 def keep_photo(settings: Settings, request_id: str, image: Image.Image) -> None:
-    """Keep a served photo for review (the ingress calls this off the request path)."""
-    _store(settings.home / "photos").put_image(request_id, image)
+    """Keep a served photo for review. The ingress calls this fire-and-forget off the request path, so a
+    full or read-only disk is logged here, never raised into serving."""
+    try:
+        _store(settings.home / "photos").put_image(request_id, image)
+    except OSError as exc:
+        log.warning("could not keep photo %s for review: %s", request_id, exc)

@@ -188,7 +188,8 @@ def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | 
 
 def submit(engine: Engine, reviewer: str, item_id: str, claim_id: str, label: str, labels: tuple[str, ...]) -> None:
     """Record a verdict for an item this reviewer holds under `claim_id`. The item and its verdict
-    change in one transaction; anything else is a 4xx and records nothing."""
+    change in one transaction; anything else is a 4xx and records nothing. A lapsed lease still counts
+    while nobody has re-claimed the item: the claim id changes only when someone else takes it."""
     if label not in labels and label != UNUSABLE:
         raise ReviewError(422, f"unknown label {label!r}; use one of {', '.join(labels)} or {UNUSABLE}")
     it = review_items.c

@@ -1,0 +1,85 @@
+"""Training parts that need no registry: the trunk/tail split behind cached fine-tuning, the tune
+modes, backbone weight errors, and augmentation that keeps the class."""
+
+import pytest
+import torch
+
+from training import backbones, cached
+from training.model import RoomNet
+
+
+@pytest.mark.parametrize("name,tail_blocks", [("efficientnet_lite0", 2), ("resnet18", 1)])
+def test_tail_of_trunk_is_the_whole_backbone(name, tail_blocks):
+    bb = backbones.create(name, pretrained=False)
+    model = RoomNet(bb, 3).eval()
+    trunk, net = cached.prepare(model, name, tail_blocks)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        logits, emb = model(x)
+        logits2, emb2 = net.eval()(trunk(x))
+    assert torch.allclose(logits, logits2, atol=1e-5) and torch.allclose(emb, emb2, atol=1e-5)
+    # only the tail and head train, and training the tail trains the model itself (shared modules)
+    trainable = {id(p) for p in net.parameters() if p.requires_grad}
+    assert trainable and not any(p.requires_grad for p in trunk.parameters())
+    assert trainable <= {id(p) for p in model.parameters()}
+
+
+def test_head_only_caches_the_whole_backbone():
+    model = RoomNet(backbones.create("tiny_cnn"), 4)
+    trunk, net = cached.prepare(model, "tiny_cnn", 0)
+    assert trunk is model.backbone
+    assert {id(p) for p in net.parameters() if p.requires_grad} == {id(p) for p in model.head.parameters()}
+
+
+def test_tail_batchnorm_stays_frozen_in_training():
+    model = RoomNet(backbones.create("efficientnet_lite0", pretrained=False), 3)
+    _, net = cached.prepare(model, "efficientnet_lite0", 1)
+    net.train()
+    bns = [m for m in net.tail.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and not any(m.training for m in bns) and net.head.training
+
+
+def test_tune_modes():
+    from training.data import DataError
+    from training.pipeline import TrainConfig, tune_mode
+
+    assert tune_mode(TrainConfig(), "efficientnet_lite0", True) == "last"
+    assert tune_mode(TrainConfig(), "efficientnet_lite0", False) == "full"
+    assert tune_mode(TrainConfig(), "tiny_cnn", False) == "full"
+    assert tune_mode(TrainConfig(head_only=True), "resnet50", True) == "head"
+    with pytest.raises(DataError, match="tiny_cnn"):
+        tune_mode(TrainConfig(tune="last"), "tiny_cnn", False)
+    with pytest.raises(DataError, match="head, last or full"):
+        tune_mode(TrainConfig(tune="most"), "resnet18", True)
+
+
+def test_missing_imagenet_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch cache
+    with pytest.raises(backbones.BackboneError, match="--weights PATH.*--no-pretrained"):
+        backbones.create("resnet18")
+    assert not backbones.create("resnet18", pretrained=False).pretrained
+    with pytest.raises(backbones.BackboneError, match="unknown backbone"):
+        backbones.create("vgg99")
+
+
+def test_efficientnet_loads_offline_imagenet_weights():
+    bb = backbones.create("efficientnet_lite0")
+    assert bb.pretrained and bb.features == 1280 and bb.input_size == 224
+    random_init = backbones.create("efficientnet_lite0", pretrained=False)
+    w1 = bb.module.conv_stem.weight
+    assert not torch.allclose(w1, random_init.module.conv_stem.weight)
+
+
+def test_augmentation_keeps_images_recognisable():
+    from training.augment import Augmentation
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.linspace(-0.8, 0.8, 16).view(16, 1, 1, 1)
+    x = torch.cat([a.expand(16, 3, 16, 32), (-a).expand(16, 3, 16, 32)], dim=2)  # top half a, bottom -a
+    x = x + 0.05 * torch.randn(16, 3, 32, 32, generator=gen)
+    y = Augmentation(rotate_p=1.0)(x, gen, (0.5,) * 3, (0.5,) * 3)
+    assert y.shape == x.shape and not torch.allclose(x, y)
+    # no vertical flips or large rotations: what was above stays above, for every image
+    before = x[:, :, :16].mean((1, 2, 3)) - x[:, :, 16:].mean((1, 2, 3))
+    after = y[:, :, :16].mean((1, 2, 3)) - y[:, :, 16:].mean((1, 2, 3))
+    assert torch.equal(torch.sign(before), torch.sign(after))
