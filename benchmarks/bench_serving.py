@@ -49,7 +49,8 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     from roomsight.config import load_settings
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
-    from serving.runner import APP_NAME, init_ray, start_serve
+    from roomsight.cluster import init_ray
+    from serving.runner import APP_NAME, start_serve
     from training.pipeline import TrainConfig, train
 
     n = 60 if quick else 300

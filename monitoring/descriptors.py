@@ -58,7 +58,7 @@ def prepare(image: Image.Image, width: int | None = None, height: int | None = N
     """Downscale once (box filter: a true average, so darkness and noise are measured fairly) and convert."""
     w0, h0 = image.size
     scale = ANALYSIS_SIDE / max(w0, h0)
-    small = image.convert("RGB")
+    small = image if image.mode == "RGB" else image.convert("RGB")
     if scale < 1:
         small = small.resize((max(1, round(w0 * scale)), max(1, round(h0 * scale))), Image.Resampling.BOX)
     rgb = np.asarray(small, dtype=np.float32) * (1 / 255)
@@ -93,8 +93,10 @@ def contrast(p: Prepared) -> float:
 @descriptor("saturation")
 def saturation(p: Prepared) -> float:
     """Mean HSV-style saturation; near 0 for grey (or greyed-out) photos."""
-    mx = p.rgb.max(axis=2)
-    mn = p.rgb.min(axis=2)
+    r, g, b = p.rgb[..., 0], p.rgb[..., 1], p.rgb[..., 2]
+    # Pairwise maximum/minimum: numpy's max over a length-3 last axis is ~20x slower.
+    mx = np.maximum(np.maximum(r, g), b)
+    mn = np.minimum(np.minimum(r, g), b)
     return float(((mx - mn) / np.maximum(mx, 1e-3)).mean())
 
 

@@ -1,8 +1,10 @@
 """`rollout demo`: the staged-rollout story on the embedded synthetic photos, every part real.
 
-Two models are trained and registered in MLflow; the Serve app starts; listing traffic from three
-regions is replayed over HTTP while the candidate moves shadow -> limited -> gradual -> full behind
-the plan's gates; a deliberately bad candidate is refused at a gate and rolled back.
+Two models are trained and registered in MLflow; the Serve app and the reviewer page start; listing
+traffic from three regions is replayed over HTTP while the candidate moves shadow -> limited ->
+gradual -> full behind the plan's gates; simulated reviewers label the review queue (disagreements,
+spot checks, low-confidence answers) through the page's API; a deliberately bad candidate is refused
+at a gate and rolled back.
 Everything is written under one run folder, printed at the end.
 """
 
@@ -18,6 +20,7 @@ from rich.console import Console
 from roomsight.config import Settings, load_settings
 from rollout.control import ControlPlane, GatesFailed
 from rollout.plan import load_plan
+from rollout.reviewers import demo_tokens, review_all, start_review_server
 from rollout.traffic import folder_shots, replay, synthetic_shots, wait_applied, wait_idle
 
 SHADOW_REQUESTS = 120
@@ -25,9 +28,12 @@ STEP_REQUESTS = 90
 
 
 def demo_settings(home: Path, port: int) -> Settings:
+    import json
+
     env = dict(os.environ)
     env.update({"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(port), "ROOMSIGHT_SERVE__STATE_POLL_S": "0.5",
-                "ROOMSIGHT_LOG__FLUSH_INTERVAL_S": "0.2"})
+                "ROOMSIGHT_LOG__FLUSH_INTERVAL_S": "0.2", "ROOMSIGHT_REVIEW__TOKENS": json.dumps(demo_tokens()),
+                "ROOMSIGHT_REVIEW__PORT": str(port + 1)})
     env.pop("ROOMSIGHT_CONFIG", None)
     env.pop("ROOMSIGHT_DATABASE_URL", None)
     env.pop("ROOMSIGHT_MLFLOW_TRACKING_URI", None)
@@ -69,6 +75,9 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     with console.status("starting Ray Serve ..."):
         url = start_serve(settings)
     console.print(f"Serve app: {url}")
+    reviews = start_review_server(settings, control.engine, settings.review.port)
+    console.print(f"reviewer page: {reviews.url}  (simulated reviewers: {', '.join(reviews.tokens)})")
+    truth: dict[str, str] = {}
 
     shots = folder_shots(data) if real else synthetic_shots(int(600 * scale) + 50, seed=1234)
     cursor = 0
@@ -85,8 +94,20 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
                 continue
             served[answer["served_by"]] += 1
             correct += answer["label"] == shot.label
+            truth[answer["request_id"]] = shot.label
         console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
         return served
+
+    def review_round() -> None:
+        from monitoring.review.queue import fill
+
+        rid = control.current().state.rollout_id
+        if rid is None:
+            return
+        fill(control.engine, settings, rid)
+        n = review_all(reviews, control.engine, truth)
+        if n:
+            console.print(f"  reviewers labelled {n} queued photo(s)")
 
     def until_gates(stage: str, title: str, min_requests: int) -> None:
         """Replay traffic until the evidence for `stage` is in (its gates pass), as an operator would
@@ -98,6 +119,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
             traffic(n, title)
             sent += n
             wait_idle(url)
+            review_round()
             st = control.status()
             if (sent >= min_requests and st.next_stage == stage and all(g.passed for g in st.next_gates)) or sent >= cap:
                 return
@@ -138,6 +160,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         summary["final_state"] = control.current().state.to_dict()
         summary["history"] = control.history()
     finally:
+        reviews.stop()
         stop_serve()
     console.rule("where to look")
     console.print(f"MLflow UI:   mlflow ui --backend-store-uri {settings.tracking_uri}")

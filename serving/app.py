@@ -23,10 +23,10 @@ from ray.serve.handle import DeploymentHandle
 
 from monitoring.descriptors import describe
 from monitoring.ood import IMAGE_FLAGS, MODEL_FLAGS, Calibration, OodResult
+from monitoring.review.photos import keep_photo
 from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.images import DecodedImage, ImageRejected, decode_image
-from monitoring.review.photos import keep_photo
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate

@@ -73,7 +73,7 @@ def fit_distributed(settings: Settings, model: nn.Module, x_tr: torch.Tensor, y_
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from serving.runner import init_ray
+    from roomsight.cluster import init_ray
 
     init_ray(settings)
     storage = settings.home / "ray-train"

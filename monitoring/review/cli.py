@@ -19,10 +19,15 @@ PRUNE_EVERY_S = 3600.0
 
 
 def _current_rollout(engine: Any) -> str | None:  # Engine
-    from serving.state import read_state
+    """The live rollout's id, read from the routing-state row (monitoring does not import serving;
+    `rollout_id` is a top-level key of serving.routing.RoutingState.to_dict())."""
+    from sqlalchemy import select
 
-    found = read_state(engine)
-    return found.state.rollout_id if found is not None else None
+    from roomsight.tables import rollout_state
+
+    with engine.connect() as conn:
+        row = conn.execute(select(rollout_state.c.state)).first()
+    return row.state.get("rollout_id") if row is not None else None
 
 
 @app.command()
