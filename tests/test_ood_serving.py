@@ -59,7 +59,7 @@ def test_ood_flags_served_logged_and_held(settings, ray_session, tmp_path):
     s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25}),
                                     "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
     cp = ControlPlane(s, load_plan(plan_file), actor="ood-test")
-    cp.current()
+    cp.current()  # writes the first (stable) routing state, which the Serve app reads
     start_serve(s)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

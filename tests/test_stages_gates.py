@@ -93,7 +93,7 @@ def test_bad_plan_names_the_key(tmp_path: Path):
 
 def test_gates_pass_fail_and_missing_evidence(plan):
     gates = plan.gates_for("limited")
-    good = {"compared": 100, "agreement": 0.9, "candidate_error_rate": 0.0}
+    good = {"compared": 100, "agreement": 0.9, "candidate_error_rate": 0.0, "reviewed": 40, "precision_margin": 0.02}
     assert all_passed(check(gates, good))
     results = check(gates, {**good, "agreement": 0.5})
     assert [r.metric for r in results if not r.passed] == ["agreement"]
