@@ -64,6 +64,12 @@ def settings(home: Path):
 
 
 @pytest.fixture(scope="session")
+def serve_port() -> int:
+    """Serve's HTTP proxy binds once per Ray session: every Serve test must use this one port."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole session (2 CPUs: the Serve replicas take fractions of them)."""
     import ray

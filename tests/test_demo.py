@@ -2,17 +2,16 @@
 
 import pytest
 
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.ray
 
 
-def test_demo_runs_the_whole_story(tmp_path, ray_session):
+def test_demo_runs_the_whole_story(tmp_path, ray_session, serve_port):
     from rich.console import Console
 
     from rollout.demo import run_demo
 
-    summary = run_demo(run_dir=tmp_path / "run", port=free_port(), console=Console(quiet=True), scale=0.3)
+    summary = run_demo(run_dir=tmp_path / "run", port=serve_port, console=Console(quiet=True), scale=0.3)
     stages = [s["stage"] for s in summary["steps"]]
     assert stages[0] == "limited" and stages[-1] == "full" and stages.count("gradual") == 4
     assert all(g["passed"] for s in summary["steps"] for g in s["gates"])

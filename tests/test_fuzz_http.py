@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PIL import Image
 
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.ray
 EXAMPLES = int(os.environ.get("ROOMSIGHT_FUZZ_EXAMPLES", "1000"))
@@ -40,14 +39,14 @@ texts = st.one_of(st.none(), st.text(max_size=300), st.just(""), st.just(" "), s
 
 
 @pytest.fixture(scope="module")
-def url(settings, ray_session):
+def url(settings, ray_session, serve_port):
     from ray import serve
 
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
     from serving.runner import APP_NAME, start_serve
 
-    port = free_port()
+    port = serve_port
     s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port})})
     ControlPlane(s, load_plan()).current()
     base = start_serve(s)

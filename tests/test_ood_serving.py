@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from monitoring.corruptions import low_resolution, night_time
-from tests.conftest import free_port
 from tests.test_skeleton_e2e import drained, wait_for
 
 pytestmark = pytest.mark.ray
@@ -44,7 +43,7 @@ def post(client: httpx.Client, kind: str, seed: int, region: str = "eu-west") ->
     return r.json()
 
 
-def test_ood_flags_served_logged_and_held(settings, ray_session, tmp_path):
+def test_ood_flags_served_logged_and_held(settings, ray_session, serve_port, tmp_path):
     from ray import serve
 
     from roomsight.db import engine_for
@@ -55,7 +54,7 @@ def test_ood_flags_served_logged_and_held(settings, ray_session, tmp_path):
 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(HOLDING_PLAN)
-    port = free_port()
+    port = serve_port
     s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25}),
                                     "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
     cp = ControlPlane(s, load_plan(plan_file), actor="ood-test")

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import free_port
 from tests.test_skeleton_e2e import drained, jpeg, wait_for
 
 pytestmark = pytest.mark.ray
@@ -24,7 +23,7 @@ def post(client: httpx.Client, i: int, region: str) -> tuple[int, dict, float]:
     return r.status_code, r.json(), time.perf_counter() - t0
 
 
-def test_faulty_candidate_is_isolated(settings, ray_session):
+def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
     from ray import serve
 
     from roomsight.db import engine_for
@@ -34,7 +33,7 @@ def test_faulty_candidate_is_isolated(settings, ray_session):
     from rollout.plan import Budget, load_plan
     from serving.runner import APP_NAME, start_serve
 
-    port = free_port()
+    port = serve_port
     s = settings.model_copy(update={
         "serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.2, "shadow_timeout_s": 1.0,
                                                    "candidate_timeout_s": 0.5}),

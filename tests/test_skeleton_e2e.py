@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.ray
 
@@ -80,7 +79,7 @@ def logged(engine, **where) -> int:
         return c.execute(q).scalar_one()
 
 
-def test_rollout_path_through_http(settings, ray_session, tmp_path: Path):
+def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: Path):
     from ray import serve
 
     from roomsight import registry
@@ -91,7 +90,7 @@ def test_rollout_path_through_http(settings, ray_session, tmp_path: Path):
 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(LENIENT_PLAN)
-    port = free_port()
+    port = serve_port
     s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25}),
                                     "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
     cp = ControlPlane(s, load_plan(plan_file), actor="e2e-test")
