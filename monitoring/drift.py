@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,8 @@ from roomsight.errors import UserError
 from roomsight.tables import predictions, rollout_state
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import numpy as np
+import pandas as pd
 
 PREDICTED = "predicted_class"
 OOD = "out_of_domain"
@@ -187,8 +189,12 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings, 
     cols = numeric + categorical
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     report = Report([DataDriftPreset(columns=cols, drift_share=m.drift_share_alarm)])
-    snapshot = report.run(Dataset.from_pandas(current[cols], data_definition=definition),
-                          Dataset.from_pandas(reference[cols], data_definition=definition))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # Evidently's statistics divide by zero on constant columns (e.g. one image size everywhere) and
+        # say so on stderr; the result is still right (no drift on a constant), so keep the output clean.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = report.run(Dataset.from_pandas(current[cols], data_definition=definition),
+                              Dataset.from_pandas(reference[cols], data_definition=definition))
     columns = _column_drift(snapshot.dict())
     drifted_share = sum(d.drifted for d in columns.values()) / len(columns) if columns else 0.0
     ood_share = float((current[OOD] == "yes").mean()) if len(current) else 0.0

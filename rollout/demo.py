@@ -3,37 +3,81 @@
 Two models are trained and registered in MLflow; the Serve app and the reviewer page start; listing
 traffic from three regions is replayed over HTTP while the candidate moves shadow -> limited ->
 gradual -> full behind the plan's gates; simulated reviewers label the review queue (disagreements,
-spot checks, low-confidence answers) through the page's API; a deliberately bad candidate is refused
-at a gate and rolled back.
+spot checks, low-confidence answers) through the page's API; partway through, night-time and
+low-resolution photos start arriving from one region and are flagged, held on the champion and reported
+by a drift report emailed to a local SMTP server; a deliberately bad candidate is refused at a gate and
+rolled back. A live view shows the stage, the split and the evidence as it runs.
 Everything is written under one run folder, printed at the end.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
-from rich.console import Console
+import numpy as np
+from PIL import Image
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
 
 from roomsight.config import Settings, load_settings
 from rollout.control import ControlPlane, GatesFailed
 from rollout.plan import load_plan
 from rollout.reviewers import demo_tokens, review_all, start_review_server
-from rollout.traffic import folder_shots, replay, synthetic_shots, wait_applied, wait_idle
+from rollout.mailbox import Mailbox
+from rollout.traffic import Shot, folder_shots, replay, synthetic_shots, wait_applied, wait_idle
 
 SHADOW_REQUESTS = 120
 STEP_REQUESTS = 90
+SHIFTED_REGION = "ap-south"  # where night-time and low-resolution photos start arriving partway through
+TEAM = ("team@roomsight.demo",)
 
 
-def demo_settings(home: Path, port: int) -> Settings:
+class LiveView:
+    """The numbers the live panel shows; `render` draws them."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {"stage": "starting"}
+        self.served: Counter = Counter()
+        self.flags: Counter = Counter()
+
+    def render(self) -> Table:
+        t = Table(title="roomsight demo", show_header=False, expand=False)
+        t.add_column(style="bold")
+        t.add_column()
+        for k, v in self.fields.items():
+            t.add_row(k, v)
+        total = sum(self.served.values()) or 1
+        t.add_row("traffic split", ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(self.served.items())) or "-")
+        t.add_row("OOD flags", ", ".join(f"{k} {v}" for k, v in sorted(self.flags.items())) or "none yet")
+        return t
+
+
+def _shifted(shot: Shot, rng: np.random.Generator) -> Shot:
+    """The same photo as a night-time or a low-resolution shot."""
+    from monitoring.corruptions import low_resolution, night_time
+
+    img = Image.open(io.BytesIO(shot.jpeg)).convert("RGB").resize((256, 256))
+    out = night_time(img, rng) if rng.random() < 0.5 else low_resolution(img, rng, short_side=int(rng.integers(24, 48)))
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=85)
+    return replace(shot, jpeg=buf.getvalue())
+
+
+def demo_settings(home: Path, port: int, smtp_port: int | None = None) -> Settings:
     import json
 
     env = dict(os.environ)
     env.update({"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(port), "ROOMSIGHT_SERVE__STATE_POLL_S": "0.5",
                 "ROOMSIGHT_LOG__FLUSH_INTERVAL_S": "0.2", "ROOMSIGHT_REVIEW__TOKENS": json.dumps(demo_tokens()),
-                "ROOMSIGHT_REVIEW__PORT": str(port + 1)})
+                "ROOMSIGHT_REVIEW__PORT": str(port + 1), "ROOMSIGHT_SMTP__HOST": "127.0.0.1",
+                "ROOMSIGHT_SMTP__PORT": str(smtp_port or port + 2), "ROOMSIGHT_SMTP__SECURITY": "none",
+                "ROOMSIGHT_SMTP__RECIPIENTS": json.dumps(TEAM)})
     env.pop("ROOMSIGHT_CONFIG", None)
     env.pop("ROOMSIGHT_DATABASE_URL", None)
     env.pop("ROOMSIGHT_MLFLOW_TRACKING_URI", None)
@@ -81,10 +125,27 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
 
     shots = folder_shots(data) if real else synthetic_shots(int(600 * scale) + 50, seed=1234)
     cursor = 0
+    shift = {"on": False, "since": None, "rng": np.random.default_rng(7)}
+    view = LiveView()
+
+    def refresh() -> None:
+        st = control.status()
+        ev = st.evidence
+        view.fields["stage"] = st.state.stage.value + (f" {st.state.percent:g}%" if st.state.stage.value == "gradual" else "")
+        view.fields["champion / candidate"] = f"v{st.state.champion.version} / " + (f"v{st.state.candidate.version}" if st.state.candidate else "-")
+        view.fields["agreement"] = "n/a" if ev.get("agreement") is None else f"{ev['agreement']:.1%} of {ev.get('compared', 0):.0f}"
+        cp, ch = ev.get("candidate_precision_lower"), ev.get("champion_precision_lower")
+        view.fields["reviewed precision (lower 95%)"] = (f"candidate {cp:.1%} vs champion {ch:.1%} ({ev.get('reviewed', 0):.0f} verdicts)"
+                                                         if cp is not None and ch is not None else f"{ev.get('reviewed') or 0:.0f} verdicts")
+        view.fields["drift"] = ("ALARM" if ev.get("drift_alarm") else "ok") if ev.get("drift_alarm") is not None else "n/a"
+        view.fields[f"{SHIFTED_REGION} photos"] = "night-time / low-resolution arriving" if shift["on"] else "normal"
+        live.update(view.render())
 
     def traffic(n: int, title: str) -> Counter:
         nonlocal cursor
         batch = [shots[(cursor + i) % len(shots)] for i in range(n)]
+        if shift["on"]:
+            batch = [_shifted(b, shift["rng"]) if b.region == SHIFTED_REGION else b for b in batch]
         cursor += n
         served: Counter = Counter()
         correct = 0
@@ -93,9 +154,13 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
                 served["error"] += 1
                 continue
             served[answer["served_by"]] += 1
+            view.served[answer["served_by"]] += 1
+            for flag in (answer.get("ood") or {}).get("flags", []):
+                view.flags[flag] += 1
             correct += answer["label"] == shot.label
             truth[answer["request_id"]] = shot.label
         console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
+        refresh()
         return served
 
     def review_round() -> None:
@@ -124,8 +189,13 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
             if (sent >= min_requests and st.next_stage == stage and all(g.passed for g in st.next_gates)) or sent >= cap:
                 return
 
-    summary: dict = {"run_dir": str(run_dir), "url": url, "champion": champion_uri, "candidate": candidate_uri, "steps": []}
+    summary: dict = {"run_dir": str(run_dir), "url": url, "review_url": reviews.url, "champion": champion_uri,
+                     "candidate": candidate_uri, "steps": []}
+    mailbox = Mailbox(run_dir / "mail", settings.smtp.port)
+    live = Live(view.render(), console=console, refresh_per_second=4, transient=False)
     try:
+        mailbox.__enter__()
+        live.start()
         traffic(max(10, int(30 * scale)), "warm-up, champion only")
         out = control.start(candidate_uri, reason="demo: better candidate")
         wait_applied(url, out.generation)
@@ -136,12 +206,17 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         while True:
             summary["steps"].append(_promote(console, control, "gradual", url))
             percent = control.current().state.percent
+            if not shift["on"]:
+                shift.update(on=True, since=time.time())
+                console.print(f"[yellow]from now on, {SHIFTED_REGION} sends night-time and low-resolution photos[/]")
             if percent >= 100:
                 until_gates("full", f"gradual {percent:g}%", int(STEP_REQUESTS * scale))
                 break
             until_gates("gradual", f"gradual {percent:g}%", int(STEP_REQUESTS * scale))
         summary["steps"].append(_promote(console, control, "full", url))
         traffic(max(10, int(30 * scale)), "after full")
+        wait_idle(url)
+        summary.update(_drift_email(console, settings, control, shift["since"], mailbox))
 
         # a bad candidate: trained on mostly shuffled labels, refused at the first gate, rolled back
         bad_uri = trained("bad candidate", TrainConfig(data=data, seed=2, epochs=3, label_noise=0.9, synthetic_per_class=30, **head))
@@ -157,16 +232,40 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
                 console.print(f"  {r.describe()}")
             control.rollback("demo: bad candidate refused at gate")
             console.print("rolled back: the champion keeps all traffic")
+            refresh()
         summary["final_state"] = control.current().state.to_dict()
         summary["history"] = control.history()
     finally:
+        live.stop()
+        mailbox.__exit__(None, None, None)
         reviews.stop()
         stop_serve()
     console.rule("where to look")
-    console.print(f"MLflow UI:   mlflow ui --backend-store-uri {settings.tracking_uri}")
-    console.print(f"log DB:      {settings.db_url}")
-    console.print(f"history:     ROOMSIGHT_HOME={home} rollout history")
+    console.print(f"MLflow UI:      mlflow ui --backend-store-uri {settings.tracking_uri}")
+    console.print(f"drift report:   {summary.get('drift_html', '-')}")
+    console.print(f"email received: {summary.get('email', '-')}")
+    console.print(f"review page:    ROOMSIGHT_HOME={home} rollout review serve   (it ran at {reviews.url} during the demo)")
+    console.print(f"history:        ROOMSIGHT_HOME={home} rollout history")
+    console.print(f"log DB:         {settings.db_url}")
     return summary
+
+
+def _drift_email(console: Console, settings: Settings, control: ControlPlane, since: float | None,
+                 mailbox: Mailbox) -> dict:
+    """A drift report on the shifted region since the shift began, emailed to the team's inbox."""
+    from monitoring import drift, watch
+
+    window = drift.Window(since=since, region=SHIFTED_REGION)
+    rep = drift.report(settings, control.engine, window)
+    watch.send(settings, rep, settings.smtp.recipients)
+    deadline = time.time() + 10
+    while not mailbox.saved and time.time() < deadline:
+        time.sleep(0.1)
+    r = rep.result
+    console.print(f"drift report on {SHIFTED_REGION}: {'[red]ALARM[/]' if r.alarm else 'ok'}, "
+                  f"{r.ood_share:.0%} out-of-domain, {r.drifted_share:.0%} of columns drifted; emailed to {', '.join(TEAM)}")
+    return {"drift_html": str(rep.html), "drift_alarm": r.alarm, "ood_share": r.ood_share,
+            "email": str(mailbox.saved[0]) if mailbox.saved else None}
 
 
 def _promote(console: Console, control: ControlPlane, stage: str, url: str) -> dict:

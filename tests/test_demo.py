@@ -21,3 +21,10 @@ def test_demo_runs_the_whole_story(tmp_path, ray_session, serve_port):
     actions = [e["action"] for e in summary["history"]]
     assert actions[0] == "rollback" and "start" in actions and actions.count("promote") == 6
     assert (tmp_path / "run" / "home" / "mlflow.db").exists() and (tmp_path / "run" / "home" / "roomsight.db").exists()
+    # the regional shift to night-time / low-resolution photos was reported, and the email arrived
+    assert summary["drift_alarm"] is True and summary["ood_share"] > 0.3
+    from pathlib import Path
+
+    assert Path(summary["drift_html"]).exists()
+    mail = Path(summary["email"]).read_text(errors="replace")
+    assert "team@roomsight.demo" in mail and "drift ALARM" in mail and ".html" in mail
