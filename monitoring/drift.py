@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -29,8 +29,7 @@ from roomsight.errors import UserError
 from roomsight.tables import predictions, rollout_state
 
 if TYPE_CHECKING:
-    import numpy as np
-import pandas as pd
+    import pandas as pd
 
 PREDICTED = "predicted_class"
 OOD = "out_of_domain"
@@ -189,7 +188,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings, 
     cols = numeric + categorical
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     report = Report([DataDriftPreset(columns=cols, drift_share=m.drift_share_alarm)])
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
+    with warnings.catch_warnings():
         # Evidently's statistics divide by zero on constant columns (e.g. one image size everywhere) and
         # say so on stderr; the result is still right (no drift on a constant), so keep the output clean.
         warnings.simplefilter("ignore", RuntimeWarning)
