@@ -125,7 +125,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
 
     shots = folder_shots(data) if real else synthetic_shots(int(600 * scale) + 50, seed=1234)
     cursor = 0
-    shift = {"on": False, "since": None, "rng": np.random.default_rng(7)}
+    shift = {"on": False, "since": None, "rng": np.random.default_rng(7), "answered": 0}
     view = LiveView()
 
     def refresh() -> None:
@@ -159,6 +159,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
                 view.flags[flag] += 1
             correct += answer["label"] == shot.label
             truth[answer["request_id"]] = shot.label
+            shift["answered"] += shift["on"] and shot.region == SHIFTED_REGION
         console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
         refresh()
         return served
@@ -215,6 +216,8 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
             until_gates("gradual", f"gradual {percent:g}%", int(STEP_REQUESTS * scale))
         summary["steps"].append(_promote(console, control, "full", url))
         traffic(max(10, int(30 * scale)), "after full")
+        while shift["answered"] < settings.monitoring.min_window:  # enough of the region for a drift report
+            traffic(30, "after full")
         wait_idle(url)
         summary.update(_drift_email(console, settings, control, shift["since"], mailbox))
 
