@@ -91,7 +91,8 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(LENIENT_PLAN)
     port = serve_port
-    s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25}),
+    s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25,
+                                                                                   "candidate_timeout_s": 30}),
                                     "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
     cp = ControlPlane(s, load_plan(plan_file), actor="e2e-test")
     assert cp.current().state.champion.version == "1"
@@ -163,14 +164,20 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
                         during.append(bg.post("/predict", files=files, data={"listing_id": f"B{i}", "region": "us-east"}).status_code)
                         i += 1
 
+            def sent_at_least(n: int) -> None:
+                deadline = time.monotonic() + 30
+                while len(during) < n and time.monotonic() < deadline:
+                    time.sleep(0.02)
+
             thread = threading.Thread(target=background)
             thread.start()
+            sent_at_least(3)
             cp.promote("gradual")
             wait_for(client, "stage", "gradual")
-            time.sleep(0.5)
+            sent_at_least(len(during) + 3)  # traffic on both sides of the change
             stop.set()
             thread.join()
-            assert len(during) >= 5 and set(during) == {200}
+            assert len(during) >= 6 and set(during) == {200}
             listings = [f"G{i}" for i in range(40)]
             first_pass = {lid: predict(client, 7, "ap-south", lid)["served_by"] for lid in listings}
             second_pass = {lid: predict(client, 7, "ap-south", lid)["served_by"] for lid in listings}
