@@ -57,7 +57,9 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="roomsight-bench-serving-"))
     settings = load_settings(environ={"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": "8790",
                                       "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3", "ROOMSIGHT_SERVE__MODEL_CPUS": "0.5",
-                                      "ROOMSIGHT_SERVE__SHADOW_QUEUE_SIZE": "256"})
+                                      "ROOMSIGHT_SERVE__SHADOW_QUEUE_SIZE": "256",
+                                      # the same cores as the in-process reference: 2 intra-op threads
+                                      "ROOMSIGHT_SERVE__TORCH_THREADS": "2"})
     cfg = dict(backbone="efficientnet_lite0", head_only=True, epochs=1, synthetic_per_class=20)
     champ = train(settings, TrainConfig(seed=0, **cfg)).registered.ref
     cand = train(settings, TrainConfig(seed=1, **cfg)).registered.ref
@@ -85,7 +87,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     results["bare_serve_c8"] = closed_loop(url, bodies, n, 8).summary()
     serve.delete("bare")
 
-    # 3. roomsight per stage (2 champion replicas so it may use both cores at saturation)
+    # 3. roomsight per stage (the champion replica uses both cores, like the in-process reference)
     ControlPlane(settings, load_plan(), actor="bench").current()
     start_serve(settings.model_copy(update={"serve": settings.serve.model_copy(update={"model_replicas": 1})}),
                 candidate_faults=True)

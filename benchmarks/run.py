@@ -4,7 +4,8 @@ monitoring, training), --out DIR.
 
 Each benchmark module has `run(quick, out_dir) -> dict` and may have `targets(results) -> list[Target]`:
 the claims it checks, each with the measured figure and whether it was met. A missed target is reported
-as missed, never dropped.
+as missed, never dropped. Sections are kept in BENCHMARKS.json next to the page, so `--only` re-runs one
+section and keeps the others, each labelled with the command and date that produced it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import platform
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MODULES = ("store", "review", "serving", "monitoring", "training")
@@ -35,19 +36,22 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {mem_gib:.0f} GiB RAM, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
 
 
-def render(sections: dict[str, dict], command: str) -> str:
-    lines = ["# Benchmarks", "", f"Command: `{command}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-             f"Machine: {machine()}  ",
-             "All figures of a section come from one run, side by side; ratios compare figures measured together.", ""]
-    for name, sec in sections.items():
-        lines += [f"## {name}", ""]
+def render(sections: dict[str, dict]) -> str:
+    lines = ["# Benchmarks", "", "Produced by `make bench` (`python -m benchmarks.run`); each section names the command, machine",
+             "and date of its run. All figures of a section come from one run, side by side; ratios compare figures",
+             "measured together. A missed target says so.", ""]
+    for name in [m for m in MODULES if m in sections]:
+        sec = dict(sections[name])
+        meta = sec.pop("_meta", {})
+        lines += [f"## {name}", "", f"Command: `{meta.get('command', '?')}`  ", f"Date: {meta.get('date', '?')}  ",
+                  f"Machine: {meta.get('machine', '?')}", ""]
         if "error" in sec:
             lines += ["Benchmark failed:", "", "```", sec["error"], "```", ""]
             continue
         targets = sec.pop("_targets", [])
         if targets:
             lines += ["| claim | measured | met |", "|---|---|---|"]
-            lines += [f"| {t.claim} | {t.measured} | {'yes' if t.met else '**no (missed)**'} |" for t in targets]
+            lines += [f"| {t['claim']} | {t['measured']} | {'yes' if t['met'] else '**no (missed)**'} |" for t in targets]
             lines.append("")
         for key, value in sec.items():
             if isinstance(value, str) and value.endswith(".png"):
@@ -67,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args.out.mkdir(parents=True, exist_ok=True)
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
-    sections: dict[str, dict] = {}
+    store = args.out / "BENCHMARKS.json"
+    sections: dict[str, dict] = json.loads(store.read_text()) if store.exists() else {}
     for name in [m.strip() for m in args.only.split(",") if m.strip()]:
         if name not in MODULES:
             ap.error(f"unknown benchmark {name!r}; choose from {', '.join(MODULES)}")
@@ -77,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
             mod = importlib.import_module(f"benchmarks.bench_{name}")
             res = mod.run(quick=args.quick, out_dir=args.out)
             if hasattr(mod, "targets"):
-                res["_targets"] = mod.targets(res)
+                res["_targets"] = [asdict(t) for t in mod.targets(res)]
             res["benchmark_seconds"] = round(time.time() - t0, 1)
-            sections[name] = res
         except Exception:
-            sections[name] = {"error": traceback.format_exc(limit=5)}
-        print(json.dumps({k: v for k, v in sections[name].items() if k != "_targets"}, default=str)[:2000], flush=True)
-    (args.out / "BENCHMARKS.md").write_text(render(sections, command))
+            res = {"error": traceback.format_exc(limit=5)}
+        res["_meta"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
+        sections[name] = json.loads(json.dumps(res, default=str))
+        print(json.dumps({k: v for k, v in res.items() if not k.startswith("_")}, default=str)[:2000], flush=True)
+        store.write_text(json.dumps(sections, indent=1))
+    (args.out / "BENCHMARKS.md").write_text(render(sections))
     print(f"wrote {args.out / 'BENCHMARKS.md'}")
     return 0
 
