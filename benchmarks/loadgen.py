@@ -17,6 +17,7 @@ class Run:
     latencies_s: list[float] = field(default_factory=list)
     failures: int = 0
     elapsed_s: float = 0.0
+    request_ids: list[str] = field(default_factory=list)  # of the answered requests, when asked for (ids=True)
 
     @property
     def n(self) -> int:
@@ -34,19 +35,33 @@ class Run:
                 "throughput_rps": round(self.throughput, 1)}
 
 
-def _post(client: httpx.Client, path: str, body: bytes, i: int, region: str) -> tuple[bool, float]:
+def _post(client: httpx.Client, path: str, body: bytes, i: int, region: str,
+          ids: bool = False) -> tuple[bool, float, str | None]:
     t0 = time.perf_counter()
+    request_id = None
     try:
         r = client.post(path, files={"image": ("p.jpg", body, "image/jpeg")},
                         data={"listing_id": f"L{i % 5000}", "region": region})
+        dt = time.perf_counter() - t0
         ok = r.status_code == 200
+        if ok and ids:
+            request_id = r.json().get("request_id")
     except httpx.HTTPError:
-        ok = False
-    return ok, time.perf_counter() - t0
+        ok, dt = False, time.perf_counter() - t0
+    return ok, dt, request_id
+
+
+def _record(run: Run, ok: bool, dt: float, request_id: str | None) -> None:
+    if ok:
+        run.latencies_s.append(dt)
+        if request_id is not None:
+            run.request_ids.append(request_id)
+    else:
+        run.failures += 1
 
 
 def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions: tuple[str, ...] = ("eu-west",),
-                path: str = "/predict") -> Run:
+                path: str = "/predict", ids: bool = False) -> Run:
     run = Run()
     lock = threading.Lock()
     counter = iter(range(n))
@@ -54,12 +69,9 @@ def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions
     def worker() -> None:
         with httpx.Client(base_url=url, timeout=60) as client:
             for i in counter:
-                ok, dt = _post(client, path, bodies[i % len(bodies)], i, regions[i % len(regions)])
+                result = _post(client, path, bodies[i % len(bodies)], i, regions[i % len(regions)], ids)
                 with lock:
-                    if ok:
-                        run.latencies_s.append(dt)
-                    else:
-                        run.failures += 1
+                    _record(run, *result)
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
@@ -72,7 +84,7 @@ def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions
 
 
 def open_loop(url: str, bodies: list[bytes], rate_rps: float, duration_s: float,
-              regions: tuple[str, ...] = ("eu-west",), path: str = "/predict") -> Run:
+              regions: tuple[str, ...] = ("eu-west",), path: str = "/predict", ids: bool = False) -> Run:
     """Requests start on a fixed schedule whatever the previous ones did."""
     run = Run()
     n = max(1, int(rate_rps * duration_s))
@@ -85,13 +97,9 @@ def open_loop(url: str, bodies: list[bytes], rate_rps: float, duration_s: float,
             if delay > 0:
                 time.sleep(delay)
             futures.append(pool.submit(_post, clients[i % len(clients)], path, bodies[i % len(bodies)], i,
-                                       regions[i % len(regions)]))
+                                       regions[i % len(regions)], ids))
         for f in futures:
-            ok, dt = f.result()
-            if ok:
-                run.latencies_s.append(dt)
-            else:
-                run.failures += 1
+            _record(run, *f.result())
     run.elapsed_s = time.perf_counter() - t0
     for c in clients:
         c.close()

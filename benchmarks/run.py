@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks side by side in one session and write BENCHMARKS.md (with PNG plots
 next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (store, review, serving,
-monitoring, training), --out DIR.
+monitoring, training, soak), --out DIR.
 
 Each benchmark module has `run(quick, out_dir) -> dict` and may have `targets(results) -> list[Target]`:
 the claims it checks, each with the measured figure and whether it was met. A missed target is reported
@@ -21,7 +21,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-MODULES = ("store", "review", "serving", "monitoring", "training")
+MODULES = ("store", "review", "serving", "monitoring", "training", "soak")
 
 
 @dataclass(frozen=True)

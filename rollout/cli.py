@@ -199,6 +199,26 @@ def history(
     console.print(table)
 
 
+@app.command("api")
+@friendly
+def api(
+    ctx: typer.Context,
+    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default: control.port, 8082)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: control.host, 127.0.0.1)."),
+) -> None:
+    """Expose start/promote/rollback/status/history over HTTP, for operators holding a control.tokens token."""
+    import uvicorn
+
+    from rollout.api import create_app
+
+    settings = ctx.obj.settings
+    web = create_app(ctx.obj.control(), settings.control.tokens)  # refuses without tokens, before binding
+    host, port = host or settings.control.host, port or settings.control.port
+    console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback); "
+                  f"{len(settings.control.tokens)} operator token(s); Ctrl-C stops")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
 @plan_app.command("show")
 @friendly
 def plan_show(ctx: typer.Context) -> None:

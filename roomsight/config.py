@@ -46,6 +46,8 @@ class ServeSettings(_Section):
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a replica waits to fill a batch.")
     shadow_queue_size: int = Field(64, ge=0, description="Shadow calls in flight per ingress; beyond it shadow work is dropped and counted.")
     shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
+    shadow_priority: Literal["idle", "normal"] = Field("idle", description="CPU priority of the candidate's replicas while it only shadows: "
+                                                      "idle (Linux SCHED_IDLE) gives it only cycles the champion leaves unused.")
     candidate_timeout_s: float = Field(2.0, gt=0, description="A candidate answering traffic gets this long before the champion answers instead.")
     state_poll_s: float = Field(1.0, gt=0, description="How often the ingress re-reads the rollout state.")
     warm_timeout_s: float = Field(3.0, gt=0, description="How long a new state waits for its models to load before it is routed on anyway.")
@@ -91,6 +93,14 @@ class ReviewSettings(_Section):
     photo_retention_h: float = Field(72, gt=0, description="Kept photos not queued for review are deleted after this many hours.")
 
 
+class ControlSettings(_Section):
+    tokens: dict[str, str] = Field(default_factory=dict, repr=False,
+                                   description="Operator id -> token for `rollout api` (ROOMSIGHT_CONTROL__TOKENS as JSON); "
+                                               "the API refuses to start without one. Never printed or logged.")
+    host: str = Field("127.0.0.1", description="Bind address of `rollout api`.")
+    port: int = Field(8082, ge=1, le=65535, description="Port of `rollout api`.")
+
+
 class Settings(_Section):
     home: Path = Field(Path("~/.roomsight"), validate_default=True, description="Data directory for everything stateful (ROOMSIGHT_HOME).")
     database_url: str | None = Field(None, repr=False, description="SQLAlchemy URL of the prediction log, review queue and rollout state; default sqlite in home.")
@@ -104,6 +114,7 @@ class Settings(_Section):
     monitoring: MonitoringSettings = MonitoringSettings()
     smtp: SmtpSettings = SmtpSettings()
     review: ReviewSettings = ReviewSettings()
+    control: ControlSettings = ControlSettings()
 
     @field_validator("home")
     @classmethod

@@ -30,7 +30,7 @@ from roomsight.images import DecodedImage, ImageRejected, decode_image
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
-from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, choose
+from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, call_priority, choose
 from serving.state import StateWatcher
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class Ingress:
             "candidate": st.candidate.version if st and st.candidate else None,
             "state_generation": current.generation if current else None,
             "log": {"pending": self.log.pending, "written": self.log.written, "overflow": self.log.overflow,
-                    "write_errors": self.log.write_errors},
+                    "write_errors": self.log.write_errors, "recovered": self.log.recovered},
             "shadow": {"inflight": self.shadow_inflight, "dropped": self.shadow_dropped},
         }
 
@@ -238,7 +238,8 @@ class Ingress:
 
     async def _call(self, role: str, state: RoutingState, pixels: np.ndarray, timeout: float | None) -> ModelAnswer:
         t0 = time.perf_counter()
-        response = self.handles[role].predict.remote(self._ref(state, role), pixels)
+        priority = call_priority(state, role, self.settings.serve.shadow_priority)
+        response = self.handles[role].predict.remote(self._ref(state, role), pixels, priority)
         try:
             return await asyncio.wait_for(response, timeout) if timeout else await response
         except asyncio.TimeoutError:

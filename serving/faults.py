@@ -29,14 +29,14 @@ class FaultyModelServer(ModelServer):
         self.fault, self.delay_s = fault, delay_s
         return fault
 
-    async def predict(self, ref: dict[str, str], image: np.ndarray) -> ModelAnswer:
+    async def predict(self, ref: dict[str, str], image: np.ndarray, priority: str = "normal") -> ModelAnswer:
         if self.fault == "raise":
             raise RuntimeError("injected fault: the candidate raised")
         if self.fault == "hang":
             await asyncio.sleep(3600)
         if self.fault == "slow":
             await asyncio.sleep(self.delay_s)
-        return await super().predict(ref, image)
+        return await super().predict(ref, image, priority)
 
 
 FaultyModelDeployment = serve.deployment(FaultyModelServer, name="model", max_ongoing_requests=1024)

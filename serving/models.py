@@ -21,6 +21,7 @@ from ray import serve
 from monitoring.reference import model_descriptors
 from roomsight.config import Settings
 from roomsight.registry import ModelRef
+from serving.priority import current_priority, set_priority
 
 _KEEP_LOADED = 2  # current + previous version: a rollback answers without a reload
 
@@ -51,6 +52,7 @@ class ModelServer:
         self._registry = registry
         self._packs: OrderedDict[str, Any] = OrderedDict()
         self._load_lock = asyncio.Lock()
+        self._priority = "normal"
         import torch
 
         # Fractional-CPU replicas share the cores: few intra-op threads each avoids oversubscription.
@@ -80,7 +82,12 @@ class ModelServer:
         """The version's reference statistics (monitoring calibrates its out-of-domain flags on them)."""
         return (await self._pack(ModelRef.from_dict(ref))).meta.reference
 
-    async def predict(self, ref: dict[str, str], image: np.ndarray) -> ModelAnswer:
+    async def predict(self, ref: dict[str, str], image: np.ndarray, priority: str = "normal") -> ModelAnswer:
+        """`priority` (serving.routing.call_priority) comes with every call rather than once per stage
+        change, so a restarted replica takes the right one from its first request."""
+        if priority != self._priority:
+            self._priority = priority  # recorded even if refused: one attempt per change, not per call
+            set_priority(priority)  # type: ignore[arg-type]
         return await self._batched(ref["name"] + "/" + ref["version"], image)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
@@ -100,6 +107,10 @@ class ModelServer:
                     probs=out.probs, ms=ms, batch_size=len(idx), model_scores=_model_scores(pack, out),
                 )
         return answers  # type: ignore[return-value]
+
+    def priority(self) -> str:
+        """The scheduling policy the kernel applies to this replica now (tests, operators)."""
+        return current_priority()
 
     def check_health(self) -> None:
         """Serve calls this periodically; a replica that raises is restarted."""

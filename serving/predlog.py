@@ -17,7 +17,8 @@ from typing import Any
 
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from roomsight.tables import predictions
 from serving.journal import Journal, orphans, read_entries
@@ -111,13 +112,14 @@ class LogWriter:
         if unknown:
             raise ValueError(f"a shadow update may not set {sorted(unknown)}")
         with self._lock:
-            if len(self._rows) + len(self._updates) >= self._max:
+            # The row may still be waiting here: fold the update in rather than issuing an UPDATE. That takes
+            # no room, so it is accepted even with the buffer full (as it is during a database outage).
+            rec = self._unwritten.get(upd.request_id)
+            if rec is None and len(self._rows) + len(self._updates) >= self._max:
                 self.overflow += 1
                 return False
             if self._journal is not None:
                 self._journal.append("update", asdict(upd))
-            # The row may still be waiting here: fold the update in rather than issuing an UPDATE.
-            rec = self._unwritten.get(upd.request_id)
             if rec is not None:
                 rec.shadow_status = upd.shadow_status
                 for k, v in upd.values.items():
@@ -150,11 +152,7 @@ class LogWriter:
             if not rows and not ups:
                 return
             try:
-                with self._engine.begin() as conn:
-                    if rows:
-                        conn.execute(insert(predictions), rows)
-                    for stmt, params in _update_batches(ups):
-                        conn.execute(stmt, params)
+                inserted = self._write(rows, ups)
             except Exception as exc:  # database down: keep the records, retry on the next tick
                 self.write_errors += 1
                 log.warning("prediction log write failed (%s); %d records buffered", type(exc).__name__, self.pending)
@@ -165,8 +163,31 @@ class LogWriter:
                 for _ in ups:
                     self._updates.popleft()
                 self._maybe_rotate()
-            self.written += len(rows)
+            self.written += inserted
             self.updated += len(ups)
+
+    def _write(self, rows: list[dict[str, Any]], ups: list[ShadowUpdate]) -> int:
+        """One transaction; returns how many rows it inserted."""
+        try:
+            with self._engine.begin() as conn:
+                if rows:
+                    conn.execute(insert(predictions), rows)
+                for stmt, params in _update_batches(ups):
+                    conn.execute(stmt, params)
+            return len(rows)
+        except IntegrityError:
+            # A retry of a batch whose COMMIT reached the database while the connection died before the
+            # acknowledgement (a server stopping mid-commit): its rows are there. Inserting them again would
+            # fail on the key at every retry and stall the log for good, so insert only the absent ones.
+            # Re-applying the batch's updates is harmless: they set the same values.
+            with self._engine.begin() as conn:
+                missing = _absent(conn, rows)
+                if missing:
+                    conn.execute(insert(predictions), missing)
+                for stmt, params in _update_batches(ups):
+                    conn.execute(stmt, params)
+            log.warning("prediction log: %d of %d rows of a retried batch were already written", len(rows) - len(missing), len(rows))
+            return len(missing)
 
     def _maybe_rotate(self) -> None:
         """With the lock held: once everything journaled is in the database, start a new segment and
@@ -214,6 +235,21 @@ def _update_batches(ups: list[ShadowUpdate]) -> list[tuple[Any, list[dict[str, A
     return batches
 
 
+def _absent(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose request_id the table lacks (the first of any duplicates within `rows`)."""
+    ids = list(dict.fromkeys(r["request_id"] for r in rows))
+    present: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        present |= {r[0] for r in conn.execute(select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk)))}
+    out, seen = [], set(present)
+    for r in rows:
+        if r["request_id"] not in seen:
+            seen.add(r["request_id"])
+            out.append(r)
+    return out
+
+
 def recover(engine: Engine, journal_dir: Path) -> int:
     """Replay journals left by dead writers: insert rows the database lacks, apply shadow updates, then
     delete the journals. Returns how many rows were inserted."""
@@ -227,12 +263,7 @@ def recover(engine: Engine, journal_dir: Path) -> int:
             else:
                 ups.append(ShadowUpdate(**payload))
         with engine.begin() as conn:
-            ids = list(rows)
-            present: set[str] = set()
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                present |= {r[0] for r in conn.execute(select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk)))}
-            missing = [rows[r] for r in ids if r not in present]
+            missing = _absent(conn, list(rows.values()))
             if missing:
                 conn.execute(insert(predictions), missing)
             for stmt, params in _update_batches(ups):

@@ -125,3 +125,10 @@ def choose(state: RoutingState, listing_id: str, region: str, ood_flags: tuple[s
             return Decision(CHAMPION, CANDIDATE, "ood-held", tuple(ood_flags))
         return Decision(CANDIDATE, CHAMPION if sampled else None, "slice")
     return Decision(CHAMPION, CANDIDATE if sampled else None, "outside-slice")
+
+
+def call_priority(state: RoutingState, role: str, shadow_priority: str = "idle") -> str:
+    """The CPU priority a model call runs at (see serving.priority): the candidate runs at
+    `shadow_priority` while it only shadows, so it cannot take cycles from the champion; whoever answers
+    traffic runs at normal priority."""
+    return shadow_priority if role == CANDIDATE and state.stage is Stage.SHADOW else "normal"

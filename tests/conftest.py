@@ -82,8 +82,33 @@ def ray_session():
     ray.shutdown()
 
 
+class PostgresServer:
+    """A PostgreSQL server in a scratch folder that a test can stop and start again (a database outage)."""
+
+    def __init__(self, ctl: list[str], data: Path, log: Path, port: int, sock: Path) -> None:
+        self._ctl = [*ctl, "-D", str(data)]
+        self._log, self._port, self._sock = log, port, sock
+        self.url = f"postgresql+psycopg://roomsight@127.0.0.1:{port}/postgres"
+
+    def start(self) -> None:
+        """Start it (waiting until it accepts connections); a no-op when it is running."""
+        import subprocess
+
+        if subprocess.run([*self._ctl, "status"], capture_output=True).returncode == 0:
+            return
+        subprocess.run([*self._ctl, "-l", str(self._log), "-w", "-o",
+                        f"-p {self._port} -k {self._sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop it and wait: `fast` aborts sessions cleanly, `immediate` is a crash (no shutdown checkpoint)."""
+        import subprocess
+
+        subprocess.run([*self._ctl, "-m", mode, "-w", "stop"], check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_server(tmp_path_factory):
     """A real PostgreSQL server for the session, started from the Debian binaries in a scratch folder.
     Skips when the binaries are absent; as root it runs the server as the `postgres` user."""
     import getpass
@@ -104,14 +129,17 @@ def postgres_url(tmp_path_factory):
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
     subprocess.run([*as_user, str(bin_ / "initdb"), "-D", str(data), "--auth=trust", "-U", "roomsight", "-E", "UTF8"],
                    check=True, capture_output=True)
-    subprocess.run([*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True, capture_output=True)
+    server = PostgresServer([*as_user, str(bin_ / "pg_ctl")], data, root / "log", free_port(), sock)
+    server.start()
     try:
-        url = f"postgresql+psycopg://roomsight@127.0.0.1:{port}/postgres"
-        yield url
+        yield server
     finally:
         subprocess.run([*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.url

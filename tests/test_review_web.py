@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select
 
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
-from monitoring.review.web import create_app, reviewer_for
+from monitoring.review.web import create_app
 from roomsight.tables import metadata, review_verdicts
 from tests.conftest import free_port, settings_for
 from tests.test_review_queue import CLASSES, ROLLOUT, log_rows
@@ -61,12 +61,6 @@ def server(tmp_path: Path):
 def verdicts(engine) -> list:
     with engine.connect() as c:
         return c.execute(select(review_verdicts.c.reviewer, review_verdicts.c.label, review_verdicts.c.item_id)).all()
-
-
-def test_reviewer_for_needs_an_exact_token() -> None:
-    tokens = {"ann": "abc", "bob": "xyz"}
-    assert reviewer_for("abc", tokens) == "ann" and reviewer_for("xyz", tokens) == "bob"
-    assert reviewer_for("ab", tokens) is None and reviewer_for("", tokens) is None and reviewer_for("abc", {}) is None
 
 
 def test_api_tokens_blindness_and_bad_verdicts(server) -> None:

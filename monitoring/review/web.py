@@ -8,23 +8,26 @@ compared in constant time, and the reviewer id they map to is stored with every 
 
 from __future__ import annotations
 
-import hmac
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
 
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
 from monitoring.review.queue import Claim, ReviewError
 from monitoring.review.stats import UNUSABLE
+from roomsight.auth import bearer_token, token_holder
 from roomsight.config import Settings
 from roomsight.db import engine_for
+from roomsight.http_errors import invalid_message
 
 
 def static_dir() -> Path:
@@ -36,16 +39,6 @@ class VerdictIn(BaseModel):
     item_id: str = Field(max_length=36)
     claim_id: str = Field(max_length=36)
     label: str = Field(max_length=64)
-
-
-def reviewer_for(token: str, tokens: dict[str, str]) -> str | None:
-    """The reviewer whose token this is. Every configured token is compared, in constant time, so the
-    response time says nothing about how close a guess was."""
-    found = None
-    for reviewer, expected in tokens.items():
-        if hmac.compare_digest(token.encode(), expected.encode()):
-            found = reviewer
-    return found
 
 
 def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str | None = None,
@@ -60,6 +53,16 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
     async def _refused(_: Request, exc: ReviewError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
+    # Every refusal carries `error`, the one key the page shows: also unknown paths, wrong methods,
+    # unparseable and invalid bodies.
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": invalid_message(exc.errors(), VerdictIn.model_fields)}, status_code=422)
+
     class Unauthorized(Exception):
         pass
 
@@ -69,8 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
                             headers={"WWW-Authenticate": "Bearer"})
 
     def reviewer(request: Request) -> str:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        who = reviewer_for(token.strip(), settings.review.tokens) if scheme.lower() == "bearer" and token else None
+        who = token_holder(bearer_token(request.headers.get("authorization")), settings.review.tokens)
         if who is None:
             raise Unauthorized()
         return who

@@ -1,0 +1,20 @@
+"""JSON error bodies for request validation, shared by the review and control-plane APIs.
+
+FastAPI's default answer to an invalid body echoes the input back, and some input cannot be encoded into
+a response (a body that is not UTF-8, a lone UTF-16 surrogate escape in the JSON): that turned a bad
+request into a 500. These messages name only the API's own fields, never the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+
+def invalid_message(errors: Sequence[Any], fields: Collection[str]) -> str:
+    problems = []
+    for e in errors:
+        loc = e.get("loc", ())
+        field = loc[1] if len(loc) > 1 and loc[1] in fields else "body"
+        problems.append(f"{field}: {e.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(dict.fromkeys(problems))

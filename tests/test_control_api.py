@@ -1,0 +1,106 @@
+"""The control plane over real HTTP (uvicorn on localhost, a real MLflow registry and SQLite): every
+route needs an operator token, the token's holder is the recorded actor, gates refuse with numbers,
+racing promotes leave one winner, and rollback moves routing and MLflow aliases together. No Ray."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from roomsight import registry
+from roomsight.auth import bearer_token, token_holder
+from roomsight.config import ConfigError
+from rollout.api import create_app
+from rollout.control import ControlPlane
+from rollout.plan import load_plan
+from tests.test_control import log_gates_only, log_shadow_traffic
+from tests.test_review_web import running
+
+TOKENS = {"olga": "olga-operator-token", "ci": "ci-operator-token"}
+OLGA = {"Authorization": "Bearer olga-operator-token"}
+CI = {"Authorization": "Bearer ci-operator-token"}
+
+
+def test_token_holder_needs_the_exact_token() -> None:
+    assert token_holder("olga-operator-token", TOKENS) == "olga"
+    for wrong in ("olga-operator-toke", "olga-operator-token ", "OLGA-OPERATOR-TOKEN", "", None):
+        assert token_holder(wrong, TOKENS) is None
+    assert bearer_token("Bearer abc") == "abc" and bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None and bearer_token("Bearer ") is None and bearer_token(None) is None
+
+
+def test_refuses_to_start_without_tokens(settings) -> None:
+    with pytest.raises(ConfigError, match="control.tokens"):
+        create_app(ControlPlane(settings, load_plan()), {})
+
+
+def test_operations_need_a_token_and_record_its_holder(settings) -> None:
+    cp = ControlPlane(settings, log_gates_only(), actor="nobody")
+    with running(create_app(cp, TOKENS)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        for method, path, body in (("GET", "/api/status", None), ("GET", "/api/history", None),
+                                   ("POST", "/api/start", {"candidate": "models:/roomtype/2"}),
+                                   ("POST", "/api/promote", {"stage": "limited", "force": True, "reason": "x"}),
+                                   ("POST", "/api/rollback", {"reason": "x"})):
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "olga-operator-token"}):
+                r = http.request(method, path, json=body, headers=headers)
+                assert r.status_code == 401 and "token" in r.json()["error"], (path, headers)
+        assert registry.alias_version("roomtype", "candidate") is None  # nothing was started
+
+        r = http.post("/api/start", json={"candidate": "models:/roomtype/2", "reason": "new model"}, headers=OLGA)
+        assert r.status_code == 200, r.text
+        rid = r.json()["after"]["rollout_id"]
+        assert r.json()["after"]["stage"] == "shadow" and registry.alias_version("roomtype", "candidate") == "2"
+
+        r = http.post("/api/promote", json={"stage": "limited"}, headers=CI)
+        assert r.status_code == 409 and "compared >= 30: 0" in r.json()["error"]
+        assert {g["metric"] for g in r.json()["gates"] if not g["passed"]} >= {"compared"}
+        assert http.post("/api/promote", json={"stage": "sideways"}, headers=CI).status_code == 409
+        assert http.post("/api/promote", json={"stage": 3, "extra": 1}, headers=CI).status_code == 422
+
+        log_shadow_traffic(settings, rid, 40)
+        r = http.post("/api/promote", json={"stage": "limited", "regions": ["eu-west"]}, headers=CI)
+        assert r.status_code == 200 and r.json()["after"]["regions"] == ["eu-west"]
+
+        status = http.get("/api/status", headers=OLGA).json()
+        assert status["state"]["stage"] == "limited" and status["evidence"]["compared"] == 40
+
+        r = http.post("/api/rollback", json={"reason": "  "}, headers=OLGA)
+        assert r.status_code == 409 and "reason" in r.json()["error"]
+        r = http.post("/api/rollback", json={"reason": "drift in eu-west"}, headers=OLGA)
+        assert r.status_code == 200 and r.json()["after"]["stage"] == "stable"
+        assert registry.alias_version("roomtype", "candidate") is None  # aliases moved with routing
+        assert registry.alias_version("roomtype", "champion") == "1"
+
+        events = http.get("/api/history", headers=CI).json()
+        assert [(e["action"], e["actor"]) for e in events] == [("rollback", "olga"), ("promote", "ci"), ("start", "olga")]
+        assert events[0]["reason"] == "drift in eu-west"
+
+
+def test_racing_promotes_over_http_leave_one_winner(settings) -> None:
+    plan = load_plan().model_copy(update={"gates": {}})
+    cp = ControlPlane(settings, plan)
+    cp.start("models:/roomtype/2")
+    with running(create_app(cp, TOKENS)) as url:
+        barrier = threading.Barrier(2)
+        codes: dict[str, int] = {}
+
+        def go(who: str, headers: dict[str, str], region: str) -> None:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                barrier.wait()
+                codes[who] = http.post("/api/promote", json={"stage": "limited", "regions": [region]}, headers=headers).status_code
+
+        threads = [threading.Thread(target=go, args=("olga", OLGA, "eu-west")),
+                   threading.Thread(target=go, args=("ci", CI, "us-east"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(codes.values()) == [200, 409]
+    winner = next(who for who, code in codes.items() if code == 200)
+    final = cp.current().state
+    assert final.stage.value == "limited" and final.regions == (("eu-west",) if winner == "olga" else ("us-east",))
+    assert [e["actor"] for e in cp.history() if e["action"] == "promote"] == [winner]
+    tags = registry.version_tags(registry.ModelRef("roomtype", "2"))
+    assert tags["regions"] == ",".join(final.regions)  # MLflow says what routing says
