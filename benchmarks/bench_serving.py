@@ -1,6 +1,7 @@
 """Serving: latency and throughput through HTTP per rollout stage, against the same model in-process and
-a bare one-deployment Serve app; shadow overhead at half load; a slow or hanging candidate's effect on
-the champion; latency against concurrency (a plot). Everything in one run, side by side."""
+a bare one-deployment Serve app; shadow overhead at half load; a slow, hanging or raising candidate's
+effect on the champion (and the shadow work dropped); latency against concurrency (a plot). Everything
+in one run, side by side."""
 
 from __future__ import annotations
 
@@ -57,7 +58,6 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="roomsight-bench-serving-"))
     settings = load_settings(environ={"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": "8790",
                                       "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3", "ROOMSIGHT_SERVE__MODEL_CPUS": "0.5",
-                                      "ROOMSIGHT_SERVE__SHADOW_QUEUE_SIZE": "256",
                                       # the same cores as the in-process reference: 2 intra-op threads
                                       "ROOMSIGHT_SERVE__TORCH_THREADS": "2"})
     cfg = dict(backbone="efficientnet_lite0", head_only=True, epochs=1, synthetic_per_class=20)
@@ -110,20 +110,24 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     cp.start(cand.uri)
     time.sleep(1.5)
     closed_loop(url, bodies, 8, 1, regions)
-    results["shadow100_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
-    point("shadow100")
-
     candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
-    model_ms = results["in_process_b1"]["p50_ms"]
-    candidate.set_fault.remote("slow", 9 * model_ms / 1000).result()  # ~10x the model's own time
-    results["shadow100_slow_candidate_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
-    candidate.set_fault.remote("hang").result()
-    results["shadow100_hanging_candidate_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
     import httpx
 
-    results["shadow_dropped_after_hang"] = httpx.get(url + "/healthz").json()["shadow"]["dropped"]
-    candidate.set_fault.remote("none").result()
-    time.sleep(settings.serve.shadow_timeout_s + 1)
+    def shadow_half_load(label: str, fault: str, delay_s: float = 0.0) -> None:
+        """The champion's answers at half load while the candidate shadows 100% with `fault`."""
+        candidate.set_fault.remote(fault, delay_s).result()
+        before = httpx.get(url + "/healthz").json()["shadow"]["dropped"]
+        results[label] = open_loop(url, bodies, half, dur, regions).summary()
+        results[label]["shadow_dropped"] = httpx.get(url + "/healthz").json()["shadow"]["dropped"] - before
+        candidate.set_fault.remote("none").result()
+        time.sleep(settings.serve.shadow_timeout_s + 1)  # hung shadow calls time out and leave the queue
+
+    shadow_half_load("shadow100_half_load", "none")
+    point("shadow100")
+    model_ms = results["in_process_b1"]["p50_ms"]
+    shadow_half_load("shadow100_slow_candidate_half_load", "slow", 9 * model_ms / 1000)  # ~10x the model's own time
+    shadow_half_load("shadow100_hanging_candidate_half_load", "hang")
+    shadow_half_load("shadow100_raising_candidate_half_load", "raise")
 
     cp.rollback("bench: reset")
     cp.plan = plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": 0.1})})
@@ -148,6 +152,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         "shadow100_p99_over_stable_p99_half_load": round(s100["p99_ms"] / st["p99_ms"], 3),
         "slow_candidate_p99_over_stable": round(results["shadow100_slow_candidate_half_load"]["p99_ms"] / st["p99_ms"], 3),
         "hanging_candidate_p99_over_stable": round(results["shadow100_hanging_candidate_half_load"]["p99_ms"] / st["p99_ms"], 3),
+        "raising_candidate_p99_over_stable": round(results["shadow100_raising_candidate_half_load"]["p99_ms"] / st["p99_ms"], 3),
         "stable_c8_throughput_over_in_process_b8": round(results["stable_c8"]["throughput_rps"] / results["in_process_b8"]["throughput_rps"], 3),
         "stable_c1_p50_over_bare_serve_c1_p50": round(results["stable_c1"]["p50_ms"] / results["bare_serve_c1"]["p50_ms"], 3),
     }
@@ -203,8 +208,11 @@ def targets(r: dict) -> list:
                ratios["slow_candidate_p99_over_stable"] <= 1.20 and slow["failures"] == 0),
         Target("a hanging candidate leaves the champion's p99 within 20%, no failed request",
                f"p99 ratio {ratios['hanging_candidate_p99_over_stable']:.2f}, {hang['failures']} failed, "
-               f"{r['shadow_dropped_after_hang']} shadow calls dropped",
+               f"{hang['shadow_dropped']} shadow calls dropped",
                ratios["hanging_candidate_p99_over_stable"] <= 1.20 and hang["failures"] == 0),
+        Target("a raising candidate leaves the champion's p99 within 20%, no failed request",
+               f"p99 ratio {ratios['raising_candidate_p99_over_stable']:.2f}, {r['shadow100_raising_candidate_half_load']['failures']} failed",
+               ratios["raising_candidate_p99_over_stable"] <= 1.20 and r["shadow100_raising_candidate_half_load"]["failures"] == 0),
         Target("throughput at saturation at least 0.8 of in-process batched inference on the same cores",
                f"{ratios['stable_c8_throughput_over_in_process_b8']:.2f} "
                f"({r['stable_c8']['throughput_rps']} vs {r['in_process_b8']['throughput_rps']} req/s)",

@@ -33,8 +33,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     duration_s, segments = (60, 4) if quick else (600, 10)
     home = Path(tempfile.mkdtemp(prefix="roomsight-bench-soak-"))
     settings = load_settings(environ={"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(PORT),
-                                      "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3",
-                                      "ROOMSIGHT_SERVE__SHADOW_QUEUE_SIZE": "256"})
+                                      "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3"})
     cfg = dict(backbone="efficientnet_lite0", head_only=True, epochs=1, synthetic_per_class=20)
     train(settings, TrainConfig(seed=0, **cfg))
     cand = train(settings, TrainConfig(seed=1, **cfg)).registered.ref

@@ -1,0 +1,65 @@
+"""monitoring.drift.current_frame over a real SQLite prediction log: one row per logged prediction with
+the columns the report compares, and the cycle collector (paused while a window is read) left exactly
+as the caller had it, also when the read fails."""
+
+from __future__ import annotations
+
+import gc
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, text
+
+from monitoring import drift
+from roomsight.db import engine_for
+from roomsight.tables import predictions
+
+
+def _row(ts: float, served_by: str, flags: list[str], reason: str) -> dict:
+    return {"request_id": str(uuid.uuid4()), "ts": ts, "stage": "canary", "listing_id": "L", "region": "eu-west",
+            "served_by": served_by, "label": "kitchen", "score": 0.8, "latency_ms": 10.0,
+            "champion_version": "1", "candidate_version": "2",
+            "champion_scores": {"kitchen": 0.8, "bedroom": 0.2}, "candidate_scores": {"kitchen": 0.3, "bedroom": 0.7},
+            "ood": {"flags": flags, "scores": {}, **({"held": flags} if reason == "ood-held" else {})},
+            "descriptors": {"brightness": 0.5, "contrast": 0.2}, "routing_reason": reason}
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(insert(predictions), [_row(now - 1, "champion", [], "stable"),
+                                           _row(now - 2, "candidate", [], "canary"),
+                                           _row(now - 3, "champion", ["night_time"], "ood-held")])
+    return engine
+
+
+def test_frame_has_one_row_per_prediction_with_the_served_models_answer(engine) -> None:
+    frame = drift.current_frame(engine, drift.Window(since=time.time() - 60))
+    rows = sorted(zip(frame["_version"], frame[drift.PREDICTED], frame[drift.OOD], map(tuple, frame["_held"])))
+    assert rows == [("1", "kitchen", "no", ()), ("1", "kitchen", "yes", ("night_time",)),
+                    ("2", "bedroom", "no", ())]  # the candidate's own answer, not the champion's
+    assert frame["brightness"].tolist() == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_cycle_collector_is_left_as_found(engine, enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        drift.current_frame(engine, drift.Window())
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_cycle_collector_resumes_when_the_read_fails(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE predictions"))
+    assert gc.isenabled()
+    with pytest.raises(Exception, match="no such table"):
+        drift.current_frame(engine, drift.Window())
+    assert gc.isenabled()
