@@ -181,11 +181,21 @@ class ControlPlane:
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,
                 gates: list[GateResult] | None = None, ev: dict[str, float | None] | None = None,
                 forced: bool = False) -> Outcome:
+        try:  # MLflow must be reachable before routing changes, or the record would miss the change
+            registry.check_reachable()
+        except Exception as exc:
+            raise RolloutError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
         try:
             written = write_state(self.engine, after, cur.generation)
         except StateConflict as exc:
             raise RolloutError(str(exc)) from None
-        self._move_aliases(cur.state, after)
+        try:
+            self._move_aliases(cur.state, after)
+        except Exception as exc:
+            # Routing has changed and stays changed (reverting could race another command). Aliases are
+            # derived from the routing state, so the next command sets them right again.
+            raise RolloutError(f"routing changed (generation {written.generation}) but MLflow could not be updated "
+                               f"({type(exc).__name__}); the next rollout command re-syncs the aliases") from None
         outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation)
         outcome.run_id = self._record(outcome, reason)
         return outcome

@@ -99,6 +99,11 @@ def resolve(uri: str) -> ModelRef:
     return ModelRef(name=name, version=str(mv.version))
 
 
+def check_reachable() -> None:
+    """Raise if the registry cannot be read (a server down, a store gone): one cheap query."""
+    client().search_registered_models(max_results=1)
+
+
 def alias_version(name: str, alias: str) -> str | None:
     try:
         return str(client().get_model_version_by_alias(name, alias).version)

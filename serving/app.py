@@ -31,7 +31,7 @@ from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
 from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, call_priority, choose
-from serving.state import StateWatcher
+from serving.state import NotReady, StateWatcher
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +114,24 @@ class Ingress:
 
     def _warm(self, state: RoutingState) -> None:
         """Runs in the watcher thread before a new state is routed on: the model replicas load the new
-        versions first, so no request waits for a load. Bounded, so a change is live within seconds."""
-        calls = [self.handles[CHAMPION].warm.remote(state.champion.to_dict())]
-        if state.candidate is not None:
-            calls.append(self.handles[CANDIDATE].warm.remote(state.candidate.to_dict()))
+        versions first, so no request waits for a load. Bounded, so a change is live within seconds. A
+        new champion that cannot be loaded at all (the registry is down) holds the change back, so the
+        current champion keeps answering; a failing candidate does not (the champion covers for it)."""
+        current = self.watcher.current if hasattr(self, "watcher") else None
         deadline = time.monotonic() + self.settings.serve.warm_timeout_s
-        for call in calls:
-            call.result(timeout_s=max(0.1, deadline - time.monotonic()))
+        calls = [(CHAMPION, self.handles[CHAMPION].warm.remote(state.champion.to_dict()))]
+        if state.candidate is not None:
+            calls.append((CANDIDATE, self.handles[CANDIDATE].warm.remote(state.candidate.to_dict())))
+        for role, call in calls:
+            try:
+                call.result(timeout_s=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                continue  # still loading: route on; the first requests wait for it
+            except Exception as exc:
+                log.warning("could not load the %s %s: %s", role, state.champion.uri if role == CHAMPION
+                            else state.candidate.uri if state.candidate else "", _error_text(exc))
+                if role == CHAMPION and current is not None and current.state.champion != state.champion:
+                    raise NotReady(f"champion {state.champion.uri} cannot be loaded") from None
 
     async def _calibration(self, state: RoutingState, role: str) -> Calibration:
         """Out-of-domain calibration of the version in `role`, fetched once per version. If its replica
@@ -151,6 +162,7 @@ class Ingress:
             "champion": st.champion.version if st else None,
             "candidate": st.candidate.version if st and st.candidate else None,
             "state_generation": current.generation if current else None,
+            "state_held": self.watcher.held,  # polls at which a newer state waited for its champion to load
             "log": {"pending": self.log.pending, "written": self.log.written, "overflow": self.log.overflow,
                     "write_errors": self.log.write_errors, "recovered": self.log.recovered},
             "shadow": {"inflight": self.shadow_inflight, "dropped": self.shadow_dropped},

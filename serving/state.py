@@ -59,12 +59,19 @@ def write_state(engine: Engine, state: RoutingState, expected_generation: int | 
     return Versioned(expected_generation + 1, state, now)
 
 
+class NotReady(Exception):
+    """Raised by a `prepare` hook: the new state must not be routed on yet (its champion cannot be
+    loaded, e.g. the MLflow store is down); keep the current one and try again at the next poll."""
+
+
 class StateWatcher:
     """Keeps the latest rollout state in memory, re-reading it every `interval` seconds in a thread,
     so the request path only reads an attribute. A failed read keeps the last known state.
 
     `prepare` runs (in the watcher thread) before a new state is exposed: the Serve app uses it to load
     new model versions first, so the switch itself costs requests nothing. It should bound its own time.
+    If it raises `NotReady` the switch waits (counted in `held`); any other failure switches anyway, so a
+    slow warm-up never holds a change back for good.
     """
 
     def __init__(self, engine: Engine, interval: float, prepare: Callable[[RoutingState], None] | None = None) -> None:
@@ -72,6 +79,7 @@ class StateWatcher:
         self._interval = interval
         self._prepare = prepare
         self.prepare_errors = 0
+        self.held = 0  # polls at which a newer state was kept back by NotReady
         self._stop = threading.Event()
         self.current: Versioned | None = read_state(engine)
         self.read_errors = 0
@@ -88,16 +96,23 @@ class StateWatcher:
                 self.read_errors += 1
                 continue
             if latest is not None and (self.current is None or latest.generation != self.current.generation):
-                self._prepare_for(latest.state)
-                self.current = latest
+                if self._prepare_for(latest.state):
+                    self.current = latest
+                else:
+                    self.held += 1
 
-    def _prepare_for(self, state: RoutingState) -> None:
+    def _prepare_for(self, state: RoutingState) -> bool:
+        """Whether `state` may be routed on now."""
         if self._prepare is None:
-            return
+            return True
         try:
             self._prepare(state)
+        except NotReady:
+            self.prepare_errors += 1
+            return self.current is None  # nothing to keep serving instead
         except Exception:  # a slow or failing warm-up must not hold the new routing back for good
             self.prepare_errors += 1
+        return True
 
     def stop(self) -> None:
         self._stop.set()

@@ -132,3 +132,21 @@ def test_rollback_restores_aliases_with_routing(settings):
     assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "retired"
     with pytest.raises(RolloutError, match="nothing to roll back"):
         cp.rollback("again")
+
+
+def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    plan = load_plan().model_copy(update={"gates": {}})
+    ControlPlane(settings, plan).start("models:/roomtype/2")
+    down = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})  # nothing listens
+    cp = ControlPlane(down, plan, actor="ops")
+    with pytest.raises(RolloutError, match="MLflow registry is unreachable.*nothing was changed"):
+        cp.promote("limited", ("eu-west",))
+    assert cp.current().state.stage is Stage.SHADOW and cp.current().generation == 2  # routing untouched
+
+    back = ControlPlane(settings, plan, actor="ops")  # the registry is back
+    assert back.promote("limited", ("eu-west",)).after.stage is Stage.LIMITED
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "limited"

@@ -137,3 +137,28 @@ def test_watcher_switches_even_if_prepare_fails(engine):
         time.sleep(0.02)
     w.stop()
     assert w.current.state.champion.version == "6" and w.prepare_errors >= 1
+
+
+def test_watcher_holds_a_state_whose_champion_cannot_load(engine):
+    from serving.state import NotReady
+
+    s0 = RoutingState(champion=ModelRef("roomtype", "1"))
+    v = write_state(engine, s0, None)
+    registry_up = threading.Event()
+
+    def prepare(state):
+        if state.champion.version == "7" and not registry_up.is_set():
+            raise NotReady("champion roomtype/7 cannot be loaded")
+
+    w = StateWatcher(engine, 0.05, prepare=prepare)
+    write_state(engine, s0.evolve(champion=ModelRef("roomtype", "7")), v.generation)
+    deadline = time.time() + 5
+    while w.held < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    assert w.held >= 3 and w.current.state.champion.version == "1"  # the old champion keeps answering
+    registry_up.set()
+    deadline = time.time() + 5
+    while w.current.generation != 2 and time.time() < deadline:
+        time.sleep(0.02)
+    w.stop()
+    assert w.current.state.champion.version == "7"
