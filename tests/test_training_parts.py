@@ -1,4 +1,4 @@
-"""Training parts that need no registry: the trunk/tail split behind cached fine-tuning, the tune
+"""Training parts that need no registry: the trunk/tail split and augmented views behind cached fine-tuning, the tune
 modes, backbone weight errors, and augmentation that keeps the class."""
 
 import pytest
@@ -83,3 +83,56 @@ def test_augmentation_keeps_images_recognisable():
     before = x[:, :, :16].mean((1, 2, 3)) - x[:, :, 16:].mean((1, 2, 3))
     after = y[:, :, :16].mean((1, 2, 3)) - y[:, :, 16:].mean((1, 2, 3))
     assert torch.equal(torch.sign(before), torch.sign(after))
+
+
+def test_cached_views_are_the_mirror_image_then_crops():
+    from PIL import Image
+
+    from roomsight.preprocess import Preprocessing, to_tensor
+
+    img = Image.new("RGB", (120, 90), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 40, 90))  # a white band on the left
+    prep = Preprocessing(size=32)
+    views = cached.cache_views(torch.nn.Identity(), [img, img], prep, cached.Views(count=3, seed=1))
+    assert views.shape == (2, 3, 3, 32, 32)
+    assert torch.equal(views[0, 0], to_tensor(img, prep).flip(-1))  # view 0: the mirror image
+    left_minus_right = views[0, :, :, :, :16].mean((1, 2, 3)) - views[0, :, :, :, 16:].mean((1, 2, 3))
+    assert left_minus_right[1] > 0 > left_minus_right[2]  # a crop, then a mirrored crop: the band moves side
+    assert not torch.equal(views[0, 1], to_tensor(img, prep))  # a crop, not the picture itself
+    assert not torch.equal(views[0, 1], views[1, 1])  # each image gets its own random crop
+
+
+def test_crops_keep_most_of_the_picture():
+    import random
+
+    rng, v = random.Random(0), cached.Views(min_area=0.5)
+    for _ in range(500):
+        left, top, right, bottom = cached.crop_box(341, 256, v, rng)
+        assert 0 <= left < right <= 341 and 0 <= top < bottom <= 256
+        assert (right - left) * (bottom - top) >= 0.45 * 341 * 256  # rounding and the aspect clamp aside
+
+
+def test_fit_learns_from_the_cached_views():
+    """Training items that say the opposite class, with views that say the right one: the views are picked
+    three times out of four, so only a fit that uses them learns the right direction."""
+    from training.trainer import FitConfig, fit
+
+    class Linear(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x), x
+
+    gen = torch.Generator().manual_seed(0)
+
+    def signal(labels: torch.Tensor) -> torch.Tensor:
+        return (labels.float() * 2 - 1).view(-1, 1) + 0.5 * torch.randn(len(labels), 8, generator=gen)
+
+    y, y_va = torch.randint(2, (200,), generator=gen), torch.randint(2, (100,), generator=gen)
+    views = torch.stack([signal(y) for _ in range(3)], dim=1)
+    cfg = FitConfig(epochs=10, lr=0.02, augment=False, patience=10)
+    with_views = fit(Linear(), signal(1 - y), y, signal(y_va), y_va, cfg, x_train_views=views)
+    without = fit(Linear(), signal(1 - y), y, signal(y_va), y_va, cfg)
+    assert with_views.best_valid_accuracy >= 0.9 and without.best_valid_accuracy <= 0.3

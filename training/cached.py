@@ -6,19 +6,36 @@ cores, so a few epochs over a thousand photos take most of ten minutes; the earl
 edges and textures that barely move when fine-tuned anyway. With `tail_blocks=0` this is head-only
 training on cached pooled features.
 
-Augmentation on a cache: every training image is cached as it is and mirrored (a mirrored kitchen is a
-kitchen), so each epoch sees one of the two at random; rotations and colour jitter are left out, since
-they would need the trunk to run again every epoch.
+Augmentation on a cache: every training image is cached as it is and as a few augmented views (mirrored,
+and random crops of most of the picture, some mirrored: a mirrored or tighter-framed kitchen is a kitchen),
+so each epoch sees one of them at random. The trunk runs once per view, not once per epoch: the tail and
+head see augmented rooms at cached cost. Rotations and colour jitter are left out; what the tail learns
+from them is little next to a different framing.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+from PIL import Image
 from torch import nn
 
+from roomsight.preprocess import Preprocessing, batch_tensor
 from training.model import RoomNet
+
+
+@dataclass(frozen=True)
+class Views:
+    """The augmented copies of each training image that are cached besides the image itself."""
+
+    count: int = 1  # 1: the mirror image only; more: random crops too, every other one mirrored
+    min_area: float = 0.5  # a crop keeps at least this share of the picture: the room type stays visible
+    max_aspect: float = 4 / 3  # and changes the aspect ratio by at most this factor
+    seed: int = 0
 
 
 def split_backbone(name: str, module: nn.Module, tail_blocks: int) -> tuple[nn.Module, nn.Module]:
@@ -38,17 +55,54 @@ def split_backbone(name: str, module: nn.Module, tail_blocks: int) -> tuple[nn.M
     return trunk, tail
 
 
-def cache_trunk(trunk: nn.Module, x: torch.Tensor, batch_size: int = 32, mirror: bool = False,
+def cache_trunk(trunk: nn.Module, x: torch.Tensor, batch_size: int = 32,
                 on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Trunk activations (in eval mode, no gradients) of `x`, or of `x` mirrored."""
+    """Trunk activations (in eval mode, no gradients) of `x`."""
     trunk.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
-            out.append(trunk(xb.flip(-1) if mirror else xb).clone())
+            out.append(trunk(xb).clone())
             if on_batch:
                 on_batch(len(xb))
+    return torch.cat(out)
+
+
+def crop_box(width: int, height: int, views: Views, rng: random.Random) -> tuple[int, int, int, int]:
+    """A random crop (left, top, right, bottom) of at least `min_area` of the picture, inside it."""
+    area = rng.uniform(views.min_area, 1.0) * width * height
+    aspect = math.exp(rng.uniform(-math.log(views.max_aspect), math.log(views.max_aspect))) * width / height
+    w = min(width, max(1, round(math.sqrt(area * aspect))))
+    h = min(height, max(1, round(math.sqrt(area / aspect))))
+    left, top = rng.randint(0, width - w), rng.randint(0, height - h)
+    return left, top, left + w, top + h
+
+
+def view_images(images: list[Image.Image], k: int, views: Views, rng: random.Random) -> list[Image.Image]:
+    """View `k` (0-based) of each image: 0 is the mirror image; then crops, mirrored when k is even."""
+    out = []
+    for im in images:
+        if k > 0:
+            im = im.crop(crop_box(im.width, im.height, views, rng))
+        out.append(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if k % 2 == 0 else im)
+    return out
+
+
+def cache_views(trunk: nn.Module, images: list[Image.Image], prep: Preprocessing, views: Views,
+                batch_size: int = 32, on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Trunk activations of `views.count` augmented views of every image: (N, views.count, ...). Views
+    are made from the decoded picture, before resizing, so a crop is as sharp as the image itself."""
+    rng = random.Random(views.seed)
+    trunk.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            part = images[i:i + batch_size]
+            per_view = [trunk(batch_tensor(view_images(part, k, views, rng), prep)).clone() for k in range(views.count)]
+            out.append(torch.stack(per_view, dim=1))
+            if on_batch:
+                on_batch(len(part) * views.count)
     return torch.cat(out)
 
 

@@ -37,7 +37,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     model: nn.Module = ray.get(config["model"])
-    x_tr, y_tr, x_va, y_va, mirrored = ray.get(config["tensors"])
+    x_tr, y_tr, x_va, y_va, views = ray.get(config["tensors"])
     cfg = FitConfig(**config["fit"])
     if cfg.head_only and isinstance(model, RoomNet):
         model.freeze_backbone()  # before DDP wraps it: DDP syncs only what trains
@@ -52,7 +52,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     # Every worker validates the same synchronised weights on the whole validation set, so all reach
     # the same early-stopping decision.
     result = fit(ddp, x_tr[shard], y_tr[shard], x_va, y_va, cfg, on_epoch=on_epoch,
-                 x_train_mirrored=None if mirrored is None else mirrored[shard])
+                 x_train_views=None if views is None else views[shard])
     final = {"best_epoch": result.best_epoch, "best_valid_accuracy": result.best_valid_accuracy,
              "epochs_run": result.epochs_run, "history": result.history}
     inner = ddp.module if hasattr(ddp, "module") else ddp
@@ -66,7 +66,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
 
 def fit_distributed(settings: Settings, model: nn.Module, x_tr: torch.Tensor, y_tr: torch.Tensor,
                     x_va: torch.Tensor, y_va: torch.Tensor, cfg: FitConfig, workers: int,
-                    x_train_mirrored: torch.Tensor | None = None,
+                    x_train_views: torch.Tensor | None = None,
                     on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
     """Train `model` in place with `workers` Ray Train workers; returns what `trainer.fit` would."""
     import ray
@@ -81,7 +81,7 @@ def fit_distributed(settings: Settings, model: nn.Module, x_tr: torch.Tensor, y_
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"model": ray.put(model), "fit": asdict(cfg),
-                           "tensors": ray.put((x_tr, y_tr, x_va, y_va, x_train_mirrored))},
+                           "tensors": ray.put((x_tr, y_tr, x_va, y_va, x_train_views))},
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": CPU_PER_WORKER}),
         run_config=RunConfig(storage_path=str(storage)),

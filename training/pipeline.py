@@ -35,6 +35,11 @@ class TrainConfig:
     head_only: bool = False  # the same as tune="head"
     tune: str | None = None  # head | last | full; None: last blocks for pretrained backbones, else full
     tail_blocks: int = 1  # stages of the backbone that tune="last" trains (1: about 10 s an epoch on 1,000 photos here)
+    # Augmented views of each training image cached for tune="last"/"head" (see training.cached). Each
+    # costs one trunk pass over the training set (about 35 s on 1,000 photos here). On the real rooms, 3
+    # views (mirror, crop, mirrored crop) lift a head's validation accuracy by about 2 points over none
+    # (0.874 vs 0.853, means over 3 seeds); 1 is the mirror image alone.
+    views: int = 3
     epochs: int | None = None
     batch_size: int = 32
     lr: float | None = None
@@ -108,19 +113,23 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     model = RoomNet(bb, len(classes))
     tiny = backbone_name == "tiny_cnn"
     tune = tune_mode(cfg, backbone_name, bb.pretrained)
-    defaults = {"full": (12, 3e-3) if tiny else (8, 5e-4), "last": (10, 1e-3), "head": (25, 3e-3)}[tune]
+    # tune="last": with augmented views, 3e-4 gives better-calibrated probabilities on validation than 1e-3
+    # (log-loss 0.41 vs 0.48 on the real rooms), which is what the precision thresholds are cut from.
+    defaults = {"full": (12, 3e-3) if tiny else (8, 5e-4), "last": (12, 3e-4), "head": (25, 3e-3)}[tune]
     fit_cfg = FitConfig(epochs=cfg.epochs or defaults[0], batch_size=cfg.batch_size, lr=cfg.lr or defaults[1],
                         head_only=tune == "head", seed=cfg.seed, mean=prep.mean, std=prep.std,
                         augment=tune == "full", patience=3 if tune == "full" else 4)
     net: torch.nn.Module = model
-    mirrored = None
+    views = None
     if tune != "full":
-        # Trunk activations once, training on the cache (see training.cached); the mirrored copies of the
-        # training images are the augmentation.
+        # Trunk activations once, training on the cache (see training.cached); cached augmented views of
+        # the training images are the augmentation.
         trunk, net = cached.prepare(model, backbone_name, cfg.tail_blocks if tune == "last" else 0)
-        say("cache-start", {"images": 2 * len(x_tr) + len(x_va) + len(x_te)})
+        say("cache-start", {"images": (1 + cfg.views) * len(x_tr) + len(x_va) + len(x_te)})
         tick = lambda n: say("cache", {"n": n})  # noqa: E731
-        mirrored = cached.cache_trunk(trunk, x_tr, mirror=True, on_batch=tick)
+        if cfg.views > 0:
+            views = cached.cache_views(trunk, [image_of[id(it)] for it in split.train], prep,
+                                       cached.Views(count=cfg.views, seed=cfg.seed), on_batch=tick)
         x_tr, x_va_in, x_te_in = (cached.cache_trunk(trunk, x, on_batch=tick) for x in (x_tr, x_va, x_te))
     else:
         x_va_in, x_te_in = x_va, x_te
@@ -130,10 +139,10 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
         from training.distributed import fit_distributed
 
         result = fit_distributed(settings, net, x_tr, y_tr, x_va_in, y_va, fit_cfg, cfg.workers,
-                                 x_train_mirrored=mirrored, on_epoch=lambda e, row: say("epoch", row))
+                                 x_train_views=views, on_epoch=lambda e, row: say("epoch", row))
     else:
         result = fit(net, x_tr, y_tr, x_va_in, y_va, fit_cfg, on_epoch=lambda e, row: say("epoch", row),
-                     on_batch=lambda: say("batch", {}), x_train_mirrored=mirrored)
+                     on_batch=lambda: say("batch", {}), x_train_views=views)
 
     valid_logits, valid_emb = predict_tensors(net, x_va_in)
     valid_probs = softmax(valid_logits)

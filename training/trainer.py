@@ -22,6 +22,7 @@ class FitConfig:
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
     patience: int = 3  # epochs without validation improvement before stopping
     head_only: bool = False
     seed: int = 0
@@ -61,16 +62,17 @@ def predict_tensors(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> 
 
 def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_valid: torch.Tensor, y_valid: torch.Tensor,
         cfg: FitConfig, on_epoch: ProgressFn | None = None, on_batch: Callable[[], None] | None = None,
-        x_train_mirrored: torch.Tensor | None = None) -> FitResult:
+        x_train_views: torch.Tensor | None = None) -> FitResult:
     """`model` maps a batch to (logits, embedding): a RoomNet on images, or a cached.TailNet on cached trunk
-    activations, whose augmentation is `x_train_mirrored` (each epoch takes the mirrored copy of half the items)."""
+    activations, whose augmentation is `x_train_views` (N, V, ...): each epoch takes, for every item, one of
+    its V + 1 cached versions (the item itself or one of its views) at random."""
     seed_everything(cfg.seed)
     if cfg.head_only and isinstance(model, RoomNet):
         model.freeze_backbone()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     aug = Augmentation() if cfg.augment else None
     gen = torch.Generator().manual_seed(cfg.seed)
     best_acc, best_epoch, best_state, history = -1.0, 0, None, []
@@ -82,9 +84,11 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_valid:
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             xb = x_train[idx]
-            if x_train_mirrored is not None:
-                flip = torch.rand(len(idx), generator=gen) < 0.5
-                xb = torch.where(flip.view(-1, *[1] * (xb.dim() - 1)), x_train_mirrored[idx], xb)
+            if x_train_views is not None:
+                pick = torch.randint(x_train_views.shape[1] + 1, (len(idx),), generator=gen)
+                viewed = pick > 0
+                xb = xb.clone()
+                xb[viewed] = x_train_views[idx[viewed], pick[viewed] - 1]
             if aug is not None:
                 xb = aug(xb, gen, cfg.mean, cfg.std)
             opt.zero_grad()
