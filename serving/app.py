@@ -28,7 +28,7 @@ from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.images import DecodedImage, ImageRejected, decode_image
 from serving.metrics import ServeMetrics
-from serving.models import ModelAnswer, ModelDeployment
+from serving.models import ModelAnswer, ModelDeployment, check_answer
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
 from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, call_priority, choose
 from serving.state import NotReady, StateWatcher
@@ -253,7 +253,7 @@ class Ingress:
         priority = call_priority(state, role, self.settings.serve.shadow_priority)
         response = self.handles[role].predict.remote(self._ref(state, role), pixels, priority)
         try:
-            return await asyncio.wait_for(response, timeout) if timeout else await response
+            return check_answer(await asyncio.wait_for(response, timeout) if timeout else await response)
         except asyncio.TimeoutError:
             response.cancel()
             raise

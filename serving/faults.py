@@ -1,7 +1,8 @@
 """Fault injection for tests and benchmarks: a model deployment that can be told, at run time, to be
-slow, to hang or to raise. It stands in for the candidate so the harness's promise — a bad candidate
-never fails or slows a request the champion can answer — is checked against real failures over real
-HTTP. It is never part of the app unless `build_app(..., candidate_faults=True)` asks for it.
+slow, to hang, to raise or to answer garbage. It stands in for the candidate so the harness's promise
+(a bad candidate never fails or slows a request the champion can answer) is checked against real
+failures over real HTTP. It is never part of the app unless `build_app(..., candidate_faults=True)`
+asks for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ray import serve
 
 from serving.models import ModelAnswer, ModelServer
 
-FAULTS = ("none", "slow", "hang", "raise")
+FAULTS = ("none", "slow", "hang", "raise", "garbage")
 
 
 class FaultyModelServer(ModelServer):
@@ -34,6 +35,8 @@ class FaultyModelServer(ModelServer):
             raise RuntimeError("injected fault: the candidate raised")
         if self.fault == "hang":
             await asyncio.sleep(3600)
+        if self.fault == "garbage":  # what a broken export might return: not an answer at all
+            return {"label": 42, "scores": float("nan")}  # type: ignore[return-value]
         if self.fault == "slow":
             await asyncio.sleep(self.delay_s)
         return await super().predict(ref, image, priority)

@@ -9,9 +9,11 @@ new version, the replica loads it once, and traffic never stops.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,21 @@ class ModelAnswer:
     ms: float  # model time for the batch this image was in
     batch_size: int
     model_scores: dict[str, float]  # model-side OOD inputs (max softmax, energy, embedding distance)
+
+
+def check_answer(answer: object) -> ModelAnswer:
+    """The answer as the ingress may use it, or ValueError: a broken model (a bad export, a replica in a
+    bad state) must fail like an exception, which the ingress handles, not leak garbage to a client."""
+    if not isinstance(answer, ModelAnswer):
+        raise ValueError(f"the model answered a {type(answer).__name__}, not a ModelAnswer")
+    probs = answer.probs
+    if not (isinstance(probs, dict) and probs and all(isinstance(v, Real) and math.isfinite(v) for v in probs.values())):
+        raise ValueError("the model's class probabilities are missing or not finite")
+    if not (isinstance(answer.score, Real) and 0.0 <= answer.score <= 1.0):
+        raise ValueError(f"the model's score is not a probability: {answer.score!r}")
+    if answer.top_class not in probs or not isinstance(answer.label, str):
+        raise ValueError("the model's label is not one of its classes")
+    return answer
 
 
 class ModelServer:

@@ -1,9 +1,12 @@
-"""A candidate that hangs or raises never fails or stalls a request the champion can answer; the batch
+"""A candidate that hangs, raises, answers garbage or has its replica killed never fails or stalls a
+request the champion can answer; a shadowing candidate runs at idle CPU priority; the batch
 endpoint answers each image on its own; the budget guard takes a failing candidate off traffic.
 Real Ray Serve over HTTP, with the injectable candidate from serving.faults."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.test_crash_recovery import replica_pids
 from tests.test_skeleton_e2e import drained, jpeg, wait_for
 
 pytestmark = pytest.mark.ray
@@ -83,14 +87,31 @@ def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
             candidate.set_fault.remote("hang").result()
             code, body, took = post(client, 46, "eu-west")
             assert code == 200 and body["served_by"] == "champion" and took < 3.0
+            # answering garbage (not a ModelAnswer): refused by the ingress, the champion answers
+            candidate.set_fault.remote("garbage").result()
+            results = [post(client, i, "eu-west") for i in range(50, 55)]
+            assert all(code == 200 and body["served_by"] == "champion" and body["label"] for code, body, _ in results)
             drained(client)
             with engine.connect() as c:
                 errors = c.execute(select(predictions.c.candidate_error, predictions.c.routing_reason)
                                    .where(predictions.c.stage == "limited")).all()
             assert sum(1 for e in errors if e.candidate_error and "injected fault" in e.candidate_error) == 15
+            assert sum(1 for e in errors if e.candidate_error and "not a ModelAnswer" in e.candidate_error) == 5
             reasons = [e.routing_reason for e in errors]
-            assert reasons.count("candidate-fallback") == 16 and reasons.count("slice") == 1  # 16 faults, 1 healthy answer
-            assert 'roomsight_candidate_fallbacks_total 16.0' in client.get("/metrics").text
+            assert reasons.count("candidate-fallback") == 21 and reasons.count("slice") == 1  # 21 faults, 1 healthy answer
+            assert 'roomsight_candidate_fallbacks_total 21.0' in client.get("/metrics").text
+
+            # the candidate's replica process killed while it answers a region: no request fails
+            candidate.set_fault.remote("none").result()
+            (pid,) = replica_pids("candidate")
+            os.kill(pid, signal.SIGKILL)
+            results = [post(client, i, "eu-west") for i in range(60, 75)]
+            assert all(code == 200 for code, _, _ in results), [r[:2] for r in results if r[0] != 200]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and post(client, 76, "eu-west")[1]["served_by"] != "candidate":
+                time.sleep(0.5)
+            assert post(client, 77, "eu-west")[1]["served_by"] == "candidate", "Serve did not restart the candidate"
+            candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
 
             # the guard sees the broken budget and takes the candidate off traffic, recorded in MLflow
             out = Guard(cp.with_actor("guard")).tick()

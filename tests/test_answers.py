@@ -1,0 +1,30 @@
+"""What the ingress accepts from a model replica: a well-formed answer, or a ValueError it handles like
+any model failure (fallback to the champion, a logged shadow error), never garbage passed to a client."""
+
+import numpy as np
+import pytest
+
+from serving.models import ModelAnswer, check_answer
+
+
+def answer(**kw) -> ModelAnswer:
+    base = dict(version="1", label="kitchen", top_class="kitchen", score=np.float32(0.9),
+                probs={"kitchen": np.float32(0.9), "bedroom": 0.1}, ms=1.0, batch_size=1, model_scores={})
+    return ModelAnswer(**{**base, **kw})
+
+
+def test_a_well_formed_answer_passes_numpy_scalars_included():
+    a = answer()
+    assert check_answer(a) is a
+    assert check_answer(answer(label="unsure")) is not None  # below threshold: the label is `unsure`
+
+
+@pytest.mark.parametrize("bad, why", [
+    (None, "NoneType"), ({"label": 42}, "dict"),
+    (answer(score=float("nan")), "not a probability"), (answer(score=1.5), "not a probability"),
+    (answer(probs={"kitchen": float("inf")}), "not finite"), (answer(probs={}), "missing"),
+    (answer(top_class="sauna"), "not one of its classes"), (answer(label=None), "not one of its classes"),
+])
+def test_garbage_is_refused_with_a_reason(bad, why):
+    with pytest.raises(ValueError, match=why):
+        check_answer(bad)
