@@ -117,6 +117,7 @@ class Ingress:
         versions first, so no request waits for a load. Bounded, so a change is live within seconds. A
         new champion that cannot be loaded at all (the registry is down) holds the change back, so the
         current champion keeps answering; a failing candidate does not (the champion covers for it)."""
+        # The watcher's first prepare can run before __init__ has assigned it: nothing is current yet then.
         current = self.watcher.current if hasattr(self, "watcher") else None
         deadline = time.monotonic() + self.settings.serve.warm_timeout_s
         calls = [(CHAMPION, self.handles[CHAMPION].warm.remote(state.champion.to_dict()))]
@@ -128,8 +129,8 @@ class Ingress:
             except TimeoutError:
                 continue  # still loading: route on; the first requests wait for it
             except Exception as exc:
-                log.warning("could not load the %s %s: %s", role, state.champion.uri if role == CHAMPION
-                            else state.candidate.uri if state.candidate else "", _error_text(exc))
+                ref = state.champion if role == CHAMPION else state.candidate
+                log.warning("could not load the %s %s: %s", role, ref.uri if ref else "", _error_text(exc))
                 if role == CHAMPION and current is not None and current.state.champion != state.champion:
                     raise NotReady(f"champion {state.champion.uri} cannot be loaded") from None
 
