@@ -31,25 +31,34 @@ CHILD = r"""
 import os, threading, time
 from serving.priority import set_priority, current_priority
 def policies():
-    return {int(t): os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")}
-stop = threading.Event()
-early = threading.Thread(target=stop.wait); early.start()          # exists before the switch
-assert set(policies().values()) == {os.SCHED_OTHER}
-assert set_priority("idle") and current_priority() == "idle"
+    out = {}
+    for t in os.listdir("/proc/self/task"):
+        try:
+            out[int(t)] = os.sched_getscheduler(int(t))
+        except ProcessLookupError:
+            pass
+    return out
+set_priority("normal")  # a known start, whatever this process inherited
+early = threading.Thread(target=time.sleep, args=(30,), daemon=True); early.start()   # exists before the switch
+print("start", set(policies().values()) == {os.SCHED_OTHER}, flush=True)
+print("set", set_priority("idle"), current_priority(), flush=True)
 late_policy = []
 late = threading.Thread(target=lambda: late_policy.append(os.sched_getscheduler(0))); late.start(); late.join()
-print("idle", set(policies().values()) == {os.SCHED_IDLE}, late_policy == [os.SCHED_IDLE])
+print("idle", set(policies().values()) == {os.SCHED_IDLE}, late_policy == [os.SCHED_IDLE], flush=True)
 restored = set_priority("normal")
-print("normal", restored, set(policies().values()) == {os.SCHED_OTHER} if restored else "refused")
-stop.set(); early.join()
+print("normal", restored, set(policies().values()) == {os.SCHED_OTHER} if restored else "refused", flush=True)
 """
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
 def test_set_priority_covers_every_thread():
-    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == "idle True True"
+    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
+    out = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(out) == 4, (proc.stdout, proc.stderr)
+    if out[0] != "start True" and os.geteuid() != 0:
+        pytest.skip("this process runs at idle priority and may not leave it")
+    assert out[:3] == ["start True", "set True idle", "idle True True"], (out, os.sched_getscheduler(0))
     # Leaving SCHED_IDLE needs privilege; as root (CI here) it is restored, otherwise it is refused cleanly.
-    assert out[1] in ("normal True True", "normal False refused")
+    assert out[3] in ("normal True True", "normal False refused")
     if os.geteuid() == 0:
-        assert out[1] == "normal True True"
+        assert out[3] == "normal True True"
