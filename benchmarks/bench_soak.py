@@ -52,7 +52,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     capacity = closed_loop(url, bodies, n_capacity, 8, REGIONS).summary()
     rate = round(LOAD * capacity["throughput_rps"], 2)
     pids = _replica_pids(APP_NAME)
-    results: dict = {"model": "efficientnet_lite0 at 224 px (head-only, synthetic), shadow stage, 100% sampled",
+    results: dict = {"model": "efficientnet_lite0 at 256 px (head-only, synthetic), shadow stage, 100% sampled",
                      "duration_s": duration_s, "capacity_c8": capacity, "rate_rps": rate, "replicas": sorted(pids)}
 
     request_ids: list[str] = []

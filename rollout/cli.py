@@ -82,10 +82,7 @@ def serve(
     """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
     from serving.runner import start_serve
 
-    settings = ctx.obj.settings
-    overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
-    if overrides:
-        settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=overrides)})
+    settings = _with_address(ctx.obj.settings, "serve", host, port)
     from rollout.guard import GUARD_ACTOR, Guard
 
     control = ctx.obj.control()
@@ -199,6 +196,14 @@ def history(
     console.print(table)
 
 
+def _with_address(settings: Settings, section: str, host: str | None, port: int | None) -> Settings:
+    """`settings` with the host and port of `section` (serve, control) replaced by the options given."""
+    given = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if not given:
+        return settings
+    return settings.model_copy(update={section: getattr(settings, section).model_copy(update=given)})
+
+
 @app.command("api")
 @friendly
 def api(
@@ -211,9 +216,9 @@ def api(
 
     from rollout.api import create_app
 
-    settings = ctx.obj.settings
+    settings = _with_address(ctx.obj.settings, "control", host, port)
     web = create_app(ctx.obj.control(), settings.control.tokens)  # refuses without tokens, before binding
-    host, port = host or settings.control.host, port or settings.control.port
+    host, port = settings.control.host, settings.control.port
     console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback); "
                   f"{len(settings.control.tokens)} operator token(s); Ctrl-C stops")
     uvicorn.run(web, host=host, port=port, log_level="warning")

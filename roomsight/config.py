@@ -44,7 +44,9 @@ class ServeSettings(_Section):
     torch_threads: int = Field(1, ge=1, description="Intra-op threads per model replica; replicas x threads should not exceed the cores.")
     max_batch_size: int = Field(8, ge=1, description="Largest batch a model replica runs at once (@serve.batch).")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a replica waits to fill a batch.")
-    shadow_queue_size: int = Field(64, ge=0, description="Shadow calls in flight per ingress; beyond it shadow work is dropped and counted.")
+    shadow_queue_size: int = Field(64, ge=0, description="Shadow jobs waiting per ingress for the models to be idle; beyond it shadow work is dropped and counted.")
+    shadow_concurrency: int = Field(1, ge=1, description="Shadow calls in flight at once per ingress (serving.shadowing).")
+    shadow_max_wait_s: float = Field(5.0, gt=0, description="A shadow job that waits longer than this for idle models is dropped and counted.")
     shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
     shadow_priority: Literal["idle", "normal"] = Field("idle", description="CPU priority of the candidate's replicas while it only shadows: "
                                                       "idle (Linux SCHED_IDLE) gives it only cycles the champion leaves unused.")

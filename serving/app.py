@@ -1,8 +1,9 @@
 """The Serve application: a FastAPI ingress in front of two model deployments.
 
 Request path: decode and validate the upload -> route (pure, `routing.choose`) -> await the answering
-model -> enqueue the log record -> answer. The other model, when sampled, runs as a fire-and-forget
-task whose result updates the log row later; the answer never waits for it and never fails because of it.
+model -> enqueue the log record -> answer. The other model, when sampled, gets a shadow job that starts
+when the models are idle (`shadowing.ShadowGate`) and updates the log row later; the answer never waits
+for it and never fails because of it.
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves the endpoint signatures at run time,
@@ -12,6 +13,7 @@ import logging
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,7 @@ from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment, check_answer
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
 from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, call_priority, choose
+from serving.shadowing import ShadowGate
 from serving.state import NotReady, StateWatcher
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,16 @@ def _columns(role: str, answer: ModelAnswer) -> dict[str, Any]:
             f"{prefix}_scores": answer.probs, f"{prefix}_ms": answer.ms}
 
 
+@dataclass(frozen=True)
+class ShadowJob:
+    role: str  # the model that shadows
+    state: RoutingState
+    pixels: np.ndarray
+    request_id: str
+    primary: ModelAnswer  # the answer it is compared with
+    region: str
+
+
 @serve.deployment(name="ingress", max_ongoing_requests=256)
 @serve.ingress(api)
 class Ingress:
@@ -100,8 +113,10 @@ class Ingress:
                              buffer_max=lg.buffer_max, journal_dir=self.settings.home / "journal" if lg.journal else None,
                              fsync=lg.fsync)
         self.watcher = StateWatcher(engine, self.settings.serve.state_poll_s, prepare=self._warm)
-        self.shadow_inflight = 0
+        s = self.settings.serve
+        self.shadow_gate: ShadowGate[ShadowJob] = ShadowGate(s.shadow_queue_size, s.shadow_concurrency, s.shadow_max_wait_s)
         self.shadow_dropped = 0
+        self.answering = 0  # answering model calls in flight: shadow jobs start only when there are none
         self._tasks: set[asyncio.Task] = set()
         self._calibrations: dict[str, Calibration] = {}  # per model version, from its reference statistics
 
@@ -166,7 +181,8 @@ class Ingress:
             "state_held": self.watcher.held,  # polls at which a newer state waited for its champion to load
             "log": {"pending": self.log.pending, "written": self.log.written, "overflow": self.log.overflow,
                     "write_errors": self.log.write_errors, "recovered": self.log.recovered},
-            "shadow": {"inflight": self.shadow_inflight, "dropped": self.shadow_dropped},
+            "shadow": {"inflight": self.shadow_gate.running, "waiting": self.shadow_gate.waiting,
+                       "dropped": self.shadow_dropped},
         }
 
     @api.get("/metrics")
@@ -261,6 +277,15 @@ class Ingress:
         finally:
             self.metrics.model_latency.labels(role).observe(time.perf_counter() - t0)
 
+    async def _answering_call(self, role: str, state: RoutingState, pixels: np.ndarray,
+                              timeout: float | None) -> ModelAnswer:
+        self.answering += 1
+        try:
+            return await self._call(role, state, pixels, timeout)
+        finally:
+            self.answering -= 1
+            self._pump_shadow()
+
     async def _answer(self, decoded: DecodedImage, *, listing_id: str, region: str, photo_id: str | None = None,
                       caption: str | None = None, taken_at: str | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -274,8 +299,8 @@ class Ingress:
         served_by = decision.served_by
         candidate_error = None
         try:
-            answer = await self._call(served_by, state, pixels, self.settings.serve.candidate_timeout_s
-                                      if served_by == CANDIDATE else None)
+            answer = await self._answering_call(served_by, state, pixels, self.settings.serve.candidate_timeout_s
+                                                if served_by == CANDIDATE else None)
         except Exception as exc:
             if served_by != CANDIDATE:
                 log.exception("champion failed")
@@ -285,7 +310,7 @@ class Ingress:
             self.metrics.fallbacks.inc()
             served_by = CHAMPION
             decision = Decision(CHAMPION, None, "candidate-fallback")
-            answer = await self._call(CHAMPION, state, pixels, None)
+            answer = await self._answering_call(CHAMPION, state, pixels, None)
         # Novelty is the answering model's own judgement, calibrated on that model's reference.
         descriptors.update(answer.model_scores)
         novelty = (await self._calibration(state, served_by)).assess(descriptors, threshold, MODEL_FLAGS)
@@ -304,13 +329,12 @@ class Ingress:
         )
         if decision.shadow is not None:
             record.shadow = decision.shadow
-            if self.shadow_inflight >= self.settings.serve.shadow_queue_size:
-                self.shadow_dropped += 1
+            job = ShadowJob(decision.shadow, state, pixels, request_id, answer, region)
+            if not self.shadow_gate.offer(job, time.monotonic()):
                 record.shadow_status = "dropped"
-                self.metrics.shadow.labels(decision.shadow, "dropped").inc()
-            else:
-                self._start_shadow(decision.shadow, state, pixels, request_id, answer, region)
-        self.log.submit(record)
+                self._count_dropped(decision.shadow)
+        self.log.submit(record)  # before any shadow update of its row
+        self._pump_shadow()
         if state.rollout_id is not None:
             # Which photos get reviewed is decided later from the log, so during a rollout every photo is
             # kept (pruned after review.photo_retention_h unless queued); written off the request path.
@@ -328,18 +352,25 @@ class Ingress:
             "ood": ood,
         }
 
-    def _start_shadow(self, role: str, state: RoutingState, pixels: np.ndarray, request_id: str,
-                      primary: ModelAnswer, region: str) -> None:
-        self.shadow_inflight += 1
-        self.metrics.shadow_inflight.set(self.shadow_inflight)
-        task = asyncio.get_running_loop().create_task(self._shadow(role, state, pixels, request_id, primary, region))
-        self._tasks.add(task)  # keep a reference: the loop holds tasks weakly
-        task.add_done_callback(self._tasks.discard)
+    def _pump_shadow(self) -> None:
+        admission = self.shadow_gate.admit(time.monotonic(), self.answering)
+        for job in admission.expired:
+            self.log.submit_shadow(ShadowUpdate(job.request_id, "dropped"))
+            self._count_dropped(job.role)
+        for job in admission.start:
+            task = asyncio.get_running_loop().create_task(self._shadow(job))
+            self._tasks.add(task)  # keep a reference: the loop holds tasks weakly
+            task.add_done_callback(self._tasks.discard)
+        self.metrics.shadow_inflight.set(self.shadow_gate.running)
 
-    async def _shadow(self, role: str, state: RoutingState, pixels: np.ndarray, request_id: str,
-                      primary: ModelAnswer, region: str) -> None:
+    def _count_dropped(self, role: str) -> None:
+        self.shadow_dropped += 1
+        self.metrics.shadow.labels(role, "dropped").inc()
+
+    async def _shadow(self, job: ShadowJob) -> None:
+        role, state, request_id, primary = job.role, job.state, job.request_id, job.primary
         try:
-            answer = await self._call(role, state, pixels, self.settings.serve.shadow_timeout_s)
+            answer = await self._call(role, state, job.pixels, self.settings.serve.shadow_timeout_s)
         except asyncio.TimeoutError:
             self._shadow_failed(role, request_id, "timeout", "shadow call timed out")
         except Exception as exc:
@@ -351,10 +382,10 @@ class Ingress:
             self.log.submit_shadow(ShadowUpdate(request_id, "ok", values))
             self.metrics.shadow.labels(role, "ok").inc()
             if disagree:
-                self.metrics.disagreements.labels(state.stage.value, region).inc()
+                self.metrics.disagreements.labels(state.stage.value, job.region).inc()
         finally:
-            self.shadow_inflight -= 1
-            self.metrics.shadow_inflight.set(self.shadow_inflight)
+            self.shadow_gate.finished()
+            self._pump_shadow()
 
     def _shadow_failed(self, role: str, request_id: str, status: str, message: str) -> None:
         values = {"candidate_error": message} if role == CANDIDATE else {}

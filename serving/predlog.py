@@ -65,7 +65,7 @@ class ShadowUpdate:
     """The shadow model's outcome for an already-answered request."""
 
     request_id: str
-    shadow_status: str  # ok | error | timeout
+    shadow_status: str  # ok | error | timeout | dropped (waited too long to start)
     values: dict[str, Any] = field(default_factory=dict)  # champion_* or candidate_* columns, disagreement
 
 

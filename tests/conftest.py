@@ -69,6 +69,13 @@ def serve_port() -> int:
     return free_port()
 
 
+def serving_settings(settings, port: int, **serve):
+    """Settings for a Serve app under test: on `port`, with fast state polls and log flushes."""
+    return settings.model_copy(update={
+        "serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25, **serve}),
+        "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole session (2 CPUs: the Serve replicas take fractions of them)."""

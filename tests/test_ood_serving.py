@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from monitoring.corruptions import low_resolution, night_time
+from tests.conftest import serving_settings
 from tests.test_skeleton_e2e import drained, wait_for
 
 pytestmark = pytest.mark.ray
@@ -55,9 +56,7 @@ def test_ood_flags_served_logged_and_held(settings, ray_session, serve_port, tmp
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(HOLDING_PLAN)
     port = serve_port
-    s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25,
-                                                                                   "candidate_timeout_s": 30}),
-                                    "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
+    s = serving_settings(settings, port, candidate_timeout_s=30)
     cp = ControlPlane(s, load_plan(plan_file), actor="ood-test")
     cp.current()  # writes the first (stable) routing state, which the Serve app reads
     start_serve(s)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import serving_settings
 
 pytestmark = pytest.mark.ray
 
@@ -91,9 +92,7 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(LENIENT_PLAN)
     port = serve_port
-    s = settings.model_copy(update={"serve": settings.serve.model_copy(update={"port": port, "state_poll_s": 0.25,
-                                                                                   "candidate_timeout_s": 30}),
-                                    "log": settings.log.model_copy(update={"flush_interval_s": 0.1})})
+    s = serving_settings(settings, port, candidate_timeout_s=30)
     cp = ControlPlane(s, load_plan(plan_file), actor="e2e-test")
     assert cp.current().state.champion.version == "1"
     engine = engine_for(s.db_url)

@@ -64,7 +64,7 @@ def test_missing_imagenet_weights_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_efficientnet_loads_offline_imagenet_weights():
     bb = backbones.create("efficientnet_lite0")
-    assert bb.pretrained and bb.features == 1280 and bb.input_size == 224
+    assert bb.pretrained and bb.features == 1280 and bb.input_size == 256
     random_init = backbones.create("efficientnet_lite0", pretrained=False)
     w1 = bb.module.conv_stem.weight
     assert not torch.allclose(w1, random_init.module.conv_stem.weight)

@@ -1,0 +1,40 @@
+"""The shadow admission policy (serving.shadowing), without Ray: shadow work starts only in the models'
+idle time, at most `concurrency` at once, and stale or excess work is dropped, never queued without bound."""
+
+from serving.shadowing import ShadowGate
+
+
+def test_jobs_wait_while_a_model_answers_and_start_when_idle():
+    gate = ShadowGate(capacity=10, concurrency=1, max_wait_s=5.0)
+    assert gate.offer("a", now=0.0) and gate.offer("b", now=0.1)
+    busy = gate.admit(now=0.2, answering=1)
+    assert busy.start == [] and busy.expired == [] and gate.waiting == 2
+    idle = gate.admit(now=0.3, answering=0)
+    assert idle.start == ["a"] and gate.running == 1 and gate.waiting == 1
+    assert gate.admit(now=0.4, answering=0).start == []  # one in flight is the limit
+    gate.finished()
+    assert gate.admit(now=0.5, answering=0).start == ["b"]
+
+
+def test_concurrency_bounds_shadow_calls_in_flight():
+    gate = ShadowGate(capacity=10, concurrency=3, max_wait_s=5.0)
+    for job in "abcde":
+        gate.offer(job, now=0.0)
+    assert gate.admit(now=0.0, answering=0).start == ["a", "b", "c"]
+    assert gate.running == 3 and gate.waiting == 2
+
+
+def test_a_full_queue_refuses_and_stale_jobs_expire_in_order():
+    gate = ShadowGate(capacity=2, concurrency=1, max_wait_s=1.0)
+    assert gate.offer("a", now=0.0) and gate.offer("b", now=0.8)
+    assert not gate.offer("c", now=0.9)  # full: the caller drops it
+    later = gate.admit(now=1.5, answering=2)
+    assert later.expired == ["a"] and later.start == [] and gate.waiting == 1
+    assert gate.admit(now=1.6, answering=0).start == ["b"]
+    assert gate.offer("d", now=1.7)
+
+
+def test_a_zero_capacity_queue_drops_everything():
+    gate = ShadowGate(capacity=0, concurrency=1, max_wait_s=1.0)
+    assert not gate.offer("a", now=0.0)
+    assert gate.admit(now=0.0, answering=0).start == []
