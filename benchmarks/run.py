@@ -3,7 +3,8 @@ next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (st
 monitoring, training, soak), --out DIR.
 
 Each benchmark module has `run(quick, out_dir) -> dict` and may have `targets(results) -> list[Target]`:
-the claims it checks, each with the measured figure and whether it was met. A missed target is reported
+the claims it checks, each with the measured figure and whether it was met, and `NOTES`, what a reader
+needs to weigh the figures (why a target is missed, what was tried). A missed target is reported
 as missed, never dropped. Sections are kept in BENCHMARKS.json next to the page, so `--only` re-runs one
 section and keeps the others, each labelled with the command and date that produced it.
 """
@@ -53,6 +54,9 @@ def render(sections: dict[str, dict]) -> str:
             lines += ["| claim | measured | met |", "|---|---|---|"]
             lines += [f"| {t['claim']} | {t['measured']} | {'yes' if t['met'] else '**no (missed)**'} |" for t in targets]
             lines.append("")
+        notes = getattr(importlib.import_module(f"benchmarks.bench_{name}"), "NOTES", "")
+        if notes:
+            lines += [notes.strip(), ""]
         for key, value in sec.items():
             if isinstance(value, str) and value.endswith(".png"):
                 lines += [f"![{key}]({value})", ""]

@@ -71,15 +71,16 @@ def replay(base_url: str, shots: list[Shot], concurrency: int = 4, timeout: floa
 
 
 def wait_idle(base_url: str, timeout: float = 30.0) -> bool:
-    """Wait until the ingress has no shadow call in flight and no log record unwritten, so that what
-    was sent is in the evidence a gate reads next."""
+    """Wait until the ingress has no shadow job running or waiting and no log record unwritten, so that
+    what was sent is in the evidence a gate reads next."""
     import time
 
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base_url, timeout=10) as client:
         while time.monotonic() < deadline:
             health = client.get("/healthz").json()
-            if health["shadow"]["inflight"] == 0 and health["log"]["pending"] == 0:
+            shadow = health["shadow"]
+            if shadow["inflight"] == 0 and shadow["waiting"] == 0 and health["log"]["pending"] == 0:
                 return True
             time.sleep(0.1)
     return False

@@ -5,10 +5,10 @@ starts only while no answering call is in flight and fewer than `concurrency` sh
 that waits longer than `max_wait_s`, or arrives when `capacity` jobs already wait, is dropped and
 counted: stale shadow work is worth less than the champion's latency.
 
-Why not just fire the shadow call at once: measured on 2 cores at half load with 100% sampling, a
-candidate that cannot keep up collected up to 64 calls in its replica's queue, and the champion's p99
-grew 6.7x (the ingress kept routing and waiting on them). With at most one shadow call in flight,
-started in the champion's idle time, it grew by a fraction of that (BENCHMARKS.md, serving).
+Why not fire the shadow call at once: on 2 cores at half load with 100% sampling, a candidate that could
+not keep up collected up to 64 calls in its replica's queue. The ingress kept routing and awaiting them,
+and the champion's median latency went from 72 to 259 ms. With at most one shadow call in flight,
+started in idle time, the median stays within a few ms of the stable one (BENCHMARKS.md, serving notes).
 """
 
 from __future__ import annotations
