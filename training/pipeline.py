@@ -36,9 +36,9 @@ class TrainConfig:
     tune: str | None = None  # head | last | full; None: last blocks for pretrained backbones, else full
     tail_blocks: int = 1  # stages of the backbone that tune="last" trains (1: about 10 s an epoch on 1,000 photos here)
     # Augmented views of each training image cached for tune="last"/"head" (see training.cached). Each
-    # costs one trunk pass over the training set (about 35 s on 1,000 photos here). On the real rooms, 3
-    # views (mirror, crop, mirrored crop) lift a head's validation accuracy by about 2 points over none
-    # (0.874 vs 0.853, means over 3 seeds); 1 is the mirror image alone.
+    # costs one trunk pass over the training set (about 35 s on 1,000 photos at 224 px here, 1.3x that at
+    # 256). On the real rooms, 3 views (mirror, crop, mirrored crop) lift a head's validation accuracy by
+    # about 2 points over none (0.874 vs 0.853 at 224 px, means over 3 seeds); 1 is the mirror image alone.
     views: int = 3
     epochs: int | None = None
     batch_size: int = 32
