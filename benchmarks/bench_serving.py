@@ -76,7 +76,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     from roomsight import registry
     from roomsight.config import load_settings
     from rollout.control import ControlPlane
-    from rollout.plan import load_plan
+    from rollout.plan import Plan, load_plan
     from roomsight.cluster import init_ray
     from serving.runner import APP_NAME, start_serve
     from training.pipeline import TrainConfig, train
@@ -125,6 +125,9 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     cp = ControlPlane(settings, plan, actor="bench")
     regions = ("eu-west", "us-east", "ap-south")
 
+    def with_shadow_sample(share: float) -> Plan:
+        return plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": share})})
+
     def point(label: str) -> None:
         time.sleep(1.0)
         closed_loop(url, bodies, 8, 1, regions)
@@ -138,7 +141,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     results["stable_half_load"] = open_loop(url, bodies, half, dur, regions).summary()
     # A rollout that samples nothing for shadow: what being in a rollout costs by itself (every photo is
     # kept for review, the rollout's bookkeeping), apart from the candidate's calls.
-    cp.plan = plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": 0.0})})
+    cp.plan = with_shadow_sample(0.0)
     cp.start(cand.uri)
     time.sleep(1.5)
     closed_loop(url, bodies, 8, 1, regions)
@@ -168,7 +171,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     shadow_half_load("shadow100_raising_candidate_half_load", "raise")
 
     cp.rollback("bench: reset")
-    cp.plan = plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": 0.1})})
+    cp.plan = with_shadow_sample(0.1)
     cp.start(cand.uri)
     point("shadow10")
     cp.promote("limited", ("eu-west",))

@@ -25,6 +25,7 @@ from benchmarks.bench_training import REAL
 from roomsight.modelpack import softmax
 from roomsight.preprocess import Preprocessing, batch_tensor
 from training import backbones, cached, data
+from training.evaluate import build_report
 from training.model import RoomNet
 from training.thresholds import apply_thresholds, thresholds_at_precision
 from training.trainer import FitConfig, fit, predict_tensors
@@ -48,9 +49,11 @@ def cached_activations(args: argparse.Namespace, split: data.Split, image_of: di
 def report(tag: str, probs_valid: np.ndarray, probs_test: np.ndarray, y_valid: np.ndarray, y_test: np.ndarray,
            classes: list[str]) -> None:
     chosen = thresholds_at_precision(probs_valid, y_valid, classes, 0.95)
-    decided = apply_thresholds(probs_test, classes, {c: t.threshold for c, t in chosen.items()})
-    recall = {c: round(float(((decided == k) & (y_test == k)).sum() / max(1, (y_test == k).sum())), 2) for k, c in enumerate(classes)}
-    precision = {c: round(float(((decided == k) & (y_test == k)).sum() / max(1, (decided == k).sum())), 2) for k, c in enumerate(classes)}
+    thresholds = {c: t.threshold for c, t in chosen.items()}
+    per_class = build_report(probs_test, y_test, apply_thresholds(probs_test, classes, thresholds), classes,
+                             thresholds)["per_class"]
+    recall = {c: round(m["recall"], 2) for c, m in per_class.items()}
+    precision = {c: round(m["precision"], 2) for c, m in per_class.items()}
     print(f"{tag}: valid {(probs_valid.argmax(1) == y_valid).mean():.3f} test {(probs_test.argmax(1) == y_test).mean():.3f}")
     print(f"  recall at thresholds {recall}\n  precision at thresholds {precision}")
     print(confusion_matrix(y_test, probs_test.argmax(1)), flush=True)

@@ -327,14 +327,17 @@ class Ingress:
             routing_reason=decision.reason, ood=ood, descriptors=descriptors, candidate_error=candidate_error,
             **_columns(served_by, answer),
         )
+        queued = False
         if decision.shadow is not None:
             record.shadow = decision.shadow
             job = ShadowJob(decision.shadow, state, pixels, request_id, answer, region)
-            if not self.shadow_gate.offer(job, time.monotonic()):
+            queued = self.shadow_gate.offer(job, time.monotonic())
+            if not queued:
                 record.shadow_status = "dropped"
                 self._count_dropped(decision.shadow)
         self.log.submit(record)  # before any shadow update of its row
-        self._pump_shadow()
+        if queued:
+            self._pump_shadow()
         if state.rollout_id is not None:
             # Which photos get reviewed is decided later from the log, so during a rollout every photo is
             # kept (pruned after review.photo_retention_h unless queued); written off the request path.

@@ -14,6 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from rollout.traffic import wait_idle
+
 from tests.conftest import serving_settings
 from tests.test_crash_recovery import replica_pids
 from tests.test_skeleton_e2e import drained, jpeg, wait_for
@@ -61,13 +63,7 @@ def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
             assert all(code == 200 and body["served_by"] == "champion" for code, body, _ in results)
             assert max(t for _, _, t in results) < 1.0, "an answer waited for the hanging shadow candidate"
             assert client.get("/healthz").json()["shadow"]["inflight"] == 1  # never more than shadow_concurrency
-            deadline = time.monotonic() + s.serve.shadow_max_wait_s + 5
-            while time.monotonic() < deadline:
-                shadow = client.get("/healthz").json()["shadow"]
-                if shadow["inflight"] == shadow["waiting"] == 0:
-                    break
-                time.sleep(0.2)
-            drained(client)
+            assert wait_idle(f"http://127.0.0.1:{port}", timeout=s.serve.shadow_max_wait_s + 5)
             with engine.connect() as c:
                 statuses = [r.shadow_status for r in c.execute(select(predictions.c.shadow_status)
                                                                .where(predictions.c.stage == "shadow"))]
