@@ -30,6 +30,13 @@ class Run:
     def throughput(self) -> float:
         return self.n / self.elapsed_s if self.elapsed_s else 0.0
 
+    def add(self, other: Run) -> None:
+        """Pool another run of the same condition into this one (interleaved measurements)."""
+        self.latencies_s += other.latencies_s
+        self.failures += other.failures
+        self.elapsed_s += other.elapsed_s
+        self.request_ids += other.request_ids
+
     def summary(self) -> dict[str, float]:
         return {"n": self.n, "failures": self.failures, "p50_ms": round(self.p(50), 2), "p99_ms": round(self.p(99), 2),
                 "throughput_rps": round(self.throughput, 1)}

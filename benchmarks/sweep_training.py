@@ -7,6 +7,10 @@ mean of the seeds' probabilities. Nothing derived from the photos is written out
 
     .venv/bin/python -m benchmarks.sweep_training --size 256 --seeds 0,1,2,3,4
 
+`--cross-fit K` then also fits K models on K stratified folds of train + valid together (each stopped early
+on its held-out fold), and reports their mean on test, with thresholds cut on the out-of-fold predictions:
+more photos to train on and to cut thresholds on than the fixed validation part gives.
+
 BENCHMARKS.md (training notes) quotes its figures.
 """
 
@@ -36,14 +40,55 @@ PARTS = ("train", "valid", "test")
 def cached_activations(args: argparse.Namespace, split: data.Split, image_of: dict, trunk: torch.nn.Module,
                        prep: Preprocessing) -> dict:
     path = Path(tempfile.gettempdir()) / (f"roomsight-sweep-{args.size}-{args.mode}-t{args.tail}-v{args.views}"
-                                          f"-s{args.split}.pt")
+                                          f"-s{args.split}{'-cv' if args.cross_fit else ''}.pt")
     if path.exists():
         return torch.load(path)
     acts = {p: cached.cache_trunk(trunk, batch_tensor([image_of[id(it)] for it in getattr(split, p)], prep)) for p in PARTS}
-    acts["views"] = cached.cache_views(trunk, [image_of[id(it)] for it in split.train], prep,
-                                       cached.Views(count=args.views, seed=0)) if args.views else None
+    for part, key, seed in (("train", "views", 0), ("valid", "valid_views", 1)):
+        if args.views and (part == "train" or args.cross_fit):
+            acts[key] = cached.cache_views(trunk, [image_of[id(it)] for it in getattr(split, part)], prep,
+                                           cached.Views(count=args.views, seed=seed))
+    acts.setdefault("views", None)
     torch.save(acts, path)
     return acts
+
+
+def fit_one(model: RoomNet, net: torch.nn.Module, pretrained: dict, seed: int, args: argparse.Namespace,
+            x: torch.Tensor, y: torch.Tensor, views: torch.Tensor | None, x_stop: torch.Tensor,
+            y_stop: torch.Tensor) -> int:
+    """Tail and head from the pretrained weights and a fresh head, fitted with early stopping on
+    (x_stop, y_stop); returns the best epoch."""
+    model.load_state_dict(pretrained)
+    torch.manual_seed(seed)
+    for m in model.head.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    cfg = FitConfig(epochs=args.epochs, lr=args.lr, seed=seed, augment=False, patience=4)
+    return fit(net, x, y, x_stop, y_stop, cfg, x_train_views=views).best_epoch
+
+
+def cross_fit(args: argparse.Namespace, model: RoomNet, net: torch.nn.Module, pretrained: dict, acts: dict,
+              ys: dict, classes: list[str]) -> None:
+    x = torch.cat([acts["train"], acts["valid"]])
+    y = torch.cat([ys["train"], ys["valid"]])
+    views = torch.cat([acts["views"], acts["valid_views"]]) if args.views else None
+    rng = np.random.default_rng(args.split)
+    fold = np.zeros(len(y), dtype=int)
+    for c in range(len(classes)):  # stratified: every fold holds each class in proportion
+        idx = np.flatnonzero(y.numpy() == c)
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % args.cross_fit
+    out_of_fold = np.zeros((len(y), len(classes)), dtype=np.float32)
+    probs_test = []
+    for k in range(args.cross_fit):
+        fit_on, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        best = fit_one(model, net, pretrained, k, args, x[fit_on], y[fit_on], views[fit_on] if views is not None else None,
+                       x[held], y[held])
+        out_of_fold[held] = softmax(predict_tensors(net, x[held])[0])
+        probs_test.append(softmax(predict_tensors(net, acts["test"])[0]))
+        print(f"fold {k}: best epoch {best}, test {(probs_test[-1].argmax(1) == ys['test'].numpy()).mean():.3f}", flush=True)
+    report(f"{args.cross_fit}-fold cross-fitted mean, thresholds on out-of-fold train + valid", out_of_fold,
+           np.mean(probs_test, 0), y.numpy(), ys["test"].numpy(), classes)
 
 
 def report(tag: str, probs_valid: np.ndarray, probs_test: np.ndarray, y_valid: np.ndarray, y_test: np.ndarray,
@@ -69,6 +114,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated")
     ap.add_argument("--split", type=int, default=0, help="seed of the train/valid/test split")
+    ap.add_argument("--cross-fit", type=int, default=0, metavar="K", help="also K-fold cross-fitting on train + valid")
     args = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.time()
@@ -90,21 +136,17 @@ def main() -> None:
 
     probs_valid, probs_test = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
-        model.load_state_dict(pretrained)
-        torch.manual_seed(seed)
-        for m in model.head.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
         t1 = time.time()
-        cfg = FitConfig(epochs=args.epochs, lr=args.lr, seed=seed, augment=False, patience=4)
-        result = fit(net, acts["train"], ys["train"], acts["valid"], ys["valid"], cfg, x_train_views=acts["views"])
+        best = fit_one(model, net, pretrained, seed, args, acts["train"], ys["train"], acts["views"], acts["valid"], ys["valid"])
         probs_valid.append(softmax(predict_tensors(net, acts["valid"])[0]))
         probs_test.append(softmax(predict_tensors(net, acts["test"])[0]))
-        print(f"seed {seed}: fit {time.time() - t1:.0f} s, best epoch {result.best_epoch} of {result.epochs_run}", flush=True)
+        print(f"seed {seed}: fit {time.time() - t1:.0f} s, best epoch {best}", flush=True)
         report(f"seed {seed}", probs_valid[-1], probs_test[-1], ys["valid"].numpy(), ys["test"].numpy(), classes)
     if len(probs_valid) > 1:
         report("mean of the seeds' probabilities", np.mean(probs_valid, 0), np.mean(probs_test, 0),
                ys["valid"].numpy(), ys["test"].numpy(), classes)
+    if args.cross_fit:
+        cross_fit(args, model, net, pretrained, acts, ys, classes)
     print(f"total {time.time() - t0:.0f} s, {vars(args)}")
 
 

@@ -219,8 +219,6 @@ class ControlPlane:
             registry.set_version_tags(ref, {"stage": "rolled-back" if was_candidate else "retired", "percent": "0", "regions": ""})
 
     def _record(self, o: Outcome, reason: str | None) -> str:
-        import mlflow
-
         exp_id = registry.ensure_experiment(self.settings, registry.ROLLOUT_EXPERIMENT)
         tags = {
             "action": o.action, "from_stage": o.before.stage.value,

@@ -71,8 +71,8 @@ def replay(base_url: str, shots: list[Shot], concurrency: int = 4, timeout: floa
 
 
 def wait_idle(base_url: str, timeout: float = 30.0) -> bool:
-    """Wait until the ingress has no shadow job running or waiting and no log record unwritten, so that
-    what was sent is in the evidence a gate reads next."""
+    """Wait until the ingress has no shadow job running or waiting, no log record and no photo unwritten,
+    so that what was sent is in the evidence a gate reads next and its photos can be queued for review."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -80,7 +80,8 @@ def wait_idle(base_url: str, timeout: float = 30.0) -> bool:
         while time.monotonic() < deadline:
             health = client.get("/healthz").json()
             shadow = health["shadow"]
-            if shadow["inflight"] == 0 and shadow["waiting"] == 0 and health["log"]["pending"] == 0:
+            if (shadow["inflight"] == 0 and shadow["waiting"] == 0 and health["log"]["pending"] == 0
+                    and health["photos"]["pending"] == 0):
                 return True
             time.sleep(0.1)
     return False

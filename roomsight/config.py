@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from roomsight.errors import UserError
 
@@ -47,6 +47,9 @@ class ServeSettings(_Section):
     shadow_queue_size: int = Field(64, ge=0, description="Shadow jobs waiting per ingress for the models to be idle; beyond it shadow work is dropped and counted.")
     shadow_concurrency: int = Field(1, ge=1, description="Shadow calls in flight at once per ingress (serving.shadowing).")
     shadow_max_wait_s: float = Field(5.0, gt=0, description="A shadow job that waits longer than this for idle models is dropped and counted.")
+    shadow_batch_size: int = Field(1, ge=1, description="Shadow jobs sent to a model in one call: fewer hops through the ingress, "
+                                   "but a slow candidate then computes more of the jobs it would otherwise drop.")
+    shadow_batch_wait_s: float = Field(0.5, ge=0, description="A partial shadow batch starts once its oldest job has waited this long.")
     shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
     shadow_priority: Literal["idle", "normal"] = Field("idle", description="CPU priority of the candidate's replicas while it only shadows: "
                                                       "idle (Linux SCHED_IDLE) gives it only cycles the champion leaves unused.")
@@ -56,6 +59,13 @@ class ServeSettings(_Section):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted image upload.")
     max_pixels: int = Field(50_000_000, gt=0, description="Largest accepted image (width x height), checked before decoding.")
     disagreement_gap: float = Field(0.3, ge=0, le=1, description="Confidence gap that marks agreeing labels as a disagreement too.")
+
+    @field_validator("shadow_batch_wait_s")
+    @classmethod
+    def _batch_wait_below_max_wait(cls, v: float, info: ValidationInfo) -> float:
+        if v >= info.data.get("shadow_max_wait_s", float("inf")):
+            raise ValueError("must be below shadow_max_wait_s, or every partial shadow batch expires before it starts")
+        return v
 
 
 class LogSettings(_Section):

@@ -16,6 +16,10 @@ from PIL import Image, UnidentifiedImageError
 # helpful message (and only as a warning below 2x its limit).
 Image.MAX_IMAGE_PIXELS = None
 
+# Serving's model inputs have at most this many pixels per side; larger uploads are decoded at reduced
+# scale, once by the ingress and, from the same bytes, identically by a model replica.
+SERVE_MAX_SIDE = 512
+
 
 class ImageRejected(ValueError):
     """The bytes are not an acceptable image; the message says why, for a 4xx answer."""
@@ -32,6 +36,7 @@ class DecodedImage:
     height: int
     n_bytes: int
     format: str
+    data: bytes  # the upload as received: decoding it again with the same limits gives the same pixels
 
 
 def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: int = 50_000_000,
@@ -66,4 +71,37 @@ def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: 
         raise ImageRejected(f"image data is truncated or corrupt: {exc}") from None
     if max_side and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt)
+    return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt, data=data)
+
+
+# APP2 ICC profiles (colours) and APP14 Adobe (how CMYK/YCCK data decodes) change what a JPEG looks
+# like; every other APPn segment (EXIF with its GPS position, XMP, ...) and comments are only metadata.
+_KEEP_APP = {0xE2: b"ICC_PROFILE\0", 0xEE: b"Adobe"}
+
+
+def jpeg_without_metadata(data: bytes) -> bytes | None:
+    """The JPEG `data` with its metadata segments removed and every image byte kept, so it decodes to
+    the same pixels; None if `data` is not a JPEG this can walk (then re-encode it instead)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    out, i = [b"\xff\xd8"], 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2 or i + 2 + length > len(data):
+            return None
+        if marker == 0xDA:  # start of scan: entropy-coded data and the rest of the file, as they are
+            out.append(data[i:])
+            return b"".join(out)
+        segment = data[i:i + 2 + length]
+        keep = not (0xE1 <= marker <= 0xEF or marker == 0xFE) or (
+            marker in _KEEP_APP and segment[4:].startswith(_KEEP_APP[marker]))
+        if keep:
+            out.append(segment)
+        i += 2 + length
+    return None

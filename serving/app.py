@@ -25,10 +25,10 @@ from ray.serve.handle import DeploymentHandle
 
 from monitoring.descriptors import describe
 from monitoring.ood import IMAGE_FLAGS, MODEL_FLAGS, Calibration, OodResult
-from monitoring.review.photos import keep_photo
+from monitoring.review.photos import PhotoKeeper, PhotoStore
 from roomsight.config import Settings
 from roomsight.db import engine_for
-from roomsight.images import DecodedImage, ImageRejected, decode_image
+from roomsight.images import SERVE_MAX_SIDE, DecodedImage, ImageRejected, decode_image
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment, check_answer
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
@@ -37,9 +37,6 @@ from serving.shadowing import ShadowGate
 from serving.state import NotReady, StateWatcher
 
 log = logging.getLogger(__name__)
-
-# The model sees at most this many pixels per side; larger uploads are decoded at reduced scale once.
-MAX_SIDE = 512
 
 api = FastAPI(title="roomsight", description="Room-type photo classification with staged rollout of new models.")
 
@@ -90,11 +87,18 @@ def _columns(role: str, answer: ModelAnswer) -> dict[str, Any]:
             f"{prefix}_scores": answer.probs, f"{prefix}_ms": answer.ms}
 
 
+def _shadow_input(decoded: DecodedImage, pixels: np.ndarray) -> np.ndarray | bytes:
+    """What a shadow call sends: the upload's bytes when they are fewer than its pixels (a JPEG usually
+    is, by 5-10x), and the replica decodes them at its own priority. Ray moves arguments over 100 KB
+    through its object store, which is work for the ingress and the raylet on the answering cores."""
+    return decoded.data if len(decoded.data) < pixels.nbytes else pixels
+
+
 @dataclass(frozen=True)
 class ShadowJob:
     role: str  # the model that shadows
     state: RoutingState
-    pixels: np.ndarray
+    image: np.ndarray | bytes  # see _shadow_input
     request_id: str
     primary: ModelAnswer  # the answer it is compared with
     region: str
@@ -114,11 +118,14 @@ class Ingress:
                              fsync=lg.fsync)
         self.watcher = StateWatcher(engine, self.settings.serve.state_poll_s, prepare=self._warm)
         s = self.settings.serve
-        self.shadow_gate: ShadowGate[ShadowJob] = ShadowGate(s.shadow_queue_size, s.shadow_concurrency, s.shadow_max_wait_s)
+        self.shadow_gate: ShadowGate[ShadowJob] = ShadowGate(s.shadow_queue_size, s.shadow_concurrency, s.shadow_max_wait_s,
+                                                             s.shadow_batch_size, s.shadow_batch_wait_s)
+        self._shadow_timer: asyncio.TimerHandle | None = None
         self.shadow_dropped = 0
         self.answering = 0  # answering model calls in flight: shadow jobs start only when there are none
         self._tasks: set[asyncio.Task] = set()
         self._calibrations: dict[str, Calibration] = {}  # per model version, from its reference statistics
+        self.photos = PhotoKeeper(PhotoStore.for_settings(self.settings))
 
     # -- state ------------------------------------------------------------------------------------
     def _state(self) -> RoutingState:
@@ -183,6 +190,7 @@ class Ingress:
                     "write_errors": self.log.write_errors, "recovered": self.log.recovered},
             "shadow": {"inflight": self.shadow_gate.running, "waiting": self.shadow_gate.waiting,
                        "dropped": self.shadow_dropped},
+            "photos": {"pending": self.photos.pending, "dropped": self.photos.dropped},
         }
 
     @api.get("/metrics")
@@ -261,16 +269,20 @@ class Ingress:
         data = await upload.read(limit + 1)
         try:
             return await asyncio.to_thread(decode_image, data, max_bytes=limit,
-                                           max_pixels=self.settings.serve.max_pixels, max_side=MAX_SIDE)
+                                           max_pixels=self.settings.serve.max_pixels, max_side=SERVE_MAX_SIDE)
         except ImageRejected as exc:
             raise RequestError(exc.status, str(exc), "bad-image") from None
 
     async def _call(self, role: str, state: RoutingState, pixels: np.ndarray, timeout: float | None) -> ModelAnswer:
-        t0 = time.perf_counter()
         priority = call_priority(state, role, self.settings.serve.shadow_priority)
         response = self.handles[role].predict.remote(self._ref(state, role), pixels, priority)
+        return check_answer(await self._result(role, response, timeout))
+
+    async def _result(self, role: str, response: Any, timeout: float | None) -> Any:
+        """A model call's result; a call still running after `timeout` is cancelled (TimeoutError)."""
+        t0 = time.perf_counter()
         try:
-            return check_answer(await asyncio.wait_for(response, timeout) if timeout else await response)
+            return await asyncio.wait_for(response, timeout) if timeout else await response
         except asyncio.TimeoutError:
             response.cancel()
             raise
@@ -330,7 +342,7 @@ class Ingress:
         queued = False
         if decision.shadow is not None:
             record.shadow = decision.shadow
-            job = ShadowJob(decision.shadow, state, pixels, request_id, answer, region)
+            job = ShadowJob(decision.shadow, state, _shadow_input(decoded, pixels), request_id, answer, region)
             queued = self.shadow_gate.offer(job, time.monotonic())
             if not queued:
                 record.shadow_status = "dropped"
@@ -341,7 +353,7 @@ class Ingress:
         if state.rollout_id is not None:
             # Which photos get reviewed is decided later from the log, so during a rollout every photo is
             # kept (pruned after review.photo_retention_h unless queued); written off the request path.
-            asyncio.get_running_loop().run_in_executor(None, keep_photo, self.settings, request_id, decoded.image)
+            self.photos.keep(request_id, decoded)
         self.metrics.requests.labels(state.stage.value, region, served_by).inc()
         self.metrics.latency.labels(served_by).observe(latency_ms / 1000)
         model_ref = state.champion if served_by == CHAMPION else state.candidate
@@ -356,39 +368,75 @@ class Ingress:
         }
 
     def _pump_shadow(self) -> None:
-        admission = self.shadow_gate.admit(time.monotonic(), self.answering)
+        now = time.monotonic()
+        admission = self.shadow_gate.admit(now, self.answering)
         for job in admission.expired:
             self.log.submit_shadow(ShadowUpdate(job.request_id, "dropped"))
             self._count_dropped(job.role)
-        for job in admission.start:
-            task = asyncio.get_running_loop().create_task(self._shadow(job))
+        loop = asyncio.get_running_loop()
+        for batch in admission.start:
+            task = loop.create_task(self._shadow(batch))
             self._tasks.add(task)  # keep a reference: the loop holds tasks weakly
             task.add_done_callback(self._tasks.discard)
         self.metrics.shadow_inflight.set(self.shadow_gate.running)
+        due = self.shadow_gate.due_in(now)
+        if due and self._shadow_timer is None:
+            # A partial batch comes due even if no request arrives to pump it (0: the end of an answering
+            # or shadow call pumps it).
+            self._shadow_timer = loop.call_later(due, self._shadow_timer_fired)
+
+    def _shadow_timer_fired(self) -> None:
+        self._shadow_timer = None
+        self._pump_shadow()
 
     def _count_dropped(self, role: str) -> None:
         self.shadow_dropped += 1
         self.metrics.shadow.labels(role, "dropped").inc()
 
-    async def _shadow(self, job: ShadowJob) -> None:
-        role, state, request_id, primary = job.role, job.state, job.request_id, job.primary
+    async def _shadow(self, batch: list[ShadowJob]) -> None:
         try:
-            answer = await self._call(role, state, job.pixels, self.settings.serve.shadow_timeout_s)
-        except asyncio.TimeoutError:
-            self._shadow_failed(role, request_id, "timeout", "shadow call timed out")
-        except Exception as exc:
-            self._shadow_failed(role, request_id, "error", _error_text(exc))
-        else:
-            disagree = (answer.top_class != primary.top_class
-                        or abs(answer.score - primary.score) > self.settings.serve.disagreement_gap)
-            values = {**_columns(role, answer), "disagreement": disagree}
-            self.log.submit_shadow(ShadowUpdate(request_id, "ok", values))
-            self.metrics.shadow.labels(role, "ok").inc()
-            if disagree:
-                self.metrics.disagreements.labels(state.stage.value, job.region).inc()
+            # One call per (model, version, priority): a batch can mix roles (in limited, the champion
+            # shadows the candidate's slice) or straddle a state change.
+            groups: dict[tuple[str, ...], list[ShadowJob]] = {}
+            for job in batch:
+                ref = self._ref(job.state, job.role)
+                key = (job.role, ref["name"], ref["version"], call_priority(job.state, job.role, self.settings.serve.shadow_priority))
+                groups.setdefault(key, []).append(job)
+            for (role, _name, _version, priority), jobs in groups.items():
+                await self._shadow_group(role, priority, jobs)
         finally:
             self.shadow_gate.finished()
             self._pump_shadow()
+
+    async def _shadow_group(self, role: str, priority: str, jobs: list[ShadowJob]) -> None:
+        response = self.handles[role].predict_many.remote(self._ref(jobs[0].state, role), [j.image for j in jobs], priority)
+        try:
+            answers = await self._result(role, response, self.settings.serve.shadow_timeout_s)
+            if not isinstance(answers, list) or len(answers) != len(jobs):
+                raise ValueError(f"the model answered {type(answers).__name__} for a batch of {len(jobs)}")
+        except asyncio.TimeoutError:
+            for job in jobs:
+                self._shadow_failed(role, job.request_id, "timeout", "shadow call timed out")
+            return
+        except Exception as exc:
+            for job in jobs:
+                self._shadow_failed(role, job.request_id, "error", _error_text(exc))
+            return
+        for job, answer in zip(jobs, answers):
+            try:
+                self._compared(job, check_answer(answer))
+            except ValueError as exc:
+                self._shadow_failed(role, job.request_id, "error", _error_text(exc))
+
+    def _compared(self, job: ShadowJob, answer: ModelAnswer) -> None:
+        primary = job.primary
+        disagree = (answer.top_class != primary.top_class
+                    or abs(answer.score - primary.score) > self.settings.serve.disagreement_gap)
+        values = {**_columns(job.role, answer), "disagreement": disagree}
+        self.log.submit_shadow(ShadowUpdate(job.request_id, "ok", values))
+        self.metrics.shadow.labels(job.role, "ok").inc()
+        if disagree:
+            self.metrics.disagreements.labels(job.state.stage.value, job.region).inc()
 
     def _shadow_failed(self, role: str, request_id: str, status: str, message: str) -> None:
         values = {"candidate_error": message} if role == CANDIDATE else {}
@@ -398,6 +446,7 @@ class Ingress:
     def __del__(self) -> None:
         self.watcher.stop()
         self.log.close()
+        self.photos.close()
 
 
 def build_app(settings: Settings, candidate_faults: bool = False) -> serve.Application:

@@ -30,7 +30,7 @@ class FaultyModelServer(ModelServer):
         self.fault, self.delay_s = fault, delay_s
         return fault
 
-    async def predict(self, ref: dict[str, str], image: np.ndarray, priority: str = "normal") -> ModelAnswer:
+    async def predict(self, ref: dict[str, str], image: np.ndarray | bytes, priority: str = "normal") -> ModelAnswer:
         if self.fault == "raise":
             raise RuntimeError("injected fault: the candidate raised")
         if self.fault == "hang":

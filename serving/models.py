@@ -22,6 +22,7 @@ from ray import serve
 
 from monitoring.reference import model_descriptors
 from roomsight.config import Settings
+from roomsight.images import SERVE_MAX_SIDE, decode_image
 from roomsight.registry import ModelRef
 from serving.priority import current_priority, set_priority
 
@@ -99,16 +100,23 @@ class ModelServer:
         """The version's reference statistics (monitoring calibrates its out-of-domain flags on them)."""
         return (await self._pack(ModelRef.from_dict(ref))).meta.reference
 
-    async def predict(self, ref: dict[str, str], image: np.ndarray, priority: str = "normal") -> ModelAnswer:
-        """`priority` (serving.routing.call_priority) comes with every call rather than once per stage
+    async def predict(self, ref: dict[str, str], image: np.ndarray | bytes, priority: str = "normal") -> ModelAnswer:
+        """`image`: RGB pixels, or the upload's bytes, which this replica decodes exactly as the ingress
+        did. `priority` (serving.routing.call_priority) comes with every call rather than once per stage
         change, so a restarted replica takes the right one from its first request."""
         if priority != self._priority:
             self._priority = priority  # recorded even if refused: one attempt per change, not per call
             set_priority(priority)  # type: ignore[arg-type]
-        return await self._batched(ref["name"] + "/" + ref["version"], image)
+        return await self._batched(ref["name"] + "/" + ref["version"], picture(image, self.settings))
+
+    async def predict_many(self, ref: dict[str, str], images: list[np.ndarray | bytes],
+                           priority: str = "normal") -> list[ModelAnswer]:
+        """Several images in one call (a shadow batch): one hop through the ingress instead of one each.
+        They go through `predict`, so they batch on the model as any other calls do."""
+        return list(await asyncio.gather(*(self.predict(ref, image, priority) for image in images)))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def _batched(self, keys: list[str], images: list[np.ndarray]) -> list[ModelAnswer]:
+    async def _batched(self, keys: list[str], images: list[Image.Image]) -> list[ModelAnswer]:
         answers: list[ModelAnswer | None] = [None] * len(keys)
         # A batch can straddle a promotion and name two versions: run each version's share separately.
         for key in dict.fromkeys(keys):
@@ -116,7 +124,7 @@ class ModelServer:
             pack = await self._pack(ModelRef(name, version))
             idx = [i for i, k in enumerate(keys) if k == key]
             t0 = time.perf_counter()
-            outs = pack.predict([Image.fromarray(images[i]) for i in idx])
+            outs = pack.predict([images[i] for i in idx])
             ms = (time.perf_counter() - t0) * 1000
             for i, out in zip(idx, outs):
                 answers[i] = ModelAnswer(
@@ -131,6 +139,15 @@ class ModelServer:
 
     def check_health(self) -> None:
         """Serve calls this periodically; a replica that raises is restarted."""
+
+
+def picture(image: np.ndarray | bytes, settings: Settings) -> Image.Image:
+    """The model's input from what a call carries: pixels as the ingress decoded them, or the upload's
+    bytes decoded here with the ingress's limits, to the same pixels."""
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image)
+    s = settings.serve
+    return decode_image(image, max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels, max_side=SERVE_MAX_SIDE).image
 
 
 def _model_scores(pack, out) -> dict[str, float]:  # noqa: ANN001

@@ -28,3 +28,29 @@ def test_a_well_formed_answer_passes_numpy_scalars_included():
 def test_garbage_is_refused_with_a_reason(bad, why):
     with pytest.raises(ValueError, match=why):
         check_answer(bad)
+
+
+@pytest.mark.parametrize("fmt,size,sends_bytes", [("JPEG", (900, 600), True), ("PNG", (200, 100), False)])
+def test_a_shadow_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, sends_bytes):
+    """A shadow call sends the upload's bytes when they are smaller than the pixels; the replica must
+    then decode them to exactly the pixels the answering model saw (downscaling included)."""
+    import io
+
+    from PIL import Image
+
+    from roomsight.config import load_settings
+    from roomsight.images import SERVE_MAX_SIDE, decode_image
+    from serving.app import _shadow_input
+    from serving.models import picture
+
+    settings = load_settings(environ={})
+    buf = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, fmt)  # a PNG of noise is larger than its pixels
+    s = settings.serve
+    decoded = decode_image(buf.getvalue(), max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels,
+                           max_side=SERVE_MAX_SIDE)
+    pixels = np.asarray(decoded.image)
+    sent = _shadow_input(decoded, pixels)
+    assert isinstance(sent, bytes) == sends_bytes
+    assert np.array_equal(np.asarray(picture(sent, settings)), pixels)

@@ -31,6 +31,7 @@ def test_home_config_file_is_found(tmp_path: Path):
     ({"ROOMSIGHT_SERVE__PORT": "70000"}, "serve.port"),
     ({"ROOMSIGHT_SERVE__PROT": "8000"}, "serve.prot"),
     ({"ROOMSIGHT_LOG__BATCH_SIZE": "0"}, "log.batch_size"),
+    ({"ROOMSIGHT_SERVE__SHADOW_BATCH_WAIT_S": "6"}, "serve.shadow_batch_wait_s"),  # not below shadow_max_wait_s
 ])
 def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
     with pytest.raises(ConfigError) as info:

@@ -1,12 +1,10 @@
 """A writer killed with SIGKILL after acknowledging records loses none of them: the next writer on the
 same journal directory replays them, exactly once."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 from sqlalchemy import func, select
 

@@ -44,3 +44,31 @@ def test_byte_limit():
     with pytest.raises(ImageRejected, match="limit") as info:
         decode_image(jpeg(), max_bytes=100)
     assert info.value.status == 413
+
+
+def test_jpeg_metadata_is_removed_and_the_pixels_kept():
+    from roomsight.images import jpeg_without_metadata
+
+    picture = Image.effect_noise((40, 30), 60).convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x8825] = {2: (51.0, 30.0, 0.0)}  # GPSInfo: latitude
+    icc = b"\x00" * 128  # stands in for a colour profile: it must survive
+    buf = io.BytesIO()
+    picture.save(buf, "JPEG", exif=exif, icc_profile=icc, comment=b"host caption")
+    data = buf.getvalue()
+    assert b"Exif" in data and b"PhoneMaker" in data and b"host caption" in data
+
+    stripped = jpeg_without_metadata(data)
+    assert stripped is not None and len(stripped) < len(data)
+    assert b"Exif" not in stripped and b"PhoneMaker" not in stripped and b"host caption" not in stripped
+    again = Image.open(io.BytesIO(stripped))
+    assert again.info.get("icc_profile") == icc
+    assert again.tobytes() == Image.open(io.BytesIO(data)).tobytes()
+
+
+@pytest.mark.parametrize("data", [b"", b"not a jpeg", jpeg()[:3], b"\xff\xd8\xff\xe1\x00\xff" + b"x" * 10])
+def test_jpeg_metadata_walk_refuses_what_it_cannot_read(data):
+    from roomsight.images import jpeg_without_metadata
+
+    assert jpeg_without_metadata(data) is None

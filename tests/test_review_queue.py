@@ -96,14 +96,16 @@ def test_photo_store_round_trip_and_refuses_non_ids(tmp_path: Path) -> None:
 def test_kept_photos_are_pruned_unless_queued(env) -> None:
     import os
 
-    from monitoring.review.photos import keep_photo
+    from monitoring.review.photos import PhotoKeeper
 
     s, engine, store = env
     queued, stray = log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"},
                                              {"champion": "kitchen", "candidate": "kitchen"}])
     queue.fill(engine, s.model_copy(update={"review": s.review.model_copy(update={"spot_check_share": 0.0})}), ROLLOUT)
     fresh = str(uuid.uuid4())
-    keep_photo(s, fresh, Image.new("RGB", (8, 8)))
+    keeper = PhotoKeeper(PhotoStore.for_settings(s), interval_s=60)
+    keeper.keep(fresh, _upload("PNG", (8, 8)))
+    keeper.close()  # writes what is pending
     old = time.time() - s.review.photo_retention_h * 3600 - 60
     for rid in (queued, stray):
         path = next(store.root.glob(f"*/{rid}.jpg"))
@@ -283,3 +285,27 @@ def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
     rows = list(csv.DictReader(gold.open()))
     assert len(rows) == 20 and {r["label"] for r in rows} == {"bedroom", "bathroom"}
     assert all((gold.parent / r["path"]).read_bytes()[:2] == b"\xff\xd8" for r in rows)
+
+
+def _upload(fmt: str, size: tuple[int, int], max_side: int | None = None):
+    from roomsight.images import decode_image
+
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    Image.effect_noise(size, 50).convert("RGB").save(buf, fmt, exif=exif)
+    return decode_image(buf.getvalue(), max_side=max_side)
+
+
+def test_kept_photo_is_what_the_model_saw_without_metadata(tmp_path) -> None:
+    from roomsight.images import jpeg_without_metadata
+
+    store = PhotoStore(tmp_path)
+    as_uploaded = _upload("JPEG", (60, 40))  # full size: kept byte for byte, minus metadata
+    store.put_upload(rid := str(uuid.uuid4()), as_uploaded)
+    assert store.get(rid) == jpeg_without_metadata(as_uploaded.data)
+    for decoded in (_upload("JPEG", (600, 400), max_side=120), _upload("PNG", (60, 40))):  # re-encoded
+        store.put_upload(rid := str(uuid.uuid4()), decoded)
+        kept = store.get(rid)
+        assert kept is not None and b"PhoneMaker" not in kept
+        assert Image.open(io.BytesIO(kept)).size == decoded.image.size

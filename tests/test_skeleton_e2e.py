@@ -11,8 +11,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
+from monitoring.review.photos import PhotoStore
+from rollout.traffic import wait_idle
 from tests.conftest import serving_settings
 
 pytestmark = pytest.mark.ray
@@ -83,6 +86,8 @@ def logged(engine, **where) -> int:
 def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: Path):
     from ray import serve
 
+    from training.synthetic import CLASSES
+
     from roomsight import registry
     from roomsight.db import engine_for
     from rollout.control import ControlPlane, GatesFailed
@@ -92,7 +97,9 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(LENIENT_PLAN)
     port = serve_port
-    s = serving_settings(settings, port, candidate_timeout_s=30)
+    # Shadow jobs go 4 to a call here (the default is 1): 30 requests leave a partial batch that only the
+    # batch timer can start, since no request follows it.
+    s = serving_settings(settings, port, candidate_timeout_s=30, shadow_batch_size=4, shadow_batch_wait_s=0.3)
     cp = ControlPlane(s, load_plan(plan_file), actor="e2e-test")
     assert cp.current().state.champion.version == "1"
     engine = engine_for(s.db_url)
@@ -132,6 +139,13 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
             assert logged(engine, stage="shadow", shadow_status="ok") == 30
             assert logged(engine, stage="shadow", candidate_version="2") == 30
             assert registry.alias_version("roomtype", "candidate") == "2"
+            # every photo of the rollout is kept for review, what the model saw; none from before it
+            assert wait_idle(f"http://127.0.0.1:{port}")
+            photos = PhotoStore.for_settings(s)
+            assert all(photos.has(a["request_id"]) for a in answers) and not photos.has(first["request_id"])
+            kept = Image.open(io.BytesIO(photos.get(answers[0]["request_id"])))
+            sent = Image.open(io.BytesIO(jpeg(CLASSES[1], 1)))
+            assert kept.tobytes() == sent.tobytes()
 
             # limited to eu-west: the candidate answers there, the champion elsewhere
             out = cp.promote("limited", ("eu-west",), reason="gates pass")
