@@ -53,8 +53,8 @@ nodes, this contention does not exist.
 benchmark run at 06:08 UTC, 12.5 req/s), the median cost of 100% shadow over shadow0 fell from about
 +10 ms to +1-4 ms, because there were fewer hops through the ingress. The p99 ratio did not move (1.25).
 A slow candidate, though, then computed 4 jobs per slow call instead of dropping them, and its ratio
-went from 1.04-1.10 (batches of 1) to 1.51. The default is 1; the option stays for clusters, where the candidate has its own
-cores.
+went from 1.04-1.10 (batches of 1) to 1.51. The default is 1; the option stays for clusters, where the
+candidate has its own cores.
 
 **Throughput at saturation** is bounded by Serve's HTTP proxy and the process hops on 2 cores, which the
 load generator also shares. In this run the bare one-deployment Serve app reached 24.8 req/s at c8 and
@@ -160,7 +160,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     capacity = results["stable_c8"]["throughput_rps"]
     half = max(1.0, capacity / 2)
     dur = 10 if quick else 45  # seconds per fault point
-    half_load_s = 10 if quick else 90  # per condition of the shadow ratios, over ROUNDS rounds: 900 requests
+    half_load_s = 10 if quick else 90  # per condition of the shadow ratios, over ROUNDS rounds
 
     in_rollout = False
 
@@ -177,13 +177,13 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         time.sleep(1.5)
         closed_loop(url, bodies, 8, 1, regions)
 
-    # Interleaved, in alternating order: this VM's speed drifts over minutes, and three back-to-back
-    # 45 s points compared the drift as much as the conditions (p99 ratios moved by 0.2x between runs).
     def dropped() -> int:
         return httpx.get(url + "/healthz").json()["shadow"]["dropped"]
 
-    enter("shadow100")  # once unmeasured: the candidate's first calls at each batch size are slow
+    enter("shadow100")  # once, unmeasured: a rollout's first shadow calls are slower than the rest
     open_loop(url, bodies, half, 5, regions)
+    # Interleaved, in alternating order: this VM's speed drifts over minutes, and three back-to-back
+    # 45 s points compared the drift as much as the conditions (p99 ratios moved by 0.2x between runs).
     pooled = {c: Run() for c in HALF_LOAD}
     shadow_dropped = 0
     for r in range(ROUNDS):
