@@ -397,19 +397,19 @@ class Ingress:
         try:
             # One call per (model, version, priority): a batch can mix roles (in limited, the champion
             # shadows the candidate's slice) or straddle a state change.
-            groups: dict[tuple[str, ...], list[ShadowJob]] = {}
+            groups: dict[tuple[str, str, str, str], list[ShadowJob]] = {}
             for job in batch:
                 ref = self._ref(job.state, job.role)
                 key = (job.role, ref["name"], ref["version"], call_priority(job.state, job.role, self.settings.serve.shadow_priority))
                 groups.setdefault(key, []).append(job)
-            for (role, _name, _version, priority), jobs in groups.items():
-                await self._shadow_group(role, priority, jobs)
+            for (role, name, version, priority), jobs in groups.items():
+                await self._shadow_group(role, {"name": name, "version": version}, priority, jobs)
         finally:
             self.shadow_gate.finished()
             self._pump_shadow()
 
-    async def _shadow_group(self, role: str, priority: str, jobs: list[ShadowJob]) -> None:
-        response = self.handles[role].predict_many.remote(self._ref(jobs[0].state, role), [j.image for j in jobs], priority)
+    async def _shadow_group(self, role: str, ref: dict[str, str], priority: str, jobs: list[ShadowJob]) -> None:
+        response = self.handles[role].predict_many.remote(ref, [j.image for j in jobs], priority)
         try:
             answers = await self._result(role, response, self.settings.serve.shadow_timeout_s)
             if not isinstance(answers, list) or len(answers) != len(jobs):
