@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.loadgen import Run, closed_loop, open_loop
+from benchmarks.proc_cpu import serve_cpu_s
 
 # The three half-load conditions the shadow ratios compare, measured in interleaved rounds (see run()).
 HALF_LOAD = ("stable", "shadow0", "shadow100")
@@ -38,16 +39,29 @@ benchmark at 10 and 12.5 req/s with the conditions interleaved):
 - Keeping photos during a rollout. Handing each photo to an executor thread added about 6 ms to the
   median answer (shadow0 p50 65 vs stable 57 ms at 10 req/s), although a write takes 0.2 ms. A
   `PhotoKeeper` thread now writes what has gathered every 0.25 s, and a JPEG is kept as uploaded minus
-  its metadata instead of re-encoded: shadow0 p50 and p99 are now close to the stable ones (p99 1.03x here).
+  its metadata instead of re-encoded: shadow0 p50 and p99 are now close to the stable ones (p99 1.03x
+  and 0.92x in the last two runs).
 - The ingress's work per shadow call. A shadow call now carries the upload's JPEG bytes instead of the
   decoded pixels: under Ray's 100 KB inline limit, so no object-store round trip.
 
-**Why the 100% shadow p99 is still short (1.22 here, target 1.10).** What remains is in the tail more than
-the median: p50 64.9 vs 59.5 ms, p99 96.0 vs 79.0 ms. The candidate computes on the same 2 cores at idle
-CPU priority. A champion call that arrives while the candidate is mid-inference still shares the cores'
-caches and memory bandwidth with it, and no scheduling policy removes that. The hanging and raising
-candidates, which compute nothing, stay at 1.0x. On a Ray cluster with the two models on separate
-nodes, this contention does not exist.
+**What 100% shadow costs, and where.** In this run the 100% shadow p99 is 1.04x the stable one, but the
+stable p99 was itself high (90 ms, against 83 for shadow0), and against shadow0 the ratio is 1.14x; the
+run before (06:44 UTC) gave 1.22x. Read it as 1.0-1.2x: at the target, not safely under it. The CPU time
+per answered request of each Serve process (`cpu_ms_per_request`, from /proc) says where the cost goes:
+- The champion's own time does not grow while the candidate computes on the other core (35.9 ms per
+  request, against 36.7-38.0 without shadow calls). The explanation given here before, that the candidate
+  slows the champion through shared caches and memory bandwidth, does not survive this measurement.
+- The ingress spends about 4 ms more per request (19.5 against 15.5-16.0): routing each shadow call
+  through Serve's handle and handling its answer, on the event loop and interpreter lock that also
+  serve the answers. This is what a request arriving at that moment waits for.
+- Tried and not kept (2026-11-24, a reduced copy of this benchmark, 2 interleaved runs): pausing the
+  candidate between layers while a champion on its node computes (a POSIX lock per node, checkpoints
+  inserted into the exported graph). It paused the candidate 5-8 s in every 30 s and left the ratio where
+  it was: 1.12 and 1.14 with pauses, 1.10 and 1.06 without.
+
+What would remove the ingress's share: shadowing from the log. During a rollout every request is
+already logged and its photo kept, so a worker at idle priority could compute the candidate's answers
+from there, off the ingress. Not built yet.
 
 **Shadow batches, measured and left off by default.** With `serve.shadow_batch_size: 4` (a full
 benchmark run at 06:08 UTC, 12.5 req/s), the median cost of 100% shadow over shadow0 fell from about
@@ -57,8 +71,8 @@ went from 1.04-1.10 (batches of 1) to 1.51. The default is 1; the option stays f
 candidate has its own cores.
 
 **Throughput at saturation** is bounded by Serve's HTTP proxy and the process hops on 2 cores, which the
-load generator also shares. In this run the bare one-deployment Serve app reached 24.8 req/s at c8 and
-roomsight 19.8; the difference is roomsight's own hop (the ingress deployment: descriptors, routing,
+load generator also shares. In this run the bare one-deployment Serve app reached 27.9 req/s at c8 and
+roomsight 20.6; the difference is roomsight's own hop (the ingress deployment: descriptors, routing,
 logging). In-process batch 8 is the ceiling, and it has both cores to itself.
 """
 
@@ -185,15 +199,21 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     # Interleaved, in alternating order: this VM's speed drifts over minutes, and three back-to-back
     # 45 s points compared the drift as much as the conditions (p99 ratios moved by 0.2x between runs).
     pooled = {c: Run() for c in HALF_LOAD}
+    cpu_s: dict[str, dict[str, float]] = {c: {} for c in HALF_LOAD}
     shadow_dropped = 0
     for r in range(ROUNDS):
         for condition in HALF_LOAD if r % 2 == 0 else HALF_LOAD[::-1]:
             enter(condition)
-            before = dropped()
+            before, cpu_before = dropped(), serve_cpu_s(APP_NAME)
             pooled[condition].add(open_loop(url, bodies, half, half_load_s / ROUNDS, regions))
+            for process, used in serve_cpu_s(APP_NAME).items():
+                cpu_s[condition][process] = cpu_s[condition].get(process, 0.0) + used - cpu_before.get(process, 0.0)
             shadow_dropped += dropped() - before if condition == "shadow100" else 0
     for condition, run in pooled.items():
         results[f"{condition}_half_load"] = run.summary()
+        # Where the cost of a condition goes: CPU milliseconds per answered request, per Serve process.
+        results[f"{condition}_half_load"]["cpu_ms_per_request"] = {
+            process: round(used * 1000 / max(run.n, 1), 1) for process, used in sorted(cpu_s[condition].items())}
     results["shadow100_half_load"]["shadow_dropped"] = shadow_dropped
     enter("shadow100")
     candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
