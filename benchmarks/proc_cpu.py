@@ -11,7 +11,10 @@ _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
 def serve_cpu_s(app: str) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each deployment's replicas of `app`, and by the proxy."""
+    """CPU seconds (user + system) used so far by each deployment's replicas of `app`, and by the proxy;
+    empty where there is no /proc (not Linux)."""
+    if not Path("/proc/self/stat").exists():
+        return {}
     deployment = re.compile(rf"ServeReplica:{re.escape(app)}:(\w+)")
     used: dict[str, float] = {}
     for proc in Path("/proc").iterdir():
