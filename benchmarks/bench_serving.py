@@ -89,13 +89,13 @@ def _bodies(n: int) -> list[bytes]:
 
 
 def _in_process(pack, bodies: list[bytes], n: int, batch: int) -> dict[str, float]:
-    from roomsight.images import decode_image
+    from roomsight.images import SERVE_MAX_SIDE, decode_image
 
     lat = []
     t0 = time.perf_counter()
     for i in range(0, n, batch):
         s = time.perf_counter()
-        imgs = [decode_image(bodies[(i + k) % len(bodies)], max_side=512).image for k in range(batch)]
+        imgs = [decode_image(bodies[(i + k) % len(bodies)], max_side=SERVE_MAX_SIDE).image for k in range(batch)]
         pack.predict(imgs)
         lat.append((time.perf_counter() - s) / batch)
     elapsed = time.perf_counter() - t0
@@ -176,16 +176,12 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     dur = 10 if quick else 45  # seconds per fault point
     half_load_s = 10 if quick else 90  # per condition of the shadow ratios, over ROUNDS rounds
 
-    in_rollout = False
-
     def enter(condition: str) -> None:
         """No rollout (stable); or a rollout whose shadow sample is 0 (what being in a rollout costs by
         itself: every photo kept for review, the bookkeeping) or 100% (the candidate's calls added)."""
-        nonlocal in_rollout
-        if in_rollout:
+        if cp.current().state.rollout_id is not None:
             cp.rollback("bench: next condition")
-        in_rollout = condition != "stable"
-        if in_rollout:
+        if condition != "stable":
             cp.plan = with_shadow_sample(0.0 if condition == "shadow0" else 1.0)
             cp.start(cand.uri)
         time.sleep(1.5)

@@ -35,7 +35,7 @@ def inspect(
     from monitoring.descriptors import describe
     from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
     from monitoring.reference import model_descriptors
-    from roomsight.images import ImageRejected, decode_image
+    from roomsight.images import ImageRejected, decode_upload
 
     settings = ctx.obj.settings
     pack = None if no_model else _load_model(settings, model)
@@ -43,8 +43,7 @@ def inspect(
     threshold = settings.monitoring.flag_threshold
     for path in paths:
         try:
-            decoded = decode_image(path.read_bytes(), max_bytes=settings.serve.max_upload_bytes,
-                                   max_pixels=settings.serve.max_pixels, max_side=512)
+            decoded = decode_upload(path.read_bytes(), settings.serve)
         except (OSError, ImageRejected) as exc:
             err.print(f"[yellow]skipped[/] {path}: {exc}", highlight=False)
             continue

@@ -28,7 +28,7 @@ from monitoring.ood import IMAGE_FLAGS, MODEL_FLAGS, Calibration, OodResult
 from monitoring.review.photos import PhotoKeeper, PhotoStore
 from roomsight.config import Settings
 from roomsight.db import engine_for
-from roomsight.images import SERVE_MAX_SIDE, DecodedImage, ImageRejected, decode_image
+from roomsight.images import DecodedImage, ImageRejected, decode_upload
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, ModelDeployment, check_answer
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
@@ -265,11 +265,9 @@ class Ingress:
             raise RequestError(413, f"request body is {length} bytes; the image limit is {limit}", "too-large")
 
     async def _decode(self, upload: UploadFile) -> DecodedImage:
-        limit = self.settings.serve.max_upload_bytes
-        data = await upload.read(limit + 1)
+        data = await upload.read(self.settings.serve.max_upload_bytes + 1)
         try:
-            return await asyncio.to_thread(decode_image, data, max_bytes=limit,
-                                           max_pixels=self.settings.serve.max_pixels, max_side=SERVE_MAX_SIDE)
+            return await asyncio.to_thread(decode_upload, data, self.settings.serve)
         except ImageRejected as exc:
             raise RequestError(exc.status, str(exc), "bad-image") from None
 

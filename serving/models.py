@@ -22,7 +22,7 @@ from ray import serve
 
 from monitoring.reference import model_descriptors
 from roomsight.config import Settings
-from roomsight.images import SERVE_MAX_SIDE, decode_image
+from roomsight.images import decode_upload
 from roomsight.registry import ModelRef
 from serving.priority import current_priority, set_priority
 
@@ -146,8 +146,7 @@ def picture(image: np.ndarray | bytes, settings: Settings) -> Image.Image:
     bytes decoded here with the ingress's limits, to the same pixels."""
     if isinstance(image, np.ndarray):
         return Image.fromarray(image)
-    s = settings.serve
-    return decode_image(image, max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels, max_side=SERVE_MAX_SIDE).image
+    return decode_upload(image, settings.serve).image
 
 
 def _model_scores(pack, out) -> dict[str, float]:  # noqa: ANN001

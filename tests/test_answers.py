@@ -39,7 +39,7 @@ def test_a_shadow_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, sen
     from PIL import Image
 
     from roomsight.config import load_settings
-    from roomsight.images import SERVE_MAX_SIDE, decode_image
+    from roomsight.images import decode_upload
     from serving.app import _shadow_input
     from serving.models import picture
 
@@ -47,9 +47,7 @@ def test_a_shadow_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, sen
     buf = io.BytesIO()
     noise = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(noise).save(buf, fmt)  # a PNG of noise is larger than its pixels
-    s = settings.serve
-    decoded = decode_image(buf.getvalue(), max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels,
-                           max_side=SERVE_MAX_SIDE)
+    decoded = decode_upload(buf.getvalue(), settings.serve)  # as the ingress decodes an upload
     pixels = np.asarray(decoded.image)
     sent = _shadow_input(decoded, pixels)
     assert isinstance(sent, bytes) == sends_bytes
