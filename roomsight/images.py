@@ -78,12 +78,12 @@ def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: 
     return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt, data=data)
 
 
-
 def decode_upload(data: bytes, serve: ServeSettings) -> DecodedImage:
     """An upload decoded as serving decodes it (`serve.max_upload_bytes`, `serve.max_pixels`,
     `SERVE_MAX_SIDE`): the ingress, a model replica given the same bytes, and the offline checks of
     what serving would see all get the same pixels."""
     return decode_image(data, max_bytes=serve.max_upload_bytes, max_pixels=serve.max_pixels, max_side=SERVE_MAX_SIDE)
+
 
 # APP2 ICC profiles (colours) and APP14 Adobe (how CMYK/YCCK data decodes) change what a JPEG looks
 # like; every other APPn segment (EXIF with its GPS position, XMP, ...) and comments are only metadata.
