@@ -87,18 +87,19 @@ def _columns(role: str, answer: ModelAnswer) -> dict[str, Any]:
             f"{prefix}_scores": answer.probs, f"{prefix}_ms": answer.ms}
 
 
-def _shadow_input(decoded: DecodedImage, pixels: np.ndarray) -> np.ndarray | bytes:
-    """What a shadow call sends: the upload's bytes when they are fewer than its pixels (a JPEG usually
-    is, by 5-10x), and the replica decodes them at its own priority. Ray moves arguments over 100 KB
+def _model_input(decoded: DecodedImage) -> np.ndarray | bytes:
+    """What a model call sends: the upload's bytes when they are fewer than its pixels (a JPEG usually
+    is, by 5-10x), and the replica decodes them again, on its own core. Ray moves arguments over 100 KB
     through its object store, which is work for the ingress and the raylet on the answering cores."""
-    return decoded.data if len(decoded.data) < pixels.nbytes else pixels
+    image = decoded.image
+    return decoded.data if len(decoded.data) < image.width * image.height * 3 else np.asarray(image)
 
 
 @dataclass(frozen=True)
 class ShadowJob:
     role: str  # the model that shadows
     state: RoutingState
-    image: np.ndarray | bytes  # see _shadow_input
+    image: np.ndarray | bytes  # see _model_input
     request_id: str
     primary: ModelAnswer  # the answer it is compared with
     region: str
@@ -271,9 +272,9 @@ class Ingress:
         except ImageRejected as exc:
             raise RequestError(exc.status, str(exc), "bad-image") from None
 
-    async def _call(self, role: str, state: RoutingState, pixels: np.ndarray, timeout: float | None) -> ModelAnswer:
+    async def _call(self, role: str, state: RoutingState, image: np.ndarray | bytes, timeout: float | None) -> ModelAnswer:
         priority = call_priority(state, role, self.settings.serve.shadow_priority)
-        response = self.handles[role].predict.remote(self._ref(state, role), pixels, priority)
+        response = self.handles[role].predict.remote(self._ref(state, role), image, priority)
         return check_answer(await self._result(role, response, timeout))
 
     async def _result(self, role: str, response: Any, timeout: float | None) -> Any:
@@ -287,11 +288,11 @@ class Ingress:
         finally:
             self.metrics.model_latency.labels(role).observe(time.perf_counter() - t0)
 
-    async def _answering_call(self, role: str, state: RoutingState, pixels: np.ndarray,
+    async def _answering_call(self, role: str, state: RoutingState, image: np.ndarray | bytes,
                               timeout: float | None) -> ModelAnswer:
         self.answering += 1
         try:
-            return await self._call(role, state, pixels, timeout)
+            return await self._call(role, state, image, timeout)
         finally:
             self.answering -= 1
             self._pump_shadow()
@@ -305,11 +306,11 @@ class Ingress:
         descriptors = await asyncio.to_thread(describe, decoded.image, decoded.width, decoded.height, decoded.n_bytes)
         image_ood = (await self._calibration(state, CHAMPION)).assess(descriptors, threshold, IMAGE_FLAGS)
         decision = choose(state, listing_id, region, tuple(image_ood.flags), random.random())
-        pixels = np.asarray(decoded.image)
+        image = _model_input(decoded)
         served_by = decision.served_by
         candidate_error = None
         try:
-            answer = await self._answering_call(served_by, state, pixels, self.settings.serve.candidate_timeout_s
+            answer = await self._answering_call(served_by, state, image, self.settings.serve.candidate_timeout_s
                                                 if served_by == CANDIDATE else None)
         except Exception as exc:
             if served_by != CANDIDATE:
@@ -320,7 +321,7 @@ class Ingress:
             self.metrics.fallbacks.inc()
             served_by = CHAMPION
             decision = Decision(CHAMPION, None, "candidate-fallback")
-            answer = await self._answering_call(CHAMPION, state, pixels, None)
+            answer = await self._answering_call(CHAMPION, state, image, None)
         # Novelty is the answering model's own judgement, calibrated on that model's reference.
         descriptors.update(answer.model_scores)
         novelty = (await self._calibration(state, served_by)).assess(descriptors, threshold, MODEL_FLAGS)
@@ -340,7 +341,7 @@ class Ingress:
         queued = False
         if decision.shadow is not None:
             record.shadow = decision.shadow
-            job = ShadowJob(decision.shadow, state, _shadow_input(decoded, pixels), request_id, answer, region)
+            job = ShadowJob(decision.shadow, state, image, request_id, answer, region)
             queued = self.shadow_gate.offer(job, time.monotonic())
             if not queued:
                 record.shadow_status = "dropped"

@@ -3,11 +3,16 @@ slow, to hang, to raise or to answer garbage. It stands in for the candidate so 
 (a bad candidate never fails or slows a request the champion can answer) is checked against real
 failures over real HTTP. It is never part of the app unless `build_app(..., candidate_faults=True)`
 asks for it.
+
+The fault is a file under ROOMSIGHT_HOME rather than a replica's attribute, so that every replica of the
+deployment follows it, whichever one the `set_fault` call reached (tests and benchmarks run on one node).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from typing import Any
 
 import numpy as np
@@ -21,24 +26,33 @@ FAULTS = ("none", "slow", "hang", "raise", "garbage")
 class FaultyModelServer(ModelServer):
     def __init__(self, role: str, settings: dict[str, Any]) -> None:
         super().__init__(role, settings)
-        self.fault = "none"
-        self.delay_s = 0.0
+        self._fault_file = self.settings.home / f"fault-{role}.json"
 
     def set_fault(self, fault: str, delay_s: float = 0.0) -> str:
         if fault not in FAULTS:
             raise ValueError(f"fault must be one of {FAULTS}")
-        self.fault, self.delay_s = fault, delay_s
+        tmp = self._fault_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"fault": fault, "delay_s": delay_s}))
+        os.replace(tmp, self._fault_file)  # whole or not at all, for replicas reading it meanwhile
         return fault
 
+    def _fault(self) -> tuple[str, float]:
+        try:
+            current = json.loads(self._fault_file.read_text())
+        except FileNotFoundError:
+            return "none", 0.0
+        return current["fault"], current["delay_s"]
+
     async def predict(self, ref: dict[str, str], image: np.ndarray | bytes, priority: str = "normal") -> ModelAnswer:
-        if self.fault == "raise":
+        fault, delay_s = self._fault()
+        if fault == "raise":
             raise RuntimeError("injected fault: the candidate raised")
-        if self.fault == "hang":
+        if fault == "hang":
             await asyncio.sleep(3600)
-        if self.fault == "garbage":  # what a broken export might return: not an answer at all
+        if fault == "garbage":  # what a broken export might return: not an answer at all
             return {"label": 42, "scores": float("nan")}  # type: ignore[return-value]
-        if self.fault == "slow":
-            await asyncio.sleep(self.delay_s)
+        if fault == "slow":
+            await asyncio.sleep(delay_s)
         return await super().predict(ref, image, priority)
 
 

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from roomsight.cluster import init_ray
-from roomsight.config import Settings
+from roomsight.config import ConfigError, ServeSettings, Settings
 
 APP_NAME = "roomsight"
 
 
+def cpus_needed(s: ServeSettings) -> float:
+    """CPUs the app reserves: one ingress, and `model_replicas` of each model deployment (champion and
+    candidate). Serve's proxy and controller reserve none."""
+    return s.ingress_cpus + 2 * s.model_replicas * s.model_cpus
+
+
+def check_fits(s: ServeSettings, cluster_cpus: float) -> None:
+    """Refuse to deploy an app Ray cannot place: Serve would wait for the missing CPUs without end."""
+    need = cpus_needed(s)
+    if need > cluster_cpus + 1e-9:
+        raise ConfigError(
+            f"serve.ingress_cpus + 2 x serve.model_replicas x serve.model_cpus = {s.ingress_cpus:g} + 2 x "
+            f"{s.model_replicas} x {s.model_cpus:g} = {need:g} CPUs, but Ray has {cluster_cpus:g}: lower "
+            "serve.model_cpus or serve.model_replicas (fractions are fine), or give Ray more (ray.num_cpus)")
+
+
 def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
     """Deploy (or update in place) the app; returns its base URL."""
+    import ray
     from ray import serve
 
     from serving.app import build_app
 
     init_ray(settings)
+    check_fits(settings.serve, ray.cluster_resources().get("CPU", 0.0))
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     serve.run(build_app(settings, candidate_faults), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.serve.host}:{settings.serve.port}"

@@ -31,16 +31,16 @@ def test_garbage_is_refused_with_a_reason(bad, why):
 
 
 @pytest.mark.parametrize("fmt,size,sends_bytes", [("JPEG", (900, 600), True), ("PNG", (200, 100), False)])
-def test_a_shadow_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, sends_bytes):
-    """A shadow call sends the upload's bytes when they are smaller than the pixels; the replica must
-    then decode them to exactly the pixels the answering model saw (downscaling included)."""
+def test_a_model_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, sends_bytes):
+    """A model call sends the upload's bytes when they are smaller than the pixels; the replica must
+    then decode them to exactly the pixels the ingress described and routed on (downscaling included)."""
     import io
 
     from PIL import Image
 
     from roomsight.config import load_settings
     from roomsight.images import decode_upload
-    from serving.app import _shadow_input
+    from serving.app import _model_input
     from serving.models import picture
 
     settings = load_settings(environ={})
@@ -49,6 +49,6 @@ def test_a_shadow_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, sen
     Image.fromarray(noise).save(buf, fmt)  # a PNG of noise is larger than its pixels
     decoded = decode_upload(buf.getvalue(), settings.serve)  # as the ingress decodes an upload
     pixels = np.asarray(decoded.image)
-    sent = _shadow_input(decoded, pixels)
+    sent = _model_input(decoded)
     assert isinstance(sent, bytes) == sends_bytes
     assert np.array_equal(np.asarray(picture(sent, settings)), pixels)

@@ -64,3 +64,14 @@ def test_default_home_is_expanded(monkeypatch, tmp_path: Path):
     s = load_settings(environ={})
     assert s.home == tmp_path / ".roomsight"
     assert "secret" not in repr(load_settings(environ={"ROOMSIGHT_DATABASE_URL": "postgresql://u:secret@h/db"}))
+
+
+def test_serve_replicas_that_ray_cannot_place_fail_at_start_naming_the_keys(tmp_path: Path):
+    from serving.runner import check_fits
+
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__MODEL_REPLICAS": "2"}).serve
+    check_fits(s.model_copy(update={"model_cpus": 0.4}), 2.0)  # 0.25 + 4 x 0.4 = 1.85 fits
+    with pytest.raises(ConfigError) as info:
+        check_fits(s, 2.0)  # 0.25 + 4 x 0.5 = 2.25 does not
+    assert "serve.model_replicas" in str(info.value) and "serve.model_cpus" in str(info.value)
+    assert "2.25" in str(info.value)
