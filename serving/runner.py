@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from roomsight.cluster import init_ray
 from roomsight.config import ConfigError, ServeSettings, Settings
 
 APP_NAME = "roomsight"
+
+log = logging.getLogger(__name__)
 
 
 def cpus_needed(s: ServeSettings) -> float:
@@ -32,7 +36,12 @@ def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
     from serving.app import build_app
 
     init_ray(settings)
-    check_fits(settings.serve, ray.cluster_resources().get("CPU", 0.0))
+    try:
+        check_fits(settings.serve, ray.cluster_resources().get("CPU", 0.0))
+    except ConfigError as exc:
+        if settings.ray.address is None:
+            raise  # a local Ray never gains CPUs
+        log.warning("%s; deploying anyway, for a cluster that scales up", exc)
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     serve.run(build_app(settings, candidate_faults), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.serve.host}:{settings.serve.port}"

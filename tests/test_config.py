@@ -75,3 +75,13 @@ def test_serve_replicas_that_ray_cannot_place_fail_at_start_naming_the_keys(tmp_
         check_fits(s, 2.0)  # 0.25 + 4 x 0.5 = 2.25 does not
     assert "serve.model_replicas" in str(info.value) and "serve.model_cpus" in str(info.value)
     assert "2.25" in str(info.value)
+
+
+@pytest.mark.timeout(120)
+def test_serve_refuses_at_start_an_app_the_local_ray_cannot_place(tmp_path: Path, ray_session, serve_port):
+    from serving.runner import start_serve
+
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__PORT": str(serve_port),
+                               "ROOMSIGHT_SERVE__MODEL_REPLICAS": "2"})
+    with pytest.raises(ConfigError, match="serve.model_replicas"):
+        start_serve(s)  # 2.25 CPUs on the session's 2: Serve would wait for them without end

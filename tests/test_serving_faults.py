@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from rollout.traffic import wait_idle
 
-from tests.conftest import serving_settings
+from tests.conftest import serving_settings, settings_for
 from tests.test_crash_recovery import replica_pids
 from tests.test_skeleton_e2e import drained, jpeg, wait_for
 
@@ -131,3 +131,18 @@ def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
             assert r.status_code == 422 and "one value for all images or one per image" in r.json()["error"]
     finally:
         serve.delete(APP_NAME)
+
+
+def test_an_injected_fault_reaches_every_replica(tmp_path):
+    """The benchmark runs two candidate replicas; a fault set through one must hold on both."""
+    from serving.faults import FaultyModelServer
+
+    conf = settings_for(tmp_path).model_dump(mode="json")
+    one, other = FaultyModelServer("candidate", conf), FaultyModelServer("candidate", conf)
+    assert other._fault() == ("none", 0.0)
+    one.set_fault("slow", 0.25)
+    assert other._fault() == ("slow", 0.25)
+    other.set_fault("none")
+    assert one._fault() == ("none", 0.0)
+    with pytest.raises(ValueError, match="fault must be one of"):
+        one.set_fault("melt")
