@@ -24,9 +24,11 @@ NOTES = """
 shadow sample is 0 (every photo is kept for review, the rollout's bookkeeping); `shadow100_half_load` adds
 the candidate's calls. These three are measured in 3 interleaved rounds (stable, shadow0, shadow100, then
 the reverse, ...), 90 s each in all: measured back to back, they compared this shared VM's drift over
-minutes as much as the conditions, and p99 ratios moved by 0.2x between runs. The slow, hanging and
-raising points come after, 45 s each, against the same stable figure. Read ratios to one decimal. The
-three conditions are measured again with one replica of each model per core (`*_per_core`), at half of
+minutes as much as the conditions, and p99 ratios moved by 0.2x between runs. A slow, a hanging and a
+raising candidate (shadowing 100%) are conditions of the same rounds, 45 s each in all, against the same
+stable figure; until 12:03 UTC they were single 45 s points measured after the rounds, and a raising
+candidate, which costs nothing, once read 1.22x. Read ratios to one decimal. The three conditions are
+measured again with one replica of each model per core (`*_per_core`), at half of
 that configuration's own capacity.
 
 How the shadow overhead came down from 7.2x (2026-11-24, one change at a time, a reduced copy of this
@@ -182,7 +184,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     plan = load_plan().model_copy(update={"gates": {}})
     cp = ControlPlane(settings, plan, actor="bench")
     regions = ("eu-west", "us-east", "ap-south")
-    dur = 10 if quick else 45  # seconds per fault point
+    dur = 10 if quick else 45  # per faulty-candidate condition, over ROUNDS rounds
     half_load_s = 10 if quick else 90  # per condition of the shadow ratios, over ROUNDS rounds
 
     def with_shadow_sample(share: float) -> Plan:
@@ -207,68 +209,71 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         results.update({key + suffix: run.summary() for key, run in runs.items()})
         return runs["stable_c8"].throughput
 
+    # A candidate that shadows 100% and is slow (~10x the model's own time), hangs or raises: conditions of
+    # the same interleaved rounds, against the same stable figure.
+    model_ms = results["in_process_b1"]["p50_ms"]
+    faults = {"shadow100_slow_candidate": ("slow", 9 * model_ms / 1000), "shadow100_hanging_candidate": ("hang", 0.0),
+              "shadow100_raising_candidate": ("raise", 0.0)}
+
+    def candidate_fault(fault: str, delay_s: float = 0.0) -> None:
+        serve.get_deployment_handle("candidate", app_name=APP_NAME).set_fault.remote(fault, delay_s).result()
+
     def enter(condition: str) -> None:
         """No rollout (stable); or a rollout whose shadow sample is 0 (what being in a rollout costs by
-        itself: every photo kept for review, the bookkeeping) or 100% (the candidate's calls added)."""
+        itself: every photo kept for review, the bookkeeping) or 100% (the candidate's calls added), with
+        the candidate's fault if the condition has one."""
         if cp.current().state.rollout_id is not None:
             cp.rollback("bench: next condition")
         if condition != "stable":
             cp.plan = with_shadow_sample(0.0 if condition == "shadow0" else 1.0)
             cp.start(cand.uri)
+        if condition in faults:
+            candidate_fault(*faults[condition])
         time.sleep(1.5)
         closed_loop(url, bodies, 8, 1, regions)
+
+    def leave(condition: str) -> None:
+        if condition in faults:
+            candidate_fault("none")
+            time.sleep(settings.serve.shadow_timeout_s + 1)  # hung shadow calls time out and leave the queue
 
     def dropped() -> int:
         return httpx.get(url + "/healthz").json()["shadow"]["dropped"]
 
-    def half_load(suffix: str, half: float) -> None:
-        """The three half-load conditions, interleaved in alternating order: this VM's speed drifts over
-        minutes, and three back-to-back 45 s points compared the drift as much as the conditions (p99
-        ratios moved by 0.2x between runs). Ends in shadow100."""
+    def half_load(suffix: str, half: float, conditions: tuple[str, ...]) -> None:
+        """Conditions at half load, interleaved in alternating order: this VM's speed drifts over minutes,
+        and back-to-back 45 s points compared the drift as much as the conditions (p99 ratios moved by 0.2x
+        between runs). Ends in shadow100."""
         enter("shadow100")  # once, unmeasured: a rollout's first shadow calls are slower than the rest
         open_loop(url, bodies, half, 5, regions)
-        pooled = {c: Run() for c in HALF_LOAD}
-        cpu_s: dict[str, dict[str, float]] = {c: {} for c in HALF_LOAD}
-        shadow_dropped = 0
+        pooled = {c: Run() for c in conditions}
+        cpu_s: dict[str, dict[str, float]] = {c: {} for c in conditions}
+        shadow_dropped = dict.fromkeys(conditions, 0)
         for r in range(ROUNDS):
-            for condition in HALF_LOAD if r % 2 == 0 else HALF_LOAD[::-1]:
+            for condition in conditions if r % 2 == 0 else conditions[::-1]:
                 enter(condition)
                 before, cpu_before = dropped(), serve_cpu_s(APP_NAME)
-                pooled[condition].add(open_loop(url, bodies, half, half_load_s / ROUNDS, regions))
+                seconds = (dur if condition in faults else half_load_s) / ROUNDS
+                pooled[condition].add(open_loop(url, bodies, half, seconds, regions))
                 for process, used in serve_cpu_s(APP_NAME).items():
                     cpu_s[condition][process] = cpu_s[condition].get(process, 0.0) + used - cpu_before.get(process, 0.0)
-                shadow_dropped += dropped() - before if condition == "shadow100" else 0
+                shadow_dropped[condition] += dropped() - before
+                leave(condition)
         for condition, run in pooled.items():
             key = f"{condition}_half_load{suffix}"
             results[key] = run.summary()
             # Where the cost of a condition goes: CPU milliseconds per answered request, per Serve process.
             results[key]["cpu_ms_per_request"] = {
                 process: round(used * 1000 / max(run.n, 1), 1) for process, used in sorted(cpu_s[condition].items())}
-        results[f"shadow100_half_load{suffix}"]["shadow_dropped"] = shadow_dropped
+            if condition.startswith("shadow100"):
+                results[key]["shadow_dropped"] = shadow_dropped[condition]
         enter("shadow100")
 
     time.sleep(1.0)
     closed_loop(url, bodies, 8, 1, regions)
     results["stable_c1"] = closed_loop(url, bodies, n // 2, 1, regions).summary()
-    half = max(1.0, saturation("") / 2)
-    half_load("", half)
-    enter("shadow100")
-    candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
-
-    def shadow_half_load(label: str, fault: str, delay_s: float = 0.0) -> None:
-        """The champion's answers at half load while the candidate shadows 100% with `fault`."""
-        candidate.set_fault.remote(fault, delay_s).result()
-        before = dropped()
-        results[label] = open_loop(url, bodies, half, dur, regions).summary()
-        results[label]["shadow_dropped"] = dropped() - before
-        candidate.set_fault.remote("none").result()
-        time.sleep(settings.serve.shadow_timeout_s + 1)  # hung shadow calls time out and leave the queue
-
+    half_load("", max(1.0, saturation("") / 2), HALF_LOAD + tuple(faults))
     point("shadow100")
-    model_ms = results["in_process_b1"]["p50_ms"]
-    shadow_half_load("shadow100_slow_candidate_half_load", "slow", 9 * model_ms / 1000)  # ~10x the model's own time
-    shadow_half_load("shadow100_hanging_candidate_half_load", "hang")
-    shadow_half_load("shadow100_raising_candidate_half_load", "raise")
 
     cp.rollback("bench: reset")
     cp.plan = with_shadow_sample(0.1)
@@ -291,7 +296,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     serve.delete(APP_NAME)
     start_serve(per_core, candidate_faults=True)
     closed_loop(url, bodies, 10, 1)
-    half_load("_per_core", max(1.0, saturation("_per_core") / 2))
+    half_load("_per_core", max(1.0, saturation("_per_core") / 2), HALF_LOAD)
     cp.rollback("bench: done")
     serve.delete(APP_NAME)
 
