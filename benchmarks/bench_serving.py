@@ -48,17 +48,16 @@ benchmark at 10 and 12.5 req/s with the conditions interleaved):
 - The ingress's work per shadow call. A shadow call now carries the upload's JPEG bytes instead of the
   decoded pixels: under Ray's 100 KB inline limit, so no object-store round trip.
 
-**What 100% shadow costs, and where.** In this run (12:03 UTC) the 100% shadow p99 is 1.07x the stable
-one and 1.20x shadow0's; with one replica per core, 0.86x and 1.02x. The run before (11:37 UTC, with short
-test runs of mine overlapping the default configuration's rounds) gave 1.16x and 1.16x; 1.12x and 1.02x.
-Earlier runs gave 1.04x and 1.14x, and 1.22x. Read it as 1.0-1.2x: at the target, not safely under it.
-This run's raising candidate shows the same noise: it raises at once and costs the champion nothing, and
-its single 45 s point is 1.22x the pooled stable figure (0.81-0.94x in the other runs). The CPU time per
-answered request of each Serve process (`cpu_ms_per_request`, from /proc) says where the cost goes:
-- The champion's own time does not grow while the candidate computes on the other core (35.5 ms per
-  request, against 34.6-37.2 without shadow calls). The explanation given here before, that the candidate
+**What 100% shadow costs, and where.** In this run (12:46 UTC) the 100% shadow p99 is 1.10x the stable
+one (1.105: missed by a hair) and 1.15x shadow0's; with one replica per core, 0.96x and 1.23x. The runs
+before gave 1.07x and 1.20x, per core 0.86x and 1.02x (12:03 UTC); 1.16x and 1.16x, per core 1.12x and
+1.02x (11:37 UTC, with short test runs of mine overlapping some rounds); and 1.04x and 1.14x, and 1.22x
+(session 5). Read it as 1.0-1.2x: at the target, not safely under it. The CPU time per answered request
+of each Serve process (`cpu_ms_per_request`, from /proc) says where the cost goes:
+- The champion's own time does not grow while the candidate computes on the other core (34.3 ms per
+  request, against 34.1-34.7 without shadow calls). The explanation given here before, that the candidate
   slows the champion through shared caches and memory bandwidth, does not survive this measurement.
-- The ingress spends 3-4 ms more per request (16.9 against 12.6-13.6): routing each shadow call
+- The ingress spends about 4 ms more per request (16.6 against 12.3-12.5): routing each shadow call
   through Serve's handle and handling its answer, on the event loop and interpreter lock that also
   serve the answers. This is what a request arriving at that moment waits for.
 - Tried and not kept (2026-11-24, a reduced copy of this benchmark, 2 interleaved runs): pausing the
@@ -78,21 +77,21 @@ went from 1.04-1.10 (batches of 1) to 1.51. The default is 1; the option stays f
 candidate has its own cores.
 
 **Throughput at saturation** (2026-11-24). The default configuration, one replica per model, reached
-0.84 of the in-process floor in this run (0.73 in the run before, 0.50 in the last full run of session 5);
-one replica of each model per core (`serve.model_replicas: 2`, `serve.model_cpus: 0.4`: 1.85 of the local
-Ray's 2 CPUs) reached 1.15 (1.09 in the run before). What changed:
+0.70 of the in-process floor in this run (0.84 and 0.73 in the two runs before, 0.50 in the last full run
+of session 5); one replica of each model per core (`serve.model_replicas: 2`, `serve.model_cpus: 0.4`:
+1.85 of the local Ray's 2 CPUs) reached 1.08 (1.15 and 1.09 before). What changed:
 - The floor is measured in rounds that alternate with the app's saturation runs, the app idling
   meanwhile. Measured once at the start, it moved between 30 and 46 req/s from run to run, and the ratio
   with it. The idle app takes about 10% from it: in one process, three 300-image runs each, alone 31.1-32.3
   req/s, beside the idle app 25.7-29.3, alone again 30.3-31.5. Against the floor alone, read the ratios
-  about 10% lower: about 1.0 with one replica per core, about 0.75 with one replica.
+  about 10% lower: about 1.0 with one replica per core, 0.63-0.76 with one replica.
 - An answering call carries the upload's bytes, as a shadow call does, instead of the decoded pixels
   (192 KB at 256 x 256, over Ray's 100 KB inline limit, so every call went through the object store): the
   raylet's CPU per request fell from 1.9 to 0.2 ms (a reduced copy of this benchmark, 3 x 300 requests).
 - One replica per core. With one replica the champion's single thread (35-38 ms of CPU per request)
   caps the app near 27 req/s. With two, both cores compute, and the CPU all processes spend per request
   bounds it instead: about 58 ms (champion 35, ingress 12, proxy 6, load generator 2, raylet and GCS 3),
-  so about 34 req/s on 2 cores. Half load is then higher (14.5 against 13.3 req/s here), and so is the
+  so about 34 req/s on 2 cores. Half load is then higher (17.3 against 12.5 req/s here), and so is the
   candidate's share of a core under 100% shadow.
 The default stays at one replica per model: it is the lighter choice for a first machine, and the README
 says how to set one per core.
