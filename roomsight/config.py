@@ -53,6 +53,9 @@ class ServeSettings(_Section):
     shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error.")
     shadow_priority: Literal["idle", "normal"] = Field("idle", description="CPU priority of the candidate's replicas while it only shadows: "
                                                       "idle (Linux SCHED_IDLE) gives it only cycles the champion leaves unused.")
+    shadow_yield: bool = Field(True, description="While the candidate only shadows, it pauses between layers whenever an ingress on its "
+                               "node has a request in flight (serving.yielding), and computes in the gaps.")
+    shadow_yield_max_s: float = Field(1.0, gt=0, description="Most a shadow forward pass pauses in all; past it, it computes on at its CPU priority.")
     candidate_timeout_s: float = Field(2.0, gt=0, description="A candidate answering traffic gets this long before the champion answers instead.")
     state_poll_s: float = Field(1.0, gt=0, description="How often the ingress re-reads the rollout state.")
     warm_timeout_s: float = Field(3.0, gt=0, description="How long a new state waits for its models to load before it is routed on anyway.")

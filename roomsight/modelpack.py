@@ -10,12 +10,13 @@ The exported program carries the architecture with the weights, so loading needs
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import mlflow.pyfunc
 import numpy as np
@@ -83,6 +84,17 @@ class ModelPack:
         with self._lock, torch.inference_mode():
             logits, emb = self.module(batch)
         return logits.float().numpy(), emb.float().numpy()
+
+    def with_checkpoint(self, checkpoint: Callable[[], None]) -> ModelPack:
+        """The same model, calling `checkpoint()` before every convolution of its forward pass: a place
+        where the caller may pause it (serving.yielding). The weights are shared, the graph is a copy.
+        A network with no convolution gets no checkpoint."""
+        graph = copy.deepcopy(self.module.graph)
+        for node in list(graph.nodes):
+            if node.op == "call_function" and "conv" in str(node.target):
+                with graph.inserting_before(node):
+                    graph.call_function(checkpoint, ())
+        return ModelPack(torch.fx.GraphModule(self.module, graph), self.meta, version=self.version)
 
     def label_for(self, probs: np.ndarray) -> tuple[str, str, float]:
         top = int(np.argmax(probs))

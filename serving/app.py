@@ -9,6 +9,7 @@ for it and never fails because of it.
 # No `from __future__ import annotations` here: FastAPI resolves the endpoint signatures at run time,
 # and with Serve's class-based ingress it cannot see this module's names through string annotations.
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -35,6 +36,7 @@ from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
 from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, call_priority, choose
 from serving.shadowing import ShadowGate
 from serving.state import NotReady, StateWatcher
+from serving.yielding import InFlight, signal_dir
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,11 @@ class Ingress:
         self._tasks: set[asyncio.Task] = set()
         self._calibrations: dict[str, Calibration] = {}  # per model version, from its reference statistics
         self.photos = PhotoKeeper(PhotoStore.for_settings(self.settings))
+        # Tells shadow computation on this node that a request is in flight (serving.yielding).
+        self.inflight = InFlight(signal_dir(self.settings.home)) if s.shadow_yield else None
+
+    def _in_flight(self) -> contextlib.AbstractContextManager:
+        return self.inflight if self.inflight is not None else contextlib.nullcontext()
 
     # -- state ------------------------------------------------------------------------------------
     def _state(self) -> RoutingState:
@@ -210,6 +217,11 @@ class Ingress:
         caption: str | None = Form(None),
         taken_at: str | None = Form(None),
     ) -> dict[str, Any]:
+        with self._in_flight():
+            return await self._predict(request, image, listing_id, region, photo_id, caption, taken_at)
+
+    async def _predict(self, request: Request, image: UploadFile | None, listing_id: str | None, region: str | None,
+                       photo_id: str | None, caption: str | None, taken_at: str | None) -> dict[str, Any]:
         try:
             self._check_length(request)
             if image is None:
@@ -232,6 +244,11 @@ class Ingress:
         listing_id: list[str] | None = Form(None, description="One per image, or one for all."),
         region: list[str] | None = Form(None, description="One per image, or one for all."),
     ) -> dict[str, Any]:
+        with self._in_flight():
+            return await self._predict_batch(request, images, listing_id, region)
+
+    async def _predict_batch(self, request: Request, images: list[UploadFile] | None, listing_id: list[str] | None,
+                             region: list[str] | None) -> dict[str, Any]:
         self._check_length(request)
         if not images:
             raise RequestError(422, "missing form field: images", "missing-image")
@@ -446,6 +463,8 @@ class Ingress:
         self.watcher.stop()
         self.log.close()
         self.photos.close()
+        if self.inflight is not None:
+            self.inflight.close()
 
 
 def build_app(settings: Settings, candidate_faults: bool = False) -> serve.Application:

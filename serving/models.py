@@ -25,6 +25,7 @@ from roomsight.config import Settings
 from roomsight.images import decode_upload
 from roomsight.registry import ModelRef
 from serving.priority import current_priority, set_priority
+from serving.yielding import NodeActivity, Yielder, signal_dir
 
 _KEEP_LOADED = 2  # current + previous version: a rollback answers without a reload
 
@@ -71,6 +72,10 @@ class ModelServer:
         self._packs: OrderedDict[str, Any] = OrderedDict()
         self._load_lock = asyncio.Lock()
         self._priority = "normal"
+        s = self.settings.serve
+        # While this replica only shadows (idle priority), its forward passes step aside for answering work.
+        self._yielder = Yielder(NodeActivity(signal_dir(self.settings.home)), s.shadow_yield_max_s) if s.shadow_yield else None
+        self._yielding: dict[str, Any] = {}  # per version: its pack with checkpoints, built on first use
         import torch
 
         # Fractional-CPU replicas share the cores: few intra-op threads each avoids oversubscription.
@@ -88,7 +93,8 @@ class ModelServer:
                 pack = await asyncio.to_thread(self._registry.load_model, ref)
                 self._packs[key] = pack
                 while len(self._packs) > _KEEP_LOADED:
-                    self._packs.popitem(last=False)
+                    evicted, _ = self._packs.popitem(last=False)
+                    self._yielding.pop(evicted, None)
         return self._packs[key]
 
     async def warm(self, ref: dict[str, str]) -> str:
@@ -121,10 +127,19 @@ class ModelServer:
         # A batch can straddle a promotion and name two versions: run each version's share separately.
         for key in dict.fromkeys(keys):
             name, version = key.split("/", 1)
-            pack = await self._pack(ModelRef(name, version))
+            ref = ModelRef(name, version)
+            pack = await self._pack(ref)
             idx = [i for i, k in enumerate(keys) if k == key]
+            batch = [images[i] for i in idx]
             t0 = time.perf_counter()
-            outs = pack.predict([images[i] for i in idx])
+            if self._yielder is not None and self._priority == "idle":
+                if ref.uri not in self._yielding:
+                    self._yielding[ref.uri] = pack.with_checkpoint(self._yielder.checkpoint)
+                self._yielder.begin()
+                # On a thread: a pass that pauses must not stall this replica's loop (health checks, warm-ups).
+                outs = await asyncio.to_thread(self._yielding[ref.uri].predict, batch)
+            else:
+                outs = pack.predict(batch)
             ms = (time.perf_counter() - t0) * 1000
             for i, out in zip(idx, outs):
                 answers[i] = ModelAnswer(
@@ -136,6 +151,10 @@ class ModelServer:
     def priority(self) -> str:
         """The scheduling policy the kernel applies to this replica now (tests, operators)."""
         return current_priority()
+
+    def paused_s(self) -> float:
+        """Seconds this replica's shadow passes have paused for answering work (tests, benchmarks)."""
+        return self._yielder.paused_s if self._yielder is not None else 0.0
 
     def check_health(self) -> None:
         """Serve calls this periodically; a replica that raises is restarted."""
