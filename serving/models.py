@@ -153,7 +153,7 @@ class ModelServer:
         return current_priority()
 
     def paused_s(self) -> float:
-        """Seconds this replica's shadow passes have paused for answering work (tests, benchmarks)."""
+        """Seconds this replica's shadow passes have paused for answering work (tests, operators)."""
         return self._yielder.paused_s if self._yielder is not None else 0.0
 
     def check_health(self) -> None:
