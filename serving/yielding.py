@@ -12,8 +12,8 @@ does not starve it for good.
 
 The signal is one small file per ingress process in a node-local directory (/dev/shm), holding that
 process's count of requests in flight, mapped into memory: the ingress writes 8 bytes when a request
-starts and ends, a checkpoint reads them, and neither makes a system call. An ingress on another node
-writes elsewhere, so a candidate with a node to itself never pauses.
+starts and ends, and a checkpoint reads them from memory, with no system call on the request path. An
+ingress on another node writes elsewhere, so a candidate with a node to itself never pauses.
 """
 
 from __future__ import annotations

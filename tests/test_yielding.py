@@ -106,8 +106,8 @@ def test_checkpoints_leave_the_answers_unchanged(settings, tmp_path):
     assert [o.probs for o in plain] == [o.probs for o in stepped]
     convs = sum(1 for n in pack.module.graph.nodes if n.op == "call_function" and "conv" in str(n.target))
     assert convs >= 2 and len(calls) == convs  # one checkpoint per convolution, once per forward pass
-    assert checked.module.get_parameter(next(n for n, _ in pack.module.named_parameters())) is \
-        pack.module.get_parameter(next(n for n, _ in pack.module.named_parameters()))  # weights shared
+    name = next(n for n, _ in pack.module.named_parameters())
+    assert checked.module.get_parameter(name) is pack.module.get_parameter(name)  # weights shared, not copied
 
 
 @pytest.mark.ray
