@@ -7,6 +7,10 @@ mean of the seeds' probabilities. Nothing derived from the photos is written out
 
     .venv/bin/python -m benchmarks.sweep_training --size 256 --seeds 0,1,2,3,4
 
+`--pool 2x2` pools the last feature map to a 2x2 grid instead of one value per channel (the head sees where
+things are in the picture, as tiny_cnn's does). `--show-errors` lists the test photos the mean of the seeds
+gets wrong, for looking at them.
+
 `--cross-fit K` then also fits K models on K stratified folds of train + valid together (each stopped early
 on its held-out fold), and reports their mean on test, with thresholds cut on the out-of-fold predictions:
 more photos to train on and to cut thresholds on than the fixed validation part gives.
@@ -30,7 +34,7 @@ from roomsight.modelpack import softmax
 from roomsight.preprocess import Preprocessing, batch_tensor
 from training import backbones, cached, data
 from training.evaluate import build_report
-from training.model import RoomNet
+from training.model import HIDDEN, RoomNet
 from training.thresholds import apply_thresholds, thresholds_at_precision
 from training.trainer import FitConfig, fit, predict_tensors
 
@@ -114,6 +118,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated")
     ap.add_argument("--split", type=int, default=0, help="seed of the train/valid/test split")
+    ap.add_argument("--pool", choices=("avg", "2x2"), default="avg", help="pooling of the last feature map")
+    ap.add_argument("--show-errors", action="store_true", help="list the test photos the seeds' mean gets wrong")
     ap.add_argument("--cross-fit", type=int, default=0, metavar="K", help="also K-fold cross-fitting on train + valid")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -129,6 +135,9 @@ def main() -> None:
     bb = backbones.create("efficientnet_lite0")
     prep = Preprocessing(size=args.size, resize_mode=args.mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
     model = RoomNet(bb, len(classes))
+    if args.pool == "2x2":  # the trunk is unchanged, so the cached activations are shared with "avg"
+        model.backbone.global_pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+        model.head[0] = torch.nn.Linear(4 * bb.features, HIDDEN)
     trunk, net = cached.prepare(model, "efficientnet_lite0", args.tail)
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     acts = cached_activations(args, split, image_of, trunk, prep)
@@ -145,6 +154,11 @@ def main() -> None:
     if len(probs_valid) > 1:
         report("mean of the seeds' probabilities", np.mean(probs_valid, 0), np.mean(probs_test, 0),
                ys["valid"].numpy(), ys["test"].numpy(), classes)
+    if args.show_errors:
+        mean_test = np.mean(probs_test, 0)
+        for it, truth, p in zip(split.test, ys["test"].numpy(), mean_test):
+            if p.argmax() != truth:
+                print(f"  wrong: {it.path} {classes[truth]} -> {classes[p.argmax()]} ({p.max():.2f})")
     if args.cross_fit:
         cross_fit(args, model, net, pretrained, acts, ys, classes)
     print(f"total {time.time() - t0:.0f} s, {vars(args)}")

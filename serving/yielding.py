@@ -19,15 +19,12 @@ ingress on another node writes elsewhere, so a candidate with a node to itself n
 from __future__ import annotations
 
 import hashlib
-import logging
 import mmap
 import os
 import struct
 import tempfile
 import time
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 _COUNT = struct.Struct("<q")
 _PREFIX = "ingress-"
