@@ -80,10 +80,10 @@ The price is shadow coverage. A 100% sample shadowed 78% of the requests at 12.8
 all of them at 11.5 req/s (this run). With one replica of each model per core, at 17.4-18.4 req/s,
 requests are in flight most of the time: the candidate shadowed only 30-34% of them, and the ratio read
 1.17x and 1.15x (0.96x, 0.86x and 1.12x in the three runs before, without yielding, when it shadowed
-89% and 100% in the two that counted). That configuration misses the target in both runs, and I do not know why yet: its candidate
-computes a third as much as before and the champion's CPU per request does not grow, so the next thing
-to measure is how the pauses themselves (a 1 ms poll per paused pass, two candidate replicas resuming
-together when a request ends) fall on the answering processes. The share shadowed is in every run's
+89% and 100% in the two that counted). That configuration misses the target in both runs, and I do not
+know why yet: its candidate computes a third as much as before and the champion's CPU per request does
+not grow, so the next thing to measure is how the pauses themselves (a 1 ms poll per paused pass, two
+candidate replicas resuming together when a request ends) fall on the answering processes. The share shadowed is in every run's
 figures (`shadow_dropped`) and in `/healthz`. A candidate with a node to itself never pauses, and
 `serve.shadow_yield: false` shadows everything at the champion's cost.
 

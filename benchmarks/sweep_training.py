@@ -151,14 +151,15 @@ def main() -> None:
         probs_test.append(softmax(predict_tensors(net, acts["test"])[0]))
         print(f"seed {seed}: fit {time.time() - t1:.0f} s, best epoch {best}", flush=True)
         report(f"seed {seed}", probs_valid[-1], probs_test[-1], ys["valid"].numpy(), ys["test"].numpy(), classes)
+    mean_test = np.mean(probs_test, 0)
     if len(probs_valid) > 1:
-        report("mean of the seeds' probabilities", np.mean(probs_valid, 0), np.mean(probs_test, 0),
+        report("mean of the seeds' probabilities", np.mean(probs_valid, 0), mean_test,
                ys["valid"].numpy(), ys["test"].numpy(), classes)
     if args.show_errors:
-        mean_test = np.mean(probs_test, 0)
-        for it, truth, p in zip(split.test, ys["test"].numpy(), mean_test):
-            if p.argmax() != truth:
-                print(f"  wrong: {it.path} {classes[truth]} -> {classes[p.argmax()]} ({p.max():.2f})")
+        for it, truth, probs in zip(split.test, ys["test"].numpy(), mean_test):
+            said = int(probs.argmax())
+            if said != truth:
+                print(f"  wrong: {it.path} {classes[truth]} -> {classes[said]} ({probs[said]:.2f})")
     if args.cross_fit:
         cross_fit(args, model, net, pretrained, acts, ys, classes)
     print(f"total {time.time() - t0:.0f} s, {vars(args)}")
