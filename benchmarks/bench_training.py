@@ -74,13 +74,13 @@ More seeds, and what the errors are (`python -m benchmarks.sweep_training --seed
   scenes (Places365) are the likely lever. The issue fixes the default backbone, and no such weights are
   on this machine.
 
-What else was tried, and did not move the figures (2026-11-24, session 9; throwaway scripts on the sweep's
-cached activations, not kept):
+What else was tried, and did not move the figures (2026-11-24, session 9; the command where one is
+given, else throwaway scripts on the sweep's cached activations, not kept):
 - Averaging the tail's weights over epochs 5-12 (SWA), or keeping the last epoch instead of the best on
   validation: test mean over 5 seeds 0.864 and 0.859, against 0.861 for the best epoch.
 - Training the last two stages instead of one (`sweep_training --tail 2`): test mean over 5 seeds 0.846
-  (0.830-0.867), the 5 models' mean 0.851, for 4x the fitting time (166 s against 40 s a seed). More of the
-  network adapted to 873 photos fits them, not the rooms.
+  (0.830-0.867), the 5 models' mean 0.851, for up to 4x the fitting time (166 s a seed, against about
+  40 s). More of the network adapted to 873 photos fits them, not the rooms.
 - A full fine-tune with no time limit (`rollout train --data DIR --tune full --epochs 10`, seed 0, 256 px,
   batch augmentation of flips, small rotations and jitter): 2.4 min an epoch, stopped early after epoch 9,
   best at 6; test 0.830, validation 0.824, in 22 min. So the ten-minute limit is not what keeps the
