@@ -83,9 +83,9 @@ requests are in flight most of the time: the candidate shadowed only 30-34% of t
 89% and 100% in the two that counted). That configuration misses the target in both runs, and I do not
 know why yet: its candidate computes a third as much as before and the champion's CPU per request does
 not grow, so the next thing to measure is how the pauses themselves (a 1 ms poll per paused pass, two
-candidate replicas resuming together when a request ends) fall on the answering processes. The share shadowed is in every run's
-figures (`shadow_dropped`) and in `/healthz`. A candidate with a node to itself never pauses, and
-`serve.shadow_yield: false` shadows everything at the champion's cost.
+candidate replicas resuming together when a request ends) fall on the answering processes. The share
+shadowed is in every run's figures (`shadow_dropped`) and in `/healthz`. A candidate with a node to
+itself never pauses, and `serve.shadow_yield: false` shadows everything at the champion's cost.
 
 **Shadow batches, measured and left off by default.** With `serve.shadow_batch_size: 4` (a full
 benchmark run at 06:08 UTC, 12.5 req/s), the median cost of 100% shadow over shadow0 fell from about

@@ -21,6 +21,7 @@ BENCHMARKS.md (training notes) quotes its figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from roomsight.modelpack import softmax
 from roomsight.preprocess import Preprocessing, batch_tensor
 from training import backbones, cached, data
 from training.evaluate import build_report
-from training.model import HIDDEN, RoomNet
+from training.model import RoomNet
 from training.thresholds import apply_thresholds, thresholds_at_precision
 from training.trainer import FitConfig, fit, predict_tensors
 
@@ -133,11 +134,11 @@ def main() -> None:
     ys = {p: torch.tensor([index[it.label] for it in getattr(split, p)]) for p in PARTS}
 
     bb = backbones.create("efficientnet_lite0")
+    if args.pool == "2x2":  # the trunk is unchanged, so the cached activations are shared with "avg"
+        bb.module.global_pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+        bb = dataclasses.replace(bb, features=4 * bb.features)
     prep = Preprocessing(size=args.size, resize_mode=args.mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
     model = RoomNet(bb, len(classes))
-    if args.pool == "2x2":  # the trunk is unchanged, so the cached activations are shared with "avg"
-        model.backbone.global_pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
-        model.head[0] = torch.nn.Linear(4 * bb.features, HIDDEN)
     trunk, net = cached.prepare(model, "efficientnet_lite0", args.tail)
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     acts = cached_activations(args, split, image_of, trunk, prep)
