@@ -99,9 +99,10 @@ given, else throwaway scripts on the sweep's cached activations, not kept):
   interleaved batches): the ImageNet features are the limit, not the network's size. The package
   registry, the only one reachable here, lists no scene-trained (Places365) weights.
 - Re-estimating the backbone's batch-norm statistics on the 873 training photos before caching (AdaBN: one
-  pass in training mode, a cumulative average, 45 s; a throwaway script, 2026-11-24 session 10): test mean over
-  5 seeds 0.755 (0.729-0.782), against 0.857 for the same script with ImageNet's statistics. The pretrained
-  layers' weights expect the statistics they were trained with, so the default keeps them (`cached.TailNet`).
+  pass in training mode, a cumulative average, 45 s; 2026-11-24 session 10, a throwaway script that caches its
+  own activations, since the statistics change them): test mean over 5 seeds 0.755 (0.729-0.782), against
+  0.857 for the same script with ImageNet's statistics. The pretrained layers' weights expect the statistics
+  they were trained with, so the default keeps them (`cached.TailNet`).
 """
 
 
