@@ -1,9 +1,10 @@
 """Seed sweeps of the default training recipe on the real photos, for choosing its settings.
 
-The frozen trunk's activations are computed once per (size, resize mode, tail blocks, views, split) and
-kept under $TMPDIR; then the tail and head are fitted once per seed. Prints validation and test accuracy,
-and recall and precision at the 0.95-precision thresholds (chosen on validation), per seed and for the
-mean of the seeds' probabilities. Nothing derived from the photos is written outside $TMPDIR.
+The frozen trunk's activations are computed once per (size, resize mode, tail blocks, views, split, and the
+pooling when no tail is trained) and kept under $TMPDIR; then the tail and head are fitted once per seed.
+Prints validation and test accuracy, and recall and precision at the 0.95-precision thresholds (chosen on
+validation), per seed and for the mean of the seeds' probabilities. Nothing derived from the photos is
+written outside $TMPDIR.
 
     .venv/bin/python -m benchmarks.sweep_training --size 256 --seeds 0,1,2,3,4
 
@@ -44,8 +45,9 @@ PARTS = ("train", "valid", "test")
 
 def cached_activations(args: argparse.Namespace, split: data.Split, image_of: dict, trunk: torch.nn.Module,
                        prep: Preprocessing) -> dict:
+    pool = f"-p{args.pool}" if args.tail == 0 else ""  # with no tail the trunk ends in the pooling
     path = Path(tempfile.gettempdir()) / (f"roomsight-sweep-{args.size}-{args.mode}-t{args.tail}-v{args.views}"
-                                          f"-s{args.split}{'-cv' if args.cross_fit else ''}.pt")
+                                          f"-s{args.split}{pool}{'-cv' if args.cross_fit else ''}.pt")
     if path.exists():
         return torch.load(path)
     acts = {p: cached.cache_trunk(trunk, batch_tensor([image_of[id(it)] for it in getattr(split, p)], prep)) for p in PARTS}
@@ -134,7 +136,7 @@ def main() -> None:
     ys = {p: torch.tensor([index[it.label] for it in getattr(split, p)]) for p in PARTS}
 
     bb = backbones.create("efficientnet_lite0")
-    if args.pool == "2x2":  # the trunk is unchanged, so the cached activations are shared with "avg"
+    if args.pool == "2x2":  # with a tail, the trunk is unchanged and its cached activations are shared with "avg"
         bb.module.global_pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
         bb = dataclasses.replace(bb, features=4 * bb.features)
     prep = Preprocessing(size=args.size, resize_mode=args.mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
