@@ -11,15 +11,16 @@ The exported program carries the architecture with the weights, so loading needs
 from __future__ import annotations
 
 import copy
+import io
 import json
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -144,11 +145,6 @@ def load_pack(directory: Path | str, version: str = "") -> ModelPack:
     return ModelPack(module, meta, version=version)
 
 
-# MLflow suggests type hints on predict() for its schema validation; our input is a DataFrame of encoded
-# images, which its schema types cannot describe, so the advice is noise here.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # (it is ANSI-coloured)
-
-
 class RoomTypeModel(mlflow.pyfunc.PythonModel):
     """The MLflow pyfunc wrapper: lets `mlflow.pyfunc.load_model(uri)` hand back a ModelPack, and
     answers pyfunc predict() for a DataFrame with an `image` column of encoded bytes."""
@@ -156,11 +152,9 @@ class RoomTypeModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:  # noqa: ANN001 - mlflow's PythonModelContext
         self.pack = load_pack(context.artifacts["pack"])
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
-        import io
-
-        import pandas as pd
-
+    # A DataFrame hint tells MLflow to skip its schema inference: the `image` column holds encoded bytes,
+    # which its schema types cannot describe. Without a hint MLflow warns each time a model is logged.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
         images = [Image.open(io.BytesIO(b)).convert("RGB") for b in model_input["image"]]
         outs = self.pack.predict(images)
         return pd.DataFrame({"label": [o.label for o in outs], "score": [o.score for o in outs]})
