@@ -39,19 +39,13 @@ def test_first_version_is_champion_and_both_load_in_a_fresh_process(settings):
 
 def test_pyfunc_flavour_answers_a_dataframe_of_encoded_images(settings):
     """The version also loads as a plain MLflow pyfunc, for tools that know nothing of roomsight."""
-    import io
-
     import mlflow.pyfunc
     import pandas as pd
 
-    from training.synthetic import render
+    from tests.test_skeleton_e2e import jpeg
 
     classes = registry.load_model(ModelRef("roomtype", "1")).classes
-    images = []
-    for c in classes:
-        buf = io.BytesIO()
-        render(c, np.random.default_rng(7), 64).save(buf, format="PNG")
-        images.append(buf.getvalue())
+    images = [jpeg(c, 7) for c in classes]
     out = mlflow.pyfunc.load_model("models:/roomtype/1").predict(pd.DataFrame({"image": images}))
     assert list(out.columns) == ["label", "score"] and len(out) == len(classes)
     assert set(out["label"]) <= set(classes) | {"unsure"}
