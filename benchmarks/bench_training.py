@@ -128,6 +128,13 @@ given, else throwaway scripts on the sweep's cached activations, not kept):
   over 5 seeds 0.857 (0.830-0.878), the 5 models' mean 0.867, against 0.857-0.862 and 0.872 with 3 views;
   living_room recall at the thresholds 0.00-0.15. The trunk's activations took 273 s, about 2.4 minutes more
   than with 3 views (scaled by the number of images the trunk sees), for nothing: the default keeps 3.
+- Testing at a higher resolution than training (FixRes: the training views are crops of at least half the
+  picture resized to 256 px, so rooms look up to 1.4 times larger in training than in a whole test photo;
+  2026-11-25 session 14, a throwaway script on the sweep's cached activations). The tail trained at 256 px,
+  then valid and test read at 256, 288 and 320 px, thresholds cut at the same size: test means over 5 seeds
+  0.863 (0.851-0.872), 0.863 (0.840-0.883) and 0.860 (0.835-0.878); the 5 models' means 0.867, 0.878 and
+  0.867. living_room recall at the thresholds 0.00-0.19, 0.00-0.22 and 0.00-0.04. No gain: the model keeps
+  reading at the size it was trained at.
 """
 
 
