@@ -43,7 +43,7 @@ class LiveView:
 
     def __init__(self) -> None:
         self.fields: dict[str, str] = {"stage": "starting"}
-        self.served: Counter = Counter()
+        self.served: Counter = Counter()  # the latest batch only: a running total would hide each step's split
         self.flags: Counter = Counter()
 
     def render(self) -> Table:
@@ -53,7 +53,7 @@ class LiveView:
         for k, v in self.fields.items():
             t.add_row(k, v)
         total = sum(self.served.values()) or 1
-        t.add_row("traffic split", ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(self.served.items())) or "-")
+        t.add_row("traffic split (last batch)", ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(self.served.items())) or "-")
         t.add_row("OOD flags", ", ".join(f"{k} {v}" for k, v in sorted(self.flags.items())) or "none yet")
         return t
 
@@ -135,8 +135,10 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         view.fields["champion / candidate"] = f"v{st.state.champion.version} / " + (f"v{st.state.candidate.version}" if st.state.candidate else "-")
         view.fields["agreement"] = "n/a" if ev.get("agreement") is None else f"{ev['agreement']:.1%} of {ev.get('compared', 0):.0f}"
         cp, ch = ev.get("candidate_precision_lower"), ev.get("champion_precision_lower")
-        view.fields["reviewed precision (lower 95%)"] = (f"candidate {cp:.1%} vs champion {ch:.1%} ({ev.get('reviewed', 0):.0f} verdicts)"
-                                                         if cp is not None and ch is not None else f"{ev.get('reviewed') or 0:.0f} verdicts")
+        view.fields["reviewed precision (lower 95%)"] = (
+            "n/a" if st.state.candidate is None
+            else f"candidate {cp:.1%} vs champion {ch:.1%} ({ev.get('reviewed', 0):.0f} verdicts)" if cp is not None and ch is not None
+            else f"{ev.get('reviewed') or 0:.0f} verdicts")
         view.fields["drift"] = ("ALARM" if ev.get("drift_alarm") else "ok") if ev.get("drift_alarm") is not None else "n/a"
         view.fields[f"{SHIFTED_REGION} photos"] = "night-time / low-resolution arriving" if shift["on"] else "normal"
         live.update(view.render())
@@ -154,13 +156,13 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
                 served["error"] += 1
                 continue
             served[answer["served_by"]] += 1
-            view.served[answer["served_by"]] += 1
             for flag in (answer.get("ood") or {}).get("flags", []):
                 view.flags[flag] += 1
             correct += answer["label"] == shot.label
             truth[answer["request_id"]] = shot.label
             shift["answered"] += shift["on"] and shot.region == SHIFTED_REGION
         console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
+        view.served = served
         refresh()
         return served
 
@@ -244,12 +246,14 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         reviews.stop()
         stop_serve()
     console.rule("where to look")
-    console.print(f"MLflow UI:      mlflow ui --backend-store-uri {settings.tracking_uri}")
-    console.print(f"drift report:   {summary.get('drift_html', '-')}")
-    console.print(f"email received: {summary.get('email', '-')}")
-    console.print(f"review page:    ROOMSIGHT_HOME={home} rollout review serve   (it ran at {reviews.url} during the demo)")
-    console.print(f"history:        ROOMSIGHT_HOME={home} rollout history")
-    console.print(f"log DB:         {settings.db_url}")
+    # soft_wrap: commands and paths stay on one line for copying, in a narrow terminal or a log file
+    for line in (f"MLflow UI:      mlflow ui --backend-store-uri {settings.tracking_uri}",
+                 f"drift report:   {summary.get('drift_html', '-')}",
+                 f"email received: {summary.get('email', '-')}",
+                 f"review page:    ROOMSIGHT_HOME={home} rollout review serve   (it ran at {reviews.url} during the demo)",
+                 f"history:        ROOMSIGHT_HOME={home} rollout history",
+                 f"log DB:         {settings.db_url}"):
+        console.print(line, soft_wrap=True)
     return summary
 
 
