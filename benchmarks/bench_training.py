@@ -133,8 +133,8 @@ given, else throwaway scripts on the sweep's cached activations, not kept):
   2026-11-25 session 14, a throwaway script on the sweep's cached activations). The tail trained at 256 px,
   then valid and test read at 256, 288 and 320 px, thresholds cut at the same size: test means over 5 seeds
   0.863 (0.851-0.872), 0.863 (0.840-0.883) and 0.860 (0.835-0.878); the 5 models' means 0.867, 0.878 and
-  0.867. living_room recall at the thresholds 0.00-0.19, 0.00-0.22 and 0.00-0.04. No gain: the model keeps
-  reading at the size it was trained at.
+  0.867. living_room recall at the thresholds 0.00-0.19, 0.00-0.22 and 0.00-0.04. Within the seed noise, and
+  living_room no better: the default keeps reading at 256 px.
 - Blending the tail's probabilities with a vote of the nearest training photos in its embedding (cosine
   similarity, k 10 or 20, weights exp(similarity / 0.05 or 0.1), half and half or the vote alone; session 14,
   a throwaway script on the sweep's cached activations, seeds 0-4): test means over 5 seeds 0.850-0.861,
