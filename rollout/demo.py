@@ -135,15 +135,18 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         view.fields["champion / candidate"] = f"v{st.state.champion.version} / " + (f"v{st.state.candidate.version}" if st.state.candidate else "-")
         view.fields["agreement"] = "n/a" if ev.get("agreement") is None else f"{ev['agreement']:.1%} of {ev.get('compared', 0):.0f}"
         cp, ch = ev.get("candidate_precision_lower"), ev.get("champion_precision_lower")
-        view.fields["reviewed precision (lower 95%)"] = (
-            "n/a" if st.state.candidate is None
-            else f"candidate {cp:.1%} vs champion {ch:.1%} ({ev.get('reviewed', 0):.0f} verdicts)" if cp is not None and ch is not None
-            else f"{ev.get('reviewed') or 0:.0f} verdicts")
+        if st.state.candidate is None:
+            precision = "n/a"
+        elif cp is not None and ch is not None:
+            precision = f"candidate {cp:.1%} vs champion {ch:.1%} ({ev.get('reviewed', 0):.0f} verdicts)"
+        else:
+            precision = f"{ev.get('reviewed') or 0:.0f} verdicts"
+        view.fields["reviewed precision (lower 95%)"] = precision
         view.fields["drift"] = ("ALARM" if ev.get("drift_alarm") else "ok") if ev.get("drift_alarm") is not None else "n/a"
         view.fields[f"{SHIFTED_REGION} photos"] = "night-time / low-resolution arriving" if shift["on"] else "normal"
         live.update(view.render())
 
-    def traffic(n: int, title: str) -> Counter:
+    def traffic(n: int, title: str) -> None:
         nonlocal cursor
         batch = [shots[(cursor + i) % len(shots)] for i in range(n)]
         if shift["on"]:
@@ -164,7 +167,6 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
         view.served = served
         refresh()
-        return served
 
     def review_round() -> None:
         from monitoring.review.queue import fill
