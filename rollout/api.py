@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from roomsight.auth import bearer_token, token_holder
 from roomsight.config import ConfigError
 from roomsight.http_errors import invalid_message
+from roomsight.registry import RegistryError
 from rollout.control import ControlPlane, GatesFailed, Outcome, RolloutError
 
 
@@ -74,6 +75,12 @@ def create_app(control: ControlPlane, tokens: dict[str, str]) -> FastAPI:
     @app.exception_handler(RolloutError)
     async def _refused(_: Request, exc: RolloutError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=409)
+
+    @app.exception_handler(RegistryError)
+    async def _registry_down(_: Request, exc: RegistryError) -> JSONResponse:
+        # The control plane turns a bad model URI into a RolloutError (409); what reaches here is MLflow out
+        # of reach, which a retry may cure.
+        return JSONResponse({"error": str(exc)}, status_code=503)
 
     def operator(request: Request) -> ControlPlane:
         who = token_holder(bearer_token(request.headers.get("authorization")), tokens)

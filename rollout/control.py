@@ -125,10 +125,11 @@ class ControlPlane:
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """Rollout events as MLflow recorded them, newest first."""
         c = registry.client()
-        exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
-        if exp is None:
-            return []
-        runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit)
+        with registry.reaching():
+            exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
+            if exp is None:
+                return []
+            runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit)
         out = []
         for run in runs:
             tags = run.data.tags

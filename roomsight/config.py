@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from roomsight.errors import UserError
 
@@ -135,6 +137,19 @@ class Settings(_Section):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return Path(os.path.expanduser(str(v))).resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _parseable(cls, v: str | None) -> str | None:
+        # Caught here, a typo such as `postgres://` fails at start-up naming the key, not as a traceback
+        # from the first query. The message never repeats the URL: it may hold a password.
+        if v is not None:
+            try:
+                make_url(v).get_dialect()
+            except (ArgumentError, NoSuchModuleError):
+                raise ValueError("not a SQLAlchemy URL with a known dialect, e.g. sqlite:///path.db or "
+                                 "postgresql+psycopg://user:password@host/db") from None
+        return v
 
     # Derived locations: one data directory holds every stateful thing unless configured otherwise.
     @property

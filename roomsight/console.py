@@ -1,5 +1,6 @@
 """Shared terminal output for every `rollout` sub-command: one Rich console for results, one for
-errors, and the decorator that turns a UserError into a one-line message and exit code 1."""
+errors, and the decorator that turns a UserError, or an MLflow server out of reach, into a one-line
+message and exit code 1."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from roomsight import registry
 from roomsight.errors import UserError
 
 console = Console()
@@ -22,7 +24,10 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            # MLflow calls are everywhere a command touches the registry; a server that is down is the
+            # user's to fix, whichever call noticed it first.
+            with registry.reaching():
+                return fn(*args, **kwargs)
         except UserError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None

@@ -7,10 +7,16 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from roomsight.errors import UserError
 from roomsight.tables import metadata
 
 _engines: dict[str, Engine] = {}
+
+
+class DatabaseUnavailable(UserError, ConnectionError):
+    """The database cannot be reached, opened or driven; the message names the URL without its password."""
 
 
 def engine_for(url: str) -> Engine:
@@ -20,7 +26,11 @@ def engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(f"cannot create the SQLite database {parsed.database} (the `database_url` "
+                                          f"setting, or `home`): {exc.strerror}") from None
         # The Serve app and the CLI write from different processes: WAL lets readers and one writer
         # proceed together, and the busy timeout turns lock contention into a short wait, not an error.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -33,8 +43,17 @@ def engine_for(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            extra = " (pip install 'roomsight[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+            raise DatabaseUnavailable(f"the driver for {parsed.drivername} is not installed: {exc.name}{extra}") from None
+    try:
+        metadata.create_all(engine)
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise DatabaseUnavailable(f"cannot reach the database at {redact(url)} (the `database_url` setting): {reason}") from None
     _engines[url] = engine
     return engine
 

@@ -4,10 +4,12 @@ rollout event. Everything else talks to MLflow through here."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,11 @@ def configure(settings: Settings) -> None:
     """Point this process (and the Ray workers it starts, which inherit the environment) at the store."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's own defaults (7 retries, 120 s timeout) ride out a hosted backend's rate limits but keep a
+    # command waiting about 4 minutes on a server that is down. A self-hosted server is up or it is not:
+    # a few seconds of retries, then a clear error (`unreachable`). MLflow's variables still override.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.tracking_uri
     import mlflow
@@ -95,7 +102,7 @@ def resolve(uri: str) -> ModelRef:
         else:
             mv = c.get_model_version(name, version)
     except Exception as exc:
-        raise RegistryError(f"{uri} does not resolve in the registry: {_first_line(exc)}") from None
+        raise unreachable(exc) or RegistryError(f"{uri} does not resolve in the registry: {_first_line(exc)}") from None
     return ModelRef(name=name, version=str(mv.version))
 
 
@@ -107,7 +114,9 @@ def check_reachable() -> None:
 def alias_version(name: str, alias: str) -> str | None:
     try:
         return str(client().get_model_version_by_alias(name, alias).version)
-    except Exception:
+    except Exception as exc:
+        if (down := unreachable(exc)) is not None:  # "no such alias" and "cannot ask" must not look alike
+            raise down from None
         return None
 
 
@@ -118,8 +127,10 @@ def set_alias(ref: ModelRef, alias: str) -> None:
 def delete_alias(name: str, alias: str) -> None:
     try:
         client().delete_registered_model_alias(name, alias)
-    except Exception:
-        pass  # already absent: the goal state holds
+    except Exception as exc:
+        if (down := unreachable(exc)) is not None:
+            raise down from None
+        # otherwise already absent: the goal state holds
 
 
 def set_version_tags(ref: ModelRef, tags: dict[str, str]) -> None:
@@ -145,6 +156,67 @@ def load_model(ref: ModelRef):  # noqa: ANN201 - roomsight.modelpack.ModelPack
     from roomsight.modelpack import load_pack
 
     return load_pack(download_pack(ref), version=ref.version)
+
+
+def unreachable(exc: BaseException) -> RegistryError | None:
+    """A one-line error if `exc` (or what caused it) is a failure to reach the tracking server or its
+    database; None for anything else, which the caller handles as before."""
+    import requests
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # MLflow wraps the transport's error once or twice; the chain is short
+        if seen is None:
+            break
+        # roomsight's own database raises the same SQLAlchemy errors: those are not MLflow's unless MLflow raised them.
+        if (isinstance(seen, (requests.ConnectionError, requests.Timeout))
+                or isinstance(seen, (OperationalError, InterfaceError)) and _raised_in_mlflow(seen)):
+            uri = os.environ.get("MLFLOW_TRACKING_URI", "?")
+            return RegistryError(f"cannot reach MLflow at {_redact(uri)} (the `mlflow_tracking_uri` setting): {_reason(seen)}")
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
+
+
+def _raised_in_mlflow(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("mlflow."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+@contextlib.contextmanager
+def reaching() -> Iterator[None]:
+    """Around direct MLflow calls: a server out of reach becomes a RegistryError that says so."""
+    try:
+        yield
+    except UserError:
+        raise  # already says what is wrong
+    except Exception as exc:
+        if (down := unreachable(exc)) is not None:
+            raise down from None
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    """The operating system's words if the message carries them ("[Errno 111] Connection refused"):
+    requests nests them several exceptions deep in one long line."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    return errno[0] if errno else (text.splitlines() or [type(exc).__name__])[0]
+
+
+def _redact(uri: str) -> str:
+    """The URI without user information: a password may sit in it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if parts.netloc else uri
 
 
 def _first_line(exc: BaseException) -> str:

@@ -40,6 +40,13 @@ def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
     assert "ROOMSIGHT_" + key.replace(".", "__").upper() in str(info.value)
 
 
+@pytest.mark.parametrize("url", ["postgres://u:hunter2@db/rs", "hunter2@db/rs"])
+def test_unusable_database_url_fails_at_start_without_echoing_it(tmp_path: Path, url: str):
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_DATABASE_URL": url})
+    assert "ROOMSIGHT_DATABASE_URL" in str(info.value) and "hunter2" not in str(info.value)
+
+
 def test_bad_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "missing.yaml", environ={})

@@ -104,3 +104,18 @@ def test_racing_promotes_over_http_leave_one_winner(settings) -> None:
     assert [e["actor"] for e in cp.history() if e["action"] == "promote"] == [winner]
     tags = registry.version_tags(registry.ModelRef("roomtype", "2"))
     assert tags["regions"] == ",".join(final.regions)  # MLflow says what routing says
+
+
+def test_mlflow_out_of_reach_is_a_503_that_says_so(settings, monkeypatch) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    down = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})  # nothing listens
+    # A fresh database: status must ask MLflow for the champion, and must not answer "no champion".
+    try:
+        with running(create_app(ControlPlane(down, load_plan()), TOKENS)) as url, httpx.Client(base_url=url, timeout=60) as http:
+            for path in ("/api/status", "/api/history"):
+                r = http.get(path, headers=OLGA)
+                assert r.status_code == 503 and "cannot reach MLflow" in r.json()["error"], (path, r.text)
+    finally:
+        registry.configure(settings)  # later tests in this process talk to the live registry
