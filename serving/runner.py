@@ -42,7 +42,14 @@ def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
         if settings.ray.address is None:
             raise  # a local Ray never gains CPUs
         log.warning("%s; deploying anyway, for a cluster that scales up", exc)
-    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    try:
+        serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    except RuntimeError as exc:
+        # Ray reports a taken port as a RayTaskError from its proxy actor, identified only by the message.
+        if "Failed to bind" not in str(exc):
+            raise
+        raise ConfigError(f"cannot listen on {settings.serve.host}:{settings.serve.port}: the address is in use or "
+                          "not this machine's (serve.host, serve.port; --host, --port)") from None
     serve.run(build_app(settings, candidate_faults), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.serve.host}:{settings.serve.port}"
 

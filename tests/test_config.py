@@ -92,3 +92,23 @@ def test_serve_refuses_at_start_an_app_the_local_ray_cannot_place(tmp_path: Path
                                "ROOMSIGHT_SERVE__MODEL_REPLICAS": "2"})
     with pytest.raises(ConfigError, match="serve.model_replicas"):
         start_serve(s)  # 2.25 CPUs on the session's 2: Serve would wait for them without end
+
+
+@pytest.mark.timeout(180)
+def test_serve_on_a_taken_port_fails_at_start_naming_the_keys(tmp_path: Path, ray_session, serve_port):
+    import socket
+
+    from ray import serve
+
+    from serving.runner import start_serve
+
+    serve.shutdown()  # a running Serve keeps its own port and ignores the one asked for
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__PORT": str(taken.getsockname()[1])})
+        try:
+            with pytest.raises(ConfigError, match="serve.port"):
+                start_serve(s)
+        finally:
+            serve.shutdown()  # the half-started proxy; the next test starts Serve on the session's port
