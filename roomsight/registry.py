@@ -206,13 +206,14 @@ def _reason(exc: BaseException) -> str:
 
     if isinstance(exc, requests.Timeout):
         return "timed out"
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
-    return errno[0] if errno else (text.splitlines() or [type(exc).__name__])[0]
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy keeps the driver's own error in .orig
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(cause))
+    return errno[0] if errno else _first_line(cause)
 
 
 def _redact(uri: str) -> str:
-    """The URI without user information: a password may sit in it."""
+    """The URI without user information: a password may sit in it. (db.redact needs a SQLAlchemy URL; a
+    tracking URI may be a plain path.)"""
     from urllib.parse import urlsplit
 
     parts = urlsplit(uri)
