@@ -212,16 +212,16 @@ def api(
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: control.host, 127.0.0.1)."),
 ) -> None:
     """Expose start/promote/rollback/status/history over HTTP, for operators holding a control.tokens token."""
-    import uvicorn
-
+    from roomsight.listening import listen, serve_http
     from rollout.api import create_app
 
     settings = _with_address(ctx.obj.settings, "control", host, port)
     web = create_app(ctx.obj.control(), settings.control.tokens)  # refuses without tokens, before binding
     host, port = settings.control.host, settings.control.port
+    sock = listen(host, port, "control")
     console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback); "
                   f"{len(settings.control.tokens)} operator token(s); Ctrl-C stops")
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    serve_http(web, sock)
 
 
 @plan_app.command("show")

@@ -6,6 +6,7 @@ import logging
 
 from roomsight.cluster import init_ray
 from roomsight.config import ConfigError, ServeSettings, Settings
+from roomsight.listening import cannot_listen
 
 APP_NAME = "roomsight"
 
@@ -48,8 +49,7 @@ def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
         # Ray reports a taken port as a RayTaskError from its proxy actor, identified only by the message.
         if "Failed to bind" not in str(exc):
             raise
-        raise ConfigError(f"cannot listen on {settings.serve.host}:{settings.serve.port}: the address is in use or "
-                          "not this machine's (serve.host, serve.port; --host, --port)") from None
+        raise cannot_listen(settings.serve.host, settings.serve.port, "serve") from None
     serve.run(build_app(settings, candidate_faults), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.serve.host}:{settings.serve.port}"
 

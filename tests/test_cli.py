@@ -91,3 +91,19 @@ def test_stores_out_of_reach_are_one_line_errors_without_the_password(tmp_path, 
     out = " ".join(result.output.split())  # Rich wraps long lines
     assert result.exit_code == 1, out
     assert says in out and "Traceback" not in out and "hunter2" not in out
+
+
+@pytest.mark.parametrize("command,section", [(["api"], "control"), (["review", "serve"], "review")])
+def test_http_servers_on_a_taken_port_fail_before_announcing_themselves(tmp_path, command, section):
+    import socket
+
+    token = json.dumps({"ops": "a-token-long-enough-to-pass"})
+    env = {"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_CONTROL__TOKENS": token, "ROOMSIGHT_REVIEW__TOKENS": token}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = runner.invoke(app, [*command, "--port", str(taken.getsockname()[1])], env=env)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, out
+    assert "address already in use" in out and f"{section}.port" in out
+    assert " on http://" not in out  # no address announced that nobody is listening on

@@ -42,16 +42,17 @@ def serve(
     import threading
     import time
 
-    import uvicorn
-
     from monitoring.review.queue import fill, prune_photos
     from monitoring.review.web import create_app
     from roomsight.db import engine_for
+    from roomsight.listening import listen, serve_http
 
     settings = ctx.obj.settings
     if not settings.review.tokens:
         raise UserError("no reviewer tokens configured: set review.tokens in the config file or "
                         "ROOMSIGHT_REVIEW__TOKENS='{\"reviewer-id\": \"token\"}'")
+    bind_host, bind_port = host or settings.review.host, port or settings.review.port
+    sock = listen(bind_host, bind_port, "review")
     engine = engine_for(settings.db_url)
     stop = threading.Event()
 
@@ -70,11 +71,10 @@ def serve(
             stop.wait(FILL_EVERY_S)
 
     threading.Thread(target=refill, name="review-queue-filler", daemon=True).start()
-    bind_host, bind_port = host or settings.review.host, port or settings.review.port
     console.print(f"review page on http://{bind_host}:{bind_port}/ for {len(settings.review.tokens)} reviewer(s); "
                   "Ctrl-C stops")
     try:
-        uvicorn.run(create_app(settings, engine, rollout), host=bind_host, port=bind_port, log_level="warning")
+        serve_http(create_app(settings, engine, rollout), sock)
     finally:
         stop.set()
 

@@ -1,0 +1,36 @@
+"""Claiming a host and port for the HTTP servers run with uvicorn (control plane, reviewer page) before
+anything is announced or started. A taken port is the user's to fix, so it is a ConfigError naming the
+settings; Ray Serve's bind failure (serving.runner) becomes the same error."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from roomsight.config import ConfigError
+
+
+def cannot_listen(host: str, port: int, section: str,
+                  reason: str = "the address is in use or not this machine's") -> ConfigError:
+    return ConfigError(f"cannot listen on {host}:{port}: {reason} ({section}.host, {section}.port; --host, --port)")
+
+
+def listen(host: str, port: int, section: str) -> socket.socket:
+    """A socket bound to host:port and listening, or a ConfigError naming `section`'s host and port settings."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses it
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait out TIME_WAIT
+    try:
+        sock.bind((host, port))
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        raise cannot_listen(host, port, section, (exc.strerror or str(exc)).lower()) from None
+    return sock
+
+
+def serve_http(app: Any, sock: socket.socket) -> None:
+    """Run the ASGI `app` with uvicorn on the already-bound `sock` until Ctrl-C."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
