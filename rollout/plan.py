@@ -8,10 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from roomsight.errors import UserError
+from roomsight.userfiles import read_yaml
 
 # Evidence metrics a gate may name; `rollout.evidence` computes them. Kept here so a plan with a
 # misspelt metric fails when it is loaded, not at the moment of a promotion.
@@ -150,12 +150,7 @@ def default_plan_path() -> Path:
 
 def load_plan(path: Path | str | None = None) -> Plan:
     path = Path(path) if path else default_plan_path()
-    if not path.exists():
-        raise PlanError(f"rollout plan not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PlanError(f"rollout plan {path} is not valid YAML: {exc}") from None
+    raw = read_yaml(path, "rollout plan", PlanError) or {}
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:

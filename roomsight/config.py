@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from roomsight.errors import UserError
+from roomsight.userfiles import read_yaml
 
 ENV_PREFIX = "ROOMSIGHT_"
 
@@ -232,12 +232,7 @@ def load_settings(config_file: Path | str | None = None, environ: dict[str, str]
         path = candidate if candidate.exists() else None
     data: dict[str, Any] = {}
     if path is not None:
-        if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        loaded = read_yaml(path, "config file", ConfigError) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings")
         data = loaded

@@ -1,6 +1,6 @@
 """Shared terminal output for every `rollout` sub-command: one Rich console for results, one for
-errors, and the decorator that turns a UserError, or an MLflow server out of reach, into a one-line
-message and exit code 1."""
+errors, and the decorator that turns a UserError, an MLflow server out of reach, or a path the system
+refuses into a one-line message and exit code 1."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return fn(*args, **kwargs)
         except UserError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            if not exc.filename:
+                raise
+            # A path the system refuses (a folder given for a file, no permission, a full disk) is named
+            # by the user and theirs to fix.
+            err.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper

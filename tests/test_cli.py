@@ -107,3 +107,20 @@ def test_http_servers_on_a_taken_port_fail_before_announcing_themselves(tmp_path
     assert result.exit_code == 1, out
     assert "address already in use" in out and f"{section}.port" in out
     assert " on http://" not in out  # no address announced that nobody is listening on
+
+
+@pytest.mark.parametrize("args,says", [
+    (["-c", "{binary}", "status"], "config file {binary} is not UTF-8 text"),
+    (["--plan", "{folder}", "plan", "show"], "rollout plan {folder} is a folder"),
+    (["labels", "--captions", "{captions}", "--out", "{tmp}/o.csv", "--rules", "{binary}"], "rules file {binary} is not UTF-8"),
+    (["labels", "--captions", "{captions}", "--out", "{folder}"], "{folder}: Is a directory"),
+])
+def test_files_the_system_refuses_are_one_line_errors_naming_them(tmp_path, args, says):
+    paths = {"binary": tmp_path / "photo.jpg", "folder": tmp_path / "folder", "captions": tmp_path / "c.csv", "tmp": tmp_path}
+    paths["binary"].write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    paths["folder"].mkdir()
+    paths["captions"].write_text("caption\nCosy bedroom\n")
+    result = runner.invoke(app, [a.format(**paths) for a in args], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, out
+    assert says.format(**paths) in out and "Traceback" not in out

@@ -94,3 +94,18 @@ def test_gold_without_join_key_must_align(tmp_path):
     gold.write_text("label\nkitchen\nbathroom\n")
     rep = label_csv(caps, tmp_path / "o.csv", load_rules(), gold).report
     assert rep.per_class["kitchen"].precision == 1.0 and rep.per_class["bedroom"].precision == 0.0
+
+
+def test_labels_reads_spreadsheet_csv_and_refuses_binary_with_a_message(tmp_path):
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes("caption,listing_id\r\nCosy double bedroom,7\r\n".encode("utf-8-sig"))
+    result = runner.invoke(app, ["labels", "--captions", str(excel), "--out", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "out.csv", newline="") as f:
+        assert list(csv.DictReader(f)) == [{"caption": "Cosy double bedroom", "listing_id": "7", "label": "bedroom"}]
+    junk = tmp_path / "photo.csv"
+    junk.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    result = runner.invoke(app, ["labels", "--captions", str(junk), "--out", str(tmp_path / "junk-out.csv")])
+    out = " ".join(result.output.split())  # Rich wraps long lines
+    assert result.exit_code == 1 and f"captions file {junk} is not UTF-8 text" in out and "Traceback" not in out
+    assert not (tmp_path / "junk-out.csv").exists()

@@ -104,6 +104,16 @@ def test_manifest_errors_are_clear(tmp_path):
         data.load_manifest(tmp_path / "nope")
 
 
+def test_manifests_saved_by_a_spreadsheet_load_and_binary_ones_are_refused(tmp_path):
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes("path,label\r\nx.jpg,kitchen\r\n".encode("utf-8-sig"))  # BOM and CRLF, as Excel writes
+    assert [(i.path.name, i.label) for i in data.load_manifest(excel)] == [("x.jpg", "kitchen")]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("path,label\nsalle_à_manger.jpg,dining_room\n".encode("latin-1"))
+    with pytest.raises(data.DataError, match="not UTF-8 text"):
+        data.load_manifest(latin)
+
+
 def test_unreadable_images_are_skipped_and_listed(tmp_path):
     from PIL import Image
 

@@ -3,7 +3,6 @@ a seeded, stratified train/valid/test split -> decoded images (unreadable ones s
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import random
@@ -14,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from roomsight.errors import UserError
+from roomsight.userfiles import read_csv
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
@@ -74,20 +74,18 @@ def _from_folders(root: Path) -> list[Item]:
 
 
 def _from_csv(path: Path) -> list[Item]:
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        columns = set(reader.fieldnames or ())
-        missing = {"path", "label"} - columns
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; found {sorted(columns)}")
-        items = []
-        for row in reader:
-            label = (row.get("label") or "").strip()
-            if not label:
-                continue  # unlabelled rows (e.g. a caption rule abstained) are not training data
-            p = Path(row["path"])
-            items.append(Item(path=p if p.is_absolute() else path.parent / p, label=label,
-                              **{c: (row.get(c) or "").strip() for c in OPTIONAL_COLUMNS}))
+    header, rows = read_csv(path, "manifest", DataError)
+    missing = {"path", "label"} - set(header)
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; found {sorted(header)}")
+    items = []
+    for row in rows:
+        label = (row.get("label") or "").strip()
+        if not label:
+            continue  # unlabelled rows (e.g. a caption rule abstained) are not training data
+        p = Path(row["path"])
+        items.append(Item(path=p if p.is_absolute() else path.parent / p, label=label,
+                          **{c: (row.get(c) or "").strip() for c in OPTIONAL_COLUMNS}))
     if not items:
         raise DataError(f"{path}: no labelled rows")
     return items

@@ -10,9 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from roomsight.errors import UserError
+from roomsight.userfiles import read_csv, read_yaml
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "default.yaml"
 DEFAULT_MAX_LENGTH = 80
@@ -64,12 +63,7 @@ def load_rules(path: Path | str | None = None) -> Rules:
     """Rules from YAML: top-level `max_length` and `exclude` apply to every class; each entry under
     `classes` has `include` (required), optional `exclude` and `max_length`."""
     path = Path(path) if path else DEFAULT_RULES
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RulesError(f"rules file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML ({exc})") from None
+    doc = read_yaml(path, "rules file", RulesError)
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), dict) or not doc["classes"]:
         raise RulesError(f"{path}: expected a mapping with `classes:` naming at least one class")
     shared_exclude = _words(doc.get("exclude"), path, "exclude")
@@ -144,7 +138,7 @@ class Labelled:
 def label_csv(captions: Path, out: Path, rules: Rules, gold: Path | None = None) -> Labelled:
     """Read `captions` (a `caption` column; other columns pass through), write `out` with `label` added
     (empty where the rules abstain). An existing `label` column is kept as `label_given`."""
-    header, rows = _read(captions)
+    header, rows = read_csv(captions, "captions file", RulesError)
     if "caption" not in header:
         raise RulesError(f"{captions}: no `caption` column; found {header}")
     labels = [rules.label(r.get("caption")) for r in rows]
@@ -167,18 +161,11 @@ def _rebase(path: str, src_csv: Path, dst_csv: Path) -> str:
     return os.path.relpath(src_csv.resolve().parent / path, dst_csv.resolve().parent)
 
 
-def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.exists():
-        raise RulesError(f"captions file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        return header, list(reader)
 
 
 def _gold_labels(gold: Path, header: list[str], rows: list[dict[str, str]]) -> list[str]:
     """Known labels aligned with `rows`: joined on `path` when both files have one, else row by row."""
-    g_header, g_rows = _read(gold)
+    g_header, g_rows = read_csv(gold, "gold labels file", RulesError)
     if "label" not in g_header:
         raise RulesError(f"{gold}: no `label` column with the known labels; found {g_header}")
     if "path" in g_header and "path" in header:

@@ -153,7 +153,7 @@ def export(
     photo_dir = out.with_name(out.stem + "_photos")
     photo_dir.mkdir(parents=True, exist_ok=True)
     written = missing = 0
-    with out.open("w", newline="") as fh:
+    with out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "region", "listing_id", "caption", "taken_at"])
         for r in rows:
