@@ -81,6 +81,20 @@ def test_embed_draws_the_pca_scatter(settings, fresh_photos, tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG" and "160 images" in result.output
 
 
+@pytest.mark.parametrize("command,option,name,says", [
+    ("embed", "--out", "folder", "is a folder; give a file name"),
+    ("embed", "--out", "pca", "give a .png file name"),  # matplotlib would write pca.png and we would report `pca`
+    ("evaluate", "--json", "folder", "is a folder; give a file name"),
+])
+def test_output_paths_that_cannot_be_written_are_refused_before_the_work(settings, tmp_path, command, option, name, says):
+    (tmp_path / "folder").mkdir()
+    result = runner.invoke(app, [command, "--model", "models:/roomtype/1", "--data", str(tmp_path / "no-photos-here"),
+                                 option, str(tmp_path / name)], env={"ROOMSIGHT_HOME": str(settings.home)})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and says in out, out  # the missing data would have been the error after the check
+    assert not list(tmp_path.glob("pca*"))
+
+
 def test_pca_2d_finds_the_main_direction():
     from training.embedview import pca_2d
 

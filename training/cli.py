@@ -1,4 +1,4 @@
-"""`rollout` commands of the training area: train (and, as they land, labels, evaluate, embed).
+"""`rollout` commands of the training area: train, labels, evaluate, embed.
 
 Heavy imports happen inside the commands so `rollout --help` stays instant.
 """
@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from roomsight.console import console, friendly
+from roomsight.errors import UserError
 
 app = typer.Typer()
 
@@ -129,6 +130,16 @@ def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.M
     return registry.load_model(registry.resolve(uri))
 
 
+def _output_file(path: Path, option: str, suffix: str) -> Path:
+    """`path`, checked before any work is done: a folder, or a name without `suffix` (which matplotlib
+    would silently extend), would cost the user a whole run."""
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + suffix)}")
+    if path.suffix.lower() != suffix:
+        raise UserError(f"{option} {path}: give a {suffix} file name")
+    return path
+
+
 def _count_items(source: Path) -> int:
     from training.data import load_manifest
 
@@ -154,6 +165,7 @@ def evaluate(
 
     from training.evaluate import evaluate as run_evaluate
 
+    _output_file(json_out, "--json", ".json")
     pack = _load(ctx, model)
     with _progress() as progress:
         task = progress.add_task("predicting", total=_count_items(data))
@@ -184,6 +196,7 @@ def embed(
     """PCA of the model's embeddings: a 2-D scatter of the images, coloured by label."""
     from training.embedview import embed_plot
 
+    _output_file(out, "--out", ".png")
     pack = _load(ctx, model)
     with _progress() as progress:
         task = progress.add_task("embedding", total=_count_items(data))
