@@ -82,12 +82,14 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
 ) -> None:
     """Compare a window of the prediction log with the model's reference (Evidently); save HTML and JSON."""
-    from monitoring import drift
+    from monitoring import drift, mailer
     from monitoring.watch import send
     from roomsight.db import engine_for
 
     settings = ctx.obj.settings
     window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
+    if email:
+        mailer.ready(settings.smtp, email)
     with console.status("comparing with the reference (Evidently)..."):
         rep = drift.report(settings, engine_for(settings.db_url), window)
     if email:
@@ -121,7 +123,7 @@ def watch(
     times: Optional[int] = typer.Option(None, "--times", min=1, help="Stop after this many reports (default: run until Ctrl-C)."),
 ) -> None:
     """Make and email a drift report on a schedule."""
-    from monitoring import drift
+    from monitoring import drift, mailer
     from monitoring.watch import Outcome
     from monitoring.watch import watch as run_watch
     from roomsight.db import engine_for
@@ -129,8 +131,7 @@ def watch(
     settings = ctx.obj.settings
     every_s = drift.parse_duration(every)
     since_s = drift.parse_duration(since) if since else every_s
-    if not (email or settings.smtp.recipients):
-        raise UserError("no recipients: pass --email ADDRESS or set smtp.recipients")
+    mailer.ready(settings.smtp, email or [])
 
     def show(o: Outcome) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")

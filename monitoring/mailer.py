@@ -25,15 +25,25 @@ class MailError(UserError):
     """Email is not configured, or the server refused it; the message says which, without secrets."""
 
 
-def send(smtp: SmtpSettings, recipients: Sequence[str], subject: str, html_body: str,
-         attachments: Sequence[Path] = (), ssl_context: ssl.SSLContext | None = None) -> None:
-    """Send one HTML message. `ssl_context` overrides certificate checking (tests with self-signed certs)."""
+def ready(smtp: SmtpSettings, recipients: Sequence[str]) -> list[str]:
+    """The recipients (`recipients`, else smtp.recipients), or a MailError if nothing could be sent: checked
+    by the commands before a report is computed, or a watch started, that would end in a failed send."""
     to = [r for r in (recipients or smtp.recipients) if r]
     if not smtp.host:
         raise MailError("email is not configured: set smtp.host (ROOMSIGHT_SMTP__HOST) and, if the server needs a "
                         "login, smtp.user and smtp.password")
     if not to:
         raise MailError("no recipients: pass --email ADDRESS or set smtp.recipients")
+    bad = [r for r in to if "@" not in r]
+    if bad:
+        raise MailError(f"not an email address: {', '.join(bad)}")
+    return to
+
+
+def send(smtp: SmtpSettings, recipients: Sequence[str], subject: str, html_body: str,
+         attachments: Sequence[Path] = (), ssl_context: ssl.SSLContext | None = None) -> None:
+    """Send one HTML message. `ssl_context` overrides certificate checking (tests with self-signed certs)."""
+    to = ready(smtp, recipients)
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = subject, smtp.sender, ", ".join(to)
     msg.set_content("This message is HTML; open it in a mail client that shows HTML.")

@@ -136,3 +136,19 @@ def test_starttls_and_ssl(smtp_server, tmp_path):
     smtp_ssl = smtp.model_copy(update={"port": port_ssl, "security": "ssl"})
     mailer.send(smtp_ssl, ["a@example.org"], "over ssl", "<p>hello</p>", ssl_context=client_ctx)
     assert inbox_ssl.messages[-1][1]["Subject"] == "over ssl"
+
+
+@pytest.mark.parametrize("args,env,says", [
+    (["drift", "report", "--email", "ops@example.org"], {}, "email is not configured"),
+    (["drift", "report", "--email", "ops"], {"ROOMSIGHT_SMTP__HOST": "localhost"}, "not an email address: ops"),
+    (["drift", "watch", "--times", "1"], {"ROOMSIGHT_SMTP__RECIPIENTS": '["ops@example.org"]'}, "email is not configured"),
+])
+def test_drift_commands_refuse_an_email_they_could_not_send_before_any_report(tmp_path, args, env, says):
+    from typer.testing import CliRunner
+
+    from rollout.cli import app
+
+    # An empty prediction log: without the check first, the error would be about the window, after the work.
+    result = CliRunner().invoke(app, args, env={"ROOMSIGHT_HOME": str(tmp_path), **env})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and says in out, out
