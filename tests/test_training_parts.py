@@ -49,8 +49,34 @@ def test_tune_modes():
     assert tune_mode(TrainConfig(head_only=True), "resnet50", True) == "head"
     with pytest.raises(DataError, match="tiny_cnn"):
         tune_mode(TrainConfig(tune="last"), "tiny_cnn", False)
-    with pytest.raises(DataError, match="head, last or full"):
-        tune_mode(TrainConfig(tune="most"), "resnet18", True)
+
+
+@pytest.mark.parametrize("options,says", [
+    ({"tune": "most"}, "head, last or full"), ({"head_only": True, "tune": "full"}, "contradict"),
+    ({"resize_mode": "zoom"}, "crop, pad, squish"), ({"backbone": "vgg99"}, "unknown backbone"),
+])
+def test_bad_options_fail_before_any_photo_is_read(tmp_path, options, says):
+    from roomsight.config import load_settings
+    from roomsight.errors import UserError
+    from training.pipeline import TrainConfig, train
+
+    settings = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)})
+    with pytest.raises(UserError, match=says):  # not "data not found", which loading the photos would say
+        train(settings, TrainConfig(data=tmp_path / "no-photos-here", **options))
+
+
+def test_weights_files_that_are_not_the_backbones_are_clear_errors(tmp_path):
+    junk, other = tmp_path / "photo.jpg", tmp_path / "linear.pt"
+    junk.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    torch.save(torch.nn.Linear(3, 2).state_dict(), other)
+    with pytest.raises(backbones.BackboneError, match="not a PyTorch weights file for tiny_cnn"):
+        backbones.create("tiny_cnn", weights=junk)
+    with pytest.raises(backbones.BackboneError, match=r"does not fit tiny_cnn.*missing.*2 unexpected \(first: weight\)"):
+        backbones.create("tiny_cnn", weights=other)
+    with pytest.raises(backbones.BackboneError, match="does not fit resnet18"):
+        backbones.create("resnet18", weights=other)
+    torch.save(backbones.create("tiny_cnn").module.state_dict(), other)
+    assert backbones.create("tiny_cnn", weights=other).pretrained
 
 
 def test_missing_imagenet_weights_is_a_clear_error(tmp_path, monkeypatch):

