@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from roomsight.errors import UserError
 from roomsight.tables import metadata
@@ -50,10 +50,12 @@ def engine_for(url: str) -> Engine:
             raise DatabaseUnavailable(f"the driver for {parsed.drivername} is not installed: {exc.name}{extra}") from None
     try:
         metadata.create_all(engine)
-    except (OperationalError, InterfaceError) as exc:
+    except (DatabaseError, InterfaceError) as exc:
         engine.dispose()
         reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise DatabaseUnavailable(f"cannot reach the database at {redact(url)} (the `database_url` setting): {reason}") from None
+        # OperationalError: down, refused, wrong password; its DatabaseError siblings: a file that is not a database.
+        problem = "cannot reach" if isinstance(exc, (OperationalError, InterfaceError)) else "cannot use"
+        raise DatabaseUnavailable(f"{problem} the database at {redact(url)} (the `database_url` setting): {reason}") from None
     _engines[url] = engine
     return engine
 

@@ -162,15 +162,18 @@ def unreachable(exc: BaseException) -> RegistryError | None:
     """A one-line error if `exc` (or what caused it) is a failure to reach the tracking server or its
     database; None for anything else, which the caller handles as before."""
     import requests
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
     seen: BaseException | None = exc
     for _ in range(10):  # MLflow wraps the transport's error once or twice; the chain is short
         if seen is None:
             break
         # roomsight's own database raises the same SQLAlchemy errors: those are not MLflow's unless MLflow raised them.
+        # A plain DatabaseError is a file that is not a database; its other subclasses (IntegrityError, ...) are not
+        # about reaching the store.
+        store_error = isinstance(seen, (OperationalError, InterfaceError)) or type(seen) is DatabaseError
         if (isinstance(seen, (requests.ConnectionError, requests.Timeout))
-                or isinstance(seen, (OperationalError, InterfaceError)) and _raised_in_mlflow(seen)):
+                or store_error and _raised_in_mlflow(seen)):
             uri = os.environ.get("MLFLOW_TRACKING_URI", "?")
             return RegistryError(f"cannot reach MLflow at {_redact(uri)} (the `mlflow_tracking_uri` setting): {_reason(seen)}")
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)

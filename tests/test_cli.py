@@ -73,20 +73,23 @@ def test_status_promote_refusals_through_the_cli(home):
     assert [e["action"] for e in events] == ["rollback", "start"] and events[1]["actor"] == "carol"
 
 
-@pytest.mark.parametrize("store", ["mlflow", "postgres", "sqlite"])
-def test_stores_out_of_reach_are_one_line_errors_without_the_password(tmp_path, monkeypatch, store):
+@pytest.mark.parametrize("store", ["mlflow", "postgres", "sqlite", "corrupt-sqlite", "corrupt-mlflow"])
+def test_stores_out_of_reach_or_corrupt_are_one_line_errors_without_the_password(tmp_path, monkeypatch, store):
     from tests.conftest import free_port
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refused connection needs no retries to show
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # configure() points it at the dead server; restore it after
     nobody = f"ops:hunter2@127.0.0.1:{free_port()}"
-    (tmp_path / "file").write_text("")
+    junk = "not a database " * 100
     env, says = {
         "mlflow": ({"ROOMSIGHT_MLFLOW_TRACKING_URI": f"http://{nobody}"}, "cannot reach MLflow at http://127.0.0.1"),
         "postgres": ({"ROOMSIGHT_DATABASE_URL": f"postgresql+psycopg://{nobody}/rs"},
                      "cannot reach the database at postgresql+psycopg://ops:***@"),
         "sqlite": ({"ROOMSIGHT_HOME": str(tmp_path / "file" / "home")}, "cannot create the SQLite database"),
+        "corrupt-sqlite": ({"ROOMSIGHT_DATABASE_URL": f"sqlite:///{tmp_path / 'file'}"}, "cannot use the database at sqlite:///"),
+        "corrupt-mlflow": ({"ROOMSIGHT_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'file'}"}, "cannot reach MLflow at sqlite:///"),
     }[store]
+    (tmp_path / "file").write_text(junk if store.startswith("corrupt") else "")
     result = runner.invoke(app, ["history"], env={"ROOMSIGHT_HOME": str(tmp_path), **env})
     out = " ".join(result.output.split())  # Rich wraps long lines
     assert result.exit_code == 1, out
