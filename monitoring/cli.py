@@ -25,7 +25,7 @@ app.add_typer(drift_app, name="drift")
 @friendly
 def inspect(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Image files to describe."),
+    paths: list[Path] = typer.Argument(..., help="Image files to describe, or folders of them (searched recursively)."),
     model: Optional[str] = typer.Option(None, "--model", help="Calibrate on (and run) this version, models:/NAME/N "
                                         "or models:/NAME@ALIAS (default: the champion)."),
     no_model: bool = typer.Option(False, "--no-model", help="Image descriptors and flags only, default calibration, "
@@ -35,13 +35,19 @@ def inspect(
     from monitoring.descriptors import describe
     from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
     from monitoring.reference import model_descriptors
-    from roomsight.images import ImageRejected, decode_upload
+    from roomsight.images import IMAGE_SUFFIXES, ImageRejected, decode_upload
 
     settings = ctx.obj.settings
     pack = None if no_model else _load_model(settings, model)
     calibration = Calibration.from_reference(pack.meta.reference if pack else None)
     threshold = settings.monitoring.flag_threshold
-    for path in paths:
+    files: list[Path] = []
+    for given in paths:
+        found = sorted(x for x in given.rglob("*") if x.suffix.lower() in IMAGE_SUFFIXES) if given.is_dir() else [given]
+        if not found:
+            err.print(f"[yellow]skipped[/] {given}: no images in this folder", highlight=False)
+        files += found
+    for path in files:
         try:
             decoded = decode_upload(path.read_bytes(), settings.serve)
         except (OSError, ImageRejected) as exc:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # helpful message (and only as a warning below 2x its limit).
 Image.MAX_IMAGE_PIXELS = None
 
+# Files taken for photos when a folder is given (training folders, `rollout inspect DIR`).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
 # Serving's model inputs have at most this many pixels per side; larger uploads are decoded at reduced
 # scale, once by the ingress and, from the same bytes, identically by a model replica.
 SERVE_MAX_SIDE = 512

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,22 @@ def test_inspect_prints_json_lines(tmp_path):
     assert [line["flags"] for line in lines] == [[], ["night_time"], ["low_resolution"]]
     assert lines[2]["descriptors"]["width"] == 40 and "brightness" in lines[0]["descriptors"]
     assert "bad.jpg" in result.output
+
+
+def test_inspect_takes_folders_of_photos(tmp_path):
+    from rollout.cli import app
+
+    (tmp_path / "photos" / "upstairs").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    scenes(1)[0].save(tmp_path / "photos" / "a.jpg", "JPEG")
+    scenes(1)[0].resize((40, 30)).save(tmp_path / "photos" / "upstairs" / "b.png")
+    (tmp_path / "photos" / "notes.txt").write_text("not a photo")
+    result = CliRunner().invoke(app, ["inspect", "--no-model", str(tmp_path / "photos"), str(tmp_path / "empty")],
+                                env={"ROOMSIGHT_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [Path(line["path"]).name for line in lines] == ["a.jpg", "b.png"]
+    assert "empty: no images in this folder" in " ".join(result.output.split())
 
 
 @pytest.mark.skipif(not REAL_ROOMS.exists(), reason="real photos not present (../shared/data/rooms)")

@@ -13,9 +13,9 @@ from pathlib import Path
 from PIL import Image
 
 from roomsight.errors import UserError
+from roomsight.images import IMAGE_SUFFIXES
 from roomsight.userfiles import read_csv
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
 
 
