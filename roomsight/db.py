@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
-from roomsight.errors import UserError
+from roomsight.errors import UserError, first_line
 from roomsight.tables import metadata
 
 _engines: dict[str, Engine] = {}
@@ -52,7 +52,7 @@ def engine_for(url: str) -> Engine:
         metadata.create_all(engine)
     except (DatabaseError, InterfaceError) as exc:
         engine.dispose()
-        reason = str(exc.orig or exc).strip().splitlines()[0]
+        reason = first_line(exc.orig or exc)
         # OperationalError: down, refused, wrong password; its DatabaseError siblings: a file that is not a database.
         problem = "cannot reach" if isinstance(exc, (OperationalError, InterfaceError)) else "cannot use"
         raise DatabaseUnavailable(f"{problem} the database at {redact(url)} (the `database_url` setting): {reason}") from None

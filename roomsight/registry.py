@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from roomsight.config import Settings
-from roomsight.errors import UserError
+from roomsight.errors import UserError, first_line
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
@@ -102,7 +102,7 @@ def resolve(uri: str) -> ModelRef:
         else:
             mv = c.get_model_version(name, version)
     except Exception as exc:
-        raise unreachable(exc) or RegistryError(f"{uri} does not resolve in the registry: {_first_line(exc)}") from None
+        raise unreachable(exc) or RegistryError(f"{uri} does not resolve in the registry: {first_line(exc)}") from None
     return ModelRef(name=name, version=str(mv.version))
 
 
@@ -211,7 +211,7 @@ def _reason(exc: BaseException) -> str:
         return "timed out"
     cause = getattr(exc, "orig", None) or exc  # SQLAlchemy keeps the driver's own error in .orig
     errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(cause))
-    return errno[0] if errno else _first_line(cause)
+    return errno[0] if errno else first_line(cause)
 
 
 def _redact(uri: str) -> str:
@@ -221,7 +221,3 @@ def _redact(uri: str) -> str:
 
     parts = urlsplit(uri)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if parts.netloc else uri
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

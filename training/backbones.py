@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from roomsight.errors import UserError
+from roomsight.errors import UserError, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -62,8 +62,7 @@ def _read_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip, struct and runtime errors for a file that is not a checkpoint
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BackboneError(f"{path} is not a PyTorch weights file for {name} ({first})") from None
+        raise BackboneError(f"{path} is not a PyTorch weights file for {name} ({first_line(exc)})") from None
     if not isinstance(state, dict):
         raise BackboneError(f"{path} holds a {type(state).__name__}, not a state dict of {name} weights")
     return state
