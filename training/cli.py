@@ -130,14 +130,13 @@ def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.M
     return registry.load_model(registry.resolve(uri))
 
 
-def _output_file(path: Path, option: str, suffix: str) -> Path:
-    """`path`, checked before any work is done: a folder, or a name without `suffix` (which matplotlib
-    would silently extend), would cost the user a whole run."""
+def _output_file(path: Path, option: str, suffix: str) -> None:
+    """Checked before any work is done: a folder, or a name without `suffix` (which matplotlib would
+    silently extend), would cost the user a whole run."""
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + suffix)}")
     if path.suffix.lower() != suffix:
         raise UserError(f"{option} {path}: give a {suffix} file name")
-    return path
 
 
 def _count_items(source: Path) -> int:
