@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import time
 from collections import Counter
 from dataclasses import replace
@@ -26,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 
 from roomsight.config import Settings, load_settings
+from roomsight.listening import check_free, listen
 from rollout.control import ControlPlane, GatesFailed
 from rollout.plan import load_plan
 from rollout.reviewers import demo_tokens, review_all, start_review_server
@@ -69,19 +71,30 @@ def _shifted(shot: Shot, rng: np.random.Generator) -> Shot:
     return replace(shot, jpeg=buf.getvalue())
 
 
-def demo_settings(home: Path, port: int, smtp_port: int | None = None) -> Settings:
+def demo_settings(home: Path, port: int) -> Settings:
     import json
 
     env = dict(os.environ)
     env.update({"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(port), "ROOMSIGHT_SERVE__STATE_POLL_S": "0.5",
                 "ROOMSIGHT_LOG__FLUSH_INTERVAL_S": "0.2", "ROOMSIGHT_REVIEW__TOKENS": json.dumps(demo_tokens()),
                 "ROOMSIGHT_REVIEW__PORT": str(port + 1), "ROOMSIGHT_SMTP__HOST": "127.0.0.1",
-                "ROOMSIGHT_SMTP__PORT": str(smtp_port or port + 2), "ROOMSIGHT_SMTP__SECURITY": "none",
+                "ROOMSIGHT_SMTP__PORT": str(port + 2), "ROOMSIGHT_SMTP__SECURITY": "none",
                 "ROOMSIGHT_SMTP__RECIPIENTS": json.dumps(TEAM)})
     env.pop("ROOMSIGHT_CONFIG", None)
     env.pop("ROOMSIGHT_DATABASE_URL", None)
     env.pop("ROOMSIGHT_MLFLOW_TRACKING_URI", None)
     return load_settings(environ=env)
+
+
+def claim_ports(settings: Settings, port: int) -> socket.socket:
+    """The demo's three ports, checked before minutes of training. Found later, a taken Serve or SMTP
+    port stops the demo half-way, and a taken reviewer port shows only as reviewers timing out and a
+    gate refusing for want of verdicts. The reviewer page's socket is kept for it; Ray Serve and the
+    SMTP sink bind for themselves."""
+    fix = f"the demo uses --port {port} and the two ports after it; choose another --port"
+    check_free(settings.serve.host, settings.serve.port, "serve", fix)
+    check_free(settings.smtp.host, settings.smtp.port, "smtp", fix)
+    return listen("127.0.0.1", settings.review.port, "review", fix)
 
 
 def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 8765, console: Console | None = None,
@@ -95,6 +108,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     run_dir = (run_dir or Path("demo-run") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     home = run_dir / "home"
     settings = demo_settings(home, port)
+    review_sock = claim_ports(settings, port)
     console.rule("[bold]roomsight demo")
     console.print(f"run folder: {run_dir}")
     console.print("[dim]photos: " + (f"{data}" if data else "SYNTHETIC room scenes drawn by code (not real photos)") + "[/]")
@@ -119,7 +133,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     with console.status("starting Ray Serve ..."):
         url = start_serve(settings)
     console.print(f"Serve app: {url}")
-    reviews = start_review_server(settings, control.engine, settings.review.port)
+    reviews = start_review_server(settings, control.engine, review_sock)
     console.print(f"reviewer page: {reviews.url}  (simulated reviewers: {', '.join(reviews.tokens)})")
     truth: dict[str, str] = {}
 

@@ -8,6 +8,7 @@ person would be looking at the photo instead.
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,24 +31,30 @@ def demo_tokens(names: tuple[str, ...] = ("ana", "ben")) -> dict[str, str]:
     return {n: secrets.token_urlsafe(16) for n in names}
 
 
-def start_review_server(settings: Settings, engine: Engine, port: int) -> ReviewServer:
-    """The reviewer page and API (monitoring.review.web) on localhost, in a background thread."""
+def start_review_server(settings: Settings, engine: Engine, sock: socket.socket) -> ReviewServer:
+    """The reviewer page and API (monitoring.review.web) on `sock` (roomsight.listening.listen), in a
+    background thread."""
     import uvicorn
 
     from monitoring.review.web import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="review-page", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="review-page", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError("the reviewer page stopped while starting; see the log above")
         time.sleep(0.05)
+    if not server.started:
+        raise RuntimeError("the reviewer page did not start within 20 s")
+    host, port = sock.getsockname()[:2]
 
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=10)
 
-    return ReviewServer(f"http://127.0.0.1:{port}", dict(settings.review.tokens), stop)
+    return ReviewServer(f"http://{host}:{port}", dict(settings.review.tokens), stop)
 
 
 def review_all(server: ReviewServer, engine: Engine, truth: dict[str, str], unusable: str = "unusable") -> int:

@@ -11,11 +11,13 @@ from roomsight.config import ConfigError
 
 
 def cannot_listen(host: str, port: int, section: str,
-                  reason: str = "the address is in use or not this machine's") -> ConfigError:
-    return ConfigError(f"cannot listen on {host}:{port}: {reason} ({section}.host, {section}.port; --host, --port)")
+                  reason: str = "the address is in use or not this machine's", fix: str | None = None) -> ConfigError:
+    """`fix` says what to change, when that is not `section`'s host and port settings (the demo's --port)."""
+    return ConfigError(f"cannot listen on {host}:{port}: {reason} "
+                       f"({fix or f'{section}.host, {section}.port; --host, --port'})")
 
 
-def listen(host: str, port: int, section: str) -> socket.socket:
+def listen(host: str, port: int, section: str, fix: str | None = None) -> socket.socket:
     """A socket bound to host:port and listening, or a ConfigError naming `section`'s host and port settings."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses it
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -25,8 +27,14 @@ def listen(host: str, port: int, section: str) -> socket.socket:
         sock.listen()
     except OSError as exc:
         sock.close()
-        raise cannot_listen(host, port, section, (exc.strerror or str(exc)).lower()) from None
+        raise cannot_listen(host, port, section, (exc.strerror or str(exc)).lower(), fix) from None
     return sock
+
+
+def check_free(host: str, port: int, section: str, fix: str | None = None) -> None:
+    """For servers that bind for themselves (Ray Serve's proxy, the SMTP sink): a taken port found now
+    rather than after minutes of work. Another process may still take it in between."""
+    listen(host, port, section, fix).close()
 
 
 def serve_http(app: Any, sock: socket.socket) -> None:

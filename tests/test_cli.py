@@ -112,6 +112,25 @@ def test_http_servers_on_a_taken_port_fail_before_announcing_themselves(tmp_path
     assert " on http://" not in out  # no address announced that nobody is listening on
 
 
+@pytest.mark.parametrize("taken_offset,server", [(0, "Serve app"), (1, "reviewer page"), (2, "SMTP sink")])
+def test_demo_on_a_taken_port_fails_before_training(tmp_path, taken_offset, server):
+    """The demo uses --port and the two ports after it; any of them taken is said before minutes of
+    training (a taken reviewer port used to show only as reviewers timing out and a gate refusing)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] - taken_offset
+        run = tmp_path / "run"
+        result = runner.invoke(app, ["demo", "--port", str(port), "--keep", str(run)], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, out
+    assert f"cannot listen on 127.0.0.1:{port + taken_offset}: address already in use" in out, server
+    assert f"the demo uses --port {port}" in out and "Traceback" not in out
+    assert not (run / "home" / "mlflow.db").exists()  # nothing was trained
+
+
 @pytest.mark.parametrize("args,says", [
     (["-c", "{binary}", "status"], "config file {binary} is not UTF-8 text"),
     (["--plan", "{folder}", "plan", "show"], "rollout plan {folder} is a folder"),
