@@ -1,6 +1,7 @@
-"""Reading the text files a user points roomsight at (settings, rollout plans, caption rules, CSV
-manifests and caption files). Each failure is the caller's UserError naming the file: UTF-8 with or
-without the byte-order mark spreadsheet programs write, valid YAML or CSV, or a message saying which."""
+"""The files a user points roomsight at. Text it reads (settings, rollout plans, caption rules, CSV
+manifests and caption files): each failure is the caller's UserError naming the file: UTF-8 with or
+without the byte-order mark spreadsheet programs write, valid YAML or CSV, or a message saying which.
+Files it writes (reports, plots, exports): checked before the work that fills them."""
 
 from __future__ import annotations
 
@@ -41,3 +42,12 @@ def read_csv(path: Path, what: str, error: type[UserError]) -> tuple[list[str], 
         return list(reader.fieldnames or []), list(reader)
     except csv.Error as exc:
         raise error(f"{what} {path} is not a readable CSV: {exc}") from None
+
+
+def check_output_file(path: Path, option: str, suffix: str) -> None:
+    """Checked before any work is done: a folder, or a name without `suffix` (which matplotlib would
+    silently extend), would cost the user a whole run."""
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + suffix)}")
+    if path.suffix.lower() != suffix:
+        raise UserError(f"{option} {path}: give a {suffix} file name")

@@ -19,7 +19,7 @@ from monitoring.review import queue
 from monitoring.review.photos import BadRequestId, PhotoStore
 from monitoring.review.queue import ReviewError
 from roomsight.tables import metadata, review_items, review_verdicts
-from tests.conftest import settings_for
+from tests.conftest import free_port, settings_for
 
 CLASSES = ("bedroom", "bathroom", "kitchen")
 ROLLOUT = "11111111-2222-3333-4444-555555555555"
@@ -285,6 +285,38 @@ def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
     rows = list(csv.DictReader(gold.open()))
     assert len(rows) == 20 and {r["label"] for r in rows} == {"bedroom", "bathroom"}
     assert all((gold.parent / r["path"]).read_bytes()[:2] == b"\xff\xd8" for r in rows)
+
+
+def test_review_cli_refuses_a_mistyped_rollout_and_an_export_with_nothing_or_nowhere_to_go(env, tmp_path: Path) -> None:
+    """A mistyped --rollout used to read as a rollout with nothing reviewed (and `serve` as an empty
+    queue); an export with no verdicts wrote an empty manifest; `--out FOLDER` made FOLDER_photos first."""
+    from typer.testing import CliRunner
+
+    from rollout.cli import app
+
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
+    other = "99999999-2222-3333-4444-555555555555"
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "kitchen"}], rollout_id=other)
+    envvars = {"ROOMSIGHT_HOME": str(s.home), "ROOMSIGHT_REVIEW__TOKENS": json.dumps({"ann": "ann-long-enough-token"})}
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+
+    def run(*args: str) -> str:
+        r = CliRunner().invoke(app, list(args), env=envvars)
+        text = " ".join(r.output.split())
+        assert r.exit_code == 1 and "Traceback" not in text, text
+        return text
+
+    typo = ROLLOUT[:-1] + "6"
+    for command in (["stats"], ["export", "--out", str(out_dir / "x.csv")], ["serve", "--port", str(free_port())]):
+        text = run("review", *command, "--rollout", typo)
+        assert f"--rollout {typo}: no such rollout" in text and f"recent ones: {other}, {ROLLOUT}" in text
+    assert "nothing to export: no usable verdicts yet" in run("review", "export", "--out", str(out_dir / "x.csv"))
+    assert f"for rollout {other} yet" in run("review", "export", "--out", str(out_dir / "x.csv"), "--rollout", other)
+    assert f"--out {out_dir} is a folder" in run("review", "export", "--out", str(out_dir))
+    assert "give a .csv file name" in run("review", "export", "--out", str(out_dir / "gold"))
+    assert list(out_dir.iterdir()) == [] and not (tmp_path / "exports_photos").exists()  # nothing written anywhere
 
 
 def _upload(fmt: str, size: tuple[int, int], max_side: int | None = None):

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 
 from roomsight.console import console, friendly
-from roomsight.errors import UserError
+from roomsight.userfiles import check_output_file
 
 app = typer.Typer()
 
@@ -130,15 +130,6 @@ def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.M
     return registry.load_model(registry.resolve(uri))
 
 
-def _output_file(path: Path, option: str, suffix: str) -> None:
-    """Checked before any work is done: a folder, or a name without `suffix` (which matplotlib would
-    silently extend), would cost the user a whole run."""
-    if path.is_dir():
-        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + suffix)}")
-    if path.suffix.lower() != suffix:
-        raise UserError(f"{option} {path}: give a {suffix} file name")
-
-
 def _count_items(source: Path) -> int:
     from training.data import load_manifest
 
@@ -164,7 +155,7 @@ def evaluate(
 
     from training.evaluate import evaluate as run_evaluate
 
-    _output_file(json_out, "--json", ".json")
+    check_output_file(json_out, "--json", ".json")
     pack = _load(ctx, model)
     with _progress() as progress:
         task = progress.add_task("predicting", total=_count_items(data))
@@ -195,7 +186,7 @@ def embed(
     """PCA of the model's embeddings: a 2-D scatter of the images, coloured by label."""
     from training.embedview import embed_plot
 
-    _output_file(out, "--out", ".png")
+    check_output_file(out, "--out", ".png")
     pack = _load(ctx, model)
     with _progress() as progress:
         task = progress.add_task("embedding", total=_count_items(data))

@@ -30,6 +30,19 @@ def _current_rollout(engine: Any) -> str | None:  # Engine
     return row.state.get("rollout_id") if row is not None else None
 
 
+def _rollout_asked(engine: Any, rollout: str | None) -> str | None:  # Engine
+    """`--rollout` as given, once the database is known to have seen it: a mistyped id would
+    otherwise read as a rollout with nothing to review."""
+    from monitoring.review import queue
+
+    if rollout is None or rollout == _current_rollout(engine) or queue.has_rollout(engine, rollout):
+        return rollout
+    recent = queue.recent_rollouts(engine)
+    raise UserError(f"--rollout {rollout}: no such rollout in the prediction log or the review queue; "
+                    + (f"recent ones: {', '.join(recent)}" if recent else "nothing has been logged yet")
+                    + " (`rollout status` shows the current one)")
+
+
 @app.command()
 @friendly
 def serve(
@@ -52,8 +65,9 @@ def serve(
         raise UserError("no reviewer tokens configured: set review.tokens in the config file or "
                         "ROOMSIGHT_REVIEW__TOKENS='{\"reviewer-id\": \"token\"}'")
     bind_host, bind_port = host or settings.review.host, port or settings.review.port
-    sock = listen(bind_host, bind_port, "review")
     engine = engine_for(settings.db_url)
+    rollout = _rollout_asked(engine, rollout)
+    sock = listen(bind_host, bind_port, "review")
     stop = threading.Event()
 
     def refill() -> None:
@@ -95,7 +109,7 @@ def stats(
 
     settings = ctx.obj.settings
     engine = engine_for(settings.db_url)
-    target = rollout or _current_rollout(engine)
+    target = _rollout_asked(engine, rollout) or _current_rollout(engine)
     if target:
         queue.fill(engine, settings, target)
     items = queue.as_reviewed(queue.reviewed(engine, target))
@@ -144,11 +158,16 @@ def export(
     from monitoring.review.photos import PhotoStore
     from monitoring.review.stats import UNUSABLE
     from roomsight.db import engine_for
+    from roomsight.userfiles import check_output_file
 
+    check_output_file(out, "--out", ".csv")
     settings = ctx.obj.settings
     engine = engine_for(settings.db_url)
     store = PhotoStore.for_settings(settings)
-    rows = [r for r in queue.reviewed(engine, rollout) if r["truth"] != UNUSABLE]
+    rows = [r for r in queue.reviewed(engine, _rollout_asked(engine, rollout)) if r["truth"] != UNUSABLE]
+    if not rows:
+        raise UserError("nothing to export: no usable verdicts" + (f" for rollout {rollout}" if rollout else "")
+                        + " yet; nothing written")
     out = out.resolve()
     photo_dir = out.with_name(out.stem + "_photos")
     photo_dir.mkdir(parents=True, exist_ok=True)

@@ -260,6 +260,22 @@ def progress(engine: Engine, reviewer: str | None = None, rollout_id: str | None
 
 
 # -- reading verdicts ---------------------------------------------------------------------------------
+def has_rollout(engine: Engine, rollout_id: str) -> bool:
+    """Whether the prediction log or the review queue has seen this rollout."""
+    with engine.connect() as conn:
+        return any(conn.execute(select(t.c.rollout_id).where(t.c.rollout_id == rollout_id).limit(1)).first()
+                   for t in (review_items, predictions))
+
+
+def recent_rollouts(engine: Engine, limit: int = 5) -> list[str]:
+    """Rollout ids in the prediction log, the most recently answered first."""
+    p = predictions.c
+    q = (select(p.rollout_id).where(p.rollout_id.is_not(None)).group_by(p.rollout_id)
+         .order_by(func.max(p.ts).desc()).limit(limit))
+    with engine.connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
 def reviewed(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
     """Every verdict with its item and the logged answers of both models (fresh from the log, so a
     shadow answer that arrived after queuing counts)."""
