@@ -259,13 +259,15 @@ def model_reference(settings: Settings, version: str) -> dict[str, Any]:
     """A registered version's reference statistics, cached as JSON in the data directory (versions are
     immutable, so the cache never goes stale)."""
     from roomsight import registry
+    from roomsight.modelpack import read_meta
 
     cache = settings.home / "cache" / "references" / f"{settings.model_name}-{version}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     registry.configure(settings)
-    pack_dir = registry.download_pack(registry.ModelRef(settings.model_name, version))
-    reference = json.loads((pack_dir / "meta.json").read_text()).get("reference", {})
+    ref = registry.ModelRef(settings.model_name, version)
+    with registry.pack_files(ref) as directory:
+        reference = read_meta(directory, ref.uri).reference
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(reference))
     return reference

@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from roomsight.errors import UserError, first_line
 from roomsight.preprocess import Preprocessing, batch_tensor
 
 UNSURE = "unsure"
@@ -138,10 +140,36 @@ def save_pack(directory: Path, module: torch.nn.Module, meta: PackMeta, example:
     return directory
 
 
-def load_pack(directory: Path | str, version: str = "") -> ModelPack:
+class PackError(UserError):
+    """A pack whose files are missing or damaged: an artifact store that lost or half-copied them."""
+
+
+def read_meta(directory: Path, source: str | None = None) -> PackMeta:
+    """The pack's meta.json; `source` (a models:/ URI) names the pack in errors instead of its folder."""
+    where = source or str(directory)
+    try:
+        return PackMeta.from_dict(json.loads((directory / META_FILE).read_text()))
+    except FileNotFoundError:
+        raise PackError(f"cannot load {where}: its {META_FILE} is missing from the artifact store") from None
+    except KeyError as exc:
+        raise PackError(f"cannot load {where}: its {META_FILE} has no {exc}") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise PackError(f"cannot load {where}: its {META_FILE} is damaged ({first_line(exc)})") from None
+
+
+def load_pack(directory: Path | str, version: str = "", source: str | None = None) -> ModelPack:
+    """The pack in `directory`; `source` as for read_meta. The files can go once it returns."""
     directory = Path(directory)
-    meta = PackMeta.from_dict(json.loads((directory / META_FILE).read_text()))
-    module = torch.export.load(str(directory / MODEL_FILE)).module()
+    meta = read_meta(directory, source)
+    where = source or str(directory)
+    if not (directory / MODEL_FILE).is_file():
+        raise PackError(f"cannot load {where}: its {MODEL_FILE} is missing from the artifact store")
+    if not zipfile.is_zipfile(directory / MODEL_FILE):  # torch would log a page of traceback before failing
+        raise PackError(f"cannot load {where}: its {MODEL_FILE} is damaged (not a complete archive)")
+    try:
+        module = torch.export.load(str(directory / MODEL_FILE)).module()
+    except Exception as exc:  # a damaged file fails in torch's zip, pickle or schema checks alike
+        raise PackError(f"cannot load {where}: its {MODEL_FILE} is damaged ({type(exc).__name__}: {first_line(exc)})") from None
     return ModelPack(module, meta, version=version)
 
 

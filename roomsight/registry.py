@@ -143,19 +143,22 @@ def version_tags(ref: ModelRef) -> dict[str, str]:
     return dict(client().get_model_version(ref.name, ref.version).tags)
 
 
-def download_pack(ref: ModelRef, dst: Path | None = None) -> Path:
-    """Local directory holding the pack (model.pt + meta.json) of a registered version."""
+@contextlib.contextmanager
+def pack_files(ref: ModelRef) -> Iterator[Path]:
+    """A registered version's pack (model.pt2, meta.json) in a temporary folder, removed on exit: every
+    replica start and CLI command loads a model, and each copy left behind is megabytes."""
     import mlflow.artifacts
 
-    dst = dst or Path(tempfile.mkdtemp(prefix=f"roomsight-{ref.name}-{ref.version}-"))
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(dst)))
-    return root / "artifacts" / "pack"
+    with tempfile.TemporaryDirectory(prefix=f"roomsight-{ref.name}-{ref.version}-") as tmp:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=tmp))
+        yield root / "artifacts" / "pack"
 
 
 def load_model(ref: ModelRef):  # noqa: ANN201 - roomsight.modelpack.ModelPack
     from roomsight.modelpack import load_pack
 
-    return load_pack(download_pack(ref), version=ref.version)
+    with pack_files(ref) as directory:
+        return load_pack(directory, version=ref.version, source=ref.uri)
 
 
 def unreachable(exc: BaseException) -> RegistryError | None:

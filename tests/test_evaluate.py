@@ -103,3 +103,39 @@ def test_pca_2d_finds_the_main_direction():
     pts, explained = pca_2d(x)
     assert pts.shape == (300, 2) and explained[0] > 0.95
     assert abs(np.corrcoef(pts[:, 0], x[:, 0])[0, 1]) > 0.99
+
+
+def test_a_model_damaged_in_the_artifact_store_is_a_one_line_error_naming_it(tmp_path, fresh_photos, monkeypatch):
+    """A lost or half-copied artifact store used to end in a BadZipFile or JSONDecodeError traceback, or in
+    a temporary folder's path; and each load left its copy of the pack behind in the temp folder."""
+    import tempfile
+
+    from tests.conftest import settings_for
+    from training.pipeline import TrainConfig, train
+
+    home = tmp_path / "home"  # a private registry: the shared one's artifacts are read by every test
+    train(settings_for(home), TrainConfig(seed=0, epochs=1))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    (pack,) = home.glob("mlartifacts/**/pack")
+
+    def evaluate(exit_code: int = 1) -> str:
+        result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype/1", "--data", str(fresh_photos),
+                                     "--json", str(tmp_path / "e.json")], env={"ROOMSIGHT_HOME": str(home)})
+        out = " ".join(result.output.split())
+        assert result.exit_code == exit_code and "Traceback" not in out, out
+        assert list(temp.iterdir()) == []  # the downloaded copy was removed
+        return out
+
+    assert "accuracy" in evaluate(exit_code=0)
+    model = (pack / "model.pt2").read_bytes()
+    (pack / "model.pt2").write_bytes(model[:1000])
+    assert "cannot load models:/roomtype/1: its model.pt2 is damaged (not a complete archive)" in evaluate()
+    (pack / "model.pt2").unlink()
+    assert "cannot load models:/roomtype/1: its model.pt2 is missing from the artifact store" in evaluate()
+    (pack / "model.pt2").write_bytes(model)
+    (pack / "meta.json").write_text('{"classes":')
+    assert "cannot load models:/roomtype/1: its meta.json is damaged" in evaluate()
+    (pack / "meta.json").unlink()
+    assert "cannot load models:/roomtype/1: its meta.json is missing" in evaluate()
