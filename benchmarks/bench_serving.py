@@ -6,6 +6,7 @@ in one run, side by side."""
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -317,6 +318,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     half_load("_per_core", max(1.0, saturation("_per_core") / 2), HALF_LOAD)
     cp.rollback("bench: done")
     serve.delete(APP_NAME)
+    shutil.rmtree(home, ignore_errors=True)  # two registered models and the prediction log
 
     s100, st = results["shadow100_half_load"], results["stable_half_load"]
     results["ratios"] = {
