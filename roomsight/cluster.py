@@ -4,8 +4,12 @@ Shared by the Serve app and distributed training."""
 from __future__ import annotations
 
 import os
+import socket
 
-from roomsight.config import Settings
+from roomsight.config import ConfigError, Settings
+
+CLIENT_PORT = 10001  # Ray Client's default, for a ray:// address without one
+CONNECT_TIMEOUT_S = 5.0
 
 
 def init_ray(settings: Settings) -> None:
@@ -20,7 +24,34 @@ def init_ray(settings: Settings) -> None:
     env.update({"ROOMSIGHT_HOME": str(settings.home), "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"})
     runtime_env = {"env_vars": env}
     if settings.ray.address:
-        ray.init(address=settings.ray.address, runtime_env=runtime_env, log_to_driver=False)
+        check_reachable(settings.ray.address)
+        try:
+            ray.init(address=settings.ray.address, runtime_env=runtime_env, log_to_driver=False)
+        except ConnectionError as exc:  # Ray Client's handshake with something that is not Ray
+            raise ConfigError(f"cannot join the Ray cluster at {settings.ray.address} (ray.address): {exc}") from None
     else:
         ray.init(num_cpus=settings.ray.num_cpus, include_dashboard=False, runtime_env=runtime_env,
                  log_to_driver=False, configure_logging=False)
+
+
+def endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port a `ray.address` (of a form config checked) names; None for 'auto', where Ray
+    finds the cluster itself."""
+    if address == "auto":
+        return None
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    return (host.strip("[]"), int(port)) if colon else (rest, CLIENT_PORT)
+
+
+def check_reachable(address: str) -> None:
+    """A cluster that is down or mistyped, said in seconds: Ray itself retries the connection for
+    minutes, logging as it goes, before it gives up with a traceback."""
+    target = endpoint(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        raise ConfigError(f"cannot reach the Ray cluster at {address} (ray.address): {reason}") from None

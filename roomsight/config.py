@@ -33,8 +33,22 @@ class _Section(BaseModel):
 
 
 class RaySettings(_Section):
-    address: str | None = Field(None, description="Ray cluster address ('auto', 'ray://host:10001'); empty starts a local Ray.")
+    address: str | None = Field(None, description="Ray cluster to join: 'auto', 'HEAD:6379' or 'ray://HEAD:10001'; empty starts a local Ray.")
     num_cpus: float | None = Field(2, description="CPUs for a local Ray; ignored when joining a cluster.")
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, v: str | None) -> str | None:
+        # Ray's own parse fails only after the registry is read, with a ValueError traceback.
+        if not v or v == "auto":
+            return v or None
+        rest = v.removeprefix("ray://")
+        host, colon, port = rest.rpartition(":")
+        if rest and not colon and v.startswith("ray://"):  # Ray Client's default port
+            return v
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected 'auto', 'ray://HOST[:PORT]' or 'HOST:PORT'")
+        return v
 
 
 class ServeSettings(_Section):

@@ -32,6 +32,9 @@ def test_home_config_file_is_found(tmp_path: Path):
     ({"ROOMSIGHT_SERVE__PROT": "8000"}, "serve.prot"),
     ({"ROOMSIGHT_LOG__BATCH_SIZE": "0"}, "log.batch_size"),
     ({"ROOMSIGHT_SERVE__SHADOW_BATCH_WAIT_S": "6"}, "serve.shadow_batch_wait_s"),  # not below shadow_max_wait_s
+    ({"ROOMSIGHT_RAY__ADDRESS": "localhost"}, "ray.address"),  # Ray's own parse would fail later, as a traceback
+    ({"ROOMSIGHT_RAY__ADDRESS": "head:port"}, "ray.address"),
+    ({"ROOMSIGHT_RAY__ADDRESS": "ray://"}, "ray.address"),
 ])
 def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
     with pytest.raises(ConfigError) as info:
@@ -45,6 +48,29 @@ def test_unusable_database_url_fails_at_start_without_echoing_it(tmp_path: Path,
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_DATABASE_URL": url})
     assert "ROOMSIGHT_DATABASE_URL" in str(info.value) and "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("address", ["auto", "head.internal:6379", "ray://head.internal", "ray://10.0.0.5:10001", "[::1]:6379"])
+def test_ray_addresses_of_every_form_ray_takes_are_accepted(tmp_path: Path, address: str):
+    assert load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_RAY__ADDRESS": address}).ray.address == address
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_ray_cluster_out_of_reach_is_said_in_seconds_naming_the_key(settings, scheme: str):
+    """Ray itself retried for minutes (a GCS address) or ended in a traceback (ray://)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    address = f"{scheme}127.0.0.1:{free_port()}"  # nothing listens
+    out = subprocess.run([sys.executable, "-c", "from rollout.cli import main; main()", "serve"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "ROOMSIGHT_HOME": str(settings.home),
+                                                      "ROOMSIGHT_RAY__ADDRESS": address, "COLUMNS": "200"})
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert f"cannot reach the Ray cluster at {address} (ray.address): connection refused" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
 
 
 def test_bad_file(tmp_path: Path):
