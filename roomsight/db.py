@@ -47,7 +47,8 @@ def engine_for(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True)
         except ModuleNotFoundError as exc:
             extra = " (pip install 'roomsight[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
-            raise DatabaseUnavailable(f"the driver for {parsed.drivername} is not installed: {exc.name}{extra}") from None
+            raise DatabaseUnavailable(f"the driver for {parsed.drivername} (the `database_url` setting) is not installed: "
+                                      f"{exc.name}{extra}") from None
     try:
         metadata.create_all(engine)
     except (DatabaseError, InterfaceError) as exc:

@@ -73,7 +73,7 @@ def test_status_promote_refusals_through_the_cli(home):
     assert [e["action"] for e in events] == ["rollback", "start"] and events[1]["actor"] == "carol"
 
 
-@pytest.mark.parametrize("store", ["mlflow", "postgres", "sqlite", "corrupt-sqlite", "corrupt-mlflow"])
+@pytest.mark.parametrize("store", ["mlflow", "postgres", "sqlite", "corrupt-sqlite", "corrupt-mlflow", "no-driver"])
 def test_stores_out_of_reach_or_corrupt_are_one_line_errors_without_the_password(tmp_path, monkeypatch, store):
     from tests.conftest import free_port
 
@@ -88,6 +88,7 @@ def test_stores_out_of_reach_or_corrupt_are_one_line_errors_without_the_password
         "sqlite": ({"ROOMSIGHT_HOME": str(tmp_path / "file" / "home")}, "cannot create the SQLite database"),
         "corrupt-sqlite": ({"ROOMSIGHT_DATABASE_URL": f"sqlite:///{tmp_path / 'file'}"}, "cannot use the database at sqlite:///"),
         "corrupt-mlflow": ({"ROOMSIGHT_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'file'}"}, "cannot reach MLflow at sqlite:///"),
+        "no-driver": ({"ROOMSIGHT_DATABASE_URL": f"mysql://{nobody}/rs"}, "the driver for mysql (the `database_url` setting)"),
     }[store]
     (tmp_path / "file").write_text(junk if store.startswith("corrupt") else "")
     result = runner.invoke(app, ["history"], env={"ROOMSIGHT_HOME": str(tmp_path), **env})
