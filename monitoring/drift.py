@@ -289,11 +289,33 @@ def champion_version(settings: Settings, engine: Engine) -> str:
 
 
 # -- the report ---------------------------------------------------------------------------------------
+def _never_logged(engine: Engine, window: Window) -> list[str]:
+    """The window's region or model version, if no prediction in the whole log has it: a typo, which
+    no widening of the window would cure."""
+    p = predictions.c
+    found = []
+    with engine.connect() as conn:
+        if window.region:
+            regions = sorted(conn.execute(select(p.region).distinct()).scalars())
+            if window.region not in regions:
+                found.append(f"no prediction in the log is from region {window.region!r} "
+                             f"(logged: {', '.join(regions) or 'none'})")
+        if window.model_version:
+            versions = {v for col in (p.champion_version, p.candidate_version)
+                        for v in conn.execute(select(col).distinct()).scalars() if v is not None}
+            if window.model_version not in versions:
+                found.append(f"no prediction in the log was served by model version {window.model_version} "
+                             f"(logged: {', '.join(sorted(versions, key=lambda v: (len(v), v))) or 'none'})")
+    return found
+
+
 def check(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None) -> tuple[DriftResult, Any]:
     """Compare a log window with a model's reference (default: the champion); needs `min_window` rows."""
     current = current_frame(engine, window)
     need = settings.monitoring.min_window
     if len(current) < need:
+        if unlogged := _never_logged(engine, window):
+            raise DriftError("; ".join(unlogged))
         raise DriftError(f"only {len(current)} logged prediction(s) in {window.describe()}; a drift report needs at "
                          f"least {need} (monitoring.min_window): widen the window with --since")
     version = reference_version or window.model_version or champion_version(settings, engine)

@@ -93,9 +93,17 @@ def test_report_by_region_over_the_log(settings, logged, tmp_path):
 
 def test_too_small_a_window_is_a_clear_error(settings, logged):
     with pytest.raises(drift.DriftError, match="only 0 logged prediction"):
-        drift.check(settings, logged, drift.Window(since=time.time() - 3600, region="ap-south"))
+        drift.check(settings, logged, drift.Window(since=time.time() + 60, region="eu-west", model_version="1"))
     with pytest.raises(drift.DriftError, match="only 0"):
         drift.check(settings, logged, drift.Window(since=time.time() + 60))
+
+
+def test_a_region_or_version_never_logged_is_named_not_blamed_on_the_window(settings, logged):
+    """A mistyped --region or --model used to be told to widen the window."""
+    with pytest.raises(drift.DriftError) as info:
+        drift.check(settings, logged, drift.Window(since=time.time() - 3600, region="ap-south", model_version="7"))
+    assert str(info.value) == ("no prediction in the log is from region 'ap-south' (logged: eu-west, us-east); "
+                               "no prediction in the log was served by model version 7 (logged: 1)")
 
 
 def test_gate_evidence_per_rollout(settings, logged):
