@@ -91,8 +91,11 @@ def claim_ports(settings: Settings, port: int) -> socket.socket:
     port stops the demo half-way, and a taken reviewer port shows only as reviewers timing out and a
     gate refusing for want of verdicts. The reviewer page's socket is kept for it; Ray Serve and the
     SMTP sink bind for themselves."""
+    import ray
+
     fix = f"the demo uses --port {port} and the two ports after it; choose another --port"
-    check_free(settings.serve.host, settings.serve.port, "serve", fix)
+    if not ray.is_initialized():  # else a Serve already running in this process's Ray may hold the port: the demo deploys onto it
+        check_free(settings.serve.host, settings.serve.port, "serve", fix)
     check_free(settings.smtp.host, settings.smtp.port, "smtp", fix)
     return listen("127.0.0.1", settings.review.port, "review", fix)
 

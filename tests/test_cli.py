@@ -1,6 +1,10 @@
-"""The `rollout` command line, run as a user would (in-process via Typer's runner)."""
+"""The `rollout` command line, run as a user would (in-process via Typer's runner, or in a process of
+its own where this process's state would change the outcome)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -124,9 +128,12 @@ def test_demo_on_a_taken_port_fails_before_training(tmp_path, taken_offset, serv
         taken.listen()
         port = taken.getsockname()[1] - taken_offset
         run = tmp_path / "run"
-        result = runner.invoke(app, ["demo", "--port", str(port), "--keep", str(run)], env={"ROOMSIGHT_HOME": str(tmp_path)})
-    out = " ".join(result.output.split())
-    assert result.exit_code == 1, out
+        # A process of its own: one whose Ray already runs Serve (as pytest's may) deploys the demo onto it.
+        result = subprocess.run([sys.executable, "-c", "from rollout.cli import main; main()", "demo", "--port", str(port),
+                                 "--keep", str(run)], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "ROOMSIGHT_HOME": str(tmp_path), "COLUMNS": "200"})
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, out
     assert f"cannot listen on 127.0.0.1:{port + taken_offset}: address already in use" in out, server
     assert f"the demo uses --port {port}" in out and "Traceback" not in out
     assert not (run / "home" / "mlflow.db").exists()  # nothing was trained
