@@ -51,6 +51,23 @@ def test_custom_rules_file_with_max_length_and_excludes(tmp_path):
         load_rules(path)
 
 
+@pytest.mark.parametrize("yaml_text,says", [
+    ("max_length: short\nclasses: {pool: {include: [pool]}}", "`max_length` must be a whole number of characters"),
+    ("classes: {pool: {include: [pool], max_length: 0}}", "`pool.max_length` must be a whole number"),
+    ("exlude: [indoor]\nclasses: {pool: {include: [pool]}}", "unknown key(s) ['exlude']"),
+    ("classes: {pool: {include: [pool]}, spa: {include: [hot tub, Pool]}}",
+     "keyword 'Pool' is included by both 'pool' and 'spa'"),
+])
+def test_rules_that_would_label_nothing_or_crash_are_refused_naming_the_key(tmp_path, yaml_text, says):
+    """A text max_length was a ValueError traceback; a negative one, a misspelt top-level `exclude` and a
+    keyword two classes include silently labelled less."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml_text + "\n")
+    with pytest.raises(RulesError) as info:
+        load_rules(path)
+    assert says in str(info.value)
+
+
 def test_labels_command_adds_label_and_reports_against_gold(tmp_path):
     manifest = write_dataset(tmp_path / "ds", 6, size=16, seed=3)
     out = tmp_path / "labelled.csv"

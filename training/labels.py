@@ -66,8 +66,11 @@ def load_rules(path: Path | str | None = None) -> Rules:
     doc = read_yaml(path, "rules file", RulesError)
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), dict) or not doc["classes"]:
         raise RulesError(f"{path}: expected a mapping with `classes:` naming at least one class")
+    unknown = set(doc) - {"max_length", "exclude", "classes"}
+    if unknown:
+        raise RulesError(f"{path}: unknown key(s) {sorted(unknown)}; use max_length, exclude, classes")
     shared_exclude = _words(doc.get("exclude"), path, "exclude")
-    default_max = int(doc.get("max_length", DEFAULT_MAX_LENGTH))
+    default_max = _length(doc.get("max_length", DEFAULT_MAX_LENGTH), path, "max_length")
     rules = []
     for label, spec in doc["classes"].items():
         spec = spec or {}
@@ -80,8 +83,28 @@ def load_rules(path: Path | str | None = None) -> Rules:
         if not include:
             raise RulesError(f"{path}: class {label!r} needs at least one `include` keyword")
         rules.append(ClassRule(str(label), include, shared_exclude + _words(spec.get("exclude"), path, f"{label}.exclude"),
-                               int(spec.get("max_length", default_max))))
+                               _length(spec.get("max_length", default_max), path, f"{label}.max_length")))
+    _no_shared_keywords(rules, path)
     return Rules(rules)
+
+
+def _length(value: object, path: Path, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RulesError(f"{path}: `{where}` must be a whole number of characters, at least 1 (got {value!r})")
+    return value
+
+
+def _no_shared_keywords(rules: list[ClassRule], path: Path) -> None:
+    """A keyword two classes include makes every caption with it ambiguous, so it would label nothing:
+    surely a slip, and one that only shows as lower coverage."""
+    owners: dict[str, str] = {}
+    for rule in rules:
+        for keyword in rule.include:
+            key = " ".join(keyword.lower().split())
+            if key in owners and owners[key] != rule.label:
+                raise RulesError(f"{path}: keyword {keyword!r} is included by both {owners[key]!r} and {rule.label!r}; "
+                                 "a caption with it would match both and stay unlabelled")
+            owners[key] = rule.label
 
 
 def _words(value: object, path: Path, where: str) -> list[str]:
