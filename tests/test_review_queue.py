@@ -318,6 +318,13 @@ def test_review_cli_refuses_a_mistyped_rollout_and_an_export_with_nothing_or_now
     assert "give a .csv file name" in run("review", "export", "--out", str(out_dir / "gold"))
     assert list(out_dir.iterdir()) == [] and not (tmp_path / "exports_photos").exists()  # nothing written anywhere
 
+    # Reports show ids cut to 8 characters: a unique beginning is enough, an ambiguous one is said.
+    r = CliRunner().invoke(app, ["review", "stats", "--json", "--rollout", other[:8]], env=envvars)
+    assert r.exit_code == 0 and json.loads(r.output)["rollout_id"] == other, r.output
+    sibling = ROLLOUT[:9] + "9999" + ROLLOUT[13:]
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "kitchen"}], rollout_id=sibling)
+    assert f"--rollout {ROLLOUT[:8]} is ambiguous: it begins {ROLLOUT}, {sibling}" in run("review", "stats", "--rollout", ROLLOUT[:8])
+
 
 def _upload(fmt: str, size: tuple[int, int], max_side: int | None = None):
     from roomsight.images import decode_image

@@ -31,12 +31,20 @@ def _current_rollout(engine: Any) -> str | None:  # Engine
 
 
 def _rollout_asked(engine: Any, rollout: str | None) -> str | None:  # Engine
-    """`--rollout` as given, once the database is known to have seen it: a mistyped id would
-    otherwise read as a rollout with nothing to review."""
+    """`--rollout` as given, or the one rollout whose id begins with it, once the database is known to
+    have seen it: a mistyped id would otherwise read as a rollout with nothing to review."""
     from monitoring.review import queue
 
-    if rollout is None or rollout == _current_rollout(engine) or queue.has_rollout(engine, rollout):
+    if rollout is None:
+        return None
+    current = _current_rollout(engine)
+    seen = queue.rollouts_matching(engine, rollout) | ({current} if current and current.startswith(rollout) else set())
+    if rollout in seen:
         return rollout
+    if len(seen) == 1:
+        return seen.pop()
+    if seen:
+        raise UserError(f"--rollout {rollout} is ambiguous: it begins {', '.join(sorted(seen))}")
     recent = queue.recent_rollouts(engine)
     raise UserError(f"--rollout {rollout}: no such rollout in the prediction log or the review queue; "
                     + (f"recent ones: {', '.join(recent)}" if recent else "nothing has been logged yet")
@@ -49,7 +57,7 @@ def serve(
     ctx: typer.Context,
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: review.host, 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default: review.port, 8081)."),
-    rollout: Optional[str] = typer.Option(None, "--rollout", help="Review only this rollout's items (default: all)."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Review only this rollout's items (its id, or the id's first characters; default: all)."),
 ) -> None:
     """Serve the reviewer page; the queue is refilled from the prediction log every few seconds."""
     import threading
@@ -97,7 +105,7 @@ def serve(
 @friendly
 def stats(
     ctx: typer.Context,
-    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id (default: the current rollout, else all verdicts)."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the current rollout, else all verdicts)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Precision per model, per class and overall (Wilson 95% interval), who was right on disagreements, per region."""
@@ -149,7 +157,7 @@ def stats(
 def export(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="CSV manifest to write; photos go to a folder beside it."),
-    rollout: Optional[str] = typer.Option(None, "--rollout", help="Only this rollout's verdicts (default: all)."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Only this rollout's verdicts (its id, or the id's first characters; default: all)."),
 ) -> None:
     """Write reviewed photos as a labelled CSV manifest for `rollout train --data` (unusable ones left out)."""
     import csv

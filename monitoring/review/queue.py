@@ -260,11 +260,13 @@ def progress(engine: Engine, reviewer: str | None = None, rollout_id: str | None
 
 
 # -- reading verdicts ---------------------------------------------------------------------------------
-def has_rollout(engine: Engine, rollout_id: str) -> bool:
-    """Whether the prediction log or the review queue has seen this rollout."""
+def rollouts_matching(engine: Engine, given: str) -> set[str]:
+    """Rollout ids in the prediction log or the review queue that are `given` or begin with it (reports
+    show ids cut to 8 characters, as git shows commits)."""
     with engine.connect() as conn:
-        return any(conn.execute(select(t.c.rollout_id).where(t.c.rollout_id == rollout_id).limit(1)).first()
-                   for t in (review_items, predictions))
+        return {rid for t in (review_items, predictions)
+                for rid in conn.execute(select(t.c.rollout_id).where(t.c.rollout_id.startswith(given, autoescape=True))
+                                        .distinct()).scalars()}
 
 
 def recent_rollouts(engine: Engine, limit: int = 5) -> list[str]:
