@@ -94,7 +94,8 @@ def claim_ports(settings: Settings, port: int) -> socket.socket:
     import ray
 
     fix = f"the demo uses --port {port} and the two ports after it; choose another --port"
-    if not ray.is_initialized():  # else a Serve already running in this process's Ray may hold the port: the demo deploys onto it
+    # A Serve already running in this process's Ray may hold the port itself: the demo then deploys onto it.
+    if not ray.is_initialized():
         check_free(settings.serve.host, settings.serve.port, "serve", fix)
     check_free(settings.smtp.host, settings.smtp.port, "smtp", fix)
     return listen("127.0.0.1", settings.review.port, "review", fix)

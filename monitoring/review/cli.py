@@ -172,9 +172,10 @@ def export(
     settings = ctx.obj.settings
     engine = engine_for(settings.db_url)
     store = PhotoStore.for_settings(settings)
-    rows = [r for r in queue.reviewed(engine, _rollout_asked(engine, rollout)) if r["truth"] != UNUSABLE]
+    target = _rollout_asked(engine, rollout)
+    rows = [r for r in queue.reviewed(engine, target) if r["truth"] != UNUSABLE]
     if not rows:
-        raise UserError("nothing to export: no usable verdicts" + (f" for rollout {rollout}" if rollout else "")
+        raise UserError("nothing to export: no usable verdicts" + (f" for rollout {target}" if target else "")
                         + " yet; nothing written")
     out = out.resolve()
     photo_dir = out.with_name(out.stem + "_photos")
