@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import socket
 
-from roomsight.config import ConfigError, Settings
+from roomsight.config import ConfigError, Settings, ray_endpoint
 
-CLIENT_PORT = 10001  # Ray Client's default, for a ray:// address without one
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -34,20 +33,10 @@ def init_ray(settings: Settings) -> None:
                  log_to_driver=False, configure_logging=False)
 
 
-def endpoint(address: str) -> tuple[str, int] | None:
-    """The host and port a `ray.address` (of a form config checked) names; None for 'auto', where Ray
-    finds the cluster itself."""
-    if address == "auto":
-        return None
-    rest = address.removeprefix("ray://")
-    host, colon, port = rest.rpartition(":")
-    return (host.strip("[]"), int(port)) if colon else (rest, CLIENT_PORT)
-
-
 def check_reachable(address: str) -> None:
     """A cluster that is down or mistyped, said in seconds: Ray itself retries the connection for
     minutes, logging as it goes, before it gives up with a traceback."""
-    target = endpoint(address)
+    target = ray_endpoint(address)  # of a form the settings already checked
     if target is None:
         return
     try:

@@ -40,15 +40,26 @@ class RaySettings(_Section):
     @classmethod
     def _address_form(cls, v: str | None) -> str | None:
         # Ray's own parse fails only after the registry is read, with a ValueError traceback.
-        if not v or v == "auto":
-            return v or None
-        rest = v.removeprefix("ray://")
-        host, colon, port = rest.rpartition(":")
-        if rest and not colon and v.startswith("ray://"):  # Ray Client's default port
-            return v
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("expected 'auto', 'ray://HOST[:PORT]' or 'HOST:PORT'")
-        return v
+        if v:
+            ray_endpoint(v)
+        return v or None
+
+
+RAY_CLIENT_PORT = 10001  # Ray Client's default, for a ray:// address without one
+
+
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port a `ray.address` names; None for 'auto', where Ray finds the cluster itself.
+    ValueError if it is none of the forms Ray takes."""
+    if address == "auto":
+        return None
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    if rest and not colon and address.startswith("ray://"):
+        return rest, RAY_CLIENT_PORT
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected 'auto', 'ray://HOST[:PORT]' or 'HOST:PORT'")
+    return host.strip("[]"), int(port)
 
 
 class ServeSettings(_Section):

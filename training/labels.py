@@ -184,8 +184,6 @@ def _rebase(path: str, src_csv: Path, dst_csv: Path) -> str:
     return os.path.relpath(src_csv.resolve().parent / path, dst_csv.resolve().parent)
 
 
-
-
 def _gold_labels(gold: Path, header: list[str], rows: list[dict[str, str]]) -> list[str]:
     """Known labels aligned with `rows`: joined on `path` when both files have one, else row by row."""
     g_header, g_rows = read_csv(gold, "gold labels file", RulesError)
