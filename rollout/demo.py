@@ -28,6 +28,7 @@ from rich.table import Table
 
 from roomsight.config import Settings, load_settings
 from roomsight.listening import check_free, listen
+from roomsight.modelpack import UNSURE
 from rollout.control import ControlPlane, GatesFailed
 from rollout.plan import load_plan
 from rollout.reviewers import demo_tokens, review_all, start_review_server
@@ -171,7 +172,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
             batch = [_shifted(b, shift["rng"]) if b.region == SHIFTED_REGION else b for b in batch]
         cursor += n
         served: Counter = Counter()
-        correct = 0
+        answers: Counter = Counter()
         for shot, answer in replay(url, batch, concurrency=2):
             if answer["_status"] != 200:
                 served["error"] += 1
@@ -179,10 +180,11 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
             served[answer["served_by"]] += 1
             for flag in (answer.get("ood") or {}).get("flags", []):
                 view.flags[flag] += 1
-            correct += answer["label"] == shot.label
+            answers[_verdict(answer["label"], shot.label)] += 1
             truth[answer["request_id"]] = shot.label
             shift["answered"] += shift["on"] and shot.region == SHIFTED_REGION
-        console.print(f"  {title}: {n} requests, served by {dict(served)}, correct {correct}/{n}")
+        console.print(f"  {title}: {n} requests, served by {dict(served)}; "
+                      + ", ".join(f"{k} {answers[k]}" for k in ("correct", "unsure", "wrong")))
         view.served = served
         refresh()
 
@@ -262,6 +264,8 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         summary["history"] = control.history()
     finally:
         live.stop()
+        if not console.is_terminal:  # off a terminal Live leaves the line open, and Serve's log lines would join it
+            console.line()
         mailbox.__exit__(None, None, None)
         reviews.stop()
         stop_serve()
@@ -275,6 +279,12 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
                  f"log DB:         {settings.db_url}"):
         console.print(line, soft_wrap=True)
     return summary
+
+
+def _verdict(answered: str, truth: str) -> str:
+    """An answer below its class's threshold is "unsure", the model abstaining at the target precision:
+    counted apart, since it is neither right nor a mistake a user would see."""
+    return "unsure" if answered == UNSURE else ("correct" if answered == truth else "wrong")
 
 
 def _drift_email(console: Console, settings: Settings, control: ControlPlane, since: float | None,

@@ -3,9 +3,7 @@
 import pytest
 
 
-pytestmark = pytest.mark.ray
-
-
+@pytest.mark.ray
 def test_demo_runs_the_whole_story(tmp_path, ray_session, serve_port):
     from rich.console import Console
 
@@ -28,3 +26,11 @@ def test_demo_runs_the_whole_story(tmp_path, ray_session, serve_port):
     assert Path(summary["drift_html"]).exists()
     mail = Path(summary["email"]).read_text(errors="replace")
     assert "team@roomsight.demo" in mail and "drift ALARM" in mail and ".html" in mail
+
+
+@pytest.mark.parametrize("answered,truth,verdict", [("kitchen", "kitchen", "correct"), ("bedroom", "kitchen", "wrong"),
+                                                   ("unsure", "kitchen", "unsure")])
+def test_the_traffic_tally_counts_an_abstention_apart_from_a_mistake(answered, truth, verdict):
+    from rollout.demo import _verdict
+
+    assert _verdict(answered, truth) == verdict
