@@ -25,9 +25,12 @@ DEFAULT = "default (last stages, cached views)"
 NOTES = """
 **Why the figures are short.** The fixed default backbone's ImageNet features do not separate living rooms
 from the rooms next to them, and a few test labels are wrong. Every lever measured on this backbone (the
-table below) lands within the seed noise of the default, and the best ensemble reaches 0.888. Scene-trained
-(Places365) weights are the lever left. None are on this machine, and the package registry, the only one
-reachable here, lists none.
+table below) lands within the seed noise of the default, and the best ensemble reaches 0.888. A backbone
+trained on scenes is the lever left, and none to be had here would give a figure to trust. None is on this
+machine or in the package registry, the only one reachable. And Places365 weights, the usual choice, were
+trained on these very photos: the 780 from Places (`source_path` in labels.csv: `dataset/train/...`), every
+living room, dining room and entrance hall among them, come from the Places365-Standard training split, so a
+test figure with those weights would measure what the network remembers, not how it sees a new listing.
 
 **The baseline and its noise.** Seed sweeps (`python -m benchmarks.sweep_training`, same split, default
 recipe at 256 px, the short side of these photos): test mean over 5 seeds 0.857 (0.835-0.872), validation
