@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
@@ -147,7 +148,8 @@ class Settings(_Section):
     home: Path = Field(Path("~/.roomsight"), validate_default=True, description="Data directory for everything stateful (ROOMSIGHT_HOME).")
     database_url: str | None = Field(None, repr=False, description="SQLAlchemy URL of the prediction log, review queue and rollout state; default sqlite in home.")
     mlflow_tracking_uri: str | None = Field(None, repr=False, description="MLflow tracking/registry URI; default sqlite in home.")
-    mlflow_artifact_root: str | None = Field(None, description="Artifact root for new MLflow experiments; default home/mlartifacts.")
+    mlflow_artifact_root: str | None = Field(None, description="Artifact root for new MLflow experiments; default home/mlartifacts, "
+                                                               "or the tracking server's own artifact store for an http(s) tracking URI.")
     model_name: str = Field("roomtype", description="Registered model name in MLflow.")
     plan: Path | None = Field(None, description="Rollout plan YAML; default: the plan shipped with roomsight.")
     ray: RaySettings = RaySettings()
@@ -186,8 +188,15 @@ class Settings(_Section):
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
-    def artifact_root(self) -> str:
-        return self.mlflow_artifact_root or (self.home / "mlartifacts").as_uri()
+    def artifact_root(self) -> str | None:
+        """Where new experiments keep their artifacts. None: the tracking server's own store (`mlflow
+        server --artifacts-destination`), which every node reaches through the server; a folder in this
+        machine's home would be on no other node, and gone with this one."""
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        if urlsplit(self.tracking_uri).scheme in ("http", "https"):
+            return None
+        return (self.home / "mlartifacts").as_uri()
 
     @property
     def reports_dir(self) -> Path:

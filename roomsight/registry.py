@@ -83,13 +83,15 @@ def client():  # noqa: ANN201 - mlflow.MlflowClient, imported lazily (slow impor
 
 
 def ensure_experiment(settings: Settings, name: str) -> str:
-    """Experiment id, creating it with an artifact location in the data directory: with a database
-    tracking URI MLflow would otherwise put artifacts under the current working directory."""
+    """Experiment id, creating it with an artifact location under `settings.artifact_root`: with a
+    database tracking URI MLflow would otherwise put artifacts under the current working directory.
+    Against a tracking server with no root configured, the server's artifact store."""
     c = client()
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return c.create_experiment(name, artifact_location=f"{settings.artifact_root.rstrip('/')}/{name}")
+    root = settings.artifact_root
+    return c.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
 
 
 def resolve(uri: str) -> ModelRef:
