@@ -134,6 +134,13 @@ class ReviewSettings(_Section):
     host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
     port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
     photo_retention_h: float = Field(72, gt=0, description="Kept photos not queued for review are deleted after this many hours.")
+    photo_dir: Path | None = Field(None, description="Folder of the photos kept for review; default home/photos. On a cluster, "
+                                                     "one that every Serve node and the review server share (NFS, EFS, ...).")
+
+    @field_validator("photo_dir")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return Path(os.path.expanduser(str(v))).resolve() if v is not None else None
 
 
 class ControlSettings(_Section):

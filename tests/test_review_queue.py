@@ -69,6 +69,25 @@ def env(tmp_path: Path):
     return s, engine, PhotoStore.for_settings(s)
 
 
+def test_photos_kept_on_one_node_are_queued_by_a_review_server_on_another_through_a_shared_photo_dir(tmp_path: Path) -> None:
+    """The ingress and the review server each looked in their own home/photos: on a cluster, a
+    disagreement served on another node was never queued, and nothing said so."""
+    shared = {"ROOMSIGHT_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
+    engine = create_engine(shared["ROOMSIGHT_DATABASE_URL"])
+    metadata.create_all(engine)
+    serving_node = settings_for(tmp_path / "node-a", **shared)
+    log_rows(engine, PhotoStore.for_settings(serving_node), [{"champion": "kitchen", "candidate": "bedroom"}] * 2)
+    apart = settings_for(tmp_path / "node-b", **shared)
+    assert queue.fill(engine, apart, ROLLOUT) == 0  # the photos are on node A's disk
+
+    mount = {**shared, "ROOMSIGHT_REVIEW__PHOTO_DIR": str(tmp_path / "nfs" / "photos")}
+    serving_node, review_node = settings_for(tmp_path / "node-a", **mount), settings_for(tmp_path / "node-b", **mount)
+    ids = log_rows(engine, PhotoStore.for_settings(serving_node), [{"champion": "kitchen", "candidate": "bedroom"}] * 2,
+                   rollout_id="22222222-2222-3333-4444-555555555555")
+    assert queue.fill(engine, review_node, "22222222-2222-3333-4444-555555555555") == 2
+    assert all((tmp_path / "nfs" / "photos" / rid[:2] / f"{rid}.jpg").exists() for rid in ids)
+
+
 def items(engine) -> list:
     with engine.connect() as c:
         return c.execute(select(review_items)).all()

@@ -1,4 +1,6 @@
-"""Photos kept for the review page: JPEG bytes by request id, as files under `home/photos`.
+"""Photos kept for the review page: JPEG bytes by request id, as files under `review.photo_dir`
+(default `home/photos`). The ingress replicas write there and the review service reads there, so on a
+cluster it must be a folder they share: a photo kept on another node is never queued.
 
 The prediction log holds no image bytes; the ingress keeps each photo of a rollout here (`PhotoKeeper`)
 so a reviewer can see it later, and the review service prunes those never queued. A file's path is
@@ -38,7 +40,7 @@ class PhotoStore:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> PhotoStore:
-        return cls(settings.home / "photos")
+        return cls(settings.review.photo_dir or settings.home / "photos")
 
     def _path(self, request_id: str) -> Path:
         try:
