@@ -15,12 +15,14 @@ def test_defaults_live_under_home(tmp_path: Path):
 
 def test_a_tracking_server_keeps_the_artifacts_unless_a_root_is_configured(tmp_path: Path):
     """A folder in one node's home is on no other node (tests/test_remote_stores.py shows it end to end)."""
-    env = {"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_MLFLOW_TRACKING_URI": "https://mlflow.internal"}
-    assert load_settings(environ=env).artifact_root is None
-    env["ROOMSIGHT_MLFLOW_ARTIFACT_ROOT"] = "s3://team-bucket/roomsight"
-    assert load_settings(environ=env).artifact_root == "s3://team-bucket/roomsight"
-    env["ROOMSIGHT_MLFLOW_TRACKING_URI"] = "postgresql+psycopg://u@db/mlflow"  # a database has no artifact store
-    assert load_settings(environ={k: v for k, v in env.items() if "ARTIFACT" not in k}).artifact_root.startswith("file://")
+    def root(**env: str) -> str | None:
+        return load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env}).artifact_root
+
+    assert root(ROOMSIGHT_MLFLOW_TRACKING_URI="https://mlflow.internal") is None
+    assert root(ROOMSIGHT_MLFLOW_TRACKING_URI="https://mlflow.internal",
+                ROOMSIGHT_MLFLOW_ARTIFACT_ROOT="s3://team-bucket/roomsight") == "s3://team-bucket/roomsight"
+    # A database has no artifact store of its own: the home folder, unless a root is configured.
+    assert root(ROOMSIGHT_MLFLOW_TRACKING_URI="postgresql+psycopg://u@db/mlflow").startswith("file://")
 
 
 def test_file_then_env_override(tmp_path: Path):

@@ -62,8 +62,8 @@ def shared_database(postgres_url: str) -> str:
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def test_a_model_trained_on_one_node_is_served_and_rolled_out_from_another(tmp_path: Path, mlflow_server: str,
-                                                                        shared_database: str) -> None:
+def test_a_model_trained_on_one_node_is_loaded_and_rolled_out_from_others(tmp_path: Path, mlflow_server: str,
+                                                                         shared_database: str) -> None:
     """With a tracking server and no artifact root configured, artifacts used to land in the training
     node's home (file:///...): the registry named them, and no other node could load them."""
     from roomsight import registry
@@ -83,7 +83,7 @@ def test_a_model_trained_on_one_node_is_served_and_rolled_out_from_another(tmp_p
     registry.configure(node)
     run = registry.client().get_run(first.registered.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
-    champion = registry.load_model(registry.resolve("models:/roomtype@champion"))
+    champion = registry.load_model(registry.resolve("models:/roomtype@champion"))  # as a Serve replica does
     assert champion.version == first.registered.ref.version and champion.meta.classes
 
     control = ControlPlane(node, load_plan(), actor="operator")
