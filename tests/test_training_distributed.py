@@ -11,7 +11,7 @@ def test_two_ray_train_workers_train_and_register(ray_session, tmp_path):
     from training import data
     from training.pipeline import TrainConfig, synthetic_dataset, train
 
-    settings = settings_for(tmp_path / "home")
+    settings = settings_for(tmp_path / "home", ROOMSIGHT_RAY__TRAIN_STORAGE=str(tmp_path / "shared" / "ray-train"))
     registry.configure(settings)
     epochs = []
     result = train(settings, TrainConfig(synthetic_per_class=24, epochs=5, workers=2, seed=3),
@@ -30,5 +30,6 @@ def test_two_ray_train_workers_train_and_register(ray_session, tmp_path):
     accuracy = sum(o.top_class == it.label for o, it in zip(outs, valid)) / len(valid)
     assert accuracy == pytest.approx(result.metrics["valid_accuracy"], abs=0.05)
     assert result.metrics["valid_accuracy"] > 0.25
-    # Ray Train persisted its run under the data directory
-    assert list((settings.home / "ray-train").rglob("model.pt"))
+    # Ray Train persisted its run where ray.train_storage says (on a cluster, storage every node reaches)
+    assert list((tmp_path / "shared" / "ray-train").rglob("model.pt"))
+    assert not (settings.home / "ray-train").exists()

@@ -76,15 +76,17 @@ def fit_distributed(settings: Settings, model: nn.Module, x_tr: torch.Tensor, y_
     from roomsight.cluster import init_ray
 
     init_ray(settings)
-    storage = settings.home / "ray-train"
-    storage.mkdir(parents=True, exist_ok=True)
+    # The rank-0 worker writes the checkpoint and the driver reads it: across nodes, that needs storage both reach.
+    storage = settings.ray.train_storage or str(settings.home / "ray-train")
+    if "://" not in storage:
+        Path(storage).mkdir(parents=True, exist_ok=True)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"model": ray.put(model), "fit": asdict(cfg),
                            "tensors": ray.put((x_tr, y_tr, x_va, y_va, x_train_views))},
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": CPU_PER_WORKER}),
-        run_config=RunConfig(storage_path=str(storage)),
+        run_config=RunConfig(storage_path=storage),
     )
     result = trainer.fit()
     if result.error:
