@@ -1,6 +1,6 @@
-"""The cluster configuration of the README: a real `mlflow server` over HTTP and a real PostgreSQL
-server, shared by nodes that have nothing else in common. What one node trains or records, another
-reads, after the first one is gone."""
+"""The cluster configuration of the README: a real `mlflow server` over HTTP, a real PostgreSQL server
+and a shared photo folder, used by "nodes" (data directories) that have nothing else in common. What
+one node trains or records, another serves and reads, after the first one is gone."""
 
 from __future__ import annotations
 
@@ -62,16 +62,28 @@ def shared_database(postgres_url: str) -> str:
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def test_a_model_trained_on_one_node_is_loaded_and_rolled_out_from_others(tmp_path: Path, mlflow_server: str,
-                                                                         shared_database: str) -> None:
+@pytest.mark.ray
+def test_a_model_trained_on_one_node_is_served_and_rolled_out_from_others(tmp_path: Path, mlflow_server: str,
+                                                                         shared_database: str, ray_session,
+                                                                         serve_port: int) -> None:
     """With a tracking server and no artifact root configured, artifacts used to land in the training
     node's home (file:///...): the registry named them, and no other node could load them."""
+    import httpx
+
+    from monitoring.review.photos import PhotoStore
     from roomsight import registry
+    from roomsight.db import engine_for
+    from roomsight.tables import predictions
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
+    from rollout.traffic import wait_applied, wait_idle
+    from serving.runner import start_serve, stop_serve
+    from tests.conftest import serving_settings
+    from tests.test_skeleton_e2e import jpeg
     from training.pipeline import TrainConfig, train
 
-    shared = {"ROOMSIGHT_MLFLOW_TRACKING_URI": mlflow_server, "ROOMSIGHT_DATABASE_URL": shared_database}
+    shared = {"ROOMSIGHT_MLFLOW_TRACKING_URI": mlflow_server, "ROOMSIGHT_DATABASE_URL": shared_database,
+              "ROOMSIGHT_REVIEW__PHOTO_DIR": str(tmp_path / "nfs" / "photos")}
     trainer_home = tmp_path / "trainer"
     trainer = settings_for(trainer_home, **shared)
     first = train(trainer, TrainConfig(seed=0, epochs=1))
@@ -98,3 +110,22 @@ def test_a_model_trained_on_one_node_is_loaded_and_rolled_out_from_others(tmp_pa
     assert event["action"] == "start" and event["actor"] == "operator"
     evidence = registry.client().download_artifacts(started.run_id, "evidence.json", str(tmp_path))
     assert Path(evidence).read_text().startswith("{")
+
+    # The Serve app's replicas load both versions through the server; its log goes to PostgreSQL and
+    # its photos to the shared folder, where a review server elsewhere finds them.
+    url = start_serve(serving_settings(node, serve_port))
+    try:
+        wait_applied(url, started.generation)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            r = client.post("/predict", files={"image": ("k.jpg", jpeg("kitchen", 0), "image/jpeg")},
+                            data={"listing_id": "L1", "region": "eu-west"})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["served_by"] == "champion" and answer["model"]["version"] == first.registered.ref.version
+        assert wait_idle(url)
+    finally:
+        stop_serve()
+    with engine_for(shared_database).connect() as conn:
+        row = conn.execute(predictions.select().where(predictions.c.request_id == answer["request_id"])).one()
+    assert (row.stage, row.candidate_version, row.shadow_status) == ("shadow", second.registered.ref.version, "ok")
+    assert PhotoStore.for_settings(settings_for(tmp_path / "review-node", **shared)).has(answer["request_id"])
