@@ -33,6 +33,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _expanded(path: Path) -> Path:
+    """A path setting as the user means it: `~` expanded, made absolute."""
+    return Path(os.path.expanduser(str(path))).resolve()
+
+
 class RaySettings(_Section):
     address: str | None = Field(None, description="Ray cluster to join: 'auto', 'HEAD:6379' or 'ray://HEAD:10001'; empty starts a local Ray.")
     num_cpus: float | None = Field(2, description="CPUs for a local Ray; ignored when joining a cluster.")
@@ -142,7 +147,7 @@ class ReviewSettings(_Section):
     @field_validator("photo_dir")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
-        return Path(os.path.expanduser(str(v))).resolve() if v is not None else None
+        return _expanded(v) if v is not None else None
 
 
 class ControlSettings(_Section):
@@ -172,7 +177,7 @@ class Settings(_Section):
     @field_validator("home")
     @classmethod
     def _expand(cls, v: Path) -> Path:
-        return Path(os.path.expanduser(str(v))).resolve()
+        return _expanded(v)
 
     @field_validator("database_url")
     @classmethod
@@ -206,6 +211,14 @@ class Settings(_Section):
         if urlsplit(self.tracking_uri).scheme in ("http", "https"):
             return None
         return (self.home / "mlartifacts").as_uri()
+
+    @property
+    def photo_dir(self) -> Path:
+        return self.review.photo_dir or self.home / "photos"
+
+    @property
+    def train_storage(self) -> str:
+        return self.ray.train_storage or str(self.home / "ray-train")
 
     @property
     def reports_dir(self) -> Path:

@@ -77,7 +77,7 @@ def fit_distributed(settings: Settings, model: nn.Module, x_tr: torch.Tensor, y_
 
     init_ray(settings)
     # The rank-0 worker writes the checkpoint and the driver reads it: across nodes, that needs storage both reach.
-    storage = settings.ray.train_storage or str(settings.home / "ray-train")
+    storage = settings.train_storage
     if "://" not in storage:
         Path(storage).mkdir(parents=True, exist_ok=True)
     trainer = TorchTrainer(

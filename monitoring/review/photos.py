@@ -40,7 +40,7 @@ class PhotoStore:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> PhotoStore:
-        return cls(settings.review.photo_dir or settings.home / "photos")
+        return cls(settings.photo_dir)
 
     def _path(self, request_id: str) -> Path:
         try:
