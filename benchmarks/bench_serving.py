@@ -200,14 +200,15 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     ControlPlane(settings, load_plan(), actor="bench").current()
     start_serve(settings, candidate_faults=True)
     closed_loop(url, bodies, 10, 1)
-    plan = load_plan().model_copy(update={"gates": {}})
+    plan = load_plan().unconditional()
     cp = ControlPlane(settings, plan, actor="bench")
     regions = ("eu-west", "us-east", "ap-south")
     dur = 10 if quick else 45  # per faulty-candidate condition, over ROUNDS rounds
     half_load_s = 10 if quick else 90  # per condition of the shadow ratios, over ROUNDS rounds
 
     def with_shadow_sample(share: float) -> Plan:
-        return plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": share})})
+        shadow = plan.steps[0].model_copy(update={"shadow": plan.steps[0].shadow.model_copy(update={"sample": share})})
+        return plan.model_copy(update={"steps": (shadow, *plan.steps[1:])})
 
     def point(label: str) -> None:
         time.sleep(1.0)

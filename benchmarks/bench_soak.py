@@ -43,7 +43,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         serve.shutdown()  # an earlier benchmark in this process left Serve's proxy bound to its own port
     ControlPlane(settings, load_plan(), actor="bench").current()
     url = start_serve(settings)
-    cp = ControlPlane(settings, load_plan().model_copy(update={"gates": {}}), actor="bench")
+    cp = ControlPlane(settings, load_plan().unconditional(), actor="bench")
     cp.start(cand.uri)
     _wait_for_stage(url, "shadow")
     closed_loop(url, bodies, 16, 1, REGIONS)  # warm-up: both models loaded, calibrations fetched

@@ -342,7 +342,7 @@ def report(settings: Settings, engine: Engine, window: Window, reference_version
 
 
 # -- gate evidence ------------------------------------------------------------------------------------
-def evidence(engine: Engine, settings: Settings, rollout_id: str) -> dict[str, float | None]:
+def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> dict[str, float | None]:
     """`ood_share`, `drift_alarm` and `drifted_share` over a rollout's logged requests. The drift
     numbers are None until the rollout has `monitoring.min_window` requests."""
     p = predictions.c

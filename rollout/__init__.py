@@ -1,8 +1,11 @@
-"""rollout: the control plane. It moves a candidate through shadow -> limited -> gradual -> full
-according to a rollout plan (data, `plans/*.yaml`), behind gates evaluated on the evidence in the
-prediction log, writes the routing state the Serve app follows, records every step in MLflow, and
-rolls back. It also hosts the `rollout` command line.
+"""rollout: the control plane. It moves a candidate through the steps of a rollout plan (data,
+`plans/*.yaml`: shadow, limited, gradual, pause, full), judging each step's conditions (gates on the
+evidence in the prediction log, analyses of the review verdicts) to leave it and, in the background, what
+it watches; it writes the routing state the Serve app follows, records every change in MLflow, and rolls
+back. It also hosts the `rollout` command line.
 
-Pure parts: `plan.py` (the plan format), `stages.py` (transitions), `gates.py` (gate checks).
-Edges: `evidence.py` (reads the log), `control.py` (writes state, MLflow, events), `cli.py`.
+Pure parts: `plan.py` (the plan format; `plan_text`, `plan_legacy`), `stages.py` (step transitions),
+`conditions.py` (gates, analyses and budget judged), `guard.decide` (what the background analysis does).
+Edges: `evidence.py` (reads the log), `assess.py` (evidence meets conditions), `control.py` (writes state),
+`records.py` (MLflow), `guard.py` (the loop), `replay.py`, the CLI.
 """

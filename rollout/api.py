@@ -31,10 +31,11 @@ class StartIn(BaseModel):
 
 class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    stage: str = Field(max_length=32)
+    stage: str | None = Field(None, max_length=32, description="Go to the first later step of this kind; default: the next step.")
     regions: list[str] | None = Field(None, max_length=100)
     percent: float | None = None
     force: bool = False
+    dry_run: bool = Field(False, description="Say what would happen, with every condition's numbers; change nothing.")
     reason: str | None = Field(None, max_length=1000)
 
 
@@ -48,8 +49,7 @@ class _Unauthorized(Exception):
 
 
 def _outcome(o: Outcome) -> dict[str, Any]:
-    return {"action": o.action, "before": o.before.to_dict(), "after": o.after.to_dict(), "forced": o.forced,
-            "gates": [g.to_dict() for g in o.gates], "generation": o.generation, "mlflow_run_id": o.run_id}
+    return o.to_dict()
 
 
 def create_app(control: ControlPlane, tokens: dict[str, str]) -> FastAPI:
@@ -90,9 +90,7 @@ def create_app(control: ControlPlane, tokens: dict[str, str]) -> FastAPI:
 
     @app.get("/api/status")
     def status(cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
-        st = cp.status()
-        return {"state": st.state.to_dict(), "generation": st.generation, "evidence": st.evidence,
-                "next_stage": st.next_stage, "gates": [g.to_dict() for g in st.next_gates]}
+        return cp.status().to_dict()
 
     @app.get("/api/history")
     def history(limit: int = 50, cp: ControlPlane = Depends(operator)) -> list[dict[str, Any]]:
@@ -105,7 +103,8 @@ def create_app(control: ControlPlane, tokens: dict[str, str]) -> FastAPI:
     @app.post("/api/promote")
     def promote(body: PromoteIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
         regions = tuple(body.regions) if body.regions is not None else None
-        return _outcome(cp.promote(body.stage, regions, body.percent, force=body.force, reason=body.reason))
+        return _outcome(cp.promote(body.stage, regions, body.percent, force=body.force, reason=body.reason,
+                                   dry_run=body.dry_run))
 
     @app.post("/api/rollback")
     def rollback(body: RollbackIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:

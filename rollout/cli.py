@@ -16,6 +16,8 @@ from rich.table import Table
 
 from roomsight.config import Settings, load_settings
 from roomsight.console import console, err, friendly
+from roomsight.errors import UserError
+from rollout.cli_format import describe_state, pct, print_conditions
 
 app = typer.Typer(
     name="rollout",
@@ -25,17 +27,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-plan_app = typer.Typer(help="Rollout plans: what each stage does and which evidence it needs.", no_args_is_help=True)
-app.add_typer(plan_app, name="plan")
 
 # Each area contributes its own commands; this module only composes them (and owns the control plane's).
 from monitoring.cli import app as monitoring_app  # noqa: E402 - composed after the root app exists
 from monitoring.review.cli import app as review_app  # noqa: E402
+from rollout.cli_plan import app as plan_app  # noqa: E402
 from training.cli import app as training_app  # noqa: E402
 
 app.add_typer(training_app)  # train, labels, evaluate, embed
 app.add_typer(monitoring_app)  # inspect, drift
 app.add_typer(review_app, name="review")
+app.add_typer(plan_app, name="plan")
 
 
 class Ctx:
@@ -87,12 +89,12 @@ def serve(
 
     control = ctx.obj.control()
     state = control.current().state
-    console.print(f"champion {state.champion.uri}, stage {state.stage}")
+    console.print(describe_state(state, control.step_label(state) if state.in_progress else None))
     url = start_serve(settings)
     guard = Guard(control.with_actor(GUARD_ACTOR))
     guard.start()
     console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
-                  "the budget guard is watching the candidate; Ctrl-C stops")
+                  "the guard watches each step's conditions and acts as the plan says; Ctrl-C stops")
     try:
         while True:
             time.sleep(3600)
@@ -111,35 +113,44 @@ def start(
 ) -> None:
     """Start a rollout: the candidate runs in shadow beside the champion; the champion still answers."""
     out = ctx.obj.control().start(candidate, reason)
-    console.print(f"rollout {out.after.rollout_id}: {out.after.candidate.uri} in [bold]shadow[/] "
-                  f"(sampling {out.after.shadow_sample:.0%}); champion {out.after.champion.uri}")
+    console.print(f"rollout {out.after.rollout_id}: {describe_state(out.after, out.to_step)}")
 
 
 @app.command()
 @friendly
 def promote(
     ctx: typer.Context,
-    stage: str = typer.Option(..., "--stage", help="limited, gradual or full."),
-    regions: Optional[str] = typer.Option(None, "--regions", help="Comma-separated regions for limited (default: the plan's)."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="Go to the first later step of this kind (limited, gradual, "
+                                        "pause, full) instead of the next step; the steps skipped must pass too."),
+    regions: Optional[str] = typer.Option(None, "--regions", help="Comma-separated regions for a limited step (default: the plan's)."),
     percent: Optional[float] = typer.Option(None, "--percent", help="Share of listings: within the regions (limited) or "
-                                            "overall (gradual; default: the plan's next step)."),
-    force: bool = typer.Option(False, "--force", help="Promote even if gates fail (needs --reason)."),
+                                            "overall (gradual); default: the step's."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen, with every condition's numbers; change nothing."),
+    force: bool = typer.Option(False, "--force", help="Promote even if conditions do not pass (needs --reason)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
 ) -> None:
-    """Move the candidate to the next stage, if the plan's gates pass on the evidence."""
+    """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
     from rollout.control import GatesFailed
 
     region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None
+    cp = ctx.obj.control()
     try:
-        out = ctx.obj.control().promote(stage, region_list, percent, force=force, reason=reason)
+        out = cp.promote(stage, region_list, percent, force=force, reason=reason, dry_run=dry_run)
     except GatesFailed as exc:
-        _print_gates(exc.results)
-        err.print(f"[bold red]refused:[/] promotion to {exc.target} failed its gates (override: --force --reason ...)")
+        print_conditions(console, exc.results)
+        err.print(f"[bold red]refused:[/] promotion to step {exc.target} did not pass its conditions "
+                  "(override: --force --reason ...)")
         raise typer.Exit(1) from None
-    _print_gates(out.gates)
+    print_conditions(console, out.gates)
+    if not out.applied:
+        ok = all(g.passed for g in out.gates)
+        console.print(f"dry run: {'would promote' if ok else 'would refuse'} to step {out.to_step}"
+                      + ("" if ok else " (--force would override)") + "; nothing was changed")
+        console.print(f"then: {describe_state(out.after, out.to_step)}")
+        return
     if out.forced:
-        console.print("[yellow]forced past failing gates[/]")
-    console.print(f"now: {_describe_state(out.after)}")
+        console.print("[yellow]forced past conditions that did not pass[/]")
+    console.print(f"now: {describe_state(out.after, out.to_step)}")
 
 
 @app.command()
@@ -150,7 +161,7 @@ def rollback(
 ) -> None:
     """Take the candidate off all traffic (or, after full, restore the previous champion)."""
     out = ctx.obj.control().rollback(reason)
-    console.print(f"rolled back; now: {_describe_state(out.after)}")
+    console.print(f"rolled back; now: {describe_state(out.after)}")
 
 
 @app.command()
@@ -159,21 +170,25 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Show the stage, both versions, the traffic split, the evidence and the next gates."""
+    """Where the rollout stands: its step, both versions, the split, the evidence, what the guard watches and
+    what must pass to leave the step."""
     st = ctx.obj.control().status()
     if as_json:
-        print(json.dumps({"state": st.state.to_dict(), "generation": st.generation, "evidence": st.evidence,
-                          "next_stage": st.next_stage, "gates": [g.to_dict() for g in st.next_gates]}, indent=1))
+        print(json.dumps(st.to_dict(), indent=1))
         return
-    console.print(_describe_state(st.state))
+    console.print(describe_state(st.state, st.step))
     ev = st.evidence
-    if st.state.rollout_id:
-        console.print(f"rollout {st.state.rollout_id}: {ev.get('requests', 0):.0f} requests logged, "
-                      f"{ev.get('compared', 0):.0f} compared, agreement {_pct(ev.get('agreement'))}, "
-                      f"candidate served {ev.get('candidate_served', 0):.0f}, error rate {_pct(ev.get('candidate_error_rate'))}")
-    if st.next_stage:
-        console.print(f"gates for {st.next_stage}:")
-        _print_gates(st.next_gates)
+    if st.state.rollout_id and st.state.in_progress:
+        console.print(f"rollout {st.state.rollout_id}: {ev.get('requests', 0) or 0:.0f} requests logged, "
+                      f"{ev.get('compared', 0) or 0:.0f} compared, agreement {pct(ev.get('agreement'))}, "
+                      f"candidate served {ev.get('candidate_served', 0) or 0:.0f}, error rate {pct(ev.get('candidate_error_rate'))}, "
+                      f"{ev.get('reviewed', 0) or 0:.0f} reviewed")
+    if st.watch:
+        console.print("watched by the guard on this step:")
+        print_conditions(console, st.watch)
+    if st.next_step:
+        console.print(f"to leave it for step {st.next_step}:")
+        print_conditions(console, st.exit)
 
 
 @app.command()
@@ -181,19 +196,68 @@ def status(
 def history(
     ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", min=1, help="Most events to show."),
+    at: Optional[str] = typer.Option(None, "--at", help="A moment (ISO time, e.g. 2026-12-04T10:30, UTC unless it says; "
+                                     "or an age like 2h): which version answered then, per region."),
+    region: Optional[str] = typer.Option(None, "--region", help="With --at: only this region."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Rollout events as recorded in MLflow, newest first: who did what, why, and the gate evidence."""
-    events = ctx.obj.control().history(limit)
+    """Rollout events as recorded in MLflow, newest first: who did what, why, and the conditions' outcomes.
+    With --at, which version answered each region at that moment."""
+    cp = ctx.obj.control()
+    if at is not None:
+        _live_at(cp, _moment(at), region, as_json)
+        return
+    if region is not None:
+        raise UserError("--region goes with --at (which version answered a region at a moment)")
+    events = cp.history(limit)
     if as_json:
         print(json.dumps(events, indent=1))
         return
     table = Table("time (UTC)", "action", "from", "to", "actor", "champion", "candidate", "reason")
     for e in events:
-        table.add_row(datetime.fromtimestamp(e["time"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), e["action"] or "",
-                      e["from"] or "", e["to"] or "", e["actor"] or "", e["champion"] or "", e["candidate"] or "",
+        table.add_row(_utc(e["time"]), e["action"] or "", e["from_step"] or e["from"] or "", e["to_step"] or e["to"] or "",
+                      e["actor"] or "", e["champion"] or "", e["candidate"] or "",
                       ("[forced] " if e["forced"] else "") + (e["reason"] or ""))
     console.print(table)
+
+
+def _live_at(cp, when: float, region: str | None, as_json: bool) -> None:  # noqa: ANN001 - ControlPlane
+    from rollout.records import live_at
+
+    regions = (region,) if region else cp.plan.regions
+    if region:
+        cp.plan.check_regions(regions)
+    found = cp.history(1, at=when)
+    event = found[0] if found else None
+    answers = {r: live_at(event, r) for r in regions}
+    if as_json:
+        print(json.dumps({"at": when, "event": event, "regions": {r: (vars(a) if a else None) for r, a in answers.items()}},
+                         indent=1, default=str))
+        return
+    if event is None:
+        raise UserError(f"no rollout event was recorded at or before {_utc(when)}: nothing says what was live then")
+    console.print(f"at {_utc(when)} (as set by {event['action']} at {_utc(event['time'])}, by {event['actor']}):")
+    for r, a in answers.items():
+        console.print(f"  {a.describe(r)}")  # type: ignore[union-attr]
+
+
+def _moment(text: str) -> float:
+    """An ISO time (UTC unless it names a zone) or an age ('2h': two hours ago) as unix seconds."""
+    from roomsight.durations import parse_duration
+
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--at {text!r}: not an ISO time (2026-12-04T10:30) or an age (90m, 2h)") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _with_address(settings: Settings, section: str, host: str | None, port: int | None) -> Settings:
@@ -224,17 +288,6 @@ def api(
     serve_http(web, sock)
 
 
-@plan_app.command("show")
-@friendly
-def plan_show(ctx: typer.Context) -> None:
-    """Print the rollout plan in words."""
-    from rollout.plan import METRICS
-
-    for line in ctx.obj.plan().describe():
-        console.print(line)
-    console.print("Gate metrics: " + "; ".join(f"{k}: {v}" for k, v in METRICS.items()))
-
-
 @app.command()
 @friendly
 def demo(
@@ -247,30 +300,6 @@ def demo(
     from rollout.demo import run_demo
 
     run_demo(data=data, run_dir=keep, port=port, console=console)
-
-
-# -- helpers ----------------------------------------------------------------------------------------
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.1%}"
-
-
-def _describe_state(s) -> str:  # noqa: ANN001 - RoutingState
-    champ = f"champion {s.champion.uri}"
-    if s.candidate is None:
-        return f"stage [bold]stable[/]: {champ} answers everything"
-    cand = f"candidate {s.candidate.uri}"
-    if s.stage.value == "shadow":
-        return f"stage [bold]shadow[/]: {champ} answers; {cand} runs on {s.shadow_sample:.0%} in shadow"
-    if s.stage.value == "limited":
-        return f"stage [bold]limited[/]: {cand} answers {s.percent:g}% of listings in {', '.join(s.regions)}; {champ} the rest"
-    return (f"stage [bold]gradual[/]: {cand} answers {s.percent:g}% of listings everywhere"
-            + (f" (and all in {', '.join(s.regions)})" if s.regions else "") + f"; {champ} the rest")
-
-
-def _print_gates(results) -> None:  # noqa: ANN001
-    for r in results:
-        colour = "green" if r.passed else "red"
-        console.print(f"  [{colour}]{r.describe()}[/]")
 
 
 def main() -> None:

@@ -1,19 +1,19 @@
-"""The control plane's operations: start, promote, rollback, status, history.
+"""The control plane's operations: start, promote (or preview it), pause, rollback, status, history.
 
-Each change is: read the routing state -> compute the next one (pure, `stages`) -> check gates (pure,
-`gates`) on the evidence -> compare-and-swap the state row (the Serve app follows it within its poll
-interval) -> move MLflow aliases and version tags -> record an MLflow run with actor, reason and the
-gate evidence. The state row is written first and only by the winner of a concurrent race, so MLflow
-never records a change that did not happen.
+Each change is: read the routing state -> compute the next one (pure, `stages`) -> judge the conditions
+on the evidence (`assess`) -> compare-and-swap the state row (the Serve app follows it within its poll
+interval) -> move MLflow aliases and version tags -> record an MLflow run with actor, reason, the
+conditions and the state after it (`records`). The state row is written first and only by the winner of a
+concurrent race, so MLflow never records a change that did not happen.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,10 @@ from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.errors import UserError
 from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
-from rollout import evidence as evidence_mod
-from rollout import stages
-from rollout.gates import GateResult, all_passed, check
-from rollout.plan import Plan
-from serving.routing import RoutingState, Stage
-from serving.state import StateConflict, Versioned, read_state, write_state
+from roomsight.rollout_state import RoutingState, StateConflict, Versioned, read_state, write_state
+from rollout import assess, records, stages
+from rollout.conditions import ConditionResult, overall
+from rollout.plan import Plan, PlanError
 
 
 class RolloutError(UserError, RuntimeError):
@@ -37,10 +35,12 @@ class RolloutError(UserError, RuntimeError):
 
 
 class GatesFailed(RolloutError):
-    def __init__(self, target: str, results: list[GateResult]) -> None:
-        failing = [r for r in results if not r.passed]
-        super().__init__(f"promotion to {target} refused: {len(failing)} gate(s) failed: "
-                         + "; ".join(r.describe() for r in failing) + " (use --force --reason to override)")
+    """A promotion whose conditions did not all pass; `results` holds each with its numbers."""
+
+    def __init__(self, target: str, results: list[ConditionResult]) -> None:
+        held = [r for r in results if not r.passed]
+        super().__init__(f"promotion to {target} refused: {len(held)} condition(s) not passed: "
+                         + "; ".join(r.describe() for r in held) + " (use --force --reason to override)")
         self.target = target
         self.results = results
 
@@ -50,11 +50,18 @@ class Outcome:
     action: str
     before: RoutingState
     after: RoutingState
-    gates: list[GateResult] = field(default_factory=list)
+    gates: list[ConditionResult] = field(default_factory=list)
     evidence: dict[str, float | None] = field(default_factory=dict)
     forced: bool = False
     run_id: str | None = None
     generation: int = 0
+    to_step: str = ""
+    applied: bool = True  # False: a dry run, nothing was changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "applied": self.applied, "before": self.before.to_dict(),
+                "after": self.after.to_dict(), "to_step": self.to_step, "forced": self.forced,
+                "gates": [g.to_dict() for g in self.gates], "generation": self.generation, "mlflow_run_id": self.run_id}
 
 
 @dataclass
@@ -63,8 +70,28 @@ class Status:
     generation: int
     updated_at: float
     evidence: dict[str, float | None]
-    next_stage: str | None
-    next_gates: list[GateResult]
+    step: str | None  # "3/7 gradual 10%"
+    next_step: str | None
+    exit: list[ConditionResult]  # to leave the current step
+    watch: list[ConditionResult]  # what the guard checks on it
+
+    @property
+    def next_stage(self) -> str | None:
+        return self.next_step.split(" ")[1] if self.next_step else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state.to_dict(), "generation": self.generation, "updated_at": self.updated_at,
+                "step": self.step, "next_step": self.next_step, "next_stage": self.next_stage, "evidence": self.evidence,
+                "exit": [r.to_dict() for r in self.exit], "exit_outcome": overall(self.exit) if self.exit else None,
+                "watch": [r.to_dict() for r in self.watch]}
+
+
+def _transition(fn: Callable[[], Any]) -> Any:
+    """A pure transition's refusal, as the control plane's error (the API answers it with 409)."""
+    try:
+        return fn()
+    except (stages.TransitionError, PlanError) as exc:
+        raise RolloutError(str(exc)) from None
 
 
 def default_actor() -> str:
@@ -74,26 +101,18 @@ def default_actor() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def next_stage(state: RoutingState, plan: Plan) -> str | None:
-    if state.stage is Stage.SHADOW:
-        return "limited"
-    if state.stage is Stage.LIMITED:
-        return "gradual"
-    if state.stage is Stage.GRADUAL:
-        return "gradual" if any(s > state.percent for s in plan.gradual.steps) else "full"
-    return None
-
-
 class ControlPlane:
-    def __init__(self, settings: Settings, plan: Plan, actor: str | None = None, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, plan: Plan, actor: str | None = None, engine: Engine | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.plan = plan
         self.actor = actor or default_actor()
         self.engine = engine or engine_for(settings.db_url)
+        self.clock = clock
         registry.configure(settings)
 
     def with_actor(self, actor: str) -> ControlPlane:
-        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine)
+        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine, clock=self.clock)
 
     # -- reading ----------------------------------------------------------------------------------
     def current(self) -> Versioned:
@@ -106,41 +125,33 @@ class ControlPlane:
             raise RolloutError(f"no champion: registered model {self.settings.model_name!r} has no `champion` alias "
                                "yet; train one with `rollout train`")
         state = RoutingState(champion=ModelRef(self.settings.model_name, version),
-                             shadow_sample=self.plan.shadow.sample, hold_ood_on_champion=self.plan.hold_ood_on_champion)
+                             shadow_sample=1.0, hold_ood_on_champion=self.plan.hold_ood_on_champion)
         try:
             return write_state(self.engine, state, None)
         except StateConflict:
             return read_state(self.engine)  # type: ignore[return-value] - someone else bootstrapped it
 
-    def evidence(self, state: RoutingState) -> dict[str, float | None]:
-        return evidence_mod.collect(self.engine, self.settings, state.rollout_id).values
+    def step_label(self, state: RoutingState) -> str:
+        if state.step is None or state.rollout_id is None or state.step >= len(self.plan.steps):
+            return state.stage.value
+        return self.plan.step_label(state.step)
 
-    def status(self) -> Status:
+    def status(self, as_of: float | None = None) -> Status:
         cur = self.current()
-        ev = self.evidence(cur.state)
-        nxt = next_stage(cur.state, self.plan)
-        return Status(cur.state, cur.generation, cur.updated_at, ev, nxt,
-                      check(self.plan.gates_for(nxt), ev) if nxt else [])
+        state = cur.state
+        nxt = None
+        if state.in_progress:
+            try:
+                nxt = self.plan.step_label(stages.target_step(state, self.plan))
+            except stages.TransitionError:
+                nxt = None
+        judged = assess.judge(self.plan, state, self.engine, self.settings, as_of=as_of)
+        return Status(state, cur.generation, cur.updated_at, judged.evidence,
+                      self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch)
 
-    def history(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Rollout events as MLflow recorded them, newest first."""
-        c = registry.client()
-        with registry.reaching():
-            exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
-            if exp is None:
-                return []
-            runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit)
-        out = []
-        for run in runs:
-            tags = run.data.tags
-            out.append({
-                "time": run.info.start_time / 1000.0, "action": tags.get("action"), "from": tags.get("from_stage"),
-                "to": tags.get("to_stage"), "actor": tags.get("actor"), "reason": tags.get("reason", ""),
-                "forced": tags.get("forced") == "true", "champion": tags.get("champion"), "candidate": tags.get("candidate"),
-                "regions": tags.get("regions", ""), "percent": tags.get("percent", ""), "rollout_id": tags.get("rollout_id"),
-                "gates": json.loads(tags.get("gates", "[]")), "run_id": run.info.run_id,
-            })
-        return out
+    def history(self, limit: int = 50, at: float | None = None) -> list[dict[str, Any]]:
+        """Rollout events as MLflow recorded them, newest first (only those at or before `at`, if given)."""
+        return records.history(limit, at=at)
 
     # -- changing ---------------------------------------------------------------------------------
     def start(self, candidate_uri: str, reason: str | None = None) -> Outcome:
@@ -151,36 +162,46 @@ class ControlPlane:
             raise RolloutError(str(exc)) from None
         if candidate.name != self.settings.model_name:
             raise RolloutError(f"{candidate_uri} is not a version of {self.settings.model_name!r}")
-        after = self._transition(lambda: stages.start(cur.state, candidate, str(uuid.uuid4()), self.plan))
+        after = _transition(lambda: stages.start(cur.state, candidate, str(uuid.uuid4()), self.plan, self.clock()))
         return self._commit("start", cur, after, reason=reason)
 
-    def promote(self, stage: str, regions: tuple[str, ...] | None = None, percent: float | None = None,
-                force: bool = False, reason: str | None = None) -> Outcome:
+    def promote(self, stage: str | None = None, regions: tuple[str, ...] | None = None, percent: float | None = None,
+                force: bool = False, reason: str | None = None, dry_run: bool = False, auto: bool = False) -> Outcome:
+        """Move to the next step (or the first later step of kind `stage`) if the exit conditions of the
+        current step, and of every step skipped, pass. With `dry_run`, only say what would happen."""
         if force and not (reason and reason.strip()):
             raise RolloutError("--force needs --reason: an override must say why, for the record")
         cur = self.current()
-        after = self._transition(lambda: stages.promote(cur.state, stage, self.plan, regions, percent))
-        ev = self.evidence(cur.state)
-        results = check(self.plan.gates_for(stage), ev)
-        if not all_passed(results) and not force:
-            raise GatesFailed(stage, results)
-        return self._commit("promote", cur, after, reason=reason, gates=results, ev=ev, forced=force and not all_passed(results))
+        target = _transition(lambda: stages.target_step(cur.state, self.plan, stage))
+        after = _transition(lambda: stages.advance(cur.state, self.plan, target, self.clock(), regions, percent))
+        judged = assess.judge(self.plan, cur.state, self.engine, self.settings,
+                              exit_steps=stages.exits_to_check(cur.state, target), watch=False)
+        results, passed = judged.exit, overall(judged.exit) == "pass"
+        label = self.plan.step_label(target)
+        if dry_run:
+            return Outcome("promote", cur.state, after, results, judged.evidence, forced=force and not passed,
+                           generation=cur.generation, to_step=label, applied=False)
+        if not passed and not force:
+            raise GatesFailed(label, results)
+        return self._commit("auto-promote" if auto else "promote", cur, after, reason=reason, gates=results,
+                            ev=judged.evidence, forced=force and not passed)
 
-    def rollback(self, reason: str, auto: bool = False) -> Outcome:
+    def pause(self, reason: str, gates: list[ConditionResult] | None = None) -> Outcome:
+        """Hold the rollout where it is (the guard's answer to a condition whose plan says pause)."""
+        cur = self.current()
+        after = _transition(lambda: stages.hold(cur.state, reason))
+        return self._commit("pause", cur, after, reason=reason, gates=gates)
+
+    def rollback(self, reason: str, auto: bool = False, gates: list[ConditionResult] | None = None) -> Outcome:
         if not reason or not reason.strip():
             raise RolloutError("rollback needs --reason")
         cur = self.current()
-        after = self._transition(lambda: stages.rollback(cur.state))
-        return self._commit("auto-rollback" if auto else "rollback", cur, after, reason=reason, ev=self.evidence(cur.state))
-
-    def _transition(self, fn):  # noqa: ANN001, ANN202
-        try:
-            return fn()
-        except (stages.TransitionError, ValueError) as exc:
-            raise RolloutError(str(exc)) from None
+        after = _transition(lambda: stages.rollback(cur.state))
+        ev = assess.judge(self.plan, cur.state, self.engine, self.settings, watch=False).evidence
+        return self._commit("auto-rollback" if auto else "rollback", cur, after, reason=reason, gates=gates, ev=ev)
 
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,
-                gates: list[GateResult] | None = None, ev: dict[str, float | None] | None = None,
+                gates: list[ConditionResult] | None = None, ev: dict[str, float | None] | None = None,
                 forced: bool = False) -> Outcome:
         try:  # MLflow must be reachable before routing changes, or the record would miss the change
             registry.check_reachable()
@@ -197,8 +218,12 @@ class ControlPlane:
             # derived from the routing state, so the next command sets them right again.
             raise RolloutError(f"routing changed (generation {written.generation}) but MLflow could not be updated "
                                f"({type(exc).__name__}); the next rollout command re-syncs the aliases") from None
-        outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation)
-        outcome.run_id = self._record(outcome, reason)
+        to_step = self.step_label(after) if after.rollout_id else after.stage.value
+        outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation,
+                          to_step=to_step)
+        outcome.run_id = records.record(self.settings, records.Event(
+            action, cur.state, after, self.actor, reason or "", forced, outcome.gates, outcome.evidence,
+            written.generation, self.step_label(cur.state), to_step))
         return outcome
 
     def _move_aliases(self, before: RoutingState, after: RoutingState) -> None:
@@ -209,36 +234,13 @@ class ControlPlane:
         registry.set_version_tags(after.champion, {"stage": "champion", "regions": "all", "percent": "100"})
         if after.candidate is not None:
             registry.set_alias(after.candidate, CANDIDATE)
-            regions = ",".join(after.regions) if after.stage is Stage.LIMITED else ("all" if after.stage is Stage.GRADUAL else "")
-            registry.set_version_tags(after.candidate, {"stage": after.stage.value, "regions": regions,
-                                                        "percent": f"{after.percent:g}", "rollout_id": after.rollout_id or ""})
+            registry.set_version_tags(after.candidate, {
+                "stage": after.stage.value, "step": self.step_label(after), "regions": ",".join(after.regions),
+                "region_percent": f"{after.region_percent:g}", "percent": f"{after.percent:g}",
+                "rollout_id": after.rollout_id or ""})
         else:
             registry.delete_alias(name, CANDIDATE)
         for ref in {before.champion, before.candidate} - {after.champion, after.candidate, None}:
             assert ref is not None
             was_candidate = ref == before.candidate
             registry.set_version_tags(ref, {"stage": "rolled-back" if was_candidate else "retired", "percent": "0", "regions": ""})
-
-    def _record(self, o: Outcome, reason: str | None) -> str:
-        exp_id = registry.ensure_experiment(self.settings, registry.ROLLOUT_EXPERIMENT)
-        tags = {
-            "action": o.action, "from_stage": o.before.stage.value,
-            "to_stage": "full" if (o.action == "promote" and o.after.stage is Stage.STABLE) else o.after.stage.value,
-            "actor": self.actor, "reason": reason or "", "forced": str(o.forced).lower(),
-            "rollout_id": o.before.rollout_id or o.after.rollout_id or "",
-            "champion": o.after.champion.uri, "candidate": (o.after.candidate or o.before.candidate).uri
-            if (o.after.candidate or o.before.candidate) else "",
-            "regions": ",".join(o.after.regions), "percent": f"{o.after.percent:g}",
-            "gates": json.dumps([g.to_dict() for g in o.gates]), "generation": str(o.generation),
-        }
-        client = registry.client()
-        run = client.create_run(exp_id, run_name=f"{o.action}:{tags['to_stage']}", tags=tags)
-        ts = int(time.time() * 1000)
-        for key, value in o.evidence.items():
-            if value is not None:
-                client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
-        client.log_dict(run.info.run_id, {"gates": [g.to_dict() for g in o.gates], "evidence": o.evidence,
-                                          "before": o.before.to_dict(), "after": o.after.to_dict()}, "evidence.json")
-        client.set_terminated(run.info.run_id)
-        return run.info.run_id
-

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from roomsight.config import Settings
 from roomsight.tables import predictions
 
-Provider = Callable[[Engine, Settings, str], dict[str, float | None]]
+Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
 
 
 @dataclass(frozen=True)
@@ -36,21 +36,24 @@ def providers() -> list[Provider]:
     return [log_evidence, review_evidence, drift_evidence]
 
 
-def collect(engine: Engine, settings: Settings, rollout_id: str | None) -> Evidence:
+def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: float | None = None) -> Evidence:
     values: dict[str, float | None] = {}
     if rollout_id is None:
         return Evidence(values)
     for provider in providers():
-        values.update(provider(engine, settings, rollout_id))
+        values.update(provider(engine, settings, rollout_id, as_of=as_of))
     return Evidence(values)
 
 
-def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int | None = None) -> dict[str, float | None]:
+def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int | None = None,
+                 as_of: float | None = None) -> dict[str, float | None]:
     """Numbers over a rollout's logged requests (the `last` N candidate calls when given)."""
     p = predictions.c
     query = (select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_ms, p.champion_ms,
                     p.candidate_error, p.candidate_version)
              .where(p.rollout_id == rollout_id).order_by(p.ts.desc()))
+    if as_of is not None:
+        query = query.where(p.ts <= as_of)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     ran = [r for r in rows if _candidate_ran(r)]

@@ -1,60 +1,100 @@
-"""The budget guard: while the candidate answers traffic (limited, gradual), it watches the candidate's
-recent error rate and latency, and takes the candidate off traffic when the plan's budget is broken.
+"""The guard: the rollout's background analysis. Every few seconds, while a rollout is in progress, it
+judges what the current step watches (the budget on errors and latency while the candidate answers users,
+the plan's analyses and drift alarm) and acts on its own:
 
-`breach` is pure (budget + numbers -> a reason or None). `Guard` is the loop around it; `rollout serve`
-runs one beside the Serve app, and a rollback it makes is recorded like any other, with actor `guard`.
+- a watched condition fails: roll back, or pause, as the plan says for that condition;
+- a step whose time is up (`pause: {duration}` or `auto_advance: {after}`) and whose exit conditions pass:
+  promote to the next step;
+- anything inconclusive: hold the step; status says how much evidence is still wanted.
+
+`decide` is pure (judged conditions + state + time -> an action or None); `Guard` is the loop around it.
+`rollout serve` runs one beside the Serve app; what it does is recorded like any other change, with actor
+`guard`, and notified.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
+from roomsight.rollout_state import RoutingState
+from rollout import assess
+from rollout.conditions import ConditionResult
 from rollout.control import ControlPlane, Outcome, RolloutError
-from rollout.evidence import log_evidence
-from rollout.plan import Budget
-from serving.routing import Stage
+from rollout.plan import Plan
 
 log = logging.getLogger(__name__)
 
 GUARD_ACTOR = "guard"
-MIN_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on
 
 
-def breach(budget: Budget, calls: float, error_rate: float | None, p99_ms: float | None) -> str | None:
-    """Why the candidate must come off traffic, or None while it is within budget."""
-    if calls < MIN_CALLS:
+@dataclass(frozen=True)
+class Action:
+    kind: str  # rollback | pause | promote
+    reason: str
+    conditions: tuple[ConditionResult, ...]
+
+
+def decide(plan: Plan, state: RoutingState, watch: list[ConditionResult], exit_outcome: str | None, now: float) -> Action | None:
+    """What the guard does about one judgement of the current step; None: nothing (hold)."""
+    failing = [r for r in watch if r.outcome == "fail"]
+    if failing:
+        kind = "rollback" if any(r.on_fail == "rollback" for r in failing) else "pause"
+        if kind == "pause" and state.held:
+            return None  # already paused, and a person has been told
+        why = "; ".join(f"{r.name}: {r.detail}" for r in failing)
+        return Action(kind, f"automatic: {why}", tuple(failing))
+    if state.held or state.step is None:
         return None
-    if error_rate is not None and error_rate > budget.max_error_rate:
-        return f"candidate error rate {error_rate:.1%} over its last {calls:.0f} calls exceeds the budget {budget.max_error_rate:.1%}"
-    if p99_ms is not None and p99_ms > budget.max_p99_ms:
-        return f"candidate p99 latency {p99_ms:.0f} ms over its last {calls:.0f} calls exceeds the budget {budget.max_p99_ms:.0f} ms"
-    return None
+    wait = plan.steps[state.step].wait_s
+    if wait is None or state.since is None or now - state.since < wait or exit_outcome != "pass":
+        return None
+    return Action("promote", f"automatic: {plan.step_label(state.step)} ran its {wait:g} s and its exit conditions passed", ())
+
+
+def needs_exit(plan: Plan, state: RoutingState, now: float) -> bool:
+    """Whether the exit conditions matter at this tick: only once the step's time is up (they cost a query)."""
+    if state.held or state.step is None or state.since is None:
+        return False
+    wait = plan.steps[state.step].wait_s
+    return wait is not None and now - state.since >= wait
 
 
 class Guard:
     def __init__(self, control: ControlPlane, interval_s: float = 2.0) -> None:
         self.control = control
         self.interval_s = interval_s
+        self.last: assess.Judged | None = None  # the latest judgement, for whoever asks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def tick(self) -> Outcome | None:
-        """Check once; roll back and return the outcome if the budget is broken."""
-        state = self.control.current().state
-        if state.stage not in (Stage.LIMITED, Stage.GRADUAL) or state.rollout_id is None:
+        """Judge once and act; returns the change made, if any."""
+        cp = self.control
+        cur = cp.current()
+        state = cur.state
+        if not state.in_progress or state.step is None or state.step >= len(cp.plan.steps):
             return None
-        budget = self.control.plan.budget
-        ev = log_evidence(self.control.engine, self.control.settings, state.rollout_id, last=budget.window)
-        why = breach(budget, ev["candidate_requests"] or 0.0, ev["candidate_error_rate"], ev["candidate_p99_ms"])
-        if why is None:
+        now = cp.clock()
+        with_exit = needs_exit(cp.plan, state, now)
+        judged = assess.judge(cp.plan, state, cp.engine, cp.settings,
+                              exit_steps=range(state.step, state.step + 1) if with_exit else range(0))
+        self.last = judged
+        action = decide(cp.plan, state, judged.watch, judged.exit_outcome if with_exit else None, now)
+        if action is None:
             return None
         try:
-            out = self.control.rollback(f"automatic: {why}", auto=True)
-        except RolloutError as exc:  # someone else changed the state first; look again next tick
-            log.warning("guard could not roll back: %s", exc)
+            if action.kind == "rollback":
+                out = cp.rollback(action.reason, auto=True, gates=list(action.conditions))
+            elif action.kind == "pause":
+                out = cp.pause(action.reason, gates=list(action.conditions))
+            else:
+                out = cp.promote(reason=action.reason, auto=True)
+        except RolloutError as exc:  # someone else changed the state first, or the evidence moved: look again next tick
+            log.warning("guard could not %s: %s", action.kind, exc)
             return None
-        log.warning("guard took the candidate off traffic: %s", why)
+        log.warning("guard: %s (%s)", action.kind, action.reason)
         return out
 
     def start(self) -> None:

@@ -1,20 +1,35 @@
-"""Rollout plans are data: a YAML file says which regions exist, what each stage does and which
-evidence each promotion needs. This module parses one into a validated, immutable Plan and says it
-back in words."""
+"""Rollout plans are data: a YAML file names the regions, the analyses, and the steps of a rollout in order,
+each with what must hold to leave it (`exit`) and what is watched while it runs (`watch`). This module
+parses one into a validated, immutable Plan; `plan_text` says it back in words and `plan_legacy` reads the
+format of stage sections that came before steps.
+
+    steps:
+      - shadow: {sample: 1.0}
+        exit: [{metric: compared, min: 30}, {analysis: quality}]
+      - limited: {regions: [eu-west], percent: 100}
+      - gradual: {percent: 25}
+      - pause: {duration: 1h}         # or `pause: {}`: until someone promotes
+      - full: {}
+
+A mistake fails when the plan is loaded, naming the step and key, not at the moment of a promotion.
+"""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from analysis import AnalysisSpec
+from roomsight.durations import parse_duration
 from roomsight.errors import UserError
+from roomsight.rollout_state import Stage
 from roomsight.userfiles import read_yaml
 
-# Evidence metrics a gate may name; `rollout.evidence` computes them. Kept here so a plan with a
-# misspelt metric fails when it is loaded, not at the moment of a promotion.
+# Evidence metrics a gate may name; the providers in `rollout.evidence` compute them (a test checks that
+# the two lists agree).
 METRICS: dict[str, str] = {
     "requests": "requests logged during the rollout",
     "compared": "requests where both models answered (shadow comparisons)",
@@ -37,22 +52,35 @@ METRICS: dict[str, str] = {
     "drift_alarm": "1 if the latest drift check over the rollout's window raised an alarm, else 0",
     "drifted_share": "share of monitored columns Evidently reports as drifted",
 }
+# Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
+COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed"})
 
-TargetStage = Literal["limited", "gradual", "full"]
+OnFail = Literal["rollback", "pause"]
+STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)
 
 
 class PlanError(UserError, ValueError):
-    """The plan file is missing or invalid; the message names the key."""
+    """The plan file is missing or invalid; the message names the step and key."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _seconds(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class Gate(_Strict):
+    """A bound on one evidence metric."""
+
     metric: str
     min: float | None = None
     max: float | None = None
+    on_fail: OnFail | None = None  # when watched: what a failure does (default: the step's on_fail)
 
     @model_validator(mode="after")
     def _check(self) -> Gate:
@@ -62,86 +90,202 @@ class Gate(_Strict):
             raise ValueError(f"gate on {self.metric} needs exactly one of min or max")
         return self
 
-    def describe(self) -> str:
-        bound = f"at least {self.min:g}" if self.min is not None else f"at most {self.max:g}"
-        return f"{self.metric} {bound} ({METRICS[self.metric]})"
+    @property
+    def name(self) -> str:
+        return f"{self.metric} {'>=' if self.min is not None else '<='} {self.min if self.min is not None else self.max:g}"
 
 
-class ShadowStep(_Strict):
-    sample: float = Field(1.0, ge=0, le=1)
+class AnalysisRef(_Strict):
+    """One of the plan's named analyses, by name."""
+
+    analysis: str
+    on_fail: OnFail | None = None
+
+    @property
+    def name(self) -> str:
+        return f"analysis {self.analysis}"
 
 
-class LimitedStep(_Strict):
-    regions: tuple[str, ...] = ()
-    percent: float = Field(100, gt=0, le=100)
+def _condition_kind(value: Any) -> str:
+    if isinstance(value, AnalysisRef) or (isinstance(value, dict) and "analysis" in value):
+        return "analysis"
+    return "gate"
 
 
-class GradualStep(_Strict):
-    steps: tuple[float, ...] = (10, 25, 50, 100)
-
-    @field_validator("steps")
-    @classmethod
-    def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not v or any(not 0 < s <= 100 for s in v) or list(v) != sorted(set(v)):
-            raise ValueError("steps must be strictly increasing percentages in (0, 100]")
-        return v
+# A condition is a gate or a reference to a named analysis; telling them apart by key keeps a mistake's
+# message about the one the author meant.
+Condition = Annotated[Annotated[Gate, Tag("gate")] | Annotated[AnalysisRef, Tag("analysis")], Discriminator(_condition_kind)]
 
 
 class Budget(_Strict):
+    """Errors and latency over the candidate's last `window` calls, watched whenever it answers users."""
+
     max_error_rate: float = Field(0.05, ge=0, le=1)
     max_p99_ms: float = Field(5000, gt=0)
     window: int = Field(200, ge=10)
 
 
+class ShadowTraffic(_Strict):
+    sample: float = Field(1.0, ge=0, le=1)
+
+
+class LimitedTraffic(_Strict):
+    regions: tuple[str, ...] = ()  # empty: named at promotion (--regions)
+    percent: float = Field(100, gt=0, le=100)
+
+
+class GradualTraffic(_Strict):
+    percent: float = Field(gt=0, le=100)
+
+
+class PauseSpec(_Strict):
+    duration: float | None = None  # seconds; None: until someone promotes
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else _seconds(v)
+
+
+class FullSpec(_Strict):
+    pass
+
+
+class AutoAdvance(_Strict):
+    after: float  # seconds in the step before the guard promotes, once the exit conditions pass
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _after(cls, v: Any) -> float:
+        return _seconds(v)
+
+
+class Step(_Strict):
+    """One step: exactly one of the kinds, plus its conditions."""
+
+    shadow: ShadowTraffic | None = None
+    limited: LimitedTraffic | None = None
+    gradual: GradualTraffic | None = None
+    pause: PauseSpec | None = None
+    full: FullSpec | None = None
+    exit: tuple[Condition, ...] = ()  # what must hold to leave this step
+    watch: tuple[Condition, ...] = ()  # checked continuously while the rollout is on this step
+    auto_advance: AutoAdvance | None = None
+    on_fail: OnFail = "rollback"  # what a failing watched condition does, unless it says otherwise
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_kind(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"a step is a mapping with one of {', '.join(k.value for k in STEP_KINDS)}")
+        kinds = [k.value for k in STEP_KINDS if k.value in data]
+        unknown = [k for k in data if k not in cls.model_fields]
+        if unknown:
+            raise ValueError(f"unknown step key(s) {', '.join(map(repr, unknown))}; a step is one of "
+                             f"{', '.join(k.value for k in STEP_KINDS)}, with exit, watch, auto_advance, on_fail")
+        if len(kinds) != 1:
+            raise ValueError(f"a step names exactly one kind of {', '.join(k.value for k in STEP_KINDS)}; got "
+                             f"{', '.join(kinds) or 'none'}")
+        # `full: {}` and `pause:` with nothing after them read as None in YAML.
+        return {**data, kinds[0]: data[kinds[0]] or {}}
+
+    @property
+    def kind(self) -> Stage:
+        return next(k for k in STEP_KINDS if getattr(self, k.value) is not None)
+
+    @property
+    def wait_s(self) -> float | None:
+        """How long the rollout stays on this step before the guard may advance it, if it ever does."""
+        if self.pause is not None and self.pause.duration is not None:
+            return self.pause.duration
+        return self.auto_advance.after if self.auto_advance else None
+
+
 class Plan(_Strict):
     name: str = "default"
     regions: tuple[str, ...]
-    shadow: ShadowStep = ShadowStep()
-    limited: LimitedStep = LimitedStep()
-    gradual: GradualStep = GradualStep()
     hold_ood_on_champion: bool = True
-    gates: dict[TargetStage, tuple[Gate, ...]] = Field(default_factory=dict)
+    analyses: dict[str, AnalysisSpec] = Field(default_factory=dict)
     budget: Budget = Budget()
+    watch: tuple[Condition, ...] = ()  # checked continuously on every step where the candidate answers users
+    steps: tuple[Step, ...]
 
     @model_validator(mode="after")
-    def _regions_known(self) -> Plan:
-        unknown = set(self.limited.regions) - set(self.regions)
-        if unknown:
-            raise ValueError(f"limited.regions names regions not in `regions`: {sorted(unknown)}")
+    def _consistent(self) -> Plan:
+        for where, cond in self._conditions():
+            if isinstance(cond, AnalysisRef) and cond.analysis not in self.analyses:
+                raise ValueError(f"{where} names analysis {cond.analysis!r}, which `analyses` does not define "
+                                 f"(defined: {', '.join(self.analyses) or 'none'})")
+        _check_order(self.steps, self.regions)
         return self
 
-    def gates_for(self, stage: str) -> tuple[Gate, ...]:
-        return self.gates.get(stage, ())  # type: ignore[call-overload]
+    def _conditions(self) -> list[tuple[str, Condition]]:
+        found = [(f"watch.{i}", c) for i, c in enumerate(self.watch)]
+        for i, step in enumerate(self.steps):
+            found += [(f"steps.{i} ({step.kind}).{part}.{j}", c)
+                      for part in ("exit", "watch") for j, c in enumerate(getattr(step, part))]
+        return found
+
+    def step_label(self, index: int) -> str:
+        """'3/7 gradual 25%': where a rollout stands, for people."""
+        step = self.steps[index]
+        detail = {Stage.GRADUAL: lambda s: f" {s.gradual.percent:g}%",
+                  Stage.LIMITED: lambda s: f" {', '.join(s.limited.regions) or '(regions at promotion)'} {s.limited.percent:g}%",
+                  Stage.PAUSE: lambda s: " " + ("until promoted" if s.pause.duration is None else f"{s.pause.duration:g} s")}
+        return f"{index + 1}/{len(self.steps)} {step.kind}" + detail.get(step.kind, lambda s: "")(step)
+
+    def watched(self, index: int, answers_traffic: bool) -> tuple[Condition, ...]:
+        """What the guard checks on step `index` (besides the budget while the candidate answers users)."""
+        return (self.watch if answers_traffic else ()) + self.steps[index].watch
+
+    def unconditional(self, **changes: Any) -> Plan:
+        """The same steps with no exit or watched conditions (the budget stays): for benchmarks and tests
+        that drive a rollout by hand."""
+        steps = tuple(s.model_copy(update={"exit": (), "watch": ()}) for s in self.steps)
+        return self.model_copy(update={"steps": steps, "watch": (), **changes})
 
     def check_regions(self, regions: tuple[str, ...]) -> None:
         unknown = [r for r in regions if r not in self.regions]
         if unknown:
             raise PlanError(f"unknown region(s) {', '.join(unknown)}; this plan's regions are {', '.join(self.regions)}")
 
-    def describe(self) -> list[str]:
-        """The plan in words, stage by stage, for `rollout plan show`."""
-        lines = [f"Plan {self.name!r} for regions {', '.join(self.regions)}."]
-        lines.append(f"1. shadow: the champion answers every request; the candidate also runs on "
-                     f"{self.shadow.sample:.0%} of them, off the critical path, and both answers are logged.")
-        lines.append(f"2. limited: the candidate answers {self.limited.percent:g}% of listings in "
-                     f"{', '.join(self.limited.regions) or '(regions named at promotion)'}; the champion answers the rest.")
-        lines.append(f"3. gradual: the candidate answers a growing share of listings everywhere: "
-                     f"{', '.join(f'{s:g}%' for s in self.gradual.steps)}, one step per promotion.")
-        lines.append("4. full: the candidate becomes the champion.")
-        if self.hold_ood_on_champion:
-            lines.append("Out-of-domain photos stay on the champion in limited and gradual; the candidate sees them in shadow only.")
-        for stage in ("limited", "gradual", "full"):
-            gates = self.gates_for(stage)
-            if gates:
-                lines.append(f"Before {stage}: " + "; ".join(g.describe() for g in gates) + ".")
-            else:
-                lines.append(f"Before {stage}: no gates.")
-        b = self.budget
-        lines.append(f"While the candidate answers traffic: over its last {b.window} requests, an error rate above "
-                     f"{b.max_error_rate:.0%} or p99 latency above {b.max_p99_ms:g} ms takes it off traffic automatically.")
-        lines.append("Listings are assigned to the candidate by a hash of the listing id and the rollout id: "
-                     "sticky, and a listing never moves back as the percentage grows.")
-        return lines
+
+def _check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
+    """Steps in an order a rollout can take: traffic only grows (a listing never moves back to the champion)."""
+    if not steps:
+        raise ValueError("`steps` is empty: a plan needs at least a full step")
+    if steps[-1].kind is not Stage.FULL:
+        raise ValueError(f"steps.{len(steps) - 1} ({steps[-1].kind}): the last step must be `full`, which makes the "
+                         "candidate the champion")
+    answering, limited, gradual_pct = False, None, 0.0
+    for i, step in enumerate(steps):
+        where = f"steps.{i} ({step.kind})"
+        kind = step.kind
+        if kind is Stage.FULL and i != len(steps) - 1:
+            raise ValueError(f"{where}: `full` can only be the last step")
+        if kind is Stage.PAUSE and i == 0:
+            raise ValueError(f"{where}: a pause holds the traffic of the step before it, and the first step has none")
+        if kind is Stage.SHADOW and answering:
+            raise ValueError(f"{where}: shadow after the candidate has answered users would take listings back; "
+                             "shadow steps come first")
+        if kind is Stage.LIMITED:
+            if gradual_pct:
+                raise ValueError(f"{where}: limited after gradual would take listings back; limited steps come before gradual")
+            unknown = sorted(set(step.limited.regions) - set(regions))
+            if unknown:
+                raise ValueError(f"{where}.limited.regions: {unknown} are not in the plan's `regions`")
+            if limited is not None and (not set(limited.regions) <= set(step.limited.regions or limited.regions)
+                                        or step.limited.percent < limited.percent):
+                raise ValueError(f"{where}.limited: a later limited step may widen the regions or raise the percent, "
+                                 "not shrink them")
+            limited, answering = step.limited, True
+        if kind is Stage.GRADUAL:
+            if limited is None:
+                raise ValueError(f"{where}: gradual before any limited step; the candidate first answers a limited region")
+            if step.gradual.percent <= gradual_pct:
+                raise ValueError(f"{where}.gradual.percent: {step.gradual.percent:g} does not grow from the previous "
+                                 f"gradual step's {gradual_pct:g} (listings never move back)")
+            gradual_pct, answering = step.gradual.percent, True
 
 
 def default_plan_path() -> Path:
@@ -149,10 +293,29 @@ def default_plan_path() -> Path:
 
 
 def load_plan(path: Path | str | None = None) -> Plan:
+    """A validated plan; a file in the format of stage sections (before steps) is converted, see plan_legacy."""
+    from rollout.plan_legacy import is_legacy, to_steps
+
     path = Path(path) if path else default_plan_path()
     raw = read_yaml(path, "rollout plan", PlanError) or {}
+    if not isinstance(raw, dict):
+        raise PlanError(f"rollout plan {path} must be a mapping with `regions` and `steps`")
+    if is_legacy(raw):
+        raw = to_steps(raw, path)
+    return parse_plan(raw, str(path))
+
+
+def parse_plan(raw: dict[str, Any], source: str = "rollout plan") -> Plan:
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise PlanError(f"rollout plan {path} is invalid: {problems}") from None
+        raise PlanError(f"rollout plan {source} is invalid: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    out = []
+    for e in exc.errors():
+        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(dict.fromkeys(out))

@@ -1,74 +1,90 @@
-"""Stage transitions as pure functions: current routing state + command -> next routing state, or a
-TransitionError saying why not. No I/O; the control plane stores what these return."""
+"""Step transitions as pure functions: routing state + plan + command -> the next routing state, or a
+TransitionError saying why not. No I/O; the control plane stores what these return.
+
+Moving to a later step applies the traffic of every step on the way, so skipping a step never skips the
+regions it would have added, and traffic only grows: a listing once on the candidate stays there.
+"""
 
 from __future__ import annotations
 
+from roomsight.errors import UserError
 from roomsight.registry import ModelRef
-from rollout.plan import Plan
-from serving.routing import RoutingState, Stage
-
-ORDER = {Stage.STABLE: 0, Stage.SHADOW: 1, Stage.LIMITED: 2, Stage.GRADUAL: 3}
-TARGETS = ("limited", "gradual", "full")
+from roomsight.rollout_state import RoutingState, Stage
+from rollout.plan import Plan, Step
 
 
-class TransitionError(ValueError):
-    """The command does not apply to the current stage; the message says what would."""
+class TransitionError(UserError, ValueError):
+    """The command does not apply to where the rollout stands; the message says what would."""
 
 
-def start(state: RoutingState, candidate: ModelRef, rollout_id: str, plan: Plan) -> RoutingState:
-    if state.stage is not Stage.STABLE:
+def start(state: RoutingState, candidate: ModelRef, rollout_id: str, plan: Plan, now: float) -> RoutingState:
+    if state.in_progress:
         raise TransitionError(f"rollout {state.rollout_id} is in {state.stage} with candidate "
                               f"{state.candidate.uri if state.candidate else '?'}: promote it to full or roll it back first")
     if candidate == state.champion:
         raise TransitionError(f"{candidate.uri} is already the champion")
-    return state.evolve(stage=Stage.SHADOW, candidate=candidate, rollout_id=rollout_id, regions=(), percent=0.0,
-                        shadow_sample=plan.shadow.sample, hold_ood_on_champion=plan.hold_ood_on_champion)
+    begun = RoutingState(champion=state.champion, stage=Stage.SHADOW, candidate=candidate, rollout_id=rollout_id,
+                         step=0, since=now, shadow_sample=0.0, hold_ood_on_champion=plan.hold_ood_on_champion,
+                         previous_champion=state.previous_champion)
+    return _apply(begun, plan, 0, now)
 
 
-def promote(state: RoutingState, target: str, plan: Plan, regions: tuple[str, ...] | None = None,
+def target_step(state: RoutingState, plan: Plan, stage: str | None = None) -> int:
+    """The step a promotion goes to: the next one, or with `stage` the first later step of that kind.
+    Gradual steps the share has already passed (a --percent override) are skipped."""
+    current = _current(state, plan)
+    kinds = {k.value for k in Stage} - {Stage.STABLE.value}
+    if stage is not None and stage not in kinds:
+        raise TransitionError(f"unknown stage {stage!r}; promote to one of {', '.join(sorted(kinds))}")
+    for i in range(current + 1, len(plan.steps)):
+        step = plan.steps[i]
+        if step.kind is Stage.GRADUAL and step.gradual.percent <= state.percent:
+            continue
+        if stage is None or step.kind.value == stage:
+            return i
+    where = plan.step_label(current)
+    raise TransitionError(f"no later {stage + ' ' if stage else ''}step in the plan after step {where}"
+                          + ("" if stage else "; the rollout is complete"))
+
+
+def advance(state: RoutingState, plan: Plan, target: int, now: float, regions: tuple[str, ...] | None = None,
             percent: float | None = None) -> RoutingState:
-    if target not in TARGETS:
-        raise TransitionError(f"unknown stage {target!r}; promote to one of {', '.join(TARGETS)}")
-    if state.stage is Stage.STABLE or state.candidate is None:
-        raise TransitionError("no rollout in progress: start one with `rollout start --candidate URI`")
+    """The state on step `target` (after the current one), with optional overrides of that step's traffic."""
+    current = _current(state, plan)
+    if not current < target < len(plan.steps):
+        raise TransitionError(f"step {target + 1} does not follow step {plan.step_label(current)}")
     if percent is not None and not 0 < percent <= 100:
         raise TransitionError(f"--percent must be in (0, 100], got {percent:g}")
+    kind = plan.steps[target].kind
+    if regions is not None and kind is not Stage.LIMITED:
+        raise TransitionError(f"--regions applies to a limited step; step {plan.step_label(target)} is {kind}")
+    if percent is not None and kind not in (Stage.LIMITED, Stage.GRADUAL):
+        raise TransitionError(f"--percent applies to limited and gradual steps; step {plan.step_label(target)} is {kind}")
+    out = state
+    for i in range(current + 1, target + 1):
+        last = i == target
+        passed = plan.steps[i].gradual is not None and plan.steps[i].gradual.percent <= out.percent
+        if not last and passed:
+            continue  # a --percent override went past this step already
+        out = _apply(out, plan, i, now, regions if last else None, percent if last else None)
+    return out.evolve(held=None)
 
-    if target == "limited":
-        if state.stage not in (Stage.SHADOW, Stage.LIMITED):
-            raise TransitionError(f"limited follows shadow; the rollout is already in {state.stage}")
-        chosen = tuple(regions) if regions else plan.limited.regions
-        if not chosen:
-            raise TransitionError("limited needs regions: give --regions or set limited.regions in the plan")
-        plan.check_regions(chosen)
-        pct = percent if percent is not None else plan.limited.percent
-        if state.stage is Stage.LIMITED:
-            _no_shrink(set(state.regions) - set(chosen), pct, state.percent)
-        return state.evolve(stage=Stage.LIMITED, regions=chosen, percent=pct)
 
-    if target == "gradual":
-        if state.stage not in (Stage.LIMITED, Stage.GRADUAL):
-            raise TransitionError(f"gradual follows limited; the rollout is in {state.stage}")
-        current = state.percent if state.stage is Stage.GRADUAL else 0.0
-        if percent is None:
-            nxt = [s for s in plan.gradual.steps if s > current]
-            if not nxt:
-                raise TransitionError(f"gradual is at {current:g}%, the plan's last step: promote to full")
-            percent = nxt[0]
-        if percent <= current:
-            raise TransitionError(f"gradual is at {current:g}%; a step must grow it (listings never move back)")
-        return state.evolve(stage=Stage.GRADUAL, percent=percent)
+def exits_to_check(state: RoutingState, target: int) -> range:
+    """The steps whose exit conditions a move to `target` must pass: the current one and every one skipped."""
+    return range(state.step or 0, target)
 
-    # full
-    if state.stage is not Stage.GRADUAL:
-        raise TransitionError(f"full follows gradual; the rollout is in {state.stage}")
-    return RoutingState(champion=state.candidate, previous_champion=state.champion,
-                        shadow_sample=state.shadow_sample, hold_ood_on_champion=state.hold_ood_on_champion)
+
+def hold(state: RoutingState, reason: str) -> RoutingState:
+    """The guard's pause: traffic stays as it is and nothing advances by itself until someone acts."""
+    if not state.in_progress:
+        raise TransitionError("no rollout in progress to pause")
+    return state.evolve(held=reason)
 
 
 def rollback(state: RoutingState) -> RoutingState:
     """Take the candidate off all traffic; after `full`, restore the previous champion."""
-    if state.stage is not Stage.STABLE:
+    if state.in_progress:
         return RoutingState(champion=state.champion, previous_champion=state.previous_champion,
                             shadow_sample=state.shadow_sample, hold_ood_on_champion=state.hold_ood_on_champion)
     if state.previous_champion is not None:
@@ -77,7 +93,42 @@ def rollback(state: RoutingState) -> RoutingState:
     raise TransitionError("nothing to roll back: no rollout in progress and no previous champion recorded")
 
 
-def _no_shrink(dropped: set[str], new_pct: float, old_pct: float) -> None:
-    if dropped or new_pct < old_pct:
-        raise TransitionError("limited can widen (more regions, higher percent) but not shrink: listings never move back; "
-                              "roll back instead")
+def _current(state: RoutingState, plan: Plan) -> int:
+    if not state.in_progress or state.candidate is None:
+        raise TransitionError("no rollout in progress: start one with `rollout start --candidate URI`")
+    step = state.step or 0
+    if step >= len(plan.steps):
+        raise TransitionError(f"the rollout is on step {step + 1}, but plan {plan.name!r} has {len(plan.steps)} steps: "
+                              "was the plan changed during the rollout? Roll back, or use the plan it started with")
+    return step
+
+
+def _apply(state: RoutingState, plan: Plan, index: int, now: float, regions: tuple[str, ...] | None = None,
+           percent: float | None = None) -> RoutingState:
+    step: Step = plan.steps[index]
+    kind = step.kind
+    moved = state.evolve(stage=kind, step=index, since=now)
+    if kind is Stage.SHADOW:
+        return moved.evolve(shadow_sample=step.shadow.sample)
+    if kind is Stage.PAUSE:
+        return moved
+    if kind is Stage.LIMITED:
+        chosen = tuple(regions) if regions else (step.limited.regions or state.regions)
+        if not chosen:
+            raise TransitionError(f"step {plan.step_label(index)} needs regions: give --regions or set them in the plan")
+        plan.check_regions(chosen)
+        pct = percent if percent is not None else step.limited.percent
+        if not set(state.regions) <= set(chosen) or pct < state.region_percent:
+            raise TransitionError("limited can widen (more regions, higher percent) but not shrink: listings never move "
+                                  "back; roll back instead")
+        return moved.evolve(regions=chosen, region_percent=pct)
+    if kind is Stage.GRADUAL:
+        pct = percent if percent is not None else step.gradual.percent
+        if pct <= state.percent:
+            raise TransitionError(f"gradual is at {state.percent:g}%; a step must grow it (listings never move back)")
+        # The limited regions stay the candidate's, whole: moving on never takes a listing back.
+        return moved.evolve(percent=pct, region_percent=100.0 if state.regions else 0.0)
+    assert kind is Stage.FULL and state.candidate is not None
+    return RoutingState(champion=state.candidate, stage=Stage.FULL, rollout_id=state.rollout_id, step=index, since=now,
+                        previous_champion=state.champion, shadow_sample=state.shadow_sample,
+                        hold_ood_on_champion=state.hold_ood_on_champion)

@@ -10,77 +10,12 @@ the same listings are not always the first exposed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any
+from dataclasses import dataclass, field
 
-from roomsight.registry import ModelRef
+from roomsight.rollout_state import RoutingState
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
-
-
-class Stage(str, Enum):
-    STABLE = "stable"  # no rollout: the champion answers everything
-    SHADOW = "shadow"  # champion answers; candidate runs beside it on a sample, off the critical path
-    LIMITED = "limited"  # candidate answers the plan's regions (a percentage within them)
-    GRADUAL = "gradual"  # candidate answers a growing percentage everywhere
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class RoutingState:
-    """What the Serve app needs to route; written by the control plane, read by every ingress."""
-
-    champion: ModelRef
-    stage: Stage = Stage.STABLE
-    candidate: ModelRef | None = None
-    rollout_id: str | None = None
-    regions: tuple[str, ...] = ()
-    percent: float = 0.0  # limited: share within `regions`; gradual: share of all listings
-    shadow_sample: float = 1.0  # share of requests the other model also runs on
-    hold_ood_on_champion: bool = False  # out-of-domain photos stay on the champion in limited/gradual
-    previous_champion: ModelRef | None = None  # restored by a rollback after `full`
-
-    def __post_init__(self) -> None:
-        if self.stage is not Stage.STABLE and (self.candidate is None or self.rollout_id is None):
-            raise ValueError(f"stage {self.stage} needs a candidate and a rollout id")
-        if not 0.0 <= self.percent <= 100.0:
-            raise ValueError(f"percent must be in [0, 100], got {self.percent}")
-        if not 0.0 <= self.shadow_sample <= 1.0:
-            raise ValueError(f"shadow_sample must be in [0, 1], got {self.shadow_sample}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "champion": self.champion.to_dict(),
-            "stage": self.stage.value,
-            "candidate": self.candidate.to_dict() if self.candidate else None,
-            "rollout_id": self.rollout_id,
-            "regions": list(self.regions),
-            "percent": self.percent,
-            "shadow_sample": self.shadow_sample,
-            "hold_ood_on_champion": self.hold_ood_on_champion,
-            "previous_champion": self.previous_champion.to_dict() if self.previous_champion else None,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RoutingState:
-        return cls(
-            champion=ModelRef.from_dict(d["champion"]),
-            stage=Stage(d.get("stage", "stable")),
-            candidate=ModelRef.from_dict(d["candidate"]) if d.get("candidate") else None,
-            rollout_id=d.get("rollout_id"),
-            regions=tuple(d.get("regions") or ()),
-            percent=float(d.get("percent", 0.0)),
-            shadow_sample=float(d.get("shadow_sample", 1.0)),
-            hold_ood_on_champion=bool(d.get("hold_ood_on_champion", False)),
-            previous_champion=ModelRef.from_dict(d["previous_champion"]) if d.get("previous_champion") else None,
-        )
-
-    def evolve(self, **changes: Any) -> RoutingState:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -98,15 +33,12 @@ def bucket(listing_id: str, rollout_id: str) -> float:
 
 
 def on_candidate(state: RoutingState, listing_id: str, region: str) -> bool:
-    """Would the candidate answer this listing, ignoring out-of-domain holds?"""
-    if state.stage in (Stage.STABLE, Stage.SHADOW) or state.rollout_id is None:
+    """Would the candidate answer this listing, ignoring out-of-domain holds? The state's traffic decides,
+    whatever the step: its limited regions (a share within them) and its share of all listings."""
+    if not state.answers_traffic or state.rollout_id is None:
         return False
-    in_slice = bucket(listing_id, state.rollout_id) < state.percent
-    if state.stage is Stage.LIMITED:
-        return region in state.regions and in_slice
-    # Gradual keeps the limited regions on the candidate, so moving limited -> gradual never takes a
-    # listing back: the candidate's population only grows.
-    return region in state.regions or in_slice
+    b = bucket(listing_id, state.rollout_id)
+    return (region in state.regions and b < state.region_percent) or b < state.percent
 
 
 def choose(state: RoutingState, listing_id: str, region: str, ood_flags: tuple[str, ...] = (),
@@ -114,9 +46,9 @@ def choose(state: RoutingState, listing_id: str, region: str, ood_flags: tuple[s
     """Route one request. `u` is a uniform draw in [0, 1) that decides shadow sampling; passing it in
     keeps this function pure and testable."""
     sampled = state.candidate is not None and u < state.shadow_sample
-    if state.stage is Stage.STABLE or state.candidate is None:
+    if state.candidate is None:
         return Decision(CHAMPION, None, "stable")
-    if state.stage is Stage.SHADOW:
+    if not state.answers_traffic:
         return Decision(CHAMPION, CANDIDATE if sampled else None, "shadow")
     if on_candidate(state, listing_id, region):
         if ood_flags and state.hold_ood_on_champion:
@@ -131,4 +63,4 @@ def call_priority(state: RoutingState, role: str, shadow_priority: str = "idle")
     """The CPU priority a model call runs at (see serving.priority): the candidate runs at
     `shadow_priority` while it only shadows, so it cannot take cycles from the champion; whoever answers
     traffic runs at normal priority."""
-    return shadow_priority if role == CANDIDATE and state.stage is Stage.SHADOW else "normal"
+    return shadow_priority if role == CANDIDATE and not state.answers_traffic else "normal"

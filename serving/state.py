@@ -1,62 +1,15 @@
-"""The rollout state row: written by the control plane with compare-and-swap, polled by every ingress.
-
-One row per database (id = 1). `generation` increases on every write; a writer states the generation
-it read, so of two concurrent promotes exactly one wins and the other gets StateConflict.
+"""Following the rollout state: every ingress keeps the latest routing state in memory (`StateWatcher`),
+re-reading the row the control plane writes (roomsight.rollout_state) on a short interval.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
-from roomsight.tables import rollout_state
-from serving.routing import RoutingState
-
-_ROW = 1
-
-
-class StateConflict(RuntimeError):
-    """Someone else changed the rollout state since it was read."""
-
-
-@dataclass(frozen=True)
-class Versioned:
-    generation: int
-    state: RoutingState
-    updated_at: float
-
-
-def read_state(engine: Engine) -> Versioned | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(rollout_state).where(rollout_state.c.id == _ROW)).first()
-    if row is None:
-        return None
-    return Versioned(row.generation, RoutingState.from_dict(row.state), row.updated_at)
-
-
-def write_state(engine: Engine, state: RoutingState, expected_generation: int | None) -> Versioned:
-    """Write `state` if the stored generation is still `expected_generation` (None: no row yet)."""
-    now = time.time()
-    with engine.begin() as conn:
-        if expected_generation is None:
-            try:
-                conn.execute(insert(rollout_state).values(id=_ROW, generation=1, state=state.to_dict(), updated_at=now))
-            except IntegrityError:
-                raise StateConflict("the rollout state was created concurrently; read it again") from None
-            return Versioned(1, state, now)
-        result = conn.execute(
-            update(rollout_state)
-            .where(rollout_state.c.id == _ROW, rollout_state.c.generation == expected_generation)
-            .values(generation=expected_generation + 1, state=state.to_dict(), updated_at=now)
-        )
-        if result.rowcount != 1:
-            raise StateConflict("the rollout state changed since it was read (another command won); nothing was written")
-    return Versioned(expected_generation + 1, state, now)
+from roomsight.rollout_state import RoutingState, Versioned, read_state
 
 
 class NotReady(Exception):

@@ -46,7 +46,7 @@ def test_every_command_has_help():
 def test_plan_show_in_words():
     result = runner.invoke(app, ["plan", "show"])
     assert result.exit_code == 0
-    assert "shadow" in result.output and "eu-west" in result.output and "Before limited" in result.output
+    assert "1. shadow" in result.output and "eu-west" in result.output and "To leave it" in result.output
 
 
 def test_bad_config_fails_naming_the_key(tmp_path):
@@ -68,8 +68,12 @@ def test_status_promote_refusals_through_the_cli(home):
     assert result.exit_code == 1 and "unknown stage 'sideways'" in result.output
     result = runner.invoke(app, ["promote", "--stage", "limited", "--regions", "mars-north"], env=env)
     assert result.exit_code == 1 and "unknown region" in result.output
+    result = runner.invoke(app, ["promote", "--stage", "limited", "--dry-run"], env=env)
+    assert result.exit_code == 0 and "dry run: would refuse to step 2/7 limited eu-west 100%" in result.output
     result = runner.invoke(app, ["promote", "--stage", "limited"], env=env)
-    assert result.exit_code == 1 and "FAIL compared >= 30: 0" in result.output
+    assert result.exit_code == 1 and "INCONCLUSIVE compared >= 30: 0 so far" in result.output
+    result = runner.invoke(app, ["status"], env=env)
+    assert result.exit_code == 0 and "step 1/7 shadow" in result.output and "to leave it for step 2/7 limited" in result.output
     result = runner.invoke(app, ["rollback", "--reason", "changed my mind"], env=env)
     assert result.exit_code == 0
     result = runner.invoke(app, ["history", "--json"], env=env)

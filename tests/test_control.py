@@ -11,7 +11,9 @@ from roomsight.db import engine_for
 from rollout.control import ControlPlane, GatesFailed, RolloutError
 from rollout.plan import load_plan
 from serving.predlog import LogWriter, PredictionRecord
-from serving.routing import Stage
+from roomsight.rollout_state import Stage
+from rollout.plan import Gate
+from tests.plans import open_plan, with_exit
 
 
 def log_shadow_traffic(settings, rollout_id: str, n: int, agree: float = 1.0, served_by: str = "champion") -> None:
@@ -45,11 +47,10 @@ def test_start_refuses_unknown_model(settings):
 
 
 def log_gates_only():
-    """The default plan without its review gates: these tests feed log evidence only (review gates have
-    their own tests)."""
-    plan = load_plan()
-    limited = tuple(g for g in plan.gates_for("limited") if g.metric in ("compared", "agreement", "candidate_error_rate"))
-    return plan.model_copy(update={"gates": {**plan.gates, "limited": limited}})
+    """The default plan with only its log gates to leave shadow: these tests feed log evidence only (the
+    analyses have their own tests)."""
+    shadow_exit = tuple(c for c in load_plan().steps[0].exit if isinstance(c, Gate))
+    return with_exit(open_plan(), 0, shadow_exit)
 
 
 def test_gates_refuse_with_numbers_then_pass_on_evidence(settings):
@@ -58,22 +59,24 @@ def test_gates_refuse_with_numbers_then_pass_on_evidence(settings):
     rid = out.after.rollout_id
     with pytest.raises(GatesFailed) as info:
         cp.promote("limited")
-    assert "compared >= 30: 0" in str(info.value)
+    assert "INCONCLUSIVE compared >= 30: 0 so far; 30 more wanted" in str(info.value)
     assert cp.current().state.stage is Stage.SHADOW  # nothing changed
 
     log_shadow_traffic(settings, rid, 40, agree=0.5)
-    with pytest.raises(GatesFailed, match=r"agreement >= 0.6: 0.5"):
+    with pytest.raises(GatesFailed, match=r"FAIL agreement >= 0.6: 0.5"):
         cp.promote("limited")
     log_shadow_traffic(settings, rid, 60, agree=1.0)  # 80/100 agree now
     promoted = cp.promote("limited", ("eu-west",))
     assert promoted.after.stage is Stage.LIMITED and all(g.passed for g in promoted.gates)
     tags = registry.version_tags(registry.ModelRef("roomtype", "2"))
-    assert (tags["stage"], tags["regions"], tags["percent"]) == ("limited", "eu-west", "100")
+    assert (tags["stage"], tags["step"], tags["regions"], tags["region_percent"]) == ("limited", "2/7 limited eu-west 100%",
+                                                                                      "eu-west", "100")
 
     history = cp.history()
     assert [e["action"] for e in history] == ["promote", "start"]
-    assert history[0]["actor"] == "alice" and history[0]["to"] == "limited"
-    assert {g["metric"] for g in history[0]["gates"]} == {"compared", "agreement", "candidate_error_rate"}
+    assert history[0]["actor"] == "alice" and history[0]["to"] == "limited" and history[0]["to_step"] == "2/7 limited eu-west 100%"
+    assert history[0]["from_step"] == "1/7 shadow"
+    assert {c["name"] for c in history[0]["conditions"]} == {"compared >= 30", "agreement >= 0.6", "candidate_error_rate <= 0.02"}
     run = registry.client().get_run(history[0]["run_id"])
     assert run.data.metrics["agreement"] == pytest.approx(0.8)
 
@@ -90,7 +93,7 @@ def test_force_needs_a_reason_and_is_recorded(settings):
 
 
 def test_concurrent_promotes_exactly_one_wins(settings):
-    plan = load_plan().model_copy(update={"gates": {}})
+    plan = open_plan()
     ControlPlane(settings, plan).start("models:/roomtype/2")
     results, errors = [], []
     barrier = threading.Barrier(2)
@@ -119,12 +122,12 @@ def test_concurrent_promotes_exactly_one_wins(settings):
 
 
 def test_rollback_restores_aliases_with_routing(settings):
-    plan = load_plan().model_copy(update={"gates": {}})
+    plan = open_plan()
     cp = ControlPlane(settings, plan)
     cp.start("models:/roomtype/2")
     cp.promote("limited")
     cp.promote("gradual", percent=100)
-    cp.promote("full")
+    assert cp.promote("full").after.stage is Stage.FULL
     assert registry.alias_version("roomtype", "champion") == "2"
     cp.rollback("bad numbers after full")
     assert cp.current().state.champion.version == "1"
@@ -139,7 +142,7 @@ def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    plan = load_plan().model_copy(update={"gates": {}})
+    plan = open_plan()
     ControlPlane(settings, plan).start("models:/roomtype/2")
     down = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})  # nothing listens
     cp = ControlPlane(down, plan, actor="ops")
@@ -150,3 +153,46 @@ def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
     back = ControlPlane(settings, plan, actor="ops")  # the registry is back
     assert back.promote("limited", ("eu-west",)).after.stage is Stage.LIMITED
     assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "limited"
+
+
+def test_dry_run_says_what_would_happen_and_changes_nothing(settings):
+    cp = ControlPlane(settings, log_gates_only(), actor="dana")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    before = cp.current()
+    preview = cp.promote(dry_run=True)
+    assert not preview.applied and preview.to_step == "2/7 limited eu-west 100%"
+    assert preview.after.stage is Stage.LIMITED and [g.outcome for g in preview.gates] == ["inconclusive"] * 3
+    assert cp.current() == before and [e["action"] for e in cp.history()] == ["start"]
+    log_shadow_traffic(settings, rid, 40)
+    assert all(g.passed for g in cp.promote(dry_run=True).gates)
+    assert cp.current().generation == before.generation
+
+
+def test_status_names_the_step_and_its_conditions(settings):
+    cp = ControlPlane(settings, log_gates_only(), actor="erin")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    log_shadow_traffic(settings, rid, 40, agree=0.5)
+    st = cp.status()
+    assert (st.step, st.next_step) == ("1/7 shadow", "2/7 limited eu-west 100%")
+    assert {r.name: r.outcome for r in st.exit} == {"compared >= 30": "pass", "agreement >= 0.6": "fail",
+                                                    "candidate_error_rate <= 0.02": "pass"}
+    assert st.watch == [], "the candidate answers no user in shadow: nothing to watch"
+    d = st.to_dict()
+    assert d["exit_outcome"] == "fail" and d["state"]["step"] == 0
+
+
+def test_history_at_says_which_version_answered_a_region(settings):
+    from rollout.records import live_at
+
+    cp = ControlPlane(settings, open_plan(), actor="fay")
+    cp.start("models:/roomtype/2")
+    time.sleep(0.05)
+    mid = time.time()
+    time.sleep(0.05)
+    cp.promote("limited", ("eu-west",), percent=50)
+    at_start = cp.history(1, at=mid)[0]
+    assert at_start["action"] == "start"
+    assert "v1 answered every listing (shadow); v2 ran beside it in shadow" in live_at(at_start, "eu-west").describe("eu-west")
+    now = cp.history(1, at=time.time())[0]
+    assert live_at(now, "eu-west").candidate_share == 0.5 and live_at(now, "us-east").candidate_share == 0
+    assert cp.history(1, at=mid - 3600) == []

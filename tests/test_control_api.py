@@ -15,6 +15,7 @@ from roomsight.config import ConfigError
 from rollout.api import create_app
 from rollout.control import ControlPlane
 from rollout.plan import load_plan
+from tests.plans import open_plan
 from tests.test_control import log_gates_only, log_shadow_traffic
 from tests.test_review_web import running
 
@@ -55,7 +56,7 @@ def test_operations_need_a_token_and_record_its_holder(settings) -> None:
 
         r = http.post("/api/promote", json={"stage": "limited"}, headers=CI)
         assert r.status_code == 409 and "compared >= 30: 0" in r.json()["error"]
-        assert {g["metric"] for g in r.json()["gates"] if not g["passed"]} >= {"compared"}
+        assert {g["name"] for g in r.json()["gates"] if g["outcome"] != "pass"} >= {"compared >= 30"}
         assert http.post("/api/promote", json={"stage": "sideways"}, headers=CI).status_code == 409
         assert http.post("/api/promote", json={"stage": 3, "extra": 1}, headers=CI).status_code == 422
 
@@ -65,6 +66,10 @@ def test_operations_need_a_token_and_record_its_holder(settings) -> None:
 
         status = http.get("/api/status", headers=OLGA).json()
         assert status["state"]["stage"] == "limited" and status["evidence"]["compared"] == 40
+        assert status["step"] == "2/7 limited eu-west 100%" and status["next_step"] == "3/7 gradual 10%"
+        r = http.post("/api/promote", json={"dry_run": True}, headers=CI)
+        assert r.status_code == 200 and r.json()["applied"] is False and r.json()["to_step"] == "3/7 gradual 10%"
+        assert http.get("/api/status", headers=OLGA).json()["generation"] == status["generation"]
 
         r = http.post("/api/rollback", json={"reason": "  "}, headers=OLGA)
         assert r.status_code == 409 and "reason" in r.json()["error"]
@@ -79,7 +84,7 @@ def test_operations_need_a_token_and_record_its_holder(settings) -> None:
 
 
 def test_racing_promotes_over_http_leave_one_winner(settings) -> None:
-    plan = load_plan().model_copy(update={"gates": {}})
+    plan = open_plan()
     cp = ControlPlane(settings, plan)
     cp.start("models:/roomtype/2")
     with running(create_app(cp, TOKENS)) as url:

@@ -1,24 +1,41 @@
-"""The budget guard: pure breach rule, and a real rollback when the logged evidence breaks the budget."""
+"""The guard, the rollout's background analysis: its pure decision, and real rollbacks, pauses and
+automatic promotions when the logged evidence says so (real MLflow registry and SQLite; no Ray)."""
 
 import time
 import uuid
 
 from roomsight import registry
 from roomsight.db import engine_for
+from roomsight.registry import ModelRef
+from roomsight.rollout_state import RoutingState, Stage
+from rollout import conditions, stages
 from rollout.control import ControlPlane
-from rollout.guard import Guard, breach
-from rollout.plan import Budget, load_plan
+from rollout.guard import Guard, decide
+from rollout.plan import AutoAdvance, Budget, Gate
 from serving.predlog import LogWriter, PredictionRecord
-from serving.routing import Stage
+from tests.plans import open_plan, with_exit
 
 BUDGET = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
 
 
-def test_breach_rules():
-    assert breach(BUDGET, 10, 1.0, None) is None, "too few calls to judge"
-    assert breach(BUDGET, 50, 0.04, 100) is None
-    assert "error rate 10.0%" in breach(BUDGET, 50, 0.10, 100)
-    assert "p99 latency 900 ms" in breach(BUDGET, 50, 0.0, 900)
+def judged(outcome: str, on_fail: str = "rollback", name: str = "x") -> conditions.ConditionResult:
+    return conditions.ConditionResult(name, "gate", outcome, "numbers", on_fail=on_fail)  # type: ignore[arg-type]
+
+
+def test_decide_rolls_back_pauses_holds_and_advances():
+    plan = open_plan()
+    auto = plan.model_copy(update={"steps": (plan.steps[0].model_copy(update={"auto_advance": AutoAdvance(after="10m")}),)
+                                   + plan.steps[1:]})
+    s = stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", auto, now=0)
+    assert decide(auto, s, [judged("fail", "pause"), judged("fail", "rollback")], None, 1).kind == "rollback"
+    pause = decide(auto, s, [judged("fail", "pause", "drift_alarm <= 0"), judged("pass")], None, 1)
+    assert pause.kind == "pause" and "drift_alarm <= 0" in pause.reason
+    assert decide(auto, s.evolve(held="drift"), [judged("fail", "pause")], None, 1) is None, "already paused"
+    assert decide(auto, s, [judged("inconclusive")], "pass", 599) is None, "its time is not up"
+    assert decide(auto, s, [judged("inconclusive")], "inconclusive", 601) is None, "exit conditions not passed"
+    assert decide(auto, s, [judged("pass")], "pass", 601).kind == "promote"
+    assert decide(auto, s.evolve(held="drift"), [], "pass", 601) is None, "a paused rollout does not advance by itself"
+    assert decide(plan, s, [], "pass", 10 ** 9) is None, "no auto_advance on the step"
 
 
 def candidate_calls(settings, rollout_id, n, failing):
@@ -35,14 +52,14 @@ def candidate_calls(settings, rollout_id, n, failing):
 
 
 def test_guard_rolls_back_a_failing_candidate_and_records_it(settings):
-    plan = load_plan().model_copy(update={"gates": {}, "budget": BUDGET})
-    cp = ControlPlane(settings, plan, actor="alice")
+    cp = ControlPlane(settings, open_plan(budget=BUDGET), actor="alice")
     rid = cp.start("models:/roomtype/2").after.rollout_id
     guard = Guard(cp.with_actor("guard"))
     assert guard.tick() is None  # shadow: the guard has nothing to protect
     cp.promote("limited")
     candidate_calls(settings, rid, 40, failing=1)
     assert guard.tick() is None  # 2.5% errors: within budget
+    assert [r.outcome for r in guard.last.watch] == ["pass"]
     candidate_calls(settings, rid, 40, failing=10)
     out = guard.tick()
     assert out is not None and out.action == "auto-rollback"
@@ -50,3 +67,42 @@ def test_guard_rolls_back_a_failing_candidate_and_records_it(settings):
     assert registry.alias_version("roomtype", "candidate") is None
     event = cp.history()[0]
     assert event["action"] == "auto-rollback" and event["actor"] == "guard" and "error rate" in event["reason"]
+    assert event["conditions"] == [{"name": "budget", "outcome": "fail"}]
+
+
+def test_guard_pauses_where_the_plan_says_pause_then_advances_after_a_promotion(settings):
+    watch = (Gate(metric="candidate_error_rate", max=0.02, on_fail="pause"),)
+    clock = [1000.0]
+    plan = with_exit(open_plan(watch=watch), 1, (Gate(metric="candidate_served", min=30),))
+    steps = list(plan.steps)
+    steps[1] = steps[1].model_copy(update={"auto_advance": AutoAdvance(after="60s")})
+    plan = plan.model_copy(update={"steps": tuple(steps)})
+    cp = ControlPlane(settings, plan, actor="alice", clock=lambda: clock[0])
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    guard = Guard(cp.with_actor("guard"))
+    candidate_calls(settings, rid, 40, failing=1)  # 2.5%: within the budget, over the watched 2%
+    out = guard.tick()
+    assert out is not None and out.action == "pause" and cp.current().state.held.startswith("automatic: candidate_error_rate")
+    assert guard.tick() is None, "paused once is enough"
+    clock[0] += 120
+    assert guard.tick() is None, "a paused rollout does not advance by itself"
+    cp.promote("gradual", force=True, reason="errors were a bad deploy of the test client")
+    assert cp.current().state.held is None and cp.current().state.stage is Stage.GRADUAL
+
+
+def test_guard_promotes_a_step_whose_time_is_up(settings):
+    clock = [1000.0]
+    plan = with_exit(open_plan(), 1, (Gate(metric="candidate_served", min=30),))
+    steps = list(plan.steps)
+    steps[1] = steps[1].model_copy(update={"auto_advance": AutoAdvance(after="60s")})
+    cp = ControlPlane(settings, plan.model_copy(update={"steps": tuple(steps)}), actor="alice", clock=lambda: clock[0])
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    guard = Guard(cp.with_actor("guard"))
+    candidate_calls(settings, rid, 40, failing=0)
+    assert guard.tick() is None, "60 s have not passed"
+    clock[0] += 61
+    out = guard.tick()
+    assert out is not None and out.action == "auto-promote" and out.after.stage is Stage.GRADUAL
+    assert cp.history()[0]["actor"] == "guard" and "ran its 60 s" in cp.history()[0]["reason"]

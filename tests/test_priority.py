@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from serving.routing import CANDIDATE, CHAMPION, RoutingState, Stage, call_priority
+from roomsight.rollout_state import RoutingState, Stage
+from serving.routing import CANDIDATE, CHAMPION, call_priority
 from roomsight.registry import ModelRef
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
@@ -18,11 +19,13 @@ CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
 @pytest.mark.parametrize("stage, role, expected", [
     (Stage.SHADOW, CANDIDATE, "idle"), (Stage.SHADOW, CHAMPION, "normal"),
     (Stage.LIMITED, CANDIDATE, "normal"), (Stage.GRADUAL, CANDIDATE, "normal"), (Stage.STABLE, CHAMPION, "normal"),
+    (Stage.PAUSE, CANDIDATE, "normal"),
 ])
 def test_only_a_shadowing_candidate_runs_idle(stage, role, expected):
     state = RoutingState(champion=CHAMP, candidate=None if stage is Stage.STABLE else CAND, stage=stage,
                          rollout_id=None if stage is Stage.STABLE else "r", regions=("eu-west",) if stage is Stage.LIMITED else (),
-                         percent=100 if stage is Stage.LIMITED else (10 if stage is Stage.GRADUAL else 0))
+                         region_percent=100 if stage is Stage.LIMITED else 0,
+                         percent=10 if stage in (Stage.GRADUAL, Stage.PAUSE) else 0)
     assert call_priority(state, role) == expected
     assert call_priority(state, role, shadow_priority="normal") == "normal"
 

@@ -14,7 +14,7 @@ from roomsight import registry
 from roomsight.db import engine_for
 from rollout.control import ControlPlane, GatesFailed
 from rollout.plan import load_plan
-from serving.routing import Stage
+from roomsight.rollout_state import Stage
 from tests.test_review_queue import CLASSES, log_rows
 
 REVIEW_PLAN = """
@@ -50,10 +50,10 @@ def test_promotion_waits_for_review_verdicts(settings, tmp_path: Path) -> None:
     log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 12, rollout_id=rid)
     queue.fill(engine, settings, rid)
     review_all(engine, "kitchen")
-    status = {g.metric: g for g in cp.status().next_gates}
+    status = {g.name.split(" ")[0]: g for g in cp.status().exit}
     assert status["reviewed"].passed and status["reviewed"].value == 12
     assert not status["precision_margin"].passed and status["precision_margin"].value < 0
-    with pytest.raises(GatesFailed, match=r"min_class_precision >= 0.5: 0"):
+    with pytest.raises(GatesFailed, match=r"FAIL min_class_precision >= 0.5: 0"):
         cp.promote("limited")
 
     # Later disagreements go the candidate's way, enough to lift its lower bound above the champion's.

@@ -266,7 +266,7 @@ def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
 
     from rollout.cli import app
     from rollout.evidence import collect
-    from rollout.gates import check
+    from rollout.conditions import gate
     from rollout.plan import Gate
 
     s, engine, store = env
@@ -285,8 +285,8 @@ def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
     assert ev["precision_margin"] > 0 and ev["candidate_precision_lower"] > ev["champion_precision_lower"]
     gates = (Gate(metric="reviewed", min=20), Gate(metric="precision_margin", min=0),
              Gate(metric="min_class_precision", min=0.8))
-    assert all(r.passed for r in check(gates, ev))
-    assert not check((Gate(metric="reviewed", min=21),), ev)[0].passed
+    assert all(gate(g, ev).passed for g in gates)
+    assert gate(Gate(metric="reviewed", min=21), ev).outcome == "inconclusive"
 
     runner = CliRunner()
     envvars = {"ROOMSIGHT_HOME": str(s.home)}

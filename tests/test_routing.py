@@ -5,7 +5,8 @@ import random
 import pytest
 
 from roomsight.registry import ModelRef
-from serving.routing import CANDIDATE, CHAMPION, RoutingState, Stage, bucket, choose, on_candidate
+from roomsight.rollout_state import RoutingState, Stage
+from serving.routing import CANDIDATE, CHAMPION, bucket, choose, on_candidate
 
 CHAMP = ModelRef("roomtype", "1")
 CAND = ModelRef("roomtype", "2")
@@ -60,7 +61,7 @@ def test_assignment_sticky_and_monotone():
 
 
 def test_limited_only_in_regions_and_within_percent():
-    s = state(Stage.LIMITED, regions=("eu-west",), percent=50)
+    s = state(Stage.LIMITED, regions=("eu-west",), region_percent=50)
     eu = [on_candidate(s, lid, "eu-west") for lid in LISTINGS]
     us = [on_candidate(s, lid, "us-east") for lid in LISTINGS]
     assert not any(us)
@@ -68,15 +69,15 @@ def test_limited_only_in_regions_and_within_percent():
 
 
 def test_limited_to_gradual_never_moves_a_listing_back():
-    limited = state(Stage.LIMITED, regions=("eu-west",), percent=100)
-    gradual = state(Stage.GRADUAL, regions=("eu-west",), percent=10)
+    limited = state(Stage.LIMITED, regions=("eu-west",), region_percent=100)
+    gradual = state(Stage.GRADUAL, regions=("eu-west",), region_percent=100, percent=10)
     for lid in LISTINGS[:2000]:
         if on_candidate(limited, lid, "eu-west"):
             assert on_candidate(gradual, lid, "eu-west")
 
 
 def test_candidate_slice_shadows_the_champion_when_sampled():
-    s = state(Stage.LIMITED, regions=("eu-west",), percent=100, shadow_sample=0.5)
+    s = state(Stage.LIMITED, regions=("eu-west",), region_percent=100, shadow_sample=0.5)
     d = choose(s, "L1", "eu-west", u=0.1)
     assert (d.served_by, d.shadow, d.reason) == (CANDIDATE, CHAMPION, "slice")
     d = choose(s, "L1", "us-east", u=0.1)
@@ -92,12 +93,32 @@ def test_ood_photos_held_on_champion_when_plan_says_so():
 
 
 def test_state_roundtrip_and_validation():
-    s = state(Stage.LIMITED, regions=("eu-west",), percent=40, previous_champion=ModelRef("roomtype", "0"))
+    s = state(Stage.LIMITED, regions=("eu-west",), region_percent=40, previous_champion=ModelRef("roomtype", "0"))
     assert RoutingState.from_dict(s.to_dict()) == s
     with pytest.raises(ValueError):
         RoutingState(champion=CHAMP, stage=Stage.SHADOW)  # no candidate
     with pytest.raises(ValueError):
         state(Stage.GRADUAL, percent=120)
+    with pytest.raises(ValueError):
+        state(Stage.LIMITED, regions=("eu-west",), region_percent=-1)
+
+
+def test_a_pause_keeps_the_traffic_it_found():
+    gradual = state(Stage.GRADUAL, regions=("eu-west",), region_percent=100, percent=25)
+    paused = gradual.evolve(stage=Stage.PAUSE)
+    assert all(on_candidate(paused, lid, r) == on_candidate(gradual, lid, r)
+               for lid in LISTINGS[:2000] for r in ("eu-west", "us-east"))
+
+
+def test_a_state_written_before_steps_routes_as_it_did():
+    old_limited = {"champion": CHAMP.to_dict(), "candidate": CAND.to_dict(), "stage": "limited", "rollout_id": "r-1",
+                   "regions": ["eu-west"], "percent": 50.0, "shadow_sample": 1.0}
+    s = RoutingState.from_dict(old_limited)
+    assert (s.region_percent, s.percent, s.step) == (50.0, 0.0, None)
+    old_gradual = {**old_limited, "stage": "gradual", "percent": 10.0}
+    g = RoutingState.from_dict(old_gradual)
+    assert (g.region_percent, g.percent) == (100.0, 10.0)
+    assert g.candidate_share("eu-west") == 1.0 and g.candidate_share("us-east") == 0.1
 
 
 def test_shadow_share_matches_sample_rate():

@@ -42,8 +42,7 @@ def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
 
     port = serve_port
     s = serving_settings(settings, port, shadow_timeout_s=1.0, candidate_timeout_s=0.5)
-    plan = load_plan().model_copy(update={"gates": {}, "hold_ood_on_champion": False,
-                                          "budget": Budget(max_error_rate=0.05, max_p99_ms=5000, window=50)})
+    plan = load_plan().unconditional(hold_ood_on_champion=False, budget=Budget(max_error_rate=0.05, max_p99_ms=5000, window=50))
     cp = ControlPlane(s, plan, actor="fault-test")
     cp.current()
     start_serve(s, candidate_faults=True)

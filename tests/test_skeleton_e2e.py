@@ -91,7 +91,8 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
     from roomsight import registry
     from roomsight.db import engine_for
     from rollout.control import ControlPlane, GatesFailed
-    from rollout.plan import load_plan
+    from rollout.plan import Gate, load_plan
+    from tests.plans import with_exit
     from serving.runner import start_serve
 
     plan_file = tmp_path / "plan.yaml"
@@ -158,10 +159,9 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
             assert registry.version_tags(registry.ModelRef("roomtype", "2"))["regions"] == "eu-west"
 
             # a gate that cannot pass is refused with its numbers, and nothing changes
-            strict = load_plan(plan_file).model_copy(update={"gates": {"gradual": load_plan().gates_for("full")[:1]}})
-            with pytest.raises(GatesFailed, match="candidate_served"):
-                ControlPlane(s, strict.model_copy(update={"gates": {"gradual": tuple(
-                    g.model_copy(update={"min": 10_000}) for g in strict.gates_for("gradual"))}})).promote("gradual")
+            strict = with_exit(load_plan(plan_file), 1, (Gate(metric="candidate_served", min=10_000),))
+            with pytest.raises(GatesFailed, match="candidate_served >= 10000"):
+                ControlPlane(s, strict).promote("gradual")
             assert cp.current().state.stage.value == "limited"
 
             # gradual 50%: about half the listings everywhere, sticky per listing; traffic keeps flowing
@@ -201,7 +201,7 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
             cp.promote("gradual")
             cp.promote("full")
             assert wait_for(client, "champion", "2") < 5
-            assert wait_for(client, "stage", "stable") < 5
+            assert wait_for(client, "stage", "full") < 5
             after = predict(client, 3, "us-east")
             assert after["served_by"] == "champion" and after["model"]["version"] == "2"
             assert registry.alias_version("roomtype", "champion") == "2"

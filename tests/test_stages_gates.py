@@ -1,14 +1,12 @@
-"""Stage transitions, plans and gates: pure, no Ray, no MLflow."""
-
-from pathlib import Path
+"""Step transitions and conditions: pure, no Ray, no MLflow."""
 
 import pytest
 
 from roomsight.registry import ModelRef
-from rollout import stages
-from rollout.gates import all_passed, check
-from rollout.plan import PlanError, load_plan
-from serving.routing import RoutingState, Stage
+from roomsight.rollout_state import RoutingState, Stage
+from rollout import conditions, stages
+from rollout.plan import AnalysisRef, Budget, Gate, PlanError, load_plan
+from tests.plans import open_plan
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
 
@@ -18,85 +16,115 @@ def plan():
     return load_plan()
 
 
-def test_full_path_shadow_to_full(plan):
-    s = RoutingState(champion=CHAMP)
-    s = stages.start(s, CAND, "r1", plan)
-    assert s.stage is Stage.SHADOW and s.candidate == CAND
-    s = stages.promote(s, "limited", plan)
-    assert (s.stage, s.regions, s.percent) == (Stage.LIMITED, ("eu-west",), 100)
+def test_walks_every_step_to_full(plan):
+    s = stages.start(RoutingState(champion=CHAMP), CAND, "r1", plan, now=100.0)
+    assert (s.stage, s.step, s.since, s.candidate) == (Stage.SHADOW, 0, 100.0, CAND)
+    assert not s.answers_traffic
     seen = []
-    while s.stage is Stage.GRADUAL or not seen:
-        s = stages.promote(s, "gradual", plan)
-        seen.append(s.percent)
-        if s.percent == 100:
-            break
-    assert seen == [10, 25, 50, 100]
-    s = stages.promote(s, "full", plan)
-    assert s.stage is Stage.STABLE and s.champion == CAND and s.previous_champion == CHAMP and s.candidate is None
+    t = 100.0
+    while s.in_progress:
+        t += 10
+        s = stages.advance(s, plan, stages.target_step(s, plan), now=t)
+        seen.append((s.stage.value, s.regions, s.region_percent, s.percent))
+    assert seen == [("limited", ("eu-west",), 100, 0), ("gradual", ("eu-west",), 100, 10), ("gradual", ("eu-west",), 100, 25),
+                    ("gradual", ("eu-west",), 100, 50), ("gradual", ("eu-west",), 100, 100), ("full", (), 0, 0)]
+    assert (s.champion, s.previous_champion, s.candidate, s.step, s.since) == (CAND, CHAMP, None, 6, t)
+    with pytest.raises(stages.TransitionError, match="no rollout in progress"):
+        stages.target_step(s, plan)
     back = stages.rollback(s)
-    assert back.champion == CHAMP and back.previous_champion is None
+    assert back.champion == CHAMP and back.previous_champion is None and back.stage is Stage.STABLE
+
+
+def test_skipping_applies_every_step_on_the_way(plan):
+    s = stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, now=0)
+    target = stages.target_step(s, plan, "gradual")
+    assert target == 2 and list(stages.exits_to_check(s, target)) == [0, 1]
+    s = stages.advance(s, plan, target, now=1)
+    assert (s.stage, s.regions, s.percent) == (Stage.GRADUAL, ("eu-west",), 10), "the skipped limited step's region is kept"
+    s = stages.advance(s, plan, stages.target_step(s, plan, "full"), now=2)
+    assert s.stage is Stage.FULL and s.champion == CAND
 
 
 def test_refusals_say_why(plan):
     stable = RoutingState(champion=CHAMP)
     with pytest.raises(stages.TransitionError, match="no rollout in progress"):
-        stages.promote(stable, "limited", plan)
+        stages.target_step(stable, plan)
     with pytest.raises(stages.TransitionError, match="already the champion"):
-        stages.start(stable, CHAMP, "r", plan)
-    shadow = stages.start(stable, CAND, "r1", plan)
-    with pytest.raises(stages.TransitionError, match="unknown stage"):
-        stages.promote(shadow, "everywhere", plan)
-    with pytest.raises(stages.TransitionError, match="gradual follows limited"):
-        stages.promote(shadow, "gradual", plan)
-    with pytest.raises(stages.TransitionError, match="full follows gradual"):
-        stages.promote(shadow, "full", plan)
+        stages.start(stable, CHAMP, "r", plan, 0)
+    shadow = stages.start(stable, CAND, "r1", plan, 0)
+    with pytest.raises(stages.TransitionError, match="unknown stage 'everywhere'"):
+        stages.target_step(shadow, plan, "everywhere")
+    with pytest.raises(stages.TransitionError, match="no later pause step"):
+        stages.target_step(shadow, plan, "pause")
     with pytest.raises(PlanError, match="unknown region"):
-        stages.promote(shadow, "limited", plan, regions=("mars-north",))
+        stages.advance(shadow, plan, 1, 0, regions=("mars-north",))
+    with pytest.raises(stages.TransitionError, match="--regions applies to a limited step"):
+        stages.advance(shadow, plan, 2, 0, regions=("eu-west",))
     with pytest.raises(stages.TransitionError, match="in progress|shadow"):
-        stages.start(shadow, ModelRef("roomtype", "3"), "r2", plan)
+        stages.start(shadow, ModelRef("roomtype", "3"), "r2", plan, 0)
     with pytest.raises(stages.TransitionError, match="nothing to roll back"):
         stages.rollback(stable)
+    with pytest.raises(stages.TransitionError, match="was the plan changed"):
+        stages.target_step(shadow.evolve(step=9), plan)
 
 
-def test_gradual_never_shrinks(plan):
-    s = stages.promote(stages.start(RoutingState(champion=CHAMP), CAND, "r", plan), "limited", plan)
-    s = stages.promote(s, "gradual", plan, percent=40)
+def test_a_percent_override_skips_the_steps_it_passed(plan):
+    s = stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0)
+    s = stages.advance(s, plan, 1, 0)
+    s = stages.advance(s, plan, 2, 0, percent=40)
+    assert s.percent == 40
+    assert plan.steps[stages.target_step(s, plan)].gradual.percent == 50  # 25% is behind it
     with pytest.raises(stages.TransitionError, match="must grow"):
-        stages.promote(s, "gradual", plan, percent=30)
-    assert stages.promote(s, "gradual", plan).percent == 50  # next plan step above 40
+        stages.advance(s, plan, 3, 0, percent=30)
+    full = stages.advance(s, plan, stages.target_step(s, plan, "full"), 0)
+    assert full.stage is Stage.FULL, "the gradual steps below the override are passed over"
 
 
-def test_rollback_mid_rollout_keeps_champion(plan):
-    s = stages.promote(stages.start(RoutingState(champion=CHAMP), CAND, "r", plan), "limited", plan)
-    back = stages.rollback(s)
-    assert back.stage is Stage.STABLE and back.champion == CHAMP and back.candidate is None
+def test_limited_never_shrinks():
+    plan = open_plan()
+    s = stages.advance(stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0), plan, 1, 0, ("eu-west", "us-east"), 50)
+    assert (s.regions, s.region_percent) == (("eu-west", "us-east"), 50)
+    assert s.candidate_share("eu-west") == 0.5 and s.candidate_share("ap-south") == 0
 
 
-def test_default_plan_describes_every_stage(plan):
-    text = "\n".join(plan.describe())
-    for word in ("shadow", "limited", "gradual", "full", "eu-west", "10%, 25%, 50%, 100%", "agreement at least 0.6"):
-        assert word in text
+def test_hold_and_rollback_mid_rollout(plan):
+    s = stages.advance(stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0), plan, 1, 0)
+    held = stages.hold(s, "drift")
+    assert held.held == "drift" and held.regions == s.regions
+    assert stages.advance(held, plan, 2, 1).held is None, "a promotion clears the hold"
+    back = stages.rollback(held)
+    assert back.stage is Stage.STABLE and back.champion == CHAMP and back.candidate is None and back.held is None
 
 
-def test_bad_plan_names_the_key(tmp_path: Path):
-    bad = tmp_path / "plan.yaml"
-    bad.write_text("regions: [eu-west]\ngates:\n  limited:\n    - {metric: vibes, min: 1}\n")
-    with pytest.raises(PlanError, match="gates.limited.0.*unknown metric 'vibes'"):
-        load_plan(bad)
-    bad.write_text("regions: [eu-west]\nlimited: {regions: [us-east]}\n")
-    with pytest.raises(PlanError, match="not in `regions`"):
-        load_plan(bad)
-    bad.write_text("regions: [eu-west]\ngradual: {steps: [50, 10]}\n")
-    with pytest.raises(PlanError, match="gradual.steps"):
-        load_plan(bad)
+def test_gates_pass_fail_and_inconclusive():
+    values = {"compared": 100.0, "agreement": 0.9, "candidate_error_rate": 0.0}
+    assert conditions.gate(Gate(metric="agreement", min=0.6), values).outcome == "pass"
+    assert conditions.gate(Gate(metric="agreement", min=0.95), values).outcome == "fail"
+    assert conditions.gate(Gate(metric="candidate_error_rate", max=0.02), {**values, "candidate_error_rate": 0.1}).outcome == "fail"
+    # a count below its minimum is evidence still arriving, not a failure
+    low = conditions.gate(Gate(metric="compared", min=300), values)
+    assert low.outcome == "inconclusive" and "200 more wanted" in low.detail
+    missing = conditions.gate(Gate(metric="precision_margin", min=0), values)
+    assert missing.outcome == "inconclusive" and "no evidence" in missing.describe()
+    results = [conditions.gate(Gate(metric="agreement", min=0.6), values), missing]
+    assert conditions.overall(results) == "inconclusive"
+    assert conditions.overall(results + [conditions.gate(Gate(metric="agreement", min=0.95), values)]) == "fail"
+    assert conditions.overall([]) == "pass"
 
 
-def test_gates_pass_fail_and_missing_evidence(plan):
-    gates = plan.gates_for("limited")
-    good = {"compared": 100, "agreement": 0.9, "candidate_error_rate": 0.0, "reviewed": 40, "precision_margin": 0.02}
-    assert all_passed(check(gates, good))
-    results = check(gates, {**good, "agreement": 0.5})
-    assert [r.metric for r in results if not r.passed] == ["agreement"]
-    missing = check(gates, {"compared": 100})
-    assert not all_passed(missing)
-    assert "no evidence" in [r for r in missing if r.metric == "agreement"][0].describe()
+def test_budget_condition():
+    b = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
+    assert conditions.budget(b, 10, 1.0, None).outcome == "inconclusive", "too few calls to judge"
+    assert conditions.budget(b, 50, 0.04, 100).outcome == "pass"
+    assert "error rate 10.0%" in conditions.budget(b, 50, 0.10, 100).detail
+    assert "p99 latency 900 ms" in conditions.budget(b, 50, 0.0, 900).detail
+
+
+def test_analysis_condition_carries_its_result():
+    from analysis import AnalysisResult
+
+    result = AnalysisResult("quality", "inconclusive", "candidate - champion +0.01, 95% CS [-0.05, +0.07]", 0.01, -0.05,
+                            0.07, 40, 60, ())
+    judged = conditions.judge((AnalysisRef(analysis="quality", on_fail="pause"),), {}, {"quality": result})[0]
+    assert (judged.outcome, judged.on_fail, judged.analysis) == ("inconclusive", "pause", result)
+    assert "about 60 more verdicts wanted" in judged.detail

@@ -10,8 +10,8 @@ from roomsight.db import engine_for
 from roomsight.registry import ModelRef
 from roomsight.tables import predictions
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
-from serving.routing import RoutingState, Stage
-from serving.state import StateConflict, StateWatcher, read_state, write_state
+from roomsight.rollout_state import RoutingState, Stage, StateConflict, read_state, write_state
+from serving.state import StateWatcher
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -123,8 +123,7 @@ def test_a_shadow_job_waits_while_a_request_is_in_flight(settings, ray_session, 
     from serving.yielding import signal_dir
 
     s = serving_settings(settings, serve_port, shadow_yield_max_s=30.0)
-    plan = load_plan().model_copy(update={"gates": {}, "hold_ood_on_champion": False})
-    plan = plan.model_copy(update={"shadow": plan.shadow.model_copy(update={"sample": 1.0})})
+    plan = load_plan().unconditional(hold_ood_on_champion=False)
     cp = ControlPlane(s, plan, actor="yield-test")
     cp.current()
     start_serve(s)

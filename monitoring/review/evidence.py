@@ -9,7 +9,12 @@ from monitoring.review.stats import gate_metrics, summarize
 from roomsight.config import Settings
 
 
-def evidence(engine: Engine, settings: Settings, rollout_id: str) -> dict[str, float | None]:
+def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> dict[str, float | None]:
     """reviewed, candidate/champion precision lower bounds, their margin, the weakest candidate class and
     the candidate's win rate on disagreements. Read-only: filling the queue is the reviewer service's job."""
     return gate_metrics(summarize(as_reviewed(reviewed(engine, rollout_id))))
+
+
+def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> None:
+    """TEMPORARY stand-in for the analysis branch's provider (replaced at merge)."""
+    return None

@@ -1,0 +1,40 @@
+"""Plans written before steps: top-level `shadow`, `limited`, `gradual: {steps: [...]}` sections and
+`gates` keyed by the stage they guard the entry to. They still load: each is read as the list of steps
+it meant, where a stage's entry gates become the exit conditions of the step before it.
+`rollout plan convert FILE` prints the result as a plan with steps, to replace the old file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+LEGACY_KEYS = frozenset({"shadow", "limited", "gradual", "gates"})
+
+
+def is_legacy(raw: dict[str, Any]) -> bool:
+    return "steps" not in raw and bool(LEGACY_KEYS & set(raw))
+
+
+def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
+    """The same plan with `steps`. Promoting to gradual used to check `gates.gradual` at every gradual
+    step, and to full `gates.full`; so `gates.gradual` guards leaving limited and each gradual step but the
+    last, and `gates.full` leaving the last gradual step."""
+    from rollout.plan import PlanError
+
+    out = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
+    gates = raw.get("gates") or {}
+    if not isinstance(gates, dict) or set(gates) - {"limited", "gradual", "full"}:
+        raise PlanError(f"rollout plan {path}: `gates` must map limited, gradual and full to lists of gates")
+    shadow = raw.get("shadow") or {}
+    limited = raw.get("limited") or {}
+    gradual = (raw.get("gradual") or {}).get("steps", [10, 25, 50, 100])
+    if not isinstance(gradual, list) or not gradual:
+        raise PlanError(f"rollout plan {path}: gradual.steps must be a list of percentages")
+    steps: list[dict[str, Any]] = [{"shadow": shadow, "exit": list(gates.get("limited") or [])},
+                                   {"limited": limited, "exit": list(gates.get("gradual") or [])}]
+    for i, pct in enumerate(gradual):
+        last = i == len(gradual) - 1
+        steps.append({"gradual": {"percent": pct}, "exit": list(gates.get("full" if last else "gradual") or [])})
+    steps.append({"full": {}})
+    out["steps"] = steps
+    return out

@@ -1,0 +1,133 @@
+"""The record of a rollout in MLflow: one run per event (start, promote, rollback, auto-rollback, pause,
+auto-promote) in the `roomsight-rollouts` experiment, with who, why, the conditions with their numbers and
+the routing state after it; and reading them back, newest first or as of a moment.
+
+`live_at` is pure: from the event in force at a moment, which version answered a region then.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from roomsight import registry
+from roomsight.rollout_state import RoutingState, Stage
+from rollout.conditions import ConditionResult
+
+
+@dataclass(frozen=True)
+class Event:
+    action: str  # start | promote | rollback | auto-rollback | pause | auto-promote
+    before: RoutingState
+    after: RoutingState
+    actor: str
+    reason: str
+    forced: bool
+    conditions: list[ConditionResult]
+    evidence: dict[str, float | None]
+    generation: int
+    from_step: str  # "3/7 gradual 10%", or the stage outside a rollout
+    to_step: str
+
+
+def record(settings: Any, event: Event) -> str:
+    """Write one event as an MLflow run; returns its run id."""
+    exp_id = registry.ensure_experiment(settings, registry.ROLLOUT_EXPERIMENT)
+    candidate = event.after.candidate or event.before.candidate
+    tags = {
+        "action": event.action, "from_stage": event.before.stage.value, "to_stage": event.after.stage.value,
+        "from_step": event.from_step, "to_step": event.to_step, "actor": event.actor, "reason": event.reason,
+        "forced": str(event.forced).lower(), "rollout_id": event.before.rollout_id or event.after.rollout_id or "",
+        "champion": event.after.champion.uri, "candidate": candidate.uri if candidate else "",
+        "regions": ",".join(event.after.regions), "percent": f"{event.after.percent:g}",
+        "conditions": json.dumps([{"name": c.name, "outcome": c.outcome} for c in event.conditions]),
+        "state_after": json.dumps(event.after.to_dict()), "generation": str(event.generation),
+    }
+    client = registry.client()
+    run = client.create_run(exp_id, run_name=f"{event.action}:{event.to_step}", tags=tags)
+    ts = int(time.time() * 1000)
+    for key, value in event.evidence.items():
+        if value is not None:
+            client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
+    client.log_dict(run.info.run_id, {"conditions": [c.to_dict() for c in event.conditions], "evidence": event.evidence,
+                                      "before": event.before.to_dict(), "after": event.after.to_dict()}, "evidence.json")
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def history(limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
+    """Rollout events newest first; with `at`, only those recorded at or before it."""
+    c = registry.client()
+    with registry.reaching():
+        exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
+        if exp is None:
+            return []
+        filters = []
+        if at is not None:
+            filters.append(f"attributes.start_time <= {int(at * 1000)}")
+        if rollout_id:
+            filters.append(f"tags.rollout_id = '{rollout_id}'")
+        runs = c.search_runs([exp.experiment_id], filter_string=" and ".join(filters),
+                             order_by=["attributes.start_time DESC"], max_results=limit)
+    return [_event_dict(run) for run in runs]
+
+
+def _event_dict(run: Any) -> dict[str, Any]:
+    tags = run.data.tags
+    state = json.loads(tags["state_after"]) if tags.get("state_after") else None
+    return {
+        "time": run.info.start_time / 1000.0, "action": tags.get("action"), "from": tags.get("from_stage"),
+        "to": tags.get("to_stage"), "from_step": tags.get("from_step", ""), "to_step": tags.get("to_step", ""),
+        "actor": tags.get("actor"), "reason": tags.get("reason", ""), "forced": tags.get("forced") == "true",
+        "champion": tags.get("champion"), "candidate": tags.get("candidate"), "regions": tags.get("regions", ""),
+        "percent": tags.get("percent", ""), "rollout_id": tags.get("rollout_id"),
+        "conditions": json.loads(tags.get("conditions") or tags.get("gates") or "[]"), "state": state,
+        "run_id": run.info.run_id,
+    }
+
+
+@dataclass(frozen=True)
+class LiveAt:
+    """Who answered a region's listings at a moment."""
+
+    champion: str  # version
+    candidate: str | None
+    candidate_share: float  # of the region's listings, in [0, 1]
+    stage: str
+    event_time: float | None  # when the state in force then was recorded
+
+    def describe(self, region: str) -> str:
+        if self.candidate is None or self.candidate_share == 0:
+            shadow = f"; v{self.candidate} ran beside it in shadow" if self.candidate and self.stage != Stage.FULL.value else ""
+            return f"in {region}, v{self.champion} answered every listing ({self.stage}){shadow}"
+        if self.candidate_share >= 1:
+            return f"in {region}, v{self.candidate} answered every listing ({self.stage}); v{self.champion} was champion"
+        return (f"in {region}, v{self.candidate} answered {self.candidate_share:.0%} of listings and v{self.champion} "
+                f"the rest ({self.stage})")
+
+
+def live_at(event: dict[str, Any] | None, region: str) -> LiveAt | None:
+    """From the latest event recorded at or before a moment (`history(1, at=...)`), who answered `region`."""
+    if event is None:
+        return None
+    if event.get("state"):
+        state = RoutingState.from_dict(event["state"])
+    else:  # recorded before events carried the state: the tags say enough
+        state = _state_from_tags(event)
+    return LiveAt(champion=state.champion.version, candidate=state.candidate.version if state.candidate else None,
+                  candidate_share=state.candidate_share(region), stage=state.stage.value, event_time=event["time"])
+
+
+def _state_from_tags(event: dict[str, Any]) -> RoutingState:
+    champion = registry.ModelRef(*event["champion"].removeprefix("models:/").split("/", 1))
+    stage = event.get("to") or "stable"
+    in_progress = stage in {s.value for s in (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE)}
+    candidate = registry.ModelRef(*event["candidate"].removeprefix("models:/").split("/", 1)) if in_progress else None
+    if stage == "full" or not in_progress:
+        return RoutingState(champion=champion)
+    return RoutingState.from_dict({"champion": champion.to_dict(), "candidate": candidate.to_dict() if candidate else None,
+                                   "stage": stage, "rollout_id": event.get("rollout_id") or "?",
+                                   "regions": [r for r in (event.get("regions") or "").split(",") if r],
+                                   "percent": float(event.get("percent") or 0)})

@@ -1,0 +1,132 @@
+"""`rollout plan replay`: a plan run over a logged rollout, to see what it would have done before it can roll
+anything back. The rollout's predictions and verdicts stay as they were logged; the replay walks their
+moments in time order and, at each, judges the plan's conditions as of then (`assess.judge(as_of=...)`),
+decides as the guard would (`guard.decide`, the same function), and follows the people's recorded
+promotions and rollbacks. It reports when each condition would have passed or failed, what the plan would
+have done, and whether that matches what the guard did live.
+
+Caveat, said in the output: a different plan would have routed differently, so its candidate would have
+answered other requests; the replay judges the traffic as it was routed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from roomsight.rollout_state import RoutingState
+from roomsight.tables import predictions, review_verdicts
+from rollout import assess, stages
+from rollout.control import ControlPlane
+from rollout.guard import GUARD_ACTOR, decide
+from rollout.plan import Plan
+
+GRID_POINTS = 200  # evaluation moments spread over the rollout, besides every verdict and event
+AUTOMATIC = ("auto-rollback", "pause", "auto-promote")
+
+
+@dataclass(frozen=True)
+class Line:
+    time: float
+    text: str
+
+
+@dataclass
+class Replay:
+    rollout_id: str
+    plan: Plan
+    lines: list[Line] = field(default_factory=list)
+    decisions: list[tuple[float, str, str]] = field(default_factory=list)  # (time, action, step) the plan took by itself
+    recorded: list[tuple[float, str, str]] = field(default_factory=list)  # (time, action, step) the guard took live
+
+    @property
+    def matches(self) -> bool:
+        """Whether the plan's own actions are those the guard took live, in order and on the same steps."""
+        return [(a, s) for _, a, s in self.decisions] == [(a, s) for _, a, s in self.recorded]
+
+
+def moments(cp: ControlPlane, rollout_id: str, start: float, end: float, events: list[dict]) -> list[float]:
+    """When to judge: every verdict, every recorded event, and an even grid over the rollout."""
+    with cp.engine.connect() as conn:
+        verdicts = [t for (t,) in conn.execute(select(review_verdicts.c.ts).where(
+            review_verdicts.c.rollout_id == rollout_id, review_verdicts.c.ts >= start, review_verdicts.c.ts <= end))]
+    grid = [start + (end - start) * i / GRID_POINTS for i in range(1, GRID_POINTS + 1)] if end > start else []
+    return sorted(set(verdicts) | {e["time"] for e in events} | set(grid))
+
+
+def replay(cp: ControlPlane, rollout_id: str) -> Replay:
+    """Run `cp.plan` over the logged rollout `rollout_id` (its events come from the MLflow record)."""
+    plan = cp.plan
+    events = sorted((e for e in cp.history(10_000) if e.get("rollout_id") == rollout_id), key=lambda e: e["time"])
+    begun = next((e for e in events if e["action"] == "start"), None)
+    if begun is None or not begun.get("state"):
+        raise stages.TransitionError(f"no recorded start of rollout {rollout_id} with its state: nothing to replay "
+                                     "(`rollout history` lists the rollouts recorded)")
+    with cp.engine.connect() as conn:
+        last_ts = conn.execute(select(func.max(predictions.c.ts)).where(predictions.c.rollout_id == rollout_id)).scalar()
+    end_event = next((e for e in events if e["action"] in ("rollback", "auto-rollback") or e["to"] == "full"), None)
+    end = end_event["time"] if end_event else max(last_ts or begun["time"], events[-1]["time"])
+    out = Replay(rollout_id, plan)
+    out.recorded = [(e["time"], e["action"], e["from_step"]) for e in events if e["action"] in AUTOMATIC]
+    first = RoutingState.from_dict(begun["state"])
+    state = stages.start(RoutingState(champion=first.champion), first.candidate, rollout_id, plan, begun["time"])  # type: ignore[arg-type]
+    out.lines.append(Line(begun["time"], f"start: step {plan.step_label(0)} (recorded, by {begun['actor']})"))
+    seen: dict[str, str] = {}
+    human = [e for e in events if e["action"] in ("promote", "rollback") and e["actor"] != GUARD_ACTOR]
+    for t in moments(cp, rollout_id, begun["time"], end, events):
+        if not state.in_progress:
+            break
+        for e in [e for e in human if e["time"] <= t]:
+            human.remove(e)
+            state = _follow(out, cp, plan, state, e)
+            if not state.in_progress:
+                return out
+        judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=range(state.step, state.step + 1), as_of=t)  # type: ignore[arg-type]
+        _changes(out, plan, state, judged, seen, t)
+        action = decide(plan, state, judged.watch, judged.exit_outcome, t)
+        if action is None:
+            continue
+        label = plan.step_label(state.step)  # type: ignore[arg-type]
+        out.decisions.append((t, {"rollback": "auto-rollback", "pause": "pause", "promote": "auto-promote"}[action.kind], label))
+        out.lines.append(Line(t, f"the plan would {action.kind} at step {label}: {action.reason}"))
+        if action.kind == "rollback":
+            return out
+        state = stages.hold(state, action.reason) if action.kind == "pause" else \
+            stages.advance(state, plan, stages.target_step(state, plan), t)
+        seen.clear()
+    return out
+
+
+def _follow(out: Replay, cp: ControlPlane, plan: Plan, state: RoutingState, e: dict) -> RoutingState:
+    """A person's recorded promotion or rollback, judged with this plan as of its moment and then followed."""
+    t = e["time"]
+    if e["action"] == "rollback":
+        out.lines.append(Line(t, f"rollback (recorded, by {e['actor']}): {e['reason']}"))
+        return stages.rollback(state)
+    target_state = RoutingState.from_dict(e["state"]) if e.get("state") else None
+    kind = target_state.stage.value if target_state else e["to"]
+    try:
+        target = stages.target_step(state, plan, kind)
+    except stages.TransitionError as exc:
+        out.lines.append(Line(t, f"promote to {kind} (recorded, by {e['actor']}): this plan has no such step ({exc})"))
+        return state
+    judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=stages.exits_to_check(state, target),
+                          watch=False, as_of=t)
+    verdict = "its conditions pass" if judged.exit_outcome == "pass" else \
+        "this plan would have refused it: " + "; ".join(r.describe() for r in judged.exit if not r.passed)
+    out.lines.append(Line(t, f"promote to step {plan.step_label(target)} (recorded, by {e['actor']}"
+                             f"{', forced' if e['forced'] else ''}): {verdict}"))
+    regions = tuple(target_state.regions) if target_state and target_state.regions else None
+    return stages.advance(state, plan, target, t, regions if kind == "limited" else None)
+
+
+def _changes(out: Replay, plan: Plan, state: RoutingState, judged: assess.Judged, seen: dict[str, str], t: float) -> None:
+    """A line whenever a condition's outcome changes on the current step."""
+    label = plan.step_label(state.step)  # type: ignore[arg-type]
+    for part, results in (("to leave", judged.exit), ("watched", judged.watch)):
+        for r in results:
+            key = f"{part}:{r.name}"
+            if seen.get(key) != r.outcome:
+                seen[key] = r.outcome
+                out.lines.append(Line(t, f"step {label}, {part}: {r.describe()}"))

@@ -1,0 +1,131 @@
+"""Plans as steps: what loads, what is refused at load (naming the step and key), old plans converted,
+the README quoting the shipped plan as it is, and the plan in words."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roomsight.rollout_state import Stage
+from rollout.plan import PlanError, default_plan_path, load_plan
+from rollout.plan_legacy import to_steps
+from rollout.plan_text import describe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plan_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def steps_plan(tmp_path: Path, steps: str, extra: str = "") -> Path:
+    return plan_file(tmp_path, "regions: [eu-west, us-east]\n" + textwrap.dedent(extra) + "steps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
+
+
+def test_shipped_plan_loads_as_steps():
+    plan = load_plan()
+    assert [s.kind for s in plan.steps] == [Stage.SHADOW, Stage.LIMITED] + [Stage.GRADUAL] * 4 + [Stage.FULL]
+    assert [s.gradual.percent for s in plan.steps if s.gradual] == [10, 25, 50, 100]
+    assert plan.step_label(3) == "4/7 gradual 25%"
+    assert {c.on_fail for c in plan.watch} == {"rollback", "pause"}
+
+
+@pytest.mark.parametrize("steps, extra, message", [
+    ("- sideways: {}\n- full: {}\n", "", r"steps\.0: .*unknown step key\(s\) 'sideways'"),
+    ("- shadow: {}\n  limited: {}\n- full: {}\n", "", r"steps\.0: .*exactly one kind.*shadow, limited"),
+    ("- shadow: {}\n- gradual: {percent: 10}\n- full: {}\n", "", r"steps\.1 \(gradual\): gradual before any limited step"),
+    ("- limited: {regions: [eu-west]}\n- gradual: {percent: 50}\n- gradual: {percent: 25}\n- full: {}\n", "",
+     r"steps\.2 \(gradual\)\.gradual\.percent: 25 does not grow from the previous gradual step's 50"),
+    ("- limited: {regions: [eu-west, us-east]}\n- limited: {regions: [eu-west]}\n- full: {}\n", "",
+     r"steps\.1 \(limited\)\.limited: .*not shrink"),
+    ("- limited: {regions: [eu-west]}\n- shadow: {}\n- full: {}\n", "", r"steps\.1 \(shadow\): shadow after"),
+    ("- shadow: {}\n- pause: {duration: soon}\n- full: {}\n", "", r"steps\.1\.pause\.duration: .*not a duration: 'soon'"),
+    ("- shadow: {}\n  auto_advance: {after: 5 minutes}\n- full: {}\n", "", r"steps\.0\.auto_advance\.after: .*not a duration"),
+    ("- shadow: {}\n- full: {}\n- limited: {regions: [eu-west]}\n", "", r"steps\.2 \(limited\): the last step must be `full`"),
+    ("- shadow: {}\n", "", r"the last step must be `full`"),
+    ("- pause: {}\n- full: {}\n", "", r"steps\.0 \(pause\): a pause holds"),
+    ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", r"steps\.0 \(shadow\)\.exit\.0 names analysis 'quality'"),
+    ("- shadow: {}\n  exit: [{metric: vibes, min: 1}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: .*unknown metric 'vibes'"),
+    ("- limited: {regions: [mars-north]}\n- full: {}\n", "", r"steps\.0 \(limited\)\.limited\.regions: \['mars-north'\]"),
+    ("- shadow: {}\n  watch: [{metric: drift_alarm, max: 0, on_fail: panic}]\n- full: {}\n", "", r"steps\.0\.watch\.0\.gate\.on_fail"),
+])
+def test_a_bad_plan_is_refused_naming_step_and_key(tmp_path, steps, extra, message):
+    with pytest.raises(PlanError, match=message):
+        load_plan(steps_plan(tmp_path, steps, extra))
+
+
+def test_a_bad_analysis_is_refused_naming_the_key(tmp_path):
+    for spec, key in (("{margin: 1.5}", "analyses.q.margin"), ("{margin: 0.02, min_count: 0}", "analyses.q.min_count"),
+                      ("{margin: 0.02, segments: [weather]}", "analyses.q.segments")):
+        with pytest.raises(PlanError, match=re.escape(key)):
+            load_plan(steps_plan(tmp_path, "- shadow: {}\n- full: {}\n", f"analyses:\n  q: {spec}\n"))
+
+
+def test_pause_and_auto_advance_durations(tmp_path):
+    plan = load_plan(steps_plan(tmp_path, """\
+        - shadow: {}
+          auto_advance: {after: 30m}
+        - limited: {regions: [eu-west]}
+        - pause: {duration: 1h}
+        - pause:
+        - full:
+        """))
+    assert [s.wait_s for s in plan.steps] == [1800, None, 3600, None, None]
+    text = "\n".join(describe(plan))
+    assert "After 30m on it, the guard promotes by itself" in text and "for 1h" in text and "until someone promotes" in text
+
+
+def test_an_old_plan_loads_as_the_steps_it_meant(tmp_path):
+    old = plan_file(tmp_path, """\
+        regions: [eu-west, us-east, ap-south]
+        shadow: {sample: 0.5}
+        limited: {regions: [eu-west], percent: 50}
+        gradual: {steps: [20, 100]}
+        gates:
+          limited: [{metric: compared, min: 30}]
+          gradual: [{metric: candidate_served, min: 20}]
+          full: [{metric: candidate_served, min: 50}]
+        budget: {max_error_rate: 0.1, max_p99_ms: 800, window: 50}
+        """)
+    plan = load_plan(old)
+    assert [s.kind.value for s in plan.steps] == ["shadow", "limited", "gradual", "gradual", "full"]
+    assert plan.steps[0].shadow.sample == 0.5 and plan.steps[1].limited.percent == 50
+    assert [[c.name for c in s.exit] for s in plan.steps] == [
+        ["compared >= 30"], ["candidate_served >= 20"], ["candidate_served >= 20"], ["candidate_served >= 50"], []]
+    assert plan.budget.window == 50
+
+
+def test_plan_convert_prints_a_plan_that_loads(tmp_path):
+    from typer.testing import CliRunner
+
+    from rollout.cli import app
+
+    old = plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\ngates:\n  limited: [{metric: compared, min: 3}]\n")
+    result = CliRunner().invoke(app, ["plan", "convert", str(old)])
+    assert result.exit_code == 0, result.output
+    new = tmp_path / "new.yaml"
+    new.write_text(result.output)
+    assert load_plan(new) == load_plan(old)
+    result = CliRunner().invoke(app, ["plan", "convert", str(default_plan_path())])
+    assert result.exit_code == 1 and "not a plan in the old format" in result.output
+
+
+def test_readme_quotes_the_shipped_plan():
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"<!-- plan:begin -->\n```yaml\n(.*?)```\n<!-- plan:end -->", readme, re.S)
+    assert quoted, "the README quotes rollout/plans/default.yaml between <!-- plan:begin --> and <!-- plan:end -->"
+    assert yaml.safe_load(quoted.group(1)) == yaml.safe_load(default_plan_path().read_text())
+
+
+def test_legacy_conversion_is_what_promotions_used_to_check():
+    raw = {"regions": ["eu-west"], "gradual": {"steps": [10, 100]},
+           "gates": {"gradual": [{"metric": "compared", "min": 1}], "full": [{"metric": "compared", "min": 2}]}}
+    steps = to_steps(raw)["steps"]
+    assert [s.get("exit") for s in steps] == [[], [{"metric": "compared", "min": 1}], [{"metric": "compared", "min": 1}],
+                                              [{"metric": "compared", "min": 2}], None]
