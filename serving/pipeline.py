@@ -69,7 +69,7 @@ class AnswerPipeline:
             candidate_error=candidate_error, **answer_columns(served_by, answer),
         )
         self._record(record, state, decision, answer, image, decoded)
-        self.metrics.requests.labels(state.stage.value, request.region, served_by).inc()
+        self.metrics.answered(state.stage.value, request.region, served_by)
         self.metrics.latency.labels(served_by).observe(latency_ms / 1000)
         return Prediction(
             request_id=record.request_id, label=answer.label, scores=answer.probs,

@@ -15,7 +15,7 @@ from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.images import DecodedImage, ImageRejected, decode_upload
 from serving.calls import ModelCalls, Warmer
-from serving.metrics import ServeMetrics
+from serving.metrics import RolloutCollector, ServeMetrics
 from serving.pipeline import AnswerPipeline
 from serving.predlog import LogWriter
 from serving.request import RequestError
@@ -41,6 +41,7 @@ class IngressService:
         calls = ModelCalls(handles, self.metrics, s.shadow_priority)
         self.shadow = ShadowDispatcher(s, calls, self.log, self.metrics)
         self.pipeline = AnswerPipeline(settings, self.routing_state, calls, self.shadow, self.log, self.photos, self.metrics)
+        self.metrics.registry.register(RolloutCollector(self.routing_state, self.metrics.answered_regions))
         # Tells shadow computation on this node that a request is in flight (serving.yielding).
         self._inflight = InFlight(signal_dir(settings.home)) if s.shadow_yield else None
 

@@ -1,5 +1,5 @@
 """The ingress's parts without Ray: the typed request and the schema that documents it, the warm-up hook's
-hold on an unloadable champion."""
+hold on an unloadable champion, and the rollout's configured series for Prometheus."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from starlette.datastructures import FormData, UploadFile
 
 from roomsight.registry import ModelRef
+from serving.metrics import candidate_share, rollout_families
 from serving.request import TEXT_FIELDS, PredictRequest, RequestError, form_schema, parse_batch, parse_predict
-from serving.routing import RoutingState, Stage
+from serving.routing import RoutingState, Stage, on_candidate
 
 V1, V2 = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
 
@@ -122,3 +123,38 @@ def test_an_unloadable_new_champion_is_held_back_but_a_first_state_or_a_failing_
     candidate.broken = {"2"}
     warm(RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r"))  # the champion covers
     assert warm.live_champion == V1
+
+
+# -- the rollout's series -----------------------------------------------------------------------------
+STATES = [
+    RoutingState(champion=V1),
+    RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r1"),
+    RoutingState(champion=V1, stage=Stage.LIMITED, candidate=V2, rollout_id="r1", regions=("eu-west",), percent=30),
+    RoutingState(champion=V1, stage=Stage.GRADUAL, candidate=V2, rollout_id="r1", regions=("eu-west",), percent=25),
+]
+
+
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.stage.value)
+def test_the_configured_share_is_the_share_routing_gives_the_candidate(state):
+    listings = [f"L{i}" for i in range(4000)]
+    for region in ("eu-west", "us-east"):
+        routed = sum(on_candidate(state, lid, region) for lid in listings) / len(listings)
+        assert abs(candidate_share(state, region) - routed) < 0.03, (state.stage, region, routed)
+
+
+def test_rollout_series_name_the_stage_the_versions_and_each_regions_share():
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.registry import Collector
+
+    class Fixed(Collector):
+        def collect(self):
+            return rollout_families(STATES[2], ["us-east"])
+
+    registry = CollectorRegistry()
+    registry.register(Fixed())
+    text = generate_latest(registry).decode()
+    assert 'roomsight_rollout_stage{stage="limited"} 1.0' in text and 'roomsight_rollout_stage{stage="shadow"} 0.0' in text
+    assert 'roomsight_rollout_info{candidate="2",champion="1",rollout_id="r1"} 1.0' in text
+    assert 'roomsight_rollout_candidate_share{region="eu-west"} 0.3' in text
+    assert 'roomsight_rollout_candidate_share{region="us-east"} 0.0' in text
+    assert rollout_families(None, ["us-east"]) == []
