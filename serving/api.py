@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from serving.request import RequestError, form_schema, parse_batch, parse_predict
+from serving.request import PredictRequest, RequestError, form_schema, parse_batch, parse_predict
 from serving.responses import BatchAnswer, BatchItemError, ErrorBody, Health, Prediction
 from serving.service import IngressService
 
@@ -40,7 +40,7 @@ async def _form(request: Request, service: IngressService) -> FormData:
     """The request's multipart form; refuses any other content type, and a body too large by its header."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
-        raise RequestError(415, f"expected a multipart/form-data body, got {media_type or 'no content type'}",
+        raise RequestError(415, "expected a multipart/form-data body, with the photo as a file field",
                            "unsupported-media-type")
     service.check_length(request.headers.get("content-length"))
     return await request.form()
@@ -85,26 +85,22 @@ def create_api(service: IngressService) -> FastAPI:
         with service.in_flight():
             async with _closing(await _form(request, service)) as form:
                 upload, fields = parse_predict(form)
-                decoded = await service.decode(await upload.read(service.settings.serve.max_upload_bytes + 1))
-                return await service.pipeline.answer(decoded, fields)
+                return await service.pipeline.answer(await service.decode(upload), fields)
 
     @api.post("/predict/batch", summary="The room types of several photos, one answer each",
               openapi_extra={"requestBody": form_schema(batch=True)}, responses=_errors(400, 413, 415, 422, 503))
     async def predict_batch(request: Request) -> BatchAnswer:
         with service.in_flight():
             async with _closing(await _form(request, service)) as form:
-                items = parse_batch(form)
 
-                async def one(i: int) -> Prediction | BatchItemError:
-                    upload, fields = items[i]
+                async def one(upload: UploadFile, fields: PredictRequest) -> Prediction | BatchItemError:
                     try:
-                        decoded = await service.decode(await upload.read(service.settings.serve.max_upload_bytes + 1))
-                        return await service.pipeline.answer(decoded, fields)
-                    except RequestError as exc:
+                        return await service.pipeline.answer(await service.decode(upload), fields)
+                    except RequestError as exc:  # this photo alone fails
                         service.metrics.rejected.labels(exc.reason).inc()
                         return BatchItemError(error=exc.message, status=exc.status)
 
-                return BatchAnswer(results=list(await asyncio.gather(*(one(i) for i in range(len(items))))))
+                return BatchAnswer(results=list(await asyncio.gather(*(one(*item) for item in parse_batch(form)))))
 
     return api
 

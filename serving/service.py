@@ -9,6 +9,7 @@ import contextlib
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import UploadFile
 
 from monitoring.review.photos import PhotoKeeper, PhotoStore
 from roomsight.config import Settings
@@ -59,7 +60,9 @@ class IngressService:
         if content_length and content_length.isdigit() and int(content_length) > limit + 64 * 1024:
             raise RequestError(413, f"request body is {content_length} bytes; the image limit is {limit}", "too-large")
 
-    async def decode(self, data: bytes) -> DecodedImage:
+    async def decode(self, upload: UploadFile) -> DecodedImage:
+        """The uploaded photo decoded (off the event loop), or a RequestError saying why not."""
+        data = await upload.read(self.settings.serve.max_upload_bytes + 1)  # one byte over is enough to refuse
         try:
             return await asyncio.to_thread(decode_upload, data, self.settings.serve)
         except ImageRejected as exc:

@@ -4,7 +4,6 @@ hold on an unloadable champion, and the rollout's configured series for Promethe
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 from starlette.datastructures import FormData, UploadFile
@@ -61,19 +60,16 @@ def test_a_batch_takes_one_value_for_all_photos_or_one_each():
         parse_batch(form(("listing_id", "L1"), ("region", "r")))
 
 
-def _valid(schema: dict, value: str) -> bool:
-    if len(value) > schema["maxLength"] or len(value) < schema.get("minLength", 0):
-        return False
-    return "pattern" not in schema or re.search(schema["pattern"], value) is not None
-
-
 @pytest.mark.parametrize("field", TEXT_FIELDS, ids=lambda f: f.name)
 def test_the_published_schema_states_the_limits_the_parser_enforces(field):
-    """Every field's documented constraints agree with the parser at their edges: the schema is built from
+    """Every field's documented constraints agree with the parser at their edges, judged by a JSON Schema
+    validator whose regex dialect is not Python's (Rust's, as schemathesis uses): the schema is built from
     the same field table, and this fails if either drifts."""
+    import jsonschema_rs
+
     body = form_schema()["content"]["multipart/form-data"]["schema"]
     assert set(body["required"]) == {"image"} | {f.name for f in TEXT_FIELDS if f.required}
-    schema = body["properties"][field.name]
+    schema = jsonschema_rs.Draft202012Validator(body["properties"][field.name])
     others = {f.name: "x" for f in TEXT_FIELDS if f.required and f.name != field.name}
     for value in ("", " ", "\n", "\x1c", "\u3000", "a", " a ", "\x1ca", "a" * field.max_len, "a" * (field.max_len + 1),
                   " " + "a" * field.max_len):
@@ -82,7 +78,7 @@ def test_the_published_schema_states_the_limits_the_parser_enforces(field):
             accepted = True
         except RequestError:
             accepted = False
-        assert accepted == _valid(schema, value), (field.name, repr(value))
+        assert accepted == schema.is_valid(value), (field.name, repr(value))
     batch = form_schema(batch=True)["content"]["multipart/form-data"]["schema"]
     assert batch["properties"]["images"]["minItems"] == 1 and "images" in batch["required"]
 
