@@ -155,6 +155,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     from rollout.control import ControlPlane
     from rollout.plan import Plan, load_plan
     from roomsight.cluster import init_ray
+    from serving.faults import FaultyModelDeployment
     from serving.runner import APP_NAME, start_serve
     from training.pipeline import TrainConfig, train
 
@@ -198,7 +199,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
 
     # 3. roomsight per stage, one replica per model (the default)
     ControlPlane(settings, load_plan(), actor="bench").current()
-    start_serve(settings, candidate_faults=True)
+    start_serve(settings, candidate=FaultyModelDeployment)
     closed_loop(url, bodies, 10, 1)
     plan = load_plan().unconditional()
     cp = ControlPlane(settings, plan, actor="bench")
@@ -314,7 +315,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
 
     # 5. throughput and shadow cost with one replica of each model per core
     serve.delete(APP_NAME)
-    start_serve(per_core, candidate_faults=True)
+    start_serve(per_core, candidate=FaultyModelDeployment)
     closed_loop(url, bodies, 10, 1)
     half_load("_per_core", max(1.0, saturation("_per_core") / 2), HALF_LOAD)
     cp.rollback("bench: done")

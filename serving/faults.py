@@ -1,8 +1,8 @@
 """Fault injection for tests and benchmarks: a model deployment that can be told, at run time, to be
 slow, to hang, to raise or to answer garbage. It stands in for the candidate so the harness's promise
 (a bad candidate never fails or slows a request the champion can answer) is checked against real
-failures over real HTTP. It is never part of the app unless `build_app(..., candidate_faults=True)`
-asks for it.
+failures over real HTTP. It is never part of the app unless a test or a benchmark passes it in:
+`start_serve(settings, candidate=FaultyModelDeployment)`.
 
 The fault is a file under ROOMSIGHT_HOME rather than a replica's attribute, so that every replica of the
 deployment follows it, whichever one the `set_fault` call reached (tests and benchmarks run on one node).

@@ -1,9 +1,22 @@
 """Prometheus metrics of one ingress replica, on its own registry so tests and replicas never share
-counters by accident."""
+counters by accident.
+
+Every name starts with `roomsight_`. What the Serve app observes is counted here (answers by stage,
+region and model; refusals; shadow outcomes; latency). What the rollout has configured is read from the
+routing state at every scrape, as `roomsight_rollout_*` gauges, so a dashboard can set the candidate's
+configured share beside the share it actually answered. The control plane's own series (analysis
+outcomes, reviews pending) belong to the control API, under `roomsight_rollout_*` and `roomsight_review_*`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from serving.routing import RoutingState, Stage
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24)
 
@@ -24,6 +37,51 @@ class ServeMetrics:
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.shadow_inflight = Gauge("roomsight_shadow_inflight", "Shadow calls in flight", registry=r)
         self.log_pending = Gauge("roomsight_log_pending", "Prediction records not yet written", registry=r)
+        self.answered_regions: set[str] = set()
+
+    def answered(self, stage: str, region: str, served_by: str) -> None:
+        self.requests.labels(stage, region, served_by).inc()
+        self.answered_regions.add(region)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def candidate_share(state: RoutingState, region: str) -> float:
+    """The share of a region's listings the candidate answers under `state`, before out-of-domain holds
+    keep some of its photos on the champion (`routing.on_candidate` with the listings' buckets uniform)."""
+    if state.stage in (Stage.STABLE, Stage.SHADOW) or state.candidate is None:
+        return 0.0
+    share = state.percent / 100.0
+    if state.stage is Stage.LIMITED:
+        return share if region in state.regions else 0.0
+    return 1.0 if region in state.regions else share  # gradual keeps the limited regions on the candidate
+
+
+def rollout_families(state: RoutingState | None, regions: Iterable[str]) -> list[Metric]:
+    """The rollout's configured series for `state`, with the candidate's share for each of `regions` and
+    each region the state names; none before there is a state."""
+    if state is None:
+        return []
+    stage = GaugeMetricFamily("roomsight_rollout_stage", "Rollout stage being routed on: 1 for the current one",
+                              labels=["stage"])
+    for s in Stage:
+        stage.add_metric([s.value], 1.0 if s is state.stage else 0.0)
+    info = InfoMetricFamily("roomsight_rollout", "The rollout being routed on and its models' versions",
+                            value={"rollout_id": state.rollout_id or "", "champion": state.champion.version,
+                                   "candidate": state.candidate.version if state.candidate else ""})
+    share = GaugeMetricFamily("roomsight_rollout_candidate_share",
+                              "Configured share of a region's listings the candidate answers (0 to 1)", labels=["region"])
+    for region in sorted(set(regions) | set(state.regions)):
+        share.add_metric([region], candidate_share(state, region))
+    return [stage, info, share]
+
+
+class RolloutCollector(Collector):
+    """`rollout_families` of the state being routed on, at every scrape."""
+
+    def __init__(self, state: Callable[[], RoutingState | None], regions: Iterable[str]) -> None:
+        self._state, self._regions = state, regions
+
+    def collect(self) -> Iterator[Metric]:
+        yield from rollout_families(self._state(), list(self._regions))

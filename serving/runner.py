@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from roomsight.cluster import init_ray
 from roomsight.config import ConfigError, ServeSettings, Settings
 from roomsight.listening import cannot_listen
+
+if TYPE_CHECKING:
+    from ray.serve.deployment import Deployment
 
 APP_NAME = "roomsight"
 
@@ -29,8 +33,9 @@ def check_fits(s: ServeSettings, cluster_cpus: float) -> None:
             "serve.model_cpus or serve.model_replicas (fractions are fine), or give Ray more (ray.num_cpus)")
 
 
-def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
-    """Deploy (or update in place) the app; returns its base URL."""
+def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
+    """Deploy (or update in place) the app; returns its base URL. `candidate`: the deployment that plays
+    the candidate, when not the usual model deployment (tests and benchmarks inject faults with it)."""
     import ray
     from ray import serve
 
@@ -50,7 +55,7 @@ def start_serve(settings: Settings, candidate_faults: bool = False) -> str:
         if "Failed to bind" not in str(exc):
             raise
         raise cannot_listen(settings.serve.host, settings.serve.port, "serve") from None
-    serve.run(build_app(settings, candidate_faults), name=APP_NAME, route_prefix="/", blocking=False)
+    serve.run(build_app(settings, candidate), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.serve.host}:{settings.serve.port}"
 
 

@@ -40,7 +40,7 @@ def test_a_model_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, send
 
     from roomsight.config import load_settings
     from roomsight.images import decode_upload
-    from serving.app import _model_input
+    from serving.calls import model_input
     from serving.models import picture
 
     settings = load_settings(environ={})
@@ -49,6 +49,6 @@ def test_a_model_call_carries_what_decodes_to_the_ingress_pixels(fmt, size, send
     Image.fromarray(noise).save(buf, fmt)  # a PNG of noise is larger than its pixels
     decoded = decode_upload(buf.getvalue(), settings.serve)  # as the ingress decodes an upload
     pixels = np.asarray(decoded.image)
-    sent = _model_input(decoded)
+    sent = model_input(decoded)
     assert isinstance(sent, bytes) == sends_bytes
     assert np.array_equal(np.asarray(picture(sent, settings)), pixels)

@@ -38,6 +38,7 @@ def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
     from rollout.control import ControlPlane
     from rollout.guard import Guard
     from rollout.plan import Budget, load_plan
+    from serving.faults import FaultyModelDeployment
     from serving.runner import APP_NAME, start_serve
 
     port = serve_port
@@ -45,7 +46,7 @@ def test_faulty_candidate_is_isolated(settings, ray_session, serve_port):
     plan = load_plan().unconditional(hold_ood_on_champion=False, budget=Budget(max_error_rate=0.05, max_p99_ms=5000, window=50))
     cp = ControlPlane(s, plan, actor="fault-test")
     cp.current()
-    start_serve(s, candidate_faults=True)
+    start_serve(s, candidate=FaultyModelDeployment)
     candidate = serve.get_deployment_handle("candidate", app_name=APP_NAME)
     engine = engine_for(s.db_url)
     try:

@@ -1,0 +1,156 @@
+"""The ingress's parts without Ray: the typed request and the schema that documents it, the warm-up hook's
+hold on an unloadable champion, and the rollout's configured series for Prometheus."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from starlette.datastructures import FormData, UploadFile
+
+from roomsight.registry import ModelRef
+from serving.metrics import candidate_share, rollout_families
+from serving.request import TEXT_FIELDS, PredictRequest, RequestError, form_schema, parse_batch, parse_predict
+from serving.routing import RoutingState, Stage, on_candidate
+
+V1, V2 = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
+
+
+def upload(data: bytes = b"jpeg") -> UploadFile:
+    return UploadFile(io.BytesIO(data), filename="p.jpg")
+
+
+def form(*items: tuple[str, str | UploadFile]) -> FormData:
+    return FormData(list(items))
+
+
+# -- the typed request --------------------------------------------------------------------------------
+def test_a_form_becomes_a_typed_request_with_blank_optionals_absent():
+    image, req = parse_predict(form(("image", upload()), ("listing_id", " L1 "), ("region", "eu-west"),
+                                    ("caption", "  "), ("taken_at", "2026-01-01")))
+    assert req == PredictRequest(listing_id="L1", region="eu-west", photo_id=None, caption=None, taken_at="2026-01-01")
+    assert image.filename == "p.jpg"
+    with pytest.raises(AttributeError):
+        req.region = "us-east"  # type: ignore[misc]  # frozen
+
+
+@pytest.mark.parametrize("items, status, message", [
+    ((("listing_id", "L"), ("region", "r")), 422, "missing form field: image"),
+    ((("image", "text, not a file"), ("listing_id", "L"), ("region", "r")), 422, "image must be a file upload"),
+    ((("image", upload()), ("region", "r")), 422, "missing form field: listing_id"),
+    ((("image", upload()), ("listing_id", " \t"), ("region", "r")), 422, "missing form field: listing_id"),
+    ((("image", upload()), ("listing_id", "L"), ("region", "r"), ("caption", "x" * 2001)), 422, "caption is longer than 2000"),
+    ((("image", upload()), ("listing_id", upload()), ("region", "r")), 422, "listing_id must be a text field"),
+])
+def test_a_bad_form_is_refused_naming_the_field(items, status, message):
+    with pytest.raises(RequestError) as err:
+        parse_predict(form(*items))
+    assert err.value.status == status and message in err.value.message
+
+
+def test_a_batch_takes_one_value_for_all_photos_or_one_each():
+    images = [("images", upload(b"a")), ("images", upload(b"b"))]
+    items = parse_batch(form(*images, ("listing_id", "L1"), ("listing_id", "L2"), ("region", "eu-west")))
+    assert [r for _, r in items] == [PredictRequest("L1", "eu-west"), PredictRequest("L2", "eu-west")]
+    with pytest.raises(RequestError, match="one value for all images or one per image"):
+        parse_batch(form(*images, ("listing_id", "L1"), ("listing_id", "L2"), ("listing_id", "L3"), ("region", "r")))
+    with pytest.raises(RequestError, match="missing form field: listing_id"):  # a blank value is not dropped
+        parse_batch(form(*images, ("listing_id", "L1"), ("listing_id", " "), ("region", "r")))
+    with pytest.raises(RequestError, match="missing form field: images"):
+        parse_batch(form(("listing_id", "L1"), ("region", "r")))
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS, ids=lambda f: f.name)
+def test_the_published_schema_states_the_limits_the_parser_enforces(field):
+    """Every field's documented constraints agree with the parser at their edges, judged by a JSON Schema
+    validator whose regex dialect is not Python's (Rust's, as schemathesis uses): the schema is built from
+    the same field table, and this fails if either drifts."""
+    import jsonschema_rs
+
+    body = form_schema()["content"]["multipart/form-data"]["schema"]
+    assert set(body["required"]) == {"image"} | {f.name for f in TEXT_FIELDS if f.required}
+    schema = jsonschema_rs.Draft202012Validator(body["properties"][field.name])
+    others = {f.name: "x" for f in TEXT_FIELDS if f.required and f.name != field.name}
+    for value in ("", " ", "\n", "\x1c", "\u3000", "a", " a ", "\x1ca", "a" * field.max_len, "a" * (field.max_len + 1),
+                  " " + "a" * field.max_len):
+        try:
+            parse_predict(form(("image", upload()), *others.items(), (field.name, value)))
+            accepted = True
+        except RequestError:
+            accepted = False
+        assert accepted == schema.is_valid(value), (field.name, repr(value))
+    batch = form_schema(batch=True)["content"]["multipart/form-data"]["schema"]
+    assert batch["properties"]["images"]["minItems"] == 1 and "images" in batch["required"]
+
+
+# -- the warm-up hook ---------------------------------------------------------------------------------
+class _Call:
+    def __init__(self, ok: bool) -> None:
+        self.ok = ok
+
+    def result(self, timeout_s: float) -> str:
+        if not self.ok:
+            raise RuntimeError("registry down")
+        return "loaded"
+
+
+class _Handle:
+    """A model deployment's handle as the hook uses it (`warm.remote(ref).result(...)`)."""
+
+    def __init__(self) -> None:
+        self.broken: set[str] = set()
+        self.warm = self
+
+    def remote(self, ref: dict[str, str]) -> _Call:
+        return _Call(ref["version"] not in self.broken)
+
+
+def test_an_unloadable_new_champion_is_held_back_but_a_first_state_or_a_failing_candidate_is_not():
+    from serving.calls import Warmer
+    from serving.state import NotReady
+
+    champion, candidate = _Handle(), _Handle()
+    warm = Warmer({"champion": champion, "candidate": candidate}, timeout_s=1.0)
+    champion.broken = {"1"}
+    warm(RoutingState(champion=V1))  # nothing is live yet: route on it anyway
+    champion.broken = {"2"}
+    with pytest.raises(NotReady):
+        warm(RoutingState(champion=V2))  # V1 answers meanwhile
+    candidate.broken = {"2"}
+    warm(RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r"))  # the champion covers
+    assert warm.live_champion == V1
+
+
+# -- the rollout's series -----------------------------------------------------------------------------
+STATES = [
+    RoutingState(champion=V1),
+    RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r1"),
+    RoutingState(champion=V1, stage=Stage.LIMITED, candidate=V2, rollout_id="r1", regions=("eu-west",), percent=30),
+    RoutingState(champion=V1, stage=Stage.GRADUAL, candidate=V2, rollout_id="r1", regions=("eu-west",), percent=25),
+]
+
+
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.stage.value)
+def test_the_configured_share_is_the_share_routing_gives_the_candidate(state):
+    listings = [f"L{i}" for i in range(4000)]
+    for region in ("eu-west", "us-east"):
+        routed = sum(on_candidate(state, lid, region) for lid in listings) / len(listings)
+        assert abs(candidate_share(state, region) - routed) < 0.03, (state.stage, region, routed)
+
+
+def test_rollout_series_name_the_stage_the_versions_and_each_regions_share():
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.registry import Collector
+
+    class Fixed(Collector):
+        def collect(self):
+            return rollout_families(STATES[2], ["us-east"])
+
+    registry = CollectorRegistry()
+    registry.register(Fixed())
+    text = generate_latest(registry).decode()
+    assert 'roomsight_rollout_stage{stage="limited"} 1.0' in text and 'roomsight_rollout_stage{stage="shadow"} 0.0' in text
+    assert 'roomsight_rollout_info{candidate="2",champion="1",rollout_id="r1"} 1.0' in text
+    assert 'roomsight_rollout_candidate_share{region="eu-west"} 0.3' in text
+    assert 'roomsight_rollout_candidate_share{region="us-east"} 0.0' in text
+    assert rollout_families(None, ["us-east"]) == []
