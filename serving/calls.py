@@ -15,7 +15,8 @@ from roomsight.images import DecodedImage
 from roomsight.registry import ModelRef
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, check_answer
-from serving.routing import CANDIDATE, CHAMPION, RoutingState, call_priority
+from roomsight.rollout_state import RoutingState
+from serving.routing import CANDIDATE, CHAMPION, call_priority
 from serving.state import NotReady
 
 log = logging.getLogger(__name__)

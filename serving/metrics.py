@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from serving.routing import RoutingState, Stage
+from roomsight.rollout_state import RoutingState, Stage
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24)
 
@@ -47,17 +47,6 @@ class ServeMetrics:
         return generate_latest(self.registry)
 
 
-def candidate_share(state: RoutingState, region: str) -> float:
-    """The share of a region's listings the candidate answers under `state`, before out-of-domain holds
-    keep some of its photos on the champion (`routing.on_candidate` with the listings' buckets uniform)."""
-    if state.stage in (Stage.STABLE, Stage.SHADOW) or state.candidate is None:
-        return 0.0
-    share = state.percent / 100.0
-    if state.stage is Stage.LIMITED:
-        return share if region in state.regions else 0.0
-    return 1.0 if region in state.regions else share  # gradual keeps the limited regions on the candidate
-
-
 def rollout_families(state: RoutingState | None, regions: Iterable[str]) -> list[Metric]:
     """The rollout's configured series for `state`, with the candidate's share for each of `regions` and
     each region the state names; none before there is a state."""
@@ -67,14 +56,16 @@ def rollout_families(state: RoutingState | None, regions: Iterable[str]) -> list
                               labels=["stage"])
     for s in Stage:
         stage.add_metric([s.value], 1.0 if s is state.stage else 0.0)
+    step = GaugeMetricFamily("roomsight_rollout_step", "The plan step the rollout is on, counted from 1 (0: no rollout)")
+    step.add_metric([], float(state.step + 1) if state.in_progress and state.step is not None else 0.0)
     info = InfoMetricFamily("roomsight_rollout", "The rollout being routed on and its models' versions",
                             value={"rollout_id": state.rollout_id or "", "champion": state.champion.version,
                                    "candidate": state.candidate.version if state.candidate else ""})
     share = GaugeMetricFamily("roomsight_rollout_candidate_share",
                               "Configured share of a region's listings the candidate answers (0 to 1)", labels=["region"])
     for region in sorted(set(regions) | set(state.regions)):
-        share.add_metric([region], candidate_share(state, region))
-    return [stage, info, share]
+        share.add_metric([region], state.candidate_share(region))
+    return [stage, step, info, share]
 
 
 class RolloutCollector(Collector):

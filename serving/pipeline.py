@@ -22,7 +22,8 @@ from serving.models import ModelAnswer
 from serving.predlog import LogWriter, PredictionRecord
 from serving.request import PredictRequest, RequestError
 from serving.responses import ModelInfo, OodInfo, Prediction
-from serving.routing import CANDIDATE, CHAMPION, Decision, RoutingState, choose
+from roomsight.rollout_state import RoutingState
+from serving.routing import CANDIDATE, CHAMPION, Decision, choose
 from serving.shadow_dispatch import ShadowDispatcher, ShadowJob
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from serving.pipeline import AnswerPipeline
 from serving.predlog import LogWriter
 from serving.request import RequestError
 from serving.responses import Health
-from serving.routing import CANDIDATE, CHAMPION, RoutingState
+from roomsight.rollout_state import RoutingState
+from serving.routing import CANDIDATE, CHAMPION
 from serving.shadow_dispatch import ShadowDispatcher
 from serving.state import StateWatcher
 from serving.yielding import InFlight, signal_dir

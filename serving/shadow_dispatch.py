@@ -20,7 +20,8 @@ from serving.calls import ModelCalls, ModelInput, answer_columns, error_text, mo
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, check_answer
 from serving.predlog import LogWriter, ShadowUpdate
-from serving.routing import CANDIDATE, RoutingState
+from roomsight.rollout_state import RoutingState
+from serving.routing import CANDIDATE
 from serving.shadowing import ShadowGate
 
 

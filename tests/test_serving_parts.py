@@ -9,9 +9,10 @@ import pytest
 from starlette.datastructures import FormData, UploadFile
 
 from roomsight.registry import ModelRef
-from serving.metrics import candidate_share, rollout_families
+from serving.metrics import rollout_families
 from serving.request import TEXT_FIELDS, PredictRequest, RequestError, form_schema, parse_batch, parse_predict
-from serving.routing import RoutingState, Stage, on_candidate
+from roomsight.rollout_state import RoutingState, Stage
+from serving.routing import on_candidate
 
 V1, V2 = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
 
@@ -125,8 +126,12 @@ def test_an_unloadable_new_champion_is_held_back_but_a_first_state_or_a_failing_
 STATES = [
     RoutingState(champion=V1),
     RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r1"),
-    RoutingState(champion=V1, stage=Stage.LIMITED, candidate=V2, rollout_id="r1", regions=("eu-west",), percent=30),
-    RoutingState(champion=V1, stage=Stage.GRADUAL, candidate=V2, rollout_id="r1", regions=("eu-west",), percent=25),
+    RoutingState(champion=V1, stage=Stage.LIMITED, candidate=V2, rollout_id="r1", step=1, regions=("eu-west",),
+                 region_percent=30),
+    RoutingState(champion=V1, stage=Stage.GRADUAL, candidate=V2, rollout_id="r1", step=2, regions=("eu-west",),
+                 region_percent=100, percent=25),
+    RoutingState(champion=V1, stage=Stage.PAUSE, candidate=V2, rollout_id="r1", step=3, regions=("eu-west",),
+                 region_percent=100, percent=25),
 ]
 
 
@@ -135,7 +140,7 @@ def test_the_configured_share_is_the_share_routing_gives_the_candidate(state):
     listings = [f"L{i}" for i in range(4000)]
     for region in ("eu-west", "us-east"):
         routed = sum(on_candidate(state, lid, region) for lid in listings) / len(listings)
-        assert abs(candidate_share(state, region) - routed) < 0.03, (state.stage, region, routed)
+        assert abs(state.candidate_share(region) - routed) < 0.03, (state.stage, region, routed)
 
 
 def test_rollout_series_name_the_stage_the_versions_and_each_regions_share():
@@ -151,6 +156,7 @@ def test_rollout_series_name_the_stage_the_versions_and_each_regions_share():
     text = generate_latest(registry).decode()
     assert 'roomsight_rollout_stage{stage="limited"} 1.0' in text and 'roomsight_rollout_stage{stage="shadow"} 0.0' in text
     assert 'roomsight_rollout_info{candidate="2",champion="1",rollout_id="r1"} 1.0' in text
+    assert "roomsight_rollout_step 2.0" in text
     assert 'roomsight_rollout_candidate_share{region="eu-west"} 0.3' in text
     assert 'roomsight_rollout_candidate_share{region="us-east"} 0.0' in text
     assert rollout_families(None, ["us-east"]) == []
