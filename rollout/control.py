@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from monitoring.notify import Notifier
 from roomsight import registry
 from roomsight.config import Settings
 from roomsight.db import engine_for
@@ -27,6 +28,7 @@ from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
 from rollout import evidence as evidence_mod
 from rollout import stages
 from rollout.gates import GateResult, all_passed, check
+from rollout.notices import rollout_event
 from rollout.plan import Plan
 from serving.routing import RoutingState, Stage
 from serving.state import StateConflict, Versioned, read_state, write_state
@@ -85,15 +87,17 @@ def next_stage(state: RoutingState, plan: Plan) -> str | None:
 
 
 class ControlPlane:
-    def __init__(self, settings: Settings, plan: Plan, actor: str | None = None, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, plan: Plan, actor: str | None = None, engine: Engine | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.plan = plan
         self.actor = actor or default_actor()
         self.engine = engine or engine_for(settings.db_url)
+        self.notifier = notifier or Notifier.from_settings(settings)
         registry.configure(settings)
 
     def with_actor(self, actor: str) -> ControlPlane:
-        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine)
+        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine, notifier=self.notifier)
 
     # -- reading ----------------------------------------------------------------------------------
     def current(self) -> Versioned:
@@ -199,6 +203,7 @@ class ControlPlane:
                                f"({type(exc).__name__}); the next rollout command re-syncs the aliases") from None
         outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation)
         outcome.run_id = self._record(outcome, reason)
+        self.notifier.send(rollout_event(outcome, self.actor, reason))  # never raises; bounded by notify.wait_s
         return outcome
 
     def _move_aliases(self, before: RoutingState, after: RoutingState) -> None:
