@@ -103,9 +103,9 @@ def report(
         rep = drift.report(settings, engine, window)
     notified = []
     if email:
-        send(settings, engine, window, rep, email)
-        if rep.result.alarm:
+        if rep.result.alarm:  # posted first: an SMTP failure must not swallow the alarm
             notified = Notifier.from_settings(settings).send(alarm_event(window, rep))
+        send(settings, engine, window, rep, email)
     res = rep.result
     if as_json:
         typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or [],
