@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def rollout_event(o: Outcome, actor: str, reason: str | None) -> RolloutEvent:
+    # `step` arrives with plans as steps (#32): until the routing state holds one, events carry None.
     candidate = o.after.candidate or o.before.candidate
     return RolloutEvent(
         action=o.action, rollout_id=o.before.rollout_id or o.after.rollout_id or "",

@@ -57,7 +57,7 @@ _WHY = {
     401: "No valid reviewer token: send `Authorization: Bearer <token>`.",
     404: "No such item, or not one the caller holds.",
     409: "The item is no longer the caller's, the verdict was already recorded, or there is nothing to undo.",
-    422: "The body is not a verdict: a missing, extra or too long field, or a label not in `labels`.",
+    422: "The request is invalid; for a verdict: a missing, extra or too long field, or a label not in `labels`.",
 }
 
 
