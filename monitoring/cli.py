@@ -87,22 +87,29 @@ def report(
                                               "SMTP settings come from smtp.* / ROOMSIGHT_SMTP__*."),
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
 ) -> None:
-    """Compare a window of the prediction log with the model's reference (Evidently); save HTML and JSON."""
+    """Compare a window of the prediction log with the model's reference (Evidently); save HTML and JSON.
+    With --email, the report is emailed and an alarm also goes to the webhooks (notify.webhooks)."""
     from monitoring import drift, mailer
-    from monitoring.watch import send
+    from monitoring.notify import Notifier
+    from monitoring.watch import alarm_event, send
     from roomsight.db import engine_for
 
     settings = ctx.obj.settings
     window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
     if email:
         mailer.ready(settings.smtp, email)
+    engine = engine_for(settings.db_url)
     with console.status("comparing with the reference (Evidently)..."):
-        rep = drift.report(settings, engine_for(settings.db_url), window)
+        rep = drift.report(settings, engine, window)
+    notified = []
     if email:
-        send(settings, rep, email)
+        if rep.result.alarm:  # posted first: an SMTP failure must not swallow the alarm
+            notified = Notifier.from_settings(settings).send(alarm_event(window, rep))
+        send(settings, engine, window, rep, email)
     res = rep.result
     if as_json:
-        typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or []}))
+        typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or [],
+                               "notified": [{"target": d.target, "delivered": d.ok, "error": d.error} for d in notified]}))
         return
     status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
     console.print(f"drift: {status} — {res.window}; {res.n_current} predictions vs {res.n_reference} reference images "
@@ -115,6 +122,8 @@ def report(
     console.print(f"  report: {rep.html}\n  numbers: {rep.json}")
     if email:
         console.print(f"  emailed to {', '.join(email)}")
+    for d in notified:
+        console.print(f"  {d.describe()}", highlight=False)
 
 
 @drift_app.command("watch")
@@ -128,16 +137,26 @@ def watch(
     only_alarms: bool = typer.Option(False, "--only-alarms", help="Email only reports that raise the alarm."),
     times: Optional[int] = typer.Option(None, "--times", min=1, help="Stop after this many reports (default: run until Ctrl-C)."),
 ) -> None:
-    """Make and email a drift report on a schedule."""
+    """Make a drift report on a schedule: email it, and post alarms to the webhooks (notify.webhooks).
+    With webhooks for drift alarms and no email configured, alarms go to the webhooks only."""
     from monitoring import drift, mailer
+    from monitoring.notify import Notifier
     from monitoring.watch import Outcome
     from monitoring.watch import watch as run_watch
     from roomsight.db import engine_for
+    from roomsight.events import DRIFT_ALARM
 
     settings = ctx.obj.settings
     every_s = drift.parse_duration(every)
     since_s = drift.parse_duration(since) if since else every_s
-    mailer.ready(settings.smtp, email or [])
+    notifier = Notifier.from_settings(settings)
+    recipients: list[str] | None
+    try:
+        recipients = mailer.ready(settings.smtp, email or [])
+    except mailer.MailError:
+        if email or not notifier.wants(DRIFT_ALARM):
+            raise
+        recipients = None
 
     def show(o: Outcome) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -146,12 +165,16 @@ def watch(
             console.print(f"{stamp} {'ALARM' if r.alarm else 'ok'}: {r.drifted_share:.0%} drifted, "
                           f"{r.ood_share:.1%} out-of-domain, {r.n_current} predictions -> {o.report.html}"
                           + (" (emailed)" if o.emailed else ""), highlight=False)
+        for d in o.notified:
+            (console if d.ok else err).print(f"{stamp} {d.describe()}", highlight=False)
         if o.skipped:
             err.print(f"{stamp} [yellow]{o.skipped}[/]", highlight=False)
 
-    console.print(f"reporting every {every} on the last {since or every}; Ctrl-C stops")
+    sends = "emailing each report" if recipients is not None else "no email (smtp.host or smtp.recipients not set)"
+    console.print(f"reporting every {every} on the last {since or every}, {sends}; alarms to "
+                  f"{sum(DRIFT_ALARM in t.events for t in notifier.targets)} webhook(s); Ctrl-C stops")
     try:
-        run_watch(settings, engine_for(settings.db_url), every_s, since_s, region, email or [], only_alarms,
-                  iterations=times, on_outcome=show)
+        run_watch(settings, engine_for(settings.db_url), every_s, since_s, region, recipients, only_alarms,
+                  iterations=times, on_outcome=show, notifier=notifier)
     except KeyboardInterrupt:
         console.print("stopped")

@@ -1,6 +1,8 @@
-"""Drift reports on a schedule: every period, report on the last `since` of traffic and email it.
+"""Drift reports on a schedule: every period, report on the last `since` of traffic, email it, and tell the
+notifier when it raised the alarm.
 
-One-shot sends (`rollout drift report --email`) use `send` too, so both paths produce the same message.
+One-shot sends (`rollout drift report --email`) use `send` and `alarm_event` too, so both paths produce
+the same message and the same event.
 """
 
 from __future__ import annotations
@@ -11,53 +13,65 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from monitoring import drift, mailer
+from monitoring import drift, drift_mail, mailer
+from monitoring.notify import Delivery, Notifier
 from roomsight.config import Settings
+from roomsight.events import DriftAlarm
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one scheduled run did: a report (and whether it was emailed), or why there was none."""
+    """What one scheduled run did: a report (and whether it was emailed, who was notified), or why there was none."""
 
     report: drift.DriftReport | None
     emailed: bool
     skipped: str | None = None
+    notified: tuple[Delivery, ...] = ()
 
 
-def send(settings: Settings, rep: drift.DriftReport, recipients: Sequence[str]) -> None:
-    """Email one report: the headline numbers in the body, the Evidently HTML attached."""
-    res = rep.result
-    subject = (f"[roomsight] drift {'ALARM' if res.alarm else 'ok'}: {res.drifted_share:.0%} columns drifted, "
-               f"{res.ood_share:.0%} out-of-domain ({res.n_current} predictions)")
-    mailer.send(settings.smtp, recipients, subject, mailer.summary_html(res.to_dict(), rep.html.name),
-                attachments=[rep.html])
+def send(settings: Settings, engine: Engine, window: drift.Window, rep: drift.DriftReport,
+         recipients: Sequence[str]) -> None:
+    """Email one report: the headline numbers as text and HTML, example photos inline, the Evidently HTML attached."""
+    mailer.send(settings.smtp, recipients, **drift_mail.compose(settings, engine, window, rep))
+
+
+def alarm_event(window: drift.Window, rep: drift.DriftReport) -> DriftAlarm:
+    r = rep.result
+    return DriftAlarm(window=r.window, reference_model=r.reference_model, n_current=r.n_current,
+                      drifted_share=r.drifted_share, ood_share=r.ood_share, reference_ood_share=r.reference_ood_share,
+                      reasons=tuple(r.reasons), ts=r.created_at, region=window.region, rollout_id=window.rollout_id,
+                      drifted_columns=tuple(r.drifted_columns), flag_counts=dict(r.flag_counts), report=str(rep.html))
 
 
 def watch(settings: Settings, engine: Engine, every_s: float, since_s: float, region: str | None,
-          recipients: Sequence[str], only_alarms: bool = False, iterations: int | None = None,
-          on_outcome: Callable[[Outcome], None] = lambda _o: None, sleep: Callable[[float], None] = time.sleep) -> None:
+          recipients: Sequence[str] | None, only_alarms: bool = False, iterations: int | None = None,
+          on_outcome: Callable[[Outcome], None] = lambda _o: None, sleep: Callable[[float], None] = time.sleep,
+          notifier: Notifier | None = None) -> None:
     """Run until interrupted (or `iterations` runs). A window too small for a report, or a failed send,
-    is reported through `on_outcome` and the schedule goes on."""
+    is reported through `on_outcome` and the schedule goes on. `recipients=None`: no email, alarms go
+    to the notifier only."""
+    notifier = notifier or Notifier.from_settings(settings)
     done = 0
     while iterations is None or done < iterations:
         started = time.monotonic()
-        on_outcome(_once(settings, engine, drift.Window(since=time.time() - since_s, region=region), recipients,
-                         only_alarms))
+        window = drift.Window(since=time.time() - since_s, region=region)
+        on_outcome(_once(settings, engine, window, recipients, only_alarms, notifier))
         done += 1
         if iterations is None or done < iterations:
             sleep(max(0.0, every_s - (time.monotonic() - started)))
 
 
-def _once(settings: Settings, engine: Engine, window: drift.Window, recipients: Sequence[str],
-          only_alarms: bool) -> Outcome:
+def _once(settings: Settings, engine: Engine, window: drift.Window, recipients: Sequence[str] | None,
+          only_alarms: bool, notifier: Notifier) -> Outcome:
     try:
         rep = drift.report(settings, engine, window)
     except drift.DriftError as exc:
         return Outcome(None, False, skipped=str(exc))
-    if only_alarms and not rep.result.alarm:
-        return Outcome(rep, False, skipped="no alarm")
+    notified = tuple(notifier.send(alarm_event(window, rep))) if rep.result.alarm else ()
+    if recipients is None or (only_alarms and not rep.result.alarm):
+        return Outcome(rep, False, skipped=None if recipients is None else "no alarm", notified=notified)
     try:
-        send(settings, rep, recipients)
+        send(settings, engine, window, rep, recipients)
     except mailer.MailError as exc:
-        return Outcome(rep, False, skipped=str(exc))
-    return Outcome(rep, True)
+        return Outcome(rep, False, skipped=str(exc), notified=notified)
+    return Outcome(rep, True, notified=notified)

@@ -25,8 +25,10 @@ from roomsight.db import engine_for
 from roomsight.errors import UserError
 from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
 from roomsight.rollout_state import RoutingState, StateConflict, Versioned, read_state, write_state
-from rollout import assess, records, stages
+from monitoring.notify import Notifier
+from rollout import assess, plan_text, records, stages
 from rollout.conditions import ConditionResult, overall
+from rollout.notices import rollout_event
 from rollout.plan import Plan, PlanError
 
 
@@ -55,12 +57,13 @@ class Outcome:
     forced: bool = False
     run_id: str | None = None
     generation: int = 0
+    from_step: str = ""
     to_step: str = ""
     applied: bool = True  # False: a dry run, nothing was changed
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "applied": self.applied, "before": self.before.to_dict(),
-                "after": self.after.to_dict(), "to_step": self.to_step, "forced": self.forced,
+                "after": self.after.to_dict(), "from_step": self.from_step, "to_step": self.to_step, "forced": self.forced,
                 "gates": [g.to_dict() for g in self.gates], "generation": self.generation, "mlflow_run_id": self.run_id}
 
 
@@ -103,16 +106,18 @@ def default_actor() -> str:
 
 class ControlPlane:
     def __init__(self, settings: Settings, plan: Plan, actor: str | None = None, engine: Engine | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.plan = plan
         self.actor = actor or default_actor()
         self.engine = engine or engine_for(settings.db_url)
         self.clock = clock
+        self.notifier = notifier or Notifier.from_settings(settings)
         registry.configure(settings)
 
     def with_actor(self, actor: str) -> ControlPlane:
-        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine, clock=self.clock)
+        return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine, clock=self.clock,
+                            notifier=self.notifier)
 
     # -- reading ----------------------------------------------------------------------------------
     def current(self) -> Versioned:
@@ -132,9 +137,7 @@ class ControlPlane:
             return read_state(self.engine)  # type: ignore[return-value] - someone else bootstrapped it
 
     def step_label(self, state: RoutingState) -> str:
-        if state.step is None or state.rollout_id is None or state.step >= len(self.plan.steps):
-            return state.stage.value
-        return self.plan.step_label(state.step)
+        return plan_text.step_label(self.plan, state)
 
     def status(self, as_of: float | None = None) -> Status:
         cur = self.current()
@@ -177,10 +180,10 @@ class ControlPlane:
         judged = assess.judge(self.plan, cur.state, self.engine, self.settings,
                               exit_steps=stages.exits_to_check(cur.state, target), watch=False)
         results, passed = judged.exit, overall(judged.exit) == "pass"
-        label = self.plan.step_label(target)
+        label = self.step_label(after)
         if dry_run:
             return Outcome("promote", cur.state, after, results, judged.evidence, forced=force and not passed,
-                           generation=cur.generation, to_step=label, applied=False)
+                           generation=cur.generation, from_step=self.step_label(cur.state), to_step=label, applied=False)
         if not passed and not force:
             raise GatesFailed(label, results)
         return self._commit("auto-promote" if auto else "promote", cur, after, reason=reason, gates=results,
@@ -190,7 +193,7 @@ class ControlPlane:
         """Hold the rollout where it is (the guard's answer to a condition whose plan says pause)."""
         cur = self.current()
         after = _transition(lambda: stages.hold(cur.state, reason))
-        return self._commit("pause", cur, after, reason=reason, gates=gates)
+        return self._commit("auto-pause", cur, after, reason=reason, gates=gates)
 
     def rollback(self, reason: str, auto: bool = False, gates: list[ConditionResult] | None = None) -> Outcome:
         if not reason or not reason.strip():
@@ -220,10 +223,11 @@ class ControlPlane:
                                f"({type(exc).__name__}); the next rollout command re-syncs the aliases") from None
         to_step = self.step_label(after) if after.rollout_id else after.stage.value
         outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation,
-                          to_step=to_step)
+                          from_step=self.step_label(cur.state), to_step=to_step)
         outcome.run_id = records.record(self.settings, records.Event(
             action, cur.state, after, self.actor, reason or "", forced, outcome.gates, outcome.evidence,
-            written.generation, self.step_label(cur.state), to_step))
+            written.generation, outcome.from_step, to_step))
+        self.notifier.send(rollout_event(outcome, self.actor, reason))  # never raises; bounded by notify.wait_s
         return outcome
 
     def _move_aliases(self, before: RoutingState, after: RoutingState) -> None:

@@ -294,7 +294,7 @@ def _drift_email(console: Console, settings: Settings, control: ControlPlane, si
 
     window = drift.Window(since=since, region=SHIFTED_REGION)
     rep = drift.report(settings, control.engine, window)
-    watch.send(settings, rep, settings.smtp.recipients)
+    watch.send(settings, control.engine, window, rep, settings.smtp.recipients)
     deadline = time.time() + 10
     while not mailbox.saved and time.time() < deadline:
         time.sleep(0.1)

@@ -50,7 +50,7 @@ def decide(plan: Plan, state: RoutingState, watch: list[ConditionResult], exit_o
     wait = plan.steps[state.step].wait_s
     if wait is None or state.since is None or now - state.since < wait or exit_outcome != "pass":
         return None
-    return Action("promote", f"automatic: {plan.step_label(state.step)} ran its {wait:g} s and its exit conditions passed", ())
+    return Action("promote", f"automatic: step {state.step + 1} ran its {wait:g} s and its exit conditions passed", ())
 
 
 def needs_exit(plan: Plan, state: RoutingState, now: float) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from roomsight.durations import format_duration
-from roomsight.rollout_state import Stage
+from roomsight.rollout_state import RoutingState, Stage
 from rollout.plan import METRICS, AnalysisRef, Condition, Gate, Plan, Step
 
 
@@ -64,3 +64,14 @@ def describe(plan: Plan) -> list[str]:
 def _on_fail(cond: Condition, step: Step | None) -> str:
     action = cond.on_fail or (step.on_fail if step else "rollback")
     return " (a failure rolls back)" if action == "rollback" else " (a failure pauses the rollout for a person to decide)"
+
+
+def step_label(plan: Plan, state: RoutingState) -> str:
+    """'3/7 gradual 40%': the plan step a state is on, with the traffic the state has there (an override
+    included); the stage alone outside a rollout."""
+    if state.step is None or state.rollout_id is None or state.step >= len(plan.steps):
+        return state.stage.value
+    base = f"{state.step + 1}/{len(plan.steps)} {state.stage}"
+    if state.stage is Stage.LIMITED:
+        return f"{base} {', '.join(state.regions)} {state.region_percent:g}%"
+    return f"{base} {state.percent:g}%" if state.stage is Stage.GRADUAL else base

@@ -21,9 +21,10 @@ from rollout import assess, stages
 from rollout.control import ControlPlane
 from rollout.guard import GUARD_ACTOR, decide
 from rollout.plan import Plan
+from rollout.plan_text import step_label
 
 GRID_POINTS = 200  # evaluation moments spread over the rollout, besides every verdict and event
-AUTOMATIC = ("auto-rollback", "pause", "auto-promote")
+AUTOMATIC = ("auto-rollback", "auto-pause", "auto-promote")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
     out.recorded = [(e["time"], e["action"], e["from_step"]) for e in events if e["action"] in AUTOMATIC]
     first = RoutingState.from_dict(begun["state"])
     state = stages.start(RoutingState(champion=first.champion), first.candidate, rollout_id, plan, begun["time"])  # type: ignore[arg-type]
-    out.lines.append(Line(begun["time"], f"start: step {plan.step_label(0)} (recorded, by {begun['actor']})"))
+    out.lines.append(Line(begun["time"], f"start: step {step_label(plan, state)} (recorded, by {begun['actor']})"))
     seen: dict[str, str] = {}
     human = [e for e in events if e["action"] in ("promote", "rollback") and e["actor"] != GUARD_ACTOR]
     for t in moments(cp, rollout_id, begun["time"], end, events):
@@ -87,8 +88,8 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
         action = decide(plan, state, judged.watch, judged.exit_outcome, t)
         if action is None:
             continue
-        label = plan.step_label(state.step)  # type: ignore[arg-type]
-        out.decisions.append((t, {"rollback": "auto-rollback", "pause": "pause", "promote": "auto-promote"}[action.kind], label))
+        label = step_label(plan, state)
+        out.decisions.append((t, {"rollback": "auto-rollback", "pause": "auto-pause", "promote": "auto-promote"}[action.kind], label))
         out.lines.append(Line(t, f"the plan would {action.kind} at step {label}: {action.reason}"))
         if action.kind == "rollback":
             return out
@@ -115,15 +116,16 @@ def _follow(out: Replay, cp: ControlPlane, plan: Plan, state: RoutingState, e: d
                           watch=False, as_of=t)
     verdict = "its conditions pass" if judged.exit_outcome == "pass" else \
         "this plan would have refused it: " + "; ".join(r.describe() for r in judged.exit if not r.passed)
-    out.lines.append(Line(t, f"promote to step {plan.step_label(target)} (recorded, by {e['actor']}"
+    regions = tuple(target_state.regions) if target_state and target_state.regions and kind == "limited" else None
+    moved = stages.advance(state, plan, target, t, regions)
+    out.lines.append(Line(t, f"promote to step {step_label(plan, moved)} (recorded, by {e['actor']}"
                              f"{', forced' if e['forced'] else ''}): {verdict}"))
-    regions = tuple(target_state.regions) if target_state and target_state.regions else None
-    return stages.advance(state, plan, target, t, regions if kind == "limited" else None)
+    return moved
 
 
 def _changes(out: Replay, plan: Plan, state: RoutingState, judged: assess.Judged, seen: dict[str, str], t: float) -> None:
     """A line whenever a condition's outcome changes on the current step."""
-    label = plan.step_label(state.step)  # type: ignore[arg-type]
+    label = step_label(plan, state)
     for part, results in (("to leave", judged.exit), ("watched", judged.watch)):
         for r in results:
             key = f"{part}:{r.name}"

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from roomsight.errors import UserError
+from roomsight.events import EVENT_TYPES, ROLLOUT_EVENTS
 from roomsight.userfiles import read_yaml
 
 ENV_PREFIX = "ROOMSIGHT_"
@@ -119,6 +120,9 @@ class MonitoringSettings(_Section):
     ood_share_alarm: float = Field(0.1, ge=0, le=1, description="Alarm when at least this share of a window is flagged out-of-domain.")
     min_window: int = Field(50, ge=1, description="Fewest logged predictions a drift report needs.")
     flag_threshold: float = Field(0.5, gt=0, lt=1, description="An out-of-domain score at or above this raises the flag.")
+    email_photos: int = Field(4, ge=0, le=20, description="Example photos in a drift email: the window's out-of-domain ones "
+                                                          "first, then those furthest from the reference on drifted columns.")
+    email_photo_px: int = Field(480, ge=64, le=2048, description="Longest side of an example photo in a drift email (downscaled).")
 
 
 class SmtpSettings(_Section):
@@ -130,6 +134,56 @@ class SmtpSettings(_Section):
     sender: str = Field("roomsight@localhost", description="From address of drift reports.")
     recipients: tuple[str, ...] = Field((), description="Default recipients of drift reports.")
     timeout_s: float = Field(30, gt=0, description="Network timeout.")
+
+
+def _known_events(events: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [e for e in events if e not in known]
+    if unknown:
+        raise ValueError(f"unknown event {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    return events
+
+
+class WebhookSettings(_Section):
+    url: str = Field(repr=False, description="Where to POST (https://hooks.slack.com/services/...); a secret: never printed or logged.")
+    kind: Literal["slack", "generic"] = Field("generic", description="slack: an incoming-webhook message (text + blocks); "
+                                              "generic: roomsight's JSON event.")
+    name: str | None = Field(None, max_length=64, description="How logs name this webhook; default its host.")
+    events: tuple[str, ...] = Field(EVENT_TYPES, min_length=1, description="Which events it gets.")
+    retries: int = Field(3, ge=0, le=10, description="Further attempts after a timeout, a refused connection, a 429 or a 5xx.")
+    backoff_s: float = Field(1.0, ge=0, description="Wait before the first retry; doubled before each next one.")
+    timeout_s: float = Field(5.0, gt=0, description="Longest one attempt may take.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        # The message never repeats the URL: a Slack webhook URL is its own credential.
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return v
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_events(v, EVENT_TYPES)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.kind} webhook at {urlsplit(self.url).hostname}"
+
+
+class NotifySettings(_Section):
+    webhooks: tuple[WebhookSettings, ...] = Field((), description="Where rollout events and drift alarms are posted "
+                                                  "(ROOMSIGHT_NOTIFY__WEBHOOKS as a JSON list).")
+    email_events: tuple[str, ...] = Field((), description="Rollout events also emailed to smtp.recipients (needs smtp.host).")
+    wait_s: float = Field(15.0, gt=0, description="Longest a command waits for its notifications; deliveries still "
+                                                  "trying then are given up, logged and counted.")
+
+    @field_validator("email_events")
+    @classmethod
+    def _rollout_events(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        # Drift emails carry their report and photos and go to --email recipients: the drift commands send them.
+        return _known_events(v, ROLLOUT_EVENTS)
 
 
 class ReviewSettings(_Section):
@@ -171,6 +225,7 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     smtp: SmtpSettings = SmtpSettings()
+    notify: NotifySettings = NotifySettings()
     review: ReviewSettings = ReviewSettings()
     control: ControlSettings = ControlSettings()
 
@@ -178,6 +233,14 @@ class Settings(_Section):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return _expanded(v)
+
+    @field_validator("notify")
+    @classmethod
+    def _email_reachable(cls, v: NotifySettings, info: ValidationInfo) -> NotifySettings:
+        smtp = info.data.get("smtp")
+        if v.email_events and smtp is not None and not (smtp.host and smtp.recipients):
+            raise ValueError("email_events needs smtp.host and smtp.recipients: rollout events are emailed there")
+        return v
 
     @field_validator("database_url")
     @classmethod
@@ -263,7 +326,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-_SECRET_WORDS = ("password", "token", "url", "uri")
+_SECRET_WORDS = ("password", "token", "url", "uri", "webhook")
 
 
 def _describe(err: ValidationError) -> str:

@@ -83,7 +83,7 @@ def test_guard_pauses_where_the_plan_says_pause_then_advances_after_a_promotion(
     guard = Guard(cp.with_actor("guard"))
     candidate_calls(settings, rid, 40, failing=1)  # 2.5%: within the budget, over the watched 2%
     out = guard.tick()
-    assert out is not None and out.action == "pause" and cp.current().state.held.startswith("automatic: candidate_error_rate")
+    assert out is not None and out.action == "auto-pause" and cp.current().state.held.startswith("automatic: candidate_error_rate")
     assert guard.tick() is None, "paused once is enough"
     clock[0] += 120
     assert guard.tick() is None, "a paused rollout does not advance by itself"

@@ -77,25 +77,38 @@ def smtp_server():
         c.stop()
 
 
-RESULT = {"alarm": True, "reasons": ["20% of photos out-of-domain (alarm at 10%)"], "window": "last day, region eu-west",
-          "reference_model": "models:/roomtype/1", "n_reference": 54, "n_current": 200, "drifted_share": 0.4,
-          "ood_share": 0.2, "reference_ood_share": 0.0, "flag_counts": {"night_time": 40}, "held_counts": {"night_time": 3},
-          "columns": {"brightness": {"method": "K-S p_value", "score": 1e-9, "threshold": 0.05, "drifted": True},
-                      "width": {"method": "K-S p_value", "score": 0.8, "threshold": 0.05, "drifted": False}}}
+def drift_result():
+    from monitoring.drift import ColumnDrift, DriftResult
+
+    return DriftResult(
+        window="last day, region eu-west", reference_model="models:/roomtype/1", n_reference=54, n_current=200,
+        columns={"brightness": ColumnDrift("K-S p_value", 1e-9, 0.05, True), "width": ColumnDrift("K-S p_value", 0.8, 0.05, False)},
+        drifted_share=0.4, ood_share=0.2, reference_ood_share=0.0, flag_counts={"night_time": 40},
+        held_counts={"night_time": 3}, predicted_share={}, alarm=True, reasons=["20% of photos out-of-domain (alarm at 10%)"])
 
 
-def test_plain_smtp_with_login_delivers_summary_and_attachment(smtp_server, tmp_path, caplog):
+def test_plain_smtp_with_login_delivers_text_html_and_attachment(smtp_server, tmp_path, caplog):
+    from monitoring import drift_mail
+
     inbox, port = smtp_server(auth_require_tls=False)
     report = tmp_path / "drift-20261123.html"
     report.write_text("<html>evidently</html>")
     smtp = SmtpSettings(host="localhost", port=port, user="robot", password=PASSWORD, security="none",
                         sender="roomsight@example.org", recipients=("ops@example.org",))
+    result = drift_result()
     with caplog.at_level(logging.DEBUG):
-        mailer.send(smtp, [], "[roomsight] drift ALARM", mailer.summary_html(RESULT, report.name), [report])
+        mailer.send(smtp, [], "[roomsight] drift ALARM", drift_mail.summary_text(result, report.name, []),
+                    drift_mail.summary_html(result, report.name, []), attachments=[report])
     assert len(inbox.messages) == 1
     rcpt, msg = inbox.messages[0]
     assert rcpt == ["ops@example.org"] and msg["From"] == "roomsight@example.org"
     assert msg["Subject"] == "[roomsight] drift ALARM"
+    text = msg.get_body(("plain",)).get_content()
+    for line in ("ALARM", "20% of photos out-of-domain", "Columns drifted:         40% (brightness)",
+                 "Out-of-domain share:     20.0% (reference 0.0%)", "Flags raised:            night_time: 40",
+                 "Held on the champion:    night_time: 3", "brightness  K-S p_value  score 1e-09  DRIFTED",
+                 "No example photos", report.name):
+        assert line in text, line
     body = msg.get_body(("html",)).get_content()
     assert "ALARM" in body and "40%" in body and "night_time: 40" in body and "night_time: 3" in body
     assert "<b>drifted</b>" in body and "brightness" in body
@@ -109,32 +122,32 @@ def test_wrong_password_is_a_clear_error_without_the_password(smtp_server):
     smtp = SmtpSettings(host="localhost", port=port, user="robot", password="wrong-" + PASSWORD, security="none",
                         timeout_s=5)
     with pytest.raises(mailer.MailError, match="refused the login of user 'robot'") as info:
-        mailer.send(smtp, ["a@example.org"], "s", "<p>x</p>")
+        mailer.send(smtp, ["a@example.org"], "s", "x")
     assert PASSWORD not in str(info.value)
 
 
 def test_not_configured_and_unreachable_are_user_errors():
     with pytest.raises(mailer.MailError, match="smtp.host"):
-        mailer.send(SmtpSettings(), ["a@example.org"], "s", "<p>x</p>")
+        mailer.send(SmtpSettings(), ["a@example.org"], "s", "x")
     with pytest.raises(mailer.MailError, match="no recipients"):
-        mailer.send(SmtpSettings(host="localhost"), [], "s", "<p>x</p>")
+        mailer.send(SmtpSettings(host="localhost"), [], "s", "x")
     with pytest.raises(mailer.MailError, match="could not send"):
-        mailer.send(SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout_s=2), ["a@b.c"], "s", "<p/>")
+        mailer.send(SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout_s=2), ["a@b.c"], "s", "x")
 
 
 def test_starttls_and_ssl(smtp_server, tmp_path):
     server_ctx, client_ctx = self_signed(tmp_path)
     inbox, port = smtp_server(tls_context=server_ctx, require_starttls=True)
     smtp = SmtpSettings(host="localhost", port=port, user="robot", password=PASSWORD, security="starttls")
-    mailer.send(smtp, ["a@example.org"], "over starttls", "<p>hello</p>", ssl_context=client_ctx)
+    mailer.send(smtp, ["a@example.org"], "over starttls", "hello", ssl_context=client_ctx)
     assert inbox.messages[-1][1]["Subject"] == "over starttls"
     # Without trusting the certificate, the send fails instead of going out unencrypted.
     with pytest.raises(mailer.MailError, match="could not send"):
-        mailer.send(smtp, ["a@example.org"], "untrusted", "<p>hello</p>")
+        mailer.send(smtp, ["a@example.org"], "untrusted", "hello")
 
     inbox_ssl, port_ssl = smtp_server(ssl_context=server_ctx, auth_require_tls=False)  # implicit TLS throughout
     smtp_ssl = smtp.model_copy(update={"port": port_ssl, "security": "ssl"})
-    mailer.send(smtp_ssl, ["a@example.org"], "over ssl", "<p>hello</p>", ssl_context=client_ctx)
+    mailer.send(smtp_ssl, ["a@example.org"], "over ssl", "hello", ssl_context=client_ctx)
     assert inbox_ssl.messages[-1][1]["Subject"] == "over ssl"
 
 

@@ -24,10 +24,10 @@ def test_replay_reproduces_the_guards_pause_and_another_plan_differs(settings):
     guard = Guard(cp.with_actor("guard"))
     assert guard.tick() is None
     candidate_calls(settings, rid, 20, failing=2)  # 2 of 60: 3.3%, over the watched 2%
-    assert guard.tick().action == "pause"
+    assert guard.tick().action == "auto-pause"
 
     same = replay(cp, rid)
-    assert same.recorded and [(a, s) for _, a, s in same.recorded] == [("pause", "2/7 limited eu-west 100%")]
+    assert same.recorded and [(a, s) for _, a, s in same.recorded] == [("auto-pause", "2/7 limited eu-west 100%")]
     assert same.matches, same.lines
     text = "\n".join(line.text for line in same.lines)
     assert "promote to step 2/7 limited eu-west 100% (recorded, by olga): its conditions pass" in text

@@ -3,7 +3,8 @@ undo the last verdict, see progress.
 
 Blind by construction: no response carries a model's answer, score, version or why the item was
 queued. Every API call needs `Authorization: Bearer <token>`; tokens come from `review.tokens` and are
-compared in constant time, and the reviewer id they map to is stored with every verdict.
+compared in constant time, and the reviewer id they map to is stored with every verdict. The contract
+(bodies, errors, statuses) is published at /openapi.json; see `api_models`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
 from monitoring.review import queue
+from monitoring.review.api_models import CLAIM_LINKS, PHOTO, Claimed, Me, Progress, Recorded, refusals, with_labels
 from monitoring.review.photos import PhotoStore
 from monitoring.review.queue import Claim, ReviewError
 from monitoring.review.stats import UNUSABLE
@@ -47,7 +50,10 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
     engine = engine or engine_for(settings.db_url)
     photos = photos or PhotoStore.for_settings(settings)
     lease_s = settings.review.lease_s
-    app = FastAPI(title="roomsight review", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="roomsight review", docs_url=None, redoc_url=None)
+    published = app.openapi
+    app.openapi = lambda: with_labels(published(), (*labels(), UNUSABLE))  # type: ignore[method-assign]
+    token_scheme = HTTPBearer(auto_error=False, description="A reviewer token from review.tokens.")
 
     @app.exception_handler(ReviewError)
     async def _refused(_: Request, exc: ReviewError) -> JSONResponse:
@@ -71,7 +77,8 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
         return JSONResponse({"error": "a valid reviewer token is required"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
 
-    def reviewer(request: Request) -> str:
+    def reviewer(request: Request, _declared: object = Security(token_scheme)) -> str:
+        # `token_scheme` only declares the scheme in the schema; the header is read as every API reads it.
         who = token_holder(bearer_token(request.headers.get("authorization")), settings.review.tokens)
         if who is None:
             raise Unauthorized()
@@ -93,28 +100,29 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
     def index() -> FileResponse:
         return FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/me")
+    @app.get("/api/me", response_model=Me, responses=refusals())
     def me(who: str = Depends(reviewer)) -> dict[str, Any]:
         return {"reviewer": who, "labels": list(labels()), "unusable": UNUSABLE, "progress": progress(who)}
 
-    @app.post("/api/claim")
+    @app.post("/api/claim", response_model=Claimed, responses={**refusals(), **CLAIM_LINKS})
     def claim(who: str = Depends(reviewer)) -> dict[str, Any]:
         return {"item": item_json(queue.claim_next(engine, who, lease_s, rollout_id)), "progress": progress(who)}
 
-    @app.post("/api/verdict")
+    @app.post("/api/verdict", response_model=Recorded, responses=refusals(400, 404, 409, 422), operation_id="verdict")
     def verdict(body: VerdictIn, who: str = Depends(reviewer)) -> dict[str, Any]:
         queue.submit(engine, who, body.item_id, body.claim_id, body.label, labels())
         return {"recorded": True, "progress": progress(who)}
 
-    @app.post("/api/undo")
+    @app.post("/api/undo", response_model=Claimed, responses=refusals(409))
     def undo(who: str = Depends(reviewer)) -> dict[str, Any]:
         return {"item": item_json(queue.undo(engine, who, lease_s)), "progress": progress(who)}
 
-    @app.get("/api/progress")
+    @app.get("/api/progress", response_model=Progress, responses=refusals())
     def get_progress(who: str = Depends(reviewer)) -> dict[str, int]:
         return progress(who)
 
-    @app.get("/api/photo/{item_id}")
+    @app.get("/api/photo/{item_id}", response_class=Response, responses={**PHOTO, **refusals(404, 422)},
+             operation_id="photo")
     def photo(item_id: str, who: str = Depends(reviewer)) -> Response:
         request_id = queue.holder_request(engine, who, item_id)
         if request_id is None:

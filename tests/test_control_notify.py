@@ -1,0 +1,95 @@
+"""The control plane tells the outside world: every recorded change (start, promote, rollback, the guard's
+automatic rollback) is posted to webhooks on a real local HTTP receiver and, when configured, emailed
+through a real SMTP server (aiosmtpd), with the facts of its MLflow record; a failing or hung receiver
+never fails the command nor holds it past `notify.wait_s`. Real MLflow registry, real SQLite; no Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiosmtpd.controller import Controller
+
+from monitoring.notify import Notifier
+from rollout.control import ControlPlane
+from rollout.guard import Guard
+from rollout.plan import load_plan
+from roomsight.rollout_state import Stage
+from tests.conftest import free_port, settings_for
+from tests.receiver import Receiver, Reply
+from tests.test_drift_mail import Inbox
+from tests.test_guard import BUDGET, candidate_calls
+
+
+def with_notify(settings, webhooks: list[dict], **env: str):
+    return settings_for(settings.home, ROOMSIGHT_NOTIFY__WEBHOOKS=json.dumps(webhooks), **env)
+
+
+def test_every_change_is_posted_and_emailed_with_its_record(settings):
+    inbox, port = Inbox(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with Receiver() as generic, Receiver() as slack:
+            s = with_notify(settings, [{"url": generic.url}, {"url": slack.url, "kind": "slack", "events": ["rollback"]}],
+                            ROOMSIGHT_NOTIFY__EMAIL_EVENTS='["promote", "rollback"]', ROOMSIGHT_SMTP__HOST="127.0.0.1",
+                            ROOMSIGHT_SMTP__PORT=str(port), ROOMSIGHT_SMTP__SECURITY="none",
+                            ROOMSIGHT_SMTP__RECIPIENTS='["ops@example.org"]')
+            cp = ControlPlane(s, load_plan().unconditional(), actor="alice")  # notifier from settings
+            rid = cp.start("models:/roomtype/2", reason="nightly candidate").after.rollout_id
+            cp.promote("limited", regions=("eu-west",), percent=25, reason="shadow clean")
+            cp.rollback("wrong on kitchens")
+            history = {e["action"]: e for e in cp.history()}
+    finally:
+        smtp.stop()
+    start, promote, rollback = generic.bodies()
+    assert [b["event"] for b in (start, promote, rollback)] == ["start", "promote", "rollback"]
+    for body in (start, promote, rollback):
+        assert body["rollout_id"] == rid and body["actor"] == "alice" and body["candidate"] == "models:/roomtype/2"
+        assert body["champion"] == "models:/roomtype/1" and body["mlflow_run_id"] == history[body["event"]]["run_id"]
+    assert start["stage"] == {"from": "stable", "to": "shadow"} and start["reason"] == "nightly candidate"
+    assert start["step"] == {"from": "stable", "to": "1/7 shadow", "index": 0}
+    assert promote["stage"]["to"] == "limited" and promote["regions"] == ["eu-west"] and promote["region_percent"] == 25
+    assert "requests" in promote["numbers"] and rollback["reason"] == "wrong on kitchens"
+    assert rollback["stage"] == {"from": "limited", "to": "stable"}
+
+    (only,) = slack.bodies()  # this one asked for rollbacks only
+    assert "rolled back from 2/7 limited eu-west 25%" in only["text"] and "wrong on kitchens" in json.dumps(only["blocks"])
+
+    assert [m["Subject"] for m in inbox.messages] == [
+        f"[roomsight] rollout {rid[:8]}: models:/roomtype/2 promoted 1/7 shadow -> 2/7 limited eu-west 25% "
+        "(25% of listings in eu-west) by alice",
+        f"[roomsight] rollout {rid[:8]}: models:/roomtype/2 rolled back from 2/7 limited eu-west 25% by alice"]
+    text = inbox.messages[0].get_body(("plain",)).get_content()
+    assert "Reason:     shadow clean" in text and "Headline numbers" in text and history["promote"]["run_id"] in text
+
+
+def test_a_failing_or_hung_receiver_never_fails_nor_holds_the_command(settings):
+    """The hung receiver answers after 60 s; without the notifier's deadline, start would wait for it."""
+    with Receiver(Reply(500)) as down, Receiver(Reply(200, delay_s=60)) as hung:
+        s = with_notify(settings, [{"url": down.url, "name": "down", "retries": 1, "backoff_s": 0.01},
+                                   {"url": hung.url, "name": "hung", "timeout_s": 30}], ROOMSIGHT_NOTIFY__WAIT_S="2")
+        cp = ControlPlane(s, load_plan(), actor="bob")
+        started = time.monotonic()
+        out = cp.start("models:/roomtype/2")
+        took = time.monotonic() - started
+        assert len(down.received) == 2 and len(hung.received) == 1
+    assert took < 30, took
+    assert out.after.stage is Stage.SHADOW and cp.current().state.stage is Stage.SHADOW
+    assert cp.history()[0]["action"] == "start"
+    assert cp.notifier.failed == {"down": 1, "hung": 1} and not cp.notifier.sent
+
+
+def test_the_guards_automatic_rollback_goes_through_the_injected_notifier(settings):
+    with Receiver() as hook:
+        notifier = Notifier.from_settings(with_notify(settings, [{"url": hook.url, "events": ["auto-rollback"]}]))
+        cp = ControlPlane(settings, load_plan().unconditional(budget=BUDGET), actor="alice",
+                          notifier=notifier)
+        rid = cp.start("models:/roomtype/2").after.rollout_id
+        cp.promote("limited")
+        candidate_calls(settings, rid, 40, failing=10)
+        assert Guard(cp.with_actor("guard")).tick() is not None
+        (event,) = hook.bodies()
+    assert event["event"] == "auto-rollback" and event["actor"] == "guard" and event["rollout_id"] == rid
+    assert event["reason"].startswith("automatic: candidate error rate 25.0%")
+    assert event["numbers"]["candidate_error_rate"] == 0.25 and notifier.sent == {"generic webhook at 127.0.0.1": 1}
