@@ -91,5 +91,5 @@ def test_the_guards_automatic_rollback_goes_through_the_injected_notifier(settin
         assert Guard(cp.with_actor("guard")).tick() is not None
         (event,) = hook.bodies()
     assert event["event"] == "auto-rollback" and event["actor"] == "guard" and event["rollout_id"] == rid
-    assert event["reason"].startswith("automatic: candidate error rate 25.0%")
+    assert event["reason"].startswith("automatic: budget: candidate error rate 25.0%")
     assert event["numbers"]["candidate_error_rate"] == 0.25 and notifier.sent == {"generic webhook at 127.0.0.1": 1}

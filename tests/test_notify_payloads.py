@@ -67,7 +67,7 @@ def test_slack_payload_is_a_valid_incoming_webhook_message():
                 assert len(block["text"]["text"]) <= 3000
     text = json.dumps(payloads.slack(PROMOTE, "d-1"))
     assert "97.3%" in text and "42 ms" in text and "-1.2%" in text and "no alarm" in text  # headline numbers
-    assert "not_headline" not in text and "Not passed: reviewed >= 200 (inconclusive)" in text and "forced" in text
+    assert "not_headline" not in text and "Not passed: reviewed &gt;= 200 (inconclusive)" in text and "forced" in text
     assert "ALARM" not in text and "30.0%" in json.dumps(payloads.slack(ALARM, "d"))
 
 
