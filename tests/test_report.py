@@ -52,6 +52,8 @@ def test_report_shows_the_decision_with_the_gates_own_numbers(settings, tmp_path
     assert len(plots) == 5 and all(p.width >= 700 for p in plots)
     thumbs = page.images("jpeg")
     assert 2 <= len(thumbs) <= MAX_WRONG + MAX_OOD and all(max(t.size) <= THUMB_PX for t in thumbs)
+    shown = [a["src"] for t, a in page.tags if t == "img" and a["src"].startswith("data:image/jpeg")]
+    assert len(set(shown)) == len(shown)  # each photo once
     assert "Reviewed disagreements the candidate got wrong" in html and "night_time" in html
     assert len(re.findall(r'<div class="card(?: card--alarm)?">', html)) == 3  # a drift headline per region
     assert "No verdicts yet" not in html and "No traffic" not in html

@@ -68,11 +68,11 @@ def _flagged_recent(engine: Engine, rollout_id: str, limit: int = OOD_SCAN) -> l
 
 def photos(engine: Engine, store: PhotoStore, rollout_id: str, reviewed_rows: list[dict[str, Any]]) -> Photos:
     missing = 0
+    seen: set[str] = set()  # a photo is shown once, in the first group that wants it
 
     def pick(rows: list[dict[str, Any]], limit: int, describe) -> tuple[Thumbnail, ...]:  # noqa: ANN001
         nonlocal missing
         out: list[Thumbnail] = []
-        seen: set[str] = set()
         for r in rows:
             if len(out) >= limit:
                 break
