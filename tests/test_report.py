@@ -199,3 +199,16 @@ def test_planned_share_follows_the_recorded_events() -> None:
     assert planned_share(events, "eu-west", times, 10) == [0, 0, 0.5, 1.0]
     assert planned_share(events, "us-east", times, 10) == [0, 0, 0, 0.25]
     assert bucket_width(3600) == 60 and bucket_width(3 * 3600) == 300 and bucket_width(20) == 1
+
+
+def test_with_no_rollout_the_report_says_so_and_shows_recent_events() -> None:
+    from rollout.report.build import Views
+    from rollout.report.render import render
+
+    events = ({"time": 1.7e9, "action": "rollback", "to": "stable", "actor": "guard", "reason": "error budget", "forced": False},)
+    idle = ReportInput(None, {"champion": {"name": "roomtype", "version": "3"}, "stage": "stable"}, "default", (), None,
+                       None, (), {}, events=events)
+    html = render(idle, Views())
+    assert_self_contained(html)
+    assert 'data-verdict="idle"' in html and "models:/roomtype/3 answers every request" in html
+    assert "error budget" in html and 'id="plots"' not in html
