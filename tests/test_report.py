@@ -42,6 +42,7 @@ def test_report_shows_the_decision_with_the_gates_own_numbers(settings, tmp_path
     assert f"precision_margin &gt;= 0: {gates['precision_margin'].value:.4g}" in html
     assert f"compared &gt;= 30: {gates['compared'].value:.4g}" in html
     assert f"<dt>compared</dt><dd>{int(status.evidence['compared']):,}</dd>" in html
+    assert f"<dt>candidate p99</dt><dd>{status.evidence['candidate_p99_ms']:,.0f} ms</dd>" in html
 
     # Segments with Wilson intervals, per region, per predicted class and per out-of-domain flag.
     for group, value in (("region", "ap-south"), ("predicted class", "kitchen"), ("out-of-domain", "night_time")):

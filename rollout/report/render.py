@@ -58,7 +58,8 @@ def _env() -> Environment:
 
 EVIDENCE_SHOWN = (("requests", "requests", "num"), ("compared", "compared", "num"), ("agreement", "agreement", "pct"),
                   ("candidate_served", "answered by candidate", "num"), ("candidate_error_rate", "candidate errors", "pct1"),
-                  ("reviewed", "reviewed", "num"), ("ood_share", "out-of-domain", "pct1"),
+                  ("candidate_p99_ms", "candidate p99", "ms"), ("reviewed", "reviewed", "num"),
+                  ("ood_share", "out-of-domain", "pct1"),
                   ("drift_alarm", "drift alarm", "alarm"))
 
 
@@ -72,7 +73,7 @@ def kpis(inp: ReportInput, total_requests: int | None) -> list[tuple[str, str]]:
         if key not in ev:
             continue
         v = ev[key]
-        shown = {"num": _num(v), "pct": _pct(v), "pct1": _pct(v, 1),
+        shown = {"num": _num(v), "pct": _pct(v), "pct1": _pct(v, 1), "ms": "–" if v is None else f"{v:,.0f} ms",
                  "alarm": "–" if v is None else ("raised" if v else "none")}[kind]
         out.append((label, shown))
     return out
