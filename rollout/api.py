@@ -5,6 +5,8 @@ Every route needs `Authorization: Bearer <token>` (tokens from `control.tokens`,
 time); the token's holder is the actor MLflow records. The app refuses to be built without a token: an
 unauthenticated endpoint that flips traffic is worse than none. Concurrency is the control plane's
 compare-and-swap: of two racing changes one wins and the other gets 409, never a half-written state.
+
+`GET /` is the read-only rollout page (rollout.report.web): the live report, behind the same tokens.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from roomsight.config import ConfigError
 from roomsight.http_errors import invalid_message
 from roomsight.registry import RegistryError
 from rollout.control import ControlPlane, GatesFailed, Outcome, RolloutError
+from rollout.report.live import LiveReport
+from rollout.report.web import add_report_page
 
 
 class StartIn(BaseModel):
@@ -52,7 +56,8 @@ def _outcome(o: Outcome) -> dict[str, Any]:
     return o.to_dict()
 
 
-def create_app(control: ControlPlane, tokens: dict[str, str]) -> FastAPI:
+def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport | None = None) -> FastAPI:
+    """The API, and the read-only rollout page at `/` (its live report: `report`, default one built here)."""
     if not tokens:
         raise ConfigError("control.tokens is empty: set ROOMSIGHT_CONTROL__TOKENS='{\"name\": \"token\"}' "
                           "before exposing the control plane over HTTP")
@@ -110,4 +115,5 @@ def create_app(control: ControlPlane, tokens: dict[str, str]) -> FastAPI:
     def rollback(body: RollbackIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
         return _outcome(cp.rollback(body.reason))
 
+    add_report_page(app, report or LiveReport(control), operator)
     return app

@@ -284,8 +284,33 @@ def api(
     host, port = settings.control.host, settings.control.port
     sock = listen(host, port, "control")
     console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback); "
+                  f"the read-only rollout page on http://{host}:{port}/; "
                   f"{len(settings.control.tokens)} operator token(s); Ctrl-C stops")
     serve_http(web, sock)
+
+
+@app.command("report")
+@friendly
+def report(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="HTML file to write (one self-contained file: open it anywhere, offline)."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the "
+                                          "current rollout, else the most recently recorded one)."),
+) -> None:
+    """Write the rollout report: verdict, plan, each gate's outcome and numbers, segments, plots, drift, photos."""
+    from rollout.report.build import latest_recorded, resolve_rollout, write_report
+    from roomsight.userfiles import check_output_file
+
+    check_output_file(out, "--out", ".html")
+    control = ctx.obj.control()
+    target = resolve_rollout(control, rollout) if rollout else None
+    if target is None and control.current().state.rollout_id is None:
+        target = latest_recorded(control)
+        if target:
+            console.print(f"no rollout in progress; reporting on the most recent one, {target}")
+    with console.status("gathering evidence, plots, drift checks and photos..."):
+        write_report(control, out, target)
+    console.print(f"wrote {out}")
 
 
 @app.command()

@@ -89,6 +89,16 @@ class Status:
                 "watch": [r.to_dict() for r in self.watch]}
 
 
+# What writes the report of a committed change into its MLflow run: (control plane, outcome, reason).
+Reporter = Callable[["ControlPlane", Outcome, str | None], object]
+
+
+def _event_report(control: ControlPlane, outcome: Outcome, reason: str | None) -> object:
+    from rollout.report.build import attach_event_report
+
+    return attach_event_report(control, outcome, reason)
+
+
 def _transition(fn: Callable[[], Any]) -> Any:
     """A pure transition's refusal, as the control plane's error (the API answers it with 409)."""
     try:
@@ -106,18 +116,20 @@ def default_actor() -> str:
 
 class ControlPlane:
     def __init__(self, settings: Settings, plan: Plan, actor: str | None = None, engine: Engine | None = None,
-                 clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> None:
+                 clock: Callable[[], float] = time.time, notifier: Notifier | None = None,
+                 reporter: Reporter | None = None) -> None:
         self.settings = settings
         self.plan = plan
         self.actor = actor or default_actor()
         self.engine = engine or engine_for(settings.db_url)
         self.clock = clock
         self.notifier = notifier or Notifier.from_settings(settings)
+        self.reporter = reporter or _event_report
         registry.configure(settings)
 
     def with_actor(self, actor: str) -> ControlPlane:
         return ControlPlane(self.settings, self.plan, actor=actor, engine=self.engine, clock=self.clock,
-                            notifier=self.notifier)
+                            notifier=self.notifier, reporter=self.reporter)
 
     # -- reading ----------------------------------------------------------------------------------
     def current(self) -> Versioned:
@@ -227,6 +239,7 @@ class ControlPlane:
         outcome.run_id = records.record(self.settings, records.Event(
             action, cur.state, after, self.actor, reason or "", forced, outcome.gates, outcome.evidence,
             written.generation, outcome.from_step, to_step))
+        self.reporter(self, outcome, reason)  # the rollout report, attached to the run; never raises
         self.notifier.send(rollout_event(outcome, self.actor, reason))  # never raises; bounded by notify.wait_s
         return outcome
 

@@ -15,7 +15,8 @@ def describe_condition(cond: Condition, plan: Plan) -> str:
     return f"{cond.metric} {bound} ({METRICS[cond.metric]})"
 
 
-def _traffic(step: Step, plan: Plan) -> str:
+def step_line(step: Step) -> str:
+    """One step in words: its kind and what traffic it sets."""
     kind = step.kind
     if kind is Stage.SHADOW:
         return (f"shadow: the champion answers every request; the candidate also runs on {step.shadow.sample:.0%} "
@@ -35,7 +36,7 @@ def _traffic(step: Step, plan: Plan) -> str:
 def describe(plan: Plan) -> list[str]:
     lines = [f"Plan {plan.name!r} for regions {', '.join(plan.regions)}, in {len(plan.steps)} steps:"]
     for i, step in enumerate(plan.steps):
-        lines.append(f"{i + 1}. {_traffic(step, plan)}")
+        lines.append(f"{i + 1}. {step_line(step)}")
         for cond in step.watch:
             lines.append(f"   Watched on this step: {describe_condition(cond, plan)}{_on_fail(cond, step)}.")
         if step.exit:

@@ -39,11 +39,14 @@ def test_decide_rolls_back_pauses_holds_and_advances():
 
 
 def candidate_calls(settings, rollout_id, n, failing):
+    """`n` candidate calls answered now, the first `failing` of them failed (logged in the past, as they
+    would be: a replay judges each moment on the rows logged by then)."""
     w = LogWriter(engine_for(settings.db_url), flush_interval_s=0.05)
+    start = time.time() - n * 1e-4
     for i in range(n):
         bad = i < failing
         w.submit(PredictionRecord(
-            request_id=str(uuid.uuid4()), ts=time.time() + i * 1e-3, rollout_id=rollout_id, stage="limited",
+            request_id=str(uuid.uuid4()), ts=start + i * 1e-4, rollout_id=rollout_id, stage="limited",
             listing_id=f"L{i}", region="eu-west", served_by="champion" if bad else "candidate", label="kitchen",
             score=0.9, latency_ms=10, candidate_version="2", candidate_label=None if bad else "kitchen",
             candidate_ms=None if bad else 8.0, candidate_error="RuntimeError: boom" if bad else None))

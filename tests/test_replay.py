@@ -28,7 +28,7 @@ def test_replay_reproduces_the_guards_pause_and_another_plan_differs(settings):
 
     same = replay(cp, rid)
     assert same.recorded and [(a, s) for _, a, s in same.recorded] == [("auto-pause", "2/7 limited eu-west 100%")]
-    assert same.matches, same.lines
+    assert same.matches, "\n".join(f"{l.time:.3f} {l.text}" for l in same.lines)
     text = "\n".join(line.text for line in same.lines)
     assert "promote to step 2/7 limited eu-west 100% (recorded, by olga): its conditions pass" in text
     assert "FAIL candidate_error_rate <= 0.02" in text and "the plan would pause at step 2/7 limited" in text

@@ -1,0 +1,159 @@
+"""Putting a report together: the decision's input from the control plane, the pictures from the log,
+the verdicts, the drift checks and the photo store; then the HTML, to a file or to an MLflow run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitoring.review import queue
+from monitoring.review.photos import PhotoStore
+from roomsight.errors import UserError
+from rollout.report import plots
+from rollout.report.plots import Plot
+from rollout.report.inputs import ReportInput, from_events, from_outcome, from_status
+from rollout.report.regional_drift import RegionDrift, per_region
+from rollout.report.render import render
+from rollout.report.reviews import ReviewView, review_view
+from rollout.report.series import Series, traffic
+from rollout.report.thumbs import Photos, photos
+
+if TYPE_CHECKING:  # the control plane calls attach_event_report: imported for types only
+    from mlflow import MlflowClient
+
+    from rollout.control import ControlPlane, Outcome
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 500  # recorded events searched for a rollout's own
+REPORT_ARTIFACT = "report.html"
+
+
+@dataclass
+class Views:
+    """What the report shows beside the decision: traffic over time, verdicts, drift, photos, plots."""
+
+    series: Series | None = None  # None: no traffic logged
+    reviews: ReviewView | None = None  # None: no rollout
+    drift: list[RegionDrift] = field(default_factory=list)
+    photos: Photos | None = None
+    plots: list[Plot] = field(default_factory=list)
+    unplotted: list[str] = field(default_factory=list)  # plots with nothing to show, in words
+
+
+DriftSource = Callable[[str, dict[str, int]], list[RegionDrift]]
+
+
+def gather(control: ControlPlane, inp: ReportInput, store: PhotoStore | None = None, drift: DriftSource | None = None) -> Views:
+    """`drift(rollout_id, requests per region)` lets the live page reuse a recent check; default: check now."""
+    views = Views()
+    rid = inp.rollout_id
+    if rid is None:
+        return views
+    engine, settings = control.engine, control.settings
+    views.series = traffic(engine, rid)
+    views.reviews = review_view(engine, rid)
+    views.photos = photos(engine, store or PhotoStore.for_settings(settings), rid, views.reviews.rows)
+    if views.series is not None:
+        requests = {r: sum(s.requests) for r, s in views.series.regions.items()}
+        views.drift = (drift or (lambda r, n: per_region(settings, engine, r, n)))(rid, requests)
+    _plot(views, inp)
+    return views
+
+
+def _plot(views: Views, inp: ReportInput) -> None:
+    s, t, ev = views.series, inp.thresholds, inp.events
+    wanted: list[tuple[Callable[[], Plot | None], str]] = [
+        (lambda: plots.agreement(s, ev, t.get("agreement_min")) if s else None,
+         "Agreement: no request has been answered by both models yet."),
+        (lambda: plots.precision(views.reviews.over_time if views.reviews else {}, ev),
+         "Reviewed precision: no verdicts yet for this rollout."),
+        (lambda: plots.share(s, ev) if s else None, "Share of traffic: no traffic logged yet."),
+        (lambda: plots.errors(s, ev, t.get("max_error_rate")) if s else None,
+         "Errors: the candidate has not run on any request yet."),
+        (lambda: plots.latency(s, ev, t.get("max_p99_ms")) if s else None, "Latency: no model call timed yet."),
+    ]
+    for draw, words in wanted:
+        plot = draw()
+        if plot is None:
+            views.unplotted.append(words)
+        else:
+            views.plots.append(plot)
+
+
+# -- entry points -------------------------------------------------------------------------------------
+def report_input(control: ControlPlane, rollout_id: str | None = None) -> ReportInput:
+    """The live rollout (default), or a past one from its recorded events."""
+    events = control.history(HISTORY_LIMIT)
+    current = control.current().state.rollout_id
+    if rollout_id is None or rollout_id == current:
+        return from_status(control.status(), control.plan, events)
+    try:
+        return from_events(rollout_id, control.plan, events)
+    except ValueError:
+        raise UserError(f"rollout {rollout_id} has no recorded events (start, promote, rollback) in MLflow") from None
+
+
+def resolve_rollout(control: ControlPlane, given: str) -> str:
+    """A rollout id, or the one id that begins with `given` (reports show 8 characters)."""
+    events = control.history(HISTORY_LIMIT)
+    known = {e["rollout_id"] for e in events if e.get("rollout_id")} | queue.rollouts_matching(control.engine, given)
+    current = control.current().state.rollout_id
+    known |= {current} if current else set()
+    matching = {r for r in known if r.startswith(given)}
+    if given in matching:
+        return given
+    if len(matching) == 1:
+        return matching.pop()
+    if matching:
+        raise UserError(f"--rollout {given} is ambiguous: it begins {', '.join(sorted(matching))}")
+    recent = list(dict.fromkeys(e["rollout_id"] for e in events if e.get("rollout_id")))[:5]
+    raise UserError(f"--rollout {given}: no such rollout in MLflow's records or the logs; "
+                    + (f"recent ones: {', '.join(recent)}" if recent else "no rollout has been recorded yet"))
+
+
+def html_for(control: ControlPlane, rollout_id: str | None = None, store: PhotoStore | None = None) -> str:
+    inp = report_input(control, rollout_id)
+    return render(inp, gather(control, inp, store))
+
+
+def write_report(control: ControlPlane, out: Path, rollout_id: str | None = None, store: PhotoStore | None = None) -> Path:
+    """Write one self-contained HTML report of a rollout (default: the live one) to `out`."""
+    out.write_text(html_for(control, rollout_id, store), encoding="utf-8")
+    return out
+
+
+def attach_report(client: MlflowClient, run_id: str, html: str, artifact_file: str = REPORT_ARTIFACT) -> None:
+    """Attach a report to an MLflow run (an event's run) as an artifact."""
+    client.log_text(run_id, html, artifact_file)
+
+
+def attach_event_report(control: ControlPlane, outcome: Outcome, reason: str | None) -> str | None:
+    """The report at one recorded change (promote, rollback, automatic action), attached to its MLflow run.
+    Returns the artifact's name, or None when it could not be written: a report must never fail or undo
+    the change it describes, so a failure is logged and nothing else."""
+    if outcome.run_id is None:
+        return None
+    try:
+        from roomsight import registry
+
+        inp = from_outcome(outcome, control.plan, control.history(HISTORY_LIMIT), control.actor, reason)
+        # No drift report per region here: the command waits for this report, and the drift numbers the
+        # change was decided on are in its evidence already. `rollout report` and the page run them.
+        attach_report(registry.client(), outcome.run_id, render(inp, gather(control, inp, drift=_no_drift)))
+        return REPORT_ARTIFACT
+    except Exception:
+        log.exception("could not write the rollout report for %s (run %s)", outcome.action, outcome.run_id)
+        return None
+
+
+def _no_drift(_rollout_id: str, _requests: dict[str, int]) -> list[RegionDrift]:
+    return []
+
+
+def latest_recorded(control: ControlPlane) -> str | None:
+    """The rollout of the most recent recorded event, if any."""
+    return next((e["rollout_id"] for e in control.history(HISTORY_LIMIT) if e.get("rollout_id")), None)

@@ -1,0 +1,220 @@
+"""The rollout report over real parts: prediction rows written through the LogWriter into SQLite (and
+PostgreSQL for the time buckets), photos in the review photo store, verdicts through the review queue,
+the control plane's gates and a real MLflow registry for the events and the attached report. No Ray."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, event, select
+from typer.testing import CliRunner
+
+from roomsight import registry
+from roomsight.tables import metadata, predictions
+from rollout.cli import app as cli
+from rollout.evidence import log_evidence
+from rollout.report import Condition, ReportInput, attach_event_report, gather, verdict, write_report
+from rollout.report.series import bucket_width, planned_share, traffic
+from rollout.report.thumbs import MAX_OOD, MAX_WRONG, THUMB_PX
+from tests.conftest import settings_for
+from tests.report_world import REGIONS, assert_self_contained, log_traffic, report_plan_file, review, started
+
+
+# -- tests -----------------------------------------------------------------------------------------------
+def test_report_shows_the_decision_with_the_gates_own_numbers(settings, tmp_path) -> None:
+    cp, rid = started(settings)
+    log_traffic(settings, cp.engine, rid, 240)
+    assert review(settings, cp.engine, rid, 45) == 45
+    status = cp.status()
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["--plan", str(report_plan_file(tmp_path)), "report", "--out", str(out)],
+                                env={"ROOMSIGHT_HOME": str(settings.home)})
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    page = assert_self_contained(html)
+
+    # The verdict is the gates' verdict: precision_margin fails on these verdicts, the counts pass.
+    gates = {g.name: g for g in status.exit}
+    assert gates["precision_margin >= 0"].outcome == "fail" and gates["compared >= 30"].passed
+    assert 'data-verdict="failing"' in html and "Not ready for 2/7 limited" in html
+    assert f"precision_margin &gt;= 0: {gates['precision_margin >= 0'].value:.4g}" in html
+    assert f"compared &gt;= 30: {gates['compared >= 30'].value:.4g}" in html
+    assert f"<dt>compared</dt><dd>{int(status.evidence['compared']):,}</dd>" in html
+    assert f"<dt>candidate p99</dt><dd>{status.evidence['candidate_p99_ms']:,.0f} ms</dd>" in html
+
+    # Segments with Wilson intervals, per region, per predicted class and per out-of-domain flag.
+    for group, value in (("region", "ap-south"), ("predicted class", "kitchen"), ("out-of-domain", "night_time")):
+        assert re.search(rf"by {group}</th></tr>.*?<td>{value}</td>", html, re.S), group
+    assert len(re.findall(r"<b>\d+%</b> <span class=\"muted\">\d+–\d+%</span>", html)) >= 20  # value and interval
+
+    plots = page.images("png")
+    assert len(plots) == 5 and all(p.width >= 700 for p in plots)
+    thumbs = page.images("jpeg")
+    assert 2 <= len(thumbs) <= MAX_WRONG + MAX_OOD and all(max(t.size) <= THUMB_PX for t in thumbs)
+    shown = [a["src"] for t, a in page.tags if t == "img" and a["src"].startswith("data:image/jpeg")]
+    assert len(set(shown)) == len(shown)  # each photo once
+    assert "Reviewed disagreements the candidate got wrong" in html and "night_time" in html
+    assert len(re.findall(r'<div class="card(?: card--alarm)?">', html)) == 3  # a drift headline per region
+    assert "No verdicts yet" not in html and "No traffic" not in html
+
+
+def test_a_rollout_with_no_traffic_or_no_verdicts_says_so_in_words(settings, tmp_path) -> None:
+    cp, rid = started(settings)
+    html = write_report(cp, tmp_path / "empty.html").read_text()
+    page = assert_self_contained(html)
+    assert not page.images("png") and not page.images("jpeg")
+    assert "No traffic has been logged for this rollout yet" in html and "No verdicts yet" in html
+    assert 'data-verdict="waiting"' in html  # counts not reached: waiting, not failing
+
+    log_traffic(settings, cp.engine, rid, 60, regions=("eu-west",))
+    html = write_report(cp, tmp_path / "traffic.html").read_text()
+    page = assert_self_contained(html)
+    assert len(page.images("png")) == 4  # all but reviewed precision
+    assert "Reviewed precision: no verdicts yet for this rollout." in html and "No verdicts yet" in html
+
+
+def test_everything_user_supplied_is_escaped(settings, tmp_path) -> None:
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    cp, rid = started(settings, reason=hostile)
+    log_traffic(settings, cp.engine, rid, 30, caption=hostile, regions=("ap-south", hostile))
+    review(settings, cp.engine, rid, 30, champion_right=1.0)
+    html = write_report(cp, tmp_path / "r.html").read_text()
+    assert_self_contained(html)  # no script element, no on* attribute was injected
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_time_buckets_add_up_to_the_gate_evidence(db, tmp_path, request) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}" if db == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    metadata.create_all(engine)
+    settings = settings_for(tmp_path)
+    rid = str(uuid.uuid4())
+    log_traffic(settings, engine, rid, 500, span_s=3 * 3600, candidate_regions=("eu-west",), stage="limited")
+    log_traffic(settings, engine, str(uuid.uuid4()), 50, seed=1)  # another rollout beside it
+    s = traffic(engine, rid)
+    ev = log_evidence(engine, settings, rid)
+    assert s is not None and s.width == 300 and len(s.times) <= 60
+    assert s.total == ev["requests"] == 500
+    assert sum(s.compared) == ev["compared"]
+    assert 1 - sum(s.disagreements) / sum(s.compared) == pytest.approx(ev["agreement"])
+    assert sum(sum(r.candidate_served) for r in s.regions.values()) == ev["candidate_served"]
+    assert sum(s.candidate_calls) == ev["candidate_requests"] and sum(s.candidate_errors) == ev["candidate_errors"]
+    assert set(s.regions) == set(REGIONS) and sum(s.regions["eu-west"].requests) == 167
+    # Every bucket holds the requests logged in its interval.
+    with engine.connect() as conn:
+        times = sorted(conn.execute(select(predictions.c.ts).where(predictions.c.rollout_id == rid)).scalars())
+    for i, t0 in enumerate(s.times):
+        assert s.requests[i] == sum(1 for t in times if t0 <= t < t0 + s.width)
+    engine.dispose()
+
+
+def test_the_report_never_reads_every_row_of_a_rollout(settings) -> None:
+    cp, rid = started(settings)
+    log_traffic(settings, cp.engine, rid, 120)
+    review(settings, cp.engine, rid, 20)
+    statements: list[str] = []
+    event.listen(cp.engine, "before_cursor_execute", lambda *a: statements.append(a[2].lower()))
+    inp = ReportInput(rid, cp.current().state.to_dict(), "default", (), None, None, (), {})
+    views = gather(cp, inp, drift=lambda _rid, _n: [])
+    assert views.series is not None and views.reviews.reviewed == 20
+    reads = [s for s in statements if "from predictions" in s]
+    assert reads
+    for sql in reads:
+        assert "group by" in sql or "limit" in sql or "request_id in" in sql or "count(*)" in sql, sql
+
+
+def test_a_report_is_attached_to_each_event_run(settings) -> None:
+    cp, rid = started(settings)
+    log_traffic(settings, cp.engine, rid, 90)
+    review(settings, cp.engine, rid, 30)
+    promoted = cp.promote("limited", ("eu-west",), force=True, reason="margin noisy; watch eu-west")
+    assert attach_event_report(cp, promoted, "margin noisy; watch eu-west") == "report.html"
+    rolled = cp.rollback("night photos in ap-south")
+    assert attach_event_report(cp, rolled, "night photos in ap-south") == "report.html"
+
+    client = registry.client()
+    for outcome, words in ((promoted, ["report at promote to 2/7 limited eu-west 100%", "forced past conditions",
+                                       "Conditions checked for 2/7 limited", 'data-stage="limited"']),
+                           (rolled, ["Rolled back", "night photos in ap-south", 'data-verdict="ended"'])):
+        assert [a.path for a in client.list_artifacts(outcome.run_id)] == ["evidence.json", "report.html"]
+        html = open(client.download_artifacts(outcome.run_id, "report.html")).read()
+        assert_self_contained(html)
+        for w in words:
+            assert w in html, w
+    # A report that cannot be written never fails the change it describes.
+    broken = type(promoted)(**{**promoted.__dict__, "run_id": "no-such-run"})
+    assert attach_event_report(cp, broken, None) is None
+
+
+def test_report_on_a_past_rollout_and_bad_options(settings, tmp_path) -> None:
+    cp, rid = started(settings)
+    log_traffic(settings, cp.engine, rid, 60)
+    cp.promote("limited", ("eu-west",), force=True, reason="try it")
+    cp.rollback("too many disagreements")
+    env = {"ROOMSIGHT_HOME": str(settings.home)}
+    out = tmp_path / "past.html"
+    r = CliRunner().invoke(cli, ["report", "--rollout", rid[:8], "--out", str(out)], env=env)
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert rid in html and 'data-verdict="ended"' in html and "too many disagreements" in html
+    assert "Conditions for 2/7 limited" in html and "precision_margin" in html  # the gates its promote was checked on
+
+    r = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "latest.html")], env=env)
+    assert r.exit_code == 0 and "reporting on the most recent one" in r.output and rid in (tmp_path / "latest.html").read_text()
+    r = CliRunner().invoke(cli, ["report", "--rollout", "zzzz", "--out", str(out)], env=env)
+    assert r.exit_code == 1 and "no such rollout" in r.output and rid in r.output.replace("\n", "")
+    r = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "report.txt")], env=env)
+    assert r.exit_code == 1 and "give a .html file name" in " ".join(r.output.split())
+
+
+# -- pure parts ------------------------------------------------------------------------------------------
+def test_conditions_read_gates_and_analysis_results() -> None:
+    from analysis import AnalysisResult, SegmentResult
+    from rollout import conditions
+    from rollout.plan import AnalysisRef, Gate
+
+    gate = Condition.from_dict(conditions.gate(Gate(metric="compared", min=30), {"compared": 12}).to_dict())
+    assert (gate.outcome, gate.summary) == ("inconclusive", "compared >= 30: 12 so far; 18 more wanted")
+    result = AnalysisResult("quality", "fail", "candidate worse on night_time photos in ap-south", -0.18, -0.29, -0.07,
+                            140, None, (SegmentResult("region", "ap-south", "fail", -0.18, -0.29, -0.07, 40),))
+    analysis = Condition.from_dict(conditions.analysis(AnalysisRef(analysis="quality"), result).to_dict())
+    assert analysis.kind == "analysis" and analysis.numbers["value"] == -0.18 and analysis.segments[0].value == "ap-south"
+    with pytest.raises(ValueError, match="unknown outcome"):
+        Condition.from_dict({"name": "x", "outcome": "maybe"})
+
+    base = ReportInput("r1", {"champion": {"name": "m", "version": "1"}, "stage": "shadow"}, "default", (), 0, "limited", (), {})
+    assert verdict(base).kind == "ready"
+    waiting = ReportInput(**{**base.__dict__, "conditions": (Condition("compared", "gate", "inconclusive", "compared >= 30: 3"),)})
+    assert verdict(waiting).kind == "waiting" and "compared >= 30: 3" in verdict(waiting).detail
+    failing = ReportInput(**{**waiting.__dict__, "conditions": waiting.conditions + (analysis,)})
+    assert verdict(failing).kind == "failing" and "night_time" in verdict(failing).detail
+    assert verdict(ReportInput(**{**base.__dict__, "rollout_id": None})).title == "No rollout in progress"
+
+
+def test_planned_share_follows_the_recorded_events() -> None:
+    def at(t, **state):
+        base = {"champion": {"name": "m", "version": "1"}, "candidate": {"name": "m", "version": "2"}, "rollout_id": "r"}
+        return {"time": t, "to": state["stage"], "state": {**base, **state}}
+
+    events = [at(100, stage="shadow"), at(200, stage="limited", regions=["eu-west"], region_percent=50),
+              at(300, stage="gradual", regions=["eu-west"], region_percent=100, percent=25)]
+    times = [0, 150, 250, 350]
+    assert planned_share(events, "eu-west", times, 10) == [0, 0, 0.5, 1.0]
+    assert planned_share(events, "us-east", times, 10) == [0, 0, 0, 0.25]
+    assert bucket_width(3600) == 60 and bucket_width(3 * 3600) == 300 and bucket_width(20) == 1
+
+
+def test_with_no_rollout_the_report_says_so_and_shows_recent_events() -> None:
+    from rollout.report.build import Views
+    from rollout.report.render import render
+
+    events = ({"time": 1.7e9, "action": "rollback", "to": "stable", "actor": "guard", "reason": "error budget", "forced": False},)
+    idle = ReportInput(None, {"champion": {"name": "roomtype", "version": "3"}, "stage": "stable"}, "default", (), None,
+                       None, (), {}, events=events)
+    html = render(idle, Views())
+    assert_self_contained(html)
+    assert 'data-verdict="idle"' in html and "models:/roomtype/3 answers every request" in html
+    assert "error budget" in html and 'id="plots"' not in html
