@@ -1,0 +1,235 @@
+"""Simulated rollouts with a known truth, for the "analysis" benchmark and its reduced test.
+
+One rollout: photos arrive in segment cells (region x ood) with their true room type; each model is right
+with its cell's accuracy (errors correlated through a Gaussian copula, so the two models disagree on a
+varied share of photos); a wrong answer is `unsure` with the model's abstention rate, else a wrong class.
+The review queue samples each photo with its stratum's rate (Poisson, as monitoring.review.queue does) and
+reviewers resolve queued items one by one, disagreements first and oldest first, as the queue orders
+them. After every verdict both today's gates (rollout/plans/default.yaml, limited) and the paired
+analysis are read; the first pass promotes, the first fail refuses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import norm
+
+from analysis.paired import Counts, decide
+from analysis.spec import AnalysisSpec
+from analysis.weighted import model_estimates
+from monitoring.review.stats import wilson
+from roomsight.verdicts import IN_DOMAIN, UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
+
+CLASSES = ("bathroom", "bedroom", "dining_room", "exterior", "kitchen", "living_room")
+OOD = (IN_DOMAIN, "night_time", "low_resolution")
+PRIORITY = ("disagreement", "low_confidence", "spot_check")
+
+
+@dataclass(frozen=True)
+class World:
+    """One rollout's hidden truth and its review configuration."""
+
+    cells: tuple[Cell, ...]
+    shares: np.ndarray  # traffic share per cell
+    acc: np.ndarray  # champion accuracy per cell
+    delta: np.ndarray  # candidate minus champion accuracy per cell
+    rho: float  # correlation of the two models' errors (copula)
+    unsure: tuple[float, float]  # P(unsure | wrong): champion, candidate
+    rates: dict[str, float]
+    rows_per_verdict: float
+    unusable: float = 0.01
+
+    def precision(self, model: int) -> float:
+        a = self.acc + (self.delta if model else 0)
+        answered = a + (1 - a) * (1 - self.unsure[model])
+        return float(np.sum(self.shares * a) / np.sum(self.shares * answered))
+
+    @property
+    def overall_delta(self) -> float:
+        return float(np.sum(self.shares * self.delta))
+
+
+def make_world(rng: np.random.Generator, condition: str, family: str) -> World:
+    """A varied world: `family` "tuning" or "held_out" draws from different ranges (regions, ood mix,
+    accuracies, rates), so figures read on the held-out family were not tuned on it."""
+    regions = ("eu-west", "us-east", "ap-south") if family == "tuning" else ("eu-west", "us-east", "ap-south", "sa-east")
+    ood_share = rng.uniform(0.05, 0.25) if family == "tuning" else rng.uniform(0.1, 0.35)
+    cells = tuple(Cell(r, "", o) for r in regions for o in OOD)
+    reg = rng.dirichlet(np.full(len(regions), 4.0))
+    ood = np.array([1 - ood_share, *rng.dirichlet([2.0, 2.0]) * ood_share])
+    shares = np.outer(reg, ood).ravel()
+    base = rng.uniform(0.80, 0.95) if family == "tuning" else rng.uniform(0.75, 0.93)
+    acc = np.array([base - (0 if c.ood == IN_DOMAIN else rng.uniform(0.05, 0.25)) + rng.normal(0, 0.02) for c in cells])
+    acc = np.clip(acc, 0.4, 0.97)
+    delta = np.zeros(len(cells))
+    if condition in ("worse", "better"):
+        delta[:] = -0.05 if condition == "worse" else 0.05
+    elif condition == "worse_segment":
+        # One cell made to hold exactly 10% of the traffic, the candidate 0.15 worse there only.
+        bad = int(rng.integers(len(cells)))
+        rest = np.delete(np.arange(len(cells)), bad)
+        shares[rest] *= 0.9 / shares[rest].sum()
+        shares[bad] = 0.10
+        acc[bad] = max(acc[bad], 0.3 + 0.15)
+        delta[bad] = -0.15
+    delta = np.clip(acc + delta, 0.02, 0.99) - acc
+    rates = {"disagreement": float(rng.choice([1.0, 1.0, 0.5])), "low_confidence": float(rng.uniform(0.3, 1.0)),
+             "spot_check": float(rng.uniform(0.02, 0.1))}
+    return World(cells, shares, acc, delta, float(rng.uniform(0.5, 0.9)),
+                 (float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.2, 0.6))), rates,
+                 float(rng.uniform(3, 15)) if family == "tuning" else float(rng.uniform(2, 20)))
+
+
+class Stream:
+    """One rollout's photos as arrays, in arrival order, with running counts per cell (prefix sums), so that
+    the counts up to any frontier are a lookup."""
+
+    def __init__(self, world: World, rng: np.random.Generator, n: int) -> None:
+        self.world = world
+        k = len(CLASSES)
+        self.cell = rng.choice(len(world.cells), size=n, p=world.shares / world.shares.sum())
+        u = norm.cdf(rng.multivariate_normal([0, 0], [[1, world.rho], [world.rho, 1]], size=n))
+        truth = rng.integers(k, size=n)
+        answers = []
+        for m in (0, 1):
+            acc = (world.acc + (world.delta if m else 0))[self.cell]
+            wrong = (truth + 1 + rng.integers(k - 1, size=n)) % k  # a uniformly drawn other class
+            ans = np.where(u[:, m] < acc, truth, np.where(rng.random(n) < world.unsure[m], -1, wrong))
+            answers.append(ans)
+        self.unusable = rng.random(n) < world.unusable
+        self.truth, self.champion, self.candidate = truth, answers[0], answers[1]
+        right = [(a == truth) & ~self.unusable for a in answers]
+        self.disc = answers[0] != answers[1]
+        low = ~self.disc & ((answers[0] == -1) | (rng.random(n) < np.where(right[0], 0.05, 0.5)))
+        self.stratum = np.where(self.disc, 0, np.where(low, 1, 2))
+        rates = np.array([world.rates[s] for s in PRIORITY])
+        self.sampled = rng.random(n) < rates[self.stratum]
+        self.right = right
+        reviewed = self.disc & self.sampled
+        per_cell = np.zeros((len(world.cells), n), dtype=np.int64)
+        per_cell[self.cell, np.arange(n)] = 1
+
+        def prefix(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([np.zeros((len(world.cells), 1), np.int64), np.cumsum(per_cell * x, axis=1)], axis=1)
+
+        self.prefix = {"rows": prefix(np.ones(n, np.int64)), "discordant_rows": prefix(self.disc),
+                       "reviewed": prefix(reviewed), "wins": prefix(reviewed & right[1] & ~right[0]),
+                       "losses": prefix(reviewed & right[0] & ~right[1])}
+        self.agree_prefix = np.concatenate([[0], np.cumsum(~self.disc)])
+        self.queue = np.nonzero(self.sampled)[0]  # the review queue, oldest first
+
+    def label(self, code: int) -> str:
+        return UNSURE if code < 0 else CLASSES[code]
+
+
+@dataclass
+class Run:
+    analysis: str = "inconclusive"  # first decision of the paired analysis
+    analysis_at: int | None = None
+    old: bool = False  # today's gates passed at some read
+    old_at: int | None = None
+    old_at_400: bool = False  # today's gates read once, after 400 verdicts
+    covered: dict[str, bool] = field(default_factory=dict)
+
+
+class OldGates:
+    """Today's limited gates (compared >= 30, agreement >= 0.6, reviewed >= 30, precision_margin >= 0;
+    the candidate makes no errors here), from running counts."""
+
+    def __init__(self) -> None:
+        self.compared = self.agreeing = self.reviewed = 0
+        self.right = [0, 0]
+        self.answered = [0, 0]
+
+    def add_verdict(self, st: Stream, i: int) -> None:
+        self.reviewed += 1
+        for m, answer in enumerate((st.champion[i], st.candidate[i])):
+            if answer >= 0 and not st.unusable[i]:
+                self.answered[m] += 1
+                self.right[m] += int(answer == st.truth[i])
+
+    def passed(self) -> bool:
+        if self.compared < 30 or self.agreeing / self.compared < 0.6 or self.reviewed < 30:
+            return False
+        lows = [wilson(self.right[m], self.answered[m]) for m in (0, 1)]
+        return lows[0] is not None and lows[1] is not None and lows[1][0] - lows[0][0] >= 0
+
+
+def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, checkpoint: int) -> Run:
+    """One rollout, read after every verdict up to `horizon` verdicts."""
+    st = Stream(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 500)
+    keys = [(c.region, c.ood) for c in world.cells]
+    verdicts_in = np.zeros(len(keys), np.int64)
+    taken = 0
+    old, run = OldGates(), Run()
+    resolved: list[int] = []
+    arrived = 0
+    n = len(st.cell)
+    for verdicts in range(1, horizon + 1):
+        arrived = max(arrived, min(n, math.ceil(verdicts * world.rows_per_verdict)))
+        if taken >= len(st.queue):
+            break
+        i = int(st.queue[taken])  # oldest first, whatever its stratum
+        arrived = max(arrived, i + 1)
+        taken += 1
+        resolved.append(i)
+        verdicts_in[st.cell[i]] += 1
+        old.add_verdict(st, i)
+        frontier = min(int(st.queue[taken]), arrived) if taken < len(st.queue) else arrived
+        cells = {}
+        for c, key in enumerate(keys):
+            cells[key] = Counts(*(int(st.prefix[f][c, frontier]) for f in
+                                  ("rows", "discordant_rows", "reviewed", "wins", "losses")), int(verdicts_in[c]))
+        whole = Counts(*(sum(getattr(c, f) for c in cells.values()) for f in
+                         ("rows", "discordant_rows", "reviewed", "wins", "losses", "verdicts")))
+        old.compared, old.agreeing = arrived, int(st.agree_prefix[arrived])
+        if not run.old and old.passed():
+            run.old, run.old_at = True, verdicts
+        if verdicts == 400:
+            run.old_at_400 = old.passed()
+        if run.analysis_at is None:
+            result = decide("sim", spec, whole, cells, project=False)
+            if result.outcome != "inconclusive":
+                run.analysis, run.analysis_at = result.outcome, verdicts
+        if verdicts == checkpoint:
+            run.covered = _covered(st, arrived, resolved)
+        if run.analysis_at is not None and run.old and verdicts >= max(checkpoint, 400):
+            break
+    return run
+
+
+def sample_of(st: Stream, arrived: int, resolved: list[int]) -> ReviewSample:
+    """The review sample the SQL provider would read at this moment (for the weighted estimates)."""
+    w = st.world
+    key = np.stack([st.stratum[:arrived], st.cell[:arrived], st.disc[:arrived], st.champion[:arrived] >= 0,
+                    st.candidate[:arrived] >= 0], axis=1)
+    uniq, n = np.unique(key, axis=0, return_counts=True)
+    counts = tuple(CountRow(PRIORITY[s], w.cells[c], bool(d), bool(a), bool(b), int(k), True)
+                   for (s, c, d, a, b), k in zip(uniq.tolist(), n.tolist()))
+    verdicts = tuple(VerdictRow(PRIORITY[st.stratum[i]], w.rates[PRIORITY[st.stratum[i]]], w.cells[st.cell[i]],
+                                st.label(st.champion[i]), st.label(st.candidate[i]),
+                                UNUSABLE if st.unusable[i] else st.label(st.truth[i]), float(i), float(j))
+                     for j, i in enumerate(resolved))
+    return ReviewSample(None, None, dict(w.rates), counts, verdicts, float(arrived))
+
+
+def _covered(st: Stream, arrived: int, resolved: list[int]) -> dict[str, bool]:
+    est = model_estimates(sample_of(st, arrived, resolved))
+    out = {}
+    for m, name in enumerate(("champion", "candidate")):
+        e = est[name].precision
+        if e is not None:
+            out[name] = e.lower <= st.world.precision(m) <= e.upper
+    return out
+
+
+def median(values: list[int]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def rate(hits: int, n: int) -> str:
+    lo, hi = wilson(hits, n) or (math.nan, math.nan)
+    return f"{hits / n:.1%} ({hits}/{n}; 95% CI {lo:.1%}-{hi:.1%})"
