@@ -2,21 +2,17 @@
 
 Both models answered every compared photo, so compare them photo by photo: D = (candidate right) -
 (champion right), an abstention (`unsure`) and an unusable photo being right for neither. Where the two
-labels agree, D = 0 with no verdict needed; so the candidate-minus-champion accuracy on the traffic is
+labels agree, D = 0 with no verdict needed: the information is in the disagreements. Each compared photo
+logged up to the disagreement stratum's frontier contributes X = D * S / r, where S says whether it was
+sampled and r is the disagreement stratum's rate (an agreeing photo contributes 0, sampled or not), so
+E[X] is the candidate-minus-champion accuracy on the traffic (inverse-probability weighting). X takes
+three values, and `analysis.sequential.three_point_bound` bounds its mean at any time from the counts.
 
-    delta = f * p1 * (2q - 1)
-
-with f the share of compared photos whose labels differ (counted in the log), p1 the share of those where
-exactly one model is right, and q the share of those won by the candidate (both from verdicts on the
-disagreement stratum, which is sampled at one rate, so reviewed disagreements are a fair sample of them).
-Each factor gets an any-time-valid confidence sequence (analysis.sequential) over its own stream, read
-up to the sample's frontier, with the error rate split between them; delta's bounds follow by interval
-arithmetic, so they hold at all times with probability >= 1 - alpha.
-
-Decisions: a test passes when delta's lower bound is above -margin; it fails when the upper bound is
-below 0 (shown worse). The analysis passes when the whole traffic passes and so does every cell with at
-least `min_count` verdicts (an intersection-union test: no multiplicity correction is needed for a pass);
-it fails when the whole or any judged cell fails, with Holm's step-down over those tests.
+Decisions: a test passes when the lower bound is above -margin; it fails when the upper bound is below 0
+(shown worse). The analysis passes when the whole traffic passes and so does every cell with at least
+`min_count` verdicts (an intersection-union test: each must pass on its own, so no multiplicity correction
+is needed for a pass, and a wrong pass has probability <= alpha); it fails when the whole or any judged
+cell fails, with Holm's step-down over those tests (a wrong fail also <= alpha).
 """
 
 from __future__ import annotations
@@ -25,31 +21,26 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from analysis.sequential import TIE_PRIOR, bernoulli_cs, holm, p_value_at_least
+from analysis.sequential import holm, three_point_bound, three_point_wealth
 from analysis.spec import AnalysisResult, AnalysisSpec, SegmentResult
 from roomsight.verdicts import ReviewSample
 
-# Shares of alpha spent on each factor: the win share q decides; f and p1 only scale it.
-SHARE_Q, SHARE_F, SHARE_P1 = 0.9, 0.05, 0.05
 MAX_PROJECTION = 64.0  # "needed" looks at most this many times the current evidence ahead
 
 
 @dataclass
 class Counts:
-    """The sufficient statistics of one test: compared photos up to the frontier and the disagreements
-    among them, and verdicts on those disagreements (`wins`: only the candidate right; `losses`: only the
-    champion). `verdicts` counts every verdict in the cell, for min_count."""
+    """The sufficient statistics of one test: compared photos logged up to the frontier, and among their
+    reviewed disagreements those only the candidate got right (`wins`) and only the champion (`losses`).
+    `verdicts` counts every verdict in the cell, for min_count."""
 
     rows: int = 0
-    discordant_rows: int = 0
-    reviewed: int = 0
     wins: int = 0
     losses: int = 0
     verdicts: int = 0
 
     def scaled(self, r: float) -> Counts:
-        return Counts(*(round(v * r) for v in (self.rows, self.discordant_rows, self.reviewed, self.wins,
-                                               self.losses, self.verdicts)))
+        return Counts(*(round(v * r) for v in (self.rows, self.wins, self.losses, self.verdicts)))
 
 
 @dataclass(frozen=True)
@@ -59,25 +50,17 @@ class Bounds:
     upper: float
 
 
-def delta_bounds(c: Counts, alpha: float) -> Bounds:
-    f_lo, f_hi = bernoulli_cs(c.discordant_rows, c.rows, SHARE_F * alpha)
-    p1_lo, p1_hi = bernoulli_cs(c.wins + c.losses, c.reviewed, SHARE_P1 * alpha)
-    q_lo, q_hi = bernoulli_cs(c.wins, c.wins + c.losses, SHARE_Q * alpha, TIE_PRIOR)
-    g_lo, g_hi = 2 * q_lo - 1, 2 * q_hi - 1
-    lower = g_lo * (f_hi * p1_hi if g_lo < 0 else f_lo * p1_lo)
-    upper = g_hi * (f_lo * p1_lo if g_hi < 0 else f_hi * p1_hi)
-    estimate = None
-    if c.rows and c.reviewed:
-        estimate = c.discordant_rows / c.rows * (c.wins - c.losses) / c.reviewed
-    elif c.rows and not c.discordant_rows:
-        estimate = 0.0
-    return Bounds(estimate, lower, upper)
+def delta_bounds(c: Counts, alpha: float, scale: float) -> Bounds:
+    """Candidate minus champion accuracy: the estimate and its one-sided any-time bounds at alpha each."""
+    estimate = scale * (c.wins - c.losses) / c.rows if c.rows else None
+    return Bounds(estimate, three_point_bound(c.wins, c.losses, c.rows, scale, alpha, -1),
+                  three_point_bound(c.wins, c.losses, c.rows, scale, alpha, 1))
 
 
-def fail_p_value(c: Counts) -> float:
-    """Any-time p-value for "the candidate is not worse" (q >= 1/2), on the scale of the whole alpha, so
-    that p <= a exactly when delta's upper bound at level a is below 0."""
-    return min(1.0, p_value_at_least(c.wins, c.wins + c.losses, 0.5, TIE_PRIOR) / SHARE_Q)
+def fail_p_value(c: Counts, scale: float) -> float:
+    """Any-time-valid p-value for "the candidate is not worse" (delta >= 0): p <= a exactly when the upper
+    bound at level a is below 0."""
+    return math.exp(-three_point_wealth(c.wins, c.losses, c.rows, scale, 0.0, 1))
 
 
 def cell_words(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
@@ -102,16 +85,13 @@ def tally(sample: ReviewSample, spec: AnalysisSpec) -> tuple[Counts, dict[tuple[
 
     for row in sample.counts:
         for c in targets(row.cell):
-            if row.settled:
-                c.rows += row.n
-                c.discordant_rows += row.n if row.discordant else 0
-    frontier = sample.frontier if sample.frontier is not None else -math.inf
+            c.rows += row.n if row.settled else 0
+    edge = sample.frontier
     for v in sample.verdicts:
         for c in targets(v.cell):
             c.verdicts += 1
-            if v.stratum == "disagreement" and v.discordant and v.logged_at <= frontier:
-                c.reviewed += 1
-                cand, champ = v.candidate == v.truth, v.champion == v.truth
+            if v.stratum == "disagreement" and edge is not None and v.logged_at <= edge:
+                cand, champ = v.usable and v.candidate == v.truth, v.usable and v.champion == v.truth
                 c.wins += cand and not champ
                 c.losses += champ and not cand
     return whole, cells
@@ -122,22 +102,24 @@ def analyse(name: str, spec: AnalysisSpec, sample: ReviewSample) -> AnalysisResu
     from analysis.weighted import model_estimates
 
     whole, cells = tally(sample, spec)
-    result = decide(name, spec, whole, cells)
+    result = decide(name, spec, whole, cells, 1 / sample.rates["disagreement"])
     models = {m: e.to_dict() for m, e in model_estimates(sample).items()}
     return AnalysisResult(**{**result.__dict__, "models": models})
 
 
-def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts],
+def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float = 1.0,
            project: bool = True) -> AnalysisResult:
-    """The decision from counts (the simulation calls this after every verdict)."""
-    overall = delta_bounds(whole, spec.alpha)
-    judged = sorted(k for k, c in cells.items() if c.verdicts >= spec.min_count)
+    """The decision from counts (the simulation calls this after every verdict); `scale` is one over the
+    disagreement stratum's sampling rate."""
+    overall = delta_bounds(whole, spec.alpha, scale)
+    share = {k: c.rows / whole.rows if whole.rows else 0.0 for k, c in cells.items()}
+    judged = sorted(k for k, c in cells.items() if c.verdicts >= spec.min_count and share[k] >= spec.min_share)
     # Holm over the whole and the judged cells, for "fail"; passes need no correction (see module doc).
-    failed = holm([fail_p_value(whole)] + [fail_p_value(cells[k]) for k in judged], spec.alpha)
+    failed = holm([fail_p_value(whole, scale)] + [fail_p_value(cells[k], scale) for k in judged], spec.alpha)
     segs, open_cells = [], []
     for key in sorted(cells):
         c = cells[key]
-        b = delta_bounds(c, spec.alpha)
+        b = delta_bounds(c, spec.alpha, scale)
         is_judged = key in judged
         outcome = "inconclusive"
         if is_judged and failed[1 + judged.index(key)]:
@@ -145,13 +127,13 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
         elif is_judged and b.lower > -spec.segment_margin:
             outcome = "pass"
         segs.append(SegmentResult(",".join(spec.segments), ",".join(key), outcome, b.estimate, b.lower, b.upper,
-                                  c.verdicts, is_judged, cell_words(spec.segments, key)))
+                                  c.verdicts, round(share[key], 4), is_judged, cell_words(spec.segments, key)))
         if is_judged and outcome == "inconclusive":
             open_cells.append(c)
     whole_pass = overall.lower > -spec.margin
     failing = [s for s in segs if s.outcome == "fail"]
     holding = [s for s in segs if s.judged and s.outcome != "pass"]
-    level = f"{1 - spec.alpha:.0%} CS"
+    level = f"{1 - spec.alpha:.0%} bounds"
     if failed[0] or failing:
         outcome = "fail"
         if failing:
@@ -179,31 +161,29 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
                        + (f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""))
     needed = None
     if outcome == "inconclusive" and project:
-        needed = _needed(spec, whole, open_cells, whole_pass)
+        needed = _needed(spec, whole, open_cells, whole_pass, scale)
         summary += f"; about {needed} more verdicts" if needed is not None else "; no likely end in sight at this rate"
     return AnalysisResult(name, outcome, summary, overall.estimate, overall.lower, overall.upper, whole.verdicts,
-                          needed, tuple(segs), whole.reviewed)
+                          needed, tuple(segs), whole.wins + whole.losses)
 
 
-def _decided(c: Counts, margin: float, alpha: float) -> bool:
-    b = delta_bounds(c, alpha)
+def _decided(c: Counts, margin: float, alpha: float, scale: float) -> bool:
+    b = delta_bounds(c, alpha, scale)
     return b.lower > -margin or b.upper < 0
 
 
-def _needed(spec: AnalysisSpec, whole: Counts, holding: list[Counts], whole_pass: bool) -> int | None:
+def _needed(spec: AnalysisSpec, whole: Counts, holding: list[Counts], whole_pass: bool, scale: float) -> int | None:
     """How many more verdicts, if the current shares held, until every open test is decided: the
     smallest scale-up of each open test's counts at which its bounds cross, by bisection."""
     tests = ([] if whole_pass else [(whole, spec.margin)]) + [(c, spec.segment_margin) for c in holding]
     worst = 1.0
     for c, margin in tests:
-        if c.reviewed == 0 or c.rows == 0:
-            return None
-        if not _decided(c.scaled(MAX_PROJECTION), margin, spec.alpha):
+        if c.rows == 0 or not _decided(c.scaled(MAX_PROJECTION), margin, spec.alpha, scale):
             return None
         lo, hi = 1.0, MAX_PROJECTION
         while hi - lo > 0.02 * lo:
             mid = math.sqrt(lo * hi)
-            lo, hi = (lo, mid) if _decided(c.scaled(mid), margin, spec.alpha) else (mid, hi)
+            lo, hi = (lo, mid) if _decided(c.scaled(mid), margin, spec.alpha, scale) else (mid, hi)
         worst = max(worst, hi)
     return max(1, math.ceil((worst - 1) * max(whole.verdicts, 1)))
 

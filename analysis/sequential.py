@@ -1,16 +1,12 @@
-"""Any-time-valid confidence sequences for a Bernoulli share, and Holm's step-down over any-time p-values.
+"""Any-time-valid bounds on a mean, and Holm's step-down over any-time p-values.
 
-The confidence sequence is Robbins' conjugate mixture (Howard et al. 2021, "Time-uniform, nonparametric,
-nonasymptotic confidence sequences", section 3.3): with a Beta(a, b) prior over the share p, the
-mixture likelihood ratio against a fixed p,
-
-    M_n(p) = B(a + k, b + n - k) / B(a, b) / (p^k (1 - p)^(n - k)),
-
-is a nonnegative martingale with mean 1 when p is the true share, so by Ville's inequality
-P(M_n(p) >= 1/alpha for some n) <= alpha, and {p : M_n(p) < 1/alpha} covers p at every n at once: the
-bounds may be read after every observation and acted on, without inflating the error rate. It depends on
-the counts only (k successes in n), so the analyses never need the order of the observations, and the
-bounds of a count are cached. savvi's `Multinomial` computes the same martingale (tests compare them).
+The paired comparison reads one number per compared photo: +1 (only the candidate right), -1 (only the
+champion right) or 0 (both right, both wrong, or the labels agree), divided by the inclusion probability
+of the photo's stratum where it was reviewed. Its bounds must hold however often they are read, and be
+narrow where most photos are zeros. `three_point_bound` does that with a mixture of Fan-Grama-Liu
+exponential supermartingales (an empirical-Bernstein confidence sequence in the sense of Howard et al.
+2021, "Time-uniform, nonparametric, nonasymptotic confidence sequences"): it depends only on the counts,
+so no query reads the order of the observations, and bounds of a count are cached.
 """
 
 from __future__ import annotations
@@ -18,78 +14,57 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from scipy.special import betaln
-
-# The prior of the win share on discordant photos: centred on a tie, where the narrowest bounds are
-# wanted (non-inferiority is decided near it; a clearly worse candidate fails fast under any prior).
-TIE_PRIOR = (10.0, 10.0)
-FLAT_PRIOR = (1.0, 1.0)
+# Bets of the mixture below: a geometric grid, equally weighted, from large (quick on strong evidence) to
+# small (tight after thousands of compared photos). A mixture of supermartingales is one; each bet
+# added costs log(len) in the threshold.
+LAMBDAS = tuple(0.8 * 0.6 ** j for j in range(9))
 
 
-def log_mixture(p: float, k: int, n: int, prior: tuple[float, float] = FLAT_PRIOR) -> float:
-    """log M_n(p): the evidence against share p after k successes in n."""
-    a, b = prior
-    if p <= 0.0:
-        return math.inf if k > 0 else betaln(a + k, b + n - k) - betaln(a, b)
-    if p >= 1.0:
-        return math.inf if k < n else betaln(a + k, b + n - k) - betaln(a, b)
-    return betaln(a + k, b + n - k) - betaln(a, b) - k * math.log(p) - (n - k) * math.log1p(-p)
+def _log_wealth(s: float, v: float, c: float) -> float:
+    """log of sum_j w_j exp(l_j s/c - psi_E(l_j) v/c^2), psi_E(l) = -log(1 - l) - l."""
+    terms = [lam * s / c - (-math.log1p(-lam) - lam) * v / (c * c) for lam in LAMBDAS]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
+
+
+def three_point_wealth(wins: int, losses: int, n: int, scale: float, m: float, side: int) -> float:
+    """log wealth against "the mean is at most m" (side -1) or "at least m" (side +1); see
+    `three_point_bound`. 1/exp(wealth) is an any-time-valid p-value for that null."""
+    total, squares = scale * (wins - losses), scale * scale * (wins + losses)
+    s = (total - n * m) * -side
+    if n == 0 or s <= 0:
+        return 0.0
+    v = squares - 2 * m * total + n * m * m
+    return max(0.0, _log_wealth(s, v, scale + max(-side * m, 0.0)))
 
 
 @lru_cache(maxsize=200_000)
-def bernoulli_cs(k: int, n: int, alpha: float, prior: tuple[float, float] = FLAT_PRIOR) -> tuple[float, float]:
-    """The (1 - alpha) confidence sequence for a share after k successes in n, read at this n."""
-    if not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+def three_point_bound(wins: int, losses: int, n: int, scale: float, alpha: float, side: int) -> float:
+    """A one-sided any-time-valid bound (side -1: lower, +1: upper) on the mean of n observations each
+    +scale (`wins`), -scale (`losses`) or 0, at level alpha.
+
+    For the lower bound, each mean m is tested with xi_i = (X_i - m)/c, c = scale + max(m, 0) at least the
+    largest drop, so xi_i >= -1; then exp(l xi - psi_E(l) xi^2) <= 1 + l xi (Fan, Grama and Liu 2012), whose mean is at
+    most 1 when the true mean is at most m, so the product over observations is a supermartingale, and so is
+    any mixture of them over l (Howard et al. 2021). The bound is the largest m that wealth >= 1/alpha
+    rejects (and the upper bound the mirror image). Its width follows the observed variance: the zeros
+    (photos where the models agree) cost almost nothing."""
     if n == 0:
-        return 0.0, 1.0
-    a, b = prior
-    # log M_n(p) = const - k log p - (n - k) log(1 - p); each bound is where it reaches log(1/alpha).
-    level = math.log(1 / alpha) - (betaln(a + k, b + n - k) - betaln(a, b))
-    if k == 0:
-        return 0.0, -math.expm1(-level / n)
-    if k == n:
-        return math.exp(-level / n), 1.0
-    return _root(k, n, level, -1.0), _root(k, n, level, 1.0)
+        return -scale if side < 0 else scale
+    mean = scale * (wins - losses) / n
+    threshold = math.log(1 / alpha)
 
+    def rejected(m: float) -> bool:  # the mean is shown to be above m (side -1) or below it (side +1)
+        return three_point_wealth(wins, losses, n, scale, m, side) >= threshold
 
-def _root(k: int, n: int, level: float, side: float) -> float:
-    """The root of g(t) = -k log p - (n - k) log(1 - p) - level, p = sigmoid(t), on one side of the
-    maximum-likelihood t. g is convex in t, so Newton's method started where g > 0 on that side walks
-    down to the root without overshooting."""
-    mle = math.log(k / (n - k))
-
-    def g(t: float) -> tuple[float, float]:
-        # -log p = softplus(-t), -log(1 - p) = softplus(t), computed without overflow
-        soft = math.log1p(math.exp(-abs(t)))
-        minus_log_p, minus_log_q = soft + max(-t, 0.0), soft + max(t, 0.0)
-        return k * minus_log_p + (n - k) * minus_log_q - level, n / (1 + math.exp(-t)) - k
-
-    # Start just outside the root of g's quadratic approximation at the minimum.
-    floor = -k * math.log(k / n) - (n - k) * math.log1p(-k / n) - level
-    step = 1.1 * math.sqrt(max(-2 * floor, 1e-12) * n / (k * (n - k))) + 1e-9
-    t = mle + side * step
-    while g(t)[0] <= 0:
-        step *= 2
-        t = mle + side * step
-    for _ in range(60):
-        value, slope = g(t)
-        nxt = t - value / slope
-        if abs(nxt - t) < 1e-9:
-            break
-        t = nxt
-    return 1 / (1 + math.exp(-t))
-
-
-def p_value_at_least(k: int, n: int, p0: float, prior: tuple[float, float] = FLAT_PRIOR) -> float:
-    """Any-time-valid p-value for "the share is at least p0": the smallest alpha whose confidence sequence
-    excludes every share >= p0 (the sequence at that alpha covers the truth at all times w.p. 1 - alpha)."""
-    if n == 0:
-        return 1.0
-    worst = max(p0, k / n)  # M_n(p) is convex in log-odds with its minimum at k/n
-    return min(1.0, math.exp(-log_mixture(worst, k, n, prior)))
+    edge = -scale * 0.999999 if side < 0 else scale * 0.999999
+    if not rejected(edge):
+        return -scale if side < 0 else scale
+    near, far = mean, edge  # near: not rejected; far: rejected
+    while abs(far - near) > 1e-5 * scale:
+        mid = (near + far) / 2
+        near, far = (near, mid) if rejected(mid) else (mid, far)
+    return far
 
 
 def holm(p_values: list[float], alpha: float) -> list[bool]:

@@ -115,11 +115,11 @@ class Stream:
         def prefix(x: np.ndarray) -> np.ndarray:
             return np.concatenate([np.zeros((len(world.cells), 1), np.int64), np.cumsum(per_cell * x, axis=1)], axis=1)
 
-        self.prefix = {"rows": prefix(np.ones(n, np.int64)), "discordant_rows": prefix(self.disc),
-                       "reviewed": prefix(reviewed), "wins": prefix(reviewed & right[1] & ~right[0]),
+        self.prefix = {"rows": prefix(np.ones(n, np.int64)), "wins": prefix(reviewed & right[1] & ~right[0]),
                        "losses": prefix(reviewed & right[0] & ~right[1])}
         self.agree_prefix = np.concatenate([[0], np.cumsum(~self.disc)])
-        self.queue = np.nonzero(self.sampled)[0]  # the review queue, oldest first
+        # The review queue: disagreements first, then low confidence, then spot checks; oldest first in each.
+        self.queues = [np.nonzero(self.sampled & (self.stratum == s))[0] for s in range(len(PRIORITY))]
 
     def label(self, code: int) -> str:
         return UNSURE if code < 0 else CLASSES[code]
@@ -160,38 +160,46 @@ class OldGates:
 
 def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, checkpoint: int) -> Run:
     """One rollout, read after every verdict up to `horizon` verdicts."""
-    st = Stream(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 500)
-    keys = [(c.region, c.ood) for c in world.cells]
-    verdicts_in = np.zeros(len(keys), np.int64)
-    taken = 0
+    st = Stream(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000)
+    verdicts_in = np.zeros(len(world.cells), np.int64)
+    taken = [0, 0, 0]
     old, run = OldGates(), Run()
     resolved: list[int] = []
     arrived = 0
     n = len(st.cell)
     for verdicts in range(1, horizon + 1):
         arrived = max(arrived, min(n, math.ceil(verdicts * world.rows_per_verdict)))
-        if taken >= len(st.queue):
-            break
-        i = int(st.queue[taken])  # oldest first, whatever its stratum
-        arrived = max(arrived, i + 1)
-        taken += 1
+        waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
+        if not any(waiting):  # reviewers wait for the next sampled photo
+            nxt = [int(q[t]) for q, t in zip(st.queues, taken) if t < len(q)]
+            if not nxt:
+                break
+            arrived = min(nxt) + 1
+            waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
+        s = next(k for k, w in enumerate(waiting) if w > 0)
+        i = int(st.queues[s][taken[s]])
+        taken[s] += 1
         resolved.append(i)
         verdicts_in[st.cell[i]] += 1
         old.add_verdict(st, i)
-        frontier = min(int(st.queue[taken]), arrived) if taken < len(st.queue) else arrived
-        cells = {}
-        for c, key in enumerate(keys):
-            cells[key] = Counts(*(int(st.prefix[f][c, frontier]) for f in
-                                  ("rows", "discordant_rows", "reviewed", "wins", "losses")), int(verdicts_in[c]))
-        whole = Counts(*(sum(getattr(c, f) for c in cells.values()) for f in
-                         ("rows", "discordant_rows", "reviewed", "wins", "losses", "verdicts")))
+        dq = st.queues[0]
+        frontier = min(int(dq[taken[0]]), arrived) if taken[0] < len(dq) else arrived
+        per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]))
+                    for c in range(len(world.cells))]
+        whole = Counts(*(sum(getattr(c, f) for c in per_cell) for f in ("rows", "wins", "losses", "verdicts")))
+        cells: dict[tuple[str, ...], Counts] = {}
+        if spec.segments:
+            for c, counts in zip(world.cells, per_cell):
+                into = cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts())
+                for f in ("rows", "wins", "losses", "verdicts"):
+                    setattr(into, f, getattr(into, f) + getattr(counts, f))
         old.compared, old.agreeing = arrived, int(st.agree_prefix[arrived])
         if not run.old and old.passed():
             run.old, run.old_at = True, verdicts
         if verdicts == 400:
             run.old_at_400 = old.passed()
         if run.analysis_at is None:
-            result = decide("sim", spec, whole, cells, project=False)
+            result = decide("sim", spec, whole, cells, 1 / world.rates["disagreement"], project=False)
             if result.outcome != "inconclusive":
                 run.analysis, run.analysis_at = result.outcome, verdicts
         if verdicts == checkpoint:
