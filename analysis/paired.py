@@ -11,8 +11,9 @@ three values, and `analysis.sequential.three_point_bound` bounds its mean at any
 Decisions: a test passes when the lower bound is above -margin; it fails when the upper bound is below 0
 (shown worse). The analysis passes when the whole traffic passes and so does every cell with at least
 `min_count` verdicts (an intersection-union test: each must pass on its own, so no multiplicity correction
-is needed for a pass, and a wrong pass has probability <= alpha); it fails when the whole or any judged
-cell fails, with Holm's step-down over those tests (a wrong fail also <= alpha).
+is needed for a pass, and a wrong pass has probability <= alpha; a cell of that share with fewer verdicts
+holds the analysis until it has them); it fails when the whole or any judged cell fails, with Holm's
+step-down over those tests (a wrong fail also <= alpha).
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     disagreement stratum's sampling rate."""
     overall = delta_bounds(whole, spec.alpha, scale)
     share = {k: c.rows / whole.rows if whole.rows else 0.0 for k, c in cells.items()}
-    judged = sorted(k for k, c in cells.items() if c.verdicts >= spec.min_count and share[k] >= spec.min_share)
+    # Cells with min_share of the traffic must each pass; they are judged once they hold min_count verdicts.
+    large = {k for k in cells if share[k] >= spec.min_share}
+    judged = sorted(k for k in large if cells[k].verdicts >= spec.min_count)
     # Holm over the whole and the judged cells, for "fail"; passes need no correction (see module doc).
     failed = holm([fail_p_value(whole, scale)] + [fail_p_value(cells[k], scale) for k in judged], spec.alpha)
     segs, open_cells = [], []
@@ -128,11 +131,11 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
             outcome = "pass"
         segs.append(SegmentResult(",".join(spec.segments), ",".join(key), outcome, b.estimate, b.lower, b.upper,
                                   c.verdicts, round(share[key], 4), is_judged, cell_words(spec.segments, key)))
-        if is_judged and outcome == "inconclusive":
+        if key in large and outcome == "inconclusive":
             open_cells.append(c)
     whole_pass = overall.lower > -spec.margin
     failing = [s for s in segs if s.outcome == "fail"]
-    holding = [s for s in segs if s.judged and s.outcome != "pass"]
+    holding = [s for s, key in zip(segs, sorted(cells)) if key in large and s.outcome != "pass"]
     level = f"{1 - spec.alpha:.0%} bounds"
     if failed[0] or failing:
         outcome = "fail"
