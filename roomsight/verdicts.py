@@ -64,14 +64,14 @@ class CountRow:
     champion_answered: bool  # not UNSURE
     candidate_answered: bool
     n: int
-    settled: bool  # logged at or before the sample's frontier
+    settled: bool  # logged at or before the sample's frontier (read by the sequential comparison)
 
 
 @dataclass(frozen=True)
 class ReviewSample:
     """Everything the analyses of one rollout read. `frontier`: every photo of the disagreement stratum
-    logged up to it was either not sampled or has its truth resolved, so the sequential analysis reads the
-    log and the verdicts up to it as one unbroken stream in logging order."""
+    logged up to it was either not sampled or has its truth resolved (the queue serves them oldest first),
+    so the sequential comparison reads the log and those verdicts up to it as one unbroken stream."""
 
     rollout_id: str | None
     as_of: float | None
