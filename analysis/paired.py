@@ -159,9 +159,12 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
                        f", passes once the lower bound is above -{spec.margin:g}")
         else:
             first = holding[0]
-            summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
-                       f"{_num(first.upper)}], passes once above -{spec.segment_margin:g}"
-                       + (f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""))
+            if not first.judged:
+                summary = f"waiting on {first.words}: {first.n} of the {spec.min_count} verdicts a cell needs"
+            else:
+                summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
+                           f"{_num(first.upper)}], passes once above -{spec.segment_margin:g}")
+            summary += f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""
     needed = None
     if outcome == "inconclusive" and project:
         needed = _needed(spec, whole, open_cells, whole_pass, scale)
@@ -177,17 +180,18 @@ def _decided(c: Counts, margin: float, alpha: float, scale: float) -> bool:
 
 def _needed(spec: AnalysisSpec, whole: Counts, holding: list[Counts], whole_pass: bool, scale: float) -> int | None:
     """How many more verdicts, if the current shares held, until every open test is decided: the
-    smallest scale-up of each open test's counts at which its bounds cross, by bisection."""
-    tests = ([] if whole_pass else [(whole, spec.margin)]) + [(c, spec.segment_margin) for c in holding]
+    smallest scale-up of each open test's counts at which its bounds cross (and a cell reaches min_count),
+    by bisection."""
+    tests = ([] if whole_pass else [(whole, spec.margin, 0)]) + [(c, spec.segment_margin, spec.min_count) for c in holding]
     worst = 1.0
-    for c, margin in tests:
-        if c.rows == 0 or not _decided(c.scaled(MAX_PROJECTION), margin, spec.alpha, scale):
+    for c, margin, least in tests:
+        if c.rows == 0 or c.verdicts == 0 or not _decided(c.scaled(MAX_PROJECTION), margin, spec.alpha, scale):
             return None
         lo, hi = 1.0, MAX_PROJECTION
         while hi - lo > 0.02 * lo:
             mid = math.sqrt(lo * hi)
             lo, hi = (lo, mid) if _decided(c.scaled(mid), margin, spec.alpha, scale) else (mid, hi)
-        worst = max(worst, hi)
+        worst = max(worst, hi, least / c.verdicts)
     return max(1, math.ceil((worst - 1) * max(whole.verdicts, 1)))
 
 
