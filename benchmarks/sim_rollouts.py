@@ -83,37 +83,59 @@ def make_world(rng: np.random.Generator, condition: str, family: str) -> World:
                  float(rng.uniform(3, 15)) if family == "tuning" else float(rng.uniform(2, 20)))
 
 
-class Stream:
-    """One rollout's photos as arrays, in arrival order, with running counts per cell (prefix sums), so that
-    the counts up to any frontier are a lookup."""
+@dataclass(frozen=True)
+class Traffic:
+    """Photos in arrival order with both models' answers (class codes, -1: unsure), the truth, and what
+    the review queue does with them; `precision`: each model's true precision on this traffic."""
 
-    def __init__(self, world: World, rng: np.random.Generator, n: int) -> None:
-        self.world = world
-        k = len(CLASSES)
-        self.cell = rng.choice(len(world.cells), size=n, p=world.shares / world.shares.sum())
-        u = norm.cdf(rng.multivariate_normal([0, 0], [[1, world.rho], [world.rho, 1]], size=n))
-        truth = rng.integers(k, size=n)
-        answers = []
-        for m in (0, 1):
-            acc = (world.acc + (world.delta if m else 0))[self.cell]
-            wrong = (truth + 1 + rng.integers(k - 1, size=n)) % k  # a uniformly drawn other class
-            ans = np.where(u[:, m] < acc, truth, np.where(rng.random(n) < world.unsure[m], -1, wrong))
-            answers.append(ans)
-        self.unusable = rng.random(n) < world.unusable
-        self.truth, self.champion, self.candidate = truth, answers[0], answers[1]
-        right = [(a == truth) & ~self.unusable for a in answers]
-        self.disc = answers[0] != answers[1]
-        low = ~self.disc & ((answers[0] == -1) | (rng.random(n) < np.where(right[0], 0.05, 0.5)))
-        self.stratum = np.where(self.disc, 0, np.where(low, 1, 2))
-        rates = np.array([world.rates[s] for s in PRIORITY])
-        self.sampled = rng.random(n) < rates[self.stratum]
-        self.right = right
+    cells: tuple[Cell, ...]
+    cell: np.ndarray
+    truth: np.ndarray
+    champion: np.ndarray
+    candidate: np.ndarray
+    unusable: np.ndarray
+    low: np.ndarray  # an agreeing answer below the low-confidence threshold
+    rates: dict[str, float]
+    rows_per_verdict: float
+    precision: tuple[float, float]
+    classes: tuple[str, ...] = CLASSES
+
+
+def simulated(world: World, rng: np.random.Generator, n: int) -> Traffic:
+    k = len(CLASSES)
+    cell = rng.choice(len(world.cells), size=n, p=world.shares / world.shares.sum())
+    u = norm.cdf(rng.multivariate_normal([0, 0], [[1, world.rho], [world.rho, 1]], size=n))
+    truth = rng.integers(k, size=n)
+    answers = []
+    for m in (0, 1):
+        acc = (world.acc + (world.delta if m else 0))[cell]
+        wrong = (truth + 1 + rng.integers(k - 1, size=n)) % k  # a uniformly drawn other class
+        answers.append(np.where(u[:, m] < acc, truth, np.where(rng.random(n) < world.unsure[m], -1, wrong)))
+    unusable = rng.random(n) < world.unusable
+    right = (answers[0] == truth) & ~unusable
+    low = (answers[0] == -1) | (rng.random(n) < np.where(right, 0.05, 0.5))
+    return Traffic(world.cells, cell, truth, answers[0], answers[1], unusable, low, world.rates,
+                   world.rows_per_verdict, (world.precision(0), world.precision(1)))
+
+
+class Stream:
+    """The traffic as the review queue sees it, with running counts per cell (prefix sums), so that the
+    counts up to any frontier are a lookup."""
+
+    def __init__(self, t: Traffic, rng: np.random.Generator) -> None:
+        self.t = t
+        n = len(t.cell)
+        self.cell, self.truth, self.champion, self.candidate, self.unusable = t.cell, t.truth, t.champion, t.candidate, t.unusable
+        right = [(a == t.truth) & ~t.unusable for a in (t.champion, t.candidate)]
+        self.disc = t.champion != t.candidate
+        self.stratum = np.where(self.disc, 0, np.where(t.low, 1, 2))
+        self.sampled = rng.random(n) < np.array([t.rates[s] for s in PRIORITY])[self.stratum]
         reviewed = self.disc & self.sampled
-        per_cell = np.zeros((len(world.cells), n), dtype=np.int64)
-        per_cell[self.cell, np.arange(n)] = 1
+        per_cell = np.zeros((len(t.cells), n), dtype=np.int64)
+        per_cell[t.cell, np.arange(n)] = 1
 
         def prefix(x: np.ndarray) -> np.ndarray:
-            return np.concatenate([np.zeros((len(world.cells), 1), np.int64), np.cumsum(per_cell * x, axis=1)], axis=1)
+            return np.concatenate([np.zeros((len(t.cells), 1), np.int64), np.cumsum(per_cell * x, axis=1)], axis=1)
 
         self.prefix = {"rows": prefix(np.ones(n, np.int64)), "wins": prefix(reviewed & right[1] & ~right[0]),
                        "losses": prefix(reviewed & right[0] & ~right[1])}
@@ -122,7 +144,7 @@ class Stream:
         self.queues = [np.nonzero(self.sampled & (self.stratum == s))[0] for s in range(len(PRIORITY))]
 
     def label(self, code: int) -> str:
-        return UNSURE if code < 0 else CLASSES[code]
+        return UNSURE if code < 0 else self.t.classes[code]
 
 
 @dataclass
@@ -132,7 +154,8 @@ class Run:
     old: bool = False  # today's gates passed at some read
     old_at: int | None = None
     old_at_400: bool = False  # today's gates read once, after 400 verdicts
-    covered: dict[str, bool] = field(default_factory=dict)
+    covered: dict[str, bool] = field(default_factory=dict)  # precision intervals at the end, where estimable
+    verdicts: int = 0
 
 
 class OldGates:
@@ -158,17 +181,24 @@ class OldGates:
         return lows[0] is not None and lows[1] is not None and lows[1][0] - lows[0][0] >= 0
 
 
-def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, checkpoint: int) -> Run:
-    """One rollout, read after every verdict up to `horizon` verdicts."""
-    st = Stream(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000)
-    verdicts_in = np.zeros(len(world.cells), np.int64)
+def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
+    """One simulated rollout, read after every verdict up to `horizon` verdicts."""
+    return replay(simulated(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000), spec, rng, horizon, old_gates)
+
+
+def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
+    """Review `traffic` verdict by verdict as the queue would, reading the analysis (and today's gates)
+    after every verdict, until the analysis has decided and today's gates have passed and been read at 400
+    verdicts (or `horizon`)."""
+    st = Stream(traffic, rng)
+    verdicts_in = np.zeros(len(traffic.cells), np.int64)
     taken = [0, 0, 0]
     old, run = OldGates(), Run()
     resolved: list[int] = []
     arrived = 0
     n = len(st.cell)
     for verdicts in range(1, horizon + 1):
-        arrived = max(arrived, min(n, math.ceil(verdicts * world.rows_per_verdict)))
+        arrived = max(arrived, min(n, math.ceil(verdicts * traffic.rows_per_verdict)))
         waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
         if not any(waiting):  # reviewers wait for the next sampled photo
             nxt = [int(q[t]) for q, t in zip(st.queues, taken) if t < len(q)]
@@ -185,11 +215,11 @@ def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon
         dq = st.queues[0]
         frontier = min(int(dq[taken[0]]), arrived) if taken[0] < len(dq) else arrived
         per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]))
-                    for c in range(len(world.cells))]
+                    for c in range(len(traffic.cells))]
         whole = Counts(*(sum(getattr(c, f) for c in per_cell) for f in ("rows", "wins", "losses", "verdicts")))
         cells: dict[tuple[str, ...], Counts] = {}
         if spec.segments:
-            for c, counts in zip(world.cells, per_cell):
+            for c, counts in zip(traffic.cells, per_cell):
                 into = cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts())
                 for f in ("rows", "wins", "losses", "verdicts"):
                     setattr(into, f, getattr(into, f) + getattr(counts, f))
@@ -199,19 +229,19 @@ def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon
         if verdicts == 400:
             run.old_at_400 = old.passed()
         if run.analysis_at is None:
-            result = decide("sim", spec, whole, cells, 1 / world.rates["disagreement"], project=False)
+            result = decide("sim", spec, whole, cells, 1 / traffic.rates["disagreement"], project=False)
             if result.outcome != "inconclusive":
                 run.analysis, run.analysis_at = result.outcome, verdicts
-        if verdicts == checkpoint:
-            run.covered = _covered(st, arrived, resolved)
-        if run.analysis_at is not None and run.old and verdicts >= max(checkpoint, 400):
+        if run.analysis_at is not None and (not old_gates or (run.old and verdicts >= 400)):
             break
+    run.covered = _covered(st, arrived, resolved)
+    run.verdicts = len(resolved)
     return run
 
 
 def sample_of(st: Stream, arrived: int, resolved: list[int]) -> ReviewSample:
     """The review sample the SQL provider would read at this moment (for the weighted estimates)."""
-    w = st.world
+    w = st.t
     key = np.stack([st.stratum[:arrived], st.cell[:arrived], st.disc[:arrived], st.champion[:arrived] >= 0,
                     st.candidate[:arrived] >= 0], axis=1)
     uniq, n = np.unique(key, axis=0, return_counts=True)
@@ -230,7 +260,7 @@ def _covered(st: Stream, arrived: int, resolved: list[int]) -> dict[str, bool]:
     for m, name in enumerate(("champion", "candidate")):
         e = est[name].precision
         if e is not None:
-            out[name] = e.lower <= st.world.precision(m) <= e.upper
+            out[name] = e.lower <= st.t.precision[m] <= e.upper
     return out
 
 
