@@ -297,8 +297,13 @@ def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
     out = json.loads(r.output)
     assert out["overall"]["candidate"]["overall"]["n"] == 20 and out["gates"]["reviewed"] == 20
     assert set(out["regions"]) == {"eu-west", "us-east"}
+    # On the traffic (weighted): every logged photo here was queued (rates 1.0), so the estimates are exact.
+    weighted = out["weighted"]["overall"]
+    assert weighted["candidate"]["accuracy"]["value"] == 1.0 and weighted["champion"]["accuracy"]["value"] == 0.4
+    assert weighted["champion"]["coverage"] == 1.0 and out["raw"]["about"].startswith("unweighted")
     r = runner.invoke(app, ["review", "stats", "--rollout", ROLLOUT], env=envvars)
     assert r.exit_code == 0 and "candidate win rate 100.0%" in r.output, r.output
+    assert "on the traffic" in r.output and "raw counts on the review queue" in r.output
 
     gold = tmp_path / "out" / "gold.csv"
     r = runner.invoke(app, ["review", "export", "--out", str(gold)], env=envvars)
