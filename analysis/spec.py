@@ -47,8 +47,8 @@ class AnalysisSpec(BaseModel):
     def describe(self) -> str:
         level = f"{1 - self.alpha:.0%}"
         text = (f"paired analysis: passes once the candidate's accuracy on the traffic is shown to be at most "
-                f"{self.margin:g} below the champion's ({level} confidence sequence over reviewed disagreements, "
-                f"valid however often it is read)")
+                f"{self.margin:g} below the champion's ({level} bounds from reviewed disagreements that hold "
+                f"however often they are read)")
         if self.segments:
             text += (f", and at most {self.segment_margin:g} below in every {' x '.join(self.segments)} cell with at "
                      f"least {self.min_count} verdicts and {self.min_share:.0%} of the traffic")

@@ -171,18 +171,21 @@ def test_resolution_and_kappa_rules() -> None:
     assert cohen_kappa([]) is None
 
 
-def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env) -> None:
-    s, engine, store = env
+def reviewed_scenario(s, engine, store) -> None:
+    """40 photos, every fourth a disagreement; the four oldest disagreements judged for the candidate."""
     for i in range(40):
         disagree = i % 4 == 0
         put(engine, store, T0 + i, "kitchen", "bedroom" if disagree else "kitchen",
             region="ap-south" if i % 2 else "eu-west", ood=["night_time"] if i % 8 == 0 else None)
-    queue.fill(engine, s, ROLLOUT, now=T0 + 1000)
-    truths = []
-    for _ in range(4):  # the four oldest disagreements: the candidate was right on them
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1000)
+    for _ in range(4):
         c = queue.claim_next(engine, "ann", 60)
         queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom", CLASSES)
-        truths.append(c.item_id)
+
+
+def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env) -> None:
+    s, engine, store = env
+    reviewed_scenario(s, engine, store)
     sample = review_sample(engine, s, ROLLOUT)
     with engine.connect() as conn:
         oldest_open = conn.execute(select(review_items.c.logged_at).where(review_items.c.reason == "disagreement",
@@ -204,3 +207,21 @@ def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env
     assert len(before.verdicts) == 2 and before.frontier == pytest.approx(T0 + 8, abs=1e-3)
     assert evidence(engine, s, ROLLOUT, as_of=resolved[1])["reviewed"] == 2
     assert evidence(engine, s, ROLLOUT)["reviewed"] == 4
+
+
+def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path: Path) -> None:
+    s, engine, store = env
+    reviewed_scenario(s, engine, store)
+    pg = create_engine(postgres_url)
+    metadata.drop_all(pg)
+    metadata.create_all(pg)
+    try:
+        reviewed_scenario(s, pg, PhotoStore(tmp_path / "pg-photos"))
+        a, b = review_sample(engine, s, ROLLOUT), review_sample(pg, s, ROLLOUT)
+        key = lambda r: (r.stratum, r.cell.region, r.cell.ood, r.discordant, r.settled)  # noqa: E731
+        assert sorted(a.counts, key=key) == sorted(b.counts, key=key)
+        assert [(v.cell, v.truth, v.logged_at) for v in a.verdicts] == [(v.cell, v.truth, v.logged_at) for v in b.verdicts]
+        assert a.frontier == pytest.approx(b.frontier)
+    finally:
+        metadata.drop_all(pg)
+        pg.dispose()

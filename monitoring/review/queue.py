@@ -25,13 +25,11 @@ from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, select, 
 from sqlalchemy.exc import IntegrityError
 
 from monitoring.review.photos import PhotoStore
-from monitoring.review.sampling import fill
+from monitoring.review.sampling import fill  # noqa: F401 - callers fill the queue through it
 from monitoring.review.stats import UNUSABLE, Reviewed, resolve
 from roomsight.config import Settings
 from roomsight.errors import UserError
 from roomsight.tables import predictions, review_items, review_verdicts, rollout_state
-
-__all__ = ["Claim", "ReviewError", "claim_next", "fill", "submit", "undo"]
 
 CLAIM_ATTEMPTS = 20
 
