@@ -1,11 +1,13 @@
 """The paired analysis over real predictions (../shared/data/rooms, or $ROOMSIGHT_REAL_DATA): a champion
 and two candidates trained cheaply on the training pipeline's frozen EfficientNet-Lite0 features, one with
-another seed, one with two classes' labels swapped; their answers on held-out photos are replayed as
-traffic through the simulated review queue, reviewers giving the true labels. No Ray, no registry.
+another seed, one with two classes' labels swapped. Every photo is answered by models that did not train
+on it (5-fold cross-fitting) and sent once, in a random order, through the simulated review queue,
+reviewers giving the true labels. No Ray, no registry.
 
 Training here is a logistic-regression head on the backbone's pooled features (the pipeline's
-`--tune head`, minus its augmented views), each seed on its own 85% draw of the training split, so that
-two seeds differ as retrained models do. An answer below `UNSURE_BELOW` is `unsure`.
+`--tune head`, minus its augmented views), on 64 principal components, each model on its own 85% draw of
+its training folds with its own seed, so that two seeds differ as retrained models do. An answer whose
+top probability is below `UNSURE_BELOW` is `unsure`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ REAL = Path(os.environ.get("ROOMSIGHT_REAL_DATA", Path(__file__).resolve().paren
 UNSURE_BELOW = 0.5
 SWAPPED = ("bedroom", "living_room")
 REGIONS = ("eu-west", "us-east", "ap-south")
+FOLDS = 5
 
 
 def features(root: Path, cache: Path) -> tuple[np.ndarray, list[str]]:
@@ -53,8 +56,6 @@ def features(root: Path, cache: Path) -> tuple[np.ndarray, list[str]]:
 def answers(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int,
             swap: tuple[int, int] | None = None) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(seed)
     part = rng.choice(train, size=int(0.85 * len(train)), replace=False)
@@ -62,55 +63,68 @@ def answers(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, s
     if swap is not None:
         a, b = swap
         target = np.where(y[part] == a, b, np.where(y[part] == b, a, target))
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=3000, random_state=seed))
-    model.fit(x[part], target)
+    model = LogisticRegression(C=0.05, max_iter=2000, random_state=seed).fit(x[part], target)
     probs = model.predict_proba(x[test])
-    best = model.classes_[probs.argmax(axis=1)]
-    return np.where(probs.max(axis=1) >= UNSURE_BELOW, best, -1)
+    return np.where(probs.max(axis=1) >= UNSURE_BELOW, model.classes_[probs.argmax(axis=1)], -1)
 
 
-def run(n_replays: int, horizon: int, spec: AnalysisSpec, cache: Path, seed: int = 0) -> dict[str, object]:
-    x, labels = features(REAL, cache)
-    classes = tuple(sorted(set(labels)))
-    y = np.array([classes.index(label) for label in labels])
-    swapped = (classes.index(SWAPPED[0]), classes.index(SWAPPED[1]))
-    order = np.random.default_rng(seed).permutation(len(y))
-    train, test = order[: int(0.6 * len(y))], order[int(0.6 * len(y)):]
-    champion = answers(x, y, train, test, seed=1)
-    out: dict[str, object] = {"photos": len(y), "traffic_photos": len(test)}
-    for name, cand_seed, swap in (("seed", 2, None), ("swapped", 2, swapped)):
-        candidate = answers(x, y, train, test, seed=cand_seed, swap=swap)
-        acc = [float(np.mean(a == y[test])) for a in (champion, candidate)]
-        runs: list[Run] = []
-        for r in range(n_replays):
-            rng = np.random.default_rng([seed, r, 7])
-            pick = rng.integers(len(test), size=int(8 * horizon) + 1000)  # photos arrive in a random order
-            traffic = _traffic(pick, test, y, champion, candidate, classes)
-            runs.append(replay(traffic, spec, rng, horizon))
-        decided = [r.analysis_at for r in runs if r.analysis_at is not None]
-        out[name] = {"accuracy_champion": round(acc[0], 4), "accuracy_candidate": round(acc[1], 4),
-                     "disagreement": round(float(np.mean(champion != candidate)), 4),
-                     "refused": sum(r.analysis == "fail" for r in runs) / n_replays,
-                     "promoted": sum(r.analysis == "pass" for r in runs) / n_replays,
-                     "inconclusive": sum(r.analysis == "inconclusive" for r in runs) / n_replays,
-                     "median_verdicts_to_decision": float(np.median(decided)) if decided else None,
-                     "old_gates_promoted": sum(r.old for r in runs) / n_replays}
+def cross_fitted(x: np.ndarray, y: np.ndarray, rep: int, swapped: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Every photo's answer from each model, trained on the other folds."""
+    folds = np.random.default_rng([rep, 1]).permutation(len(y)) % FOLDS
+    out = {m: np.zeros(len(y), np.int64) for m in ("champion", "seed", "swapped")}
+    for k in range(FOLDS):
+        train, test = np.nonzero(folds != k)[0], np.nonzero(folds == k)[0]
+        out["champion"][test] = answers(x, y, train, test, seed=10 * rep + 1)
+        out["seed"][test] = answers(x, y, train, test, seed=10 * rep + 2)
+        out["swapped"][test] = answers(x, y, train, test, seed=10 * rep + 2, swap=swapped)
     return out
 
 
-def _traffic(pick: np.ndarray, test: np.ndarray, y: np.ndarray, champion: np.ndarray, candidate: np.ndarray,
+def run(n_reps: int, spec: AnalysisSpec, cache: Path) -> dict[str, object]:
+    from sklearn.decomposition import PCA
+
+    raw, labels = features(REAL, cache)
+    x = PCA(64, random_state=0).fit_transform((raw - raw.mean(0)) / (raw.std(0) + 1e-6))
+    classes = tuple(sorted(set(labels)))
+    y = np.array([classes.index(label) for label in labels])
+    swapped = (classes.index(SWAPPED[0]), classes.index(SWAPPED[1]))
+    out: dict[str, object] = {"photos": len(y), "repetitions": n_reps}
+    runs: dict[str, list[Run]] = {"seed": [], "swapped": []}
+    accuracy: dict[str, list[float]] = {"champion": [], "seed": [], "swapped": []}
+    disagreement: dict[str, list[float]] = {"seed": [], "swapped": []}
+    for rep in range(n_reps):
+        fitted = cross_fitted(x, y, rep, swapped)
+        for m in accuracy:
+            accuracy[m].append(float(np.mean(fitted[m] == y)))
+        order = np.random.default_rng([rep, 2]).permutation(len(y))  # each photo once, in a random order
+        for name in runs:
+            disagreement[name].append(float(np.mean(fitted["champion"] != fitted[name])))
+            traffic = _traffic(order, y, fitted["champion"], fitted[name], classes)
+            runs[name].append(replay(traffic, spec, np.random.default_rng([rep, 3]), horizon=len(y)))
+    out["accuracy"] = {m: round(float(np.mean(v)), 4) for m, v in accuracy.items()}
+    for name, rs in runs.items():
+        decided = [r.analysis_at for r in rs if r.analysis_at is not None]
+        needed = [r.needed for r in rs if r.analysis == "inconclusive" and r.needed is not None]
+        out[name] = {"disagreement": round(float(np.mean(disagreement[name])), 4),
+                     "refused": sum(r.analysis == "fail" for r in rs) / n_reps,
+                     "promoted": sum(r.analysis == "pass" for r in rs) / n_reps,
+                     "inconclusive": sum(r.analysis == "inconclusive" for r in rs) / n_reps,
+                     "median_verdicts_to_decision": float(np.median(decided)) if decided else None,
+                     "verdicts_available": float(np.median([r.verdicts for r in rs])),
+                     "median_more_verdicts_needed_when_inconclusive": float(np.median(needed)) if needed else None,
+                     "old_gates_promoted": sum(r.old for r in rs) / n_reps}
+    return out
+
+
+def _traffic(order: np.ndarray, y: np.ndarray, champion: np.ndarray, candidate: np.ndarray,
              classes: tuple[str, ...]) -> Traffic:
-    """A stream of the held-out photos (each drawn again as a new request), regions by a hash of the photo,
-    segments by the champion's answer, the shipped review rates."""
-    idx = test[pick]
-    region = np.array([hashlib.sha256(str(i).encode()).digest()[0] % len(REGIONS) for i in idx])
-    champ, cand = champion[pick], candidate[pick]
+    """The photos in `order`, regions by a hash of the photo, cells by the champion's answer, the shipped
+    review rates."""
+    region = np.array([hashlib.sha256(str(i).encode()).digest()[0] % len(REGIONS) for i in order])
+    champ, cand = champion[order], candidate[order]
     cls = np.where(champ < 0, len(classes), champ)
     cells = tuple(Cell(r, c, "in_domain") for r in REGIONS for c in (*classes, "unsure"))
-    cell = region * (len(classes) + 1) + cls
-    right = [(a == y[test]) for a in (champion, candidate)]
-    answered = [(a >= 0) for a in (champion, candidate)]
-    precision = tuple(float(right[m].sum() / max(answered[m].sum(), 1)) for m in (0, 1))
+    precision = tuple(float(np.sum(a == y) / max(np.sum(a >= 0), 1)) for a in (champion, candidate))
     low = champ == -1  # an agreeing answer below the threshold is `unsure`, as the shipped thresholds make it
-    return Traffic(cells, cell, y[idx], champ, cand, np.zeros(len(idx), bool), low,
+    return Traffic(cells, region * (len(classes) + 1) + cls, y[order], champ, cand, np.zeros(len(order), bool), low,
                    {"disagreement": 1.0, "low_confidence": 1.0, "spot_check": 0.05}, 5.0, precision, classes)

@@ -156,6 +156,7 @@ class Run:
     old_at_400: bool = False  # today's gates read once, after 400 verdicts
     covered: dict[str, bool] = field(default_factory=dict)  # precision intervals at the end, where estimable
     verdicts: int = 0
+    needed: int | None = None  # still inconclusive at the end: about how many more verdicts would decide it
 
 
 class OldGates:
@@ -236,6 +237,8 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
             break
     run.covered = _covered(st, arrived, resolved)
     run.verdicts = len(resolved)
+    if run.analysis_at is None and resolved:
+        run.needed = decide("sim", spec, whole, cells, 1 / traffic.rates["disagreement"]).needed
     return run
 
 
