@@ -55,7 +55,7 @@ features of ../shared/data/rooms, each on its own 85% draw of its training folds
 `swapped` candidate learnt bedroom and living_room with their labels exchanged. Every photo is answered by
 models that did not train on it (5-fold cross-fitting) and sent once, in a random order (regions by a hash,
 cells by the champion's answer), reviewers answering with the true label; repetitions with new folds
-and seeds (10 repetitions). 1,249 photos hold too few disagreements to show two equally good heads non-inferior at margin
+and seeds (one per 40 simulated rollouts). 1,249 photos hold too few disagreements to show two equally good heads non-inferior at margin
 0.05, so the seed candidate ends inconclusive: `median_more_verdicts_needed_when_inconclusive` is the
 analysis's own estimate of how many more it would need.
 """
@@ -93,11 +93,14 @@ def condition_figures(runs: list[dict[str, object]]) -> dict[str, object]:
 
 
 def run(quick: bool, out_dir: Path | None = None) -> dict[str, object]:
-    counts = {"tuning": 40 if quick else 300, "held_out": 60 if quick else 1000}
+    """$ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS overrides the held-out rollouts per condition (a provisional run
+    on a busy machine); the tuning family gets 30% of that, the real replay one repetition per 40."""
+    held_out = int(os.environ.get("ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS", 60 if quick else 1000))
+    counts = {"tuning": max(20, int(0.3 * held_out)), "held_out": held_out}
     jobs = [(c, f, s, min(s + 25, counts[f])) for f in counts for c in CONDITIONS for s in range(0, counts[f], 25)]
     with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         chunks = list(pool.map(_chunk, jobs))
-    results: dict[str, object] = {"spec": SPEC.model_dump(), "horizon_verdicts": HORIZON}
+    results: dict[str, object] = {"spec": SPEC.model_dump(), "horizon_verdicts": HORIZON, "rollouts_per_condition": counts}
     for family in counts:
         for condition in CONDITIONS:
             runs = [r for job, chunk in zip(jobs, chunks) if job[:2] == (condition, family) for r in chunk]
@@ -106,7 +109,7 @@ def run(quick: bool, out_dir: Path | None = None) -> dict[str, object]:
 
     if REAL.exists():
         cache = Path(tempfile.gettempdir()) / "roomsight-bench-analysis" / "rooms-features.npz"
-        results["real"] = real_run(3 if quick else 10, REAL_SPEC, cache)
+        results["real"] = real_run(max(3, held_out // 40), REAL_SPEC, cache)
     else:
         results["real"] = {"skipped": f"{REAL} not found"}
     return results
