@@ -84,7 +84,7 @@ class AnalysisResult:
     n: int  # verdicts used
     needed: int | None  # when inconclusive: about how many more verdicts would likely decide it
     segments: tuple[SegmentResult, ...] = ()
-    discordant: int = 0  # of the verdicts used, photos on which the two models' labels differ
+    discordant: int = 0  # reviewed disagreements where exactly one model was right: what the comparison rests on
     models: dict[str, Any] = field(default_factory=dict)  # weighted per-model estimates (analysis.weighted)
 
     def to_dict(self) -> dict[str, Any]:
