@@ -24,8 +24,8 @@ class AnalysisSpec(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="Error rate of a wrong pass, and of a wrong fail, any-time valid.")
     segments: tuple[str, ...] = Field((), description=f"Segment keys whose cross product forms the cells judged on their own; of {', '.join(SEGMENT_KEYS)}.")
     min_count: int = Field(20, ge=1, description="Fewest verdicts in a segment cell before it is judged.")
-    min_share: float = Field(0.05, ge=0, lt=1, description="Smallest share of the compared traffic a cell must hold to be judged.")
-    segment_margin: float = Field(0.10, gt=0, lt=1, description="Non-inferiority margin within each judged cell.")
+    min_share: float = Field(0.08, ge=0, lt=1, description="Smallest share of the compared traffic a cell must hold to be judged.")
+    segment_margin: float = Field(0.12, gt=0, lt=1, description="Non-inferiority margin within each judged cell.")
 
     @field_validator("segments")
     @classmethod
