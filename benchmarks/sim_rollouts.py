@@ -3,7 +3,7 @@
 One rollout: photos arrive in segment cells (region x ood) with their true room type; each model is right
 with its cell's accuracy (errors correlated through a Gaussian copula, so the two models disagree on a
 varied share of photos); a wrong answer is `unsure` with the model's abstention rate, else a wrong class.
-The review queue samples each photo with its stratum's rate (Poisson, as monitoring.review.queue does) and
+The review queue samples each photo with its stratum's rate (Poisson, as monitoring.review.sampling does) and
 reviewers resolve queued items one by one, disagreements first and oldest first, as the queue orders
 them. After every verdict both today's gates (rollout/plans/default.yaml, limited) and the paired
 analysis are read; the first pass promotes, the first fail refuses.
@@ -46,10 +46,6 @@ class World:
         a = self.acc + (self.delta if model else 0)
         answered = a + (1 - a) * (1 - self.unsure[model])
         return float(np.sum(self.shares * a) / np.sum(self.shares * answered))
-
-    @property
-    def overall_delta(self) -> float:
-        return float(np.sum(self.shares * self.delta))
 
 
 def make_world(rng: np.random.Generator, condition: str, family: str) -> World:
@@ -265,12 +261,3 @@ def _covered(st: Stream, arrived: int, resolved: list[int]) -> dict[str, bool]:
         if e is not None:
             out[name] = e.lower <= st.t.precision[m] <= e.upper
     return out
-
-
-def median(values: list[int]) -> float | None:
-    return float(np.median(values)) if values else None
-
-
-def rate(hits: int, n: int) -> str:
-    lo, hi = wilson(hits, n) or (math.nan, math.nan)
-    return f"{hits / n:.1%} ({hits}/{n}; 95% CI {lo:.1%}-{hi:.1%})"
