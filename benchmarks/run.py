@@ -1,5 +1,5 @@
 """`make bench`: run the benchmarks side by side in one session and write BENCHMARKS.md (with PNG plots
-next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (store, review, serving,
+next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (store, review, analysis, serving,
 monitoring, training, soak), --out DIR.
 
 Each benchmark module has `run(quick, out_dir) -> dict` and may have `targets(results) -> list[Target]`:
@@ -22,7 +22,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-MODULES = ("store", "review", "serving", "monitoring", "training", "soak")
+MODULES = ("store", "review", "analysis", "serving", "monitoring", "training", "soak")
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,14 @@ def replay(
 ) -> None:
     """Run a plan over a logged rollout (its predictions and verdicts, in time order) and print, step by step,
     when each condition would have passed or failed and what the plan would have done."""
-    from monitoring.review.cli import _rollout_asked as resolve_rollout  # TODO(lead): public at merge
     from rollout.plan import load_plan
+    from rollout.report.build import resolve_rollout
     from rollout.replay import replay as run
 
     cp = ctx.obj.control()
     if plan is not None:
         cp.plan = load_plan(plan)
-    rid = resolve_rollout(cp.engine, rollout)
+    rid = resolve_rollout(cp, rollout)
     result = run(cp, rid)
     console.print(f"replay of rollout {rid} with plan {cp.plan.name!r} ({len(cp.plan.steps)} steps); the traffic is "
                   "judged as it was routed then", highlight=False)

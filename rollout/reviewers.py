@@ -77,9 +77,14 @@ def review_all(server: ReviewServer, engine: Engine, truth: dict[str, str], unus
                     with lock:
                         done[0] += 1
 
-    threads = [threading.Thread(target=reviewer, args=(n, t)) for n, t in server.tokens.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return done[0]
+    # Rounds until one records nothing: a photo shown to two reviewers may come back for a second opinion
+    # after the other reviewer has run out of items.
+    while True:
+        before = done[0]
+        threads = [threading.Thread(target=reviewer, args=(n, t)) for n, t in server.tokens.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if done[0] == before:
+            return done[0]

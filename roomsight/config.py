@@ -189,8 +189,17 @@ class NotifySettings(_Section):
 class ReviewSettings(_Section):
     tokens: dict[str, str] = Field(default_factory=dict, repr=False,
                                    description="Reviewer id -> token (ROOMSIGHT_REVIEW__TOKENS as JSON); never printed or logged.")
-    spot_check_share: float = Field(0.05, ge=0, le=1, description="Share of agreeing predictions sampled for review.")
-    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers below this score are queued for review.")
+    # Each logged photo falls in one sampling stratum and is queued with that stratum's probability (a
+    # stable hash of its request id below the rate), which the item records so estimates can weight it.
+    disagreement_share: float = Field(1.0, gt=0, le=1, description="Probability that a photo the two models disagree on is queued for review.")
+    low_confidence_share: float = Field(1.0, ge=0, le=1, description="Probability that an agreeing answer that is `unsure` or "
+                                                                     "below review.low_confidence is queued.")
+    spot_check_share: float = Field(0.05, ge=0, le=1, description="Probability that any other agreeing answer is queued (a spot check).")
+    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers below this score count as low-confidence.")
+    double_review_share: float = Field(0.1, ge=0, le=1, description="Share of queued photos shown to two reviewers (with at least two "
+                                                                    "review.tokens); a conflict goes to a third, if there is one.")
+    settle_s: float = Field(60, gt=0, description="How long after a prediction its shadow answer may still arrive: the queue waits "
+                                                  "this long for it before sampling the photo without a comparison.")
     lease_s: float = Field(300, gt=0, description="How long a claimed item stays with its reviewer.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
     port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
@@ -202,6 +211,11 @@ class ReviewSettings(_Section):
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return _expanded(v) if v is not None else None
+
+    def rate(self, stratum: str) -> float:
+        """The inclusion probability of a sampling stratum (roomsight.verdicts.STRATA)."""
+        return {"disagreement": self.disagreement_share, "low_confidence": self.low_confidence_share,
+                "spot_check": self.spot_check_share}[stratum]
 
 
 class ControlSettings(_Section):

@@ -67,34 +67,55 @@ rollout_state = Table(
 
 # The human review queue (monitoring.review). One item per photo per rollout; who holds it is decided by
 # compare-and-set UPDATEs on `claim_id`, so two reviewers never get the same item on SQLite or PostgreSQL.
+# Columns added after the first release are nullable or have a server default (roomsight.db migrates).
 review_items = Table(
     "review_items",
     metadata,
-    Column("id", String(36), primary_key=True),
+    Column("id", String(36), primary_key=True),  # uuid5 of rollout and photo: the same traffic, the same ids
     Column("rollout_id", String(36), nullable=False),
     Column("photo_key", String(160), nullable=False),  # photo_id, else request_id: one item per photo
     Column("request_id", String(36), nullable=False),  # the logged prediction it came from
-    Column("reason", String(16), nullable=False),  # disagreement | low_confidence | spot_check
-    Column("priority", Integer, nullable=False),  # lower is reviewed first
+    Column("reason", String(16), nullable=False),  # its sampling stratum: disagreement | low_confidence | spot_check
+    Column("priority", Integer, nullable=False),  # the stratum's rank (roomsight.verdicts.STRATA)
     Column("region", String(64), nullable=False),
-    Column("predicted", String(64), nullable=False),  # the answer given (stratum of spot checks)
+    Column("predicted", String(64), nullable=False),  # the answer given
     Column("created_at", Float, nullable=False),
     Column("status", String(8), nullable=False),  # pending | claimed | done
     Column("claim_id", String(36)),  # the current (or, when done, the deciding) claim
     Column("claimed_by", String(64)),
     Column("lease_until", Float),
+    Column("pi", Float),  # the probability with which the photo was sampled (its stratum's rate)
+    Column("logged_at", Float),  # the prediction's ts: items are reviewed oldest first
+    Column("reviews_wanted", Integer, nullable=False, server_default="1"),  # 2 when double-reviewed, 3 on a conflict
+    Column("reviews_done", Integer, nullable=False, server_default="0"),
+    Column("truth", String(64)),  # the resolved verdict once reviews_done == reviews_wanted
+    Column("resolved_at", Float),
     UniqueConstraint("rollout_id", "photo_key", name="uq_review_items_photo"),
 )
 Index("ix_review_items_queue", review_items.c.status, review_items.c.priority, review_items.c.created_at)
+Index("ix_review_items_rollout_order", review_items.c.rollout_id, review_items.c.status, review_items.c.logged_at)
 
+# One row per reviewer per item: a double-reviewed item has two, a conflict a third.
 review_verdicts = Table(
     "review_verdicts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("item_id", String(36), nullable=False, unique=True),  # exactly one verdict per item
+    Column("item_id", String(36), nullable=False, index=True),
     Column("claim_id", String(36), nullable=False, unique=True),  # a replayed submission cannot add a second
     Column("rollout_id", String(36), nullable=False, index=True),
     Column("reviewer", String(64), nullable=False),
     Column("label", String(64), nullable=False),  # a class, or "unusable"
     Column("ts", Float, nullable=False),
+    UniqueConstraint("item_id", "reviewer", name="uq_review_verdicts_reviewer"),  # nobody reviews a photo twice
+)
+
+# How far `monitoring.review.sampling.fill` has read each rollout's log: the next fill starts at
+# `watermark`; every row up to `settled_to` has been sampled (and queued if its photo was kept).
+review_fill = Table(
+    "review_fill",
+    metadata,
+    Column("rollout_id", String(36), primary_key=True),
+    Column("watermark", Float, nullable=False),
+    Column("settled_to", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,10 +196,15 @@ def test_verdicts_never_5xx_and_valid_ones_still_count(server) -> None:
     one()
     assert accepted, "the fuzz never produced a valid verdict: the oracle above checked nothing"
     with engine.connect() as c:
-        done = c.execute(select(func.count()).where(review_items.c.status == "done")).scalar_one()
-        stored = c.execute(select(review_verdicts.c.item_id, review_verdicts.c.claim_id)).all()
-    # One verdict per finished item, and none from a refused request.
-    assert len(stored) == done == len({s.item_id for s in stored})
+        items = {r.id: r for r in c.execute(select(review_items.c.id, review_items.c.status, review_items.c.reviews_done,
+                                                       review_items.c.reviews_wanted))}
+        stored = c.execute(select(review_verdicts.c.item_id, review_verdicts.c.claim_id, review_verdicts.c.reviewer)).all()
+    # Each finished item has the verdicts it wanted (one, or two when double-reviewed), each item at most one
+    # per reviewer and never more than it wants, and none comes from a refused request.
+    per_item = Counter(s.item_id for s in stored)
+    assert len({(s.item_id, s.reviewer) for s in stored}) == len(stored)
+    assert all(per_item[i] == r.reviews_done <= r.reviews_wanted for i, r in items.items())
+    assert all(per_item[i] == r.reviews_wanted for i, r in items.items() if r.status == "done")
     assert {s.claim_id for s in stored} <= set(accepted)
 
 

@@ -1,5 +1,6 @@
 """The review server (`rollout review serve`, a real process on SQLite) killed with SIGKILL while
-reviewers submit verdicts over HTTP loses no acknowledged verdict and stores none twice.
+reviewers submit verdicts over HTTP loses no acknowledged verdict and stores none twice; photos shown to
+two reviewers (and, on a conflict, a third) get exactly the verdicts they want.
 
 Reviewers behave as the page does after a network error: they resend the same verdict once the server
 is back. A verdict committed just before the kill then comes back "already recorded" (409); one that
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 import random
 import signal
 import subprocess
@@ -124,7 +126,7 @@ class Reviewers:
 def test_sigkill_loses_no_acknowledged_verdict_and_stores_none_twice(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMSIGHT_")}
     env.update({"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__TOKENS": json.dumps(TOKENS),
-                "ROOMSIGHT_REVIEW__LEASE_S": str(LEASE_S)})
+                "ROOMSIGHT_REVIEW__LEASE_S": str(LEASE_S), "ROOMSIGHT_REVIEW__DOUBLE_REVIEW_SHARE": "0.3"})
     s = settings_for(tmp_path, **{k: v for k, v in env.items() if k.startswith("ROOMSIGHT_")})
     assert s.review.lease_s == LEASE_S
     engine = create_engine(s.db_url, connect_args={"timeout": 30})
@@ -160,11 +162,16 @@ def test_sigkill_loses_no_acknowledged_verdict_and_stores_none_twice(tmp_path: P
         stored = {r.claim_id: (r.reviewer, r.item_id, r.label) for r in c.execute(select(review_verdicts))}
         n_rows = c.execute(select(func.count()).select_from(review_verdicts)).scalar_one()
         statuses = dict(c.execute(select(review_items.c.status, func.count()).group_by(review_items.c.status)).all())
+        wanted = dict(c.execute(select(review_items.c.id, review_items.c.reviews_wanted)).all())
     engine.dispose()
 
-    # Every item finished, with exactly one verdict each and no verdict twice.
+    # Every item finished, with exactly the verdicts it wanted (one; two when double-reviewed; three after a
+    # conflict), each from a different reviewer, and no verdict twice.
     assert statuses == {"done": N_ITEMS}
-    assert n_rows == len(stored) == N_ITEMS == len({v[1] for v in stored.values()})
+    per_item = Counter(v[1] for v in stored.values())
+    assert n_rows == len(stored) == sum(wanted.values()) and per_item == Counter(wanted)
+    assert len({(v[0], v[1]) for v in stored.values()}) == n_rows
+    assert any(w == 3 for w in wanted.values()), "no conflict went to a third reviewer"
     # Every acknowledged verdict is stored as acknowledged: same reviewer, item and label.
     missing = {k: v for k, v in reviewers.acked.items() if stored.get(k) != v}
     assert not missing, f"{len(missing)} acknowledged verdicts lost or altered, e.g. {list(missing.items())[:3]}"

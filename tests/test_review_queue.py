@@ -133,27 +133,28 @@ def test_kept_photos_are_pruned_unless_queued(env) -> None:
     assert store.has(queued) and store.has(fresh) and not store.has(stray)
 
 
-def test_fill_queues_disagreements_low_confidence_and_stratified_spot_checks(env) -> None:
-    s, engine, store = env
+def test_fill_samples_each_stratum_at_its_rate_and_records_the_probability(env) -> None:
+    from monitoring.review.sampling import unit
+
+    s, engine, store = env  # spot checks at 0.1, disagreements and low confidence at 1.0
     specs = ([{"champion": "kitchen", "candidate": "bedroom"}] * 5  # disagreements
              + [{"champion": "kitchen", "candidate": "kitchen", "score": 0.4}] * 3  # low confidence
-             + [{"champion": "bedroom", "candidate": "bedroom", "region": "eu-west"}] * 40
-             + [{"champion": "kitchen", "candidate": "kitchen", "region": "us-east"}] * 20
+             + [{"champion": "bedroom", "candidate": "bedroom", "region": "eu-west"}] * 300
              + [{"champion": "kitchen", "candidate": "bedroom", "photo": False}]  # no photo kept: cannot be shown
              + [{"champion": "kitchen"}])  # shadow answer not in yet: decided later
-    log_rows(engine, store, specs)
+    ids = log_rows(engine, store, specs)
     added = queue.fill(engine, s, ROLLOUT)
     got = items(engine)
     assert added == len(got)
     reasons = [i.reason for i in got]
     assert reasons.count("disagreement") == 5 and reasons.count("low_confidence") == 3
-    spots = [(i.region, i.predicted) for i in got if i.reason == "spot_check"]
-    assert sorted(spots) == [("eu-west", "bedroom")] * 4 + [("us-east", "kitchen")] * 2  # 10% of each stratum
+    assert {i.reason: i.pi for i in got} == {"disagreement": 1.0, "low_confidence": 1.0, "spot_check": 0.1}
+    # Poisson sampling by a stable hash: queued exactly when the photo's number is below the rate.
+    agreeing = ids[8:308]
+    assert {i.request_id for i in got if i.reason == "spot_check"} == {r for r in agreeing if unit(r) < 0.1}
+    assert 10 <= reasons.count("spot_check") <= 55  # 300 x 0.1, far beyond 4 standard deviations
     assert queue.fill(engine, s, ROLLOUT) == 0  # idempotent
-    # More agreements later top the strata up, and nothing already queued is queued again.
-    log_rows(engine, store, [{"champion": "kitchen", "candidate": "kitchen", "region": "us-east"}] * 10)
-    assert queue.fill(engine, s, ROLLOUT) == 1
-    assert len({i.photo_key for i in items(engine)}) == len(items(engine))
+    assert len({i.photo_key for i in got}) == len(got)
 
 
 def test_one_item_per_photo(env) -> None:
@@ -162,7 +163,8 @@ def test_one_item_per_photo(env) -> None:
                              {"champion": "kitchen", "candidate": "bedroom", "photo_id": "P1"},
                              {"champion": "bedroom", "candidate": "kitchen", "photo_id": "P2"}])
     assert queue.fill(engine, s, ROLLOUT) == 2
-    assert sorted((i.photo_key, i.reason) for i in items(engine)) == [("P1", "disagreement"), ("P2", "disagreement")]
+    # A photo sent twice is sampled once, as its first request: its inclusion probability is that one's.
+    assert sorted((i.photo_key, i.reason) for i in items(engine)) == [("P1", "low_confidence"), ("P2", "disagreement")]
 
 
 def test_claim_verdict_undo_replay_and_lease(env) -> None:
@@ -295,8 +297,13 @@ def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
     out = json.loads(r.output)
     assert out["overall"]["candidate"]["overall"]["n"] == 20 and out["gates"]["reviewed"] == 20
     assert set(out["regions"]) == {"eu-west", "us-east"}
+    # On the traffic (weighted): every logged photo here was queued (rates 1.0), so the estimates are exact.
+    weighted = out["weighted"]["overall"]
+    assert weighted["candidate"]["accuracy"]["value"] == 1.0 and weighted["champion"]["accuracy"]["value"] == 0.4
+    assert weighted["champion"]["coverage"] == 1.0 and out["raw"]["about"].startswith("unweighted")
     r = runner.invoke(app, ["review", "stats", "--rollout", ROLLOUT], env=envvars)
     assert r.exit_code == 0 and "candidate win rate 100.0%" in r.output, r.output
+    assert "on the traffic" in r.output and "raw counts on the review queue" in r.output
 
     gold = tmp_path / "out" / "gold.csv"
     r = runner.invoke(app, ["review", "export", "--out", str(gold)], env=envvars)

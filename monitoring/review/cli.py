@@ -18,37 +18,11 @@ FILL_EVERY_S = 15.0
 PRUNE_EVERY_S = 3600.0
 
 
-def _current_rollout(engine: Any) -> str | None:  # Engine
-    """The live rollout's id, read from the routing-state row (monitoring does not import serving;
-    `rollout_id` is a top-level key of serving.routing.RoutingState.to_dict())."""
-    from sqlalchemy import select
-
-    from roomsight.tables import rollout_state
-
-    with engine.connect() as conn:
-        row = conn.execute(select(rollout_state.c.state)).first()
-    return row.state.get("rollout_id") if row is not None else None
-
-
 def _rollout_asked(engine: Any, rollout: str | None) -> str | None:  # Engine
-    """`--rollout` as given, or the one rollout whose id begins with it, once the database is known to
-    have seen it: a mistyped id would otherwise read as a rollout with nothing to review."""
+    """`--rollout` resolved to a known rollout id (its first characters are enough), or None."""
     from monitoring.review import queue
 
-    if rollout is None:
-        return None
-    current = _current_rollout(engine)
-    seen = queue.rollouts_matching(engine, rollout) | ({current} if current and current.startswith(rollout) else set())
-    if rollout in seen:
-        return rollout
-    if len(seen) == 1:
-        return seen.pop()
-    if seen:
-        raise UserError(f"--rollout {rollout} is ambiguous: it begins {', '.join(sorted(seen))}")
-    recent = queue.recent_rollouts(engine)
-    raise UserError(f"--rollout {rollout}: no such rollout in the prediction log or the review queue; "
-                    + (f"recent ones: {', '.join(recent)}" if recent else "nothing has been logged yet")
-                    + " (`rollout status` shows the current one)")
+    return None if rollout is None else queue.resolve_rollout(engine, rollout)
 
 
 @app.command()
@@ -57,13 +31,13 @@ def serve(
     ctx: typer.Context,
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: review.host, 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default: review.port, 8081)."),
-    rollout: Optional[str] = typer.Option(None, "--rollout", help="Review only this rollout's items (its id, or the id's first characters; default: all)."),
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Review this rollout's items (its id, or the id's first characters; default: the rollout in progress, or every rollout's when none is)."),
 ) -> None:
     """Serve the reviewer page; the queue is refilled from the prediction log every few seconds."""
     import threading
     import time
 
-    from monitoring.review.queue import fill, prune_photos
+    from monitoring.review.queue import current_rollout, fill, prune_photos
     from monitoring.review.web import create_app
     from roomsight.db import engine_for
     from roomsight.listening import listen, serve_http
@@ -82,7 +56,7 @@ def serve(
         last_prune: float | None = None
         while not stop.is_set():
             try:
-                target = rollout or _current_rollout(engine)
+                target = rollout or current_rollout(engine)
                 if target:
                     fill(engine, settings, target)
                 if last_prune is None or time.monotonic() - last_prune > PRUNE_EVERY_S:
@@ -108,28 +82,50 @@ def stats(
     rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the current rollout, else all verdicts)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Precision per model, per class and overall (Wilson 95% interval), who was right on disagreements, per region."""
+    """Each model's accuracy, precision and coverage on the traffic (weighted by inverse inclusion
+    probability), next to the raw counts on the review queue (Wilson 95% intervals), who was right on
+    disagreements, per region, and reviewers' agreement (Cohen's kappa)."""
     from rich.table import Table
 
+    from analysis.weighted import model_estimates, segment_estimates
     from monitoring.review import queue
-    from monitoring.review.stats import Summary, by_region, gate_metrics, summarize
+    from monitoring.review.evidence import review_sample
+    from monitoring.review.stats import Summary, by_region, cohen_kappa, gate_metrics, summarize
     from roomsight.db import engine_for
 
     settings = ctx.obj.settings
     engine = engine_for(settings.db_url)
-    target = _rollout_asked(engine, rollout) or _current_rollout(engine)
+    target = _rollout_asked(engine, rollout) or queue.current_rollout(engine)
     if target:
         queue.fill(engine, settings, target)
     items = queue.as_reviewed(queue.reviewed(engine, target))
     overall, regions = summarize(items), by_region(items)
     prog = queue.progress(engine, rollout_id=target)
+    pairs = queue.double_reviews(engine, target)
+    kappa = cohen_kappa(pairs)
+    sample = review_sample(engine, settings, target) if target else None
+    weighted = model_estimates(sample) if sample else {}
+    weighted_regions = segment_estimates(sample, "region") if sample else {}
     if as_json:
-        print(json.dumps({"rollout_id": target, "progress": prog.to_dict(), "gates": gate_metrics(overall),
-                          "overall": _summary_dict(overall), "regions": {r: _summary_dict(s) for r, s in regions.items()}},
-                         indent=1))
+        print(json.dumps({
+            "rollout_id": target, "progress": prog.to_dict(), "gates": gate_metrics(overall),
+            "weighted": {"about": WEIGHTED_NOTE, "overall": {m: e.to_dict() for m, e in weighted.items()},
+                         "regions": {r: {m: e.to_dict() for m, e in ms.items()} for r, ms in weighted_regions.items()}},
+            "raw": {"about": RAW_NOTE},
+            "overall": _summary_dict(overall), "regions": {r: _summary_dict(s) for r, s in regions.items()},
+            "reviewers": {"double_reviewed": len(pairs), "kappa": kappa}}, indent=1))
         return
-    console.print(f"rollout {target or '(all)'}: {overall.reviewed} reviewed ({overall.unusable} unusable); queue: "
-                  f"{prog.pending} waiting, {prog.claimed} in review, {prog.done} done")
+    console.print(f"rollout {target or '(all)'}: {overall.reviewed} reviewed ({overall.unusable} unusable or disputed); "
+                  f"queue: {prog.pending} waiting, {prog.claimed} in review, {prog.done} done")
+    if weighted:
+        table = Table("model", "accuracy", "95% interval", "precision", "95% interval", "coverage",
+                      title="on the traffic: " + WEIGHTED_NOTE)
+        for name, e in weighted.items():
+            table.add_row(name, *_estimate(e.accuracy), *_estimate(e.precision), _pct(e.coverage))
+        console.print(table)
+    else:
+        console.print("on the traffic: " + ("needs a rollout (--rollout)" if not target else
+                                            "not yet: a sampling stratum with traffic has no verdict"))
 
     def precision_table(title: str, s: Summary) -> Table:
         table = Table("model", "class", "correct / answered", "precision", "95% interval", title=title)
@@ -140,16 +136,26 @@ def stats(
                               f"{ci[0]:.1%} - {ci[1]:.1%}" if ci else "n/a")
         return table
 
-    console.print(precision_table("precision from verdicts", overall))
+    console.print(precision_table("raw counts on the review queue: " + RAW_NOTE, overall))
     console.print(f"disagreements reviewed: {overall.disagreements}; candidate right (champion wrong) "
                   f"{overall.candidate_right}, champion right (candidate wrong) {overall.champion_right}, both wrong "
                   f"{overall.both_wrong}; candidate win rate {_pct(overall.candidate_win_rate)}")
-    table = Table("region", "reviewed", "champion precision", "candidate precision", "candidate win rate",
-                  title="per region")
+    table = Table("region", "reviewed", "champion precision (raw)", "candidate precision (raw)",
+                  "champion accuracy (traffic)", "candidate accuracy (traffic)", "candidate win rate", title="per region")
     for region, s in regions.items():
+        w = weighted_regions.get(region, {})
         table.add_row(region, str(s.reviewed), _pct(s.champion.overall.value), _pct(s.candidate.overall.value),
+                      *(_pct(w[m].accuracy.value) if m in w and w[m].accuracy else "n/a" for m in ("champion", "candidate")),
                       _pct(s.candidate_win_rate))
     console.print(table)
+    console.print(f"reviewer agreement: {len(pairs)} photos judged by two reviewers"
+                  + (f", Cohen's kappa {kappa:.2f}" if kappa is not None else ""))
+
+
+WEIGHTED_NOTE = ("each verdict weighted by the inverse of its photo's inclusion probability (ratio estimator per "
+                 "sampling stratum); coverage is the share of compared photos the model answered, from the log")
+RAW_NOTE = ("unweighted: disagreements and low-confidence answers are over-represented, so these are not "
+            "estimates on the traffic")
 
 
 @app.command()
@@ -198,6 +204,10 @@ def export(
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1%}"
+
+
+def _estimate(e: Any) -> tuple[str, str]:  # analysis.weighted.Estimate | None
+    return ("n/a", "n/a") if e is None else (_pct(e.value), f"{e.lower:.1%} - {e.upper:.1%}")
 
 
 def _summary_dict(s: Any) -> dict[str, Any]:  # stats.Summary

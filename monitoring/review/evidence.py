@@ -1,20 +1,93 @@
-"""Gate evidence from review verdicts: the `rollout.plan.METRICS` under "review verdicts"."""
+"""Evidence from review verdicts, read with bounded queries (the rollout's resolved items, and counts of its
+log by SQL GROUP BY; never every prediction row):
+
+- `review_sample`: what the analyses read (roomsight.verdicts.ReviewSample);
+- `evidence`: today's gate metrics (`rollout.plan.METRICS` under "review verdicts"), kept so plans that
+  name them still load and so the old gates can be compared with the analyses side by side.
+
+Both take `as_of` (unix seconds): only what was known then (predictions logged and truths resolved by
+then), so a plan can be replayed over a rollout's past.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import math
 
-from monitoring.review.queue import as_reviewed, reviewed
+from sqlalchemy import Engine, func, select
+
+from monitoring.review.queue import as_reviewed
+from monitoring.review.sampling import compared_sql, stratum_sql
 from monitoring.review.stats import gate_metrics, summarize
 from roomsight.config import Settings
+from roomsight.tables import predictions, review_fill, review_items
+from roomsight.verdicts import IN_DOMAIN, STRATA, UNSURE, Cell, CountRow, ReviewSample, VerdictRow
+
+# Rows logged this close before the oldest unresolved item are still behind it.
+FRONTIER_EPS = 1e-6
 
 
 def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> dict[str, float | None]:
     """reviewed, candidate/champion precision lower bounds, their margin, the weakest candidate class and
-    the candidate's win rate on disagreements. Read-only: filling the queue is the reviewer service's job."""
-    return gate_metrics(summarize(as_reviewed(reviewed(engine, rollout_id))))
+    the candidate's win rate on disagreements, counted unweighted over resolved items (as gates have read
+    them so far). Read-only: filling the queue is the reviewer service's job."""
+    it, p = review_items.c, predictions.c
+    q = (select(it.truth, it.region, p.champion_label, p.candidate_label, p.disagreement)
+         .select_from(review_items.join(predictions, p.request_id == it.request_id))
+         .where(it.rollout_id == rollout_id, it.truth.is_not(None)))
+    if as_of is not None:
+        q = q.where(it.resolved_at <= as_of)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+    return gate_metrics(summarize(as_reviewed(rows)))
 
 
-def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> None:
-    """TEMPORARY stand-in for the analysis branch's provider (replaced at merge)."""
-    return None
+def _ood_flag() -> object:
+    return func.coalesce(predictions.c.ood[("flags", 0)].as_string(), IN_DOMAIN)
+
+
+def frontier(engine: Engine, rollout_id: str, as_of: float | None = None) -> float | None:
+    """The time up to which every sampled disagreement of the rollout has its truth resolved (and every
+    logged row has been sampled): the sequential comparison reads the log and the verdicts up to it. None
+    before the first fill."""
+    it, f = review_items.c, review_fill.c
+    upto = math.inf if as_of is None else as_of
+    with engine.connect() as conn:
+        settled = conn.execute(select(f.settled_to).where(f.rollout_id == rollout_id)).scalar()
+        # Unresolved then: no truth yet, or a truth resolved later (items queued later count too).
+        oldest = conn.execute(select(func.min(it.logged_at)).where(
+            it.rollout_id == rollout_id, it.reason == "disagreement",
+            (it.resolved_at.is_(None)) | (it.resolved_at > upto))).scalar()
+    if settled is None:
+        return None
+    return min(upto, settled, math.inf if oldest is None else oldest - FRONTIER_EPS)
+
+
+def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> ReviewSample:
+    """The rollout's resolved verdicts with their inclusion probabilities and segment cells, and the counts
+    of its compared predictions per stratum and cell (settled: logged up to the frontier)."""
+    p, it = predictions.c, review_items.c
+    edge = frontier(engine, rollout_id, as_of)
+    stratum, ood = stratum_sql(settings.review.low_confidence), _ood_flag()
+    settled = p.ts <= (edge if edge is not None else -1.0)  # before the first fill nothing is settled
+    groups = (stratum, p.region, p.champion_label, ood, p.champion_label != p.candidate_label,
+              p.champion_label != UNSURE, p.candidate_label != UNSURE, settled)
+    counts_q = (select(*groups, func.count()).where(p.rollout_id == rollout_id, compared_sql()).group_by(*groups))
+    verdicts_q = (select(it.reason, it.pi, p.region, p.champion_label, p.candidate_label, ood, it.truth, it.logged_at,
+                         it.resolved_at)
+                  .select_from(review_items.join(predictions, p.request_id == it.request_id))
+                  .where(it.rollout_id == rollout_id, it.truth.is_not(None), it.pi.is_not(None), compared_sql())
+                  .order_by(it.logged_at, it.id))
+    pending_q = select(func.count()).where(it.rollout_id == rollout_id, it.truth.is_(None))
+    if as_of is not None:
+        counts_q = counts_q.where(p.ts <= as_of)
+        verdicts_q = verdicts_q.where(it.resolved_at <= as_of)
+        pending_q = select(func.count()).where(it.rollout_id == rollout_id, it.created_at <= as_of,
+                                               (it.resolved_at.is_(None)) | (it.resolved_at > as_of))
+    with engine.connect() as conn:
+        counts = tuple(CountRow(s, Cell(region, champ, flag), bool(disc), bool(a), bool(b), int(n), bool(done))
+                       for s, region, champ, flag, disc, a, b, done, n in conn.execute(counts_q))
+        verdicts = tuple(VerdictRow(reason, pi, Cell(region, champ, flag), champ, cand, truth, logged, resolved)
+                         for reason, pi, region, champ, cand, flag, truth, logged, resolved in conn.execute(verdicts_q))
+        pending = conn.execute(pending_q).scalar_one()
+    return ReviewSample(rollout_id, as_of, {s: settings.review.rate(s) for s in STRATA}, counts, verdicts, edge,
+                        pending)

@@ -1,33 +1,38 @@
-"""The review queue in SQL: filling it from the prediction log, claiming items under a lease, recording
-and undoing verdicts, and reading verdicts back for statistics and export.
+"""The review queue in SQL: claiming items under a lease, recording and undoing verdicts, resolving the
+truth of double-reviewed photos, and reading verdicts back for statistics and export. Filling it from the
+log is `monitoring.review.sampling`.
 
 Every change of hands is a conditional UPDATE on the item's `claim_id` (compare-and-set), never a read
-followed by a write, so on SQLite and PostgreSQL alike an item has at most one holder and at most one
-verdict, and a replayed submission records nothing.
+followed by a write, so on SQLite and PostgreSQL alike an item has at most one holder at a time, each
+reviewer gives it at most one verdict, it gets no more verdicts than it wants, and a replayed submission
+records nothing.
+
+Order: the rollout in progress only (another rollout's items when asked for by id; every rollout's when
+none is in progress); disagreements first, which decide promotions, then low-confidence answers, then spot
+checks; within each, the oldest logged photo first (ties by the item's deterministic id). So at any moment
+the resolved disagreements are every sampled one logged up to a time: the frontier the sequential
+comparison reads up to (monitoring.review.evidence).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import time
 import uuid
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from monitoring.review.photos import PhotoStore
-from monitoring.review.stats import ABSTAIN, UNUSABLE, Reviewed
+from monitoring.review.sampling import fill  # noqa: F401 - callers fill the queue through it
+from monitoring.review.stats import UNUSABLE, Reviewed, resolve
 from roomsight.config import Settings
 from roomsight.errors import UserError
+from roomsight.rollout_state import read_state
 from roomsight.tables import predictions, review_items, review_verdicts
 
-# Reviewed first: disagreements decide promotions, low-confidence answers show weak spots, spot checks
-# estimate precision where the models agree.
-PRIORITY = {"disagreement": 0, "low_confidence": 1, "spot_check": 2}
 CLAIM_ATTEMPTS = 20
 
 
@@ -58,106 +63,31 @@ class Progress:
         return {"pending": self.pending, "claimed": self.claimed, "done": self.done, "mine": self.mine}
 
 
-# -- filling ------------------------------------------------------------------------------------------
-def _unit(key: str) -> float:
-    """A stable pseudo-random number in [0, 1) per request: sampling is reproducible and idempotent."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
-
-
-def _top_score(scores: dict[str, float] | None) -> float | None:
-    return max(scores.values()) if scores else None
-
-
-def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore | None = None,
-         now: float | None = None) -> int:
-    """Queue a rollout's logged predictions that need a human: every disagreement, every answer below
-    `review.low_confidence`, and `review.spot_check_share` of agreements in each (region, predicted
-    class) stratum. One item per photo (photo_id, else request_id); only photos the store holds.
-    Idempotent: re-running adds only what is newly due. Returns how many items were added."""
-    photos = photos or PhotoStore.for_settings(settings)
-    now = time.time() if now is None else now
-    p, it = predictions.c, review_items.c
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(p.request_id, p.photo_id, p.region, p.label, p.score, p.disagreement, p.champion_scores,
-                   p.candidate_scores, p.ts).where(p.rollout_id == rollout_id).order_by(p.ts)).all()
-        queued = conn.execute(select(it.photo_key, it.reason, it.region, it.predicted)
-                              .where(it.rollout_id == rollout_id)).all()
-    taken = {q.photo_key for q in queued}
-    spot_have: dict[tuple[str, str], int] = defaultdict(int)
-    for q in queued:
-        if q.reason == "spot_check":
-            spot_have[(q.region, q.predicted)] += 1
-
-    new: dict[str, dict[str, Any]] = {}
-    agreeing: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    low = settings.review.low_confidence
-    for r in rows:
-        key = r.photo_id or r.request_id
-        if r.disagreement is True:
-            reason = "disagreement"
-        elif r.label == ABSTAIN or min(s for s in (r.score, _top_score(r.champion_scores),
-                                                    _top_score(r.candidate_scores)) if s is not None) < low:
-            reason = "low_confidence"
-        elif r.disagreement is False:
-            agreeing[(r.region, r.label)].append(r)
-            continue
-        else:
-            continue  # the shadow answer has not arrived yet: decided on a later scan
-        _offer(new, taken, photos, key, r, reason, now, rollout_id)
-
-    share = settings.review.spot_check_share
-    for stratum, members in agreeing.items():
-        # ceil: every stratum with agreements gets at least one check when the share is above zero.
-        due = math.ceil(share * len(members)) - spot_have[stratum]
-        for r in sorted(members, key=lambda r: _unit(r.request_id)):
-            if due <= 0:
-                break
-            if _offer(new, taken, photos, r.photo_id or r.request_id, r, "spot_check", now, rollout_id):
-                due -= 1
-    if not new:
-        return 0
-    return _insert_new(engine, list(new.values()))
-
-
-def _offer(new: dict[str, dict[str, Any]], taken: set[str], photos: PhotoStore, key: str, r: Any, reason: str,
-           now: float, rollout_id: str) -> bool:
-    prior = new.get(key)
-    if key in taken or (prior is not None and prior["priority"] <= PRIORITY[reason]) or not photos.has(r.request_id):
-        return False
-    new[key] = {"id": str(uuid.uuid4()), "rollout_id": rollout_id, "photo_key": key, "request_id": r.request_id,
-                "reason": reason, "priority": PRIORITY[reason], "region": r.region, "predicted": r.label,
-                "created_at": now, "status": "pending", "claim_id": None, "claimed_by": None, "lease_until": None}
-    return True
-
-
-def _insert_new(engine: Engine, items: list[dict[str, Any]]) -> int:
-    """Insert, skipping photos another filler queued meanwhile (the unique key decides)."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(review_items), items)
-        return len(items)
-    except IntegrityError:
-        added = 0
-        for item in items:
-            try:
-                with engine.begin() as conn:
-                    conn.execute(insert(review_items), item)
-                added += 1
-            except IntegrityError:
-                pass
-        return added
-
-
 # -- claiming and verdicts ----------------------------------------------------------------------------
+def current_rollout(engine: Engine) -> str | None:
+    """The id of the rollout in progress, if one is (from the routing state the control plane writes)."""
+    found = read_state(engine)
+    return found.state.rollout_id if found is not None and found.state.in_progress else None
+
+
+def _scope(engine: Engine, rollout_id: str | None) -> list[Any]:
+    target = rollout_id or current_rollout(engine)
+    return [review_items.c.rollout_id == target] if target else []
+
+
 def _claimable(now: float) -> Any:
     it = review_items.c
     return or_(it.status == "pending", and_(it.status == "claimed", it.lease_until < now))
 
 
+def _not_judged_by(reviewer: str) -> Any:
+    v = review_verdicts.c
+    return ~exists().where(v.item_id == review_items.c.id, v.reviewer == reviewer)
+
+
 def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | None = None) -> Claim | None:
-    """The reviewer's unexpired claim if they hold one, else the next free item under a fresh lease;
-    None when nothing is left."""
+    """The reviewer's unexpired claim if they hold one, else the next free item they have not judged yet,
+    under a fresh lease; None when nothing is left. `rollout_id` None: the rollout in progress."""
     it = review_items.c
     now = time.time()
     with engine.connect() as conn:
@@ -166,13 +96,13 @@ def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | 
                             .order_by(it.lease_until).limit(1)).first()
     if held is not None:
         return Claim(held.id, held.claim_id, held.request_id, held.lease_until)
+    scope = _scope(engine, rollout_id) + [_not_judged_by(reviewer)]
     for _ in range(CLAIM_ATTEMPTS):
         now = time.time()
-        scope = [_claimable(now)] + ([it.rollout_id == rollout_id] if rollout_id else [])
         with engine.connect() as conn:
             # A few candidates: under contention the first is often taken by the time we update it.
-            cands = conn.execute(select(it.id, it.request_id).where(*scope)
-                                 .order_by(it.priority, it.created_at, it.id).limit(8)).all()
+            cands = conn.execute(select(it.id, it.request_id).where(_claimable(now), *scope)
+                                 .order_by(it.priority, it.logged_at, it.id).limit(8)).all()
         if not cands:
             return None
         for cand in cands:
@@ -186,29 +116,37 @@ def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | 
     return None
 
 
-def submit(engine: Engine, reviewer: str, item_id: str, claim_id: str, label: str, labels: tuple[str, ...]) -> None:
-    """Record a verdict for an item this reviewer holds under `claim_id`. The item and its verdict
-    change in one transaction; anything else is a 4xx and records nothing. A lapsed lease still counts
-    while nobody has re-claimed the item: the claim id changes only when someone else takes it."""
+def submit(engine: Engine, reviewer: str, item_id: str, claim_id: str, label: str, labels: tuple[str, ...],
+           reviewers: int | None = None) -> None:
+    """Record a verdict for an item this reviewer holds under `claim_id`. The item and its verdict change
+    in one transaction; anything else is a 4xx and records nothing. A lapsed lease still counts while
+    nobody has re-claimed the item: the claim id changes only when someone else takes it. An item that
+    wants another reviewer goes back to the queue; `reviewers` (how many exist) says whether a conflict
+    can go to a third."""
     if label not in labels and label != UNUSABLE:
         raise ReviewError(422, f"unknown label {label!r}; use one of {', '.join(labels)} or {UNUSABLE}")
-    it = review_items.c
+    it, v = review_items.c, review_verdicts.c
     now = time.time()
     try:
         with engine.begin() as conn:
             won = conn.execute(update(review_items)
                                .where(it.id == item_id, it.claim_id == claim_id, it.claimed_by == reviewer,
                                       it.status == "claimed")
-                               .values(status="done", lease_until=None)).rowcount
+                               .values(status="done", lease_until=None, reviews_done=it.reviews_done + 1)).rowcount
             if won == 1:
-                rollout_id = conn.execute(select(it.rollout_id).where(it.id == item_id)).scalar_one()
-                conn.execute(insert(review_verdicts).values(item_id=item_id, claim_id=claim_id, rollout_id=rollout_id,
+                item = conn.execute(select(it.rollout_id, it.reviews_wanted).where(it.id == item_id)).one()
+                conn.execute(insert(review_verdicts).values(item_id=item_id, claim_id=claim_id, rollout_id=item.rollout_id,
                                                             reviewer=reviewer, label=label, ts=now))
+                given = list(conn.execute(select(v.label).where(v.item_id == item_id).order_by(v.id)).scalars())
+                wanted, truth = resolve(given, item.reviews_wanted, reviewers)
+                conn.execute(update(review_items).where(it.id == item_id)
+                             .values(status="done" if truth is not None else "pending", reviews_wanted=wanted,
+                                     truth=truth, resolved_at=now if truth is not None else None))
                 return
     except IntegrityError:
-        pass  # a verdict for this item or claim exists already: the transaction rolled back
+        pass  # a verdict for this claim (or by this reviewer) exists already: the transaction rolled back
     with engine.connect() as conn:
-        if conn.execute(select(review_verdicts.c.id).where(review_verdicts.c.claim_id == claim_id)).first():
+        if conn.execute(select(v.id).where(v.claim_id == claim_id)).first():
             raise ReviewError(409, "this verdict was already recorded (replayed request)")
         if conn.execute(select(it.id).where(it.id == item_id)).first() is None:
             raise ReviewError(404, f"no review item {item_id!r}")
@@ -217,7 +155,8 @@ def submit(engine: Engine, reviewer: str, item_id: str, claim_id: str, label: st
 
 
 def undo(engine: Engine, reviewer: str, lease_s: float) -> Claim:
-    """Withdraw the reviewer's latest verdict: the item comes back to them under a fresh lease."""
+    """Withdraw the reviewer's latest verdict: the item comes back to them under a fresh lease, unless
+    another reviewer has claimed it since."""
     v, it = review_verdicts.c, review_items.c
     with engine.connect() as conn:
         last = conn.execute(select(v.id, v.item_id, v.claim_id).where(v.reviewer == reviewer)
@@ -227,11 +166,17 @@ def undo(engine: Engine, reviewer: str, lease_s: float) -> Claim:
     claim_id, until = str(uuid.uuid4()), time.time() + lease_s
     with engine.begin() as conn:
         won = conn.execute(update(review_items).where(it.id == last.item_id, it.claim_id == last.claim_id,
-                                                      it.status == "done")
-                           .values(status="claimed", claim_id=claim_id, claimed_by=reviewer, lease_until=until)).rowcount
+                                                      it.status.in_(("done", "pending")))
+                           .values(status="claimed", claim_id=claim_id, claimed_by=reviewer, lease_until=until,
+                                   reviews_done=it.reviews_done - 1, truth=None, resolved_at=None)).rowcount
         if won != 1:
-            raise ReviewError(409, "that verdict was already undone")
+            raise ReviewError(409, "that verdict was already undone, or another reviewer has the photo now")
         conn.execute(delete(review_verdicts).where(v.id == last.id))
+        # A conflict this verdict made no longer stands: the item wants what the remaining verdicts want.
+        given = list(conn.execute(select(v.label).where(v.item_id == last.item_id).order_by(v.id)).scalars())
+        if len(given) < 2:
+            conn.execute(update(review_items).where(it.id == last.item_id, it.reviews_wanted > 2)
+                         .values(reviews_wanted=2))
         request_id = conn.execute(select(it.request_id).where(it.id == last.item_id)).scalar_one()
     return Claim(last.item_id, claim_id, request_id, until)
 
@@ -245,16 +190,16 @@ def holder_request(engine: Engine, reviewer: str, item_id: str) -> str | None:
 
 
 def progress(engine: Engine, reviewer: str | None = None, rollout_id: str | None = None) -> Progress:
+    """Items waiting (including those wanting another reviewer), in review and resolved, in the queue's
+    scope; `mine`: the reviewer's verdicts there."""
     it = review_items.c
     now = time.time()
-    scope = [it.rollout_id == rollout_id] if rollout_id else []
+    scope = _scope(engine, rollout_id)
     with engine.connect() as conn:
         counts = dict(conn.execute(select(it.status, func.count()).where(*scope).group_by(it.status)).all())
         expired = conn.execute(select(func.count()).where(*scope, it.status == "claimed", it.lease_until < now)).scalar_one()
-        mine = conn.execute(select(func.count()).select_from(review_verdicts)
-                            .where(review_verdicts.c.reviewer == reviewer,
-                                   *([review_verdicts.c.rollout_id == rollout_id] if rollout_id else []))).scalar_one() \
-            if reviewer else 0
+        mine = conn.execute(select(func.count()).select_from(review_verdicts.join(review_items, it.id == review_verdicts.c.item_id))
+                            .where(review_verdicts.c.reviewer == reviewer, *scope)).scalar_one() if reviewer else 0
     return Progress(pending=counts.get("pending", 0) + expired, claimed=counts.get("claimed", 0) - expired,
                     done=counts.get("done", 0), mine=mine)
 
@@ -269,6 +214,24 @@ def rollouts_matching(engine: Engine, given: str) -> set[str]:
                                         .distinct()).scalars()}
 
 
+def resolve_rollout(engine: Engine, given: str, known: Iterable[str] = ()) -> str:
+    """`given` as a rollout id, or the one id that begins with it, among those the log, the queue, the
+    routing state or `known` (e.g. MLflow's records) have seen; a mistyped id would otherwise read as a
+    rollout with nothing in it."""
+    current = current_rollout(engine)
+    seen = rollouts_matching(engine, given) | {r for r in (current, *known) if r and r.startswith(given)}
+    if given in seen:
+        return given
+    if len(seen) == 1:
+        return seen.pop()
+    if seen:
+        raise UserError(f"--rollout {given} is ambiguous: it begins {', '.join(sorted(seen))}")
+    recent = list(dict.fromkeys([*recent_rollouts(engine), *known]))[:5]
+    raise UserError(f"--rollout {given}: no such rollout in the prediction log, the review queue or the rollout "
+                    "records; " + (f"recent ones: {', '.join(recent)}" if recent else "nothing has been logged yet")
+                    + " (`rollout status` shows the current one)")
+
+
 def recent_rollouts(engine: Engine, limit: int = 5) -> list[str]:
     """Rollout ids in the prediction log, the most recently answered first."""
     p = predictions.c
@@ -279,19 +242,32 @@ def recent_rollouts(engine: Engine, limit: int = 5) -> list[str]:
 
 
 def reviewed(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
-    """Every verdict with its item and the logged answers of both models (fresh from the log, so a
-    shadow answer that arrived after queuing counts)."""
-    v, it, p = review_verdicts.c, review_items.c, predictions.c
-    q = (select(v.item_id, v.reviewer, v.label.label("truth"), v.ts, it.reason, it.region, it.request_id, it.rollout_id,
-                p.photo_id, p.listing_id, p.caption, p.taken_at, p.champion_label, p.candidate_label, p.disagreement,
-                p.champion_version, p.candidate_version)
-         .select_from(review_verdicts.join(review_items, it.id == v.item_id)
-                      .join(predictions, p.request_id == it.request_id))
-         .order_by(v.ts))
+    """Every resolved item with its truth and the logged answers of both models (fresh from the log, so a
+    shadow answer that arrived after queuing counts), in the order they were resolved."""
+    it, p = review_items.c, predictions.c
+    q = (select(it.id.label("item_id"), it.truth, it.resolved_at.label("ts"), it.reason, it.region, it.request_id,
+                it.rollout_id, it.pi, it.logged_at, p.photo_id, p.listing_id, p.caption, p.taken_at, p.champion_label,
+                p.candidate_label, p.disagreement, p.champion_version, p.candidate_version, p.ood)
+         .select_from(review_items.join(predictions, p.request_id == it.request_id))
+         .where(it.truth.is_not(None)).order_by(it.resolved_at, it.id))
     if rollout_id:
-        q = q.where(v.rollout_id == rollout_id)
+        q = q.where(it.rollout_id == rollout_id)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def double_reviews(engine: Engine, rollout_id: str | None) -> list[tuple[str, str]]:
+    """The first two verdicts of every photo two reviewers judged, for their agreement (Cohen's kappa)."""
+    v = review_verdicts.c
+    q = select(v.item_id, v.label).where(v.item_id.in_(
+        select(v.item_id).group_by(v.item_id).having(func.count() >= 2))).order_by(v.item_id, v.id)
+    if rollout_id:
+        q = q.where(v.rollout_id == rollout_id)
+    pairs: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for item, label in conn.execute(q):
+            pairs.setdefault(item, []).append(label)
+    return [(labels[0], labels[1]) for labels in pairs.values()]
 
 
 def as_reviewed(rows: list[dict[str, Any]]) -> list[Reviewed]:

@@ -1,14 +1,16 @@
-"""Numbers from review verdicts, pure: Wilson intervals, per-model precision per class, and who was
-right on disagreements. No database here; `monitoring.review.queue` feeds it rows."""
+"""Numbers from review verdicts counted as they fall, pure: Wilson intervals, per-model precision per class,
+who was right on disagreements (today's gate metrics), how a photo's verdicts resolve to its truth, and
+reviewers' agreement. Estimates weighted to the traffic are `analysis.weighted`. No database here."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+from roomsight.verdicts import DISPUTED, UNSURE, UNUSABLE
+
 Z95 = 1.959963984540054
-UNUSABLE = "unusable"
-ABSTAIN = "unsure"
+ABSTAIN = UNSURE
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -28,7 +30,7 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None
 class Reviewed:
     """One item with a verdict: the truth and what each model said (None: it did not answer)."""
 
-    truth: str  # a class or UNUSABLE
+    truth: str  # a class, UNUSABLE or DISPUTED
     champion: str | None
     candidate: str | None
     region: str
@@ -83,7 +85,7 @@ def precision(items: list[Reviewed], model: str) -> ModelPrecision:
     per: dict[str, list[int]] = {}
     for it in items:
         pred = getattr(it, model)
-        if pred is None or pred == ABSTAIN or it.truth == UNUSABLE:
+        if pred is None or pred == ABSTAIN or it.truth in (UNUSABLE, DISPUTED):
             continue
         c = per.setdefault(pred, [0, 0])
         c[0] += pred == it.truth
@@ -96,14 +98,14 @@ def precision(items: list[Reviewed], model: str) -> ModelPrecision:
 def summarize(items: list[Reviewed]) -> Summary:
     cand_right = champ_right = both_wrong = n_dis = 0
     for it in items:
-        if not it.disagreement or it.truth == UNUSABLE:
+        if not it.disagreement or it.truth in (UNUSABLE, DISPUTED):
             continue
         n_dis += 1
         a, b = it.candidate == it.truth, it.champion == it.truth
         cand_right += a and not b
         champ_right += b and not a
         both_wrong += not a and not b
-    return Summary(reviewed=len(items), unusable=sum(it.truth == UNUSABLE for it in items),
+    return Summary(reviewed=len(items), unusable=sum(it.truth in (UNUSABLE, DISPUTED) for it in items),
                    champion=precision(items, "champion"), candidate=precision(items, "candidate"),
                    candidate_right=cand_right, champion_right=champ_right, both_wrong=both_wrong,
                    disagreements=n_dis)
@@ -126,3 +128,38 @@ def gate_metrics(s: Summary) -> dict[str, float | None]:
         "min_class_precision": min(class_values) if class_values else None,
         "candidate_win_rate": s.candidate_win_rate,
     }
+
+
+def resolve(given: list[str], wanted: int, reviewers: int | None = None) -> tuple[int, str | None]:
+    """The truth of a photo from its verdicts so far: (reviews it now wants, truth or None while it waits).
+    Two verdicts that agree decide; two that conflict go to a third reviewer when there is one (`reviewers`:
+    how many exist; None: enough), whose verdict decides by majority. Without a third, or when all three
+    differ, the photo is DISPUTED: it has no truth, and no model's answer counts as right on it."""
+    if len(given) < wanted:
+        return wanted, None
+    if wanted == 1:
+        return 1, given[0]
+    if wanted == 2:
+        if given[0] == given[1]:
+            return 2, given[0]
+        if reviewers is None or reviewers >= 3:
+            return 3, None
+        return 2, DISPUTED
+    top = max(set(given), key=given.count)
+    return wanted, top if given.count(top) >= 2 else DISPUTED
+
+
+def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
+    """Agreement of first and second verdicts on double-reviewed photos beyond chance; None without pairs
+    (or when chance agreement is certain)."""
+    if not pairs:
+        return None
+    n = len(pairs)
+    observed = sum(a == b for a, b in pairs) / n
+    first: dict[str, int] = {}
+    second: dict[str, int] = {}
+    for a, b in pairs:
+        first[a] = first.get(a, 0) + 1
+        second[b] = second.get(b, 0) + 1
+    chance = sum(first[c] * second.get(c, 0) for c in first) / (n * n)
+    return None if chance >= 1 else (observed - chance) / (1 - chance)

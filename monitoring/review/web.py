@@ -46,7 +46,8 @@ class VerdictIn(BaseModel):
 
 def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str | None = None,
                photos: PhotoStore | None = None) -> FastAPI:
-    """The page and API; `rollout_id` limits the queue to one rollout (default: every rollout's items)."""
+    """The page and API; `rollout_id` serves that rollout's items (default: the rollout in progress, or
+    every rollout's when none is)."""
     engine = engine or engine_for(settings.db_url)
     photos = photos or PhotoStore.for_settings(settings)
     lease_s = settings.review.lease_s
@@ -110,7 +111,7 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
 
     @app.post("/api/verdict", response_model=Recorded, responses=refusals(400, 404, 409, 422), operation_id="verdict")
     def verdict(body: VerdictIn, who: str = Depends(reviewer)) -> dict[str, Any]:
-        queue.submit(engine, who, body.item_id, body.claim_id, body.label, labels())
+        queue.submit(engine, who, body.item_id, body.claim_id, body.label, labels(), len(settings.review.tokens))
         return {"recorded": True, "progress": progress(who)}
 
     @app.post("/api/undo", response_model=Claimed, responses=refusals(409))

@@ -98,21 +98,10 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:
-    """A rollout id, or the one id that begins with `given` (reports show 8 characters)."""
-    events = control.history(HISTORY_LIMIT)
-    known = {e["rollout_id"] for e in events if e.get("rollout_id")} | queue.rollouts_matching(control.engine, given)
-    current = control.current().state.rollout_id
-    known |= {current} if current else set()
-    matching = {r for r in known if r.startswith(given)}
-    if given in matching:
-        return given
-    if len(matching) == 1:
-        return matching.pop()
-    if matching:
-        raise UserError(f"--rollout {given} is ambiguous: it begins {', '.join(sorted(matching))}")
-    recent = list(dict.fromkeys(e["rollout_id"] for e in events if e.get("rollout_id")))[:5]
-    raise UserError(f"--rollout {given}: no such rollout in MLflow's records or the logs; "
-                    + (f"recent ones: {', '.join(recent)}" if recent else "no rollout has been recorded yet"))
+    """A rollout id, or the one id that begins with `given` (reports show 8 characters), among those
+    logged, queued or recorded in MLflow."""
+    recorded = [e["rollout_id"] for e in control.history(HISTORY_LIMIT) if e.get("rollout_id")]
+    return queue.resolve_rollout(control.engine, given, recorded)
 
 
 def html_for(control: ControlPlane, rollout_id: str | None = None, store: PhotoStore | None = None) -> str:

@@ -1,0 +1,133 @@
+"""Each model's accuracy, precision and coverage on the traffic, from a review sample that over-represents
+disagreements and low-confidence answers.
+
+The review sample is stratified (disagreement, low confidence, spot check; each sampled at its own rate)
+and further split by whether the two labels differ, which the log knows for every photo. Within a
+post-stratum h the reviewed photos are a fair sample of its N_h logged photos, so each stands for N_h/n_h
+of them: its weight is the inverse of its realised inclusion probability n_h/N_h (the design rate times
+the share of that stratum's queued items reviewed so far). A ratio is the weighted sum of its numerator
+over the weighted sum of its denominator (the ratio estimator), and its variance is the stratified
+linearisation sum_h N_h^2 s_h^2 / n_h over X^2. The 95% interval is Wilson's at the effective sample size
+R(1-R)/Var (Korn and Graubard), so a stratum of few verdicts widens it instead of vanishing from it.
+
+- accuracy: right answers among usable photos (an abstention is not right);
+- precision: right answers among usable photos the model answered (not `unsure`);
+- coverage: share of compared photos the model answered, counted in the log (no sampling error).
+A model cannot look better by abstaining: accuracy falls, and coverage is reported beside precision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from roomsight.verdicts import UNSURE, Cell, ReviewSample, VerdictRow
+
+Z95 = 1.959963984540054
+MODELS = ("champion", "candidate")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    lower: float
+    upper: float
+    n: int  # verdicts in the denominator
+    n_eff: float  # effective sample size after weighting
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    accuracy: Estimate | None  # None: a stratum with traffic has no verdict yet
+    precision: Estimate | None
+    coverage: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy and self.accuracy.to_dict(),
+                "precision": self.precision and self.precision.to_dict(), "coverage": self.coverage}
+
+
+def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool], list[tuple[int, int]]]) -> Estimate | None:
+    """Stratified ratio sum_h N_h mean(y) / sum_h N_h mean(x) with (y, x) pairs per post-stratum."""
+    num = den = 0.0
+    for h, big_n in populations.items():
+        pairs = items.get(h, [])
+        if big_n and not pairs:
+            return None
+        if pairs:
+            num += big_n * sum(y for y, _ in pairs) / len(pairs)
+            den += big_n * sum(x for _, x in pairs) / len(pairs)
+    n_x = sum(x for pairs in items.values() for _, x in pairs)
+    if den <= 0 or n_x == 0:
+        return None
+    r = num / den
+    var = 0.0
+    for h, big_n in populations.items():
+        pairs = items.get(h, [])
+        if not big_n or not pairs:
+            continue
+        n = len(pairs)
+        z = [y - r * x for y, x in pairs]
+        mean = sum(z) / n
+        s2 = sum((v - mean) ** 2 for v in z) / (n - 1) if n > 1 else 0.0
+        # A stratum where every verdict agreed still has an uncertain rate: floor its variance at the
+        # Laplace-smoothed binomial one, so few verdicts widen the interval.
+        k, m = sum(y for y, _ in pairs), sum(x for _, x in pairs)
+        smooth = (k + 1) / (m + 2)
+        s2 = max(s2, (m / n) ** 2 * smooth * (1 - smooth))
+        var += big_n ** 2 * s2 / n
+    var /= den ** 2
+    n_eff = float(n_x) if r in (0.0, 1.0) or var == 0 else min(float(n_x), max(1.0, r * (1 - r) / var))
+    lo, hi = wilson(r, n_eff)
+    return Estimate(r, lo, hi, int(n_x), round(n_eff, 1))
+
+
+def model_estimates(sample: ReviewSample, where: Callable[[Cell], bool] = lambda _: True) -> dict[str, ModelEstimate]:
+    """Both models' weighted estimates over the compared traffic (or the cells `where` keeps)."""
+    populations: dict[tuple[str, bool], int] = defaultdict(int)
+    answered = {m: 0 for m in MODELS}
+    total = 0
+    for row in sample.counts:
+        if where(row.cell):
+            populations[(row.stratum, row.discordant)] += row.n
+            total += row.n
+            answered["champion"] += row.n if row.champion_answered else 0
+            answered["candidate"] += row.n if row.candidate_answered else 0
+    out = {}
+    for m in MODELS:
+        acc: dict[tuple[str, bool], list[tuple[int, int]]] = defaultdict(list)
+        prec: dict[tuple[str, bool], list[tuple[int, int]]] = defaultdict(list)
+        for v in sample.verdicts:
+            if where(v.cell):
+                answer = getattr(v, m)
+                right = int(v.usable and answer == v.truth)
+                acc[(v.stratum, v.discordant)].append((right, int(v.usable)))
+                prec[(v.stratum, v.discordant)].append((right, int(v.usable and answer != UNSURE)))
+        out[m] = ModelEstimate(ratio(populations, acc), ratio(populations, prec),
+                               answered[m] / total if total else None)
+    return out
+
+
+def segment_estimates(sample: ReviewSample, key: str) -> dict[str, dict[str, ModelEstimate]]:
+    """Per value of one segment key: both models' estimates within it."""
+    values = sorted({row.cell.value(key) for row in sample.counts})
+    return {value: model_estimates(sample, lambda c, v=value: c.value(key) == v) for value in values}
+
+
+def raw(verdicts: list[VerdictRow] | tuple[VerdictRow, ...], model: str) -> tuple[int, int]:
+    """Unweighted: right answers and answered usable photos among the verdicts, as counted on the queue."""
+    right = sum(1 for v in verdicts if v.usable and getattr(v, model) == v.truth)
+    return right, sum(1 for v in verdicts if v.usable and getattr(v, model) != UNSURE)

@@ -1,0 +1,150 @@
+"""Filling the review queue from the prediction log, as a Poisson sample with known inclusion probabilities.
+
+Every compared photo (both models answered) falls in one stratum: `disagreement` (the log marks the two
+answers as disagreeing), `low_confidence` (they agree, but the answer is `unsure` or scored below
+review.low_confidence) or `spot_check` (any other agreement). A photo is queued iff a stable hash of its
+key, uniform on [0, 1), is below its stratum's rate (review.*_share), so its inclusion probability is
+exactly that rate; the item records it. The same traffic gives the same sample, on every run and node.
+
+A fill reads only the rows logged after the rollout's watermark (review_fill): the rows new since the
+last fill, plus those of the last review.settle_s, whose shadow answer may still be on its way. So its cost
+follows the traffic since the last fill, not the length of the rollout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, case, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from monitoring.review.photos import PhotoStore
+from roomsight.config import Settings
+from roomsight.tables import predictions, review_fill, review_items
+from roomsight.verdicts import STRATA, UNSURE
+
+ITEM_NAMESPACE = uuid.UUID("6f1c1a52-9d4e-4a57-9a8e-2f0b6c1d7e31")
+CHUNK = 500  # photo keys per IN (...) lookup
+
+
+def unit(key: str, salt: str = "") -> float:
+    """A stable pseudo-random number in [0, 1) per key: sampling is reproducible and idempotent."""
+    return int.from_bytes(hashlib.sha256((salt + key).encode()).digest()[:8], "big") / 2**64
+
+
+def item_id(rollout_id: str, photo_key: str) -> str:
+    """Deterministic, so the same traffic queues the same ids and ties in the review order break alike."""
+    return str(uuid.uuid5(ITEM_NAMESPACE, f"{rollout_id}/{photo_key}"))
+
+
+def stratum_of(disagreement: bool | None, label: str, score: float, low: float) -> str:
+    """A compared photo's sampling stratum; `stratum_sql` is the same rule in SQL."""
+    if disagreement:
+        return "disagreement"
+    return "low_confidence" if label == UNSURE or score < low else "spot_check"
+
+
+def stratum_sql(low: float) -> ColumnElement[str]:
+    p = predictions.c
+    return case((p.disagreement.is_(True), "disagreement"),
+                (or_(p.label == UNSURE, p.score < low), "low_confidence"), else_="spot_check")
+
+
+def compared_sql() -> ColumnElement[bool]:
+    p = predictions.c
+    return p.champion_label.is_not(None) & p.candidate_label.is_not(None)
+
+
+def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore | None = None,
+         now: float | None = None) -> int:
+    """Queue the newly sampled photos of a rollout (only photos the store holds). Idempotent: a re-run
+    adds only what became due. Returns how many items were added."""
+    photos = photos or PhotoStore.for_settings(settings)
+    now = time.time() if now is None else now
+    review, p, f = settings.review, predictions.c, review_fill.c
+    with engine.connect() as conn:
+        mark = conn.execute(select(f.watermark).where(f.rollout_id == rollout_id)).scalar()
+        query = (select(p.request_id, p.photo_id, p.region, p.label, p.score, p.disagreement, p.champion_label,
+                        p.candidate_label, p.shadow, p.shadow_status, p.ts)
+                 .where(p.rollout_id == rollout_id).order_by(p.ts))
+        rows = conn.execute(query if mark is None else query.where(p.ts > mark)).all()
+    waiting_from = None  # the first row whose shadow answer may still arrive
+    due: dict[str, tuple[Any, str, float]] = {}
+    for r in rows:
+        if r.shadow is not None and r.shadow_status is None and r.ts > now - review.settle_s:
+            waiting_from = r.ts if waiting_from is None else waiting_from
+            continue
+        if r.champion_label is None or r.candidate_label is None:
+            continue
+        stratum = stratum_of(r.disagreement, r.label, r.score, review.low_confidence)
+        key = r.photo_id or r.request_id
+        if key not in due and unit(key) < review.rate(stratum):
+            due[key] = (r, stratum, review.rate(stratum))
+    queued = _queued(engine, rollout_id, list(due))
+    double = review.double_review_share if len(review.tokens) >= 2 else 0.0
+    new = [_item(rollout_id, key, r, stratum, pi, now, 2 if unit(key, "double:") < double else 1)
+           for key, (r, stratum, pi) in due.items() if key not in queued and photos.has(r.request_id)]
+    added = _insert_new(engine, new) if new else 0
+    last = rows[-1].ts if rows else mark
+    if last is not None:
+        settled_to = last if waiting_from is None else waiting_from - 1e-6
+        _advance(engine, rollout_id, min(now - review.settle_s, settled_to), settled_to, now, mark)
+    return added
+
+
+def _item(rollout_id: str, key: str, r: Any, stratum: str, pi: float, now: float, wanted: int) -> dict[str, Any]:
+    return {"id": item_id(rollout_id, key), "rollout_id": rollout_id, "photo_key": key, "request_id": r.request_id,
+            "reason": stratum, "priority": STRATA.index(stratum), "region": r.region, "predicted": r.label,
+            "created_at": now, "status": "pending", "claim_id": None, "claimed_by": None, "lease_until": None,
+            "pi": pi, "logged_at": r.ts, "reviews_wanted": wanted, "reviews_done": 0, "truth": None,
+            "resolved_at": None}
+
+
+def _queued(engine: Engine, rollout_id: str, keys: list[str]) -> set[str]:
+    it = review_items.c
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for i in range(0, len(keys), CHUNK):
+            found.update(conn.execute(select(it.photo_key).where(it.rollout_id == rollout_id,
+                                                                 it.photo_key.in_(keys[i:i + CHUNK]))).scalars())
+    return found
+
+
+def _insert_new(engine: Engine, items: list[dict[str, Any]]) -> int:
+    """Insert, skipping photos another filler queued meanwhile (the unique key decides)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(review_items), items)
+        return len(items)
+    except IntegrityError:
+        added = 0
+        for item in items:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(insert(review_items), item)
+                added += 1
+            except IntegrityError:
+                pass
+        return added
+
+
+def _advance(engine: Engine, rollout_id: str, watermark: float, settled_to: float, now: float,
+             previous: float | None) -> None:
+    """Move the rollout's watermark forward (never back: a slower concurrent filler loses)."""
+    f = review_fill.c
+    watermark = watermark if previous is None else max(watermark, previous)
+    with engine.begin() as conn:
+        moved = conn.execute(update(review_fill).where(f.rollout_id == rollout_id, f.watermark <= watermark)
+                             .values(watermark=watermark, settled_to=settled_to, updated_at=now)).rowcount
+        if moved or previous is not None:
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(review_fill).values(rollout_id=rollout_id, watermark=watermark, settled_to=settled_to,
+                                                    updated_at=now))
+    except IntegrityError:
+        pass  # another filler recorded its watermark first

@@ -1,0 +1,182 @@
+"""The analysis core, pure (no SQL, no Ray): the any-time bound against an exact computation of its error
+rate, Holm against statsmodels, the weighted estimates against a known population, and the decisions
+(pass / fail / inconclusive, per segment, in words) on counts and samples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from analysis import AnalysisSpec, analyse
+from analysis.paired import Counts, decide, tally
+from analysis.sequential import holm, three_point_bound, three_point_wealth
+from analysis.weighted import model_estimates
+from roomsight.verdicts import UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
+
+
+def test_spec_refuses_bad_values_naming_the_key() -> None:
+    for bad, key in (({"margin": 1.5}, "margin"), ({"margin": 0}, "margin"), ({"margin": 0.02, "min_count": 0}, "min_count"),
+                     ({"margin": 0.02, "segments": ["region", "weather"]}, "segments"),
+                     ({"margin": 0.02, "alpha": 0.7}, "alpha"), ({"margin": 0.02, "colour": 1}, "colour")):
+        with pytest.raises(ValidationError) as info:
+            AnalysisSpec.model_validate(bad)
+        assert key in str(info.value)
+    assert "weather" in str(pytest.raises(ValidationError, AnalysisSpec, margin=0.02, segments=("weather",)).value)
+    spec = AnalysisSpec(margin=0.02, segments=("region", "ood"))
+    assert "0.02 below" in spec.describe() and "region x ood cell" in spec.describe()
+
+
+def crossing_probability(p_win: float, p_loss: float, horizon: int, alpha: float, side: int) -> float:
+    """Exact P(the bound on the mean ever excludes the true mean within `horizon` observations), by dynamic
+    programming over (wins, losses): the brute force the any-time guarantee is checked against."""
+    mean = p_win - p_loss
+    mass = np.zeros((horizon + 1, horizon + 1))
+    mass[0, 0] = 1.0
+    crossed = 0.0
+    threshold = math.log(1 / alpha)
+    for t in range(1, horizon + 1):
+        nxt = mass * (1 - p_win - p_loss)
+        nxt[1:, :] += mass[:-1, :] * p_win
+        nxt[:, 1:] += mass[:, :-1] * p_loss
+        mass = nxt
+        for w, l in zip(*np.nonzero(mass)):
+            if three_point_wealth(int(w), int(l), t, 1.0, mean, side) >= threshold:
+                crossed += mass[w, l]
+                mass[w, l] = 0.0
+    return crossed
+
+
+@pytest.mark.parametrize("p_win,p_loss,side", [(0.08, 0.08, -1), (0.02, 0.25, -1), (0.3, 0.05, 1), (0.45, 0.45, 1)])
+def test_three_point_bound_holds_at_every_time_exactly(p_win: float, p_loss: float, side: int) -> None:
+    alpha = 0.1  # a large alpha makes crossings frequent enough to show the bound is not vacuous
+    p = crossing_probability(p_win, p_loss, 120, alpha, side)
+    assert p <= alpha
+    # Read at a fixed n the bound is conservative, but not absurdly so.
+    assert p > 1e-4 or p_win + p_loss < 0.2
+
+
+def test_three_point_bound_follows_the_variance_and_the_count() -> None:
+    lo_few, hi_few = three_point_bound(10, 10, 200, 1.0, 0.05, -1), three_point_bound(10, 10, 200, 1.0, 0.05, 1)
+    lo_many, hi_many = three_point_bound(100, 100, 2000, 1.0, 0.05, -1), three_point_bound(100, 100, 2000, 1.0, 0.05, 1)
+    assert lo_few < lo_many < 0 < hi_many < hi_few
+    # Mostly zeros (agreements) are nearly free: far narrower than a bound for a +-1 variable would be.
+    fixed = 1.645 * math.sqrt(200 / 2000) / math.sqrt(2000)
+    hoeffding = 2 * math.sqrt(math.log(20) / (2 * 2000))  # for any variable in [-1, 1]
+    assert fixed < -lo_many < 3 * fixed and -lo_many < 0.5 * hoeffding
+    assert three_point_bound(0, 0, 0, 2.0, 0.05, -1) == -2.0
+    lo, hi = three_point_bound(0, 40, 100, 1.0, 0.05, -1), three_point_bound(0, 40, 100, 1.0, 0.05, 1)
+    assert lo < -0.4 < hi < 0
+
+
+def test_holm_matches_statsmodels() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        p = rng.uniform(0, 0.1, size=int(rng.integers(1, 9))).tolist()
+        assert holm(p, 0.05) == list(multipletests(p, 0.05, method="holm")[0])
+
+
+def cell(region: str = "eu-west", ood: str = "in_domain", cls: str = "kitchen") -> Cell:
+    return Cell(region, cls, ood)
+
+
+def verdict(stratum: str, champion: str, candidate: str, truth: str, c: Cell | None = None, t: float = 0.0,
+            pi: float = 1.0) -> VerdictRow:
+    return VerdictRow(stratum, pi, c or cell(), champion, candidate, truth, t, t + 1)
+
+
+def test_weighted_estimates_recover_a_stratified_population() -> None:
+    """Disagreements reviewed at 100%, agreements at 5%: raw precision from the queue is far from the
+    truth, the weighted estimate is not, and its 95% interval covers the truth in about 95% of samples."""
+    rng = np.random.default_rng(7)
+    n_dis, n_agree = 300, 2700  # champion right on 40% of disagreements, both right on 97% of agreements
+    truth_acc = (0.4 * n_dis + 0.97 * n_agree) / (n_dis + n_agree)
+    counts = (CountRow("disagreement", cell(), True, True, True, n_dis, True),
+              CountRow("spot_check", cell(), False, True, True, n_agree, True))
+    covered, raw_far = 0, 0
+    for _ in range(400):
+        rows = [verdict("disagreement", "kitchen" if rng.random() < 0.4 else "bedroom", "x", "kitchen") for _ in range(n_dis)]
+        k = rng.binomial(n_agree, 0.05)
+        rows += [verdict("spot_check", *(("kitchen", "kitchen") if rng.random() < 0.97 else ("bedroom", "bedroom")),
+                         "kitchen") for _ in range(k)]
+        est = model_estimates(ReviewSample(None, None, {}, counts, tuple(rows)))["champion"].accuracy
+        covered += est.lower <= truth_acc <= est.upper
+        raw = sum(v.champion == v.truth for v in rows) / len(rows)
+        raw_far += abs(raw - truth_acc) > 0.2
+    assert covered / 400 >= 0.92 and raw_far == 400
+
+
+def test_abstaining_more_lowers_accuracy_and_shows_in_coverage() -> None:
+    counts = (CountRow("spot_check", cell(), False, True, True, 80, True),
+              CountRow("disagreement", cell(), True, True, False, 20, True))
+    rows = tuple([verdict("spot_check", "kitchen", "kitchen", "kitchen")] * 8
+                 + [verdict("disagreement", "bedroom", UNSURE, "kitchen")] * 10)
+    est = model_estimates(ReviewSample(None, None, {}, counts, rows))
+    assert est["candidate"].coverage == pytest.approx(0.8) and est["champion"].coverage == 1.0
+    assert est["candidate"].precision.value == 1.0 > est["champion"].precision.value  # never wrong when answering
+    assert est["candidate"].accuracy.value == pytest.approx(0.8)  # but an abstention is not a right answer
+
+
+def sample_of(verdicts: list[VerdictRow], counts: list[CountRow], frontier: float = 1e9) -> ReviewSample:
+    return ReviewSample("r", None, {"disagreement": 1.0, "low_confidence": 1.0, "spot_check": 0.1}, tuple(counts),
+                        tuple(verdicts), frontier)
+
+
+def test_tally_reads_disagreements_up_to_the_frontier_and_no_truth_as_nobody_right() -> None:
+    spec = AnalysisSpec(margin=0.05, segments=("region",))
+    verdicts = [verdict("disagreement", "kitchen", "bedroom", "bedroom", t=1),  # win
+                verdict("disagreement", "kitchen", UNSURE, "kitchen", t=2),  # loss: unsure is not right
+                verdict("disagreement", "kitchen", "bedroom", UNUSABLE, t=3),  # neither
+                verdict("disagreement", "kitchen", "bedroom", "bedroom", t=50),  # beyond the frontier
+                verdict("spot_check", "kitchen", "kitchen", "kitchen", cell("us-east"), t=4)]
+    counts = [CountRow("disagreement", cell(), True, True, True, 30, True),
+              CountRow("spot_check", cell("us-east"), False, True, True, 70, True),
+              CountRow("spot_check", cell("us-east"), False, True, True, 900, False)]
+    whole, cells = tally(sample_of(verdicts, counts, frontier=10), spec)
+    assert (whole.rows, whole.wins, whole.losses, whole.verdicts) == (100, 1, 1, 5)
+    assert set(cells) == {("eu-west",), ("us-east",)} and cells[("us-east",)].verdicts == 1
+
+
+def test_fail_names_the_segment_in_words() -> None:
+    spec = AnalysisSpec(margin=0.03, segments=("region", "ood"))
+    cells = {("ap-south", "night_time"): Counts(rows=300, wins=5, losses=60, verdicts=80),
+             ("eu-west", "in_domain"): Counts(rows=2700, wins=100, losses=95, verdicts=300)}
+    whole = Counts(3000, 105, 155, 380)
+    r = decide("quality", spec, whole, cells)
+    assert r.outcome == "fail"
+    assert r.summary.startswith("candidate worse on night_time photos in ap-south: -0.183, 95% bounds [")
+    bad = next(s for s in r.segments if s.value == "ap-south,night_time")
+    assert bad.outcome == "fail" and bad.upper < 0 and bad.words == "night_time photos in ap-south"
+    assert r.to_dict()["segments"][0]["key"] == "region,ood"
+
+
+def test_pass_needs_every_large_cell_and_inconclusive_says_how_much_more() -> None:
+    spec = AnalysisSpec(margin=0.05, segments=("region",), min_count=20)
+    good = {("eu-west",): Counts(2000, 100, 100, 200), ("us-east",): Counts(2000, 100, 100, 200)}
+    r = decide("q", spec, Counts(4000, 200, 200, 400), good)
+    assert r.outcome == "pass" and r.lower > -0.05 and r.needed is None
+    waiting = {**good, ("ap-south",): Counts(400, 4, 4, 10)}  # 9% of the traffic, below min_count
+    r = decide("q", spec, Counts(4400, 204, 204, 410), waiting)
+    assert r.outcome == "inconclusive" and r.summary.startswith("waiting on photos in ap-south: 10 of the 20 verdicts")
+    assert r.needed >= 410  # the cell needs twice its verdicts: about as many again overall
+    tiny = {**good, ("ap-south",): Counts(100, 1, 1, 3)}  # 2% of the traffic: reported, not judged
+    assert decide("q", spec, Counts(4100, 201, 201, 403), tiny).outcome == "pass"
+    early = decide("q", AnalysisSpec(margin=0.05), Counts(300, 30, 30, 60), {})
+    assert early.outcome == "inconclusive" and early.needed and "more verdicts" in early.summary
+    later = Counts(300, 30, 30, 60).scaled(1 + early.needed / 60 * 1.1)
+    assert decide("q", AnalysisSpec(margin=0.05), later, {}).outcome == "pass"
+
+
+def test_analyse_end_to_end_on_a_sample() -> None:
+    verdicts = ([verdict("disagreement", "kitchen", "bedroom", "bedroom", t=i) for i in range(60)]
+                + [verdict("disagreement", "kitchen", "bedroom", "kitchen", t=60 + i) for i in range(40)]
+                + [verdict("spot_check", "kitchen", "kitchen", "kitchen", t=200 + i) for i in range(10)])
+    counts = [CountRow("disagreement", cell(), True, True, True, 100, True),
+              CountRow("spot_check", cell(), False, True, True, 1900, True)]
+    r = analyse("quality", AnalysisSpec(margin=0.05), sample_of(verdicts, counts))
+    assert r.outcome == "pass" and r.estimate == pytest.approx(20 / 2000) and r.n == 110 and r.discordant == 100
+    assert r.models["candidate"]["accuracy"]["value"] > r.models["champion"]["accuracy"]["value"]

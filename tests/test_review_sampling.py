@@ -1,0 +1,234 @@
+"""The review queue as a sample with known inclusion probabilities, on a real SQLite log: the fill reads
+only rows after its watermark, waits for late shadow answers, queues the same ids in the same order for the
+same traffic, serves the rollout in progress, double-reviews a share of photos (a conflict goes to a
+third reviewer), and `review_sample` reads the frontier, counts and verdicts the analyses need, as of any
+moment. No Ray."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, insert, select, update
+
+from analysis import AnalysisSpec, analyse
+from monitoring.review import queue
+from monitoring.review.evidence import evidence, review_sample
+from monitoring.review.photos import PhotoStore
+from monitoring.review.stats import cohen_kappa, resolve
+from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts, rollout_state
+from roomsight.verdicts import DISPUTED
+from tests.conftest import settings_for
+from tests.test_review_queue import CLASSES, ROLLOUT, jpeg
+
+T0 = 1_700_000_000.0  # the log's past
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    s = settings_for(tmp_path, ROOMSIGHT_REVIEW__SPOT_CHECK_SHARE="0.5", ROOMSIGHT_REVIEW__SETTLE_S="60")
+    engine = create_engine(f"sqlite:///{tmp_path / 'roomsight.db'}", connect_args={"timeout": 30, "check_same_thread": False})
+    metadata.create_all(engine)
+    return s, engine, PhotoStore.for_settings(s)
+
+
+def put(engine, store, ts: float, champion: str, candidate: str | None, *, rollout: str = ROLLOUT, photo_id: str | None = None,
+        region: str = "eu-west", ood: list[str] | None = None) -> str:
+    """One compared prediction at `ts` (candidate None: its shadow answer is still on its way)."""
+    rid = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(insert(predictions).values(
+            request_id=rid, ts=ts, rollout_id=rollout, stage="shadow", listing_id="L", photo_id=photo_id, region=region,
+            served_by="champion", label=champion, score=0.9, latency_ms=1.0, champion_label=champion,
+            candidate_label=candidate, shadow="candidate", shadow_status="ok" if candidate else None,
+            disagreement=None if candidate is None else champion != candidate, ood={"flags": ood or []}))
+    store.put(rid, jpeg(int(ts) % 97))
+    return rid
+
+
+def queued(engine, rollout: str = ROLLOUT) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(review_items.c.request_id, review_items.c.reason)
+                                 .where(review_items.c.rollout_id == rollout)).all())
+
+
+def test_fill_reads_only_rows_after_its_watermark_and_waits_for_late_shadow_answers(env) -> None:
+    s, engine, store = env
+    first = put(engine, store, T0, "kitchen", "bedroom")
+    late = put(engine, store, T0 + 200, "kitchen", None)  # its shadow answer has not arrived yet
+    assert queue.fill(engine, s, ROLLOUT, now=T0 + 210) == 1 and set(queued(engine)) == {first}
+    with engine.connect() as conn:
+        mark, settled = conn.execute(select(review_fill.c.watermark, review_fill.c.settled_to)).one()
+    assert mark == pytest.approx(T0 + 150) and settled < T0 + 200  # nothing at or after the waiting row is settled
+
+    # A row logged before the watermark is never read again: fill's cost follows the new rows only.
+    hidden = put(engine, store, T0 + 100, "kitchen", "bedroom")
+    with engine.begin() as conn:
+        conn.execute(update(predictions).where(predictions.c.request_id == late)
+                     .values(candidate_label="bathroom", disagreement=True, shadow_status="ok"))
+    assert queue.fill(engine, s, ROLLOUT, now=T0 + 230) == 1
+    assert set(queued(engine)) == {first, late} and hidden not in queued(engine)
+
+
+def test_a_shadow_answer_that_never_comes_is_given_up_after_settle_s(env) -> None:
+    s, engine, store = env
+    put(engine, store, T0, "kitchen", None)
+    put(engine, store, T0 + 1, "kitchen", "bedroom")
+    assert queue.fill(engine, s, ROLLOUT, now=T0 + 10) == 1  # the second is settled and queued...
+    with engine.connect() as conn:
+        assert conn.execute(select(review_fill.c.settled_to)).scalar_one() < T0  # ...but nothing from the first on is
+    assert queue.fill(engine, s, ROLLOUT, now=T0 + 100) == 0  # given up on the first (no comparison to queue)
+    with engine.connect() as conn:
+        assert conn.execute(select(review_fill.c.settled_to)).scalar_one() == pytest.approx(T0 + 1)
+
+
+def test_same_traffic_same_items_same_order(tmp_path: Path) -> None:
+    orders = []
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        s = settings_for(tmp_path / run)
+        engine = create_engine(f"sqlite:///{tmp_path / run / 'db.sqlite'}")
+        metadata.create_all(engine)
+        store = PhotoStore.for_settings(s)
+        for i in range(30):
+            put(engine, store, T0 + i, "kitchen", "bedroom" if i % 3 else "kitchen", photo_id=f"P{i}")
+        queue.fill(engine, s, ROLLOUT, now=T0 + 1000)
+        order = []
+        while (c := queue.claim_next(engine, "ann", 60)) is not None:
+            order.append(c.item_id)
+            queue.submit(engine, "ann", c.item_id, c.claim_id, "kitchen", CLASSES)
+        orders.append(order)
+    assert orders[0] == orders[1] and len(orders[0]) >= 10
+    with engine.connect() as conn:
+        reasons = dict(conn.execute(select(review_items.c.id, review_items.c.reason)).all())
+    first_spot = next(i for i, item in enumerate(orders[1]) if reasons[item] != "disagreement")
+    assert all(reasons[item] != "disagreement" for item in orders[1][first_spot:])  # disagreements first
+
+
+def test_the_rollout_in_progress_is_served_and_others_only_on_request(env) -> None:
+    s, engine, store = env
+    old, new = "00000000-0000-0000-0000-00000000000a", ROLLOUT
+    put(engine, store, T0, "kitchen", "bedroom", rollout=old)
+    put(engine, store, T0 + 1, "kitchen", "bedroom", rollout=new)
+    for rid in (old, new):
+        queue.fill(engine, s, rid, now=T0 + 1000)
+    assert queue.claim_next(engine, "ann", 60).request_id in queued(engine, old)  # no rollout in progress: all
+    with engine.begin() as conn:
+        conn.execute(insert(rollout_state).values(id=1, generation=1, state={"rollout_id": new}, updated_at=T0))
+    claim = queue.claim_next(engine, "bob", 60)
+    assert claim.request_id in queued(engine, new)
+    assert queue.claim_next(engine, "cho", 60) is None  # the old rollout's item waits
+    assert queue.claim_next(engine, "cho", 60, rollout_id=old) is None  # ann holds it
+    assert queue.progress(engine).to_dict() == {"pending": 0, "claimed": 1, "done": 0, "mine": 0}
+
+
+def test_double_review_agreement_conflict_third_reviewer_and_undo(env, tmp_path: Path) -> None:
+    s, engine, store = env
+    s = s.model_copy(update={"review": s.review.model_copy(update={
+        "double_review_share": 1.0, "tokens": {"ann": "a" * 20, "bob": "b" * 20, "cho": "c" * 20}})})
+    for i in range(3):
+        put(engine, store, T0 + i, "kitchen", "bedroom")
+    queue.fill(engine, s, ROLLOUT, now=T0 + 1000)
+
+    def judge(who: str, label: str) -> str:
+        c = queue.claim_next(engine, who, 60)
+        queue.submit(engine, who, c.item_id, c.claim_id, label, CLASSES, reviewers=3)
+        return c.item_id
+
+    def item(item_id: str):
+        with engine.connect() as conn:
+            return conn.execute(select(review_items).where(review_items.c.id == item_id)).one()
+
+    first, second, third = judge("ann", "kitchen"), judge("ann", "bedroom"), judge("ann", "bedroom")
+    assert len({first, second, third}) == 3 and queue.claim_next(engine, "ann", 60) is None  # never twice
+    assert item(first).status == "pending" and item(first).truth is None  # waiting for a second reviewer
+    assert judge("bob", "kitchen") == first and item(first).truth == "kitchen"  # two agree: resolved
+    assert judge("bob", "bathroom") == second  # a conflict goes to a third reviewer
+    assert (item(second).reviews_wanted, item(second).status, item(second).truth) == (3, "pending", None)
+    assert judge("cho", "bedroom") == second and item(second).truth == "bedroom"  # the majority
+    assert judge("bob", "kitchen") == third and item(third).reviews_wanted == 3
+    back = queue.undo(engine, "bob", 60)  # bob takes back the verdict that made the conflict
+    assert back.item_id == third and item(third).reviews_wanted == 2
+    queue.submit(engine, "bob", back.item_id, back.claim_id, "bedroom", CLASSES, reviewers=3)
+    assert item(third).truth == "bedroom" and item(third).status == "done"
+    with engine.connect() as conn:
+        assert len(conn.execute(select(review_verdicts.c.id)).all()) == 7
+    # First and second verdicts: (kitchen, kitchen), (bedroom, bathroom), (bedroom, bedroom).
+    assert cohen_kappa(queue.double_reviews(engine, ROLLOUT)) == pytest.approx((2 / 3 - 1 / 3) / (1 - 1 / 3))
+
+
+def test_resolution_and_kappa_rules() -> None:
+    assert resolve(["kitchen"], 1) == (1, "kitchen")
+    assert resolve(["kitchen"], 2) == (2, None)
+    assert resolve(["kitchen", "bedroom"], 2) == (3, None)
+    assert resolve(["kitchen", "bedroom"], 2, reviewers=2) == (2, DISPUTED)  # nobody left to decide
+    assert resolve(["kitchen", "bedroom", "bedroom"], 3) == (3, "bedroom")
+    assert resolve(["kitchen", "bedroom", "bathroom"], 3) == (3, DISPUTED)
+    # Cohen's kappa against a hand computation: 8 agreements in 10, chance 0.5 -> 0.6.
+    pairs = [("a", "a")] * 4 + [("b", "b")] * 4 + [("a", "b"), ("b", "a")]
+    assert cohen_kappa(pairs) == pytest.approx(0.6)
+    assert cohen_kappa([]) is None
+
+
+def reviewed_scenario(s, engine, store) -> None:
+    """40 photos, every fourth a disagreement; the four oldest disagreements judged for the candidate."""
+    for i in range(40):
+        disagree = i % 4 == 0
+        put(engine, store, T0 + i, "kitchen", "bedroom" if disagree else "kitchen",
+            region="ap-south" if i % 2 else "eu-west", ood=["night_time"] if i % 8 == 0 else None)
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1000)
+    for _ in range(4):
+        c = queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)
+        queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom", CLASSES)
+
+
+def forget(engine, rollout: str) -> None:
+    """Remove one rollout's rows (the suite's PostgreSQL is shared by other tests: no table is dropped)."""
+    with engine.begin() as conn:
+        for table in (review_verdicts, review_items, review_fill, predictions):
+            conn.execute(table.delete().where(table.c.rollout_id == rollout))
+
+
+def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env) -> None:
+    s, engine, store = env
+    reviewed_scenario(s, engine, store)
+    sample = review_sample(engine, s, ROLLOUT)
+    with engine.connect() as conn:
+        oldest_open = conn.execute(select(review_items.c.logged_at).where(review_items.c.reason == "disagreement",
+                                                                          review_items.c.truth.is_(None))
+                                   .order_by(review_items.c.logged_at)).scalars().first()
+    assert oldest_open == T0 + 16 and sample.frontier == pytest.approx(T0 + 16, abs=1e-3)
+    assert sum(r.n for r in sample.counts) == 40 and sum(r.n for r in sample.counts if r.settled) == 16
+    assert sum(r.n for r in sample.counts if r.cell.ood == "night_time") == 5
+    assert len(sample.verdicts) == 4 and {v.pi for v in sample.verdicts} == {1.0}
+    assert all(v.candidate == v.truth != v.champion for v in sample.verdicts)
+    assert sample.pending == len(queued(engine)) - 4
+
+    result = analyse("quality", AnalysisSpec(margin=0.05), sample)
+    assert result.estimate == pytest.approx(4 / 16) and result.n == 4 and result.discordant == 4
+
+    with engine.connect() as conn:
+        resolved = sorted(conn.execute(select(review_items.c.resolved_at).where(review_items.c.truth.is_not(None))).scalars())
+    before = review_sample(engine, s, ROLLOUT, as_of=resolved[1])
+    assert len(before.verdicts) == 2 and before.frontier == pytest.approx(T0 + 8, abs=1e-3)
+    assert evidence(engine, s, ROLLOUT, as_of=resolved[1])["reviewed"] == 2
+    assert evidence(engine, s, ROLLOUT)["reviewed"] == 4
+
+
+def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path: Path) -> None:
+    s, engine, store = env
+    reviewed_scenario(s, engine, store)
+    pg = create_engine(postgres_url)
+    metadata.create_all(pg)
+    forget(pg, ROLLOUT)
+    try:
+        reviewed_scenario(s, pg, PhotoStore(tmp_path / "pg-photos"))
+        a, b = review_sample(engine, s, ROLLOUT), review_sample(pg, s, ROLLOUT)
+        key = lambda r: (r.stratum, r.cell.region, r.cell.ood, r.discordant, r.settled)  # noqa: E731
+        assert sorted(a.counts, key=key) == sorted(b.counts, key=key)
+        assert [(v.cell, v.truth, v.logged_at) for v in a.verdicts] == [(v.cell, v.truth, v.logged_at) for v in b.verdicts]
+        assert a.frontier == pytest.approx(b.frontier)
+    finally:
+        forget(pg, ROLLOUT)
+        pg.dispose()
