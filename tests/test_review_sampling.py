@@ -17,7 +17,9 @@ from monitoring.review import queue
 from monitoring.review.evidence import evidence, review_sample
 from monitoring.review.photos import PhotoStore
 from monitoring.review.stats import cohen_kappa, resolve
-from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts, rollout_state
+from roomsight.registry import ModelRef
+from roomsight.rollout_state import RoutingState, Stage, write_state
+from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts
 from roomsight.verdicts import DISPUTED
 from tests.conftest import settings_for
 from tests.test_review_queue import CLASSES, ROLLOUT, jpeg
@@ -114,8 +116,8 @@ def test_the_rollout_in_progress_is_served_and_others_only_on_request(env) -> No
     for rid in (old, new):
         queue.fill(engine, s, rid, now=T0 + 1000)
     assert queue.claim_next(engine, "ann", 60).request_id in queued(engine, old)  # no rollout in progress: all
-    with engine.begin() as conn:
-        conn.execute(insert(rollout_state).values(id=1, generation=1, state={"rollout_id": new}, updated_at=T0))
+    write_state(engine, RoutingState(champion=ModelRef("roomtype", "1"), stage=Stage.SHADOW,
+                                     candidate=ModelRef("roomtype", "2"), rollout_id=new, step=0), None)
     claim = queue.claim_next(engine, "bob", 60)
     assert claim.request_id in queued(engine, new)
     assert queue.claim_next(engine, "cho", 60) is None  # the old rollout's item waits
