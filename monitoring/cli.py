@@ -104,17 +104,65 @@ def report(
     if as_json:
         typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or []}))
         return
+    _print_result(res)
+    console.print(f"  report: {rep.html}\n  numbers: {rep.json}")
+    if email:
+        console.print(f"  emailed to {', '.join(email)}")
+
+
+def _print_result(res) -> None:  # noqa: ANN001 - monitoring.drift.DriftResult
     status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
-    console.print(f"drift: {status} — {res.window}; {res.n_current} predictions vs {res.n_reference} reference images "
+    console.print(f"drift: {status} — {res.window}; {res.compared()} vs {res.n_reference:,} reference images "
                   f"of {res.reference_model}")
     for reason in res.reasons:
         console.print(f"  {reason}")
     console.print(f"  drifted columns: {', '.join(res.drifted_columns) or 'none'} ({res.drifted_share:.0%})")
-    console.print(f"  out-of-domain: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
+    of = " of the sample" if res.sampled else ""
+    console.print(f"  out-of-domain{of}: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
                   f"{res.flag_counts or 'none'}; held on the champion: {res.held_counts or 'none'}")
-    console.print(f"  report: {rep.html}\n  numbers: {rep.json}")
-    if email:
-        console.print(f"  emailed to {', '.join(email)}")
+
+
+@drift_app.command("check")
+@friendly
+def check(
+    ctx: typer.Context,
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the "
+                                          "rollout in progress)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
+) -> None:
+    """Check the rollout's traffic so far for drift now, and record the result for `rollout status` and the
+    gates (`rollout serve` does this every monitoring.drift_check_every_s)."""
+    from monitoring.drift_checks import run_check
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    engine = engine_for(settings.db_url)
+    rollout_id = _rollout(engine, rollout)
+    with console.status("comparing the rollout's traffic with the reference (Evidently)..."):
+        res = run_check(settings, engine, rollout_id)
+    if as_json:
+        typer.echo(json.dumps({**res.to_dict(), "rollout_id": rollout_id}))
+        return
+    console.print(f"rollout {rollout_id}: check recorded")
+    _print_result(res)
+
+
+def _rollout(engine, given: str | None) -> str:  # noqa: ANN001 - Engine
+    """The rollout a command names (a unique prefix of an id), else the one in progress."""
+    if given:
+        from monitoring.review.queue import rollouts_matching
+
+        found = sorted(rollouts_matching(engine, given))
+        if len(found) != 1:
+            raise UserError(f"no rollout id begins with {given!r}" if not found else
+                            f"{given!r} is the beginning of {len(found)} rollout ids: {', '.join(found)}")
+        return found[0]
+    from serving.state import read_state
+
+    current = read_state(engine)
+    if current is None or current.state.rollout_id is None:
+        raise UserError("no rollout in progress: name one with --rollout")
+    return current.state.rollout_id
 
 
 @drift_app.command("watch")

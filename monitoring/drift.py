@@ -1,5 +1,10 @@
 """Drift of live traffic against a model's reference: an Evidently (0.7 API) data-drift report over a
-window of the prediction log, the headline numbers, and the alarm the promotion gates read.
+window of the prediction log, the headline numbers, and the alarm the promotion gates read (through
+monitoring.drift_checks, which keeps the latest check of a rollout).
+
+A window larger than `monitoring.drift_sample` predictions is compared on a uniform sample of that many,
+drawn with `monitoring.drift_sample_seed`: the same window and seed give the same sample. Its size and
+the window's are in the result, the report's headline and the CLI's output.
 
 Compared columns: every registered image descriptor, the model-side descriptors (when the window is
 one model's traffic, so they are comparable with that model's reference), the predicted class, and
@@ -11,7 +16,9 @@ columns drifted, or at least `monitoring.ood_share_alarm` of the window was flag
 from __future__ import annotations
 
 import gc
+import html
 import json
+import random
 import re
 import time
 import warnings
@@ -92,7 +99,7 @@ class DriftResult:
     window: str
     reference_model: str
     n_reference: int
-    n_current: int
+    n_current: int  # predictions compared: the whole window, or a uniform sample of it
     columns: dict[str, ColumnDrift]
     drifted_share: float
     ood_share: float
@@ -103,14 +110,28 @@ class DriftResult:
     alarm: bool
     reasons: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    n_window: int | None = None  # predictions in the window (None: n_current, nothing was sampled)
+    sample_seed: int | None = None  # the seed of the sample, when one was drawn
 
     @property
     def drifted_columns(self) -> list[str]:
         return [c for c, d in self.columns.items() if d.drifted]
 
+    @property
+    def sampled(self) -> bool:
+        return self.n_window is not None and self.n_window > self.n_current
+
+    def compared(self) -> str:
+        """Which predictions were compared, in words."""
+        if self.sampled:
+            return (f"a uniform sample of {self.n_current:,} of the window's {self.n_window:,} predictions "
+                    f"(seed {self.sample_seed})")
+        return f"all {self.n_current:,} predictions in the window"
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["drifted_columns"] = self.drifted_columns
+        out["compared"] = self.compared()
         return out
 
 
@@ -122,13 +143,21 @@ class DriftReport:
 
 
 # -- frames -----------------------------------------------------------------------------------------
-def current_frame(engine: Engine, window: Window) -> pd.DataFrame:
-    """One row per logged prediction in the window: descriptors, predicted class, out-of-domain flags."""
-    import pandas as pd
+@dataclass(frozen=True)
+class Frame:
+    """The compared predictions of a window, and how many the window holds."""
 
+    rows: pd.DataFrame
+    n_window: int
+    seed: int | None  # set when `rows` is a sample
+
+
+_COLUMNS = ("ts", "served_by", "champion_version", "candidate_version", "champion_scores", "candidate_scores",
+            "label", "ood", "descriptors", "routing_reason")
+
+
+def _in_window(query: Any, window: Window) -> Any:  # noqa: ANN401 - a Select
     p = predictions.c
-    query = select(p.ts, p.served_by, p.champion_version, p.candidate_version, p.champion_scores, p.candidate_scores,
-                   p.label, p.ood, p.descriptors, p.routing_reason)
     if window.since is not None:
         query = query.where(p.ts >= window.since)
     if window.until is not None:
@@ -141,22 +170,54 @@ def current_frame(engine: Engine, window: Window) -> pd.DataFrame:
         v = window.model_version
         query = query.where(or_(and_(p.served_by == "champion", p.champion_version == v),
                                 and_(p.served_by == "candidate", p.candidate_version == v)))
-    with _cycle_collector_paused():
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
-        records = []
-        for r in rows:
-            served_champion = r.served_by == "champion"
-            scores = (r.champion_scores if served_champion else r.candidate_scores) or {}
-            ood = r.ood or {}
-            rec: dict[str, Any] = dict(r.descriptors or {})
-            rec[PREDICTED] = max(scores, key=scores.get) if scores else r.label
-            rec[OOD] = "yes" if ood.get("flags") else "no"
-            rec["_version"] = r.champion_version if served_champion else r.candidate_version
-            rec["_flags"] = list(ood.get("flags") or [])
-            rec["_held"] = list(ood.get("held") or []) if r.routing_reason == "ood-held" else []
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
+    return query
+
+
+def current_frame(engine: Engine, window: Window) -> pd.DataFrame:
+    """One row per logged prediction in the window: descriptors, predicted class, out-of-domain flags."""
+    return window_frame(engine, window, sample=None).rows
+
+
+def window_frame(engine: Engine, window: Window, sample: int | None, seed: int = 0) -> Frame:
+    """The window's predictions as rows to compare; at most `sample` of them, a uniform sample drawn with
+    `seed`, when the window holds more. The sample costs a read of the window's request ids (an index
+    range) and of the sampled rows by key, not of every row's descriptors."""
+    p = predictions.c
+    with _cycle_collector_paused(), engine.connect() as conn:
+        ids = None
+        if sample is not None:
+            # Ordered, so that the same window and seed draw the same sample.
+            ids = list(conn.execute(_in_window(select(p.request_id), window).order_by(p.ts, p.request_id)).scalars())
+            if len(ids) <= sample:
+                ids = None  # the whole window: read it in one pass
+        if ids is None:
+            rows = conn.execute(_in_window(select(*(p[c] for c in _COLUMNS)), window)).all()
+            return Frame(_records_frame(rows), len(rows), None)
+        chosen = [ids[i] for i in sorted(random.Random(seed).sample(range(len(ids)), sample))]
+        rows = []
+        for start in range(0, len(chosen), 500):
+            rows += conn.execute(select(*(p[c] for c in _COLUMNS))
+                                 .where(p.request_id.in_(chosen[start:start + 500])).order_by(p.ts)).all()
+        return Frame(_records_frame(rows), len(ids), seed)
+
+
+def _records_frame(rows: list[Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    records = []
+    for r in rows:
+        served_champion = r.served_by == "champion"
+        scores = (r.champion_scores if served_champion else r.candidate_scores) or {}
+        ood = r.ood or {}
+        rec: dict[str, Any] = dict(r.descriptors or {})
+        rec[PREDICTED] = max(scores, key=scores.get) if scores else r.label
+        rec[OOD] = "yes" if ood.get("flags") else "no"
+        rec["_version"] = r.champion_version if served_champion else r.candidate_version
+        rec["_ts"] = r.ts
+        rec["_flags"] = list(ood.get("flags") or [])
+        rec["_held"] = list(ood.get("held") or []) if r.routing_reason == "ood-held" else []
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
 
 
 @contextmanager
@@ -310,20 +371,24 @@ def _never_logged(engine: Engine, window: Window) -> list[str]:
 
 
 def check(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None) -> tuple[DriftResult, Any]:
-    """Compare a log window with a model's reference (default: the champion); needs `min_window` rows."""
-    current = current_frame(engine, window)
-    need = settings.monitoring.min_window
-    if len(current) < need:
+    """Compare a log window (or a uniform sample of it, see the module's doc) with a model's reference
+    (default: the champion); needs `min_window` rows."""
+    m = settings.monitoring
+    frame = window_frame(engine, window, m.drift_sample, m.drift_sample_seed)
+    current = frame.rows
+    if len(current) < m.min_window:
         if unlogged := _never_logged(engine, window):
             raise DriftError("; ".join(unlogged))
         raise DriftError(f"only {len(current)} logged prediction(s) in {window.describe()}; a drift report needs at "
-                         f"least {need} (monitoring.min_window): widen the window with --since")
+                         f"least {m.min_window} (monitoring.min_window): widen the window with --since")
     version = reference_version or window.model_version or champion_version(settings, engine)
     reference = model_reference(settings, version)
-    ref = reference_frame(reference, flag_threshold=settings.monitoring.flag_threshold)
+    ref = reference_frame(reference, flag_threshold=m.flag_threshold)
     same_model = bool((current["_version"] == version).all())
-    return compare(ref, current, settings, window=window.describe(),
-                   reference_model=f"models:/{settings.model_name}/{version}", same_model=same_model)
+    result, snapshot = compare(ref, current, settings, window=window.describe(),
+                               reference_model=f"models:/{settings.model_name}/{version}", same_model=same_model)
+    result.n_window, result.sample_seed = frame.n_window, frame.seed
+    return result, snapshot
 
 
 def report(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None,
@@ -335,29 +400,24 @@ def report(settings: Settings, engine: Engine, window: Window, reference_version
     stem = "drift-" + datetime.fromtimestamp(result.created_at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     if window.region:
         stem += f"-{re.sub(r'[^A-Za-z0-9_-]', '_', window.region)}"
-    html, js = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
-    snapshot.save_html(str(html))
+    page, js = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
+    snapshot.save_html(str(page))
+    _add_headline(page, result)
     js.write_text(json.dumps({"summary": result.to_dict(), "evidently": snapshot.dict()}, indent=1, default=str))
-    return DriftReport(result=result, html=html, json=js)
+    return DriftReport(result=result, html=page, json=js)
 
 
-# -- gate evidence ------------------------------------------------------------------------------------
-def evidence(engine: Engine, settings: Settings, rollout_id: str) -> dict[str, float | None]:
-    """`ood_share`, `drift_alarm` and `drifted_share` over a rollout's logged requests. The drift
-    numbers are None until the rollout has `monitoring.min_window` requests."""
-    p = predictions.c
-    with engine.connect() as conn:
-        oods = [r.ood for r in conn.execute(select(p.ood).where(p.rollout_id == rollout_id))]
-    out: dict[str, float | None] = {
-        "ood_share": sum(1 for o in oods if o and o.get("flags")) / len(oods) if oods else None,
-        "drift_alarm": None, "drifted_share": None,
-    }
-    if len(oods) < settings.monitoring.min_window:
-        return out
-    try:
-        result, _ = check(settings, engine, Window(rollout_id=rollout_id))
-    except DriftError:
-        return out  # e.g. a champion exported without reference statistics: no drift evidence
-    out["drift_alarm"] = 1.0 if result.alarm else 0.0
-    out["drifted_share"] = result.drifted_share
-    return out
+def _add_headline(page: Path, result: DriftResult) -> None:
+    """Put what was compared (window, sample, reference) at the top of Evidently's page, which shows only
+    its own tables."""
+    def e(s: str) -> str:
+        return html.escape(s, quote=False)
+
+    status = "ALARM: " + "; ".join(result.reasons) if result.alarm else "no alarm"
+    headline = (f'<div id="roomsight-headline" style="font-family: sans-serif; padding: 8px 16px; '
+                f'border-bottom: 1px solid #ccc"><b>roomsight drift report</b> ({e(status)}): {e(result.window)}; '
+                f"{e(result.compared())}, against {result.n_reference:,} reference images of {e(result.reference_model)}.</div>")
+    text = page.read_text()
+    body = re.search(r"<body[^>]*>", text)
+    at = body.end() if body else 0
+    page.write_text(text[:at] + headline + text[at:])

@@ -83,6 +83,7 @@ def serve(
     from serving.runner import start_serve
 
     settings = _with_address(ctx.obj.settings, "serve", host, port)
+    from monitoring.drift_checks import DriftChecker
     from rollout.guard import GUARD_ACTOR, Guard
 
     control = ctx.obj.control()
@@ -91,6 +92,7 @@ def serve(
     url = start_serve(settings)
     guard = Guard(control.with_actor(GUARD_ACTOR))
     guard.start()
+    DriftChecker(settings, control.engine, lambda: control.current().state.rollout_id).start()
     console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
                   "the budget guard is watching the candidate; Ctrl-C stops")
     try:
@@ -171,6 +173,9 @@ def status(
         console.print(f"rollout {st.state.rollout_id}: {ev.get('requests', 0):.0f} requests logged, "
                       f"{ev.get('compared', 0):.0f} compared, agreement {_pct(ev.get('agreement'))}, "
                       f"candidate served {ev.get('candidate_served', 0):.0f}, error rate {_pct(ev.get('candidate_error_rate'))}")
+        from monitoring.drift_checks import describe
+
+        console.print(describe(ev, ctx.obj.settings))
     if st.next_stage:
         console.print(f"gates for {st.next_stage}:")
         _print_gates(st.next_gates)

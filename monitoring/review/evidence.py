@@ -9,7 +9,9 @@ from monitoring.review.stats import gate_metrics, summarize
 from roomsight.config import Settings
 
 
-def evidence(engine: Engine, settings: Settings, rollout_id: str) -> dict[str, float | None]:
+def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> dict[str, float | None]:
     """reviewed, candidate/champion precision lower bounds, their margin, the weakest candidate class and
-    the candidate's win rate on disagreements. Read-only: filling the queue is the reviewer service's job."""
-    return gate_metrics(summarize(as_reviewed(reviewed(engine, rollout_id))))
+    the candidate's win rate on disagreements, from verdicts given by `as_of` (default: all). Read-only:
+    filling the queue is the reviewer service's job."""
+    rows = [r for r in reviewed(engine, rollout_id) if as_of is None or r["ts"] <= as_of]
+    return gate_metrics(summarize(as_reviewed(rows)))
