@@ -472,7 +472,8 @@ def build_app(settings: Settings, candidate_faults: bool = False) -> serve.Appli
     `candidate_faults` swaps in serving.faults' injectable candidate (tests and benchmarks only)."""
     conf = settings.model_dump(mode="json")
     s = settings.serve
-    model_opts = {"ray_actor_options": {"num_cpus": s.model_cpus}, "num_replicas": s.model_replicas}
+    model_opts = {"ray_actor_options": {"num_cpus": s.model_cpus, "resources": dict(s.model_resources)},
+                  "num_replicas": s.model_replicas}
     champion = ModelDeployment.options(name="champion", **model_opts).bind(CHAMPION, conf)
     if candidate_faults:
         from serving.faults import FaultyModelDeployment
@@ -480,4 +481,5 @@ def build_app(settings: Settings, candidate_faults: bool = False) -> serve.Appli
         candidate = FaultyModelDeployment.options(name="candidate", **model_opts).bind(CANDIDATE, conf)
     else:
         candidate = ModelDeployment.options(name="candidate", **model_opts).bind(CANDIDATE, conf)
-    return Ingress.options(ray_actor_options={"num_cpus": s.ingress_cpus}).bind(champion, candidate, conf)
+    return Ingress.options(ray_actor_options={"num_cpus": s.ingress_cpus, "resources": dict(s.ingress_resources)}).bind(
+        champion, candidate, conf)
