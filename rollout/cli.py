@@ -82,24 +82,27 @@ def serve(
     """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
     from serving.runner import start_serve
 
-    settings = _with_address(ctx.obj.settings, "serve", host, port)
     from monitoring.drift_checks import DriftChecker
     from rollout.guard import GUARD_ACTOR, Guard
 
+    settings = _with_address(ctx.obj.settings, "serve", host, port)
     control = ctx.obj.control()
     state = control.current().state
     console.print(f"champion {state.champion.uri}, stage {state.stage}")
     url = start_serve(settings)
     guard = Guard(control.with_actor(GUARD_ACTOR))
     guard.start()
-    DriftChecker(settings, control.engine, lambda: control.current().state.rollout_id).start()
+    checker = DriftChecker(settings, control.engine, lambda: control.current().state.rollout_id)
+    checker.start()
     console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
-                  "the budget guard is watching the candidate; Ctrl-C stops")
+                  "the budget guard is watching the candidate, drift is checked every "
+                  f"{settings.monitoring.drift_check_every_s:g} s; Ctrl-C stops")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         guard.stop()
+        checker.stop()
         console.print("stopping")
 
 

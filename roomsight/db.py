@@ -15,9 +15,9 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, inspect, text
-from sqlalchemy.engine.reflection import Inspector
+from sqlalchemy import Column, Connection, Engine, Index, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.schema import CreateColumn
 
@@ -107,19 +107,20 @@ def writers_excluded(engine: Engine, tables: Collection[str] = ("predictions",))
         conn.commit()
 
 
-def _gaps(conn: Connection, meta: MetaData) -> list[tuple[str, object]]:
-    """What the database lacks of `meta`'s existing tables: ("column", Column) and ("index", Index)."""
+def _gaps(conn: Connection, meta: MetaData) -> tuple[list[Column], list[Index]]:
+    """The columns and indexes of `meta`'s existing tables that the database lacks."""
     insp = inspect(conn)
     tables = set(insp.get_table_names())
-    out: list[tuple[str, object]] = []
+    columns: list[Column] = []
+    indexes: list[Index] = []
     for table in meta.sorted_tables:
         if table.name not in tables:
             continue  # create_all makes whole tables
-        columns = {c["name"] for c in insp.get_columns(table.name)}
-        out += [("column", c) for c in table.columns if c.name not in columns]
-        indexes = _index_names(conn, insp, table.name)
-        out += [("index", i) for i in sorted(table.indexes, key=lambda i: i.name or "") if i.name not in indexes]
-    return out
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        columns += [c for c in table.columns if c.name not in have]
+        named = _index_names(conn, insp, table.name)
+        indexes += [i for i in sorted(table.indexes, key=lambda i: i.name or "") if i.name not in named]
+    return columns, indexes
 
 
 def _index_names(conn: Connection, insp: Inspector, table: str) -> set[str]:
@@ -135,26 +136,26 @@ def migrate(engine: Engine, meta: MetaData = metadata) -> list[str]:
     must be nullable or have a server default (existing rows need a value); otherwise SchemaMismatch names
     it. Returns what was done, one line per change."""
     with engine.connect() as conn:
-        gaps = _gaps(conn, meta)
-    if not gaps:
+        columns, indexes = _gaps(conn, meta)
+    if not columns and not indexes:
         return []
     done = []
-    with writers_excluded(engine, {item.table.name for _, item in gaps}) as conn:  # type: ignore[attr-defined]
-        for kind, item in _gaps(conn, meta):  # again, under the lock: another process may have done it
-            # Said before it is done: an index over a big log takes a while, once.
-            log.warning("upgrading the database at %s: adding %s %s", redact(str(engine.url)), kind,
-                        getattr(item, "name", item))
-            if kind == "column":
-                col = item
-                if not col.nullable and col.server_default is None:  # type: ignore[attr-defined]
-                    raise SchemaMismatch(f"the database's table {col.table.name} lacks column {col.name}, which is "  # type: ignore[attr-defined]
-                                         "NOT NULL without a server default: existing rows have no value for it")
-                spec = CreateColumn(col).compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(col.table)} ADD COLUMN {spec}")  # type: ignore[attr-defined]
-                done.append(f"added column {col.table.name}.{col.name}")  # type: ignore[attr-defined]
-            else:
-                item.create(conn)  # type: ignore[attr-defined]
-                done.append(f"added index {item.name} on {item.table.name}")  # type: ignore[attr-defined]
+    where = redact(str(engine.url))
+    with writers_excluded(engine, {x.table.name for x in [*columns, *indexes]}) as conn:
+        columns, indexes = _gaps(conn, meta)  # again, under the lock: another process may have done it
+        for col in columns:
+            if not col.nullable and col.server_default is None:
+                raise SchemaMismatch(f"the database's table {col.table.name} lacks column {col.name}, which is "
+                                     "NOT NULL without a server default: existing rows have no value for it")
+            log.warning("upgrading the database at %s: adding column %s.%s", where, col.table.name, col.name)
+            spec = CreateColumn(col).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(col.table)} ADD COLUMN {spec}")
+            done.append(f"added column {col.table.name}.{col.name}")
+        for index in indexes:
+            # Said before it is done: indexing a big log takes a while, once.
+            log.warning("upgrading the database at %s: adding index %s", where, index.name)
+            index.create(conn)
+            done.append(f"added index {index.name} on {index.table.name}")
     return done
 
 

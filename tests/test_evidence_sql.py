@@ -192,3 +192,14 @@ def test_the_guard_window_and_the_p99_walk_are_index_ranges(log):
     for name, n in {"candidate_calls": 1, "candidate_ms": 1, "champion_ms": 2}.items():
         assert sum(f"ix_predictions_{name}" in plan for plan in plans) == n, (name, plans)
     assert not [plan for plan in plans if "SCAN predictions" in plan or "Seq Scan" in plan], plans
+
+
+def test_every_metric_a_provider_returns_is_a_plan_metric_and_back(tmp_path):
+    from rollout.evidence import collect
+    from rollout.plan import METRICS
+
+    settings = settings_for(tmp_path)
+    engine = engine_for(settings.db_url)
+    synthlog.insert(engine, synthlog.rows(50, MAIN, T0, seed=9))
+    for as_of in (None, T0 + 2):
+        assert set(collect(engine, settings, MAIN, as_of=as_of).values) == set(METRICS)
