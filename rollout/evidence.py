@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, text
 
 from roomsight import rollup
 from roomsight.config import Settings
-from roomsight.tables import CANDIDATE_TIMED, candidate_ran, predictions
+from roomsight.tables import CANDIDATE_TIMED, candidate_ran
 
 Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
 P99 = 0.99
@@ -79,11 +79,6 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
     }
 
 
-def _window(rollout_id: str, as_of: float | None) -> list:  # noqa: ANN401 - SQL conditions
-    p = predictions.c
-    return [p.rollout_id == rollout_id] + ([p.ts <= as_of] if as_of is not None else [])
-
-
 def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | None) -> tuple[int, int, float | None]:
     """The candidate's last `last` calls: how many, how many failed, their p99 latency. An index range of
     at most `last` entries (ix_predictions_candidate_calls)."""
@@ -107,9 +102,12 @@ def _p99(conn: Connection, rollout_id: str, column: str, where: str, n: int, as_
     virtual = (n - 1) * P99
     below = math.floor(virtual)
     above = min(below + 1, n - 1)
-    col = predictions.c[column]
-    values = conn.execute(select(col).where(*_window(rollout_id, as_of), text(where))
-                          .order_by(col.desc()).offset(n - 1 - above).limit(above - below + 1)).scalars().all()
+    # Named for SQLite: with `as_of`, its planner may prefer the rollout's time range and sort all of it.
+    source = f"predictions INDEXED BY ix_predictions_{column}" if conn.dialect.name == "sqlite" else "predictions"
+    values = conn.execute(text(f"SELECT {column} FROM {source} WHERE rollout_id = :rid "
+                               f"{'AND ts <= :as_of ' if as_of is not None else ''}AND {where} "
+                               f"ORDER BY {column} DESC LIMIT :k OFFSET :skip"),
+                          {"rid": rollout_id, "as_of": as_of, "k": above - below + 1, "skip": n - 1 - above}).scalars().all()
     if not values:
         return None  # rows deleted since they were counted
     hi, lo = float(values[0]), float(values[-1])
