@@ -34,7 +34,7 @@ from typing import Any
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (1_000, 10_000, 30_000)
 RATE_HZ = 10.0  # requests a second the logged rollout received
-REPEATS = 5
+REPEATS = 15  # this machine is shared: medians of many runs of the millisecond figures
 BUDGET = {"max_error_rate": 0.5, "max_p99_ms": 60_000, "window": 200}  # a tick that finds the candidate within budget
 
 NOTES = """
@@ -150,7 +150,7 @@ class Store:
         new = log_evidence(self.engine, self.settings, self.rollout_id, last=window)
         assert all(new[k] == v or math.isclose(new[k], v, rel_tol=1e-12) for k, v in old.items()), (old, new)
         check_s, _ = _timed(lambda: run_check(self.settings, self.engine, self.rollout_id), repeats=1)
-        status_s, status = _timed(self.control.status, repeats=3)
+        status_s, status = _timed(self.control.status, repeats=5)
         assert status.evidence["requests"] == self.logged and status.evidence["drift_alarm"] is not None
         replay_s, _ = _timed(lambda: log_evidence(self.engine, self.settings, self.rollout_id,
                                                   as_of=self.t0 + self.logged / RATE_HZ / 2))
