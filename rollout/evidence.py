@@ -64,7 +64,8 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
             calls, errors = c.candidate_calls, c.candidate_errors
             cand_p99 = _p99(conn, rollout_id, "candidate_ms", CANDIDATE_TIMED, c.candidate_timed, as_of)
         else:
-            calls, errors, cand_p99 = _last_calls(conn, rollout_id, last, as_of)
+            w = _last_calls(conn, rollout_id, last, as_of)
+            calls, errors, cand_p99 = w.calls, w.errors, w.p99_ms
         champ_p99 = _p99(conn, rollout_id, "champion_ms", "champion_ms IS NOT NULL", c.champion_timed, as_of)
     return {
         "requests": float(c.requests),
@@ -79,9 +80,28 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
     }
 
 
-def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | None) -> tuple[int, int, float | None]:
-    """The candidate's last `last` calls: how many, how many failed, their p99 latency. An index range of
-    at most `last` entries (ix_predictions_candidate_calls)."""
+@dataclass(frozen=True)
+class CallWindow:
+    """The candidate's last N calls: what the budget guard judges."""
+
+    calls: int
+    errors: int
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+
+def candidate_window(engine: Engine, rollout_id: str, last: int, as_of: float | None = None) -> CallWindow:
+    """The candidate's last `last` calls up to `as_of`, and nothing else: the guard's question, answered
+    from at most `last` index entries whatever the log holds."""
+    with engine.connect() as conn:
+        return _last_calls(conn, rollout_id, last, as_of)
+
+
+def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | None) -> CallWindow:
+    """An index range of at most `last` entries (ix_predictions_candidate_calls)."""
     # Named for SQLite, whose planner, without statistics, may take the wider rollout index instead and read
     # every request between the calls when the candidate runs on few of them.
     source = "predictions INDEXED BY ix_predictions_candidate_calls" if conn.dialect.name == "sqlite" else "predictions"
@@ -90,7 +110,7 @@ def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | Non
                              "ORDER BY ts DESC LIMIT :last"),
                         {"rid": rollout_id, "as_of": as_of, "last": last}).all()
     ms = [r[0] for r in rows if r[0] is not None]
-    return len(rows), sum(1 for r in rows if r[1]), float(np.percentile(ms, P99 * 100)) if ms else None
+    return CallWindow(len(rows), sum(1 for r in rows if r[1]), float(np.percentile(ms, P99 * 100)) if ms else None)
 
 
 def _p99(conn: Connection, rollout_id: str, column: str, where: str, n: int, as_of: float | None) -> float | None:

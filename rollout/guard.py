@@ -11,7 +11,7 @@ import logging
 import threading
 
 from rollout.control import ControlPlane, Outcome, RolloutError
-from rollout.evidence import log_evidence
+from rollout.evidence import candidate_window
 from rollout.plan import Budget
 from serving.routing import Stage
 
@@ -45,8 +45,8 @@ class Guard:
         if state.stage not in (Stage.LIMITED, Stage.GRADUAL) or state.rollout_id is None:
             return None
         budget = self.control.plan.budget
-        ev = log_evidence(self.control.engine, self.control.settings, state.rollout_id, last=budget.window)
-        why = breach(budget, ev["candidate_requests"] or 0.0, ev["candidate_error_rate"], ev["candidate_p99_ms"])
+        w = candidate_window(self.control.engine, state.rollout_id, budget.window)
+        why = breach(budget, w.calls, w.error_rate, w.p99_ms)
         if why is None:
             return None
         try:

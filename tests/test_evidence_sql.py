@@ -17,7 +17,7 @@ from monitoring.drift_checks import evidence as drift_evidence
 from roomsight import rollup
 from roomsight.db import engine_for
 from roomsight.tables import predictions
-from rollout.evidence import log_evidence
+from rollout.evidence import candidate_window, log_evidence
 from serving.predlog import LogWriter, ShadowUpdate
 from tests.conftest import settings_for
 
@@ -131,7 +131,13 @@ def same(new: dict, old: dict) -> None:
 def test_log_evidence_equals_the_old_computation(log, last):
     for rollout in (MAIN, OTHER, "never-logged"):
         for as_of in moments():
-            same(log_evidence(log, None, rollout, last=last, as_of=as_of), old_log_evidence(log, rollout, last, as_of))
+            old = old_log_evidence(log, rollout, last, as_of)
+            same(log_evidence(log, None, rollout, last=last, as_of=as_of), old)
+            if last is not None:  # the guard's own question: the same numbers, nothing else read
+                w = candidate_window(log, rollout, last, as_of)
+                same({"candidate_requests": float(w.calls), "candidate_errors": float(w.errors),
+                      "candidate_error_rate": w.error_rate, "candidate_p99_ms": w.p99_ms},
+                     {k: old[k] for k in ("candidate_requests", "candidate_errors", "candidate_error_rate", "candidate_p99_ms")})
 
 
 def test_counts_follow_updates_and_deletes_and_ood_share_equals_the_old(log, tmp_path):
