@@ -130,8 +130,9 @@ def check(
                                           "rollout in progress)."),
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
 ) -> None:
-    """Check the rollout's traffic so far for drift now, and record the result for `rollout status` and the
-    gates (`rollout serve` does this every monitoring.drift_check_every_s)."""
+    """Check the rollout's traffic for drift now and record it for `rollout status` and the gates.
+
+    `rollout serve` does this in the background every monitoring.drift_check_every_s."""
     from monitoring.drift_checks import run_check
     from roomsight.db import engine_for
 
