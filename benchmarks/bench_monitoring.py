@@ -1,7 +1,8 @@
 """Monitoring figures on the real photos (../shared/data/rooms): descriptor cost per image next to the
 default model's forward pass (and their ratio), per-image AUROC of the night_time and low_resolution
 flags, false flags on untouched photos, drift detection rates of 200-image windows, and the time of a
-drift report over 1,000, 10,000 and 100,000 logged predictions (plotted to drift_report_time.png).
+drift report over 1,000, 10,000 and 100,000 logged predictions (plotted to drift_report_time.png; windows over
+monitoring.drift_sample predictions are compared on a sample of that many, as `rollout drift report` does).
 
 Half the photos stand in for the model's validation set (the reference, calibrating the flags); the
 other half are live traffic, untouched or made night-time / low-resolution by monitoring.corruptions
@@ -211,7 +212,7 @@ def _drift_trials(settings, reference, cal, clean, night, trials: int, rng) -> d
 class ReportTime:
     """One drift report's wall time, by phase (seconds)."""
 
-    query_s: float  # the log window read into a frame (monitoring.drift.current_frame)
+    query_s: float  # the log window read into a frame, sampled above monitoring.drift_sample (drift.window_frame)
     reference_s: float  # the reference frame, with its out-of-domain flags
     compare_s: float  # Evidently's drift preset
     export_s: float  # HTML and JSON written
@@ -255,7 +256,9 @@ def _report_time(settings, reference, log: PredictionLog) -> ReportTime:  # noqa
 
     engine = engine_for(log.url)
     t0 = time.perf_counter()
-    current = drift.current_frame(engine, drift.Window(since=log.now - 2 * log.n))
+    m = settings.monitoring
+    frame = drift.window_frame(engine, drift.Window(since=log.now - 2 * log.n), m.drift_sample, m.drift_sample_seed)
+    current = frame.rows
     t1 = time.perf_counter()
     ref = drift.reference_frame(reference, flag_threshold=settings.monitoring.flag_threshold)
     ref["predicted_class"] = "kitchen"
@@ -268,7 +271,7 @@ def _report_time(settings, reference, log: PredictionLog) -> ReportTime:  # noqa
         (out / "r.json").write_text(json.dumps({"summary": result.to_dict(), "evidently": snapshot.dict()}, default=str))
     t4 = time.perf_counter()
     engine.dispose()
-    assert result.n_current == log.n, (result.n_current, log.n)
+    assert frame.n_window == log.n and result.n_current == min(log.n, m.drift_sample), (result.n_current, log.n)
     return ReportTime(query_s=round(t1 - t0, 3), reference_s=round(t2 - t1, 3), compare_s=round(t3 - t2, 3),
                       export_s=round(t4 - t3, 3), total_s=round(t4 - t0, 2))
 

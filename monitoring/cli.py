@@ -111,19 +111,62 @@ def report(
         typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or [],
                                "notified": [{"target": d.target, "delivered": d.ok, "error": d.error} for d in notified]}))
         return
-    status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
-    console.print(f"drift: {status} — {res.window}; {res.n_current} predictions vs {res.n_reference} reference images "
-                  f"of {res.reference_model}")
-    for reason in res.reasons:
-        console.print(f"  {reason}")
-    console.print(f"  drifted columns: {', '.join(res.drifted_columns) or 'none'} ({res.drifted_share:.0%})")
-    console.print(f"  out-of-domain: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
-                  f"{res.flag_counts or 'none'}; held on the champion: {res.held_counts or 'none'}")
+    _print_result(res)
     console.print(f"  report: {rep.html}\n  numbers: {rep.json}")
     if email:
         console.print(f"  emailed to {', '.join(email)}")
     for d in notified:
         console.print(f"  {d.describe()}", highlight=False)
+
+
+def _print_result(res) -> None:  # noqa: ANN001 - monitoring.drift.DriftResult
+    status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
+    console.print(f"drift: {status} — {res.window}; {res.compared()} vs {res.n_reference:,} reference images "
+                  f"of {res.reference_model}")
+    for reason in res.reasons:
+        console.print(f"  {reason}")
+    console.print(f"  drifted columns: {', '.join(res.drifted_columns) or 'none'} ({res.drifted_share:.0%})")
+    of = " of the sample" if res.sampled else ""
+    console.print(f"  out-of-domain{of}: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
+                  f"{res.flag_counts or 'none'}; held on the champion: {res.held_counts or 'none'}")
+
+
+@drift_app.command("check")
+@friendly
+def check(
+    ctx: typer.Context,
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the "
+                                          "rollout in progress)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
+) -> None:
+    """Check the rollout's traffic for drift now and record it for `rollout status` and the gates.
+
+    `rollout serve` does this in the background every monitoring.drift_check_every_s."""
+    from monitoring.drift_checks import run_check
+    from roomsight.db import engine_for
+
+    settings = ctx.obj.settings
+    engine = engine_for(settings.db_url)
+    rollout_id = _rollout(engine, rollout)
+    with console.status("comparing the rollout's traffic with the reference (Evidently)..."):
+        res = run_check(settings, engine, rollout_id)
+    if as_json:
+        typer.echo(json.dumps({**res.to_dict(), "rollout_id": rollout_id}))
+        return
+    console.print(f"rollout {rollout_id}: check recorded")
+    _print_result(res)
+
+
+def _rollout(engine, given: str | None) -> str:  # noqa: ANN001 - Engine
+    """The rollout a command names (an id or its first characters), else the one in progress."""
+    from monitoring.review.queue import current_rollout, resolve_rollout
+
+    if given:
+        return resolve_rollout(engine, given)
+    current = current_rollout(engine)
+    if current is None:
+        raise UserError("no rollout in progress: name one with --rollout")
+    return current
 
 
 @drift_app.command("watch")

@@ -84,22 +84,27 @@ def serve(
     """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
     from serving.runner import start_serve
 
-    settings = _with_address(ctx.obj.settings, "serve", host, port)
+    from monitoring.drift_checks import DriftChecker
     from rollout.guard import GUARD_ACTOR, Guard
 
+    settings = _with_address(ctx.obj.settings, "serve", host, port)
     control = ctx.obj.control()
     state = control.current().state
     console.print(describe_state(state, control.step_label(state) if state.in_progress else None))
     url = start_serve(settings)
     guard = Guard(control.with_actor(GUARD_ACTOR))
     guard.start()
+    checker = DriftChecker(settings, control.engine, lambda: control.current().state.rollout_id)
+    checker.start()
     console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
-                  "the guard watches each step's conditions and acts as the plan says; Ctrl-C stops")
+                  "the guard watches each step's conditions and acts as the plan says, drift is checked every "
+                  f"{settings.monitoring.drift_check_every_s:g} s; Ctrl-C stops")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         guard.stop()
+        checker.stop()
         console.print("stopping")
 
 
@@ -183,6 +188,9 @@ def status(
                       f"{ev.get('compared', 0) or 0:.0f} compared, agreement {pct(ev.get('agreement'))}, "
                       f"candidate served {ev.get('candidate_served', 0) or 0:.0f}, error rate {pct(ev.get('candidate_error_rate'))}, "
                       f"{ev.get('reviewed', 0) or 0:.0f} reviewed")
+        from monitoring.drift_checks import describe
+
+        console.print(describe(ev, ctx.obj.settings))
     if st.watch:
         console.print("watched by the guard on this step:")
         print_conditions(console, st.watch)

@@ -106,6 +106,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
              scale: float = 1.0) -> dict:
     """Run the story; returns a summary (also what the end-to-end test checks). `scale` shrinks the
     traffic for quick runs."""
+    from monitoring.drift_checks import DriftChecker
     from serving.runner import start_serve, stop_serve
     from training.pipeline import TrainConfig, train
 
@@ -146,8 +147,11 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     cursor = 0
     shift = {"on": False, "since": None, "rng": np.random.default_rng(7), "answered": 0}
     view = LiveView()
+    # What `rollout serve` runs in the background, here once per refresh: status reads the latest check.
+    drift_checker = DriftChecker(settings, control.engine, lambda: control.current().state.rollout_id)
 
     def refresh() -> None:
+        drift_checker.tick()
         st = control.status()
         ev = st.evidence
         view.fields["stage"] = st.state.stage.value + (f" {st.state.percent:g}%" if st.state.stage.value == "gradual" else "")

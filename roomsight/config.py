@@ -98,6 +98,23 @@ class ServeSettings(_Section):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted image upload.")
     max_pixels: int = Field(50_000_000, gt=0, description="Largest accepted image (width x height), checked before decoding.")
     disagreement_gap: float = Field(0.3, ge=0, le=1, description="Confidence gap that marks agreeing labels as a disagreement too.")
+    ingress_resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources each ingress replica "
+                                                "needs (e.g. {\"edge\": 0.1}): places it on the nodes started with them.")
+    model_resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources each model replica "
+                                              "needs (e.g. {\"models\": 1}): places the models on the nodes started with them.")
+    proxy_location: Literal["every_node", "head_only"] = Field("every_node", description="Where Serve runs its HTTP proxy: "
+                                                             "on every node with a replica (Ray's default; behind a load balancer), "
+                                                             "or on the head node only (one address; several nodes on one machine).")
+
+    @field_validator("ingress_resources", "model_resources")
+    @classmethod
+    def _custom_resources(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if not name.strip() or name in ("CPU", "GPU", "memory", "object_store_memory"):
+                raise ValueError(f"{name!r} is not a custom resource name (CPUs are ingress_cpus and model_cpus)")
+            if not amount > 0:
+                raise ValueError(f"resource {name!r} needs a positive amount, got {amount!r}")
+        return v
 
     @field_validator("shadow_batch_wait_s")
     @classmethod
@@ -123,6 +140,27 @@ class MonitoringSettings(_Section):
     email_photos: int = Field(4, ge=0, le=20, description="Example photos in a drift email: the window's out-of-domain ones "
                                                           "first, then those furthest from the reference on drifted columns.")
     email_photo_px: int = Field(480, ge=64, le=2048, description="Longest side of an example photo in a drift email (downscaled).")
+    drift_sample: int = Field(20_000, ge=1, description="Most predictions a drift report or check compares: a larger window "
+                              "is compared on a uniform sample of this many.")
+    drift_sample_seed: int = Field(0, description="Seed of that sample: the same window and seed give the same sample.")
+    drift_check_every_s: float = Field(300, gt=0, description="How often `rollout serve` checks the rollout's traffic for "
+                                       "drift in the background; `rollout status` and the gates read the latest check.")
+    drift_max_age_s: float = Field(900, gt=0, description="A drift check older than this is no evidence: drift_alarm and "
+                                   "drifted_share read as missing until a newer one is made.")
+
+    @field_validator("drift_sample")
+    @classmethod
+    def _sample_fits_a_window(cls, v: int, info: ValidationInfo) -> int:
+        if v < info.data.get("min_window", 0):
+            raise ValueError("must be at least min_window, or a window large enough to report on is sampled below it")
+        return v
+
+    @field_validator("drift_max_age_s")
+    @classmethod
+    def _outlives_the_period(cls, v: float, info: ValidationInfo) -> float:
+        if v < info.data.get("drift_check_every_s", 0):
+            raise ValueError("must be at least drift_check_every_s, or the drift evidence lapses between checks")
+        return v
 
 
 class SmtpSettings(_Section):

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,17 +64,23 @@ def configure(settings: Settings) -> None:
     # a few seconds of retries, then a clear error (`unreachable`). MLflow's variables still override.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # MLflow logs schema migrations and pickling advice at INFO/WARNING on every run: noise for our users.
+    # It reads this level when it is imported.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.tracking_uri
-    import mlflow
-
-    # MLflow logs schema migrations and pickling advice at INFO/WARNING on every run: noise for our users.
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     if settings.tracking_uri.startswith("sqlite:"):
         settings.ensure_home()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+    # Importing MLflow takes seconds: commands that never reach it (`rollout status` reads the routing state
+    # from SQL) should not pay for it. Imported later, it reads the store from the environment; imported
+    # already, it may point at another store, so point it at this one.
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
 
 
 def client():  # noqa: ANN201 - mlflow.MlflowClient, imported lazily (slow import)

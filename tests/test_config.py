@@ -122,6 +122,36 @@ def test_serve_replicas_that_ray_cannot_place_fail_at_start_naming_the_keys(tmp_
     assert "2.25" in str(info.value)
 
 
+def test_replica_resources_are_custom_and_must_exist_in_the_cluster(tmp_path: Path):
+    from serving.runner import check_fits
+
+    env = {"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__MODEL_RESOURCES": '{"models": 1}',
+           "ROOMSIGHT_SERVE__INGRESS_RESOURCES": '{"edge": 0.5}', "ROOMSIGHT_SERVE__PROXY_LOCATION": "head_only"}
+    s = load_settings(environ=env).serve
+    assert s.model_resources == {"models": 1.0} and s.proxy_location == "head_only"
+    check_fits(s, 2.0, {"CPU": 2.0, "models": 2.0, "edge": 1.0})
+    with pytest.raises(ConfigError, match=r"serve.model_resources asks 2 replica\(s\) for 1 of resource 'models' each, "
+                                          r"but the Ray cluster has 1"):
+        check_fits(s, 2.0, {"CPU": 2.0, "models": 1.0, "edge": 1.0})
+    with pytest.raises(ConfigError, match="serve.ingress_resources .* the Ray cluster has 0"):
+        check_fits(s, 2.0, {"CPU": 2.0, "models": 2.0})
+    for key, value, message in (("MODEL_RESOURCES", '{"CPU": 1}', "not a custom resource name"),
+                                ("INGRESS_RESOURCES", '{"edge": 0}', "needs a positive amount"),
+                                ("PROXY_LOCATION", "everywhere", "every_node")):
+        with pytest.raises(ConfigError) as info:
+            load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), f"ROOMSIGHT_SERVE__{key}": value})
+        assert f"serve.{key.lower()}" in str(info.value) and message in str(info.value)
+
+
+def test_drift_sampling_and_check_ages_are_validated(tmp_path: Path):
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)}).monitoring
+    assert (s.drift_sample, s.drift_sample_seed, s.drift_check_every_s, s.drift_max_age_s) == (20_000, 0, 300, 900)
+    for env, message in (({"ROOMSIGHT_MONITORING__DRIFT_SAMPLE": "10"}, "monitoring.drift_sample"),
+                         ({"ROOMSIGHT_MONITORING__DRIFT_MAX_AGE_S": "60"}, "monitoring.drift_max_age_s")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
+
+
 @pytest.mark.timeout(120)
 def test_serve_refuses_at_start_an_app_the_local_ray_cannot_place(tmp_path: Path, ray_session, serve_port):
     from serving.runner import start_serve
