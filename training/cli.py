@@ -96,7 +96,8 @@ def labels(
     out: Path = typer.Option(..., "--out", help="Output CSV: the input columns plus `label` (empty where the rules abstain)."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="Caption rules YAML (default: the shipped training/rules/default.yaml)."),
     gold: Optional[Path] = typer.Option(None, "--gold", help="CSV with known labels (`label`, joined on `path` if both "
-                                        "files have one, else row by row): report the rules' precision and coverage per class."),
+                                        "files have one, else row by row; a label none of the rules' classes, e.g. `other`, counts as wrong when "
+                                        "labelled): report precision and coverage per class and which rule fired on what."),
 ) -> None:
     """Label photos from their captions with keyword rules; ambiguous or unmatched captions stay unlabelled."""
     from rich.table import Table
@@ -111,9 +112,17 @@ def labels(
         table = Table("class", "precision", "coverage", "labelled", "known", title="rules against known labels")
         for c, s in rep.per_class.items():
             table.add_row(c, f"{s.precision:.3f}", f"{s.coverage:.3f}", str(s.labelled), str(s.support))
-        table.add_row("[bold]all[/]", f"{rep.precision:.3f}", f"{rep.coverage:.3f}",
+        table.add_row("[bold]all[/]", f"{rep.precision:.3f}", f"{rep.coverage:.3f} of {rep.n_classes} room captions",
                       str(sum(s.labelled for s in rep.per_class.values())), str(rep.n))
         console.print(table)
+        rules_table = Table("rule", "fired", "correct", "by keyword (fired/correct)", "refused (why)",
+                            title="which rule fired")
+        for c, r in rep.per_rule.items():
+            rules_table.add_row(c, str(r.fired), str(r.correct),
+                                ", ".join(f"{k} {f}/{ok}" for k, (f, ok) in r.by_keyword.items()),
+                                ", ".join(f"{why} ({n})" for why, n in r.refused.items()))
+        console.print(rules_table)
+        console.print("abstained: " + (", ".join(f"{why} ({n})" for why, n in rep.abstained.items()) or "none"))
 
 
 def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
