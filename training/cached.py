@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 from roomsight.preprocess import Preprocessing, batch_tensor
+from training.backbones import Backbone
 from training.model import RoomNet
 
 
@@ -36,23 +37,6 @@ class Views:
     min_area: float = 0.5  # a crop keeps at least this share of the picture: the room type stays visible
     max_aspect: float = 4 / 3  # and changes the aspect ratio by at most this factor
     seed: int = 0
-
-
-def split_backbone(name: str, module: nn.Module, tail_blocks: int) -> tuple[nn.Module, nn.Module]:
-    """(trunk, tail) with tail(trunk(x)) == module(x); the tail holds the last `tail_blocks` stages."""
-    if name == "efficientnet_lite0":
-        stages = list(module.blocks)
-        k = len(stages) - tail_blocks
-        trunk = nn.Sequential(module.conv_stem, module.bn1, *stages[:k])
-        tail = nn.Sequential(*stages[k:], module.conv_head, module.bn2, module.global_pool)
-    elif name in ("resnet18", "resnet50"):
-        layers = [module.layer1, module.layer2, module.layer3, module.layer4]
-        k = len(layers) - tail_blocks
-        trunk = nn.Sequential(module.conv1, module.bn1, module.relu, module.maxpool, *layers[:k])
-        tail = nn.Sequential(*layers[k:], module.avgpool, nn.Flatten())
-    else:
-        raise ValueError(f"{name}: no trunk/tail split; train it in full")
-    return trunk, tail
 
 
 def cache_trunk(trunk: nn.Module, x: torch.Tensor, batch_size: int = 32,
@@ -128,13 +112,13 @@ class TailNet(nn.Module):
         return self
 
 
-def prepare(model: RoomNet, backbone_name: str, tail_blocks: int) -> tuple[nn.Module, TailNet]:
+def prepare(model: RoomNet, backbone: Backbone, tail_blocks: int) -> tuple[nn.Module, TailNet]:
     """Freeze the trunk, leave the tail and head trainable; returns (trunk, trainable part). With
-    `tail_blocks=0` the trunk is the whole backbone (head-only training)."""
+    `tail_blocks=0` the trunk is the whole backbone (head-only training). `model` is built on `backbone`."""
     if tail_blocks == 0:
         trunk, tail = model.backbone, nn.Flatten()
     else:
-        trunk, tail = split_backbone(backbone_name, model.backbone, tail_blocks)
+        trunk, tail = backbone.split(tail_blocks)
     for p in trunk.parameters():
         p.requires_grad_(False)
     for p in tail.parameters():

@@ -23,13 +23,15 @@ from training.trainer import FitConfig, fit, predict_tensors, seed_everything
 
 SYNTHETIC_PER_CLASS = 60
 SYNTHETIC_SIZE = 64
+SYNTHETIC_BACKBONE = "tiny_cnn"  # seconds on a CPU, for the embedded synthetic photos
+REAL_BACKBONE = "efficientnet_lite0"  # ImageNet weights installed offline, for real photos
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     data: Path | None = None  # None: the embedded synthetic photos
     seed: int = 0
-    backbone: str | None = None  # None: tiny_cnn on synthetic data, efficientnet_lite0 on real photos
+    backbone: str | None = None  # None: SYNTHETIC_BACKBONE on synthetic data, REAL_BACKBONE on real photos
     pretrained: bool = True
     weights: Path | None = None
     head_only: bool = False  # the same as tune="head"
@@ -46,7 +48,7 @@ class TrainConfig:
     resize_mode: str = "squish"
     target_precision: float = 0.95
     synthetic_per_class: int = SYNTHETIC_PER_CLASS
-    synthetic_size: int = SYNTHETIC_SIZE
+    synthetic_size: int = SYNTHETIC_SIZE  # pixels the synthetic photos are drawn at (the model sees its backbone's size)
     workers: int = 1  # more than 1: data-parallel with Ray Train (training.distributed)
     label_noise: float = 0.0  # share of training labels shuffled: makes deliberately worse models (demo, tests)
 
@@ -82,9 +84,9 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     data.check_trainable(items)
     say("data", {"source": str(source), "items": len(items)})
 
-    backbone_name = cfg.backbone or ("tiny_cnn" if cfg.data is None else "efficientnet_lite0")
+    backbone_name = cfg.backbone or (SYNTHETIC_BACKBONE if cfg.data is None else REAL_BACKBONE)
     bb = backbones.create(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights)
-    size = cfg.synthetic_size if backbone_name == "tiny_cnn" and cfg.data is None else bb.input_size
+    size = bb.input_size
     prep = Preprocessing(size=size, resize_mode=cfg.resize_mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
 
     loaded = data.load_images(items, max_side=max(2 * size, 256))
@@ -110,11 +112,11 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     say("split", {"train": len(x_tr), "valid": len(x_va), "test": len(x_te), "classes": classes})
 
     model = RoomNet(bb, len(classes))
-    tiny = backbone_name == "tiny_cnn"
-    tune = tune_mode(cfg, backbone_name, bb.pretrained)
+    tune = tune_mode(cfg, bb)
     # tune="last": with augmented views, 3e-4 gives better-calibrated probabilities on validation than 1e-3
     # (log-loss 0.41 vs 0.48 on the real rooms), which is what the precision thresholds are cut from.
-    defaults = {"full": (12, 3e-3) if tiny else (8, 5e-4), "last": (12, 3e-4), "head": (25, 3e-3)}[tune]
+    # A network trained from scratch needs a higher learning rate than one fine-tuned from ImageNet weights.
+    defaults = {"full": (8, 5e-4) if bb.pretrained else (12, 3e-3), "last": (12, 3e-4), "head": (25, 3e-3)}[tune]
     fit_cfg = FitConfig(epochs=cfg.epochs or defaults[0], batch_size=cfg.batch_size, lr=cfg.lr or defaults[1],
                         head_only=tune == "head", seed=cfg.seed, mean=prep.mean, std=prep.std,
                         augment=tune == "full", patience=3 if tune == "full" else 4)
@@ -123,7 +125,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     if tune != "full":
         # Trunk activations once, training on the cache (see training.cached); cached augmented views of
         # the training images are the augmentation.
-        trunk, net = cached.prepare(model, backbone_name, cfg.tail_blocks if tune == "last" else 0)
+        trunk, net = cached.prepare(model, bb, cfg.tail_blocks if tune == "last" else 0)
         say("cache-start", {"images": (1 + cfg.views) * len(x_tr) + len(x_va) + len(x_te)})
         tick = lambda n: say("cache", {"n": n})  # noqa: E731
         if cfg.views > 0:
@@ -196,14 +198,14 @@ def check_options(cfg: TrainConfig) -> None:
         backbones.check_name(cfg.backbone)
 
 
-def tune_mode(cfg: TrainConfig, backbone_name: str, pretrained: bool) -> str:
+def tune_mode(cfg: TrainConfig, bb: backbones.Backbone) -> str:
     """What trains: `head` (backbone frozen), `last` (its last stages too) or `full`. A backbone trained
-    from scratch, or one with no trunk/tail split, can only train in full."""
+    from scratch, or one with no trunk/tail split, can only train in full by default."""
     tune = "head" if cfg.head_only else cfg.tune
     if tune is None:
-        tune = "last" if pretrained and backbone_name != "tiny_cnn" else "full"
-    if tune == "last" and backbone_name == "tiny_cnn":
-        raise data.DataError("tiny_cnn has no pretrained trunk to freeze: use --tune full or --tune head")
+        tune = "last" if bb.pretrained and bb.splittable else "full"
+    if tune == "last" and not bb.splittable:
+        raise data.DataError(f"{bb.name} has no trunk/tail split to freeze: use --tune full or --tune head")
     return tune
 
 
