@@ -45,7 +45,7 @@ def test_tune_modes():
     from training.pipeline import TrainConfig, tune_mode
 
     lite0 = backbones.create("efficientnet_lite0")
-    assert tune_mode(TrainConfig(), lite0) == "last"
+    assert tune_mode(TrainConfig(), lite0) == "head" and tune_mode(TrainConfig(tune="last"), lite0) == "last"
     assert tune_mode(TrainConfig(), backbones.create("efficientnet_lite0", pretrained=False)) == "full"
     tiny = backbones.create("tiny_cnn")
     assert tune_mode(TrainConfig(), tiny) == "full"
@@ -57,6 +57,8 @@ def test_tune_modes():
 @pytest.mark.parametrize("options,says", [
     ({"tune": "most"}, "head, last or full"), ({"head_only": True, "tune": "full"}, "contradict"),
     ({"resize_mode": "zoom"}, "crop, pad, squish"), ({"backbone": "vgg99"}, "unknown backbone"),
+    ({"threshold_method": "guess"}, "point, lcb"), ({"threshold_confidence": 1.0}, "between 0 and 1"),
+    ({"folds": 0}, "at least 1"),
 ])
 def test_bad_options_fail_before_any_photo_is_read(tmp_path, options, says):
     from roomsight.config import load_settings

@@ -7,10 +7,11 @@ edges and textures that barely move when fine-tuned anyway. With `tail_blocks=0`
 training on cached pooled features.
 
 Augmentation on a cache: every training image is cached as it is and as a few augmented views (mirrored,
-and random crops of most of the picture, some mirrored: a mirrored or tighter-framed kitchen is a kitchen),
-so each epoch sees one of them at random. The trunk runs once per view, not once per epoch: the tail and
-head see augmented rooms at cached cost. Rotations and colour jitter are left out; what the tail learns
-from them is little next to a different framing.
+and random crops of most of the picture, some mirrored: a mirrored or tighter-framed kitchen is a kitchen;
+each with its brightness and contrast changed by up to `jitter`, as two cameras differ), so each epoch sees
+one of them at random. The trunk runs once per view, not once per epoch: the tail and head see augmented
+rooms at cached cost. Rotations are left out; what the tail learns from them is little next to a
+different framing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
+from PIL import Image, ImageEnhance
 from torch import nn
 
 from roomsight.preprocess import Preprocessing, batch_tensor
@@ -36,6 +37,7 @@ class Views:
     count: int = 1  # 1: the mirror image only; more: random crops too, every other one mirrored
     min_area: float = 0.5  # a crop keeps at least this share of the picture: the room type stays visible
     max_aspect: float = 4 / 3  # and changes the aspect ratio by at most this factor
+    jitter: float = 0.0  # brightness and contrast each scaled by a factor within 1 +- jitter
     seed: int = 0
 
 
@@ -64,12 +66,17 @@ def crop_box(width: int, height: int, views: Views, rng: random.Random) -> tuple
 
 
 def view_images(images: list[Image.Image], k: int, views: Views, rng: random.Random) -> list[Image.Image]:
-    """View `k` (0-based) of each image: 0 is the mirror image; then crops, mirrored when k is even."""
+    """View `k` (0-based) of each image: 0 is the mirror image; then crops, mirrored when k is even; each
+    with its exposure jittered when `views.jitter` is set."""
     out = []
     for im in images:
         if k > 0:
             im = im.crop(crop_box(im.width, im.height, views, rng))
-        out.append(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if k % 2 == 0 else im)
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if k % 2 == 0 else im
+        if views.jitter:
+            im = ImageEnhance.Brightness(im).enhance(rng.uniform(1 - views.jitter, 1 + views.jitter))
+            im = ImageEnhance.Contrast(im).enhance(rng.uniform(1 - views.jitter, 1 + views.jitter))
+        out.append(im)
     return out
 
 
