@@ -27,7 +27,7 @@ from PIL import Image
 from roomsight.registries import Registry
 
 ANALYSIS_SIDE = 128  # pixel descriptors are measured at this longest side (or the upload's, if smaller)
-DETAIL_SIDE = 512  # detail descriptors at most this (serving decodes uploads to at most 512 px a side too)
+DETAIL_SIDE = 256  # detail descriptors at most this: enough to see a photo with less than ~190 px of detail
 
 # Filled by the model replica after it answers; listed here so reports and references know the columns.
 MODEL_DESCRIPTORS: tuple[str, ...] = ("max_softmax", "energy", "embedding_distance")
