@@ -69,6 +69,11 @@ class TrainResult:
     classes: list[str]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     thresholding: dict[str, Any] = field(default_factory=dict)
+    # For analyses (benchmarks.bench_training): the predictions the thresholds were cut on and the test
+    # part's, and the test photos.
+    fitted: Fitted | None = None
+    test: list[data.Item] = field(default_factory=list)
+    y_test: np.ndarray | None = None
 
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -106,15 +111,18 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
 
     model = RoomNet(bb, len(classes))
     tune = tune_mode(cfg, bb)
+    cross = tune != "full" and cfg.folds > 1 and cfg.workers == 1
     # tune="last": with augmented views, 3e-4 gives better-calibrated probabilities than 1e-3, which is what
     # the thresholds are cut from. A network trained from scratch needs a higher rate than a fine-tuned one.
-    defaults = {"full": (8, 5e-4) if bb.pretrained else (12, 3e-3), "last": (12, 3e-4), "head": (25, 3e-3)}[tune]
+    # Cross-fitted heads train every epoch (no early stopping): 10 is about where stopping early ended.
+    defaults = {"full": (8, 5e-4) if bb.pretrained else (12, 3e-3), "last": (12, 3e-4),
+                "head": (10 if cross else 25, 3e-3)}[tune]
     fit_cfg = FitConfig(epochs=cfg.epochs or defaults[0], batch_size=cfg.batch_size, lr=cfg.lr or defaults[1],
                         head_only=tune == "head", seed=cfg.seed, mean=prep.mean, std=prep.std,
                         augment=tune == "full", patience=3 if tune == "full" else 4)
     views = cached.Views(count=cfg.views, jitter=cfg.view_jitter, seed=cfg.seed) if cfg.views > 0 else None
     tail_blocks = cfg.tail_blocks if tune == "last" else 0
-    if tune != "full" and cfg.folds > 1 and cfg.workers == 1:
+    if cross:
         fitted = fit_cross(model, bb, parts, prep, fit_cfg, folds=cfg.folds, tail_blocks=tail_blocks, views=views, say=say)
     else:
         fitted = fit_one(model, bb, parts, prep, fit_cfg, tune=tune, tail_blocks=tail_blocks, views=views,
@@ -155,7 +163,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     registered = export_and_register(settings, fitted.module, meta, example, params, metrics)
     say("registered", {"uri": registered.ref.uri, "champion": registered.became_champion})
     return TrainResult(registered=registered, metrics=metrics, classes=classes, skipped=loaded.skipped,
-                       thresholding=thresholding)
+                       thresholding=thresholding, fitted=fitted, test=parts.test, y_test=y_test)
 
 
 def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:

@@ -10,8 +10,9 @@ right. Two ways to pick the cut:
          the time.
   lcb    the lowest threshold whose one-sided Clopper-Pearson lower confidence bound on precision (at
          `confidence`) reaches the target: the precision is claimed only where k right out of n makes a
-         lower true precision implausible. It answers less and holds on new photos (the simulation in
-         benchmarks/bench_thresholds.py measures how often each falls short).
+         lower true precision implausible. It holds for every class on new photos, and answers far less:
+         a class needs some 40-60 right answers in a row before any cut can be claimed.
+  (benchmarks/threshold_sim.py measures how often each falls short on new photos.)
 
 A class that no cut takes to the target abstains: its threshold is above every score (it always answers
 "unsure") rather than silently imprecise, and `reached` says so.
@@ -96,4 +97,5 @@ def describe_method(method: Method, target: float, confidence: float, source: st
     if method == "lcb":
         return (f"per-class thresholds where the {confidence:.0%} Clopper-Pearson lower bound on precision "
                 f"reaches {target:.2f}, on {source}")
+
     return f"per-class thresholds where precision reaches {target:.2f}, on {source}"
