@@ -54,8 +54,13 @@ is on the held-out sources, all kinds and strengths, with the shipped margins.
 greyness are the tell, but how much of either survives depends on the camera's noise reduction, which a
 generator here cannot stand for honestly, so no rule was fitted to it. Upscaled photos with noise or JPEG
 on top (`upscaled+`) are caught less often than clean upscaled ones: the noise is fine detail the
-effective-resolution estimate counts. Photos shrunk to 3/4 of a soft original (`smaller`) sit near the
-low-resolution threshold.
+effective-resolution estimate counts. And the false-flag target is missed narrowly on the kinds at the
+boundaries the definitions draw: dim rooms at half the light and warm lamp light for night, photos shrunk to
+3/4 of a soft original (`smaller`) for low resolution. The margins meet 2% on the tuning part; on the
+held-out sources a few dark- or soft-toned photos cross in every ordinary kind (the untouched held-out
+photos are flagged for low resolution at about the same rate as the ordinary kinds). A criterion with room
+to spare (1% on the tuning part) would likely meet the target, at some cost in catches; choosing it now,
+after seeing the held-out figures, would be tuning on them, so the shipped margins stay as tuned.
 
 **Novelty** (`novelty`): its AUROC between untouched held-out photos and shifted ones, for the embedding a
 head-only model exports (the backbone's ImageNet features). It sees night and low-resolution photos only

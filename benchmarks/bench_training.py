@@ -71,7 +71,9 @@ programs, batch of 1, interleaved repeats, the replica's threads).
 **The caption rules** (`captions`) were tuned on training/rules/gold/tuning.csv only; heldout.csv was written
 before the rules were changed (its commit precedes theirs) and not looked at while tuning. The kitchen rule
 is Airbnb's published one; a caption that names two classes, is longer than its class's limit or holds an
-excluded word abstains.
+excluded word abstains. Before this change the rules (and their code, from the commit before the caption
+set's) labelled the tuning part at 0.83 precision and the held-out part at 0.82, with coverage 0.69 and
+0.70 of the room captions of the classes they knew (they had no entrance_hall rule): one label in six wrong.
 
 **Accuracy, as measured for issue 3.** The fixed default backbone's ImageNet features do not separate living rooms
 from the rooms next to them, and a few test labels are wrong. Every lever measured on this backbone (the
