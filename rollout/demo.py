@@ -62,11 +62,12 @@ class LiveView:
 
 
 def _shifted(shot: Shot, rng: np.random.Generator) -> Shot:
-    """The same photo as a night-time or a low-resolution shot."""
-    from monitoring.corruptions import low_resolution, night_time
+    """The same photo as a night-time or a low-resolution shot (monitoring.shifts)."""
+    from monitoring.shifts import shift
 
     img = Image.open(io.BytesIO(shot.jpeg)).convert("RGB").resize((256, 256))
-    out = night_time(img, rng) if rng.random() < 0.5 else low_resolution(img, rng, short_side=int(rng.integers(24, 48)))
+    kind = str(rng.choice(["night_street", "night_lamp", "night_grey", "small", "upscaled"]))
+    out = shift(img, kind, float(rng.uniform()), int(rng.integers(2**31)))
     buf = io.BytesIO()
     out.save(buf, "JPEG", quality=85)
     return replace(shot, jpeg=buf.getvalue())

@@ -42,18 +42,22 @@ class PackMeta:
     reference: dict[str, Any] = field(default_factory=dict)  # monitoring's reference statistics
     metrics: dict[str, Any] = field(default_factory=dict)
     data_sha256: str = ""
+    # How the thresholds were chosen and what they leave: method, target, confidence, the data they were
+    # cut on, per class the threshold's precision, its lower bound, recall, whether it abstains.
+    thresholding: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes, "preprocessing": self.preprocessing.to_dict(),
                 "thresholds": self.thresholds, "backbone": self.backbone, "reference": self.reference,
-                "metrics": self.metrics, "data_sha256": self.data_sha256}
+                "metrics": self.metrics, "data_sha256": self.data_sha256, "thresholding": self.thresholding}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PackMeta:
         return cls(classes=list(d["classes"]), preprocessing=Preprocessing.from_dict(d["preprocessing"]),
                    thresholds={k: float(v) for k, v in d.get("thresholds", {}).items()},
                    backbone=d.get("backbone", ""), reference=d.get("reference", {}),
-                   metrics=d.get("metrics", {}), data_sha256=d.get("data_sha256", ""))
+                   metrics=d.get("metrics", {}), data_sha256=d.get("data_sha256", ""),
+                   thresholding=d.get("thresholding", {}))
 
 
 @dataclass(frozen=True)

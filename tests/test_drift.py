@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from monitoring import drift
-from monitoring.corruptions import night_time
+from monitoring.shifts import shift
 from monitoring.descriptors import describe
 from monitoring.ood import Calibration
 from monitoring.reference import model_descriptors
@@ -60,7 +60,7 @@ def logged(settings):
     pack = registry.load_model(registry.ModelRef("roomtype", "1"))
     rng = np.random.default_rng(0)
     log_traffic(engine, pack, scenes(60, seed=1000), "eu-west", rollout_id="r-clean")
-    night = [night_time(im, rng) if i % 3 == 0 else im for i, im in enumerate(scenes(60, seed=2000))]
+    night = [shift(im, "night_street", rng.uniform(), i) if i % 3 == 0 else im for i, im in enumerate(scenes(60, seed=2000))]
     log_traffic(engine, pack, night, "us-east", rollout_id="r-night", held=True)
     return engine
 

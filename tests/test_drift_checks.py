@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from typer.testing import CliRunner
 
-from monitoring.corruptions import night_time
+from monitoring.shifts import shift
 from monitoring.drift_checks import DriftChecker, evidence, latest, run_check
 from tests.test_drift import log_traffic, scenes
 
@@ -21,8 +20,7 @@ def night_traffic(settings, rollout_id: str, n: int = 60):  # noqa: ANN001, ANN2
 
     engine = engine_for(settings.db_url)
     pack = registry.load_model(registry.ModelRef("roomtype", "1"))
-    rng = np.random.default_rng(0)
-    log_traffic(engine, pack, [night_time(im, rng) if i % 3 == 0 else im for i, im in enumerate(scenes(n, seed=2000))],
+    log_traffic(engine, pack, [shift(im, "night_street", 0.7, (0, i)) if i % 3 == 0 else im for i, im in enumerate(scenes(n, seed=2000))],
                 "us-east", rollout_id=rollout_id, held=True)
     return engine
 
