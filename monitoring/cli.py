@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from roomsight.console import console, err, friendly
-from roomsight.errors import UserError
+from roomsight.errors import MailError, RegistryError, UserError
 
 app = typer.Typer()
 drift_app = typer.Typer(help="Drift of live traffic against the model's reference: Evidently reports, by email.",
@@ -35,7 +35,8 @@ def inspect(
     from monitoring.descriptors import describe
     from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
     from monitoring.reference import model_descriptors
-    from roomsight.images import IMAGE_SUFFIXES, ImageRejected, decode_upload
+    from roomsight.errors import ImageRejected
+    from roomsight.images import IMAGE_SUFFIXES, decode_upload
 
     settings = ctx.obj.settings
     pack = None if no_model else _load_model(settings, model)
@@ -71,7 +72,7 @@ def _load_model(settings, uri: str | None):  # noqa: ANN001, ANN202 - Settings -
     uri = uri or f"models:/{settings.model_name}@{registry.CHAMPION}"
     try:
         return registry.load_model(registry.resolve(uri))
-    except registry.RegistryError as exc:
+    except RegistryError as exc:
         raise UserError(f"{exc} (train a model with `rollout train`, or pass --no-model)") from None
 
 
@@ -196,7 +197,7 @@ def watch(
     recipients: list[str] | None
     try:
         recipients = mailer.ready(settings.smtp, email or [])
-    except mailer.MailError:
+    except MailError:
         if email or not notifier.wants(DRIFT_ALARM):
             raise
         recipients = None

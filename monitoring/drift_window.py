@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from roomsight.errors import UserError
+from roomsight.errors import DriftError
 from roomsight.tables import predictions
 
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ PREDICTED = "predicted_class"
 OOD = "out_of_domain"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class DriftError(UserError):
-    """A drift report cannot be made (no model, too few logged predictions, a bad window)."""
 
 
 def parse_duration(text: str) -> float:

@@ -19,10 +19,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from roomsight.auth import bearer_token, token_holder
-from roomsight.config import ConfigError
+from roomsight.errors import ConfigError, GatesFailed, RegistryError, RolloutError
 from roomsight.http_errors import invalid_message
-from roomsight.registry import RegistryError
-from rollout.control import ControlPlane, GatesFailed, Outcome, RolloutError
+from rollout.control import ControlPlane, Outcome
 from rollout.report.live import LiveReport
 from rollout.report.web import add_report_page
 

@@ -135,7 +135,7 @@ def promote(
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
 ) -> None:
     """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
-    from rollout.control import GatesFailed
+    from roomsight.errors import GatesFailed
 
     region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None
     cp = ctx.obj.control()

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from analysis import AnalysisSpec
 from roomsight.durations import parse_duration
-from roomsight.errors import UserError
+from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
 from roomsight.userfiles import read_yaml
 
@@ -58,10 +58,6 @@ COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidat
 
 OnFail = Literal["rollback", "pause"]
 STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)
-
-
-class PlanError(UserError, ValueError):
-    """The plan file is missing or invalid; the message names the step and key."""
 
 
 class _Strict(BaseModel):

@@ -18,15 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from roomsight.errors import UserError
+from roomsight.errors import ConfigError
 from roomsight.events import EVENT_TYPES, ROLLOUT_EVENTS
 from roomsight.userfiles import read_yaml
 
 ENV_PREFIX = "ROOMSIGHT_"
-
-
-class ConfigError(UserError, ValueError):
-    """A setting is missing, unknown or invalid; the message names the key."""
 
 
 class _Section(BaseModel):

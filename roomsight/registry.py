@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from roomsight.config import Settings
-from roomsight.errors import UserError, first_line
+from roomsight.errors import RegistryError, UserError, first_line
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
@@ -24,10 +24,6 @@ ROLLOUT_EXPERIMENT = "roomsight-rollouts"
 TRAINING_EXPERIMENT = "roomsight-training"
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
-
-
-class RegistryError(UserError, RuntimeError):
-    """A model URI does not resolve, or the registry refused an operation."""
 
 
 @dataclass(frozen=True)

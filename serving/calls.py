@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from ray.serve.handle import DeploymentHandle
 
+from roomsight.errors import NotReady
 from roomsight.images import DecodedImage
 from roomsight.registry import ModelRef
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, check_answer
 from roomsight.rollout_state import RoutingState
 from serving.routing import CANDIDATE, CHAMPION, call_priority
-from serving.state import NotReady
 
 log = logging.getLogger(__name__)
 

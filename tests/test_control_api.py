@@ -11,10 +11,10 @@ import pytest
 
 from roomsight import registry
 from roomsight.auth import bearer_token, token_holder
-from roomsight.config import ConfigError
 from rollout.api import create_app
 from rollout.control import ControlPlane
 from rollout.plan import load_plan
+from roomsight.errors import ConfigError
 from tests.plans import open_plan
 from tests.test_control import log_gates_only, log_shadow_traffic
 from tests.test_review_web import running

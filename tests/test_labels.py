@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rollout.cli import app
-from training.labels import Decision, RulesError, label_csv, load_rules
+from roomsight.errors import RulesError
+from training.labels import Decision, label_csv, load_rules
 from training.labelscore import score
 from training.synthetic import CLASSES, caption_for, write_dataset
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
-from rollout.plan import PlanError, default_plan_path, load_plan
+from rollout.plan import default_plan_path, load_plan
 from rollout.plan_legacy import to_steps
 from rollout.plan_text import describe
 

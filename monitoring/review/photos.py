@@ -22,16 +22,12 @@ from pathlib import Path
 from PIL import Image
 
 from roomsight.config import Settings
-from roomsight.errors import UserError
+from roomsight.errors import BadRequestId
 from roomsight.images import DecodedImage, jpeg_without_metadata
 
 JPEG_QUALITY = 85
 
 log = logging.getLogger(__name__)
-
-
-class BadRequestId(UserError, ValueError):
-    """A request id that is not a UUID: it could name a path outside the store."""
 
 
 class PhotoStore:
