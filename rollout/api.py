@@ -74,17 +74,15 @@ def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport
 
     @app.exception_handler(GatesFailed)
     async def _gates(_: Request, exc: GatesFailed) -> JSONResponse:
-        return JSONResponse({"error": str(exc), "gates": [g.to_dict() for g in exc.results]}, status_code=409)
+        return JSONResponse({"error": str(exc), "gates": [g.to_dict() for g in exc.results]}, status_code=exc.status)
 
+    # A refusal (RolloutError, 409) and MLflow out of reach (RegistryError, 503: the control plane turns a
+    # bad model URI into a RolloutError, so what reaches here a retry may cure) answer with their `status`.
+    # Nothing else is caught: any other exception is a bug, and a bug is a 500, not a refusal.
     @app.exception_handler(RolloutError)
-    async def _refused(_: Request, exc: RolloutError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=409)
-
     @app.exception_handler(RegistryError)
-    async def _registry_down(_: Request, exc: RegistryError) -> JSONResponse:
-        # The control plane turns a bad model URI into a RolloutError (409); what reaches here is MLflow out
-        # of reach, which a retry may cure.
-        return JSONResponse({"error": str(exc)}, status_code=503)
+    async def _refused(_: Request, exc: RolloutError | RegistryError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
     def operator(request: Request) -> ControlPlane:
         who = token_holder(bearer_token(request.headers.get("authorization")), tokens)

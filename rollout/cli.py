@@ -252,10 +252,11 @@ def _live_at(cp, when: float, region: str | None, as_json: bool) -> None:  # noq
 def _moment(text: str) -> float:
     """An ISO time (UTC unless it names a zone) or an age ('2h': two hours ago) as unix seconds."""
     from roomsight.durations import parse_duration
+    from roomsight.errors import DurationError
 
     try:
         return time.time() - parse_duration(text)
-    except ValueError:
+    except DurationError:
         pass
     try:
         parsed = datetime.fromisoformat(text)

@@ -21,6 +21,7 @@
     │   ├── ReviewError ...................... a review-page request refused: `status`
     │   └── BadRequestId (ValueError) ........ a request id that is not a UUID
     ├── RequestError ......................... a prediction request refused: `status`, `reason`
+    ├── BadAnswer (ValueError) ............... a model's answer that is not one: the model failed
     ├── ImageRejected (ValueError) ........... bytes that are not an acceptable image: `status`
     ├── StateConflict (RuntimeError) ......... the routing state changed since it was read
     └── NotReady ............................. a new routing state that cannot be served yet
@@ -169,6 +170,11 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str, reason: str) -> None:
         super().__init__(message)
         self.status, self.message, self.reason = status, message, reason
+
+
+class BadAnswer(ValueError):
+    """A model replica answered something the ingress may not use (a bad export, a replica in a bad
+    state): handled like the model raising, never passed on to a client."""
 
 
 class ImageRejected(ValueError):
