@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from roomsight.errors import PlanError
+from roomsight.regions import REGIONS
 from roomsight.rollout_state import Stage
 from rollout.plan import default_plan_path, load_plan
 from rollout.plan_legacy import to_steps
@@ -35,6 +36,7 @@ def test_shipped_plan_loads_as_steps():
     assert [s.gradual.percent for s in plan.steps if s.gradual] == [10, 25, 50, 100]
     assert plan.step_label(3) == "4/7 gradual 25%"
     assert {c.on_fail for c in plan.watch} == {"rollback", "pause"}
+    assert plan.regions == REGIONS  # the regions generated traffic and photos use are the shipped plan's
 
 
 @pytest.mark.parametrize("steps, extra, message", [
