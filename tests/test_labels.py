@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rollout.cli import app
+from shell.cli import app
 from training.labels import Decision, RulesError, label_csv, load_rules
 from training.labelscore import score
 from training.synthetic import CLASSES, caption_for, write_dataset
