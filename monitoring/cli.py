@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
 from roomsight.errors import MailError, RegistryError, UserError
 
@@ -38,7 +39,7 @@ def inspect(
     from roomsight.errors import ImageRejected
     from roomsight.images import IMAGE_SUFFIXES, decode_upload
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     pack = None if no_model else _load_model(settings, model)
     calibration = Calibration.from_reference(pack.meta.reference if pack else None)
     threshold = settings.monitoring.flag_threshold
@@ -95,7 +96,7 @@ def report(
     from monitoring.watch import alarm_event, send
     from roomsight.db import engine_for
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
     if email:
         mailer.ready(settings.smtp, email)
@@ -146,7 +147,7 @@ def check(
     from monitoring.drift_checks import run_check
     from roomsight.db import engine_for
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     engine = engine_for(settings.db_url)
     rollout_id = _rollout(engine, rollout)
     with console.status("comparing the rollout's traffic with the reference (Evidently)..."):
@@ -190,7 +191,7 @@ def watch(
     from roomsight.db import engine_for
     from roomsight.events import DRIFT_ALARM
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     every_s = drift.parse_duration(every)
     since_s = drift.parse_duration(since) if since else every_s
     notifier = Notifier.from_settings(settings)

@@ -27,34 +27,7 @@ from roomsight.durations import parse_duration
 from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
 from roomsight.userfiles import read_yaml
-
-# Evidence metrics a gate may name; the providers in `rollout.evidence` compute them (a test checks that
-# the two lists agree).
-METRICS: dict[str, str] = {
-    "requests": "requests logged during the rollout",
-    "compared": "requests where both models answered (shadow comparisons)",
-    "agreement": "share of compared requests where both models agreed",
-    "candidate_served": "requests the candidate answered",
-    "candidate_requests": "requests the candidate ran on, answering or in shadow",
-    "candidate_error_rate": "share of candidate calls that failed or timed out",
-    "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
-    "champion_p99_ms": "champion model latency, 99th percentile (ms)",
-    "candidate_errors": "candidate calls that failed or timed out",
-    # review verdicts (monitoring.review)
-    "reviewed": "review-queue items with a verdict in this rollout",
-    "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
-    "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
-    "precision_margin": "candidate minus champion precision lower bounds",
-    "min_class_precision": "lowest per-class candidate precision (point estimate) among reviewed classes",
-    "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
-    # inputs and drift (monitoring)
-    "ood_share": "share of requests flagged out-of-domain",
-    "drift_alarm": "1 if the latest drift check over the rollout's traffic raised an alarm, else 0 (none if older than monitoring.drift_max_age_s)",
-    "drifted_share": "share of monitored columns Evidently reports as drifted",
-    "drift_age_s": "seconds since the drift check that drift_alarm and drifted_share come from",
-}
-# Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
-COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed"})
+from rollout.metrics import METRICS
 
 OnFail = Literal["rollback", "pause"]
 STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)
@@ -307,23 +280,17 @@ def parse_plan(raw: dict[str, Any], source: str = "rollout plan") -> Plan:
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
-        problems = _problems(exc)
-        _, key, step = problems[0]
-        message = "; ".join(dict.fromkeys(text for text, _, _ in problems))
-        raise PlanError(f"rollout plan {source} is invalid: {message}", key, step) from None
+        problems = [_problem(e) for e in exc.errors()]
+        message = "; ".join(dict.fromkeys(map(str, problems)))
+        raise PlanError(f"rollout plan {source} is invalid: {message}", problems[0].key, problems[0].step) from None
 
 
-def _problems(exc: ValidationError) -> list[tuple[str, str | None, int | None]]:
-    """Each problem as (text for people, dotted key, step index): a PlanError raised by a validator keeps
-    its own key and step, pydantic's own errors take theirs from where they were found."""
-    out: list[tuple[str, str | None, int | None]] = []
-    for e in exc.errors():
-        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
-        msg = e["msg"].removeprefix("Value error, ")
-        raised = (e.get("ctx") or {}).get("error")
-        if isinstance(raised, PlanError):
-            out.append((msg, raised.key, raised.step))
-            continue
-        step = int(loc[1]) if len(loc) > 1 and loc[0] == "steps" and loc[1].isdigit() else None
-        out.append((f"{'.'.join(loc)}: {msg}" if loc else msg, ".".join(loc) or None, step))
-    return out
+def _problem(e: Any) -> PlanError:
+    """One of pydantic's errors (an ErrorDetails) as a PlanError; a validator's PlanError keeps its key and step."""
+    loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
+    msg = e["msg"].removeprefix("Value error, ")
+    raised = (e.get("ctx") or {}).get("error")
+    if isinstance(raised, PlanError):
+        return PlanError(msg, raised.key, raised.step)
+    step = int(loc[1]) if len(loc) > 1 and loc[0] == "steps" and loc[1].isdigit() else None
+    return PlanError(f"{'.'.join(loc)}: {msg}" if loc else msg, ".".join(loc) or None, step)

@@ -78,7 +78,7 @@ def test_a_ray_cluster_out_of_reach_is_said_in_seconds_naming_the_key(settings, 
     from tests.conftest import free_port
 
     address = f"{scheme}127.0.0.1:{free_port()}"  # nothing listens
-    out = subprocess.run([sys.executable, "-c", "from rollout.cli import main; main()", "serve"], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", "from shell.cli import main; main()", "serve"], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "ROOMSIGHT_HOME": str(settings.home),
                                                       "ROOMSIGHT_RAY__ADDRESS": address, "COLUMNS": "200"})
     assert out.returncode == 1, out.stderr[-2000:]

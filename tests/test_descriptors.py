@@ -106,7 +106,7 @@ def test_calibration_follows_the_reference():
 
 
 def test_inspect_prints_json_lines(tmp_path):
-    from rollout.cli import app
+    from shell.cli import app
 
     paths = []
     for name, im in (("clean", scenes(1, size=300)[0]), ("night", shift(scenes(1, size=300)[0], "night_street", 0.5, 0)),
@@ -124,7 +124,7 @@ def test_inspect_prints_json_lines(tmp_path):
 
 
 def test_inspect_takes_folders_of_photos(tmp_path):
-    from rollout.cli import app
+    from shell.cli import app
 
     (tmp_path / "photos" / "upstairs").mkdir(parents=True)
     (tmp_path / "empty").mkdir()

@@ -156,7 +156,7 @@ class Inbox:
 
 
 def test_cli_report_emails_the_summary(settings, logged):
-    from rollout.cli import app
+    from shell.cli import app
 
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)

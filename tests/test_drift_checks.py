@@ -51,7 +51,7 @@ def test_the_background_checker_checks_the_rollout_in_progress(settings):
 
 
 def test_cli_drift_check_then_status_shows_the_check_and_its_age(settings):
-    from rollout.cli import app
+    from shell.cli import app
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
 

@@ -78,7 +78,7 @@ def flagged_ids(engine) -> set[str]:
 
 
 def test_drift_report_email_has_text_numbers_and_flagged_photos_inline_and_the_alarm_is_posted(settings, night_log):
-    from rollout.cli import app
+    from shell.cli import app
 
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -124,7 +124,7 @@ def test_drift_report_email_has_text_numbers_and_flagged_photos_inline_and_the_a
 
 
 def test_drift_watch_with_webhooks_and_no_email_posts_its_alarms(settings, night_log):
-    from rollout.cli import app
+    from shell.cli import app
 
     with Receiver() as hook:
         env = {"ROOMSIGHT_HOME": str(settings.home), "ROOMSIGHT_NOTIFY__WEBHOOKS": json.dumps([{"url": hook.url, "kind": "slack"}])}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rollout.cli import app
+from shell.cli import app
 from training.synthetic import write_dataset
 
 runner = CliRunner()

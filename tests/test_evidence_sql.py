@@ -202,7 +202,7 @@ def test_the_guard_window_and_the_p99_walk_are_index_ranges(log):
 
 def test_every_metric_a_provider_returns_is_a_plan_metric_and_back(tmp_path):
     from rollout.evidence import collect
-    from rollout.plan import METRICS
+    from rollout.metrics import METRICS
 
     settings = settings_for(tmp_path)
     engine = engine_for(settings.db_url)

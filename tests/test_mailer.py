@@ -160,7 +160,7 @@ def test_starttls_and_ssl(smtp_server, tmp_path):
 def test_drift_commands_refuse_an_email_they_could_not_send_before_any_report(tmp_path, args, env, says):
     from typer.testing import CliRunner
 
-    from rollout.cli import app
+    from shell.cli import app
 
     # An empty prediction log: without the check first, the error would be about the window, after the work.
     result = CliRunner().invoke(app, args, env={"ROOMSIGHT_HOME": str(tmp_path), **env})

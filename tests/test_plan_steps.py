@@ -121,7 +121,7 @@ def test_an_old_plan_loads_as_the_steps_it_meant(tmp_path):
 def test_plan_convert_prints_a_plan_that_loads(tmp_path):
     from typer.testing import CliRunner
 
-    from rollout.cli import app
+    from shell.cli import app
 
     old = plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\ngates:\n  limited: [{metric: compared, min: 3}]\n")
     result = CliRunner().invoke(app, ["plan", "convert", str(old)])

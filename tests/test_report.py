@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from roomsight import registry
 from roomsight.tables import metadata, predictions
-from rollout.cli import app as cli
+from shell.cli import app as cli
 from rollout.evidence import log_evidence
 from rollout.report import Condition, ReportInput, attach_event_report, gather, verdict, write_report
 from rollout.report.series import bucket_width, planned_share, traffic

@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from monitoring.review.photos import PhotoStore
-from rollout.traffic import wait_idle
+from shell.traffic import wait_idle
 from tests.conftest import serving_settings
 
 pytestmark = pytest.mark.ray

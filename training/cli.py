@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from roomsight.cli_context import of
 from roomsight.console import console, friendly
 from roomsight.userfiles import check_output_file
 
@@ -55,7 +56,7 @@ def train(
     from training.pipeline import TrainConfig
     from training.pipeline import train as run_train
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     cfg = TrainConfig(data=data, seed=seed, backbone=backbone, pretrained=not no_pretrained, weights=weights,
                       head_only=head_only, tune=tune, folds=folds, epochs=epochs, resize_mode=resize,
                       target_precision=target_precision, threshold_method=threshold_method,
@@ -151,7 +152,7 @@ def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
 def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.ModelPack
     from roomsight import registry
 
-    registry.configure(ctx.obj.settings)
+    registry.configure(of(ctx).settings)
     return registry.load_model(registry.resolve(uri))
 
 

@@ -61,6 +61,9 @@ class TrainConfig:
     synthetic_size: int = SYNTHETIC_SIZE  # pixels the synthetic photos are drawn at (the model sees its backbone's size)
     workers: int = 1  # more than 1: data-parallel with Ray Train (training.distributed), one model
     label_noise: float = 0.0  # share of training labels shuffled: makes deliberately worse models (demo, tests)
+    # Two classes whose training and validation labels are exchanged: a model confidently wrong on exactly
+    # those two, right elsewhere (the demo's candidate that is worse on one segment). Test labels stay true.
+    swap_labels: tuple[str, str] | None = None
 
 
 @dataclass
@@ -159,7 +162,8 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
               "workers": cfg.workers, "members": fitted.members, "views": cfg.views, "view_jitter": cfg.view_jitter,
               "threshold_method": method, "threshold_confidence": cfg.threshold_confidence,
               "thresholds_cut_on": fitted.cut_on, "n_train": len(parts.train), "n_valid": len(parts.valid),
-              "n_test": len(parts.test), "label_noise": cfg.label_noise}
+              "n_test": len(parts.test), "label_noise": cfg.label_noise,
+              "swap_labels": ",".join(cfg.swap_labels or ())}
     example = batch_tensor(parts.images(parts.valid[:2]), prep)
     registered = export_and_register(settings, fitted.module, meta, example, params, metrics)
     say("registered", {"uri": registered.ref.uri, "champion": registered.became_champion})
@@ -170,9 +174,15 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
 def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
     split = data.split(loaded.items, seed=cfg.seed)
     index = {c: i for i, c in enumerate(classes)}
+    taught = dict(index)
+    if cfg.swap_labels is not None:
+        a, b = cfg.swap_labels
+        if a not in index or b not in index or a == b:
+            raise DataError(f"swap_labels {cfg.swap_labels}: two different classes of {', '.join(classes)}")
+        taught[a], taught[b] = index[b], index[a]
 
-    def labels(part: list[data.Item], noisy: bool = False) -> torch.Tensor:
-        y = torch.tensor([index[it.label] for it in part])
+    def labels(part: list[data.Item], noisy: bool = False, truth: bool = False) -> torch.Tensor:
+        y = torch.tensor([(index if truth else taught)[it.label] for it in part])
         if noisy and cfg.label_noise > 0:
             g = torch.Generator().manual_seed(cfg.seed + 1)
             flip = torch.rand(len(y), generator=g) < cfg.label_noise
@@ -180,7 +190,8 @@ def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
         return y
 
     return Parts(split.train, split.valid, split.test,
-                 {"train": labels(split.train, noisy=True), "valid": labels(split.valid), "test": labels(split.test)},
+                 {"train": labels(split.train, noisy=True), "valid": labels(split.valid),
+                  "test": labels(split.test, truth=True)},
                  {id(it): im for it, im in zip(loaded.items, loaded.images)})
 
 
