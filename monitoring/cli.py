@@ -14,6 +14,7 @@ import typer
 
 from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
+from roomsight.durations import parse_duration
 from roomsight.errors import MailError, RegistryError, UserError
 
 app = typer.Typer()
@@ -97,7 +98,7 @@ def report(
     from roomsight.db import engine_for
 
     settings = of(ctx).settings
-    window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
+    window = drift.Window(since=time.time() - parse_duration(since), region=region, model_version=model)
     if email:
         mailer.ready(settings.smtp, email)
     engine = engine_for(settings.db_url)
@@ -192,8 +193,8 @@ def watch(
     from roomsight.events import DRIFT_ALARM
 
     settings = of(ctx).settings
-    every_s = drift.parse_duration(every)
-    since_s = drift.parse_duration(since) if since else every_s
+    every_s = parse_duration(every)
+    since_s = parse_duration(since) if since else every_s
     notifier = Notifier.from_settings(settings)
     recipients: list[str] | None
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import random
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from roomsight.errors import DriftError
 from roomsight.tables import predictions
 
 if TYPE_CHECKING:
@@ -25,18 +23,6 @@ if TYPE_CHECKING:
 
 PREDICTED = "predicted_class"
 OOD = "out_of_domain"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '24h', '7d', '2w' (or plain seconds) -> seconds."""
-    m = _DURATION.match(text)
-    if not m or float(m[1]) <= 0:
-        raise DriftError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
-    return float(m[1]) * _UNIT_S[m[2]]
-
-
 @dataclass(frozen=True)
 class Window:
     """Which logged predictions to compare: a time range, optionally one region, one served model

@@ -98,7 +98,7 @@ class BackboneError(UserError, RuntimeError):
 
 # -- monitoring ---------------------------------------------------------------------------------------
 class DriftError(UserError):
-    """A drift report cannot be made (no model, too few logged predictions, a bad window)."""
+    """A drift report cannot be made (no model, no reference statistics, too few logged predictions)."""
 
 
 class MailError(UserError):

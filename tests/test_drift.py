@@ -21,7 +21,8 @@ from monitoring.shifts import shift
 from monitoring.descriptors import describe
 from monitoring.ood import Calibration
 from monitoring.reference import model_descriptors
-from roomsight.errors import DriftError
+from roomsight.durations import parse_duration
+from roomsight.errors import DriftError, DurationError
 from roomsight.tables import predictions
 from tests.conftest import free_port
 
@@ -67,11 +68,11 @@ def logged(settings):
 
 
 def test_parse_duration():
-    assert drift.parse_duration("90s") == 90 and drift.parse_duration("30m") == 1800
-    assert drift.parse_duration("24h") == 86400 and drift.parse_duration("1.5d") == 1.5 * 86400
+    assert parse_duration("90s") == 90 and parse_duration("30m") == 1800
+    assert parse_duration("24h") == 86400 and parse_duration("1.5d") == 1.5 * 86400
     for bad in ("", "soon", "-1h", "0h", "3y"):
-        with pytest.raises(DriftError, match="not a duration"):
-            drift.parse_duration(bad)
+        with pytest.raises(DurationError, match="not a duration"):
+            parse_duration(bad)
 
 
 def test_report_by_region_over_the_log(settings, logged, tmp_path):
