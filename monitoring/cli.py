@@ -70,10 +70,8 @@ def inspect(
 def _load_model(settings, uri: str | None):  # noqa: ANN001, ANN202 - Settings -> ModelPack
     from roomsight import registry
 
-    registry.configure(settings)
-    uri = uri or f"models:/{settings.model_name}@{registry.CHAMPION}"
     try:
-        return registry.load_model(registry.resolve(uri))
+        return registry.load(settings, uri)
     except RegistryError as exc:
         raise UserError(f"{exc} (train a model with `rollout train`, or pass --no-model)") from None
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from roomsight.auth import bearer_token, token_holder
 from roomsight.errors import ConfigError, GatesFailed, RegistryError, RolloutError
 from roomsight.http_errors import invalid_message
-from rollout.control import ControlPlane, Outcome
+from rollout.control import ControlPlane
 from rollout.report.live import LiveReport
 from rollout.report.web import add_report_page
 
@@ -49,10 +49,6 @@ class RollbackIn(BaseModel):
 
 class _Unauthorized(Exception):
     pass
-
-
-def _outcome(o: Outcome) -> dict[str, Any]:
-    return o.to_dict()
 
 
 def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport | None = None) -> FastAPI:
@@ -100,17 +96,17 @@ def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport
 
     @app.post("/api/start")
     def start(body: StartIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
-        return _outcome(cp.start(body.candidate, body.reason))
+        return cp.start(body.candidate, body.reason).to_dict()
 
     @app.post("/api/promote")
     def promote(body: PromoteIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
         regions = tuple(body.regions) if body.regions is not None else None
-        return _outcome(cp.promote(body.stage, regions, body.percent, force=body.force, reason=body.reason,
-                                   dry_run=body.dry_run))
+        out = cp.promote(body.stage, regions, body.percent, force=body.force, reason=body.reason, dry_run=body.dry_run)
+        return out.to_dict()
 
     @app.post("/api/rollback")
     def rollback(body: RollbackIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
-        return _outcome(cp.rollback(body.reason))
+        return cp.rollback(body.reason).to_dict()
 
     add_report_page(app, report or LiveReport(control), operator)
     return app

@@ -166,6 +166,13 @@ def load_model(ref: ModelRef):  # noqa: ANN201 - roomsight.modelpack.ModelPack
         return load_pack(directory, version=ref.version, source=ref.uri)
 
 
+def load(settings: Settings, uri: str | None = None):  # noqa: ANN201 - roomsight.modelpack.ModelPack
+    """How a command loads a model: the pack `uri` names (models:/NAME/VERSION, models:/NAME@ALIAS;
+    default: the champion) from the registry `settings` name."""
+    configure(settings)
+    return load_model(resolve(uri or f"models:/{settings.model_name}@{CHAMPION}"))
+
+
 def unreachable(exc: BaseException) -> RegistryError | None:
     """A one-line error if `exc` (or what caused it) is a failure to reach the tracking server or its
     database; None for anything else, which the caller handles as before."""
