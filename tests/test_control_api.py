@@ -59,6 +59,27 @@ def test_a_refusal_answers_its_status_and_a_bug_stays_a_500(tmp_path, raised, st
         assert r.json() == {"error": str(raised)}
 
 
+def test_the_cli_and_the_api_print_one_status(tmp_path) -> None:
+    """`rollout status --json` and GET /api/status are the same document (Status.to_dict), key for key."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, write_state
+    from shell.cli import app as cli
+
+    settings = settings_for(tmp_path)
+    cp = ControlPlane(settings, load_plan())
+    write_state(cp.engine, RoutingState(champion=ModelRef("roomtype", "1")), None)  # no MLflow needed to read it
+    printed = CliRunner().invoke(cli, ["status", "--json"], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert printed.exit_code == 0, printed.output
+    served = TestClient(create_app(cp, TOKENS)).get("/api/status", headers=OLGA)
+    assert served.status_code == 200 and json.loads(printed.output) == served.json()
+    assert served.json()["state"]["champion"]["version"] == "1"
+
+
 def test_operations_need_a_token_and_record_its_holder(settings) -> None:
     cp = ControlPlane(settings, log_gates_only(), actor="nobody")
     with running(create_app(cp, TOKENS)) as url, httpx.Client(base_url=url, timeout=60) as http:
