@@ -129,7 +129,7 @@ def _records_frame(rows: list[Any]) -> pd.DataFrame:
 def _cycle_collector_paused() -> Iterator[None]:
     """A window's rows decode into several small dicts each, all kept until the frame is built; CPython's
     cycle collector, triggered by every few hundred of them, rescans the growing heap again and again
-    (about 40% of the window read at 100,000 rows). The rows hold no reference cycles, so nothing is
+    (a large share of a big window's read). The rows hold no reference cycles, so nothing is
     lost by pausing it; reference counting still frees everything as usual."""
     was_enabled = gc.isenabled()
     gc.disable()

@@ -56,7 +56,7 @@ def configure(settings: Settings) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow's own defaults (7 retries, 120 s timeout) ride out a hosted backend's rate limits but keep a
-    # command waiting about 4 minutes on a server that is down. A self-hosted server is up or it is not:
+    # command waiting for minutes on a server that is down. A self-hosted server is up or it is not:
     # a few seconds of retries, then a clear error (`unreachable`). MLflow's variables still override.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
