@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 # The watching sections live beside; importing them here keeps `roomsight.config` the one place to ask.
 from roomsight.config_sections import (ControlSettings, MonitoringSettings, NotifySettings, ReviewSettings,  # noqa: F401
-                                       SmtpSettings, WebhookSettings, _expanded, _Section)
+                                      SmtpSettings, WebhookSettings, _expanded, _Section)
 from roomsight.errors import ConfigError
 from roomsight.userfiles import read_yaml
 
