@@ -102,7 +102,7 @@ class Demo:
             acted = self.until_exit(step, int(STEP_REQUESTS * self.scale))
             if acted is not None:
                 self.summary["caught"] = {"action": acted.action, "step": acted.from_step,
-                                          "stage": acted.before.stage.value,
+                                          "stage": acted.before.stage.value, "shifted_photos": self.shifted_answered,
                                           "conditions": [c.to_dict() for c in acted.gates]}
                 return
             if self.control.status().next_stage == "full":
@@ -244,9 +244,9 @@ STORY: tuple[tuple[str, Callable[[Demo], None]], ...] = (
 
 
 def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 8765, console: Console | None = None,
-             scale: float = 1.0) -> dict:
-    """Run the story; returns a summary (also what the end-to-end test checks). `scale` shrinks the
-    traffic for quick runs."""
+             scale: float = 1.0, story: tuple[tuple[str, Callable[[Demo], None]], ...] = STORY) -> dict:
+    """Run the story (or some of its steps); returns a summary (also what the end-to-end test checks).
+    `scale` shrinks the traffic for quick runs."""
     from serving.runner import start_serve, stop_serve
 
     console = console or Console()
@@ -274,7 +274,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     try:
         demo.mailbox.__enter__()
         demo.live.start()
-        for title, step in STORY:
+        for title, step in story:
             console.rule(title)
             step(demo)
         demo.summary["final_state"] = control.current().state.to_dict()
