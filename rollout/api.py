@@ -6,18 +6,23 @@ time); the token's holder is the actor MLflow records. The app refuses to be bui
 unauthenticated endpoint that flips traffic is worse than none. Concurrency is the control plane's
 compare-and-swap: of two racing changes one wins and the other gets 409, never a half-written state.
 
-`GET /openapi.json` needs no token: the contract (rollout.api_models) is no secret, the data behind it
-is. `GET /` is the read-only rollout page (rollout.report.web): the live report, behind the same tokens.
+`GET /metrics` (rollout.metrics) also takes a `control.scrape_tokens` token: what Prometheus keeps on disk
+can read the series, never change the rollout. `GET /openapi.json` needs no token: the contract
+(rollout.api_models) is no secret, the data behind it is. `GET /` is the read-only rollout page
+(rollout.report.web): the live report, behind the operator tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.exceptions import HTTPException
 
 from roomsight.auth import bearer_token, token_holder
@@ -27,6 +32,7 @@ from roomsight.registry import RegistryError
 from rollout.api_models import (INPUT_FIELDS, EventOut, GatesRefused, OutcomeOut, PromoteIn, RollbackIn, StartIn,
                                 StatusOut, refusals)
 from rollout.control import ControlPlane, GatesFailed, RolloutError
+from rollout.metrics import control_registry
 from rollout.report.live import LiveReport
 from rollout.report.web import add_report_page
 
@@ -35,8 +41,10 @@ class _Unauthorized(Exception):
     pass
 
 
-def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport | None = None) -> FastAPI:
-    """The API, and the read-only rollout page at `/` (its live report: `report`, default one built here)."""
+def create_app(control: ControlPlane, tokens: Mapping[str, str], report: LiveReport | None = None,
+               scrape_tokens: Mapping[str, str] | None = None) -> FastAPI:
+    """The API, and the read-only rollout page at `/` (its live report: `report`, default one built here).
+    `scrape_tokens` (default: control.scrape_tokens) may read `/metrics` and nothing else."""
     if not tokens:
         raise ConfigError("control.tokens is empty: set ROOMSIGHT_CONTROL__TOKENS='{\"name\": \"token\"}' "
                           "before exposing the control plane over HTTP")
@@ -79,6 +87,17 @@ def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport
             raise _Unauthorized()
         return control.with_actor(who)
 
+    scrapers = dict(control.settings.control.scrape_tokens if scrape_tokens is None else scrape_tokens)
+
+    def scraper(request: Request, _declared: object = Security(token_scheme)) -> str:
+        token = bearer_token(request.headers.get("authorization"))
+        who = token_holder(token, tokens) or token_holder(token, scrapers)
+        if who is None:
+            raise _Unauthorized()
+        return who
+
+    metrics_registry = control_registry(control)
+
     @app.get("/api/status", response_model=StatusOut, responses=refusals(503))
     def status(cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
         return cp.status().to_dict()
@@ -101,6 +120,13 @@ def create_app(control: ControlPlane, tokens: dict[str, str], report: LiveReport
     @app.post("/api/rollback", response_model=OutcomeOut, responses=refusals(400, 409, 422, 503))
     def rollback(body: RollbackIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
         return cp.rollback(body.reason).to_dict()
+
+    @app.get("/metrics", summary="The rollout's series, as the control plane judges them (Prometheus)",
+             response_class=Response, responses={
+                 200: {"description": "Prometheus text exposition format 0.0.4.",
+                       "content": {"text/plain": {"schema": {"type": "string"}}}}, **refusals(503)})
+    def metrics(_: str = Depends(scraper)) -> Response:
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     add_report_page(app, report or LiveReport(control), operator)
     return app

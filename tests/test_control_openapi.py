@@ -25,7 +25,7 @@ from tests.test_review_web import running
 
 EXAMPLES = os.environ.get("ROOMSIGHT_SCHEMATHESIS_EXAMPLES", "30")
 OPERATIONS = {"GET /api/status", "GET /api/history", "POST /api/start", "POST /api/promote", "POST /api/rollback",
-              "GET /api/report", "GET /api/report/file"}
+              "GET /api/report", "GET /api/report/file", "GET /metrics"}
 
 
 def shadow_rollout(settings, n: int = 180, verdicts: int = 60,
@@ -72,6 +72,7 @@ def test_the_schema_documents_the_real_contract(control_api) -> None:
     assert set(promote["responses"]) == {"200", "400", "401", "409", "422", "503"}
     assert promote["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/GatesRefused")
     assert set(schema["paths"]["/api/report/file"]["get"]["responses"]["200"]["content"]) == {"text/html"}
+    assert set(schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
     assert schema["components"]["schemas"]["RollbackIn"]["required"] == ["reason"]
     assert schema["components"]["schemas"]["StartIn"]["required"] == ["candidate"]
     assert schema["components"]["schemas"]["ApiError"]["required"] == ["error"]
