@@ -50,7 +50,8 @@ def create_app(control: ControlPlane, tokens: Mapping[str, str], report: LiveRep
                           "before exposing the control plane over HTTP")
     app = FastAPI(title="roomsight control plane", version="1", docs_url=None, redoc_url=None,
                   description="Start, promote and roll back a model rollout; its status, history and report.")
-    token_scheme = HTTPBearer(auto_error=False, description="An operator token from control.tokens.")
+    token_scheme = HTTPBearer(auto_error=False, description="An operator token from control.tokens "
+                                                            "(for /metrics, a control.scrape_tokens token too).")
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(_: Request, __: _Unauthorized) -> JSONResponse:

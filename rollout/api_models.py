@@ -150,8 +150,6 @@ class RecordedCondition(BaseModel):
 class EventOut(BaseModel):
     """One rollout event as MLflow recorded it. Events written by older versions may lack the state."""
 
-    model_config = ConfigDict(populate_by_name=True)
-
     time: float
     action: str | None
     from_: str | None = Field(alias="from")

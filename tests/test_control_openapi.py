@@ -23,7 +23,7 @@ from tests.report_world import log_traffic, review
 from tests.test_control_api import OLGA, TOKENS
 from tests.test_review_web import running
 
-EXAMPLES = os.environ.get("ROOMSIGHT_SCHEMATHESIS_EXAMPLES", "30")
+EXAMPLES = os.environ.get("ROOMSIGHT_SCHEMATHESIS_EXAMPLES", "100")
 OPERATIONS = {"GET /api/status", "GET /api/history", "POST /api/start", "POST /api/promote", "POST /api/rollback",
               "GET /api/report", "GET /api/report/file", "GET /metrics"}
 
