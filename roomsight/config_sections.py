@@ -162,5 +162,8 @@ class ControlSettings(_Section):
     tokens: dict[str, str] = Field(default_factory=dict, repr=False,
                                    description="Operator id -> token for `rollout api` (ROOMSIGHT_CONTROL__TOKENS as JSON); "
                                                "the API refuses to start without one. Never printed or logged.")
+    scrape_tokens: dict[str, str] = Field(default_factory=dict, repr=False,
+                                          description="Scraper id -> token that may read `rollout api`'s GET /metrics and "
+                                                      "nothing else (Prometheus's), as JSON; operator tokens read it too.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout api`.")
     port: int = Field(8082, ge=1, le=65535, description="Port of `rollout api`.")
