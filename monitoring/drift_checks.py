@@ -2,7 +2,8 @@
 
 An Evidently comparison costs seconds, too much for every `rollout status`, `promote` or guard tick. So
 `rollout serve` runs a `DriftChecker` that every `monitoring.drift_check_every_s` compares the rollout's
-traffic so far (a uniform sample of it when large, see monitoring.drift) with the champion's reference
+latest `monitoring.drift_check_window` predictions (a shift that begins mid-rollout is not diluted by the
+traffic before it; a uniform sample when large, see monitoring.drift) with the champion's reference
 and records the result in `drift_checks`; `rollout drift check` makes one on demand. The gate evidence
 (`evidence`) reads the latest check with its age: a check older than `monitoring.drift_max_age_s` is no
 evidence, so a stopped checker shows as missing drift evidence, never as a stale all-clear.
@@ -28,10 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def run_check(settings: Settings, engine: Engine, rollout_id: str, now: float | None = None) -> drift.DriftResult:
-    """Compare the rollout's traffic logged before `now` with the champion's reference and record the
-    result. DriftError when there is too little traffic or no reference."""
+    """Compare the rollout's latest `monitoring.drift_check_window` predictions before `now` with the
+    champion's reference and record the result. DriftError when there is too little traffic or no reference."""
     now = time.time() if now is None else now
-    result, _ = drift.check(settings, engine, drift.Window(rollout_id=rollout_id, until=now))
+    window = drift.Window(rollout_id=rollout_id, until=now, last=settings.monitoring.drift_check_window)
+    result, _ = drift.check(settings, engine, window)
     with engine.begin() as conn:
         conn.execute(insert(drift_checks).values(
             rollout_id=rollout_id, created_at=time.time(), window_until=now, n_window=result.n_window or result.n_current,

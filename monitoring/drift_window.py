@@ -26,13 +26,14 @@ OOD = "out_of_domain"
 @dataclass(frozen=True)
 class Window:
     """Which logged predictions to compare: a time range, optionally one region, one served model
-    version, one rollout."""
+    version, one rollout, and of those only the `last` N."""
 
     since: float | None = None  # unix seconds
     until: float | None = None
     region: str | None = None
     model_version: str | None = None
     rollout_id: str | None = None
+    last: int | None = None  # the latest N predictions of the window: a recent shift, undiluted by older traffic
 
     def describe(self) -> str:
         def when(ts: float | None) -> str:
@@ -45,7 +46,8 @@ class Window:
             parts.append(f"model version {self.model_version}")
         if self.rollout_id:
             parts.append(f"rollout {self.rollout_id[:8]}")
-        return ", ".join(parts)
+        described = ", ".join(parts)
+        return f"the latest {self.last:,} predictions of {described}" if self.last else described
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ def _in_window(query: Any, window: Window) -> Any:  # noqa: ANN401 - a Select
         v = window.model_version
         query = query.where(or_(and_(p.served_by == "champion", p.champion_version == v),
                                 and_(p.served_by == "candidate", p.candidate_version == v)))
+    if window.last is not None:
+        query = query.order_by(p.ts.desc()).limit(window.last)
     return query
 
 

@@ -7,5 +7,6 @@ back. The command line that drives it is in shell/.
 Pure parts: `plan.py` (the plan format; `plan_text`, `plan_legacy`), `stages.py` (step transitions),
 `conditions.py` (gates, analyses and budget judged), `guard.decide` (what the background analysis does).
 Edges: `evidence.py` (reads the log), `assess.py` (evidence meets conditions), `control.py` (writes state),
-`records.py` (MLflow), `guard.py` (the loop), `replay.py`, `api.py` (the control plane over HTTP).
+`records.py` (MLflow), `guard.py` (the loop), `replay.py`, `api.py` (the control plane over HTTP, with
+`api_models` its contract and `api_metrics` its Prometheus series).
 """

@@ -35,6 +35,9 @@ class MonitoringSettings(_Section):
     drift_sample: int = Field(20_000, ge=1, description="Most predictions a drift report or check compares: a larger window "
                               "is compared on a uniform sample of this many.")
     drift_sample_seed: int = Field(0, description="Seed of that sample: the same window and seed give the same sample.")
+    drift_check_window: int = Field(2_000, ge=1, description="A drift check compares the rollout's latest this many "
+                                    "predictions, so a shift that begins during a step is not diluted by the "
+                                    "rollout's earlier traffic.")
     drift_check_every_s: float = Field(300, gt=0, description="How often `rollout serve` checks the rollout's traffic for "
                                        "drift in the background; `rollout status` and the gates read the latest check.")
     drift_max_age_s: float = Field(900, gt=0, description="A drift check older than this is no evidence: drift_alarm and "
@@ -45,6 +48,13 @@ class MonitoringSettings(_Section):
     def _sample_fits_a_window(cls, v: int, info: ValidationInfo) -> int:
         if v < info.data.get("min_window", 0):
             raise ValueError("must be at least min_window, or a window large enough to report on is sampled below it")
+        return v
+
+    @field_validator("drift_check_window")
+    @classmethod
+    def _check_window_fits(cls, v: int, info: ValidationInfo) -> int:
+        if v < info.data.get("min_window", 0):
+            raise ValueError("must be at least min_window, or no check ever has enough predictions to compare")
         return v
 
     @field_validator("drift_max_age_s")
@@ -152,5 +162,8 @@ class ControlSettings(_Section):
     tokens: dict[str, str] = Field(default_factory=dict, repr=False,
                                    description="Operator id -> token for `rollout api` (ROOMSIGHT_CONTROL__TOKENS as JSON); "
                                                "the API refuses to start without one. Never printed or logged.")
+    scrape_tokens: dict[str, str] = Field(default_factory=dict, repr=False,
+                                          description="Scraper id -> token that may read `rollout api`'s GET /metrics and "
+                                                      "nothing else (Prometheus's), as JSON; operator tokens read it too.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout api`.")
     port: int = Field(8082, ge=1, le=65535, description="Port of `rollout api`.")

@@ -75,7 +75,7 @@ def api(
     web = create_app(control_of(ctx), settings.control.tokens)  # refuses without tokens, before binding
     host, port = settings.control.host, settings.control.port
     sock = listen(host, port, "control")
-    console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback); "
+    console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback; /metrics, /openapi.json); "
                   f"the read-only rollout page on http://{host}:{port}/; "
                   f"{len(settings.control.tokens)} operator token(s); Ctrl-C stops")
     serve_http(web, sock)

@@ -67,6 +67,7 @@ class Demo:
     truth: dict[str, str] = field(default_factory=dict)  # request id -> the photo's true label, for the reviewers
     cursor: int = 0
     shift_since: float | None = None  # when ap-south's photos turned; None: they are ordinary
+    shifted_answered: int = 0  # ap-south's answered photos since then: its drift report needs min_window
     shift_rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(7))
     summary: dict[str, Any] = field(default_factory=lambda: {"steps": [], "guard": []})
 
@@ -83,7 +84,6 @@ class Demo:
     def shadow(self) -> None:
         out = self.control.start(self.models.candidate, reason="demo: a better candidate")
         wait_applied(self.url, out.generation)
-        self.summary["rollout"] = out.after.rollout_id
         self.console.print(f"{self.models.candidate} runs beside {self.models.champion} in shadow")
         self.until_exit("shadow", int(SHADOW_REQUESTS * self.scale))
         self.promote()
@@ -102,7 +102,7 @@ class Demo:
             acted = self.until_exit(step, int(STEP_REQUESTS * self.scale))
             if acted is not None:
                 self.summary["caught"] = {"action": acted.action, "step": acted.from_step,
-                                          "stage": acted.before.stage.value,
+                                          "stage": acted.before.stage.value, "shifted_photos": self.shifted_answered,
                                           "conditions": [c.to_dict() for c in acted.gates]}
                 return
             if self.control.status().next_stage == "full":
@@ -114,7 +114,8 @@ class Demo:
         """The team reads the drift email. The flagged photos were held on the champion all along, so the
         alarm is about the photos, not the candidate: a paused rollout is taken to full, with the reason on
         record. A rolled-back one stays rolled back."""
-        self.send(30, f"{SHIFTED_REGION} still shifted")  # enough of the region for its own drift report
+        while self.shifted_answered < self.settings.monitoring.min_window:  # enough for the region's own report
+            self.send(30, f"{SHIFTED_REGION} still shifted")
         self.summary.update(drift_email(self.console, self.settings, self.control.engine, self.shift_since, self.mailbox))
         self.shift_since = None
         state = self.control.current().state
@@ -150,8 +151,7 @@ class Demo:
         if self.shift_since is not None:
             batch = [shifted(b, self.shift_rng) if b.region == SHIFTED_REGION else b for b in batch]
         self.cursor += n
-        served: Counter = Counter()
-        answers: Counter = Counter()
+        served, answers = Counter(), Counter()
         for shot, answer in replay(self.url, batch, concurrency=2):
             if answer["_status"] != 200:
                 served["error"] += 1
@@ -161,6 +161,7 @@ class Demo:
                 self.view.flags[flag] += 1
             answers[verdict(answer["label"], shot.label)] += 1
             self.truth[answer["request_id"]] = shot.label
+            self.shifted_answered += self.shift_since is not None and shot.region == SHIFTED_REGION
         self.console.print(f"  {title}: {n} requests, served by {dict(served)}; "
                            + ", ".join(f"{k} {answers[k]}" for k in ("correct", "unsure", "wrong")))
         self.view.served = served
@@ -203,8 +204,7 @@ class Demo:
         control = self.control if actor == self.control.actor else self.control.with_actor(actor)
         out = control.promote(stage, force=force, reason=reason or "demo: exit conditions passed")
         wait_applied(self.url, out.generation)
-        forced = " [yellow](forced)[/]" if out.forced else ""
-        self.console.print(f"[bold]{out.from_step} -> {out.to_step}[/]{forced} by {actor}; "
+        self.console.print(f"[bold]{out.from_step} -> {out.to_step}[/]{' (forced)' if out.forced else ''} by {actor}; "
                            + "; ".join(c.describe() for c in out.gates))
         self.summary["steps"].append({"from": out.from_step, "to": out.to_step, "stage": out.after.stage.value,
                                       "actor": actor, "forced": out.forced,
@@ -244,9 +244,9 @@ STORY: tuple[tuple[str, Callable[[Demo], None]], ...] = (
 
 
 def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 8765, console: Console | None = None,
-             scale: float = 1.0) -> dict:
-    """Run the story; returns a summary (also what the end-to-end test checks). `scale` shrinks the
-    traffic for quick runs."""
+             scale: float = 1.0, story: tuple[tuple[str, Callable[[Demo], None]], ...] = STORY) -> dict:
+    """Run the story (or some of its steps); returns a summary (also what the end-to-end test checks).
+    `scale` shrinks the traffic for quick runs."""
     from serving.runner import start_serve, stop_serve
 
     console = console or Console()
@@ -274,7 +274,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     try:
         demo.mailbox.__enter__()
         demo.live.start()
-        for title, step in STORY:
+        for title, step in story:
             console.rule(title)
             step(demo)
         demo.summary["final_state"] = control.current().state.to_dict()

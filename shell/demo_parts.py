@@ -81,13 +81,15 @@ def verdict(answered: str, truth: str) -> str:
 
 
 def demo_settings(home: Path, port: int) -> Settings:
-    """Everything under `home`, on `port` and the two after it; drift is checked by the demo itself."""
+    """Everything under `home`, on `port` and the two after it."""
     env = dict(os.environ)
     env.update({"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(port), "ROOMSIGHT_SERVE__STATE_POLL_S": "0.5",
                 "ROOMSIGHT_LOG__FLUSH_INTERVAL_S": "0.2", "ROOMSIGHT_REVIEW__TOKENS": json.dumps(demo_tokens()),
                 "ROOMSIGHT_REVIEW__PORT": str(port + 1), "ROOMSIGHT_SMTP__HOST": "127.0.0.1",
                 "ROOMSIGHT_SMTP__PORT": str(port + 2), "ROOMSIGHT_SMTP__SECURITY": "none",
-                "ROOMSIGHT_SMTP__RECIPIENTS": json.dumps(TEAM)})
+                "ROOMSIGHT_SMTP__RECIPIENTS": json.dumps(TEAM),
+                # The demo's traffic is small: its drift checks compare the latest 60 predictions.
+                "ROOMSIGHT_MONITORING__DRIFT_CHECK_WINDOW": "60"})
     for key in ("ROOMSIGHT_CONFIG", "ROOMSIGHT_DATABASE_URL", "ROOMSIGHT_MLFLOW_TRACKING_URI"):
         env.pop(key, None)
     return load_settings(environ=env)

@@ -138,6 +138,17 @@ def test_rollback_restores_aliases_with_routing(settings):
         cp.rollback("again")
 
 
+def test_a_rollout_started_after_full_is_recorded_under_its_own_id(settings):
+    """The state after full still names the finished rollout; the next start must not be filed under it,
+    or replay and history would mix the two."""
+    cp = ControlPlane(settings, open_plan())
+    first = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("full", force=True, reason="test: straight to full")
+    second = cp.start("models:/roomtype/1").after.rollout_id
+    starts = [e for e in cp.history() if e["action"] == "start"]
+    assert [e["rollout_id"] for e in starts] == [second, first] and first != second
+
+
 def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
     from tests.conftest import free_port
 

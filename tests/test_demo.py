@@ -29,7 +29,7 @@ def test_demo_runs_the_whole_story(tmp_path, ray_session, serve_port):
     assert "team@roomsight.demo" in mail and "drift ALARM" in mail
     operator = [m for m in moves if m["actor"] == "operator"]
     if caught["action"] == "auto-pause":
-        assert operator and operator[0]["stage"] == "full" and operator[0]["forced"]
+        assert operator and operator[0]["stage"] == "full"
     # The swapped candidate, forced into limited, was taken off by the guard on the reviewed verdicts.
     bad = summary["swapped"]
     assert bad["action"] == "auto-rollback" and bad["step"].endswith("limited eu-west 100%") and bad["verdicts"] > 0
@@ -37,6 +37,16 @@ def test_demo_runs_the_whole_story(tmp_path, ray_session, serve_port):
     history = summary["history"]
     assert history[0]["action"] == "auto-rollback" and history[0]["actor"] == "guard"
     assert (tmp_path / "run" / "home" / "mlflow.db").exists() and (tmp_path / "run" / "home" / "roomsight.db").exists()
+
+    # Replayed over the recorded rollout, the plan takes the decision the guard took live.
+    from rollout.control import ControlPlane
+    from rollout.plan import load_plan
+    from rollout.replay import replay
+    from shell.demo_parts import demo_settings
+
+    settings = demo_settings(tmp_path / "run" / "home", serve_port)
+    again = replay(ControlPlane(settings, load_plan(settings.plan), actor="test"), summary["swapped_rollout"])
+    assert [a for _, a, _ in again.recorded] == ["auto-rollback"] and again.matches, again.lines
 
 
 @pytest.mark.parametrize("answered,truth,verdict", [("kitchen", "kitchen", "correct"), ("bedroom", "kitchen", "wrong"),

@@ -38,6 +38,20 @@ def test_evidence_is_the_latest_check_with_its_age_and_none_once_too_old(setting
     assert stale["ood_share"] == fresh["ood_share"] >= 0.3, "the OOD share is counted, not checked: never stale"
 
 
+def test_a_check_compares_the_latest_predictions_only(settings):
+    """Night photos early in a rollout, ordinary ones since: a check over the latest 60 sees the rollout as it
+    is now, one over the whole of it still alarms."""
+    from roomsight import registry
+
+    engine = night_traffic(settings, "r-recovered")
+    log_traffic(engine, registry.load_model(registry.ModelRef("roomtype", "1")), scenes(60, seed=3000), "us-east",
+                rollout_id="r-recovered")
+    assert run_check(settings, engine, "r-recovered").alarm, "the whole rollout, night photos included"
+    recent = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"drift_check_window": 60})})
+    result = run_check(recent, engine, "r-recovered")
+    assert not result.alarm and result.ood_share < 0.1 and latest(engine, "r-recovered").n_window == 60
+
+
 def test_the_background_checker_checks_the_rollout_in_progress(settings):
     engine = night_traffic(settings, "r-night")
     current: list[str | None] = [None]
@@ -70,4 +84,4 @@ def test_cli_drift_check_then_status_shows_the_check_and_its_age(settings):
     status = " ".join(runner.invoke(app, ["status"], env=env).output.split())
     assert "drift: ALARM" in status and "checked 1 s ago" in status
     bad = runner.invoke(app, ["drift", "check", "--rollout", "nope"], env=env)
-    assert bad.exit_code == 1 and "no rollout id begins with 'nope'" in bad.output
+    assert bad.exit_code == 1 and "--rollout nope: no such rollout" in bad.output

@@ -218,6 +218,30 @@ def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env
     assert evidence(engine, s, ROLLOUT)["reviewed"] == 4
 
 
+def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_it_kept(env) -> None:
+    from collections import Counter
+
+    from monitoring.review import evidence as review_evidence
+
+    s, engine, store = env
+    reviewed_scenario(s, engine, store)
+    first = review_sample(engine, s, ROLLOUT)
+    assert review_evidence._KEPT[engine][(ROLLOUT, s.review.low_confidence)].edge == first.frontier
+    # More traffic, and every open item judged: the frontier moves past rows the first sample left unsettled.
+    for i in range(40, 60):
+        put(engine, store, T0 + i, "kitchen", "bedroom" if i % 4 == 0 else "kitchen", region="us-east")
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 2000)
+    while (c := queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)) is not None:
+        queue.submit(engine, "ann", c.item_id, c.claim_id, "kitchen", CLASSES)
+    kept = review_sample(engine, s, ROLLOUT)
+    review_evidence._KEPT.clear()
+    recounted = review_sample(engine, s, ROLLOUT)
+    assert kept.frontier == recounted.frontier > first.frontier
+    as_rows = lambda sample: Counter((r.stratum, r.cell, r.discordant, r.champion_answered, r.candidate_answered,  # noqa: E731
+                                      r.settled, r.n) for r in sample.counts)
+    assert as_rows(kept) == as_rows(recounted) and sum(r.n for r in kept.counts) == 60
+
+
 def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path: Path) -> None:
     s, engine, store = env
     reviewed_scenario(s, engine, store)
