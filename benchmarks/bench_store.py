@@ -15,6 +15,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from roomsight.regions import REGIONS
+
 
 NOTES = """
 `sqlite_without_rollup` and `postgresql_without_rollup` are the same writer on a log whose rollup triggers
@@ -29,7 +31,7 @@ def _records(n: int):  # noqa: ANN202
     now = time.time()
     return [PredictionRecord(
         request_id=str(uuid.uuid4()), ts=now + i * 1e-4, rollout_id="bench", stage="shadow", listing_id=f"L{i % 5000}",
-        region=("eu-west", "us-east", "ap-south")[i % 3], served_by="champion", label="kitchen", score=0.93,
+        region=REGIONS[i % len(REGIONS)], served_by="champion", label="kitchen", score=0.93,
         latency_ms=20.0, champion_version="1", champion_label="kitchen", champion_scores={"kitchen": 0.93, "bedroom": 0.07},
         champion_ms=12.0, shadow="candidate") for i in range(n)]
 

@@ -21,6 +21,7 @@ from analysis.paired import Counts, decide
 from analysis.spec import AnalysisSpec
 from analysis.weighted import model_estimates
 from monitoring.review.stats import wilson
+from roomsight.regions import REGIONS
 from roomsight.verdicts import IN_DOMAIN, UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
 
 CLASSES = ("bathroom", "bedroom", "dining_room", "exterior", "kitchen", "living_room")
@@ -51,7 +52,7 @@ class World:
 def make_world(rng: np.random.Generator, condition: str, family: str) -> World:
     """A varied world: `family` "tuning" or "held_out" draws from different ranges (regions, ood mix,
     accuracies, rates), so figures read on the held-out family were not tuned on it."""
-    regions = ("eu-west", "us-east", "ap-south") if family == "tuning" else ("eu-west", "us-east", "ap-south", "sa-east")
+    regions = REGIONS if family == "tuning" else (*REGIONS, "sa-east")
     ood_share = rng.uniform(0.05, 0.25) if family == "tuning" else rng.uniform(0.1, 0.35)
     cells = tuple(Cell(r, "", o) for r in regions for o in OOD)
     reg = rng.dirichlet(np.full(len(regions), 4.0))

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from roomsight.regions import REGIONS
+
 CLASSES = ("bedroom", "bathroom", "kitchen", "living_room", "dining_room", "swimming_pool", "view", "exterior")
-REGIONS = ("eu-west", "us-east", "ap-south")
 DESCRIPTOR_NAMES = ("brightness", "highlights", "contrast", "saturation", "width", "height", "short_side", "megapixels",
                     "sharpness", "bytes_per_pixel", "max_softmax", "energy", "embedding_distance")
 SHADOW_OUTCOMES = ("ok", "dropped", "error", "timeout", None)  # None: the shadow result has not arrived
@@ -59,7 +60,7 @@ def rows(n: int, rollout_id: str | None, t0: float, *, seed: int = 0, rate_hz: f
         ui = u[i]
         frac = i / max(1, n)
         stage = "stable" if rollout_id is None else ("shadow" if frac < 0.3 else "limited" if frac < 0.6 else "gradual")
-        region = REGIONS[int(ui[0] * 3)]
+        region = REGIONS[int(ui[0] * len(REGIONS))]
         flags = ["night_time"] if ui[1] < 0.04 else (["low_resolution"] if ui[1] < 0.05 else [])
         in_slice = stage == "gradual" and ui[2] < 0.3 or stage == "limited" and region == "ap-south" and ui[2] < 0.5
         held = bool(in_slice and flags)

@@ -14,7 +14,8 @@ import typer
 
 from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
-from roomsight.errors import UserError
+from roomsight.durations import parse_duration
+from roomsight.errors import MailError, RegistryError, UserError
 
 app = typer.Typer()
 drift_app = typer.Typer(help="Drift of live traffic against the model's reference: Evidently reports, by email.",
@@ -36,7 +37,8 @@ def inspect(
     from monitoring.descriptors import describe
     from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
     from monitoring.reference import model_descriptors
-    from roomsight.images import IMAGE_SUFFIXES, ImageRejected, decode_upload
+    from roomsight.errors import ImageRejected
+    from roomsight.images import IMAGE_SUFFIXES, decode_upload
 
     settings = of(ctx).settings
     pack = None if no_model else _load_model(settings, model)
@@ -68,11 +70,9 @@ def inspect(
 def _load_model(settings, uri: str | None):  # noqa: ANN001, ANN202 - Settings -> ModelPack
     from roomsight import registry
 
-    registry.configure(settings)
-    uri = uri or f"models:/{settings.model_name}@{registry.CHAMPION}"
     try:
-        return registry.load_model(registry.resolve(uri))
-    except registry.RegistryError as exc:
+        return registry.load(settings, uri)
+    except RegistryError as exc:
         raise UserError(f"{exc} (train a model with `rollout train`, or pass --no-model)") from None
 
 
@@ -96,7 +96,7 @@ def report(
     from roomsight.db import engine_for
 
     settings = of(ctx).settings
-    window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
+    window = drift.Window(since=time.time() - parse_duration(since), region=region, model_version=model)
     if email:
         mailer.ready(settings.smtp, email)
     engine = engine_for(settings.db_url)
@@ -191,13 +191,13 @@ def watch(
     from roomsight.events import DRIFT_ALARM
 
     settings = of(ctx).settings
-    every_s = drift.parse_duration(every)
-    since_s = drift.parse_duration(since) if since else every_s
+    every_s = parse_duration(every)
+    since_s = parse_duration(since) if since else every_s
     notifier = Notifier.from_settings(settings)
     recipients: list[str] | None
     try:
         recipients = mailer.ready(settings.smtp, email or [])
-    except mailer.MailError:
+    except MailError:
         if email or not notifier.wants(DRIFT_ALARM):
             raise
         recipients = None

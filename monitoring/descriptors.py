@@ -126,7 +126,7 @@ def contrast(p: Prepared) -> float:
 def saturation(p: Prepared) -> float:
     """Mean HSV-style saturation; near 0 for grey (or greyed-out) photos."""
     r, g, b = p.rgb[..., 0], p.rgb[..., 1], p.rgb[..., 2]
-    # Pairwise maximum/minimum: numpy's max over a length-3 last axis is ~20x slower.
+    # Pairwise maximum/minimum: numpy's max over a length-3 last axis is far slower (BENCHMARKS.md, monitoring).
     mx = np.maximum(np.maximum(r, g), b)
     mn = np.minimum(np.minimum(r, g), b)
     return float(((mx - mn) / np.maximum(mx, 1e-3)).mean())

@@ -29,19 +29,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 
 from monitoring.descriptors import DESCRIPTORS, MODEL_DESCRIPTORS
-from monitoring.drift_window import (  # noqa: F401 - the drift API: windows, frames and their errors too
+from monitoring.drift_window import (  # noqa: F401 - the drift API: windows and frames too
     OOD,
     PREDICTED,
-    DriftError,
     Frame,
     Window,
     never_logged,
     current_frame,
-    parse_duration,
     window_frame,
 )
 from monitoring.ood import Calibration
 from roomsight.config import Settings
+from roomsight.errors import DriftError
 from roomsight.tables import rollout_state
 
 if TYPE_CHECKING:

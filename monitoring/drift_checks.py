@@ -22,6 +22,7 @@ from sqlalchemy import Engine, insert, select
 from monitoring import drift
 from roomsight import rollup
 from roomsight.config import Settings
+from roomsight.errors import DriftError
 from roomsight.tables import drift_checks
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class DriftChecker:
             return None
         try:
             return run_check(self.settings, self.engine, rollout_id)
-        except drift.DriftError as exc:
+        except DriftError as exc:
             log.info("no drift check of rollout %s: %s", rollout_id[:8], exc)
             return None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import random
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from roomsight.errors import UserError
 from roomsight.tables import predictions
 
 if TYPE_CHECKING:
@@ -25,22 +23,6 @@ if TYPE_CHECKING:
 
 PREDICTED = "predicted_class"
 OOD = "out_of_domain"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class DriftError(UserError):
-    """A drift report cannot be made (no model, too few logged predictions, a bad window)."""
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '24h', '7d', '2w' (or plain seconds) -> seconds."""
-    m = _DURATION.match(text)
-    if not m or float(m[1]) <= 0:
-        raise DriftError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
-    return float(m[1]) * _UNIT_S[m[2]]
-
-
 @dataclass(frozen=True)
 class Window:
     """Which logged predictions to compare: a time range, optionally one region, one served model
@@ -151,7 +133,7 @@ def _records_frame(rows: list[Any]) -> pd.DataFrame:
 def _cycle_collector_paused() -> Iterator[None]:
     """A window's rows decode into several small dicts each, all kept until the frame is built; CPython's
     cycle collector, triggered by every few hundred of them, rescans the growing heap again and again
-    (about 40% of the window read at 100,000 rows). The rows hold no reference cycles, so nothing is
+    (a large share of a big window's read). The rows hold no reference cycles, so nothing is
     lost by pausing it; reference counting still frees everything as usual."""
     was_enabled = gc.isenabled()
     gc.disable()

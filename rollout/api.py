@@ -26,12 +26,11 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.exceptions import HTTPException
 
 from roomsight.auth import bearer_token, token_holder
-from roomsight.config import ConfigError
+from roomsight.errors import ConfigError, GatesFailed, RegistryError, RolloutError
 from roomsight.http_errors import invalid_message
-from roomsight.registry import RegistryError
 from rollout.api_models import (INPUT_FIELDS, EventOut, GatesRefused, OutcomeOut, PromoteIn, RollbackIn, StartIn,
                                 StatusOut, refusals)
-from rollout.control import ControlPlane, GatesFailed, RolloutError
+from rollout.control import ControlPlane
 from rollout.api_metrics import control_registry
 from rollout.report.live import LiveReport
 from rollout.report.web import add_report_page
@@ -69,17 +68,15 @@ def create_app(control: ControlPlane, tokens: Mapping[str, str], report: LiveRep
 
     @app.exception_handler(GatesFailed)
     async def _gates(_: Request, exc: GatesFailed) -> JSONResponse:
-        return JSONResponse({"error": str(exc), "gates": [g.to_dict() for g in exc.results]}, status_code=409)
+        return JSONResponse({"error": str(exc), "gates": [g.to_dict() for g in exc.results]}, status_code=exc.status)
 
+    # A refusal (RolloutError, 409) and MLflow out of reach (RegistryError, 503: the control plane turns a
+    # bad model URI into a RolloutError, so what reaches here a retry may cure) answer with their `status`.
+    # Nothing else is caught: any other exception is a bug, and a bug is a 500, not a refusal.
     @app.exception_handler(RolloutError)
-    async def _refused(_: Request, exc: RolloutError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=409)
-
     @app.exception_handler(RegistryError)
-    async def _registry_down(_: Request, exc: RegistryError) -> JSONResponse:
-        # The control plane turns a bad model URI into a RolloutError (409); what reaches here is MLflow out
-        # of reach, which a retry may cure.
-        return JSONResponse({"error": str(exc)}, status_code=503)
+    async def _refused(_: Request, exc: RolloutError | RegistryError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
     def operator(request: Request, _declared: object = Security(token_scheme)) -> ControlPlane:
         # `token_scheme` only declares the scheme in the schema; the header is read as every API reads it.

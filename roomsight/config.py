@@ -21,14 +21,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 # The watching sections live beside; importing them here keeps `roomsight.config` the one place to ask.
 from roomsight.config_sections import (ControlSettings, MonitoringSettings, NotifySettings, ReviewSettings,  # noqa: F401
                                       SmtpSettings, WebhookSettings, _expanded, _Section)
-from roomsight.errors import UserError
+from roomsight.errors import ConfigError
 from roomsight.userfiles import read_yaml
 
 ENV_PREFIX = "ROOMSIGHT_"
-
-
-class ConfigError(UserError, ValueError):
-    """A setting is missing, unknown or invalid; the message names the key."""
 
 
 class RaySettings(_Section):

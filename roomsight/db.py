@@ -22,20 +22,12 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.schema import CreateColumn
 
 from roomsight import rollup
-from roomsight.errors import UserError, first_line
+from roomsight.errors import DatabaseUnavailable, SchemaMismatch, first_line
 from roomsight.tables import metadata
 
 log = logging.getLogger(__name__)
 
 _engines: dict[str, Engine] = {}
-
-
-class DatabaseUnavailable(UserError, ConnectionError):
-    """The database cannot be reached, opened or driven; the message names the URL without its password."""
-
-
-class SchemaMismatch(UserError, RuntimeError):
-    """The database lacks a column that cannot be added to the rows it already holds."""
 
 
 def engine_for(url: str) -> Engine:

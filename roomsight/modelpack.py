@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from roomsight.errors import UserError, first_line
+from roomsight.errors import PackError, first_line
 from roomsight.preprocess import Preprocessing, batch_tensor
 
 UNSURE = "unsure"
@@ -142,10 +142,6 @@ def save_pack(directory: Path, module: torch.nn.Module, meta: PackMeta, example:
     torch.export.save(program, str(directory / MODEL_FILE))
     (directory / META_FILE).write_text(json.dumps(meta.to_dict(), indent=1, sort_keys=True))
     return directory
-
-
-class PackError(UserError):
-    """A pack whose files are missing or damaged: an artifact store that lost or half-copied them."""
 
 
 def read_meta(directory: Path, source: str | None = None) -> PackMeta:

@@ -18,27 +18,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from roomsight.errors import UserError
+from roomsight.errors import RegistrationError
 
 T = TypeVar("T")
 
 
-class RegistryError(UserError, LookupError):
-    """An unknown name (the message lists the known ones), or a name registered twice."""
-
-
 class Registry(Generic[T]):
     """Names to entries, in registration order. `kind` names the parts in messages ("backbone"); an
-    unknown name raises `error` (a RegistryError unless the owner has a more specific one)."""
+    unknown name raises `error` (a RegistrationError unless the owner has a more specific one)."""
 
-    def __init__(self, kind: str, error: type[Exception] = RegistryError) -> None:
+    def __init__(self, kind: str, error: type[Exception] = RegistrationError) -> None:
         self.kind = kind
         self._error = error
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
         if name in self._entries:
-            raise RegistryError(f"{self.kind} {name!r} is registered twice")
+            raise RegistrationError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
         return entry
 

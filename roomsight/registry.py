@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from roomsight.config import Settings
-from roomsight.errors import UserError, first_line
+from roomsight.errors import RegistryError, UserError, first_line
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
@@ -24,10 +24,6 @@ ROLLOUT_EXPERIMENT = "roomsight-rollouts"
 TRAINING_EXPERIMENT = "roomsight-training"
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
-
-
-class RegistryError(UserError, RuntimeError):
-    """A model URI does not resolve, or the registry refused an operation."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ def configure(settings: Settings) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow's own defaults (7 retries, 120 s timeout) ride out a hosted backend's rate limits but keep a
-    # command waiting about 4 minutes on a server that is down. A self-hosted server is up or it is not:
+    # command waiting for minutes on a server that is down. A self-hosted server is up or it is not:
     # a few seconds of retries, then a clear error (`unreachable`). MLflow's variables still override.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
@@ -168,6 +164,13 @@ def load_model(ref: ModelRef):  # noqa: ANN201 - roomsight.modelpack.ModelPack
 
     with pack_files(ref) as directory:
         return load_pack(directory, version=ref.version, source=ref.uri)
+
+
+def load(settings: Settings, uri: str | None = None):  # noqa: ANN201 - roomsight.modelpack.ModelPack
+    """How a command loads a model: the pack `uri` names (models:/NAME/VERSION, models:/NAME@ALIAS;
+    default: the champion) from the registry `settings` name."""
+    configure(settings)
+    return load_model(resolve(uri or f"models:/{settings.model_name}@{CHAMPION}"))
 
 
 def unreachable(exc: BaseException) -> RegistryError | None:

@@ -6,7 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from roomsight.cluster import init_ray
-from roomsight.config import ConfigError, ServeSettings, Settings
+from roomsight.config import ServeSettings, Settings
+from roomsight.errors import ConfigError
 from roomsight.listening import cannot_listen
 
 if TYPE_CHECKING:

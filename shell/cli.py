@@ -84,7 +84,7 @@ def promote(
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
 ) -> None:
     """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
-    from rollout.control import GatesFailed
+    from roomsight.errors import GatesFailed
 
     region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None
     cp = control_of(ctx)
@@ -201,10 +201,11 @@ def _live_at(cp, when: float, region: str | None, as_json: bool) -> None:  # noq
 def _moment(text: str) -> float:
     """An ISO time (UTC unless it names a zone) or an age ('2h': two hours ago) as unix seconds."""
     from roomsight.durations import parse_duration
+    from roomsight.errors import DurationError
 
     try:
         return time.time() - parse_duration(text)
-    except ValueError:
+    except DurationError:
         pass
     try:
         parsed = datetime.fromisoformat(text)

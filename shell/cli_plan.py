@@ -59,7 +59,8 @@ def replay(
 @friendly
 def convert(path: Path = typer.Argument(..., help="A plan file in the format before steps (stage sections and gates).")) -> None:
     """Print an old plan (shadow/limited/gradual sections, gates per stage) as a plan with steps."""
-    from rollout.plan import PlanError, parse_plan
+    from roomsight.errors import PlanError
+    from rollout.plan import parse_plan
     from rollout.plan_legacy import is_legacy, to_steps
     from roomsight.userfiles import read_yaml
 

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from roomsight.config import ConfigError, load_settings
+from roomsight.config import load_settings
+from roomsight.errors import ConfigError
 
 
 def test_defaults_live_under_home(tmp_path: Path):

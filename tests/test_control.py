@@ -8,8 +8,9 @@ import pytest
 
 from roomsight import registry
 from roomsight.db import engine_for
-from rollout.control import ControlPlane, GatesFailed, RolloutError
+from rollout.control import ControlPlane
 from rollout.plan import load_plan
+from roomsight.errors import GatesFailed, RolloutError
 from serving.predlog import LogWriter, PredictionRecord
 from roomsight.rollout_state import Stage
 from rollout.plan import Gate

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from monitoring import descriptors as d
 from monitoring.ood import IMAGE_FLAGS, RULES, Calibration
 from monitoring.shifts import SHIFTS, jpeg, shift
-from roomsight.registries import RegistryError
+from roomsight.errors import RegistrationError
 from tests.conftest import REAL_ROOMS
 
 
@@ -36,7 +36,7 @@ def test_registry_adds_a_descriptor_with_one_function():
     try:
         out = d.describe(Image.new("RGB", (40, 30), (255, 0, 0)), n_bytes=600)
         assert out["test_red_share"] == 1.0
-        with pytest.raises(RegistryError, match="twice"):
+        with pytest.raises(RegistrationError, match="twice"):
             d.descriptor("test_red_share")(red_share)
     finally:
         d.DESCRIPTORS.remove("test_red_share")

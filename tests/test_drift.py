@@ -21,6 +21,8 @@ from monitoring.shifts import shift
 from monitoring.descriptors import describe
 from monitoring.ood import Calibration
 from monitoring.reference import model_descriptors
+from roomsight.durations import parse_duration
+from roomsight.errors import DriftError, DurationError
 from roomsight.tables import predictions
 from tests.conftest import free_port
 
@@ -66,11 +68,11 @@ def logged(settings):
 
 
 def test_parse_duration():
-    assert drift.parse_duration("90s") == 90 and drift.parse_duration("30m") == 1800
-    assert drift.parse_duration("24h") == 86400 and drift.parse_duration("1.5d") == 1.5 * 86400
+    assert parse_duration("90s") == 90 and parse_duration("30m") == 1800
+    assert parse_duration("24h") == 86400 and parse_duration("1.5d") == 1.5 * 86400
     for bad in ("", "soon", "-1h", "0h", "3y"):
-        with pytest.raises(drift.DriftError, match="not a duration"):
-            drift.parse_duration(bad)
+        with pytest.raises(DurationError, match="not a duration"):
+            parse_duration(bad)
 
 
 def test_report_by_region_over_the_log(settings, logged, tmp_path):
@@ -92,15 +94,15 @@ def test_report_by_region_over_the_log(settings, logged, tmp_path):
 
 
 def test_too_small_a_window_is_a_clear_error(settings, logged):
-    with pytest.raises(drift.DriftError, match="only 0 logged prediction"):
+    with pytest.raises(DriftError, match="only 0 logged prediction"):
         drift.check(settings, logged, drift.Window(since=time.time() + 60, region="eu-west", model_version="1"))
-    with pytest.raises(drift.DriftError, match="only 0"):
+    with pytest.raises(DriftError, match="only 0"):
         drift.check(settings, logged, drift.Window(since=time.time() + 60))
 
 
 def test_a_region_or_version_never_logged_is_named_not_blamed_on_the_window(settings, logged):
     """A mistyped --region or --model used to be told to widen the window."""
-    with pytest.raises(drift.DriftError) as info:
+    with pytest.raises(DriftError) as info:
         drift.check(settings, logged, drift.Window(since=time.time() - 3600, region="ap-south", model_version="7"))
     assert str(info.value) == ("no prediction in the log is from region 'ap-south' (logged: eu-west, us-east); "
                                "no prediction in the log was served by model version 7 (logged: 1)")
@@ -119,7 +121,7 @@ def test_gate_evidence_per_rollout_comes_from_the_latest_check(settings, logged)
     assert 0 <= night["drift_age_s"] < 60
     few = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"min_window": 1000,
                                                                                         "drift_sample": 1000})})
-    with pytest.raises(drift.DriftError, match="only 60 logged prediction"):
+    with pytest.raises(DriftError, match="only 60 logged prediction"):
         run_check(few, logged, "r-night")
 
     from rollout.evidence import collect

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from roomsight.errors import RulesError
 from shell.cli import app
-from training.labels import Decision, RulesError, label_csv, load_rules
+from training.labels import Decision, label_csv, load_rules
 from training.labelscore import score
 from training.synthetic import CLASSES, caption_for, write_dataset
 

@@ -13,6 +13,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, create_e
 
 from benchmarks import synthlog
 from roomsight import db, rollup
+from roomsight.errors import SchemaMismatch
 from roomsight.tables import metadata, predictions
 from rollout.evidence import log_evidence
 from tests import legacy_tables
@@ -79,7 +80,7 @@ def test_generic_step_adds_nullable_columns_and_indexes_and_names_what_it_cannot
                [(1, "a", None, 7), (2, "b", None, 7)]
     assert "ix_things_note" in index_names(engine)
     assert db.migrate(engine, after) == []
-    with pytest.raises(db.SchemaMismatch, match="table things lacks column owner, which is NOT NULL"):
+    with pytest.raises(SchemaMismatch, match="table things lacks column owner, which is NOT NULL"):
         db.migrate(engine, impossible)
     engine.dispose()
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from roomsight.registries import Registry, RegistryError
+from roomsight.errors import RegistrationError
+from roomsight.registries import Registry
 
 
 def test_a_name_is_registered_once_and_an_unknown_one_lists_the_known():
@@ -15,16 +16,17 @@ def test_a_name_is_registered_once_and_an_unknown_one_lists_the_known():
     reg.add("a", 1)
     assert reg.register("b")(2) == 2
     assert reg["b"] == 2 and list(reg) == ["a", "b"] and "a" in reg and len(reg) == 2
-    with pytest.raises(RegistryError, match="widget 'a' is registered twice"):
+    with pytest.raises(RegistrationError, match="widget 'a' is registered twice"):
         reg.add("a", 3)
-    with pytest.raises(RegistryError, match="unknown widget 'c'; choose one of a, b"):
+    with pytest.raises(RegistrationError, match="unknown widget 'c'; choose one of a, b"):
         reg["c"]
     reg.remove("a")
     assert reg.names() == ("b",)
 
 
 def test_an_owner_raises_its_own_error_for_unknown_names():
-    from training.backbones import BACKBONES, BackboneError
+    from roomsight.errors import BackboneError
+    from training.backbones import BACKBONES
 
     with pytest.raises(BackboneError, match="unknown backbone 'vgg99'; choose one of tiny_cnn, efficientnet_lite0"):
         BACKBONES["vgg99"]

@@ -16,8 +16,8 @@ from PIL import Image
 from sqlalchemy import create_engine, func, select, update
 
 from monitoring.review import queue
-from monitoring.review.photos import BadRequestId, PhotoStore
-from monitoring.review.queue import ReviewError
+from monitoring.review.photos import PhotoStore
+from roomsight.errors import BadRequestId, ReviewError
 from roomsight.tables import metadata, review_items, review_verdicts
 from tests.conftest import free_port, settings_for
 

@@ -90,7 +90,8 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
 
     from roomsight import registry
     from roomsight.db import engine_for
-    from rollout.control import ControlPlane, GatesFailed
+    from roomsight.errors import GatesFailed
+    from rollout.control import ControlPlane
     from rollout.plan import Gate, load_plan
     from tests.plans import with_exit
     from serving.runner import start_serve

@@ -4,6 +4,7 @@ modes, backbone weight errors, and augmentation that keeps the class."""
 import pytest
 import torch
 
+from roomsight.errors import BackboneError
 from training import backbones, cached
 from training.model import RoomNet
 
@@ -41,7 +42,7 @@ def test_tail_batchnorm_stays_frozen_in_training():
 
 
 def test_tune_modes():
-    from training.data import DataError
+    from roomsight.errors import DataError
     from training.pipeline import TrainConfig, tune_mode
 
     lite0 = backbones.create("efficientnet_lite0")
@@ -74,11 +75,11 @@ def test_weights_files_that_are_not_the_backbones_are_clear_errors(tmp_path):
     junk, other = tmp_path / "photo.jpg", tmp_path / "linear.pt"
     junk.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     torch.save(torch.nn.Linear(3, 2).state_dict(), other)
-    with pytest.raises(backbones.BackboneError, match="not a PyTorch weights file for tiny_cnn"):
+    with pytest.raises(BackboneError, match="not a PyTorch weights file for tiny_cnn"):
         backbones.create("tiny_cnn", weights=junk)
-    with pytest.raises(backbones.BackboneError, match=r"does not fit tiny_cnn.*missing.*2 unexpected \(first: weight\)"):
+    with pytest.raises(BackboneError, match=r"does not fit tiny_cnn.*missing.*2 unexpected \(first: weight\)"):
         backbones.create("tiny_cnn", weights=other)
-    with pytest.raises(backbones.BackboneError, match="does not fit resnet18"):
+    with pytest.raises(BackboneError, match="does not fit resnet18"):
         backbones.create("resnet18", weights=other)
     torch.save(backbones.create("tiny_cnn").module.state_dict(), other)
     assert backbones.create("tiny_cnn", weights=other).pretrained
@@ -86,10 +87,10 @@ def test_weights_files_that_are_not_the_backbones_are_clear_errors(tmp_path):
 
 def test_missing_imagenet_weights_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch cache
-    with pytest.raises(backbones.BackboneError, match="--weights PATH.*--no-pretrained"):
+    with pytest.raises(BackboneError, match="--weights PATH.*--no-pretrained"):
         backbones.create("resnet18")
     assert not backbones.create("resnet18", pretrained=False).pretrained
-    with pytest.raises(backbones.BackboneError, match="unknown backbone"):
+    with pytest.raises(BackboneError, match="unknown backbone"):
         backbones.create("vgg99")
 
 

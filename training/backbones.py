@@ -16,16 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from roomsight.errors import UserError, first_line
+from roomsight.errors import BackboneError, first_line
 from roomsight.registries import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TF_LITE = (0.5, 0.5, 0.5)  # TF-Lite's (x*255 - 127) / 128 on [0, 1] inputs: mean 0.5, std 0.5
-
-
-class BackboneError(UserError, RuntimeError):
-    """A backbone's weights are missing or do not fit; the message says where they were looked for."""
 
 
 Loader = Callable[[nn.Module, dict[str, torch.Tensor], Path, str], None]

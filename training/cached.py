@@ -1,9 +1,9 @@
 """Fast fine-tuning on a CPU: the frozen first part of the backbone (the trunk) runs once per image and
 its activations are cached; only the last blocks (the tail) and the head train, on the cache.
 
-Why: a full fine-tune of EfficientNet-Lite0 at 224 px costs about 0.15 s per image per epoch on two
-cores, so a few epochs over a thousand photos take most of ten minutes; the early blocks hold generic
-edges and textures that barely move when fine-tuned anyway. With `tail_blocks=0` this is head-only
+Why: a full fine-tune runs every block forward and backward for every image in every epoch, which on a
+few CPU cores makes a few epochs over a thousand photos a long wait (BENCHMARKS.md, training, has the
+times); the early blocks hold generic edges and textures that barely move when fine-tuned anyway. With `tail_blocks=0` this is head-only
 training on cached pooled features.
 
 Augmentation on a cache: every training image is cached as it is and as a few augmented views (mirrored,

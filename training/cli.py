@@ -152,8 +152,7 @@ def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
 def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.ModelPack
     from roomsight import registry
 
-    registry.configure(of(ctx).settings)
-    return registry.load_model(registry.resolve(uri))
+    return registry.load(of(ctx).settings, uri)
 
 
 def _count_items(source: Path) -> int:

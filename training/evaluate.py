@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from roomsight.errors import DataError
 from roomsight.modelpack import UNSURE, ModelPack, softmax
 from roomsight.preprocess import batch_tensor
 from training import data
@@ -45,7 +46,7 @@ def predict_items(pack: ModelPack, items: list[data.Item], on_batch: Any = None)
         if on_batch:
             on_batch(len(items[i:i + BATCH]))
     if not kept:
-        raise data.DataError("none of the images could be read")
+        raise DataError("none of the images could be read")
     return Predicted(kept, np.concatenate(logits), np.concatenate(embs), skipped)
 
 
@@ -63,7 +64,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     classes = pack.classes
     unknown = sorted({i.label for i in items} - set(classes))
     if unknown:
-        raise data.DataError(f"labels the model does not know: {', '.join(unknown)} (model classes: {', '.join(classes)}); "
+        raise DataError(f"labels the model does not know: {', '.join(unknown)} (model classes: {', '.join(classes)}); "
                              "relabel or drop those items")
     data.check_trainable(items)
     pred = predict_items(pack, items, on_batch)
@@ -78,7 +79,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     v_idx = np.asarray([pos[id(it)] for it in parts.valid])
     t_idx = np.asarray([pos[id(it)] for it in parts.train])
     if len(t_idx) == 0:
-        raise data.DataError(f"{source}: too few images to keep a validation part apart from the test part")
+        raise DataError(f"{source}: too few images to keep a validation part apart from the test part")
     chosen = thresholds_at_precision(probs[v_idx], y[v_idx], classes, target_precision, method=method,
                                      confidence=confidence)
     thresholds = {c: t.threshold for c, t in chosen.items()}

@@ -10,16 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roomsight.errors import UserError
+from roomsight.errors import RulesError
 from training.labelscore import GoldReport, score
 from roomsight.userfiles import read_csv, read_yaml
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "default.yaml"
 DEFAULT_MAX_LENGTH = 80
-
-
-class RulesError(UserError, ValueError):
-    """The rules file or the captions CSV cannot be used; the message says what to fix."""
 
 
 def _alternative(keyword: str) -> str:

@@ -15,6 +15,7 @@ import torch
 
 from monitoring.reference import image_reference
 from roomsight.config import Settings
+from roomsight.errors import DataError
 from roomsight.modelpack import PackMeta
 from roomsight.preprocess import RESIZE_MODES, Preprocessing, batch_tensor
 from training import backbones, cached, data
@@ -177,7 +178,7 @@ def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
     if cfg.swap_labels is not None:
         a, b = cfg.swap_labels
         if a not in index or b not in index or a == b:
-            raise data.DataError(f"swap_labels {cfg.swap_labels}: two different classes of {', '.join(classes)}")
+            raise DataError(f"swap_labels {cfg.swap_labels}: two different classes of {', '.join(classes)}")
         taught[a], taught[b] = index[b], index[a]
 
     def labels(part: list[data.Item], noisy: bool = False, truth: bool = False) -> torch.Tensor:
@@ -213,17 +214,17 @@ def check_options(cfg: TrainConfig) -> None:
     """The options' values, checked before any photo is read: a mistake would otherwise surface only
     after the photos are loaded and split."""
     if cfg.resize_mode not in RESIZE_MODES:
-        raise data.DataError(f"resize mode must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
+        raise DataError(f"resize mode must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
     if cfg.tune not in (None, "head", "last", "full"):
-        raise data.DataError(f"tune must be head, last or full; got {cfg.tune!r}")
+        raise DataError(f"tune must be head, last or full; got {cfg.tune!r}")
     if cfg.head_only and cfg.tune not in (None, "head"):
-        raise data.DataError(f"--head-only and --tune {cfg.tune} contradict each other: give one")
+        raise DataError(f"--head-only and --tune {cfg.tune} contradict each other: give one")
     if cfg.threshold_method not in (None, *METHODS):
-        raise data.DataError(f"threshold method must be one of {', '.join(METHODS)}; got {cfg.threshold_method!r}")
+        raise DataError(f"threshold method must be one of {', '.join(METHODS)}; got {cfg.threshold_method!r}")
     if not 0 < cfg.threshold_confidence < 1:
-        raise data.DataError(f"threshold confidence must be between 0 and 1; got {cfg.threshold_confidence}")
+        raise DataError(f"threshold confidence must be between 0 and 1; got {cfg.threshold_confidence}")
     if cfg.folds < 1:
-        raise data.DataError(f"folds must be at least 1; got {cfg.folds}")
+        raise DataError(f"folds must be at least 1; got {cfg.folds}")
     if cfg.backbone is not None:
         backbones.check_name(cfg.backbone)
 
@@ -235,7 +236,7 @@ def tune_mode(cfg: TrainConfig, bb: backbones.Backbone) -> str:
     if tune is None:
         tune = "head" if bb.pretrained else "full"
     if tune == "last" and not bb.splittable:
-        raise data.DataError(f"{bb.name} has no trunk/tail split to freeze: use --tune full or --tune head")
+        raise DataError(f"{bb.name} has no trunk/tail split to freeze: use --tune full or --tune head")
     return tune
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from roomsight.regions import REGIONS  # listings live in one region each, so reports have per-region parts
 from roomsight.registries import Registry
 
 __all__ = [
@@ -40,9 +41,6 @@ __all__ = [
     "write_dataset",
 ]
 
-# Default listing regions; a listing lives in exactly one, so downstream code
-# can test per-region splits and reports.
-REGIONS: tuple[str, ...] = ("eu-west", "us-east", "ap-south")
 
 RGB = tuple[int, int, int]
 Rng = np.random.Generator
