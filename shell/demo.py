@@ -78,6 +78,7 @@ class Demo:
         self.send(max(10, int(30 * self.scale)), "champion only")
 
     def shadow(self) -> None:
+        assert self.models.candidate is not None, "trained whenever the story has this step"
         out = self.control.start(self.models.candidate, reason="demo: a better candidate")
         wait_applied(self.url, out.generation)
         self.console.print(f"{self.models.candidate} runs beside {self.models.champion} in shadow")
@@ -253,7 +254,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     console.rule("[bold]roomsight demo")
     console.print(f"run folder: {run_dir}")
     console.print("[dim]photos: " + (f"{data}" if data else "SYNTHETIC room scenes drawn by code (not real photos)") + "[/]")
-    models = train_models(settings, console, data)
+    models = train_models(settings, console, data, candidate=any(step is Demo.shadow for _, step in story))
     control = ControlPlane(settings, load_plan(settings.plan), actor="demo")
     control.current()
     with console.status("starting Ray Serve ..."):

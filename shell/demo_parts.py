@@ -130,11 +130,11 @@ def drift_email(console: Console, settings: Settings, engine: Engine, since: flo
 @dataclass
 class Models:
     champion: str
-    candidate: str
+    candidate: str | None  # None when the steps run do not use it
     swapped: str
 
 
-def train_models(settings: Settings, console: Console, data: Path | None) -> Models:
+def train_models(settings: Settings, console: Console, data: Path | None, candidate: bool = True) -> Models:
     from training.pipeline import TrainConfig, train
 
     real = data is not None
@@ -148,7 +148,8 @@ def train_models(settings: Settings, console: Console, data: Path | None) -> Mod
                       f"({time.time() - t0:.0f} s)")
         return result.registered.ref.uri
 
+    better = TrainConfig(data=data, seed=1, epochs=8 if real else 15, **head)
     return Models(trained("champion", TrainConfig(data=data, seed=0, epochs=3 if real else 6, **head)),
-                  trained("candidate", TrainConfig(data=data, seed=1, epochs=8 if real else 15, **head)),
+                  trained("candidate", better) if candidate else None,
                   trained("swapped candidate", TrainConfig(data=data, seed=2, epochs=3 if real else 6,
                                                            swap_labels=SWAPPED, **head)))
