@@ -15,7 +15,7 @@ from analysis.spec import AnalysisSpec
 from benchmarks.run import Target
 
 CONDITIONS = ("worse", "worse_segment", "equal", "better")
-CODES = {"worse": 1, "worse_segment": 2, "equal": 3, "better": 4, "tuning": 10, "held_out": 20}
+CODES = {"worse": 1, "worse_segment": 2, "equal": 3, "better": 4, "tuning": 10, "held_out": 30}
 HORIZON = 1000
 # The plan the figures are for: AnalysisSpec's defaults (segment_margin 0.12, min_share 0.08, min_count 20,
 # chosen on the tuning family only) with margin 0.05.
