@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from analysis.paired import Counts, decide
+from analysis.paired import Counts, decide, outcome_of
 from analysis.spec import AnalysisSpec
 from analysis.weighted import model_estimates
+from monitoring.review.order import due
 from monitoring.review.stats import wilson
+from roomsight.config import ReviewSettings
 from roomsight.verdicts import IN_DOMAIN, UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
 
 CLASSES = ("bathroom", "bedroom", "dining_room", "exterior", "kitchen", "living_room")
 OOD = (IN_DOMAIN, "night_time", "low_resolution")
 PRIORITY = ("disagreement", "low_confidence", "spot_check")
+AGREEMENT_RESERVE = ReviewSettings().agreement_reserve
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ class Run:
     old_at_400: bool = False  # today's gates read once, after 400 verdicts
     covered: dict[str, bool] = field(default_factory=dict)  # precision intervals at the end, where estimable
     verdicts: int = 0
+    agreements: int = 0  # verdicts on low-confidence answers and spot checks
     needed: int | None = None  # still inconclusive at the end: about how many more verdicts would decide it
 
 
@@ -217,7 +221,8 @@ def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon
     return replay(simulated(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000), spec, rng, horizon, old_gates)
 
 
-def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
+def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True,
+           reserve: float = AGREEMENT_RESERVE) -> Run:
     """Review `traffic` verdict by verdict as the queue would, reading the analysis (and today's gates)
     after every verdict, until the analysis has decided and today's gates have passed and been read at 400
     verdicts (or `horizon`)."""
@@ -228,6 +233,7 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
     resolved: list[int] = []
     arrived = 0
     n = len(st.cell)
+    scale = 1 / traffic.rates["disagreement"]
     for verdicts in range(1, horizon + 1):
         arrived = max(arrived, min(n, math.ceil(verdicts * traffic.rows_per_verdict)))
         waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
@@ -237,7 +243,7 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
                 break
             arrived = min(nxt) + 1
             waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
-        s = next(k for k, w in enumerate(waiting) if w > 0)
+        s = next_stratum(waiting, taken, reserve)
         i = int(st.queues[s][taken[s]])
         taken[s] += 1
         resolved.append(i)
@@ -247,29 +253,38 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
         frontier = min(int(dq[taken[0]]), arrived) if taken[0] < len(dq) else arrived
         per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]))
                     for c in range(len(traffic.cells))]
-        whole = Counts(*(sum(getattr(c, f) for c in per_cell) for f in ("rows", "wins", "losses", "verdicts")))
-        cells: dict[tuple[str, ...], Counts] = {}
-        if spec.segments:
-            for c, counts in zip(traffic.cells, per_cell):
-                into = cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts())
-                for f in ("rows", "wins", "losses", "verdicts"):
-                    setattr(into, f, getattr(into, f) + getattr(counts, f))
+        whole, cells = Counts(), {}
+        for c, counts in zip(traffic.cells, per_cell):
+            whole.add(counts)
+            if spec.segments:
+                cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts()).add(counts)
         old.compared, old.agreeing = arrived, int(st.agree_prefix[arrived])
         if not run.old and old.passed():
             run.old, run.old_at = True, verdicts
         if verdicts == 400:
             run.old_at_400 = old.passed()
         if run.analysis_at is None:
-            result = decide("sim", spec, whole, cells, 1 / traffic.rates["disagreement"], project=False)
-            if result.outcome != "inconclusive":
-                run.analysis, run.analysis_at = result.outcome, verdicts
+            outcome = outcome_of(spec, whole, cells, scale)
+            if outcome != "inconclusive":
+                run.analysis, run.analysis_at = outcome, verdicts
         if run.analysis_at is not None and (not old_gates or (run.old and verdicts >= 400)):
             break
     run.covered = _covered(st, arrived, resolved)
     run.verdicts = len(resolved)
+    run.agreements = taken[1] + taken[2]
     if run.analysis_at is None and resolved:
-        run.needed = decide("sim", spec, whole, cells, 1 / traffic.rates["disagreement"]).needed
+        run.needed = decide("sim", spec, whole, cells, scale).needed
     return run
+
+
+def next_stratum(waiting: list[int], taken: list[int], reserve: float) -> int:
+    """The stratum the queue serves next (monitoring.review.order): disagreements first, but every
+    (1/reserve)-th claim an agreement if one waits, of the stratum with fewer verdicts (spot checks on a
+    tie)."""
+    agreements = [k for k in (2, 1) if waiting[k] > 0]
+    if agreements and (not waiting[0] or taken[1] + taken[2] < due(reserve, sum(taken) + 1)):
+        return min(agreements, key=lambda k: taken[k]) if waiting[0] else agreements[-1]
+    return 0
 
 
 def sample_of(st: Stream, arrived: int, resolved: list[int]) -> ReviewSample:
