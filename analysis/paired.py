@@ -33,8 +33,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
-import numpy as np
-
 from analysis.sequential import bound, holm, log_capital, p_value
 from analysis.spec import AnalysisResult, AnalysisSpec, Outcome, SegmentResult
 from roomsight.verdicts import ReviewSample
@@ -134,8 +132,14 @@ def _cells(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Count
         delta = -math.inf
         if c.verdicts >= spec.min_count:
             delta = math.log1p(-SHARE_PART) + _capital(c, scale, -spec.segment_margin, -1)
-        out.append(_Cell(k, c, share >= threshold, float(np.logaddexp(share, delta)) >= threshold, f))
+        out.append(_Cell(k, c, share >= threshold, _log_add(share, delta) >= threshold, f))
     return failed[0], out
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)), for capitals kept as logs."""
+    top = max(a, b)
+    return top if top == -math.inf else top + math.log(math.exp(a - top) + math.exp(b - top))
 
 
 def outcome_of(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> Outcome:
