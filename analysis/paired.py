@@ -144,18 +144,18 @@ def _log_add(a: float, b: float) -> float:
 
 def outcome_of(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> Outcome:
     """The decision alone, without bounds or words (what the simulation reads after every verdict)."""
-    whole_failed, judged = _cells(spec, whole, cells, scale)
-    if whole_failed or any(c.failed for c in judged):
+    whole_failed, tested = _cells(spec, whole, cells, scale)
+    if whole_failed or any(c.failed for c in tested):
         return "fail"
     whole_pass = _capital(whole, scale, -spec.margin, -1) >= math.log(1 / spec.alpha)
-    return "pass" if whole_pass and all(c.cleared for c in judged) else "inconclusive"
+    return "pass" if whole_pass and all(c.cleared for c in tested) else "inconclusive"
 
 
 def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts],
            scale: float = 1.0) -> AnalysisResult:
     """The decision from counts, with bounds, words and, when inconclusive, a projection; `scale` is one
     over the disagreement stratum's sampling rate."""
-    whole_failed, judged = _cells(spec, whole, cells, scale)
+    whole_failed, tested = _cells(spec, whole, cells, scale)
     level = f"{1 - spec.alpha:.0%} bounds"
 
     def bounds(c: Counts) -> tuple[float | None, float, float]:
@@ -164,7 +164,7 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
                 bound(c.wins, c.losses, c.rows, scale, spec.alpha, 1))
 
     segs = []
-    for c in judged:
+    for c in tested:
         est, lo, hi = bounds(c.counts)
         outcome: Outcome = "fail" if c.failed else "pass" if c.cleared and not c.small else "inconclusive"
         share = c.counts.rows / whole.rows if whole.rows else 0.0
@@ -172,8 +172,8 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
                                   round(share, 4), not c.small, cell_words(spec.segments, c.key)))
     est, lo, hi = bounds(whole)
     whole_pass = _capital(whole, scale, -spec.margin, -1) >= math.log(1 / spec.alpha)
-    holding = [(s, c) for s, c in zip(segs, judged) if not c.cleared]
-    if whole_failed or any(c.failed for c in judged):
+    holding = [(s, c) for s, c in zip(segs, tested) if not c.cleared]
+    if whole_failed or any(c.failed for c in tested):
         outcome = "fail"
         failing = [s for s in segs if s.outcome == "fail"]
         worst = min(failing, key=lambda s: s.upper) if failing else None
