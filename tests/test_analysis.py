@@ -161,7 +161,9 @@ def test_pass_needs_every_large_cell_and_inconclusive_says_how_much_more() -> No
     good = {("eu-west",): Counts(2000, 100, 100, 200), ("us-east",): Counts(2000, 100, 100, 200)}
     r = decide("q", spec, Counts(4000, 200, 200, 400), good)
     assert r.outcome == "pass" and r.lower > -0.05 and r.needed is None
-    waiting = {**good, ("ap-south",): Counts(400, 4, 4, 10)}  # 9% of the traffic, below min_count
+    # 9% of the traffic: below min_share (10%), but too close to be shown below it, so it must have min_count
+    # verdicts and pass on its own; with the point estimate alone it would have been left out.
+    waiting = {**good, ("ap-south",): Counts(400, 4, 4, 10)}
     r = decide("q", spec, Counts(4400, 204, 204, 410), waiting)
     assert r.outcome == "inconclusive" and r.summary.startswith("waiting on photos in ap-south: 10 of the 20 verdicts")
     assert 390 <= r.needed <= 450  # the cell needs twice its verdicts: about as many again overall
