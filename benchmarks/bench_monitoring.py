@@ -1,14 +1,15 @@
 """Monitoring figures on the real photos (../shared/data/rooms): descriptor cost per image next to the
-default model's forward pass (and their ratio), per-image AUROC of the night_time and low_resolution
-flags, false flags on untouched photos, drift detection rates of 200-image windows, and the time of a
-drift report over 1,000, 10,000 and 100,000 logged predictions (plotted to drift_report_time.png).
+default model's forward pass (and their ratio); the out-of-domain flags on shifted photos
+(benchmarks.ood_flags: margins tuned on one part of monitoring.shifts' photos, catch and false-flag rates
+per kind on the held-out part) and the novelty statistic's AUROC on them; drift detection rates of
+200-image windows; and the time of a drift report over 1,000, 10,000 and 100,000 logged predictions
+(plotted to drift_report_time.png; windows over monitoring.drift_sample predictions are compared on a
+sample of that many, as `rollout drift report` does).
 
-Half the photos stand in for the model's validation set (the reference, calibrating the flags); the
-other half are live traffic, untouched or made night-time / low-resolution by monitoring.corruptions
-with random darkness, tint, noise and target sizes. The model runs only for its cost: drift is measured
-on the image descriptors and the out-of-domain share (the columns that do not need a model). The model
-is EfficientNet-Lite0 with random weights (the cost is the same; nothing is downloaded), built, exported
-and loaded as a registered pack is, and timed with the replica's intra-op threads.
+The model runs only for its cost and for the novelty embedding: drift is measured on the image descriptors
+and the out-of-domain share (the columns that do not need a model). The cost model is EfficientNet-Lite0
+with random weights (the cost is the same; nothing is downloaded), built, exported and loaded as a
+registered pack is, and timed with the replica's intra-op threads.
 
     python -m benchmarks.bench_monitoring [--quick]
 """
@@ -16,7 +17,6 @@ and loaded as a registered pack is, and timed with the replica's intra-op thread
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import tempfile
@@ -29,33 +29,58 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from monitoring.corruptions import low_resolution, night_time
+from benchmarks.ood_flags import CATCH_MIN, FALSE_MAX, described, flag_figures, novelty_figures
 from monitoring.descriptors import describe
 from monitoring.ood import IMAGE_FLAGS, Calibration
+from monitoring.shifts import shift
+from training.pipeline import REAL_BACKBONE
+
+NOTES = """
+**How the flags are judged** (`flags`; benchmarks/ood_flags.py). A third of the real photos are the
+reference a model would carry (the flags' quantiles); the rest are sources for monitoring.shifts, which makes
+night shots (street-lit, dark and grainy, moonlit, lamp-lit, grey, camera-brightened), dim rooms, lamp-lit
+evenings, exposure changes, colour casts, sensor noise, JPEG from quality 95 to 30, mildly smaller photos,
+small uploads, upscaled (bicubic and bilinear) and blurred photos, and mixtures of a kind with JPEG, noise,
+exposure or a cast on top, each at strengths drawn from 0 to 1. Its definitions: a night shot has at most a
+quarter of the light (unless the camera brightened it back), a dim room at least half; a low-resolution
+photo at most 3/8 of its source's detail, a smaller one at least 3/4. Held out of all tuning: whole kinds
+(moonlit, lamp-lit, grey and camera-brightened night, warm lamp light, colour casts, bilinear upscaling,
+blur, every mixture), every other tenth of the strength range, and half the source photos (by a hash of the
+file name). Each flag's margin is the smallest at which no ordinary kind of the tuning part is flagged
+more than 2% (`tuning.margin`, next to the value shipped in monitoring/ood.py); every figure in the table
+is on the held-out sources, all kinds and strengths, with the shipped margins.
+
+**What the flags miss, and why.** A night shot the camera brightened back to daylight levels
+(`night_auto_exposed`) is never flagged: the flag reads darkness, and that photo is not dark; its grain and
+greyness are the tell, but how much of either survives depends on the camera's noise reduction, which a
+generator here cannot stand for honestly, so no rule was fitted to it. Upscaled photos with noise or JPEG
+on top (`upscaled+`) are caught less often than clean upscaled ones: the noise is fine detail the
+effective-resolution estimate counts. And the false-flag target is missed narrowly on the kinds at the
+boundaries the definitions draw: dim rooms at half the light and warm lamp light for night, photos shrunk to
+3/4 of a soft original (`smaller`) for low resolution. The margins meet 2% on the tuning part; on the
+held-out sources a few dark- or soft-toned photos cross in every ordinary kind (the untouched held-out
+photos are flagged for low resolution at about the same rate as the ordinary kinds). A criterion with room
+to spare (1% on the tuning part) would likely meet the target, at some cost in catches; choosing it now,
+after seeing the held-out figures, would be tuning on them, so the shipped margins stay as tuned.
+
+**Novelty** (`novelty`): its AUROC between untouched held-out photos and shifted ones, for the embedding a
+head-only model exports (the backbone's ImageNet features). It sees night and low-resolution photos only
+partly and, as it should, hardly the ordinary shifts. A Mahalanobis distance in the reference's top 32
+principal components, the usual stronger choice, was measured beside it: no better on night and
+low-resolution photos, and higher on the ordinary kinds (it would flag harmless changes), so the distance
+to the centre stays. Novelty is there for photos unlike the training photos in content; night and low
+resolution have their own flags, which separate them from untouched photos far better (`auroc_vs_clean`).
+
+**Cost.** Descriptors are measured on the decoded upload, next to the exported model's forward pass in the
+same run; the detail descriptors (effective resolution) read the photo at most 256 px a side. Saturation
+takes the channels' maximum and minimum pairwise (`monitoring/descriptors.py`): on a 128 px float32 photo
+76 us against 965 us for numpy's max and min over the last axis (`python -m timeit`, 2026-12-05, this
+shared machine under load: read the order of magnitude).
+"""
 
 ROOMS = Path(os.environ.get("ROOMSIGHT_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "rooms"))
 REPORT_SIZES = (1_000, 10_000, 100_000)  # logged predictions per drift report; --quick stops at 10,000
-DEFAULT_BACKBONE = "efficientnet_lite0"  # what `rollout train` picks for real photos
-
-
-def auroc(negatives: list[float], positives: list[float]) -> float:
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    neg, pos = np.asarray(negatives), np.asarray(positives)
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
-def _encoded(im: Image.Image) -> tuple[Image.Image, int]:
-    """As the ingress sees an upload: JPEG bytes, decoded back (so noise and sizes are what a client sends)."""
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
-    data = buf.getvalue()
-    return Image.open(io.BytesIO(data)).convert("RGB"), len(data)
-
-
-def _describe(im: Image.Image) -> dict[str, float]:
-    decoded, n = _encoded(im)
-    return describe(decoded, n_bytes=n)
+DEFAULT_BACKBONE = REAL_BACKBONE  # what `rollout train` picks for real photos
 
 
 def run(quick: bool = False, out_dir: Path | None = None) -> dict:
@@ -88,24 +113,18 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     classes = sorted(d.name for d in ROOMS.iterdir() if d.is_dir())
     model = _model_cost(images[:20], n_classes=len(classes), threads=settings.serve.torch_threads)
 
-    ref_rows = [_describe(Image.open(p).convert("RGB")) for p in ref_paths]
+    flags, _, held = flag_figures([str(p) for p in paths], per_source=4 if quick else 12)
+    ref_paths = [str(p) for p in ref_paths]
+    ref_rows = [described(Image.open(p).convert("RGB")) for p in ref_paths]
     reference = {"images": {"n": len(ref_rows), "descriptors": {k: [r[k] for r in ref_rows] for k in ref_rows[0]}}}
     cal = Calibration.from_reference(reference)
-    clean, night, small, small_up = [], [], [], []
-    for p in live_paths:
+    clean, night = [], []
+    for i, p in enumerate(live_paths):
         im = Image.open(p).convert("RGB")
-        clean.append(_describe(im))
-        night.append(_describe(night_time(im, rng)))
-        small.append(_describe(low_resolution(im, rng)))
-        small_up.append(_describe(low_resolution(im, rng, short_side=int(rng.integers(24, 65)), upscale=True)))
-
-    def score(rows: list[dict], flag: str) -> list[float]:
-        return [cal.scores(r, (flag,))[flag] for r in rows]
-
-    def flagged(rows: list[dict], flag: str | None = None) -> float:
-        return float(np.mean([bool(f if flag is None else flag in f) for f in
-                              (cal.assess(r, settings.monitoring.flag_threshold, IMAGE_FLAGS).flags for r in rows)]))
-
+        clean.append(described(im))
+        night.append(described(shift(im, "night_street", float(rng.uniform()), i)))
+    novelty = novelty_figures(ref_paths[:200 if quick else 400], [str(p) for p in live_paths[:100 if quick else 300]], held,
+                              per_family=30 if quick else 80)
     figures = {
         "photos_reference": len(ref_paths), "photos_live": len(live_paths),
         "descriptor_ms_per_image": round(descriptor_ms, 3),
@@ -113,12 +132,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         **model,
         "descriptor_over_forward": round(descriptor_ms / model["model_forward_ms_per_image"], 4),
         "descriptor_over_predict": round(descriptor_ms / model["model_predict_ms_per_image"], 4),
-        "auroc_night_time": round(auroc(score(clean, "night_time"), score(night, "night_time")), 4),
-        "auroc_low_resolution": round(auroc(score(clean, "low_resolution"), score(small, "low_resolution")), 4),
-        "auroc_low_resolution_upscaled": round(auroc(score(clean, "low_resolution"), score(small_up, "low_resolution")), 4),
-        "untouched_flagged_share": round(flagged(clean), 4),
-        "night_flagged_share": round(flagged(night, "night_time"), 4),
-        "low_resolution_flagged_share": round(flagged(small, "low_resolution"), 4),
+        "flags": flags, "novelty": novelty,
     }
     sizes = tuple(n for n in REPORT_SIZES if not quick or n <= 10_000)
     with tempfile.TemporaryDirectory(prefix="bench-drift-logs-") as tmp:  # 100,000 rows are ~50 MB
@@ -211,7 +225,7 @@ def _drift_trials(settings, reference, cal, clean, night, trials: int, rng) -> d
 class ReportTime:
     """One drift report's wall time, by phase (seconds)."""
 
-    query_s: float  # the log window read into a frame (monitoring.drift.current_frame)
+    query_s: float  # the log window read into a frame, sampled above monitoring.drift_sample (drift.window_frame)
     reference_s: float  # the reference frame, with its out-of-domain flags
     compare_s: float  # Evidently's drift preset
     export_s: float  # HTML and JSON written
@@ -255,7 +269,9 @@ def _report_time(settings, reference, log: PredictionLog) -> ReportTime:  # noqa
 
     engine = engine_for(log.url)
     t0 = time.perf_counter()
-    current = drift.current_frame(engine, drift.Window(since=log.now - 2 * log.n))
+    m = settings.monitoring
+    frame = drift.window_frame(engine, drift.Window(since=log.now - 2 * log.n), m.drift_sample, m.drift_sample_seed)
+    current = frame.rows
     t1 = time.perf_counter()
     ref = drift.reference_frame(reference, flag_threshold=settings.monitoring.flag_threshold)
     ref["predicted_class"] = "kitchen"
@@ -268,7 +284,7 @@ def _report_time(settings, reference, log: PredictionLog) -> ReportTime:  # noqa
         (out / "r.json").write_text(json.dumps({"summary": result.to_dict(), "evidently": snapshot.dict()}, default=str))
     t4 = time.perf_counter()
     engine.dispose()
-    assert result.n_current == log.n, (result.n_current, log.n)
+    assert frame.n_window == log.n and result.n_current == min(log.n, m.drift_sample), (result.n_current, log.n)
     return ReportTime(query_s=round(t1 - t0, 3), reference_s=round(t2 - t1, 3), compare_s=round(t3 - t2, 3),
                       export_s=round(t4 - t3, 3), total_s=round(t4 - t0, 2))
 
@@ -300,11 +316,19 @@ def targets(r: dict) -> list:
 
     fwd = (f" ({r['descriptor_over_forward']:.1%} of the model's forward pass, {r['model_forward_ms_per_image']} ms)"
            if r.get("model_forward_ms_per_image") else "")
-    return [
-        Target("descriptors cost <= 2 ms per image", f"{r['descriptor_ms_per_image']} ms{fwd}", r["descriptor_ms_per_image"] <= 2),
-        Target("night_time per-image AUROC >= 0.99", str(r["auroc_night_time"]), r["auroc_night_time"] >= 0.99),
-        Target("low_resolution per-image AUROC >= 0.99", str(r["auroc_low_resolution"]), r["auroc_low_resolution"] >= 0.99),
-        Target("untouched photos flagged <= 2%", f"{r['untouched_flagged_share']:.1%}", r["untouched_flagged_share"] <= 0.02),
+    out = [Target("descriptors cost <= 2 ms per image", f"{r['descriptor_ms_per_image']} ms{fwd}", r["descriptor_ms_per_image"] <= 2)]
+    for flag, what in (("night_time", "night-time"), ("low_resolution", "low-resolution")):
+        held = r["flags"][flag]["held_out"]
+        ordinary = {k: v["flagged"] for k, v in held["per_kind"].items() if v["should"] == "not flag"}
+        worst = max(ordinary, key=ordinary.get)
+        missed = {k: v["flagged"] for k, v in held["per_kind"].items() if v["should"] == "flag" and v["flagged"] < CATCH_MIN}
+        out += [Target(f"{flag} flags >= {CATCH_MIN:.0%} of held-out {what} photos (all its kinds)",
+                       f"{held['caught']:.1%}" + (f"; below {CATCH_MIN:.0%}: " + ", ".join(f"{k} {v:.1%}" for k, v in missed.items())
+                                                  if missed else ""), held["caught"] >= CATCH_MIN),
+                Target(f"{flag} flags <= {FALSE_MAX:.0%} of held-out untouched photos and of every ordinary kind",
+                       f"untouched {held['clean_flagged']:.1%}; worst kind {worst} {ordinary[worst]:.1%}",
+                       held["clean_flagged"] <= FALSE_MAX and ordinary[worst] <= FALSE_MAX)]
+    return out + [
         Target("200-photo window with 20% night-time: drift in >= 95% of trials",
                f"{r['drift_alarm_rate_20pct_night']:.0%} of {r['drift_trials']}", r["drift_alarm_rate_20pct_night"] >= 0.95),
         Target("untouched 200-photo window: drift in <= 5% of trials",

@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+from roomsight.regions import REGIONS
+
 CLASSES = ("bedroom", "bathroom", "kitchen", "living_room")
 ROLLOUT = "bench-rollout"
 
@@ -32,7 +34,7 @@ def _log(engine, store, n: int) -> None:  # noqa: ANN001
         rid = str(uuid.uuid4())
         w.submit(PredictionRecord(
             request_id=rid, ts=now + i * 1e-4, rollout_id=ROLLOUT, stage="shadow", listing_id=f"L{i}",
-            region=("eu-west", "us-east", "ap-south")[i % 3], served_by="champion", label=champ, score=0.85,
+            region=REGIONS[i % len(REGIONS)], served_by="champion", label=champ, score=0.85,
             latency_ms=10.0, champion_label=champ, champion_scores=scores, candidate_label=cand,
             candidate_scores=scores, shadow="candidate", shadow_status="ok", disagreement=cand != champ))
         store.put(rid, photo)

@@ -15,6 +15,7 @@ import numpy as np
 
 from benchmarks.loadgen import Run, closed_loop, open_loop
 from benchmarks.proc_cpu import serve_cpu_s
+from roomsight.regions import REGIONS
 
 # The three half-load conditions the shadow ratios compare, measured in interleaved rounds (see run()).
 HALF_LOAD = ("stable", "shadow0", "shadow100")
@@ -203,7 +204,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     closed_loop(url, bodies, 10, 1)
     plan = load_plan().unconditional()
     cp = ControlPlane(settings, plan, actor="bench")
-    regions = ("eu-west", "us-east", "ap-south")
+    regions = REGIONS
     dur = 10 if quick else 45  # per faulty-candidate condition, over ROUNDS rounds
     half_load_s = 10 if quick else 90  # per condition of the shadow ratios, over ROUNDS rounds
 

@@ -12,9 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from roomsight.regions import REGIONS
+
 PORT = 8791  # not bench_serving's 8790: the two may run at once in separate processes
 LOAD = 0.7  # of the capacity measured with 8 closed-loop clients
-REGIONS = ("eu-west", "us-east", "ap-south")
 
 
 def run(quick: bool = False, out_dir: Path | None = None) -> dict:

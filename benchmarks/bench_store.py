@@ -1,5 +1,7 @@
 """Store: prediction-log writes per second sustained through the batching writer (journal on, as
-served), on the embedded SQLite and on PostgreSQL when its server binaries are installed."""
+served), on the embedded SQLite and on PostgreSQL when its server binaries are installed; and beside
+them the same without the rollup triggers (roomsight.rollup), to show what keeping the per-minute counts
+costs the write path."""
 
 from __future__ import annotations
 
@@ -13,6 +15,15 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from roomsight.regions import REGIONS
+
+
+NOTES = """
+`sqlite_without_rollup` and `postgresql_without_rollup` are the same writer on a log whose rollup triggers
+(roomsight.rollup, the per-minute counts the control plane reads) were dropped, measured in the same run:
+the difference is what keeping those counts costs each write.
+"""
+
 
 def _records(n: int):  # noqa: ANN202
     from serving.predlog import PredictionRecord
@@ -20,16 +31,22 @@ def _records(n: int):  # noqa: ANN202
     now = time.time()
     return [PredictionRecord(
         request_id=str(uuid.uuid4()), ts=now + i * 1e-4, rollout_id="bench", stage="shadow", listing_id=f"L{i % 5000}",
-        region=("eu-west", "us-east", "ap-south")[i % 3], served_by="champion", label="kitchen", score=0.93,
+        region=REGIONS[i % len(REGIONS)], served_by="champion", label="kitchen", score=0.93,
         latency_ms=20.0, champion_version="1", champion_label="kitchen", champion_scores={"kitchen": 0.93, "bedroom": 0.07},
         champion_ms=12.0, shadow="candidate") for i in range(n)]
 
 
-def sustained(url: str, n: int, journal: Path | None) -> dict[str, float]:
+def sustained(url: str, n: int, journal: Path | None, rollup: bool = True) -> dict[str, float]:
     from roomsight.db import engine_for
     from serving.predlog import LogWriter
 
     engine = engine_for(url)
+    if not rollup:
+        from roomsight import rollup as triggers
+
+        with engine.begin() as conn:
+            for name in triggers.installed(conn):
+                conn.exec_driver_sql(f"DROP TRIGGER {name}" + (" ON predictions" if conn.dialect.name == "postgresql" else ""))
     records = _records(n)
     w = LogWriter(engine, flush_interval_s=0.2, batch_size=512, journal_dir=journal)
     t0 = time.perf_counter()
@@ -68,13 +85,28 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _new_database(url: str, name: str) -> str:
+    """A second database on the same server (an empty log of its own); its URL."""
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     n = 5_000 if quick else 50_000
     tmp = Path(tempfile.mkdtemp(prefix="roomsight-bench-store-"))
     out = {"sqlite": sustained(f"sqlite:///{tmp / 'log.db'}", n, tmp / "journal"),
-           "sqlite_no_journal": sustained(f"sqlite:///{tmp / 'log2.db'}", n, None)}
+           "sqlite_no_journal": sustained(f"sqlite:///{tmp / 'log2.db'}", n, None),
+           "sqlite_without_rollup": sustained(f"sqlite:///{tmp / 'log3.db'}", n, tmp / "journal3", rollup=False)}
     with postgres() as url:
         out["postgresql"] = sustained(url, n, tmp / "journal-pg") if url else "PostgreSQL binaries not installed"
+        if url:
+            out["postgresql_without_rollup"] = sustained(_new_database(url, "bench_without_rollup"), n, tmp / "journal-pg2",
+                                                         rollup=False)
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 

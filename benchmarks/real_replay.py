@@ -20,12 +20,12 @@ import numpy as np
 
 from analysis.spec import AnalysisSpec
 from benchmarks.sim_rollouts import Run, Traffic, replay
+from roomsight.regions import REGIONS
 from roomsight.verdicts import Cell
 
 REAL = Path(os.environ.get("ROOMSIGHT_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "rooms"))
 UNSURE_BELOW = 0.5
 SWAPPED = ("bedroom", "living_room")
-REGIONS = ("eu-west", "us-east", "ap-south")
 FOLDS = 5
 
 

@@ -37,6 +37,7 @@ from roomsight.preprocess import Preprocessing, batch_tensor
 from training import backbones, cached, data
 from training.evaluate import build_report
 from training.model import RoomNet
+from training.pipeline import REAL_BACKBONE
 from training.thresholds import apply_thresholds, thresholds_at_precision
 from training.trainer import FitConfig, fit, predict_tensors
 
@@ -135,13 +136,13 @@ def main() -> None:
     index = {c: i for i, c in enumerate(classes)}
     ys = {p: torch.tensor([index[it.label] for it in getattr(split, p)]) for p in PARTS}
 
-    bb = backbones.create("efficientnet_lite0")
+    bb = backbones.create(REAL_BACKBONE)
     if args.pool == "2x2":  # with a tail, the trunk is unchanged and its cached activations are shared with "avg"
         bb.module.global_pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
         bb = dataclasses.replace(bb, features=4 * bb.features)
     prep = Preprocessing(size=args.size, resize_mode=args.mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
     model = RoomNet(bb, len(classes))
-    trunk, net = cached.prepare(model, "efficientnet_lite0", args.tail)
+    trunk, net = cached.prepare(model, bb, args.tail)
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     acts = cached_activations(args, split, image_of, trunk, prep)
     print(f"activations ready after {time.time() - t0:.0f} s", flush=True)

@@ -12,8 +12,10 @@ from typing import Optional
 
 import typer
 
+from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
-from roomsight.errors import UserError
+from roomsight.durations import parse_duration
+from roomsight.errors import MailError, RegistryError, UserError
 
 app = typer.Typer()
 drift_app = typer.Typer(help="Drift of live traffic against the model's reference: Evidently reports, by email.",
@@ -35,9 +37,10 @@ def inspect(
     from monitoring.descriptors import describe
     from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
     from monitoring.reference import model_descriptors
-    from roomsight.images import IMAGE_SUFFIXES, ImageRejected, decode_upload
+    from roomsight.errors import ImageRejected
+    from roomsight.images import IMAGE_SUFFIXES, decode_upload
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     pack = None if no_model else _load_model(settings, model)
     calibration = Calibration.from_reference(pack.meta.reference if pack else None)
     threshold = settings.monitoring.flag_threshold
@@ -67,11 +70,9 @@ def inspect(
 def _load_model(settings, uri: str | None):  # noqa: ANN001, ANN202 - Settings -> ModelPack
     from roomsight import registry
 
-    registry.configure(settings)
-    uri = uri or f"models:/{settings.model_name}@{registry.CHAMPION}"
     try:
-        return registry.load_model(registry.resolve(uri))
-    except registry.RegistryError as exc:
+        return registry.load(settings, uri)
+    except RegistryError as exc:
         raise UserError(f"{exc} (train a model with `rollout train`, or pass --no-model)") from None
 
 
@@ -94,8 +95,8 @@ def report(
     from monitoring.watch import alarm_event, send
     from roomsight.db import engine_for
 
-    settings = ctx.obj.settings
-    window = drift.Window(since=time.time() - drift.parse_duration(since), region=region, model_version=model)
+    settings = of(ctx).settings
+    window = drift.Window(since=time.time() - parse_duration(since), region=region, model_version=model)
     if email:
         mailer.ready(settings.smtp, email)
     engine = engine_for(settings.db_url)
@@ -111,19 +112,62 @@ def report(
         typer.echo(json.dumps({**res.to_dict(), "html": str(rep.html), "json": str(rep.json), "emailed": email or [],
                                "notified": [{"target": d.target, "delivered": d.ok, "error": d.error} for d in notified]}))
         return
-    status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
-    console.print(f"drift: {status} — {res.window}; {res.n_current} predictions vs {res.n_reference} reference images "
-                  f"of {res.reference_model}")
-    for reason in res.reasons:
-        console.print(f"  {reason}")
-    console.print(f"  drifted columns: {', '.join(res.drifted_columns) or 'none'} ({res.drifted_share:.0%})")
-    console.print(f"  out-of-domain: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
-                  f"{res.flag_counts or 'none'}; held on the champion: {res.held_counts or 'none'}")
+    _print_result(res)
     console.print(f"  report: {rep.html}\n  numbers: {rep.json}")
     if email:
         console.print(f"  emailed to {', '.join(email)}")
     for d in notified:
         console.print(f"  {d.describe()}", highlight=False)
+
+
+def _print_result(res) -> None:  # noqa: ANN001 - monitoring.drift.DriftResult
+    status = "[bold red]ALARM[/]" if res.alarm else "[green]no alarm[/]"
+    console.print(f"drift: {status} — {res.window}; {res.compared()} vs {res.n_reference:,} reference images "
+                  f"of {res.reference_model}")
+    for reason in res.reasons:
+        console.print(f"  {reason}")
+    console.print(f"  drifted columns: {', '.join(res.drifted_columns) or 'none'} ({res.drifted_share:.0%})")
+    of = " of the sample" if res.sampled else ""
+    console.print(f"  out-of-domain{of}: {res.ood_share:.1%} (reference {res.reference_ood_share:.1%}); flags: "
+                  f"{res.flag_counts or 'none'}; held on the champion: {res.held_counts or 'none'}")
+
+
+@drift_app.command("check")
+@friendly
+def check(
+    ctx: typer.Context,
+    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the "
+                                          "rollout in progress)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
+) -> None:
+    """Check the rollout's traffic for drift now and record it for `rollout status` and the gates.
+
+    `rollout serve` does this in the background every monitoring.drift_check_every_s."""
+    from monitoring.drift_checks import run_check
+    from roomsight.db import engine_for
+
+    settings = of(ctx).settings
+    engine = engine_for(settings.db_url)
+    rollout_id = _rollout(engine, rollout)
+    with console.status("comparing the rollout's traffic with the reference (Evidently)..."):
+        res = run_check(settings, engine, rollout_id)
+    if as_json:
+        typer.echo(json.dumps({**res.to_dict(), "rollout_id": rollout_id}))
+        return
+    console.print(f"rollout {rollout_id}: check recorded")
+    _print_result(res)
+
+
+def _rollout(engine, given: str | None) -> str:  # noqa: ANN001 - Engine
+    """The rollout a command names (an id or its first characters), else the one in progress."""
+    from monitoring.review.queue import current_rollout, resolve_rollout
+
+    if given:
+        return resolve_rollout(engine, given)
+    current = current_rollout(engine)
+    if current is None:
+        raise UserError("no rollout in progress: name one with --rollout")
+    return current
 
 
 @drift_app.command("watch")
@@ -146,14 +190,14 @@ def watch(
     from roomsight.db import engine_for
     from roomsight.events import DRIFT_ALARM
 
-    settings = ctx.obj.settings
-    every_s = drift.parse_duration(every)
-    since_s = drift.parse_duration(since) if since else every_s
+    settings = of(ctx).settings
+    every_s = parse_duration(every)
+    since_s = parse_duration(since) if since else every_s
     notifier = Notifier.from_settings(settings)
     recipients: list[str] | None
     try:
         recipients = mailer.ready(settings.smtp, email or [])
-    except mailer.MailError:
+    except MailError:
         if email or not notifier.wants(DRIFT_ALARM):
             raise
         recipients = None

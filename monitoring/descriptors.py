@@ -8,7 +8,9 @@ A descriptor is one small function of a `Prepared` image, registered by name:
         return float(p.luma.mean())
 
 Pixel descriptors see the photo downscaled once to at most `ANALYSIS_SIDE` pixels, so their cost does
-not grow with the upload (budget: about 1 ms per image); size descriptors use the size as uploaded.
+not grow with the upload; the detail descriptors see its luma at the scale it was decoded at (at most
+`DETAIL_SIDE`), since detail is what downscaling removes; size descriptors use the size as uploaded. Their
+cost per image is measured in the monitoring benchmark (BENCHMARKS.md).
 The model-side numbers (max softmax, energy, embedding distance) come from the model replica
 (serving.models._model_scores) and join these in the log under MODEL_DESCRIPTORS.
 """
@@ -17,11 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
 
+from roomsight.registries import Registry
+
 ANALYSIS_SIDE = 128  # pixel descriptors are measured at this longest side (or the upload's, if smaller)
+DETAIL_SIDE = 256  # detail descriptors at most this: enough to see a photo with less than ~190 px of detail
 
 # Filled by the model replica after it answers; listed here so reports and references know the columns.
 MODEL_DESCRIPTORS: tuple[str, ...] = ("max_softmax", "energy", "embedding_distance")
@@ -33,25 +39,31 @@ class Prepared:
 
     rgb: np.ndarray  # H x W x 3 float32
     luma: np.ndarray  # H x W float32 (Rec. 601)
+    detail: Image.Image  # luma ("F" mode, [0, 1]) at the decoded scale, at most DETAIL_SIDE a side
     width: int  # as uploaded
     height: int
     n_bytes: int  # encoded size of the upload; 0 when unknown
 
+    @cached_property
+    def bands(self) -> tuple[float, float, float, float]:
+        """Mean squared detail per pixel in the octaves 1-2, 2-4, 4-8 and 8-16 pixels across (a Laplacian
+        pyramid of `detail`: each level minus its half-size copy enlarged back)."""
+        out, level = [], self.detail
+        for _ in range(4):
+            half = level.reduce(2) if min(level.size) >= 4 else level
+            diff = np.asarray(level) - np.asarray(half.resize(level.size, Image.Resampling.BILINEAR))
+            out.append(float(np.vdot(diff, diff)) / max(1, diff.size))
+            level = half
+        return out[0], out[1], out[2], out[3]
+
 
 Descriptor = Callable[[Prepared], float]
-DESCRIPTORS: dict[str, Descriptor] = {}
+DESCRIPTORS: Registry[Descriptor] = Registry("descriptor")
 
 
 def descriptor(name: str) -> Callable[[Descriptor], Descriptor]:
     """Register a descriptor under `name`; it then appears in the log, the reference and the reports."""
-
-    def register(fn: Descriptor) -> Descriptor:
-        if name in DESCRIPTORS:
-            raise ValueError(f"descriptor {name!r} is registered twice")
-        DESCRIPTORS[name] = fn
-        return fn
-
-    return register
+    return DESCRIPTORS.register(name)
 
 
 def prepare(image: Image.Image, width: int | None = None, height: int | None = None, n_bytes: int = 0) -> Prepared:
@@ -63,13 +75,22 @@ def prepare(image: Image.Image, width: int | None = None, height: int | None = N
         small = small.resize((max(1, round(w0 * scale)), max(1, round(h0 * scale))), Image.Resampling.BOX)
     rgb = np.asarray(small, dtype=np.float32) * (1 / 255)
     luma = rgb @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
-    return Prepared(rgb=rgb, luma=luma, width=width or w0, height=height or h0, n_bytes=n_bytes)
+    grey = image.convert("L")
+    if max(w0, h0) > DETAIL_SIDE:
+        grey.thumbnail((DETAIL_SIDE, DETAIL_SIDE), Image.Resampling.BOX)
+    detail = grey.convert("F").point(lambda v: v * (1 / 255))
+    return Prepared(rgb=rgb, luma=luma, detail=detail, width=width or w0, height=height or h0, n_bytes=n_bytes)
 
 
 def describe(image: Image.Image, width: int | None = None, height: int | None = None, n_bytes: int = 0) -> dict[str, float]:
     """Every registered descriptor of one image, rounded for the log."""
     p = prepare(image, width, height, n_bytes)
     return {name: round(float(fn(p)), 6) for name, fn in DESCRIPTORS.items()}
+
+
+def _quantile(p: Prepared, q: float) -> float:
+    flat = p.luma.ravel()
+    return float(np.partition(flat, int(q * (flat.size - 1)))[int(q * (flat.size - 1))])
 
 
 @descriptor("brightness")
@@ -85,6 +106,17 @@ def highlights(p: Prepared) -> float:
     return float(np.partition(flat, flat.size - k)[flat.size - k:].mean())
 
 
+@descriptor("luma_median")
+def luma_median(p: Prepared) -> float:
+    """The middle brightness: a night shot is dark across most of the picture even where a lamp is lit."""
+    return _quantile(p, 0.5)
+
+
+@descriptor("luma_p25")
+def luma_p25(p: Prepared) -> float:
+    return _quantile(p, 0.25)
+
+
 @descriptor("contrast")
 def contrast(p: Prepared) -> float:
     return float(p.luma.std())
@@ -94,7 +126,7 @@ def contrast(p: Prepared) -> float:
 def saturation(p: Prepared) -> float:
     """Mean HSV-style saturation; near 0 for grey (or greyed-out) photos."""
     r, g, b = p.rgb[..., 0], p.rgb[..., 1], p.rgb[..., 2]
-    # Pairwise maximum/minimum: numpy's max over a length-3 last axis is ~20x slower.
+    # Pairwise maximum/minimum: numpy's max over a length-3 last axis is far slower (BENCHMARKS.md, monitoring).
     mx = np.maximum(np.maximum(r, g), b)
     mn = np.minimum(np.minimum(r, g), b)
     return float(((mx - mn) / np.maximum(mx, 1e-3)).mean())
@@ -128,6 +160,30 @@ def sharpness(p: Prepared) -> float:
         return 0.0
     lap = y[1:-1, :-2] + y[1:-1, 2:] + y[:-2, 1:-1] + y[2:, 1:-1] - 4 * y[1:-1, 1:-1]
     return float(lap.var())
+
+
+# About a sharp photo's fine_detail; a photo enlarged by a factor f has about SHARP_DETAIL / f**2.
+SHARP_DETAIL = 0.4
+
+
+@descriptor("fine_detail")
+def fine_detail(p: Prepared) -> float:
+    """Detail at 1-2 and 2-4 pixels across relative to detail at 8-16 (the geometric mean of the two
+    ratios). Photos of real scenes carry detail at every scale in similar shares, so this hardly depends
+    on what is pictured; an enlarged or out-of-focus photo has none at the finest scales, a sharp one of
+    any size does."""
+    e = p.bands
+    if e[3] < 1e-7:  # a flat picture: no detail at any scale, so no evidence that any is missing
+        return SHARP_DETAIL
+    return float(np.sqrt(e[0] / e[3] * e[1] / e[3]))
+
+
+@descriptor("effective_short_side")
+def effective_short_side(p: Prepared) -> float:
+    """The short side, in pixels, of the detail actually present: the short side as decoded, divided by
+    the enlargement factor fine_detail implies. A small upload has a small one because it is small; an
+    upscaled or blurred one because its detail is missing."""
+    return min(p.detail.size) * min(1.0, float(np.sqrt(fine_detail(p) / SHARP_DETAIL)))
 
 
 @descriptor("bytes_per_pixel")

@@ -1,5 +1,10 @@
 """Drift of live traffic against a model's reference: an Evidently (0.7 API) data-drift report over a
-window of the prediction log, the headline numbers, and the alarm the promotion gates read.
+window of the prediction log, the headline numbers, and the alarm the promotion gates read (through
+monitoring.drift_checks, which keeps the latest check of a rollout).
+
+A window larger than `monitoring.drift_sample` predictions is compared on a uniform sample of that many,
+drawn with `monitoring.drift_sample_seed` (monitoring.drift_window): the same window and seed give the same
+sample. Its size and the window's are in the result, the report's headline and the CLI's output.
 
 Compared columns: every registered image descriptor, the model-side descriptors (when the window is
 one model's traffic, so they are comparable with that model's reference), the predicted class, and
@@ -10,71 +15,36 @@ columns drifted, or at least `monitoring.ood_share_alarm` of the window was flag
 
 from __future__ import annotations
 
-import gc
+import html
 import json
 import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, select
 
 from monitoring.descriptors import DESCRIPTORS, MODEL_DESCRIPTORS
+from monitoring.drift_window import (  # noqa: F401 - the drift API: windows and frames too
+    OOD,
+    PREDICTED,
+    Frame,
+    Window,
+    never_logged,
+    current_frame,
+    window_frame,
+)
 from monitoring.ood import Calibration
 from roomsight.config import Settings
-from roomsight.errors import UserError
-from roomsight.tables import predictions, rollout_state
+from roomsight.errors import DriftError
+from roomsight.tables import rollout_state
 
 if TYPE_CHECKING:
     import pandas as pd
-
-PREDICTED = "predicted_class"
-OOD = "out_of_domain"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class DriftError(UserError):
-    """A drift report cannot be made (no model, too few logged predictions, a bad window)."""
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '24h', '7d', '2w' (or plain seconds) -> seconds."""
-    m = _DURATION.match(text)
-    if not m or float(m[1]) <= 0:
-        raise DriftError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
-    return float(m[1]) * _UNIT_S[m[2]]
-
-
-@dataclass(frozen=True)
-class Window:
-    """Which logged predictions to compare: a time range, optionally one region, one served model
-    version, one rollout."""
-
-    since: float | None = None  # unix seconds
-    until: float | None = None
-    region: str | None = None
-    model_version: str | None = None
-    rollout_id: str | None = None
-
-    def describe(self) -> str:
-        def when(ts: float | None) -> str:
-            return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if ts else "…"
-
-        parts = [f"{when(self.since)} to {when(self.until) if self.until else 'now'}"]
-        if self.region:
-            parts.append(f"region {self.region}")
-        if self.model_version:
-            parts.append(f"model version {self.model_version}")
-        if self.rollout_id:
-            parts.append(f"rollout {self.rollout_id[:8]}")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -92,7 +62,7 @@ class DriftResult:
     window: str
     reference_model: str
     n_reference: int
-    n_current: int
+    n_current: int  # predictions compared: the whole window, or a uniform sample of it
     columns: dict[str, ColumnDrift]
     drifted_share: float
     ood_share: float
@@ -103,14 +73,28 @@ class DriftResult:
     alarm: bool
     reasons: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    n_window: int | None = None  # predictions in the window (None: n_current, nothing was sampled)
+    sample_seed: int | None = None  # the seed of the sample, when one was drawn
 
     @property
     def drifted_columns(self) -> list[str]:
         return [c for c, d in self.columns.items() if d.drifted]
 
+    @property
+    def sampled(self) -> bool:
+        return self.n_window is not None and self.n_window > self.n_current
+
+    def compared(self) -> str:
+        """Which predictions were compared, in words."""
+        if self.sampled:
+            return (f"a uniform sample of {self.n_current:,} of the window's {self.n_window:,} predictions "
+                    f"(seed {self.sample_seed})")
+        return f"all {self.n_current:,} predictions in the window"
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["drifted_columns"] = self.drifted_columns
+        out["compared"] = self.compared()
         return out
 
 
@@ -119,59 +103,6 @@ class DriftReport:
     result: DriftResult
     html: Path
     json: Path
-
-
-# -- frames -----------------------------------------------------------------------------------------
-def current_frame(engine: Engine, window: Window) -> pd.DataFrame:
-    """One row per logged prediction in the window: descriptors, predicted class, out-of-domain flags."""
-    import pandas as pd
-
-    p = predictions.c
-    query = select(p.ts, p.served_by, p.champion_version, p.candidate_version, p.champion_scores, p.candidate_scores,
-                   p.label, p.ood, p.descriptors, p.routing_reason)
-    if window.since is not None:
-        query = query.where(p.ts >= window.since)
-    if window.until is not None:
-        query = query.where(p.ts < window.until)
-    if window.region:
-        query = query.where(p.region == window.region)
-    if window.rollout_id:
-        query = query.where(p.rollout_id == window.rollout_id)
-    if window.model_version:
-        v = window.model_version
-        query = query.where(or_(and_(p.served_by == "champion", p.champion_version == v),
-                                and_(p.served_by == "candidate", p.candidate_version == v)))
-    with _cycle_collector_paused():
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
-        records = []
-        for r in rows:
-            served_champion = r.served_by == "champion"
-            scores = (r.champion_scores if served_champion else r.candidate_scores) or {}
-            ood = r.ood or {}
-            rec: dict[str, Any] = dict(r.descriptors or {})
-            rec[PREDICTED] = max(scores, key=scores.get) if scores else r.label
-            rec[OOD] = "yes" if ood.get("flags") else "no"
-            rec["_version"] = r.champion_version if served_champion else r.candidate_version
-            rec["_flags"] = list(ood.get("flags") or [])
-            rec["_held"] = list(ood.get("held") or []) if r.routing_reason == "ood-held" else []
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
-
-
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """A window's rows decode into several small dicts each, all kept until the frame is built; CPython's
-    cycle collector, triggered by every few hundred of them, rescans the growing heap again and again
-    (about 40% of the window read at 100,000 rows). The rows hold no reference cycles, so nothing is
-    lost by pausing it; reference counting still frees everything as usual."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def reference_frame(reference: dict[str, Any], calibration: Calibration | None = None,
@@ -289,41 +220,25 @@ def champion_version(settings: Settings, engine: Engine) -> str:
 
 
 # -- the report ---------------------------------------------------------------------------------------
-def _never_logged(engine: Engine, window: Window) -> list[str]:
-    """The window's region or model version, if no prediction in the whole log has it: a typo, which
-    no widening of the window would cure."""
-    p = predictions.c
-    found = []
-    with engine.connect() as conn:
-        if window.region:
-            regions = sorted(conn.execute(select(p.region).distinct()).scalars())
-            if window.region not in regions:
-                found.append(f"no prediction in the log is from region {window.region!r} "
-                             f"(logged: {', '.join(regions) or 'none'})")
-        if window.model_version:
-            versions = {v for col in (p.champion_version, p.candidate_version)
-                        for v in conn.execute(select(col).distinct()).scalars() if v is not None}
-            if window.model_version not in versions:
-                found.append(f"no prediction in the log was served by model version {window.model_version} "
-                             f"(logged: {', '.join(sorted(versions, key=lambda v: (len(v), v))) or 'none'})")
-    return found
-
-
 def check(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None) -> tuple[DriftResult, Any]:
-    """Compare a log window with a model's reference (default: the champion); needs `min_window` rows."""
-    current = current_frame(engine, window)
-    need = settings.monitoring.min_window
-    if len(current) < need:
-        if unlogged := _never_logged(engine, window):
+    """Compare a log window (or a uniform sample of it, see the module's doc) with a model's reference
+    (default: the champion); needs `min_window` rows."""
+    m = settings.monitoring
+    frame = window_frame(engine, window, m.drift_sample, m.drift_sample_seed)
+    current = frame.rows
+    if len(current) < m.min_window:
+        if unlogged := never_logged(engine, window):
             raise DriftError("; ".join(unlogged))
         raise DriftError(f"only {len(current)} logged prediction(s) in {window.describe()}; a drift report needs at "
-                         f"least {need} (monitoring.min_window): widen the window with --since")
+                         f"least {m.min_window} (monitoring.min_window): widen the window with --since")
     version = reference_version or window.model_version or champion_version(settings, engine)
     reference = model_reference(settings, version)
-    ref = reference_frame(reference, flag_threshold=settings.monitoring.flag_threshold)
+    ref = reference_frame(reference, flag_threshold=m.flag_threshold)
     same_model = bool((current["_version"] == version).all())
-    return compare(ref, current, settings, window=window.describe(),
-                   reference_model=f"models:/{settings.model_name}/{version}", same_model=same_model)
+    result, snapshot = compare(ref, current, settings, window=window.describe(),
+                               reference_model=f"models:/{settings.model_name}/{version}", same_model=same_model)
+    result.n_window, result.sample_seed = frame.n_window, frame.seed
+    return result, snapshot
 
 
 def report(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None,
@@ -335,29 +250,24 @@ def report(settings: Settings, engine: Engine, window: Window, reference_version
     stem = "drift-" + datetime.fromtimestamp(result.created_at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     if window.region:
         stem += f"-{re.sub(r'[^A-Za-z0-9_-]', '_', window.region)}"
-    html, js = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
-    snapshot.save_html(str(html))
+    page, js = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
+    snapshot.save_html(str(page))
+    _add_headline(page, result)
     js.write_text(json.dumps({"summary": result.to_dict(), "evidently": snapshot.dict()}, indent=1, default=str))
-    return DriftReport(result=result, html=html, json=js)
+    return DriftReport(result=result, html=page, json=js)
 
 
-# -- gate evidence ------------------------------------------------------------------------------------
-def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> dict[str, float | None]:
-    """`ood_share`, `drift_alarm` and `drifted_share` over a rollout's logged requests. The drift
-    numbers are None until the rollout has `monitoring.min_window` requests."""
-    p = predictions.c
-    with engine.connect() as conn:
-        oods = [r.ood for r in conn.execute(select(p.ood).where(p.rollout_id == rollout_id))]
-    out: dict[str, float | None] = {
-        "ood_share": sum(1 for o in oods if o and o.get("flags")) / len(oods) if oods else None,
-        "drift_alarm": None, "drifted_share": None,
-    }
-    if len(oods) < settings.monitoring.min_window:
-        return out
-    try:
-        result, _ = check(settings, engine, Window(rollout_id=rollout_id))
-    except DriftError:
-        return out  # e.g. a champion exported without reference statistics: no drift evidence
-    out["drift_alarm"] = 1.0 if result.alarm else 0.0
-    out["drifted_share"] = result.drifted_share
-    return out
+def _add_headline(page: Path, result: DriftResult) -> None:
+    """Put what was compared (window, sample, reference) at the top of Evidently's page, which shows only
+    its own tables."""
+    def e(s: str) -> str:
+        return html.escape(s, quote=False)
+
+    status = "ALARM: " + "; ".join(result.reasons) if result.alarm else "no alarm"
+    headline = (f'<div id="roomsight-headline" style="font-family: sans-serif; padding: 8px 16px; '
+                f'border-bottom: 1px solid #ccc"><b>roomsight drift report</b> ({e(status)}): {e(result.window)}; '
+                f"{e(result.compared())}, against {result.n_reference:,} reference images of {e(result.reference_model)}.</div>")
+    text = page.read_text()
+    body = re.search(r"<body[^>]*>", text)
+    at = body.end() if body else 0
+    page.write_text(text[:at] + headline + text[at:])

@@ -17,13 +17,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from roomsight.config import SmtpSettings
-from roomsight.errors import UserError
+from roomsight.errors import MailError
 
 log = logging.getLogger(__name__)
-
-
-class MailError(UserError):
-    """Email is not configured, or the server refused it; the message says which, without secrets."""
 
 
 def ready(smtp: SmtpSettings, recipients: Sequence[str]) -> list[str]:

@@ -7,11 +7,14 @@ gives how fast the score rises past it. So a photo as dark as the darkest valida
 well below 0.5, and one markedly darker scores near 1, whatever the training data looked like.
 
   night_time      dark and without highlights: -(ln brightness + ln highlights) / 2
-  low_resolution  small upload: -log2(short side in pixels)
+  low_resolution  little detail: -log2(effective short side in pixels), so a small upload and an
+                  upscaled or blurred one alike (monitoring.descriptors.effective_short_side)
   novelty         far from the training embeddings: ln(distance to their centre / median distance)
 
-`night_time` and `low_resolution` need only the image, so the ingress computes them before routing;
-`novelty` needs the model's embedding and joins after the model answered.
+Each rule is registered in `RULES` with its statistic, calibration and whether it needs only the image
+(the ingress computes those before routing) or the model's embedding (it joins after the model answered).
+The margins were chosen on the tuning part of monitoring.shifts' photos; BENCHMARKS.md (monitoring) has
+the figures on the held-out part.
 """
 
 from __future__ import annotations
@@ -19,13 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-IMAGE_FLAGS: tuple[str, ...] = ("night_time", "low_resolution")
-MODEL_FLAGS: tuple[str, ...] = ("novelty",)
-FLAGS: tuple[str, ...] = IMAGE_FLAGS + MODEL_FLAGS
+from roomsight.registries import Registry
 
 Statistic = Callable[[dict[str, float]], float | None]
 
@@ -37,7 +38,8 @@ def _night(d: dict[str, float]) -> float | None:
 
 
 def _low_resolution(d: dict[str, float]) -> float | None:
-    side = d.get("short_side")
+    # Logs written before effective_short_side existed have only the pixel count.
+    side = d.get("effective_short_side", d.get("short_side"))
     return None if side is None else -math.log2(max(side, 1.0))
 
 
@@ -46,23 +48,39 @@ def _novelty(d: dict[str, float]) -> float | None:
     return None if dist is None else math.log(max(dist, 1e-6))
 
 
+def _novelty_default(reference: dict[str, Any] | None) -> float | None:
+    """Older packs only have the embedding summary: its p99 of scaled distances stands in."""
+    emb = (reference or {}).get("embedding") or {}
+    p99 = emb.get("p99")
+    return math.log(p99) if p99 else None
+
+
 @dataclass(frozen=True)
 class Rule:
     statistic: Statistic
     margin: float  # beyond the reference's high quantile, in the statistic's units, where the score is 0.5
     width: float  # logistic width, in the statistic's units
-    default_high: float | None  # the high quantile to assume when a model has no reference for it
+    # The high quantile to assume when the reference has no per-image rows for it (None: no flag).
+    default_high: Callable[[dict[str, Any] | None], float | None]
+    needs: Literal["image", "model"] = "image"  # the photo alone, or the model's outputs too
+    # The reference quantile the margin is counted from: a high one tells a far tail, a lower one is
+    # steadier when the reference holds a few hundred photos.
+    quantile: float = 99.5
 
 
-RULES: dict[str, Rule] = {
-    # ln(1.5): half again as dark as the darkest reference photos.
-    "night_time": Rule(_night, margin=math.log(1.5), width=0.12, default_high=1.4),
-    # One octave: half the short side of the smallest reference photos (default: below 128 px).
-    "low_resolution": Rule(_low_resolution, margin=1.0, width=0.2, default_high=-8.0),
-    # ln(1.3): 30% further from the centre than nearly all validation images.
-    "novelty": Rule(_novelty, margin=math.log(1.3), width=0.08, default_high=None),
-}
-HIGH_QUANTILE = 99.5
+RULES: Registry[Rule] = Registry("out-of-domain rule")
+# Margins counted from the reference's 95th percentile, steadier than a far tail over a few hundred photos,
+# and tuned on monitoring.shifts' tuning part (benchmarks/ood_flags.py): the smallest at which no ordinary
+# kind there (dim rooms, lamp light, exposure, noise, JPEG, a smaller photo) is flagged more than 2%. The
+# defaults are those of the real rooms' photos, for a model exported without per-image reference rows.
+RULES.add("night_time", Rule(_night, margin=0.75, width=0.12, default_high=lambda _: 0.73, quantile=95))
+RULES.add("low_resolution", Rule(_low_resolution, margin=0.4, width=0.2, default_high=lambda _: -7.2, quantile=95))
+# ln(1.3): 30% further from the centre than nearly all validation images.
+RULES.add("novelty", Rule(_novelty, margin=math.log(1.3), width=0.08, default_high=_novelty_default, needs="model"))
+
+IMAGE_FLAGS: tuple[str, ...] = tuple(n for n, r in RULES.items() if r.needs == "image")
+MODEL_FLAGS: tuple[str, ...] = tuple(n for n, r in RULES.items() if r.needs == "model")
+FLAGS: tuple[str, ...] = IMAGE_FLAGS + MODEL_FLAGS
 
 
 @dataclass(frozen=True)
@@ -93,9 +111,7 @@ class Calibration:
         centre, width = {}, {}
         for name, rule in RULES.items():
             stats = [s for s in (rule.statistic(r) for r in rows) if s is not None and math.isfinite(s)]
-            high = float(np.percentile(stats, HIGH_QUANTILE)) if stats else rule.default_high
-            if name == "novelty" and not stats:
-                high = _novelty_default(reference)
+            high = float(np.percentile(stats, rule.quantile)) if stats else rule.default_high(reference)
             if high is None:
                 continue
             centre[name], width[name] = high + rule.margin, rule.width
@@ -121,10 +137,3 @@ class Calibration:
 def _rows(columns: dict[str, list[float]]) -> list[dict[str, float]]:
     n = max((len(v) for v in columns.values()), default=0)
     return [{k: v[i] for k, v in columns.items() if i < len(v) and v[i] is not None} for i in range(n)]
-
-
-def _novelty_default(reference: dict[str, Any] | None) -> float | None:
-    """Older packs only have the embedding summary: its p99 of scaled distances stands in."""
-    emb = (reference or {}).get("embedding") or {}
-    p99 = emb.get("p99")
-    return math.log(p99) if p99 else None

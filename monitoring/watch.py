@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from monitoring import drift, drift_mail, mailer
 from monitoring.notify import Delivery, Notifier
 from roomsight.config import Settings
+from roomsight.errors import DriftError, MailError
 from roomsight.events import DriftAlarm
 
 
@@ -65,13 +66,13 @@ def _once(settings: Settings, engine: Engine, window: drift.Window, recipients: 
           only_alarms: bool, notifier: Notifier) -> Outcome:
     try:
         rep = drift.report(settings, engine, window)
-    except drift.DriftError as exc:
+    except DriftError as exc:
         return Outcome(None, False, skipped=str(exc))
     notified = tuple(notifier.send(alarm_event(window, rep))) if rep.result.alarm else ()
     if recipients is None or (only_alarms and not rep.result.alarm):
         return Outcome(rep, False, skipped=None if recipients is None else "no alarm", notified=notified)
     try:
         send(settings, engine, window, rep, recipients)
-    except mailer.MailError as exc:
+    except MailError as exc:
         return Outcome(rep, False, skipped=str(exc), notified=notified)
     return Outcome(rep, True, notified=notified)

@@ -61,9 +61,8 @@ def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *
     out = Judged(values, exit=_dedup(_judge(exits, values, results)), watch=_judge(watched, values, results))
     if watch and state.answers_traffic:
         b = plan.budget
-        recent = evidence.log_evidence(engine, settings, rid, last=b.window, as_of=as_of)
-        out.watch.insert(0, conditions.budget(b, recent["candidate_requests"] or 0.0, recent["candidate_error_rate"],
-                                              recent["candidate_p99_ms"]))
+        w = evidence.candidate_window(engine, rid, b.window, as_of=as_of)
+        out.watch.insert(0, conditions.budget(b, w.calls, w.error_rate, w.p99_ms))
     return out
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import AnalysisResult, Outcome
-from rollout.plan import COUNT_METRICS, AnalysisRef, Budget, Condition, Gate, OnFail
+from rollout.metrics import COUNT_METRICS
+from rollout.plan import AnalysisRef, Budget, Condition, Gate, OnFail
 
 MIN_BUDGET_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on
 

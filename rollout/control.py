@@ -22,29 +22,14 @@ from sqlalchemy import Engine
 from roomsight import registry
 from roomsight.config import Settings
 from roomsight.db import engine_for
-from roomsight.errors import UserError
+from roomsight.errors import GatesFailed, PlanError, RegistryError, RolloutError, StateConflict, TransitionError
 from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
-from roomsight.rollout_state import RoutingState, StateConflict, Versioned, read_state, write_state
+from roomsight.rollout_state import RoutingState, Versioned, read_state, write_state
 from monitoring.notify import Notifier
 from rollout import assess, plan_text, records, stages
 from rollout.conditions import ConditionResult, overall
 from rollout.notices import rollout_event
-from rollout.plan import Plan, PlanError
-
-
-class RolloutError(UserError, RuntimeError):
-    """A command cannot be carried out; the message says why and what to do instead."""
-
-
-class GatesFailed(RolloutError):
-    """A promotion whose conditions did not all pass; `results` holds each with its numbers."""
-
-    def __init__(self, target: str, results: list[ConditionResult]) -> None:
-        held = [r for r in results if not r.passed]
-        super().__init__(f"promotion to {target} refused: {len(held)} condition(s) not passed: "
-                         + "; ".join(r.describe() for r in held) + " (use --force --reason to override)")
-        self.target = target
-        self.results = results
+from rollout.plan import Plan
 
 
 @dataclass
@@ -103,7 +88,7 @@ def _transition(fn: Callable[[], Any]) -> Any:
     """A pure transition's refusal, as the control plane's error (the API answers it with 409)."""
     try:
         return fn()
-    except (stages.TransitionError, PlanError) as exc:
+    except (TransitionError, PlanError) as exc:
         raise RolloutError(str(exc)) from None
 
 
@@ -158,7 +143,7 @@ class ControlPlane:
         if state.in_progress:
             try:
                 nxt = self.plan.step_label(stages.target_step(state, self.plan))
-            except stages.TransitionError:
+            except TransitionError:
                 nxt = None
         judged = assess.judge(self.plan, state, self.engine, self.settings, as_of=as_of)
         return Status(state, cur.generation, cur.updated_at, judged.evidence,
@@ -173,7 +158,7 @@ class ControlPlane:
         cur = self.current()
         try:
             candidate = registry.resolve(candidate_uri)
-        except registry.RegistryError as exc:
+        except RegistryError as exc:
             raise RolloutError(str(exc)) from None
         if candidate.name != self.settings.model_name:
             raise RolloutError(f"{candidate_uri} is not a version of {self.settings.model_name!r}")

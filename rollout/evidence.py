@@ -1,23 +1,32 @@
 """Evidence for gates: numbers about one rollout, gathered from every provider.
 
-A provider is a function (engine, settings, rollout_id) -> {metric: value or None}. The prediction
-log's provider is here (agreement, candidate traffic, errors, latency); monitoring contributes review
-verdicts and drift. Every metric a provider returns must be named in `rollout.plan.METRICS`, so that
-a plan's gates are checked against known names when the plan is loaded.
+A provider is a function (engine, settings, rollout_id, as_of=None) -> {metric: value or None}; `as_of`
+(unix seconds) restricts it to what was known then, so a plan can be replayed over a logged rollout.
+The prediction log's provider is here (agreement, candidate traffic, errors, latency); monitoring
+contributes review verdicts and drift. Every metric a provider returns must be named in
+`rollout.plan.METRICS`, so that a plan's gates are checked against known names when the plan is loaded.
+
+The log provider costs what its question costs, not what the log holds: counts come from the per-minute
+rollup (roomsight.rollup), the guard's last N candidate calls from an index range of N entries, and each
+p99 is read exactly as an order statistic, by walking the top 1% of the rollout's latencies in an index
+(roomsight.tables: ix_predictions_candidate_ms, ix_predictions_champion_ms).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, text
 
+from roomsight import rollup
 from roomsight.config import Settings
-from roomsight.tables import predictions
+from roomsight.tables import CANDIDATE_TIMED, candidate_ran
 
 Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
+P99 = 0.99
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class Evidence:
 
 def providers() -> list[Provider]:
     """Every source of gate evidence, in the order their numbers are shown."""
-    from monitoring.drift import evidence as drift_evidence
+    from monitoring.drift_checks import evidence as drift_evidence
     from monitoring.review.evidence import evidence as review_evidence
 
     return [log_evidence, review_evidence, drift_evidence]
@@ -47,36 +56,86 @@ def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: f
 
 def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int | None = None,
                  as_of: float | None = None) -> dict[str, float | None]:
-    """Numbers over a rollout's logged requests (the `last` N candidate calls when given)."""
-    p = predictions.c
-    query = (select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_ms, p.champion_ms,
-                    p.candidate_error, p.candidate_version)
-             .where(p.rollout_id == rollout_id).order_by(p.ts.desc()))
-    if as_of is not None:
-        query = query.where(p.ts <= as_of)
+    """Numbers over a rollout's logged requests up to `as_of`; the candidate's error rate and p99 over its
+    `last` N calls when given (the guard's window)."""
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    ran = [r for r in rows if _candidate_ran(r)]
-    if last is not None:
-        ran = ran[:last]
-    compared = [r for r in rows if r.disagreement is not None]
-    cand_errors = sum(1 for r in ran if r.candidate_error is not None)
-    cand_ms = [r.candidate_ms for r in ran if r.candidate_ms is not None]
-    champ_ms = [r.champion_ms for r in rows if r.champion_ms is not None]
+        c = rollup.counts(conn, rollout_id, as_of)
+        if last is None:
+            calls, errors = c.candidate_calls, c.candidate_errors
+            cand_p99 = _p99(conn, rollout_id, "candidate_ms", CANDIDATE_TIMED, c.candidate_timed, as_of)
+        else:
+            w = _last_calls(conn, rollout_id, last, as_of)
+            calls, errors, cand_p99 = w.calls, w.errors, w.p99_ms
+        champ_p99 = _p99(conn, rollout_id, "champion_ms", "champion_ms IS NOT NULL", c.champion_timed, as_of)
     return {
-        "requests": float(len(rows)),
-        "compared": float(len(compared)),
-        "agreement": (1.0 - sum(bool(r.disagreement) for r in compared) / len(compared)) if compared else None,
-        "candidate_served": float(sum(1 for r in rows if r.served_by == "candidate")),
-        "candidate_requests": float(len(ran)),
-        "candidate_errors": float(cand_errors),
-        "candidate_error_rate": cand_errors / len(ran) if ran else None,
-        "candidate_p99_ms": float(np.percentile(cand_ms, 99)) if cand_ms else None,
-        "champion_p99_ms": float(np.percentile(champ_ms, 99)) if champ_ms else None,
+        "requests": float(c.requests),
+        "compared": float(c.compared),
+        "agreement": 1.0 - c.disagreements / c.compared if c.compared else None,
+        "candidate_served": float(c.candidate_served),
+        "candidate_requests": float(calls),
+        "candidate_errors": float(errors),
+        "candidate_error_rate": errors / calls if calls else None,
+        "candidate_p99_ms": cand_p99,
+        "champion_p99_ms": champ_p99,
     }
 
 
-def _candidate_ran(r) -> bool:  # noqa: ANN001 - a Row
-    if r.served_by == "candidate" or r.candidate_error is not None:
-        return True
-    return r.shadow == "candidate" and r.shadow_status in ("ok", "error", "timeout")
+@dataclass(frozen=True)
+class CallWindow:
+    """The candidate's last N calls: what the budget guard judges."""
+
+    calls: int
+    errors: int
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+
+def candidate_window(engine: Engine, rollout_id: str, last: int, as_of: float | None = None) -> CallWindow:
+    """The candidate's last `last` calls up to `as_of`, and nothing else: the guard's question, answered
+    from at most `last` index entries whatever the log holds."""
+    with engine.connect() as conn:
+        return _last_calls(conn, rollout_id, last, as_of)
+
+
+def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | None) -> CallWindow:
+    """An index range of at most `last` entries (ix_predictions_candidate_calls)."""
+    # Named for SQLite, whose planner, without statistics, may take the wider rollout index instead and read
+    # every request between the calls when the candidate runs on few of them.
+    source = "predictions INDEXED BY ix_predictions_candidate_calls" if conn.dialect.name == "sqlite" else "predictions"
+    rows = conn.execute(text(f"SELECT candidate_ms, candidate_error IS NOT NULL FROM {source} WHERE rollout_id = :rid "
+                             f"{'AND ts <= :as_of ' if as_of is not None else ''}AND {candidate_ran()} "
+                             "ORDER BY ts DESC LIMIT :last"),
+                        {"rid": rollout_id, "as_of": as_of, "last": last}).all()
+    ms = [r[0] for r in rows if r[0] is not None]
+    return CallWindow(len(rows), sum(1 for r in rows if r[1]), float(np.percentile(ms, P99 * 100)) if ms else None)
+
+
+def _p99(conn: Connection, rollout_id: str, column: str, where: str, n: int, as_of: float | None) -> float | None:
+    """The p99 of `column` over the `n` rows matching `where` (numpy's default, linear interpolation between
+    the two order statistics around rank 0.99 (n - 1)), read from the top of the column's index: the walk
+    covers the top 1% of the rows, whatever the window, and the result is exact."""
+    if n <= 0:
+        return None
+    virtual = (n - 1) * P99
+    below = math.floor(virtual)
+    above = min(below + 1, n - 1)
+    # Named for SQLite: with `as_of`, its planner may prefer the rollout's time range and sort all of it.
+    source = f"predictions INDEXED BY ix_predictions_{column}" if conn.dialect.name == "sqlite" else "predictions"
+    values = conn.execute(text(f"SELECT {column} FROM {source} WHERE rollout_id = :rid "
+                               f"{'AND ts <= :as_of ' if as_of is not None else ''}AND {where} "
+                               f"ORDER BY {column} DESC LIMIT :k OFFSET :skip"),
+                          {"rid": rollout_id, "as_of": as_of, "k": above - below + 1, "skip": n - 1 - above}).scalars().all()
+    if not values:
+        return None  # rows deleted since they were counted
+    hi, lo = float(values[0]), float(values[-1])
+    return _lerp(lo, hi, virtual - below)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's interpolation between neighbouring order statistics, step for step, so the figure is
+    numpy.percentile's to the last bit."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t

@@ -18,10 +18,11 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from roomsight.errors import RolloutError
 from roomsight.rollout_state import RoutingState
 from rollout import assess
 from rollout.conditions import ConditionResult
-from rollout.control import ControlPlane, Outcome, RolloutError
+from rollout.control import ControlPlane, Outcome
 from rollout.plan import Plan
 
 log = logging.getLogger(__name__)

@@ -24,54 +24,17 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from analysis import AnalysisSpec
 from roomsight.durations import parse_duration
-from roomsight.errors import UserError
+from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
 from roomsight.userfiles import read_yaml
-
-# Evidence metrics a gate may name; the providers in `rollout.evidence` compute them (a test checks that
-# the two lists agree).
-METRICS: dict[str, str] = {
-    "requests": "requests logged during the rollout",
-    "compared": "requests where both models answered (shadow comparisons)",
-    "agreement": "share of compared requests where both models agreed",
-    "candidate_served": "requests the candidate answered",
-    "candidate_requests": "requests the candidate ran on, answering or in shadow",
-    "candidate_error_rate": "share of candidate calls that failed or timed out",
-    "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
-    "champion_p99_ms": "champion model latency, 99th percentile (ms)",
-    "candidate_errors": "candidate calls that failed or timed out",
-    # review verdicts (monitoring.review)
-    "reviewed": "review-queue items with a verdict in this rollout",
-    "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
-    "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
-    "precision_margin": "candidate minus champion precision lower bounds",
-    "min_class_precision": "lowest per-class candidate precision (point estimate) among reviewed classes",
-    "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
-    # inputs and drift (monitoring)
-    "ood_share": "share of requests flagged out-of-domain",
-    "drift_alarm": "1 if the latest drift check over the rollout's window raised an alarm, else 0",
-    "drifted_share": "share of monitored columns Evidently reports as drifted",
-}
-# Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
-COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed"})
+from rollout.metrics import METRICS
 
 OnFail = Literal["rollback", "pause"]
 STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)
 
 
-class PlanError(UserError, ValueError):
-    """The plan file is missing or invalid; the message names the step and key."""
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _seconds(value: Any) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
 
 
 class Gate(_Strict):
@@ -144,7 +107,7 @@ class PauseSpec(_Strict):
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float | None:
-        return None if v is None else _seconds(v)
+        return None if v is None else parse_duration(v)
 
 
 class FullSpec(_Strict):
@@ -157,7 +120,7 @@ class AutoAdvance(_Strict):
     @field_validator("after", mode="before")
     @classmethod
     def _after(cls, v: Any) -> float:
-        return _seconds(v)
+        return parse_duration(v)
 
 
 class Step(_Strict):
@@ -212,17 +175,19 @@ class Plan(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
-        for where, cond in self._conditions():
+        for where, key, step, cond in self._conditions():
             if isinstance(cond, AnalysisRef) and cond.analysis not in self.analyses:
-                raise ValueError(f"{where} names analysis {cond.analysis!r}, which `analyses` does not define "
-                                 f"(defined: {', '.join(self.analyses) or 'none'})")
+                raise PlanError(f"{where} names analysis {cond.analysis!r}, which `analyses` does not define "
+                                f"(defined: {', '.join(self.analyses) or 'none'})", key, step)
         _check_order(self.steps, self.regions)
         return self
 
-    def _conditions(self) -> list[tuple[str, Condition]]:
-        found = [(f"watch.{i}", c) for i, c in enumerate(self.watch)]
+    def _conditions(self) -> list[tuple[str, str, int | None, Condition]]:
+        """Every condition with where it is: for people ("steps.0 (shadow).exit.1"), as a key, its step."""
+        found: list[tuple[str, str, int | None, Condition]] = [(f"watch.{i}", f"watch.{i}", None, c)
+                                                               for i, c in enumerate(self.watch)]
         for i, step in enumerate(self.steps):
-            found += [(f"steps.{i} ({step.kind}).{part}.{j}", c)
+            found += [(f"steps.{i} ({step.kind}).{part}.{j}", f"steps.{i}.{part}.{j}", i, c)
                       for part in ("exit", "watch") for j, c in enumerate(getattr(step, part))]
         return found
 
@@ -250,41 +215,47 @@ class Plan(_Strict):
             raise PlanError(f"unknown region(s) {', '.join(unknown)}; this plan's regions are {', '.join(self.regions)}")
 
 
+def _step_error(i: int, step: Step, message: str, key: str = "") -> PlanError:
+    """A problem with step `i`, named for people ("steps.2 (gradual).gradual.percent: ...") and as a key."""
+    return PlanError(f"steps.{i} ({step.kind}){key}: {message}", f"steps.{i}{key}", i)
+
+
 def _check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
     """Steps in an order a rollout can take: traffic only grows (a listing never moves back to the champion)."""
     if not steps:
-        raise ValueError("`steps` is empty: a plan needs at least a full step")
+        raise PlanError("`steps` is empty: a plan needs at least a full step", "steps")
     if steps[-1].kind is not Stage.FULL:
-        raise ValueError(f"steps.{len(steps) - 1} ({steps[-1].kind}): the last step must be `full`, which makes the "
-                         "candidate the champion")
+        raise _step_error(len(steps) - 1, steps[-1], "the last step must be `full`, which makes the candidate the "
+                          "champion")
     answering, limited, gradual_pct = False, None, 0.0
     for i, step in enumerate(steps):
-        where = f"steps.{i} ({step.kind})"
         kind = step.kind
         if kind is Stage.FULL and i != len(steps) - 1:
-            raise ValueError(f"{where}: `full` can only be the last step")
+            raise _step_error(i, step, "`full` can only be the last step")
         if kind is Stage.PAUSE and i == 0:
-            raise ValueError(f"{where}: a pause holds the traffic of the step before it, and the first step has none")
+            raise _step_error(i, step, "a pause holds the traffic of the step before it, and the first step has none")
         if kind is Stage.SHADOW and answering:
-            raise ValueError(f"{where}: shadow after the candidate has answered users would take listings back; "
-                             "shadow steps come first")
+            raise _step_error(i, step, "shadow after the candidate has answered users would take listings back; "
+                              "shadow steps come first")
         if kind is Stage.LIMITED:
             if gradual_pct:
-                raise ValueError(f"{where}: limited after gradual would take listings back; limited steps come before gradual")
+                raise _step_error(i, step, "limited after gradual would take listings back; limited steps come "
+                                  "before gradual")
             unknown = sorted(set(step.limited.regions) - set(regions))
             if unknown:
-                raise ValueError(f"{where}.limited.regions: {unknown} are not in the plan's `regions`")
+                raise _step_error(i, step, f"{unknown} are not in the plan's `regions`", ".limited.regions")
             if limited is not None and (not set(limited.regions) <= set(step.limited.regions or limited.regions)
                                         or step.limited.percent < limited.percent):
-                raise ValueError(f"{where}.limited: a later limited step may widen the regions or raise the percent, "
-                                 "not shrink them")
+                raise _step_error(i, step, "a later limited step may widen the regions or raise the percent, not "
+                                  "shrink them", ".limited")
             limited, answering = step.limited, True
         if kind is Stage.GRADUAL:
             if limited is None:
-                raise ValueError(f"{where}: gradual before any limited step; the candidate first answers a limited region")
+                raise _step_error(i, step, "gradual before any limited step; the candidate first answers a limited "
+                                  "region")
             if step.gradual.percent <= gradual_pct:
-                raise ValueError(f"{where}.gradual.percent: {step.gradual.percent:g} does not grow from the previous "
-                                 f"gradual step's {gradual_pct:g} (listings never move back)")
+                raise _step_error(i, step, f"{step.gradual.percent:g} does not grow from the previous gradual "
+                                  f"step's {gradual_pct:g} (listings never move back)", ".gradual.percent")
             gradual_pct, answering = step.gradual.percent, True
 
 
@@ -309,13 +280,17 @@ def parse_plan(raw: dict[str, Any], source: str = "rollout plan") -> Plan:
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
-        raise PlanError(f"rollout plan {source} is invalid: {_problems(exc)}") from None
+        problems = [_problem(e) for e in exc.errors()]
+        message = "; ".join(dict.fromkeys(map(str, problems)))
+        raise PlanError(f"rollout plan {source} is invalid: {message}", problems[0].key, problems[0].step) from None
 
 
-def _problems(exc: ValidationError) -> str:
-    out = []
-    for e in exc.errors():
-        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
-        msg = e["msg"].removeprefix("Value error, ")
-        out.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
-    return "; ".join(dict.fromkeys(out))
+def _problem(e: Any) -> PlanError:
+    """One of pydantic's errors (an ErrorDetails) as a PlanError; a validator's PlanError keeps its key and step."""
+    loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
+    msg = e["msg"].removeprefix("Value error, ")
+    raised = (e.get("ctx") or {}).get("error")
+    if isinstance(raised, PlanError):
+        return PlanError(msg, raised.key, raised.step)
+    step = int(loc[1]) if len(loc) > 1 and loc[0] == "steps" and loc[1].isdigit() else None
+    return PlanError(f"{'.'.join(loc)}: {msg}" if loc else msg, ".".join(loc) or None, step)

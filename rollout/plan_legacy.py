@@ -19,7 +19,7 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
     """The same plan with `steps`. Promoting to gradual used to check `gates.gradual` at every gradual
     step, and to full `gates.full`; so `gates.gradual` guards leaving limited and each gradual step but the
     last, and `gates.full` leaving the last gradual step."""
-    from rollout.plan import PlanError
+    from roomsight.errors import PlanError
 
     out = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
     gates = raw.get("gates") or {}

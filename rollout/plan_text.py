@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from roomsight.durations import format_duration
 from roomsight.rollout_state import RoutingState, Stage
-from rollout.plan import METRICS, AnalysisRef, Condition, Gate, Plan, Step
+from rollout.metrics import METRICS
+from rollout.plan import AnalysisRef, Condition, Gate, Plan, Step
 
 
 def describe_condition(cond: Condition, plan: Plan) -> str:

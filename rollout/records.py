@@ -39,7 +39,7 @@ def record(settings: Any, event: Event) -> str:
     tags = {
         "action": event.action, "from_stage": event.before.stage.value, "to_stage": event.after.stage.value,
         "from_step": event.from_step, "to_step": event.to_step, "actor": event.actor, "reason": event.reason,
-        "forced": str(event.forced).lower(), "rollout_id": event.before.rollout_id or event.after.rollout_id or "",
+        "forced": str(event.forced).lower(), "rollout_id": _rollout_of(event),
         "champion": event.after.champion.uri, "candidate": candidate.uri if candidate else "",
         "regions": ",".join(event.after.regions), "percent": f"{event.after.percent:g}",
         "conditions": json.dumps([{"name": c.name, "outcome": c.outcome} for c in event.conditions]),
@@ -55,6 +55,14 @@ def record(settings: Any, event: Event) -> str:
                                       "before": event.before.to_dict(), "after": event.after.to_dict()}, "evidence.json")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _rollout_of(event: Event) -> str:
+    """The rollout an event belongs to: a start begins a new one (the state before may still name the
+    rollout that went to full); a rollback ends the one it leaves."""
+    if event.action == "start":
+        return event.after.rollout_id or ""
+    return event.before.rollout_id or event.after.rollout_id or ""
 
 
 def history(limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from roomsight.errors import TransitionError
 from roomsight.rollout_state import RoutingState
 from roomsight.tables import predictions, review_verdicts
 from rollout import assess, stages
@@ -62,7 +63,7 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
     events = sorted((e for e in cp.history(10_000) if e.get("rollout_id") == rollout_id), key=lambda e: e["time"])
     begun = next((e for e in events if e["action"] == "start"), None)
     if begun is None or not begun.get("state"):
-        raise stages.TransitionError(f"no recorded start of rollout {rollout_id} with its state: nothing to replay "
+        raise TransitionError(f"no recorded start of rollout {rollout_id} with its state: nothing to replay "
                                      "(`rollout history` lists the rollouts recorded)")
     with cp.engine.connect() as conn:
         last_ts = conn.execute(select(func.max(predictions.c.ts)).where(predictions.c.rollout_id == rollout_id)).scalar()
@@ -109,7 +110,7 @@ def _follow(out: Replay, cp: ControlPlane, plan: Plan, state: RoutingState, e: d
     kind = target_state.stage.value if target_state else e["to"]
     try:
         target = stages.target_step(state, plan, kind)
-    except stages.TransitionError as exc:
+    except TransitionError as exc:
         out.lines.append(Line(t, f"promote to {kind} (recorded, by {e['actor']}): this plan has no such step ({exc})"))
         return state
     judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=stages.exits_to_check(state, target),

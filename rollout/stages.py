@@ -7,14 +7,10 @@ regions it would have added, and traffic only grows: a listing once on the candi
 
 from __future__ import annotations
 
-from roomsight.errors import UserError
+from roomsight.errors import TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.plan import Plan, Step
-
-
-class TransitionError(UserError, ValueError):
-    """The command does not apply to where the rollout stands; the message says what would."""
 
 
 def start(state: RoutingState, candidate: ModelRef, rollout_id: str, plan: Plan, now: float) -> RoutingState:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import socket
 
-from roomsight.config import ConfigError, Settings, ray_endpoint
+from roomsight.config import Settings, ray_endpoint
+from roomsight.errors import ConfigError
 
 CONNECT_TIMEOUT_S = 5.0
 

@@ -1,22 +1,33 @@
 """Engine factory for the shared SQL store: SQLite in the data directory by default, any SQLAlchemy URL
-(PostgreSQL on a cluster) by configuration."""
+(PostgreSQL on a cluster) by configuration.
+
+At the first use of a database in a process, the schema is brought up to date without losing rows: new
+tables are created, missing nullable columns and missing indexes are added to the existing tables
+(`migrate`, generic: it compares the metadata with what SQLAlchemy's inspector finds), and the rollup
+triggers are installed (roomsight.rollup). The changes are made while writers wait, so two processes
+starting together do them once.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Column, Connection, Engine, Index, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
+from sqlalchemy.schema import CreateColumn
 
-from roomsight.errors import UserError, first_line
+from roomsight import rollup
+from roomsight.errors import DatabaseUnavailable, SchemaMismatch, first_line
 from roomsight.tables import metadata
 
+log = logging.getLogger(__name__)
+
 _engines: dict[str, Engine] = {}
-
-
-class DatabaseUnavailable(UserError, ConnectionError):
-    """The database cannot be reached, opened or driven; the message names the URL without its password."""
 
 
 def engine_for(url: str) -> Engine:
@@ -51,6 +62,8 @@ def engine_for(url: str) -> Engine:
                                       f"{exc.name}{extra}") from None
     try:
         metadata.create_all(engine)
+        migrate(engine)
+        _install_rollup(engine)
     except (DatabaseError, InterfaceError) as exc:
         engine.dispose()
         reason = first_line(exc.orig or exc)
@@ -64,3 +77,86 @@ def engine_for(url: str) -> Engine:
 def redact(url: str) -> str:
     """A URL safe to print: the password never leaves the process."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def writers_excluded(engine: Engine, tables: Collection[str] = ("predictions",)) -> Iterator[Connection]:
+    """A transaction during which no other connection writes `tables`: SQLite's write lock (BEGIN
+    IMMEDIATE, the whole database), PostgreSQL's SHARE ROW EXCLUSIVE lock on each table (writers queue
+    behind it; readers go on). For schema changes that must not interleave with writes."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # pysqlite begins transactions lazily, before DML only: begin explicitly, so the DDL is inside.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            names = ", ".join(conn.dialect.identifier_preparer.quote(t) for t in sorted(tables))
+            conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def _gaps(conn: Connection, meta: MetaData) -> tuple[list[Column], list[Index]]:
+    """The columns and indexes of `meta`'s existing tables that the database lacks."""
+    insp = inspect(conn)
+    tables = set(insp.get_table_names())
+    columns: list[Column] = []
+    indexes: list[Index] = []
+    for table in meta.sorted_tables:
+        if table.name not in tables:
+            continue  # create_all makes whole tables
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        columns += [c for c in table.columns if c.name not in have]
+        named = _index_names(conn, insp, table.name)
+        indexes += [i for i in sorted(table.indexes, key=lambda i: i.name or "") if i.name not in named]
+    return columns, indexes
+
+
+def _index_names(conn: Connection, insp: Inspector, table: str) -> set[str]:
+    if conn.dialect.name == "sqlite":
+        # SQLAlchemy's SQLite inspector skips indexes on expressions; the catalogue lists them all.
+        return set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
+                                {"t": table}).scalars())
+    return {i["name"] for i in insp.get_indexes(table)}
+
+
+def migrate(engine: Engine, meta: MetaData = metadata) -> list[str]:
+    """Add to the existing tables the columns and indexes `meta` has and the database lacks. A new column
+    must be nullable or have a server default (existing rows need a value); otherwise SchemaMismatch names
+    it. Returns what was done, one line per change."""
+    with engine.connect() as conn:
+        columns, indexes = _gaps(conn, meta)
+    if not columns and not indexes:
+        return []
+    done = []
+    where = redact(str(engine.url))
+    with writers_excluded(engine, {x.table.name for x in [*columns, *indexes]}) as conn:
+        columns, indexes = _gaps(conn, meta)  # again, under the lock: another process may have done it
+        for col in columns:
+            if not col.nullable and col.server_default is None:
+                raise SchemaMismatch(f"the database's table {col.table.name} lacks column {col.name}, which is "
+                                     "NOT NULL without a server default: existing rows have no value for it")
+            log.warning("upgrading the database at %s: adding column %s.%s", where, col.table.name, col.name)
+            spec = CreateColumn(col).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(col.table)} ADD COLUMN {spec}")
+            done.append(f"added column {col.table.name}.{col.name}")
+        for index in indexes:
+            # Said before it is done: indexing a big log takes a while, once.
+            log.warning("upgrading the database at %s: adding index %s", where, index.name)
+            index.create(conn)
+            done.append(f"added index {index.name} on {index.table.name}")
+    return done
+
+
+def _install_rollup(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if rollup.installed(conn) == set(rollup.TRIGGERS):
+            return
+    with writers_excluded(engine) as conn:
+        counted = rollup.install(conn)
+    if counted:
+        log.warning("upgraded the database at %s: rollup triggers installed, %d logged requests counted",
+                    redact(str(engine.url)), counted)

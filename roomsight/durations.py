@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 
+from roomsight.errors import DurationError
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in `text` (a plain number is seconds); ValueError naming the text if it is not a positive duration."""
+    """Seconds in `text` (a plain number is seconds); DurationError naming the text if it is not a positive duration."""
     m = _DURATION.match(str(text))
     if not m or float(m[1]) <= 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 7d)")
+        raise DurationError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 7d)")
     return float(m[1]) * _UNIT_S[m[2]]
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
+from roomsight.errors import ImageRejected
+
 if TYPE_CHECKING:
     from roomsight.config import ServeSettings
 
@@ -26,14 +28,6 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 # Serving's model inputs have at most this many pixels per side; larger uploads are decoded at reduced
 # scale, once by the ingress and, from the same bytes, identically by a model replica.
 SERVE_MAX_SIDE = 512
-
-
-class ImageRejected(ValueError):
-    """The bytes are not an acceptable image; the message says why, for a 4xx answer."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from roomsight.config import ConfigError
+from roomsight.errors import ConfigError
+
 
 
 def cannot_listen(host: str, port: int, section: str,

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from roomsight.errors import UserError, first_line
+from roomsight.errors import PackError, first_line
 from roomsight.preprocess import Preprocessing, batch_tensor
 
 UNSURE = "unsure"
@@ -42,18 +42,22 @@ class PackMeta:
     reference: dict[str, Any] = field(default_factory=dict)  # monitoring's reference statistics
     metrics: dict[str, Any] = field(default_factory=dict)
     data_sha256: str = ""
+    # How the thresholds were chosen and what they leave: method, target, confidence, the data they were
+    # cut on, per class the threshold's precision, its lower bound, recall, whether it abstains.
+    thresholding: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes, "preprocessing": self.preprocessing.to_dict(),
                 "thresholds": self.thresholds, "backbone": self.backbone, "reference": self.reference,
-                "metrics": self.metrics, "data_sha256": self.data_sha256}
+                "metrics": self.metrics, "data_sha256": self.data_sha256, "thresholding": self.thresholding}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PackMeta:
         return cls(classes=list(d["classes"]), preprocessing=Preprocessing.from_dict(d["preprocessing"]),
                    thresholds={k: float(v) for k, v in d.get("thresholds", {}).items()},
                    backbone=d.get("backbone", ""), reference=d.get("reference", {}),
-                   metrics=d.get("metrics", {}), data_sha256=d.get("data_sha256", ""))
+                   metrics=d.get("metrics", {}), data_sha256=d.get("data_sha256", ""),
+                   thresholding=d.get("thresholding", {}))
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,6 @@ def save_pack(directory: Path, module: torch.nn.Module, meta: PackMeta, example:
     torch.export.save(program, str(directory / MODEL_FILE))
     (directory / META_FILE).write_text(json.dumps(meta.to_dict(), indent=1, sort_keys=True))
     return directory
-
-
-class PackError(UserError):
-    """A pack whose files are missing or damaged: an artifact store that lost or half-copied them."""
 
 
 def read_meta(directory: Path, source: str | None = None) -> PackMeta:

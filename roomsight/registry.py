@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from roomsight.config import Settings
-from roomsight.errors import UserError, first_line
+from roomsight.errors import RegistryError, UserError, first_line
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
@@ -23,10 +24,6 @@ ROLLOUT_EXPERIMENT = "roomsight-rollouts"
 TRAINING_EXPERIMENT = "roomsight-training"
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
-
-
-class RegistryError(UserError, RuntimeError):
-    """A model URI does not resolve, or the registry refused an operation."""
 
 
 @dataclass(frozen=True)
@@ -59,21 +56,27 @@ def configure(settings: Settings) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow's own defaults (7 retries, 120 s timeout) ride out a hosted backend's rate limits but keep a
-    # command waiting about 4 minutes on a server that is down. A self-hosted server is up or it is not:
+    # command waiting for minutes on a server that is down. A self-hosted server is up or it is not:
     # a few seconds of retries, then a clear error (`unreachable`). MLflow's variables still override.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # MLflow logs schema migrations and pickling advice at INFO/WARNING on every run: noise for our users.
+    # It reads this level when it is imported.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.tracking_uri
-    import mlflow
-
-    # MLflow logs schema migrations and pickling advice at INFO/WARNING on every run: noise for our users.
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     if settings.tracking_uri.startswith("sqlite:"):
         settings.ensure_home()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+    # Importing MLflow takes seconds: commands that never reach it (`rollout status` reads the routing state
+    # from SQL) should not pay for it. Imported later, it reads the store from the environment; imported
+    # already, it may point at another store, so point it at this one.
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
 
 
 def client():  # noqa: ANN201 - mlflow.MlflowClient, imported lazily (slow import)
@@ -161,6 +164,13 @@ def load_model(ref: ModelRef):  # noqa: ANN201 - roomsight.modelpack.ModelPack
 
     with pack_files(ref) as directory:
         return load_pack(directory, version=ref.version, source=ref.uri)
+
+
+def load(settings: Settings, uri: str | None = None):  # noqa: ANN201 - roomsight.modelpack.ModelPack
+    """How a command loads a model: the pack `uri` names (models:/NAME/VERSION, models:/NAME@ALIAS;
+    default: the champion) from the registry `settings` name."""
+    configure(settings)
+    return load_model(resolve(uri or f"models:/{settings.model_name}@{CHAMPION}"))
 
 
 def unreachable(exc: BaseException) -> RegistryError | None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from roomsight.errors import StateConflict
 from roomsight.registry import ModelRef
 from roomsight.tables import rollout_state
 
@@ -129,10 +130,6 @@ class RoutingState:
 
     def evolve(self, **changes: Any) -> RoutingState:
         return replace(self, **changes)
-
-
-class StateConflict(RuntimeError):
-    """Someone else changed the rollout state since it was read."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -55,6 +57,68 @@ predictions = Table(
     Column("routing_reason", String(64)),
 )
 Index("ix_predictions_stage_region", predictions.c.stage, predictions.c.region)
+
+
+def candidate_ran(row: str = "") -> str:
+    """SQL for "the candidate model ran on this request": it answered, failed, or finished a shadow call.
+    `row` qualifies the columns ("NEW." in a trigger). One text for the queries, the partial indexes and
+    the rollup triggers, so that SQLite and PostgreSQL see the index's condition in the query's."""
+    return (f"({row}served_by = 'candidate' OR {row}candidate_error IS NOT NULL"
+            f" OR ({row}shadow = 'candidate' AND {row}shadow_status IN ('ok', 'error', 'timeout')))")
+
+
+CANDIDATE_TIMED = f"{candidate_ran()} AND candidate_ms IS NOT NULL"
+
+# The control plane asks about one rollout at a time: its last N candidate calls (the guard), the order
+# statistics of its latencies (p99), the rows of a window (drift samples, `as_of` replays). Each of these
+# indexes answers one of them from a range of that rollout's entries, never from the whole log.
+Index("ix_predictions_rollout_ts", predictions.c.rollout_id, predictions.c.ts, predictions.c.request_id)
+Index("ix_predictions_candidate_calls", predictions.c.rollout_id, predictions.c.ts,
+      sqlite_where=text(candidate_ran()), postgresql_where=text(candidate_ran()))
+Index("ix_predictions_candidate_ms", predictions.c.rollout_id, predictions.c.candidate_ms, predictions.c.ts,
+      sqlite_where=text(CANDIDATE_TIMED), postgresql_where=text(CANDIDATE_TIMED))
+Index("ix_predictions_champion_ms", predictions.c.rollout_id, predictions.c.champion_ms, predictions.c.ts,
+      sqlite_where=text("champion_ms IS NOT NULL"), postgresql_where=text("champion_ms IS NOT NULL"))
+
+# Per-minute counts of each rollout's logged requests, kept by the database itself: triggers on
+# `predictions` (roomsight.rollup) apply every insert, update and delete in the writer's transaction. A
+# rollout's counts are then a sum over one row per minute, not a scan of its requests.
+ROLLUP_COUNTERS = (
+    "requests",  # logged requests
+    "compared",  # both models answered (disagreement is set)
+    "disagreements",
+    "candidate_served",  # the candidate answered the user
+    "candidate_calls",  # the candidate ran (candidate_ran)
+    "candidate_errors",  # ... and failed or timed out
+    "candidate_timed",  # ... with a latency (CANDIDATE_TIMED): the rank base of its p99
+    "champion_timed",  # the champion ran, with a latency: the rank base of its p99
+    "ood_flagged",  # at least one out-of-domain flag
+)
+prediction_minutes = Table(
+    "prediction_minutes",
+    metadata,
+    Column("rollout_id", String(36), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),  # floor(ts / 60)
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
+)
+
+# Results of drift checks over a rollout's traffic (monitoring.drift_checks): an Evidently report costs
+# seconds, so a background check writes one here and `rollout status` reads the latest with its age.
+drift_checks = Table(
+    "drift_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rollout_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),  # when the check finished (unix seconds)
+    Column("window_until", Float, nullable=False),  # predictions logged up to this time were in its window
+    Column("n_window", Integer, nullable=False),  # predictions in the window
+    Column("n_sample", Integer, nullable=False),  # of which compared (a uniform sample when the window is large)
+    Column("alarm", Boolean, nullable=False),
+    Column("drifted_share", Float, nullable=False),
+    Column("ood_share", Float, nullable=False),
+    Column("summary", JSON, nullable=False),  # monitoring.drift.DriftResult.to_dict()
+)
+Index("ix_drift_checks_rollout", drift_checks.c.rollout_id, drift_checks.c.created_at)
 
 rollout_state = Table(
     "rollout_state",

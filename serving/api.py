@@ -18,7 +18,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from serving.request import PredictRequest, RequestError, form_schema, parse_batch, parse_predict
+from roomsight.errors import RequestError
+from serving.request import PredictRequest, form_schema, parse_batch, parse_predict
 from serving.responses import BatchAnswer, BatchItemError, ErrorBody, Health, Prediction
 from serving.service import IngressService
 

@@ -38,7 +38,9 @@ def build_app(settings: Settings, candidate: Deployment | None = None) -> serve.
     benchmarks pass one that can be told to fail (`serving.faults`)."""
     conf = settings.model_dump(mode="json")
     s = settings.serve
-    model_opts = {"ray_actor_options": {"num_cpus": s.model_cpus}, "num_replicas": s.model_replicas}
+    model_opts = {"ray_actor_options": {"num_cpus": s.model_cpus, "resources": dict(s.model_resources)},
+                  "num_replicas": s.model_replicas}
     champion_app = ModelDeployment.options(name="champion", **model_opts).bind(CHAMPION, conf)
     candidate_app = (candidate or ModelDeployment).options(name="candidate", **model_opts).bind(CANDIDATE, conf)
-    return Ingress.options(ray_actor_options={"num_cpus": s.ingress_cpus}).bind(champion_app, candidate_app, conf)
+    return Ingress.options(ray_actor_options={"num_cpus": s.ingress_cpus, "resources": dict(s.ingress_resources)}).bind(
+        champion_app, candidate_app, conf)

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from ray.serve.handle import DeploymentHandle
 
+from roomsight.errors import BadAnswer, NotReady
 from roomsight.images import DecodedImage
 from roomsight.registry import ModelRef
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, check_answer
 from roomsight.rollout_state import RoutingState
 from serving.routing import CANDIDATE, CHAMPION, call_priority
-from serving.state import NotReady
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,18 @@ class ModelCalls:
         return call_priority(state, role, self.shadow_priority)
 
     async def predict(self, role: str, state: RoutingState, image: ModelInput, timeout: float | None) -> ModelAnswer:
-        """One checked answer from the model in `role`; ValueError for an answer that is not one."""
+        """One checked answer from the model in `role`; BadAnswer for an answer that is not one."""
         ref = model_ref(state, role).to_dict()
         response = self.handles[role].predict.remote(ref, image, self.priority(state, role))
         return check_answer(await self._result(role, response, timeout))
 
     async def predict_many(self, role: str, ref: dict[str, str], priority: str, images: list[ModelInput],
                            timeout: float) -> list[Any]:
-        """Unchecked answers to a shadow batch, one per image (ValueError if the count is wrong)."""
+        """Unchecked answers to a shadow batch, one per image (BadAnswer if the count is wrong)."""
         response = self.handles[role].predict_many.remote(ref, images, priority)
         answers = await self._result(role, response, timeout)
         if not isinstance(answers, list) or len(answers) != len(images):
-            raise ValueError(f"the model answered {type(answers).__name__} for a batch of {len(images)}")
+            raise BadAnswer(f"the model answered {type(answers).__name__} for a batch of {len(images)}")
         return answers
 
     async def reference(self, role: str, ref: dict[str, str]) -> dict[str, Any]:

@@ -3,9 +3,10 @@ counters by accident.
 
 Every name starts with `roomsight_`. What the Serve app observes is counted here (answers by stage,
 region and model; refusals; shadow outcomes; latency). What the rollout has configured is read from the
-routing state at every scrape, as `roomsight_rollout_*` gauges, so a dashboard can set the candidate's
-configured share beside the share it actually answered. The control plane's own series (analysis
-outcomes, reviews pending) belong to the control API, under `roomsight_rollout_*` and `roomsight_review_*`.
+routing state at every scrape, as `roomsight_rollout_*` gauges (roomsight.rollout_metrics), so a
+dashboard can set the candidate's configured share beside the share it actually answered. The control
+plane's own series (conditions and analyses as judged, reviews pending) come from the control API
+(rollout.api_metrics).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from roomsight.rollout_state import RoutingState, Stage
+from roomsight.rollout_metrics import rollout_families
+from roomsight.rollout_state import RoutingState
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24)
 
@@ -45,27 +47,6 @@ class ServeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def rollout_families(state: RoutingState | None, regions: Iterable[str]) -> list[Metric]:
-    """The rollout's configured series for `state`, with the candidate's share for each of `regions` and
-    each region the state names; none before there is a state."""
-    if state is None:
-        return []
-    stage = GaugeMetricFamily("roomsight_rollout_stage", "Rollout stage being routed on: 1 for the current one",
-                              labels=["stage"])
-    for s in Stage:
-        stage.add_metric([s.value], 1.0 if s is state.stage else 0.0)
-    step = GaugeMetricFamily("roomsight_rollout_step", "The plan step the rollout is on, counted from 1 (0: no rollout)")
-    step.add_metric([], float(state.step + 1) if state.in_progress and state.step is not None else 0.0)
-    info = InfoMetricFamily("roomsight_rollout", "The rollout being routed on and its models' versions",
-                            value={"rollout_id": state.rollout_id or "", "champion": state.champion.version,
-                                   "candidate": state.candidate.version if state.candidate else ""})
-    share = GaugeMetricFamily("roomsight_rollout_candidate_share",
-                              "Configured share of a region's listings the candidate answers (0 to 1)", labels=["region"])
-    for region in sorted(set(regions) | set(state.regions)):
-        share.add_metric([region], state.candidate_share(region))
-    return [stage, step, info, share]
 
 
 class RolloutCollector(Collector):

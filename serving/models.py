@@ -22,6 +22,7 @@ from ray import serve
 
 from monitoring.reference import model_descriptors
 from roomsight.config import Settings
+from roomsight.errors import BadAnswer
 from roomsight.images import decode_upload
 from roomsight.registry import ModelRef
 from serving.priority import current_priority, set_priority
@@ -45,17 +46,17 @@ class ModelAnswer:
 
 
 def check_answer(answer: object) -> ModelAnswer:
-    """The answer as the ingress may use it, or ValueError: a broken model (a bad export, a replica in a
+    """The answer as the ingress may use it, or BadAnswer: a broken model (a bad export, a replica in a
     bad state) must fail like an exception, which the ingress handles, not leak garbage to a client."""
     if not isinstance(answer, ModelAnswer):
-        raise ValueError(f"the model answered a {type(answer).__name__}, not a ModelAnswer")
+        raise BadAnswer(f"the model answered a {type(answer).__name__}, not a ModelAnswer")
     probs = answer.probs
     if not (isinstance(probs, dict) and probs and all(isinstance(v, Real) and math.isfinite(v) for v in probs.values())):
-        raise ValueError("the model's class probabilities are missing or not finite")
+        raise BadAnswer("the model's class probabilities are missing or not finite")
     if not (isinstance(answer.score, Real) and 0.0 <= answer.score <= 1.0):
-        raise ValueError(f"the model's score is not a probability: {answer.score!r}")
+        raise BadAnswer(f"the model's score is not a probability: {answer.score!r}")
     if answer.top_class not in probs or not isinstance(answer.label, str):
-        raise ValueError("the model's label is not one of its classes")
+        raise BadAnswer("the model's label is not one of its classes")
     return answer
 
 

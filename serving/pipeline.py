@@ -15,12 +15,13 @@ from monitoring.descriptors import describe
 from monitoring.ood import IMAGE_FLAGS, MODEL_FLAGS, Calibration, OodResult
 from monitoring.review.photos import PhotoKeeper
 from roomsight.config import Settings
+from roomsight.errors import RequestError
 from roomsight.images import DecodedImage
 from serving.calls import ModelCalls, ModelInput, answer_columns, error_text, model_input, model_ref
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer
 from serving.predlog import LogWriter, PredictionRecord
-from serving.request import PredictRequest, RequestError
+from serving.request import PredictRequest
 from serving.responses import ModelInfo, OodInfo, Prediction
 from roomsight.rollout_state import RoutingState
 from serving.routing import CANDIDATE, CHAMPION, Decision, choose

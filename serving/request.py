@@ -13,14 +13,7 @@ from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 
-
-class RequestError(Exception):
-    """A request the API refuses: `status` (4xx, or 503) and `message` go to the client as
-    `{"error": message}`; `reason` labels the refusal in the metrics."""
-
-    def __init__(self, status: int, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
+from roomsight.errors import RequestError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from roomsight.cluster import init_ray
-from roomsight.config import ConfigError, ServeSettings, Settings
+from roomsight.config import ServeSettings, Settings
+from roomsight.errors import ConfigError
 from roomsight.listening import cannot_listen
 
 if TYPE_CHECKING:
@@ -23,14 +24,23 @@ def cpus_needed(s: ServeSettings) -> float:
     return s.ingress_cpus + 2 * s.model_replicas * s.model_cpus
 
 
-def check_fits(s: ServeSettings, cluster_cpus: float) -> None:
-    """Refuse to deploy an app Ray cannot place: Serve would wait for the missing CPUs without end."""
+def check_fits(s: ServeSettings, cluster_cpus: float, cluster_resources: dict[str, float] | None = None) -> None:
+    """Refuse to deploy an app Ray cannot place: Serve would wait for the missing CPUs or custom resources
+    without end."""
     need = cpus_needed(s)
     if need > cluster_cpus + 1e-9:
         raise ConfigError(
             f"serve.ingress_cpus + 2 x serve.model_replicas x serve.model_cpus = {s.ingress_cpus:g} + 2 x "
             f"{s.model_replicas} x {s.model_cpus:g} = {need:g} CPUs, but Ray has {cluster_cpus:g}: lower "
             "serve.model_cpus or serve.model_replicas (fractions are fine), or give Ray more (ray.num_cpus)")
+    have = cluster_resources or {}
+    for key, wanted, replicas in (("ingress_resources", s.ingress_resources, 1),
+                                  ("model_resources", s.model_resources, 2 * s.model_replicas)):
+        for name, amount in wanted.items():
+            if amount * replicas > have.get(name, 0.0) + 1e-9:
+                raise ConfigError(f"serve.{key} asks {replicas} replica(s) for {amount:g} of resource {name!r} each, but "
+                                  f"the Ray cluster has {have.get(name, 0.0):g}: start nodes with it "
+                                  f"(ray start --resources '{{\"{name}\": N}}'), or remove it from serve.{key}")
 
 
 def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
@@ -43,13 +53,15 @@ def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
 
     init_ray(settings)
     try:
-        check_fits(settings.serve, ray.cluster_resources().get("CPU", 0.0))
+        resources = ray.cluster_resources()
+        check_fits(settings.serve, resources.get("CPU", 0.0), resources)
     except ConfigError as exc:
         if settings.ray.address is None:
             raise  # a local Ray never gains CPUs
         log.warning("%s; deploying anyway, for a cluster that scales up", exc)
     try:
-        serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+        serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port},
+                    proxy_location="HeadOnly" if settings.serve.proxy_location == "head_only" else "EveryNode")
     except RuntimeError as exc:
         # Ray reports a taken port as a RayTaskError from its proxy actor, identified only by the message.
         if "Failed to bind" not in str(exc):

@@ -14,12 +14,12 @@ from starlette.datastructures import UploadFile
 from monitoring.review.photos import PhotoKeeper, PhotoStore
 from roomsight.config import Settings
 from roomsight.db import engine_for
-from roomsight.images import DecodedImage, ImageRejected, decode_upload
+from roomsight.errors import ImageRejected, RequestError
+from roomsight.images import DecodedImage, decode_upload
 from serving.calls import ModelCalls, Warmer
 from serving.metrics import RolloutCollector, ServeMetrics
 from serving.pipeline import AnswerPipeline
 from serving.predlog import LogWriter
-from serving.request import RequestError
 from serving.responses import Health
 from roomsight.rollout_state import RoutingState
 from serving.routing import CANDIDATE, CHAMPION

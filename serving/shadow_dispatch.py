@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from roomsight.config import ServeSettings
+from roomsight.errors import BadAnswer
 from serving.calls import ModelCalls, ModelInput, answer_columns, error_text, model_ref
 from serving.metrics import ServeMetrics
 from serving.models import ModelAnswer, check_answer
@@ -119,9 +120,11 @@ class ShadowDispatcher:
             return
         for job, answer in zip(jobs, answers):
             try:
-                self._compared(job, check_answer(answer))
-            except ValueError as exc:
+                checked = check_answer(answer)
+            except BadAnswer as exc:
                 self._failed(role, job.request_id, "error", error_text(exc))
+                continue
+            self._compared(job, checked)
 
     def _compared(self, job: ShadowJob, answer: ModelAnswer) -> None:
         primary = job.primary

@@ -6,10 +6,10 @@ run. A job
 that waits longer than `max_wait_s`, or arrives when `capacity` jobs already wait, is dropped and
 counted: stale shadow work is worth less than the champion's latency.
 
-Why not fire the shadow call at once: on 2 cores at half load with 100% sampling, a candidate that could
-not keep up collected up to 64 calls in its replica's queue. The ingress kept routing and awaiting them,
-and the champion's median latency went from 72 to 259 ms. With at most one shadow call in flight,
-started in idle time, the median stays within a few ms of the stable one (BENCHMARKS.md, serving notes).
+Why not fire the shadow call at once: at half load with 100% sampling, a candidate that could not keep
+up collected calls in its replica's queue, the ingress kept routing and awaiting them, and the champion's
+answers waited behind them. With at most one shadow call in flight, started in idle time, the champion's
+median stays close to the stable one (figures: BENCHMARKS.md, serving, how the shadow overhead came down).
 """
 
 from __future__ import annotations

@@ -9,12 +9,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
+from roomsight.errors import NotReady
 from roomsight.rollout_state import RoutingState, Versioned, read_state
-
-
-class NotReady(Exception):
-    """Raised by a `prepare` hook: the new state must not be routed on yet (its champion cannot be
-    loaded, e.g. the MLflow store is down); keep the current one and try again at the next poll."""
 
 
 class StateWatcher:

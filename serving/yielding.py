@@ -1,9 +1,9 @@
 """Shadow computation steps aside while answering work is in flight on its node.
 
 SCHED_IDLE (serving.priority) decides who gets a core, not what the cores share. With the candidate
-computing on the other core of 2, the champion's answers were 12% slower at the median and 16% at p99
-at half load, and every answering process spent more CPU per request (2026-11-24, BENCHMARKS.md serving
-notes). A candidate that answered as late but computed nothing cost 1% at p99. So while the candidate
+computing on the other core, the champion's answers were slower at the median and at p99 at half load,
+and every answering process spent more CPU per request, while a candidate that answered as late but
+computed nothing cost next to nothing (BENCHMARKS.md, serving, what 100% shadow costs). So while the candidate
 only shadows, its forward pass stops before every convolution to ask whether an ingress on its node
 has a request in flight, and waits until none has: it computes in the gaps between requests, and what
 it cannot finish in time the ingress's shadow queue drops and counts. A pass pauses at most

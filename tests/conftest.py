@@ -150,3 +150,29 @@ def postgres_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.url
+
+
+@pytest.fixture
+def pg_database(postgres_url: str):
+    """A database of its own on the session's PostgreSQL server (an empty schema, no other test's rows);
+    its engines are disposed and it is dropped afterwards."""
+    import uuid
+
+    import sqlalchemy
+
+    from roomsight import db
+
+    name = f"rs_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        engine = db._engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

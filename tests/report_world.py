@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
+from roomsight.regions import REGIONS
 from roomsight.tables import predictions
 from rollout.control import ControlPlane
 from rollout.plan import Gate, default_plan_path, load_plan
@@ -26,7 +27,6 @@ from tests.plans import with_exit
 from training.synthetic import render
 
 CLASSES = ("bedroom", "bathroom", "kitchen", "living_room")
-REGIONS = ("eu-west", "us-east", "ap-south")
 
 
 def photo(label: str, seed: int, night: bool) -> bytes:

@@ -1,9 +1,10 @@
-"""What the ingress accepts from a model replica: a well-formed answer, or a ValueError it handles like
+"""What the ingress accepts from a model replica: a well-formed answer, or a BadAnswer it handles like
 any model failure (fallback to the champion, a logged shadow error), never garbage passed to a client."""
 
 import numpy as np
 import pytest
 
+from roomsight.errors import BadAnswer
 from serving.models import ModelAnswer, check_answer
 
 
@@ -26,7 +27,7 @@ def test_a_well_formed_answer_passes_numpy_scalars_included():
     (answer(top_class="sauna"), "not one of its classes"), (answer(label=None), "not one of its classes"),
 ])
 def test_garbage_is_refused_with_a_reason(bad, why):
-    with pytest.raises(ValueError, match=why):
+    with pytest.raises(BadAnswer, match=why):
         check_answer(bad)
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from rollout.cli import app
+from shell.cli import app
 
 runner = CliRunner()
 SKELETON = ["train", "serve", "start", "promote", "status", "rollback", "history"]
@@ -133,7 +133,7 @@ def test_demo_on_a_taken_port_fails_before_training(tmp_path, taken_offset, serv
         port = taken.getsockname()[1] - taken_offset
         run = tmp_path / "run"
         # A process of its own: one whose Ray already runs Serve (as pytest's may) deploys the demo onto it.
-        result = subprocess.run([sys.executable, "-c", "from rollout.cli import main; main()", "demo", "--port", str(port),
+        result = subprocess.run([sys.executable, "-c", "from shell.cli import main; main()", "demo", "--port", str(port),
                                  "--keep", str(run)], capture_output=True, text=True, timeout=120,
                                 env={**os.environ, "ROOMSIGHT_HOME": str(tmp_path), "COLUMNS": "200"})
     out = " ".join((result.stdout + result.stderr).split())

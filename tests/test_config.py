@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from roomsight.config import ConfigError, load_settings
+from roomsight.config import load_settings
+from roomsight.errors import ConfigError
 
 
 def test_defaults_live_under_home(tmp_path: Path):
@@ -77,7 +78,7 @@ def test_a_ray_cluster_out_of_reach_is_said_in_seconds_naming_the_key(settings, 
     from tests.conftest import free_port
 
     address = f"{scheme}127.0.0.1:{free_port()}"  # nothing listens
-    out = subprocess.run([sys.executable, "-c", "from rollout.cli import main; main()", "serve"], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", "from shell.cli import main; main()", "serve"], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "ROOMSIGHT_HOME": str(settings.home),
                                                       "ROOMSIGHT_RAY__ADDRESS": address, "COLUMNS": "200"})
     assert out.returncode == 1, out.stderr[-2000:]
@@ -120,6 +121,36 @@ def test_serve_replicas_that_ray_cannot_place_fail_at_start_naming_the_keys(tmp_
         check_fits(s, 2.0)  # 0.25 + 4 x 0.5 = 2.25 does not
     assert "serve.model_replicas" in str(info.value) and "serve.model_cpus" in str(info.value)
     assert "2.25" in str(info.value)
+
+
+def test_replica_resources_are_custom_and_must_exist_in_the_cluster(tmp_path: Path):
+    from serving.runner import check_fits
+
+    env = {"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__MODEL_RESOURCES": '{"models": 1}',
+           "ROOMSIGHT_SERVE__INGRESS_RESOURCES": '{"edge": 0.5}', "ROOMSIGHT_SERVE__PROXY_LOCATION": "head_only"}
+    s = load_settings(environ=env).serve
+    assert s.model_resources == {"models": 1.0} and s.proxy_location == "head_only"
+    check_fits(s, 2.0, {"CPU": 2.0, "models": 2.0, "edge": 1.0})
+    with pytest.raises(ConfigError, match=r"serve.model_resources asks 2 replica\(s\) for 1 of resource 'models' each, "
+                                          r"but the Ray cluster has 1"):
+        check_fits(s, 2.0, {"CPU": 2.0, "models": 1.0, "edge": 1.0})
+    with pytest.raises(ConfigError, match="serve.ingress_resources .* the Ray cluster has 0"):
+        check_fits(s, 2.0, {"CPU": 2.0, "models": 2.0})
+    for key, value, message in (("MODEL_RESOURCES", '{"CPU": 1}', "not a custom resource name"),
+                                ("INGRESS_RESOURCES", '{"edge": 0}', "needs a positive amount"),
+                                ("PROXY_LOCATION", "everywhere", "every_node")):
+        with pytest.raises(ConfigError) as info:
+            load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), f"ROOMSIGHT_SERVE__{key}": value})
+        assert f"serve.{key.lower()}" in str(info.value) and message in str(info.value)
+
+
+def test_drift_sampling_and_check_ages_are_validated(tmp_path: Path):
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)}).monitoring
+    assert (s.drift_sample, s.drift_sample_seed, s.drift_check_every_s, s.drift_max_age_s) == (20_000, 0, 300, 900)
+    for env, message in (({"ROOMSIGHT_MONITORING__DRIFT_SAMPLE": "10"}, "monitoring.drift_sample"),
+                         ({"ROOMSIGHT_MONITORING__DRIFT_MAX_AGE_S": "60"}, "monitoring.drift_max_age_s")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
 
 
 @pytest.mark.timeout(120)

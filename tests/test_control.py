@@ -8,8 +8,9 @@ import pytest
 
 from roomsight import registry
 from roomsight.db import engine_for
-from rollout.control import ControlPlane, GatesFailed, RolloutError
+from rollout.control import ControlPlane
 from rollout.plan import load_plan
+from roomsight.errors import GatesFailed, RolloutError
 from serving.predlog import LogWriter, PredictionRecord
 from roomsight.rollout_state import Stage
 from rollout.plan import Gate
@@ -135,6 +136,17 @@ def test_rollback_restores_aliases_with_routing(settings):
     assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "retired"
     with pytest.raises(RolloutError, match="nothing to roll back"):
         cp.rollback("again")
+
+
+def test_a_rollout_started_after_full_is_recorded_under_its_own_id(settings):
+    """The state after full still names the finished rollout; the next start must not be filed under it,
+    or replay and history would mix the two."""
+    cp = ControlPlane(settings, open_plan())
+    first = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("full", force=True, reason="test: straight to full")
+    second = cp.start("models:/roomtype/1").after.rollout_id
+    starts = [e for e in cp.history() if e["action"] == "start"]
+    assert [e["rollout_id"] for e in starts] == [second, first] and first != second
 
 
 def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):

@@ -11,10 +11,11 @@ import pytest
 
 from roomsight import registry
 from roomsight.auth import bearer_token, token_holder
-from roomsight.config import ConfigError
 from rollout.api import create_app
 from rollout.control import ControlPlane
 from rollout.plan import load_plan
+from roomsight.errors import ConfigError, RegistryError, RolloutError
+from tests.conftest import settings_for
 from tests.plans import open_plan
 from tests.test_control import log_gates_only, log_shadow_traffic
 from tests.test_review_web import running
@@ -35,6 +36,48 @@ def test_token_holder_needs_the_exact_token() -> None:
 def test_refuses_to_start_without_tokens(settings) -> None:
     with pytest.raises(ConfigError, match="control.tokens"):
         create_app(ControlPlane(settings, load_plan()), {})
+
+
+@pytest.mark.parametrize("raised, status", [
+    (RolloutError("no rollout in progress"), 409), (RegistryError("MLflow is out of reach"), 503),
+    (ValueError("a bug"), 500), (KeyError("a bug"), 500),
+])
+def test_a_refusal_answers_its_status_and_a_bug_stays_a_500(tmp_path, raised, status) -> None:
+    from fastapi.testclient import TestClient
+
+    class Raising(ControlPlane):
+        def with_actor(self, actor: str) -> ControlPlane:
+            return self
+
+        def rollback(self, *args, **kwargs):
+            raise raised
+
+    app = create_app(Raising(settings_for(tmp_path), load_plan()), TOKENS)
+    r = TestClient(app, raise_server_exceptions=False).post("/api/rollback", json={"reason": "x"}, headers=OLGA)
+    assert r.status_code == status
+    if status != 500:
+        assert r.json() == {"error": str(raised)}
+
+
+def test_the_cli_and_the_api_print_one_status(tmp_path) -> None:
+    """`rollout status --json` and GET /api/status are the same document (Status.to_dict), key for key."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, write_state
+    from shell.cli import app as cli
+
+    settings = settings_for(tmp_path)
+    cp = ControlPlane(settings, load_plan())
+    write_state(cp.engine, RoutingState(champion=ModelRef("roomtype", "1")), None)  # no MLflow needed to read it
+    printed = CliRunner().invoke(cli, ["status", "--json"], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert printed.exit_code == 0, printed.output
+    served = TestClient(create_app(cp, TOKENS)).get("/api/status", headers=OLGA)
+    assert served.status_code == 200 and json.loads(printed.output) == served.json()
+    assert served.json()["state"]["champion"]["version"] == "1"
 
 
 def test_operations_need_a_token_and_record_its_holder(settings) -> None:

@@ -11,8 +11,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from monitoring import descriptors as d
-from monitoring.corruptions import low_resolution, night_time
-from monitoring.ood import IMAGE_FLAGS, Calibration
+from monitoring.ood import IMAGE_FLAGS, RULES, Calibration
+from monitoring.shifts import SHIFTS, jpeg, shift
+from roomsight.errors import RegistrationError
 from tests.conftest import REAL_ROOMS
 
 
@@ -35,10 +36,10 @@ def test_registry_adds_a_descriptor_with_one_function():
     try:
         out = d.describe(Image.new("RGB", (40, 30), (255, 0, 0)), n_bytes=600)
         assert out["test_red_share"] == 1.0
-        with pytest.raises(ValueError, match="twice"):
+        with pytest.raises(RegistrationError, match="twice"):
             d.descriptor("test_red_share")(red_share)
     finally:
-        del d.DESCRIPTORS["test_red_share"]
+        d.DESCRIPTORS.remove("test_red_share")
     assert out["width"] == 40 and out["height"] == 30 and out["short_side"] == 30
     assert out["megapixels"] == pytest.approx(1200 / 1e6) and out["bytes_per_pixel"] == pytest.approx(0.5)
 
@@ -54,17 +55,31 @@ def test_descriptors_measure_what_they_say():
     assert sharp["sharpness"] > 5 * blurred["sharpness"] and sharp["contrast"] > 0.4
     red = d.describe(Image.new("RGB", (10, 10), (200, 20, 20)))
     assert red["saturation"] > 0.8
-    # Pixel descriptors see at most ANALYSIS_SIDE pixels, size descriptors the upload's size.
+    # Pixel descriptors see at most ANALYSIS_SIDE pixels, detail ones DETAIL_SIDE, size ones the upload's size.
     big = d.prepare(Image.new("RGB", (1024, 512)), 4000, 2000, 1_000_000)
     assert max(big.rgb.shape[:2]) == d.ANALYSIS_SIDE and (big.width, big.height) == (4000, 2000)
+    assert max(big.detail.size) == d.DETAIL_SIDE
+
+
+def test_effective_resolution_sees_missing_detail_not_pixel_count():
+    """An upscaled or blurred photo has the pixel count of a sharp one but the detail of a small one; the
+    short side alone (what the flag read before) cannot tell them apart, effective_short_side can."""
+    photo = scenes(1, size=256, seed=3)[0]
+    sharp = d.describe(photo)
+    upscaled = d.describe(photo.resize((48, 48), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC))
+    small = d.describe(photo.resize((48, 48), Image.Resampling.BILINEAR))
+    compressed = d.describe(jpeg(photo, 40))
+    assert upscaled["short_side"] == sharp["short_side"] == 256
+    assert sharp["effective_short_side"] > 140 and compressed["effective_short_side"] > 110
+    assert upscaled["effective_short_side"] < 60 and small["effective_short_side"] <= 48
 
 
 def test_flags_fire_on_night_and_low_resolution_not_on_clean_scenes():
     cal = Calibration.from_reference(reference_of(scenes(60, seed=0)))
     rng = np.random.default_rng(1)
     clean = [cal.assess(d.describe(im), 0.5, IMAGE_FLAGS) for im in scenes(40, seed=500)]
-    night = [cal.assess(d.describe(night_time(im, rng)), 0.5, IMAGE_FLAGS) for im in scenes(20, seed=600)]
-    small = [cal.assess(d.describe(low_resolution(im, rng, short_side=16)), 0.5, IMAGE_FLAGS) for im in scenes(20, seed=700)]
+    night = [cal.assess(d.describe(shift(im, "night_street", rng.uniform(), i)), 0.5, IMAGE_FLAGS) for i, im in enumerate(scenes(20, seed=600))]
+    small = [cal.assess(d.describe(shift(im, "small", 0.3, i)), 0.5, IMAGE_FLAGS) for i, im in enumerate(scenes(20, seed=700))]
     assert sum(bool(r.flags) for r in clean) <= 1
     assert all("night_time" in r.flags for r in night)
     assert all(r.flags == ["low_resolution"] for r in small)
@@ -72,17 +87,17 @@ def test_flags_fire_on_night_and_low_resolution_not_on_clean_scenes():
         assert set(r.scores) == set(IMAGE_FLAGS) and all(0.0 <= v <= 1.0 for v in r.scores.values())
     # A darker photo never scores lower: the score is monotone in the statistic.
     base = scenes(1, seed=42)[0]
-    dark = [cal.scores(d.describe(night_time(base, np.random.default_rng(0), darkness=k, noise=0.0)))["night_time"]
-            for k in (0.6, 0.3, 0.15, 0.05)]
+    dark = [cal.scores(d.describe(shift(base, "dim", 0.0, 0)))["night_time"]] + [
+        cal.scores(d.describe(shift(base, "night_street", s, 0)))["night_time"] for s in (0.0, 0.5, 1.0)]
     assert dark == sorted(dark) and dark[0] < 0.5 < dark[-1]
 
 
 def test_calibration_follows_the_reference():
     # The same 48 px photo is low resolution for a model trained on 256 px photos, normal for one trained at 48 px.
-    photo = d.describe(Image.new("RGB", (48, 48), (120, 110, 100)))
+    photo = d.describe(scenes(1, size=48, seed=9)[0])
     big = Calibration.from_reference(reference_of([im.resize((256, 256)) for im in scenes(10)]))
     small = Calibration.from_reference(reference_of([im.resize((48, 48)) for im in scenes(10)]))
-    assert big.scores(photo)["low_resolution"] > 0.99 and small.scores(photo)["low_resolution"] < 0.01
+    assert big.scores(photo)["low_resolution"] > 0.5 > small.scores(photo)["low_resolution"]
     # Novelty needs the model's embedding distance; the exported embedding summary calibrates it.
     cal = Calibration.from_reference({"embedding": {"mean": [0.0], "scale": 1.0, "p99": 2.0}})
     assert cal.scores({"embedding_distance": 1.0})["novelty"] < 0.01
@@ -91,10 +106,10 @@ def test_calibration_follows_the_reference():
 
 
 def test_inspect_prints_json_lines(tmp_path):
-    from rollout.cli import app
+    from shell.cli import app
 
     paths = []
-    for name, im in (("clean", scenes(1)[0].resize((300, 300))), ("night", night_time(scenes(1)[0].resize((300, 300)), np.random.default_rng(0))),
+    for name, im in (("clean", scenes(1, size=300)[0]), ("night", shift(scenes(1, size=300)[0], "night_street", 0.5, 0)),
                      ("small", scenes(1)[0].resize((40, 30)))):
         paths.append(tmp_path / f"{name}.jpg")
         im.save(paths[-1], "JPEG")
@@ -109,7 +124,7 @@ def test_inspect_prints_json_lines(tmp_path):
 
 
 def test_inspect_takes_folders_of_photos(tmp_path):
-    from rollout.cli import app
+    from shell.cli import app
 
     (tmp_path / "photos" / "upstairs").mkdir(parents=True)
     (tmp_path / "empty").mkdir()
@@ -124,14 +139,36 @@ def test_inspect_takes_folders_of_photos(tmp_path):
     assert "empty: no images in this folder" in " ".join(result.output.split())
 
 
+def test_every_shift_kind_is_seeded_and_keeps_an_image():
+    photo = scenes(1, size=96, seed=5)[0]
+    for kind in SHIFTS:
+        a, b = shift(photo, kind, 0.7, 11), shift(photo, kind, 0.7, 11)
+        assert a.mode == "RGB" and np.array_equal(np.asarray(a), np.asarray(b)), kind
+    assert all(set(k.expect) <= set(RULES) for _, k in SHIFTS.items())
+
+
+@pytest.mark.realdata
 @pytest.mark.skipif(not REAL_ROOMS.exists(), reason="real photos not present (../shared/data/rooms)")
 def test_real_photos_flags():
-    paths = sorted(REAL_ROOMS.rglob("*.jpg"))[::10]
+    """On real photos: the shipped margins flag night shots, including lamp-lit ones, and upscaled and
+    blurred photos, and leave untouched, dim, lamp-lit, compressed and mildly smaller ones alone."""
+    paths = sorted(REAL_ROOMS.rglob("*.jpg"))[::8]
     images = [Image.open(p).convert("RGB") for p in paths]
     ref, rest = images[: len(images) // 2], images[len(images) // 2:]
     cal = Calibration.from_reference(reference_of(ref))
-    rng = np.random.default_rng(0)
-    clean = sum(bool(cal.assess(d.describe(im), 0.5, IMAGE_FLAGS).flags) for im in rest)
-    night = sum("night_time" in cal.assess(d.describe(night_time(im, rng)), 0.5, IMAGE_FLAGS).flags for im in rest)
-    assert clean <= 0.03 * len(rest) and night >= 0.97 * len(rest)
+
+    def share(kind: str, flag: str) -> float:
+        hits = [flag in cal.assess(d.describe(shift(im, kind, (i % 10) / 10 + 0.05, i)), 0.5, IMAGE_FLAGS).flags
+                for i, im in enumerate(rest)]
+        return sum(hits) / len(hits)
+
+    assert sum(bool(cal.assess(d.describe(im), 0.5, IMAGE_FLAGS).flags) for im in rest) <= 0.02 * len(rest)
+    for kind in ("night_street", "night_lamp", "night_grey"):
+        assert share(kind, "night_time") >= 0.9, kind
+    for kind in ("upscaled", "blurred", "small"):
+        assert share(kind, "low_resolution") >= 0.9, kind
+    for kind in ("dim", "warm_lamp"):
+        assert share(kind, "night_time") <= 0.05, kind
+    for kind in ("jpeg", "smaller"):
+        assert share(kind, "low_resolution") <= 0.05, kind
 

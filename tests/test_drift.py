@@ -17,10 +17,12 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from monitoring import drift
-from monitoring.corruptions import night_time
+from monitoring.shifts import shift
 from monitoring.descriptors import describe
 from monitoring.ood import Calibration
 from monitoring.reference import model_descriptors
+from roomsight.durations import parse_duration
+from roomsight.errors import DriftError, DurationError
 from roomsight.tables import predictions
 from tests.conftest import free_port
 
@@ -60,17 +62,17 @@ def logged(settings):
     pack = registry.load_model(registry.ModelRef("roomtype", "1"))
     rng = np.random.default_rng(0)
     log_traffic(engine, pack, scenes(60, seed=1000), "eu-west", rollout_id="r-clean")
-    night = [night_time(im, rng) if i % 3 == 0 else im for i, im in enumerate(scenes(60, seed=2000))]
+    night = [shift(im, "night_street", rng.uniform(), i) if i % 3 == 0 else im for i, im in enumerate(scenes(60, seed=2000))]
     log_traffic(engine, pack, night, "us-east", rollout_id="r-night", held=True)
     return engine
 
 
 def test_parse_duration():
-    assert drift.parse_duration("90s") == 90 and drift.parse_duration("30m") == 1800
-    assert drift.parse_duration("24h") == 86400 and drift.parse_duration("1.5d") == 1.5 * 86400
+    assert parse_duration("90s") == 90 and parse_duration("30m") == 1800
+    assert parse_duration("24h") == 86400 and parse_duration("1.5d") == 1.5 * 86400
     for bad in ("", "soon", "-1h", "0h", "3y"):
-        with pytest.raises(drift.DriftError, match="not a duration"):
-            drift.parse_duration(bad)
+        with pytest.raises(DurationError, match="not a duration"):
+            parse_duration(bad)
 
 
 def test_report_by_region_over_the_log(settings, logged, tmp_path):
@@ -92,32 +94,57 @@ def test_report_by_region_over_the_log(settings, logged, tmp_path):
 
 
 def test_too_small_a_window_is_a_clear_error(settings, logged):
-    with pytest.raises(drift.DriftError, match="only 0 logged prediction"):
+    with pytest.raises(DriftError, match="only 0 logged prediction"):
         drift.check(settings, logged, drift.Window(since=time.time() + 60, region="eu-west", model_version="1"))
-    with pytest.raises(drift.DriftError, match="only 0"):
+    with pytest.raises(DriftError, match="only 0"):
         drift.check(settings, logged, drift.Window(since=time.time() + 60))
 
 
 def test_a_region_or_version_never_logged_is_named_not_blamed_on_the_window(settings, logged):
     """A mistyped --region or --model used to be told to widen the window."""
-    with pytest.raises(drift.DriftError) as info:
+    with pytest.raises(DriftError) as info:
         drift.check(settings, logged, drift.Window(since=time.time() - 3600, region="ap-south", model_version="7"))
     assert str(info.value) == ("no prediction in the log is from region 'ap-south' (logged: eu-west, us-east); "
                                "no prediction in the log was served by model version 7 (logged: 1)")
 
 
-def test_gate_evidence_per_rollout(settings, logged):
-    clean = drift.evidence(logged, settings, "r-clean")
-    night = drift.evidence(logged, settings, "r-night")
+def test_gate_evidence_per_rollout_comes_from_the_latest_check(settings, logged):
+    from monitoring.drift_checks import evidence, run_check
+
+    assert evidence(logged, settings, "r-night")["drift_alarm"] is None, "no check yet: no drift evidence"
+    run_check(settings, logged, "r-clean")
+    run_check(settings, logged, "r-night")
+    clean = evidence(logged, settings, "r-clean")
+    night = evidence(logged, settings, "r-night")
     assert clean["drift_alarm"] == 0.0 and clean["ood_share"] < 0.05
     assert night["drift_alarm"] == 1.0 and night["ood_share"] >= 0.3 and night["drifted_share"] > 0
-    few = drift.evidence(logged, settings.model_copy(update={"monitoring": settings.monitoring.model_copy(
-        update={"min_window": 1000})}), "r-night")
-    assert few["drift_alarm"] is None and few["ood_share"] == night["ood_share"]
+    assert 0 <= night["drift_age_s"] < 60
+    few = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"min_window": 1000,
+                                                                                        "drift_sample": 1000})})
+    with pytest.raises(DriftError, match="only 60 logged prediction"):
+        run_check(few, logged, "r-night")
 
     from rollout.evidence import collect
 
     assert collect(logged, settings, "r-night").get("drift_alarm") == 1.0
+
+
+def test_a_large_window_is_compared_on_a_seeded_uniform_sample_shown_in_the_report(settings, logged):
+    sampled = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(
+        update={"min_window": 20, "drift_sample": 40, "drift_sample_seed": 3})})
+    window = drift.Window(since=time.time() - 3600)
+    rep = drift.report(sampled, logged, window)
+    res = rep.result
+    assert (res.n_current, res.n_window, res.sample_seed) == (40, 120, 3) and res.sampled
+    assert res.compared() == "a uniform sample of 40 of the window's 120 predictions (seed 3)"
+    page = rep.html.read_text()
+    top = page[page.index("<body"):]
+    assert top.index(res.compared()) < top.index("<div", top.index("roomsight-headline") + 1), "named at the top of the page"
+    assert json.loads(rep.json.read_text())["summary"]["n_window"] == 120
+    again = drift.check(sampled, logged, window)[0]
+    assert (again.flag_counts, again.predicted_share) == (res.flag_counts, res.predicted_share), "same seed, same sample"
+    whole = drift.check(settings, logged, window)[0]
+    assert (whole.n_current, whole.sampled) == (120, False) and whole.compared() == "all 120 predictions in the window"
 
 
 class Inbox:
@@ -130,7 +157,7 @@ class Inbox:
 
 
 def test_cli_report_emails_the_summary(settings, logged):
-    from rollout.cli import app
+    from shell.cli import app
 
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -143,6 +170,7 @@ def test_cli_report_emails_the_summary(settings, logged):
         assert result.exit_code == 0, result.output
         out = json.loads(result.stdout)
         assert out["alarm"] and out["emailed"] == ["ops@example.org"]
+        assert out["compared"] == "all 60 predictions in the window"
         (msg,) = inbox.messages
         assert "ALARM" in msg["Subject"] and "ops@example.org" in msg["To"]
         assert "night_time" in msg.get_body(("html",)).get_content()

@@ -63,3 +63,34 @@ def test_cycle_collector_resumes_when_the_read_fails(engine) -> None:
     with pytest.raises(Exception, match="no such table"):
         drift.current_frame(engine, drift.Window())
     assert gc.isenabled()
+
+
+def test_a_window_larger_than_the_sample_is_read_as_a_seeded_uniform_sample(tmp_path: Path) -> None:
+    """10,000 predictions over 20 minutes, sampled to 1,000: the sample has that size, lies in the window,
+    is the same for the same seed and another for another seed, and spreads over the window's time as the
+    window does (chi-square over its deciles, at this fixed seed)."""
+    from scipy.stats import chisquare
+
+    from benchmarks import synthlog
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'big.db'}")
+    t0 = 1_700_000_000.0
+    synthlog.insert(engine, synthlog.rows(10_000, "r", t0, seed=11, rate_hz=8))
+    window = drift.Window(rollout_id="r", since=t0 + 60)
+    a = drift.window_frame(engine, window, sample=1000, seed=1)
+    b = drift.window_frame(engine, window, sample=1000, seed=1)
+    c = drift.window_frame(engine, window, sample=1000, seed=2)
+    full = drift.window_frame(engine, window, sample=None)
+    assert len(a.rows) == 1000 and a.n_window == len(full.rows) > 9000 and a.seed == 1
+    assert a.rows.equals(b.rows) and not a.rows.equals(c.rows)
+    small = drift.window_frame(engine, window, sample=20_000, seed=1)
+    assert small.seed is None and len(small.rows) == small.n_window == a.n_window, "a small window is read whole"
+
+    with engine.connect() as conn:
+        ts = [r[0] for r in conn.execute(text("SELECT ts FROM predictions WHERE rollout_id = 'r' AND ts >= :s ORDER BY ts"),
+                                         {"s": t0 + 60})]
+    edges = [ts[len(ts) * k // 10] for k in range(1, 10)]
+    sample_ts = sorted(a.rows["_ts"])
+    counts = [sum(1 for t in sample_ts if lo <= t < hi) for lo, hi in zip([float("-inf"), *edges], [*edges, float("inf")])]
+    assert chisquare(counts).pvalue > 0.01, counts
+    assert min(sample_ts) >= t0 + 60

@@ -14,14 +14,13 @@ import time
 import uuid
 from email import policy
 
-import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 from PIL import Image
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
-from monitoring.corruptions import night_time
+from monitoring.shifts import shift
 from monitoring.descriptors import describe
 from monitoring.ood import Calibration
 from monitoring.reference import model_descriptors
@@ -67,8 +66,7 @@ def night_log(settings):
     from roomsight.db import engine_for
 
     engine = engine_for(settings.db_url)
-    rng = np.random.default_rng(3)
-    log_with_photos(settings, engine, [night_time(im, rng) if i % 3 == 0 else im
+    log_with_photos(settings, engine, [shift(im, "night_street", 0.7, (3, i)) if i % 3 == 0 else im
                                        for i, im in enumerate(scenes(60, seed=4000))], "ap-south")
     return engine
 
@@ -80,7 +78,7 @@ def flagged_ids(engine) -> set[str]:
 
 
 def test_drift_report_email_has_text_numbers_and_flagged_photos_inline_and_the_alarm_is_posted(settings, night_log):
-    from rollout.cli import app
+    from shell.cli import app
 
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -126,7 +124,7 @@ def test_drift_report_email_has_text_numbers_and_flagged_photos_inline_and_the_a
 
 
 def test_drift_watch_with_webhooks_and_no_email_posts_its_alarms(settings, night_log):
-    from rollout.cli import app
+    from shell.cli import app
 
     with Receiver() as hook:
         env = {"ROOMSIGHT_HOME": str(settings.home), "ROOMSIGHT_NOTIFY__WEBHOOKS": json.dumps([{"url": hook.url, "kind": "slack"}])}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rollout.cli import app
+from shell.cli import app
 from training.synthetic import write_dataset
 
 runner = CliRunner()
@@ -31,6 +31,11 @@ def test_evaluate_writes_report_with_thresholds_from_a_separate_part(settings, f
     m = np.asarray(rep["confusion"]["matrix"])
     assert m.shape == (9, 9) and m.sum() == rep["n_test"] and m[-1].sum() == 0
     assert rep["n_valid"] + rep["n_test"] == 160 and rep["n_valid"] == 48
+    # 6 validation photos a class cannot bound precision at 0.95 (6 of 6 right: lower bound 0.68), so every
+    # class abstains and the report says so; the model's own thresholds still answer.
+    assert rep["thresholding"]["method"] == "lcb" and rep["thresholding"]["abstaining"] == classes
+    assert rep["coverage"] == 0.0 and rep["as_exported"]["coverage"] > 0.5
+    assert "always unsure" in result.output and "as exported" in result.output
     for c, row in rep["per_class"].items():
         assert set(row) == {"precision", "recall", "threshold", "ap", "support"}
         k = classes.index(c)
@@ -51,13 +56,13 @@ def test_thresholds_are_chosen_on_the_validation_part_only(settings, fresh_photo
     from training.thresholds import thresholds_at_precision
 
     pack = registry.load_model(registry.resolve("models:/roomtype/1"))
-    ev = evaluate(pack, fresh_photos, tmp_path / "r.json", seed=4)
+    ev = evaluate(pack, fresh_photos, tmp_path / "r.json", seed=4, method="point")
     pred = predict_items(pack, data.load_manifest(fresh_photos))
     parts = data.split(pred.items, seed=4, valid=0.3, test=0.0)
     pos = {it.path: k for k, it in enumerate(pred.items)}
     idx = [pos[it.path] for it in parts.valid]
     y = np.asarray([pack.classes.index(pred.items[k].label) for k in idx])
-    expected = thresholds_at_precision(softmax(pred.logits[idx]), y, pack.classes, 0.95)
+    expected = thresholds_at_precision(softmax(pred.logits[idx]), y, pack.classes, 0.95, method="point")
     assert {c: r["threshold"] for c, r in ev.report["per_class"].items()} == {c: t.threshold for c, t in expected.items()}
 
 

@@ -5,7 +5,8 @@ import struct
 import pytest
 from PIL import Image
 
-from roomsight.images import ImageRejected, decode_image
+from roomsight.errors import ImageRejected
+from roomsight.images import decode_image
 
 
 def jpeg(w=64, h=48) -> bytes:

@@ -16,6 +16,7 @@ from aiosmtpd.smtp import AuthResult
 
 from monitoring import mailer
 from roomsight.config import SmtpSettings
+from roomsight.errors import MailError
 from tests.conftest import free_port
 
 PASSWORD = "s3cret-Passw0rd"
@@ -121,17 +122,17 @@ def test_wrong_password_is_a_clear_error_without_the_password(smtp_server):
     _inbox, port = smtp_server(auth_require_tls=False)
     smtp = SmtpSettings(host="localhost", port=port, user="robot", password="wrong-" + PASSWORD, security="none",
                         timeout_s=5)
-    with pytest.raises(mailer.MailError, match="refused the login of user 'robot'") as info:
+    with pytest.raises(MailError, match="refused the login of user 'robot'") as info:
         mailer.send(smtp, ["a@example.org"], "s", "x")
     assert PASSWORD not in str(info.value)
 
 
 def test_not_configured_and_unreachable_are_user_errors():
-    with pytest.raises(mailer.MailError, match="smtp.host"):
+    with pytest.raises(MailError, match="smtp.host"):
         mailer.send(SmtpSettings(), ["a@example.org"], "s", "x")
-    with pytest.raises(mailer.MailError, match="no recipients"):
+    with pytest.raises(MailError, match="no recipients"):
         mailer.send(SmtpSettings(host="localhost"), [], "s", "x")
-    with pytest.raises(mailer.MailError, match="could not send"):
+    with pytest.raises(MailError, match="could not send"):
         mailer.send(SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout_s=2), ["a@b.c"], "s", "x")
 
 
@@ -142,7 +143,7 @@ def test_starttls_and_ssl(smtp_server, tmp_path):
     mailer.send(smtp, ["a@example.org"], "over starttls", "hello", ssl_context=client_ctx)
     assert inbox.messages[-1][1]["Subject"] == "over starttls"
     # Without trusting the certificate, the send fails instead of going out unencrypted.
-    with pytest.raises(mailer.MailError, match="could not send"):
+    with pytest.raises(MailError, match="could not send"):
         mailer.send(smtp, ["a@example.org"], "untrusted", "hello")
 
     inbox_ssl, port_ssl = smtp_server(ssl_context=server_ctx, auth_require_tls=False)  # implicit TLS throughout
@@ -159,7 +160,7 @@ def test_starttls_and_ssl(smtp_server, tmp_path):
 def test_drift_commands_refuse_an_email_they_could_not_send_before_any_report(tmp_path, args, env, says):
     from typer.testing import CliRunner
 
-    from rollout.cli import app
+    from shell.cli import app
 
     # An empty prediction log: without the check first, the error would be about the window, after the work.
     result = CliRunner().invoke(app, args, env={"ROOMSIGHT_HOME": str(tmp_path), **env})

@@ -10,7 +10,8 @@ import pytest
 
 from monitoring.drift_mail import pick, spread
 from monitoring.notify import messages, payloads
-from roomsight.config import ConfigError, load_settings
+from roomsight.config import load_settings
+from roomsight.errors import ConfigError
 from roomsight.events import EVENT_TYPES, DriftAlarm, RolloutEvent
 
 SECRET_URL = "https://hooks.slack.com/services/T0001/B0002/Xyz-SECRET-part"

@@ -37,7 +37,7 @@ def test_both_kinds_arrive_with_delivery_headers():
     (g1, g2), (s1, s2) = generic.received, slack.received
     assert g1.path == "/hook" and s1.path == SECRET_PATH
     assert g1.body["event"] == "promote" and g2.body["event"] == "drift-alarm" and g1.body["actor"] == "alice"
-    assert set(s1.body) == {"text", "blocks"} and "promoted shadow -&gt; limited" in s1.body["text"]
+    assert set(s1.body) == {"text", "blocks"} and "promoted 1/7 shadow -&gt; 2/7 limited" in s1.body["text"]
     assert "drift alarm in ap-south" in s2.body["text"]
     for r in (g1, g2, s1, s2):
         assert r.headers["content-type"] == "application/json" and r.headers["user-agent"] == "roomsight"
@@ -116,7 +116,7 @@ def test_only_the_events_a_webhook_asked_for():
     with Receiver() as hook:
         n = notifier({"url": hook.url, "events": ["rollback", "auto-rollback", "drift-alarm"]})
         assert n.send(PROMOTE) == [] and n.wants("drift-alarm") and not n.wants("start")
-        auto = RolloutEvent(**{**PROMOTE.to_dict(), "action": "auto-rollback", "actor": "guard", "gates": ()})
+        auto = RolloutEvent(**{**PROMOTE.to_dict(), "action": "auto-rollback", "actor": "guard", "conditions": ()})
         (d,) = n.send(auto)
     assert d.ok and [b["event"] for b in hook.bodies()] == ["auto-rollback"]
 

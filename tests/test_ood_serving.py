@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from monitoring.corruptions import low_resolution, night_time
+from monitoring.shifts import shift
 from tests.conftest import serving_settings
 from tests.test_skeleton_e2e import drained, wait_for
 
@@ -29,9 +29,9 @@ def photo(kind: str, seed: int) -> bytes:
 
     im = render("kitchen", np.random.default_rng(seed), 64)
     if kind == "night":
-        im = night_time(im, np.random.default_rng(seed))
+        im = shift(im, "night_street", 0.5, seed)
     elif kind == "small":
-        im = low_resolution(im, np.random.default_rng(seed), short_side=16)
+        im = shift(im, "small", 0.3, seed)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=92)
     return buf.getvalue()

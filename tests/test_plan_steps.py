@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roomsight.errors import PlanError
+from roomsight.regions import REGIONS
 from roomsight.rollout_state import Stage
-from rollout.plan import PlanError, default_plan_path, load_plan
+from rollout.plan import default_plan_path, load_plan
 from rollout.plan_legacy import to_steps
 from rollout.plan_text import describe
 
@@ -34,6 +36,7 @@ def test_shipped_plan_loads_as_steps():
     assert [s.gradual.percent for s in plan.steps if s.gradual] == [10, 25, 50, 100]
     assert plan.step_label(3) == "4/7 gradual 25%"
     assert {c.on_fail for c in plan.watch} == {"rollback", "pause"}
+    assert plan.regions == REGIONS  # the regions generated traffic and photos use are the shipped plan's
 
 
 @pytest.mark.parametrize("steps, extra, message", [
@@ -58,6 +61,20 @@ def test_shipped_plan_loads_as_steps():
 def test_a_bad_plan_is_refused_naming_step_and_key(tmp_path, steps, extra, message):
     with pytest.raises(PlanError, match=message):
         load_plan(steps_plan(tmp_path, steps, extra))
+
+
+@pytest.mark.parametrize("steps, extra, key, step", [
+    ("- shadow: {}\n- gradual: {percent: 10}\n- full: {}\n", "", "steps.1", 1),
+    ("- shadow: {}\n- pause: {duration: soon}\n- full: {}\n", "", "steps.1.pause.duration", 1),
+    ("- limited: {regions: [eu-west]}\n- gradual: {percent: 50}\n- gradual: {percent: 25}\n- full: {}\n", "",
+     "steps.2.gradual.percent", 2),
+    ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", "steps.0.exit.0", 0),
+    ("- shadow: {}\n- full: {}\n", "analyses:\n  q: {margin: 1.5}\n", "analyses.q.margin", None),
+])
+def test_a_plan_error_carries_its_key_and_step(tmp_path, steps, extra, key, step):
+    with pytest.raises(PlanError) as info:
+        load_plan(steps_plan(tmp_path, steps, extra))
+    assert (info.value.key, info.value.step) == (key, step)
 
 
 def test_a_bad_analysis_is_refused_naming_the_key(tmp_path):
@@ -104,7 +121,7 @@ def test_an_old_plan_loads_as_the_steps_it_meant(tmp_path):
 def test_plan_convert_prints_a_plan_that_loads(tmp_path):
     from typer.testing import CliRunner
 
-    from rollout.cli import app
+    from shell.cli import app
 
     old = plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\ngates:\n  limited: [{metric: compared, min: 3}]\n")
     result = CliRunner().invoke(app, ["plan", "convert", str(old)])
@@ -113,7 +130,8 @@ def test_plan_convert_prints_a_plan_that_loads(tmp_path):
     new.write_text(result.output)
     assert load_plan(new) == load_plan(old)
     result = CliRunner().invoke(app, ["plan", "convert", str(default_plan_path())])
-    assert result.exit_code == 1 and "not a plan in the old format" in result.output
+    # The console wraps at its width, so where the message breaks depends on the checkout's path.
+    assert result.exit_code == 1 and "not a plan in the old format" in " ".join(result.output.split())
 
 
 def test_readme_quotes_the_shipped_plan():

@@ -76,7 +76,7 @@ def test_a_model_trained_on_one_node_is_served_and_rolled_out_from_others(tmp_pa
     from roomsight.tables import predictions
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
-    from rollout.traffic import wait_applied, wait_idle
+    from shell.traffic import wait_applied, wait_idle
     from serving.runner import start_serve, stop_serve
     from tests.conftest import serving_settings
     from tests.test_skeleton_e2e import jpeg

@@ -43,7 +43,7 @@ def test_replay_reproduces_the_guards_pause_and_another_plan_differs(settings):
 
 
 def test_replay_through_the_cli(settings, home):
-    from rollout.cli import app
+    from shell.cli import app
 
     cp = ControlPlane(settings, open_plan(), actor="olga")
     rid = cp.start("models:/roomtype/2").after.rollout_id

@@ -39,7 +39,7 @@ DEADLINE_S = 120.0  # a bound on the whole run, far above its usual ~15 s
 
 def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """`rollout review serve` in its own process, ready when a reviewer's call answers."""
-    cmd = [sys.executable, "-c", "from rollout.cli import main; main()",
+    cmd = [sys.executable, "-c", "from shell.cli import main; main()",
            "review", "serve", "--port", str(port), "--rollout", ROLLOUT]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)

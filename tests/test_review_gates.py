@@ -12,8 +12,9 @@ from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
 from roomsight import registry
 from roomsight.db import engine_for
-from rollout.control import ControlPlane, GatesFailed
+from rollout.control import ControlPlane
 from rollout.plan import load_plan
+from roomsight.errors import GatesFailed
 from roomsight.rollout_state import Stage
 from tests.test_review_queue import CLASSES, log_rows
 

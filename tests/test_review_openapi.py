@@ -72,5 +72,6 @@ def test_schemathesis_finds_nothing_over_real_http(server, tmp_path: Path) -> No
     with engine.connect() as c:
         done = c.execute(select(func.count()).where(review_items.c.status == "done")).scalar_one()
         stored = c.execute(select(review_verdicts.c.item_id, review_verdicts.c.reviewer)).all()
-    # The stateful phase recorded real verdicts through the links, one per finished item, all ann's.
-    assert stored and len(stored) == done == len({s.item_id for s in stored}) and {s.reviewer for s in stored} == {"ann"}
+    # The stateful phase recorded real verdicts through the links, all ann's, at most one per item (an item
+    # drawn for a second opinion stays open for another reviewer after hers).
+    assert stored and len(stored) == len({s.item_id for s in stored}) >= done and {s.reviewer for s in stored} == {"ann"}

@@ -16,8 +16,8 @@ from PIL import Image
 from sqlalchemy import create_engine, func, select, update
 
 from monitoring.review import queue
-from monitoring.review.photos import BadRequestId, PhotoStore
-from monitoring.review.queue import ReviewError
+from monitoring.review.photos import PhotoStore
+from roomsight.errors import BadRequestId, ReviewError
 from roomsight.tables import metadata, review_items, review_verdicts
 from tests.conftest import free_port, settings_for
 
@@ -266,7 +266,7 @@ def test_two_reviewers_200_items_postgres(postgres_url: str, tmp_path: Path) -> 
 def test_gate_evidence_and_stats_export_cli(env, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from rollout.cli import app
+    from shell.cli import app
     from rollout.evidence import collect
     from rollout.conditions import gate
     from rollout.plan import Gate
@@ -318,7 +318,7 @@ def test_review_cli_refuses_a_mistyped_rollout_and_an_export_with_nothing_or_now
     queue); an export with no verdicts wrote an empty manifest; `--out FOLDER` made FOLDER_photos first."""
     from typer.testing import CliRunner
 
-    from rollout.cli import app
+    from shell.cli import app
 
     s, engine, store = env
     log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)

@@ -18,8 +18,8 @@ from monitoring.review.evidence import evidence, review_sample
 from monitoring.review.photos import PhotoStore
 from monitoring.review.stats import cohen_kappa, resolve
 from roomsight.registry import ModelRef
-from roomsight.rollout_state import RoutingState, Stage
-from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts, rollout_state
+from roomsight.rollout_state import RoutingState, Stage, write_state
+from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts
 from roomsight.verdicts import DISPUTED, UNSURE
 from tests.conftest import settings_for
 from tests.test_review_queue import CLASSES, ROLLOUT, jpeg
@@ -147,9 +147,8 @@ def test_the_rollout_in_progress_is_served_and_others_only_on_request(env) -> No
     for rid in (old, new):
         queue.fill(engine, s, rid, now=T0 + 1000)
     assert queue.claim_next(engine, "ann", 60).request_id in queued(engine, old)  # no rollout in progress: all
-    with engine.begin() as conn:
-        state = RoutingState(ModelRef("roomtype", "1"), Stage.SHADOW, ModelRef("roomtype", "2"), rollout_id=new)
-        conn.execute(insert(rollout_state).values(id=1, generation=1, state=state.to_dict(), updated_at=T0))
+    write_state(engine, RoutingState(champion=ModelRef("roomtype", "1"), stage=Stage.SHADOW,
+                                     candidate=ModelRef("roomtype", "2"), rollout_id=new, step=0), None)
     claim = queue.claim_next(engine, "bob", 60)
     assert claim.request_id in queued(engine, new)
     assert queue.claim_next(engine, "cho", 60) is None  # the old rollout's item waits
@@ -248,6 +247,30 @@ def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env
     assert len(before.verdicts) == 2 and before.frontier == pytest.approx(T0 + 8, abs=1e-3)
     assert evidence(engine, s, ROLLOUT, as_of=resolved[1])["reviewed"] == 2
     assert evidence(engine, s, ROLLOUT)["reviewed"] == 4
+
+
+def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_it_kept(env) -> None:
+    from collections import Counter
+
+    from monitoring.review import evidence as review_evidence
+
+    s, engine, store = env
+    reviewed_scenario(s, engine, store)
+    first = review_sample(engine, s, ROLLOUT)
+    assert review_evidence._KEPT[engine][(ROLLOUT, s.review.low_confidence)].edge == first.frontier
+    # More traffic, and every open item judged: the frontier moves past rows the first sample left unsettled.
+    for i in range(40, 60):
+        put(engine, store, T0 + i, "kitchen", "bedroom" if i % 4 == 0 else "kitchen", region="us-east")
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 2000)
+    while (c := queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)) is not None:
+        queue.submit(engine, "ann", c.item_id, c.claim_id, "kitchen", CLASSES)
+    kept = review_sample(engine, s, ROLLOUT)
+    review_evidence._KEPT.clear()
+    recounted = review_sample(engine, s, ROLLOUT)
+    assert kept.frontier == recounted.frontier > first.frontier
+    as_rows = lambda sample: Counter((r.stratum, r.cell, r.discordant, r.champion_answered, r.candidate_answered,  # noqa: E731
+                                      r.settled, r.n) for r in sample.counts)
+    assert as_rows(kept) == as_rows(recounted) and sum(r.n for r in kept.counts) == 60
 
 
 def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path: Path) -> None:

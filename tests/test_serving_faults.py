@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from rollout.traffic import wait_idle
+from shell.traffic import wait_idle
 
 from tests.conftest import serving_settings, settings_for
 from tests.test_crash_recovery import replica_pids

@@ -8,9 +8,10 @@ import io
 import pytest
 from starlette.datastructures import FormData, UploadFile
 
+from roomsight.errors import RequestError
 from roomsight.registry import ModelRef
 from serving.metrics import rollout_families
-from serving.request import TEXT_FIELDS, PredictRequest, RequestError, form_schema, parse_batch, parse_predict
+from serving.request import TEXT_FIELDS, PredictRequest, form_schema, parse_batch, parse_predict
 from roomsight.rollout_state import RoutingState, Stage
 from serving.routing import on_candidate
 
@@ -108,7 +109,7 @@ class _Handle:
 
 def test_an_unloadable_new_champion_is_held_back_but_a_first_state_or_a_failing_candidate_is_not():
     from serving.calls import Warmer
-    from serving.state import NotReady
+    from roomsight.errors import NotReady
 
     champion, candidate = _Handle(), _Handle()
     warm = Warmer({"champion": champion, "candidate": candidate}, timeout_s=1.0)

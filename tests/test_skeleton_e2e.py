@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from monitoring.review.photos import PhotoStore
-from rollout.traffic import wait_idle
+from shell.traffic import wait_idle
 from tests.conftest import serving_settings
 
 pytestmark = pytest.mark.ray
@@ -90,7 +90,8 @@ def test_rollout_path_through_http(settings, ray_session, serve_port, tmp_path: 
 
     from roomsight import registry
     from roomsight.db import engine_for
-    from rollout.control import ControlPlane, GatesFailed
+    from roomsight.errors import GatesFailed
+    from rollout.control import ControlPlane
     from rollout.plan import Gate, load_plan
     from tests.plans import with_exit
     from serving.runner import start_serve

@@ -2,10 +2,11 @@
 
 import pytest
 
+from roomsight.errors import PlanError, TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout import conditions, stages
-from rollout.plan import AnalysisRef, Budget, Gate, PlanError, load_plan
+from rollout.plan import AnalysisRef, Budget, Gate, load_plan
 from tests.plans import open_plan
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
@@ -29,7 +30,7 @@ def test_walks_every_step_to_full(plan):
     assert seen == [("limited", ("eu-west",), 100, 0), ("gradual", ("eu-west",), 100, 10), ("gradual", ("eu-west",), 100, 25),
                     ("gradual", ("eu-west",), 100, 50), ("gradual", ("eu-west",), 100, 100), ("full", (), 0, 0)]
     assert (s.champion, s.previous_champion, s.candidate, s.step, s.since) == (CAND, CHAMP, None, 6, t)
-    with pytest.raises(stages.TransitionError, match="no rollout in progress"):
+    with pytest.raises(TransitionError, match="no rollout in progress"):
         stages.target_step(s, plan)
     back = stages.rollback(s)
     assert back.champion == CHAMP and back.previous_champion is None and back.stage is Stage.STABLE
@@ -47,24 +48,24 @@ def test_skipping_applies_every_step_on_the_way(plan):
 
 def test_refusals_say_why(plan):
     stable = RoutingState(champion=CHAMP)
-    with pytest.raises(stages.TransitionError, match="no rollout in progress"):
+    with pytest.raises(TransitionError, match="no rollout in progress"):
         stages.target_step(stable, plan)
-    with pytest.raises(stages.TransitionError, match="already the champion"):
+    with pytest.raises(TransitionError, match="already the champion"):
         stages.start(stable, CHAMP, "r", plan, 0)
     shadow = stages.start(stable, CAND, "r1", plan, 0)
-    with pytest.raises(stages.TransitionError, match="unknown stage 'everywhere'"):
+    with pytest.raises(TransitionError, match="unknown stage 'everywhere'"):
         stages.target_step(shadow, plan, "everywhere")
-    with pytest.raises(stages.TransitionError, match="no later pause step"):
+    with pytest.raises(TransitionError, match="no later pause step"):
         stages.target_step(shadow, plan, "pause")
     with pytest.raises(PlanError, match="unknown region"):
         stages.advance(shadow, plan, 1, 0, regions=("mars-north",))
-    with pytest.raises(stages.TransitionError, match="--regions applies to a limited step"):
+    with pytest.raises(TransitionError, match="--regions applies to a limited step"):
         stages.advance(shadow, plan, 2, 0, regions=("eu-west",))
-    with pytest.raises(stages.TransitionError, match="in progress|shadow"):
+    with pytest.raises(TransitionError, match="in progress|shadow"):
         stages.start(shadow, ModelRef("roomtype", "3"), "r2", plan, 0)
-    with pytest.raises(stages.TransitionError, match="nothing to roll back"):
+    with pytest.raises(TransitionError, match="nothing to roll back"):
         stages.rollback(stable)
-    with pytest.raises(stages.TransitionError, match="was the plan changed"):
+    with pytest.raises(TransitionError, match="was the plan changed"):
         stages.target_step(shadow.evolve(step=9), plan)
 
 
@@ -74,7 +75,7 @@ def test_a_percent_override_skips_the_steps_it_passed(plan):
     s = stages.advance(s, plan, 2, 0, percent=40)
     assert s.percent == 40
     assert plan.steps[stages.target_step(s, plan)].gradual.percent == 50  # 25% is behind it
-    with pytest.raises(stages.TransitionError, match="must grow"):
+    with pytest.raises(TransitionError, match="must grow"):
         stages.advance(s, plan, 3, 0, percent=30)
     full = stages.advance(s, plan, stages.target_step(s, plan, "full"), 0)
     assert full.stage is Stage.FULL, "the gradual steps below the override are passed over"

@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from roomsight.db import engine_for
+from roomsight.errors import StateConflict
 from roomsight.registry import ModelRef
 from roomsight.tables import predictions
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
-from roomsight.rollout_state import RoutingState, Stage, StateConflict, read_state, write_state
+from roomsight.rollout_state import RoutingState, Stage, read_state, write_state
 from serving.state import StateWatcher
 
 
@@ -140,7 +141,7 @@ def test_watcher_switches_even_if_prepare_fails(engine):
 
 
 def test_watcher_holds_a_state_whose_champion_cannot_load(engine):
-    from serving.state import NotReady
+    from roomsight.errors import NotReady
 
     s0 = RoutingState(champion=ModelRef("roomtype", "1"))
     v = write_state(engine, s0, None)

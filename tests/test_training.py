@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from roomsight import registry
+from roomsight.errors import DataError
 from roomsight.registry import ModelRef
 from training import data
 from training.thresholds import apply_thresholds, thresholds_at_precision
@@ -90,7 +91,7 @@ def test_unreachable_precision_means_always_unsure():
 def test_manifest_errors_are_clear(tmp_path):
     bad = tmp_path / "m.csv"
     bad.write_text("file,label\nx.jpg,kitchen\n")
-    with pytest.raises(data.DataError, match="missing column.*path"):
+    with pytest.raises(DataError, match="missing column.*path"):
         data.load_manifest(bad)
     one = tmp_path / "one"
     (one / "kitchen").mkdir(parents=True)
@@ -98,9 +99,9 @@ def test_manifest_errors_are_clear(tmp_path):
 
     for i in range(3):
         Image.new("RGB", (8, 8)).save(one / "kitchen" / f"{i}.jpg")
-    with pytest.raises(data.DataError, match="at least 2 classes"):
+    with pytest.raises(DataError, match="at least 2 classes"):
         data.check_trainable(data.load_manifest(one))
-    with pytest.raises(data.DataError, match="not found"):
+    with pytest.raises(DataError, match="not found"):
         data.load_manifest(tmp_path / "nope")
 
 
@@ -110,7 +111,7 @@ def test_manifests_saved_by_a_spreadsheet_load_and_binary_ones_are_refused(tmp_p
     assert [(i.path.name, i.label) for i in data.load_manifest(excel)] == [("x.jpg", "kitchen")]
     latin = tmp_path / "latin.csv"
     latin.write_bytes("path,label\nsalle_à_manger.jpg,dining_room\n".encode("latin-1"))
-    with pytest.raises(data.DataError, match="not UTF-8 text"):
+    with pytest.raises(DataError, match="not UTF-8 text"):
         data.load_manifest(latin)
 
 

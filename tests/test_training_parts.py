@@ -4,6 +4,7 @@ modes, backbone weight errors, and augmentation that keeps the class."""
 import pytest
 import torch
 
+from roomsight.errors import BackboneError
 from training import backbones, cached
 from training.model import RoomNet
 
@@ -12,7 +13,7 @@ from training.model import RoomNet
 def test_tail_of_trunk_is_the_whole_backbone(name, tail_blocks):
     bb = backbones.create(name, pretrained=False)
     model = RoomNet(bb, 3).eval()
-    trunk, net = cached.prepare(model, name, tail_blocks)
+    trunk, net = cached.prepare(model, bb, tail_blocks)
     x = torch.randn(2, 3, 96, 96)
     with torch.inference_mode():
         logits, emb = model(x)
@@ -25,35 +26,40 @@ def test_tail_of_trunk_is_the_whole_backbone(name, tail_blocks):
 
 
 def test_head_only_caches_the_whole_backbone():
-    model = RoomNet(backbones.create("tiny_cnn"), 4)
-    trunk, net = cached.prepare(model, "tiny_cnn", 0)
+    bb = backbones.create("tiny_cnn")
+    model = RoomNet(bb, 4)
+    trunk, net = cached.prepare(model, bb, 0)
     assert trunk is model.backbone
     assert {id(p) for p in net.parameters() if p.requires_grad} == {id(p) for p in model.head.parameters()}
 
 
 def test_tail_batchnorm_stays_frozen_in_training():
-    model = RoomNet(backbones.create("efficientnet_lite0", pretrained=False), 3)
-    _, net = cached.prepare(model, "efficientnet_lite0", 1)
+    bb = backbones.create("efficientnet_lite0", pretrained=False)
+    _, net = cached.prepare(RoomNet(bb, 3), bb, 1)
     net.train()
     bns = [m for m in net.tail.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert bns and not any(m.training for m in bns) and net.head.training
 
 
 def test_tune_modes():
-    from training.data import DataError
+    from roomsight.errors import DataError
     from training.pipeline import TrainConfig, tune_mode
 
-    assert tune_mode(TrainConfig(), "efficientnet_lite0", True) == "last"
-    assert tune_mode(TrainConfig(), "efficientnet_lite0", False) == "full"
-    assert tune_mode(TrainConfig(), "tiny_cnn", False) == "full"
-    assert tune_mode(TrainConfig(head_only=True), "resnet50", True) == "head"
-    with pytest.raises(DataError, match="tiny_cnn"):
-        tune_mode(TrainConfig(tune="last"), "tiny_cnn", False)
+    lite0 = backbones.create("efficientnet_lite0")
+    assert tune_mode(TrainConfig(), lite0) == "head" and tune_mode(TrainConfig(tune="last"), lite0) == "last"
+    assert tune_mode(TrainConfig(), backbones.create("efficientnet_lite0", pretrained=False)) == "full"
+    tiny = backbones.create("tiny_cnn")
+    assert tune_mode(TrainConfig(), tiny) == "full"
+    assert tune_mode(TrainConfig(head_only=True), lite0) == "head"
+    with pytest.raises(DataError, match="tiny_cnn has no trunk/tail split"):
+        tune_mode(TrainConfig(tune="last"), tiny)
 
 
 @pytest.mark.parametrize("options,says", [
     ({"tune": "most"}, "head, last or full"), ({"head_only": True, "tune": "full"}, "contradict"),
     ({"resize_mode": "zoom"}, "crop, pad, squish"), ({"backbone": "vgg99"}, "unknown backbone"),
+    ({"threshold_method": "guess"}, "point, lcb"), ({"threshold_confidence": 1.0}, "between 0 and 1"),
+    ({"folds": 0}, "at least 1"),
 ])
 def test_bad_options_fail_before_any_photo_is_read(tmp_path, options, says):
     from roomsight.config import load_settings
@@ -69,11 +75,11 @@ def test_weights_files_that_are_not_the_backbones_are_clear_errors(tmp_path):
     junk, other = tmp_path / "photo.jpg", tmp_path / "linear.pt"
     junk.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     torch.save(torch.nn.Linear(3, 2).state_dict(), other)
-    with pytest.raises(backbones.BackboneError, match="not a PyTorch weights file for tiny_cnn"):
+    with pytest.raises(BackboneError, match="not a PyTorch weights file for tiny_cnn"):
         backbones.create("tiny_cnn", weights=junk)
-    with pytest.raises(backbones.BackboneError, match=r"does not fit tiny_cnn.*missing.*2 unexpected \(first: weight\)"):
+    with pytest.raises(BackboneError, match=r"does not fit tiny_cnn.*missing.*2 unexpected \(first: weight\)"):
         backbones.create("tiny_cnn", weights=other)
-    with pytest.raises(backbones.BackboneError, match="does not fit resnet18"):
+    with pytest.raises(BackboneError, match="does not fit resnet18"):
         backbones.create("resnet18", weights=other)
     torch.save(backbones.create("tiny_cnn").module.state_dict(), other)
     assert backbones.create("tiny_cnn", weights=other).pretrained
@@ -81,10 +87,10 @@ def test_weights_files_that_are_not_the_backbones_are_clear_errors(tmp_path):
 
 def test_missing_imagenet_weights_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch cache
-    with pytest.raises(backbones.BackboneError, match="--weights PATH.*--no-pretrained"):
+    with pytest.raises(BackboneError, match="--weights PATH.*--no-pretrained"):
         backbones.create("resnet18")
     assert not backbones.create("resnet18", pretrained=False).pretrained
-    with pytest.raises(backbones.BackboneError, match="unknown backbone"):
+    with pytest.raises(BackboneError, match="unknown backbone"):
         backbones.create("vgg99")
 
 

@@ -118,7 +118,7 @@ def test_a_shadow_job_waits_while_a_request_is_in_flight(settings, ray_session, 
     from roomsight.tables import predictions
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
-    from rollout.traffic import wait_idle
+    from shell.traffic import wait_idle
     from serving.runner import APP_NAME, start_serve
     from serving.yielding import signal_dir
 

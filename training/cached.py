@@ -1,16 +1,17 @@
 """Fast fine-tuning on a CPU: the frozen first part of the backbone (the trunk) runs once per image and
 its activations are cached; only the last blocks (the tail) and the head train, on the cache.
 
-Why: a full fine-tune of EfficientNet-Lite0 at 224 px costs about 0.15 s per image per epoch on two
-cores, so a few epochs over a thousand photos take most of ten minutes; the early blocks hold generic
-edges and textures that barely move when fine-tuned anyway. With `tail_blocks=0` this is head-only
+Why: a full fine-tune runs every block forward and backward for every image in every epoch, which on a
+few CPU cores makes a few epochs over a thousand photos a long wait (BENCHMARKS.md, training, has the
+times); the early blocks hold generic edges and textures that barely move when fine-tuned anyway. With `tail_blocks=0` this is head-only
 training on cached pooled features.
 
 Augmentation on a cache: every training image is cached as it is and as a few augmented views (mirrored,
-and random crops of most of the picture, some mirrored: a mirrored or tighter-framed kitchen is a kitchen),
-so each epoch sees one of them at random. The trunk runs once per view, not once per epoch: the tail and
-head see augmented rooms at cached cost. Rotations and colour jitter are left out; what the tail learns
-from them is little next to a different framing.
+and random crops of most of the picture, some mirrored: a mirrored or tighter-framed kitchen is a kitchen;
+each with its brightness and contrast changed by up to `jitter`, as two cameras differ), so each epoch sees
+one of them at random. The trunk runs once per view, not once per epoch: the tail and head see augmented
+rooms at cached cost. Rotations are left out; what the tail learns from them is little next to a
+different framing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
+from PIL import Image, ImageEnhance
 from torch import nn
 
 from roomsight.preprocess import Preprocessing, batch_tensor
+from training.backbones import Backbone
 from training.model import RoomNet
 
 
@@ -35,24 +37,8 @@ class Views:
     count: int = 1  # 1: the mirror image only; more: random crops too, every other one mirrored
     min_area: float = 0.5  # a crop keeps at least this share of the picture: the room type stays visible
     max_aspect: float = 4 / 3  # and changes the aspect ratio by at most this factor
+    jitter: float = 0.0  # brightness and contrast each scaled by a factor within 1 +- jitter
     seed: int = 0
-
-
-def split_backbone(name: str, module: nn.Module, tail_blocks: int) -> tuple[nn.Module, nn.Module]:
-    """(trunk, tail) with tail(trunk(x)) == module(x); the tail holds the last `tail_blocks` stages."""
-    if name == "efficientnet_lite0":
-        stages = list(module.blocks)
-        k = len(stages) - tail_blocks
-        trunk = nn.Sequential(module.conv_stem, module.bn1, *stages[:k])
-        tail = nn.Sequential(*stages[k:], module.conv_head, module.bn2, module.global_pool)
-    elif name in ("resnet18", "resnet50"):
-        layers = [module.layer1, module.layer2, module.layer3, module.layer4]
-        k = len(layers) - tail_blocks
-        trunk = nn.Sequential(module.conv1, module.bn1, module.relu, module.maxpool, *layers[:k])
-        tail = nn.Sequential(*layers[k:], module.avgpool, nn.Flatten())
-    else:
-        raise ValueError(f"{name}: no trunk/tail split; train it in full")
-    return trunk, tail
 
 
 def cache_trunk(trunk: nn.Module, x: torch.Tensor, batch_size: int = 32,
@@ -80,12 +66,17 @@ def crop_box(width: int, height: int, views: Views, rng: random.Random) -> tuple
 
 
 def view_images(images: list[Image.Image], k: int, views: Views, rng: random.Random) -> list[Image.Image]:
-    """View `k` (0-based) of each image: 0 is the mirror image; then crops, mirrored when k is even."""
+    """View `k` (0-based) of each image: 0 is the mirror image; then crops, mirrored when k is even; each
+    with its exposure jittered when `views.jitter` is set."""
     out = []
     for im in images:
         if k > 0:
             im = im.crop(crop_box(im.width, im.height, views, rng))
-        out.append(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if k % 2 == 0 else im)
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if k % 2 == 0 else im
+        if views.jitter:
+            im = ImageEnhance.Brightness(im).enhance(rng.uniform(1 - views.jitter, 1 + views.jitter))
+            im = ImageEnhance.Contrast(im).enhance(rng.uniform(1 - views.jitter, 1 + views.jitter))
+        out.append(im)
     return out
 
 
@@ -128,13 +119,13 @@ class TailNet(nn.Module):
         return self
 
 
-def prepare(model: RoomNet, backbone_name: str, tail_blocks: int) -> tuple[nn.Module, TailNet]:
+def prepare(model: RoomNet, backbone: Backbone, tail_blocks: int) -> tuple[nn.Module, TailNet]:
     """Freeze the trunk, leave the tail and head trainable; returns (trunk, trainable part). With
-    `tail_blocks=0` the trunk is the whole backbone (head-only training)."""
+    `tail_blocks=0` the trunk is the whole backbone (head-only training). `model` is built on `backbone`."""
     if tail_blocks == 0:
         trunk, tail = model.backbone, nn.Flatten()
     else:
-        trunk, tail = split_backbone(backbone_name, model.backbone, tail_blocks)
+        trunk, tail = backbone.split(tail_blocks)
     for p in trunk.parameters():
         p.requires_grad_(False)
     for p in tail.parameters():

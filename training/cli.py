@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from roomsight.cli_context import of
 from roomsight.console import console, friendly
 from roomsight.userfiles import check_output_file
 
@@ -28,14 +29,22 @@ def train(
     head_only: bool = typer.Option(False, "--head-only", help="Train only the two-layer head; the backbone stays frozen "
                                    "(the same as --tune head)."),
     tune: Optional[str] = typer.Option(None, "--tune", help="What trains: head (backbone frozen), last (the backbone's "
-                                       "last stages too, on cached activations of the rest) or full. Default: last for "
+                                       "last stages too, on cached activations of the rest) or full. Default: head for "
                                        "pretrained backbones, full otherwise."),
+    folds: int = typer.Option(5, "--folds", min=1, help="With --tune head or last: cross-fit this many members on train + "
+                              "validation, cut the thresholds on their out-of-fold predictions and export them on one "
+                              "shared backbone. 1: one model, thresholds cut on the validation part."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Start the backbone from random weights (explicitly)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="ImageNet weights file for the backbone."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Most epochs; early stopping may end sooner."),
     resize: str = typer.Option("squish", "--resize", help="Item transform to a square: crop, pad or squish."),
     target_precision: float = typer.Option(0.95, "--target-precision", min=0.5, max=1.0,
-                                           help="Per-class thresholds are set for this precision on validation data."),
+                                           help="Per-class thresholds are set for this precision on photos no model saw."),
+    threshold_method: Optional[str] = typer.Option(None, "--threshold-method", help="lcb: where a lower confidence bound "
+                                                   "on precision reaches the target; point: where precision itself does. "
+                                                   "Default: lcb on real photos, point on the synthetic ones."),
+    threshold_confidence: float = typer.Option(0.9, "--threshold-confidence", min=0.5, max=0.999,
+                                               help="Confidence of the lower bound (lcb)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Train data-parallel with this many Ray Train workers "
                                 "(on the configured Ray: local, or a cluster by address)."),
     label_noise: float = typer.Option(0.0, "--label-noise", min=0.0, max=1.0, hidden=True,
@@ -47,10 +56,11 @@ def train(
     from training.pipeline import TrainConfig
     from training.pipeline import train as run_train
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     cfg = TrainConfig(data=data, seed=seed, backbone=backbone, pretrained=not no_pretrained, weights=weights,
-                      head_only=head_only, tune=tune, epochs=epochs, resize_mode=resize, target_precision=target_precision,
-                      workers=workers, label_noise=label_noise)
+                      head_only=head_only, tune=tune, folds=folds, epochs=epochs, resize_mode=resize,
+                      target_precision=target_precision, threshold_method=threshold_method,
+                      threshold_confidence=threshold_confidence, workers=workers, label_noise=label_noise)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("preparing data", total=None)
@@ -77,11 +87,18 @@ def train(
             elif event == "epoch":
                 progress.console.print(f"epoch {info['epoch']}: loss {info['train_loss']:.3f}, "
                                        f"valid accuracy {info['valid_accuracy']:.3f}")
+            elif event == "fold":
+                progress.console.print(f"member {info['fold'] + 1} done after {info['epochs']} epochs: "
+                                       f"accuracy on its held-out fold {info['valid_accuracy']:.3f}")
             elif event == "evaluated":
                 progress.update(task, description="done", total=1, completed=1)
 
         result = run_train(settings, cfg, progress=on)
-    m = result.metrics
+    m, th = result.metrics, result.thresholding
+    console.print(f"thresholds: {th['described']}; they answer {th['coverage_cut_on']:.1%} of those photos")
+    if th["abstaining"]:
+        console.print(f"[yellow]always unsure (no threshold reaches {th['target']:.2f} precision): "
+                      f"{', '.join(th['abstaining'])}[/]")
     console.print(f"test accuracy {m['test_accuracy']:.3f}; at thresholds: precision {m['test_precision_at_thresholds']:.3f}, "
                   f"coverage {m['test_coverage_at_thresholds']:.3f}")
     if result.registered.became_champion:
@@ -96,7 +113,8 @@ def labels(
     out: Path = typer.Option(..., "--out", help="Output CSV: the input columns plus `label` (empty where the rules abstain)."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="Caption rules YAML (default: the shipped training/rules/default.yaml)."),
     gold: Optional[Path] = typer.Option(None, "--gold", help="CSV with known labels (`label`, joined on `path` if both "
-                                        "files have one, else row by row): report the rules' precision and coverage per class."),
+                                        "files have one, else row by row; a label none of the rules' classes, e.g. `other`, counts as wrong when "
+                                        "labelled): report precision and coverage per class and which rule fired on what."),
 ) -> None:
     """Label photos from their captions with keyword rules; ambiguous or unmatched captions stay unlabelled."""
     from rich.table import Table
@@ -111,9 +129,17 @@ def labels(
         table = Table("class", "precision", "coverage", "labelled", "known", title="rules against known labels")
         for c, s in rep.per_class.items():
             table.add_row(c, f"{s.precision:.3f}", f"{s.coverage:.3f}", str(s.labelled), str(s.support))
-        table.add_row("[bold]all[/]", f"{rep.precision:.3f}", f"{rep.coverage:.3f}",
+        table.add_row("[bold]all[/]", f"{rep.precision:.3f}", f"{rep.coverage:.3f} of {rep.n_classes} room captions",
                       str(sum(s.labelled for s in rep.per_class.values())), str(rep.n))
         console.print(table)
+        rules_table = Table("rule", "fired", "correct", "by keyword (fired/correct)", "refused (why)",
+                            title="which rule fired")
+        for c, r in rep.per_rule.items():
+            rules_table.add_row(c, str(r.fired), str(r.correct),
+                                ", ".join(f"{k} {f}/{ok}" for k, (f, ok) in r.by_keyword.items()),
+                                ", ".join(f"{why} ({n})" for why, n in r.refused.items()))
+        console.print(rules_table)
+        console.print("abstained: " + (", ".join(f"{why} ({n})" for why, n in rep.abstained.items()) or "none"))
 
 
 def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
@@ -126,8 +152,7 @@ def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
 def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.ModelPack
     from roomsight import registry
 
-    registry.configure(ctx.obj.settings)
-    return registry.load_model(registry.resolve(uri))
+    return registry.load(of(ctx).settings, uri)
 
 
 def _count_items(source: Path) -> int:
@@ -146,6 +171,10 @@ def evaluate(
                                   "and precision-recall curves (PNG) are written next to it."),
     target_precision: float = typer.Option(0.95, "--target-precision", min=0.5, max=1.0,
                                            help="Per-class thresholds are chosen for this precision on a validation part of the data."),
+    threshold_method: str = typer.Option("lcb", "--threshold-method", help="lcb: where a lower confidence bound on "
+                                         "precision reaches the target; point: where precision itself does."),
+    threshold_confidence: float = typer.Option(0.9, "--threshold-confidence", min=0.5, max=0.999,
+                                               help="Confidence of the lower bound (lcb)."),
     valid_share: float = typer.Option(0.3, "--valid-share", min=0.05, max=0.9,
                                       help="Share of the data (seeded, stratified) used only to choose thresholds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation/test split."),
@@ -156,11 +185,16 @@ def evaluate(
     from training.evaluate import evaluate as run_evaluate
 
     check_output_file(json_out, "--json", ".json")
+    from training.thresholds import METHODS
+
+    if threshold_method not in METHODS:
+        raise typer.BadParameter(f"choose one of {', '.join(METHODS)}", param_hint="--threshold-method")
     pack = _load(ctx, model)
     with _progress() as progress:
         task = progress.add_task("predicting", total=_count_items(data))
         result = run_evaluate(pack, data, json_out, target_precision=target_precision, valid_share=valid_share,
-                              seed=seed, on_batch=lambda n: progress.advance(task, n))
+                              seed=seed, method=threshold_method, confidence=threshold_confidence,  # type: ignore[arg-type]
+                              on_batch=lambda n: progress.advance(task, n))
     rep = result.report
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} unreadable image(s)[/]")
@@ -170,7 +204,15 @@ def evaluate(
         table.add_row(c, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['threshold']:.3f}", f"{s['ap']:.3f}",
                       str(s["support"]))
     console.print(table)
-    console.print(f"accuracy {rep['accuracy']:.3f}; answered {rep['coverage']:.1%} at thresholds")
+    th, exported = rep["thresholding"], rep["as_exported"]
+    console.print(f"thresholds: {th['described']}")
+    if th["abstaining"]:
+        console.print(f"[yellow]always unsure (no threshold reaches {target_precision:.2f} precision): "
+                      f"{', '.join(th['abstaining'])}[/]")
+    console.print(f"accuracy {rep['accuracy']:.3f}; answered {rep['coverage']:.1%} at these thresholds, "
+                  f"precision {rep['accuracy_at_thresholds']:.3f}")
+    console.print(f"as exported ({exported['thresholding']}): answered {exported['coverage']:.1%}, "
+                  f"precision {exported['precision']:.3f}")
     for f in result.files.values():
         console.print(f"wrote {f}")
 

@@ -12,15 +12,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from roomsight.errors import UserError
+from roomsight.errors import DataError
 from roomsight.images import IMAGE_SUFFIXES
 from roomsight.userfiles import read_csv
 
 OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
-
-
-class DataError(UserError, ValueError):
-    """The data cannot be trained on; the message says what to fix."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """`rollout evaluate`: a registered model on a labelled dataset. Thresholds for the target precision are
-chosen on a seeded, stratified validation part of that dataset and everything is reported on the rest,
-never on the items the thresholds were chosen on. Writes the JSON report, the confusion matrix (PNG and
-JSON) and per-class precision-recall curves (PNG)."""
+chosen on a seeded, stratified validation part of that dataset (training.thresholds: by default where a
+lower confidence bound on precision reaches the target) and everything is reported on the rest, never on
+the items the thresholds were chosen on; so are the thresholds the model was exported with, as it would
+answer. Writes the JSON report, the confusion matrix (PNG and JSON) and per-class precision-recall curves
+(PNG)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from roomsight.errors import DataError
 from roomsight.modelpack import UNSURE, ModelPack, softmax
 from roomsight.preprocess import batch_tensor
 from training import data
-from training.thresholds import apply_thresholds, thresholds_at_precision
+from training.thresholds import Method, apply_thresholds, describe_method, thresholds_at_precision
 
 BATCH = 32
 
@@ -43,7 +46,7 @@ def predict_items(pack: ModelPack, items: list[data.Item], on_batch: Any = None)
         if on_batch:
             on_batch(len(items[i:i + BATCH]))
     if not kept:
-        raise data.DataError("none of the images could be read")
+        raise DataError("none of the images could be read")
     return Predicted(kept, np.concatenate(logits), np.concatenate(embs), skipped)
 
 
@@ -55,12 +58,13 @@ class Evaluation:
 
 
 def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision: float = 0.95,
-             valid_share: float = 0.3, seed: int = 0, on_batch: Any = None) -> Evaluation:
+             valid_share: float = 0.3, seed: int = 0, method: Method = "lcb", confidence: float = 0.9,
+             on_batch: Any = None) -> Evaluation:
     items = data.load_manifest(source)
     classes = pack.classes
     unknown = sorted({i.label for i in items} - set(classes))
     if unknown:
-        raise data.DataError(f"labels the model does not know: {', '.join(unknown)} (model classes: {', '.join(classes)}); "
+        raise DataError(f"labels the model does not know: {', '.join(unknown)} (model classes: {', '.join(classes)}); "
                              "relabel or drop those items")
     data.check_trainable(items)
     pred = predict_items(pack, items, on_batch)
@@ -75,15 +79,29 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     v_idx = np.asarray([pos[id(it)] for it in parts.valid])
     t_idx = np.asarray([pos[id(it)] for it in parts.train])
     if len(t_idx) == 0:
-        raise data.DataError(f"{source}: too few images to keep a validation part apart from the test part")
-    chosen = thresholds_at_precision(probs[v_idx], y[v_idx], classes, target_precision)
+        raise DataError(f"{source}: too few images to keep a validation part apart from the test part")
+    chosen = thresholds_at_precision(probs[v_idx], y[v_idx], classes, target_precision, method=method,
+                                     confidence=confidence)
     thresholds = {c: t.threshold for c, t in chosen.items()}
 
     pt, yt = probs[t_idx], y[t_idx]
     decided = apply_thresholds(pt, classes, thresholds)
     report = build_report(pt, yt, decided, classes, thresholds)
-    report.update({"target_precision": target_precision, "n_valid": int(len(v_idx)), "n_test": int(len(t_idx)),
-                   "skipped": len(pred.skipped), "data": str(source), "seed": seed})
+    exported = apply_thresholds(pt, classes, pack.meta.thresholds)
+    said = exported >= 0
+    report.update({
+        "target_precision": target_precision, "n_valid": int(len(v_idx)), "n_test": int(len(t_idx)),
+        "skipped": len(pred.skipped), "data": str(source), "seed": seed,
+        "thresholding": {"method": method, "confidence": confidence,
+                         "described": describe_method(method, target_precision, confidence,
+                                                      f"the {len(v_idx)} photos of the validation part"),
+                         "abstaining": [c for c, t in chosen.items() if not t.reached],
+                         "per_class": {c: t.to_dict() for c, t in chosen.items()}},
+        # The model's own thresholds, as it answers in serving, on the same test part.
+        "as_exported": {"thresholding": pack.meta.thresholding.get("described", "not recorded (an older model)"),
+                        "coverage": float(said.mean()),
+                        "precision": float((exported[said] == yt[said]).mean()) if said.any() else 0.0},
+    })
 
     out_json.parent.mkdir(parents=True, exist_ok=True)
     stem = out_json.with_suffix("")

@@ -1,5 +1,5 @@
 """Caption-derived labels: declarative keyword rules (a YAML file) that label a caption with one class
-or abstain, applied to a CSV, and scored against known labels (precision and coverage per class)."""
+or abstain, applied to a CSV; training.labelscore scores them against known labels."""
 
 from __future__ import annotations
 
@@ -10,23 +10,29 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roomsight.errors import UserError
+from roomsight.errors import RulesError
+from training.labelscore import GoldReport, score
 from roomsight.userfiles import read_csv, read_yaml
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "default.yaml"
 DEFAULT_MAX_LENGTH = 80
 
 
-class RulesError(UserError, ValueError):
-    """The rules file or the captions CSV cannot be used; the message says what to fix."""
+def _alternative(keyword: str) -> str:
+    """One keyword as a regex: words in a phrase separated by any whitespace; `*` any letters (`bed*`
+    matches bed, beds, bedroom; `*door*` also outdoor); without `*` a word may take a plural 's'."""
+    words = [re.escape(w).replace(r"\*", r"\w*") for w in keyword.split()]
+    return r"\s+".join(words) + ("" if "*" in keyword else "s?")
 
 
-def _pattern(keywords: list[str]) -> re.Pattern[str] | None:
-    """Whole words or phrases, any case, optional plural 's'; whitespace inside a phrase is flexible."""
-    if not keywords:
-        return None
-    alts = sorted((r"\s+".join(re.escape(w) for w in k.split()) for k in keywords), key=len, reverse=True)
-    return re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")s?(?!\w)", re.IGNORECASE)
+def _patterns(keywords: list[str]) -> list[tuple[str, re.Pattern[str]]]:
+    """Whole words or phrases, any case, longest first (the one reported is the most specific)."""
+    return [(k, re.compile(r"(?<!\w)" + _alternative(k) + r"(?!\w)", re.IGNORECASE))
+            for k in sorted(keywords, key=len, reverse=True)]
+
+
+def _first(patterns: list[tuple[str, re.Pattern[str]]], text: str) -> str:
+    return next((k for k, pattern in patterns if pattern.search(text)), "")
 
 
 @dataclass(frozen=True)
@@ -37,26 +43,55 @@ class ClassRule:
     max_length: int = DEFAULT_MAX_LENGTH
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_inc", _pattern(self.include))
-        object.__setattr__(self, "_exc", _pattern(self.exclude))
+        object.__setattr__(self, "_inc", _patterns(self.include))
+        object.__setattr__(self, "_exc", _patterns(self.exclude))
 
-    def matches(self, caption: str) -> bool:
-        text = caption.strip()
-        if not text or len(text) > self.max_length:
-            return False
-        if self._inc is None or not self._inc.search(text):  # type: ignore[attr-defined]
-            return False
-        return not (self._exc is not None and self._exc.search(text))  # type: ignore[attr-defined]
+    def named_by(self, text: str) -> str:
+        """The include keyword `text` names this class by, or ""."""
+        return _first(self._inc, text)  # type: ignore[attr-defined]
+
+    def refusal(self, text: str) -> str:
+        """Why a caption that names this class does not get it ("" when it does)."""
+        if len(text) > self.max_length:
+            return f"longer than {self.max_length} characters"
+        excluded = _first(self._exc, text)  # type: ignore[attr-defined]
+        return f"excluded by {excluded!r}" if excluded else ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the rules made of one caption: a label, or why they abstained."""
+
+    label: str  # "" when they abstain
+    rule: str  # the class whose rule the caption fell under ("" when it names none, or several)
+    keyword: str  # the include keyword that named it
+    reason: str  # "labelled", "names no class", "names several classes: ...", or the rule's refusal
 
 
 @dataclass(frozen=True)
 class Rules:
     classes: list[ClassRule]
 
+    @property
+    def labels(self) -> list[str]:
+        return [r.label for r in self.classes]
+
+    def decide(self, caption: str | None) -> Decision:
+        """A caption gets the one class it names, unless that class's length limit or exclusions refuse
+        it. A caption naming two classes ("view of the living room from the kitchen") is not guessed at."""
+        text = (caption or "").strip()
+        named = [(r, k) for r in self.classes if (k := r.named_by(text))]
+        if not named:
+            return Decision("", "", "", "names no class")
+        if len(named) > 1:
+            return Decision("", "", "", "names several classes: " + ", ".join(r.label for r, _ in named))
+        rule, keyword = named[0]
+        why = rule.refusal(text)
+        return Decision("" if why else rule.label, rule.label, keyword, why or "labelled")
+
     def label(self, caption: str | None) -> str:
-        """The one class whose rule matches, or "" (abstain) when none or several do."""
-        hits = [r.label for r in self.classes if r.matches(caption or "")]
-        return hits[0] if len(hits) == 1 else ""
+        """The class the caption gets, or "" (abstain)."""
+        return self.decide(caption).label
 
 
 def load_rules(path: Path | str | None = None) -> Rules:
@@ -115,40 +150,6 @@ def _words(value: object, path: Path, where: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-@dataclass(frozen=True)
-class ClassScore:
-    precision: float  # of the captions the rules gave this label, the share whose known label agrees
-    coverage: float  # of the items known to be this class, the share the rules labelled at all
-    labelled: int
-    correct: int
-    support: int
-
-
-@dataclass(frozen=True)
-class GoldReport:
-    per_class: dict[str, ClassScore]
-    precision: float
-    coverage: float
-    n: int
-
-
-def score(predicted: list[str], gold: list[str]) -> GoldReport:
-    """Rule labels ("" = abstained) against known labels ("" = unknown, not counted)."""
-    pairs = [(p, g) for p, g in zip(predicted, gold) if g]
-    support = Counter(g for _, g in pairs)
-    labelled = Counter(p for p, _ in pairs if p)
-    correct = Counter(p for p, g in pairs if p and p == g)
-    covered = Counter(g for p, g in pairs if p)
-    per_class = {}
-    for c in sorted(set(support) | set(labelled)):
-        per_class[c] = ClassScore(precision=correct[c] / labelled[c] if labelled[c] else 0.0,
-                                  coverage=covered[c] / support[c] if support[c] else 0.0,
-                                  labelled=labelled[c], correct=correct[c], support=support[c])
-    n_lab = sum(labelled.values())
-    return GoldReport(per_class, precision=sum(correct.values()) / n_lab if n_lab else 0.0,
-                      coverage=n_lab / len(pairs) if pairs else 0.0, n=len(pairs))
-
-
 @dataclass
 class Labelled:
     out: Path
@@ -164,7 +165,8 @@ def label_csv(captions: Path, out: Path, rules: Rules, gold: Path | None = None)
     header, rows = read_csv(captions, "captions file", RulesError)
     if "caption" not in header:
         raise RulesError(f"{captions}: no `caption` column; found {header}")
-    labels = [rules.label(r.get("caption")) for r in rows]
+    decisions = [rules.decide(r.get("caption")) for r in rows]
+    labels = [d.label for d in decisions]
     out_header = [("label_given" if h == "label" else h) for h in header] + ["label"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as f:
@@ -172,7 +174,7 @@ def label_csv(captions: Path, out: Path, rules: Rules, gold: Path | None = None)
         w.writerow(out_header)
         for r, lab in zip(rows, labels):
             w.writerow([_rebase(r[h], captions, out) if h == "path" else r.get(h, "") for h in header] + [lab])
-    report = score(labels, _gold_labels(gold, header, rows)) if gold else None
+    report = score(decisions, _gold_labels(gold, header, rows), rules.labels) if gold else None
     return Labelled(out, len(rows), sum(1 for x in labels if x), dict(Counter(x for x in labels if x)), report)
 
 

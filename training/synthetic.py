@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from roomsight.regions import REGIONS  # listings live in one region each, so reports have per-region parts
+from roomsight.registries import Registry
+
 __all__ = [
     "CLASSES",
     "MANIFEST_COLUMNS",
@@ -38,20 +41,6 @@ __all__ = [
     "write_dataset",
 ]
 
-CLASSES: tuple[str, ...] = (
-    "bedroom",
-    "bathroom",
-    "kitchen",
-    "living_room",
-    "dining_room",
-    "swimming_pool",
-    "view",
-    "exterior",
-)
-
-# Default listing regions; a listing lives in exactly one, so downstream code
-# can test per-region splits and reports.
-REGIONS: tuple[str, ...] = ("eu-west", "us-east", "ap-south")
 
 RGB = tuple[int, int, int]
 Rng = np.random.Generator
@@ -231,6 +220,13 @@ class _Canvas:
 # --------------------------------------------------------------------------
 
 
+Painter = Callable[[_Canvas, Rng], None]
+
+# The registry: one small function per class, registered where it is defined, so adding a class is
+# adding a painter (and its caption templates below).
+PAINTERS: Registry[Painter] = Registry("painter")
+
+
 def _room(c: _Canvas, rng: Rng, label: str, wall: RGB | None = None) -> float:
     """Back wall + floor; returns where they meet (relative y).
 
@@ -344,6 +340,7 @@ def _duvet_colour(rng: Rng) -> RGB:
     return _pick(rng, _FABRICS, 16)
 
 
+@PAINTERS.register("bedroom")
 def _paint_bedroom(c: _Canvas, rng: Rng) -> None:
     """A bed, from the foot end (most listing photos) or from the side.
 
@@ -424,6 +421,7 @@ def _bed_from_side(c: _Canvas, rng: Rng, horizon: float) -> None:
                   _jitter(rng, (250, 250, 250), 5), radius=0.025, outline=(200, 200, 200))
 
 
+@PAINTERS.register("bathroom")
 def _paint_bathroom(c: _Canvas, rng: Rng) -> None:
     """Tiled wall grid + white ceramic fixtures (bath, toilet, basin)."""
     wall = _wall_colour(rng, "bathroom")
@@ -490,6 +488,7 @@ _FIXTURES: dict[str, Callable[[_Canvas, Rng, float, float, float], None]] = {
 }
 
 
+@PAINTERS.register("kitchen")
 def _paint_kitchen(c: _Canvas, rng: Rng) -> None:
     """A run of base cabinets with a counter, hob rings, and wall cabinets.
 
@@ -540,6 +539,7 @@ def _paint_kitchen(c: _Canvas, rng: Rng) -> None:
             c.rect(float(u) + 0.02, bottom - 0.05, float(u) + 0.03, bottom - 0.02, (70, 70, 74))
 
 
+@PAINTERS.register("living_room")
 def _paint_living_room(c: _Canvas, rng: Rng) -> None:
     """Sofa (low back, two arms, cushions) on a rug, coffee table, maybe TV."""
     horizon = _room(c, rng, "living_room")
@@ -603,6 +603,7 @@ def _chair_back(c: _Canvas, x: float, seat_y: float, top_y: float, colour: RGB) 
         c.rect(sx - 0.005, top_y, sx + 0.005, seat_y, colour)
 
 
+@PAINTERS.register("dining_room")
 def _paint_dining_room(c: _Canvas, rng: Rng) -> None:
     """A table with a row of chair backs behind it, end chairs, pendant lamp.
 
@@ -652,6 +653,7 @@ def _paint_dining_room(c: _Canvas, rng: Rng) -> None:
     c.ellipse(lx - 0.03, ly + 0.08, lx + 0.03, ly + 0.125, (255, 240, 190))
 
 
+@PAINTERS.register("swimming_pool")
 def _paint_swimming_pool(c: _Canvas, rng: Rng) -> None:
     """Sky, hedge or trees, stone deck, and a trapezoid of rippled blue water."""
     horizon = float(rng.uniform(0.22, 0.4))
@@ -709,6 +711,7 @@ def _paint_swimming_pool(c: _Canvas, rng: Rng) -> None:
                    (side + 0.16, y - 0.02), (side, y - 0.02)], col)
 
 
+@PAINTERS.register("view")
 def _paint_view(c: _Canvas, rng: Rng) -> None:
     """Big sky, a horizon and landscape (mountains, sea or hills): no room.
 
@@ -755,6 +758,7 @@ def _paint_view(c: _Canvas, rng: Rng) -> None:
             c.rect(float(x), top, float(x) + 0.01, 1.5, rail)
 
 
+@PAINTERS.register("exterior")
 def _paint_exterior(c: _Canvas, rng: Rng) -> None:
     """House facade: walls, roof triangle, rows of windows, a door, a lawn."""
     ground = float(rng.uniform(0.7, 0.84))
@@ -804,21 +808,9 @@ def _paint_exterior(c: _Canvas, rng: Rng) -> None:
             c.rect(float(x), fy - 0.04, float(x) + 0.012, fy + 0.06, fence)
 
 
-Painter = Callable[[_Canvas, Rng], None]
-
-# The registry: one small function per class, so adding a class is adding a
-# painter here and a name to CLASSES (and caption templates below).
-PAINTERS: dict[str, Painter] = {
-    "bedroom": _paint_bedroom,
-    "bathroom": _paint_bathroom,
-    "kitchen": _paint_kitchen,
-    "living_room": _paint_living_room,
-    "dining_room": _paint_dining_room,
-    "swimming_pool": _paint_swimming_pool,
-    "view": _paint_view,
-    "exterior": _paint_exterior,
-}
-assert tuple(PAINTERS) == CLASSES, "every class needs exactly one painter"
+# The classes, in the order they were registered above: bedroom, bathroom, kitchen, living_room,
+# dining_room, swimming_pool, view, exterior.
+CLASSES: tuple[str, ...] = PAINTERS.names()
 
 
 # --------------------------------------------------------------------------

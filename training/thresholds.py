@@ -1,52 +1,86 @@
-"""Per-class decision thresholds at a target precision, chosen on validation data.
+"""Per-class decision thresholds at a target precision.
 
-For class c, predictions are the images whose top class is c; raising c's threshold turns the least
-confident of them into "unsure". We take the lowest threshold whose precision on validation reaches
-the target, which keeps the most recall. A class that never reaches the target gets a threshold above
-every score (it always answers "unsure") rather than a silently imprecise one.
+For class c, the candidates are the images whose top class is c; raising c's threshold turns the least
+confident of them into "unsure". Each cut between two distinct scores answers n images of which k are
+right. Two ways to pick the cut:
+
+  point  the lowest threshold whose precision k/n reaches the target on the data it is chosen on. With
+         a few dozen images per class that figure is itself noisy, and picking the cut where it first
+         touches the target picks the luckiest one: on new photos precision then falls short about half
+         the time.
+  lcb    the lowest threshold whose one-sided Clopper-Pearson lower confidence bound on precision (at
+         `confidence`) reaches the target: the precision is claimed only where k right out of n makes a
+         lower true precision implausible. It holds for every class on new photos, and answers far less:
+         a class needs some 40-60 right answers in a row before any cut can be claimed.
+  (benchmarks/threshold_sim.py measures how often each falls short on new photos.)
+
+A class that no cut takes to the target abstains: its threshold is above every score (it always answers
+"unsure") rather than silently imprecise, and `reached` says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
+
+Method = Literal["point", "lcb"]
+METHODS: tuple[str, ...] = ("point", "lcb")
+NEVER = 1.0 + 1e-6  # a threshold above every probability: the class always answers "unsure"
 
 
 @dataclass(frozen=True)
 class ClassThreshold:
     threshold: float
     precision: float  # on the data it was chosen on, at the threshold
+    lower: float  # the lower confidence bound on that precision (equal to precision for `point`)
     recall: float
+    answered: int  # images of the chosen-on data this class answers at the threshold
     support: int
-    reached: bool  # False: no threshold reaches the target precision
+    reached: bool  # False: no threshold reaches the target; the class abstains
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list[str],
-                            target: float = 0.95) -> dict[str, ClassThreshold]:
+def lower_bound(correct: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided Clopper-Pearson lower bound on a binomial proportion: the p for which `correct` or more
+    successes in `n` trials has probability 1 - confidence. 0 where nothing is right."""
+    from scipy.stats import beta
+
+    correct, n = np.asarray(correct, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(1.0 - confidence, correct, n - correct + 1.0)
+    return np.where(correct > 0, np.nan_to_num(bound), 0.0)
+
+
+def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list[str], target: float = 0.95, *,
+                            method: Method = "point", confidence: float = 0.95) -> dict[str, ClassThreshold]:
     """`probs`: (N, C) softmax outputs; `y_true`: (N,) class indices."""
+    if method not in METHODS:
+        raise ValueError(f"threshold method must be one of {', '.join(METHODS)}; got {method!r}")
     top = probs.argmax(axis=1)
     score = probs.max(axis=1)
     out = {}
     for c, name in enumerate(classes):
         support = int((y_true == c).sum())
         mask = top == c
-        s = score[mask]
-        correct = (y_true[mask] == c)
-        order = np.argsort(-s, kind="stable")
-        s, correct = s[order], correct[order]
+        order = np.argsort(-score[mask], kind="stable")
+        s, correct = score[mask][order], (y_true[mask] == c)[order]
         tp = np.cumsum(correct)
         n = np.arange(1, len(s) + 1)
         prec = tp / n if len(s) else np.array([])
+        bound = lower_bound(tp, n, confidence) if method == "lcb" else prec
         # Cut only between distinct scores: equal scores are all kept or all dropped by a threshold.
         distinct = np.r_[s[1:] != s[:-1], True] if len(s) else np.array([], dtype=bool)
-        ok = np.flatnonzero((prec >= target) & distinct)
+        ok = np.flatnonzero((bound >= target) & distinct)
         if len(ok):
             k = ok[-1]
-            out[name] = ClassThreshold(float(s[k]), float(prec[k]), float(tp[k] / support) if support else 0.0,
-                                       support, True)
+            out[name] = ClassThreshold(float(s[k]), float(prec[k]), float(bound[k]),
+                                       float(tp[k] / support) if support else 0.0, int(n[k]), support, True)
         else:
-            out[name] = ClassThreshold(1.0 + 1e-6, 0.0, 0.0, support, False)
+            out[name] = ClassThreshold(NEVER, 0.0, float(bound.max()) if len(bound) else 0.0, 0.0, 0, support, False)
     return out
 
 
@@ -56,3 +90,12 @@ def apply_thresholds(probs: np.ndarray, classes: list[str], thresholds: dict[str
     score = probs.max(axis=1)
     limits = np.asarray([thresholds.get(c, 0.0) for c in classes])
     return np.where(score >= limits[top], top, -1)
+
+
+def describe_method(method: Method, target: float, confidence: float, source: str) -> str:
+    """One line for reports and the model's metadata: how the thresholds were chosen, on what."""
+    if method == "lcb":
+        return (f"per-class thresholds where the {confidence:.0%} Clopper-Pearson lower bound on precision "
+                f"reaches {target:.2f}, on {source}")
+
+    return f"per-class thresholds where precision reaches {target:.2f}, on {source}"

@@ -24,6 +24,10 @@ class FitConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05
     patience: int = 3  # epochs without validation improvement before stopping
+    # False: train every epoch and keep the last weights, the validation set only watched: for a member whose
+    # validation set is the fold it must predict unseen (training.crossfit), choosing its epoch on that fold
+    # would flatter those predictions.
+    early_stopping: bool = True
     head_only: bool = False
     seed: int = 0
     augment: bool = True
@@ -107,7 +111,9 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_valid:
         history.append(row)
         if on_epoch:
             on_epoch(epoch, row)
-        if acc > best_acc:
+        if not cfg.early_stopping:
+            best_acc, best_epoch = acc, epoch
+        elif acc > best_acc:
             best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= cfg.patience:
             break

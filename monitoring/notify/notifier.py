@@ -22,6 +22,7 @@ from monitoring import mailer
 from monitoring.notify import messages, payloads
 from monitoring.notify.webhook import Delivery, post
 from roomsight.config import Settings, SmtpSettings, WebhookSettings
+from roomsight.errors import MailError
 from roomsight.events import DriftAlarm, RolloutEvent
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class EmailTarget:
         smtp = self.smtp.model_copy(update={"timeout_s": max(0.1, min(self.smtp.timeout_s, deadline - time.monotonic()))})
         try:
             mailer.send(smtp, (), subject, text, html)
-        except mailer.MailError as exc:
+        except MailError as exc:
             return Delivery(self.label, event.kind, False, 1, error=str(exc))
         return Delivery(self.label, event.kind, True, 1)
 

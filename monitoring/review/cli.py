@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
 from roomsight.errors import UserError
 
@@ -42,7 +43,7 @@ def serve(
     from roomsight.db import engine_for
     from roomsight.listening import listen, serve_http
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     if not settings.review.tokens:
         raise UserError("no reviewer tokens configured: set review.tokens in the config file or "
                         "ROOMSIGHT_REVIEW__TOKENS='{\"reviewer-id\": \"token\"}'")
@@ -93,7 +94,7 @@ def stats(
     from monitoring.review.stats import Summary, by_region, cohen_kappa, gate_metrics, summarize
     from roomsight.db import engine_for
 
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     engine = engine_for(settings.db_url)
     target = _rollout_asked(engine, rollout) or queue.current_rollout(engine)
     if target:
@@ -175,7 +176,7 @@ def export(
     from roomsight.userfiles import check_output_file
 
     check_output_file(out, "--out", ".csv")
-    settings = ctx.obj.settings
+    settings = of(ctx).settings
     engine = engine_for(settings.db_url)
     store = PhotoStore.for_settings(settings)
     target = _rollout_asked(engine, rollout)

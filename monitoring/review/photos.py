@@ -22,16 +22,12 @@ from pathlib import Path
 from PIL import Image
 
 from roomsight.config import Settings
-from roomsight.errors import UserError
+from roomsight.errors import BadRequestId
 from roomsight.images import DecodedImage, jpeg_without_metadata
 
 JPEG_QUALITY = 85
 
 log = logging.getLogger(__name__)
-
-
-class BadRequestId(UserError, ValueError):
-    """A request id that is not a UUID: it could name a path outside the store."""
 
 
 class PhotoStore:
@@ -102,8 +98,8 @@ class PhotoKeeper:
     """Keeps served photos for review off the request path. `keep` only appends to a deque: no thread is
     woken per request. One thread writes whatever has gathered every `interval_s`.
 
-    Why not a write per request on an executor thread: at 10 requests a second on 2 cores, that hand-off
-    added about 6 ms to the median answer (BENCHMARKS.md, serving notes), although a write takes 0.2 ms.
+    Why not a write per request on an executor thread: that hand-off added more to the median answer than
+    the write itself takes (BENCHMARKS.md, serving, how the shadow overhead came down).
     Photos are best effort: a full or read-only disk is logged, and past `max_pending` unwritten photos
     new ones are dropped and counted, never raised into serving."""
 

@@ -28,19 +28,11 @@ from monitoring.review.photos import PhotoStore
 from monitoring.review.sampling import fill  # noqa: F401 - callers fill the queue through it
 from monitoring.review.stats import UNUSABLE, Reviewed, resolve
 from roomsight.config import Settings
-from roomsight.errors import UserError
+from roomsight.errors import ReviewError, UserError
 from roomsight.rollout_state import read_state
 from roomsight.tables import predictions, review_items, review_verdicts
 
 CLAIM_ATTEMPTS = 20
-
-
-class ReviewError(UserError):
-    """A request the queue refuses; `status` is the HTTP status the page gets."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

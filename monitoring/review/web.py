@@ -25,11 +25,12 @@ from starlette.exceptions import HTTPException
 from monitoring.review import queue
 from monitoring.review.api_models import CLAIM_LINKS, PHOTO, Claimed, Me, Progress, Recorded, refusals, with_labels
 from monitoring.review.photos import PhotoStore
-from monitoring.review.queue import Claim, ReviewError
+from monitoring.review.queue import Claim
 from monitoring.review.stats import UNUSABLE
 from roomsight.auth import bearer_token, token_holder
 from roomsight.config import Settings
 from roomsight.db import engine_for
+from roomsight.errors import ReviewError
 from roomsight.http_errors import invalid_message
 
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
-from roomsight.errors import UserError
 from rollout.report import plots
 from rollout.report.plots import Plot
 from rollout.report.inputs import ReportInput, from_events, from_outcome, from_status
@@ -91,10 +90,7 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
     current = control.current().state.rollout_id
     if rollout_id is None or rollout_id == current:
         return from_status(control.status(), control.plan, events)
-    try:
-        return from_events(rollout_id, control.plan, events)
-    except ValueError:
-        raise UserError(f"rollout {rollout_id} has no recorded events (start, promote, rollback) in MLflow") from None
+    return from_events(rollout_id, control.plan, events)
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:

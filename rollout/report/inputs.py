@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from roomsight.errors import UserError
+
 if TYPE_CHECKING:
     from rollout.control import Outcome as Change, Status
     from rollout.plan import Plan
@@ -193,7 +195,7 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
     """A past rollout, from what MLflow recorded: its last state and the conditions of its last decision."""
     mine = _of_rollout(events, rollout_id)
     if not mine:
-        raise ValueError(f"no recorded events for rollout {rollout_id}")
+        raise UserError(f"rollout {rollout_id} has no recorded events (start, promote, rollback) in MLflow")
     last = mine[-1]
     decided = next((e for e in reversed(mine) if e.get("conditions")), None)
     to_full = last.get("to") == "full"

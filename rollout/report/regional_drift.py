@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from monitoring.drift import DriftError, DriftResult, Window, check
+from monitoring.drift import DriftResult, Window, check
 from roomsight.config import Settings
+from roomsight.errors import DriftError
 
 
 @dataclass(frozen=True)

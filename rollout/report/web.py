@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from rollout.api_models import refusals
 from rollout.control import ControlPlane
 from rollout.report.live import Built, LiveReport
 from rollout.report.render import assets_dir
@@ -41,7 +42,12 @@ def add_report_page(app: FastAPI, live: LiveReport, operator: Callable[[Request]
             return JSONResponse({"error": f"no asset {name!r}"}, status_code=404)
         return FileResponse(assets_dir() / name, media_type=ASSETS[name])
 
-    @app.get("/api/report")
+    @app.get("/api/report", response_class=Response, summary="The live report as an HTML fragment",
+             responses={200: {"description": "The report's fragment (an <article>), HTML; `X-Refresh-S` says how "
+                                             "often to ask again, with `If-None-Match` set to the `ETag`.",
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
+                        304: {"description": "The report has not changed since the ETag sent in If-None-Match."},
+                        **refusals(503)})
     def report(request: Request, cp: ControlPlane = Depends(operator)) -> Response:
         built = latest()
         if isinstance(built, JSONResponse):
@@ -53,7 +59,10 @@ def add_report_page(app: FastAPI, live: LiveReport, operator: Callable[[Request]
             return Response(status_code=304, headers=headers)
         return HTMLResponse(built.fragment, headers=headers)
 
-    @app.get("/api/report/file")
+    @app.get("/api/report/file", response_class=Response, summary="The live report as one self-contained file",
+             responses={200: {"description": "The report as a standalone HTML file, sent as an attachment.",
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
+                        **refusals(503)})
     def report_file(cp: ControlPlane = Depends(operator)) -> Response:
         built = latest()
         if isinstance(built, JSONResponse):

@@ -1,4 +1,7 @@
-"""The `rollout` command line: training, serving and the control plane behind one Typer app.
+"""The `rollout` command line: one Typer app composing the commands each area contributes (training,
+monitoring, the review queue, plans, `cli_run`'s serve/api/report/demo) and owning the control plane's
+(start, promote, rollback, status, history). The settings reach every command through the typed context
+(roomsight.cli_context).
 
 Heavy imports (torch, Ray, MLflow) happen inside the commands, so `rollout --help` is instant.
 """
@@ -14,10 +17,11 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from roomsight.config import Settings, load_settings
+from roomsight.cli_context import CliContext, of
 from roomsight.console import console, err, friendly
 from roomsight.errors import UserError
-from rollout.cli_format import describe_state, pct, print_conditions
+from shell.cli_format import describe_state, pct, print_conditions
+from shell.context import control_of
 
 app = typer.Typer(
     name="rollout",
@@ -31,35 +35,15 @@ app = typer.Typer(
 # Each area contributes its own commands; this module only composes them (and owns the control plane's).
 from monitoring.cli import app as monitoring_app  # noqa: E402 - composed after the root app exists
 from monitoring.review.cli import app as review_app  # noqa: E402
-from rollout.cli_plan import app as plan_app  # noqa: E402
+from shell.cli_plan import app as plan_app  # noqa: E402
+from shell.cli_run import app as run_app  # noqa: E402
 from training.cli import app as training_app  # noqa: E402
 
+app.add_typer(run_app)  # serve, api, report, demo
 app.add_typer(training_app)  # train, labels, evaluate, embed
 app.add_typer(monitoring_app)  # inspect, drift
 app.add_typer(review_app, name="review")
 app.add_typer(plan_app, name="plan")
-
-
-class Ctx:
-    def __init__(self, config: Path | None, plan: Path | None, actor: str | None) -> None:
-        self.config_path, self.plan_path, self.actor = config, plan, actor
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-        return self._settings
-
-    def plan(self):  # noqa: ANN201 - rollout.plan.Plan
-        from rollout.plan import load_plan
-
-        return load_plan(self.plan_path or self.settings.plan)
-
-    def control(self):  # noqa: ANN201 - rollout.control.ControlPlane
-        from rollout.control import ControlPlane
-
-        return ControlPlane(self.settings, self.plan(), actor=self.actor)
 
 
 @app.callback()
@@ -70,37 +54,7 @@ def main_options(
     plan: Optional[Path] = typer.Option(None, "--plan", help="Rollout plan YAML (default: the `plan` setting, else the shipped plan)."),
     actor: Optional[str] = typer.Option(None, "--actor", help="Who is acting, recorded with every change (default: the OS user)."),
 ) -> None:
-    ctx.obj = Ctx(config, plan, actor)
-
-
-# -- serving ----------------------------------------------------------------------------------------
-@app.command()
-@friendly
-def serve(
-    ctx: typer.Context,
-    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default: serve.port, 8000)."),
-    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
-) -> None:
-    """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
-    from serving.runner import start_serve
-
-    settings = _with_address(ctx.obj.settings, "serve", host, port)
-    from rollout.guard import GUARD_ACTOR, Guard
-
-    control = ctx.obj.control()
-    state = control.current().state
-    console.print(describe_state(state, control.step_label(state) if state.in_progress else None))
-    url = start_serve(settings)
-    guard = Guard(control.with_actor(GUARD_ACTOR))
-    guard.start()
-    console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
-                  "the guard watches each step's conditions and acts as the plan says; Ctrl-C stops")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        guard.stop()
-        console.print("stopping")
+    ctx.obj = CliContext(config, plan, actor)
 
 
 # -- control plane ----------------------------------------------------------------------------------
@@ -112,7 +66,7 @@ def start(
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
 ) -> None:
     """Start a rollout: the candidate runs in shadow beside the champion; the champion still answers."""
-    out = ctx.obj.control().start(candidate, reason)
+    out = control_of(ctx).start(candidate, reason)
     console.print(f"rollout {out.after.rollout_id}: {describe_state(out.after, out.to_step)}")
 
 
@@ -130,10 +84,10 @@ def promote(
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
 ) -> None:
     """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
-    from rollout.control import GatesFailed
+    from roomsight.errors import GatesFailed
 
     region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None
-    cp = ctx.obj.control()
+    cp = control_of(ctx)
     try:
         out = cp.promote(stage, region_list, percent, force=force, reason=reason, dry_run=dry_run)
     except GatesFailed as exc:
@@ -160,7 +114,7 @@ def rollback(
     reason: str = typer.Option(..., "--reason", help="Why, for the record."),
 ) -> None:
     """Take the candidate off all traffic (or, after full, restore the previous champion)."""
-    out = ctx.obj.control().rollback(reason)
+    out = control_of(ctx).rollback(reason)
     console.print(f"rolled back; now: {describe_state(out.after)}")
 
 
@@ -172,7 +126,7 @@ def status(
 ) -> None:
     """Where the rollout stands: its step, both versions, the split, the evidence, what the guard watches and
     what must pass to leave the step."""
-    st = ctx.obj.control().status()
+    st = control_of(ctx).status()
     if as_json:
         print(json.dumps(st.to_dict(), indent=1))
         return
@@ -183,6 +137,9 @@ def status(
                       f"{ev.get('compared', 0) or 0:.0f} compared, agreement {pct(ev.get('agreement'))}, "
                       f"candidate served {ev.get('candidate_served', 0) or 0:.0f}, error rate {pct(ev.get('candidate_error_rate'))}, "
                       f"{ev.get('reviewed', 0) or 0:.0f} reviewed")
+        from monitoring.drift_checks import describe
+
+        console.print(describe(ev, of(ctx).settings))
     if st.watch:
         console.print("watched by the guard on this step:")
         print_conditions(console, st.watch)
@@ -203,7 +160,7 @@ def history(
 ) -> None:
     """Rollout events as recorded in MLflow, newest first: who did what, why, and the conditions' outcomes.
     With --at, which version answered each region at that moment."""
-    cp = ctx.obj.control()
+    cp = control_of(ctx)
     if at is not None:
         _live_at(cp, _moment(at), region, as_json)
         return
@@ -244,10 +201,11 @@ def _live_at(cp, when: float, region: str | None, as_json: bool) -> None:  # noq
 def _moment(text: str) -> float:
     """An ISO time (UTC unless it names a zone) or an age ('2h': two hours ago) as unix seconds."""
     from roomsight.durations import parse_duration
+    from roomsight.errors import DurationError
 
     try:
         return time.time() - parse_duration(text)
-    except ValueError:
+    except DurationError:
         pass
     try:
         parsed = datetime.fromisoformat(text)
@@ -258,73 +216,6 @@ def _moment(text: str) -> float:
 
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _with_address(settings: Settings, section: str, host: str | None, port: int | None) -> Settings:
-    """`settings` with the host and port of `section` (serve, control) replaced by the options given."""
-    given = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    if not given:
-        return settings
-    return settings.model_copy(update={section: getattr(settings, section).model_copy(update=given)})
-
-
-@app.command("api")
-@friendly
-def api(
-    ctx: typer.Context,
-    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default: control.port, 8082)."),
-    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: control.host, 127.0.0.1)."),
-) -> None:
-    """Expose start/promote/rollback/status/history over HTTP, for operators holding a control.tokens token."""
-    from roomsight.listening import listen, serve_http
-    from rollout.api import create_app
-
-    settings = _with_address(ctx.obj.settings, "control", host, port)
-    web = create_app(ctx.obj.control(), settings.control.tokens)  # refuses without tokens, before binding
-    host, port = settings.control.host, settings.control.port
-    sock = listen(host, port, "control")
-    console.print(f"control plane on http://{host}:{port}/api/ (status, history, start, promote, rollback); "
-                  f"the read-only rollout page on http://{host}:{port}/; "
-                  f"{len(settings.control.tokens)} operator token(s); Ctrl-C stops")
-    serve_http(web, sock)
-
-
-@app.command("report")
-@friendly
-def report(
-    ctx: typer.Context,
-    out: Path = typer.Option(..., "--out", help="HTML file to write (one self-contained file: open it anywhere, offline)."),
-    rollout: Optional[str] = typer.Option(None, "--rollout", help="Rollout id, or its first characters (default: the "
-                                          "current rollout, else the most recently recorded one)."),
-) -> None:
-    """Write the rollout report: verdict, plan, each gate's outcome and numbers, segments, plots, drift, photos."""
-    from rollout.report.build import latest_recorded, resolve_rollout, write_report
-    from roomsight.userfiles import check_output_file
-
-    check_output_file(out, "--out", ".html")
-    control = ctx.obj.control()
-    target = resolve_rollout(control, rollout) if rollout else None
-    if target is None and control.current().state.rollout_id is None:
-        target = latest_recorded(control)
-        if target:
-            console.print(f"no rollout in progress; reporting on the most recent one, {target}")
-    with console.status("gathering evidence, plots, drift checks and photos..."):
-        write_report(control, out, target)
-    console.print(f"wrote {out}")
-
-
-@app.command()
-@friendly
-def demo(
-    ctx: typer.Context,
-    data: Optional[Path] = typer.Option(None, "--data", help="Real photos to use instead of the synthetic ones."),
-    keep: Optional[Path] = typer.Option(None, "--keep", help="Run folder to keep (default: a fresh folder under ./demo-run)."),
-    port: int = typer.Option(8765, "--port", help="HTTP port for the demo's Serve app."),
-) -> None:
-    """Run the staged-rollout story end to end on the embedded synthetic photos."""
-    from rollout.demo import run_demo
-
-    run_demo(data=data, run_dir=keep, port=port, console=console)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from roomsight.console import console, friendly
+from shell.context import control_of, plan_of
 
 app = typer.Typer(help="Rollout plans: the steps, what must pass to leave each, what is watched; replay one over a "
                        "logged rollout.", no_args_is_help=True)
@@ -19,10 +20,10 @@ app = typer.Typer(help="Rollout plans: the steps, what must pass to leave each, 
 @friendly
 def show(ctx: typer.Context) -> None:
     """Print the rollout plan in words, step by step."""
-    from rollout.plan import METRICS
+    from rollout.metrics import METRICS
     from rollout.plan_text import describe
 
-    for line in describe(ctx.obj.plan()):
+    for line in describe(plan_of(ctx)):
         console.print(line, highlight=False)
     console.print("Gate metrics: " + "; ".join(f"{k}: {v}" for k, v in METRICS.items()), highlight=False)
 
@@ -40,7 +41,7 @@ def replay(
     from rollout.report.build import resolve_rollout
     from rollout.replay import replay as run
 
-    cp = ctx.obj.control()
+    cp = control_of(ctx)
     if plan is not None:
         cp.plan = load_plan(plan)
     rid = resolve_rollout(cp, rollout)
@@ -58,7 +59,8 @@ def replay(
 @friendly
 def convert(path: Path = typer.Argument(..., help="A plan file in the format before steps (stage sections and gates).")) -> None:
     """Print an old plan (shadow/limited/gradual sections, gates per stage) as a plan with steps."""
-    from rollout.plan import PlanError, parse_plan
+    from roomsight.errors import PlanError
+    from rollout.plan import parse_plan
     from rollout.plan_legacy import is_legacy, to_steps
     from roomsight.userfiles import read_yaml
 

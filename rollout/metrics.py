@@ -1,0 +1,30 @@
+"""The evidence metrics a plan's gates may name, each with what it means. The providers in
+`rollout.evidence` compute them; a test checks that the two lists agree both ways."""
+
+from __future__ import annotations
+
+METRICS: dict[str, str] = {
+    "requests": "requests logged during the rollout",
+    "compared": "requests where both models answered (shadow comparisons)",
+    "agreement": "share of compared requests where both models agreed",
+    "candidate_served": "requests the candidate answered",
+    "candidate_requests": "requests the candidate ran on, answering or in shadow",
+    "candidate_error_rate": "share of candidate calls that failed or timed out",
+    "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
+    "champion_p99_ms": "champion model latency, 99th percentile (ms)",
+    "candidate_errors": "candidate calls that failed or timed out",
+    # review verdicts (monitoring.review)
+    "reviewed": "review-queue items with a verdict in this rollout",
+    "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
+    "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
+    "precision_margin": "candidate minus champion precision lower bounds",
+    "min_class_precision": "lowest per-class candidate precision (point estimate) among reviewed classes",
+    "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
+    # inputs and drift (monitoring)
+    "ood_share": "share of requests flagged out-of-domain",
+    "drift_alarm": "1 if the latest drift check over the rollout's recent traffic (monitoring.drift_check_window predictions) raised an alarm, else 0 (none if older than monitoring.drift_max_age_s)",
+    "drifted_share": "share of monitored columns Evidently reports as drifted",
+    "drift_age_s": "seconds since the drift check that drift_alarm and drifted_share come from",
+}
+# Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
+COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed"})

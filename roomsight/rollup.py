@@ -1,0 +1,181 @@
+"""Per-minute counts of each rollout's logged requests (the `prediction_minutes` table), kept by the
+database itself.
+
+Triggers on `predictions` add every inserted row to its (rollout, minute) counts, move every updated one
+(a shadow result arriving changes `disagreement`, `shadow_status`, `candidate_ms`) and subtract every
+deleted one, inside the writer's own transaction. So the counts are exact whoever writes: the ingress, a
+journal replay after a crash, a retried batch, a test. A rollout's counts are then a sum over one row per
+minute of it (`counts`), never a scan of its requests; `as_of` adds the last partial minute from the log.
+
+SQLite runs a row trigger per request; PostgreSQL a statement trigger over the statement's transition
+tables (one upsert per batch, keys in order so concurrent writers lock them in the same order).
+`install` creates the triggers on a database that lacks them (a log written before they existed) and
+backfills the counts from the rows already there, while writers wait (roomsight.db.writers_excluded).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from sqlalchemy import Connection, func, select, text
+
+from roomsight.tables import ROLLUP_COUNTERS, candidate_ran, prediction_minutes
+
+VERSION = 1  # bump when a counter's definition changes: install() then drops the old triggers and backfills
+PREFIX = "prediction_minutes_"
+TRIGGERS = tuple(f"{PREFIX}v{VERSION}_{op}" for op in ("insert", "update", "delete"))
+_FUNCTION = f"{PREFIX}v{VERSION}"  # PostgreSQL's trigger function
+MINUTE_S = 60
+
+
+def minute_sql(dialect: str, row: str = "") -> str:
+    """floor(ts / 60) in SQL, as the triggers compute it (PostgreSQL's CAST rounds, SQLite's truncates)."""
+    if dialect == "postgresql":
+        return f"CAST(floor({row}ts / {MINUTE_S}) AS BIGINT)"
+    return f"CAST({row}ts / {MINUTE_S} AS INTEGER)"
+
+
+def counter_sql(dialect: str, row: str = "") -> dict[str, str]:
+    """Each counter's contribution of one row (0 or 1), in SQL over the columns qualified by `row`."""
+    ran = candidate_ran(row)
+    if dialect == "postgresql":
+        flags = f"{row}ood -> 'flags'"
+        flagged = (f"CASE WHEN json_typeof({flags}) = 'array' THEN "
+                   f"(CASE WHEN json_array_length({flags}) > 0 THEN 1 ELSE 0 END) ELSE 0 END")
+    else:
+        # json_valid first: a trigger that raised on a malformed value would lose the writer's whole batch.
+        flagged = (f"CASE WHEN json_valid({row}ood) THEN (CASE WHEN json_type({row}ood, '$.flags') = 'array' "
+                   f"AND json_array_length({row}ood, '$.flags') > 0 THEN 1 ELSE 0 END) ELSE 0 END")
+    out = {
+        "requests": "1",
+        "compared": f"CASE WHEN {row}disagreement IS NOT NULL THEN 1 ELSE 0 END",
+        "disagreements": f"CASE WHEN {row}disagreement THEN 1 ELSE 0 END",
+        "candidate_served": f"CASE WHEN {row}served_by = 'candidate' THEN 1 ELSE 0 END",
+        "candidate_calls": f"CASE WHEN {ran} THEN 1 ELSE 0 END",
+        "candidate_errors": f"CASE WHEN {ran} AND {row}candidate_error IS NOT NULL THEN 1 ELSE 0 END",
+        "candidate_timed": f"CASE WHEN {ran} AND {row}candidate_ms IS NOT NULL THEN 1 ELSE 0 END",
+        "champion_timed": f"CASE WHEN {row}champion_ms IS NOT NULL THEN 1 ELSE 0 END",
+        "ood_flagged": flagged,
+    }
+    assert tuple(out) == ROLLUP_COUNTERS
+    return out
+
+
+_COLUMNS = ", ".join(("rollout_id", "minute", *ROLLUP_COUNTERS))
+_ADD = ", ".join(f"{c} = prediction_minutes.{c} + excluded.{c}" for c in ROLLUP_COUNTERS)
+
+
+def _sqlite_upsert(row: str, sign: str) -> str:
+    values = ", ".join(f"{sign}({e})" for e in counter_sql("sqlite", row).values())
+    # SELECT ... WHERE (not VALUES): the trigger skips requests outside a rollout; SQLite's upsert after a
+    # SELECT needs the WHERE to parse.
+    return (f"INSERT INTO prediction_minutes ({_COLUMNS}) SELECT {row}rollout_id, {minute_sql('sqlite', row)}, {values} "
+            f"WHERE {row}rollout_id IS NOT NULL ON CONFLICT (rollout_id, minute) DO UPDATE SET {_ADD};")
+
+
+def _postgres_delta(source: str, sign: str) -> str:
+    values = ", ".join(f"{sign}({e}) AS {c}" for c, e in counter_sql("postgresql", "r.").items())
+    return f"SELECT r.rollout_id, {minute_sql('postgresql', 'r.')} AS minute, {values} FROM {source} r WHERE r.rollout_id IS NOT NULL"
+
+
+def install_sql(dialect: str) -> list[str]:
+    """The DDL of the triggers (and PostgreSQL's trigger function)."""
+    ins, upd, dele = TRIGGERS
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {ins} AFTER INSERT ON predictions BEGIN {_sqlite_upsert('NEW.', '+')} END",
+            f"CREATE TRIGGER {upd} AFTER UPDATE ON predictions BEGIN {_sqlite_upsert('OLD.', '-')} "
+            f"{_sqlite_upsert('NEW.', '+')} END",
+            f"CREATE TRIGGER {dele} AFTER DELETE ON predictions BEGIN {_sqlite_upsert('OLD.', '-')} END",
+        ]
+    if dialect != "postgresql":
+        raise NotImplementedError(f"no rollup triggers for the {dialect} dialect")
+    sums = ", ".join(f"sum({c})" for c in ROLLUP_COUNTERS)
+
+    def upsert(deltas: str) -> str:
+        return (f"INSERT INTO prediction_minutes ({_COLUMNS}) SELECT rollout_id, minute, {sums} FROM ({deltas}) d "
+                f"GROUP BY 1, 2 ORDER BY 1, 2 ON CONFLICT (rollout_id, minute) DO UPDATE SET {_ADD};")
+
+    body = (f"IF TG_OP = 'INSERT' THEN {upsert(_postgres_delta('new_rows', ''))} "
+            f"ELSIF TG_OP = 'UPDATE' THEN {upsert(_postgres_delta('old_rows', '-') + ' UNION ALL ' + _postgres_delta('new_rows', ''))} "
+            f"ELSE {upsert(_postgres_delta('old_rows', '-'))} END IF; RETURN NULL;")
+    return [
+        f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN {body} END $fn$",
+        f"CREATE TRIGGER {ins} AFTER INSERT ON predictions REFERENCING NEW TABLE AS new_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}()",
+        f"CREATE TRIGGER {upd} AFTER UPDATE ON predictions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}()",
+        f"CREATE TRIGGER {dele} AFTER DELETE ON predictions REFERENCING OLD TABLE AS old_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}()",
+    ]
+
+
+def installed(conn: Connection) -> set[str]:
+    """Names of the rollup triggers (any version) on `predictions`."""
+    if conn.dialect.name == "postgresql":
+        q = text("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass('predictions') AND NOT tgisinternal")
+    else:
+        q = text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'predictions'")
+    return {name for name in conn.execute(q).scalars() if name.startswith(PREFIX)}
+
+
+def install(conn: Connection) -> int | None:
+    """Create this version's triggers if they are missing, replacing older ones and recounting every
+    rollout from the log. Call with writers excluded (roomsight.db.writers_excluded): a row written
+    between the recount and the triggers would be counted by neither. Returns how many logged requests
+    were counted, or None if the triggers were there already."""
+    have = installed(conn)
+    if have == set(TRIGGERS):
+        return None
+    dialect = conn.dialect.name
+    for name in sorted(have):
+        conn.exec_driver_sql(f"DROP TRIGGER {name}" + (" ON predictions" if dialect == "postgresql" else ""))
+    conn.execute(prediction_minutes.delete())
+    sums = ", ".join(f"sum({e})" for e in counter_sql(dialect).values())
+    conn.exec_driver_sql(f"INSERT INTO prediction_minutes ({_COLUMNS}) SELECT rollout_id, {minute_sql(dialect)}, {sums} "
+                         f"FROM predictions WHERE rollout_id IS NOT NULL GROUP BY 1, 2")
+    for ddl in install_sql(dialect):
+        conn.exec_driver_sql(ddl)
+    return int(conn.execute(select(func.coalesce(func.sum(prediction_minutes.c.requests), 0))).scalar_one())
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One rollout's request counts (see roomsight.tables.ROLLUP_COUNTERS for what each counts)."""
+
+    requests: int = 0
+    compared: int = 0
+    disagreements: int = 0
+    candidate_served: int = 0
+    candidate_calls: int = 0
+    candidate_errors: int = 0
+    candidate_timed: int = 0
+    champion_timed: int = 0
+    ood_flagged: int = 0
+
+
+assert tuple(f.name for f in fields(Counts)) == ROLLUP_COUNTERS
+
+
+def minute_of(ts: float) -> int:
+    return math.floor(ts / MINUTE_S)
+
+
+def counts(conn: Connection, rollout_id: str, as_of: float | None = None) -> Counts:
+    """A rollout's counts over its requests logged up to `as_of` (unix seconds; default: all). The whole
+    minutes come from `prediction_minutes`; the minute `as_of` falls in from the log's rows of that
+    minute (an index range on rollout and time)."""
+    m = prediction_minutes.c
+    q = select(*(func.coalesce(func.sum(m[c]), 0) for c in ROLLUP_COUNTERS)).where(m.rollout_id == rollout_id)
+    if as_of is None:
+        return Counts(*(int(v) for v in conn.execute(q).one()))
+    minute = minute_of(as_of)
+    whole = conn.execute(q.where(m.minute < minute)).one()
+    dialect = conn.dialect.name
+    sums = ", ".join(f"coalesce(sum({e}), 0)" for e in counter_sql(dialect).values())
+    # The lower bound lets the index range start a little early; the minute expression (the triggers') decides.
+    part = conn.execute(text(f"SELECT {sums} FROM predictions WHERE rollout_id = :rid AND ts >= :lo AND ts <= :as_of "
+                             f"AND {minute_sql(dialect)} >= :minute"),
+                        {"rid": rollout_id, "lo": minute * MINUTE_S - 1.0, "as_of": as_of, "minute": minute}).one()
+    return Counts(*(int(a) + int(b) for a, b in zip(whole, part)))

@@ -1,0 +1,87 @@
+"""Drift checks kept for the control plane (monitoring.drift_checks): the gate evidence reads the latest
+check and its age, treats an old one as no evidence, and sees at a past moment (`as_of`) only the checks
+made by then; the background checker records checks of the rollout in progress; `rollout drift check`
+makes one and `rollout status` shows it with its age. Over a real SQLite log and a real registered model."""
+
+from __future__ import annotations
+
+import time
+
+from typer.testing import CliRunner
+
+from monitoring.shifts import shift
+from monitoring.drift_checks import DriftChecker, evidence, latest, run_check
+from tests.test_drift import log_traffic, scenes
+
+
+def night_traffic(settings, rollout_id: str, n: int = 60):  # noqa: ANN001, ANN201
+    from roomsight import registry
+    from roomsight.db import engine_for
+
+    engine = engine_for(settings.db_url)
+    pack = registry.load_model(registry.ModelRef("roomtype", "1"))
+    log_traffic(engine, pack, [shift(im, "night_street", 0.7, (0, i)) if i % 3 == 0 else im for i, im in enumerate(scenes(n, seed=2000))],
+                "us-east", rollout_id=rollout_id, held=True)
+    return engine
+
+
+def test_evidence_is_the_latest_check_with_its_age_and_none_once_too_old(settings):
+    engine = night_traffic(settings, "r-night")
+    run_check(settings, engine, "r-night")
+    made = latest(engine, "r-night").created_at
+    max_age = settings.monitoring.drift_max_age_s
+    assert evidence(engine, settings, "r-night", as_of=made - 1)["drift_alarm"] is None, "the check did not exist yet"
+    fresh = evidence(engine, settings, "r-night", as_of=made + 10)
+    assert fresh["drift_alarm"] == 1.0 and fresh["drift_age_s"] == 10 and fresh["drifted_share"] > 0
+    stale = evidence(engine, settings, "r-night", as_of=made + max_age + 1)
+    assert stale["drift_alarm"] is None and stale["drifted_share"] is None and stale["drift_age_s"] == max_age + 1
+    assert stale["ood_share"] == fresh["ood_share"] >= 0.3, "the OOD share is counted, not checked: never stale"
+
+
+def test_a_check_compares_the_latest_predictions_only(settings):
+    """Night photos early in a rollout, ordinary ones since: a check over the latest 60 sees the rollout as it
+    is now, one over the whole of it still alarms."""
+    from roomsight import registry
+
+    engine = night_traffic(settings, "r-recovered")
+    log_traffic(engine, registry.load_model(registry.ModelRef("roomtype", "1")), scenes(60, seed=3000), "us-east",
+                rollout_id="r-recovered")
+    assert run_check(settings, engine, "r-recovered").alarm, "the whole rollout, night photos included"
+    recent = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"drift_check_window": 60})})
+    result = run_check(recent, engine, "r-recovered")
+    assert not result.alarm and result.ood_share < 0.1 and latest(engine, "r-recovered").n_window == 60
+
+
+def test_the_background_checker_checks_the_rollout_in_progress(settings):
+    engine = night_traffic(settings, "r-night")
+    current: list[str | None] = [None]
+    checker = DriftChecker(settings, engine, lambda: current[0])
+    assert checker.tick() is None and latest(engine, "r-night") is None
+    current[0] = "r-night"
+    result = checker.tick()
+    assert result is not None and result.alarm and latest(engine, "r-night").n_window == 60
+    current[0] = "r-unknown"
+    assert checker.tick() is None, "too little traffic to compare: skipped, not raised"
+
+
+def test_cli_drift_check_then_status_shows_the_check_and_its_age(settings):
+    from shell.cli import app
+    from rollout.control import ControlPlane
+    from rollout.plan import load_plan
+
+    rollout_id = ControlPlane(settings, load_plan(), actor="t").start("models:/roomtype/2").after.rollout_id
+    night_traffic(settings, rollout_id)
+    env = {"ROOMSIGHT_HOME": str(settings.home)}
+    runner = CliRunner()
+    before = runner.invoke(app, ["status"], env=env)
+    assert before.exit_code == 0, before.output
+    assert "drift: no check yet" in " ".join(before.output.split())
+    checked = runner.invoke(app, ["drift", "check"], env=env)
+    assert checked.exit_code == 0, checked.output
+    out = " ".join(checked.output.split())
+    assert f"rollout {rollout_id}: check recorded" in out and "all 60 predictions in the window" in out
+    time.sleep(1.1)
+    status = " ".join(runner.invoke(app, ["status"], env=env).output.split())
+    assert "drift: ALARM" in status and "checked 1 s ago" in status
+    bad = runner.invoke(app, ["drift", "check", "--rollout", "nope"], env=env)
+    assert bad.exit_code == 1 and "--rollout nope: no such rollout" in bad.output

@@ -1,0 +1,211 @@
+"""The log's gate evidence in SQL (rollout.evidence over the rollup and the rollout indexes) against the
+computation it replaced, kept here as the oracle: on the same rows, on SQLite and on a real PostgreSQL
+server, for the whole rollout, the guard's last N calls and at past moments (`as_of`), after shadow results
+arrived as UPDATEs through the real log writer and after rows were deleted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.engine import Connection
+
+from benchmarks import synthlog
+from monitoring.drift_checks import evidence as drift_evidence
+from roomsight import rollup
+from roomsight.db import engine_for
+from roomsight.tables import predictions
+from rollout.evidence import candidate_window, log_evidence
+from serving.predlog import LogWriter, ShadowUpdate
+from tests.conftest import settings_for
+
+T0 = 1_700_000_017.25  # not on a minute boundary
+MAIN, OTHER = "r-main", "r-other"
+
+
+# -- the oracle: rollout/evidence.py and monitoring/drift.py's ood_share before issue #33 ---------------
+def old_log_evidence(engine, rollout_id, last=None, as_of=None):  # noqa: ANN001, ANN201
+    """Every row of the rollout into Python, sliced afterwards (restricted to ts <= as_of)."""
+    p = predictions.c
+    query = (select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_ms, p.champion_ms,
+                    p.candidate_error, p.candidate_version)
+             .where(p.rollout_id == rollout_id).order_by(p.ts.desc()))
+    if as_of is not None:
+        query = query.where(p.ts <= as_of)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    ran = [r for r in rows if _candidate_ran(r)]
+    if last is not None:
+        ran = ran[:last]
+    compared = [r for r in rows if r.disagreement is not None]
+    cand_errors = sum(1 for r in ran if r.candidate_error is not None)
+    cand_ms = [r.candidate_ms for r in ran if r.candidate_ms is not None]
+    champ_ms = [r.champion_ms for r in rows if r.champion_ms is not None]
+    return {
+        "requests": float(len(rows)),
+        "compared": float(len(compared)),
+        "agreement": (1.0 - sum(bool(r.disagreement) for r in compared) / len(compared)) if compared else None,
+        "candidate_served": float(sum(1 for r in rows if r.served_by == "candidate")),
+        "candidate_requests": float(len(ran)),
+        "candidate_errors": float(cand_errors),
+        "candidate_error_rate": cand_errors / len(ran) if ran else None,
+        "candidate_p99_ms": float(np.percentile(cand_ms, 99)) if cand_ms else None,
+        "champion_p99_ms": float(np.percentile(champ_ms, 99)) if champ_ms else None,
+    }
+
+
+def _candidate_ran(r) -> bool:  # noqa: ANN001
+    if r.served_by == "candidate" or r.candidate_error is not None:
+        return True
+    return r.shadow == "candidate" and r.shadow_status in ("ok", "error", "timeout")
+
+
+def old_ood_share(engine, rollout_id, as_of=None):  # noqa: ANN001, ANN201
+    p = predictions.c
+    q = select(p.ood).where(p.rollout_id == rollout_id)
+    if as_of is not None:
+        q = q.where(p.ts <= as_of)
+    with engine.connect() as conn:
+        oods = [r.ood for r in conn.execute(q)]
+    return sum(1 for o in oods if o and o.get("flags")) / len(oods) if oods else None
+
+
+# -- the log ---------------------------------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    return engine_for(url)
+
+
+@pytest.fixture
+def log(engine):
+    """Three rollouts' worth of every stage, then late shadow results through the real writer, odd OOD
+    values and a few deletions: every path the triggers take."""
+    main = list(synthlog.rows(2500, MAIN, T0, seed=1, rate_hz=12))  # about 3.5 minutes
+    other = list(synthlog.rows(800, OTHER, T0 + 30, seed=2, rate_hz=5))
+    stable = list(synthlog.rows(150, None, T0, seed=3))
+    for i, row in enumerate(main[:40]):  # OOD values older ingresses or none at all left in the log
+        row["ood"] = [None, {}, {"flags": None}, {"flags": []}, {"flags": ["night_time", "novelty"]}, {"scores": {}}][i % 6]
+    pending = [r for r in main if r["shadow"] and r["shadow_status"] is None]
+    synthlog.insert(engine, main + other + stable, chunk=700)
+    writer = LogWriter(engine, flush_interval_s=0.05)
+    for k, r in enumerate(pending):  # the shadow results arrive: UPDATEs of rows already written
+        if r["shadow"] == "candidate" and k % 3 == 0:
+            writer.submit_shadow(ShadowUpdate(r["request_id"], "timeout", {"candidate_error": "shadow call timed out"}))
+        elif r["shadow"] == "candidate":
+            writer.submit_shadow(ShadowUpdate(r["request_id"], "ok", {"candidate_version": "2", "candidate_label": "kitchen",
+                                                                        "candidate_ms": 30.0 + k, "disagreement": k % 2 == 0}))
+        else:
+            writer.submit_shadow(ShadowUpdate(r["request_id"], "ok", {"champion_version": "1", "champion_ms": 9.0 + k,
+                                                                       "disagreement": False}))
+    assert writer.flush()
+    writer.close()
+    p = predictions.c
+    with engine.begin() as conn:
+        conn.execute(delete(predictions).where(p.request_id.in_([r["request_id"] for r in main[100:2500:97]])))
+        # a row moved between rollouts (never done by roomsight, but the counts must follow)
+        conn.execute(update(predictions).where(p.request_id == other[5]["request_id"]).values(rollout_id=MAIN))
+    assert len(pending) > 15
+    return engine
+
+
+def moments() -> list[float | None]:
+    """None, before the first row, inside and at the edges of minutes, after the last row."""
+    first_minute = math.floor(T0 / 60) * 60
+    edges = [first_minute + 60 * k for k in range(1, 5)]
+    return [None, T0 - 5, T0 + 0.5, T0 + 61.3, *edges, *(e - 1e-6 for e in edges), T0 + 199.9, T0 + 10_000]
+
+
+def same(new: dict, old: dict) -> None:
+    assert new.keys() == old.keys()
+    for key, want in old.items():
+        got = new[key]
+        assert (got is None) == (want is None), (key, got, want)
+        if want is not None:
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-12), (key, got, want)
+
+
+@pytest.mark.parametrize("last", [None, 1, 20, 200, 100_000])
+def test_log_evidence_equals_the_old_computation(log, last):
+    for rollout in (MAIN, OTHER, "never-logged"):
+        for as_of in moments():
+            old = old_log_evidence(log, rollout, last, as_of)
+            same(log_evidence(log, None, rollout, last=last, as_of=as_of), old)
+            if last is not None:  # the guard's own question: the same numbers, nothing else read
+                w = candidate_window(log, rollout, last, as_of)
+                same({"candidate_requests": float(w.calls), "candidate_errors": float(w.errors),
+                      "candidate_error_rate": w.error_rate, "candidate_p99_ms": w.p99_ms},
+                     {k: old[k] for k in ("candidate_requests", "candidate_errors", "candidate_error_rate", "candidate_p99_ms")})
+
+
+def test_counts_follow_updates_and_deletes_and_ood_share_equals_the_old(log, tmp_path):
+    settings = settings_for(tmp_path)
+    for as_of in moments():
+        with log.connect() as conn:
+            c = rollup.counts(conn, MAIN, as_of)
+        old = old_log_evidence(log, MAIN, None, as_of)
+        assert (c.requests, c.compared, c.candidate_served) == (old["requests"], old["compared"], old["candidate_served"])
+        assert drift_evidence(log, settings, MAIN, as_of=as_of)["ood_share"] == old_ood_share(log, MAIN, as_of)
+    # Rebuilt from scratch (as on an upgraded database), the counts are the same as the triggers kept them.
+    with log.connect() as conn:
+        kept = conn.execute(text("SELECT * FROM prediction_minutes ORDER BY rollout_id, minute")).all()
+    with log.begin() as conn:
+        logged = conn.execute(select(func.count()).where(predictions.c.rollout_id.is_not(None))).scalar_one()
+        for name in sorted(rollup.installed(conn)):
+            conn.exec_driver_sql(f"DROP TRIGGER {name}" + (" ON predictions" if conn.dialect.name == "postgresql" else ""))
+        assert rollup.install(conn) == logged
+        rebuilt = conn.execute(text("SELECT * FROM prediction_minutes ORDER BY rollout_id, minute")).all()
+    assert [tuple(r) for r in rebuilt] == [tuple(r) for r in kept if any(r[2:])]
+
+
+def _plan(engine, query: str, params: dict) -> str:  # noqa: ANN001
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return " ".join(r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + query), params))
+        # A small table, where scanning and sorting would be cheaper: ask whether an index can answer in order.
+        for kind in ("seqscan", "bitmapscan", "sort"):
+            conn.exec_driver_sql(f"SET enable_{kind} = off")
+        return " ".join(r[0] for r in conn.execute(text("EXPLAIN " + query), params))
+
+
+def test_the_guard_window_and_the_p99_walk_are_index_ranges(log):
+    """The queries behind the guard's last-N window and the p99 order statistics read ranges of the
+    partial indexes, not the rollout's rows (a plan that scans `predictions` would fail this)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from rollout import evidence
+
+    dialect = postgresql.dialect() if log.dialect.name == "postgresql" else sqlite.dialect()
+    captured: list[tuple[str, dict]] = []
+    real_execute = Connection.execute
+
+    def spy(conn, stmt, params=None, *args, **kwargs):  # noqa: ANN001, ANN202
+        if hasattr(stmt, "selected_columns") and not hasattr(stmt, "text"):
+            captured.append((str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})), {}))
+        elif hasattr(stmt, "text"):
+            captured.append((stmt.text, dict(params or {})))
+        return real_execute(conn, stmt, params, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Connection, "execute", spy)
+        evidence.log_evidence(log, None, MAIN, last=50, as_of=T0 + 100)
+        evidence.log_evidence(log, None, MAIN)
+    walks = [(q, params) for q, params in captured if "ORDER BY" in q]
+    assert len(walks) == 4, walks
+    plans = [_plan(log, q, params) for q, params in walks]
+    for name, n in {"candidate_calls": 1, "candidate_ms": 1, "champion_ms": 2}.items():
+        assert sum(f"ix_predictions_{name}" in plan for plan in plans) == n, (name, plans)
+    assert not [plan for plan in plans if "SCAN predictions" in plan or "Seq Scan" in plan], plans
+
+
+def test_every_metric_a_provider_returns_is_a_plan_metric_and_back(tmp_path):
+    from rollout.evidence import collect
+    from rollout.metrics import METRICS
+
+    settings = settings_for(tmp_path)
+    engine = engine_for(settings.db_url)
+    synthlog.insert(engine, synthlog.rows(50, MAIN, T0, seed=9))
+    for as_of in (None, T0 + 2):
+        assert set(collect(engine, settings, MAIN, as_of=as_of).values) == set(METRICS)

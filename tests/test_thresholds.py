@@ -1,0 +1,132 @@
+"""Thresholds that hold: the lower-bound method, cross-fitting's out-of-fold predictions, and the ensemble
+of members on one trunk that the cross-fitted default exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from training.thresholds import apply_thresholds, lower_bound, thresholds_at_precision
+
+
+def test_clopper_pearson_lower_bound():
+    # 59 right of 59 is the fewest that bounds precision at 0.95 with 95% confidence (0.95 ** 59 < 0.05).
+    assert lower_bound(np.array([59]), np.array([59]), 0.95)[0] >= 0.95 > lower_bound(np.array([58]), np.array([58]), 0.95)[0]
+    assert lower_bound(np.array([0]), np.array([10]), 0.9)[0] == 0.0
+    # the bound is below the observed share and tightens with more photos at the same share
+    b = lower_bound(np.array([90, 900]), np.array([100, 1000]), 0.9)
+    assert b[0] < b[1] < 0.9
+
+
+def _population(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes; class-0 candidates' confidence s is right with probability s ** 0.8."""
+    s = 0.5 + 0.5 * rng.beta(2.5, 1.2, n)
+    right = rng.random(n) < s ** 0.8
+    return np.stack([s, 1 - s], axis=1), np.where(right, 0, 1)
+
+
+def test_lower_bound_thresholds_hold_on_new_photos_where_point_ones_do_not():
+    """Thresholds cut on 300 photos, judged on 200,000 more from the same population: the point estimate
+    falls short of 0.95 most of the time (it picks the luckiest cut), the lower bound rarely."""
+    rng = np.random.default_rng(0)
+    probs, y = _population(rng, 200_000)
+    misses = {"point": 0, "lcb": 0}
+    for _ in range(40):
+        p, t = _population(rng, 300)
+        for method in misses:
+            chosen = thresholds_at_precision(p, t, ["a", "b"], 0.95, method=method, confidence=0.9)["a"]
+            said = apply_thresholds(probs, ["a", "b"], {"a": chosen.threshold, "b": 2.0}) == 0
+            misses[method] += chosen.reached and (y[said] == 0).mean() < 0.95
+    assert misses["point"] >= 15 and misses["lcb"] <= 6
+
+
+def test_a_class_that_cannot_reach_the_target_abstains_and_says_how_close_it_came():
+    probs = np.array([[0.9, 0.1]] * 20 + [[0.8, 0.2]] * 20)
+    y = np.array([0] * 18 + [1] * 2 + [0] * 20)
+    chosen = thresholds_at_precision(probs, y, ["a", "b"], 0.95, method="lcb", confidence=0.9)
+    assert not chosen["a"].reached and chosen["a"].threshold > 1 and 0.8 < chosen["a"].lower < 0.95
+    point = thresholds_at_precision(probs, y, ["a", "b"], 0.95, method="point")
+    assert point["a"].reached and point["a"].answered == 40
+
+
+def test_out_of_fold_predictions_come_from_members_that_never_saw_the_photo():
+    """Random labels on random features: each member fits its own training folds, so a leak (a member that
+    saw the photo, or chose its epoch on it) would show as out-of-fold accuracy above chance."""
+    from training.crossfit import cross_fit, folds
+    from training.trainer import FitConfig
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x), x
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(120, 64, generator=gen), torch.randint(2, (120,), generator=gen)
+    net = Linear()
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    cf = cross_fit(net, lambda seed: net.load_state_dict(start), x, y, None, 4,
+                   FitConfig(epochs=60, lr=0.05, augment=False, patience=60))
+    assert len(cf.members) == 4 and np.ptp(np.bincount(cf.fold)) <= 2 and cf.epochs == [60] * 4
+    assert np.bincount(folds(np.array([0] * 10 + [1] * 6), 2, seed=1)).tolist() == [8, 8]  # each class split evenly
+    in_sample = np.mean([(m(x[cf.fold != f])[0].argmax(1) == y[cf.fold != f]).float().mean().item()
+                         for f, m in enumerate(cf.members)])
+    out_of_fold = (cf.out_of_fold.argmax(1) == y.numpy()).mean()
+    assert in_sample > 0.9 and out_of_fold < 0.7
+
+
+def test_the_ensemble_exports_as_one_program_answering_the_mean_of_its_members(tmp_path):
+    from roomsight.modelpack import PackMeta, load_pack, save_pack
+    from roomsight.preprocess import Preprocessing
+    from training.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(z), z * 2
+
+    members = [Head(), Head(), Head()]
+    ens = Ensemble(trunk, members).eval()
+    x = torch.randn(5, 3, 16, 16)
+    with torch.no_grad():
+        logits, emb = ens(x)
+        z = trunk(x)
+        assert torch.allclose(logits, torch.stack([m(z)[0] for m in members]).mean(0))
+        assert torch.allclose(emb, 2 * z)
+    meta = PackMeta(classes=["a", "b", "c"], preprocessing=Preprocessing(size=16))
+    pack = load_pack(save_pack(tmp_path / "pack", ens, meta, x[:2]))
+    got, _ = pack.forward(x)
+    assert np.allclose(got, logits.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_model_records_how_its_thresholds_were_cut(tmp_path, k):
+    """Cross-fitted (k members, cut on out-of-fold predictions of train + validation) or one model (cut on
+    validation): the pack's metadata and the MLflow run say which, with the coverage it leaves."""
+    from roomsight import registry
+    from tests.conftest import settings_for
+    from training.pipeline import TrainConfig, train
+
+    settings = settings_for(tmp_path / "home")
+    result = train(settings, TrainConfig(backbone="tiny_cnn", tune="head", folds=k, views=1, epochs=3,
+                                         synthetic_per_class=10, threshold_method="lcb", threshold_confidence=0.6))
+    registry.configure(settings)
+    pack = registry.load_model(result.registered.ref)
+    th = pack.meta.thresholding
+    assert th["method"] == "lcb" and th["members"] == k
+    assert th["cut_on"] == ("the 16 validation photos" if k == 1 else f"out-of-fold predictions of the 64 training and validation photos ({k} folds)")
+    assert set(th["abstaining"]) == {c for c, t in pack.meta.thresholds.items() if t > 1}
+    assert set(th["per_class"]) == set(pack.classes) and 0 <= th["coverage_cut_on"] <= 1
+    run = registry.client().get_run(result.registered.run_id)
+    assert run.data.params["threshold_method"] == "lcb" and run.data.params["members"] == str(k)
+    assert "coverage_at_thresholds_cut_on" in run.data.metrics
