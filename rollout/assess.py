@@ -14,7 +14,7 @@ from roomsight.config import Settings
 from roomsight.rollout_state import RoutingState
 from rollout import conditions, evidence
 from rollout.conditions import ConditionResult
-from rollout.plan import AnalysisRef, Condition, OnFail, Plan
+from rollout.plan import AnalysisRef, Condition, Gate, OnFail, Plan
 
 
 @dataclass
@@ -45,9 +45,10 @@ def analyses(names: set[str], plan: Plan, engine: Engine, settings: Settings, ro
 
 
 def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *, exit_steps: range | None = None,
-          watch: bool = True, as_of: float | None = None) -> Judged:
+          watch: bool = True, as_of: float | None = None, all_evidence: bool = True) -> Judged:
     """The exit conditions of `exit_steps` (default: the current step) and, with `watch`, what the guard
-    watches on the current step (the budget too while the candidate answers users)."""
+    watches on the current step (the budget too while the candidate answers users). Without
+    `all_evidence`, only the evidence those conditions name is gathered (the guard's tick)."""
     rid = state.rollout_id
     if rid is None or state.step is None or not state.in_progress:
         return Judged(evidence.collect(engine, settings, rid, as_of=as_of).values)
@@ -55,7 +56,8 @@ def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *
     exits: list[tuple[Condition, OnFail]] = [(c, plan.steps[i].on_fail) for i in steps for c in plan.steps[i].exit]
     watched: list[tuple[Condition, OnFail]] = ([(c, plan.steps[state.step].on_fail)
                                                 for c in plan.watched(state.step, state.answers_traffic)] if watch else [])
-    values = evidence.collect(engine, settings, rid, as_of=as_of).values
+    needed = None if all_evidence else frozenset(c.metric for c, _ in exits + watched if isinstance(c, Gate))
+    values = evidence.collect(engine, settings, rid, as_of=as_of, needed=needed).values
     named = {c.analysis for c, _ in exits + watched if isinstance(c, AnalysisRef)}
     results = analyses(named, plan, engine, settings, rid, as_of)
     out = Judged(values, exit=_dedup(_judge(exits, values, results)), watch=_judge(watched, values, results))

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, text
 from roomsight import rollup
 from roomsight.config import Settings
 from roomsight.tables import CANDIDATE_TIMED, candidate_ran
+from rollout.metrics import SOURCES
 
 Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
 P99 = 0.99
@@ -37,20 +38,24 @@ class Evidence:
         return self.values.get(key)
 
 
-def providers() -> list[Provider]:
-    """Every source of gate evidence, in the order their numbers are shown."""
+def providers() -> dict[str, Provider]:
+    """Every source of gate evidence by the name rollout.metrics.SOURCES gives it, in the order their
+    numbers are shown."""
     from monitoring.drift_checks import evidence as drift_evidence
     from monitoring.review.evidence import evidence as review_evidence
 
-    return [log_evidence, review_evidence, drift_evidence]
+    return {"log": log_evidence, "review": review_evidence, "drift": drift_evidence}
 
 
-def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: float | None = None) -> Evidence:
+def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: float | None = None,
+            needed: frozenset[str] | None = None) -> Evidence:
+    """Every metric, or (with `needed`) those of the providers that compute any of `needed`."""
     values: dict[str, float | None] = {}
     if rollout_id is None:
         return Evidence(values)
-    for provider in providers():
-        values.update(provider(engine, settings, rollout_id, as_of=as_of))
+    for source, provider in providers().items():
+        if needed is None or needed & SOURCES[source]:
+            values.update(provider(engine, settings, rollout_id, as_of=as_of))
     return Evidence(values)
 
 

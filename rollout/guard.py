@@ -79,7 +79,7 @@ class Guard:
             return None
         now = cp.clock()
         with_exit = needs_exit(cp.plan, state, now)
-        judged = assess.judge(cp.plan, state, cp.engine, cp.settings,
+        judged = assess.judge(cp.plan, state, cp.engine, cp.settings, all_evidence=False,
                               exit_steps=range(state.step, state.step + 1) if with_exit else range(0))
         self.last = judged
         action = decide(cp.plan, state, judged.watch, judged.exit_outcome if with_exit else None, now)

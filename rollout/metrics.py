@@ -26,5 +26,14 @@ METRICS: dict[str, str] = {
     "drifted_share": "share of monitored columns Evidently reports as drifted",
     "drift_age_s": "seconds since the drift check that drift_alarm and drifted_share come from",
 }
+# Which provider computes each metric (rollout.evidence.providers), so that a judgement that names only
+# some of them asks only those providers: the guard, every few seconds, needs no p99 walk of the log.
+SOURCES: dict[str, frozenset[str]] = {
+    "log": frozenset({"requests", "compared", "agreement", "candidate_served", "candidate_requests",
+                      "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "candidate_errors"}),
+    "review": frozenset({"reviewed", "candidate_precision_lower", "champion_precision_lower", "precision_margin",
+                         "min_class_precision", "candidate_win_rate"}),
+    "drift": frozenset({"ood_share", "drift_alarm", "drifted_share", "drift_age_s"}),
+}
 # Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
 COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed"})

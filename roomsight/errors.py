@@ -18,6 +18,7 @@
     │   ├── TransitionError (ValueError) ..... a command that does not apply where the rollout stands
     │   ├── RolloutError (RuntimeError) ...... a control-plane command refused: `status` (409)
     │   │   └── GatesFailed .................. a promotion whose conditions did not pass: `results`
+    │   ├── DemoStuck ........................ the demo's evidence did not come within its traffic
     │   ├── ReviewError ...................... a review-page request refused: `status`
     │   └── BadRequestId (ValueError) ........ a request id that is not a UUID
     ├── RequestError ......................... a prediction request refused: `status`, `reason`
@@ -103,6 +104,11 @@ class DriftError(UserError):
 
 class MailError(UserError):
     """Email is not configured, or the server refused it; the message says which, without secrets."""
+
+
+class DemoStuck(UserError):
+    """A step of `rollout demo` whose evidence did not come within the traffic the demo allows it; the
+    message names the conditions still open."""
 
 
 class ReviewError(UserError):

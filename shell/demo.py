@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.live import Live
 
 from roomsight.config import Settings
-from roomsight.errors import UserError
+from roomsight.errors import DemoStuck
 from rollout.conditions import overall
 from rollout.control import ControlPlane, Outcome
 from rollout.guard import GUARD_ACTOR, Guard
@@ -43,10 +43,6 @@ from shell.traffic import Shot, folder_shots, replay, synthetic_shots, wait_appl
 SHADOW_REQUESTS = 120
 STEP_REQUESTS = 90
 OPERATOR = "operator"
-
-
-class DemoStuck(UserError):
-    """A step's evidence did not come within the traffic the demo allows it."""
 
 
 @dataclass

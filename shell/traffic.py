@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-REGIONS = ("eu-west", "us-east", "ap-south")
+from roomsight.regions import REGIONS
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,13 @@ def test_the_guard_window_and_the_p99_walk_are_index_ranges(log):
 
 def test_every_metric_a_provider_returns_is_a_plan_metric_and_back(tmp_path):
     from rollout.evidence import collect
-    from rollout.metrics import METRICS
+    from rollout.metrics import METRICS, SOURCES
 
     settings = settings_for(tmp_path)
     engine = engine_for(settings.db_url)
     synthlog.insert(engine, synthlog.rows(50, MAIN, T0, seed=9))
     for as_of in (None, T0 + 2):
         assert set(collect(engine, settings, MAIN, as_of=as_of).values) == set(METRICS)
+    # ... and each provider computes exactly the metrics SOURCES says, so a judgement may ask only some.
+    for source, names in SOURCES.items():
+        assert set(collect(engine, settings, MAIN, needed=frozenset({next(iter(names))})).values) == names, source
