@@ -59,16 +59,17 @@ shown small quickly and must each reach min_count verdicts and pass within segme
 each model's weighted 95% precision interval at the end of the rollout, where a spot check has been
 reviewed (`precision_estimable`).
 
-Size and history: this run is provisional (300 held-out and 90 tuning rollouts per condition, 7 real-photo
-repetitions, `ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS=300`), short of the 1,000 the issue asks for: the shared
-machine ran at load 6-12. The code before this round (commit 9ec7e60: empirical-Bernstein bounds, a cell
-left unjudged when its point-estimated share was under 8%, segment_margin 0.12), run the same way on the
-same held-out seeds, promoted 0.0% of worse, 0.3% of worse_segment, 49.7% of equal candidates within 400
-verdicts and 74.7% of better ones within 300. The earlier full-size figures in this section's history
-(59.4% and 71.7%) were read on the older held-out family (code 20). On the tuning family, (min_share,
-segment_margin) was picked among (0.08, 0.12), (0.10, 0.12) and (0.10, 0.14): with the share shown rather
-than estimated, the cells just under min_share are what held equal candidates; the share's part of a
-cell's capital (0.1 to 0.5) and the grid of bets changed little there.
+Size and history: this run is provisional (600 held-out and 180 tuning rollouts per condition, 15
+real-photo repetitions, `ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS=600`), short of the 1,000 the issue asks for:
+the shared machine ran at load 6-12. The code before this round (commit 9ec7e60: empirical-Bernstein
+bounds, a cell left unjudged when its point-estimated share was under 8%, segment_margin 0.12), run on the
+first 300 of the same held-out seeds (`ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS=300` at that commit), promoted
+0.0% of worse, 0.3% of worse_segment, 49.7% of equal candidates within 400 verdicts and 74.7% of better
+ones within 300. The earlier full-size figures in this section's history (59.4% and 71.7%) were read on
+the older held-out family (code 20). On the tuning family, (min_share, segment_margin) was picked among
+(0.08, 0.12), (0.10, 0.12) and (0.10, 0.14): with the share shown rather than estimated, the cells just
+under min_share are what held equal candidates; the share's part of a cell's capital (0.1 to 0.5) and the
+grid of bets changed little there.
 
 The real-photo replay trains a champion and two candidates as logistic heads on frozen EfficientNet-Lite0
 features of ../shared/data/rooms, each on its own 85% draw of its training folds with its own seed; the
