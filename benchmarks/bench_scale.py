@@ -40,6 +40,15 @@ REPEATS = 15  # this machine is shared: medians of many runs of the millisecond 
 BUDGET = {"max_error_rate": 0.5, "max_p99_ms": 60_000, "window": 200}  # a tick that finds the candidate within budget
 
 NOTES = """
+**This run** was made on a shared machine under a load average of 10 to 15 (other benchmarks and test
+suites beside it), and before the guard's tick stopped asking the log provider for its counts and p99
+walks (`rollout.metrics.SOURCES`): the guard-tick and CLI figures are upper bounds, and a rerun on a quiet
+machine is due. What grows with the log in the tick and in `status` now is the review sample's count of
+compared rows per stratum and cell: kept per process (so a warm tick groups only the rows past what it
+kept), but grouped whole by every new process (`rollout status`, `promote`, `rollback`) and by a tick while
+reviewers leave the oldest disagreements open. Counts per cell kept by the database's triggers, like the
+per-minute rollup, are the step left.
+
 The guard tick reads the routing state, the candidate's last 200 calls from a partial index
 (`ix_predictions_candidate_calls`, `rollout.evidence.candidate_window`), the gate evidence, and the review
 sample the quality analysis reads: its verdicts, and counts of the rollout's compared rows per stratum and
