@@ -4,7 +4,7 @@
 builds one with bounded queries) and answers with an `AnalysisResult`: the paired, sequential,
 per-segment comparison of the candidate with the champion (analysis.paired) and each model's weighted
 accuracy, precision and coverage on the traffic (analysis.weighted). No I/O: imports only the kernel
-`roomsight/` and pydantic.
+`roomsight/`, numpy and pydantic.
 """
 
 from analysis.paired import analyse

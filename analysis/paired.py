@@ -6,62 +6,62 @@ labels agree, D = 0 with no verdict needed: the information is in the disagreeme
 logged up to the disagreement stratum's frontier contributes X = D * S / r, where S says whether it was
 sampled and r is the disagreement stratum's rate (an agreeing photo contributes 0, sampled or not), so
 E[X] is the candidate-minus-champion accuracy on the traffic (inverse-probability weighting). X takes
-three values, and `analysis.sequential.three_point_bound` bounds its mean at any time from the counts.
+three values, and `analysis.sequential` tests its mean at any time from the counts.
 
-Decisions: a test passes when the lower bound is above -margin; it fails when the upper bound is below 0
-(shown worse). The analysis passes when the whole traffic passes and so does every cell with at least
-`min_count` verdicts (an intersection-union test: each must pass on its own, so no multiplicity correction
-is needed for a pass, and a wrong pass has probability <= alpha; a cell of that share with fewer verdicts
-holds the analysis until it has them); it fails when the whole or any judged cell fails, with Holm's
-step-down over those tests (a wrong fail also <= alpha).
+The error each decision carries, however often the analysis is read:
+- pass: the whole traffic must be shown at most `margin` worse (its capital against "worse by margin or
+  more" reaches 1/alpha), and every cell of the segment keys must be cleared. A cell is cleared when the
+  capital SHARE_PART * E_share + (1 - SHARE_PART) * E_delta reaches 1/alpha, both E any-time tests
+  against H: "the cell holds at least `min_share` of the compared traffic and the candidate is worse
+  there by `segment_margin` or more". E_share bets against the share (the cell's photos as +1, every
+  other photo as -1) being min_share or more, and clears the plainly small cells; E_delta bets against
+  the mean of X within the cell being -segment_margin or less, once the cell holds `min_count`
+  verdicts. Both read the same stream of compared photos, so under H each is a nonnegative
+  supermartingale, and so is their weighted average. Hence if the whole is worse by margin, or any cell
+  holding min_share of the traffic is worse by segment_margin, a pass has probability at most alpha (an
+  intersection-union test: each of those must be rejected on its own, so no correction over the cells
+  is needed). A cell's share is shown, never assumed from its point estimate: a cell of exactly
+  min_share is judged whatever its sample says;
+- fail: the whole or a cell with min_count verdicts is shown worse than the champion at all (its upper
+  bound below 0), by Holm's step-down over the any-time p-values of the whole and of every cell seen: if
+  the candidate is worse nowhere, a fail has probability at most alpha (for the cells seen when it fails).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
-from analysis.sequential import holm, three_point_bound, three_point_wealth
-from analysis.spec import AnalysisResult, AnalysisSpec, SegmentResult
+from analysis.sequential import bound, holm, log_capital, p_value
+from analysis.spec import AnalysisResult, AnalysisSpec, Outcome, SegmentResult
 from roomsight.verdicts import ReviewSample
 
 MAX_PROJECTION = 64.0  # "needed" looks at most this many times the current evidence ahead
+SHARE_PART = 0.2  # of a cell's capital, for showing it holds less than min_share of the traffic
 
 
 @dataclass
 class Counts:
-    """The sufficient statistics of one test: compared photos logged up to the frontier, and among their
-    reviewed disagreements those only the candidate got right (`wins`) and only the champion (`losses`).
-    `verdicts` counts every verdict in the cell, for min_count."""
+    """The sufficient statistics of one test: compared photos logged up to the frontier (`rows`), and
+    among their reviewed disagreements those only the candidate got right (`wins`) and only the champion
+    (`losses`); every verdict in the cell (`verdicts`, for min_count)."""
 
     rows: int = 0
     wins: int = 0
     losses: int = 0
     verdicts: int = 0
 
-    def scaled(self, r: float) -> Counts:
-        return Counts(*(round(v * r) for v in (self.rows, self.wins, self.losses, self.verdicts)))
+    def scaled(self, f: float) -> Counts:
+        return Counts(*(round(getattr(self, k.name) * f) for k in fields(self)))
+
+    def add(self, other: Counts) -> None:
+        for k in fields(self):
+            setattr(self, k.name, getattr(self, k.name) + getattr(other, k.name))
 
 
-@dataclass(frozen=True)
-class Bounds:
-    estimate: float | None
-    lower: float
-    upper: float
-
-
-def delta_bounds(c: Counts, alpha: float, scale: float) -> Bounds:
-    """Candidate minus champion accuracy: the estimate and its one-sided any-time bounds at alpha each."""
-    estimate = scale * (c.wins - c.losses) / c.rows if c.rows else None
-    return Bounds(estimate, three_point_bound(c.wins, c.losses, c.rows, scale, alpha, -1),
-                  three_point_bound(c.wins, c.losses, c.rows, scale, alpha, 1))
-
-
-def fail_p_value(c: Counts, scale: float) -> float:
-    """Any-time-valid p-value for "the candidate is not worse" (delta >= 0): p <= a exactly when the upper
-    bound at level a is below 0."""
-    return math.exp(-three_point_wealth(c.wins, c.losses, c.rows, scale, 0.0, 1))
+def _capital(c: Counts, scale: float, m: float, side: int) -> float:
+    return log_capital(c.wins, c.losses, c.rows, scale, m, side)
 
 
 def cell_words(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
@@ -104,95 +104,121 @@ def analyse(name: str, spec: AnalysisSpec, sample: ReviewSample) -> AnalysisResu
 
     whole, cells = tally(sample, spec)
     result = decide(name, spec, whole, cells, 1 / sample.rates["disagreement"])
-    models = {m: e.to_dict() for m, e in model_estimates(sample).items()}
-    return AnalysisResult(**{**result.__dict__, "models": models})
+    return replace(result, models={m: e.to_dict() for m, e in model_estimates(sample).items()})
 
 
-def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float = 1.0,
-           project: bool = True) -> AnalysisResult:
-    """The decision from counts (the simulation calls this after every verdict); `scale` is one over the
-    disagreement stratum's sampling rate."""
-    overall = delta_bounds(whole, spec.alpha, scale)
-    share = {k: c.rows / whole.rows if whole.rows else 0.0 for k, c in cells.items()}
-    # Cells with min_share of the traffic must each pass; they are judged once they hold min_count verdicts.
-    large = {k for k in cells if share[k] >= spec.min_share}
-    judged = sorted(k for k in large if cells[k].verdicts >= spec.min_count)
-    # Holm over the whole and the judged cells, for "fail"; passes need no correction (see module doc).
-    failed = holm([fail_p_value(whole, scale)] + [fail_p_value(cells[k], scale) for k in judged], spec.alpha)
-    segs, open_cells = [], []
-    for key in sorted(cells):
-        c = cells[key]
-        b = delta_bounds(c, spec.alpha, scale)
-        is_judged = key in judged
-        outcome = "inconclusive"
-        if is_judged and failed[1 + judged.index(key)]:
-            outcome = "fail"
-        elif is_judged and b.lower > -spec.segment_margin:
-            outcome = "pass"
-        segs.append(SegmentResult(",".join(spec.segments), ",".join(key), outcome, b.estimate, b.lower, b.upper,
-                                  c.verdicts, round(share[key], 4), is_judged, cell_words(spec.segments, key)))
-        if key in large and outcome == "inconclusive":
-            open_cells.append(c)
-    whole_pass = overall.lower > -spec.margin
-    failing = [s for s in segs if s.outcome == "fail"]
-    holding = [s for s, key in zip(segs, sorted(cells)) if key in large and s.outcome != "pass"]
+@dataclass(frozen=True)
+class _Cell:
+    key: tuple[str, ...]
+    counts: Counts
+    small: bool  # shown to hold less than min_share of the traffic on E_share's part alone: not judged
+    cleared: bool  # the cell's mixed capital reached 1/alpha (see the module doc)
+    failed: bool
+
+
+def _cells(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> tuple[bool, list[_Cell]]:
+    """Whether the whole fails, and each cell's tests."""
+    keys = sorted(cells)
+    threshold = math.log(1 / spec.alpha)
+    ps = [p_value(whole.wins, whole.losses, whole.rows, scale, 0.0, 1)]
+    ps += [p_value(cells[k].wins, cells[k].losses, cells[k].rows, scale, 0.0, 1) if cells[k].verdicts >= spec.min_count
+           else 1.0 for k in keys]
+    failed = holm(ps, spec.alpha)
+    out = []
+    for k, f in zip(keys, failed[1:]):
+        c = cells[k]
+        # The share as the mean of +1 (in the cell) / -1 (elsewhere): at least min_share is a mean of 2 min_share - 1.
+        share = math.log(SHARE_PART) + log_capital(c.rows, whole.rows - c.rows, whole.rows, 1.0, 2 * spec.min_share - 1, 1)
+        delta = -math.inf
+        if c.verdicts >= spec.min_count:
+            delta = math.log1p(-SHARE_PART) + _capital(c, scale, -spec.segment_margin, -1)
+        out.append(_Cell(k, c, share >= threshold, _log_add(share, delta) >= threshold, f))
+    return failed[0], out
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)), for capitals kept as logs."""
+    top = max(a, b)
+    return top if top == -math.inf else top + math.log(math.exp(a - top) + math.exp(b - top))
+
+
+def outcome_of(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> Outcome:
+    """The decision alone, without bounds or words (what the simulation reads after every verdict)."""
+    whole_failed, tested = _cells(spec, whole, cells, scale)
+    if whole_failed or any(c.failed for c in tested):
+        return "fail"
+    whole_pass = _capital(whole, scale, -spec.margin, -1) >= math.log(1 / spec.alpha)
+    return "pass" if whole_pass and all(c.cleared for c in tested) else "inconclusive"
+
+
+def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts],
+           scale: float = 1.0) -> AnalysisResult:
+    """The decision from counts, with bounds, words and, when inconclusive, a projection; `scale` is one
+    over the disagreement stratum's sampling rate."""
+    whole_failed, tested = _cells(spec, whole, cells, scale)
     level = f"{1 - spec.alpha:.0%} bounds"
-    if failed[0] or failing:
+
+    def bounds(c: Counts) -> tuple[float | None, float, float]:
+        est = scale * (c.wins - c.losses) / c.rows if c.rows else None
+        return (est, bound(c.wins, c.losses, c.rows, scale, spec.alpha, -1),
+                bound(c.wins, c.losses, c.rows, scale, spec.alpha, 1))
+
+    segs = []
+    for c in tested:
+        est, lo, hi = bounds(c.counts)
+        outcome: Outcome = "fail" if c.failed else "pass" if c.cleared and not c.small else "inconclusive"
+        share = c.counts.rows / whole.rows if whole.rows else 0.0
+        segs.append(SegmentResult(",".join(spec.segments), ",".join(c.key), outcome, est, lo, hi, c.counts.verdicts,
+                                  round(share, 4), not c.small, cell_words(spec.segments, c.key)))
+    est, lo, hi = bounds(whole)
+    whole_pass = _capital(whole, scale, -spec.margin, -1) >= math.log(1 / spec.alpha)
+    holding = [(s, c) for s, c in zip(segs, tested) if not c.cleared]
+    if whole_failed or any(c.failed for c in tested):
         outcome = "fail"
-        if failing:
-            worst = min(failing, key=lambda s: s.upper)
-            summary = (f"candidate worse on {worst.words}: {_num(worst.estimate)}, {level} "
-                       f"[{_num(worst.lower)}, {_num(worst.upper)}]")
-        else:
-            summary = (f"candidate worse than the champion: {_num(overall.estimate)}, {level} "
-                       f"[{_num(overall.lower)}, {_num(overall.upper)}]")
+        failing = [s for s in segs if s.outcome == "fail"]
+        worst = min(failing, key=lambda s: s.upper) if failing else None
+        summary = (f"candidate worse on {worst.words}: {_num(worst.estimate)}, {level} [{_num(worst.lower)}, {_num(worst.upper)}]"
+                   if worst else f"candidate worse than the champion: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}]")
     elif whole_pass and not holding:
         outcome = "pass"
-        summary = (f"candidate at most {spec.margin:g} below the champion: {_num(overall.estimate)}, {level} "
-                   f"[{_num(overall.lower)}, {_num(overall.upper)}]")
+        summary = f"candidate at most {spec.margin:g} below the champion: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}]"
         if spec.segments:
-            summary += f"; {len(judged)} of {len(cells)} cells judged, each within {spec.segment_margin:g}"
+            summary += (f"; {sum(s.judged for s in segs)} of {len(segs)} cells judged, each within {spec.segment_margin:g}"
+                        f" (the others shown to hold under {spec.min_share:.0%} of the traffic)")
     else:
         outcome = "inconclusive"
         if not whole_pass:
-            summary = (f"inconclusive: {_num(overall.estimate)}, {level} [{_num(overall.lower)}, {_num(overall.upper)}]"
-                       f", passes once the lower bound is above -{spec.margin:g}")
+            summary = (f"inconclusive: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}], passes once the lower bound is "
+                       f"above -{spec.margin:g}")
         else:
-            first = holding[0]
-            if not first.judged:
+            first, c = holding[0]
+            if c.counts.verdicts < spec.min_count:
                 summary = f"waiting on {first.words}: {first.n} of the {spec.min_count} verdicts a cell needs"
             else:
                 summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
                            f"{_num(first.upper)}], passes once above -{spec.segment_margin:g}")
             summary += f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""
     needed = None
-    if outcome == "inconclusive" and project:
-        needed = _needed(spec, whole, open_cells, whole_pass, scale)
+    if outcome == "inconclusive":
+        needed = _needed(spec, whole, cells, scale)
         summary += f"; about {needed} more verdicts" if needed is not None else "; no likely end in sight at this rate"
-    return AnalysisResult(name, outcome, summary, overall.estimate, overall.lower, overall.upper, whole.verdicts,
-                          needed, tuple(segs), whole.wins + whole.losses)
+    return AnalysisResult(name, outcome, summary, est, lo, hi, whole.verdicts, needed, tuple(segs),
+                          whole.wins + whole.losses)
 
 
-def _decided(c: Counts, margin: float, alpha: float, scale: float) -> bool:
-    b = delta_bounds(c, alpha, scale)
-    return b.lower > -margin or b.upper < 0
+def _needed(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> int | None:
+    """How many more verdicts, if the evidence kept coming as it has, until the analysis decides: the
+    smallest scale-up of every count at which it does, by bisection."""
+    def decided(f: float) -> bool:
+        return outcome_of(spec, whole.scaled(f), {k: c.scaled(f) for k, c in cells.items()}, scale) != "inconclusive"
 
-
-def _needed(spec: AnalysisSpec, whole: Counts, holding: list[Counts], whole_pass: bool, scale: float) -> int | None:
-    """How many more verdicts, if the current shares held, until every open test is decided: the
-    smallest scale-up of each open test's counts at which its bounds cross (and a cell reaches min_count),
-    by bisection."""
-    tests = ([] if whole_pass else [(whole, spec.margin, 0)]) + [(c, spec.segment_margin, spec.min_count) for c in holding]
-    worst = 1.0
-    for c, margin, least in tests:
-        if c.rows == 0 or c.verdicts == 0 or not _decided(c.scaled(MAX_PROJECTION), margin, spec.alpha, scale):
-            return None
-        lo, hi = 1.0, MAX_PROJECTION
-        while hi - lo > 0.02 * lo:
-            mid = math.sqrt(lo * hi)
-            lo, hi = (lo, mid) if _decided(c.scaled(mid), margin, spec.alpha, scale) else (mid, hi)
-        worst = max(worst, hi, least / c.verdicts)
-    return max(1, math.ceil((worst - 1) * max(whole.verdicts, 1)))
+    if whole.rows == 0 or whole.verdicts == 0 or not decided(MAX_PROJECTION):
+        return None
+    lo, hi = 1.0, MAX_PROJECTION
+    while hi - lo > 0.02 * lo:
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if decided(mid) else (mid, hi)
+    return max(1, math.ceil((hi - 1) * whole.verdicts))
 
 
 def _num(v: float | None) -> str:

@@ -1,12 +1,22 @@
-"""Any-time-valid bounds on a mean, and Holm's step-down over any-time p-values.
+"""Any-time-valid tests and bounds on the mean of a three-valued increment, by betting; and Holm's step-down.
 
-The paired comparison reads one number per compared photo: +1 (only the candidate right), -1 (only the
-champion right) or 0 (both right, both wrong, or the labels agree), divided by the inclusion probability
-of the photo's stratum where it was reviewed. Its bounds must hold however often they are read, and be
-narrow where most photos are zeros. `three_point_bound` does that with a mixture of Fan-Grama-Liu
-exponential supermartingales (an empirical-Bernstein confidence sequence in the sense of Howard et al.
-2021, "Time-uniform, nonparametric, nonasymptotic confidence sequences"): it depends only on the counts,
-so no query reads the order of the observations, and bounds of a count are cached.
+The paired comparison reads one number per compared photo: +c (only the candidate right), -c (only the
+champion right) or 0 (both right, both wrong, or the labels agree), c being one over the inclusion
+probability of the photo's stratum. The share of a segment cell reads +1 (the photo is in the cell) or
+-1. Both must be judged however often they are read, and narrow where most increments are zeros.
+
+Testing "the mean is at most m": a bettor who stakes a fixed fraction lam of her capital on each X_i
+being above m multiplies it by 1 + lam (X_i - m) / C, C = c + max(m, 0) being at least the largest drop,
+so the factor is never negative. If the mean of every X_i given the past is at most m, each factor has
+mean at most 1, her capital is a nonnegative supermartingale, and so is the average capital of bettors
+with fixed fractions `BETS` (the grid mixture of Waudby-Smith and Ramdas 2024, "Estimating means of
+bounded random variables by betting", JRSS-B 86(1)). By Ville's inequality it ever reaches 1/alpha with
+probability at most alpha, at whatever times it is read: that is the test, and 1/capital is an any-time
+p-value. "At least m" is the mirror image. The confidence bound is the edge of the means not rejected.
+
+The capital depends on the counts only (wins, losses, n), so no query reads the order of the observations,
+the same counts give the same decision, and the error rate can be computed exactly by dynamic programming
+over the counts (tests/test_analysis.py).
 """
 
 from __future__ import annotations
@@ -14,56 +24,55 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-# Bets of the mixture below: a geometric grid, equally weighted, from large (quick on strong evidence) to
-# small (tight after thousands of compared photos). A mixture of supermartingales is one; each bet
-# added costs log(len) in the threshold.
-LAMBDAS = tuple(0.8 * 0.6 ** j for j in range(9))
+import numpy as np
+
+# The bettors' fractions: from large (quick on strong evidence, e.g. a segment cell at a wide margin)
+# to small (patient, for a small effect among many agreements), log-spaced and equally weighted.
+BETS = np.geomspace(0.1, 0.95, 20)
+_LOG_WEIGHT = -math.log(len(BETS))
 
 
-def _log_wealth(s: float, v: float, c: float) -> float:
-    """log of sum_j w_j exp(l_j s/c - psi_E(l_j) v/c^2), psi_E(l) = -log(1 - l) - l."""
-    terms = [lam * s / c - (-math.log1p(-lam) - lam) * v / (c * c) for lam in LAMBDAS]
-    top = max(terms)
-    return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
+def log_capitals(wins: np.ndarray, losses: np.ndarray, n: int, scale: float, m: float, side: int) -> np.ndarray:
+    """`log_capital` for arrays of counts at once (the exact error computation reads every count)."""
+    s = -side  # +1: bet on the mean being above m
+    big_c = scale + max(s * m, 0.0)
+    up, down, zero = s * (scale - m) / big_c, s * (-scale - m) / big_c, s * -m / big_c
+    w, l = np.asarray(wins, float)[..., None], np.asarray(losses, float)[..., None]
+    terms = w * np.log1p(BETS * up) + l * np.log1p(BETS * down) + (n - w - l) * np.log1p(BETS * zero)
+    top = terms.max(axis=-1)
+    return np.where(n > 0, top + np.log(np.exp(terms - top[..., None]).sum(axis=-1)) + _LOG_WEIGHT, 0.0)
 
 
-def three_point_wealth(wins: int, losses: int, n: int, scale: float, m: float, side: int) -> float:
-    """log wealth against "the mean is at most m" (side -1) or "at least m" (side +1); see
-    `three_point_bound`. 1/exp(wealth) is an any-time-valid p-value for that null."""
-    total, squares = scale * (wins - losses), scale * scale * (wins + losses)
-    s = (total - n * m) * -side
-    if n == 0 or s <= 0:
-        return 0.0
-    v = squares - 2 * m * total + n * m * m
-    return max(0.0, _log_wealth(s, v, scale + max(-side * m, 0.0)))
+@lru_cache(maxsize=500_000)
+def log_capital(wins: int, losses: int, n: int, scale: float, m: float, side: int) -> float:
+    """log of the mixture capital against "the mean is at most m" (side -1) or "at least m" (side +1),
+    from n observations of which `wins` are +scale, `losses` -scale and the rest 0. Below 0 when the
+    evidence points the other way."""
+    return float(log_capitals(np.array(wins), np.array(losses), n, scale, m, side))
+
+
+def p_value(wins: int, losses: int, n: int, scale: float, m: float, side: int) -> float:
+    """Any-time-valid p-value for "the mean is at most m" (side -1) or "at least m" (side +1)."""
+    return math.exp(-max(0.0, log_capital(wins, losses, n, scale, m, side)))
+
+
+def rejects(wins: int, losses: int, n: int, scale: float, m: float, side: int, alpha: float) -> bool:
+    return log_capital(wins, losses, n, scale, m, side) >= math.log(1 / alpha)
 
 
 @lru_cache(maxsize=200_000)
-def three_point_bound(wins: int, losses: int, n: int, scale: float, alpha: float, side: int) -> float:
-    """A one-sided any-time-valid bound (side -1: lower, +1: upper) on the mean of n observations each
-    +scale (`wins`), -scale (`losses`) or 0, at level alpha.
-
-    For the lower bound, each mean m is tested with xi_i = (X_i - m)/c, c = scale + max(m, 0) at least the
-    largest drop, so xi_i >= -1; then exp(l xi - psi_E(l) xi^2) <= 1 + l xi (Fan, Grama and Liu 2012), whose mean is at
-    most 1 when the true mean is at most m, so the product over observations is a supermartingale, and so is
-    any mixture of them over l (Howard et al. 2021). The bound is the largest m that wealth >= 1/alpha
-    rejects (and the upper bound the mirror image). Its width follows the observed variance: the zeros
-    (photos where the models agree) cost almost nothing."""
-    if n == 0:
-        return -scale if side < 0 else scale
-    mean = scale * (wins - losses) / n
-    threshold = math.log(1 / alpha)
-
-    def rejected(m: float) -> bool:  # the mean is shown to be above m (side -1) or below it (side +1)
-        return three_point_wealth(wins, losses, n, scale, m, side) >= threshold
-
-    edge = -scale * 0.999999 if side < 0 else scale * 0.999999
-    if not rejected(edge):
-        return -scale if side < 0 else scale
-    near, far = mean, edge  # near: not rejected; far: rejected
+def bound(wins: int, losses: int, n: int, scale: float, alpha: float, side: int) -> float:
+    """The one-sided any-time-valid bound (side -1: lower, +1: upper) on the mean at level alpha: every
+    mean beyond it is rejected. The capital falls monotonically as m moves towards the null side, so
+    bisection finds the edge."""
+    far = -scale if side < 0 else scale
+    if n == 0 or not rejects(wins, losses, n, scale, far * 0.999999, side, alpha):
+        return far
+    near = scale * (wins - losses) / n  # never rejected: the capital of a bet against the mean seen is < 1
+    far *= 0.999999
     while abs(far - near) > 1e-5 * scale:
         mid = (near + far) / 2
-        near, far = (near, mid) if rejected(mid) else (mid, far)
+        near, far = (near, mid) if rejects(wins, losses, n, scale, mid, side, alpha) else (mid, far)
     return far
 
 

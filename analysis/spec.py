@@ -24,8 +24,9 @@ class AnalysisSpec(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="Error rate of a wrong pass, and of a wrong fail, any-time valid.")
     segments: tuple[str, ...] = Field((), description=f"Segment keys whose cross product forms the cells judged on their own; of {', '.join(SEGMENT_KEYS)}.")
     min_count: int = Field(20, ge=1, description="Fewest verdicts in a segment cell before it is judged.")
-    min_share: float = Field(0.08, ge=0, lt=1, description="Smallest share of the compared traffic a cell must hold to be judged.")
-    segment_margin: float = Field(0.12, gt=0, lt=1, description="Non-inferiority margin within each judged cell.")
+    min_share: float = Field(0.10, ge=0, lt=1, description="Smallest share of the compared traffic a cell is protected at: "
+                                                           "a cell shown to hold less is not judged.")
+    segment_margin: float = Field(0.14, gt=0, lt=1, description="Non-inferiority margin within each cell of min_share and more.")
 
     @field_validator("segments")
     @classmethod
@@ -50,8 +51,8 @@ class AnalysisSpec(BaseModel):
                 f"{self.margin:g} below the champion's ({level} bounds from reviewed disagreements that hold "
                 f"however often they are read)")
         if self.segments:
-            text += (f", and at most {self.segment_margin:g} below in every {' x '.join(self.segments)} cell with at "
-                     f"least {self.min_count} verdicts and {self.min_share:.0%} of the traffic")
+            text += (f", and at most {self.segment_margin:g} below in every {' x '.join(self.segments)} cell not shown "
+                     f"to hold less than {self.min_share:.0%} of the traffic (judged from {self.min_count} verdicts on)")
         return text + ("; fails once the candidate is shown worse than the champion"
                        + (" overall or in any such cell (Holm over the cells)" if self.segments else "") + ".")
 
@@ -66,7 +67,7 @@ class SegmentResult:
     upper: float | None
     n: int  # verdicts in the cell
     share: float  # of the compared traffic up to the frontier
-    judged: bool  # at least min_count verdicts and min_share of the traffic
+    judged: bool  # not shown to hold less than min_share of the traffic
     words: str  # the cell in words, e.g. "night_time photos in ap-south"
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from analysis.paired import Counts, decide
+from analysis.paired import Counts, decide, outcome_of
 from analysis.spec import AnalysisSpec
 from analysis.weighted import model_estimates
+from monitoring.review.order import due
 from monitoring.review.stats import wilson
+from roomsight.config import ReviewSettings
 from roomsight.regions import REGIONS
 from roomsight.verdicts import IN_DOMAIN, UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
 
 CLASSES = ("bathroom", "bedroom", "dining_room", "exterior", "kitchen", "living_room")
 OOD = (IN_DOMAIN, "night_time", "low_resolution")
 PRIORITY = ("disagreement", "low_confidence", "spot_check")
+AGREEMENT_RESERVE = ReviewSettings().agreement_reserve
 
 
 @dataclass(frozen=True)
@@ -49,35 +52,69 @@ class World:
         return float(np.sum(self.shares * a) / np.sum(self.shares * answered))
 
 
+@dataclass(frozen=True)
+class Family:
+    """The ranges one family of worlds is drawn from (uniform unless said)."""
+
+    regions: tuple[int, ...]  # how many regions (drawn from these)
+    concentration: float  # Dirichlet concentration of the regions' traffic shares
+    ood_share: tuple[float, float]
+    accuracy: tuple[float, float]  # the champion's in-domain accuracy
+    ood_drop: tuple[float, float]  # how much lower on out-of-domain cells
+    disagreement_rates: tuple[float, ...]  # review rate of disagreements (drawn from these)
+    low_confidence_rate: tuple[float, float]
+    spot_check_rate: tuple[float, float]
+    rho: tuple[float, float]  # correlation of the two models' errors
+    unsure: tuple[float, float]  # P(unsure | wrong), each model
+    rows_per_verdict: tuple[float, float]
+    spread: float  # sd of the candidate's per-cell deviation around the condition's delta
+
+
+# `tuning`: everything the analysis plan and the review reserve were chosen on. `held_out`: drawn once for
+# the figures, with ranges tuning never saw, and a candidate whose advantage varies from cell to cell.
+FAMILIES = {
+    "tuning": Family((3,), 4.0, (0.05, 0.25), (0.80, 0.95), (0.05, 0.25), (1.0, 1.0, 0.5), (0.3, 1.0), (0.02, 0.1),
+                     (0.5, 0.9), (0.2, 0.6), (3, 15), 0.0),
+    "held_out": Family((4, 5), 3.0, (0.08, 0.30), (0.76, 0.94), (0.04, 0.22), (1.0, 0.8, 0.6), (0.25, 0.9), (0.03, 0.12),
+                       (0.45, 0.85), (0.15, 0.55), (2.5, 18), 0.015),
+}
+SIM_REGIONS = (*REGIONS, "sa-east", "me-central")  # the shipped regions first, so the tuning family's are theirs
+
+
 def make_world(rng: np.random.Generator, condition: str, family: str) -> World:
-    """A varied world: `family` "tuning" or "held_out" draws from different ranges (regions, ood mix,
-    accuracies, rates), so figures read on the held-out family were not tuned on it."""
-    regions = REGIONS if family == "tuning" else (*REGIONS, "sa-east")
-    ood_share = rng.uniform(0.05, 0.25) if family == "tuning" else rng.uniform(0.1, 0.35)
+    """A varied world drawn from `family`'s ranges (FAMILIES), so figures read on the held-out family were
+    not tuned on it."""
+    f = FAMILIES[family]
+    regions = SIM_REGIONS[:f.regions[0] if len(f.regions) == 1 else int(rng.choice(f.regions))]
+    ood_share = rng.uniform(*f.ood_share)
     cells = tuple(Cell(r, "", o) for r in regions for o in OOD)
-    reg = rng.dirichlet(np.full(len(regions), 4.0))
+    reg = rng.dirichlet(np.full(len(regions), f.concentration))
     ood = np.array([1 - ood_share, *rng.dirichlet([2.0, 2.0]) * ood_share])
     shares = np.outer(reg, ood).ravel()
-    base = rng.uniform(0.80, 0.95) if family == "tuning" else rng.uniform(0.75, 0.93)
-    acc = np.array([base - (0 if c.ood == IN_DOMAIN else rng.uniform(0.05, 0.25)) + rng.normal(0, 0.02) for c in cells])
+    base = rng.uniform(*f.accuracy)
+    acc = np.array([base - (0 if c.ood == IN_DOMAIN else rng.uniform(*f.ood_drop)) + rng.normal(0, 0.02) for c in cells])
     acc = np.clip(acc, 0.4, 0.97)
     delta = np.zeros(len(cells))
+    rest = np.arange(len(cells))
     if condition in ("worse", "better"):
         delta[:] = -0.05 if condition == "worse" else 0.05
     elif condition == "worse_segment":
         # One cell made to hold exactly 10% of the traffic, the candidate 0.15 worse there only.
         bad = int(rng.integers(len(cells)))
-        rest = np.delete(np.arange(len(cells)), bad)
+        rest = np.delete(rest, bad)
         shares[rest] *= 0.9 / shares[rest].sum()
         shares[bad] = 0.10
         acc[bad] = max(acc[bad], 0.3 + 0.15)
         delta[bad] = -0.15
+    if f.spread:  # per-cell deviations that leave the traffic-weighted delta (of the other cells) unchanged
+        noise = rng.normal(0, f.spread, len(rest))
+        delta[rest] += noise - np.average(noise, weights=shares[rest])
     delta = np.clip(acc + delta, 0.02, 0.99) - acc
-    rates = {"disagreement": float(rng.choice([1.0, 1.0, 0.5])), "low_confidence": float(rng.uniform(0.3, 1.0)),
-             "spot_check": float(rng.uniform(0.02, 0.1))}
-    return World(cells, shares, acc, delta, float(rng.uniform(0.5, 0.9)),
-                 (float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.2, 0.6))), rates,
-                 float(rng.uniform(3, 15)) if family == "tuning" else float(rng.uniform(2, 20)))
+    rates = {"disagreement": float(rng.choice(f.disagreement_rates)), "low_confidence": float(rng.uniform(*f.low_confidence_rate)),
+             "spot_check": float(rng.uniform(*f.spot_check_rate))}
+    return World(cells, shares, acc, delta, float(rng.uniform(*f.rho)),
+                 (float(rng.uniform(*f.unsure)), float(rng.uniform(*f.unsure))), rates,
+                 float(rng.uniform(*f.rows_per_verdict)))
 
 
 @dataclass(frozen=True)
@@ -153,6 +190,7 @@ class Run:
     old_at_400: bool = False  # today's gates read once, after 400 verdicts
     covered: dict[str, bool] = field(default_factory=dict)  # precision intervals at the end, where estimable
     verdicts: int = 0
+    agreements: int = 0  # verdicts on low-confidence answers and spot checks
     needed: int | None = None  # still inconclusive at the end: about how many more verdicts would decide it
 
 
@@ -184,7 +222,8 @@ def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon
     return replay(simulated(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000), spec, rng, horizon, old_gates)
 
 
-def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
+def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True,
+           reserve: float = AGREEMENT_RESERVE) -> Run:
     """Review `traffic` verdict by verdict as the queue would, reading the analysis (and today's gates)
     after every verdict, until the analysis has decided and today's gates have passed and been read at 400
     verdicts (or `horizon`)."""
@@ -195,6 +234,7 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
     resolved: list[int] = []
     arrived = 0
     n = len(st.cell)
+    scale = 1 / traffic.rates["disagreement"]
     for verdicts in range(1, horizon + 1):
         arrived = max(arrived, min(n, math.ceil(verdicts * traffic.rows_per_verdict)))
         waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
@@ -204,7 +244,7 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
                 break
             arrived = min(nxt) + 1
             waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
-        s = next(k for k, w in enumerate(waiting) if w > 0)
+        s = next_stratum(waiting, taken, reserve)
         i = int(st.queues[s][taken[s]])
         taken[s] += 1
         resolved.append(i)
@@ -214,29 +254,38 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
         frontier = min(int(dq[taken[0]]), arrived) if taken[0] < len(dq) else arrived
         per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]))
                     for c in range(len(traffic.cells))]
-        whole = Counts(*(sum(getattr(c, f) for c in per_cell) for f in ("rows", "wins", "losses", "verdicts")))
-        cells: dict[tuple[str, ...], Counts] = {}
-        if spec.segments:
-            for c, counts in zip(traffic.cells, per_cell):
-                into = cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts())
-                for f in ("rows", "wins", "losses", "verdicts"):
-                    setattr(into, f, getattr(into, f) + getattr(counts, f))
+        whole, cells = Counts(), {}
+        for c, counts in zip(traffic.cells, per_cell):
+            whole.add(counts)
+            if spec.segments:
+                cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts()).add(counts)
         old.compared, old.agreeing = arrived, int(st.agree_prefix[arrived])
         if not run.old and old.passed():
             run.old, run.old_at = True, verdicts
         if verdicts == 400:
             run.old_at_400 = old.passed()
         if run.analysis_at is None:
-            result = decide("sim", spec, whole, cells, 1 / traffic.rates["disagreement"], project=False)
-            if result.outcome != "inconclusive":
-                run.analysis, run.analysis_at = result.outcome, verdicts
+            outcome = outcome_of(spec, whole, cells, scale)
+            if outcome != "inconclusive":
+                run.analysis, run.analysis_at = outcome, verdicts
         if run.analysis_at is not None and (not old_gates or (run.old and verdicts >= 400)):
             break
     run.covered = _covered(st, arrived, resolved)
     run.verdicts = len(resolved)
+    run.agreements = taken[1] + taken[2]
     if run.analysis_at is None and resolved:
-        run.needed = decide("sim", spec, whole, cells, 1 / traffic.rates["disagreement"]).needed
+        run.needed = decide("sim", spec, whole, cells, scale).needed
     return run
+
+
+def next_stratum(waiting: list[int], taken: list[int], reserve: float) -> int:
+    """The stratum the queue serves next (monitoring.review.order): disagreements first, but every
+    (1/reserve)-th claim an agreement if one waits, of the stratum with fewer verdicts (spot checks on a
+    tie)."""
+    agreements = [k for k in (2, 1) if waiting[k] > 0]
+    if agreements and (not waiting[0] or taken[1] + taken[2] < due(reserve, sum(taken) + 1)):
+        return min(agreements, key=lambda k: taken[k]) if waiting[0] else agreements[-1]
+    return 0
 
 
 def sample_of(st: Stream, arrived: int, resolved: list[int]) -> ReviewSample:

@@ -136,6 +136,10 @@ class ReviewSettings(_Section):
                                                                      "below review.low_confidence is queued.")
     spot_check_share: float = Field(0.05, ge=0, le=1, description="Probability that any other agreeing answer is queued (a spot check).")
     low_confidence: float = Field(0.5, ge=0, le=1, description="Answers below this score count as low-confidence.")
+    # Disagreements decide promotions and are served first; without a reserve, agreements wait behind
+    # them and the precision estimates (which need verdicts from every stratum) have none.
+    agreement_reserve: float = Field(0.05, ge=0, lt=1, description="Share of claims kept for agreements (low-confidence "
+                                                                  "answers and spot checks) while disagreements wait.")
     double_review_share: float = Field(0.1, ge=0, le=1, description="Share of queued photos shown to two reviewers (with at least two "
                                                                     "review.tokens); a conflict goes to a third, if there is one.")
     settle_s: float = Field(60, gt=0, description="How long after a prediction its shadow answer may still arrive: the queue waits "

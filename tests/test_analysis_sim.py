@@ -36,6 +36,8 @@ def test_worse_candidates_are_refused() -> None:
 
 def test_good_candidates_are_promoted() -> None:
     equal, equal_refused, _ = rates("equal", WHOLE, 30, 400)
-    assert equal >= 0.6 and equal_refused <= 1 / 30
+    # An equal candidate sits on the boundary of "not worse", so it is refused in up to alpha (5%) of
+    # rollouts: 3 of 30 allows for the binomial spread of so few.
+    assert equal >= 0.6 and equal_refused <= 3 / 30
     better, _, at = rates("better", WHOLE, 30, 300)
     assert better >= 0.8 and np.median(at) < 150  # target: >= 90% within 300

@@ -20,7 +20,7 @@ from monitoring.review.stats import cohen_kappa, resolve
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage, write_state
 from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts
-from roomsight.verdicts import DISPUTED
+from roomsight.verdicts import DISPUTED, UNSURE
 from tests.conftest import settings_for
 from tests.test_review_queue import CLASSES, ROLLOUT, jpeg
 
@@ -106,6 +106,37 @@ def test_same_traffic_same_items_same_order(tmp_path: Path) -> None:
         reasons = dict(conn.execute(select(review_items.c.id, review_items.c.reason)).all())
     first_spot = next(i for i, item in enumerate(orders[1]) if reasons[item] != "disagreement")
     assert all(reasons[item] != "disagreement" for item in orders[1][first_spot:])  # disagreements first
+
+
+def test_a_reserve_of_claims_goes_to_agreements_without_reordering_disagreements(tmp_path: Path) -> None:
+    s = settings_for(tmp_path, ROOMSIGHT_REVIEW__SPOT_CHECK_SHARE="1.0")
+    engine = create_engine(f"sqlite:///{tmp_path / 'roomsight.db'}")
+    metadata.create_all(engine)
+    store = PhotoStore.for_settings(s)
+    for i in range(12):  # disagreements, the oldest first; agreements logged before any of them
+        put(engine, store, T0 + 10 + i, "kitchen", "bedroom", photo_id=f"D{i}")
+    for i in range(4):
+        put(engine, store, T0 + i, "kitchen", "kitchen", photo_id=f"S{i}")  # spot checks
+        put(engine, store, T0 + 4 + i, UNSURE, UNSURE, photo_id=f"L{i}")  # low-confidence answers
+    queue.fill(engine, s, ROLLOUT, now=T0 + 1000)
+    with engine.connect() as conn:
+        logged = dict(conn.execute(select(review_items.c.id, review_items.c.logged_at)).all())
+
+    def served(reserve: float, n: int) -> list[tuple[str, float]]:
+        out = []
+        for _ in range(n):
+            c = queue.claim_next(engine, "ann", 60, reserve=reserve)
+            queue.submit(engine, "ann", c.item_id, c.claim_id, "kitchen", CLASSES)
+            out.append((queued(engine)[c.request_id], logged[c.item_id]))
+        return out
+
+    first = served(0.25, 16)
+    assert [r for r, _ in first][3::4] == ["spot_check", "low_confidence"] * 2  # every fourth claim, in turn
+    assert [r for r, _ in first if r != "disagreement"] == [r for r, _ in first][3::4]
+    assert [t for r, t in first if r == "disagreement"] == [T0 + 10 + i for i in range(12)]  # the frontier's order
+    rest = served(0.25, 4)
+    assert [r for r, _ in rest] == ["low_confidence"] * 2 + ["spot_check"] * 2  # nothing else waits: in priority order
+    assert queue.claim_next(engine, "ann", 60, reserve=0.25) is None
 
 
 def test_the_rollout_in_progress_is_served_and_others_only_on_request(env) -> None:

@@ -7,11 +7,9 @@ followed by a write, so on SQLite and PostgreSQL alike an item has at most one h
 reviewer gives it at most one verdict, it gets no more verdicts than it wants, and a replayed submission
 records nothing.
 
-Order: the rollout in progress only (another rollout's items when asked for by id; every rollout's when
-none is in progress); disagreements first, which decide promotions, then low-confidence answers, then spot
-checks; within each, the oldest logged photo first (ties by the item's deterministic id). So at any moment
-the resolved disagreements are every sampled one logged up to a time: the frontier the sequential
-comparison reads up to (monitoring.review.evidence).
+Scope: the rollout in progress only (another rollout's items when asked for by id; every rollout's when
+none is in progress). Order: `monitoring.review.order` (disagreements first and oldest first, with a share
+of claims kept for agreements).
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from monitoring.review.order import claim_order
 from monitoring.review.photos import PhotoStore
 from monitoring.review.sampling import fill  # noqa: F401 - callers fill the queue through it
 from monitoring.review.stats import UNUSABLE, Reviewed, resolve
@@ -77,9 +76,10 @@ def _not_judged_by(reviewer: str) -> Any:
     return ~exists().where(v.item_id == review_items.c.id, v.reviewer == reviewer)
 
 
-def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | None = None) -> Claim | None:
-    """The reviewer's unexpired claim if they hold one, else the next free item they have not judged yet,
-    under a fresh lease; None when nothing is left. `rollout_id` None: the rollout in progress."""
+def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | None = None, reserve: float = 0.0) -> Claim | None:
+    """The reviewer's unexpired claim if they hold one, else the next free item they have not judged yet
+    (in monitoring.review.order's order, `reserve` its share of claims kept for agreements), under a fresh
+    lease; None when nothing is left. `rollout_id` None: the rollout in progress."""
     it = review_items.c
     now = time.time()
     with engine.connect() as conn:
@@ -88,13 +88,13 @@ def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | 
                             .order_by(it.lease_until).limit(1)).first()
     if held is not None:
         return Claim(held.id, held.claim_id, held.request_id, held.lease_until)
-    scope = _scope(engine, rollout_id) + [_not_judged_by(reviewer)]
+    rollout = _scope(engine, rollout_id)
     for _ in range(CLAIM_ATTEMPTS):
         now = time.time()
         with engine.connect() as conn:
             # A few candidates: under contention the first is often taken by the time we update it.
-            cands = conn.execute(select(it.id, it.request_id).where(_claimable(now), *scope)
-                                 .order_by(it.priority, it.logged_at, it.id).limit(8)).all()
+            cands = conn.execute(select(it.id, it.request_id).where(_claimable(now), _not_judged_by(reviewer), *rollout)
+                                 .order_by(*claim_order(conn, rollout, reserve)).limit(8)).all()
         if not cands:
             return None
         for cand in cands:

@@ -108,7 +108,7 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
 
     @app.post("/api/claim", response_model=Claimed, responses={**refusals(), **CLAIM_LINKS})
     def claim(who: str = Depends(reviewer)) -> dict[str, Any]:
-        return {"item": item_json(queue.claim_next(engine, who, lease_s, rollout_id)), "progress": progress(who)}
+        return {"item": item_json(queue.claim_next(engine, who, lease_s, rollout_id, settings.review.agreement_reserve)), "progress": progress(who)}
 
     @app.post("/api/verdict", response_model=Recorded, responses=refusals(400, 404, 409, 422), operation_id="verdict")
     def verdict(body: VerdictIn, who: str = Depends(reviewer)) -> dict[str, Any]:
