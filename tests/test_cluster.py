@@ -116,11 +116,14 @@ for a in actors(actor_state_name="ALIVE").values():
         node = a["Address"]["NodeID"]
         kind = "models" if "roomsight_models" in nodes.get(node, {{}}) else "head" if "roomsight_head" in nodes.get(node, {{}}) else "?"
         out.setdefault(a["ActorClassName"].rsplit(":", 1)[1], []).append(kind + ":" + node[:8])
-print(json.dumps(out))
+print("PLACES " + json.dumps(out))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, **RAY_ENV})
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    # Ray may print warnings of its own (a busy node's lagging heartbeats) after the answer.
+    answer = [line for line in done.stdout.splitlines() if line.startswith("PLACES ")]
+    assert answer, done.stdout[-3000:]
+    return json.loads(answer[-1].removeprefix("PLACES "))
 
 
 EXPECTED = {"ingress": {"head"}, "champion": {"models"}, "candidate": {"models"}}
