@@ -22,15 +22,15 @@ ROOMS = Path(os.environ.get("ROOMSIGHT_REAL_DATA", Path(__file__).resolve().pare
 PORT = 8795
 
 NOTES = """
-**What this measures and on what.** One run on the real photos: a champion and a candidate with bedroom
-and living_room swapped, each trained by the demo's real-photo recipe (head-only on the cached backbone)
-on the photos' train split; the traffic is every photo of the folder in order, three regions, so the
-models answer photos they trained on as well as ones they did not. The reviewers answer with each photo's label. Nothing here was tuned on this run: the plan is the shipped one
-and its analysis margins come from the analysis benchmark's tuning family. How often the quality analysis
-passes, fails or waits over many rollouts is the analysis section's figure (a healthy candidate is failed
-by it, and so rolled back by the guard, which reads the same analysis however often, at most at the fail
-test's stated 5%); the soak section watches one healthy candidate for ten minutes. One run, one seed: a
-figure, not a rate.
+**What this measures and on what.** One run on the real photos: a champion and a candidate with bedroom and
+living_room swapped, each trained by the demo's real-photo recipe (head-only on the cached backbone) on the
+photos' train split; the traffic is every photo of the folder in order, three regions, so the models answer
+photos they trained on as well as ones they did not. The reviewers answer with each photo's label. Nothing
+here was tuned on this run: the plan is the shipped one and its analysis margins come from the analysis
+benchmark's tuning family. How often the quality analysis passes, fails or waits over many rollouts is the
+analysis section's figure (a healthy candidate is failed by it, and so rolled back by the guard, which reads
+the same analysis however often, at most at the fail test's stated 5%); the soak section watches one healthy
+candidate for ten minutes. One run, one seed: a figure, not a rate.
 """
 
 
