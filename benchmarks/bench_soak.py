@@ -1,20 +1,14 @@
 """Soak: the Serve app in shadow stage (the champion answers every request, the candidate runs on every
-one too) under an open loop at ~70% of its measured capacity for 10 minutes (60 s with --quick), watched
-as `rollout serve` watches it: the guard ticking on the shipped plan's watched conditions (the quality
-analysis, the drift alarm), the background drift check, and a reviewer answering the review queue with
-each photo's true class as it fills.
+one too) under an open loop at ~70% of its measured capacity for 10 minutes (60 s with --quick).
 
 Claims checked: no request fails; the resident memory of the Serve replicas (ingress and both model
-deployments) grows by less than 10% from the end of the first segment to the end; the prediction log has
-a row for every request that got an answer; and the guard never rolls back or pauses the healthy
-candidate (a second seed of the champion's recipe). Latency and memory are sampled per segment of the run
-(a plot)."""
+deployments) grows by less than 10% from the end of the first segment to the end; and the prediction
+log has a row for every request that got an answer. Latency and memory are sampled per segment of the run (a plot)."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -40,8 +34,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     duration_s, segments = (60, 4) if quick else (600, 10)
     home = Path(tempfile.mkdtemp(prefix="roomsight-bench-soak-"))
     settings = load_settings(environ={"ROOMSIGHT_HOME": str(home), "ROOMSIGHT_SERVE__PORT": str(PORT),
-                                      "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3",
-                                      "ROOMSIGHT_MONITORING__DRIFT_CHECK_EVERY_S": "30"})
+                                      "ROOMSIGHT_SERVE__STATE_POLL_S": "0.3"})
     cfg = dict(backbone="efficientnet_lite0", head_only=True, epochs=1, synthetic_per_class=20)
     train(settings, TrainConfig(seed=0, **cfg))
     cand = train(settings, TrainConfig(seed=1, **cfg)).registered.ref
@@ -51,10 +44,8 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         serve.shutdown()  # an earlier benchmark in this process left Serve's proxy bound to its own port
     ControlPlane(settings, load_plan(), actor="bench").current()
     url = start_serve(settings)
-    shipped = load_plan()  # its watched conditions, without the exits nobody promotes through here
-    cp = ControlPlane(settings, shipped.model_copy(update={"steps": tuple(s.model_copy(update={"exit": ()})
-                                                                          for s in shipped.steps)}), actor="bench")
-    rollout_id = cp.start(cand.uri).after.rollout_id
+    cp = ControlPlane(settings, load_plan().unconditional(), actor="bench")
+    cp.start(cand.uri)
     _wait_for_stage(url, "shadow")
     closed_loop(url, bodies, 16, 1, REGIONS)  # warm-up: both models loaded, calibrations fetched
 
@@ -67,8 +58,6 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
 
     request_ids: list[str] = []
     timeline, failures, n = [], 0, 0
-    watchers = Watchers(settings, cp, rollout_id)
-    watchers.start()
     t0 = time.monotonic()
     for _ in range(segments):
         seg = open_loop(url, bodies, rate, duration_s / segments, REGIONS, ids=True)
@@ -76,7 +65,6 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         failures += seg.failures
         n += seg.n + seg.failures
         timeline.append({"t_min": round((time.monotonic() - t0) / 60, 2), **seg.summary(), "rss_mb": _rss_mb(pids)})
-    watched = watchers.stop()
     rss_end = _rss_mb(pids)
     # The baseline is taken after the first segment, not before the soak: an idle-priority candidate runs
     # its first full batches (and allocates for them) only once the capacity probe has let go of the CPU.
@@ -92,7 +80,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         "p50_ms_last_segment": timeline[-1]["p50_ms"], "p99_ms_last_segment": timeline[-1]["p99_ms"],
         "rss_mb_start": rss_start, "rss_mb_end": rss_end, "rss_growth_pct": growth,
         "log_missing": missing, "log_shadow_status": shadow, "ingress_log": health["log"], "ingress_shadow": health["shadow"],
-        "timeline": timeline, **watched,
+        "timeline": timeline,
     })
     serve.delete(APP_NAME)
     serve.shutdown()
@@ -101,54 +89,6 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
         _plot(timeline, out_dir / "soak_timeline.png")
         results["plot"] = "soak_timeline.png"
     return results
-
-
-class Watchers:
-    """What `rollout serve` runs beside the app (the guard, the drift checker), and a reviewer who answers
-    the queue with each photo's class (benchmarks.bench_serving._bodies draws class i % 8 for listing i)."""
-
-    def __init__(self, settings, control, rollout_id: str) -> None:  # noqa: ANN001 - Settings, ControlPlane
-        from monitoring.drift_checks import DriftChecker
-        from rollout.guard import GUARD_ACTOR, Guard
-
-        self.settings, self.control, self.rollout_id = settings, control, rollout_id
-        self.guard = Guard(control.with_actor(GUARD_ACTOR))
-        self.drift = DriftChecker(settings, control.engine, lambda: rollout_id)
-        self.verdicts = 0
-        self._stop = threading.Event()
-        self._reviewer = threading.Thread(target=self._review, name="soak-reviewer", daemon=True)
-
-    def start(self) -> None:
-        self.guard.start()
-        self.drift.start()
-        self._reviewer.start()
-
-    def _review(self) -> None:
-        from sqlalchemy import select
-
-        from monitoring.review import queue
-        from roomsight.tables import predictions
-        from training.synthetic import CLASSES
-
-        engine = self.control.engine
-        while not self._stop.wait(5):
-            queue.fill(engine, self.settings, self.rollout_id)
-            while not self._stop.is_set() and (c := queue.claim_next(engine, "soak", 300, self.rollout_id)) is not None:
-                with engine.connect() as conn:
-                    listing = conn.execute(select(predictions.c.listing_id)
-                                           .where(predictions.c.request_id == c.request_id)).scalar_one()
-                queue.submit(engine, "soak", c.item_id, c.claim_id, CLASSES[int(listing[1:]) % len(CLASSES)], CLASSES)
-                self.verdicts += 1
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self.guard.stop()
-        self.drift.stop()
-        self._reviewer.join(timeout=60)
-        status = self.control.status()
-        automatic = [e["action"] for e in self.control.history() if e["actor"] == "guard"]
-        return {"guard_actions": automatic, "stage_at_end": status.state.stage.value, "verdicts": self.verdicts,
-                "watched_at_end": {c.name: f"{c.outcome}: {c.detail}" for c in status.watch}}
 
 
 def _wait_for_stage(url: str, stage: str, timeout: float = 120.0) -> None:
@@ -265,8 +205,4 @@ def targets(r: dict) -> list:
                worst is not None and worst < 10),
         Target("the prediction log has a row for every answered request",
                f"{r['log_missing']} missing of {r['answered']}", r["log_missing"] == 0),
-        Target("the guard, watching the healthy candidate on the reviewed verdicts for the whole soak, never acts",
-               f"{len(r.get('guard_actions', []))} automatic actions {r.get('guard_actions', [])}; "
-               f"{r.get('verdicts', 0)} verdicts; at the end: {r.get('watched_at_end')}",
-               "guard_actions" in r and not r["guard_actions"] and r.get("stage_at_end") == "shadow"),
     ]
