@@ -29,8 +29,8 @@ photos they trained on as well as ones they did not. The reviewers answer with e
 here was tuned on this run: the plan is the shipped one and its analysis margins come from the analysis
 benchmark's tuning family. How often the quality analysis passes, fails or waits over many rollouts is the
 analysis section's figure (a healthy candidate is failed by it, and so rolled back by the guard, which reads
-the same analysis however often, at most at the fail test's stated 5%); the soak section watches one healthy
-candidate for ten minutes. One run, one seed: a figure, not a rate.
+the same analysis however often, at most at the fail test's stated 5%). One run, one seed: a figure, not a
+rate.
 """
 
 
