@@ -15,14 +15,15 @@ import html
 import io
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, select
 
 from monitoring.drift import DriftReport, DriftResult, Window, model_reference
+from monitoring.drift_window import in_window
 from monitoring.mailer import InlineImage
 from monitoring.review.photos import PhotoStore
 from roomsight.config import Settings
@@ -91,19 +92,8 @@ def pick(rows: Sequence[dict[str, Any]], reference: dict[str, tuple[float, float
 def _window_rows(engine: Engine, window: Window) -> list[dict[str, Any]]:
     """The newest SCAN rows of the window: the same selection as drift.current_frame."""
     p = predictions.c
-    q = select(p.request_id, p.ts, p.region, p.label, p.ood, p.descriptors).order_by(p.ts.desc()).limit(SCAN)
-    if window.since is not None:
-        q = q.where(p.ts >= window.since)
-    if window.until is not None:
-        q = q.where(p.ts < window.until)
-    if window.region:
-        q = q.where(p.region == window.region)
-    if window.rollout_id:
-        q = q.where(p.rollout_id == window.rollout_id)
-    if window.model_version:
-        v = window.model_version
-        q = q.where(or_(and_(p.served_by == "champion", p.champion_version == v),
-                        and_(p.served_by == "candidate", p.candidate_version == v)))
+    newest = replace(window, last=min(SCAN, window.last or SCAN))
+    q = in_window(select(p.request_id, p.ts, p.region, p.label, p.ood, p.descriptors), newest)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
 

@@ -63,7 +63,8 @@ _COLUMNS = ("ts", "served_by", "champion_version", "candidate_version", "champio
             "label", "ood", "descriptors", "routing_reason")
 
 
-def _in_window(query: Any, window: Window) -> Any:  # noqa: ANN401 - a Select
+def in_window(query: Any, window: Window) -> Any:  # noqa: ANN401 - a Select
+    """`query` over the predictions table narrowed to `window`."""
     p = predictions.c
     if window.since is not None:
         query = query.where(p.ts >= window.since)
@@ -96,11 +97,11 @@ def window_frame(engine: Engine, window: Window, sample: int | None, seed: int =
         ids = None
         if sample is not None:
             # Ordered, so that the same window and seed draw the same sample.
-            ids = list(conn.execute(_in_window(select(p.request_id), window).order_by(p.ts, p.request_id)).scalars())
+            ids = list(conn.execute(in_window(select(p.request_id), window).order_by(p.ts, p.request_id)).scalars())
             if len(ids) <= sample:
                 ids = None  # the whole window: read it in one pass
         if ids is None:
-            rows = conn.execute(_in_window(select(*(p[c] for c in _COLUMNS)), window)).all()
+            rows = conn.execute(in_window(select(*(p[c] for c in _COLUMNS)), window)).all()
             return Frame(_records_frame(rows), len(rows), None)
         chosen = [ids[i] for i in sorted(random.Random(seed).sample(range(len(ids)), sample))]
         rows = []

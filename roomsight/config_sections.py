@@ -43,18 +43,13 @@ class MonitoringSettings(_Section):
     drift_max_age_s: float = Field(900, gt=0, description="A drift check older than this is no evidence: drift_alarm and "
                                    "drifted_share read as missing until a newer one is made.")
 
-    @field_validator("drift_sample")
+    @field_validator("drift_sample", "drift_check_window")
     @classmethod
-    def _sample_fits_a_window(cls, v: int, info: ValidationInfo) -> int:
+    def _at_least_a_window(cls, v: int, info: ValidationInfo) -> int:
         if v < info.data.get("min_window", 0):
-            raise ValueError("must be at least min_window, or a window large enough to report on is sampled below it")
-        return v
-
-    @field_validator("drift_check_window")
-    @classmethod
-    def _check_window_fits(cls, v: int, info: ValidationInfo) -> int:
-        if v < info.data.get("min_window", 0):
-            raise ValueError("must be at least min_window, or no check ever has enough predictions to compare")
+            why = {"drift_sample": "a window large enough to report on is sampled below it",
+                   "drift_check_window": "no check ever has enough predictions to compare"}[info.field_name]
+            raise ValueError(f"must be at least min_window, or {why}")
         return v
 
     @field_validator("drift_max_age_s")

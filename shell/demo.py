@@ -210,8 +210,9 @@ class Demo:
 
     # -- around it ---------------------------------------------------------------------------------
     def _rollout_in_progress(self) -> str | None:
-        state = self.control.current().state
-        return state.rollout_id if state.in_progress else None
+        from monitoring.review.queue import current_rollout
+
+        return current_rollout(self.control.engine)
 
     def _review_round(self) -> None:
         from monitoring.review.queue import fill
