@@ -1,11 +1,13 @@
-"""Per-minute counts of each rollout's logged requests (the `prediction_minutes` table), kept by the
-database itself.
+"""Per-minute counts of each rollout's logged requests per region (the `traffic_minutes` table), kept by
+the database itself.
 
-Triggers on `predictions` add every inserted row to its (rollout, minute) counts, move every updated one
-(a shadow result arriving changes `disagreement`, `shadow_status`, `candidate_ms`) and subtract every
-deleted one, inside the writer's own transaction. So the counts are exact whoever writes: the ingress, a
-journal replay after a crash, a retried batch, a test. A rollout's counts are then a sum over one row per
-minute of it (`counts`), never a scan of its requests; `as_of` adds the last partial minute from the log.
+Triggers on `predictions` add every inserted row to its (rollout, minute, region) counts and latency
+totals, move every updated one (a shadow result arriving changes `disagreement`, `shadow_status`,
+`candidate_ms`) and subtract every deleted one, inside the writer's own transaction. So the counts are
+exact whoever writes: the ingress, a journal replay after a crash, a retried batch, a test. A rollout's
+counts are then a sum over one row per minute and region of it (`counts`), never a scan of its requests;
+`as_of` adds the last partial minute from the log. The report's traffic over time reads the same rows
+(rollout.report.series).
 
 SQLite runs a row trigger per request; PostgreSQL a statement trigger over the statement's transition
 tables (one upsert per batch, keys in order so concurrent writers lock them in the same order).
@@ -20,10 +22,10 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, func, select, text
 
-from roomsight.tables import ROLLUP_COUNTERS, candidate_ran, prediction_minutes
+from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, candidate_ran, traffic_minutes
 
 VERSION = 1  # bump when a counter's definition changes: install() then drops the old triggers and backfills
-PREFIX = "prediction_minutes_"
+PREFIX = "traffic_minutes_"
 TRIGGERS = tuple(f"{PREFIX}v{VERSION}_{op}" for op in ("insert", "update", "delete"))
 _FUNCTION = f"{PREFIX}v{VERSION}"  # PostgreSQL's trigger function
 MINUTE_S = 60
@@ -62,21 +64,55 @@ def counter_sql(dialect: str, row: str = "") -> dict[str, str]:
     return out
 
 
-_COLUMNS = ", ".join(("rollout_id", "minute", *ROLLUP_COUNTERS))
-_ADD = ", ".join(f"{c} = prediction_minutes.{c} + excluded.{c}" for c in ROLLUP_COUNTERS)
+def latency_sql(row: str = "") -> dict[str, str]:
+    """Each latency column's contribution of one row: the totals add the latency of a timed call (as the
+    `*_timed` counters count them), the maxima take it."""
+    cand = f"CASE WHEN {candidate_ran(row)} AND {row}candidate_ms IS NOT NULL THEN {row}candidate_ms END"
+    champ = f"{row}champion_ms"
+    return {"candidate_ms_sum": f"coalesce({cand}, 0)", "champion_ms_sum": f"coalesce({champ}, 0)",
+            "candidate_ms_max": cand, "champion_ms_max": champ}
+
+
+_KEY = ("rollout_id", "minute", "region")
+_ADDED = (*ROLLUP_COUNTERS, *ROLLUP_SUMS)  # signed: an update moves them, a delete takes them back
+_COLUMNS = ", ".join((*_KEY, *_ADDED, *ROLLUP_MAXES))
+_CONFLICT = f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
+
+
+def _merge(dialect: str) -> str:
+    added = [f"{c} = traffic_minutes.{c} + excluded.{c}" for c in _ADDED]
+    if dialect == "postgresql":  # GREATEST ignores NULLs
+        top = [f"{c} = GREATEST(traffic_minutes.{c}, excluded.{c})" for c in ROLLUP_MAXES]
+    else:  # SQLite's max() of a NULL is NULL
+        top = [f"{c} = max(coalesce(traffic_minutes.{c}, excluded.{c}), coalesce(excluded.{c}, traffic_minutes.{c}))"
+               for c in ROLLUP_MAXES]
+    return _CONFLICT + ", ".join(added + top)
+
+
+def _row_values(dialect: str, row: str, sign: str) -> list[str]:
+    """One row's contribution in _COLUMNS order after the key; a row taken back leaves the maxima as they are."""
+    lat = latency_sql(row)
+    signed = [f"{sign}({e})" for e in counter_sql(dialect, row).values()] + [f"{sign}({lat[c]})" for c in ROLLUP_SUMS]
+    return signed + [lat[c] if sign == "+" else "CAST(NULL AS FLOAT)" for c in ROLLUP_MAXES]
 
 
 def _sqlite_upsert(row: str, sign: str) -> str:
-    values = ", ".join(f"{sign}({e})" for e in counter_sql("sqlite", row).values())
+    values = ", ".join(_row_values("sqlite", row, sign))
     # SELECT ... WHERE (not VALUES): the trigger skips requests outside a rollout; SQLite's upsert after a
     # SELECT needs the WHERE to parse.
-    return (f"INSERT INTO prediction_minutes ({_COLUMNS}) SELECT {row}rollout_id, {minute_sql('sqlite', row)}, {values} "
-            f"WHERE {row}rollout_id IS NOT NULL ON CONFLICT (rollout_id, minute) DO UPDATE SET {_ADD};")
+    return (f"INSERT INTO traffic_minutes ({_COLUMNS}) SELECT {row}rollout_id, {minute_sql('sqlite', row)}, "
+            f"{row}region, {values} WHERE {row}rollout_id IS NOT NULL {_merge('sqlite')};")
 
 
 def _postgres_delta(source: str, sign: str) -> str:
-    values = ", ".join(f"{sign}({e}) AS {c}" for c, e in counter_sql("postgresql", "r.").items())
-    return f"SELECT r.rollout_id, {minute_sql('postgresql', 'r.')} AS minute, {values} FROM {source} r WHERE r.rollout_id IS NOT NULL"
+    names = (*_ADDED, *ROLLUP_MAXES)
+    values = ", ".join(f"{v} AS {c}" for c, v in zip(names, _row_values("postgresql", "r.", sign)))
+    return (f"SELECT r.rollout_id, {minute_sql('postgresql', 'r.')} AS minute, r.region, {values} FROM {source} r "
+            f"WHERE r.rollout_id IS NOT NULL")
+
+
+def _aggregates() -> str:
+    return ", ".join([f"sum({c})" for c in _ADDED] + [f"max({c})" for c in ROLLUP_MAXES])
 
 
 def install_sql(dialect: str) -> list[str]:
@@ -91,14 +127,13 @@ def install_sql(dialect: str) -> list[str]:
         ]
     if dialect != "postgresql":
         raise NotImplementedError(f"no rollup triggers for the {dialect} dialect")
-    sums = ", ".join(f"sum({c})" for c in ROLLUP_COUNTERS)
 
     def upsert(deltas: str) -> str:
-        return (f"INSERT INTO prediction_minutes ({_COLUMNS}) SELECT rollout_id, minute, {sums} FROM ({deltas}) d "
-                f"GROUP BY 1, 2 ORDER BY 1, 2 ON CONFLICT (rollout_id, minute) DO UPDATE SET {_ADD};")
+        return (f"INSERT INTO traffic_minutes ({_COLUMNS}) SELECT rollout_id, minute, region, {_aggregates()} "
+                f"FROM ({deltas}) d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_merge('postgresql')};")
 
-    body = (f"IF TG_OP = 'INSERT' THEN {upsert(_postgres_delta('new_rows', ''))} "
-            f"ELSIF TG_OP = 'UPDATE' THEN {upsert(_postgres_delta('old_rows', '-') + ' UNION ALL ' + _postgres_delta('new_rows', ''))} "
+    body = (f"IF TG_OP = 'INSERT' THEN {upsert(_postgres_delta('new_rows', '+'))} "
+            f"ELSIF TG_OP = 'UPDATE' THEN {upsert(_postgres_delta('old_rows', '-') + ' UNION ALL ' + _postgres_delta('new_rows', '+'))} "
             f"ELSE {upsert(_postgres_delta('old_rows', '-'))} END IF; RETURN NULL;")
     return [
         f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN {body} END $fn$",
@@ -122,22 +157,27 @@ def installed(conn: Connection) -> set[str]:
 
 def install(conn: Connection) -> int | None:
     """Create this version's triggers if they are missing, replacing older ones and recounting every
-    rollout from the log. Call with writers excluded (roomsight.db.writers_excluded): a row written
-    between the recount and the triggers would be counted by neither. Returns how many logged requests
-    were counted, or None if the triggers were there already."""
+    rollout from the log. Call with writers excluded (roomsight.db.writers_excluded): a
+    row written between the recount and the triggers would be counted by neither. Returns how many logged
+    requests were counted, or None if the triggers were there already."""
     have = installed(conn)
     if have == set(TRIGGERS):
         return None
     dialect = conn.dialect.name
     for name in sorted(have):
         conn.exec_driver_sql(f"DROP TRIGGER {name}" + (" ON predictions" if dialect == "postgresql" else ""))
-    conn.execute(prediction_minutes.delete())
-    sums = ", ".join(f"sum({e})" for e in counter_sql(dialect).values())
-    conn.exec_driver_sql(f"INSERT INTO prediction_minutes ({_COLUMNS}) SELECT rollout_id, {minute_sql(dialect)}, {sums} "
-                         f"FROM predictions WHERE rollout_id IS NOT NULL GROUP BY 1, 2")
+    if dialect == "postgresql":  # each version's trigger function is named for it (`_FUNCTION`)
+        for function in sorted({name.rsplit("_", 1)[0] for name in have}):
+            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}()")
+    conn.execute(traffic_minutes.delete())
+    lat = latency_sql()
+    per_row = [*counter_sql(dialect).values(), *(lat[c] for c in ROLLUP_SUMS), *(lat[c] for c in ROLLUP_MAXES)]
+    aggregates = ", ".join([f"sum({e})" for e in per_row[:len(_ADDED)]] + [f"max({e})" for e in per_row[len(_ADDED):]])
+    conn.exec_driver_sql(f"INSERT INTO traffic_minutes ({_COLUMNS}) SELECT rollout_id, {minute_sql(dialect)}, region, "
+                         f"{aggregates} FROM predictions WHERE rollout_id IS NOT NULL GROUP BY 1, 2, 3")
     for ddl in install_sql(dialect):
         conn.exec_driver_sql(ddl)
-    return int(conn.execute(select(func.coalesce(func.sum(prediction_minutes.c.requests), 0))).scalar_one())
+    return int(conn.execute(select(func.coalesce(func.sum(traffic_minutes.c.requests), 0))).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -164,9 +204,9 @@ def minute_of(ts: float) -> int:
 
 def counts(conn: Connection, rollout_id: str, as_of: float | None = None) -> Counts:
     """A rollout's counts over its requests logged up to `as_of` (unix seconds; default: all). The whole
-    minutes come from `prediction_minutes`; the minute `as_of` falls in from the log's rows of that
+    minutes come from `traffic_minutes`; the minute `as_of` falls in from the log's rows of that
     minute (an index range on rollout and time)."""
-    m = prediction_minutes.c
+    m = traffic_minutes.c
     q = select(*(func.coalesce(func.sum(m[c]), 0) for c in ROLLUP_COUNTERS)).where(m.rollout_id == rollout_id)
     if as_of is None:
         return Counts(*(int(v) for v in conn.execute(q).one()))

@@ -80,9 +80,9 @@ Index("ix_predictions_candidate_ms", predictions.c.rollout_id, predictions.c.can
 Index("ix_predictions_champion_ms", predictions.c.rollout_id, predictions.c.champion_ms, predictions.c.ts,
       sqlite_where=text("champion_ms IS NOT NULL"), postgresql_where=text("champion_ms IS NOT NULL"))
 
-# Per-minute counts of each rollout's logged requests, kept by the database itself: triggers on
+# Per-minute counts of each rollout's logged requests per region, kept by the database itself: triggers on
 # `predictions` (roomsight.rollup) apply every insert, update and delete in the writer's transaction. A
-# rollout's counts are then a sum over one row per minute, not a scan of its requests.
+# rollout's counts are then a sum over one row per minute and region, not a scan of its requests.
 ROLLUP_COUNTERS = (
     "requests",  # logged requests
     "compared",  # both models answered (disagreement is set)
@@ -94,12 +94,19 @@ ROLLUP_COUNTERS = (
     "champion_timed",  # the champion ran, with a latency: the rank base of its p99
     "ood_flagged",  # at least one out-of-domain flag
 )
-prediction_minutes = Table(
-    "prediction_minutes",
+# Latency totals of the timed calls above (the report's mean per time bucket), and the largest latency
+# logged in the minute, which an update or delete never lowers (a call's latency is written once).
+ROLLUP_SUMS = ("candidate_ms_sum", "champion_ms_sum")
+ROLLUP_MAXES = ("candidate_ms_max", "champion_ms_max")
+traffic_minutes = Table(
+    "traffic_minutes",
     metadata,
     Column("rollout_id", String(36), primary_key=True),
     Column("minute", BigInteger, primary_key=True),  # floor(ts / 60)
+    Column("region", String(64), primary_key=True),
     *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
+    *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
+    *(Column(name, Float) for name in ROLLUP_MAXES),
 )
 
 # Results of drift checks over a rollout's traffic (monitoring.drift_checks): an Evidently report costs
@@ -158,6 +165,12 @@ review_items = Table(
 )
 Index("ix_review_items_queue", review_items.c.status, review_items.c.priority, review_items.c.created_at)
 Index("ix_review_items_rollout_order", review_items.c.rollout_id, review_items.c.status, review_items.c.logged_at)
+# The review sample reads a rollout's resolved items and the oldest open disagreement: as many index entries
+# as reviews given, and one, however many items the queue holds.
+Index("ix_review_items_resolved", review_items.c.rollout_id, review_items.c.logged_at,
+      sqlite_where=text("truth IS NOT NULL"), postgresql_where=text("truth IS NOT NULL"))
+Index("ix_review_items_open", review_items.c.rollout_id, review_items.c.reason, review_items.c.logged_at,
+      sqlite_where=text("truth IS NULL"), postgresql_where=text("truth IS NULL"))
 
 # One row per reviewer per item: a double-reviewed item has two, a conflict a third.
 review_verdicts = Table(
@@ -181,5 +194,19 @@ review_fill = Table(
     Column("rollout_id", String(36), primary_key=True),
     Column("watermark", Float, nullable=False),
     Column("settled_to", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The review sample's counts of a rollout's compared predictions per stratum and cell, as last read
+# (monitoring.review.cell_counts): rows logged up to `final_to` no longer change and those up to `edge` are
+# settled, so any process adds only the rows logged or settled since, whatever the length of the log.
+review_counts = Table(
+    "review_counts",
+    metadata,
+    Column("rollout_id", String(36), primary_key=True),
+    Column("low_confidence", Float, primary_key=True),  # the stratum rule's threshold the counts were read with
+    Column("final_to", Float, nullable=False),
+    Column("edge", Float, nullable=False),
+    Column("counts", JSON, nullable=False),  # [[stratum, region, class, ood, discordant, a, b, final, settled], ...]
     Column("updated_at", Float, nullable=False),
 )

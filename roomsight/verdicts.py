@@ -79,4 +79,3 @@ class ReviewSample:
     counts: tuple[CountRow, ...] = ()
     verdicts: tuple[VerdictRow, ...] = ()
     frontier: float | None = None
-    pending: int = 0  # items queued but not yet resolved

@@ -16,7 +16,7 @@ from benchmarks import synthlog
 from monitoring.drift_checks import evidence as drift_evidence
 from roomsight import rollup
 from roomsight.db import engine_for
-from roomsight.tables import predictions
+from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, predictions, traffic_minutes
 from rollout.evidence import candidate_window, log_evidence
 from serving.predlog import LogWriter, ShadowUpdate
 from tests.conftest import settings_for
@@ -149,15 +149,24 @@ def test_counts_follow_updates_and_deletes_and_ood_share_equals_the_old(log, tmp
         assert (c.requests, c.compared, c.candidate_served) == (old["requests"], old["compared"], old["candidate_served"])
         assert drift_evidence(log, settings, MAIN, as_of=as_of)["ood_share"] == old_ood_share(log, MAIN, as_of)
     # Rebuilt from scratch (as on an upgraded database), the counts are the same as the triggers kept them.
+    def rows(conn) -> dict[tuple, dict]:  # noqa: ANN001
+        q = select(traffic_minutes).order_by(traffic_minutes.c.rollout_id, traffic_minutes.c.minute, traffic_minutes.c.region)
+        return {(r.rollout_id, r.minute, r.region): r._asdict() for r in conn.execute(q)}
+
     with log.connect() as conn:
-        kept = conn.execute(text("SELECT * FROM prediction_minutes ORDER BY rollout_id, minute")).all()
+        kept = rows(conn)
     with log.begin() as conn:
         logged = conn.execute(select(func.count()).where(predictions.c.rollout_id.is_not(None))).scalar_one()
         for name in sorted(rollup.installed(conn)):
             conn.exec_driver_sql(f"DROP TRIGGER {name}" + (" ON predictions" if conn.dialect.name == "postgresql" else ""))
         assert rollup.install(conn) == logged
-        rebuilt = conn.execute(text("SELECT * FROM prediction_minutes ORDER BY rollout_id, minute")).all()
-    assert [tuple(r) for r in rebuilt] == [tuple(r) for r in kept if any(r[2:])]
+        rebuilt = rows(conn)
+    assert set(rebuilt) == {k for k, r in kept.items() if any(r[c] for c in ROLLUP_COUNTERS)}
+    for key, r in rebuilt.items():
+        assert all(r[c] == kept[key][c] for c in ROLLUP_COUNTERS), key
+        assert all(r[c] == pytest.approx(kept[key][c], abs=1e-6) for c in ROLLUP_SUMS), key
+        # A maximum is never lowered: a deleted row's latency may still stand in the kept one.
+        assert all(r[c] is None or r[c] <= kept[key][c] for c in ROLLUP_MAXES), key
 
 
 def _plan(engine, query: str, params: dict) -> str:  # noqa: ANN001

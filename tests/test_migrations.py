@@ -46,7 +46,7 @@ def test_a_log_written_by_the_previous_schema_is_upgraded_in_place(url):
     engine = db.engine_for(url)  # today's code, as any process starting on this database
     new_indexes = {i.name for t in metadata.sorted_tables for i in t.indexes}
     assert new_indexes <= index_names(engine)
-    assert {"prediction_minutes", "drift_checks"} <= set(inspect(engine).get_table_names())
+    assert {"traffic_minutes", "drift_checks"} <= set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(predictions)).scalar_one() == 3500
         assert conn.execute(text("SELECT generation FROM rollout_state")).scalar_one() == 3

@@ -19,7 +19,7 @@ from monitoring.review.photos import PhotoStore
 from monitoring.review.stats import cohen_kappa, resolve
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage, write_state
-from roomsight.tables import metadata, predictions, review_fill, review_items, review_verdicts
+from roomsight.tables import metadata, predictions, review_counts, review_fill, review_items, review_verdicts
 from roomsight.verdicts import DISPUTED, UNSURE
 from tests.conftest import settings_for
 from tests.test_review_queue import CLASSES, ROLLOUT, jpeg
@@ -219,7 +219,7 @@ def reviewed_scenario(s, engine, store) -> None:
 def forget(engine, rollout: str) -> None:
     """Remove one rollout's rows (the suite's PostgreSQL is shared by other tests: no table is dropped)."""
     with engine.begin() as conn:
-        for table in (review_verdicts, review_items, review_fill, predictions):
+        for table in (review_verdicts, review_items, review_fill, review_counts, predictions):
             conn.execute(table.delete().where(table.c.rollout_id == rollout))
 
 
@@ -236,7 +236,6 @@ def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env
     assert sum(r.n for r in sample.counts if r.cell.ood == "night_time") == 5
     assert len(sample.verdicts) == 4 and {v.pi for v in sample.verdicts} == {1.0}
     assert all(v.candidate == v.truth != v.champion for v in sample.verdicts)
-    assert sample.pending == len(queued(engine)) - 4
 
     result = analyse("quality", AnalysisSpec(margin=0.05), sample)
     assert result.estimate == pytest.approx(4 / 16) and result.n == 4 and result.discordant == 4
@@ -249,15 +248,14 @@ def test_review_sample_reads_the_frontier_counts_and_verdicts_as_of_a_moment(env
     assert evidence(engine, s, ROLLOUT)["reviewed"] == 4
 
 
-def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_it_kept(env) -> None:
+def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_kept_in_the_database(env) -> None:
     from collections import Counter
-
-    from monitoring.review import evidence as review_evidence
 
     s, engine, store = env
     reviewed_scenario(s, engine, store)
     first = review_sample(engine, s, ROLLOUT)
-    assert review_evidence._KEPT[engine][(ROLLOUT, s.review.low_confidence)].edge == first.frontier
+    kept_row = lambda: engine.connect().execute(select(review_counts).where(review_counts.c.rollout_id == ROLLOUT)).one()  # noqa: E731
+    assert kept_row().edge == first.frontier
     # More traffic, and every open item judged: the frontier moves past rows the first sample left unsettled.
     for i in range(40, 60):
         put(engine, store, T0 + i, "kitchen", "bedroom" if i % 4 == 0 else "kitchen", region="us-east")
@@ -265,12 +263,22 @@ def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_it_kept(e
     while (c := queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)) is not None:
         queue.submit(engine, "ann", c.item_id, c.claim_id, "kitchen", CLASSES)
     kept = review_sample(engine, s, ROLLOUT)
-    review_evidence._KEPT.clear()
+    assert kept_row().edge == kept.frontier > first.frontier
+    with engine.begin() as conn:
+        conn.execute(review_counts.delete())
     recounted = review_sample(engine, s, ROLLOUT)
-    assert kept.frontier == recounted.frontier > first.frontier
     as_rows = lambda sample: Counter((r.stratum, r.cell, r.discordant, r.champion_answered, r.candidate_answered,  # noqa: E731
                                       r.settled, r.n) for r in sample.counts)
+    assert kept.frontier == recounted.frontier
     assert as_rows(kept) == as_rows(recounted) and sum(r.n for r in kept.counts) == 60
+
+    # A new reading starts from the kept counts, whoever kept them: planted counts show through.
+    row = kept_row()
+    planted = [[*r[:7], r[7] + 1000, r[8] + 1000] if i == 0 else r for i, r in enumerate(row.counts)]
+    with engine.begin() as conn:
+        conn.execute(review_counts.update().values(counts=planted))
+    put(engine, store, T0 + 60, "kitchen", "kitchen", region="us-east")
+    assert sum(r.n for r in review_sample(engine, s, ROLLOUT).counts) == 61 + 1000
 
 
 def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """A rollout's logged traffic over time, per region: one SQL GROUP BY over time buckets, so the database
-returns a few hundred rows however many millions it logged.
+returns a few hundred rows however many millions it logged. Buckets of a minute or more are sums over the
+per-minute rollup the database keeps (roomsight.rollup: one row per minute and region, not per request);
+shorter ones, for a rollout of less than MAX_BUCKETS minutes, group its rows.
 
 The buckets are aligned to a round width (seconds, minutes, hours) chosen so that a rollout's span fits
 in at most `MAX_BUCKETS`. The counts follow `rollout.evidence.log_evidence`'s definitions (what a
@@ -11,9 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, Integer, and_, case, cast, func, or_, select
+from sqlalchemy import Engine, Integer, and_, case, cast, func, select, text
 
-from roomsight.tables import predictions
+from roomsight.rollup import MINUTE_S
+from roomsight.tables import candidate_ran, predictions, traffic_minutes
 
 MAX_BUCKETS = 60
 _WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
@@ -73,39 +76,25 @@ def _bucket(engine: Engine, t0: float, width: float):  # noqa: ANN202 - a SQL ex
     return cast(func.floor(offset), Integer)
 
 
-def span(engine: Engine, rollout_id: str) -> tuple[float, float, int] | None:
-    """First and last logged time of a rollout and its row count; None when nothing is logged."""
+def span(engine: Engine, rollout_id: str) -> tuple[float, float] | None:
+    """First and last logged time of a rollout (two ends of an index range); None when nothing is logged."""
     p = predictions.c
     with engine.connect() as conn:
-        lo, hi, n = conn.execute(select(func.min(p.ts), func.max(p.ts), func.count()).where(p.rollout_id == rollout_id)).one()
-    return (float(lo), float(hi), int(n)) if n else None
+        lo = conn.execute(select(func.min(p.ts)).where(p.rollout_id == rollout_id)).scalar()
+        hi = conn.execute(select(func.max(p.ts)).where(p.rollout_id == rollout_id)).scalar()
+    return None if lo is None else (float(lo), float(hi))
 
 
-def traffic(engine: Engine, rollout_id: str, since: float | None = None, until: float | None = None) -> Series | None:
+def traffic(engine: Engine, rollout_id: str) -> Series | None:
     """The rollout's traffic per time bucket and region; None when it has logged nothing."""
     found = span(engine, rollout_id)
     if found is None:
         return None
-    lo, hi, _ = found
-    lo, hi = since if since is not None else lo, max(until if until is not None else hi, lo)
+    lo, hi = found
     width = bucket_width(max(hi - lo, 1.0))
     t0 = math.floor(lo / width) * width
-    p = predictions.c
-    ran = or_(p.served_by == "candidate", p.candidate_error.is_not(None),
-              and_(p.shadow == "candidate", p.shadow_status.in_(("ok", "error", "timeout"))))
-    b = _bucket(engine, t0, width).label("b")
-
-    def count_if(cond):  # noqa: ANN001, ANN202
-        return func.sum(case((cond, 1), else_=0))
-
-    query = (select(b, p.region, func.count(), count_if(p.served_by == "candidate"), func.count(p.disagreement),
-                    count_if(p.disagreement.is_(True)), count_if(ran), count_if(and_(ran, p.candidate_error.is_not(None))),
-                    func.sum(p.candidate_ms), func.count(p.candidate_ms), func.max(p.candidate_ms),
-                    func.sum(p.champion_ms), func.count(p.champion_ms), func.max(p.champion_ms))
-             .where(p.rollout_id == rollout_id, p.ts >= lo, p.ts <= hi).group_by(b, p.region))
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
     n = int((hi - t0) // width) + 1
+    rows = (_from_minutes if width >= MINUTE_S else _from_log)(engine, rollout_id, t0, width, lo, hi)
     s = Series(width=width, times=[t0 + i * width for i in range(n)], requests=[0] * n, compared=[0] * n,
                disagreements=[0] * n, candidate_calls=[0] * n, candidate_errors=[0] * n,
                candidate_ms_mean=[None] * n, candidate_ms_max=[None] * n, champion_ms_mean=[None] * n,
@@ -114,10 +103,10 @@ def traffic(engine: Engine, rollout_id: str, since: float | None = None, until: 
     for (i, region, req, served, compared, dis, calls, errors, c_sum, c_n, c_max, h_sum, h_n, h_max) in rows:
         i = min(max(int(i), 0), n - 1)
         reg = s.regions.setdefault(region, RegionSeries([0] * n, [0] * n))
-        reg.requests[i] += req
+        reg.requests[i] += int(req)
         reg.candidate_served[i] += int(served or 0)
-        s.requests[i] += req
-        s.compared[i] += compared
+        s.requests[i] += int(req)
+        s.compared[i] += int(compared or 0)
         s.disagreements[i] += int(dis or 0)
         s.candidate_calls[i] += int(calls or 0)
         s.candidate_errors[i] += int(errors or 0)
@@ -125,7 +114,7 @@ def traffic(engine: Engine, rollout_id: str, since: float | None = None, until: 
                                              ("champ", h_sum, h_n, h_max, s.champion_ms_max)):
             if count:
                 ms[key][i][0] += float(total)
-                ms[key][i][1] += count
+                ms[key][i][1] += int(count)
                 peak[i] = max(peak[i] or 0.0, float(top))
     for i in range(n):
         for key, mean in (("cand", s.candidate_ms_mean), ("champ", s.champion_ms_mean)):
@@ -133,6 +122,41 @@ def traffic(engine: Engine, rollout_id: str, since: float | None = None, until: 
             mean[i] = total / count if count else None
     s.regions = dict(sorted(s.regions.items()))
     return s
+
+
+# Each reader returns, per bucket index and region: requests, candidate answers, comparisons,
+# disagreements, candidate calls and errors, then the sum, count and maximum of each model's latency.
+def _from_minutes(engine: Engine, rollout_id: str, t0: float, width: float, lo: float, hi: float) -> list:
+    """Buckets of whole minutes from the rollup the database keeps: one row per minute and region."""
+    m = traffic_minutes.c
+    b = ((m.minute * MINUTE_S - int(t0)) // int(width)).label("b")  # whole numbers: t0 and width are whole minutes
+    query = (select(b, m.region, func.sum(m.requests), func.sum(m.candidate_served), func.sum(m.compared),
+                    func.sum(m.disagreements), func.sum(m.candidate_calls), func.sum(m.candidate_errors),
+                    func.sum(m.candidate_ms_sum), func.sum(m.candidate_timed), func.max(m.candidate_ms_max),
+                    func.sum(m.champion_ms_sum), func.sum(m.champion_timed), func.max(m.champion_ms_max))
+             .where(m.rollout_id == rollout_id).group_by(b, m.region))
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query) if r[2]]
+
+
+def _from_log(engine: Engine, rollout_id: str, t0: float, width: float, lo: float, hi: float) -> list:
+    """Buckets shorter than a minute, from the log's rows: the rollout spans less than MAX_BUCKETS minutes."""
+    p = predictions.c
+    ran = text(candidate_ran())
+    timed = and_(ran, p.candidate_ms.is_not(None))
+    b = _bucket(engine, t0, width).label("b")
+
+    def count_if(cond):  # noqa: ANN001, ANN202
+        return func.sum(case((cond, 1), else_=0))
+
+    query = (select(b, p.region, func.count(), count_if(p.served_by == "candidate"), func.count(p.disagreement),
+                    count_if(p.disagreement.is_(True)), count_if(ran), count_if(and_(ran, p.candidate_error.is_not(None))),
+                    func.sum(case((timed, p.candidate_ms), else_=None)), count_if(timed),
+                    func.max(case((timed, p.candidate_ms), else_=None)),
+                    func.sum(p.champion_ms), func.count(p.champion_ms), func.max(p.champion_ms))
+             .where(p.rollout_id == rollout_id, p.ts >= lo, p.ts <= hi).group_by(b, p.region))
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]
 
 
 def planned_share(events: tuple[dict, ...] | list[dict], region: str, times: list[float], width: float) -> list[float]:
