@@ -41,43 +41,35 @@ REPEATS = 15  # this machine is shared: medians of many runs of the millisecond 
 BUDGET = {"max_error_rate": 0.5, "max_p99_ms": 60_000, "window": 200}  # a tick that finds the candidate within budget
 
 NOTES = """
-**This run** was made on a shared machine under a load average of 10 to 15 (other benchmarks and test
-suites beside it), and before the guard's tick stopped asking the log provider for its counts and p99
-walks (`rollout.metrics.SOURCES`): the guard-tick and CLI figures are upper bounds, and a rerun on a quiet
-machine is due. What grows with the log in the tick and in `status` now is the review sample's count of
-compared rows per stratum and cell: kept per process (so a warm tick groups only the rows past what it
-kept), but grouped whole by every new process (`rollout status`, `promote`, `rollback`) and by a tick while
-reviewers leave the oldest disagreements open. Counts per cell kept by the database's triggers, like the
-per-minute rollup, are the step left.
-
-The guard tick reads the routing state, the candidate's last 200 calls from a partial index
-(`ix_predictions_candidate_calls`, `rollout.evidence.candidate_window`), the gate evidence, and the review
-sample the quality analysis reads: its verdicts, and counts of the rollout's compared rows per stratum and
-cell. Counts of rows up to the analysis frontier are final and kept by the process
-(`monitoring.review.evidence`), so a warm tick groups only the rows logged since; the first tick of a process
-groups the whole rollout once (`guard_first_tick_ms`), and so does a tick while reviewers leave the oldest
-disagreements open, since the frontier stays behind them. `status` reads the
-counts from the per-minute rollup the database keeps by triggers (`prediction_minutes`), each p99 as an
-exact order statistic from the top 1% of a latency index, the review verdicts, and the latest recorded drift
-check (`drift_checks`, written every `monitoring.drift_check_every_s` by the check `rollout serve` runs;
-never an Evidently run per call). What grows in `status` is the two exact p99 walks, each over the top 1% of a
-latency index (100 entries at 10,000 rows, 10,000 at 1,000,000): a few milliseconds, which is all the growth
-ratio of a figure this small measures. The replay figure is the log evidence at the window's midpoint (`as_of`).
-"old" is the computation the tick made before issue #33 (every row of the rollout loaded into Python, the
-oracle of tests/test_evidence_sql.py), timed once per size beside the new one, which returns the same numbers.
-The review-queue fill is measured as it is on this branch: it reads every row of the rollout on every call,
-and the analysis branch (issue #31) is rewriting it; its target is reported, and missed, as today's.
-Drift checks and reports compare a uniform sample of 20,000 rows (`monitoring.drift_sample`, seeded) of
-windows larger than that; what still grows with the window is the read of its request ids (one index-only
-range) and the fetch of the sampled rows by key, which on PostgreSQL are random reads of a table of 2
-million rows. PostgreSQL's tables are vacuumed and analysed after each load, as autovacuum would; SQLite's are
-not (roomsight never runs ANALYZE, and the queries name their index where its planner could pick a wider one).
-The CLI figures are wall times of real `rollout` processes, Python start-up and imports included, against the
-1,000,000-row log; promote and rollback record the change in MLflow (a SQLite registry here), so they pay for
-importing MLflow and opening its store (`cli_startup_floor` has the import alone, measured beside them; against
-an MLflow server the client does not import MLflow's SQL store); status does not import MLflow. The write cost
-of the rollup triggers is in the store section (the writer with and without them, side by side). This machine was shared with other work while these figures were taken (load average
-7 to 15 on 2 cores): they are provisional; the ratios between sizes, measured in one run, less so.
+**What each figure reads.** The guard tick reads the routing state, the candidate's last 200 calls from a
+partial index (`ix_predictions_candidate_calls`, `rollout.evidence.candidate_window`), the gate evidence,
+and the review sample the quality analysis reads: its resolved verdicts (a partial index on resolved items),
+the oldest open disagreement (a partial index on open items: one entry) and counts of the rollout's
+compared rows per stratum and cell. Those counts are kept in the database as last read (`review_counts`,
+`monitoring.review.cell_counts`): rows up to the fill's watermark no longer change and the analysis frontier
+only moves forward, so a reading, in any process, groups only the rows logged or settled since the last
+one. `guard_first_tick_ms` is a reading with nothing kept (the kept row deleted first), which groups the
+whole rollout once: a database upgraded in the middle of a long rollout pays it once. `status` reads the
+counts from the per-minute, per-region rollup the database keeps by triggers (`traffic_minutes`), each p99
+as an exact order statistic from the top 1% of a latency index, the review sample, and the latest recorded
+drift check (`drift_checks`, written every `monitoring.drift_check_every_s` by the check `rollout serve`
+runs; never an Evidently run per call). The replay figure is the log evidence at the window's midpoint
+(`as_of`). "old" is the computation the tick made before issue #33 (every row of the rollout loaded into
+Python, the oracle of tests/test_evidence_sql.py), timed once per size beside the new one, which returns
+the same numbers. The review-queue fill is timed on the last 1,000 rows logged (100 s of traffic at 10
+requests a second), the queue filled up to them before, as `rollout serve`'s reviewer service fills it
+every few seconds; `review_first_fill_s` is the fill of everything logged since the previous size, for
+scale. Drift checks and reports compare a uniform sample of 20,000 rows (`monitoring.drift_sample`, seeded)
+of windows larger than that; what still grows with the window is the read of its request ids (one
+index-only range) and the fetch of the sampled rows by key. PostgreSQL's tables are vacuumed and analysed
+after each load, as autovacuum would; SQLite's are not (roomsight never runs ANALYZE, and the queries name
+their index where its planner could pick a wider one). The CLI figures are wall times of real `rollout`
+processes, Python start-up and imports included, against the 1,000,000-row log, run after the measurements
+above (so the counts are kept, as they are while `rollout serve` runs). promote and rollback record the
+change in MLflow (a SQLite registry here) with the rollout report attached (its plots read the rollup), so
+they pay for importing MLflow and matplotlib (`cli_startup_floor` has the MLflow import alone, measured
+beside them); status imports neither. The write cost of the rollup triggers is in the store section (the
+writer with and without them, side by side).
 """
 
 
@@ -198,7 +190,7 @@ class Store:
             "status_evidence_ms": round(status_s * 1000, 1), "replay_as_of_ms": round(replay_s * 1000, 1),
             "drift_evidence_ms": round(drift_ev_s * 1000, 1), "drift_check_s": round(check_s, 2),
             "drift_report_s": round(report_s, 2), "drift_report_compared": rep.result.compared(),
-            "review_fill_s": round(fill_s, 2), "review_fill_added": added, "review_refill_s": round(refill_s, 2),
+            "review_fill_ms": round(fill_s * 1000, 1), "review_fill_added": added, "review_refill_ms": round(refill_s * 1000, 1),
             "review_first_fill_s": self.first_fill_s,
         }
 
@@ -325,7 +317,7 @@ def targets(r: dict) -> list:
 
         for key, what in (("guard_tick_ms", "guard tick (ms)"), ("status_evidence_ms", "status evidence (ms)"),
                           ("drift_evidence_ms", "drift evidence read by status (ms)"),
-                          ("drift_check_s", "background drift check (s)"), ("review_fill_s", f"review-queue fill of the last {FILL_STEP:,} rows (s)")):
+                          ("drift_check_s", "background drift check (s)"), ("review_fill_ms", f"review-queue fill of the last {FILL_STEP:,} rows (ms)")):
             shown, met = growth(key)
             out.append(Target(f"{store}: {what} grows <= 3x from {int(small):,} to {rows} rows", shown, met))
         out.append(Target(f"{store}: guard tick at {rows} rows < 50 ms", f"{f[large]['guard_tick_ms']} ms",

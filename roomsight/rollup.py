@@ -1,13 +1,13 @@
-"""Per-minute counts of each rollout's logged requests per region (the `traffic_minutes` table), kept by
-the database itself.
+"""Counts of each rollout's logged requests, kept by the database itself: per minute and region (the
+`traffic_minutes` table, with latency totals) and over the rollout's whole life (`traffic_totals`).
 
-Triggers on `predictions` add every inserted row to its (rollout, minute, region) counts and latency
-totals, move every updated one (a shadow result arriving changes `disagreement`, `shadow_status`,
-`candidate_ms`) and subtract every deleted one, inside the writer's own transaction. So the counts are
-exact whoever writes: the ingress, a journal replay after a crash, a retried batch, a test. A rollout's
-counts are then a sum over one row per minute and region of it (`counts`), never a scan of its requests;
-`as_of` adds the last partial minute from the log. The report's traffic over time reads the same rows
-(rollout.report.series).
+Triggers on `predictions` add every inserted row to its (rollout, minute, region) counts and to its
+rollout's totals, move every updated one (a shadow result arriving changes `disagreement`,
+`shadow_status`, `candidate_ms`) and subtract every deleted one, inside the writer's own transaction. So
+the counts are exact whoever writes: the ingress, a journal replay after a crash, a retried batch, a test.
+A rollout's counts now are one row (`counts`); at a past moment (`as_of`, replay), a sum over its whole
+minutes plus the last partial minute from the log; never a scan of its requests. The report's traffic
+over time reads the per-minute rows (rollout.report.series).
 
 SQLite runs a row trigger per request; PostgreSQL a statement trigger over the statement's transition
 tables (one upsert per batch, keys in order so concurrent writers lock them in the same order).
@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, func, select, text
 
-from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, candidate_ran, traffic_minutes
+from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, candidate_ran, traffic_minutes, traffic_totals
 
 VERSION = 1  # bump when a counter's definition changes: install() then drops the old triggers and backfills
 PREFIX = "traffic_minutes_"
@@ -96,12 +96,20 @@ def _row_values(dialect: str, row: str, sign: str) -> list[str]:
     return signed + [lat[c] if sign == "+" else "CAST(NULL AS FLOAT)" for c in ROLLUP_MAXES]
 
 
+_TOTALS = ", ".join(("rollout_id", *ROLLUP_COUNTERS))
+_ADD_TOTALS = "ON CONFLICT (rollout_id) DO UPDATE SET " + ", ".join(f"{c} = traffic_totals.{c} + excluded.{c}"
+                                                                    for c in ROLLUP_COUNTERS)
+
+
 def _sqlite_upsert(row: str, sign: str) -> str:
     values = ", ".join(_row_values("sqlite", row, sign))
+    counters = ", ".join(f"{sign}({e})" for e in counter_sql("sqlite", row).values())
     # SELECT ... WHERE (not VALUES): the trigger skips requests outside a rollout; SQLite's upsert after a
     # SELECT needs the WHERE to parse.
     return (f"INSERT INTO traffic_minutes ({_COLUMNS}) SELECT {row}rollout_id, {minute_sql('sqlite', row)}, "
-            f"{row}region, {values} WHERE {row}rollout_id IS NOT NULL {_merge('sqlite')};")
+            f"{row}region, {values} WHERE {row}rollout_id IS NOT NULL {_merge('sqlite')}; "
+            f"INSERT INTO traffic_totals ({_TOTALS}) SELECT {row}rollout_id, {counters} "
+            f"WHERE {row}rollout_id IS NOT NULL {_ADD_TOTALS};")
 
 
 def _postgres_delta(source: str, sign: str) -> str:
@@ -129,8 +137,11 @@ def install_sql(dialect: str) -> list[str]:
         raise NotImplementedError(f"no rollup triggers for the {dialect} dialect")
 
     def upsert(deltas: str) -> str:
+        counters = ", ".join(f"sum({c})" for c in ROLLUP_COUNTERS)
         return (f"INSERT INTO traffic_minutes ({_COLUMNS}) SELECT rollout_id, minute, region, {_aggregates()} "
-                f"FROM ({deltas}) d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_merge('postgresql')};")
+                f"FROM ({deltas}) d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_merge('postgresql')}; "
+                f"INSERT INTO traffic_totals ({_TOTALS}) SELECT rollout_id, {counters} "
+                f"FROM ({deltas}) d GROUP BY 1 ORDER BY 1 {_ADD_TOTALS};")
 
     body = (f"IF TG_OP = 'INSERT' THEN {upsert(_postgres_delta('new_rows', '+'))} "
             f"ELSIF TG_OP = 'UPDATE' THEN {upsert(_postgres_delta('old_rows', '-') + ' UNION ALL ' + _postgres_delta('new_rows', '+'))} "
@@ -170,14 +181,18 @@ def install(conn: Connection) -> int | None:
         for function in sorted({name.rsplit("_", 1)[0] for name in have}):
             conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}()")
     conn.execute(traffic_minutes.delete())
+    conn.execute(traffic_totals.delete())
     lat = latency_sql()
     per_row = [*counter_sql(dialect).values(), *(lat[c] for c in ROLLUP_SUMS), *(lat[c] for c in ROLLUP_MAXES)]
     aggregates = ", ".join([f"sum({e})" for e in per_row[:len(_ADDED)]] + [f"max({e})" for e in per_row[len(_ADDED):]])
     conn.exec_driver_sql(f"INSERT INTO traffic_minutes ({_COLUMNS}) SELECT rollout_id, {minute_sql(dialect)}, region, "
                          f"{aggregates} FROM predictions WHERE rollout_id IS NOT NULL GROUP BY 1, 2, 3")
+    totals = ", ".join(f"sum({e})" for e in counter_sql(dialect).values())
+    conn.exec_driver_sql(f"INSERT INTO traffic_totals ({_TOTALS}) SELECT rollout_id, {totals} FROM predictions "
+                         f"WHERE rollout_id IS NOT NULL GROUP BY 1")
     for ddl in install_sql(dialect):
         conn.exec_driver_sql(ddl)
-    return int(conn.execute(select(func.coalesce(func.sum(traffic_minutes.c.requests), 0))).scalar_one())
+    return int(conn.execute(select(func.coalesce(func.sum(traffic_totals.c.requests), 0))).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -203,13 +218,15 @@ def minute_of(ts: float) -> int:
 
 
 def counts(conn: Connection, rollout_id: str, as_of: float | None = None) -> Counts:
-    """A rollout's counts over its requests logged up to `as_of` (unix seconds; default: all). The whole
-    minutes come from `traffic_minutes`; the minute `as_of` falls in from the log's rows of that
-    minute (an index range on rollout and time)."""
+    """A rollout's counts over its requests logged up to `as_of` (unix seconds; default: all, from
+    `traffic_totals`). At a moment, the whole minutes before it come from `traffic_minutes` and the minute
+    `as_of` falls in from the log's rows of that minute (an index range on rollout and time)."""
+    if as_of is None:
+        t = traffic_totals.c
+        now = conn.execute(select(*(t[c] for c in ROLLUP_COUNTERS)).where(t.rollout_id == rollout_id)).first()
+        return Counts() if now is None else Counts(*(int(v) for v in now))
     m = traffic_minutes.c
     q = select(*(func.coalesce(func.sum(m[c]), 0) for c in ROLLUP_COUNTERS)).where(m.rollout_id == rollout_id)
-    if as_of is None:
-        return Counts(*(int(v) for v in conn.execute(q).one()))
     minute = minute_of(as_of)
     whole = conn.execute(q.where(m.minute < minute)).one()
     dialect = conn.dialect.name

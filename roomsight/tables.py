@@ -108,6 +108,14 @@ traffic_minutes = Table(
     *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
     *(Column(name, Float) for name in ROLLUP_MAXES),
 )
+# The same counts over each rollout's whole life, kept by the same triggers: what `status` and the guard
+# read now is one row, however long the rollout has run.
+traffic_totals = Table(
+    "traffic_totals",
+    metadata,
+    Column("rollout_id", String(36), primary_key=True),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
+)
 
 # Results of drift checks over a rollout's traffic (monitoring.drift_checks): an Evidently report costs
 # seconds, so a background check writes one here and `rollout status` reads the latest with its age.

@@ -16,7 +16,7 @@ from benchmarks import synthlog
 from monitoring.drift_checks import evidence as drift_evidence
 from roomsight import rollup
 from roomsight.db import engine_for
-from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, predictions, traffic_minutes
+from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, predictions, traffic_minutes, traffic_totals
 from rollout.evidence import candidate_window, log_evidence
 from serving.predlog import LogWriter, ShadowUpdate
 from tests.conftest import settings_for
@@ -153,15 +153,22 @@ def test_counts_follow_updates_and_deletes_and_ood_share_equals_the_old(log, tmp
         q = select(traffic_minutes).order_by(traffic_minutes.c.rollout_id, traffic_minutes.c.minute, traffic_minutes.c.region)
         return {(r.rollout_id, r.minute, r.region): r._asdict() for r in conn.execute(q)}
 
+    def totals(conn) -> dict[str, dict]:  # noqa: ANN001
+        return {r.rollout_id: r._asdict() for r in conn.execute(select(traffic_totals))}
+
     with log.connect() as conn:
-        kept = rows(conn)
+        kept, kept_totals = rows(conn), totals(conn)
     with log.begin() as conn:
         logged = conn.execute(select(func.count()).where(predictions.c.rollout_id.is_not(None))).scalar_one()
         for name in sorted(rollup.installed(conn)):
             conn.exec_driver_sql(f"DROP TRIGGER {name}" + (" ON predictions" if conn.dialect.name == "postgresql" else ""))
         assert rollup.install(conn) == logged
-        rebuilt = rows(conn)
+        rebuilt, rebuilt_totals = rows(conn), totals(conn)
     assert set(rebuilt) == {k for k, r in kept.items() if any(r[c] for c in ROLLUP_COUNTERS)}
+    # The totals the triggers kept are what a rebuild counts, and the sums of the minutes.
+    assert kept_totals == rebuilt_totals and MAIN in kept_totals
+    for rid, total in kept_totals.items():
+        assert all(total[c] == sum(r[c] for k, r in rebuilt.items() if k[0] == rid) for c in ROLLUP_COUNTERS), rid
     for key, r in rebuilt.items():
         assert all(r[c] == kept[key][c] for c in ROLLUP_COUNTERS), key
         assert all(r[c] == pytest.approx(kept[key][c], abs=1e-6) for c in ROLLUP_SUMS), key

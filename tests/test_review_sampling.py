@@ -272,6 +272,20 @@ def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_kept_in_t
     assert kept.frontier == recounted.frontier
     assert as_rows(kept) == as_rows(recounted) and sum(r.n for r in kept.counts) == 60
 
+    # A verdict undone reopens its photo (as /api/undo does): the frontier steps back before it, and the
+    # kept counts with it.
+    it = review_items.c
+    with engine.begin() as conn:
+        reopened = conn.execute(select(it.id, it.logged_at).where(it.reason == "disagreement")
+                                .order_by(it.logged_at.desc())).first()
+        conn.execute(review_items.update().where(it.id == reopened.id)
+                     .values(status="pending", truth=None, resolved_at=None, reviews_done=0))
+    back = review_sample(engine, s, ROLLOUT)
+    assert first.frontier < back.frontier < reopened.logged_at < kept.frontier
+    with engine.begin() as conn:
+        conn.execute(review_counts.delete())
+    assert as_rows(back) == as_rows(review_sample(engine, s, ROLLOUT))
+
     # A new reading starts from the kept counts, whoever kept them: planted counts show through.
     row = kept_row()
     planted = [[*r[:7], r[7] + 1000, r[8] + 1000] if i == 0 else r for i, r in enumerate(row.counts)]

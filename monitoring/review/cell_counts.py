@@ -4,10 +4,11 @@ in time that follows the rows logged since the last reading, not the length of t
 The guard reads the sample every few seconds and every `rollout status` or `promote` process reads it
 once; grouping the whole rollout each time would cost what the log holds. Two facts make the counts
 incremental: rows logged up to the fill's `settled_to` (`final_to`) no longer change (the fill waited
-for their shadow answers), and the analysis frontier (`edge`) only moves forward. So the counts as last
-read are kept in the database (`review_counts`), and a reading groups only the rows logged past the kept
-`final_to` and those the frontier passed since the kept `edge`. Any process, the first of its kind
-included, starts from what another one kept. A reading at a past moment (`as_of`, replay) groups the rows
+for their shadow answers), and the analysis frontier (`edge`) moves forward as reviewers work (back only
+to a photo whose verdict was undone). So the counts as last read are kept in the database
+(`review_counts`), and a reading groups only the rows logged past the kept `final_to` and those between
+the kept `edge` and the frontier now. Any process, the first of its kind included, starts from what
+another one kept. A reading at a past moment (`as_of`, replay) groups the rows
 up to it.
 """
 
@@ -90,7 +91,7 @@ class CellCounts:
                                      .where(review_fill.c.rollout_id == self.rollout_id)).scalar()
         kept = self._kept()
         final, settled, recent = Counter(), Counter(), Counter()
-        if kept is None or edge is None or final_to is None or edge < kept.edge or final_to < kept.final_to:
+        if kept is None or edge is None or final_to is None or final_to < kept.final_to:
             upto = (p.ts <= (edge if edge is not None else -1.0), p.ts <= (final_to if final_to is not None else -1.0))
             for k, (is_settled, is_final), n in self._grouped(flags=upto):
                 (final if is_final else recent)[k] += n
@@ -98,9 +99,11 @@ class CellCounts:
         else:
             final.update(kept.final)
             settled.update(kept.settled)
-            if edge > kept.edge:
-                for k, _, n in self._grouped(p.ts > kept.edge, p.ts <= edge):
-                    settled[k] += n
+            # The frontier steps back only when a verdict is undone, to the photo reopened.
+            lo, hi, sign = (kept.edge, edge, 1) if edge >= kept.edge else (edge, kept.edge, -1)
+            if hi > lo:
+                for k, _, n in self._grouped(p.ts > lo, p.ts <= hi):
+                    settled[k] += sign * n
             for k, (is_final,), n in self._grouped(p.ts > kept.final_to, flags=(p.ts <= final_to,)):
                 (final if is_final else recent)[k] += n
         if edge is not None and final_to is not None and (kept is None or (edge, final_to) != (kept.edge, kept.final_to)):
@@ -116,14 +119,14 @@ class CellCounts:
         return None if row is None else Kept.from_row(row.final_to, row.edge, row.counts)
 
     def _keep(self, kept: Kept) -> None:
-        """Store `kept` unless another process has kept counts further along (both are exact; the later
-        one saves the next reader more)."""
+        """Store `kept` unless another process has kept counts of more final rows (any kept counts are exact;
+        those further along save the next reader more)."""
         c = review_counts.c
         values = {"final_to": kept.final_to, "edge": kept.edge, "counts": kept.to_json(), "updated_at": time.time()}
         with self.conn.engine.begin() as conn:
             moved = conn.execute(update(review_counts)
                                  .where(c.rollout_id == self.rollout_id, c.low_confidence == self.low,
-                                        c.final_to <= kept.final_to, c.edge <= kept.edge)
+                                        c.final_to <= kept.final_to)
                                  .values(**values)).rowcount
             if moved:
                 return
