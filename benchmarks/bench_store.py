@@ -20,7 +20,7 @@ from roomsight.regions import REGIONS
 
 NOTES = """
 `sqlite_without_rollup` and `postgresql_without_rollup` are the same writer on a log whose rollup triggers
-(roomsight.rollup, the per-minute counts the control plane reads) were dropped, measured in the same run:
+(roomsight.rollup: the per-minute, per-region counts and the totals the control plane reads) were dropped, measured in the same run:
 the difference is what keeping those counts costs each write.
 """
 
