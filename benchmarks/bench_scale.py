@@ -47,10 +47,10 @@ and the review sample the quality analysis reads: its resolved verdicts (a parti
 the oldest open disagreement (a partial index on open items: one entry) and counts of the rollout's
 compared rows per stratum and cell. Those counts are kept in the database as last read (`review_counts`,
 `monitoring.review.cell_counts`): rows up to the fill's watermark no longer change and the analysis frontier
-only moves forward, so a reading, in any process, groups only the rows logged or settled since the last
-one. `guard_first_tick_ms` is a reading with nothing kept (the kept row deleted first), which groups the
+moves forward (back only when a verdict is undone), so a reading, in any process, groups only the rows
+logged or settled since the last one. `guard_first_tick_ms` is a reading with nothing kept (the kept row deleted first), which groups the
 whole rollout once: a database upgraded in the middle of a long rollout pays it once. `status` reads the
-counts from the per-minute, per-region rollup the database keeps by triggers (`traffic_minutes`), each p99
+counts from the rollout's totals the database keeps by triggers (`traffic_totals`), each p99
 as an exact order statistic from the top 1% of a latency index, the review sample, and the latest recorded
 drift check (`drift_checks`, written every `monitoring.drift_check_every_s` by the check `rollout serve`
 runs; never an Evidently run per call). The replay figure is the log evidence at the window's midpoint

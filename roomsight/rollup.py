@@ -168,9 +168,9 @@ def installed(conn: Connection) -> set[str]:
 
 def install(conn: Connection) -> int | None:
     """Create this version's triggers if they are missing, replacing older ones and recounting every
-    rollout from the log. Call with writers excluded (roomsight.db.writers_excluded): a
-    row written between the recount and the triggers would be counted by neither. Returns how many logged
-    requests were counted, or None if the triggers were there already."""
+    rollout from the log. Call with writers excluded (roomsight.db.writers_excluded): a row written
+    between the recount and the triggers would be counted by neither. Returns how many logged requests
+    were counted, or None if the triggers were there already."""
     have = installed(conn)
     if have == set(TRIGGERS):
         return None
