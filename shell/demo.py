@@ -125,6 +125,7 @@ class Demo:
     def swapped(self) -> None:
         """A candidate that learnt two classes the wrong way round, forced past shadow into limited: the
         guard's quality analysis must take it off traffic on the reviewed verdicts."""
+        assert self.models.swapped is not None, "trained whenever the story has this step"
         out = self.control.start(self.models.swapped, reason="demo: a candidate worse on two classes")
         wait_applied(self.url, out.generation)
         self.summary["swapped_rollout"] = out.after.rollout_id
@@ -242,9 +243,10 @@ STORY: tuple[tuple[str, Callable[[Demo], None]], ...] = (
 
 
 def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 8765, console: Console | None = None,
-             scale: float = 1.0, story: tuple[tuple[str, Callable[[Demo], None]], ...] = STORY) -> dict:
+             scale: float = 1.0, story: tuple[tuple[str, Callable[[Demo], None]], ...] = STORY,
+             trainer: Callable[..., Models] = train_models) -> dict:
     """Run the story (or some of its steps); returns a summary (also what the end-to-end test checks).
-    `scale` shrinks the traffic for quick runs."""
+    `scale` shrinks the traffic for quick runs; `trainer` (train_models' signature) trains other models."""
     from serving.runner import start_serve, stop_serve
 
     console = console or Console()
@@ -255,7 +257,7 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     console.rule("[bold]roomsight demo")
     console.print(f"run folder: {run_dir}")
     console.print("[dim]photos: " + (f"{data}" if data else "SYNTHETIC room scenes drawn by code (not real photos)") + "[/]")
-    models = train_models(settings, console, data, candidate=any(step is Demo.shadow for _, step in story))
+    models = trainer(settings, console, data, candidate=any(step is Demo.shadow for _, step in story))
     control = ControlPlane(settings, load_plan(settings.plan), actor="demo")
     control.current()
     with console.status("starting Ray Serve ..."):

@@ -131,7 +131,7 @@ def drift_email(console: Console, settings: Settings, engine: Engine, since: flo
 class Models:
     champion: str
     candidate: str | None  # None when the steps run do not use it
-    swapped: str
+    swapped: str | None  # likewise
 
 
 def train_models(settings: Settings, console: Console, data: Path | None, candidate: bool = True) -> Models:
