@@ -15,13 +15,14 @@ The error each decision carries, however often the analysis is read:
   against H: "the cell holds at least `min_share` of the compared traffic and the candidate is worse
   there by `segment_margin` or more". E_share bets against the share (the cell's photos as +1, every
   other photo as -1) being min_share or more, and clears the plainly small cells; E_delta bets against
-  the mean of X within the cell being -segment_margin or less, once the cell holds `min_count`
-  verdicts. Both read the same stream of compared photos, so under H each is a nonnegative
+  the mean of X within the cell being -segment_margin or less. Both read the same stream of compared photos, so under H each is a nonnegative
   supermartingale, and so is their weighted average. Hence if the whole is worse by margin, or any cell
   holding min_share of the traffic is worse by segment_margin, a pass has probability at most alpha (an
   intersection-union test: each of those must be rejected on its own, so no correction over the cells
   is needed). A cell's share is shown, never assumed from its point estimate: a cell of exactly
-  min_share is judged whatever its sample says;
+  min_share is judged whatever its sample says. E_delta needs no fewest count to hold its error: where
+  the two models agree on almost every photo of a cell, its few reviewed disagreements bound how much
+  worse the candidate can be there, and the cell clears;
 - fail: the whole or a cell with min_count verdicts is shown worse than the champion at all (its upper
   bound below 0), by Holm's step-down over the any-time p-values of the whole and of every cell seen: if
   the candidate is worse nowhere, a fail has probability at most alpha (for the cells seen when it fails).
@@ -45,7 +46,7 @@ SHARE_PART = 0.2  # of a cell's capital, for showing it holds less than min_shar
 class Counts:
     """The sufficient statistics of one test: compared photos logged up to the frontier (`rows`), and
     among their reviewed disagreements those only the candidate got right (`wins`) and only the champion
-    (`losses`); every verdict in the cell (`verdicts`, for min_count)."""
+    (`losses`); every verdict in the cell (`verdicts`: a cell fails only from min_count on)."""
 
     rows: int = 0
     wins: int = 0
@@ -129,9 +130,7 @@ def _cells(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Count
         c = cells[k]
         # The share as the mean of +1 (in the cell) / -1 (elsewhere): at least min_share is a mean of 2 min_share - 1.
         share = math.log(SHARE_PART) + log_capital(c.rows, whole.rows - c.rows, whole.rows, 1.0, 2 * spec.min_share - 1, 1)
-        delta = -math.inf
-        if c.verdicts >= spec.min_count:
-            delta = math.log1p(-SHARE_PART) + _capital(c, scale, -spec.segment_margin, -1)
+        delta = math.log1p(-SHARE_PART) + _capital(c, scale, -spec.segment_margin, -1)
         out.append(_Cell(k, c, share >= threshold, _log_add(share, delta) >= threshold, f))
     return failed[0], out
 
@@ -191,12 +190,9 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
             summary = (f"inconclusive: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}], passes once the lower bound is "
                        f"above -{spec.margin:g}")
         else:
-            first, c = holding[0]
-            if c.counts.verdicts < spec.min_count:
-                summary = f"waiting on {first.words}: {first.n} of the {spec.min_count} verdicts a cell needs"
-            else:
-                summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
-                           f"{_num(first.upper)}], passes once above -{spec.segment_margin:g}")
+            first, _ = holding[0]
+            summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
+                       f"{_num(first.upper)}] from {first.n} verdicts, passes once above -{spec.segment_margin:g}")
             summary += f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""
     needed = None
     if outcome == "inconclusive":

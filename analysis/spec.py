@@ -23,7 +23,7 @@ class AnalysisSpec(BaseModel):
                                                   "the candidate passes once it is shown no more than this below the champion.")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="Error rate of a wrong pass, and of a wrong fail, any-time valid.")
     segments: tuple[str, ...] = Field((), description=f"Segment keys whose cross product forms the cells judged on their own; of {', '.join(SEGMENT_KEYS)}.")
-    min_count: int = Field(20, ge=1, description="Fewest verdicts in a segment cell before it is judged.")
+    min_count: int = Field(20, ge=1, description="Fewest verdicts in a segment cell before it can fail on its own.")
     min_share: float = Field(0.10, ge=0, lt=1, description="Smallest share of the compared traffic a cell is protected at: "
                                                            "a cell shown to hold less is not judged.")
     segment_margin: float = Field(0.14, gt=0, lt=1, description="Non-inferiority margin within each cell of min_share and more.")
@@ -52,9 +52,10 @@ class AnalysisSpec(BaseModel):
                 f"however often they are read)")
         if self.segments:
             text += (f", and at most {self.segment_margin:g} below in every {' x '.join(self.segments)} cell not shown "
-                     f"to hold less than {self.min_share:.0%} of the traffic (judged from {self.min_count} verdicts on)")
+                     f"to hold less than {self.min_share:.0%} of the traffic")
         return text + ("; fails once the candidate is shown worse than the champion"
-                       + (" overall or in any such cell (Holm over the cells)" if self.segments else "") + ".")
+                       + (f" overall or in any cell of {self.min_count} verdicts or more (Holm over the cells)"
+                          if self.segments else "") + ".")
 
 
 @dataclass(frozen=True)

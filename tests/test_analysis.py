@@ -161,12 +161,18 @@ def test_pass_needs_every_large_cell_and_inconclusive_says_how_much_more() -> No
     good = {("eu-west",): Counts(2000, 100, 100, 200), ("us-east",): Counts(2000, 100, 100, 200)}
     r = decide("q", spec, Counts(4000, 200, 200, 400), good)
     assert r.outcome == "pass" and r.lower > -0.05 and r.needed is None
-    # 9% of the traffic: below min_share (10%), but too close to be shown below it, so it must have min_count
-    # verdicts and pass on its own; with the point estimate alone it would have been left out.
-    waiting = {**good, ("ap-south",): Counts(400, 4, 4, 10)}
-    r = decide("q", spec, Counts(4400, 204, 204, 410), waiting)
-    assert r.outcome == "inconclusive" and r.summary.startswith("waiting on photos in ap-south: 10 of the 20 verdicts")
-    assert 390 <= r.needed <= 450  # the cell needs twice its verdicts: about as many again overall
+    # 9% of the traffic: below min_share (10%), but too close to be shown below it, so it must pass on its
+    # own; with the point estimate alone it would have been left out.
+    waiting = {**good, ("ap-south",): Counts(400, 30, 60, 90)}
+    r = decide("q", spec, Counts(4400, 230, 260, 490), waiting)
+    assert r.outcome == "inconclusive" and r.summary.startswith("inconclusive on photos in ap-south: -0.075")
+    assert 20 <= r.needed <= 100  # the cell's bound is near -0.14: a tenth more evidence or so
+    # Where the models agree on almost every photo of the cell, a few verdicts bound how much worse the
+    # candidate can be there: the cell clears before it holds min_count verdicts (which only a fail needs).
+    agreeing = {**good, ("ap-south",): Counts(400, 4, 4, 10)}
+    assert decide("q", spec, Counts(4400, 204, 204, 410), agreeing).outcome == "pass"
+    few = {**good, ("ap-south",): Counts(60, 0, 15, 15)}  # a quarter of the cell lost, but under min_count
+    assert decide("q", spec, Counts(4060, 200, 215, 415), few).outcome != "fail"
     tiny = {**good, ("ap-south",): Counts(100, 1, 1, 3)}  # 2% of the traffic: reported, not judged
     assert decide("q", spec, Counts(4100, 201, 201, 403), tiny).outcome == "pass"
     early = decide("q", AnalysisSpec(margin=0.05), Counts(300, 30, 30, 60), {})
