@@ -15,8 +15,8 @@ The error each decision carries, however often the analysis is read:
   against H: "the cell holds at least `min_share` of the compared traffic and the candidate is worse
   there by `segment_margin` or more". E_share bets against the share (the cell's photos as +1, every
   other photo as -1) being min_share or more, and clears the plainly small cells; E_delta bets against
-  the mean of X within the cell being -segment_margin or less. Both read the same stream of compared photos, so under H each is a nonnegative
-  supermartingale, and so is their weighted average. Hence if the whole is worse by margin, or any cell
+  the mean of X within the cell being -segment_margin or less. Both read the same stream of compared
+  photos, so under H each is a nonnegative supermartingale, and so is their weighted average. Hence if the whole is worse by margin, or any cell
   holding min_share of the traffic is worse by segment_margin, a pass has probability at most alpha (an
   intersection-union test: each of those must be rejected on its own, so no correction over the cells
   is needed). A cell's share is shown, never assumed from its point estimate: a cell of exactly
