@@ -128,14 +128,10 @@ class CellCounts:
                                  .where(c.rollout_id == self.rollout_id, c.low_confidence == self.low,
                                         c.final_to <= kept.final_to)
                                  .values(**values)).rowcount
-            if moved:
-                return
-            exists = conn.execute(select(c.rollout_id).where(c.rollout_id == self.rollout_id,
-                                                             c.low_confidence == self.low)).first()
-            if exists is not None:
-                return
+        if moved:
+            return
         try:
             with self.conn.engine.begin() as conn:
                 conn.execute(review_counts.insert().values(rollout_id=self.rollout_id, low_confidence=self.low, **values))
         except IntegrityError:
-            pass  # another process kept its counts first
+            pass  # another process keeps counts of more final rows, or kept them first
