@@ -78,6 +78,17 @@ the older held-out family (code 20). On the tuning family, (min_share, segment_m
 under min_share are what held equal candidates; the share's part of a cell's capital (0.1 to 0.5) and the
 grid of bets changed little there.
 
+Tried after the reading above and not kept: a third test in each cell's capital, on what the cell costs
+the whole traffic (the mean over all compared photos of X restricted to the cell, against -min_share x
+segment_margin, which a cell of min_share that is segment_margin worse implies), weighted 0.45 beside
+E_delta 0.45 and E_share 0.1, for the cells between a few percent and min_share. On the tuning family
+(300 rollouts per condition) it moved equal candidates promoted within 400 verdicts from 94.0% to 95.0%
+and left the errors as they were; the held-out family, read once with it (1,000 rollouts per condition,
+same seeds), gave 79.5% within 400 (within 300: 64.5%, was 65.3%), its median verdicts to a decision 233
+(was 225): no gain that pays for a third test. What holds equal candidates there is more likely the
+whole traffic's bound than the cells (on the tuning family the whole alone, without segments, promotes
+96.1% within 400 verdicts, 180 rollouts); the held-out family reviews as few as 60% of disagreements.
+
 The real-photo replay trains a champion and two candidates as logistic heads on frozen EfficientNet-Lite0
 features of ../shared/data/rooms, each on its own 85% draw of its training folds with its own seed; the
 `swapped` candidate learnt bedroom and living_room with their labels exchanged. Every photo is answered by
