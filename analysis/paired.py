@@ -117,8 +117,22 @@ class _Cell:
     failed: bool
 
 
-def _cells(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> tuple[bool, list[_Cell]]:
-    """Whether the whole fails, and each cell's tests."""
+@dataclass(frozen=True)
+class _Tests:
+    """Every test of one reading: the whole's pass and fail, and each cell's."""
+
+    whole_passed: bool  # shown at most `margin` worse
+    whole_failed: bool
+    cells: list[_Cell]
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.whole_failed or any(c.failed for c in self.cells):
+            return "fail"
+        return "pass" if self.whole_passed and all(c.cleared for c in self.cells) else "inconclusive"
+
+
+def _tests(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> _Tests:
     keys = sorted(cells)
     threshold = math.log(1 / spec.alpha)
     ps = [p_value(whole.wins, whole.losses, whole.rows, scale, 0.0, 1)]
@@ -132,7 +146,7 @@ def _cells(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Count
         share = math.log(SHARE_PART) + log_capital(c.rows, whole.rows - c.rows, whole.rows, 1.0, 2 * spec.min_share - 1, 1)
         delta = math.log1p(-SHARE_PART) + _capital(c, scale, -spec.segment_margin, -1)
         out.append(_Cell(k, c, share >= threshold, _log_add(share, delta) >= threshold, f))
-    return failed[0], out
+    return _Tests(_capital(whole, scale, -spec.margin, -1) >= threshold, failed[0], out)
 
 
 def _log_add(a: float, b: float) -> float:
@@ -143,18 +157,15 @@ def _log_add(a: float, b: float) -> float:
 
 def outcome_of(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> Outcome:
     """The decision alone, without bounds or words (what the simulation reads after every verdict)."""
-    whole_failed, tested = _cells(spec, whole, cells, scale)
-    if whole_failed or any(c.failed for c in tested):
-        return "fail"
-    whole_pass = _capital(whole, scale, -spec.margin, -1) >= math.log(1 / spec.alpha)
-    return "pass" if whole_pass and all(c.cleared for c in tested) else "inconclusive"
+    return _tests(spec, whole, cells, scale).outcome
 
 
 def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts],
            scale: float = 1.0) -> AnalysisResult:
     """The decision from counts, with bounds, words and, when inconclusive, a projection; `scale` is one
     over the disagreement stratum's sampling rate."""
-    whole_failed, tested = _cells(spec, whole, cells, scale)
+    tests = _tests(spec, whole, cells, scale)
+    tested = tests.cells
     level = f"{1 - spec.alpha:.0%} bounds"
 
     def bounds(c: Counts) -> tuple[float | None, float, float]:
@@ -165,28 +176,25 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     segs = []
     for c in tested:
         est, lo, hi = bounds(c.counts)
-        outcome: Outcome = "fail" if c.failed else "pass" if c.cleared and not c.small else "inconclusive"
+        cell_outcome: Outcome = "fail" if c.failed else "pass" if c.cleared and not c.small else "inconclusive"
         share = c.counts.rows / whole.rows if whole.rows else 0.0
-        segs.append(SegmentResult(",".join(spec.segments), ",".join(c.key), outcome, est, lo, hi, c.counts.verdicts,
+        segs.append(SegmentResult(",".join(spec.segments), ",".join(c.key), cell_outcome, est, lo, hi, c.counts.verdicts,
                                   round(share, 4), not c.small, cell_words(spec.segments, c.key)))
     est, lo, hi = bounds(whole)
-    whole_pass = _capital(whole, scale, -spec.margin, -1) >= math.log(1 / spec.alpha)
     holding = [(s, c) for s, c in zip(segs, tested) if not c.cleared]
-    if whole_failed or any(c.failed for c in tested):
-        outcome = "fail"
+    outcome = tests.outcome
+    if outcome == "fail":
         failing = [s for s in segs if s.outcome == "fail"]
         worst = min(failing, key=lambda s: s.upper) if failing else None
         summary = (f"candidate worse on {worst.words}: {_num(worst.estimate)}, {level} [{_num(worst.lower)}, {_num(worst.upper)}]"
                    if worst else f"candidate worse than the champion: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}]")
-    elif whole_pass and not holding:
-        outcome = "pass"
+    elif outcome == "pass":
         summary = f"candidate at most {spec.margin:g} below the champion: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}]"
         if spec.segments:
             summary += (f"; {sum(s.judged for s in segs)} of {len(segs)} cells judged, each within {spec.segment_margin:g}"
                         f" (the others shown to hold under {spec.min_share:.0%} of the traffic)")
     else:
-        outcome = "inconclusive"
-        if not whole_pass:
+        if not tests.whole_passed:
             summary = (f"inconclusive: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}], passes once the lower bound is "
                        f"above -{spec.margin:g}")
         else:
