@@ -87,7 +87,7 @@ and left the errors as they were; the held-out family, read once with it (1,000 
 same seeds), gave 79.5% within 400 (within 300: 64.5%, was 65.3%), its median verdicts to a decision 233
 (was 225): no gain that pays for a third test. What holds equal candidates there is more likely the
 whole traffic's bound than the cells (on the tuning family the whole alone, without segments, promotes
-96.1% within 400 verdicts, 180 rollouts); the held-out family reviews as few as 60% of disagreements.
+96.1% within 400 verdicts, 180 rollouts).
 
 The real-photo replay trains a champion and two candidates as logistic heads on frozen EfficientNet-Lite0
 features of ../shared/data/rooms, each on its own 85% draw of its training folds with its own seed; the
