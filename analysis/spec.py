@@ -47,15 +47,16 @@ class AnalysisSpec(BaseModel):
 
     def describe(self) -> str:
         level = f"{1 - self.alpha:.0%}"
-        text = (f"paired analysis: passes once the candidate's accuracy on the traffic is shown to be at most "
+        text = (f"paired: it passes once the candidate's accuracy on the traffic is shown to be at most "
                 f"{self.margin:g} below the champion's ({level} bounds from reviewed disagreements that hold "
                 f"however often they are read)")
         if self.segments:
             text += (f", and at most {self.segment_margin:g} below in every {' x '.join(self.segments)} cell not shown "
                      f"to hold less than {self.min_share:.0%} of the traffic")
-        return text + ("; fails once the candidate is shown worse than the champion"
+        # A clause, not a sentence: plans list it among their conditions, which are joined by semicolons.
+        return text + (", and fails once the candidate is shown worse than the champion"
                        + (f" overall or in any cell of {self.min_count} verdicts or more (Holm over the cells)"
-                          if self.segments else "") + ".")
+                          if self.segments else ""))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from rollout.plan import AnalysisRef, Condition, Gate, Plan, Step
 
 def describe_condition(cond: Condition, plan: Plan) -> str:
     if isinstance(cond, AnalysisRef):
-        return f"analysis {cond.analysis!r} passes: {plan.analyses[cond.analysis].describe()}"
+        return f"analysis {cond.analysis!r} passes ({plan.analyses[cond.analysis].describe()})"
     assert isinstance(cond, Gate)
     bound = f"at least {cond.min:g}" if cond.min is not None else f"at most {cond.max:g}"
     return f"{cond.metric} {bound} ({METRICS[cond.metric]})"
