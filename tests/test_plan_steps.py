@@ -147,3 +147,13 @@ def test_legacy_conversion_is_what_promotions_used_to_check():
     steps = to_steps(raw)["steps"]
     assert [s.get("exit") for s in steps] == [[], [{"metric": "compared", "min": 1}], [{"metric": "compared", "min": 1}],
                                               [{"metric": "compared", "min": 2}], None]
+
+
+def test_the_shipped_plan_reads_as_sentences() -> None:
+    # Conditions are joined by semicolons into one sentence per line: an analysis must read as one clause
+    # among them, not end its own sentence or open a list of its own.
+    text = describe(load_plan(default_plan_path()))
+    conditions = [line for line in text if "To leave it:" in line or "the guard watches" in line]
+    assert any("analysis 'quality' passes (paired: it passes once" in line for line in conditions)
+    for line in conditions:
+        assert line.endswith(".") and ".." not in line and "; fails once" not in line, line
