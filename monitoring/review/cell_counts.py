@@ -22,7 +22,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from monitoring.review.sampling import compared_sql, stratum_sql
-from roomsight.tables import predictions, review_counts, review_fill
+from roomsight.tables import predictions, review_counts
 from roomsight.verdicts import IN_DOMAIN, UNSURE, Cell, CountRow
 
 Key = tuple[str, Cell, bool, bool, bool]  # a CountRow without its n and settled
@@ -85,10 +85,9 @@ class CellCounts:
         return tuple(CountRow(*k, n, settled) for k, (settled,), n in
                      self._grouped(p.ts <= as_of, flags=(p.ts <= (edge if edge is not None else -1.0),)))
 
-    def now(self, edge: float | None) -> tuple[CountRow, ...]:
+    def now(self, edge: float | None, final_to: float | None) -> tuple[CountRow, ...]:
+        """The counts now, with `edge` the frontier and `final_to` the fill's watermark (review_fill.settled_to)."""
         p = predictions.c
-        final_to = self.conn.execute(select(review_fill.c.settled_to)
-                                     .where(review_fill.c.rollout_id == self.rollout_id)).scalar()
         kept = self._kept()
         final, settled, recent = Counter(), Counter(), Counter()
         if kept is None or edge is None or final_to is None or final_to < kept.final_to:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from monitoring.review.cell_counts import CellCounts, ood_flag
 from monitoring.review.queue import as_reviewed
@@ -43,29 +43,26 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
     return gate_metrics(summarize(as_reviewed(rows)))
 
 
-def frontier(engine: Engine, rollout_id: str, as_of: float | None = None) -> float | None:
+def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of: float | None = None) -> float | None:
     """The time up to which every sampled disagreement of the rollout has its truth resolved (and every
-    logged row has been sampled): the sequential comparison reads the log and the verdicts up to it. None
-    before the first fill."""
-    it, f = review_items.c, review_fill.c
-    upto = math.inf if as_of is None else as_of
-    with engine.connect() as conn:
-        settled = conn.execute(select(f.settled_to).where(f.rollout_id == rollout_id)).scalar()
-        # Unresolved then: no truth yet, or a truth resolved later (items queued later count too). Now: no
-        # truth yet, read from the open items' index.
-        open_then = it.truth.is_(None) if as_of is None else (it.resolved_at.is_(None)) | (it.resolved_at > upto)
-        oldest = conn.execute(select(func.min(it.logged_at)).where(
-            it.rollout_id == rollout_id, it.reason == "disagreement", open_then)).scalar()
-    if settled is None:
+    logged row has been sampled, up to the fill's watermark `settled_to`): the sequential comparison reads
+    the log and the verdicts up to it. None before the first fill."""
+    if settled_to is None:
         return None
-    return min(upto, settled, math.inf if oldest is None else oldest - FRONTIER_EPS)
+    it = review_items.c
+    upto = math.inf if as_of is None else as_of
+    # Unresolved then: no truth yet, or a truth resolved later (items queued later count too). Now: no
+    # truth yet, read from the open items' index.
+    open_then = it.truth.is_(None) if as_of is None else (it.resolved_at.is_(None)) | (it.resolved_at > upto)
+    oldest = conn.execute(select(func.min(it.logged_at)).where(
+        it.rollout_id == rollout_id, it.reason == "disagreement", open_then)).scalar()
+    return min(upto, settled_to, math.inf if oldest is None else oldest - FRONTIER_EPS)
 
 
 def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> ReviewSample:
     """The rollout's resolved verdicts with their inclusion probabilities and segment cells, and the counts
     of its compared predictions per stratum and cell (settled: logged up to the frontier)."""
     p, it = predictions.c, review_items.c
-    edge = frontier(engine, rollout_id, as_of)
     verdicts_q = (select(it.reason, it.pi, p.region, p.champion_label, p.candidate_label, ood_flag(), it.truth,
                          it.logged_at, it.resolved_at)
                   .select_from(review_items.join(predictions, p.request_id == it.request_id))
@@ -74,8 +71,11 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
     if as_of is not None:
         verdicts_q = verdicts_q.where(it.resolved_at <= as_of)
     with engine.connect() as conn:
+        # Read once: the frontier never passes this watermark, and the counts take it as final.
+        settled_to = conn.execute(select(review_fill.c.settled_to).where(review_fill.c.rollout_id == rollout_id)).scalar()
+        edge = frontier(conn, rollout_id, settled_to, as_of)
         cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
-        counts = cells.now(edge) if as_of is None else cells.as_of(as_of, edge)
+        counts = cells.now(edge, settled_to) if as_of is None else cells.as_of(as_of, edge)
         verdicts = tuple(VerdictRow(reason, pi, Cell(region, champ, flag), champ, cand, truth, logged, resolved)
                          for reason, pi, region, champ, cand, flag, truth, logged, resolved in conn.execute(verdicts_q))
     return ReviewSample(rollout_id, as_of, {s: settings.review.rate(s) for s in STRATA}, counts, verdicts, edge)
