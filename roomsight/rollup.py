@@ -27,6 +27,9 @@ from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, candida
 VERSION = 1  # bump when a counter's definition changes: install() then drops the old triggers and backfills
 PREFIX = "traffic_minutes_"
 TRIGGERS = tuple(f"{PREFIX}v{VERSION}_{op}" for op in ("insert", "update", "delete"))
+# The rollup's earlier names, by trigger prefix: their triggers are replaced as an older version's are (or
+# every write would keep their table too), and their table is dropped (it held counts the log still has).
+RETIRED = {"prediction_minutes_": "prediction_minutes"}
 _FUNCTION = f"{PREFIX}v{VERSION}"  # PostgreSQL's trigger function
 MINUTE_S = 60
 
@@ -158,12 +161,12 @@ def install_sql(dialect: str) -> list[str]:
 
 
 def installed(conn: Connection) -> set[str]:
-    """Names of the rollup triggers (any version) on `predictions`."""
+    """Names of the rollup triggers (any version, under any earlier name) on `predictions`."""
     if conn.dialect.name == "postgresql":
         q = text("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass('predictions') AND NOT tgisinternal")
     else:
         q = text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'predictions'")
-    return {name for name in conn.execute(q).scalars() if name.startswith(PREFIX)}
+    return {name for name in conn.execute(q).scalars() if name.startswith((PREFIX, *RETIRED))}
 
 
 def install(conn: Connection) -> int | None:
@@ -180,6 +183,8 @@ def install(conn: Connection) -> int | None:
     if dialect == "postgresql":  # each version's trigger function is named for it (`_FUNCTION`)
         for function in sorted({name.rsplit("_", 1)[0] for name in have}):
             conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}()")
+    for table in RETIRED.values():
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     conn.execute(traffic_minutes.delete())
     conn.execute(traffic_totals.delete())
     lat = latency_sql()

@@ -61,6 +61,34 @@ def test_a_log_written_by_the_previous_schema_is_upgraded_in_place(url):
     assert db.migrate(engine) == [], "a second start changes nothing"
 
 
+def test_the_rollup_under_its_earlier_name_is_replaced(url):
+    """A database the release before the rollup's rename ran on: its `prediction_minutes` table and
+    triggers (here the insert trigger, as that release named it) go, or every write would keep both."""
+    old = create_engine(url)
+    metadata.create_all(old)  # today's tables, without today's triggers
+    pg = old.dialect.name == "postgresql"
+    with old.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE prediction_minutes (rollout_id VARCHAR(36), minute BIGINT, requests BIGINT)")
+        if pg:
+            conn.exec_driver_sql("CREATE FUNCTION prediction_minutes_v1() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+                                 "INSERT INTO prediction_minutes SELECT rollout_id, 0, 1 FROM new_rows; RETURN NULL; END $fn$")
+            conn.exec_driver_sql("CREATE TRIGGER prediction_minutes_v1_insert AFTER INSERT ON predictions REFERENCING NEW "
+                                 "TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION prediction_minutes_v1()")
+        else:
+            conn.exec_driver_sql("CREATE TRIGGER prediction_minutes_v1_insert AFTER INSERT ON predictions BEGIN "
+                                 "INSERT INTO prediction_minutes VALUES (NEW.rollout_id, 0, 1); END")
+        conn.execute(insert(predictions), list(synthlog.rows(200, "r-old", 1_700_000_000.0, seed=8)))
+        assert conn.execute(text("SELECT count(*) FROM prediction_minutes")).scalar_one() > 0
+    old.dispose()
+
+    engine = db.engine_for(url)
+    with engine.connect() as conn:
+        assert rollup.installed(conn) == set(rollup.TRIGGERS)
+    assert "prediction_minutes" not in inspect(engine).get_table_names()
+    synthlog.insert(engine, synthlog.rows(100, "r-old", 1_700_100_000.0, seed=9))  # would fail on the old trigger
+    assert log_evidence(engine, None, "r-old")["requests"] == 300
+
+
 def test_generic_step_adds_nullable_columns_and_indexes_and_names_what_it_cannot_add(url):
     before, after, impossible = MetaData(), MetaData(), MetaData()
     Table("things", before, Column("id", Integer, primary_key=True), Column("name", String(20), nullable=False))
