@@ -10,19 +10,22 @@ three values, and `analysis.sequential` tests its mean at any time from the coun
 
 The error each decision carries, however often the analysis is read:
 - pass: the whole traffic must be shown at most `margin` worse (its capital against "worse by margin or
-  more" reaches 1/alpha), and every cell of the segment keys must be cleared. A cell is cleared when the
-  capital SHARE_PART * E_share + (1 - SHARE_PART) * E_delta reaches 1/alpha, both E any-time tests
-  against H: "the cell holds at least `min_share` of the compared traffic and the candidate is worse
-  there by `segment_margin` or more". E_share bets against the share (the cell's photos as +1, every
-  other photo as -1) being min_share or more, and clears the plainly small cells; E_delta bets against
-  the mean of X within the cell being -segment_margin or less. Both read the same stream of compared
-  photos, so under H each is a nonnegative supermartingale, and so is their weighted average. Hence if the whole is worse by margin, or any cell
-  holding min_share of the traffic is worse by segment_margin, a pass has probability at most alpha (an
-  intersection-union test: each of those must be rejected on its own, so no correction over the cells
-  is needed). A cell's share is shown, never assumed from its point estimate: a cell of exactly
-  min_share is judged whatever its sample says. E_delta needs no fewest count to hold its error: where
-  the two models agree on almost every photo of a cell, its few reviewed disagreements bound how much
-  worse the candidate can be there, and the cell clears;
+  more" reaches 1/alpha), and every cell of the segment keys must be cleared, against H: "the cell holds
+  at least `min_share` of the compared traffic and the candidate is worse there by `segment_margin` or
+  more". Either half of H may be rejected: the share, at SHARE_PART * alpha (the cell's photos as +1,
+  every other photo as -1, against a mean of 2 min_share - 1 or more), which clears the plainly small
+  cells; or the delta, at (1 - SHARE_PART) * alpha (the mean of X within the cell against -segment_margin
+  or less). Under H each rejection has probability at most its part of alpha, so a cell is wrongly
+  cleared with probability at most alpha (Bonferroni, valid although the two read different streams).
+  A photo's cell needs no verdict, so the share reads every compared photo logged (`logged`), not only
+  those up to the frontier: where verdicts lag the traffic, that is most of the evidence for a cell's
+  share. Hence if the whole is worse by margin, or any cell holding min_share of the traffic is worse by
+  segment_margin, a pass has probability at most alpha (an intersection-union test: each of those must
+  be rejected on its own, so no correction over the cells is needed). A cell's share is shown, never
+  assumed from its point estimate: a cell of exactly min_share is judged whatever its sample says. The
+  delta needs no fewest count to hold its error: where the two models agree on almost every photo of a
+  cell, its few reviewed disagreements bound how much worse the candidate can be there, and the cell
+  clears;
 - fail: the whole or a cell with min_count verdicts is shown worse than the champion at all (its upper
   bound below 0), by Holm's step-down over the any-time p-values of the whole and of every cell seen: if
   the candidate is worse nowhere, a fail has probability at most alpha (for the cells seen when it fails).
@@ -39,19 +42,24 @@ from analysis.spec import AnalysisResult, AnalysisSpec, Outcome, SegmentResult
 from roomsight.verdicts import ReviewSample
 
 MAX_PROJECTION = 64.0  # "needed" looks at most this many times the current evidence ahead
-SHARE_PART = 0.2  # of a cell's capital, for showing it holds less than min_share of the traffic
+SHARE_PART = 0.2  # of alpha, for showing a cell holds less than min_share of the traffic
 
 
 @dataclass
 class Counts:
     """The sufficient statistics of one test: compared photos logged up to the frontier (`rows`), and
     among their reviewed disagreements those only the candidate got right (`wins`) and only the champion
-    (`losses`); every verdict in the cell (`verdicts`: a cell fails only from min_count on)."""
+    (`losses`); every verdict in the cell (`verdicts`: a cell fails only from min_count on); every compared
+    photo logged, up to the frontier or not (`logged`, at least `rows`: what a cell's share is read from)."""
 
     rows: int = 0
     wins: int = 0
     losses: int = 0
     verdicts: int = 0
+    logged: int = 0
+
+    def __post_init__(self) -> None:
+        self.logged = max(self.logged, self.rows)
 
     def scaled(self, f: float) -> Counts:
         return Counts(*(round(getattr(self, k.name) * f) for k in fields(self)))
@@ -88,6 +96,7 @@ def tally(sample: ReviewSample, spec: AnalysisSpec) -> tuple[Counts, dict[tuple[
     for row in sample.counts:
         for c in targets(row.cell):
             c.rows += row.n if row.settled else 0
+            c.logged += row.n
     edge = sample.frontier
     for v in sample.verdicts:
         for c in targets(v.cell):
@@ -112,8 +121,8 @@ def analyse(name: str, spec: AnalysisSpec, sample: ReviewSample) -> AnalysisResu
 class _Cell:
     key: tuple[str, ...]
     counts: Counts
-    small: bool  # shown to hold less than min_share of the traffic on E_share's part alone: not judged
-    cleared: bool  # the cell's mixed capital reached 1/alpha (see the module doc)
+    small: bool  # shown to hold less than min_share of the traffic: not judged
+    cleared: bool  # small, or shown at most segment_margin worse (see the module doc)
     failed: bool
 
 
@@ -135,6 +144,7 @@ class _Tests:
 def _tests(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> _Tests:
     keys = sorted(cells)
     threshold = math.log(1 / spec.alpha)
+    share_level, delta_level = threshold - math.log(SHARE_PART), threshold - math.log1p(-SHARE_PART)
     ps = [p_value(whole.wins, whole.losses, whole.rows, scale, 0.0, 1)]
     ps += [p_value(cells[k].wins, cells[k].losses, cells[k].rows, scale, 0.0, 1) if cells[k].verdicts >= spec.min_count
            else 1.0 for k in keys]
@@ -143,16 +153,10 @@ def _tests(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Count
     for k, f in zip(keys, failed[1:]):
         c = cells[k]
         # The share as the mean of +1 (in the cell) / -1 (elsewhere): at least min_share is a mean of 2 min_share - 1.
-        share = math.log(SHARE_PART) + log_capital(c.rows, whole.rows - c.rows, whole.rows, 1.0, 2 * spec.min_share - 1, 1)
-        delta = math.log1p(-SHARE_PART) + _capital(c, scale, -spec.segment_margin, -1)
-        out.append(_Cell(k, c, share >= threshold, _log_add(share, delta) >= threshold, f))
+        small = log_capital(c.logged, whole.logged - c.logged, whole.logged, 1.0, 2 * spec.min_share - 1, 1) >= share_level
+        within = _capital(c, scale, -spec.segment_margin, -1) >= delta_level
+        out.append(_Cell(k, c, small, small or within, f))
     return _Tests(_capital(whole, scale, -spec.margin, -1) >= threshold, failed[0], out)
-
-
-def _log_add(a: float, b: float) -> float:
-    """log(exp(a) + exp(b)), for capitals kept as logs."""
-    top = max(a, b)
-    return top if top == -math.inf else top + math.log(math.exp(a - top) + math.exp(b - top))
 
 
 def outcome_of(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> Outcome:
@@ -177,7 +181,7 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     for c in tested:
         est, lo, hi = bounds(c.counts)
         cell_outcome: Outcome = "fail" if c.failed else "pass" if c.cleared and not c.small else "inconclusive"
-        share = c.counts.rows / whole.rows if whole.rows else 0.0
+        share = c.counts.logged / whole.logged if whole.logged else 0.0
         segs.append(SegmentResult(",".join(spec.segments), ",".join(c.key), cell_outcome, est, lo, hi, c.counts.verdicts,
                                   round(share, 4), not c.small, cell_words(spec.segments, c.key)))
     est, lo, hi = bounds(whole)

@@ -252,8 +252,8 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
         old.add_verdict(st, i)
         dq = st.queues[0]
         frontier = min(int(dq[taken[0]]), arrived) if taken[0] < len(dq) else arrived
-        per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]))
-                    for c in range(len(traffic.cells))]
+        per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]),
+                           int(st.prefix["rows"][c, arrived])) for c in range(len(traffic.cells))]
         whole, cells = Counts(), {}
         for c, counts in zip(traffic.cells, per_cell):
             whole.add(counts)

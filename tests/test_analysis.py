@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from analysis import AnalysisSpec, analyse
 from analysis.paired import Counts, decide, tally
 from analysis.sequential import bound, holm, log_capital, log_capitals
+from analysis.spec import AnalysisResult
 from analysis.weighted import model_estimates
 from roomsight.verdicts import UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
 
@@ -141,6 +142,8 @@ def test_tally_reads_disagreements_up_to_the_frontier_and_no_truth_as_nobody_rig
     whole, cells = tally(sample_of(verdicts, counts, frontier=10), spec)
     assert (whole.rows, whole.wins, whole.losses, whole.verdicts) == (100, 1, 1, 5)
     assert set(cells) == {("eu-west",), ("us-east",)} and cells[("us-east",)].verdicts == 1
+    # A cell's share reads every logged photo, beyond the frontier too: a photo's cell needs no verdict.
+    assert (whole.logged, cells[("us-east",)].logged, cells[("eu-west",)].logged) == (1000, 970, 30)
 
 
 def test_fail_names_the_segment_in_words() -> None:
@@ -179,6 +182,23 @@ def test_pass_needs_every_large_cell_and_inconclusive_says_how_much_more() -> No
     assert early.outcome == "inconclusive" and early.needed and "more verdicts" in early.summary
     later = Counts(300, 30, 30, 60).scaled(1 + early.needed / 60 * 1.1)
     assert decide("q", AnalysisSpec(margin=0.05), later, {}).outcome == "pass"
+
+
+def test_a_cell_is_shown_small_from_the_photos_logged_past_the_frontier() -> None:
+    # Verdicts lag the traffic: up to the frontier the cell's 8% cannot be told from 10%, and its few
+    # verdicts cannot show it within segment_margin; the photos logged since (which need no verdict) show
+    # it small, so it is not judged and the candidate passes.
+    spec = AnalysisSpec(margin=0.05, segments=("region",))
+    def reading(logged: tuple[int, int, int]) -> AnalysisResult:
+        cells = {("eu-west",): Counts(500, 28, 22, 60, logged[0]), ("us-east",): Counts(420, 22, 18, 50, logged[1]),
+                 ("ap-south",): Counts(80, 5, 10, 15, logged[2])}
+        return decide("q", spec, Counts(1000, 55, 50, 125, sum(logged)), cells)
+
+    assert reading((500, 420, 80)).outcome == "inconclusive"  # nothing logged past the frontier
+    r = reading((4500, 3780, 720))
+    assert r.outcome == "pass"
+    small = next(s for s in r.segments if s.value == "ap-south")
+    assert not small.judged and small.outcome == "inconclusive" and small.share == pytest.approx(0.08)
 
 
 def test_analyse_end_to_end_on_a_sample() -> None:
