@@ -254,7 +254,11 @@ def test_a_later_sample_adds_only_the_rows_settled_since_to_the_counts_kept_in_t
     s, engine, store = env
     reviewed_scenario(s, engine, store)
     first = review_sample(engine, s, ROLLOUT)
-    kept_row = lambda: engine.connect().execute(select(review_counts).where(review_counts.c.rollout_id == ROLLOUT)).one()  # noqa: E731
+
+    def kept_row():  # noqa: ANN202
+        with engine.connect() as conn:
+            return conn.execute(select(review_counts).where(review_counts.c.rollout_id == ROLLOUT)).one()
+
     assert kept_row().edge == first.frontier
     # More traffic, and every open item judged: the frontier moves past rows the first sample left unsettled.
     for i in range(40, 60):
