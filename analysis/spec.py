@@ -68,7 +68,7 @@ class SegmentResult:
     lower: float | None
     upper: float | None
     n: int  # verdicts in the cell
-    share: float  # of the compared traffic up to the frontier
+    share: float  # of the compared traffic logged
     judged: bool  # not shown to hold less than min_share of the traffic
     words: str  # the cell in words, e.g. "night_time photos in ap-south"
 
