@@ -189,6 +189,7 @@ def test_a_cell_is_shown_small_from_the_photos_logged_past_the_frontier() -> Non
     # verdicts cannot show it within segment_margin; the photos logged since (which need no verdict) show
     # it small, so it is not judged and the candidate passes.
     spec = AnalysisSpec(margin=0.05, segments=("region",))
+
     def reading(logged: tuple[int, int, int]) -> AnalysisResult:
         cells = {("eu-west",): Counts(500, 28, 22, 60, logged[0]), ("us-east",): Counts(420, 22, 18, 50, logged[1]),
                  ("ap-south",): Counts(80, 5, 10, 15, logged[2])}
