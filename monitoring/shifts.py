@@ -4,8 +4,9 @@ with and without upscaling back, JPEG qualities, and mixtures of them.
 
 Every kind is registered in `SHIFTS` with the flags it must raise (`expect`): night-time kinds must raise
 `night_time`, low-resolution kinds `low_resolution`, and the ordinary ones (a dim room, warm lamp light, a
-camera's exposure, a colour cast, sensor noise, JPEG compression, a mildly smaller photo) none. `strength`
-runs from 0 (the mildest version that still counts as that kind) to 1 (the strongest).
+camera's exposure, a colour cast, sensor noise, JPEG compression, a mildly smaller photo, a grey day,
+vignetting, a photo re-saved by a listing site) none. `strength` runs from 0 (the mildest version that
+still counts as that kind) to 1 (the strongest).
 
 Where one kind ends and the next begins is a definition, stated here once: a night shot has at most a
 quarter of the light the photo was taken in (two stops under), unless a camera brightened it back; a dim
@@ -189,6 +190,48 @@ def _upscaled(method: Image.Resampling) -> Apply:
     return apply
 
 
+def _night_mode(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A phone's night mode: frames merged (little grain, smoothed), brightened a little (never past a
+    quarter of the light) and its shadows lifted by a tone curve, so the room looks like night, not black."""
+    light = _lerp_log(1 / 4, 1 / 32, s)
+    gain = _lerp_log(1.0, 2.0, float(rng.uniform(0, 1)))  # within a night shot's quarter of the light
+    x = to_array(image) ** float(rng.uniform(1.1, 1.4)) * min(light * gain, 0.25) * _tint(LAMP, rng, 0.1)
+    x = np.clip(_noise(x, rng, float(rng.uniform(0.002, 0.008))), 0, 1) ** float(rng.uniform(0.75, 0.9))
+    return to_image(x).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 0.9)) * min(image.size) / 256))
+
+
+def _overcast(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A room on a grey day: 0.8 down to half the light, flatter and a little cool."""
+    x = to_array(image) * _lerp_log(0.8, 0.5, s)
+    mean = float(x.mean())
+    x = mean + (x - mean) * (1 - 0.25 * s)
+    return to_image(x * _tint((0.92, 0.96, 1.0), rng, 0.03))
+
+
+def _vignette(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A wide lens's vignetting: corners up to one stop darker, the centre untouched."""
+    x = to_array(image)
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((yy - h / 2) / (h / 2)) ** 2 / 2 + ((xx - w / 2) / (w / 2)) ** 2 / 2
+    return to_image(x * (1 - (0.15 + 0.35 * s) * r2)[..., None])
+
+
+def _reuploaded(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """Saved again by a listing site: 7/8 down to 3/4 of the size (Lanczos), JPEG quality 85 down to 50."""
+    w, h = image.size
+    f = 0.875 - 0.125 * float(rng.uniform(0, 1))
+    small = image.convert("RGB").resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.LANCZOS)
+    return jpeg(small, round(85 - 35 * s))
+
+
+def _thumbnail_chain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A thumbnail saved, then enlarged by another site: small (3/8 down to 3/32), JPEG 75 down to 40,
+    enlarged back with Lanczos, saved again at 85."""
+    small = jpeg(_resized(image, min(image.size) * _lerp_log(3 / 8, 3 / 32, s)), round(75 - 35 * float(rng.uniform(0, 1))))
+    return jpeg(small.resize(image.size, Image.Resampling.LANCZOS), 85)
+
+
 def _blurred(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """Out of focus at full size: detail gone as in an upscaled thumbnail, the pixel count intact."""
     return image.convert("RGB").filter(ImageFilter.GaussianBlur(_lerp_log(1.5, 6, s) * min(image.size) / 256))
@@ -203,6 +246,8 @@ for _name, _kind in {
     "night_grey": ShiftKind(_grey_street, NIGHT, held_out=True, about="dark, grey, street-lit"),
     "night_auto_exposed": ShiftKind(_auto_exposed, NIGHT, held_out=True,
                                     about="a night shot brightened back up by the camera: grainy, greyish, tinted"),
+    "night_mode": ShiftKind(_night_mode, NIGHT, held_out=True,
+                            about="a phone's night mode: merged, smoothed, partly brightened, shadows lifted"),
     "dim": ShiftKind(_dim, (), about="a dim room: 0.85 down to half the light"),
     "warm_lamp": ShiftKind(_warm_lamp, (), held_out=True, about="evening lamp light: warm, a little dimmer"),
     "exposure": ShiftKind(_exposure, (), about="brightness and contrast within 20%"),
@@ -215,6 +260,11 @@ for _name, _kind in {
     "upscaled_bilinear": ShiftKind(_upscaled(Image.Resampling.BILINEAR), LOW_RES, held_out=True,
                                    about="small, then blown up again (bilinear)"),
     "blurred": ShiftKind(_blurred, LOW_RES, held_out=True, about="out of focus at full size"),
+    "thumbnail_chain": ShiftKind(_thumbnail_chain, LOW_RES, held_out=True,
+                                 about="a compressed thumbnail enlarged back (Lanczos) and compressed again"),
+    "overcast": ShiftKind(_overcast, (), held_out=True, about="a grey day: 0.8 down to half the light, flatter"),
+    "vignette": ShiftKind(_vignette, (), held_out=True, about="corners up to one stop darker"),
+    "reuploaded": ShiftKind(_reuploaded, (), held_out=True, about="7/8 down to 3/4 of the size, JPEG 85 down to 50"),
 }.items():
     SHIFTS.add(_name, _kind)
 
