@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.ood_flags import CATCH_MIN, FALSE_MAX, described, flag_figures, novelty_figures
+from benchmarks.ood_flags import CATCH_MIN, FALSE_MAX, PER_SOURCE, described, flag_figures, novelty_figures
 from monitoring.descriptors import describe
 from monitoring.ood import IMAGE_FLAGS, Calibration
 from monitoring.shifts import shift
@@ -125,7 +125,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     classes = sorted(d.name for d in ROOMS.iterdir() if d.is_dir())
     model = _model_cost(images[:20], n_classes=len(classes), threads=settings.serve.torch_threads)
 
-    flags, _, held = flag_figures([str(p) for p in paths], per_source=4 if quick else 12)
+    flags, _, held = flag_figures([str(p) for p in paths], per_source=4 if quick else PER_SOURCE)
     ref_paths = [str(p) for p in ref_paths]
     ref_rows = [described(Image.open(p).convert("RGB")) for p in ref_paths]
     reference = {"images": {"n": len(ref_rows), "descriptors": {k: [r[k] for r in ref_rows] for k in ref_rows[0]}}}

@@ -8,8 +8,11 @@ tuning part is the shifts of the other half, of kinds and strength bands not hel
 is every shift (every kind and strength) of the held-out sources, with their untouched photos.
 
 A flag's margin is tuned as the smallest one (on a 0.05 grid, beyond the reference's quantile) at which
-no ordinary kind of the tuning part is flagged more than FALSE_MAX: the false-flag target is what binds,
-and the catch rate is then as high as the statistic allows.
+every ordinary kind of the tuning part is flagged at most FALSE_MAX with CONFIDENCE: the one-sided
+Clopper-Pearson upper bound on the share it flags. The false-flag target is what binds, and the catch rate
+is then as high as the statistic allows. A bound, not the share itself: 2% of a kind's hundred-odd tuning
+photos is two photos, and a margin cut where a kind's share just touches 2% leaves its true share near 2%,
+as likely over the target on new photos as under it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from monitoring.ood import RULES, Calibration
 from monitoring.shifts import SHIFTS, Case, cases, held_out_source, shift
 
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
+CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind
 CATCH_MIN = 0.95  # shifted photos of the flag's kinds flagged, at least
+PER_SOURCE = 32  # shifted versions of each source photo: some 200 of each ordinary kind to tune on
 FLAGS = ("night_time", "low_resolution")
 
 
@@ -64,9 +69,13 @@ def shifted_photos(sources: list[str], per_source: int, seed: int, keep_images: 
     return out
 
 
-def _flagged(flag: str, threshold: float, rows: list[dict[str, float]]) -> float:
+def _count(flag: str, threshold: float, rows: list[dict[str, float]]) -> int:
     stat = RULES[flag].statistic
-    return float(np.mean([(s := stat(d)) is not None and s >= threshold for d in rows])) if rows else 0.0
+    return sum((s := stat(d)) is not None and s >= threshold for d in rows)
+
+
+def _flagged(flag: str, threshold: float, rows: list[dict[str, float]]) -> float:
+    return _count(flag, threshold, rows) / len(rows) if rows else 0.0
 
 
 def _by_kind(rows: list[Shifted]) -> dict[str, list[dict[str, float]]]:
@@ -76,18 +85,29 @@ def _by_kind(rows: list[Shifted]) -> dict[str, list[dict[str, float]]]:
     return out
 
 
+def upper_bound(flagged: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on a share seen as `flagged` of `n`."""
+    from scipy.stats import beta
+
+    return 1.0 if flagged >= n else float(beta.ppf(confidence, flagged + 1, n - flagged))
+
+
 def tune_margin(flag: str, reference: list[dict[str, float]], tuning: list[Shifted]) -> dict:
-    """The smallest margin at which every ordinary kind of the tuning part is flagged at most FALSE_MAX."""
+    """The smallest margin at which every ordinary kind of the tuning part is shown, with CONFIDENCE, to
+    be flagged at most FALSE_MAX."""
     stat = RULES[flag].statistic
     high = float(np.percentile([stat(d) for d in reference], RULES[flag].quantile))
     kinds = _by_kind(tuning)
     ordinary = {k: v for k, v in kinds.items() if not SHIFTS[k].expect}
     caught = {k: v for k, v in kinds.items() if flag in SHIFTS[k].expect}
+    out = {"rule": f"each ordinary kind's {CONFIDENCE:.0%} upper bound on its flagged share <= {FALSE_MAX:.0%}",
+           "shipped_margin": RULES[flag].margin, "tuning_cases": len(tuning),
+           "ordinary_cases": {k: len(v) for k, v in sorted(ordinary.items())}}
     for margin in np.round(np.arange(-0.5, 2.0, 0.05), 2):
-        if all(_flagged(flag, high + margin, v) <= FALSE_MAX for v in ordinary.values()):
-            return {"margin": float(margin), "shipped_margin": RULES[flag].margin, "tuning_cases": len(tuning),
+        if all(upper_bound(_count(flag, high + margin, v), len(v)) <= FALSE_MAX for v in ordinary.values()):
+            return {"margin": float(margin), **out,
                     "tuning_catch": {k: round(_flagged(flag, high + margin, v), 3) for k, v in caught.items()}}
-    return {"margin": None, "shipped_margin": RULES[flag].margin, "tuning_cases": len(tuning)}
+    return {"margin": None, **out}
 
 
 def held_out_figures(flag: str, cal: Calibration, clean: list[dict[str, float]], held: list[Shifted]) -> dict:

@@ -166,9 +166,28 @@ def test_real_photos_flags():
     for kind in ("night_street", "night_lamp", "night_grey"):
         assert share(kind, "night_time") >= 0.9, kind
     for kind in ("upscaled", "blurred", "small"):
-        assert share(kind, "low_resolution") >= 0.9, kind
+        assert share(kind, "low_resolution") >= 0.85, kind
     for kind in ("dim", "warm_lamp"):
         assert share(kind, "night_time") <= 0.05, kind
     for kind in ("jpeg", "smaller"):
         assert share(kind, "low_resolution") <= 0.05, kind
 
+
+
+def test_a_margin_is_cut_where_the_false_flag_target_is_shown_not_where_it_is_touched():
+    """Two dark photos in 202 dim ones (1%) pass "at most 2%" as a share; its 90% upper bound (2.6%)
+    does not, so the margin moves past them, and the night shots beyond are still caught."""
+    from benchmarks.ood_flags import Shifted, tune_margin, upper_bound
+    from monitoring.shifts import Case
+
+    def rows(kind: str, light: float, n: int) -> list[Shifted]:
+        return [Shifted(Case(f"{kind}{i}.jpg", kind, 0.0, i, False), {"brightness": light, "highlights": light})
+                for i in range(n)]
+
+    reference = [r.descriptors for r in rows("clean", 0.5, 100)]
+    tuned = tune_margin("night_time", reference, rows("dim", 0.4, 200) + rows("dim", 0.2, 2) + rows("night_street", 0.05, 50))
+    high = RULES["night_time"].statistic(reference[0])
+    dark_dim = RULES["night_time"].statistic({"brightness": 0.2, "highlights": 0.2})
+    assert upper_bound(2, 202) > 0.02 >= upper_bound(0, 202)
+    assert high + tuned["margin"] > dark_dim
+    assert tuned["tuning_catch"] == {"night_street": 1.0}
