@@ -38,42 +38,60 @@ from training.pipeline import REAL_BACKBONE
 NOTES = """
 **How the flags are judged** (`flags`; benchmarks/ood_flags.py). A third of the real photos are the
 reference a model would carry (the flags' quantiles); the rest are sources for monitoring.shifts, which makes
-night shots (street-lit, dark and grainy, moonlit, lamp-lit, grey, camera-brightened), dim rooms, lamp-lit
-evenings, exposure changes, colour casts, sensor noise, JPEG from quality 95 to 30, mildly smaller photos,
-small uploads, upscaled (bicubic and bilinear) and blurred photos, and mixtures of a kind with JPEG, noise,
-exposure or a cast on top, each at strengths drawn from 0 to 1. Its definitions: a night shot has at most a
-quarter of the light (unless the camera brightened it back), a dim room at least half; a low-resolution
-photo at most 3/8 of its source's detail, a smaller one at least 3/4. Held out of all tuning: whole kinds
-(moonlit, lamp-lit, grey and camera-brightened night, warm lamp light, colour casts, bilinear upscaling,
-blur, every mixture), every other tenth of the strength range, and half the source photos (by a hash of the
-file name). Each flag's margin is the smallest at which no ordinary kind of the tuning part is flagged
-more than 2% (`tuning.margin`, next to the value shipped in monitoring/ood.py); every figure in the table
-is on the held-out sources, all kinds and strengths, with the shipped margins.
+night shots (street-lit, dark and grainy, moonlit, lamp-lit, grey, camera-brightened, a phone's night mode),
+dim rooms, lamp-lit evenings, grey days, vignetting, exposure changes, colour casts, sensor noise, JPEG from
+quality 95 to 30, mildly smaller and re-saved photos, small uploads, upscaled (bicubic, bilinear, and a
+compressed thumbnail enlarged back) and blurred photos, and mixtures of a kind with JPEG, noise, exposure or
+a cast on top, 32 per source photo at strengths drawn from 0 to 1. Its definitions: a night shot has at
+most a quarter of the light (unless the camera brightened it back), a dim room at least half; a
+low-resolution photo at most 3/8 of its source's detail, a smaller one at least 3/4. Held out of all
+tuning: whole kinds (every night kind but street-lit and dark-and-grainy, warm lamp light, grey days,
+vignetting, colour casts, re-saved photos, bilinear upscaling, the enlarged thumbnail, blur, every
+mixture), every other tenth of the strength range, and half the source photos (by a hash of the file
+name). Each flag's margin is the smallest at which every ordinary kind of the tuning part (some 240 photos
+each) is shown with 90% confidence to be flagged at most 2%: its one-sided Clopper-Pearson bound, which
+allows one flagged photo of 240 and not two (`tuning.margin`, next to the value shipped in
+monitoring/ood.py). Every figure in the table is on the held-out sources, all kinds and strengths, with the
+shipped margins.
 
-**What the flags miss, and why.** A night shot the camera brightened back to daylight levels
-(`night_auto_exposed`) is never flagged: the flag reads darkness, and that photo is not dark; its grain and
-greyness are the tell, but how much of either survives depends on the camera's noise reduction, which a
-generator here cannot stand for honestly, so no rule was fitted to it. Upscaled photos with noise or JPEG
-on top (`upscaled+`) are caught less often than clean upscaled ones: the noise is fine detail the
-effective-resolution estimate counts. And the false-flag target is missed narrowly on the kinds at the
-boundaries the definitions draw: dim rooms at half the light and warm lamp light for night, photos shrunk to
-3/4 of a soft original (`smaller`) for low resolution. The margins meet 2% on the tuning part; on the
-held-out sources a few dark- or soft-toned photos cross in every ordinary kind (the untouched held-out
-photos are flagged for low resolution at about the same rate as the ordinary kinds). A criterion with room
-to spare (1% on the tuning part) would likely meet the target, at some cost in catches; choosing it now,
-after seeing the held-out figures, would be tuning on them, so the shipped margins stay as tuned.
+**What was read before what.** The margins were first cut where no ordinary tuning kind was flagged more
+than 2%, as a share (night 0.75, low resolution 0.4). On the held-out part that rule missed its own target
+on the kinds at the definitions' boundaries (dim rooms 2.6%, smaller photos 3.9%): 2% of a tuning kind is
+two photos, and a margin cut where a share touches it leaves the true share near the target, as often over
+as under. The bound is the rule that answer calls for, and it was chosen knowing those figures, so the
+earlier kinds and sources are read here a second time, with new draws (32 shifts per source instead of 12).
+Five kinds were written and committed before any flag was measured on them and before the rule changed
+(night mode, the enlarged thumbnail, grey days, vignetting, re-saved photos): theirs is the first reading.
+Per kind, in the figures below: night mode 94.8% caught, the enlarged thumbnail 92.1%; grey days 1.6%
+flagged as night, vignetting and re-saved photos at most 0.2% by either flag.
+
+**What the flags miss, and why.** The bound moved both margins up (night 0.75 to 0.85, low resolution 0.4
+to 0.65), and the false-flag targets are now met on every held-out kind, the fresh ones included; the
+catches pay. A night shot the camera brightened back to daylight levels (`night_auto_exposed`) is never
+flagged: the flag reads darkness, and that photo is not dark; its grain and greyness are the tell, but how
+much of either survives depends on the camera's noise reduction, which a generator here cannot stand for
+honestly, so no rule was fitted to it. A phone's night mode lifts the shadows of the lightest night shots
+to where the darkest dim rooms are, and a few of those are missed. For low resolution the higher margin
+costs the mildest upscaled photos (3/8 of the size, enlarged back): the estimate sees more detail in them
+than they have, since bicubic and Lanczos overshoot and JPEG's block edges are fine detail to it, and noise
+or JPEG on top (`upscaled+`) adds more. So low-resolution catches fall just under 95%, where the earlier
+rule met them (97.7%) and missed the false flags instead. Of the two, the bound keeps the one whose error
+the rule states. Other estimates of effective resolution were measured on the tuning part only, under the
+same rule: the finest octave alone, the 2-4 px octave alone, other ratios of octaves, and the detail term
+weighted 0.75 to 2 against the pixel count, 24 variants. The best that kept every small upload caught
+96.5% of the tuning part's upscaled photos against the shipped estimate's 93.8%: 7 photos of 256, picked as
+the best of 24 on those same photos. It rests on the finest octave alone, where noise and JPEG sit, which
+the held-out mixtures would pay for; so the estimate stays.
 
 **Tried and not kept: a night-scene probe.** A logistic read-out of the model's embedding (the backbone's
 ImageNet features), fitted as `rollout train` would on the reference photos, each made night-like once and
 ordinary once with kinds and strengths tuning may see, and flagged beyond the reference's 95th percentile
-by a margin tuned as above. Two kinds were added for it before any fitting: a camera-brightened lamp-lit
-room for tuning, and a phone night mode (shadows lifted by a tone curve, windows dark) held out. Its C was
-chosen by leaving one tuning night kind out of the fit. On the held-out sources, darkness or the probe
-caught 84% of `night_auto_exposed` (darkness alone: 0.5%) but 25% of the fresh night-mode kind, and
-raised the false flags on ordinary kinds from 0.8% to 2.9% (dim rooms with noise or JPEG on top: 8.4%;
-blurred and upscaled photos: 9-33%), so it was not shipped. A next attempt needs a held-out kind made
-afresh, since these figures have been seen, and a steadier threshold rule than "at most 2% of each ordinary
-tuning kind", where 2% is one photo in about fifty.
+by a margin tuned by the earlier rule. Two kinds were added for it before any fitting: a camera-brightened
+lamp-lit room for tuning, and a phone night mode held out (an earlier generator than `night_mode` here,
+written afresh since). Its C was chosen by leaving one tuning night kind out of the fit. On the held-out
+sources, darkness or the probe caught 84% of `night_auto_exposed` (darkness alone: 0.5%) but 25% of that
+night-mode kind, and raised the false flags on ordinary kinds from 0.8% to 2.9% (dim rooms with noise or
+JPEG on top: 8.4%; blurred and upscaled photos: 9-33%), so it was not shipped.
 
 **Novelty** (`novelty`): its AUROC between untouched held-out photos and shifted ones, for the embedding a
 head-only model exports (the backbone's ImageNet features). It sees night and low-resolution photos only
