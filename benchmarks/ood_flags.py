@@ -25,7 +25,8 @@ from PIL import Image
 
 from monitoring.descriptors import describe
 from monitoring.ood import RULES, Calibration
-from monitoring.shifts import SHIFTS, Case, cases, held_out_source, shift
+from monitoring.shift_cases import Case, cases, held_out_source
+from monitoring.shifts import SHIFTS, shift
 
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
 CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind

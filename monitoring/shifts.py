@@ -13,14 +13,12 @@ quarter of the light the photo was taken in (two stops under), unless a camera b
 room at least half (one stop under); between the two is neither, and is not generated. A low-resolution
 photo has at most 3/8 of the detail of its source (96 px of 256), a mildly smaller one at least 3/4.
 
-Figures tuned on one set of shifts flatter the flags, so `split` keeps a held-out part that no tuning
-touches, by source photo and by kind and strength: whole kinds (`ShiftKind.held_out`), every other tenth of
-the strength range, and half the source photos. BENCHMARKS.md (monitoring) reports both parts.
+Figures tuned on one set of shifts flatter the flags, so some kinds are held out of all tuning
+(`ShiftKind.held_out`); monitoring.shift_cases draws the shifted photos and holds out the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -289,38 +287,3 @@ for _base in ("night_street", "night_lamp", "dim", "upscaled", "small"):
 def shift(image: Image.Image, kind: str, strength: float, seed: int | Sequence[int]) -> Image.Image:
     """`image` shifted by `kind` at `strength` (0..1); the same arguments give the same pixels."""
     return SHIFTS[kind].apply(image, float(np.clip(strength, 0.0, 1.0)), np.random.default_rng(seed))
-
-
-# -- what is tuned on and what is held out ---------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    source: str  # the photo's path
-    kind: str
-    strength: float
-    seed: int
-    held_out: bool  # the source photo, the kind or the strength band is held out of tuning
-
-
-def held_out_source(path: str, share: float = 0.5) -> bool:
-    """Half the source photos (by a hash of the file name, so the same photo is always on the same side)."""
-    digest = hashlib.sha256(path.rsplit("/", 1)[-1].encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
-
-
-def held_out_strength(strength: float) -> bool:
-    """Every other tenth of the strength range: tuning sees 0-0.1, 0.2-0.3, ...; the rest is held out."""
-    return int(strength * 10) % 2 == 1
-
-
-def cases(sources: Sequence[str], per_source: int, seed: int = 0, kinds: Sequence[str] | None = None) -> list[Case]:
-    """`per_source` shifted versions of each source photo, kinds in turn and strengths drawn evenly."""
-    names = list(kinds or SHIFTS.names())
-    rng = np.random.default_rng(seed)
-    out = []
-    for i, src in enumerate(sources):
-        for j in range(per_source):
-            kind = names[(i * per_source + j) % len(names)]
-            s = float(rng.uniform(0, 1))
-            out.append(Case(src, kind, s, int(rng.integers(2**31)),
-                            SHIFTS[kind].held_out or held_out_source(src) or held_out_strength(s)))
-    return out

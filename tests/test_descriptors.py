@@ -178,7 +178,7 @@ def test_a_margin_is_cut_where_the_false_flag_target_is_shown_not_where_it_is_to
     """Two dark photos in 202 dim ones (1%) pass "at most 2%" as a share; its 90% upper bound (2.6%)
     does not, so the margin moves past them, and the night shots beyond are still caught."""
     from benchmarks.ood_flags import Shifted, tune_margin, upper_bound
-    from monitoring.shifts import Case
+    from monitoring.shift_cases import Case
 
     def rows(kind: str, light: float, n: int) -> list[Shifted]:
         return [Shifted(Case(f"{kind}{i}.jpg", kind, 0.0, i, False), {"brightness": light, "highlights": light})
