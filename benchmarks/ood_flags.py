@@ -10,9 +10,8 @@ is every shift (every kind and strength) of the held-out sources, with their unt
 A flag's margin is tuned as the smallest one (on a 0.05 grid, beyond the reference's quantile) at which
 every ordinary kind of the tuning part is flagged at most FALSE_MAX with CONFIDENCE: the one-sided
 Clopper-Pearson upper bound on the share it flags. The false-flag target is what binds, and the catch rate
-is then as high as the statistic allows. A bound, not the share itself: 2% of a kind's hundred-odd tuning
-photos is two photos, and a margin cut where a kind's share just touches 2% leaves its true share near 2%,
-as likely over the target on new photos as under it.
+is then as high as the statistic allows. A bound, not the share itself: a margin cut where a kind's share
+just touches 2% leaves its true share near 2%, as likely over the target on new photos as under it.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from monitoring.shifts import SHIFTS, shift
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
 CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind
 CATCH_MIN = 0.95  # shifted photos of the flag's kinds flagged, at least
-PER_SOURCE = 32  # shifted versions of each source photo: some 200 of each ordinary kind to tune on
+PER_SOURCE = 32  # shifted versions of each source photo: enough of each ordinary kind for the bound to allow one flag
 FLAGS = ("night_time", "low_resolution")
 
 

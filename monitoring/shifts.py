@@ -226,8 +226,9 @@ def _reuploaded(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 def _thumbnail_chain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A thumbnail saved, then enlarged by another site: small (3/8 down to 3/32), JPEG 75 down to 40,
     enlarged back with Lanczos, saved again at 85."""
-    small = jpeg(_resized(image, min(image.size) * _lerp_log(3 / 8, 3 / 32, s)), round(75 - 35 * float(rng.uniform(0, 1))))
-    return jpeg(small.resize(image.size, Image.Resampling.LANCZOS), 85)
+    small = _resized(image, min(image.size) * _lerp_log(3 / 8, 3 / 32, s))
+    saved = jpeg(small, round(75 - 35 * float(rng.uniform(0, 1))))
+    return jpeg(saved.resize(image.size, Image.Resampling.LANCZOS), 85)
 
 
 def _blurred(image: Image.Image, s: float, rng: Rng) -> Image.Image:
