@@ -1,10 +1,10 @@
 """Monitoring figures on the real photos (../shared/data/rooms): descriptor cost per image next to the
 default model's forward pass (and their ratio); the out-of-domain flags on shifted photos
 (benchmarks.ood_flags: margins tuned on one part of monitoring.shifts' photos, catch and false-flag rates
-per kind on the held-out part) and the novelty statistic's AUROC on them; drift detection rates of
-200-image windows; and the time of a drift report over 1,000, 10,000 and 100,000 logged predictions
-(plotted to drift_report_time.png; windows over monitoring.drift_sample predictions are compared on a
-sample of that many, as `rollout drift report` does).
+per kind on the held-out part, and in brief over four more draws) and the novelty statistic's AUROC on
+them; drift detection rates of 200-image windows; and the time of a drift report over 1,000, 10,000 and
+100,000 logged predictions (plotted to drift_report_time.png; windows over monitoring.drift_sample
+predictions are compared on a sample of that many, as `rollout drift report` does).
 
 The model runs only for its cost and for the novelty embedding: drift is measured on the image descriptors
 and the out-of-domain share (the columns that do not need a model). The cost model is EfficientNet-Lite0
@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.ood_flags import CATCH_MIN, FALSE_MAX, PER_SOURCE, described, flag_figures, novelty_figures
+from benchmarks.ood_flags import CATCH_MIN, FALSE_MAX, PER_SOURCE, described, flag_figures, in_brief, novelty_figures
 from monitoring.descriptors import describe
 from monitoring.ood import IMAGE_FLAGS, Calibration
 from monitoring.shifts import shift
 from training.pipeline import REAL_BACKBONE
+
+OTHER_SEEDS = (1, 2, 3, 4)  # flag figures drawn again: how far the table's figures move with the draw
 
 NOTES = """
 **How the flags are judged** (`flags`; benchmarks/ood_flags.py). A third of the real photos are the
@@ -82,6 +84,17 @@ weighted 0.75 to 2 against the pixel count, 24 variants. The best that kept ever
 96.5% of the tuning part's upscaled photos against the shipped estimate's 93.8%: 7 photos of 256, picked as
 the best of 24 on those same photos. It rests on the finest octave alone, where noise and JPEG sit, which
 the held-out mixtures would pay for; so the estimate stays.
+
+**Across draws** (`other_seeds`). The table is one draw: one third of the photos as the reference, one
+draw of the shifts. Four more (seeds 1-4; the held-out sources are the same half by file name, the
+reference third and the shifts differ) show how far it moves. At the shipped margins, the worst ordinary
+kind is flagged 0.9-1.2% for night and 0.2-0.6% for low resolution, and the catches are 87.5-88.1% (night)
+and 89.9-93.7% (low resolution): the table's draw is the kindest to the low-resolution catch. The rule
+itself, tuned on each of the five draws' tuning part (margins night 0.7-1.05, low resolution 0.5-0.65) and
+read on that draw's held-out part (`held_out_at_tuned_margin`), is the figure for the method rather than for
+one pair of margins: worst ordinary kind 1.0-2.1% for night (a grey day, 2.1%, the one reading over 2%) and
+at most 1.0% for low resolution; catches 84.7-88.9% and 93.0-95.7%. Low resolution reaches 95% in three of
+the five draws, night in none.
 
 **Tried and not kept: a night-scene probe.** A logistic read-out of the model's embedding (the backbone's
 ImageNet features), fitted as `rollout train` would on the reference photos, each made night-like once and
@@ -144,6 +157,9 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     model = _model_cost(images[:20], n_classes=len(classes), threads=settings.serve.torch_threads)
 
     flags, _, held = flag_figures([str(p) for p in paths], per_source=4 if quick else PER_SOURCE)
+    # The same figures over other splits of the photos (reference third) and other draws of the shifts.
+    flags["other_seeds"] = {seed: in_brief(flag_figures([str(p) for p in paths], PER_SOURCE, seed)[0])
+                            for seed in ([] if quick else OTHER_SEEDS)}
     ref_paths = [str(p) for p in ref_paths]
     ref_rows = [described(Image.open(p).convert("RGB")) for p in ref_paths]
     reference = {"images": {"n": len(ref_rows), "descriptors": {k: [r[k] for r in ref_rows] for k in ref_rows[0]}}}

@@ -51,7 +51,6 @@ def described(im: Image.Image) -> dict[str, float]:
 class Shifted:
     case: Case
     descriptors: dict[str, float]
-    image: Image.Image | None = None  # kept for the novelty figures (a sample only)
 
 
 def auroc(negatives: list[float], positives: list[float]) -> float:
@@ -61,12 +60,8 @@ def auroc(negatives: list[float], positives: list[float]) -> float:
     return float(greater / (len(pos) * len(neg)))
 
 
-def shifted_photos(sources: list[str], per_source: int, seed: int, keep_images: int = 0) -> list[Shifted]:
-    out = []
-    for i, c in enumerate(cases(sources, per_source, seed)):
-        im = shift(Image.open(c.source).convert("RGB"), c.kind, c.strength, c.seed)
-        out.append(Shifted(c, described(im), uploaded(im)[0] if i < keep_images else None))
-    return out
+def shifted_photos(drawn: list[Case]) -> list[Shifted]:
+    return [Shifted(c, described(shift(Image.open(c.source).convert("RGB"), c.kind, c.strength, c.seed))) for c in drawn]
 
 
 def _count(flag: str, threshold: float, rows: list[dict[str, float]]) -> int:
@@ -101,7 +96,7 @@ def tune_margin(flag: str, reference: list[dict[str, float]], tuning: list[Shift
     ordinary = {k: v for k, v in kinds.items() if not SHIFTS[k].expect}
     caught = {k: v for k, v in kinds.items() if flag in SHIFTS[k].expect}
     out = {"rule": f"each ordinary kind's {CONFIDENCE:.0%} upper bound on its flagged share <= {FALSE_MAX:.0%}",
-           "shipped_margin": RULES[flag].margin, "tuning_cases": len(tuning),
+           "shipped_margin": RULES[flag].margin, "reference_high": high, "tuning_cases": len(tuning),
            "ordinary_cases": {k: len(v) for k, v in sorted(ordinary.items())}}
     for margin in np.round(np.arange(-0.5, 2.0, 0.05), 2):
         if all(upper_bound(_count(flag, high + margin, v), len(v)) <= FALSE_MAX for v in ordinary.values()):
@@ -110,9 +105,8 @@ def tune_margin(flag: str, reference: list[dict[str, float]], tuning: list[Shift
     return {"margin": None, **out}
 
 
-def held_out_figures(flag: str, cal: Calibration, clean: list[dict[str, float]], held: list[Shifted]) -> dict:
+def held_out_figures(flag: str, threshold: float, clean: list[dict[str, float]], held: list[Shifted]) -> dict:
     """Per kind, the share flagged (a catch rate for the flag's kinds, a false-flag rate for the others)."""
-    threshold = cal.centre[flag]
     kinds = _by_kind(held)
     mine = [d for k, v in kinds.items() if flag in SHIFTS[k].expect for d in v]
     ordinary = [d for k, v in kinds.items() if not SHIFTS[k].expect for d in v]
@@ -138,17 +132,36 @@ def flag_figures(paths: list[str], per_source: int, seed: int = 0) -> tuple[dict
     sources = paths[third:]
     held_sources = [p for p in sources if held_out_source(p)]
     clean = [described(Image.open(p).convert("RGB")) for p in held_sources]
-    rows = shifted_photos(sources, per_source, seed + 1, keep_images=0)
+    # A shift of a tuning source is drawn in a held-out kind or strength band too; it is in neither part.
+    rows = shifted_photos([c for c in cases(sources, per_source, seed + 1) if not c.held_out or held_out_source(c.source)])
     tuning = [r for r in rows if not r.case.held_out]
     held = [r for r in rows if held_out_source(r.case.source)]
     cal = Calibration.from_reference({"images": {"descriptors": {k: [r[k] for r in reference] for k in reference[0]}}})
     figures = {"photos_reference": len(reference), "photos_held_out_sources": len(held_sources),
                "shifted_tuning": len(tuning), "shifted_held_out": len(held), "per_source": per_source}
     for flag in FLAGS:
-        figures[flag] = {"tuning": tune_margin(flag, reference, tuning), "held_out": held_out_figures(flag, cal, clean, held)}
+        tuned = tune_margin(flag, reference, tuning)
+        figures[flag] = {"tuning": tuned, "held_out": held_out_figures(flag, cal.centre[flag], clean, held)}
+        if tuned["margin"] is not None:  # what the rule itself gives on this draw, whatever was shipped
+            at_tuned = held_out_figures(flag, tuned["reference_high"] + tuned["margin"], clean, held)
+            figures[flag]["held_out_at_tuned_margin"] = _brief(at_tuned)
     both = [d for d in clean if cal.assess(d, 0.5, FLAGS).flags]
     figures["clean_flagged_any"] = round(len(both) / max(1, len(clean)), 4)
     return figures, clean, held
+
+
+def _brief(held: dict) -> dict:
+    ordinary = {k: v["flagged"] for k, v in held["per_kind"].items() if v["should"] == "not flag"}
+    worst = max(ordinary, key=ordinary.__getitem__)
+    return {"caught": held["caught"], "clean_flagged": held["clean_flagged"], "worst_ordinary_kind": worst,
+            "worst_ordinary_flagged": ordinary[worst]}
+
+
+def in_brief(figures: dict) -> dict:
+    """Per flag: the margin the rule tunes on this draw, and the held-out catch and worst false-flag rates at
+    the shipped margin and at that one."""
+    return {flag: {"tuned_margin": figures[flag]["tuning"]["margin"], "shipped": _brief(figures[flag]["held_out"]),
+                   "at_tuned_margin": figures[flag].get("held_out_at_tuned_margin")} for flag in FLAGS}
 
 
 def novelty_figures(reference_paths: list[str], clean_paths: list[str], held: list[Shifted], per_family: int = 60,
