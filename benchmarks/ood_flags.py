@@ -26,6 +26,7 @@ from monitoring.descriptors import describe
 from monitoring.ood import RULES, Calibration
 from monitoring.shift_cases import Case, cases, held_out_source
 from monitoring.shifts import SHIFTS, shift
+from training.thresholds import lower_bound
 
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
 CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind
@@ -81,10 +82,9 @@ def _by_kind(rows: list[Shifted]) -> dict[str, list[dict[str, float]]]:
 
 
 def upper_bound(flagged: int, n: int, confidence: float = CONFIDENCE) -> float:
-    """One-sided Clopper-Pearson upper bound on a share seen as `flagged` of `n`."""
-    from scipy.stats import beta
-
-    return 1.0 if flagged >= n else float(beta.ppf(confidence, flagged + 1, n - flagged))
+    """One-sided Clopper-Pearson upper bound on a share seen as `flagged` of `n`: one minus the thresholds'
+    lower bound on the share left alone."""
+    return 1.0 - float(lower_bound(n - flagged, n, confidence))
 
 
 def tune_margin(flag: str, reference: list[dict[str, float]], tuning: list[Shifted]) -> dict:
