@@ -85,10 +85,10 @@ def exposure(image: Image.Image, brightness: float, contrast: float) -> Image.Im
     return ImageEnhance.Contrast(ImageEnhance.Brightness(image.convert("RGB")).enhance(brightness)).enhance(contrast)
 
 
-def _resized(image: Image.Image, short_side: float) -> Image.Image:
+def _resized(image: Image.Image, short_side: float, method: Image.Resampling = Image.Resampling.BILINEAR) -> Image.Image:
     w, h = image.size
     scale = short_side / min(w, h)
-    return image.convert("RGB").resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    return image.convert("RGB").resize((max(1, round(w * scale)), max(1, round(h * scale))), method)
 
 
 # -- kinds -----------------------------------------------------------------------------------------
@@ -217,9 +217,7 @@ def _vignette(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 
 def _reuploaded(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """Saved again by a listing site: 7/8 down to 3/4 of the size (Lanczos), JPEG quality 85 down to 50."""
-    w, h = image.size
-    f = 0.875 - 0.125 * float(rng.uniform(0, 1))
-    small = image.convert("RGB").resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.LANCZOS)
+    small = _resized(image, min(image.size) * (0.875 - 0.125 * float(rng.uniform(0, 1))), Image.Resampling.LANCZOS)
     return jpeg(small, round(85 - 35 * s))
 
 
