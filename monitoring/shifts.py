@@ -85,7 +85,8 @@ def exposure(image: Image.Image, brightness: float, contrast: float) -> Image.Im
     return ImageEnhance.Contrast(ImageEnhance.Brightness(image.convert("RGB")).enhance(brightness)).enhance(contrast)
 
 
-def _resized(image: Image.Image, short_side: float, method: Image.Resampling = Image.Resampling.BILINEAR) -> Image.Image:
+def _resized(image: Image.Image, short_side: float,
+             method: Image.Resampling = Image.Resampling.BILINEAR) -> Image.Image:
     w, h = image.size
     scale = short_side / min(w, h)
     return image.convert("RGB").resize((max(1, round(w * scale)), max(1, round(h * scale))), method)
