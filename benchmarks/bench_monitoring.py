@@ -156,9 +156,10 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     classes = sorted(d.name for d in ROOMS.iterdir() if d.is_dir())
     model = _model_cost(images[:20], n_classes=len(classes), threads=settings.serve.torch_threads)
 
-    flags, _, held = flag_figures([str(p) for p in paths], per_source=4 if quick else PER_SOURCE)
+    photos = [str(p) for p in paths]
+    flags, _, held = flag_figures(photos, per_source=4 if quick else PER_SOURCE)
     # The same figures over other splits of the photos (reference third) and other draws of the shifts.
-    flags["other_seeds"] = {seed: in_brief(flag_figures([str(p) for p in paths], PER_SOURCE, seed)[0])
+    flags["other_seeds"] = {seed: in_brief(flag_figures(photos, PER_SOURCE, seed)[0])
                             for seed in ([] if quick else OTHER_SEEDS)}
     ref_paths = [str(p) for p in ref_paths]
     ref_rows = [described(Image.open(p).convert("RGB")) for p in ref_paths]
