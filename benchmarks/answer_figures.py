@@ -40,7 +40,7 @@ def answered(probs: np.ndarray, y: np.ndarray, classes: list[str], thresholds: d
 def exposure_copies(pack: Any, items: list[Any], y: np.ndarray, seed: int = 0) -> dict:
     """The exported model, as it serves, on COPIES copies of each test photo with brightness and contrast
     each scaled by a random factor within 1 +- EXPOSURE (seeded)."""
-    from monitoring.shifts import exposure
+    from monitoring.shifts.ops import exposure
     from roomsight.modelpack import softmax
     from roomsight.preprocess import batch_tensor
 

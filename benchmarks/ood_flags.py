@@ -24,7 +24,7 @@ from PIL import Image
 
 from monitoring.descriptors import describe
 from monitoring.ood import RULES, Calibration
-from monitoring.shift_cases import Case, cases, held_out_source
+from monitoring.shifts.cases import Case, cases, held_out_source
 from monitoring.shifts import SHIFTS, shift
 from training.thresholds import lower_bound
 

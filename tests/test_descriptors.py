@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from monitoring import descriptors as d
 from monitoring.ood import IMAGE_FLAGS, RULES, Calibration
-from monitoring.shifts import SHIFTS, jpeg, shift
+from monitoring.shifts.ops import jpeg
+from monitoring.shifts import SHIFTS, shift
 from roomsight.errors import RegistrationError
 from tests.conftest import REAL_ROOMS
 
@@ -178,7 +179,7 @@ def test_a_margin_is_cut_where_the_false_flag_target_is_shown_not_where_it_is_to
     """Two dark photos in 202 dim ones (1%) pass "at most 2%" as a share; its 90% upper bound (2.6%)
     does not, so the margin moves past them, and the night shots beyond are still caught."""
     from benchmarks.ood_flags import Shifted, tune_margin, upper_bound
-    from monitoring.shift_cases import Case
+    from monitoring.shifts.cases import Case
 
     def rows(kind: str, light: float, n: int) -> list[Shifted]:
         return [Shifted(Case(f"{kind}{i}.jpg", kind, 0.0, i, False), {"brightness": light, "highlights": light})

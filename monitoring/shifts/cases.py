@@ -1,4 +1,4 @@
-"""Which shifted photos are drawn, and which of them tuning may see (monitoring.shifts makes them).
+"""Which shifted photos are drawn, and which of them tuning may see (the kinds make them).
 
 Figures tuned on one set of shifts flatter the flags, so a held-out part stays out of all tuning, by kind,
 by strength and by source photo: whole kinds (`ShiftKind.held_out`), every other tenth of the strength
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitoring.shifts import SHIFTS
+from monitoring.shifts.kinds import SHIFTS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""Low-resolution kinds: each must raise the `low_resolution` flag. A low-resolution photo has at most 3/8 of
+the detail of its source (96 px of 256), whatever its pixel count."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageFilter
+
+from monitoring.shifts.kinds import LOW_RES, Apply, kind
+from monitoring.shifts.ops import Rng, jpeg, lerp_log, resized
+
+
+def _small(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    return resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s))
+
+
+def _upscaled(method: Image.Resampling) -> Apply:
+    def apply(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+        return resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize(image.size, method)
+    return apply
+
+
+def _thumbnail_chain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A thumbnail saved, then enlarged by another site: small (3/8 down to 3/32), JPEG 75 down to 40,
+    enlarged back with Lanczos, saved again at 85."""
+    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s))
+    saved = jpeg(small, round(75 - 35 * float(rng.uniform(0, 1))))
+    return jpeg(saved.resize(image.size, Image.Resampling.LANCZOS), 85)
+
+
+def _blurred(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """Out of focus at full size: detail gone as in an upscaled thumbnail, the pixel count intact."""
+    return image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(1.5, 6, s) * min(image.size) / 256))
+
+
+kind("small", LOW_RES, about="a small upload: 3/8 down to 3/32 of the size (96 to 24 px of 256)")(_small)
+kind("upscaled", LOW_RES, about="small, then blown up again (bicubic)")(_upscaled(Image.Resampling.BICUBIC))
+kind("upscaled_bilinear", LOW_RES, held_out=True,
+     about="small, then blown up again (bilinear)")(_upscaled(Image.Resampling.BILINEAR))
+kind("blurred", LOW_RES, held_out=True, about="out of focus at full size")(_blurred)
+kind("thumbnail_chain", LOW_RES, held_out=True,
+     about="a compressed thumbnail enlarged back (Lanczos) and compressed again")(_thumbnail_chain)

@@ -1,0 +1,83 @@
+"""Ordinary kinds: photos as cameras, rooms and sites vary them, which must raise no flag. A dim room has at
+least half the light (one stop under), a mildly smaller photo at least 3/4 of its source's detail."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from monitoring.shifts.kinds import kind
+from monitoring.shifts.ops import (LAMP, Rng, exposure, glows, jpeg, lerp_log, resized, sensor_noise, tint, to_array,
+                                   to_image)
+
+
+def _dim(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    x = to_array(image) ** float(rng.uniform(1.0, 1.15)) * lerp_log(0.85, 0.5, s)
+    return to_image(sensor_noise(x, rng, float(rng.uniform(0.0, 0.01))))
+
+
+def _warm_lamp(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """An evening interior in lamp light: warm, somewhat dimmer, lamps brighter than the rest."""
+    x = to_array(image) * lerp_log(0.95, 0.55, s) * (1 + 0.4 * glows(image.size[::-1], rng, int(rng.integers(1, 3))))
+    warm = np.asarray(LAMP, dtype=np.float32) ** (0.4 + 0.8 * s)
+    return to_image(x * tint(warm, rng, 0.03))
+
+
+def _exposure(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    amount = 0.05 + 0.15 * s
+    return exposure(image, 1 + amount * rng.choice((-1, 1)), 1 + amount * rng.choice((-1, 1)))
+
+
+def _colour_cast(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    cast = 1 + (0.06 + 0.2 * s) * rng.normal(0, 1, 3).astype(np.float32) / math.sqrt(3)
+    return to_image(to_array(image) * cast / max(1.0, float(cast.max())))
+
+
+def _sensor_noise(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    return to_image(sensor_noise(to_array(image), rng, lerp_log(0.005, 0.04, s)))
+
+
+def _jpeg(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    return jpeg(image, round(95 - 65 * s))
+
+
+def _smaller(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A photo somewhat smaller than the training photos, still plenty for the model (7/8 down to 3/4)."""
+    return resized(image, min(image.size) * (0.875 - 0.125 * s))
+
+
+def _overcast(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A room on a grey day: 0.8 down to half the light, flatter and a little cool."""
+    x = to_array(image) * lerp_log(0.8, 0.5, s)
+    mean = float(x.mean())
+    x = mean + (x - mean) * (1 - 0.25 * s)
+    return to_image(x * tint((0.92, 0.96, 1.0), rng, 0.03))
+
+
+def _vignette(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A wide lens's vignetting: corners up to one stop darker, the centre untouched."""
+    x = to_array(image)
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((yy - h / 2) / (h / 2)) ** 2 / 2 + ((xx - w / 2) / (w / 2)) ** 2 / 2
+    return to_image(x * (1 - (0.15 + 0.35 * s) * r2)[..., None])
+
+
+def _reuploaded(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """Saved again by a listing site: 7/8 down to 3/4 of the size (Lanczos), JPEG quality 85 down to 50."""
+    small = resized(image, min(image.size) * (0.875 - 0.125 * float(rng.uniform(0, 1))), Image.Resampling.LANCZOS)
+    return jpeg(small, round(85 - 35 * s))
+
+
+kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
+kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
+kind("exposure", about="brightness and contrast within 20%")(_exposure)
+kind("colour_cast", held_out=True, about="white balance off by up to about 25%")(_colour_cast)
+kind("noise", about="sensor noise at daylight exposure")(_sensor_noise)
+kind("jpeg", about="JPEG quality 95 down to 30")(_jpeg)
+kind("smaller", about="7/8 down to 3/4 of the size")(_smaller)
+kind("overcast", held_out=True, about="a grey day: 0.8 down to half the light, flatter")(_overcast)
+kind("vignette", held_out=True, about="corners up to one stop darker")(_vignette)
+kind("reuploaded", held_out=True, about="7/8 down to 3/4 of the size, JPEG 85 down to 50")(_reuploaded)
