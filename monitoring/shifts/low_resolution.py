@@ -32,6 +32,25 @@ def _blurred(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(1.5, 6, s) * min(image.size) / 256))
 
 
+def _digital_zoom(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A phone's digital zoom: a crop of 3/8 down to 3/32 of the frame, anywhere in it, enlarged to the full
+    size (bicubic) and saved at JPEG 80 to 92."""
+    w, h = image.size
+    f = lerp_log(3 / 8, 3 / 32, s)
+    cw, ch = max(1, round(w * f)), max(1, round(h * f))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    crop = image.convert("RGB").crop((x0, y0, x0 + cw, y0 + ch))
+    return jpeg(crop.resize(image.size, Image.Resampling.BICUBIC), int(rng.integers(80, 93)))
+
+
+def _sharpened_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged back and "enhanced" by a site: 3/8 down to 3/32 of the size, enlarged with
+    Lanczos, then an unsharp mask (radius 1 to 3 px at 256 px, 80 to 200%)."""
+    big = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize(image.size, Image.Resampling.LANCZOS)
+    radius = float(rng.uniform(1, 3)) * min(image.size) / 256
+    return big.filter(ImageFilter.UnsharpMask(radius=radius, percent=int(rng.integers(80, 201)), threshold=0))
+
+
 kind("small", LOW_RES, about="a small upload: 3/8 down to 3/32 of the size (96 to 24 px of 256)")(_small)
 kind("upscaled", LOW_RES, about="small, then blown up again (bicubic)")(_upscaled(Image.Resampling.BICUBIC))
 kind("upscaled_bilinear", LOW_RES, held_out=True,
@@ -39,3 +58,7 @@ kind("upscaled_bilinear", LOW_RES, held_out=True,
 kind("blurred", LOW_RES, held_out=True, about="out of focus at full size")(_blurred)
 kind("thumbnail_chain", LOW_RES, held_out=True,
      about="a compressed thumbnail enlarged back (Lanczos) and compressed again")(_thumbnail_chain)
+kind("digital_zoom", LOW_RES, held_out=True,
+     about="a crop of 3/8 down to 3/32 of the frame enlarged (bicubic)")(_digital_zoom)
+kind("sharpened_upscale", LOW_RES, held_out=True,
+     about="small, enlarged back (Lanczos), then sharpened (unsharp mask)")(_sharpened_upscale)

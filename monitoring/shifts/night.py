@@ -60,6 +60,34 @@ def _night_mode(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return to_image(x).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 0.9)) * min(image.size) / 256))
 
 
+def _night_lights(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """Night with its lights in the frame: 1/8 down to 1/64 of the light, and two to five small lamps or lit
+    windows burnt out to white with a halo, as street lamps and windows are in real night shots."""
+    x = to_array(image) ** 1.3 * lerp_log(1 / 8, 1 / 64, s) * tint(SODIUM, rng, 0.1)
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    lights = np.zeros((h, w), dtype=np.float32)
+    for _ in range(int(rng.integers(2, 6))):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.01, 0.03) * min(h, w)
+        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        lights = np.maximum(lights, 1.5 * np.exp(-d2 / (2 * r * r)) + 0.3 * np.exp(-d2 / (32 * r * r)))
+    x = x + lights[..., None] * tint(LAMP, rng)
+    return jpeg(to_image(sensor_noise(x, rng, float(rng.uniform(0.01, 0.03)))), int(rng.integers(70, 93)))
+
+
+def _night_screen(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A room at night lit by a television or a laptop: 1/8 down to 1/64 of the light, cold light from one
+    side (a quarter of the light at most, there) falling off across the room."""
+    x = to_array(image) ** 1.2
+    w = x.shape[1]
+    across = np.linspace(0.0, 1.0, w, dtype=np.float32)
+    across = across if rng.random() < 0.5 else across[::-1]
+    ambient = lerp_log(1 / 8, 1 / 64, s)
+    light = ambient + (0.25 - ambient) * np.exp(-across / float(rng.uniform(0.15, 0.4)))
+    x = x * light[None, :, None] * tint(MOON, rng)
+    return jpeg(to_image(sensor_noise(x, rng, float(rng.uniform(0.008, 0.03)))), int(rng.integers(70, 93)))
+
+
 kind("night_street", NIGHT, about="dark, sodium street light, noise")(_night(SODIUM, 0.2, 0.02, 1.4))
 kind("night_dark", NIGHT, about="dark, neutral, grainy, JPEG")(_dark_noisy)
 kind("night_moon", NIGHT, held_out=True, about="dark, blue cast, noise")(_night(MOON, 0.15, 0.02, 1.3))
@@ -69,3 +97,7 @@ kind("night_auto_exposed", NIGHT, held_out=True,
      about="a night shot brightened back up by the camera: grainy, greyish, tinted")(_auto_exposed)
 kind("night_mode", NIGHT, held_out=True,
      about="a phone's night mode: merged, smoothed, partly brightened, shadows lifted")(_night_mode)
+kind("night_lights", NIGHT, held_out=True,
+     about="dark, with small lamps or lit windows burnt out in the frame")(_night_lights)
+kind("night_screen", NIGHT, held_out=True,
+     about="dark room lit from one side by a screen: cold, falling off")(_night_screen)

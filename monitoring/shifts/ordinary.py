@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 from monitoring.shifts.kinds import kind
 from monitoring.shifts.ops import (LAMP, Rng, exposure, glows, jpeg, lerp_log, resized, sensor_noise, tint, to_array,
@@ -71,6 +71,40 @@ def _reuploaded(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return jpeg(small, round(85 - 35 * s))
 
 
+def _straightened(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """Levelled in an editor: turned 1 to 4 degrees, cropped to the largest frame of the same shape inside,
+    and enlarged back to the original size (bicubic), which keeps at least 9/10 of the detail."""
+    angle = (1 + 3 * s) * float(rng.choice((-1, 1)))
+    w, h = image.size
+    t = math.radians(abs(angle))
+    k = 1 / (math.cos(t) + math.sin(t) * max(w, h) / min(w, h))
+    cw, ch = w * k, h * k
+    box = (round((w - cw) / 2), round((h - ch) / 2), round((w + cw) / 2), round((h + ch) / 2))
+    turned = image.convert("RGB").rotate(angle, Image.Resampling.BICUBIC)
+    return turned.crop(box).resize((w, h), Image.Resampling.BICUBIC)
+
+
+def _hdr_look(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A listing photo edited the "HDR" way: shadows lifted (gamma 0.9 down to 0.65), local contrast raised
+    (a wide unsharp mask, 30 to 80%) and colour by 10 to 30%."""
+    lifted = to_image(to_array(image) ** (0.9 - 0.25 * s))
+    radius = float(rng.uniform(10, 25)) * min(image.size) / 256
+    local = lifted.filter(ImageFilter.UnsharpMask(radius=radius, percent=round(30 + 50 * s), threshold=0))
+    return ImageEnhance.Color(local).enhance(1.1 + 0.2 * s)
+
+
+def _backlit(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A room against a bright window: the room 0.85 down to half the light, a window-sized patch on one
+    side (6 to 25% of the frame) burnt out towards white."""
+    x = to_array(image) * lerp_log(0.85, 0.5, s)
+    h, w = x.shape[:2]
+    ww, wh = round(w * float(rng.uniform(0.15, 0.35))), round(h * float(rng.uniform(0.4, 0.7)))
+    x0 = 0 if rng.random() < 0.5 else w - ww
+    y0 = int(rng.integers(0, h - wh + 1))
+    x[y0:y0 + wh, x0:x0 + ww] = np.minimum(1.0, 0.6 + 4 * x[y0:y0 + wh, x0:x0 + ww])
+    return to_image(x)
+
+
 kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
 kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
 kind("exposure", about="brightness and contrast within 20%")(_exposure)
@@ -81,3 +115,6 @@ kind("smaller", about="7/8 down to 3/4 of the size")(_smaller)
 kind("overcast", held_out=True, about="a grey day: 0.8 down to half the light, flatter")(_overcast)
 kind("vignette", held_out=True, about="corners up to one stop darker")(_vignette)
 kind("reuploaded", held_out=True, about="7/8 down to 3/4 of the size, JPEG 85 down to 50")(_reuploaded)
+kind("straightened", held_out=True, about="turned 1 to 4 degrees, cropped and enlarged back")(_straightened)
+kind("hdr_look", held_out=True, about="shadows lifted, local contrast and colour raised")(_hdr_look)
+kind("backlit", held_out=True, about="the room 0.85 down to half the light, a window burnt out")(_backlit)
