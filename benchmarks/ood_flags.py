@@ -7,11 +7,14 @@ the flags' quantiles); the rest are sources of shifted photos, half of them held
 tuning part is the shifts of the other half, of kinds and strength bands not held out; the held-out part
 is every shift (every kind and strength) of the held-out sources, with their untouched photos.
 
-A flag's margin is tuned as the smallest one (on a 0.05 grid, beyond the reference's quantile) at which
-every ordinary kind of the tuning part is flagged at most FALSE_MAX with CONFIDENCE: the one-sided
-Clopper-Pearson upper bound on the share it flags. The false-flag target is what binds, and the catch rate
+Each split and draw of shifts is a `Draw`; several are made (other reference thirds, other shifts; the
+held-out sources stay the same half). A flag's margin is tuned as the smallest one (on a 0.05 grid, beyond
+each draw's reference quantile) at which every ordinary kind of the draws' tuning parts, pooled, is flagged
+at most FALSE_MAX with CONFIDENCE: the one-sided Clopper-Pearson upper bound on the share it flags. The false-flag target is what binds, and the catch rate
 is then as high as the statistic allows. A bound, not the share itself: a margin cut where a kind's share
-just touches 2% leaves its true share near 2%, as likely over the target on new photos as under it.
+just touches 2% leaves its true share near 2%, as likely over the target on new photos as under it. Pooled
+draws, not one: the bound is as tight as its count allows, and the margin has to hold for references that
+differ as each model's training photos do.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ from PIL import Image
 
 from monitoring.descriptors import describe
 from monitoring.ood import RULES, Calibration
-from monitoring.shifts.cases import Case, cases, held_out_source
 from monitoring.shifts import SHIFTS, shift
+from monitoring.shifts.cases import Case, cases, held_out_source
 from training.thresholds import lower_bound
 
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
 CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind
 CATCH_MIN = 0.95  # shifted photos of the flag's kinds flagged, at least
-PER_SOURCE = 32  # shifted versions of each source photo: enough of each ordinary kind for the bound to allow one flag
+PER_SOURCE = 32  # shifted versions of each source photo, per draw
+DRAWS = (0, 1, 2, 3, 4)  # the seeds of the draws tuned on together and read together
 FLAGS = ("night_time", "low_resolution")
 
 
@@ -87,81 +91,122 @@ def upper_bound(flagged: int, n: int, confidence: float = CONFIDENCE) -> float:
     return 1.0 - float(lower_bound(n - flagged, n, confidence))
 
 
-def tune_margin(flag: str, reference: list[dict[str, float]], tuning: list[Shifted]) -> dict:
-    """The smallest margin at which every ordinary kind of the tuning part is shown, with CONFIDENCE, to
-    be flagged at most FALSE_MAX."""
-    stat = RULES[flag].statistic
-    high = float(np.percentile([stat(d) for d in reference], RULES[flag].quantile))
-    kinds = _by_kind(tuning)
-    ordinary = {k: v for k, v in kinds.items() if not SHIFTS[k].expect}
-    caught = {k: v for k, v in kinds.items() if flag in SHIFTS[k].expect}
-    out = {"rule": f"each ordinary kind's {CONFIDENCE:.0%} upper bound on its flagged share <= {FALSE_MAX:.0%}",
-           "shipped_margin": RULES[flag].margin, "reference_high": high, "tuning_cases": len(tuning),
-           "ordinary_cases": {k: len(v) for k, v in sorted(ordinary.items())}}
-    for margin in np.round(np.arange(-0.5, 2.0, 0.05), 2):
-        if all(upper_bound(_count(flag, high + margin, v), len(v)) <= FALSE_MAX for v in ordinary.values()):
-            return {"margin": float(margin), **out,
-                    "tuning_catch": {k: round(_flagged(flag, high + margin, v), 3) for k, v in caught.items()}}
-    return {"margin": None, **out}
+@dataclass
+class Draw:
+    """One split of the photos and one draw of the shifts: the reference third (its descriptors set the
+    flags' quantiles), the untouched held-out sources, and the shifted photos of each part."""
+
+    seed: int
+    reference: list[dict[str, float]]
+    clean: list[dict[str, float]]
+    tuning: list[Shifted]
+    held: list[Shifted]
+
+    def high(self, flag: str) -> float:
+        """The reference's quantile of the flag's statistic, which its margin is counted from."""
+        stat = RULES[flag].statistic
+        return float(np.percentile([stat(d) for d in self.reference], RULES[flag].quantile))
 
 
-def held_out_figures(flag: str, threshold: float, clean: list[dict[str, float]], held: list[Shifted]) -> dict:
-    """Per kind, the share flagged (a catch rate for the flag's kinds, a false-flag rate for the others)."""
-    kinds = _by_kind(held)
-    mine = [d for k, v in kinds.items() if flag in SHIFTS[k].expect for d in v]
-    ordinary = [d for k, v in kinds.items() if not SHIFTS[k].expect for d in v]
-    stat = RULES[flag].statistic
-    return {
-        "caught": round(_flagged(flag, threshold, mine), 4),
-        "clean_flagged": round(_flagged(flag, threshold, clean), 4),
-        "ordinary_flagged": round(_flagged(flag, threshold, ordinary), 4),
-        "auroc_vs_clean": round(auroc([stat(d) for d in clean], [stat(d) for d in mine]), 4),
-        "per_kind": {k: {"flagged": round(_flagged(flag, threshold, v), 3), "n": len(v),
-                         "should": "flag" if flag in SHIFTS[k].expect else ("-" if SHIFTS[k].expect else "not flag"),
-                         "kind_held_out": SHIFTS[k].held_out}
-                     for k, v in sorted(kinds.items())},
-    }
-
-
-def flag_figures(paths: list[str], per_source: int, seed: int = 0) -> tuple[dict, list[dict], list[Shifted]]:
-    """(figures, clean held-out descriptors, held-out shifted photos) over `paths`."""
+def draw(paths: list[str], per_source: int, seed: int = 0) -> Draw:
+    """A third of `paths` (shuffled by `seed`) as the reference, the rest as sources of shifts; the
+    held-out sources are the same half by file name in every draw."""
     rng = np.random.default_rng(seed)
     paths = [paths[i] for i in rng.permutation(len(paths))]
     third = len(paths) // 3
-    reference = [described(Image.open(p).convert("RGB")) for p in paths[:third]]
     sources = paths[third:]
-    held_sources = [p for p in sources if held_out_source(p)]
-    clean = [described(Image.open(p).convert("RGB")) for p in held_sources]
     # A shift of a tuning source is drawn in a held-out kind or strength band too; it is in neither part.
     rows = shifted_photos([c for c in cases(sources, per_source, seed + 1) if not c.held_out or held_out_source(c.source)])
-    tuning = [r for r in rows if not r.case.held_out]
-    held = [r for r in rows if held_out_source(r.case.source)]
-    cal = Calibration.from_reference({"images": {"descriptors": {k: [r[k] for r in reference] for k in reference[0]}}})
-    figures = {"photos_reference": len(reference), "photos_held_out_sources": len(held_sources),
-               "shifted_tuning": len(tuning), "shifted_held_out": len(held), "per_source": per_source}
-    for flag in FLAGS:
-        tuned = tune_margin(flag, reference, tuning)
-        figures[flag] = {"tuning": tuned, "held_out": held_out_figures(flag, cal.centre[flag], clean, held)}
-        if tuned["margin"] is not None:  # what the rule itself gives on this draw, whatever was shipped
-            at_tuned = held_out_figures(flag, tuned["reference_high"] + tuned["margin"], clean, held)
-            figures[flag]["held_out_at_tuned_margin"] = _brief(at_tuned)
-    both = [d for d in clean if cal.assess(d, 0.5, FLAGS).flags]
-    figures["clean_flagged_any"] = round(len(both) / max(1, len(clean)), 4)
-    return figures, clean, held
+    return Draw(seed, reference=[described(Image.open(p).convert("RGB")) for p in paths[:third]],
+                clean=[described(Image.open(p).convert("RGB")) for p in sources if held_out_source(p)],
+                tuning=[r for r in rows if not r.case.held_out], held=[r for r in rows if held_out_source(r.case.source)])
 
 
-def _brief(held: dict) -> dict:
+def tune_margin(flag: str, draws: list[Draw]) -> dict:
+    """The smallest margin at which every ordinary kind of the draws' tuning parts, pooled, is shown with
+    CONFIDENCE to be flagged at most FALSE_MAX; each draw's threshold is its own reference's quantile plus
+    the margin, as each model's is."""
+    parts = [(d.high(flag), _by_kind(d.tuning)) for d in draws]
+    kinds = sorted({k for _, by in parts for k in by})
+    ordinary = [k for k in kinds if not SHIFTS[k].expect]
+    caught = [k for k in kinds if flag in SHIFTS[k].expect]
+
+    def count(kind: str, margin: float) -> tuple[int, int]:
+        return (sum(_count(flag, high + margin, by.get(kind, [])) for high, by in parts),
+                sum(len(by.get(kind, [])) for _, by in parts))
+
+    out = {"rule": f"each ordinary kind's {CONFIDENCE:.0%} upper bound on its flagged share <= {FALSE_MAX:.0%}",
+           "shipped_margin": RULES[flag].margin, "draws": [d.seed for d in draws],
+           "reference_high": [round(high, 4) for high, _ in parts],
+           "tuning_cases": sum(len(d.tuning) for d in draws),
+           "ordinary_cases": {k: count(k, 0.0)[1] for k in ordinary}}
+    for margin in np.round(np.arange(-0.5, 2.0, 0.05), 2):
+        if all(upper_bound(*count(k, margin)) <= FALSE_MAX for k in ordinary):
+            shares = {k: count(k, margin) for k in ordinary + caught}
+            return {"margin": float(margin), **out,
+                    "tuning_flagged": {k: round(f / max(1, n), 4) for k, (f, n) in shares.items()}}
+    return {"margin": None, **out}
+
+
+def held_out_figures(flag: str, draws: list[Draw], margin: float) -> dict:
+    """Per kind, the share flagged over the draws' held-out parts (a catch rate for the flag's kinds, a
+    false-flag rate for the others), each draw at its reference's quantile plus `margin`."""
+    flagged: dict[str, list[int]] = {}
+    clean = [0, 0]
+    for d in draws:
+        threshold = d.high(flag) + margin
+        for kind, rows in _by_kind(d.held).items():
+            f = flagged.setdefault(kind, [0, 0])
+            f[0] += _count(flag, threshold, rows)
+            f[1] += len(rows)
+        clean[0] += _count(flag, threshold, d.clean)
+        clean[1] += len(d.clean)
+
+    def share(kinds: list[str]) -> float:
+        return round(sum(flagged[k][0] for k in kinds) / max(1, sum(flagged[k][1] for k in kinds)), 4)
+
+    stat = RULES[flag].statistic
+    mine = [r.descriptors for d in draws for r in d.held if flag in SHIFTS[r.case.kind].expect]
+    return {
+        "margin": margin, "draws": [d.seed for d in draws],
+        "caught": share([k for k in flagged if flag in SHIFTS[k].expect]),
+        "clean_flagged": round(clean[0] / max(1, clean[1]), 4),
+        "ordinary_flagged": share([k for k in flagged if not SHIFTS[k].expect]),
+        "auroc_vs_clean": round(auroc([stat(x) for d in draws for x in d.clean], [stat(x) for x in mine]), 4),
+        "per_kind": {k: {"flagged": round(f / max(1, n), 3), "n": n,
+                         "should": "flag" if flag in SHIFTS[k].expect else ("-" if SHIFTS[k].expect else "not flag"),
+                         "kind_held_out": SHIFTS[k].held_out}
+                     for k, (f, n) in sorted(flagged.items())},
+    }
+
+
+def in_brief(held: dict) -> dict:
+    """The catch, and the untouched photos' and worst ordinary kind's false-flag rates, of held_out_figures."""
     ordinary = {k: v["flagged"] for k, v in held["per_kind"].items() if v["should"] == "not flag"}
     worst = max(ordinary, key=ordinary.__getitem__)
     return {"caught": held["caught"], "clean_flagged": held["clean_flagged"], "worst_ordinary_kind": worst,
             "worst_ordinary_flagged": ordinary[worst]}
 
 
-def in_brief(figures: dict) -> dict:
-    """Per flag: the margin the rule tunes on this draw, and the held-out catch and worst false-flag rates at
-    the shipped margin and at that one."""
-    return {flag: {"tuned_margin": figures[flag]["tuning"]["margin"], "shipped": _brief(figures[flag]["held_out"]),
-                   "at_tuned_margin": figures[flag].get("held_out_at_tuned_margin")} for flag in FLAGS}
+def flag_figures(draws: list[Draw]) -> dict:
+    """Each flag's margin tuned on the draws' tuning parts pooled, the held-out figures at the shipped
+    margin over all draws, and in brief per draw (with the margin the rule would tune on that draw alone)."""
+    figures = {"draws": [d.seed for d in draws], "photos_reference": len(draws[0].reference),
+               "photos_held_out_sources": len(draws[0].clean), "per_source": PER_SOURCE,
+               "shifted_tuning": sum(len(d.tuning) for d in draws), "shifted_held_out": sum(len(d.held) for d in draws)}
+    for flag in FLAGS:
+        shipped = RULES[flag].margin
+        figures[flag] = {
+            "tuning": tune_margin(flag, draws),
+            "held_out": held_out_figures(flag, draws, shipped),
+            "per_draw": {d.seed: {"tuned_margin_alone": tune_margin(flag, [d])["margin"],
+                                  **in_brief(held_out_figures(flag, [d], shipped))} for d in draws},
+        }
+    cal = [Calibration.from_reference({"images": {"descriptors": {k: [r[k] for r in d.reference] for k in d.reference[0]}}})
+           for d in draws]
+    both = sum(bool(c.assess(x, 0.5, FLAGS).flags) for c, d in zip(cal, draws) for x in d.clean)
+    figures["clean_flagged_any"] = round(both / max(1, sum(len(d.clean) for d in draws)), 4)
+    return figures
 
 
 def novelty_figures(reference_paths: list[str], clean_paths: list[str], held: list[Shifted], per_family: int = 60,
