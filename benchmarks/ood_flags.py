@@ -10,8 +10,8 @@ is every shift (every kind and strength) of the held-out sources, with their unt
 Each split and draw of shifts is a `Draw`; several are made (other reference thirds, other shifts; the
 held-out sources stay the same half). A flag's margin is tuned as the smallest one (on a 0.05 grid, beyond
 each draw's reference quantile) at which every ordinary kind of the draws' tuning parts, pooled, is flagged
-at most FALSE_MAX with CONFIDENCE: the one-sided Clopper-Pearson upper bound on the share it flags. The false-flag target is what binds, and the catch rate
-is then as high as the statistic allows. A bound, not the share itself: a margin cut where a kind's share
+at most FALSE_MAX with CONFIDENCE: the one-sided Clopper-Pearson upper bound on the share it flags. The
+false-flag target is what binds, and the catch rate is then as high as the statistic allows. A bound, not the share itself: a margin cut where a kind's share
 just touches 2% leaves its true share near 2%, as likely over the target on new photos as under it. Pooled
 draws, not one: the bound is as tight as its count allows, and the margin has to hold for references that
 differ as each model's training photos do.
@@ -72,10 +72,6 @@ def shifted_photos(drawn: list[Case]) -> list[Shifted]:
 def _count(flag: str, threshold: float, rows: list[dict[str, float]]) -> int:
     stat = RULES[flag].statistic
     return sum((s := stat(d)) is not None and s >= threshold for d in rows)
-
-
-def _flagged(flag: str, threshold: float, rows: list[dict[str, float]]) -> float:
-    return _count(flag, threshold, rows) / len(rows) if rows else 0.0
 
 
 def _by_kind(rows: list[Shifted]) -> dict[str, list[dict[str, float]]]:
