@@ -11,10 +11,10 @@ Each split and draw of shifts is a `Draw`; several are made (other reference thi
 held-out sources stay the same half). A flag's margin is tuned as the smallest one (on a 0.05 grid, beyond
 each draw's reference quantile) at which every ordinary kind of the draws' tuning parts, pooled, is flagged
 at most FALSE_MAX with CONFIDENCE: the one-sided Clopper-Pearson upper bound on the share it flags. The
-false-flag target is what binds, and the catch rate is then as high as the statistic allows. A bound, not the share itself: a margin cut where a kind's share
-just touches 2% leaves its true share near 2%, as likely over the target on new photos as under it. Pooled
-draws, not one: the bound is as tight as its count allows, and the margin has to hold for references that
-differ as each model's training photos do.
+false-flag target is what binds, and the catch rate is then as high as the statistic allows. A bound, not
+the share itself: a margin cut where a kind's share just touches 2% leaves its true share near 2%, as likely
+over the target on new photos as under it. Pooled draws, not one: the bound is as tight as its count
+allows, and the margin has to hold for references that differ as each model's training photos do.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ class Draw:
     clean: list[dict[str, float]]
     tuning: list[Shifted]
     held: list[Shifted]
+    per_source: int = PER_SOURCE
 
     def high(self, flag: str) -> float:
         """The reference's quantile of the flag's statistic, which its margin is counted from."""
@@ -114,10 +115,12 @@ def draw(paths: list[str], per_source: int, seed: int = 0) -> Draw:
     third = len(paths) // 3
     sources = paths[third:]
     # A shift of a tuning source is drawn in a held-out kind or strength band too; it is in neither part.
-    rows = shifted_photos([c for c in cases(sources, per_source, seed + 1) if not c.held_out or held_out_source(c.source)])
+    drawn = [c for c in cases(sources, per_source, seed + 1) if not c.held_out or held_out_source(c.source)]
+    rows = shifted_photos(drawn)
     return Draw(seed, reference=[described(Image.open(p).convert("RGB")) for p in paths[:third]],
                 clean=[described(Image.open(p).convert("RGB")) for p in sources if held_out_source(p)],
-                tuning=[r for r in rows if not r.case.held_out], held=[r for r in rows if held_out_source(r.case.source)])
+                tuning=[r for r in rows if not r.case.held_out],
+                held=[r for r in rows if held_out_source(r.case.source)], per_source=per_source)
 
 
 def tune_margin(flag: str, draws: list[Draw]) -> dict:
@@ -191,7 +194,7 @@ def flag_figures(draws: list[Draw]) -> dict:
     margin over all draws, in brief per draw (with the margin the rule would tune on that draw alone), and
     in brief at other margins: how catches trade against false flags on the held-out part, read only."""
     figures = {"draws": [d.seed for d in draws], "photos_reference": len(draws[0].reference),
-               "photos_held_out_sources": len(draws[0].clean), "per_source": PER_SOURCE,
+               "photos_held_out_sources": len(draws[0].clean), "per_source": draws[0].per_source,
                "shifted_tuning": sum(len(d.tuning) for d in draws), "shifted_held_out": sum(len(d.held) for d in draws)}
     for flag in FLAGS:
         shipped = RULES[flag].margin
@@ -200,9 +203,11 @@ def flag_figures(draws: list[Draw]) -> dict:
             "held_out": held_out_figures(flag, draws, shipped),
             "per_draw": {d.seed: {"tuned_margin_alone": tune_margin(flag, [d])["margin"],
                                   **in_brief(held_out_figures(flag, [d], shipped))} for d in draws},
-            "held_out_by_margin": {f"{m:.2f}": in_brief(held_out_figures(flag, draws, float(m))) for m in MARGINS_READ},
+            "held_out_by_margin": {f"{m:.2f}": in_brief(held_out_figures(flag, draws, float(m)))
+                                   for m in MARGINS_READ},
         }
-    cal = [Calibration.from_reference({"images": {"descriptors": {k: [r[k] for r in d.reference] for k in d.reference[0]}}})
+    cal = [Calibration.from_reference({"images": {"descriptors": {k: [r[k] for r in d.reference]
+                                                                  for k in d.reference[0]}}})
            for d in draws]
     both = sum(bool(c.assess(x, 0.5, FLAGS).flags) for c, d in zip(cal, draws) for x in d.clean)
     figures["clean_flagged_any"] = round(both / max(1, sum(len(d.clean) for d in draws)), 4)
