@@ -3,10 +3,10 @@ the detail of its source (96 px of 256), whatever its pixel count."""
 
 from __future__ import annotations
 
-from PIL import Image, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
 
 from monitoring.shifts.kinds import LOW_RES, Apply, kind
-from monitoring.shifts.ops import Rng, jpeg, lerp_log, resized
+from monitoring.shifts.ops import Rng, jpeg, lerp_log, resized, sensor_noise, to_array, to_image
 
 
 def _small(image: Image.Image, s: float, rng: Rng) -> Image.Image:
@@ -51,6 +51,30 @@ def _sharpened_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return big.filter(ImageFilter.UnsharpMask(radius=radius, percent=int(rng.integers(80, 201)), threshold=0))
 
 
+def _enhanced_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged by a photo app and "enhanced" with its sharpness slider: 3/8 down to 3/32 of
+    the size (box filter), enlarged (bicubic), sharpness 2 to 4 (PIL's 3 x 3 kernel), JPEG 75 to 92."""
+    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s), Image.Resampling.BOX)
+    big = ImageEnhance.Sharpness(small.resize(image.size, Image.Resampling.BICUBIC)).enhance(float(rng.uniform(2, 4)))
+    return jpeg(big, int(rng.integers(75, 93)))
+
+
+def _upscaled_grain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged (Lanczos) by a site that adds a light film grain to hide the blur: 3/8 down to
+    3/32 of the size, grain of 0.2 to 0.8% of full scale, JPEG 85 to 95."""
+    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s), Image.Resampling.LANCZOS)
+    grained = sensor_noise(to_array(small.resize(image.size, Image.Resampling.LANCZOS)), rng,
+                           float(rng.uniform(0.002, 0.008)))
+    return jpeg(to_image(grained), int(rng.integers(85, 96)))
+
+
+def _enlarged_past(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged past its source's size: 3/8 down to 3/32 of the size, enlarged (bicubic) to 1
+    to 1.5 times the source's size, so it is decoded larger than any training photo."""
+    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s))
+    return resized(small, min(image.size) * float(rng.uniform(1.0, 1.5)), Image.Resampling.BICUBIC)
+
+
 kind("small", LOW_RES, about="a small upload: 3/8 down to 3/32 of the size (96 to 24 px of 256)")(_small)
 kind("upscaled", LOW_RES, about="small, then blown up again (bicubic)")(_upscaled(Image.Resampling.BICUBIC))
 kind("upscaled_bilinear", LOW_RES, held_out=True,
@@ -62,3 +86,9 @@ kind("digital_zoom", LOW_RES, held_out=True,
      about="a crop of 3/8 down to 3/32 of the frame enlarged (bicubic)")(_digital_zoom)
 kind("sharpened_upscale", LOW_RES, held_out=True,
      about="small, enlarged back (Lanczos), then sharpened (unsharp mask)")(_sharpened_upscale)
+kind("enhanced_upscale", LOW_RES, held_out=True,
+     about="small (box), enlarged (bicubic), sharpness slider, JPEG")(_enhanced_upscale)
+kind("upscaled_grain", LOW_RES, held_out=True,
+     about="small, enlarged (Lanczos), a light film grain on top, JPEG")(_upscaled_grain)
+kind("enlarged_past", LOW_RES, held_out=True,
+     about="small, enlarged (bicubic) to 1 to 1.5 times its source's size")(_enlarged_past)

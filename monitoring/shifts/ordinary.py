@@ -105,6 +105,45 @@ def _backlit(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return to_image(x)
 
 
+def _shallow_focus(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A wide aperture: the far part of the room (a third to 60% of the frame, from the top or one side,
+    fading in) out of focus, Gaussian blur of 1.5 to 4 px at 256 px; the rest as sharp as it was."""
+    x, blurred = to_array(image), to_array(image.convert("RGB").filter(
+        ImageFilter.GaussianBlur(lerp_log(1.5, 4, s) * min(image.size) / 256)))
+    h, w = x.shape[:2]
+    vertical = rng.random() < 0.5
+    n = h if vertical else w
+    edge, fade = float(rng.uniform(1 / 3, 0.6)) * n, 0.1 * n
+    ramp = np.clip((edge - np.arange(n, dtype=np.float32)) / fade + 0.5, 0, 1)
+    ramp = ramp if vertical or rng.random() < 0.5 else ramp[::-1]
+    mask = ramp[:, None, None] if vertical else ramp[None, :, None]
+    return to_image(mask * blurred + (1 - mask) * x)
+
+
+def _phone_processed(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A phone's processing, done at twice the size the photo is seen at: noise reduction (a 3 px median),
+    then sharpening (unsharp mask, 2 px, 40 to 120%), reduced back (Lanczos)."""
+    w, h = image.size
+    big = image.convert("RGB").resize((2 * w, 2 * h), Image.Resampling.BICUBIC).filter(ImageFilter.MedianFilter(3))
+    big = big.filter(ImageFilter.UnsharpMask(radius=2, percent=round(40 + 80 * s), threshold=0))
+    return big.resize((w, h), Image.Resampling.LANCZOS)
+
+
+def _low_key(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A dark-toned ("moody") edit: mid-tones and shadows pressed down (gamma 1.2 to 1.6), whites kept."""
+    return to_image(to_array(image) ** (1.2 + 0.4 * s))
+
+
+def _dusk(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A room at dusk with a lamp on: 0.8 down to half the light, blue from the windows mixed with warm
+    light around the lamp."""
+    x = to_array(image) * lerp_log(0.8, 0.5, s)
+    lamp = glows(x.shape, rng, 1)
+    blue = tint((0.85, 0.92, 1.0), rng, 0.03)
+    warm = tint(LAMP, rng, 0.03)
+    return to_image(x * (blue * (1 - lamp) + warm * lamp) * (1 + 0.3 * lamp))
+
+
 kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
 kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
 kind("exposure", about="brightness and contrast within 20%")(_exposure)
@@ -118,3 +157,7 @@ kind("reuploaded", held_out=True, about="7/8 down to 3/4 of the size, JPEG 85 do
 kind("straightened", held_out=True, about="turned 1 to 4 degrees, cropped and enlarged back")(_straightened)
 kind("hdr_look", held_out=True, about="shadows lifted, local contrast and colour raised")(_hdr_look)
 kind("backlit", held_out=True, about="the room 0.85 down to half the light, a window burnt out")(_backlit)
+kind("shallow_focus", held_out=True, about="a third to 60% of the frame out of focus")(_shallow_focus)
+kind("phone_processed", held_out=True, about="a phone's noise reduction and sharpening")(_phone_processed)
+kind("low_key", held_out=True, about="a dark-toned edit: gamma 1.2 to 1.6, whites kept")(_low_key)
+kind("dusk", held_out=True, about="0.8 down to half the light, blue windows, one lamp")(_dusk)
