@@ -24,6 +24,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
+from monitoring.resolution import resolved_share
 from roomsight.registries import Registry
 
 ANALYSIS_SIDE = 128  # pixel descriptors are measured at this longest side (or the upload's, if smaller)
@@ -178,12 +179,12 @@ def fine_detail(p: Prepared) -> float:
     return float(np.sqrt(e[0] / e[3] * e[1] / e[3]))
 
 
-@descriptor("effective_short_side")
-def effective_short_side(p: Prepared) -> float:
-    """The short side, in pixels, of the detail actually present: the short side as decoded, divided by
-    the enlargement factor fine_detail implies. A small upload has a small one because it is small; an
-    upscaled or blurred one because its detail is missing."""
-    return min(p.detail.size) * min(1.0, float(np.sqrt(fine_detail(p) / SHARP_DETAIL)))
+@descriptor("resolved_side")
+def resolved_side(p: Prepared) -> float:
+    """The short side, in pixels, of the detail actually present: the short side as decoded times the
+    share of its frequencies the detail reaches (monitoring.resolution). A small upload has a small one
+    because it is small; an upscaled or blurred one because its detail is missing, sharpened or not."""
+    return min(p.detail.size) * resolved_share(np.asarray(p.detail))
 
 
 @descriptor("bytes_per_pixel")

@@ -7,8 +7,8 @@ gives how fast the score rises past it. So a photo as dark as the darkest valida
 well below 0.5, and one markedly darker scores near 1, whatever the training data looked like.
 
   night_time      dark and without highlights: -(ln brightness + ln highlights) / 2
-  low_resolution  little detail: -log2(effective short side in pixels), so a small upload and an
-                  upscaled or blurred one alike (monitoring.descriptors.effective_short_side)
+  low_resolution  little detail: -log2(resolved side in pixels), so a small upload and an upscaled,
+                  blurred or sharpened-after-upscaling one alike (monitoring.descriptors.resolved_side)
   novelty         far from the training embeddings: ln(distance to their centre / median distance)
 
 Each rule is registered in `RULES` with its statistic, calibration and whether it needs only the image
@@ -38,8 +38,10 @@ def _night(d: dict[str, float]) -> float | None:
 
 
 def _low_resolution(d: dict[str, float]) -> float | None:
-    # Logs written before effective_short_side existed have only the pixel count.
-    side = d.get("effective_short_side", d.get("short_side"))
+    # No fallback to an older column: the pixel count, or the earlier estimate of detail
+    # (effective_short_side), reads on another scale, and a reference quantile of one against photos
+    # measured with the other would flag wholesale; a reference without this column takes the default.
+    side = d.get("resolved_side")
     return None if side is None else -math.log2(max(side, 1.0))
 
 
@@ -74,8 +76,8 @@ RULES: Registry[Rule] = Registry("out-of-domain rule")
 # which every ordinary kind there (dim rooms, exposure, noise, JPEG, a smaller photo) is shown with 90%
 # confidence to be flagged at most 2%. The defaults are those of the real rooms' photos, for a model
 # exported without per-image reference rows.
-RULES.add("night_time", Rule(_night, margin=0.7, width=0.12, default_high=lambda _: 0.73, quantile=95))
-RULES.add("low_resolution", Rule(_low_resolution, margin=0.5, width=0.2, default_high=lambda _: -7.2, quantile=95))
+RULES.add("night_time", Rule(_night, margin=0.8, width=0.12, default_high=lambda _: 0.73, quantile=95))
+RULES.add("low_resolution", Rule(_low_resolution, margin=0.55, width=0.2, default_high=lambda _: -6.8, quantile=95))
 # ln(1.3): 30% further from the centre than nearly all validation images.
 RULES.add("novelty", Rule(_novelty, margin=math.log(1.3), width=0.08, default_high=_novelty_default, needs="model"))
 

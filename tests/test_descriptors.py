@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from typer.testing import CliRunner
 
 from monitoring import descriptors as d
 from monitoring.ood import IMAGE_FLAGS, RULES, Calibration
 from monitoring.shifts import SHIFTS, shift
-from monitoring.shifts.ops import jpeg
+from monitoring.shifts.ops import jpeg, sensor_noise, to_array, to_image
 from roomsight.errors import RegistrationError
 from tests.conftest import REAL_ROOMS
 
@@ -63,17 +63,36 @@ def test_descriptors_measure_what_they_say():
     assert max(big.detail.size) == d.DETAIL_SIDE
 
 
-def test_effective_resolution_sees_missing_detail_not_pixel_count():
-    """An upscaled or blurred photo has the pixel count of a sharp one but the detail of a small one; the
-    short side alone (what the flag read before) cannot tell them apart, effective_short_side can."""
-    photo = scenes(1, size=256, seed=3)[0]
-    sharp = d.describe(photo)
-    upscaled = d.describe(photo.resize((48, 48), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC))
-    small = d.describe(photo.resize((48, 48), Image.Resampling.BILINEAR))
-    compressed = d.describe(jpeg(photo, 40))
-    assert upscaled["short_side"] == sharp["short_side"] == 256
-    assert sharp["effective_short_side"] > 140 and compressed["effective_short_side"] > 110
-    assert upscaled["effective_short_side"] < 60 and small["effective_short_side"] <= 48
+def texture(n: int = 256, seed: int = 0) -> Image.Image:
+    """Random detail with a natural scene's spectrum (power ~ 1/f^2), at every scale down to the pixel."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    f[0, 0] = 1.0
+    x = np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / f).real
+    return Image.fromarray(((x - x.min()) / (x.max() - x.min()) * 200 + 28).astype(np.uint8)).convert("RGB")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resolved_side_sees_missing_detail_not_pixel_count(seed):
+    """An upscaled photo has the pixel count of a sharp one but the detail of a small one; the short side
+    alone (what the flag read first) cannot tell them apart, resolved_side can. Sharpening the enlargement
+    raises the fine detail that is left, which fooled a ratio of fine to coarse detail (fine_detail), but
+    puts back no frequency that is gone, and grain on top is taken off as noise."""
+    photo = texture(seed=seed)
+    upscaled = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
+    sharpened = upscaled.filter(ImageFilter.UnsharpMask(radius=2, percent=200, threshold=0))
+    grained = to_image(sensor_noise(to_array(upscaled), np.random.default_rng(seed), 0.005))
+    side = {name: d.describe(im)["resolved_side"] for name, im in [
+        ("sharp", photo), ("upscaled", upscaled), ("sharpened", sharpened), ("grained", grained),
+        ("small", photo.resize((64, 64), Image.Resampling.BILINEAR)), ("compressed", jpeg(photo, 40)),
+        ("smaller", photo.resize((192, 192), Image.Resampling.BILINEAR))]}
+    assert d.describe(upscaled)["short_side"] == d.describe(photo)["short_side"] == 256
+    assert side["sharp"] > 180 and side["compressed"] > 140 and side["smaller"] > 110
+    assert side["upscaled"] < 60 and side["small"] <= 64 and side["grained"] < 60
+    assert side["sharpened"] < 0.4 * side["sharp"]
+    assert d.describe(sharpened)["fine_detail"] > 2 * d.describe(upscaled)["fine_detail"]
+    # A flat picture holds no detail, so no evidence that any is missing.
+    assert d.describe(Image.new("RGB", (256, 256), (120, 120, 120)))["resolved_side"] == 256
 
 
 def test_flags_fire_on_night_and_low_resolution_not_on_clean_scenes():
