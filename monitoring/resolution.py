@@ -6,7 +6,10 @@ lens) could hold, however many pixels it has. Linear sharpening, which photo app
 to such photos, raises the detail that is there but cannot put back what is gone, so a cutoff read from
 the spectrum moves little where an energy ratio of fine to coarse detail (monitoring.descriptors'
 `fine_detail`) is fooled. Grain added on top is white, so its level is read from the highest frequencies
-and taken off before the cutoff is read.
+and taken off before the cutoff is read; in a sharp photo that band holds detail too, so every photo's
+cutoff reads somewhat lower, which the reference quantile the flag counts from absorbs.
+
+The constants below were chosen on shifted photos of the tuning sources only (BENCHMARKS.md, monitoring).
 """
 
 from __future__ import annotations

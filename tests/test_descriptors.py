@@ -95,6 +95,21 @@ def test_resolved_side_sees_missing_detail_not_pixel_count(seed):
     assert d.describe(Image.new("RGB", (256, 256), (120, 120, 120)))["resolved_side"] == 256
 
 
+def test_resolved_share_falls_as_one_over_the_enlargement():
+    """Enlarged f times, a photo's cutoff reads about 1/f of its own: the same multiple of 1/f for f from 1.5
+    to 6, so the flag's log2 statistic moves by log2(f) whatever the factor."""
+    from monitoring.resolution import resolved_share
+
+    def share(im: Image.Image) -> float:
+        return resolved_share(np.asarray(im.convert("L"), dtype=np.float32) / 255)
+
+    photo = texture(seed=2)
+    base = share(photo)
+    times = [share(photo.resize((round(256 / f),) * 2, Image.Resampling.BOX).resize((256, 256), Image.Resampling.BICUBIC))
+             / base * f for f in (1.5, 2, 3, 4, 6)]
+    assert all(0.9 < t < 1.5 for t in times) and max(times) / min(times) < 1.2, times
+
+
 def test_flags_fire_on_night_and_low_resolution_not_on_clean_scenes():
     cal = Calibration.from_reference(reference_of(scenes(60, seed=0)))
     rng = np.random.default_rng(1)
