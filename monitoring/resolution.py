@@ -9,7 +9,8 @@ the spectrum moves little where an energy ratio of fine to coarse detail (monito
 and taken off before the cutoff is read; in a sharp photo that band holds detail too, so every photo's
 cutoff reads somewhat lower, which the reference quantile the flag counts from absorbs.
 
-The constants below were chosen on shifted photos of the tuning sources only (BENCHMARKS.md, monitoring).
+The constants below were chosen on shifted versions of the half of the photos no held-out figure is read
+on; BENCHMARKS.md (monitoring) says which kinds, and what the statistic was read on afresh.
 """
 
 from __future__ import annotations

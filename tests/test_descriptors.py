@@ -142,6 +142,21 @@ def test_calibration_follows_the_reference():
     assert "novelty" not in Calibration.from_reference(None).centre
 
 
+def test_a_reference_without_resolved_side_takes_the_default_not_another_column():
+    """A model exported before resolved_side existed carries the pixel count and an older estimate of
+    detail, both on other scales: calibrating on either would put the threshold where every photo is
+    flagged (or none), so such a reference takes the rule's default."""
+    photo = texture(seed=0)
+    old = reference_of([photo] * 5)
+    del old["images"]["descriptors"]["resolved_side"]
+    old["images"]["descriptors"]["effective_short_side"] = [256.0] * 5
+    cal = Calibration.from_reference(old)
+    rule = RULES["low_resolution"]
+    assert cal.centre["low_resolution"] == pytest.approx(rule.default_high(old) + rule.margin)
+    assert cal.scores(d.describe(photo))["low_resolution"] < 0.5
+    assert cal.scores(d.describe(photo.resize((48, 48))))["low_resolution"] > 0.5
+
+
 def test_inspect_prints_json_lines(tmp_path):
     from shell.cli import app
 
