@@ -202,8 +202,9 @@ def test_every_shift_kind_is_seeded_and_keeps_an_image():
 @pytest.mark.realdata
 @pytest.mark.skipif(not REAL_ROOMS.exists(), reason="real photos not present (../shared/data/rooms)")
 def test_real_photos_flags():
-    """On real photos: the shipped margins flag night shots, including lamp-lit ones, and upscaled and
-    blurred photos, and leave untouched, dim, lamp-lit, compressed and mildly smaller ones alone."""
+    """On real photos: the shipped margins flag night shots, including lamp-lit ones, and upscaled (also
+    when sharpened or grained after) and blurred photos, and leave untouched, dim, lamp-lit, compressed and
+    mildly smaller ones alone."""
     paths = sorted(REAL_ROOMS.rglob("*.jpg"))[::8]
     images = [Image.open(p).convert("RGB") for p in paths]
     ref, rest = images[: len(images) // 2], images[len(images) // 2:]
@@ -217,7 +218,7 @@ def test_real_photos_flags():
     assert sum(bool(cal.assess(d.describe(im), 0.5, IMAGE_FLAGS).flags) for im in rest) <= 0.02 * len(rest)
     for kind in ("night_street", "night_lamp", "night_grey"):
         assert share(kind, "night_time") >= 0.9, kind
-    for kind in ("upscaled", "blurred", "small"):
+    for kind in ("upscaled", "blurred", "small", "sharpened_upscale", "upscaled_grain"):
         assert share(kind, "low_resolution") >= 0.85, kind
     for kind in ("dim", "warm_lamp"):
         assert share(kind, "night_time") <= 0.05, kind
