@@ -3,7 +3,7 @@ the detail of its source (96 px of 256), whatever its pixel count."""
 
 from __future__ import annotations
 
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 from monitoring.shifts.kinds import LOW_RES, Apply, kind
 from monitoring.shifts.ops import Rng, jpeg, lerp_log, resized, sensor_noise, to_array, to_image
@@ -75,6 +75,32 @@ def _enlarged_past(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return resized(small, min(image.size) * float(rng.uniform(1.0, 1.5)), Image.Resampling.BICUBIC)
 
 
+def _watermarked(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged (bicubic) by a site that then stamps its name on it, sharp: 3/8 down to 3/32 of
+    the size; white text with a dark outline in a corner, 1/12 to 1/8 of the frame's height."""
+    big = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize(image.size, Image.Resampling.BICUBIC)
+    w, h = big.size
+    size = max(8, round(h * float(rng.uniform(1 / 12, 1 / 8))))
+    font = ImageFont.load_default(size=size)
+    draw = ImageDraw.Draw(big)
+    x, y = (round(w * 0.05), round(h * 0.05)) if rng.random() < 0.5 else (round(w * 0.55), round(h * 0.85) - size)
+    draw.text((x, y), "roomsite.example", font=font, fill=(255, 255, 255), stroke_width=max(1, size // 12),
+              stroke_fill=(20, 20, 20))
+    return jpeg(big, int(rng.integers(80, 93)))
+
+
+def _framed(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged (Lanczos) and put in a sharp frame: 3/8 down to 3/32 of the size, a white or
+    black border of 2 to 6 px at 256 px around the picture."""
+    w, h = image.size
+    b = max(1, round(float(rng.uniform(2, 6)) * min(w, h) / 256))
+    inner = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize((w - 2 * b, h - 2 * b),
+                                                                               Image.Resampling.LANCZOS)
+    out = Image.new("RGB", (w, h), (255, 255, 255) if rng.random() < 0.5 else (0, 0, 0))
+    out.paste(inner, (b, b))
+    return out
+
+
 kind("small", LOW_RES, about="a small upload: 3/8 down to 3/32 of the size (96 to 24 px of 256)")(_small)
 kind("upscaled", LOW_RES, about="small, then blown up again (bicubic)")(_upscaled(Image.Resampling.BICUBIC))
 kind("upscaled_bilinear", LOW_RES, held_out=True,
@@ -92,3 +118,6 @@ kind("upscaled_grain", LOW_RES, held_out=True,
      about="small, enlarged (Lanczos), a light film grain on top, JPEG")(_upscaled_grain)
 kind("enlarged_past", LOW_RES, held_out=True,
      about="small, enlarged (bicubic) to 1 to 1.5 times its source's size")(_enlarged_past)
+kind("watermarked", LOW_RES, held_out=True,
+     about="small, enlarged (bicubic), a site's name stamped on it, sharp")(_watermarked)
+kind("framed", LOW_RES, held_out=True, about="small, enlarged (Lanczos), inside a sharp border")(_framed)

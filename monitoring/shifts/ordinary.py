@@ -144,6 +144,47 @@ def _dusk(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return to_image(x * (blue * (1 - lamp) + warm * lamp) * (1 + 0.3 * lamp))
 
 
+def _soft_view(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """The view through a window out of focus: a window-sized patch (15 to 30% of the frame) blurred 2 to 5
+    px at 256 px, the room around it sharp."""
+    x = to_array(image)
+    h, w = x.shape[:2]
+    blurred = to_array(image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(2, 5, s) * min(w, h) / 256)))
+    area = float(rng.uniform(0.15, 0.3))
+    ww, wh = round(w * math.sqrt(area) * float(rng.uniform(0.8, 1.2))), round(h * math.sqrt(area))
+    x0, y0 = int(rng.integers(0, max(1, w - ww))), int(rng.integers(0, max(1, h - wh)))
+    x[y0:y0 + wh, x0:x0 + ww] = blurred[y0:y0 + wh, x0:x0 + ww]
+    return to_image(x)
+
+
+def _soft_corners(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A cheap wide-angle lens: sharp in the middle, softer towards the corners (blur up to 1 to 2.5 px at
+    256 px there)."""
+    x = to_array(image)
+    h, w = x.shape[:2]
+    blurred = to_array(image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(1, 2.5, s) * min(w, h) / 256)))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = (((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2) / 2
+    mask = np.clip(r2 * 1.5, 0, 1)[..., None]
+    return to_image(mask * blurred + (1 - mask) * x)
+
+
+def _moving_curtain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """Something moving during the exposure (a curtain, a fan): a vertical band of 20 to 40% of the width
+    smeared sideways by 3 to 9 px at 256 px."""
+    x = to_array(image)
+    h, w = x.shape[:2]
+    n = max(1, round(lerp_log(3, 9, s) * min(w, h) / 256))
+    kernel = np.ones(n, dtype=np.float32) / n
+    band = round(w * float(rng.uniform(0.2, 0.4)))
+    x0 = int(rng.integers(0, w - band + 1))
+    part = x[:, x0:x0 + band]
+    smeared = np.stack([np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, part[..., c])
+                        for c in range(3)], axis=-1)
+    x[:, x0 + n:x0 + band - n] = smeared[:, n:band - n]
+    return to_image(x)
+
+
 kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
 kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
 kind("exposure", about="brightness and contrast within 20%")(_exposure)
@@ -161,3 +202,6 @@ kind("shallow_focus", held_out=True, about="a third to 60% of the frame out of f
 kind("phone_processed", held_out=True, about="a phone's noise reduction and sharpening")(_phone_processed)
 kind("low_key", held_out=True, about="a dark-toned edit: gamma 1.2 to 1.6, whites kept")(_low_key)
 kind("dusk", held_out=True, about="0.8 down to half the light, blue windows, one lamp")(_dusk)
+kind("soft_view", held_out=True, about="the view through a window out of focus")(_soft_view)
+kind("soft_corners", held_out=True, about="softer towards the corners, sharp in the middle")(_soft_corners)
+kind("moving_curtain", held_out=True, about="a band of the frame smeared by motion")(_moving_curtain)
