@@ -145,8 +145,8 @@ def _dusk(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 
 
 def _soft_view(image: Image.Image, s: float, rng: Rng) -> Image.Image:
-    """The view through a window out of focus: a window-sized patch (15 to 30% of the frame) blurred 2 to 5
-    px at 256 px, the room around it sharp."""
+    """The view through a window out of focus, stood in for by a window-sized patch anywhere in the frame
+    (15 to 30% of it) blurred 2 to 5 px at 256 px, the room around it sharp."""
     x = to_array(image)
     h, w = x.shape[:2]
     blurred = to_array(image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(2, 5, s) * min(w, h) / 256)))
