@@ -6,7 +6,7 @@ from __future__ import annotations
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 from monitoring.shifts.kinds import LOW_RES, Apply, kind
-from monitoring.shifts.ops import Rng, jpeg, lerp_log, resized, sensor_noise, to_array, to_image
+from monitoring.shifts.ops import Rng, blurred, jpeg, lerp_log, resized, sensor_noise, to_array, to_image
 
 
 def _small(image: Image.Image, s: float, rng: Rng) -> Image.Image:
@@ -29,7 +29,7 @@ def _thumbnail_chain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 
 def _blurred(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """Out of focus at full size: detail gone as in an upscaled thumbnail, the pixel count intact."""
-    return image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(1.5, 6, s) * min(image.size) / 256))
+    return blurred(image, lerp_log(1.5, 6, s))
 
 
 def _digital_zoom(image: Image.Image, s: float, rng: Rng) -> Image.Image:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from monitoring.shifts.kinds import NIGHT, Apply, kind
-from monitoring.shifts.ops import (LAMP, MOON, SODIUM, Rng, glows, jpeg, lerp_log, sensor_noise, tint, to_array,
-                                   to_image)
+from monitoring.shifts.ops import (LAMP, MOON, SODIUM, Rng, blurred, glows, jpeg, lerp_log, sensor_noise, tint,
+                                   to_array, to_image)
 
 
 def _night(base: Sequence[float], lo: float, hi: float, gamma: float) -> Apply:
@@ -57,7 +57,7 @@ def _night_mode(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     gain = lerp_log(1.0, 2.0, float(rng.uniform(0, 1)))  # within a night shot's quarter of the light
     x = to_array(image) ** float(rng.uniform(1.1, 1.4)) * min(light * gain, 0.25) * tint(LAMP, rng, 0.1)
     x = np.clip(sensor_noise(x, rng, float(rng.uniform(0.002, 0.008))), 0, 1) ** float(rng.uniform(0.75, 0.9))
-    return to_image(x).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 0.9)) * min(image.size) / 256))
+    return blurred(to_image(x), float(rng.uniform(0.4, 0.9)))
 
 
 def _night_lights(image: Image.Image, s: float, rng: Rng) -> Image.Image:

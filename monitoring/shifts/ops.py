@@ -1,5 +1,5 @@
 """The pixel operations monitoring.shifts builds its kinds from: light, tint, sensor noise, lamps, JPEG,
-exposure and resizing, on photos as H x W x 3 float32 arrays in [0, 1] or PIL images."""
+exposure, blur and resizing, on photos as H x W x 3 float32 arrays in [0, 1] or PIL images."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 
 Rng = np.random.Generator
 Array = np.ndarray  # H x W x 3 float32 in [0, 1]
@@ -70,3 +70,8 @@ def resized(image: Image.Image, short_side: float,
     w, h = image.size
     scale = short_side / min(w, h)
     return image.convert("RGB").resize((max(1, round(w * scale)), max(1, round(h * scale))), method)
+
+
+def blurred(image: Image.Image, px: float) -> Image.Image:
+    """Gaussian blur of `px` pixels as seen at 256 px a side, scaled to the photo's size."""
+    return image.convert("RGB").filter(ImageFilter.GaussianBlur(px * min(image.size) / 256))

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from monitoring.shifts.kinds import kind
-from monitoring.shifts.ops import (LAMP, Rng, exposure, glows, jpeg, lerp_log, resized, sensor_noise, tint, to_array,
-                                   to_image)
+from monitoring.shifts.ops import (LAMP, Rng, blurred, exposure, glows, jpeg, lerp_log, resized, sensor_noise, tint,
+                                   to_array, to_image)
 
 
 def _dim(image: Image.Image, s: float, rng: Rng) -> Image.Image:
@@ -108,8 +108,7 @@ def _backlit(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 def _shallow_focus(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A wide aperture: the far part of the room (a third to 60% of the frame, from the top or one side,
     fading in) out of focus, Gaussian blur of 1.5 to 4 px at 256 px; the rest as sharp as it was."""
-    x, blurred = to_array(image), to_array(image.convert("RGB").filter(
-        ImageFilter.GaussianBlur(lerp_log(1.5, 4, s) * min(image.size) / 256)))
+    x, soft = to_array(image), to_array(blurred(image, lerp_log(1.5, 4, s)))
     h, w = x.shape[:2]
     vertical = rng.random() < 0.5
     n = h if vertical else w
@@ -117,7 +116,7 @@ def _shallow_focus(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     ramp = np.clip((edge - np.arange(n, dtype=np.float32)) / fade + 0.5, 0, 1)
     ramp = ramp if vertical or rng.random() < 0.5 else ramp[::-1]
     mask = ramp[:, None, None] if vertical else ramp[None, :, None]
-    return to_image(mask * blurred + (1 - mask) * x)
+    return to_image(mask * soft + (1 - mask) * x)
 
 
 def _phone_processed(image: Image.Image, s: float, rng: Rng) -> Image.Image:
@@ -149,11 +148,11 @@ def _soft_view(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     (15 to 30% of it) blurred 2 to 5 px at 256 px, the room around it sharp."""
     x = to_array(image)
     h, w = x.shape[:2]
-    blurred = to_array(image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(2, 5, s) * min(w, h) / 256)))
+    soft = to_array(blurred(image, lerp_log(2, 5, s)))
     area = float(rng.uniform(0.15, 0.3))
     ww, wh = round(w * math.sqrt(area) * float(rng.uniform(0.8, 1.2))), round(h * math.sqrt(area))
     x0, y0 = int(rng.integers(0, max(1, w - ww))), int(rng.integers(0, max(1, h - wh)))
-    x[y0:y0 + wh, x0:x0 + ww] = blurred[y0:y0 + wh, x0:x0 + ww]
+    x[y0:y0 + wh, x0:x0 + ww] = soft[y0:y0 + wh, x0:x0 + ww]
     return to_image(x)
 
 
@@ -162,11 +161,11 @@ def _soft_corners(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     256 px there)."""
     x = to_array(image)
     h, w = x.shape[:2]
-    blurred = to_array(image.convert("RGB").filter(ImageFilter.GaussianBlur(lerp_log(1, 2.5, s) * min(w, h) / 256)))
+    soft = to_array(blurred(image, lerp_log(1, 2.5, s)))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = (((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2) / 2
     mask = np.clip(r2 * 1.5, 0, 1)[..., None]
-    return to_image(mask * blurred + (1 - mask) * x)
+    return to_image(mask * soft + (1 - mask) * x)
 
 
 def _moving_curtain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
