@@ -82,15 +82,16 @@ def test_resolved_side_sees_missing_detail_not_pixel_count(seed):
     upscaled = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
     sharpened = upscaled.filter(ImageFilter.UnsharpMask(radius=2, percent=200, threshold=0))
     grained = to_image(sensor_noise(to_array(upscaled), np.random.default_rng(seed), 0.005))
-    side = {name: d.describe(im)["resolved_side"] for name, im in [
+    got = {name: d.describe(im) for name, im in [
         ("sharp", photo), ("upscaled", upscaled), ("sharpened", sharpened), ("grained", grained),
         ("small", photo.resize((64, 64), Image.Resampling.BILINEAR)), ("compressed", jpeg(photo, 40)),
         ("smaller", photo.resize((192, 192), Image.Resampling.BILINEAR))]}
-    assert d.describe(upscaled)["short_side"] == d.describe(photo)["short_side"] == 256
+    side = {name: row["resolved_side"] for name, row in got.items()}
+    assert got["upscaled"]["short_side"] == got["sharp"]["short_side"] == 256
     assert side["sharp"] > 180 and side["compressed"] > 140 and side["smaller"] > 110
     assert side["upscaled"] < 60 and side["small"] <= 64 and side["grained"] < 60
     assert side["sharpened"] < 0.4 * side["sharp"]
-    assert d.describe(sharpened)["fine_detail"] > 2 * d.describe(upscaled)["fine_detail"]
+    assert got["sharpened"]["fine_detail"] > 2 * got["upscaled"]["fine_detail"]
     # A flat picture holds no detail, so no evidence that any is missing.
     assert d.describe(Image.new("RGB", (256, 256), (120, 120, 120)))["resolved_side"] == 256
 
@@ -105,7 +106,8 @@ def test_resolved_share_falls_as_one_over_the_enlargement():
 
     photo = texture(seed=2)
     base = share(photo)
-    enlarged = {f: photo.resize((round(256 / f),) * 2, Image.Resampling.BOX).resize((256, 256), Image.Resampling.BICUBIC)
+    enlarged = {f: photo.resize((round(256 / f),) * 2, Image.Resampling.BOX).resize((256, 256),
+                                                                                    Image.Resampling.BICUBIC)
                 for f in (1.5, 2, 3, 4, 6)}
     times = [share(im) / base * f for f, im in enlarged.items()]
     assert all(0.9 < t < 1.5 for t in times) and max(times) / min(times) < 1.2, times

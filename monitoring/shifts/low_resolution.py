@@ -9,20 +9,28 @@ from monitoring.shifts.kinds import LOW_RES, Apply, kind
 from monitoring.shifts.ops import Rng, blurred, jpeg, lerp_log, resized, sensor_noise, to_array, to_image
 
 
+LEFT = (3 / 8, 3 / 32)  # the share of its source's detail a low-resolution photo keeps, at strength 0 and 1
+
+
+def _shrunk(image: Image.Image, s: float, method: Image.Resampling = Image.Resampling.BILINEAR) -> Image.Image:
+    """`image` made low-resolution at strength `s`: reduced to LEFT's share of its size."""
+    return resized(image, min(image.size) * lerp_log(*LEFT, s), method)
+
+
 def _small(image: Image.Image, s: float, rng: Rng) -> Image.Image:
-    return resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s))
+    return _shrunk(image, s)
 
 
 def _upscaled(method: Image.Resampling) -> Apply:
     def apply(image: Image.Image, s: float, rng: Rng) -> Image.Image:
-        return resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize(image.size, method)
+        return _shrunk(image, s).resize(image.size, method)
     return apply
 
 
 def _thumbnail_chain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A thumbnail saved, then enlarged by another site: small (3/8 down to 3/32), JPEG 75 down to 40,
     enlarged back with Lanczos, saved again at 85."""
-    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s))
+    small = _shrunk(image, s)
     saved = jpeg(small, round(75 - 35 * float(rng.uniform(0, 1))))
     return jpeg(saved.resize(image.size, Image.Resampling.LANCZOS), 85)
 
@@ -36,7 +44,7 @@ def _digital_zoom(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A phone's digital zoom: a crop of 3/8 down to 3/32 of the frame, anywhere in it, enlarged to the full
     size (bicubic) and saved at JPEG 80 to 92."""
     w, h = image.size
-    f = lerp_log(3 / 8, 3 / 32, s)
+    f = lerp_log(*LEFT, s)
     cw, ch = max(1, round(w * f)), max(1, round(h * f))
     x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
     crop = image.convert("RGB").crop((x0, y0, x0 + cw, y0 + ch))
@@ -46,7 +54,7 @@ def _digital_zoom(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 def _sharpened_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A small photo enlarged back and "enhanced" by a site: 3/8 down to 3/32 of the size, enlarged with
     Lanczos, then an unsharp mask (radius 1 to 3 px at 256 px, 80 to 200%)."""
-    big = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize(image.size, Image.Resampling.LANCZOS)
+    big = _shrunk(image, s).resize(image.size, Image.Resampling.LANCZOS)
     radius = float(rng.uniform(1, 3)) * min(image.size) / 256
     return big.filter(ImageFilter.UnsharpMask(radius=radius, percent=int(rng.integers(80, 201)), threshold=0))
 
@@ -54,7 +62,7 @@ def _sharpened_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 def _enhanced_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A small photo enlarged by a photo app and "enhanced" with its sharpness slider: 3/8 down to 3/32 of
     the size (box filter), enlarged (bicubic), sharpness 2 to 4 (PIL's 3 x 3 kernel), JPEG 75 to 92."""
-    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s), Image.Resampling.BOX)
+    small = _shrunk(image, s, Image.Resampling.BOX)
     big = ImageEnhance.Sharpness(small.resize(image.size, Image.Resampling.BICUBIC)).enhance(float(rng.uniform(2, 4)))
     return jpeg(big, int(rng.integers(75, 93)))
 
@@ -62,7 +70,7 @@ def _enhanced_upscale(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 def _upscaled_grain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A small photo enlarged (Lanczos) by a site that adds a light film grain to hide the blur: 3/8 down to
     3/32 of the size, grain of 0.2 to 0.8% of full scale, JPEG 85 to 95."""
-    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s), Image.Resampling.LANCZOS)
+    small = _shrunk(image, s, Image.Resampling.LANCZOS)
     grained = sensor_noise(to_array(small.resize(image.size, Image.Resampling.LANCZOS)), rng,
                            float(rng.uniform(0.002, 0.008)))
     return jpeg(to_image(grained), int(rng.integers(85, 96)))
@@ -71,14 +79,14 @@ def _upscaled_grain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 def _enlarged_past(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A small photo enlarged past its source's size: 3/8 down to 3/32 of the size, enlarged (bicubic) to 1
     to 1.5 times the source's size, so it is decoded larger than any training photo."""
-    small = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s))
+    small = _shrunk(image, s)
     return resized(small, min(image.size) * float(rng.uniform(1.0, 1.5)), Image.Resampling.BICUBIC)
 
 
 def _watermarked(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A small photo enlarged (bicubic) by a site that then stamps its name on it, sharp: 3/8 down to 3/32 of
     the size; white text with a dark outline in a corner, 1/12 to 1/8 of the frame's height."""
-    big = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize(image.size, Image.Resampling.BICUBIC)
+    big = _shrunk(image, s).resize(image.size, Image.Resampling.BICUBIC)
     w, h = big.size
     size = max(8, round(h * float(rng.uniform(1 / 12, 1 / 8))))
     font = ImageFont.load_default(size=size)
@@ -94,8 +102,7 @@ def _framed(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     black border of 2 to 6 px at 256 px around the picture."""
     w, h = image.size
     b = max(1, round(float(rng.uniform(2, 6)) * min(w, h) / 256))
-    inner = resized(image, min(image.size) * lerp_log(3 / 8, 3 / 32, s)).resize((w - 2 * b, h - 2 * b),
-                                                                               Image.Resampling.LANCZOS)
+    inner = _shrunk(image, s).resize((w - 2 * b, h - 2 * b), Image.Resampling.LANCZOS)
     out = Image.new("RGB", (w, h), (255, 255, 255) if rng.random() < 0.5 else (0, 0, 0))
     out.paste(inner, (b, b))
     return out
