@@ -49,7 +49,7 @@ def resolved_share(luma: np.ndarray) -> float:
     if min(h, w) < 8:
         return 1.0
     window, keep, index, freq, top = _geometry(h, w)
-    coef = fft.rfft2((luma - luma.mean()).astype(np.float32) * window)[keep]
+    coef = fft.rfft2((luma - luma.mean()).astype(np.float32, copy=False) * window)[keep]
     power = coef.real**2 + coef.imag**2
     floor = float(np.median(power[top])) if top.any() else 0.0
     # Power per coefficient times its frequency: a natural scene's spectrum (power ~ 1/f^2) spreads evenly
