@@ -108,6 +108,50 @@ def _framed(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return out
 
 
+def _date_stamped(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """An old camera's photo enlarged (Lanczos): 3/8 down to 3/32 of the size, the date burnt in small orange
+    digits at the bottom right, 1/22 to 1/14 of the frame's height, JPEG 85 to 95."""
+    big = _shrunk(image, s).resize(image.size, Image.Resampling.LANCZOS)
+    w, h = big.size
+    size = max(6, round(h * float(rng.uniform(1 / 22, 1 / 14))))
+    stamp = f"'{int(rng.integers(0, 100)):02d} {int(rng.integers(1, 13)):2d} {int(rng.integers(1, 29)):2d}"
+    ImageDraw.Draw(big).text((round(w * 0.7), round(h * 0.92) - size), stamp,
+                             font=ImageFont.load_default(size=size), fill=(255, 150, 40))
+    return jpeg(big, int(rng.integers(85, 96)))
+
+
+def _banner(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A listing site's card: 3/8 down to 3/32 of the size, enlarged (bicubic), a dark strip across the
+    bottom (1/10 to 1/7 of the height) with the price and rooms in white on it, JPEG 80 to 92."""
+    big = _shrunk(image, s).resize(image.size, Image.Resampling.BICUBIC)
+    w, h = big.size
+    strip = round(h * float(rng.uniform(1 / 10, 1 / 7)))
+    draw = ImageDraw.Draw(big, "RGBA")
+    draw.rectangle((0, h - strip, w, h), fill=(15, 15, 15, int(rng.integers(170, 256))))
+    text = f"{int(rng.integers(1, 5))} bed - {int(rng.integers(1, 3))} bath - ${int(rng.integers(60, 400))}/night"
+    draw.text((round(w * 0.04), h - round(strip * 0.8)), text, font=ImageFont.load_default(size=round(strip * 0.55)),
+              fill=(255, 255, 255, 255))
+    return jpeg(big, int(rng.integers(80, 93)))
+
+
+def _badged(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A small photo enlarged (Lanczos) with a site's badge on it: 3/8 down to 3/32 of the size, a sharp
+    rounded label with a short word (1/6 to 1/4 of the width) in the top left or right corner."""
+    big = _shrunk(image, s).resize(image.size, Image.Resampling.LANCZOS)
+    w, h = big.size
+    bw = round(w * float(rng.uniform(1 / 6, 1 / 4)))
+    bh = max(6, round(bw * 0.3))
+    x0 = round(w * 0.03) if rng.random() < 0.5 else w - round(w * 0.03) - bw
+    y0 = round(h * 0.04)
+    draw = ImageDraw.Draw(big)
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    draw.rounded_rectangle((x0, y0, x0 + bw, y0 + bh), radius=bh // 3, fill=colour, outline=(255, 255, 255),
+                           width=max(1, bh // 10))
+    draw.text((x0 + bh // 3, y0 + bh // 5), str(rng.choice(["NEW", "TOP", "HOT", "5.0"])),
+              font=ImageFont.load_default(size=round(bh * 0.6)), fill=(255, 255, 255))
+    return big
+
+
 kind("small", LOW_RES, about="a small upload: 3/8 down to 3/32 of the size (96 to 24 px of 256)")(_small)
 kind("upscaled", LOW_RES, about="small, then blown up again (bicubic)")(_upscaled(Image.Resampling.BICUBIC))
 kind("upscaled_bilinear", LOW_RES, held_out=True,
@@ -128,3 +172,8 @@ kind("enlarged_past", LOW_RES, held_out=True,
 kind("watermarked", LOW_RES, held_out=True,
      about="small, enlarged (bicubic), a site's name stamped on it, sharp")(_watermarked)
 kind("framed", LOW_RES, held_out=True, about="small, enlarged (Lanczos), inside a sharp border")(_framed)
+kind("date_stamped", LOW_RES, held_out=True,
+     about="small, enlarged (Lanczos), a camera's date burnt in at the bottom right")(_date_stamped)
+kind("banner", LOW_RES, held_out=True,
+     about="small, enlarged (bicubic), a site's strip of price and rooms across the bottom")(_banner)
+kind("badged", LOW_RES, held_out=True, about="small, enlarged (Lanczos), a site's sharp badge in a corner")(_badged)

@@ -184,6 +184,45 @@ def _moving_curtain(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return to_image(x)
 
 
+def _portrait_mode(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A phone's portrait mode on a detail shot (a vase, a bed's corner): an ellipse of 25 to 45% of the frame
+    kept sharp, the rest blurred 2 to 6 px at 256 px, with a soft edge."""
+    x, soft = to_array(image), to_array(blurred(image, lerp_log(2, 6, s)))
+    h, w = x.shape[:2]
+    area = float(rng.uniform(0.25, 0.45))
+    ry, rx = h * math.sqrt(area / math.pi) * 1.1, w * math.sqrt(area / math.pi) / 1.1
+    cy, cx = float(rng.uniform(0.35, 0.65)) * h, float(rng.uniform(0.3, 0.7)) * w
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
+    mask = np.clip((r - 0.9) / 0.2, 0, 1)[..., None]
+    return to_image(mask * soft + (1 - mask) * x)
+
+
+def _tilt_shift(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A tilt-shift lens (or its filter): a level band through the middle (40 to 60% of the height) sharp,
+    blur growing to 1.5 to 4 px at 256 px towards the top and bottom edges."""
+    x, soft = to_array(image), to_array(blurred(image, lerp_log(1.5, 4, s)))
+    h = x.shape[0]
+    half = float(rng.uniform(0.2, 0.3)) * h
+    centre = float(rng.uniform(0.4, 0.6)) * h
+    mask = np.clip((np.abs(np.arange(h, dtype=np.float32) - centre) - half) / (0.15 * h), 0, 1)[:, None, None]
+    return to_image(mask * soft + (1 - mask) * x)
+
+
+def _through_glass(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A room shot through a glass door: one side (40 to 60% of the width) behind the glass, a little soft
+    (1 to 2 px at 256 px), flatter and with a faint reflection; the rest through the open door, sharp."""
+    x = to_array(image)
+    h, w = x.shape[:2]
+    glass = to_array(blurred(image, lerp_log(1, 2, s))) * 0.85 + 0.1
+    edge = round(w * float(rng.uniform(0.4, 0.6)))
+    if rng.random() < 0.5:
+        x[:, :edge] = glass[:, :edge]
+    else:
+        x[:, w - edge:] = glass[:, w - edge:]
+    return to_image(x)
+
+
 kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
 kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
 kind("exposure", about="brightness and contrast within 20%")(_exposure)
@@ -204,3 +243,6 @@ kind("dusk", held_out=True, about="0.8 down to half the light, blue windows, one
 kind("soft_view", held_out=True, about="the view through a window out of focus")(_soft_view)
 kind("soft_corners", held_out=True, about="softer towards the corners, sharp in the middle")(_soft_corners)
 kind("moving_curtain", held_out=True, about="a band of the frame smeared by motion")(_moving_curtain)
+kind("portrait_mode", held_out=True, about="a sharp detail, the rest of the frame out of focus")(_portrait_mode)
+kind("tilt_shift", held_out=True, about="a sharp band through the middle, softer to the top and bottom")(_tilt_shift)
+kind("through_glass", held_out=True, about="part of the room behind glass: a little soft and flatter")(_through_glass)
