@@ -152,6 +152,21 @@ def _badged(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return big
 
 
+def _tiled_watermark(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A stock site's preview: 3/8 down to 3/32 of the size, enlarged (bicubic), its name repeated in rows
+    across the whole frame in translucent white (alpha 60 to 140), JPEG 80 to 92."""
+    big = _shrunk(image, s).resize(image.size, Image.Resampling.BICUBIC).convert("RGBA")
+    w, h = big.size
+    size = max(8, round(h * float(rng.uniform(1 / 14, 1 / 9))))
+    layer = Image.new("RGBA", big.size, (0, 0, 0, 0))
+    draw, font = ImageDraw.Draw(layer), ImageFont.load_default(size=size)
+    alpha = int(rng.integers(60, 141))
+    for row, y in enumerate(range(-size, h, 3 * size)):
+        for x in range(-((row * 2 * size) % (6 * size)), w, 10 * size):
+            draw.text((x, y), "roomsite", font=font, fill=(255, 255, 255, alpha))
+    return jpeg(Image.alpha_composite(big, layer), int(rng.integers(80, 93)))
+
+
 kind("small", LOW_RES, about="a small upload: 3/8 down to 3/32 of the size (96 to 24 px of 256)")(_small)
 kind("upscaled", LOW_RES, about="small, then blown up again (bicubic)")(_upscaled(Image.Resampling.BICUBIC))
 kind("upscaled_bilinear", LOW_RES, held_out=True,
@@ -177,3 +192,5 @@ kind("date_stamped", LOW_RES, held_out=True,
 kind("banner", LOW_RES, held_out=True,
      about="small, enlarged (bicubic), a site's strip of price and rooms across the bottom")(_banner)
 kind("badged", LOW_RES, held_out=True, about="small, enlarged (Lanczos), a site's sharp badge in a corner")(_badged)
+kind("tiled_watermark", LOW_RES, held_out=True,
+     about="small, enlarged (bicubic), a stock site's name in rows across the frame, translucent")(_tiled_watermark)

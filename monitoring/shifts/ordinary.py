@@ -223,6 +223,13 @@ def _through_glass(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return to_image(x)
 
 
+def _denoised(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A camera's heavy noise reduction: a median filter of 3 to 5 px at 256 px (fine texture smoothed away,
+    edges kept sharp), JPEG 80 to 92."""
+    size = 3 if round(lerp_log(3, 5, s) * min(image.size) / 256) < 5 else 5
+    return jpeg(image.convert("RGB").filter(ImageFilter.MedianFilter(size)), int(rng.integers(80, 93)))
+
+
 kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
 kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
 kind("exposure", about="brightness and contrast within 20%")(_exposure)
@@ -246,3 +253,4 @@ kind("moving_curtain", held_out=True, about="a band of the frame smeared by moti
 kind("portrait_mode", held_out=True, about="a sharp detail, the rest of the frame out of focus")(_portrait_mode)
 kind("tilt_shift", held_out=True, about="a sharp band through the middle, softer to the top and bottom")(_tilt_shift)
 kind("through_glass", held_out=True, about="part of the room behind glass: a little soft and flatter")(_through_glass)
+kind("denoised", held_out=True, about="a camera's heavy noise reduction: texture smoothed, edges kept")(_denoised)
