@@ -24,7 +24,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from monitoring.resolution import resolved_share
+from monitoring.resolution import resolved_share, sharp_share
 from roomsight.registries import Registry
 
 ANALYSIS_SIDE = 128  # pixel descriptors are measured at this longest side (or the upload's, if smaller)
@@ -46,16 +46,21 @@ class Prepared:
     n_bytes: int  # encoded size of the upload; 0 when unknown
 
     @cached_property
-    def bands(self) -> tuple[float, float, float, float]:
-        """Mean squared detail per pixel in the octaves 1-2, 2-4, 4-8 and 8-16 pixels across (a Laplacian
+    def pyramid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The detail in the octaves 1-2, 2-4, 4-8 and 8-16 pixels across, each at its own scale (a Laplacian
         pyramid of `detail`: each level minus its half-size copy enlarged back)."""
         out, level = [], self.detail
         for _ in range(4):
             half = level.reduce(2) if min(level.size) >= 4 else level
-            diff = np.asarray(level) - np.asarray(half.resize(level.size, Image.Resampling.BILINEAR))
-            out.append(float(np.vdot(diff, diff)) / max(1, diff.size))
+            out.append(np.asarray(level) - np.asarray(half.resize(level.size, Image.Resampling.BILINEAR)))
             level = half
         return out[0], out[1], out[2], out[3]
+
+    @cached_property
+    def bands(self) -> tuple[float, float, float, float]:
+        """Mean squared detail per pixel in each octave of `pyramid`."""
+        e = [float(np.vdot(d, d)) / max(1, d.size) for d in self.pyramid]
+        return e[0], e[1], e[2], e[3]
 
 
 Descriptor = Callable[[Prepared], float]
@@ -182,9 +187,11 @@ def fine_detail(p: Prepared) -> float:
 @descriptor("resolved_side")
 def resolved_side(p: Prepared) -> float:
     """The short side, in pixels, of the detail actually present: the short side as decoded times the
-    share of its frequencies the detail reaches (monitoring.resolution). A small upload has a small one
-    because it is small; an upscaled or blurred one because its detail is missing, sharpened or not."""
-    return min(p.detail.size) * resolved_share(np.asarray(p.detail))
+    lesser of two shares (monitoring.resolution): of the frequencies its detail reaches, and of its
+    structured parts that are sharp to the pixel. A small upload has a small one because it is small; an
+    upscaled or blurred one because its detail is missing, sharpened or not, or stamped on in one corner."""
+    fine, _, coarse, _ = p.pyramid
+    return min(p.detail.size) * min(resolved_share(np.asarray(p.detail)), sharp_share(fine, coarse))
 
 
 @descriptor("bytes_per_pixel")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from typer.testing import CliRunner
 
 from monitoring import descriptors as d
@@ -113,6 +113,53 @@ def test_resolved_share_falls_as_one_over_the_enlargement():
     assert all(0.9 < t < 1.5 for t in times) and max(times) / min(times) < 1.2, times
 
 
+def stamped(image: Image.Image) -> Image.Image:
+    """A site's name stamped across a corner: sharp white letters with a dark outline."""
+    out = image.copy()
+    ImageDraw.Draw(out).text((12, 12), "roomsite.example", font=ImageFont.load_default(size=24), fill=(255, 255, 255),
+                             stroke_width=2, stroke_fill=(20, 20, 20))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_name_stamped_on_an_enlargement_does_not_make_it_sharp(seed):
+    """Sharp letters in a corner put back the fine detail the spectrum of the whole photo looks for, so the
+    cutoff alone reads a stamped enlargement as nearly sharp; block by block the letters are a few sharp
+    blocks among soft ones, and resolved_side takes the lesser share. A stamped sharp photo stays sharp."""
+    from monitoring.resolution import resolved_share
+
+    def luma(im: Image.Image) -> np.ndarray:
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255
+
+    photo = texture(seed=seed)
+    enlarged = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
+    assert resolved_share(luma(stamped(enlarged))) > 2 * resolved_share(luma(enlarged))
+    side = {name: d.describe(im)["resolved_side"] for name, im in [
+        ("enlarged", enlarged), ("stamped", stamped(enlarged)), ("sharp", photo), ("sharp stamped", stamped(photo))]}
+    assert side["enlarged"] < 60 and side["stamped"] < 60
+    assert side["sharp"] > 180 and side["sharp stamped"] > 180
+
+
+def test_sharp_share_counts_the_structured_blocks_sharp_to_the_pixel():
+    """Texture everywhere carries as much fine detail as coarse, and must not be taken for grain; an
+    enlargement has none sharp, with grain on top or not; a photo half enlarged keeps its sharp half; a flat
+    or tiny picture is no evidence."""
+    from monitoring.resolution import SHARP_FLOOR, sharp_share
+
+    def share(im: Image.Image) -> float:
+        fine, _, coarse, _ = d.prepare(im).pyramid
+        return sharp_share(fine, coarse)
+
+    photo = texture(seed=3)
+    enlarged = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
+    half = photo.copy()
+    half.paste(enlarged.crop((128, 0, 256, 256)), (128, 0))
+    grained = to_image(sensor_noise(to_array(enlarged), np.random.default_rng(3), 0.005))
+    assert share(photo) > 0.95 and share(half) > 0.6
+    assert share(enlarged) == share(grained) == SHARP_FLOOR
+    assert share(Image.new("RGB", (256, 256), (120, 120, 120))) == share(photo.resize((24, 24))) == 1.0
+
+
 def test_flags_fire_on_night_and_low_resolution_not_on_clean_scenes():
     cal = Calibration.from_reference(reference_of(scenes(60, seed=0)))
     rng = np.random.default_rng(1)
@@ -134,7 +181,7 @@ def test_flags_fire_on_night_and_low_resolution_not_on_clean_scenes():
 def test_calibration_follows_the_reference():
     # The same 48 px photo is low resolution for a model trained on 256 px photos, normal for one trained at 48 px.
     photo = d.describe(scenes(1, size=48, seed=9)[0])
-    big = Calibration.from_reference(reference_of([im.resize((256, 256)) for im in scenes(10)]))
+    big = Calibration.from_reference(reference_of(scenes(10, size=256)))
     small = Calibration.from_reference(reference_of([im.resize((48, 48)) for im in scenes(10)]))
     assert big.scores(photo)["low_resolution"] > 0.5 > small.scores(photo)["low_resolution"]
     # Novelty needs the model's embedding distance; the exported embedding summary calibrates it.
@@ -205,8 +252,8 @@ def test_every_shift_kind_is_seeded_and_keeps_an_image():
 @pytest.mark.skipif(not REAL_ROOMS.exists(), reason="real photos not present (../shared/data/rooms)")
 def test_real_photos_flags():
     """On real photos: the shipped margins flag night shots, including lamp-lit ones, and upscaled (also
-    when sharpened or grained after) and blurred photos, and leave untouched, dim, lamp-lit, compressed and
-    mildly smaller ones alone."""
+    when sharpened, grained or stamped with a site's name after) and blurred photos, and leave untouched,
+    dim, lamp-lit, compressed and mildly smaller ones alone."""
     paths = sorted(REAL_ROOMS.rglob("*.jpg"))[::8]
     images = [Image.open(p).convert("RGB") for p in paths]
     ref, rest = images[: len(images) // 2], images[len(images) // 2:]
@@ -220,7 +267,7 @@ def test_real_photos_flags():
     assert sum(bool(cal.assess(d.describe(im), 0.5, IMAGE_FLAGS).flags) for im in rest) <= 0.02 * len(rest)
     for kind in ("night_street", "night_lamp", "night_grey"):
         assert share(kind, "night_time") >= 0.9, kind
-    for kind in ("upscaled", "blurred", "small", "sharpened_upscale", "upscaled_grain"):
+    for kind in ("upscaled", "blurred", "small", "sharpened_upscale", "upscaled_grain", "watermarked"):
         assert share(kind, "low_resolution") >= 0.85, kind
     for kind in ("dim", "warm_lamp"):
         assert share(kind, "night_time") <= 0.05, kind
