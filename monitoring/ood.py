@@ -8,7 +8,7 @@ well below 0.5, and one markedly darker scores near 1, whatever the training dat
 
   night_time      dark and without highlights: -(ln brightness + ln highlights) / 2
   low_resolution  little detail: -log2(resolved side in pixels), so a small upload and an upscaled,
-                  blurred or sharpened-after-upscaling one alike (monitoring.descriptors.resolved_side)
+                  blurred, sharpened or stamped-after-upscaling one alike (monitoring.descriptors.resolved_side)
   novelty         far from the training embeddings: ln(distance to their centre / median distance)
 
 Each rule is registered in `RULES` with its statistic, calibration and whether it needs only the image
@@ -77,7 +77,7 @@ RULES: Registry[Rule] = Registry("out-of-domain rule")
 # confidence to be flagged at most 2%. The defaults are those of the real rooms' photos, for a model
 # exported without per-image reference rows.
 RULES.add("night_time", Rule(_night, margin=0.8, width=0.12, default_high=lambda _: 0.73, quantile=95))
-RULES.add("low_resolution", Rule(_low_resolution, margin=0.55, width=0.2, default_high=lambda _: -6.8, quantile=95))
+RULES.add("low_resolution", Rule(_low_resolution, margin=0.5, width=0.2, default_high=lambda _: -6.8, quantile=95))
 # ln(1.3): 30% further from the centre than nearly all validation images.
 RULES.add("novelty", Rule(_novelty, margin=math.log(1.3), width=0.08, default_high=_novelty_default, needs="model"))
 
