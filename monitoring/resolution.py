@@ -33,7 +33,9 @@ COARSE = 0.02  # frequencies below this share (the photo's layout, not its detai
 BINS = 256  # radial bins over the frequencies kept
 
 BLOCK = 16  # sharp_share's blocks, in pixels of the finest octave
-NOISE_SHARE, NOISE_TIMES = 0.1, 2.0  # the flattest tenth of the blocks hold only grain: twice their level is noise
+# Grain is fine detail without coarse; texture everywhere has both. The noise level is twice this low quantile, over
+# the blocks, of fine less coarse detail, so grain is taken off and texture is not taken for it.
+NOISE_SHARE, NOISE_TIMES = 0.1, 2.0
 STRUCTURED = 0.5  # blocks at or above this quantile of coarse detail have structure whose edges can be sharp
 SHARP_RATIO = 0.1  # a block is sharp when its finest detail, less noise, is this share of its coarse detail
 SHARP_FLOOR = 0.05  # no sharp block at all reads as this share: past any enlargement the flag must catch
@@ -73,13 +75,14 @@ def resolved_share(luma: np.ndarray) -> float:
 
 
 def _block_means(x: np.ndarray, n: int, rows: int, cols: int) -> np.ndarray:
-    # Summed along rows, then along the last axis: contiguous reductions, a few times faster than one over two axes.
+    # Summed along rows, then along the last axis: contiguous reductions, which numpy does faster than one over two.
     sums = x[:rows * n, :cols * n].reshape(rows, n, cols * n).sum(axis=1).reshape(rows, cols, n).sum(axis=2)
     return sums.ravel() * (1 / (n * n))
 
 
 def _quantile(x: np.ndarray, q: float) -> float:
-    """numpy's default (linear) quantile of a 1-d array, by partition: the same number at a tenth the cost."""
+    """numpy's default (linear) quantile of a 1-d array, by a partial sort: np.quantile's own overhead is most
+    of its cost on a few hundred blocks."""
     pos = q * (x.size - 1)
     lo, hi = int(pos), min(int(pos) + 1, x.size - 1)
     part = np.partition(x, (lo, hi))
@@ -92,9 +95,11 @@ def sharp_share(fine: np.ndarray, coarse: np.ndarray) -> float:
     A block is structured when it holds more coarse detail than the median block, and sharp when its fine
     detail, less the noise level, is at least SHARP_RATIO of its coarse detail: an edge in a photo sharp to
     the pixel carries both, an enlarged edge only the coarse. Too few blocks, or none with structure, are
-    no evidence that detail is missing: 1."""
+    no evidence that detail is missing: 1. No sharp block reads as SHARP_FLOOR, which keeps the flag's
+    log statistic finite."""
     step = BLOCK // 4
-    rows, cols = min(fine.shape[0] // BLOCK, coarse.shape[0] // step), min(fine.shape[1] // BLOCK, coarse.shape[1] // step)
+    rows = min(fine.shape[0] // BLOCK, coarse.shape[0] // step)
+    cols = min(fine.shape[1] // BLOCK, coarse.shape[1] // step)
     if rows * cols < 4:
         return 1.0
     f = _block_means(fine * fine, BLOCK, rows, cols)
