@@ -211,7 +211,8 @@ def _tilt_shift(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 
 def _through_glass(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     """A room shot through a glass door: one side (40 to 60% of the width) behind the glass, a little soft
-    (1 to 2 px at 256 px), flatter and with a faint reflection; the rest through the open door, sharp."""
+    (1 to 2 px at 256 px) and flatter under a faint veil of reflected light; the rest through the open door,
+    sharp."""
     x = to_array(image)
     h, w = x.shape[:2]
     glass = to_array(blurred(image, lerp_log(1, 2, s))) * 0.85 + 0.1
@@ -224,8 +225,8 @@ def _through_glass(image: Image.Image, s: float, rng: Rng) -> Image.Image:
 
 
 def _denoised(image: Image.Image, s: float, rng: Rng) -> Image.Image:
-    """A camera's heavy noise reduction: a median filter of 3 to 5 px at 256 px (fine texture smoothed away,
-    edges kept sharp), JPEG 80 to 92."""
+    """A camera's heavy noise reduction: a median filter 3 px wide, 5 px from strength 0.8 on a 256 px photo
+    (sooner on larger ones), so fine texture is smoothed away and edges kept sharp; JPEG 80 to 92."""
     size = 3 if round(lerp_log(3, 5, s) * min(image.size) / 256) < 5 else 5
     return jpeg(image.convert("RGB").filter(ImageFilter.MedianFilter(size)), int(rng.integers(80, 93)))
 
