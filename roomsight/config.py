@@ -3,7 +3,7 @@
 Settings come from, lowest priority first: built-in defaults, a YAML file (`--config`,
 `$ROOMSIGHT_CONFIG`, or `$ROOMSIGHT_HOME/config.yaml` if it exists), then environment variables
 `ROOMSIGHT_<SECTION>__<KEY>` (e.g. `ROOMSIGHT_SERVE__PORT=8080`) or `ROOMSIGHT_<KEY>` for top-level
-keys. A bad value fails at start-up with an error that names the key.
+keys, but for the few in `NOT_SETTINGS`. A bad value fails at start-up with an error that names the key.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ from roomsight.errors import ConfigError
 from roomsight.userfiles import read_yaml
 
 ENV_PREFIX = "ROOMSIGHT_"
+# Variables with the prefix that are not settings: the file to read, and the tests' and benchmarks' knobs
+# (where the real photos are, how many schemathesis examples, where page screenshots go). A shell that sets
+# one for a benchmark must still run the CLI, so they are passed over rather than refused as unknown keys.
+NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_SCHEMATHESIS_EXAMPLES",
+                          "ROOMSIGHT_SCREENSHOTS"})
 
 
 class RaySettings(_Section):
@@ -204,7 +209,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     """Turn ROOMSIGHT_SECTION__KEY=value into nested dicts; pydantic does the type conversion."""
     out: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "ROOMSIGHT_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
         node = out

@@ -56,6 +56,18 @@ def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
     assert "ROOMSIGHT_" + key.replace(".", "__").upper() in str(info.value)
 
 
+def test_the_tests_and_benchmarks_variables_are_not_taken_for_settings(tmp_path: Path):
+    """`ROOMSIGHT_REAL_DATA` and its kind share the prefix; a shell that exports one for a benchmark must still
+    load the settings, while a key that is neither a setting nor one of them is refused by name."""
+    from roomsight.config import NOT_SETTINGS
+
+    knobs = {name: "x" for name in NOT_SETTINGS - {"ROOMSIGHT_CONFIG"}}
+    assert "ROOMSIGHT_REAL_DATA" in knobs
+    assert load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **knobs}).home == tmp_path
+    with pytest.raises(ConfigError, match="ROOMSIGHT_REAL_DATUM"):
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REAL_DATUM": "x"})
+
+
 @pytest.mark.parametrize("url", ["postgres://u:hunter2@db/rs", "hunter2@db/rs"])
 def test_unusable_database_url_fails_at_start_without_echoing_it(tmp_path: Path, url: str):
     with pytest.raises(ConfigError) as info:
