@@ -72,6 +72,16 @@ def texture(n: int = 256, seed: int = 0) -> Image.Image:
     return Image.fromarray(((x - x.min()) / (x.max() - x.min()) * 200 + 28).astype(np.uint8)).convert("RGB")
 
 
+def enlarged(photo: Image.Image) -> Image.Image:
+    """`photo` (256 px) reduced to 64 px and enlarged back: a quarter of its detail, all of its pixels."""
+    return photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
+
+
+def luma(image: Image.Image) -> np.ndarray:
+    """What monitoring.resolution reads: the photo's luma as float32 in [0, 1]."""
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_resolved_side_sees_missing_detail_not_pixel_count(seed):
     """An upscaled photo has the pixel count of a sharp one but the detail of a small one; the short side
@@ -79,7 +89,7 @@ def test_resolved_side_sees_missing_detail_not_pixel_count(seed):
     raises the fine detail that is left, which fooled a ratio of fine to coarse detail (fine_detail), but
     puts back no frequency that is gone, and grain on top is taken off as noise."""
     photo = texture(seed=seed)
-    upscaled = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
+    upscaled = enlarged(photo)
     sharpened = upscaled.filter(ImageFilter.UnsharpMask(radius=2, percent=200, threshold=0))
     grained = to_image(sensor_noise(to_array(upscaled), np.random.default_rng(seed), 0.005))
     got = {name: d.describe(im) for name, im in [
@@ -101,15 +111,12 @@ def test_resolved_share_falls_as_one_over_the_enlargement():
     to 6, so the flag's log2 statistic moves by log2(f) whatever the factor."""
     from monitoring.resolution import resolved_share
 
-    def share(im: Image.Image) -> float:
-        return resolved_share(np.asarray(im.convert("L"), dtype=np.float32) / 255)
-
     photo = texture(seed=2)
-    base = share(photo)
-    enlarged = {f: photo.resize((round(256 / f),) * 2, Image.Resampling.BOX).resize((256, 256),
-                                                                                    Image.Resampling.BICUBIC)
-                for f in (1.5, 2, 3, 4, 6)}
-    times = [share(im) / base * f for f, im in enlarged.items()]
+    base = resolved_share(luma(photo))
+    by_factor = {f: photo.resize((round(256 / f),) * 2, Image.Resampling.BOX).resize((256, 256),
+                                                                                     Image.Resampling.BICUBIC)
+                 for f in (1.5, 2, 3, 4, 6)}
+    times = [resolved_share(luma(im)) / base * f for f, im in by_factor.items()]
     assert all(0.9 < t < 1.5 for t in times) and max(times) / min(times) < 1.2, times
 
 
@@ -128,14 +135,11 @@ def test_a_name_stamped_on_an_enlargement_does_not_make_it_sharp(seed):
     blocks among soft ones, and resolved_side takes the lesser share. A stamped sharp photo stays sharp."""
     from monitoring.resolution import resolved_share
 
-    def luma(im: Image.Image) -> np.ndarray:
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255
-
     photo = texture(seed=seed)
-    enlarged = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
-    assert resolved_share(luma(stamped(enlarged))) > 2 * resolved_share(luma(enlarged))
+    big = enlarged(photo)
+    assert resolved_share(luma(stamped(big))) > 2 * resolved_share(luma(big))
     side = {name: d.describe(im)["resolved_side"] for name, im in [
-        ("enlarged", enlarged), ("stamped", stamped(enlarged)), ("sharp", photo), ("sharp stamped", stamped(photo))]}
+        ("enlarged", big), ("stamped", stamped(big)), ("sharp", photo), ("sharp stamped", stamped(photo))]}
     assert side["enlarged"] < 60 and side["stamped"] < 60
     assert side["sharp"] > 180 and side["sharp stamped"] > 180
 
@@ -151,12 +155,12 @@ def test_sharp_share_counts_the_structured_blocks_sharp_to_the_pixel():
         return sharp_share(fine, coarse)
 
     photo = texture(seed=3)
-    enlarged = photo.resize((64, 64), Image.Resampling.BILINEAR).resize((256, 256), Image.Resampling.BICUBIC)
+    big = enlarged(photo)
     half = photo.copy()
-    half.paste(enlarged.crop((128, 0, 256, 256)), (128, 0))
-    grained = to_image(sensor_noise(to_array(enlarged), np.random.default_rng(3), 0.005))
+    half.paste(big.crop((128, 0, 256, 256)), (128, 0))
+    grained = to_image(sensor_noise(to_array(big), np.random.default_rng(3), 0.005))
     assert share(photo) > 0.95 and share(half) > 0.6
-    assert share(enlarged) == share(grained) == SHARP_FLOOR
+    assert share(big) == share(grained) == SHARP_FLOOR
     assert share(Image.new("RGB", (256, 256), (120, 120, 120))) == share(photo.resize((24, 24))) == 1.0
 
 
