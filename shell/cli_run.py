@@ -96,7 +96,7 @@ def report(
     check_output_file(out, "--out", ".html")
     control = control_of(ctx)
     target = resolve_rollout(control, rollout) if rollout else None
-    if target is None and control.current().state.rollout_id is None:
+    if target is None and not control.current().state.in_progress:
         target = latest_recorded(control)
         if target:
             console.print(f"no rollout in progress; reporting on the most recent one, {target}")

@@ -184,6 +184,24 @@ def test_report_on_a_past_rollout_and_bad_options(settings, tmp_path) -> None:
     assert r.exit_code == 1 and "give a .html file name" in " ".join(r.output.split())
 
 
+def test_limited_names_its_regions_share_and_a_rollout_at_full_is_reported_from_its_events(settings, tmp_path) -> None:
+    cp, rid = started(settings)
+    cp.promote("limited", ("eu-west",), percent=40, force=True, reason="try it")
+    html = write_report(cp, tmp_path / "limited.html").read_text()
+    assert "40% of listings in eu-west" in html  # the regions' share, not the share of all listings (0%)
+
+    cp.promote("full", force=True, reason="ship it")
+    assert not cp.current().state.in_progress and cp.current().state.rollout_id == rid  # full keeps the id
+    env = {"ROOMSIGHT_HOME": str(settings.home)}
+    for args in ([], ["--rollout", rid[:8]]):
+        out = tmp_path / f"full{len(args)}.html"
+        r = CliRunner().invoke(cli, ["report", *args, "--out", str(out)], env=env)
+        assert r.exit_code == 0, r.output
+        html = out.read_text()
+        assert rid in html and 'data-verdict="ended"' in html and "ship it" in html, args
+        assert ("reporting on the most recent one" in r.output) == (not args)
+
+
 # -- pure parts ------------------------------------------------------------------------------------------
 def test_conditions_read_gates_and_analysis_results() -> None:
     from analysis import AnalysisResult, SegmentResult

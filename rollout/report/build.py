@@ -85,10 +85,12 @@ def _plot(views: Views, inp: ReportInput) -> None:
 
 # -- entry points -------------------------------------------------------------------------------------
 def report_input(control: ControlPlane, rollout_id: str | None = None) -> ReportInput:
-    """The live rollout (default), or a past one from its recorded events."""
+    """The rollout in progress (default, or when it is the one asked for), else the one asked for from its
+    recorded events. A rollout that reached full keeps its id in the routing state but is no longer in
+    progress: it is read from its events like any other past one."""
     events = control.history(HISTORY_LIMIT)
-    current = control.current().state.rollout_id
-    if rollout_id is None or rollout_id == current:
+    state = control.current().state
+    if rollout_id is None or (state.in_progress and rollout_id == state.rollout_id):
         return from_status(control.status(), control.plan, events)
     return from_events(rollout_id, control.plan, events)
 
