@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from roomsight import registry
 from roomsight.config import Settings
 from roomsight.db import engine_for
-from roomsight.errors import GatesFailed, PlanError, RegistryError, RolloutError, StateConflict, TransitionError
+from roomsight.errors import BadModelUri, GatesFailed, PlanError, RegistryError, RolloutError, StateConflict, TransitionError
 from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
 from roomsight.rollout_state import RoutingState, Versioned, read_state, write_state
 from monitoring.notify import Notifier
@@ -158,7 +158,7 @@ class ControlPlane:
         cur = self.current()
         try:
             candidate = registry.resolve(candidate_uri)
-        except RegistryError as exc:
+        except BadModelUri as exc:  # MLflow out of reach stays a RegistryError: a retry may cure that
             raise RolloutError(str(exc)) from None
         if candidate.name != self.settings.model_name:
             raise RolloutError(f"{candidate_uri} is not a version of {self.settings.model_name!r}")
@@ -206,7 +206,7 @@ class ControlPlane:
         try:  # MLflow must be reachable before routing changes, or the record would miss the change
             registry.check_reachable()
         except Exception as exc:
-            raise RolloutError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
+            raise RegistryError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
         try:
             written = write_state(self.engine, after, cur.generation)
         except StateConflict as exc:

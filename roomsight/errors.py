@@ -6,7 +6,8 @@
     │   ├── DurationError (ValueError) ....... '90x' where a duration ('90s', '2h') was wanted
     │   ├── DatabaseUnavailable (ConnectionError)
     │   ├── SchemaMismatch (RuntimeError) .... a column that cannot be added to the rows already held
-    │   ├── RegistryError (RuntimeError) ..... MLflow's model registry: a URI that does not resolve, or down
+    │   ├── RegistryError (RuntimeError) ..... MLflow's model registry refused or is out of reach: `status` (503)
+    │   │   └── BadModelUri .................. a model URI that is malformed or names no version
     │   ├── RegistrationError (LookupError) .. a part's name: unknown, or registered twice
     │   ├── PackError ........................ a model pack with missing or damaged files
     │   ├── DataError (ValueError) ........... training data that cannot be trained on
@@ -68,11 +69,15 @@ class SchemaMismatch(UserError, RuntimeError):
 
 
 class RegistryError(UserError, RuntimeError):
-    """A model URI does not resolve, or MLflow's model registry refused an operation or is out of reach.
-    The control plane turns a bad URI into a RolloutError; one that reaches an API is the registry being
-    down, which a retry may cure (`status` 503)."""
+    """MLflow's model registry refused an operation or is out of reach. One that reaches an API is the
+    registry being down, which a retry may cure (`status` 503)."""
 
     status = 503
+
+
+class BadModelUri(RegistryError):
+    """A model URI that is not one (models:/NAME/VERSION or models:/NAME@ALIAS) or names no registered
+    version. The control plane turns it into a RolloutError (409): no retry cures it."""
 
 
 class RegistrationError(UserError, LookupError):

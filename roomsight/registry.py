@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from roomsight.config import Settings
-from roomsight.errors import RegistryError, UserError, first_line
+from roomsight.errors import BadModelUri, RegistryError, UserError, first_line
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
@@ -47,7 +47,7 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
     """`models:/name/3` -> (name, "3", None); `models:/name@champion` -> (name, None, "champion")."""
     m = _URI.match(uri.strip())
     if not m:
-        raise RegistryError(f"not a registered-model URI: {uri!r} (expected models:/NAME/VERSION or models:/NAME@ALIAS)")
+        raise BadModelUri(f"not a registered-model URI: {uri!r} (expected models:/NAME/VERSION or models:/NAME@ALIAS)")
     return m["name"], m["version"], m["alias"]
 
 
@@ -107,7 +107,7 @@ def resolve(uri: str) -> ModelRef:
         else:
             mv = c.get_model_version(name, version)
     except Exception as exc:
-        raise unreachable(exc) or RegistryError(f"{uri} does not resolve in the registry: {first_line(exc)}") from None
+        raise unreachable(exc) or BadModelUri(f"{uri} does not resolve in the registry: {first_line(exc)}") from None
     return ModelRef(name=name, version=str(mv.version))
 
 

@@ -10,7 +10,7 @@ from roomsight import registry
 from roomsight.db import engine_for
 from rollout.control import ControlPlane
 from rollout.plan import load_plan
-from roomsight.errors import GatesFailed, RolloutError
+from roomsight.errors import BadModelUri, GatesFailed, RegistryError, RolloutError
 from serving.predlog import LogWriter, PredictionRecord
 from roomsight.rollout_state import Stage
 from rollout.plan import Gate
@@ -158,9 +158,22 @@ def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
     ControlPlane(settings, plan).start("models:/roomtype/2")
     down = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})  # nothing listens
     cp = ControlPlane(down, plan, actor="ops")
-    with pytest.raises(RolloutError, match="MLflow registry is unreachable.*nothing was changed"):
+    with pytest.raises(RegistryError, match="MLflow registry is unreachable.*nothing was changed") as refused:
         cp.promote("limited", ("eu-west",))
+    assert not isinstance(refused.value, RolloutError)  # a registry that is down is not a refusal: 503, not 409
+    with pytest.raises(RegistryError, match="cannot reach MLflow") as refused:
+        cp.start("models:/roomtype/1")  # a URI that cannot be looked up is not a bad URI
+    assert not isinstance(refused.value, (RolloutError, BadModelUri))
     assert cp.current().state.stage is Stage.SHADOW and cp.current().generation == 2  # routing untouched
+
+    from fastapi.testclient import TestClient
+
+    from rollout.api import create_app
+    api = TestClient(create_app(cp, {"ops": "ops-operator-token"}), raise_server_exceptions=False)
+    r = api.post("/api/promote", json={"stage": "limited", "regions": ["eu-west"]},
+                 headers={"Authorization": "Bearer ops-operator-token"})
+    assert r.status_code == 503 and "nothing was changed" in r.json()["error"]
+    assert cp.current().generation == 2
 
     back = ControlPlane(settings, plan, actor="ops")  # the registry is back
     assert back.promote("limited", ("eu-west",)).after.stage is Stage.LIMITED
