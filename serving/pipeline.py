@@ -82,20 +82,26 @@ class AnswerPipeline:
                     image: ModelInput) -> tuple[Decision, ModelAnswer, str | None]:
         """The answering model's answer; a failing candidate is answered for by the champion (the decision
         then says so, with the candidate's error for the log)."""
-        candidate = decision.served_by == CANDIDATE
+        if decision.served_by != CANDIDATE:
+            return decision, await self._champion(state, image), None
         try:
             with self.shadow.answering():
-                timeout = self.settings.serve.candidate_timeout_s if candidate else None
-                return decision, await self.calls.predict(decision.served_by, state, image, timeout), None
+                timeout = self.settings.serve.candidate_timeout_s
+                return decision, await self.calls.predict(CANDIDATE, state, image, timeout), None
         except Exception as exc:
-            if not candidate:
-                log.exception("champion failed")
-                raise RequestError(503, "the model is unavailable; retry shortly", "champion-error") from None
             # The candidate must never fail a request the champion can answer.
             self.metrics.fallbacks.inc()
+            return Decision(CHAMPION, None, "candidate-fallback"), await self._champion(state, image), error_text(exc)
+
+    async def _champion(self, state: RoutingState, image: ModelInput) -> ModelAnswer:
+        """The champion's answer. When it fails, also as the candidate's stand-in, the request is refused with a
+        503 the client may retry: never a 500, and on /predict/batch never the other photos' answers."""
+        try:
             with self.shadow.answering():
-                answer = await self.calls.predict(CHAMPION, state, image, None)
-            return Decision(CHAMPION, None, "candidate-fallback"), answer, error_text(exc)
+                return await self.calls.predict(CHAMPION, state, image, None)
+        except Exception:
+            log.exception("champion failed")
+            raise RequestError(503, "the model is unavailable; retry shortly", "champion-error") from None
 
     def _record(self, record: PredictionRecord, state: RoutingState, decision: Decision, answer: ModelAnswer,
                 image: ModelInput, decoded: DecodedImage) -> None:

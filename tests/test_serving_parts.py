@@ -1,5 +1,6 @@
 """The ingress's parts without Ray: the typed request and the schema that documents it, the warm-up hook's
-hold on an unloadable champion, and the rollout's configured series for Prometheus."""
+hold on an unloadable champion, the answering call's fallback to the champion, and the rollout's configured
+series for Prometheus. Ray's deployment handles are stood in for where a part calls one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.datastructures import FormData, UploadFile
 from roomsight.errors import RequestError
 from roomsight.registry import ModelRef
 from serving.metrics import rollout_families
+from serving.models import ModelAnswer
 from serving.request import TEXT_FIELDS, PredictRequest, form_schema, parse_batch, parse_predict
 from roomsight.rollout_state import RoutingState, Stage
 from serving.routing import on_candidate
@@ -121,6 +123,51 @@ def test_an_unloadable_new_champion_is_held_back_but_a_first_state_or_a_failing_
     candidate.broken = {"2"}
     warm(RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r"))  # the champion covers
     assert warm.live_champion == V1
+
+
+# -- the answering call ------------------------------------------------------------------------------
+class _Replica:
+    """A model deployment's handle as the answering call uses it (`predict.remote(ref, image, priority)`):
+    answers, or raises what a failing replica raises."""
+
+    def __init__(self, fails: bool) -> None:
+        self.fails, self.predict = fails, self
+
+    def remote(self, ref: dict[str, str], image: object, priority: str):  # noqa: ANN201 - an awaitable
+        async def result():  # noqa: ANN202
+            if self.fails:
+                raise RuntimeError("replica died")
+            return ModelAnswer(version=ref["version"], label="kitchen", top_class="kitchen", score=0.9,
+                               probs={"kitchen": 0.9, "bedroom": 0.1}, ms=1.0, batch_size=1, model_scores={})
+        return result()
+
+
+@pytest.mark.parametrize("champion_fails", [False, True], ids=["champion answers", "champion fails too"])
+def test_a_failing_candidate_is_answered_for_by_the_champion_or_refused_with_a_503(tmp_path, champion_fails):
+    import asyncio
+
+    from serving.calls import ModelCalls
+    from serving.metrics import ServeMetrics
+    from serving.pipeline import AnswerPipeline
+    from serving.routing import CANDIDATE, Decision
+    from serving.shadow_dispatch import ShadowDispatcher
+    from tests.conftest import settings_for
+
+    settings, metrics = settings_for(tmp_path), ServeMetrics()
+    calls = ModelCalls({"champion": _Replica(champion_fails), "candidate": _Replica(True)}, metrics, "idle")
+    shadow = ShadowDispatcher(settings.serve, calls, None, metrics)  # type: ignore[arg-type] - no shadow job here
+    pipeline = AnswerPipeline(settings, lambda: None, calls, shadow, None, None, metrics)  # type: ignore[arg-type]
+    state = RoutingState(champion=V1, stage=Stage.GRADUAL, candidate=V2, rollout_id="r", percent=100)
+    call = pipeline._call(state, Decision(CANDIDATE, None, "slice"), b"image")  # type: ignore[arg-type]
+    if champion_fails:
+        with pytest.raises(RequestError) as refused:
+            asyncio.run(call)
+        assert refused.value.status == 503 and refused.value.reason == "champion-error"
+    else:
+        decision, answer, error = asyncio.run(call)
+        assert (decision.served_by, decision.reason, answer.version) == ("champion", "candidate-fallback", "1")
+        assert error and "replica died" in error
+    assert metrics.fallbacks._value.get() == 1 and shadow._answering == 0
 
 
 # -- the rollout's series -----------------------------------------------------------------------------
