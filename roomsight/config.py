@@ -26,10 +26,12 @@ from roomsight.userfiles import read_yaml
 
 ENV_PREFIX = "ROOMSIGHT_"
 # Variables with the prefix that are not settings: the file to read, and the tests' and benchmarks' knobs
-# (where the real photos are, how many schemathesis examples, where page screenshots go). A shell that sets
-# one for a benchmark must still run the CLI, so they are passed over rather than refused as unknown keys.
+# (where the real photos are, how many schemathesis and fuzzing examples, where page screenshots go, how many
+# simulated rollouts the analysis benchmark holds out). A shell that sets one for a benchmark must still run
+# the CLI, so they are passed over rather than refused as unknown keys. A test finds every one the tests and
+# benchmarks read.
 NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_SCHEMATHESIS_EXAMPLES",
-                          "ROOMSIGHT_SCREENSHOTS"})
+                          "ROOMSIGHT_FUZZ_EXAMPLES", "ROOMSIGHT_SCREENSHOTS", "ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS"})
 
 
 class RaySettings(_Section):

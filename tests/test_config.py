@@ -68,6 +68,21 @@ def test_the_tests_and_benchmarks_variables_are_not_taken_for_settings(tmp_path:
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REAL_DATUM": "x"})
 
 
+def test_every_variable_the_tests_and_benchmarks_read_is_passed_over() -> None:
+    """A knob added to a test or a benchmark without its line in NOT_SETTINGS would make every CLI command
+    fail in a shell that exported it."""
+    import re
+
+    from roomsight.config import NOT_SETTINGS
+
+    root = Path(__file__).resolve().parents[1]
+    read = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*["'](ROOMSIGHT_[A-Z0-9_]+)["']""")
+    found = {m for folder in ("tests", "benchmarks") for f in (root / folder).rglob("*.py")
+             for m in read.findall(f.read_text(encoding="utf-8"))}
+    assert {"ROOMSIGHT_REAL_DATA", "ROOMSIGHT_FUZZ_EXAMPLES"} <= found  # the pattern sees the reads
+    assert found <= NOT_SETTINGS, sorted(found - NOT_SETTINGS)
+
+
 @pytest.mark.parametrize("url", ["postgres://u:hunter2@db/rs", "hunter2@db/rs"])
 def test_unusable_database_url_fails_at_start_without_echoing_it(tmp_path: Path, url: str):
     with pytest.raises(ConfigError) as info:
