@@ -82,7 +82,7 @@ class WebhookSettings(_Section):
     url: str = Field(repr=False, description="Where to POST (https://hooks.slack.com/services/...); a secret: never printed or logged.")
     kind: Literal["slack", "generic"] = Field("generic", description="slack: an incoming-webhook message (text + blocks); "
                                               "generic: roomsight's JSON event.")
-    name: str | None = Field(None, max_length=64, description="How logs name this webhook; default its host.")
+    name: str | None = Field(None, max_length=64, description="How logs name this webhook; default 'KIND webhook at HOST'.")
     events: tuple[str, ...] = Field(EVENT_TYPES, min_length=1, description="Which events it gets.")
     retries: int = Field(3, ge=0, le=10, description="Further attempts after a timeout, a refused connection, a 429 or a 5xx.")
     backoff_s: float = Field(1.0, ge=0, description="Wait before the first retry; doubled before each next one.")
