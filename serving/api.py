@@ -2,7 +2,9 @@
 `/openapi.json` (checked against the running app by schemathesis in the tests).
 
 The routes read the multipart form themselves (`serving.request`), so every refusal, from a wrong content
-type to an undecodable photo, has the same `{"error": ...}` body and is counted by reason.
+type or an unreadable body to an undecodable photo, has the same `{"error": ...}` body, and every 4xx refusal
+of a prediction is counted by reason (`roomsight_rejected`). Starlette's own refusals of unknown paths and
+methods have the body too, and are not predictions refused.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ async def _form(request: Request, service: IngressService) -> FormData:
         raise RequestError(415, "expected a multipart/form-data body, with the photo as a file field",
                            "unsupported-media-type")
     service.check_length(request.headers.get("content-length"))
-    return await request.form()
+    try:
+        return await request.form()
+    except HTTPException as exc:  # Starlette's refusal of a body it cannot read as multipart: counted like the others
+        raise RequestError(exc.status_code, f"the multipart body cannot be read: {exc.detail}", "malformed-form") from None
 
 
 def create_api(service: IngressService) -> FastAPI:
@@ -98,7 +103,8 @@ def create_api(service: IngressService) -> FastAPI:
                     try:
                         return await service.pipeline.answer(await service.decode(upload), fields)
                     except RequestError as exc:  # this photo alone fails
-                        service.metrics.rejected.labels(exc.reason).inc()
+                        if exc.status < 500:
+                            service.metrics.rejected.labels(exc.reason).inc()
                         return BatchItemError(error=exc.message, status=exc.status)
 
                 return BatchAnswer(results=list(await asyncio.gather(*(one(*item) for item in parse_batch(form)))))
