@@ -6,16 +6,10 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class FieldProblem(BaseModel):
-    field: str
-    message: str
-
-
 class ErrorBody(BaseModel):
     """Every refusal (4xx, 503) has this body."""
 
     error: str = Field(description="What was wrong, in words, naming the field where there is one.")
-    detail: list[FieldProblem] | None = Field(None, description="One entry per invalid field, where there are several.")
 
 
 class ModelInfo(BaseModel):
@@ -35,7 +29,7 @@ class Prediction(BaseModel):
     label: str = Field(description="The room type, or `unsure` below the model's confidence threshold.")
     scores: dict[str, float] = Field(description="Probability per class.")
     model: ModelInfo
-    stage: str = Field(description="Rollout stage at answer time: stable, shadow, limited or gradual.")
+    stage: str = Field(description="Rollout stage at answer time: stable, shadow, limited, gradual, pause or full.")
     served_by: str = Field(description="champion or candidate.")
     ood: OodInfo
 
@@ -75,6 +69,10 @@ class Health(BaseModel):
     candidate: str | None = Field(description="Candidate version, during a rollout.")
     state_generation: int | None = Field(description="Generation of the rollout state being routed on.")
     state_held: int = Field(description="Polls at which a newer state waited for its champion to load.")
+    state_read_errors: int = Field(description="Polls at which the rollout state could not be read (its database out "
+                                               "of reach); the state read last is routed on meanwhile.")
+    warm_errors: int = Field(description="New states whose models failed to warm up in time; routed on all the same "
+                                         "unless the champion cannot load (then held).")
     log: LogHealth
     shadow: ShadowHealth
     photos: PhotoHealth

@@ -79,6 +79,8 @@ class IngressService:
             "candidate": st.candidate.version if st and st.candidate else None,
             "state_generation": current.generation if current else None,
             "state_held": self.watcher.held,
+            "state_read_errors": self.watcher.read_errors,
+            "warm_errors": self.watcher.prepare_errors,
             "log": {"pending": self.log.pending, "written": self.log.written, "overflow": self.log.overflow,
                     "write_errors": self.log.write_errors, "recovered": self.log.recovered},
             "shadow": {"inflight": self.shadow.gate.running, "waiting": self.shadow.gate.waiting,

@@ -27,11 +27,11 @@ class StateWatcher:
         self._engine = engine
         self._interval = interval
         self._prepare = prepare
-        self.prepare_errors = 0
+        self.prepare_errors = 0  # states whose warm-up failed (/healthz: warm_errors)
         self.held = 0  # polls at which a newer state was kept back by NotReady
+        self.read_errors = 0  # polls at which the state could not be read: the last one read stays
         self._stop = threading.Event()
         self.current: Versioned | None = read_state(engine)
-        self.read_errors = 0
         self._thread = threading.Thread(target=self._run, name="rollout-state-watcher", daemon=True)
         self._thread.start()
 

@@ -140,6 +140,23 @@ def test_watcher_switches_even_if_prepare_fails(engine):
     assert w.current.state.champion.version == "6" and w.prepare_errors >= 1
 
 
+def test_watcher_keeps_the_last_state_and_counts_reads_that_fail(engine, monkeypatch):
+    import serving.state
+
+    write_state(engine, RoutingState(champion=ModelRef("roomtype", "1")), None)
+    w = StateWatcher(engine, 0.02)
+
+    def down(_engine):
+        raise OSError("database out of reach")
+
+    monkeypatch.setattr(serving.state, "read_state", down)
+    deadline = time.time() + 5
+    while w.read_errors < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    w.stop()
+    assert w.read_errors >= 3 and w.current.state.champion.version == "1"
+
+
 def test_watcher_holds_a_state_whose_champion_cannot_load(engine):
     from roomsight.errors import NotReady
 
