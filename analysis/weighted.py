@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from roomsight.verdicts import UNSURE, Cell, ReviewSample, VerdictRow
+from roomsight.verdicts import UNSURE, Cell, ReviewSample
 
 Z95 = 1.959963984540054
 MODELS = ("champion", "candidate")
@@ -126,8 +126,3 @@ def segment_estimates(sample: ReviewSample, key: str) -> dict[str, dict[str, Mod
     values = sorted({row.cell.value(key) for row in sample.counts})
     return {value: model_estimates(sample, lambda c, v=value: c.value(key) == v) for value in values}
 
-
-def raw(verdicts: list[VerdictRow] | tuple[VerdictRow, ...], model: str) -> tuple[int, int]:
-    """Unweighted: right answers and answered usable photos among the verdicts, as counted on the queue."""
-    right = sum(1 for v in verdicts if v.usable and getattr(v, model) == v.truth)
-    return right, sum(1 for v in verdicts if v.usable and getattr(v, model) != UNSURE)

@@ -19,7 +19,7 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest exact form of `seconds` in the units parse_duration reads ('30m', '90s', '1.5h')."""
+    """`seconds` in the largest unit parse_duration reads that divides it exactly ('2w', '90m', '90s', '1.5s')."""
     for unit in ("w", "d", "h", "m"):
         if seconds >= _UNIT_S[unit] and seconds % _UNIT_S[unit] == 0:
             return f"{seconds / _UNIT_S[unit]:g}{unit}"

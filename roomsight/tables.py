@@ -140,7 +140,7 @@ rollout_state = Table(
     metadata,
     Column("id", Integer, primary_key=True),  # always 1: one rollout at a time per registered model
     Column("generation", Integer, nullable=False),  # bumped on every write: optimistic concurrency
-    Column("state", JSON, nullable=False),  # serving.routing.RoutingState as a dict
+    Column("state", JSON, nullable=False),  # roomsight.rollout_state.RoutingState as a dict
     Column("updated_at", Float, nullable=False),
 )
 

@@ -41,7 +41,6 @@ class ModelAnswer:
     score: float
     probs: dict[str, float]
     ms: float  # model time for the batch this image was in
-    batch_size: int
     model_scores: dict[str, float]  # model-side OOD inputs (max softmax, energy, embedding distance)
 
 
@@ -145,7 +144,7 @@ class ModelServer:
             for i, out in zip(idx, outs):
                 answers[i] = ModelAnswer(
                     version=version, label=out.label, top_class=out.top_class, score=out.score,
-                    probs=out.probs, ms=ms, batch_size=len(idx), model_scores=_model_scores(pack, out),
+                    probs=out.probs, ms=ms, model_scores=_model_scores(pack, out),
                 )
         return answers  # type: ignore[return-value]
 

@@ -89,7 +89,6 @@ class LogWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.written = 0
-        self.updated = 0
         self.overflow = 0  # records dropped because the buffer was full (database down too long)
         self.write_errors = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
@@ -164,7 +163,6 @@ class LogWriter:
                     self._updates.popleft()
                 self._maybe_rotate()
             self.written += inserted
-            self.updated += len(ups)
 
     def _write(self, rows: list[dict[str, Any]], ups: list[ShadowUpdate]) -> int:
         """One transaction; returns how many rows it inserted."""

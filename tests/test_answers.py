@@ -10,7 +10,7 @@ from serving.models import ModelAnswer, check_answer
 
 def answer(**kw) -> ModelAnswer:
     base = dict(version="1", label="kitchen", top_class="kitchen", score=np.float32(0.9),
-                probs={"kitchen": np.float32(0.9), "bedroom": 0.1}, ms=1.0, batch_size=1, model_scores={})
+                probs={"kitchen": np.float32(0.9), "bedroom": 0.1}, ms=1.0, model_scores={})
     return ModelAnswer(**{**base, **kw})
 
 

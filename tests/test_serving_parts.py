@@ -138,7 +138,7 @@ class _Replica:
             if self.fails:
                 raise RuntimeError("replica died")
             return ModelAnswer(version=ref["version"], label="kitchen", top_class="kitchen", score=0.9,
-                               probs={"kitchen": 0.9, "bedroom": 0.1}, ms=1.0, batch_size=1, model_scores={})
+                               probs={"kitchen": 0.9, "bedroom": 0.1}, ms=1.0, model_scores={})
         return result()
 
 
