@@ -1,4 +1,4 @@
-"""The record of a rollout in MLflow: one run per event (start, promote, rollback, auto-rollback, pause,
+"""The record of a rollout in MLflow: one run per event (start, promote, rollback, auto-rollback, auto-pause,
 auto-promote) in the `roomsight-rollouts` experiment, with who, why, the conditions with their numbers and
 the routing state after it; and reading them back, newest first or as of a moment.
 
@@ -19,7 +19,7 @@ from rollout.conditions import ConditionResult
 
 @dataclass(frozen=True)
 class Event:
-    action: str  # start | promote | rollback | auto-rollback | pause | auto-promote
+    action: str  # start | promote | rollback | auto-rollback | auto-pause | auto-promote
     before: RoutingState
     after: RoutingState
     actor: str
