@@ -1,13 +1,13 @@
 """How the control plane's objects read in a terminal: the routing state in a sentence, conditions with
-their outcome in colour, an analysis's segments as a table. Shared by status, promote, the guard's
-records, replay and the demo."""
+their outcome in colour, an analysis's segments as a table. Shared by `rollout start`, `promote`,
+`rollback`, `status` and `serve`."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
-from roomsight.rollout_state import RoutingState, Stage
+from roomsight.rollout_state import RoutingState
 from rollout.conditions import ConditionResult
 
 COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
@@ -49,7 +49,3 @@ def segment_table(r: ConditionResult) -> Table:
 
 def pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1%}"
-
-
-def stage_word(s: RoutingState) -> str:
-    return s.stage.value + (f" {s.percent:g}%" if s.stage is Stage.GRADUAL else "")
