@@ -65,19 +65,15 @@ def _rollout_of(event: Event) -> str:
     return event.before.rollout_id or event.after.rollout_id or ""
 
 
-def history(limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
+def history(limit: int = 50, at: float | None = None) -> list[dict[str, Any]]:
     """Rollout events newest first; with `at`, only those recorded at or before it."""
     c = registry.client()
     with registry.reaching():
         exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
         if exp is None:
             return []
-        filters = []
-        if at is not None:
-            filters.append(f"attributes.start_time <= {int(at * 1000)}")
-        if rollout_id:
-            filters.append(f"tags.rollout_id = '{rollout_id}'")
-        runs = c.search_runs([exp.experiment_id], filter_string=" and ".join(filters),
+        where = "" if at is None else f"attributes.start_time <= {int(at * 1000)}"
+        runs = c.search_runs([exp.experiment_id], filter_string=where,
                              order_by=["attributes.start_time DESC"], max_results=limit)
     return [_event_dict(run) for run in runs]
 
