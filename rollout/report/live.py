@@ -36,9 +36,7 @@ class Built:
     fragment: str  # the report's <article>, for the page
     standalone: str  # the same report as a self-contained file, for download
     etag: str
-    generation: int
     rollout_id: str | None
-    at: float  # unix seconds
 
 
 class LiveReport:
@@ -48,7 +46,6 @@ class LiveReport:
         self.rebuild_s, self.poll_s, self.drift_every_s, self.idle_s = rebuild_s, poll_s, drift_every_s, idle_s
         self.store = store
         self.error: str | None = None  # why the last build failed, while no report exists
-        self.builds = 0
         self._latest: Built | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -84,10 +81,9 @@ class LiveReport:
                 now = time.monotonic()
                 changed = current != generation
                 if changed or now - built_at >= self.rebuild_s or (follow_up is not None and now >= follow_up):
-                    self._latest = self._build(current)
+                    self._latest = self._build()
                     follow_up = time.monotonic() + FOLLOW_UP_S if changed and generation is not None else None
                     generation, built_at, self.error = current, time.monotonic(), None
-                    self.builds += 1
             except Exception as exc:  # MLflow or the database out of reach: keep the last report, try again
                 log.exception("rollout report build failed")
                 self.error = f"the report could not be built ({type(exc).__name__}: {exc})"
@@ -96,12 +92,12 @@ class LiveReport:
                 self._ready.set()
             self._stop.wait(CHECK_S)
 
-    def _build(self, generation: int) -> Built:
+    def _build(self) -> Built:
         inp = report_input(self.control)
         views = gather(self.control, inp, self.store, drift=self._drift_for)
         fragment = render(inp, views, standalone=False)
         etag = '"' + hashlib.sha256(fragment.encode()).hexdigest()[:20] + '"'
-        return Built(fragment, render(inp, views), etag, generation, inp.rollout_id, time.time())
+        return Built(fragment, render(inp, views), etag, inp.rollout_id)
 
     def _drift_for(self, rollout_id: str, requests: dict[str, int]) -> list[RegionDrift]:
         cached = self._drift.get(rollout_id)
