@@ -88,7 +88,6 @@ class ReportInput:
     events: tuple[dict[str, Any], ...] = ()  # this rollout's recorded events, oldest first
     event: dict[str, Any] | None = None  # the event this report was written for
     live: bool = True  # the state as it is now (False: a past rollout, or the moment of an event)
-    plan_regions: tuple[str, ...] = ()
     thresholds: dict[str, float] = field(default_factory=dict)  # lines on the plots: budget and gate bounds
     generated_at: float = field(default_factory=time.time)
 
@@ -167,7 +166,7 @@ def from_status(status: Status, plan: Plan, events: list[dict[str, Any]]) -> Rep
     return ReportInput(
         rollout_id=rid, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
         next_step=status.next_step, conditions=tuple(Condition.from_dict(r.to_dict()) for r in judged.values()),
-        evidence=dict(status.evidence), plan_regions=tuple(plan.regions),
+        evidence=dict(status.evidence),
         events=_of_rollout(events, rid) if rid else tuple(sorted(events[:IDLE_EVENTS], key=lambda e: e["time"])),
         thresholds=_thresholds(plan, index))
 
@@ -187,8 +186,7 @@ def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], acto
         rollout_id=rid, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
         next_step=outcome.to_step if outcome.action in ("promote", "auto-promote") else None,
         conditions=tuple(Condition.from_dict(g.to_dict()) for g in outcome.gates), evidence=dict(outcome.evidence),
-        events=_of_rollout(events, rid), event=event, live=False, plan_regions=tuple(plan.regions),
-        thresholds=_thresholds(plan, index))
+        events=_of_rollout(events, rid), event=event, live=False, thresholds=_thresholds(plan, index))
 
 
 def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> ReportInput:
@@ -208,7 +206,7 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
         rollout_id=rollout_id, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
         next_step=decided.get("to_step") if decided else None,
         conditions=tuple(Condition.from_dict(g) for g in decided["conditions"]) if decided else (),
-        evidence={}, events=mine, live=False, plan_regions=tuple(plan.regions), thresholds=_thresholds(plan, index))
+        evidence={}, events=mine, live=False, thresholds=_thresholds(plan, index))
 
 
 def _of_rollout(events: list[dict[str, Any]], rollout_id: str | None) -> tuple[dict[str, Any], ...]:
