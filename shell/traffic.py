@@ -40,7 +40,7 @@ def synthetic_shots(n: int, seed: int, size: int = 64) -> list[Shot]:
     return shots[:n]
 
 
-def folder_shots(source: Path, n: int | None = None) -> list[Shot]:
+def folder_shots(source: Path) -> list[Shot]:
     """Real photos; a listing and region come from the manifest if it has them, else from a hash of the path."""
     from training.data import load_manifest
 
@@ -51,12 +51,12 @@ def folder_shots(source: Path, n: int | None = None) -> list[Shot]:
         region = item.region or REGIONS[key[4] % len(REGIONS)]
         shots.append(Shot(item.path.read_bytes(), listing, region, item.label))
     shots.sort(key=lambda s: hashlib.sha256(s.listing_id.encode() + s.jpeg[-64:]).digest())
-    return shots[:n] if n else shots
+    return shots
 
 
-def send(client: httpx.Client, shot: Shot, region: str | None = None, jpeg: bytes | None = None) -> dict[str, Any]:
-    r = client.post("/predict", files={"image": ("photo.jpg", jpeg or shot.jpeg, "image/jpeg")},
-                    data={"listing_id": shot.listing_id, "region": region or shot.region})
+def send(client: httpx.Client, shot: Shot) -> dict[str, Any]:
+    r = client.post("/predict", files={"image": ("photo.jpg", shot.jpeg, "image/jpeg")},
+                    data={"listing_id": shot.listing_id, "region": shot.region})
     body = r.json()
     body["_status"] = r.status_code
     return body
