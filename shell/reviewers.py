@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import Engine
 
 from roomsight.config import Settings
+from roomsight.verdicts import UNUSABLE
 
 
 @dataclass
@@ -57,7 +58,7 @@ def start_review_server(settings: Settings, engine: Engine, sock: socket.socket)
     return ReviewServer(f"http://{host}:{port}", dict(settings.review.tokens), stop)
 
 
-def review_all(server: ReviewServer, engine: Engine, truth: dict[str, str], unusable: str = "unusable") -> int:
+def review_all(server: ReviewServer, engine: Engine, truth: dict[str, str]) -> int:
     """Every reviewer claims and labels until the queue is empty; returns the number of verdicts."""
     from monitoring.review.queue import holder_request
 
@@ -71,7 +72,7 @@ def review_all(server: ReviewServer, engine: Engine, truth: dict[str, str], unus
                 if item is None:
                     return
                 request_id = holder_request(engine, name, item["item_id"])
-                label = truth.get(request_id or "", unusable)
+                label = truth.get(request_id or "", UNUSABLE)
                 r = client.post("/api/verdict", json={"item_id": item["item_id"], "claim_id": item["claim_id"], "label": label})
                 if r.status_code == 200:
                     with lock:
