@@ -19,7 +19,7 @@ from roomsight.tables import predictions
 
 MAX_WRONG = 8
 MAX_OOD = 6
-OOD_SCAN = 2000  # most recent requests searched for flagged photos when verdicts show too few
+OOD_SCAN = 2000  # the rollout's most recent requests searched for flagged photos, shown after the reviewed ones
 THUMB_PX = 192
 THUMB_QUALITY = 80
 
