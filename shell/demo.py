@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,39 +254,42 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
     run_dir = (run_dir or Path("demo-run") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     home = run_dir / "home"
     settings = demo_settings(home, port)
-    review_sock = claim_ports(settings, port)
-    console.rule("[bold]roomsight demo")
-    console.print(f"run folder: {run_dir}")
-    console.print("[dim]photos: " + (f"{data}" if data else "SYNTHETIC room scenes drawn by code (not real photos)") + "[/]")
-    models = trainer(settings, console, data, candidate=any(step is Demo.shadow for _, step in story))
-    control = ControlPlane(settings, load_plan(settings.plan), actor="demo")
-    control.current()
-    with console.status("starting Ray Serve ..."):
-        url = start_serve(settings)
-    console.print(f"Serve app: {url}")
-    reviews = start_review_server(settings, control.engine, review_sock)
-    console.print(f"reviewer page: {reviews.url}  (simulated reviewers: {', '.join(reviews.tokens)})")
-    shots = folder_shots(data) if data else synthetic_shots(int(600 * scale) + 50, seed=1234)
-    demo = Demo(settings, console, control, models, url, reviews, Mailbox(run_dir / "mail", settings.smtp.port),
-                shots, scale)
-    demo.summary.update(run_dir=str(run_dir), url=url, review_url=reviews.url, champion=models.champion,
-                        candidate=models.candidate, swapped_candidate=models.swapped)
-    demo.live = Live(demo.view.render(), console=console, refresh_per_second=4, transient=False)
-    try:
-        demo.mailbox.__enter__()
-        demo.live.start()
+    # Everything started is stopped however the story ends, a failure in training or start-up included.
+    with ExitStack() as started:
+        review_sock = started.enter_context(claim_ports(settings, port))
+        console.rule("[bold]roomsight demo")
+        console.print(f"run folder: {run_dir}")
+        console.print("[dim]photos: " + (f"{data}" if data else "SYNTHETIC room scenes drawn by code (not real photos)") + "[/]")
+        models = trainer(settings, console, data, candidate=any(step is Demo.shadow for _, step in story))
+        control = ControlPlane(settings, load_plan(settings.plan), actor="demo")
+        control.current()
+        with console.status("starting Ray Serve ..."):
+            url = start_serve(settings)
+        started.callback(stop_serve)
+        console.print(f"Serve app: {url}")
+        reviews = start_review_server(settings, control.engine, review_sock)
+        started.callback(reviews.stop)
+        console.print(f"reviewer page: {reviews.url}  (simulated reviewers: {', '.join(reviews.tokens)})")
+        shots = folder_shots(data) if data else synthetic_shots(int(600 * scale) + 50, seed=1234)
+        demo = Demo(settings, console, control, models, url, reviews, Mailbox(run_dir / "mail", settings.smtp.port),
+                    shots, scale)
+        demo.summary.update(run_dir=str(run_dir), url=url, review_url=reviews.url, champion=models.champion,
+                            candidate=models.candidate, swapped_candidate=models.swapped)
+        started.enter_context(demo.mailbox)
+        live = demo.live = Live(demo.view.render(), console=console, refresh_per_second=4, transient=False)
+
+        def stop_live() -> None:
+            live.stop()
+            if not console.is_terminal:  # off a terminal Live leaves the line open, and Serve's log lines would join it
+                console.line()
+
+        started.callback(stop_live)
+        live.start()
         for title, step in story:
             console.rule(title)
             step(demo)
         demo.summary["final_state"] = control.current().state.to_dict()
         demo.summary["history"] = control.history()
-    finally:
-        demo.live.stop()
-        if not console.is_terminal:  # off a terminal Live leaves the line open, and Serve's log lines would join it
-            console.line()
-        demo.mailbox.__exit__(None, None, None)
-        reviews.stop()
-        stop_serve()
     console.rule("where to look")
     # soft_wrap: commands and paths stay on one line for copying, in a narrow terminal or a log file
     for line in (f"MLflow UI:      mlflow ui --backend-store-uri {settings.tracking_uri}",

@@ -55,3 +55,36 @@ def test_the_traffic_tally_counts_an_abstention_apart_from_a_mistake(answered, t
     from shell.demo_parts import verdict as tally
 
     assert tally(answered, truth) == verdict
+
+
+@pytest.mark.parametrize("fails_in", ["trainer", "start_review_server"])
+def test_a_demo_that_fails_starting_up_stops_what_it_had_started(tmp_path, monkeypatch, fails_in):
+    """The reviewer page's socket is claimed before training, and Serve starts before the reviewer page:
+    a failure in between leaves neither behind."""
+    import socket
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import serving.runner
+    import shell.demo
+    from tests.conftest import free_port
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    stopped: list[bool] = []
+    monkeypatch.setattr(shell.demo, "claim_ports", lambda settings, port: sock)
+    monkeypatch.setattr(serving.runner, "start_serve", lambda settings: "http://127.0.0.1:1")
+    monkeypatch.setattr(serving.runner, "stop_serve", lambda: stopped.append(True))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(fails_in)
+
+    if fails_in == "start_review_server":
+        monkeypatch.setattr(shell.demo, "ControlPlane", lambda *args, **kwargs: SimpleNamespace(current=dict, engine=None))
+        monkeypatch.setattr(shell.demo, "start_review_server", fail)
+    trainer = fail if fails_in == "trainer" else lambda *args, **kwargs: shell.demo.Models("1", None, None)
+    with pytest.raises(RuntimeError, match=fails_in):
+        shell.demo.run_demo(run_dir=tmp_path / "run", port=free_port(), console=Console(quiet=True), trainer=trainer)
+    assert sock.fileno() == -1
+    assert stopped == ([True] if fails_in == "start_review_server" else [])
