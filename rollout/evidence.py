@@ -4,7 +4,7 @@ A provider is a function (engine, settings, rollout_id, as_of=None) -> {metric: 
 (unix seconds) restricts it to what was known then, so a plan can be replayed over a logged rollout.
 The prediction log's provider is here (agreement, candidate traffic, errors, latency); monitoring
 contributes review verdicts and drift. Every metric a provider returns must be named in
-`rollout.plan.METRICS`, so that a plan's gates are checked against known names when the plan is loaded.
+`rollout.metrics.METRICS`, so that a plan's gates are checked against known names when the plan is loaded.
 
 The log provider costs what its question costs, not what the log holds: counts come from the per-minute
 rollup (roomsight.rollup), the guard's last N candidate calls from an index range of N entries, and each
