@@ -8,8 +8,9 @@ sample. Its size and the window's are in the result, the report's headline and t
 
 Compared columns: every registered image descriptor, the model-side descriptors (when the window is
 one model's traffic, so they are comparable with that model's reference), the predicted class, and
-whether the photo was flagged out-of-domain. The reference is the model's validation set, exported
-with it (monitoring.reference). The alarm fires when at least `monitoring.drift_share_alarm` of the
+whether the photo was flagged out-of-domain. The reference is the model's reference photos (its training
+and validation photos when cross-fitted, its validation photos otherwise), their statistics exported with
+it (monitoring.reference). The alarm fires when at least `monitoring.drift_share_alarm` of the
 columns drifted, or at least `monitoring.ood_share_alarm` of the window was flagged out-of-domain.
 """
 
@@ -107,7 +108,7 @@ class DriftReport:
 
 def reference_frame(reference: dict[str, Any], calibration: Calibration | None = None,
                     flag_threshold: float = 0.5) -> pd.DataFrame:
-    """The model's validation set as Evidently's reference: the same columns as `current_frame`."""
+    """The model's reference photos as Evidently's reference: the same columns as `current_frame`."""
     import pandas as pd
 
     images = (reference or {}).get("images") or {}

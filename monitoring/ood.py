@@ -3,13 +3,13 @@ was exported with.
 
 Each flag has a statistic (higher = less like the training photos) and a calibration: the reference's
 high quantile of that statistic plus a margin gives the point where the score is 0.5, and a width
-gives how fast the score rises past it. So a photo as dark as the darkest validation photos scores
+gives how fast the score rises past it. So a photo as dark as the darkest reference photos scores
 well below 0.5, and one markedly darker scores near 1, whatever the training data looked like.
 
   night_time      dark and without highlights: -(ln brightness + ln highlights) / 2
   low_resolution  little detail: -log2(resolved side in pixels), so a small upload and an upscaled,
                   blurred, sharpened or stamped-after-upscaling one alike (monitoring.descriptors.resolved_side)
-  novelty         far from the training embeddings: ln(distance to their centre / median distance)
+  novelty         far from the reference embeddings: ln(distance to their centre / median distance)
 
 Each rule is registered in `RULES` with its statistic, calibration and whether it needs only the image
 (the ingress computes those before routing) or the model's embedding (it joins after the model answered).
@@ -78,7 +78,7 @@ RULES: Registry[Rule] = Registry("out-of-domain rule")
 # exported without per-image reference rows.
 RULES.add("night_time", Rule(_night, margin=0.8, width=0.12, default_high=lambda _: 0.73, quantile=95))
 RULES.add("low_resolution", Rule(_low_resolution, margin=0.5, width=0.2, default_high=lambda _: -6.8, quantile=95))
-# ln(1.3): 30% further from the centre than nearly all validation images.
+# ln(1.3): 30% further from the centre than nearly all reference images.
 RULES.add("novelty", Rule(_novelty, margin=math.log(1.3), width=0.08, default_high=_novelty_default, needs="model"))
 
 IMAGE_FLAGS: tuple[str, ...] = tuple(n for n, r in RULES.items() if r.needs == "image")

@@ -1,5 +1,7 @@
-"""Reference statistics, computed at training time from the validation images and the model's outputs
-on them, and exported with the model (`meta.reference["images"]`).
+"""Reference statistics, computed at training time from the reference photos and the model's outputs
+on them, and exported with the model (`meta.reference["images"]`). The reference photos are those
+training.fitting hands over: for a cross-fitted model the training and validation photos together (each
+photo's logits from the member that did not train on it), for one model its validation photos.
 
 They are per-image values, not summaries, because they serve twice: `monitoring.ood` calibrates the
 flags on their quantiles, and `monitoring.drift` hands them to Evidently as the reference dataset.
@@ -17,13 +19,13 @@ from PIL import Image
 
 from monitoring.descriptors import describe
 
-MAX_ROWS = 1000  # a bigger validation set is subsampled: the reference travels inside the model's metadata
+MAX_ROWS = 1000  # more reference photos are subsampled: the reference travels inside the model's metadata
 
 
 def model_descriptors(logits: np.ndarray, embedding: np.ndarray, embedding_ref: dict[str, Any] | None) -> dict[str, float]:
     """What the model says about how familiar one input is: max softmax, energy (-logsumexp of the
-    logits; higher = less familiar) and the embedding's distance to the validation centre in units of
-    the median distance."""
+    logits; higher = less familiar) and the embedding's distance to the reference photos' centre in units
+    of their median distance."""
     z = logits.astype(np.float64)
     top = z.max()
     lse = float(np.log(np.exp(z - top).sum()) + top)
@@ -37,7 +39,7 @@ def model_descriptors(logits: np.ndarray, embedding: np.ndarray, embedding_ref: 
 
 def image_reference(paths: list[Path], images: list[Image.Image], logits: np.ndarray, embeddings: np.ndarray,
                     classes: list[str], embedding_ref: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """Per-image descriptors, model descriptors and top classes of the validation set, column-wise."""
+    """Per-image descriptors, model descriptors and top classes of the reference photos, column-wise."""
     idx = np.arange(len(images))
     if len(idx) > MAX_ROWS:
         idx = np.sort(np.random.default_rng(seed).choice(idx, MAX_ROWS, replace=False))
