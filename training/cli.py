@@ -39,7 +39,9 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Most epochs; early stopping may end sooner."),
     resize: str = typer.Option("squish", "--resize", help="Item transform to a square: crop, pad or squish."),
     target_precision: float = typer.Option(0.95, "--target-precision", min=0.5, max=1.0,
-                                           help="Per-class thresholds are set for this precision on photos no model saw."),
+                                           help="Per-class thresholds are set for this precision on predictions "
+                                           "each made by a model that did not train on the photo: out of fold, "
+                                           "or on the validation part when one model is trained."),
     threshold_method: Optional[str] = typer.Option(None, "--threshold-method", help="lcb: where a lower confidence bound "
                                                    "on precision reaches the target; point: where precision itself does. "
                                                    "Default: lcb on real photos, point on the synthetic ones."),
