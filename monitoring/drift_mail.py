@@ -90,7 +90,8 @@ def pick(rows: Sequence[dict[str, Any]], reference: dict[str, tuple[float, float
 
 # -- reading ------------------------------------------------------------------------------------------
 def _window_rows(engine: Engine, window: Window) -> list[dict[str, Any]]:
-    """The newest SCAN rows of the window: the same selection as drift.current_frame."""
+    """The newest SCAN rows of the window, where the examples are looked for: not the selection drift.check
+    compared, which is the whole window or, past `monitoring.drift_sample`, a uniform sample of it."""
     p = predictions.c
     newest = replace(window, last=min(SCAN, window.last or SCAN))
     q = in_window(select(p.request_id, p.ts, p.region, p.label, p.ood, p.descriptors), newest)
