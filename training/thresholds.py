@@ -6,13 +6,15 @@ right. Two ways to pick the cut:
 
   point  the lowest threshold whose precision k/n reaches the target on the data it is chosen on. With
          a few dozen images per class that figure is itself noisy, and picking the cut where it first
-         touches the target picks the luckiest one: on new photos precision then falls short about half
-         the time.
+         touches the target picks the luckiest one, so on new photos precision often falls short of it.
   lcb    the lowest threshold whose one-sided Clopper-Pearson lower confidence bound on precision (at
          `confidence`) reaches the target: the precision is claimed only where k right out of n makes a
-         lower true precision implausible. It holds for every class on new photos, and answers far less:
-         a class needs some 40-60 right answers in a row before any cut can be claimed.
-  (benchmarks/threshold_sim.py measures how often each falls short on new photos.)
+         lower true precision implausible. The claim is made at that confidence, not with certainty: by
+         design a class may still fall short on new photos, up to about 1 - confidence of the time. It
+         answers far less: k right out of k is claimed only once target**k <= 1 - confidence, so a class
+         needs a long run of right answers at the top before any cut can be claimed.
+  BENCHMARKS.md (training, threshold_simulation; benchmarks/threshold_sim.py) has how often each falls
+  short on new photos.
 
 A class that no cut takes to the target abstains: its threshold is above every score (it always answers
 "unsure") rather than silently imprecise, and `reached` says so.
