@@ -62,8 +62,8 @@ class PhotoStore:
 
     def put_upload(self, request_id: str, decoded: DecodedImage) -> None:
         """Keep what the model saw, without metadata. A JPEG decoded at full size is kept as uploaded,
-        minus its metadata segments: the same pixels, and no encoder run on the serving cores (at 10
-        requests a second that was a few percent of the ingress's CPU). Anything else is re-encoded."""
+        minus its metadata segments: the same pixels, and no encoder run on the serving cores, which
+        would cost the ingress CPU on every stored request. Anything else is re-encoded."""
         full_size = decoded.image.size == (decoded.width, decoded.height)
         stripped = jpeg_without_metadata(decoded.data) if decoded.format == "JPEG" and full_size else None
         if stripped is None:
