@@ -993,9 +993,11 @@ def _listings(items: Sequence[tuple[str, int]], seed: int,
               regions: Sequence[str]) -> dict[tuple[str, int], _Slot]:
     """Group photos into listings of 3-8, each with one region and date.
 
-    Why: real data has several photos per listing, and splits must keep a
-    listing on one side (or leakage inflates scores); regions and dates let
-    per-region and time-based reports be tested.
+    Why: real data has several photos per listing, and regions and dates let
+    per-region and time-based reports be tested. Nothing splits by listing
+    (training.data.split stratifies by label only), so one listing's photos
+    may land in training and test alike; here that leaks nothing, since each
+    photo is drawn on its own (see `photos`).
     """
     rng = np.random.default_rng([seed, 0x715])
     order = rng.permutation(len(items))
@@ -1024,9 +1026,10 @@ def photos(n_per_class: int, *, size: int | tuple[int, int] = 64, seed: int = 0,
            classes: Sequence[str] = CLASSES) -> Iterator[SyntheticPhoto]:
     """Yield ``n_per_class`` photos per class, class by class, rendered lazily.
 
-    Each photo has its own random stream keyed by (seed, class, index), so
-    photo i of a class is the same whatever ``n_per_class`` or ``classes`` is;
-    growing a dataset does not reshuffle what is already there.
+    Each photo's pixels and caption have their own random stream keyed by
+    (seed, class, index), so they are the same whatever ``n_per_class`` or
+    ``classes`` is. Its listing, region and date are not: `_listings` groups
+    all the items at once, so growing a dataset regroups them.
     """
     if n_per_class < 0:
         raise ValueError(f"n_per_class must be >= 0, got {n_per_class}")
