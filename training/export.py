@@ -28,7 +28,7 @@ class Registered:
 
 
 def export_and_register(settings: Settings, module: torch.nn.Module, meta: PackMeta, example: torch.Tensor,
-                        params: dict[str, Any], metrics: dict[str, float], artifacts: dict[str, Path] | None = None) -> Registered:
+                        params: dict[str, Any], metrics: dict[str, float]) -> Registered:
     import mlflow
 
     registry.configure(settings)
@@ -41,8 +41,6 @@ def export_and_register(settings: Settings, module: torch.nn.Module, meta: PackM
             mlflow.log_params({k: str(v) for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             mlflow.set_tag("data_sha256", meta.data_sha256)
-            for name, path in (artifacts or {}).items():
-                mlflow.log_artifact(str(path), artifact_path=name)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # advice about type hints and cloudpickle, not problems
                 info = mlflow.pyfunc.log_model(
