@@ -33,7 +33,6 @@ from monitoring.descriptors import DESCRIPTORS, MODEL_DESCRIPTORS
 from monitoring.drift_window import (  # noqa: F401 - the drift API: windows and frames too
     OOD,
     PREDICTED,
-    Frame,
     Window,
     never_logged,
     current_frame,
@@ -221,9 +220,9 @@ def champion_version(settings: Settings, engine: Engine) -> str:
 
 
 # -- the report ---------------------------------------------------------------------------------------
-def check(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None) -> tuple[DriftResult, Any]:
-    """Compare a log window (or a uniform sample of it, see the module's doc) with a model's reference
-    (default: the champion); needs `min_window` rows."""
+def check(settings: Settings, engine: Engine, window: Window) -> tuple[DriftResult, Any]:
+    """Compare a log window (or a uniform sample of it, see the module's doc) with the reference of the
+    window's model version, else the champion's; needs `min_window` rows."""
     m = settings.monitoring
     frame = window_frame(engine, window, m.drift_sample, m.drift_sample_seed)
     current = frame.rows
@@ -232,7 +231,7 @@ def check(settings: Settings, engine: Engine, window: Window, reference_version:
             raise DriftError("; ".join(unlogged))
         raise DriftError(f"only {len(current)} logged prediction(s) in {window.describe()}; a drift report needs at "
                          f"least {m.min_window} (monitoring.min_window): widen the window with --since")
-    version = reference_version or window.model_version or champion_version(settings, engine)
+    version = window.model_version or champion_version(settings, engine)
     reference = model_reference(settings, version)
     ref = reference_frame(reference, flag_threshold=m.flag_threshold)
     same_model = bool((current["_version"] == version).all())
@@ -242,10 +241,9 @@ def check(settings: Settings, engine: Engine, window: Window, reference_version:
     return result, snapshot
 
 
-def report(settings: Settings, engine: Engine, window: Window, reference_version: str | None = None,
-           out_dir: Path | None = None) -> DriftReport:
+def report(settings: Settings, engine: Engine, window: Window, out_dir: Path | None = None) -> DriftReport:
     """Run a check and save the Evidently HTML and the headline JSON under the reports directory."""
-    result, snapshot = check(settings, engine, window, reference_version)
+    result, snapshot = check(settings, engine, window)
     out_dir = out_dir or settings.reports_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "drift-" + datetime.fromtimestamp(result.created_at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
