@@ -28,10 +28,10 @@ from roomsight.tables import drift_checks
 log = logging.getLogger(__name__)
 
 
-def run_check(settings: Settings, engine: Engine, rollout_id: str, now: float | None = None) -> drift.DriftResult:
-    """Compare the rollout's latest `monitoring.drift_check_window` predictions before `now` with the
-    champion's reference and record the result. DriftError when there is too little traffic or no reference."""
-    now = time.time() if now is None else now
+def run_check(settings: Settings, engine: Engine, rollout_id: str) -> drift.DriftResult:
+    """Compare the rollout's latest `monitoring.drift_check_window` predictions with the champion's
+    reference and record the result. DriftError when there is too little traffic or no reference."""
+    now = time.time()
     window = drift.Window(rollout_id=rollout_id, until=now, last=settings.monitoring.drift_check_window)
     result, _ = drift.check(settings, engine, window)
     with engine.begin() as conn:

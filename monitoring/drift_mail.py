@@ -116,13 +116,12 @@ def thumbnail(jpeg: bytes, max_px: int) -> bytes:
     return out.getvalue()
 
 
-def example_photos(settings: Settings, engine: Engine, window: Window, result: DriftResult,
-                   store: PhotoStore | None = None) -> list[ExamplePhoto]:
+def example_photos(settings: Settings, engine: Engine, window: Window, result: DriftResult) -> list[ExamplePhoto]:
     """Up to `monitoring.email_photos` examples whose photos the store still holds, downscaled."""
     limit = settings.monitoring.email_photos
     if limit == 0:
         return []
-    store = store or PhotoStore.for_settings(settings)
+    store = PhotoStore.for_settings(settings)
     rows = [r for r in _window_rows(engine, window) if store.has(r["request_id"])]
     out = []
     for ex in pick(rows, _reference_spread(settings, result), limit):

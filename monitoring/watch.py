@@ -46,8 +46,7 @@ def alarm_event(window: drift.Window, rep: drift.DriftReport) -> DriftAlarm:
 
 def watch(settings: Settings, engine: Engine, every_s: float, since_s: float, region: str | None,
           recipients: Sequence[str] | None, only_alarms: bool = False, iterations: int | None = None,
-          on_outcome: Callable[[Outcome], None] = lambda _o: None, sleep: Callable[[float], None] = time.sleep,
-          notifier: Notifier | None = None) -> None:
+          on_outcome: Callable[[Outcome], None] = lambda _o: None, notifier: Notifier | None = None) -> None:
     """Run until interrupted (or `iterations` runs). A window too small for a report, or a failed send,
     is reported through `on_outcome` and the schedule goes on. `recipients=None`: no email, alarms go
     to the notifier only."""
@@ -59,7 +58,7 @@ def watch(settings: Settings, engine: Engine, every_s: float, since_s: float, re
         on_outcome(_once(settings, engine, window, recipients, only_alarms, notifier))
         done += 1
         if iterations is None or done < iterations:
-            sleep(max(0.0, every_s - (time.monotonic() - started)))
+            time.sleep(max(0.0, every_s - (time.monotonic() - started)))
 
 
 def _once(settings: Settings, engine: Engine, window: drift.Window, recipients: Sequence[str] | None,

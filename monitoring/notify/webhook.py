@@ -16,7 +16,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -48,8 +48,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx status
 
 
-def post(hook: WebhookSettings, event: str, body: Mapping[str, Any], headers: Mapping[str, str], deadline: float,
-         sleep: Callable[[float], None] = time.sleep) -> Delivery:
+def post(hook: WebhookSettings, event: str, body: Mapping[str, Any], headers: Mapping[str, str], deadline: float) -> Delivery:
     """Deliver `body` (JSON) before `deadline` (time.monotonic() seconds) or report why not."""
     data = json.dumps(body, default=str).encode()
     attempts, status, error = 0, None, "no time left before the deadline"
@@ -66,7 +65,7 @@ def post(hook: WebhookSettings, event: str, body: Mapping[str, Any], headers: Ma
         if wait >= deadline - time.monotonic():
             error += "; gave up: the next attempt was due after the deadline (notify.wait_s)"
             break
-        sleep(wait)
+        time.sleep(wait)
     return Delivery(hook.label, event, False, attempts, status, error)
 
 
