@@ -116,12 +116,12 @@ def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float 
     return out
 
 
-def load_images(items: list[Item], max_side: int | None = None, workers: int | None = None) -> Loaded:
-    """Decode every item to RGB, `workers` at a time (default: one per core; PIL decodes outside the GIL);
+def load_images(items: list[Item], max_side: int | None = None) -> Loaded:
+    """Decode every item to RGB, one thread per core (PIL decodes outside the GIL);
     a file that cannot be read is skipped and listed with the reason. Order is kept."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = list(pool.map(lambda item: _decode(item, max_side), items))
     kept, images, skipped = [], [], []
     for item, (rgb, why) in zip(items, results):
