@@ -83,14 +83,16 @@ class TrainResult:
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-def synthetic_dataset(settings: Settings, per_class: int, size: int, seed: int = 0) -> Path:
-    """Generated once per (size, count, seed) under the data directory, then reused."""
+def synthetic_dataset(settings: Settings, per_class: int, size: int) -> Path:
+    """Generated once per (size, count) under the data directory, then reused."""
     from training.synthetic import write_dataset
 
-    root = settings.home / "data" / f"synthetic-{size}px-{per_class}x-seed{seed}"
+    # Always seed 0, whatever the training seed: runs with different seeds train on the same photos, so
+    # they differ only in the training itself.
+    root = settings.home / "data" / f"synthetic-{size}px-{per_class}x-seed0"
     manifest = root / "manifest.csv"
     if not manifest.exists():
-        write_dataset(root, per_class, size=size, seed=seed)
+        write_dataset(root, per_class, size=size, seed=0)
     return manifest
 
 
