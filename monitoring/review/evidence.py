@@ -3,7 +3,7 @@ log by SQL GROUP BY; never every prediction row):
 
 - `review_sample`: what the analyses read (roomsight.verdicts.ReviewSample), its counts of the log from
   `monitoring.review.cell_counts`;
-- `evidence`: today's gate metrics (`rollout.plan.METRICS` under "review verdicts"), kept so plans that
+- `evidence`: today's gate metrics (`rollout.metrics.METRICS` under "review verdicts"), kept so plans that
   name them still load and so the old gates can be compared with the analyses side by side.
 
 Both take `as_of` (unix seconds): only what was known then (predictions logged and truths resolved by

@@ -117,7 +117,7 @@ def by_region(items: list[Reviewed]) -> dict[str, Summary]:
 
 
 def gate_metrics(s: Summary) -> dict[str, float | None]:
-    """The `rollout.plan.METRICS` names under "review verdicts"."""
+    """The `rollout.metrics.METRICS` names under "review verdicts"."""
     cand, champ = s.candidate.overall.lower, s.champion.overall.lower
     class_values = [p.value for p in s.candidate.per_class.values() if p.value is not None]
     return {
