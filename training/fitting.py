@@ -44,7 +44,9 @@ class Fitted:
     reference: list[Item]  # photos whose descriptors and model outputs calibrate monitoring
     reference_logits: np.ndarray
     reference_embeddings: np.ndarray
-    valid_accuracy: float  # of the model (or each member, on average) where it stopped early
+    # One model: at the epoch early stopping kept. Cross-fitted: the members' mean, each on its own
+    # held-out fold after its last epoch (members do not stop early, see training.crossfit).
+    valid_accuracy: float
     epochs_run: int
     members: int
 
