@@ -2,7 +2,7 @@
 is a kitchen). No vertical flips or large rotations: an upside-down room is not a room photo.
 
 Done on the whole batch as tensor operations (one affine warp for every image) rather than image by
-image: on a 2-core CPU the per-image Python loop cost more than the small model's forward pass.
+image: with a small model, a per-image Python loop would be a large part of each training step.
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def _read_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
 
 # -- tiny_cnn ---------------------------------------------------------------------------------------
 def _tiny_cnn() -> nn.Module:
-    """A small CNN trained from scratch: the embedded default for synthetic 64 px photos, seconds on a CPU."""
+    """A small CNN trained from scratch: the embedded default for synthetic 64 px photos, quick to train
+    on a CPU."""
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
 

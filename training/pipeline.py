@@ -27,7 +27,7 @@ from training.trainer import FitConfig, seed_everything
 
 SYNTHETIC_PER_CLASS = 60
 SYNTHETIC_SIZE = 64
-SYNTHETIC_BACKBONE = "tiny_cnn"  # seconds on a CPU, for the embedded synthetic photos
+SYNTHETIC_BACKBONE = "tiny_cnn"  # quick to train on a CPU, for the embedded synthetic photos
 REAL_BACKBONE = "efficientnet_lite0"  # ImageNet weights installed offline, for real photos
 
 
@@ -120,7 +120,8 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     cross = tune != "full" and cfg.folds > 1 and cfg.workers == 1
     # tune="last": with augmented views, 3e-4 gives better-calibrated probabilities than 1e-3, which is what
     # the thresholds are cut from. A network trained from scratch needs a higher rate than a fine-tuned one.
-    # Cross-fitted heads train every epoch (no early stopping): 10 is about where stopping early ended.
+    # Cross-fitted heads train every epoch (no early stopping): their count was chosen on out-of-fold
+    # figures only (BENCHMARKS.md, training).
     defaults = {"full": (8, 5e-4) if bb.pretrained else (12, 3e-3), "last": (12, 3e-4),
                 "head": (10 if cross else 25, 3e-3)}[tune]
     fit_cfg = FitConfig(epochs=cfg.epochs or defaults[0], batch_size=cfg.batch_size, lr=cfg.lr or defaults[1],
