@@ -45,7 +45,7 @@ class LiveReport:
         self.control = control
         self.rebuild_s, self.poll_s, self.drift_every_s, self.idle_s = rebuild_s, poll_s, drift_every_s, idle_s
         self.store = store
-        self.error: str | None = None  # why the last build failed, while no report exists
+        self.error: str | None = None  # why the last build failed: a 503 while no report exists, else the shown one is stale
         self._latest: Built | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
