@@ -40,6 +40,8 @@ def test_precision_per_model_and_class_skips_abstentions_and_unusable() -> None:
     # Disagreements with a usable truth: candidate alone right twice (kitchen, unsure->bedroom), champion once.
     assert (s.candidate_right, s.champion_right, s.both_wrong) == (2, 1, 0)
     assert s.candidate_win_rate == pytest.approx(2 / 3)
+    worse = summarize(items + [R("bathroom", "kitchen", "bedroom")])  # a disagreement neither got right
+    assert (worse.candidate_right, worse.champion_right, worse.both_wrong) == (2, 1, 1)
 
 
 def test_gate_metrics_and_regions() -> None:

@@ -123,6 +123,9 @@ def test_an_unloadable_new_champion_is_held_back_but_a_first_state_or_a_failing_
     candidate.broken = {"2"}
     warm(RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r"))  # the champion covers
     assert warm.live_champion == V1
+    champion.broken, candidate.broken = set(), {"3"}
+    warm(RoutingState(champion=V2, stage=Stage.SHADOW, candidate=ModelRef("roomtype", "3"), rollout_id="r2"))
+    assert warm.live_champion == V2  # a new champion that loads is routed on, whatever its candidate does
 
 
 # -- the answering call ------------------------------------------------------------------------------

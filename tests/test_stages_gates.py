@@ -81,11 +81,19 @@ def test_a_percent_override_skips_the_steps_it_passed(plan):
     assert full.stage is Stage.FULL, "the gradual steps below the override are passed over"
 
 
-def test_limited_never_shrinks():
-    plan = open_plan()
+def test_limited_widens_but_never_shrinks():
+    base = open_plan()
+    plan = base.model_copy(update={"steps": (base.steps[0], base.steps[1], base.steps[1], *base.steps[2:])})
     s = stages.advance(stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0), plan, 1, 0, ("eu-west", "us-east"), 50)
     assert (s.regions, s.region_percent) == (("eu-west", "us-east"), 50)
     assert s.candidate_share("eu-west") == 0.5 and s.candidate_share("ap-south") == 0
+    # A second limited step may not take listings back: fewer regions, a lower share, or the step's own
+    # regions (eu-west alone) when none are given.
+    for regions, percent in ((("eu-west",), 50), (("eu-west", "us-east"), 30), (None, None)):
+        with pytest.raises(TransitionError, match="not shrink"):
+            stages.advance(s, plan, 2, 1, regions, percent)
+    wider = stages.advance(s, plan, 2, 1, ("eu-west", "us-east", "ap-south"), 80)
+    assert (wider.regions, wider.region_percent, wider.step) == (("eu-west", "us-east", "ap-south"), 80, 2)
 
 
 def test_hold_and_rollback_mid_rollout(plan):
@@ -117,8 +125,10 @@ def test_budget_condition():
     b = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
     assert conditions.budget(b, 10, 1.0, None).outcome == "inconclusive", "too few calls to judge"
     assert conditions.budget(b, 50, 0.04, 100).outcome == "pass"
-    assert "error rate 10.0%" in conditions.budget(b, 50, 0.10, 100).detail
-    assert "p99 latency 900 ms" in conditions.budget(b, 50, 0.0, 900).detail
+    errors, slow = conditions.budget(b, 50, 0.10, 100), conditions.budget(b, 50, 0.0, 900)
+    assert errors.outcome == "fail" and "error rate 10.0%" in errors.detail
+    assert slow.outcome == "fail" and "p99 latency 900 ms" in slow.detail
+    assert errors.on_fail == slow.on_fail == "rollback"
 
 
 def test_analysis_condition_carries_its_result():
