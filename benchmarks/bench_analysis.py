@@ -4,6 +4,7 @@ after every verdict (benchmarks.sim_rollouts), then the same analysis over real 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -97,8 +98,9 @@ On the tuning family, (min_share, segment_margin) was picked among (0.08, 0.12),
 (0.10, 0.14); other grids of the bets changed little there.
 
 The real-photo replay trains a champion and two candidates as logistic heads on frozen EfficientNet-Lite0
-features of ../shared/data/rooms, each on its own 85% draw of its training folds with its own seed; the
-`swapped` candidate learnt bedroom and living_room with their labels exchanged. Every photo is answered by
+features of ../shared/data/rooms, the champion and the `seed` candidate each on its own 85% draw of its
+training folds with its own seed; the `swapped` candidate is the `seed` one's draw and seed with bedroom and
+living_room's labels exchanged. Every photo is answered by
 models that did not train on it (5-fold cross-fitting) and sent once, in a random order (regions by a hash,
 cells by the champion's answer), reviewers answering with the true label; repetitions with new folds
 and seeds (one per 40 simulated rollouts). Where 1,249 photos hold too few disagreements to show the seed
@@ -116,8 +118,8 @@ def _chunk(args: tuple[str, str, int, int]) -> list[dict[str, object]]:
         rng = np.random.default_rng([CODES[condition], seed, CODES[family]])
         world = make_world(rng, condition, family)
         r = simulate(world, SPEC, rng, HORIZON)
-        out.append({"analysis": r.analysis, "at": r.analysis_at, "old": r.old, "old_at": r.old_at,
-                    "old_at_400": r.old_at_400, "covered": r.covered, "verdicts": r.verdicts})
+        out.append({"analysis": r.analysis, "at": r.analysis_at, "old": r.old, "old_at_400": r.old_at_400,
+                    "covered": r.covered})
     return out
 
 
@@ -154,7 +156,8 @@ def run(quick: bool, out_dir: Path | None = None) -> dict[str, object]:
     from benchmarks.real_replay import REAL, run as real_run
 
     if REAL.exists():
-        cache = Path(tempfile.gettempdir()) / "roomsight-bench-analysis" / "rooms-features.npz"
+        folder = hashlib.sha256(str(REAL.resolve()).encode()).hexdigest()[:12]  # another folder, other features
+        cache = Path(tempfile.gettempdir()) / "roomsight-bench-analysis" / f"rooms-features-{folder}.npz"
         results["real"] = real_run(max(3, held_out // 40), REAL_SPEC, cache)
     else:
         results["real"] = {"skipped": f"{REAL} not found"}

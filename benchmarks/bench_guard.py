@@ -24,8 +24,9 @@ PORT = 8795
 NOTES = """
 **What this measures and on what.** One run on the real photos: a champion and a candidate with bedroom and
 living_room swapped, each trained by the demo's real-photo recipe (head-only on the cached backbone) on the
-photos' train split; the traffic is every photo of the folder in order, three regions, so the models answer
-photos they trained on as well as ones they did not. The reviewers answer with each photo's label. Nothing
+photos' train split; the traffic is the folder's photos in an order fixed by a hash, three regions, 30 to
+warm up and then batches of 30 until the guard acts, so the models answer photos they trained on as well as
+ones they did not. The reviewers answer with each photo's label. Nothing
 here was tuned on this run: the plan is the shipped one and its analysis margins come from the analysis
 benchmark's tuning family. How often the quality analysis passes, fails or waits over many rollouts is the
 analysis section's figure (a healthy candidate is failed by it, and so rolled back by the guard, which reads
@@ -44,6 +45,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     from shell.demo_parts import demo_settings
 
     data = None if quick or not ROOMS.exists() else ROOMS
+    photos = str(data) if data else ("synthetic (--quick)" if quick else f"synthetic ({ROOMS} not found)")
     folder = Path(tempfile.mkdtemp(prefix="roomsight-bench-guard-"))
     t0 = time.time()
     with open(folder / "demo.log", "w") as log:
@@ -55,7 +57,7 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
     r = replay(cp, summary["swapped_rollout"])
     replays = {"recorded": [a for _, a, _ in r.recorded], "replayed": [a for _, a, _ in r.decisions], "matches": r.matches}
     shutil.rmtree(folder, ignore_errors=True)
-    return {"photos": str(data) if data else "synthetic (--quick)", "demo_s": round(time.time() - t0, 1),
+    return {"photos": photos, "demo_s": round(time.time() - t0, 1),
             "swapped": summary.get("swapped"), "replay": replays,
             "final_champion": summary["final_state"]["champion"]["version"]}
 

@@ -1,5 +1,5 @@
-"""Review queue: how long filling takes over a rollout's log, and how many verdicts per second two
-reviewers can record through the page's HTTP API (claim + verdict each) on the embedded SQLite."""
+"""Review queue: how long filling takes over a rollout's log, and how many verdicts per second
+four reviewers can record through the page's HTTP API (claim + verdict each) on the embedded SQLite."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 PostgreSQL server, through every stage and shadow outcome (benchmarks.synthlog). At each size, warm:
 
 - the guard's tick (rollout.guard.Guard.tick: the routing state, then what the step watches: the budget over
-  the candidate's last `window` calls, the quality analysis, the drift alarm), in a warm process and the first
-  one of a process, and beside it the budget computation the tick made before issue #33 (every row of the
+  the candidate's last `window` calls, the quality analysis, the drift alarm), warm and with no review
+  counts kept (the first tick after they are gone groups the whole rollout once), and beside it the budget computation the tick made before issue #33 (every row of the
   rollout into Python);
 - `status` evidence (ControlPlane.status: log counts and p99s, review verdicts, the latest drift check, gates);
 - the log evidence at a past moment (`as_of`, the replay path);

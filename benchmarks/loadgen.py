@@ -42,12 +42,12 @@ class Run:
                 "throughput_rps": round(self.throughput, 1)}
 
 
-def _post(client: httpx.Client, path: str, body: bytes, i: int, region: str,
+def _post(client: httpx.Client, body: bytes, i: int, region: str,
           ids: bool = False) -> tuple[bool, float, str | None]:
     t0 = time.perf_counter()
     request_id = None
     try:
-        r = client.post(path, files={"image": ("p.jpg", body, "image/jpeg")},
+        r = client.post("/predict", files={"image": ("p.jpg", body, "image/jpeg")},
                         data={"listing_id": f"L{i % 5000}", "region": region})
         dt = time.perf_counter() - t0
         ok = r.status_code == 200
@@ -68,7 +68,7 @@ def _record(run: Run, ok: bool, dt: float, request_id: str | None) -> None:
 
 
 def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions: tuple[str, ...] = ("eu-west",),
-                path: str = "/predict", ids: bool = False) -> Run:
+                ids: bool = False) -> Run:
     run = Run()
     lock = threading.Lock()
     counter = iter(range(n))
@@ -76,7 +76,7 @@ def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions
     def worker() -> None:
         with httpx.Client(base_url=url, timeout=60) as client:
             for i in counter:
-                result = _post(client, path, bodies[i % len(bodies)], i, regions[i % len(regions)], ids)
+                result = _post(client, bodies[i % len(bodies)], i, regions[i % len(regions)], ids)
                 with lock:
                     _record(run, *result)
 
@@ -91,7 +91,7 @@ def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, regions
 
 
 def open_loop(url: str, bodies: list[bytes], rate_rps: float, duration_s: float,
-              regions: tuple[str, ...] = ("eu-west",), path: str = "/predict", ids: bool = False) -> Run:
+              regions: tuple[str, ...] = ("eu-west",), ids: bool = False) -> Run:
     """Requests start on a fixed schedule whatever the previous ones did."""
     run = Run()
     n = max(1, int(rate_rps * duration_s))
@@ -103,7 +103,7 @@ def open_loop(url: str, bodies: list[bytes], rate_rps: float, duration_s: float,
             delay = t0 + i / rate_rps - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            futures.append(pool.submit(_post, clients[i % len(clients)], path, bodies[i % len(bodies)], i,
+            futures.append(pool.submit(_post, clients[i % len(clients)], bodies[i % len(bodies)], i,
                                        regions[i % len(regions)], ids))
         for f in futures:
             _record(run, *f.result())

@@ -5,8 +5,10 @@ on it (5-fold cross-fitting) and sent once, in a random order, through the simul
 reviewers giving the true labels. No Ray, no registry.
 
 Training here is a logistic-regression head on the backbone's pooled features (the pipeline's
-`--tune head`, minus its augmented views), on 64 principal components, each model on its own 85% draw of
-its training folds with its own seed, so that two seeds differ as retrained models do. An answer whose
+`--tune head`, minus its augmented views), on 64 principal components, the champion and the `seed`
+candidate each on its own 85% draw of its training folds with its own seed, so that they differ as retrained
+models do; the `swapped` candidate is the `seed` one's draw and seed with two classes' labels exchanged, so
+the swap is all that tells it from that candidate. An answer whose
 top probability is below `UNSURE_BELOW` is `unsure`.
 """
 

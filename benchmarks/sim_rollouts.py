@@ -5,8 +5,8 @@ with its cell's accuracy (errors correlated through a Gaussian copula, so the tw
 varied share of photos); a wrong answer is `unsure` with the model's abstention rate, else a wrong class.
 The review queue samples each photo with its stratum's rate (Poisson, as monitoring.review.sampling does) and
 reviewers resolve queued items one by one, disagreements first and oldest first, as the queue orders
-them. After every verdict both today's gates (rollout/plans/default.yaml, limited) and the paired
-analysis are read; the first pass promotes, the first fail refuses.
+them. After every verdict both the gates the limited step had before
+issue 31 (`OldGates`: compared, agreement, reviewed, precision_margin) and the paired analysis are read; the first pass promotes, the first fail refuses.
 """
 
 from __future__ import annotations
@@ -186,11 +186,9 @@ class Run:
     analysis: str = "inconclusive"  # first decision of the paired analysis
     analysis_at: int | None = None
     old: bool = False  # today's gates passed at some read
-    old_at: int | None = None
     old_at_400: bool = False  # today's gates read once, after 400 verdicts
     covered: dict[str, bool] = field(default_factory=dict)  # precision intervals at the end, where estimable
     verdicts: int = 0
-    agreements: int = 0  # verdicts on low-confidence answers and spot checks
     needed: int | None = None  # still inconclusive at the end: about how many more verdicts would decide it
 
 
@@ -222,8 +220,7 @@ def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon
     return replay(simulated(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000), spec, rng, horizon, old_gates)
 
 
-def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True,
-           reserve: float = AGREEMENT_RESERVE) -> Run:
+def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
     """Review `traffic` verdict by verdict as the queue would, reading the analysis (and today's gates)
     after every verdict, until the analysis has decided and today's gates have passed and been read at 400
     verdicts (or `horizon`)."""
@@ -244,7 +241,7 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
                 break
             arrived = min(nxt) + 1
             waiting = [int(np.searchsorted(q, arrived)) - t for q, t in zip(st.queues, taken)]
-        s = next_stratum(waiting, taken, reserve)
+        s = next_stratum(waiting, taken, AGREEMENT_RESERVE)
         i = int(st.queues[s][taken[s]])
         taken[s] += 1
         resolved.append(i)
@@ -261,7 +258,7 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
                 cells.setdefault(tuple(c.value(k) for k in spec.segments), Counts()).add(counts)
         old.compared, old.agreeing = arrived, int(st.agree_prefix[arrived])
         if not run.old and old.passed():
-            run.old, run.old_at = True, verdicts
+            run.old = True
         if verdicts == 400:
             run.old_at_400 = old.passed()
         if run.analysis_at is None:
@@ -272,7 +269,6 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
             break
     run.covered = _covered(st, arrived, resolved)
     run.verdicts = len(resolved)
-    run.agreements = taken[1] + taken[2]
     if run.analysis_at is None and resolved:
         run.needed = decide("sim", spec, whole, cells, scale).needed
     return run

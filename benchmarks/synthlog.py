@@ -3,7 +3,7 @@ scale benchmark fills logs of a million rows with them, and the evidence tests c
 computations on them.
 
 A rollout's rows go through shadow (the candidate runs on a sample, off the answer path), limited (it
-answers a slice of one region, the champion shadows that slice) and gradual (a growing share of every
+answers a slice of one region, the champion shadows that slice) and gradual (30% of listings in every
 region). Shadow calls finish ok, fail, time out, are dropped or are still pending; the candidate
 sometimes fails while answering and the champion answers instead; photos are sometimes flagged
 out-of-domain and held on the champion. Both models' scores, the image descriptors and the OOD JSON are
@@ -27,22 +27,24 @@ DESCRIPTOR_NAMES = ("brightness", "highlights", "contrast", "saturation", "width
                     "sharpness", "bytes_per_pixel", "max_softmax", "energy", "embedding_distance")
 SHADOW_OUTCOMES = ("ok", "dropped", "error", "timeout", None)  # None: the shadow result has not arrived
 SHADOW_P = (0.88, 0.05, 0.03, 0.02, 0.02)
+CHAMPION, CANDIDATE = "1", "2"  # the versions the rows name
+SHADOW_SAMPLE = 0.5
+POOL = 64  # score vectors drawn per class
 
 
-def _score_pool(rng: np.random.Generator, per_class: int = 64) -> list[list[dict[str, float]]]:
+def _score_pool(rng: np.random.Generator) -> list[list[dict[str, float]]]:
     """Softmax-like scores with each class on top, drawn once: a million rows reuse them."""
     pool = []
     for top in range(len(CLASSES)):
-        raw = rng.dirichlet(np.full(len(CLASSES), 0.3), per_class)
-        raw[:, top] += rng.uniform(0.2, 3.0, per_class)
+        raw = rng.dirichlet(np.full(len(CLASSES), 0.3), POOL)
+        raw[:, top] += rng.uniform(0.2, 3.0, POOL)
         raw /= raw.sum(axis=1, keepdims=True)
         pool.append([{c: round(float(v), 4) for c, v in zip(CLASSES, r)} for r in raw])
     return pool
 
 
 def rows(n: int, rollout_id: str | None, t0: float, *, seed: int = 0, rate_hz: float = 10.0,
-         descriptor_pool: list[dict[str, float]] | None = None, champion: str = "1", candidate: str = "2",
-         shadow_sample: float = 0.5) -> Iterator[dict[str, Any]]:
+         descriptor_pool: list[dict[str, float]] | None = None) -> Iterator[dict[str, Any]]:
     """`n` rows of one rollout (or of no rollout, served by the champion alone), one every 1 / rate_hz
     seconds from t0, stages in order: the first 30% shadow, the next 30% limited, the rest gradual."""
     rng = np.random.default_rng(seed)
@@ -64,7 +66,7 @@ def rows(n: int, rollout_id: str | None, t0: float, *, seed: int = 0, rate_hz: f
         flags = ["night_time"] if ui[1] < 0.04 else (["low_resolution"] if ui[1] < 0.05 else [])
         in_slice = stage == "gradual" and ui[2] < 0.3 or stage == "limited" and region == "ap-south" and ui[2] < 0.5
         held = bool(in_slice and flags)
-        sampled = ui[3] < shadow_sample
+        sampled = ui[3] < SHADOW_SAMPLE
         served_by, shadow, reason = "champion", None, stage
         if stage == "stable":
             reason = "stable"
@@ -85,8 +87,8 @@ def rows(n: int, rollout_id: str | None, t0: float, *, seed: int = 0, rate_hz: f
             cand_top = (cand_top + 1) % len(CLASSES)
         champion_ran = served_by == "champion" or (shadow == "champion" and status == "ok")
         candidate_ran = served_by == "candidate" or (shadow == "candidate" and status == "ok")
-        champ_scores = pool[champ_top][int(ui[8] * 64)] if champion_ran else None
-        cand_scores = pool[cand_top][int(ui[9] * 64)] if candidate_ran else None
+        champ_scores = pool[champ_top][int(ui[8] * POOL)] if champion_ran else None
+        cand_scores = pool[cand_top][int(ui[9] * POOL)] if candidate_ran else None
         answer = champ_scores if served_by == "champion" else cand_scores
         label = max(answer, key=answer.get)  # type: ignore[arg-type]
         score = answer[label]  # type: ignore[index]
@@ -101,11 +103,11 @@ def rows(n: int, rollout_id: str | None, t0: float, *, seed: int = 0, rate_hz: f
             "ts": float(ts[i]), "rollout_id": rollout_id, "stage": stage, "listing_id": f"L{int(ui[2] * 1e6)}",
             "photo_id": f"P{i}", "region": region, "served_by": served_by, "label": label, "score": score,
             "latency_ms": float(latency_ms[i]),
-            "champion_version": champion if champion_ran else None,
+            "champion_version": CHAMPION if champion_ran else None,
             "champion_label": champ_label,
             "champion_scores": champ_scores,
             "champion_ms": float(champion_ms[i]) if champion_ran else None,
-            "candidate_version": candidate if (candidate_ran or candidate_error) else None,
+            "candidate_version": CANDIDATE if (candidate_ran or candidate_error) else None,
             "candidate_label": cand_label,
             "candidate_scores": cand_scores,
             "candidate_ms": float(candidate_ms[i]) if candidate_ran else None,
