@@ -100,12 +100,12 @@ On the tuning family, (min_share, segment_margin) was picked among (0.08, 0.12),
 The real-photo replay trains a champion and two candidates as logistic heads on frozen EfficientNet-Lite0
 features of ../shared/data/rooms, the champion and the `seed` candidate each on its own 85% draw of its
 training folds with its own seed; the `swapped` candidate is the `seed` one's draw and seed with bedroom and
-living_room's labels exchanged. Every photo is answered by
-models that did not train on it (5-fold cross-fitting) and sent once, in a random order (regions by a hash,
-cells by the champion's answer), reviewers answering with the true label; repetitions with new folds
-and seeds (one per 40 simulated rollouts). Where 1,249 photos hold too few disagreements to show the seed
-candidate non-inferior at margin 0.05 it ends inconclusive, and `median_more_verdicts_needed_when_inconclusive`
-is the analysis's own estimate of how many more it would need.
+living_room's labels exchanged. Every photo is answered by models that did not train on it (5-fold
+cross-fitting) and sent once, in a random order (regions by a hash, cells by the champion's answer),
+reviewers answering with the true label; repetitions with new folds and seeds (one per 40 simulated
+rollouts). Where 1,249 photos hold too few disagreements to show the seed candidate non-inferior at margin
+0.05 it ends inconclusive, and `median_more_verdicts_needed_when_inconclusive` is the analysis's own
+estimate of how many more it would need.
 """
 
 

@@ -26,8 +26,7 @@ NOTES = """
 living_room swapped, each trained by the demo's real-photo recipe (head-only on the cached backbone) on the
 photos' train split; the traffic is the folder's photos in an order fixed by a hash, three regions, 30 to
 warm up and then batches of 30 until the guard acts, so the models answer photos they trained on as well as
-ones they did not. The reviewers answer with each photo's label. Nothing
-here was tuned on this run: the plan is the shipped one and its analysis margins come from the analysis
+ones they did not. The reviewers answer with each photo's label. Nothing here was tuned on this run: the plan is the shipped one and its analysis margins come from the analysis
 benchmark's tuning family. How often the quality analysis passes, fails or waits over many rollouts is the
 analysis section's figure (a healthy candidate is failed by it, and so rolled back by the guard, which reads
 the same analysis however often, at most at the fail test's stated 5%). One run, one seed: a figure, not a
