@@ -276,15 +276,11 @@ def run_demo(data: Path | None = None, run_dir: Path | None = None, port: int = 
         demo.summary.update(run_dir=str(run_dir), url=url, review_url=reviews.url, champion=models.champion,
                             candidate=models.candidate, swapped_candidate=models.swapped)
         started.enter_context(demo.mailbox)
-        live = demo.live = Live(demo.view.render(), console=console, refresh_per_second=4, transient=False)
-
-        def stop_live() -> None:
-            live.stop()
-            if not console.is_terminal:  # off a terminal Live leaves the line open, and Serve's log lines would join it
-                console.line()
-
-        started.callback(stop_live)
-        live.start()
+        demo.live = Live(demo.view.render(), console=console, refresh_per_second=4, transient=False)
+        if not console.is_terminal:  # off a terminal Live leaves the line open, and Serve's log lines would join it
+            started.callback(console.line)  # after the stop below: an ExitStack unwinds last in, first out
+        started.callback(demo.live.stop)
+        demo.live.start()
         for title, step in story:
             console.rule(title)
             step(demo)
