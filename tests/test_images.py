@@ -69,7 +69,7 @@ def test_jpeg_metadata_is_removed_and_the_pixels_kept():
 
 
 @pytest.mark.parametrize("data", [b"", b"not a jpeg", jpeg()[:3], b"\xff\xd8\xff\xe1\x00\xff" + b"x" * 10,
-                                  b"\xff\xd8\x00\x00\x00\x02\xff\xda" + b"x" * 10])  # the last: no marker where one must be
+                                  b"\xff\xd8\x00\x00\x00\x02\xff\xda\x00\x02" + b"x" * 10])  # the last: no marker where one must be
 def test_jpeg_metadata_walk_refuses_what_it_cannot_read(data):
     from roomsight.images import jpeg_without_metadata
 
