@@ -41,6 +41,11 @@ def start_review_server(settings: Settings, engine: Engine, sock: socket.socket)
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="review-page", daemon=True)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
@@ -48,13 +53,9 @@ def start_review_server(settings: Settings, engine: Engine, sock: socket.socket)
             raise RuntimeError("the reviewer page stopped while starting; see the log above")
         time.sleep(0.05)
     if not server.started:
+        stop()  # a server still starting is told to stop, not left running behind the error
         raise RuntimeError("the reviewer page did not start within 20 s")
     host, port = sock.getsockname()[:2]
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-
     return ReviewServer(f"http://{host}:{port}", dict(settings.review.tokens), stop)
 
 
