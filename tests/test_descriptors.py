@@ -246,9 +246,13 @@ def test_inspect_takes_folders_of_photos(tmp_path):
 
 def test_every_shift_kind_is_seeded_and_keeps_an_image():
     photo = scenes(1, size=96, seed=5)[0]
+    reseeded = []
     for kind in SHIFTS:
         a, b = shift(photo, kind, 0.7, 11), shift(photo, kind, 0.7, 11)
         assert a.mode == "RGB" and np.array_equal(np.asarray(a), np.asarray(b)), kind
+        assert not np.array_equal(np.asarray(a), np.asarray(photo)), f"{kind} left the photo as it was"
+        reseeded.append(not np.array_equal(np.asarray(a), np.asarray(shift(photo, kind, 0.7, 12))))
+    assert sum(reseeded) > len(reseeded) / 2  # the seed is the kinds' randomness, not a constant
     assert all(set(k.expect) <= set(RULES) for _, k in SHIFTS.items())
 
 

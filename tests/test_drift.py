@@ -92,6 +92,16 @@ def test_report_by_region_over_the_log(settings, logged, tmp_path):
         assert saved["summary"]["alarm"] == rep.result.alarm and saved["evidently"]["metrics"]
     assert "us-east" in night.html.name
 
+    # Each rule raises the alarm on its own: the drifted columns without the out-of-domain share, and not
+    # when neither threshold is reached.
+    def alarm_at(**thresholds: float) -> drift.DriftResult:
+        s = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update=thresholds)})
+        return drift.check(s, logged, drift.Window(since=since, region="us-east"))[0]
+
+    columns = alarm_at(ood_share_alarm=1.0)
+    assert columns.alarm and len(columns.reasons) == 1 and "of columns drifted" in columns.reasons[0]
+    assert not alarm_at(ood_share_alarm=1.0, drift_share_alarm=1.0).alarm
+
 
 def test_too_small_a_window_is_a_clear_error(settings, logged):
     with pytest.raises(DriftError, match="only 0 logged prediction"):

@@ -46,12 +46,17 @@ def test_frame_has_one_row_per_prediction_with_the_served_models_answer(engine) 
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_cycle_collector_is_left_as_found(engine, enabled: bool) -> None:
+def test_cycle_collector_is_paused_while_rows_decode_and_left_as_found(engine, monkeypatch, enabled: bool) -> None:
+    from monitoring import drift_window
+
+    during: list[bool] = []
+    build = drift_window._records_frame
+    monkeypatch.setattr(drift_window, "_records_frame", lambda rows: during.append(gc.isenabled()) or build(rows))
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()
         drift.current_frame(engine, drift.Window())
-        assert gc.isenabled() is enabled
+        assert during == [False] and gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
 

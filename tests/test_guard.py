@@ -73,6 +73,17 @@ def test_guard_rolls_back_a_failing_candidate_and_records_it(settings):
     assert event["conditions"] == [{"name": "budget", "outcome": "fail"}]
 
 
+def test_guard_watches_nothing_in_shadow(settings):
+    """In shadow the candidate answers no one: its failures are the evidence for promoting it, not a reason
+    to take it off."""
+    cp = ControlPlane(settings, open_plan(budget=BUDGET), actor="alice")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    candidate_calls(settings, rid, 40, failing=20)  # past the budget, were it watched
+    guard = Guard(cp.with_actor("guard"))
+    assert guard.tick() is None and cp.current().state.stage is Stage.SHADOW
+    assert not guard.last.watch
+
+
 def test_guard_pauses_where_the_plan_says_pause_then_advances_after_a_promotion(settings):
     watch = (Gate(metric="candidate_error_rate", max=0.02, on_fail="pause"),)
     clock = [1000.0]

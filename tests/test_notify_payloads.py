@@ -72,6 +72,15 @@ def test_slack_payload_is_a_valid_incoming_webhook_message():
     assert "ALARM" not in text and "30.0%" in json.dumps(payloads.slack(ALARM, "d"))
 
 
+def test_slack_blocks_are_cut_to_block_kits_limits():
+    """The events above stay far inside the limits; these do not."""
+    many = payloads._fields([(f"k{i}", "v" * 3000) for i in range(12)])
+    assert len(many["fields"]) == 10 and all(len(f["text"]) == 2000 for f in many["fields"])
+    odd = PROMOTE.__class__(**{**PROMOTE.to_dict(), "action": "a" * 200, "conditions": PROMOTE.conditions})
+    header = payloads.slack(odd, "d")["blocks"][0]["text"]["text"]
+    assert len(header) == 150 and header.endswith("…")
+
+
 def test_slack_text_is_escaped_and_cut():
     """A reason is free text: it must not ping a channel, link somewhere, or push a block past its limit."""
     loud = PROMOTE.__class__(**{**PROMOTE.to_dict(), "reason": "<!channel> see <https://x.example|this> & " + "z" * 5000,
