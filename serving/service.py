@@ -67,7 +67,8 @@ class IngressService:
         try:
             return await asyncio.to_thread(decode_upload, data, self.settings.serve)
         except ImageRejected as exc:
-            raise RequestError(exc.status, str(exc), "bad-image") from None
+            # Over the byte or pixel limit is a 413 counted as too large, as a body refused by its header is.
+            raise RequestError(exc.status, str(exc), "too-large" if exc.status == 413 else "bad-image") from None
 
     def health(self) -> Health:
         current = self.watcher.current

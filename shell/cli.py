@@ -97,9 +97,13 @@ def promote(
         raise typer.Exit(1) from None
     print_conditions(console, out.gates)
     if not out.applied:
-        ok = all(g.passed for g in out.gates)
-        console.print(f"dry run: {'would promote' if ok else 'would refuse'} to step {out.to_step}"
-                      + ("" if ok else " (--force would override)") + "; nothing was changed")
+        if out.forced:
+            said = f"would promote to step {out.to_step}, forced past conditions that did not pass"
+        elif all(g.passed for g in out.gates):
+            said = f"would promote to step {out.to_step}"
+        else:
+            said = f"would refuse to step {out.to_step} (--force would override)"
+        console.print(f"dry run: {said}; nothing was changed")
         console.print(f"then: {describe_state(out.after, out.to_step)}")
         return
     if out.forced:

@@ -70,6 +70,8 @@ def test_status_promote_refusals_through_the_cli(home):
     assert result.exit_code == 1 and "unknown region" in result.output
     result = runner.invoke(app, ["promote", "--stage", "limited", "--dry-run"], env=env)
     assert result.exit_code == 0 and "dry run: would refuse to step 2/7 limited eu-west 100%" in result.output
+    result = runner.invoke(app, ["promote", "--stage", "limited", "--dry-run", "--force", "--reason", "try"], env=env)
+    assert result.exit_code == 0 and "dry run: would promote to step 2/7 limited eu-west 100%, forced past" in result.output
     result = runner.invoke(app, ["promote", "--stage", "limited"], env=env)
     assert result.exit_code == 1 and "INCONCLUSIVE compared >= 30: 0 so far" in result.output
     result = runner.invoke(app, ["status"], env=env)

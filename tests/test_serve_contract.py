@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import serving_settings
+from tests.test_images import png_header_only
 from tests.test_skeleton_e2e import jpeg, wait_for
 
 pytestmark = pytest.mark.ray
@@ -84,6 +85,9 @@ def test_metrics_pass_promtool_with_the_rollout_series(app):
         assert client.post("/predict", files=files, data={"listing_id": f"M{i}", "region": region}).status_code == 200
     assert client.post("/predict", files={"image": ("p.jpg", b"nope", "image/jpeg")},
                        data={"listing_id": "M", "region": "r"}).status_code == 400
+    bomb = client.post("/predict", files={"image": ("p.png", png_header_only(20_000, 20_000), "image/png")},
+                       data={"listing_id": "M", "region": "r"})
+    assert bomb.status_code == 413 and "the limit is" in bomb.json()["error"]
     torn = client.post("/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
     assert torn.status_code == 400 and "multipart body cannot be read" in torn.json()["error"]
     r = client.get("/metrics")
@@ -97,5 +101,6 @@ def test_metrics_pass_promtool_with_the_rollout_series(app):
     assert served[-1] == "candidate", served
     assert 'roomsight_requests_total{region="eu-west",served_by="candidate",stage="limited"} 1.0' in text
     assert 'roomsight_rejected_total{reason="bad-image"} 1.0' in text
+    assert 'roomsight_rejected_total{reason="too-large"}' in text  # over the pixel limit: too large, not bad
     assert 'roomsight_rejected_total{reason="malformed-form"}' in text  # schemathesis's torn bodies add to it
     cp.rollback("contract test done")
