@@ -177,11 +177,12 @@ class GatesRefused(ApiError):
 
 # -- statuses ---------------------------------------------------------------------------------------------
 _WHY = {
-    400: "The body could not be read.",
+    400: "The body could not be read (bytes the JSON parser cannot take at all).",
     401: "No valid operator token: send `Authorization: Bearer <token>` with a control.tokens token.",
     409: "Refused where the rollout stands (no rollout, a step that does not follow, a blank reason, a change "
          "another caller made first, an unknown model); a promotion held by its conditions lists them in `gates`.",
-    422: "The body is invalid: a missing, extra, mistyped or too long field, or a value out of range.",
+    422: "The body or query is invalid: JSON that does not parse, a missing, extra, mistyped or too long field, or "
+         "a value out of range.",
     503: "MLflow is out of reach (retry), or the report is still being built (see Retry-After).",
 }
 

@@ -15,6 +15,9 @@ def invalid_message(errors: Sequence[Any], fields: Collection[str]) -> str:
     problems = []
     for e in errors:
         loc = e.get("loc", ())
-        field = loc[1] if len(loc) > 1 and loc[1] in fields else "body"
+        # A query or path parameter is one the route declares, so its name is safe to repeat; a body field's
+        # only if the model has it (an unknown key is the client's text).
+        declared = len(loc) > 1 and (loc[0] in ("query", "path") or loc[1] in fields)
+        field = loc[1] if declared else "body"
         problems.append(f"{field}: {e.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(dict.fromkeys(problems))

@@ -102,6 +102,10 @@ def test_operations_need_a_token_and_record_its_holder(settings) -> None:
         assert {g["name"] for g in r.json()["gates"] if g["outcome"] != "pass"} >= {"compared >= 30"}
         assert http.post("/api/promote", json={"stage": "sideways"}, headers=CI).status_code == 409
         assert http.post("/api/promote", json={"stage": 3, "extra": 1}, headers=CI).status_code == 422
+        torn = http.post("/api/promote", content=b"{dry", headers={**CI, "content-type": "application/json"})
+        assert torn.status_code == 422 and "JSON decode error" in torn.json()["error"]
+        r = http.get("/api/history", params={"limit": 0}, headers=OLGA)
+        assert r.status_code == 422 and r.json()["error"].startswith("invalid request: limit:")  # a query, named
 
         log_shadow_traffic(settings, rid, 40)
         r = http.post("/api/promote", json={"stage": "limited", "regions": ["eu-west"]}, headers=CI)
