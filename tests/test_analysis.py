@@ -92,6 +92,20 @@ def verdict(stratum: str, champion: str, candidate: str, truth: str, c: Cell | N
     return VerdictRow(stratum, pi, c or cell(), champion, candidate, truth, t, t + 1)
 
 
+def test_a_stratum_whose_few_verdicts_all_agree_still_widens_the_interval() -> None:
+    """Three right answers out of three say little about a stratum of 1,000 photos; three hundred say more.
+    Their sample variance is zero either way, so only the Laplace floor tells them apart."""
+    from analysis.weighted import ratio
+
+    populations = {("a", False): 1000, ("b", False): 1000}
+    half = [(i % 2, 1) for i in range(50)]
+    few = ratio(populations, {("a", False): [(1, 1)] * 3, ("b", False): half})
+    many = ratio(populations, {("a", False): [(1, 1)] * 300, ("b", False): half})
+    assert few is not None and many is not None and few.value == many.value == 0.75
+    assert few.lower < many.lower - 0.1
+    assert few.n_eff < few.n / 2  # without the floor the interval would be as narrow as 53 verdicts make it
+
+
 def test_weighted_estimates_recover_a_stratified_population() -> None:
     """Disagreements reviewed at 100%, agreements at 5%: raw precision from the queue is far from the
     truth, the weighted estimate is not, and its 95% interval covers the truth in about 95% of samples."""

@@ -103,6 +103,28 @@ def test_report_by_region_over_the_log(settings, logged, tmp_path):
     assert not alarm_at(ood_share_alarm=1.0, drift_share_alarm=1.0).alarm
 
 
+def test_model_side_columns_are_compared_only_on_one_models_traffic(settings, logged):
+    """Max softmax, energy and embedding distance are one model's view: against that model's reference when
+    the window is its traffic alone, left out when another version answered some of it."""
+    from roomsight import registry
+
+    pack = registry.load_model(registry.ModelRef("roomtype", "1"))
+
+    class AsVersion2:  # the same network answering as another version: only the version differs
+        meta, version = pack.meta, "2"
+
+        @staticmethod
+        def predict(images):  # noqa: ANN001, ANN205 - the pack's own signature
+            return pack.predict(images)
+
+    log_traffic(logged, AsVersion2, scenes(20, seed=3000), "eu-west")
+    since, model_side = time.time() - 3600, {"max_softmax", "energy", "embedding_distance"}
+    mixed, _ = drift.check(settings, logged, drift.Window(since=since, region="eu-west"))
+    one, _ = drift.check(settings, logged, drift.Window(since=since, region="eu-west", model_version="1"))
+    assert mixed.n_current == 80 and not model_side & set(mixed.columns)
+    assert one.n_current == 60 and model_side <= set(one.columns)
+
+
 def test_too_small_a_window_is_a_clear_error(settings, logged):
     with pytest.raises(DriftError, match="only 0 logged prediction"):
         drift.check(settings, logged, drift.Window(since=time.time() + 60, region="eu-west", model_version="1"))

@@ -133,3 +133,14 @@ def test_a_target_that_raises_is_a_counted_failure_not_an_exception():
     (d,) = n.send(PROMOTE)
     assert not d.ok and "RuntimeError: a bug in a target" in d.error and n.failed == {"broken target": 1}
     assert Notifier().send(PROMOTE) == []  # nothing configured: nothing to do
+
+
+def test_a_network_error_that_quotes_the_url_says_neither_it_nor_its_path():
+    """A Slack URL's path is its credential: an error from the transport that repeats it must not reach the
+    log or the delivery record."""
+    from monitoring.notify.webhook import _scrubbed
+
+    url = "https://hooks.slack.com/services/T0/B0/s3cr3t"
+    said = _scrubbed(OSError(f"cannot POST {url}; then tried /services/T0/B0/s3cr3t"), url)
+    assert said == "OSError: cannot POST <url>; then tried <path>"
+    assert _scrubbed(TimeoutError("read timed out after 5 s"), url) == "timed out"
