@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from analysis import AnalysisSpec, analyse
 from analysis.paired import Counts, decide, tally
-from analysis.sequential import bound, holm, log_capital, log_capitals
+from analysis.sequential import bound, holm, log_capitals
 from analysis.spec import AnalysisResult
 from analysis.weighted import model_estimates
 from roomsight.verdicts import UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
