@@ -26,6 +26,15 @@ from serving.routing import CANDIDATE
 from serving.shadowing import ShadowGate
 
 
+def disagrees(served: ModelAnswer, shadow: ModelAnswer, gap: float) -> bool:
+    """Whether a compared photo belongs to the review's disagreement stratum. The paired analysis reads a
+    photo outside it as a tie that needs no verdict, which holds only when both models gave the same
+    answer: so a class against `unsure` disagrees, as do two `unsure`s behind different top classes and
+    the same label held with confidences more than `gap` apart."""
+    return (shadow.label != served.label or shadow.top_class != served.top_class
+            or abs(shadow.score - served.score) > gap)
+
+
 @dataclass(frozen=True)
 class ShadowJob:
     role: str  # the model that shadows
@@ -128,8 +137,7 @@ class ShadowDispatcher:
 
     def _compared(self, job: ShadowJob, answer: ModelAnswer) -> None:
         primary = job.primary
-        disagree = (answer.top_class != primary.top_class
-                    or abs(answer.score - primary.score) > self.settings.disagreement_gap)
+        disagree = disagrees(primary, answer, self.settings.disagreement_gap)
         values = {**answer_columns(job.role, answer), "disagreement": disagree}
         self.log.submit_shadow(ShadowUpdate(job.request_id, "ok", values))
         self.metrics.shadow.labels(job.role, "ok").inc()

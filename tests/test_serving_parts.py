@@ -1,6 +1,6 @@
 """The ingress's parts without Ray: the typed request and the schema that documents it, the warm-up hook's
-hold on an unloadable champion, the answering call's fallback to the champion, and the rollout's configured
-series for Prometheus. Ray's deployment handles are stood in for where a part calls one."""
+hold on an unloadable champion, the answering call's fallback to the champion, what a shadow comparison
+counts as a disagreement, and the rollout's configured series for Prometheus. Ray's deployment handles are stood in for where a part calls one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from serving.models import ModelAnswer
 from serving.request import TEXT_FIELDS, PredictRequest, form_schema, parse_batch, parse_predict
 from roomsight.rollout_state import RoutingState, Stage
 from serving.routing import on_candidate
+from serving.shadow_dispatch import disagrees
 
 V1, V2 = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
 
@@ -174,6 +175,25 @@ def test_a_failing_candidate_is_answered_for_by_the_champion_or_refused_with_a_5
 
 
 # -- the rollout's series -----------------------------------------------------------------------------
+def _answer(label: str, top_class: str, score: float) -> ModelAnswer:
+    return ModelAnswer(version="1", label=label, top_class=top_class, score=score, probs={top_class: score}, ms=1.0,
+                       model_scores={})
+
+
+@pytest.mark.parametrize("served, shadow, disagree", [
+    (_answer("kitchen", "kitchen", 0.9), _answer("kitchen", "kitchen", 0.8), False),
+    (_answer("unsure", "kitchen", 0.5), _answer("unsure", "kitchen", 0.4), False),
+    # The paired analysis counts a photo outside the stratum as a tie: a model that answers `unsure` where
+    # the other names a class must be reviewed, or one that answers nothing would pass as the other's equal.
+    (_answer("kitchen", "kitchen", 0.9), _answer("unsure", "kitchen", 0.7), True),
+    (_answer("unsure", "kitchen", 0.7), _answer("kitchen", "kitchen", 0.9), True),
+    (_answer("unsure", "kitchen", 0.5), _answer("unsure", "bedroom", 0.5), True),
+    (_answer("kitchen", "kitchen", 0.95), _answer("kitchen", "kitchen", 0.6), True),
+])
+def test_a_comparison_disagrees_when_the_answers_differ_not_only_the_top_classes(served, shadow, disagree):
+    assert disagrees(served, shadow, gap=0.3) is disagree
+
+
 STATES = [
     RoutingState(champion=V1),
     RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r1"),
