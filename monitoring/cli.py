@@ -82,8 +82,9 @@ def report(
     ctx: typer.Context,
     since: str = typer.Option("24h", "--since", help="Window length back from now: 30m, 24h, 7d, ..."),
     region: Optional[str] = typer.Option(None, "--region", help="Only this region's predictions."),
-    model: Optional[str] = typer.Option(None, "--model", help="Only predictions served by this version number; its "
-                                        "reference is used (default: all traffic against the champion's reference)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only predictions served by this version: a version "
+                                        "number (2), models:/NAME/2 or models:/NAME@ALIAS; its reference is used "
+                                        "(default: all traffic against the champion's reference)."),
     email: Optional[list[str]] = typer.Option(None, "--email", help="Send the report to this address (repeatable); "
                                               "SMTP settings come from smtp.* / ROOMSIGHT_SMTP__*."),
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
@@ -96,7 +97,8 @@ def report(
     from roomsight.db import engine_for
 
     settings = of(ctx).settings
-    window = drift.Window(since=time.time() - parse_duration(since), region=region, model_version=model)
+    version = served_version(settings, model) if model else None
+    window = drift.Window(since=time.time() - parse_duration(since), region=region, model_version=version)
     if email:
         mailer.ready(settings.smtp, email)
     engine = engine_for(settings.db_url)
@@ -118,6 +120,28 @@ def report(
         console.print(f"  emailed to {', '.join(email)}")
     for d in notified:
         console.print(f"  {d.describe()}", highlight=False)
+
+
+def served_version(settings, given: str) -> str:  # noqa: ANN001 - Settings
+    """The version number `--model` names. The prediction log records served versions as bare numbers of
+    the one registered model, so a URI is reduced to its number; an alias asks the registry."""
+    from roomsight import registry
+
+    given = given.strip()
+    if given.isdigit():
+        return given
+    try:
+        name, version, _alias = registry.parse_uri(given)
+    except RegistryError:
+        raise UserError(f"--model takes a version number (2), models:/NAME/VERSION or models:/NAME@ALIAS, "
+                        f"not {given!r}") from None
+    if name != settings.model_name:
+        raise UserError(f"{given} is not a version of {settings.model_name!r}, the model the prediction log records "
+                        "(the model_name setting)")
+    if version is not None:
+        return version
+    registry.configure(settings)
+    return registry.resolve(given).version
 
 
 def _print_result(res) -> None:  # noqa: ANN001 - monitoring.drift.DriftResult

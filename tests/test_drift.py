@@ -140,6 +140,28 @@ def test_a_region_or_version_never_logged_is_named_not_blamed_on_the_window(sett
                                "no prediction in the log was served by model version 7 (logged: 1)")
 
 
+def test_model_is_a_version_number_or_a_uri_of_the_logged_model(settings):
+    """--model models:/roomtype/2 was taken as the version "models:/roomtype/2", which no prediction has."""
+    from monitoring.cli import served_version
+    from roomsight.errors import UserError
+
+    assert served_version(settings, "2") == served_version(settings, "models:/roomtype/2") == "2"
+    assert served_version(settings, "models:/roomtype@champion") == "1"
+    with pytest.raises(UserError, match="not a version of 'roomtype'"):
+        served_version(settings, "models:/other/2")
+    with pytest.raises(UserError, match=r"--model takes a version number \(2\), models:/NAME/VERSION"):
+        served_version(settings, "v2")
+
+
+def test_cli_report_takes_a_model_uri(settings, logged):
+    from shell.cli import app
+
+    result = CliRunner().invoke(app, ["drift", "report", "--since", "1h", "--region", "eu-west", "--model",
+                                      "models:/roomtype/1", "--json"], env={"ROOMSIGHT_HOME": str(settings.home)})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["compared"] == "all 60 predictions in the window"
+
+
 def test_gate_evidence_per_rollout_comes_from_the_latest_check(settings, logged):
     from monitoring.drift_checks import evidence, run_check
 
