@@ -11,6 +11,7 @@ from roomsight.errors import TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.plan import Plan, Step
+from rollout.plan_text import step_label
 
 
 def start(state: RoutingState, candidate: ModelRef, rollout_id: str, plan: Plan, now: float) -> RoutingState:
@@ -29,18 +30,25 @@ def target_step(state: RoutingState, plan: Plan, stage: str | None = None) -> in
     """The step a promotion goes to: the next one, or with `stage` the first later step of that kind.
     Gradual steps the share has already passed (a --percent override) are skipped."""
     current = _current(state, plan)
-    kinds = {k.value for k in Stage} - {Stage.STABLE.value}
-    if stage is not None and stage not in kinds:
-        raise TransitionError(f"unknown stage {stage!r}; promote to one of {', '.join(sorted(kinds))}")
-    for i in range(current + 1, len(plan.steps)):
-        step = plan.steps[i]
-        if step.kind is Stage.GRADUAL and step.gradual.percent <= state.percent:
-            continue
-        if stage is None or step.kind.value == stage:
+    later = [i for i in range(current + 1, len(plan.steps))
+             if not (plan.steps[i].kind is Stage.GRADUAL and plan.steps[i].gradual.percent <= state.percent)]
+    if stage is not None and stage not in {k.value for k in Stage} - {Stage.STABLE.value}:
+        raise TransitionError(f"unknown stage {stage!r}; {_targets(plan, later)}")
+    for i in later:
+        if stage is None or plan.steps[i].kind.value == stage:
             return i
-    where = plan.step_label(current)
-    raise TransitionError(f"no later {stage + ' ' if stage else ''}step in the plan after step {where}"
-                          + ("" if stage else "; the rollout is complete"))
+    # The step as the rollout stands (an override's regions and percent), as `rollout status` says it:
+    # the plan's own words for the step would not match what the user just did.
+    where = step_label(plan, state)
+    if stage is None:
+        raise TransitionError(f"no later step in the plan after step {where}; the rollout is complete")
+    raise TransitionError(f"no later {stage} step in the plan after step {where}; {_targets(plan, later)}")
+
+
+def _targets(plan: Plan, later: list[int]) -> str:
+    """The stage kinds a promotion can still reach, in plan order: naming any other would only fail next."""
+    kinds = list(dict.fromkeys(plan.steps[i].kind.value for i in later))
+    return f"promote to one of {', '.join(kinds)}" if kinds else "no later step in the plan to promote to"
 
 
 def advance(state: RoutingState, plan: Plan, target: int, now: float, regions: tuple[str, ...] | None = None,
@@ -48,7 +56,7 @@ def advance(state: RoutingState, plan: Plan, target: int, now: float, regions: t
     """The state on step `target` (after the current one), with optional overrides of that step's traffic."""
     current = _current(state, plan)
     if not current < target < len(plan.steps):
-        raise TransitionError(f"step {target + 1} does not follow step {plan.step_label(current)}")
+        raise TransitionError(f"step {target + 1} does not follow step {step_label(plan, state)}")
     if percent is not None and not 0 < percent <= 100:
         raise TransitionError(f"--percent must be in (0, 100], got {percent:g}")
     kind = plan.steps[target].kind

@@ -69,6 +69,21 @@ def test_refusals_say_why(plan):
         stages.target_step(shadow.evolve(step=9), plan)
 
 
+def test_no_later_step_names_the_step_as_it_stands_and_only_reachable_kinds(plan):
+    """After `promote --regions eu-west,us-east --percent 50` the refusal named the plan's "limited eu-west
+    100%", and an unknown stage was offered shadow and pause, which cannot come later."""
+    s = stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0)
+    s = stages.advance(s, plan, 1, 0, regions=("eu-west", "us-east"), percent=50)
+    for stage in ("shadow", "pause"):
+        with pytest.raises(TransitionError) as info:
+            stages.target_step(s, plan, stage)
+        assert str(info.value) == (f"no later {stage} step in the plan after step 2/7 limited eu-west, us-east 50%; "
+                                   "promote to one of gradual, full")
+    with pytest.raises(TransitionError) as info:
+        stages.target_step(s, plan, "bogus")
+    assert str(info.value) == "unknown stage 'bogus'; promote to one of gradual, full"
+
+
 def test_a_percent_override_skips_the_steps_it_passed(plan):
     s = stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0)
     s = stages.advance(s, plan, 1, 0)
