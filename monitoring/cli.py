@@ -33,7 +33,9 @@ def inspect(
     no_model: bool = typer.Option(False, "--no-model", help="Image descriptors and flags only, default calibration, "
                                   "no registry access."),
 ) -> None:
-    """Print each image's descriptors, out-of-domain scores and flags as JSON lines."""
+    """Print each image's descriptors, out-of-domain scores and flags as JSON lines.
+
+    A file that cannot be read as an image is skipped with a warning; if none can be, the command fails."""
     from monitoring.descriptors import describe
     from monitoring.ood import FLAGS, IMAGE_FLAGS, Calibration
     from monitoring.reference import model_descriptors
@@ -46,15 +48,21 @@ def inspect(
     threshold = settings.monitoring.flag_threshold
     files: list[Path] = []
     for given in paths:
+        if not given.exists():
+            err.print(f"[yellow]skipped[/] no such file: {given}", highlight=False)
+            continue
         found = sorted(x for x in given.rglob("*") if x.suffix.lower() in IMAGE_SUFFIXES) if given.is_dir() else [given]
         if not found:
             err.print(f"[yellow]skipped[/] {given}: no images in this folder", highlight=False)
         files += found
+    described = 0
     for path in files:
         try:
             decoded = decode_upload(path.read_bytes(), settings.serve)
         except (OSError, ImageRejected) as exc:
-            err.print(f"[yellow]skipped[/] {path}: {exc}", highlight=False)
+            # An OSError's own text repeats the path after an errno: its reason alone reads better.
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+            err.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
             continue
         descriptors = describe(decoded.image, decoded.width, decoded.height, decoded.n_bytes)
         line = {"path": str(path)}
@@ -65,6 +73,10 @@ def inspect(
         ood = calibration.assess(descriptors, threshold, IMAGE_FLAGS if pack is None else FLAGS)
         line.update({"descriptors": descriptors, "scores": ood.scores, "flags": ood.flags})
         typer.echo(json.dumps(line))
+        described += 1
+    if not described:
+        # A script checks the exit code: nothing described must not read as success.
+        raise UserError("none of the inputs could be described as an image")
 
 
 def _load_model(settings, uri: str | None):  # noqa: ANN001, ANN202 - Settings -> ModelPack

@@ -244,6 +244,31 @@ def test_inspect_takes_folders_of_photos(tmp_path):
     assert "empty: no images in this folder" in " ".join(result.output.split())
 
 
+def test_inspect_fails_when_nothing_could_be_described(tmp_path):
+    """bad.jpg, empty.jpg and a missing file were each "skipped" (the missing one as "[Errno 2] ...") and
+    the command exited 0."""
+    from shell.cli import app
+
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    missing = tmp_path / "nonexist.jpg"
+    env = {"ROOMSIGHT_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(app, ["inspect", "--no-model", str(tmp_path / "bad.jpg"), str(tmp_path / "empty.jpg"),
+                                      str(missing)], env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"no such file: {missing}" in said and "Errno" not in said
+    assert "bad.jpg" in said and "empty.jpg" in said and "error: none of the inputs could be described" in said
+    assert not [line for line in result.stdout.splitlines() if line.startswith("{")]
+
+    scenes(1)[0].save(tmp_path / "good.jpg", "JPEG")
+    result = CliRunner().invoke(app, ["inspect", "--no-model", str(tmp_path / "good.jpg"), str(missing)], env=env)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines() if line.startswith("{")] == [
+        str(tmp_path / "good.jpg")]
+    assert f"no such file: {missing}" in " ".join(result.output.split())
+
+
 def test_every_shift_kind_is_seeded_and_keeps_an_image():
     photo = scenes(1, size=96, seed=5)[0]
     reseeded = []
