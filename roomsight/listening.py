@@ -23,6 +23,7 @@ def listen(host: str, port: int, section: str, fix: str | None = None) -> socket
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses it
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait out TIME_WAIT
+    # Never SO_REUSEPORT: with it the bind would succeed beside a listener that set it too (Ray Serve's proxy).
     try:
         sock.bind((host, port))
         sock.listen()
@@ -34,7 +35,8 @@ def listen(host: str, port: int, section: str, fix: str | None = None) -> socket
 
 def check_free(host: str, port: int, section: str, fix: str | None = None) -> None:
     """For servers that bind for themselves (Ray Serve's proxy, the SMTP sink): a taken port found now
-    rather than after minutes of work. Another process may still take it in between."""
+    rather than after minutes of work, held by any listener, SO_REUSEPORT or not. Another process may
+    still take it in between."""
     listen(host, port, section, fix).close()
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from roomsight.cluster import init_ray
 from roomsight.config import ServeSettings, Settings
 from roomsight.errors import ConfigError
-from roomsight.listening import cannot_listen
+from roomsight.listening import cannot_listen, check_free
 
 if TYPE_CHECKING:
     from ray.serve.deployment import Deployment
@@ -51,6 +51,13 @@ def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
 
     from serving.app import build_app
 
+    if settings.ray.address is None and not ray.is_initialized():
+        # The local Ray this call starts puts Serve's proxy on this machine, and the proxy binds with
+        # SO_REUSEPORT: beside another Serve on the port it binds too, and the two split the requests,
+        # so its own bind failure never comes. On a cluster the proxies run on its nodes, perhaps not
+        # this one, and a Serve already running there holds the port itself; so does one in a Ray this
+        # process started before (the demo deploys onto it). There Ray's bind failure, below, is the check.
+        check_free(settings.serve.host, settings.serve.port, "serve")
     init_ray(settings)
     try:
         resources = ray.cluster_resources()
@@ -63,7 +70,7 @@ def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
         serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port},
                     proxy_location="HeadOnly" if settings.serve.proxy_location == "head_only" else "EveryNode")
     except RuntimeError as exc:
-        # Ray reports a taken port as a RayTaskError from its proxy actor, identified only by the message.
+        # Ray reports a port taken without SO_REUSEPORT as a RayTaskError from its proxy actor, identified only by the message.
         if "Failed to bind" not in str(exc):
             raise
         raise cannot_listen(settings.serve.host, settings.serve.port, "serve") from None

@@ -190,6 +190,37 @@ def test_serve_refuses_at_start_an_app_the_local_ray_cannot_place(tmp_path: Path
         start_serve(s)  # 2.25 CPUs on the session's 2: Serve would wait for them without end
 
 
+def test_serve_beside_a_listener_sharing_its_port_fails_before_ray_starts(tmp_path: Path, monkeypatch):
+    """A second `rollout serve` in its own local Ray: the first's proxy listens with SO_REUSEPORT, as Ray
+    Serve's does, so the second's proxy would bind beside it and take half the requests."""
+    import socket
+
+    import ray
+
+    import serving.runner
+    from serving.runner import start_serve
+
+    def no_ray(_settings: object) -> None:
+        raise AssertionError("Ray was started before the port was checked")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # whatever Ray other tests left in this process
+    monkeypatch.setattr(serving.runner, "init_ray", no_ray)
+    with socket.socket() as first:
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        port = first.getsockname()[1]
+        s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__PORT": str(port)})
+        with pytest.raises(ConfigError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: .*serve\.port"):
+            start_serve(s)
+        # On a cluster the proxy is on its nodes, maybe not this one: Ray's bind is the check there.
+        joined = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__PORT": str(port),
+                                        "ROOMSIGHT_RAY__ADDRESS": "auto"})
+        with pytest.raises(AssertionError, match="Ray was started"):
+            start_serve(joined)
+
+
 @pytest.mark.timeout(180)
 def test_serve_on_a_taken_port_fails_at_start_naming_the_keys(tmp_path: Path, ray_session, serve_port):
     import socket
