@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Optional
@@ -26,7 +27,7 @@ def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
 ) -> None:
     """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
-    from serving.runner import start_serve
+    from serving.runner import start_serve, stop_serve
 
     from monitoring.drift_checks import DriftChecker
     from rollout.guard import GUARD_ACTOR, Guard
@@ -47,9 +48,17 @@ def serve(
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        # What follows ends in Ray's own shutdown at exit, which waits for its processes: a second Ctrl-C
+        # there broke it off with a traceback. Each wait is bounded, so the stop is let finish.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         guard.stop()
         checker.stop()
         console.print("stopping")
+        if settings.ray.address is None:
+            # The local Ray goes down with this process. Deleting the app first stops the ingress
+            # gracefully, so it writes what its log holds and removes its in-flight file (serving.yielding).
+            # An app on a cluster is left to it.
+            stop_serve()
 
 
 def _with_address(settings: Settings, section: str, host: str | None, port: int | None) -> Settings:

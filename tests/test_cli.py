@@ -160,3 +160,35 @@ def test_files_the_system_refuses_are_one_line_errors_naming_them(tmp_path, args
     out = " ".join(result.output.split())
     assert result.exit_code == 1, out
     assert says.format(**paths) in out and "Traceback" not in out
+
+
+def test_ctrl_c_on_serve_stops_the_app_and_ignores_a_second_ctrl_c(tmp_path, monkeypatch):
+    """A second Ctrl-C used to land in Ray's shutdown at exit, as a traceback; the app, killed with the
+    local Ray, never closed its ingress (its log unwritten, its in-flight file left in /dev/shm)."""
+    import signal
+
+    import serving.runner
+    import shell.cli_run
+    from monitoring.drift_checks import DriftChecker
+    from roomsight import registry
+    from rollout.guard import Guard
+
+    stopped = []
+    monkeypatch.setattr(serving.runner, "start_serve", lambda settings: "http://127.0.0.1:1")
+    monkeypatch.setattr(serving.runner, "stop_serve", lambda: stopped.append(signal.getsignal(signal.SIGINT)))
+    for cls in (Guard, DriftChecker):
+        monkeypatch.setattr(cls, "start", lambda self: None)
+    monkeypatch.setattr(registry, "alias_version", lambda name, alias: "1")  # a champion, without training one
+
+    def ctrl_c(_s: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shell.cli_run.time, "sleep", ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        result = runner.invoke(app, ["serve"], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert result.exit_code == 0, result.output
+    assert "stopping" in result.output
+    assert stopped == [signal.SIG_IGN]
