@@ -143,8 +143,18 @@ class OutcomeOut(_Body):
 
 
 class RecordedCondition(BaseModel):
+    """A condition as its event recorded it: a ConditionOut, an analysis possibly without its segments and
+    models when they did not fit the record (the run's evidence.json keeps them). Events recorded by older
+    versions kept only the name and outcome."""
+
     name: str | None = None
     outcome: str | None = None
+    kind: str | None = None
+    detail: str | None = None
+    value: float | None = None
+    on_fail: str | None = None
+    numbers: dict[str, float | None] | None = None
+    analysis: AnalysisOut | None = None
 
 
 class EventOut(BaseModel):

@@ -2,6 +2,10 @@
 auto-promote) in the `roomsight-rollouts` experiment, with who, why, the conditions with their numbers and
 the routing state after it; and reading them back, newest first or as of a moment.
 
+Each condition is kept in the run's `conditions` tag as its `ConditionResult.to_dict()`, so history and a
+past rollout's report read it with one search. A tag is short (`TAG_CHARS`): when the conditions do not fit,
+the tag sheds their bulk in steps (`conditions_tag`) and the run's `evidence.json` artifact keeps them whole.
+
 `live_at` is pure: from the event in force at a moment, which version answered a region then.
 """
 
@@ -15,6 +19,10 @@ from typing import Any
 from roomsight import registry
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.conditions import ConditionResult
+
+# MLflow's MAX_TAG_VAL_LENGTH; it truncates a longer value, which would leave JSON that no longer parses.
+TAG_CHARS = 8000
+_ANALYSIS_HEADLINE = ("name", "outcome", "summary", "estimate", "lower", "upper", "n", "needed", "discordant")
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ def record(settings: Any, event: Event) -> str:
         "forced": str(event.forced).lower(), "rollout_id": _rollout_of(event),
         "champion": event.after.champion.uri, "candidate": candidate.uri if candidate else "",
         "regions": ",".join(event.after.regions), "percent": f"{event.after.percent:g}",
-        "conditions": json.dumps([{"name": c.name, "outcome": c.outcome} for c in event.conditions]),
+        "conditions": conditions_tag(event.conditions),
         "state_after": json.dumps(event.after.to_dict()), "generation": str(event.generation),
     }
     client = registry.client()
@@ -55,6 +63,28 @@ def record(settings: Any, event: Event) -> str:
                                       "before": event.before.to_dict(), "after": event.after.to_dict()}, "evidence.json")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def conditions_tag(conditions: list[ConditionResult], limit: int = TAG_CHARS) -> str:
+    """The conditions as JSON in at most `limit` characters: each whole if they fit; else the analyses
+    without their segments and per-model estimates; else without the analyses (the value, detail and
+    numbers stay); at worst each name and outcome only."""
+    whole = [c.to_dict() for c in conditions]
+    headline = [{**d, "analysis": _analysis_headline(d["analysis"])} for d in whole]
+    bare = [{**d, "analysis": None} for d in whole]
+    names = [{"name": d["name"], "outcome": d["outcome"]} for d in whole]
+    for shape in (whole, headline, bare):
+        text = json.dumps(shape)
+        if len(text) <= limit:
+            return text
+    return json.dumps(names)
+
+
+def _analysis_headline(analysis: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An analysis's overall result; empty segments and models keep the shape readers expect."""
+    if analysis is None:
+        return None
+    return {**{k: analysis.get(k) for k in _ANALYSIS_HEADLINE}, "segments": [], "models": {}}
 
 
 def _rollout_of(event: Event) -> str:

@@ -162,8 +162,8 @@ def history(
     region: Optional[str] = typer.Option(None, "--region", help="With --at: only this region."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Rollout events as recorded in MLflow, newest first: who did what, why, and the conditions' outcomes.
-    With --at, which version answered each region at that moment."""
+    """Rollout events as recorded in MLflow, newest first: who did what and why; --json adds the conditions
+    each was checked on, with their numbers. With --at, which version answered each region at that moment."""
     cp = control_of(ctx)
     if at is not None:
         _live_at(cp, _moment(at), region, as_json)

@@ -128,6 +128,8 @@ def test_operations_need_a_token_and_record_its_holder(settings) -> None:
         events = http.get("/api/history", headers=CI).json()
         assert [(e["action"], e["actor"]) for e in events] == [("rollback", "olga"), ("promote", "ci"), ("start", "olga")]
         assert events[0]["reason"] == "drift in eu-west"
+        checked = {c["name"]: c for c in events[1]["conditions"]}  # with the numbers, as status gives them
+        assert (checked["compared >= 30"]["value"], checked["compared >= 30"]["kind"]) == (40, "gate")
 
 
 def test_racing_promotes_over_http_leave_one_winner(settings) -> None:

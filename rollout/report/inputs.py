@@ -58,8 +58,9 @@ class Condition:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Condition:
-        """A `rollout.conditions.ConditionResult.to_dict()` (an analysis's segments included), or the
-        `{name, outcome}` an event's record keeps."""
+        """A `rollout.conditions.ConditionResult.to_dict()` (an analysis's segments included), as the
+        control plane judges it and an event's record keeps it; or the bare `{name, outcome}` of an event
+        recorded before records kept the numbers (no numbers, then)."""
         outcome = _outcome(d.get("outcome"))
         if outcome is None:
             raise ValueError(f"condition {d.get('name')!r} has no outcome (one of {', '.join(OUTCOMES)})")
