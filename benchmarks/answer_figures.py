@@ -122,6 +122,10 @@ def serving_cost(n_classes: int, members: int, threads: int, repeats: int = 60) 
                for name, t in times.items()}}
 
 
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def captions() -> dict:
     """The shipped caption rules on both parts of the labelled caption set."""
     from training.labels import label_csv, load_rules
@@ -132,9 +136,9 @@ def captions() -> dict:
         for part in ("tuning", "heldout"):
             rep = label_csv(GOLD / f"{part}.csv", Path(tmp) / f"{part}.csv", rules, GOLD / f"{part}.csv").report
             assert rep is not None
-            out[part] = {"captions": rep.n, "room_captions": rep.n_classes, "precision": round(rep.precision, 4),
-                         "coverage": round(rep.coverage, 4),
-                         "per_class": {c: {"precision": round(s.precision, 3), "coverage": round(s.coverage, 3),
+            out[part] = {"captions": rep.n, "room_captions": rep.n_classes, "precision": _rounded(rep.precision, 4),
+                         "coverage": _rounded(rep.coverage, 4),
+                         "per_class": {c: {"precision": _rounded(s.precision, 3), "coverage": _rounded(s.coverage, 3),
                                            "labelled": s.labelled, "known": s.support} for c, s in rep.per_class.items()},
                          "per_rule": {c: f"{r.fired}/{r.correct}" for c, r in rep.per_rule.items()},
                          "abstained": rep.abstained}

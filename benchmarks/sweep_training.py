@@ -106,7 +106,7 @@ def report(tag: str, probs_valid: np.ndarray, probs_test: np.ndarray, y_valid: n
     per_class = build_report(probs_test, y_test, apply_thresholds(probs_test, classes, thresholds), classes,
                              thresholds)["per_class"]
     recall = {c: round(m["recall"], 2) for c, m in per_class.items()}
-    precision = {c: round(m["precision"], 2) for c, m in per_class.items()}
+    precision = {c: None if m["precision"] is None else round(m["precision"], 2) for c, m in per_class.items()}
     print(f"{tag}: valid {(probs_valid.argmax(1) == y_valid).mean():.3f} test {(probs_test.argmax(1) == y_test).mean():.3f}")
     print(f"  recall at thresholds {recall}\n  precision at thresholds {precision}")
     print(confusion_matrix(y_test, probs_test.argmax(1)), flush=True)

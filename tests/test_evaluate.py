@@ -36,6 +36,10 @@ def test_evaluate_writes_report_with_thresholds_from_a_separate_part(settings, f
     assert rep["thresholding"]["method"] == "lcb" and rep["thresholding"]["abstaining"] == classes
     assert rep["coverage"] == 0.0 and rep["as_exported"]["coverage"] > 0.5
     assert "always unsure" in result.output and "as exported" in result.output
+    # a class that answers nothing has no precision (null, n/a), not a precision of 0; its recall is 0
+    assert rep["accuracy_at_thresholds"] is None and all(r["precision"] is None for r in rep["per_class"].values())
+    assert all(t["precision"] is None for t in rep["thresholding"]["per_class"].values())
+    assert "precision n/a" in " ".join(result.output.split()) and "0.000 │ 0.000" not in result.output
     for c, row in rep["per_class"].items():
         assert set(row) == {"precision", "recall", "threshold", "ap", "support"}
         k = classes.index(c)

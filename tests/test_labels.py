@@ -184,3 +184,17 @@ def test_labels_reads_spreadsheet_csv_and_refuses_binary_with_a_message(tmp_path
     out = " ".join(result.output.split())  # Rich wraps long lines
     assert result.exit_code == 1 and f"captions file {junk} is not UTF-8 text" in out and "Traceback" not in out
     assert not (tmp_path / "junk-out.csv").exists()
+
+
+def test_a_class_the_rules_never_labelled_has_no_precision_not_a_precision_of_0(tmp_path):
+    caps = tmp_path / "c.csv"
+    caps.write_text("caption\nKitchen\nBalcony\n")
+    gold = tmp_path / "g.csv"
+    gold.write_text("label\nkitchen\nother\n")
+    rep = label_csv(caps, tmp_path / "o.csv", load_rules(), gold).report
+    assert rep.per_class["other"].precision is None and rep.per_class["other"].coverage == 0.0
+    assert rep.per_class["kitchen"].precision == 1.0
+    result = runner.invoke(app, ["labels", "--captions", str(caps), "--out", str(tmp_path / "o.csv"), "--gold", str(gold)],
+                           env={"ROOMSIGHT_HOME": str(tmp_path / "home")})
+    row = next(line for line in result.output.splitlines() if "other" in line)
+    assert result.exit_code == 0 and row.split("│")[2].strip() == "n/a", result.output

@@ -119,7 +119,8 @@ def test_the_model_records_how_its_thresholds_were_cut(tmp_path, k):
 
     settings = settings_for(tmp_path / "home")
     result = train(settings, TrainConfig(backbone="tiny_cnn", tune="head", folds=k, views=1, epochs=3,
-                                         synthetic_per_class=10, threshold_method="lcb", threshold_confidence=0.6))
+                                         synthetic_per_class=10, threshold_method="lcb", threshold_confidence=0.6,
+                                         allow_always_unsure=True))
     registry.configure(settings)
     pack = registry.load_model(result.registered.ref)
     th = pack.meta.thresholding

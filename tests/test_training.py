@@ -131,3 +131,56 @@ def test_split_is_seeded_and_stratified(tmp_path):
     assert s1.valid == s2.valid and s1.valid != s3.valid
     assert sorted(i.label for i in s1.valid) == ["a"] * 6 + ["b"] * 6 + ["c"] * 6
     assert not set(s1.train) & set(s1.valid) and not set(s1.valid) & set(s1.test)
+
+
+def test_a_model_every_class_of_which_abstains_is_refused_naming_the_cause_and_the_remedies():
+    from training.pipeline import TrainConfig, check_answers
+
+    # 9 right answers in a row a class: the 90% lower bound stays below 0.95 (it needs 45)
+    probs = np.repeat(np.eye(3) * 0.8 + 0.1, 9, axis=0)
+    chosen = thresholds_at_precision(probs, np.repeat(np.arange(3), 9), ["a", "b", "c"], 0.95, method="lcb",
+                                     confidence=0.9)
+    assert not any(t.reached for t in chosen.values()) and chosen["a"].precision is None
+    with pytest.raises(DataError) as info:
+        check_answers(chosen, TrainConfig(folds=1), "lcb", "the 27 validation photos", cross_fits=True)
+    says = str(info.value)
+    for part in ("would answer only 'unsure'", "no class reaches 0.95 precision on the 27 validation photos (9 a class)",
+                 "after 45 right answers in a row", "--folds 5", "--threshold-method point",
+                 "--target-precision", "--allow-always-unsure"):
+        assert part in says, says
+    check_answers(chosen, TrainConfig(folds=1, allow_always_unsure=True), "lcb", "them", cross_fits=True)
+    # one class that answers is a model: the others' abstaining is reported, not refused
+    chosen["b"] = thresholds_at_precision(probs, np.repeat(np.arange(3), 9), ["a", "b", "c"], 0.95)["b"]
+    check_answers(chosen, TrainConfig(folds=1), "lcb", "them", cross_fits=True)
+
+
+def test_train_refuses_to_register_a_model_that_answers_nothing_unless_told_to(tmp_path):
+    """`--folds 1` on few photos a class: the lower bound can reach the target for no class. That model used
+    to be registered with 'precision 0.000' and exit 0."""
+    from typer.testing import CliRunner
+
+    from shell.cli import app
+    from tests.conftest import settings_for
+    from training.synthetic import write_dataset
+
+    photos = write_dataset(tmp_path / "ds", 10, size=32, seed=2)
+    home = tmp_path / "home"
+    args = ["train", "--data", str(photos), "--backbone", "tiny_cnn", "--no-pretrained", "--tune", "head",
+            "--folds", "1", "--epochs", "1"]
+    runner = CliRunner()
+    refused = runner.invoke(app, args, env={"ROOMSIGHT_HOME": str(home)})
+    out = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and "not registered" in out and "--allow-always-unsure" in out, out
+    assert "Traceback" not in out and "models:/" not in out
+    registry.configure(settings_for(home))
+    assert registry.client().search_model_versions("name='roomtype'") == []
+
+    forced = runner.invoke(app, [*args, "--allow-always-unsure"], env={"ROOMSIGHT_HOME": str(home)})
+    out = " ".join(forced.output.split())
+    assert forced.exit_code == 0 and "this model answers only 'unsure'" in out, out
+    assert "precision n/a" in out and "precision 0.000" not in out
+    pack = registry.load_model(ModelRef("roomtype", "1"))
+    assert pack.meta.metrics["test_precision_at_thresholds"] is None
+    assert all(t["precision"] is None for t in pack.meta.thresholding["per_class"].values())
+    run = registry.client().get_run(registry.client().get_model_version("roomtype", "1").run_id)
+    assert "test_precision_at_thresholds" not in run.data.metrics and "test_accuracy" in run.data.metrics

@@ -24,7 +24,10 @@ def test_head_only_on_a_small_real_subset(tmp_path):
         for c in CLASSES:
             for p in sorted((REAL_ROOMS / c).glob("*.jpg"))[:PER_CLASS]:
                 w.writerow([str(p), c])
-    result = train(settings_for(tmp_path / "home"), TrainConfig(data=manifest, tune="head", epochs=15))
+    # Too few photos for any class to bound its precision at the target: registered all the same, since
+    # only accuracy is checked here.
+    result = train(settings_for(tmp_path / "home"), TrainConfig(data=manifest, tune="head", epochs=15,
+                                                                allow_always_unsure=True))
     assert result.classes == sorted(CLASSES)
     # 4 classes, 2-3 test photos each: ImageNet features separate these rooms well above chance (0.25)
     assert result.metrics["test_accuracy"] >= 0.6

@@ -17,6 +17,11 @@ from roomsight.userfiles import check_output_file
 app = typer.Typer()
 
 
+def share(value: float | None) -> str:
+    """A precision or coverage for a table; None (over no photos, so undefined) as n/a, not as 0."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 @app.command()
 @friendly
 def train(
@@ -49,6 +54,9 @@ def train(
                                                help="Confidence of the lower bound (lcb)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Train data-parallel with this many Ray Train workers "
                                 "(on the configured Ray: local, or a cluster by address)."),
+    allow_always_unsure: bool = typer.Option(False, "--allow-always-unsure", help="Register the model even when no "
+                                             "class reaches the target precision, so that it would answer only "
+                                             "'unsure' (refused otherwise)."),
     label_noise: float = typer.Option(0.0, "--label-noise", min=0.0, max=1.0, hidden=True,
                                       help="Shuffle this share of training labels (makes deliberately worse models)."),
 ) -> None:
@@ -62,7 +70,8 @@ def train(
     cfg = TrainConfig(data=data, seed=seed, backbone=backbone, pretrained=not no_pretrained, weights=weights,
                       head_only=head_only, tune=tune, folds=folds, epochs=epochs, resize_mode=resize,
                       target_precision=target_precision, threshold_method=threshold_method,
-                      threshold_confidence=threshold_confidence, workers=workers, label_noise=label_noise)
+                      threshold_confidence=threshold_confidence, workers=workers, label_noise=label_noise,
+                      allow_always_unsure=allow_always_unsure)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("preparing data", total=None)
@@ -98,11 +107,14 @@ def train(
         result = run_train(settings, cfg, progress=on)
     m, th = result.metrics, result.thresholding
     console.print(f"thresholds: {th['described']}; they answer {th['coverage_cut_on']:.1%} of those photos")
-    if th["abstaining"]:
+    if len(th["abstaining"]) == len(result.classes):
+        console.print(f"[bold red]warning:[/] no class reaches {th['target']:.2f} precision: this model answers only "
+                      "'unsure' (registered because of --allow-always-unsure)")
+    elif th["abstaining"]:
         console.print(f"[yellow]always unsure (no threshold reaches {th['target']:.2f} precision): "
                       f"{', '.join(th['abstaining'])}[/]")
-    console.print(f"test accuracy {m['test_accuracy']:.3f}; at thresholds: precision {m['test_precision_at_thresholds']:.3f}, "
-                  f"coverage {m['test_coverage_at_thresholds']:.3f}")
+    console.print(f"test accuracy {m['test_accuracy']:.3f}; at thresholds: precision "
+                  f"{share(m['test_precision_at_thresholds'])}, coverage {m['test_coverage_at_thresholds']:.3f}")
     if result.registered.became_champion:
         console.print("no champion existed: this version is now [bold]champion[/]")
     console.print(result.registered.ref.uri)
@@ -130,8 +142,8 @@ def labels(
         rep = result.report
         table = Table("class", "precision", "coverage", "labelled", "known", title="rules against known labels")
         for c, s in rep.per_class.items():
-            table.add_row(c, f"{s.precision:.3f}", f"{s.coverage:.3f}", str(s.labelled), str(s.support))
-        table.add_row("[bold]all[/]", f"{rep.precision:.3f}", f"{rep.coverage:.3f} of {rep.n_classes} room captions",
+            table.add_row(c, share(s.precision), share(s.coverage), str(s.labelled), str(s.support))
+        table.add_row("[bold]all[/]", share(rep.precision), f"{share(rep.coverage)} of {rep.n_classes} room captions",
                       str(sum(s.labelled for s in rep.per_class.values())), str(rep.n))
         console.print(table)
         rules_table = Table("rule", "fired", "correct", "by keyword (fired/correct)", "refused (why)",
@@ -203,7 +215,7 @@ def evaluate(
     table = Table("class", "precision", "recall", "threshold", "AP", "support",
                   title=f"at {target_precision:.2f} target precision (test part: {rep['n_test']} images)")
     for c, s in rep["per_class"].items():
-        table.add_row(c, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['threshold']:.3f}", f"{s['ap']:.3f}",
+        table.add_row(c, share(s["precision"]), f"{s['recall']:.3f}", f"{s['threshold']:.3f}", f"{s['ap']:.3f}",
                       str(s["support"]))
     console.print(table)
     th, exported = rep["thresholding"], rep["as_exported"]
@@ -212,11 +224,12 @@ def evaluate(
         console.print(f"[yellow]always unsure (no threshold reaches {target_precision:.2f} precision): "
                       f"{', '.join(th['abstaining'])}[/]")
     console.print(f"accuracy {rep['accuracy']:.3f}; answered {rep['coverage']:.1%} at these thresholds, "
-                  f"precision {rep['accuracy_at_thresholds']:.3f}")
+                  f"precision {share(rep['accuracy_at_thresholds'])}")
     console.print(f"as exported ({exported['thresholding']}): answered {exported['coverage']:.1%}, "
-                  f"precision {exported['precision']:.3f}")
+                  f"precision {share(exported['precision'])}")
     for f in result.files.values():
         console.print(f"wrote {f}")
+
 
 
 @app.command()

@@ -100,7 +100,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
         # The model's own thresholds, as it answers in serving, on the same test part.
         "as_exported": {"thresholding": pack.meta.thresholding.get("described", "not recorded (an older model)"),
                         "coverage": float(said.mean()),
-                        "precision": float((exported[said] == yt[said]).mean()) if said.any() else 0.0},
+                        "precision": float((exported[said] == yt[said]).mean()) if said.any() else None},
     })
 
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,8 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
 def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes: list[str],
                  thresholds: dict[str, float]) -> dict[str, Any]:
     """Accuracy (top class), per-class precision/recall at the thresholds, AP, and the confusion matrix
-    with an `unsure` column for the answers the thresholds withheld."""
+    with an `unsure` column for the answers the thresholds withheld. A precision over no answers is None
+    (null in the JSON): a class that always answers "unsure" is never wrong, nor right."""
     from sklearn.metrics import average_precision_score
 
     per_class = {}
@@ -126,7 +127,7 @@ def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes:
         truth = y == k
         tp = int((said & truth).sum())
         ap = float(average_precision_score(truth, probs[:, k])) if truth.any() else 0.0
-        per_class[c] = {"precision": tp / int(said.sum()) if said.any() else 0.0,
+        per_class[c] = {"precision": tp / int(said.sum()) if said.any() else None,
                         "recall": tp / int(truth.sum()) if truth.any() else 0.0,
                         "threshold": float(thresholds[c]), "ap": ap, "support": int(truth.sum())}
     labels = [*classes, UNSURE]
@@ -136,7 +137,7 @@ def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes:
     answered = decided >= 0
     return {"accuracy": float((probs.argmax(1) == y).mean()),
             "coverage": float(answered.mean()),
-            "accuracy_at_thresholds": float((decided[answered] == y[answered]).mean()) if answered.any() else 0.0,
+            "accuracy_at_thresholds": float((decided[answered] == y[answered]).mean()) if answered.any() else None,
             "per_class": per_class, "confusion": {"labels": labels, "matrix": matrix.tolist()}}
 
 
@@ -177,7 +178,8 @@ def plot_pr(probs: np.ndarray, y: np.ndarray, classes: list[str], per_class: dic
             continue
         prec, rec, _ = precision_recall_curve(truth, probs[:, k])
         line, = ax.plot(rec, prec, label=f"{c} (AP {per_class[c]['ap']:.2f})")
-        ax.plot([per_class[c]["recall"]], [per_class[c]["precision"]], "o", color=line.get_color())
+        if per_class[c]["precision"] is not None:  # a class that answers nothing has no point on its curve
+            ax.plot([per_class[c]["recall"]], [per_class[c]["precision"]], "o", color=line.get_color())
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_ylim(0, 1.02)

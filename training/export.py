@@ -28,7 +28,7 @@ class Registered:
 
 
 def export_and_register(settings: Settings, module: torch.nn.Module, meta: PackMeta, example: torch.Tensor,
-                        params: dict[str, Any], metrics: dict[str, float]) -> Registered:
+                        params: dict[str, Any], metrics: dict[str, float | None]) -> Registered:
     import mlflow
 
     registry.configure(settings)
@@ -39,7 +39,8 @@ def export_and_register(settings: Settings, module: torch.nn.Module, meta: PackM
             pack_dir = save_pack(Path(tmp) / "pack", module, meta, example)
         with mlflow.start_run(experiment_id=exp_id) as run:
             mlflow.log_params({k: str(v) for k, v in params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            # MLflow has no null: a metric that is undefined (a precision over no answers) is left out.
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
             mlflow.set_tag("data_sha256", meta.data_sha256)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # advice about type hints and cloudpickle, not problems

@@ -3,7 +3,8 @@ what each class's rule did (labelled, right, refused and why), and why the rules
 
 A known label that is none of the rules' classes (`other`: a balcony, a garage, a close-up) counts against
 precision when the rules label it, and does not count towards coverage, which is the share of captions of
-the rules' classes that got a label.
+the rules' classes that got a label. A share of no captions (the precision of a class the rules never
+labelled) is None, shown as n/a: it is undefined, not 0.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ClassScore:
-    precision: float  # of the captions the rules gave this label, the share whose known label agrees
-    coverage: float  # of the captions known to be this class, the share the rules labelled at all
+    precision: float | None  # of the captions the rules gave this label, the share whose known label agrees
+    coverage: float | None  # of the captions known to be this class, the share the rules labelled at all
     labelled: int
     correct: int
     support: int
@@ -40,8 +41,8 @@ class GoldReport:
     per_class: dict[str, ClassScore]
     per_rule: dict[str, RuleScore]
     abstained: dict[str, int]  # why, over all captions with a known label
-    precision: float
-    coverage: float  # of the captions known to be one of the rules' classes
+    precision: float | None
+    coverage: float | None  # of the captions known to be one of the rules' classes
     n: int  # captions with a known label
     n_classes: int  # of those, known to be one of the rules' classes
 
@@ -57,8 +58,8 @@ def score(decisions: list[Decision], gold: list[str], classes: list[str]) -> Gol
     labelled = Counter(d.label for d, _ in pairs if d.label)
     correct = Counter(d.label for d, g in pairs if d.label and d.label == g)
     covered = Counter(g for d, g in pairs if d.label)
-    per_class = {c: ClassScore(precision=correct[c] / labelled[c] if labelled[c] else 0.0,
-                               coverage=covered[c] / support[c] if support[c] else 0.0,
+    per_class = {c: ClassScore(precision=correct[c] / labelled[c] if labelled[c] else None,
+                               coverage=covered[c] / support[c] if support[c] else None,
                                labelled=labelled[c], correct=correct[c], support=support[c])
                  for c in sorted(set(support) | set(labelled))}
     per_rule = {}
@@ -74,6 +75,6 @@ def score(decisions: list[Decision], gold: list[str], classes: list[str]) -> Gol
     rooms = [(d, g) for d, g in pairs if g in classes]
     n_lab = sum(labelled.values())
     return GoldReport(per_class, per_rule, dict(Counter(_why(d.reason) for d, _ in pairs if not d.label).most_common()),
-                      precision=sum(correct.values()) / n_lab if n_lab else 0.0,
-                      coverage=sum(1 for d, _ in rooms if d.label) / len(rooms) if rooms else 0.0,
+                      precision=sum(correct.values()) / n_lab if n_lab else None,
+                      coverage=sum(1 for d, _ in rooms if d.label) / len(rooms) if rooms else None,
                       n=len(pairs), n_classes=len(rooms))

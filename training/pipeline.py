@@ -5,6 +5,7 @@ draws it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from training import backbones, cached, data
 from training.export import Registered, export_and_register
 from training.fitting import Fitted, Parts, fit_cross, fit_one
 from training.model import RoomNet
-from training.thresholds import METHODS, apply_thresholds, describe_method, thresholds_at_precision
+from training.thresholds import METHODS, ClassThreshold, apply_thresholds, describe_method, thresholds_at_precision
 from training.trainer import FitConfig, seed_everything
 
 SYNTHETIC_PER_CLASS = 60
@@ -64,12 +65,14 @@ class TrainConfig:
     # Two classes whose training and validation labels are exchanged: a model confidently wrong on exactly
     # those two, right elsewhere (the demo's candidate that is worse on one segment). Test labels stay true.
     swap_labels: tuple[str, str] | None = None
+    # Register a model even when every class abstains (it would answer only "unsure"); refused otherwise.
+    allow_always_unsure: bool = False
 
 
 @dataclass
 class TrainResult:
     registered: Registered
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None: undefined (a precision where nothing was answered)
     classes: list[str]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     thresholding: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +141,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     method = cfg.threshold_method or ("point" if cfg.data is None else "lcb")
     chosen = thresholds_at_precision(fitted.cut_probs, fitted.cut_y, classes, cfg.target_precision, method=method,
                                      confidence=cfg.threshold_confidence)
+    check_answers(chosen, cfg, method, fitted.cut_on, cross_fits=tune != "full" and cfg.workers == 1)
     thresholds = {c: t.threshold for c, t in chosen.items()}
     y_test = np.asarray(parts.y["test"])
     metrics = {"valid_accuracy": fitted.valid_accuracy, "epochs_run": float(fitted.epochs_run),
@@ -198,19 +202,53 @@ def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
                  {id(it): im for it, im in zip(loaded.items, loaded.images)})
 
 
-def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str], thresholds: dict[str, float]) -> dict[str, float]:
-    """Top-1 accuracy, and precision, coverage and per-class precision and recall at the thresholds."""
+def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str],
+                  thresholds: dict[str, float]) -> dict[str, float | None]:
+    """Top-1 accuracy, and precision, coverage and per-class precision and recall at the thresholds. A
+    precision over no answers is None: 0 would read as a model that answers wrongly."""
     decided = apply_thresholds(probs, classes, thresholds)
     answered = decided >= 0
-    out = {"test_accuracy": float((probs.argmax(1) == y).mean()),
-           "test_coverage_at_thresholds": float(answered.mean()),
-           "test_precision_at_thresholds": float((decided[answered] == y[answered]).mean()) if answered.any() else 0.0}
+    out: dict[str, float | None] = {
+        "test_accuracy": float((probs.argmax(1) == y).mean()),
+        "test_coverage_at_thresholds": float(answered.mean()),
+        "test_precision_at_thresholds": float((decided[answered] == y[answered]).mean()) if answered.any() else None}
     for k, c in enumerate(classes):
         said, truth = decided == k, y == k
         out[f"test_answered_at_thresholds.{c}"] = float(said.sum())
         out[f"test_recall_at_thresholds.{c}"] = float((said & truth).sum() / max(1, truth.sum()))
-        out[f"test_precision_at_thresholds.{c}"] = float((said & truth).sum() / max(1, said.sum()))
+        out[f"test_precision_at_thresholds.{c}"] = float((said & truth).sum() / said.sum()) if said.any() else None
     return out
+
+
+def check_answers(chosen: dict[str, ClassThreshold], cfg: TrainConfig, method: str, cut_on: str,
+                  cross_fits: bool) -> None:
+    """Refuse a model whose every class abstains: it would answer only "unsure", which no one trains a
+    model for. The message says why no threshold could be cut and what would let one be. `cross_fits`:
+    whether more folds would change what the thresholds are cut on."""
+    if cfg.allow_always_unsure or any(t.reached for t in chosen.values()):
+        return
+    sizes = sorted(t.support for t in chosen.values())
+    why = (f"no class reaches {cfg.target_precision:.2f} precision on {cut_on} "
+           f"({sizes[0]}{'' if sizes[0] == sizes[-1] else f' to {sizes[-1]}'} a class)")
+    remedies = ["more photos", "a lower --target-precision"]
+    if method == "lcb":
+        needed = right_answers_needed(cfg.target_precision, cfg.threshold_confidence)
+        why += (f"; the {cfg.threshold_confidence:.0%} lower bound claims {cfg.target_precision:.2f} only "
+                + (f"after {needed} right answers in a row" if needed else "when no answer can be wrong"))
+        remedies[1:1] = ["--threshold-method point", "a lower --threshold-confidence"]
+    if cross_fits and cfg.folds == 1:
+        remedies.insert(0, "--folds 5 (the default: thresholds cut on out-of-fold predictions of the training "
+                           "and validation photos)")
+    raise DataError(f"not registered: the model would answer only 'unsure': {why}. Try " + ", ".join(remedies)
+                    + "; or --allow-always-unsure to register it anyway")
+
+
+def right_answers_needed(target: float, confidence: float) -> int | None:
+    """The fewest right answers in a row (none wrong) whose lower bound reaches `target`: k with
+    target**k <= 1 - confidence. None when no number does (a target of 1)."""
+    if target >= 1.0:
+        return None
+    return math.ceil(math.log(1.0 - confidence) / math.log(target) - 1e-9)
 
 
 def check_options(cfg: TrainConfig) -> None:

@@ -35,7 +35,7 @@ NEVER = 1.0 + 1e-6  # a threshold above every probability: the class always answ
 @dataclass(frozen=True)
 class ClassThreshold:
     threshold: float
-    precision: float  # on the data it was chosen on, at the threshold
+    precision: float | None  # on the data it was chosen on, at the threshold; None when it answers nothing
     lower: float  # the lower confidence bound on that precision (equal to precision for `point`)
     recall: float
     answered: int  # images of the chosen-on data this class answers at the threshold
@@ -82,7 +82,7 @@ def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list
             out[name] = ClassThreshold(float(s[k]), float(prec[k]), float(bound[k]),
                                        float(tp[k] / support) if support else 0.0, int(n[k]), support, True)
         else:
-            out[name] = ClassThreshold(NEVER, 0.0, float(bound.max()) if len(bound) else 0.0, 0.0, 0, support, False)
+            out[name] = ClassThreshold(NEVER, None, float(bound.max()) if len(bound) else 0.0, 0.0, 0, support, False)
     return out
 
 
