@@ -3,7 +3,8 @@ importing the other.
 
 A pack is a directory with
   model.pt2  a torch.export program: normalised NCHW float batch (any batch size) -> (logits, embedding)
-  meta.json  classes, preprocessing, per-class thresholds, reference statistics, metrics, data hash
+  meta.json  classes, preprocessing, per-class thresholds, reference statistics, metrics, data hash,
+             content hashes of the photos it trained on
 The exported program carries the architecture with the weights, so loading needs no backbone code
 (and TorchScript, the older way to do this, is deprecated).
 """
@@ -45,11 +46,15 @@ class PackMeta:
     # How the thresholds were chosen and what they leave: method, target, confidence, the data they were
     # cut on, per class the threshold's precision, its lower bound, recall, whether it abstains.
     thresholding: dict[str, Any] = field(default_factory=dict)
+    # Sorted content hashes (training.data.photo_digests) of the photos training saw: its training and
+    # validation parts, not its test part. Empty for models exported before they were recorded.
+    trained_on: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes, "preprocessing": self.preprocessing.to_dict(),
                 "thresholds": self.thresholds, "backbone": self.backbone, "reference": self.reference,
-                "metrics": self.metrics, "data_sha256": self.data_sha256, "thresholding": self.thresholding}
+                "metrics": self.metrics, "data_sha256": self.data_sha256, "thresholding": self.thresholding,
+                "trained_on": self.trained_on}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PackMeta:
@@ -57,7 +62,7 @@ class PackMeta:
                    thresholds={k: float(v) for k, v in d.get("thresholds", {}).items()},
                    backbone=d.get("backbone", ""), reference=d.get("reference", {}),
                    metrics=d.get("metrics", {}), data_sha256=d.get("data_sha256", ""),
-                   thresholding=d.get("thresholding", {}))
+                   thresholding=d.get("thresholding", {}), trained_on=list(d.get("trained_on", [])))
 
 
 @dataclass(frozen=True)

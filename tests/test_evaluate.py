@@ -40,6 +40,7 @@ def test_evaluate_writes_report_with_thresholds_from_a_separate_part(settings, f
     assert rep["accuracy_at_thresholds"] is None and all(r["precision"] is None for r in rep["per_class"].values())
     assert all(t["precision"] is None for t in rep["thresholding"]["per_class"].values())
     assert "precision n/a" in " ".join(result.output.split()) and "0.000 │ 0.000" not in result.output
+    assert rep["seen_in_training"] == {"photos": 0, "of": 160} and "trained on" not in result.output
     for c, row in rep["per_class"].items():
         assert set(row) == {"precision", "recall", "threshold", "ap", "support"}
         k = classes.index(c)
@@ -68,6 +69,41 @@ def test_thresholds_are_chosen_on_the_validation_part_only(settings, fresh_photo
     y = np.asarray([pack.classes.index(pred.items[k].label) for k in idx])
     expected = thresholds_at_precision(softmax(pred.logits[idx]), y, pack.classes, 0.95, method="point")
     assert {c: r["threshold"] for c, r in ev.report["per_class"].items()} == {c: t.threshold for c, t in expected.items()}
+
+
+def test_evaluating_on_the_photos_the_model_trained_on_says_how_many_it_saw(settings, tmp_path):
+    """Its own training folder used to give an accuracy near 1 with no word that the model had seen them."""
+    from roomsight import registry
+
+    run = registry.client().get_run(registry.client().get_model_version("roomtype", "1").run_id)
+    own, seen = run.data.params["data"], int(run.data.params["n_train"]) + int(run.data.params["n_valid"])
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype/1", "--data", own, "--json", str(out)],
+                           env={"ROOMSIGHT_HOME": str(settings.home)})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert json.loads(out.read_text())["seen_in_training"] == {"photos": seen, "of": 480}
+    assert f"warning: {seen} of these 480 photos are ones the model trained on" in said
+    assert "overstate how it does on new photos (its accuracy on its own test part: 0." in said
+
+
+def test_seen_photos_are_recognised_by_content_and_older_models_by_their_data_hash(tmp_path):
+    import shutil
+
+    from roomsight.modelpack import PackMeta
+    from roomsight.preprocess import Preprocessing
+    from training import data
+    from training.evaluate import seen_in_training
+
+    items = data.load_manifest(write_dataset(tmp_path / "ds", 2, size=16, seed=5))
+    shutil.copytree(tmp_path / "ds", tmp_path / "copy")  # the same photos elsewhere are still the same photos
+    copied = data.load_manifest(tmp_path / "copy")
+    meta = PackMeta(classes=sorted({i.label for i in items}), preprocessing=Preprocessing(size=16),
+                    trained_on=sorted(data.photo_digests(items[:5])), data_sha256=data.manifest_hash(items))
+    assert seen_in_training(meta, copied, copied) == {"photos": 5, "of": len(items)}
+    older = PackMeta.from_dict({k: v for k, v in meta.to_dict().items() if k != "trained_on"})
+    assert older.trained_on == [] and seen_in_training(older, items, items) == {"photos": None, "of": len(items)}
+    assert seen_in_training(older, items[1:], items[1:]) is None  # other data: nothing can be told
 
 
 def test_evaluate_refuses_labels_the_model_does_not_know(settings, tmp_path):

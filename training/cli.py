@@ -193,7 +193,8 @@ def evaluate(
                                       help="Share of the data (seeded, stratified) used only to choose thresholds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation/test split."),
 ) -> None:
-    """Accuracy, confusion matrix, precision-recall curves and thresholds at a target precision."""
+    """Accuracy, confusion matrix, precision-recall curves and thresholds at a target precision; warns when
+    the photos are ones the model trained on."""
     from rich.table import Table
 
     from training.evaluate import evaluate as run_evaluate
@@ -227,9 +228,22 @@ def evaluate(
                   f"precision {share(rep['accuracy_at_thresholds'])}")
     console.print(f"as exported ({exported['thresholding']}): answered {exported['coverage']:.1%}, "
                   f"precision {share(exported['precision'])}")
+    warn_seen(rep["seen_in_training"], pack.meta.metrics.get("test_accuracy"))
     for f in result.files.values():
         console.print(f"wrote {f}")
 
+
+def warn_seen(seen: dict[str, Any] | None, test_accuracy: float | None) -> None:
+    """Say so when the photos are ones the model trained on: the figures above would pass for new photos'."""
+    if seen is None or seen["photos"] == 0:
+        return
+    which = (f"{seen['photos']} of these {seen['of']} photos are ones the model trained on (or cut its "
+             f"thresholds on)" if seen["photos"] is not None else
+             "this is the data the model was trained on (the same manifest hash): most of its photos are ones "
+             "it trained on")
+    on_new = f" (its accuracy on its own test part: {test_accuracy:.3f})" if test_accuracy is not None else ""
+    console.print(f"[bold yellow]warning:[/] {which}, so these figures overstate how it does on new photos"
+                  f"{on_new}; evaluate on photos it has not seen")
 
 
 @app.command()

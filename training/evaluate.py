@@ -2,7 +2,8 @@
 chosen on a seeded, stratified validation part of that dataset (training.thresholds: by default where a
 lower confidence bound on precision reaches the target) and everything is reported on the rest, never on
 the items the thresholds were chosen on; so are the thresholds the model was exported with, as it would
-answer. Writes the JSON report, the confusion matrix (PNG and JSON) and per-class precision-recall curves
+answer. Photos the model trained on are counted (`seen_in_training`) so that a report on them is not
+mistaken for one on new photos. Writes the JSON report, the confusion matrix (PNG and JSON) and per-class precision-recall curves
 (PNG)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from roomsight.errors import DataError
-from roomsight.modelpack import UNSURE, ModelPack, softmax
+from roomsight.modelpack import UNSURE, ModelPack, PackMeta, softmax
 from roomsight.preprocess import batch_tensor
 from training import data
 from training.thresholds import Method, apply_thresholds, describe_method, thresholds_at_precision
@@ -92,6 +93,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     report.update({
         "target_precision": target_precision, "n_valid": int(len(v_idx)), "n_test": int(len(t_idx)),
         "skipped": len(pred.skipped), "data": str(source), "seed": seed,
+        "seen_in_training": seen_in_training(pack.meta, items, pred.items),
         "thresholding": {"method": method, "confidence": confidence,
                          "described": describe_method(method, target_precision, confidence,
                                                       f"the {len(v_idx)} photos of the validation part"),
@@ -112,6 +114,19 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     plot_confusion(report["confusion"], files["confusion_png"])
     plot_pr(pt, yt, classes, report["per_class"], files["pr_png"])
     return Evaluation(report, files, pred.skipped)
+
+
+def seen_in_training(meta: PackMeta, listed: list[data.Item], evaluated: list[data.Item]) -> dict[str, Any] | None:
+    """How many of the evaluated photos the model trained on or cut its thresholds on: its figures on
+    those overstate how it does on new photos. `photos` is None for a model that did not record its
+    photos, evaluated on data with its manifest hash (its own folder, but which photos of it went to the
+    test part is not known); the whole is None when nothing can be told."""
+    if meta.trained_on:
+        known = set(meta.trained_on)
+        return {"photos": sum(d in known for d in data.photo_digests(evaluated)), "of": len(evaluated)}
+    if meta.data_sha256 and meta.data_sha256 == data.manifest_hash(listed):
+        return {"photos": None, "of": len(evaluated)}
+    return None
 
 
 def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes: list[str],

@@ -1,5 +1,6 @@
 """Export: one MLflow model version per training run, holding the exported program (weights and architecture), class list,
-preprocessing, thresholds, monitoring reference statistics, metrics and the data manifest's hash."""
+preprocessing, thresholds, monitoring reference statistics, metrics, the data manifest's hash and which photos
+it trained on."""
 
 from __future__ import annotations
 

@@ -162,6 +162,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
                    "images": image_reference([it.path for it in fitted.reference], parts.images(fitted.reference),
                                              fitted.reference_logits, fitted.reference_embeddings, classes, emb_ref)},
         metrics=metrics, data_sha256=data.manifest_hash(items), thresholding=thresholding,
+        trained_on=sorted(set(data.photo_digests(parts.train + parts.valid))),
     )
     params = {"backbone": backbone_name, "pretrained": bb.pretrained, "tune": tune, "seed": cfg.seed,
               "epochs": fit_cfg.epochs, "lr": fit_cfg.lr, "batch_size": cfg.batch_size, "image_size": bb.input_size,
