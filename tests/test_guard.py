@@ -70,7 +70,8 @@ def test_guard_rolls_back_a_failing_candidate_and_records_it(settings):
     assert registry.alias_version("roomtype", "candidate") is None
     event = cp.history()[0]
     assert event["action"] == "auto-rollback" and event["actor"] == "guard" and "error rate" in event["reason"]
-    assert event["conditions"] == [{"name": "budget", "outcome": "fail"}]
+    [budget] = event["conditions"]
+    assert (budget["name"], budget["outcome"], budget["numbers"]["error_rate"]) == ("budget", "fail", 0.2)
 
 
 def test_guard_watches_nothing_in_shadow(settings):

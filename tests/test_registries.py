@@ -61,7 +61,7 @@ def test_a_backbone_registered_in_one_place_trains_on_its_cache_and_exports(mini
     torch.save(backbones.create(mini_backbone).module.state_dict(), weights)
     settings = settings_for(tmp_path / "home")
     result = train(settings, TrainConfig(backbone=mini_backbone, weights=weights, tune="last", epochs=2,
-                                         synthetic_per_class=8, synthetic_size=32))
+                                         synthetic_per_class=8, synthetic_size=32, allow_always_unsure=True))
     registry.configure(settings)
     pack = registry.load_model(result.registered.ref)
     assert pack.meta.backbone == mini_backbone
