@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             res["benchmark_seconds"] = round(time.time() - t0, 1)
         except Exception:
             res = {"error": traceback.format_exc(limit=5)}
+        finally:
+            _stop_local_ray()
         res["_meta"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
         sections[name] = json.loads(json.dumps(res, default=str))
         print(json.dumps({k: v for k, v in res.items() if not k.startswith("_")}, default=str)[:2000], flush=True)
@@ -97,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "BENCHMARKS.md").write_text(render(sections))
     print(f"wrote {args.out / 'BENCHMARKS.md'}")
     return 0
+
+
+def _stop_local_ray() -> None:
+    """A section that served on a local Ray leaves it up in this process, with Serve bound to that section's
+    port: the next section's Serve would join it and keep the old port (Serve ignores new HTTP options), so
+    its clients would find nothing on theirs. Each section starts from no Ray."""
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
 
 
 if __name__ == "__main__":
