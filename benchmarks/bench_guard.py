@@ -31,6 +31,10 @@ benchmark's tuning family. How often the quality analysis passes, fails or waits
 analysis section's figure (a healthy candidate is failed by it, and so rolled back by the guard, which reads
 the same analysis however often, at most at the fail test's stated 5%). One run, one seed: a figure, not a
 rate.
+
+**Before and after the disagreement fix** (2026-12-06). Until then the shadow comparison counted `unsure`
+against a class as agreeing, so those photos were not queued as disagreements and the analysis read them as
+ties; the same run took 240 requests, 84 answered by the candidate and 137 verdicts, to roll it back.
 """
 
 

@@ -44,6 +44,14 @@ DRIFT_EVERY_S = 30.0
 REVIEW_EVERY_S = 2.0
 
 NOTES = """
+**Measured before the disagreement fix, and not yet since.** These figures are from 2026-12-06 06:16, when
+the shadow comparison still counted `unsure` against a class as agreeing (the quality analysis read those
+photos as ties). Re-run after the fix, the soak never reached its step: its two close seeds stayed
+inconclusive in shadow, +0.000 with 95% bounds [-0.065, +0.065] after the demo's 480 requests, and -0.022
+[-0.056, +0.013] after four times that (some 400 verdicts more wanted to show the candidate at most 5 points
+worse). The soak needs a longer shadow step or a candidate shown better on the demo's traffic before its
+figures can be read again.
+
 **What this measures and on what.** One run on the SYNTHETIC photos (training.synthetic, drawn by code).
 The champion is the demo's champion recipe (tiny CNN, 6 epochs, the embedded 60 photos per class) with seed
 0; the candidate is the same recipe with the first of seeds 1, 2, ... that labels 1,200 fresh photos (seed
