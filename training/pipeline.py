@@ -120,7 +120,8 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
 
     model = RoomNet(bb, len(classes))
     tune = tune_mode(cfg, bb)
-    cross = tune != "full" and cfg.folds > 1 and cfg.workers == 1
+    can_cross = tune != "full" and cfg.workers == 1  # tails or heads on one process: folds are possible
+    cross = can_cross and cfg.folds > 1
     # tune="last": with augmented views, 3e-4 gives better-calibrated probabilities than 1e-3, which is what
     # the thresholds are cut from. A network trained from scratch needs a higher rate than a fine-tuned one.
     # Cross-fitted heads train every epoch (no early stopping): their count was chosen on out-of-fold
@@ -141,7 +142,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     method = cfg.threshold_method or ("point" if cfg.data is None else "lcb")
     chosen = thresholds_at_precision(fitted.cut_probs, fitted.cut_y, classes, cfg.target_precision, method=method,
                                      confidence=cfg.threshold_confidence)
-    check_answers(chosen, cfg, method, fitted.cut_on, cross_fits=tune != "full" and cfg.workers == 1)
+    check_answers(chosen, cfg, method, fitted.cut_on, cross_fits=can_cross)
     thresholds = {c: t.threshold for c, t in chosen.items()}
     y_test = np.asarray(parts.y["test"])
     metrics = {"valid_accuracy": fitted.valid_accuracy, "epochs_run": float(fitted.epochs_run),
