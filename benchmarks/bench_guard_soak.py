@@ -40,24 +40,23 @@ RATE_RPS = 4.0
 SOAK_PHOTO_SEED = 2027  # not the demo's traffic (1234) nor the training photos (0): photos no step has sent
 HEALTH_PHOTO_SEED, HEALTH_PHOTOS = 2026, 1200  # and yet others, to check the candidate is healthy before the soak
 CANDIDATE_SEEDS = range(1, 9)
+# A candidate within a few points of the champion is one shadow rightly keeps waiting on: the quality analysis
+# needs many more verdicts to show it no worse. The soak is about gradual, so it takes one clearly better.
+CLEARLY_BETTER = 0.05
 DRIFT_EVERY_S = 30.0
 REVIEW_EVERY_S = 2.0
 
 NOTES = """
-**Measured before the disagreement fix, and not yet since.** These figures are from 2026-12-06 06:16, when
-the shadow comparison still counted `unsure` against a class as agreeing (the quality analysis read those
-photos as ties). Re-run after the fix, the soak never reached its step: its two close seeds stayed
-inconclusive in shadow, +0.000 with 95% bounds [-0.065, +0.065] after the demo's 480 requests, and -0.022
-[-0.056, +0.013] after four times that (some 400 verdicts more wanted to show the candidate at most 5 points
-worse). The soak needs a longer shadow step or a candidate shown better on the demo's traffic before its
-figures can be read again.
-
 **What this measures and on what.** One run on the SYNTHETIC photos (training.synthetic, drawn by code).
 The champion is the demo's champion recipe (tiny CNN, 6 epochs, the embedded 60 photos per class) with seed
 0; the candidate is the same recipe with the first of seeds 1, 2, ... that labels 1,200 fresh photos (seed
-2026, sent by no step) right at least as often as the champion, overall and in each region. Seeds of this
-recipe differ by several points, mostly in how often they abstain, so a seed that is worse is rolled back
-rightly, not falsely: the seeds tried and their differences are in the figures (`candidate_seeds_tried`).
+2026, sent by no step) right more often than the champion by 5 points or more overall, and no less often in
+any region. Seeds of this recipe differ by several points, mostly in how often they abstain, so a seed that
+is worse is rolled back rightly, not falsely, and one within a few points keeps shadow waiting for verdicts
+rightly too: when any seed at least as good was taken, a seed 1.8 points better on the fresh photos (and 2.2
+points worse on the demo's traffic) stayed inconclusive in shadow, -0.022 with 95% bounds [-0.056, +0.013]
+after four times the demo's requests. The seeds tried and their differences are in the figures
+(`candidate_seeds_tried`).
 The demo's own steps take the candidate through shadow and limited on the demo's traffic (seed 1234) and
 on to gradual 50% by promotions whose exit conditions passed (nothing forced). There the soak sends photos
 of seed 2027, each once, of every class and the three regions, at a steady 4 per second (an open loop), so
@@ -101,9 +100,10 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
 def _healthy_pair(found: dict[str, Any], settings: Settings, console: Console, data: Path | None,
                   candidate: bool = True) -> Models:
     """The demo's champion recipe with seed 0, and as candidate the same recipe with the first later seed
-    that is right at least as often as the champion on fresh photos, overall and in every region. Seeds of
-    this recipe differ by several points (mostly in how often they abstain), so another seed may well be
-    worse, and the quality analysis is right to fail it: that is not the healthy candidate this soak is about."""
+    that is right clearly more often than the champion on fresh photos, and no less often in any region.
+    Seeds of this recipe differ by several points (mostly in how often they abstain), so another seed may
+    well be worse, and the quality analysis is right to fail it: that is not the healthy candidate this soak
+    is about."""
     from shell.demo_parts import Models
     from shell.traffic import synthetic_shots
 
@@ -117,10 +117,10 @@ def _healthy_pair(found: dict[str, Any], settings: Settings, console: Console, d
                 **{r: right[regions == r].mean() - right0[regions == r].mean() for r in sorted(set(regions))}}
         found["candidate_seeds_tried"][seed] = {k: round(float(v), 3) for k, v in diff.items()}
         console.print(f"seed {seed}: right {diff['all']:+.1%} more often than the champion on {len(shots)} photos")
-        if min(diff.values()) >= 0:
+        if diff["all"] >= CLEARLY_BETTER and min(diff.values()) >= 0:
             found["candidate_seed"] = seed
             return Models(champion, uri, swapped=None)
-    raise RuntimeError(f"no seed of {CANDIDATE_SEEDS} is as good as the champion: {found['candidate_seeds_tried']}")
+    raise RuntimeError(f"no seed of {CANDIDATE_SEEDS} is clearly better than the champion: {found['candidate_seeds_tried']}")
 
 
 def _trained(settings: Settings, data: Path | None, seed: int, shots: list[Shot]) -> tuple[str, np.ndarray]:
