@@ -176,6 +176,8 @@ class EventOut(BaseModel):
     rollout_id: str | None
     conditions: list[RecordedCondition]
     state: RoutingStateOut | None
+    evidence: dict[str, float] = Field(default_factory=dict, description="The numbers the conditions were "
+                                       "judged on (the run's metrics); a value that was missing is left out.")
     run_id: str
 
 

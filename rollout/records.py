@@ -118,7 +118,7 @@ def _event_dict(run: Any) -> dict[str, Any]:
         "champion": tags.get("champion"), "candidate": tags.get("candidate"), "regions": tags.get("regions", ""),
         "percent": tags.get("percent", ""), "rollout_id": tags.get("rollout_id"),
         "conditions": json.loads(tags.get("conditions") or tags.get("gates") or "[]"), "state": state,
-        "run_id": run.info.run_id,
+        "evidence": dict(run.data.metrics), "run_id": run.info.run_id,
     }
 
 

@@ -14,7 +14,7 @@ from rollout import conditions, records
 from rollout.plan import AnalysisRef, Budget, Gate, load_plan
 from rollout.report.build import Views
 from rollout.report.inputs import from_events
-from rollout.report.render import render
+from rollout.report.render import kpis, render
 from tests.conftest import settings_for
 
 V1, V2 = registry.ModelRef("roomtype", "1"), registry.ModelRef("roomtype", "2")
@@ -74,6 +74,15 @@ def test_a_past_rollout_keeps_each_condition_with_its_numbers(bare) -> None:
     assert shown["analysis quality"].numbers["value"] == 0.02 and shown["analysis quality"].segments[0].value == "region-0"
     html = render(report, Views())
     assert '<td class="num">183</td>' in html and '<td class="num">0.907</td>' in html
+
+
+def test_a_past_rollouts_report_shows_the_headline_numbers_its_decision_was_judged_on(bare) -> None:
+    _rolled_back(bare, _judged())
+    events = records.history()
+    assert next(e for e in events if e["action"] == "promote")["evidence"] == {"compared": 183.0}
+    report = from_events(RID, load_plan(), events)
+    assert report.evidence == {"compared": 183.0}
+    assert ("compared", "183") in kpis(report, None)
 
 
 def test_an_event_recorded_with_names_and_outcomes_only_still_loads(bare) -> None:

@@ -191,7 +191,8 @@ def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], acto
 
 
 def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> ReportInput:
-    """A past rollout, from what MLflow recorded: its last state and the conditions of its last decision."""
+    """A past rollout, from what MLflow recorded: its last state, and the conditions and evidence of its last
+    decision."""
     mine = _of_rollout(events, rollout_id)
     if not mine:
         raise UserError(f"rollout {rollout_id} has no recorded events (start, promote, rollback) in MLflow")
@@ -207,7 +208,8 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
         rollout_id=rollout_id, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
         next_step=decided.get("to_step") if decided else None,
         conditions=tuple(Condition.from_dict(g) for g in decided["conditions"]) if decided else (),
-        evidence={}, events=mine, live=False, thresholds=_thresholds(plan, index))
+        evidence=dict(decided.get("evidence") or {}) if decided else {}, events=mine, live=False,
+        thresholds=_thresholds(plan, index))
 
 
 def _of_rollout(events: list[dict[str, Any]], rollout_id: str | None) -> tuple[dict[str, Any], ...]:
