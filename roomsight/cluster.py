@@ -3,6 +3,7 @@ Shared by the Serve app and distributed training."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -10,6 +11,8 @@ from roomsight.config import Settings, ray_endpoint
 from roomsight.errors import ConfigError
 
 CONNECT_TIMEOUT_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def init_ray(settings: Settings) -> None:
@@ -23,14 +26,19 @@ def init_ray(settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if k.startswith(("ROOMSIGHT_", "MLFLOW_"))}
     env.update({"ROOMSIGHT_HOME": str(settings.home), "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"})
     runtime_env = {"env_vars": env}
-    if settings.ray.address:
+    if not settings.ray.local:
         check_reachable(settings.ray.address)
         try:
             ray.init(address=settings.ray.address, runtime_env=runtime_env, log_to_driver=False)
         except ConnectionError as exc:  # Ray Client's handshake with something that is not Ray
             raise ConfigError(f"cannot join the Ray cluster at {settings.ray.address} (ray.address): {exc}") from None
     else:
-        ray.init(num_cpus=settings.ray.num_cpus, include_dashboard=False, runtime_env=runtime_env,
+        # "local": Ray would otherwise join the cluster a RAY_ADDRESS in the environment names, and refuse
+        # num_cpus there; the settings are the one place that says where Ray runs.
+        if os.environ.get("RAY_ADDRESS"):
+            log.warning("RAY_ADDRESS is set in the environment but ray.address is not: starting a local Ray; "
+                        "set ray.address (ROOMSIGHT_RAY__ADDRESS) to join that cluster")
+        ray.init(address="local", num_cpus=settings.ray.num_cpus, include_dashboard=False, runtime_env=runtime_env,
                  log_to_driver=False, configure_logging=False)
 
 

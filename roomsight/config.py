@@ -48,6 +48,11 @@ class RaySettings(_Section):
             ray_endpoint(v)
         return v or None
 
+    @property
+    def local(self) -> bool:
+        """Whether this process starts its own Ray, here: no `ray.address` (Ray's RAY_ADDRESS is not read)."""
+        return self.address is None
+
 
 RAY_CLIENT_PORT = 10001  # Ray Client's default, for a ray:// address without one
 

@@ -51,7 +51,7 @@ def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
 
     from serving.app import build_app
 
-    if settings.ray.address is None and not ray.is_initialized():
+    if settings.ray.local and not ray.is_initialized():
         # The local Ray this call starts puts Serve's proxy on this machine, and the proxy binds with
         # SO_REUSEPORT: beside another Serve on the port it binds too, and the two split the requests,
         # so its own bind failure never comes. On a cluster the proxies run on its nodes, perhaps not
@@ -63,7 +63,7 @@ def start_serve(settings: Settings, candidate: Deployment | None = None) -> str:
         resources = ray.cluster_resources()
         check_fits(settings.serve, resources.get("CPU", 0.0), resources)
     except ConfigError as exc:
-        if settings.ray.address is None:
+        if settings.ray.local:
             raise  # a local Ray never gains CPUs
         log.warning("%s; deploying anyway, for a cluster that scales up", exc)
     try:

@@ -54,7 +54,7 @@ def serve(
         guard.stop()
         checker.stop()
         console.print("stopping")
-        if settings.ray.address is None:
+        if settings.ray.local:
             # The local Ray goes down with this process. Deleting the app first stops the ingress
             # gracefully, so it writes what its log holds and removes its in-flight file (serving.yielding).
             # An app on a cluster is left to it.

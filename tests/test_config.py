@@ -113,6 +113,27 @@ def test_a_ray_cluster_out_of_reach_is_said_in_seconds_naming_the_key(settings, 
     assert "Traceback" not in out.stdout + out.stderr
 
 
+def test_ray_runs_where_the_settings_say_whatever_ray_address_is_in_the_environment(settings):
+    """With `ray.address` unset the Ray is local, as documented, and a RAY_ADDRESS in the shell is named in a
+    warning: Ray read it itself, tried to join what it names and refused the local Ray's num_cpus there."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    code = ("import logging, ray; logging.basicConfig(); from roomsight.config import load_settings; "
+            "from roomsight.cluster import init_ray; init_ray(load_settings()); "
+            "print('CPUS', ray.cluster_resources().get('CPU')); ray.shutdown()")
+    env = {k: v for k, v in os.environ.items() if k != "ROOMSIGHT_RAY__ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                         env={**env, "ROOMSIGHT_HOME": str(settings.home), "ROOMSIGHT_RAY__NUM_CPUS": "1",
+                              "RAY_ADDRESS": f"127.0.0.1:{free_port()}"})  # nothing listens there
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "CPUS 1.0" in out.stdout
+    assert "RAY_ADDRESS is set in the environment but ray.address is not: starting a local Ray" in out.stderr
+
+
 def test_bad_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "missing.yaml", environ={})
