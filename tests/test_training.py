@@ -184,3 +184,22 @@ def test_train_refuses_to_register_a_model_that_answers_nothing_unless_told_to(t
     assert all(t["precision"] is None for t in pack.meta.thresholding["per_class"].values())
     run = registry.client().get_run(registry.client().get_model_version("roomtype", "1").run_id)
     assert "test_precision_at_thresholds" not in run.data.metrics and "test_accuracy" in run.data.metrics
+
+
+def test_a_model_that_could_only_abstain_is_refused_before_any_fitting(tmp_path):
+    """Under the lower bound a class answers only after 45 right answers in a row: with fewer photos a class
+    to cut on, no fit can change the outcome, so the refusal comes before the minutes of fitting."""
+    from tests.conftest import settings_for
+    from training.pipeline import TrainConfig, check_answerable, train
+    from training.synthetic import write_dataset
+
+    seen: list[str] = []
+    cfg = TrainConfig(data=write_dataset(tmp_path / "ds", 10, size=32, seed=2), backbone="tiny_cnn", pretrained=False,
+                      tune="head", folds=1, epochs=1)
+    with pytest.raises(DataError, match=r"no class can reach 0\.95 precision on the \d+ validation photos"):
+        train(settings_for(tmp_path / "home"), cfg, progress=lambda event, _info: seen.append(event))
+    assert "split" in seen and "fit-start" not in seen, seen
+    check_answerable({"a": 45, "b": 3}, TrainConfig(), "lcb", "them", cross_fits=True)  # one class may answer
+    check_answerable({"a": 3}, TrainConfig(), "point", "them", cross_fits=True)  # a point estimate may answer
+    with pytest.raises(DataError, match=r"\(3 to 44 a class\).*after 45 right answers in a row"):
+        check_answerable({"a": 44, "b": 3}, TrainConfig(), "lcb", "them", cross_fits=True)

@@ -76,6 +76,14 @@ def _reset_to(model: RoomNet, start: dict[str, torch.Tensor]) -> Callable[[int],
     return reset
 
 
+def cut_on_words(photos: int, folds: int) -> str:
+    """The photos the thresholds are cut on, in words: out-of-fold predictions of train + validation when
+    cross-fitted (folds > 1), else the validation photos."""
+    if folds > 1:
+        return f"out-of-fold predictions of the {photos} training and validation photos ({folds} folds)"
+    return f"the {photos} validation photos"
+
+
 def fit_cross(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, fit_cfg: FitConfig, *, folds: int,
               tail_blocks: int, views: cached.Views | None, say: Say) -> Fitted:
     pool = parts.train + parts.valid
@@ -98,7 +106,7 @@ def fit_cross(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, f
     test_logits, _ = predict_tensors(members, x_test)
     _, pool_emb = predict_tensors(members, x)
     return Fitted(module=ensemble, cut_probs=cf.out_of_fold, cut_y=y.numpy(),
-                  cut_on=f"out-of-fold predictions of the {len(pool)} training and validation photos ({folds} folds)",
+                  cut_on=cut_on_words(len(pool), folds),
                   test_probs=softmax(test_logits), reference=pool,
                   reference_logits=cf.out_of_fold_logits, reference_embeddings=pool_emb,
                   valid_accuracy=float(np.mean(cf.valid_accuracy)), epochs_run=int(np.max(cf.epochs)),
@@ -133,6 +141,6 @@ def fit_one(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, fit
     valid_logits, valid_emb = predict_tensors(net, x_va)
     test_logits, _ = predict_tensors(net, x_te)
     return Fitted(module=model, cut_probs=softmax(valid_logits), cut_y=y_va.numpy(),
-                  cut_on=f"the {len(x_va)} validation photos", test_probs=softmax(test_logits), reference=parts.valid,
+                  cut_on=cut_on_words(len(x_va), 1), test_probs=softmax(test_logits), reference=parts.valid,
                   reference_logits=valid_logits, reference_embeddings=valid_emb,
                   valid_accuracy=result.best_valid_accuracy, epochs_run=result.epochs_run, members=1)

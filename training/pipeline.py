@@ -6,10 +6,11 @@ draws it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from roomsight.modelpack import PackMeta
 from roomsight.preprocess import RESIZE_MODES, Preprocessing, batch_tensor
 from training import backbones, cached, data
 from training.export import Registered, export_and_register
-from training.fitting import Fitted, Parts, fit_cross, fit_one
+from training.fitting import Fitted, Parts, cut_on_words, fit_cross, fit_one
 from training.model import RoomNet
 from training.thresholds import METHODS, ClassThreshold, apply_thresholds, describe_method, thresholds_at_precision
 from training.trainer import FitConfig, seed_everything
@@ -133,13 +134,16 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
                         augment=tune == "full", patience=3 if tune == "full" else 4)
     views = cached.Views(count=cfg.views, jitter=cfg.view_jitter, seed=cfg.seed) if cfg.views > 0 else None
     tail_blocks = cfg.tail_blocks if tune == "last" else 0
+    method = cfg.threshold_method or ("point" if cfg.data is None else "lcb")
+    cut_set = parts.train + parts.valid if cross else parts.valid
+    check_answerable(Counter(it.label for it in cut_set), cfg, method,
+                     cut_on_words(len(cut_set), cfg.folds if cross else 1), cross_fits=can_cross)
     if cross:
         fitted = fit_cross(model, bb, parts, prep, fit_cfg, folds=cfg.folds, tail_blocks=tail_blocks, views=views, say=say)
     else:
         fitted = fit_one(model, bb, parts, prep, fit_cfg, tune=tune, tail_blocks=tail_blocks, views=views,
                          workers=cfg.workers, settings=settings, say=say)
 
-    method = cfg.threshold_method or ("point" if cfg.data is None else "lcb")
     chosen = thresholds_at_precision(fitted.cut_probs, fitted.cut_y, classes, cfg.target_precision, method=method,
                                      confidence=cfg.threshold_confidence)
     check_answers(chosen, cfg, method, fitted.cut_on, cross_fits=can_cross)
@@ -225,12 +229,27 @@ def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str],
 def check_answers(chosen: dict[str, ClassThreshold], cfg: TrainConfig, method: str, cut_on: str,
                   cross_fits: bool) -> None:
     """Refuse a model whose every class abstains: it would answer only "unsure", which no one trains a
-    model for. The message says why no threshold could be cut and what would let one be. `cross_fits`:
-    whether more folds would change what the thresholds are cut on."""
+    model for. `cross_fits`: whether more folds would change what the thresholds are cut on."""
     if cfg.allow_always_unsure or any(t.reached for t in chosen.values()):
         return
-    sizes = sorted(t.support for t in chosen.values())
-    why = (f"no class reaches {cfg.target_precision:.2f} precision on {cut_on} "
+    refuse_always_unsure(sorted(t.support for t in chosen.values()), cfg, method, cut_on, cross_fits, "reaches")
+
+
+def check_answerable(photos: Mapping[str, int], cfg: TrainConfig, method: str, cut_on: str, cross_fits: bool) -> None:
+    """The same refusal before any fitting, where it is certain: under the lower bound a class answers only
+    after some number of right answers in a row, and a class with fewer photos to cut on cannot have them."""
+    if cfg.allow_always_unsure or method != "lcb":
+        return
+    needed = right_answers_needed(cfg.target_precision, cfg.threshold_confidence)
+    if needed is not None and max(photos.values()) >= needed:
+        return
+    refuse_always_unsure(sorted(photos.values()), cfg, method, cut_on, cross_fits, "can reach")
+
+
+def refuse_always_unsure(sizes: list[int], cfg: TrainConfig, method: str, cut_on: str, cross_fits: bool,
+                         verb: str) -> NoReturn:
+    """The refusal, saying why no threshold could be cut and what would let one be."""
+    why = (f"no class {verb} {cfg.target_precision:.2f} precision on {cut_on} "
            f"({sizes[0]}{'' if sizes[0] == sizes[-1] else f' to {sizes[-1]}'} a class)")
     remedies = ["more photos", "a lower --target-precision"]
     if method == "lcb":
