@@ -46,7 +46,7 @@ class PackMeta:
     # How the thresholds were chosen and what they leave: method, target, confidence, the data they were
     # cut on, per class the threshold's precision, its lower bound, recall, whether it abstains.
     thresholding: dict[str, Any] = field(default_factory=dict)
-    # Sorted content hashes (training.data.photo_digests) of the photos training saw: its training and
+    # Sorted content hashes (training.data.photo_digest) of the photos training saw: its training and
     # validation parts, not its test part. Empty for models exported before they were recorded.
     trained_on: list[str] = field(default_factory=list)
 

@@ -99,11 +99,12 @@ def test_seen_photos_are_recognised_by_content_and_older_models_by_their_data_ha
     shutil.copytree(tmp_path / "ds", tmp_path / "copy")  # the same photos elsewhere are still the same photos
     copied = data.load_manifest(tmp_path / "copy")
     meta = PackMeta(classes=sorted({i.label for i in items}), preprocessing=Preprocessing(size=16),
-                    trained_on=sorted(data.photo_digests(items[:5])), data_sha256=data.manifest_hash(items))
-    assert seen_in_training(meta, copied, copied) == {"photos": 5, "of": len(items)}
+                    trained_on=sorted(data.load_images(items[:5]).digests), data_sha256=data.manifest_hash(items))
+    evaluated = data.load_images(copied).digests
+    assert seen_in_training(meta, copied, evaluated) == {"photos": 5, "of": len(items)}
     older = PackMeta.from_dict({k: v for k, v in meta.to_dict().items() if k != "trained_on"})
-    assert older.trained_on == [] and seen_in_training(older, items, items) == {"photos": None, "of": len(items)}
-    assert seen_in_training(older, items[1:], items[1:]) is None  # other data: nothing can be told
+    assert older.trained_on == [] and seen_in_training(older, items, evaluated) == {"photos": None, "of": len(items)}
+    assert seen_in_training(older, items[1:], evaluated[1:]) is None  # other data: nothing can be told
 
 
 def test_evaluate_refuses_labels_the_model_does_not_know(settings, tmp_path):

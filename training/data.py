@@ -4,6 +4,7 @@ a seeded, stratified train/valid/test split -> decoded images (unreadable ones s
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 from collections import Counter, defaultdict
@@ -43,6 +44,7 @@ class Loaded:
     items: list[Item]
     images: list[Image.Image]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # photo_digest of each item's bytes, in order
 
 
 def load_manifest(source: Path | str) -> list[Item]:
@@ -117,33 +119,35 @@ def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float 
 
 
 def load_images(items: list[Item], max_side: int | None = None) -> Loaded:
-    """Decode every item to RGB, one thread per core (PIL decodes outside the GIL);
-    a file that cannot be read is skipped and listed with the reason. Order is kept."""
+    """Decode every item to RGB, one thread per core (PIL decodes outside the GIL), and hash the bytes it
+    read; a file that cannot be read is skipped and listed with the reason. Order is kept."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = list(pool.map(lambda item: _decode(item, max_side), items))
-    kept, images, skipped = [], [], []
-    for item, (rgb, why) in zip(items, results):
+    out = Loaded([], [], [])
+    for item, (rgb, digest, why) in zip(items, results):
         if rgb is None:
-            skipped.append((item.path, why))
+            out.skipped.append((item.path, why))
         else:
-            kept.append(item)
-            images.append(rgb)
-    return Loaded(kept, images, skipped)
+            out.items.append(item)
+            out.images.append(rgb)
+            out.digests.append(digest)
+    return out
 
 
-def _decode(item: Item, max_side: int | None) -> tuple[Image.Image | None, str]:
+def _decode(item: Item, max_side: int | None) -> tuple[Image.Image | None, str, str]:
     try:
-        with Image.open(item.path) as im:
+        raw = item.path.read_bytes()
+        with Image.open(io.BytesIO(raw)) as im:
             if max_side:
                 im.draft("RGB", (max_side, max_side))
             rgb = im.convert("RGB")
             if max_side and max(rgb.size) > max_side:
                 rgb.thumbnail((max_side, max_side))
-        return rgb, ""
+        return rgb, photo_digest(raw), ""
     except Exception as exc:  # truncated, not an image, missing file...
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, "", f"{type(exc).__name__}: {exc}"
 
 
 def manifest_hash(items: list[Item]) -> str:
@@ -155,8 +159,8 @@ def manifest_hash(items: list[Item]) -> str:
     return h.hexdigest()
 
 
-def photo_digests(items: list[Item]) -> list[str]:
-    """A short content hash of each photo, in order: recognises a photo the model trained on wherever it
-    was copied or renamed. 16 hex digits keep a thousand of them small in the model's metadata, and two
+def photo_digest(raw: bytes) -> str:
+    """A short content hash of a photo's bytes: recognises a photo the model trained on wherever it was
+    copied or renamed. 16 hex digits keep a thousand of them small in the model's metadata, and two
     different photos sharing one is not a practical worry."""
-    return [hashlib.sha256(item.path.read_bytes()).hexdigest()[:16] for item in items]
+    return hashlib.sha256(raw).hexdigest()[:16]

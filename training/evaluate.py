@@ -30,11 +30,12 @@ class Predicted:
     logits: np.ndarray
     embeddings: np.ndarray
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # of the items, in order (data.photo_digest)
 
 
 def predict_items(pack: ModelPack, items: list[data.Item], on_batch: Any = None) -> Predicted:
     """Logits and embeddings of every readable item, decoded a batch at a time to bound memory."""
-    kept, logits, embs, skipped = [], [], [], []
+    kept, logits, embs, skipped, digests = [], [], [], [], []
     side = max(2 * pack.meta.preprocessing.size, 256)
     for i in range(0, len(items), BATCH):
         loaded = data.load_images(items[i:i + BATCH], max_side=side)
@@ -42,13 +43,14 @@ def predict_items(pack: ModelPack, items: list[data.Item], on_batch: Any = None)
         if loaded.images:
             lo, em = pack.forward(batch_tensor(loaded.images, pack.meta.preprocessing))
             kept += loaded.items
+            digests += loaded.digests
             logits.append(lo)
             embs.append(em)
         if on_batch:
             on_batch(len(items[i:i + BATCH]))
     if not kept:
         raise DataError("none of the images could be read")
-    return Predicted(kept, np.concatenate(logits), np.concatenate(embs), skipped)
+    return Predicted(kept, np.concatenate(logits), np.concatenate(embs), skipped, digests)
 
 
 @dataclass
@@ -93,7 +95,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     report.update({
         "target_precision": target_precision, "n_valid": int(len(v_idx)), "n_test": int(len(t_idx)),
         "skipped": len(pred.skipped), "data": str(source), "seed": seed,
-        "seen_in_training": seen_in_training(pack.meta, items, pred.items),
+        "seen_in_training": seen_in_training(pack.meta, items, pred.digests),
         "thresholding": {"method": method, "confidence": confidence,
                          "described": describe_method(method, target_precision, confidence,
                                                       f"the {len(v_idx)} photos of the validation part"),
@@ -116,14 +118,14 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     return Evaluation(report, files, pred.skipped)
 
 
-def seen_in_training(meta: PackMeta, listed: list[data.Item], evaluated: list[data.Item]) -> dict[str, Any] | None:
+def seen_in_training(meta: PackMeta, listed: list[data.Item], evaluated: list[str]) -> dict[str, Any] | None:
     """How many of the evaluated photos the model trained on or cut its thresholds on: its figures on
     those overstate how it does on new photos. `photos` is None for a model that did not record its
     photos, evaluated on data with its manifest hash (its own folder, but which photos of it went to the
     test part is not known); the whole is None when nothing can be told."""
     if meta.trained_on:
         known = set(meta.trained_on)
-        return {"photos": sum(d in known for d in data.photo_digests(evaluated)), "of": len(evaluated)}
+        return {"photos": sum(d in known for d in evaluated), "of": len(evaluated)}
     if meta.data_sha256 and meta.data_sha256 == data.manifest_hash(listed):
         return {"photos": None, "of": len(evaluated)}
     return None

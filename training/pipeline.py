@@ -161,13 +161,14 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     say("evaluated", {**metrics, "thresholding": thresholding})
 
     emb_ref = embedding_reference(fitted.reference_embeddings)
+    digest = dict(zip(loaded.items, loaded.digests))
     meta = PackMeta(
         classes=classes, preprocessing=prep, thresholds=thresholds, backbone=backbone_name,
         reference={"embedding": emb_ref,
                    "images": image_reference([it.path for it in fitted.reference], parts.images(fitted.reference),
                                              fitted.reference_logits, fitted.reference_embeddings, classes, emb_ref)},
         metrics=metrics, data_sha256=data.manifest_hash(items), thresholding=thresholding,
-        trained_on=sorted(set(data.photo_digests(parts.train + parts.valid))),
+        trained_on=sorted({digest[it] for it in parts.train + parts.valid}),
     )
     params = {"backbone": backbone_name, "pretrained": bb.pretrained, "tune": tune, "seed": cfg.seed,
               "epochs": fit_cfg.epochs, "lr": fit_cfg.lr, "batch_size": cfg.batch_size, "image_size": bb.input_size,
