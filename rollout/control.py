@@ -166,12 +166,14 @@ class ControlPlane:
         return self._commit("start", cur, after, reason=reason)
 
     def promote(self, stage: str | None = None, regions: tuple[str, ...] | None = None, percent: float | None = None,
-                force: bool = False, reason: str | None = None, dry_run: bool = False, auto: bool = False) -> Outcome:
+                force: bool = False, reason: str | None = None, dry_run: bool = False, auto: bool = False,
+                generation: int | None = None) -> Outcome:
         """Move to the next step (or the first later step of kind `stage`) if the exit conditions of the
-        current step, and of every step skipped, pass. With `dry_run`, only say what would happen."""
+        current step, and of every step skipped, pass. With `dry_run`, only say what would happen; with
+        `generation`, only if the state is still the one read then."""
         if force and not (reason and reason.strip()):
             raise RolloutError("--force needs --reason: an override must say why, for the record")
-        cur = self.current()
+        cur = self._unchanged_since(generation)
         target = _transition(lambda: stages.target_step(cur.state, self.plan, stage))
         after = _transition(lambda: stages.advance(cur.state, self.plan, target, self.clock(), regions, percent))
         judged = assess.judge(self.plan, cur.state, self.engine, self.settings,
@@ -186,19 +188,31 @@ class ControlPlane:
         return self._commit("auto-promote" if auto else "promote", cur, after, reason=reason, gates=results,
                             ev=judged.evidence, forced=force and not passed)
 
-    def pause(self, reason: str, gates: list[ConditionResult] | None = None) -> Outcome:
+    def pause(self, reason: str, gates: list[ConditionResult] | None = None, generation: int | None = None) -> Outcome:
         """Hold the rollout where it is (the guard's answer to a condition whose plan says pause)."""
-        cur = self.current()
+        cur = self._unchanged_since(generation)
         after = _transition(lambda: stages.hold(cur.state, reason))
         return self._commit("auto-pause", cur, after, reason=reason, gates=gates)
 
-    def rollback(self, reason: str, auto: bool = False, gates: list[ConditionResult] | None = None) -> Outcome:
+    def rollback(self, reason: str, auto: bool = False, gates: list[ConditionResult] | None = None,
+                 generation: int | None = None) -> Outcome:
         if not reason or not reason.strip():
             raise RolloutError("rollback needs --reason")
-        cur = self.current()
+        cur = self._unchanged_since(generation)
         after = _transition(lambda: stages.rollback(cur.state))
         ev = assess.judge(self.plan, cur.state, self.engine, self.settings, watch=False).evidence
         return self._commit("auto-rollback" if auto else "rollback", cur, after, reason=reason, gates=gates, ev=ev)
+
+    def _unchanged_since(self, generation: int | None) -> Versioned:
+        """The current state; with `generation`, refused unless it is still the state of that generation.
+        An automatic action was decided on the state it read: applied to another (someone promoted or
+        rolled back meanwhile) it would act twice, and a rollback after a rollback restores the previous
+        champion."""
+        cur = self.current()
+        if generation is not None and cur.generation != generation:
+            raise RolloutError(f"the rollout changed since it was judged (generation {generation}, now "
+                               f"{cur.generation}); nothing was changed")
+        return cur
 
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,
                 gates: list[ConditionResult] | None = None, ev: dict[str, float | None] | None = None,

@@ -85,13 +85,15 @@ class Guard:
         action = decide(cp.plan, state, judged.watch, judged.exit_outcome if with_exit else None, now)
         if action is None:
             return None
+        # The action applies to the state judged, or to none: `generation` makes the control plane refuse it
+        # once anyone has changed the rollout since.
         try:
             if action.kind == "rollback":
-                out = cp.rollback(action.reason, auto=True, gates=list(action.conditions))
+                out = cp.rollback(action.reason, auto=True, gates=list(action.conditions), generation=cur.generation)
             elif action.kind == "pause":
-                out = cp.pause(action.reason, gates=list(action.conditions))
+                out = cp.pause(action.reason, gates=list(action.conditions), generation=cur.generation)
             else:
-                out = cp.promote(reason=action.reason, auto=True)
+                out = cp.promote(reason=action.reason, auto=True, generation=cur.generation)
         except RolloutError as exc:  # someone else changed the state first, or the evidence moved: look again next tick
             log.warning("guard could not %s: %s", action.kind, exc)
             return None

@@ -4,12 +4,14 @@ automatic promotions when the logged evidence says so (real MLflow registry and 
 import time
 import uuid
 
+import pytest
+
 from roomsight import registry
 from roomsight.db import engine_for
 from roomsight.registry import ModelRef
-from roomsight.rollout_state import RoutingState, Stage
-from rollout import conditions, stages
-from rollout.control import ControlPlane
+from roomsight.rollout_state import RoutingState, Stage, Versioned
+from rollout import assess, conditions, stages
+from rollout.control import ControlPlane, Outcome
 from rollout.guard import Guard, decide
 from rollout.plan import AutoAdvance, Budget, Gate
 from serving.predlog import LogWriter, PredictionRecord
@@ -36,6 +38,37 @@ def test_decide_rolls_back_pauses_holds_and_advances():
     assert decide(auto, s, [judged("pass")], "pass", 601).kind == "promote"
     assert decide(auto, s.evolve(held="drift"), [], "pass", 601) is None, "a paused rollout does not advance by itself"
     assert decide(plan, s, [], "pass", 10 ** 9) is None, "no auto_advance on the step"
+
+
+class RacedControl(ControlPlane):
+    """A control plane whose state someone changes between the guard's reading of it and its action; it
+    records what would have been committed instead of writing it."""
+
+    def __init__(self, *states: Versioned) -> None:  # no database, MLflow or notifier: nothing is written
+        self.plan, self.clock, self.engine, self.settings = open_plan(), lambda: 100.0, None, None
+        self.states, self.committed = list(states), []
+
+    def current(self) -> Versioned:
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def _commit(self, action, cur, after, **_):
+        self.committed.append((action, after))
+        return Outcome(action, cur.state, after)
+
+
+@pytest.mark.parametrize("on_fail", ["rollback", "pause"])
+def test_the_guard_does_not_act_on_a_state_changed_since_it_judged(monkeypatch, on_fail):
+    # A person rolls the candidate back (or promotes it) while the guard judges the step it read: the guard's
+    # own action must not land on the new state. A second rollback would restore the previous champion.
+    plan = open_plan()
+    began = stages.start(RoutingState(champion=ModelRef("m", "1"), previous_champion=ModelRef("m", "0")),
+                         ModelRef("m", "2"), "r", plan, now=0)
+    limited = stages.advance(began, plan, 1, now=0)
+    after = stages.rollback(limited) if on_fail == "rollback" else stages.advance(limited, plan, 2, now=50)
+    cp = RacedControl(Versioned(7, limited, 0.0), Versioned(8, after, 50.0))
+    monkeypatch.setattr(assess, "judge", lambda *a, **k: assess.Judged({}, watch=[judged("fail", on_fail)]))
+    assert Guard(cp).tick() is None
+    assert cp.committed == []
 
 
 def candidate_calls(settings, rollout_id, n, failing):
