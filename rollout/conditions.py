@@ -14,9 +14,7 @@ from typing import Any
 
 from analysis import AnalysisResult, Outcome
 from rollout.metrics import COUNT_METRICS
-from rollout.plan import AnalysisRef, Budget, Condition, Gate, OnFail
-
-MIN_BUDGET_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on
+from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Condition, Gate, OnFail
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from roomsight.userfiles import read_yaml
 from rollout.metrics import METRICS
 
 OnFail = Literal["rollback", "pause"]
+MIN_BUDGET_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on: a budget window's least
 STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)
 
 
@@ -85,7 +86,7 @@ class Budget(_Strict):
 
     max_error_rate: float = Field(0.05, ge=0, le=1)
     max_p99_ms: float = Field(5000, gt=0)
-    window: int = Field(200, ge=10)
+    window: int = Field(200, ge=MIN_BUDGET_CALLS)  # a smaller window would never be judged
 
 
 class ShadowTraffic(_Strict):

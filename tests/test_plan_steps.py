@@ -70,6 +70,8 @@ def test_a_bad_plan_is_refused_naming_step_and_key(tmp_path, steps, extra, messa
      "steps.2.gradual.percent", 2),
     ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", "steps.0.exit.0", 0),
     ("- shadow: {}\n- full: {}\n", "analyses:\n  q: {margin: 1.5}\n", "analyses.q.margin", None),
+    # A window smaller than the calls the budget is judged from would never be judged: the guard would not act.
+    ("- shadow: {}\n- full: {}\n", "budget: {window: 10}\n", "budget.window", None),
 ])
 def test_a_plan_error_carries_its_key_and_step(tmp_path, steps, extra, key, step):
     with pytest.raises(PlanError) as info:
