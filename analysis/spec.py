@@ -40,7 +40,8 @@ class AnalysisSpec(BaseModel):
 
     @model_validator(mode="after")
     def _margins(self) -> AnalysisSpec:
-        if self.segment_margin < self.margin:
+        # Without segments no cell is judged, and segment_margin (perhaps its default) is never read.
+        if self.segments and self.segment_margin < self.margin:
             raise ValueError(f"segment_margin ({self.segment_margin:g}) must be at least margin ({self.margin:g}): "
                              "a cell holds fewer verdicts than the whole")
         return self

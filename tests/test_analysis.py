@@ -28,6 +28,10 @@ def test_spec_refuses_bad_values_naming_the_key() -> None:
     assert "weather" in str(pytest.raises(ValidationError, AnalysisSpec, margin=0.02, segments=("weather",)).value)
     spec = AnalysisSpec(margin=0.02, segments=("region", "ood"))
     assert "0.02 below" in spec.describe() and "region x ood cell" in spec.describe()
+    # segment_margin bounds the cells' margin from below only where there are cells: an analysis of the
+    # whole traffic may have any margin, whatever segment_margin's default.
+    assert AnalysisSpec(margin=0.2).margin == 0.2
+    assert "segment_margin" in str(pytest.raises(ValidationError, AnalysisSpec, margin=0.2, segments=("region",)).value)
 
 
 def crossing_probability(p_win: float, p_loss: float, horizon: int, alpha: float, side: int) -> float:
