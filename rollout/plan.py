@@ -231,6 +231,9 @@ def _check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
     answering, limited, gradual_pct = False, None, 0.0
     for i, step in enumerate(steps):
         kind = step.kind
+        if step.auto_advance and (kind is Stage.FULL or (step.pause is not None and step.pause.duration is not None)):
+            raise _step_error(i, step, "the guard would not follow it: `full` ends the rollout, and a pause with a "
+                              "`duration` moves on when that ends (give one or the other)", ".auto_advance")
         if kind is Stage.FULL and i != len(steps) - 1:
             raise _step_error(i, step, "`full` can only be the last step")
         if kind is Stage.PAUSE and i == 0:
