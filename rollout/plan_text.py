@@ -52,7 +52,7 @@ def describe(plan: Plan) -> list[str]:
     b = plan.budget
     lines.append(f"While the candidate answers users, the guard watches, every few seconds: errors above "
                  f"{b.max_error_rate:.0%} or p99 latency above {b.max_p99_ms:g} ms over its last {b.window} calls "
-                 "(rolls back)" + "".join(f"; {describe_condition(c, plan)}{_on_fail(c, None)}" for c in plan.watch) + ".")
+                 "(rolls back)" + "".join(f"; {describe_condition(c, plan)}{_plan_on_fail(c, plan)}" for c in plan.watch) + ".")
     if plan.hold_ood_on_champion:
         lines.append("Out-of-domain photos stay on the champion while the candidate answers users; the candidate sees "
                      "them in shadow only.")
@@ -66,6 +66,18 @@ def describe(plan: Plan) -> list[str]:
 def _on_fail(cond: Condition, step: Step | None) -> str:
     action = cond.on_fail or (step.on_fail if step else "rollback")
     return " (a failure rolls back)" if action == "rollback" else " (a failure pauses the rollout for a person to decide)"
+
+
+def _plan_on_fail(cond: Condition, plan: Plan) -> str:
+    """What a failure of a plan-wide watched condition does: its own on_fail, else that of the step it fails
+    on (rollout.assess), among the steps where the candidate answers users (from the first limited one)."""
+    if cond.on_fail:
+        return _on_fail(cond, None)
+    first = next((i for i, s in enumerate(plan.steps) if s.kind is Stage.LIMITED), len(plan.steps))
+    actions = {s.on_fail for s in plan.steps[first:] if s.kind is not Stage.FULL}
+    if len(actions) > 1:
+        return " (a failure rolls back or pauses, as the step's on_fail says)"
+    return _on_fail(cond, plan.steps[first] if actions else None)
 
 
 def step_label(plan: Plan, state: RoutingState) -> str:

@@ -162,3 +162,14 @@ def test_the_shipped_plan_reads_as_sentences() -> None:
     assert any("analysis 'quality' passes (paired: it passes once" in line for line in conditions)
     for line in conditions:
         assert line.endswith(".") and ".." not in line and "; fails once" not in line, line
+
+
+def test_a_plan_wide_watched_condition_is_said_to_do_what_the_guard_does(tmp_path):
+    # Without an on_fail of its own, a plan-wide watched condition does what the step it fails on says.
+    plan = load_plan(steps_plan(tmp_path, "- limited: {regions: [eu-west]}\n  on_fail: pause\n- full: {}\n",
+                                "watch: [{metric: drift_alarm, max: 0}]\n"))
+    watched = next(line for line in describe(plan) if "the guard watches" in line)
+    assert "drift_alarm at most 0" in watched and watched.endswith("(a failure pauses the rollout for a person to decide).")
+    mixed = load_plan(steps_plan(tmp_path, "- limited: {regions: [eu-west]}\n  on_fail: pause\n- gradual: {percent: 50}\n"
+                                 "- full: {}\n", "watch: [{metric: drift_alarm, max: 0}]\n"))
+    assert "as the step's on_fail says" in next(line for line in describe(mixed) if "the guard watches" in line)
