@@ -42,8 +42,8 @@ class Gate(_Strict):
     """A bound on one evidence metric."""
 
     metric: str
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, allow_inf_nan=False)  # NaN compares false: its gate could never pass
+    max: float | None = Field(None, allow_inf_nan=False)
     on_fail: OnFail | None = None  # when watched: what a failure does (default: the step's on_fail)
 
     @model_validator(mode="after")

@@ -58,6 +58,7 @@ def test_shipped_plan_loads_as_steps():
     ("- pause: {}\n- full: {}\n", "", r"steps\.0 \(pause\): a pause holds"),
     ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", r"steps\.0 \(shadow\)\.exit\.0 names analysis 'quality'"),
     ("- shadow: {}\n  exit: [{metric: vibes, min: 1}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: .*unknown metric 'vibes'"),
+    ("- shadow: {}\n  exit: [{metric: agreement, min: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate\.min: .*finite"),
     ("- limited: {regions: [mars-north]}\n- full: {}\n", "", r"steps\.0 \(limited\)\.limited\.regions: \['mars-north'\]"),
     ("- shadow: {}\n  watch: [{metric: drift_alarm, max: 0, on_fail: panic}]\n- full: {}\n", "", r"steps\.0\.watch\.0\.gate\.on_fail"),
 ])
