@@ -134,7 +134,8 @@ def test_split_is_seeded_and_stratified(tmp_path):
 
 
 def test_a_model_every_class_of_which_abstains_is_refused_naming_the_cause_and_the_remedies():
-    from training.pipeline import TrainConfig, check_answers
+    from training.abstaining import check_answers
+    from training.pipeline import TrainConfig
 
     # 9 right answers in a row a class: the 90% lower bound stays below 0.95 (it needs 45)
     probs = np.repeat(np.eye(3) * 0.8 + 0.1, 9, axis=0)
@@ -190,7 +191,8 @@ def test_a_model_that_could_only_abstain_is_refused_before_any_fitting(tmp_path)
     """Under the lower bound a class answers only after 45 right answers in a row: with fewer photos a class
     to cut on, no fit can change the outcome, so the refusal comes before the minutes of fitting."""
     from tests.conftest import settings_for
-    from training.pipeline import TrainConfig, check_answerable, train
+    from training.abstaining import check_answerable
+    from training.pipeline import TrainConfig, train
     from training.synthetic import write_dataset
 
     seen: list[str] = []

@@ -5,12 +5,11 @@ draws it."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,10 +20,11 @@ from roomsight.errors import DataError
 from roomsight.modelpack import PackMeta
 from roomsight.preprocess import RESIZE_MODES, Preprocessing, batch_tensor
 from training import backbones, cached, data
+from training.abstaining import check_answerable, check_answers
 from training.export import Registered, export_and_register
 from training.fitting import Fitted, Parts, cut_on_words, fit_cross, fit_one
 from training.model import RoomNet
-from training.thresholds import METHODS, ClassThreshold, apply_thresholds, describe_method, thresholds_at_precision
+from training.thresholds import METHODS, apply_thresholds, describe_method, thresholds_at_precision
 from training.trainer import FitConfig, seed_everything
 
 SYNTHETIC_PER_CLASS = 60
@@ -225,52 +225,6 @@ def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str],
         out[f"test_recall_at_thresholds.{c}"] = float((said & truth).sum() / max(1, truth.sum()))
         out[f"test_precision_at_thresholds.{c}"] = float((said & truth).sum() / said.sum()) if said.any() else None
     return out
-
-
-def check_answers(chosen: dict[str, ClassThreshold], cfg: TrainConfig, method: str, cut_on: str,
-                  cross_fits: bool) -> None:
-    """Refuse a model whose every class abstains: it would answer only "unsure", which no one trains a
-    model for. `cross_fits`: whether more folds would change what the thresholds are cut on."""
-    if cfg.allow_always_unsure or any(t.reached for t in chosen.values()):
-        return
-    refuse_always_unsure(sorted(t.support for t in chosen.values()), cfg, method, cut_on, cross_fits, "reaches")
-
-
-def check_answerable(photos: Mapping[str, int], cfg: TrainConfig, method: str, cut_on: str, cross_fits: bool) -> None:
-    """The same refusal before any fitting, where it is certain: under the lower bound a class answers only
-    after some number of right answers in a row, and a class with fewer photos to cut on cannot have them."""
-    if cfg.allow_always_unsure or method != "lcb":
-        return
-    needed = right_answers_needed(cfg.target_precision, cfg.threshold_confidence)
-    if needed is not None and max(photos.values()) >= needed:
-        return
-    refuse_always_unsure(sorted(photos.values()), cfg, method, cut_on, cross_fits, "can reach")
-
-
-def refuse_always_unsure(sizes: list[int], cfg: TrainConfig, method: str, cut_on: str, cross_fits: bool,
-                         verb: str) -> NoReturn:
-    """The refusal, saying why no threshold could be cut and what would let one be."""
-    why = (f"no class {verb} {cfg.target_precision:.2f} precision on {cut_on} "
-           f"({sizes[0]}{'' if sizes[0] == sizes[-1] else f' to {sizes[-1]}'} a class)")
-    remedies = ["more photos", "a lower --target-precision"]
-    if method == "lcb":
-        needed = right_answers_needed(cfg.target_precision, cfg.threshold_confidence)
-        why += (f"; the {cfg.threshold_confidence:.0%} lower bound claims {cfg.target_precision:.2f} only "
-                + (f"after {needed} right answers in a row" if needed else "when no answer can be wrong"))
-        remedies[1:1] = ["--threshold-method point", "a lower --threshold-confidence"]
-    if cross_fits and cfg.folds == 1:
-        remedies.insert(0, "--folds 5 (the default: thresholds cut on out-of-fold predictions of the training "
-                           "and validation photos)")
-    raise DataError(f"not registered: the model would answer only 'unsure': {why}. Try " + ", ".join(remedies)
-                    + "; or --allow-always-unsure to register it anyway")
-
-
-def right_answers_needed(target: float, confidence: float) -> int | None:
-    """The fewest right answers in a row (none wrong) whose lower bound reaches `target`: k with
-    target**k <= 1 - confidence. None when no number does (a target of 1)."""
-    if target >= 1.0:
-        return None
-    return math.ceil(math.log(1.0 - confidence) / math.log(target) - 1e-9)
 
 
 def check_options(cfg: TrainConfig) -> None:
