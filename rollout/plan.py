@@ -28,6 +28,7 @@ from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
 from roomsight.userfiles import read_yaml
 from rollout.metrics import METRICS
+from rollout.plan_order import check_order
 
 OnFail = Literal["rollback", "pause"]
 MIN_BUDGET_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on: a budget window's least
@@ -180,7 +181,7 @@ class Plan(_Strict):
             if isinstance(cond, AnalysisRef) and cond.analysis not in self.analyses:
                 raise PlanError(f"{where} names analysis {cond.analysis!r}, which `analyses` does not define "
                                 f"(defined: {', '.join(self.analyses) or 'none'})", key, step)
-        _check_order(self.steps, self.regions)
+        check_order(self.steps, self.regions)
         return self
 
     def _conditions(self) -> list[tuple[str, str, int | None, Condition]]:
@@ -214,53 +215,6 @@ class Plan(_Strict):
         unknown = [r for r in regions if r not in self.regions]
         if unknown:
             raise PlanError(f"unknown region(s) {', '.join(unknown)}; this plan's regions are {', '.join(self.regions)}")
-
-
-def _step_error(i: int, step: Step, message: str, key: str = "") -> PlanError:
-    """A problem with step `i`, named for people ("steps.2 (gradual).gradual.percent: ...") and as a key."""
-    return PlanError(f"steps.{i} ({step.kind}){key}: {message}", f"steps.{i}{key}", i)
-
-
-def _check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
-    """Steps in an order a rollout can take: traffic only grows (a listing never moves back to the champion)."""
-    if not steps:
-        raise PlanError("`steps` is empty: a plan needs at least a full step", "steps")
-    if steps[-1].kind is not Stage.FULL:
-        raise _step_error(len(steps) - 1, steps[-1], "the last step must be `full`, which makes the candidate the "
-                          "champion")
-    answering, limited, gradual_pct = False, None, 0.0
-    for i, step in enumerate(steps):
-        kind = step.kind
-        if step.auto_advance and (kind is Stage.FULL or (step.pause is not None and step.pause.duration is not None)):
-            raise _step_error(i, step, "the guard would not follow it: `full` ends the rollout, and a pause with a "
-                              "`duration` moves on when that ends (give one or the other)", ".auto_advance")
-        if kind is Stage.FULL and i != len(steps) - 1:
-            raise _step_error(i, step, "`full` can only be the last step")
-        if kind is Stage.PAUSE and i == 0:
-            raise _step_error(i, step, "a pause holds the traffic of the step before it, and the first step has none")
-        if kind is Stage.SHADOW and answering:
-            raise _step_error(i, step, "shadow after the candidate has answered users would take listings back; "
-                              "shadow steps come first")
-        if kind is Stage.LIMITED:
-            if gradual_pct:
-                raise _step_error(i, step, "limited after gradual would take listings back; limited steps come "
-                                  "before gradual")
-            unknown = sorted(set(step.limited.regions) - set(regions))
-            if unknown:
-                raise _step_error(i, step, f"{unknown} are not in the plan's `regions`", ".limited.regions")
-            if limited is not None and (not set(limited.regions) <= set(step.limited.regions or limited.regions)
-                                        or step.limited.percent < limited.percent):
-                raise _step_error(i, step, "a later limited step may widen the regions or raise the percent, not "
-                                  "shrink them", ".limited")
-            limited, answering = step.limited, True
-        if kind is Stage.GRADUAL:
-            if limited is None:
-                raise _step_error(i, step, "gradual before any limited step; the candidate first answers a limited "
-                                  "region")
-            if step.gradual.percent <= gradual_pct:
-                raise _step_error(i, step, f"{step.gradual.percent:g} does not grow from the previous gradual "
-                                  f"step's {gradual_pct:g} (listings never move back)", ".gradual.percent")
-            gradual_pct, answering = step.gradual.percent, True
 
 
 def default_plan_path() -> Path:

@@ -56,6 +56,8 @@ def test_shipped_plan_loads_as_steps():
      r"steps\.1 \(pause\)\.auto_advance: the guard would not follow it"),
     ("- shadow: {}\n- full: {}\n  auto_advance: {after: 5m}\n", "", r"steps\.1 \(full\)\.auto_advance: the guard would not follow it"),
     ("- pause: {}\n- full: {}\n", "", r"steps\.0 \(pause\): a pause holds"),
+    ("- shadow: {}\n  auto_advance: {after: 5m}\n- limited: {}\n- full: {}\n", "",
+     r"steps\.1 \(limited\)\.limited\.regions: its regions are named at promotion .* advances on its own"),
     ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", r"steps\.0 \(shadow\)\.exit\.0 names analysis 'quality'"),
     ("- shadow: {}\n  exit: [{metric: vibes, min: 1}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: .*unknown metric 'vibes'"),
     ("- shadow: {}\n  exit: [{metric: agreement, min: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate\.min: .*finite"),
