@@ -27,9 +27,10 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
         raise PlanError(f"rollout plan {path}: `gates` must map limited, gradual and full to lists of gates")
     shadow = raw.get("shadow") or {}
     limited = raw.get("limited") or {}
-    gradual = (raw.get("gradual") or {}).get("steps", [10, 25, 50, 100])
+    section = raw.get("gradual") or {}
+    gradual = section.get("steps", [10, 25, 50, 100]) if isinstance(section, dict) else None
     if not isinstance(gradual, list) or not gradual:
-        raise PlanError(f"rollout plan {path}: gradual.steps must be a list of percentages")
+        raise PlanError(f"rollout plan {path}: `gradual` must be a mapping whose `steps` is a list of percentages")
     steps: list[dict[str, Any]] = [{"shadow": shadow, "exit": list(gates.get("limited") or [])},
                                    {"limited": limited, "exit": list(gates.get("gradual") or [])}]
     for i, pct in enumerate(gradual):

@@ -155,6 +155,9 @@ def test_legacy_conversion_is_what_promotions_used_to_check():
     steps = to_steps(raw)["steps"]
     assert [s.get("exit") for s in steps] == [[], [{"metric": "compared", "min": 1}], [{"metric": "compared", "min": 1}],
                                               [{"metric": "compared", "min": 2}], None]
+    for gradual in ([10, 100], {"steps": []}):  # a list where the mapping goes: an error naming it, not a traceback
+        with pytest.raises(PlanError, match="`gradual` must be a mapping whose `steps` is a list of percentages"):
+            to_steps({**raw, "gradual": gradual})
 
 
 def test_the_shipped_plan_reads_as_sentences() -> None:
