@@ -19,6 +19,7 @@ from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
 from roomsight.errors import BadRequestId, ReviewError
 from roomsight.tables import metadata, review_items, review_verdicts
+from roomsight.verdicts import DISPUTED
 from tests.conftest import free_port, settings_for
 
 CLASSES = ("bedroom", "bathroom", "kitchen")
@@ -377,3 +378,29 @@ def test_kept_photo_is_what_the_model_saw_without_metadata(tmp_path) -> None:
         kept = store.get(rid)
         assert kept is not None and b"PhoneMaker" not in kept
         assert Image.open(io.BytesIO(kept)).size == decoded.image.size
+
+
+def test_export_leaves_out_disputed_photos(env, tmp_path: Path) -> None:
+    """A photo whose reviewers never agreed has no truth; the export wrote it with the label `disputed`,
+    a class no model has, into the manifest `rollout train --data` reads."""
+    from typer.testing import CliRunner
+
+    from shell.cli import app
+
+    s, engine, store = env
+    two = settings_for(s.home, ROOMSIGHT_REVIEW__DOUBLE_REVIEW_SHARE="1.0",
+                       ROOMSIGHT_REVIEW__TOKENS=json.dumps({"ann": "ann-long-enough-token", "bob": "bob-long-enough-token"}))
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 2)
+    queue.fill(engine, two, ROLLOUT)
+    # Both photos go to both reviewers, who agree on one and not on the other; with no third reviewer
+    # the second is disputed (stats.resolve).
+    for who, labels in (("ann", ["bedroom", "bedroom"]), ("bob", ["bedroom", "kitchen"])):
+        for label in labels:
+            c = queue.claim_next(engine, who, 60)
+            queue.submit(engine, who, c.item_id, c.claim_id, label, CLASSES, reviewers=2)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(review_items.c.truth)).scalars()) == ["bedroom", DISPUTED]
+    gold = tmp_path / "out" / "gold.csv"
+    r = CliRunner().invoke(app, ["review", "export", "--out", str(gold)], env={"ROOMSIGHT_HOME": str(s.home)})
+    assert r.exit_code == 0, r.output
+    assert [row["label"] for row in csv.DictReader(gold.open())] == ["bedroom"]

@@ -166,21 +166,22 @@ def export(
     out: Path = typer.Option(..., "--out", help="CSV manifest to write; photos go to a folder beside it."),
     rollout: Optional[str] = typer.Option(None, "--rollout", help="Only this rollout's verdicts (its id, or the id's first characters; default: all)."),
 ) -> None:
-    """Write reviewed photos as a labelled CSV manifest for `rollout train --data` (unusable ones left out)."""
+    """Write reviewed photos as a labelled CSV manifest for `rollout train --data` (unusable and disputed
+    ones left out: neither has a room type to learn)."""
     import csv
 
     from monitoring.review import queue
     from monitoring.review.photos import PhotoStore
-    from monitoring.review.stats import UNUSABLE
     from roomsight.db import engine_for
     from roomsight.userfiles import check_output_file
+    from roomsight.verdicts import DISPUTED, UNUSABLE
 
     check_output_file(out, "--out", ".csv")
     settings = of(ctx).settings
     engine = engine_for(settings.db_url)
     store = PhotoStore.for_settings(settings)
     target = _rollout_asked(engine, rollout)
-    rows = [r for r in queue.reviewed(engine, target) if r["truth"] != UNUSABLE]
+    rows = [r for r in queue.reviewed(engine, target) if r["truth"] not in (UNUSABLE, DISPUTED)]
     if not rows:
         raise UserError("nothing to export: no usable verdicts" + (f" for rollout {target}" if target else "")
                         + " yet; nothing written")
