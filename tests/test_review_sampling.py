@@ -315,3 +315,34 @@ def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path:
     finally:
         forget(pg, ROLLOUT)
         pg.dispose()
+
+
+
+@pytest.mark.parametrize("at_half", ["filler", "reader"])
+def test_the_disagreement_rate_the_analysis_scales_by_is_the_one_the_sample_was_drawn_at(env, tmp_path: Path,
+                                                                                          at_half: str) -> None:
+    """The paired analysis scaled the reviewed disagreements by the rate configured in the process reading
+    them, whatever rate the filler drew the sample at and its items recorded: a share changed during the
+    rollout, or set for one service and not the other, multiplied the estimate by their ratio. The sample
+    reads at the smallest rate either knows, keeping the verdicts a draw at that rate would have queued."""
+    from monitoring.review.sampling import unit
+
+    s, engine, store = env
+    half = settings_for(tmp_path / "half", ROOMSIGHT_REVIEW__DISAGREEMENT_SHARE="0.5")
+    filler, reader = (half, s) if at_half == "filler" else (s, half)
+    keys = [f"P{i}" for i in range(200)]
+    below = [k for k in keys if unit(k) < 0.5][:8]
+    above = [k for k in keys if unit(k) >= 0.5][:8]
+    for i, key in enumerate(below + above):  # 16 disagreements, the candidate right on each, and 16 agreements
+        put(engine, store, T0 + 2 * i, "kitchen", "bedroom", photo_id=key)
+        put(engine, store, T0 + 2 * i + 1, "kitchen", "kitchen", photo_id=f"A{i}")
+    queue.fill(engine, filler, ROLLOUT, photos=store, now=T0 + 1000)
+    while (c := queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)) is not None:
+        with engine.connect() as conn:
+            reason = conn.execute(select(review_items.c.reason).where(review_items.c.id == c.item_id)).scalar_one()
+        queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom" if reason == "disagreement" else "kitchen", CLASSES)
+    sample = review_sample(engine, reader, ROLLOUT)
+    # At 0.5 only the photos numbered below 0.5 count, each standing for two: 8 x 2 of the 32 photos.
+    assert sample.rates["disagreement"] == 0.5
+    assert sorted(v.pi for v in sample.verdicts if v.stratum == "disagreement") == [0.5] * 8
+    assert analyse("q", AnalysisSpec(margin=0.05), sample).estimate == pytest.approx(2 * 8 / 32)

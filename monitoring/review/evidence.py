@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from monitoring.review.cell_counts import CellCounts, ood_flag
 from monitoring.review.queue import as_reviewed
-from monitoring.review.sampling import compared_sql
+from monitoring.review.sampling import compared_sql, unit
 from monitoring.review.stats import gate_metrics, summarize
 from roomsight.config import Settings
 from roomsight.tables import predictions, review_fill, review_items
@@ -63,8 +63,8 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
     """The rollout's resolved verdicts with their inclusion probabilities and segment cells, and the counts
     of its compared predictions per stratum and cell (settled: logged up to the frontier)."""
     p, it = predictions.c, review_items.c
-    verdicts_q = (select(it.reason, it.pi, p.region, p.champion_label, p.candidate_label, ood_flag(), it.truth,
-                         it.logged_at, it.resolved_at)
+    verdicts_q = (select(it.reason, it.pi, it.photo_key, p.region, p.champion_label, p.candidate_label, ood_flag(),
+                         it.truth, it.logged_at, it.resolved_at)
                   .select_from(review_items.join(predictions, p.request_id == it.request_id))
                   .where(it.rollout_id == rollout_id, it.truth.is_not(None), it.pi.is_not(None), compared_sql())
                   .order_by(it.logged_at, it.id))
@@ -76,6 +76,21 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
         edge = frontier(conn, rollout_id, settled_to, as_of)
         cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
         counts = cells.now(edge, settled_to) if as_of is None else cells.as_of(as_of, edge)
-        verdicts = tuple(VerdictRow(reason, pi, Cell(region, champ, flag), champ, cand, truth, logged, resolved)
-                         for reason, pi, region, champ, cand, flag, truth, logged, resolved in conn.execute(verdicts_q))
-    return ReviewSample(rollout_id, as_of, {s: settings.review.rate(s) for s in STRATA}, counts, verdicts, edge)
+        rows = conn.execute(verdicts_q).all()
+    rates = drawn_rates(settings, [(r.reason, r.pi) for r in rows])
+    # A photo is queued iff its number is below its stratum's rate: those below the smaller rate are a
+    # draw at that rate, whatever rate queued them.
+    verdicts = tuple(VerdictRow(reason, rates[reason], Cell(region, champ, flag), champ, cand, truth, logged, resolved)
+                     for reason, _, key, region, champ, cand, flag, truth, logged, resolved in rows
+                     if unit(key) < rates[reason])
+    return ReviewSample(rollout_id, as_of, rates, counts, verdicts, edge)
+
+
+def drawn_rates(settings: Settings, recorded: list[tuple[str, float]]) -> dict[str, float]:
+    """Each stratum's inclusion probability for the analyses: the smallest of the rate configured here
+    and those the verdicts' items recorded. The analyses scale by one rate per stratum, and the filler
+    (another process, perhaps configured otherwise, or before the share was changed) drew at its own."""
+    rates = {s: settings.review.rate(s) for s in STRATA}
+    for stratum, pi in recorded:
+        rates[stratum] = min(rates[stratum], pi)
+    return rates
