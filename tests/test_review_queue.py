@@ -404,3 +404,32 @@ def test_export_leaves_out_disputed_photos(env, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["review", "export", "--out", str(gold)], env={"ROOMSIGHT_HOME": str(s.home)})
     assert r.exit_code == 0, r.output
     assert [row["label"] for row in csv.DictReader(gold.open())] == ["bedroom"]
+
+
+def test_a_rollout_named_by_its_first_characters_is_found_by_index_seeks_not_a_scan_of_the_log(env) -> None:
+    """`--rollout 0f1e` resolved with a LIKE on the prefix, which no index serves: every command naming a
+    rollout read an entry per logged request."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
+    queue.fill(engine, s, ROLLOUT)
+    other = ROLLOUT[:9] + "9" + ROLLOUT[10:]
+    log_rows(engine, None, [{"champion": "kitchen", "candidate": "kitchen"}], rollout_id=other)
+    statements: list[str] = []
+    real_execute = Connection.execute
+
+    def spy(conn, stmt, params=None, *args, **kwargs):  # noqa: ANN001, ANN202
+        if hasattr(stmt, "selected_columns"):
+            statements.append(str(stmt.compile(engine, compile_kwargs={"literal_binds": True})))
+        return real_execute(conn, stmt, params, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Connection, "execute", spy)
+        assert queue.rollouts_matching(engine, ROLLOUT[:8]) == {ROLLOUT, other}
+        assert queue.rollouts_matching(engine, ROLLOUT[:10]) == {ROLLOUT}
+        assert queue.rollouts_matching(engine, "2") == set()
+    with engine.connect() as conn:
+        plans = [" ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + q))) for q in statements]
+    assert plans and not [p for p in plans if "SCAN" in p], plans

@@ -199,11 +199,20 @@ def progress(engine: Engine, reviewer: str | None = None, rollout_id: str | None
 # -- reading verdicts ---------------------------------------------------------------------------------
 def rollouts_matching(engine: Engine, given: str) -> set[str]:
     """Rollout ids in the prediction log or the review queue that are `given` or begin with it (reports
-    show ids cut to 8 characters, as git shows commits)."""
+    show ids cut to 8 characters, as git shows commits). Each id is one seek in the rollout index (the
+    least id past the last one found): a LIKE on the prefix reads every entry of the index, the whole log."""
+    found: set[str] = set()
     with engine.connect() as conn:
-        return {rid for t in (review_items, predictions)
-                for rid in conn.execute(select(t.c.rollout_id).where(t.c.rollout_id.startswith(given, autoescape=True))
-                                        .distinct()).scalars()}
+        for column in (review_items.c.rollout_id, predictions.c.rollout_id):
+            after: str | None = None
+            while True:
+                past = column > after if after is not None else column >= given
+                rid = conn.execute(select(func.min(column)).where(past)).scalar()
+                if rid is None or not rid.startswith(given):
+                    break
+                found.add(rid)
+                after = rid
+    return found
 
 
 def resolve_rollout(engine: Engine, given: str, known: Iterable[str] = ()) -> str:
