@@ -138,7 +138,8 @@ class ReviewSettings(_Section):
     double_review_share: float = Field(0.1, ge=0, le=1, description="Share of queued photos shown to two reviewers (with at least two "
                                                                     "review.tokens); a conflict goes to a third, if there is one.")
     settle_s: float = Field(60, gt=0, description="How long after a prediction its shadow answer may still arrive: the queue waits "
-                                                  "this long for it before sampling the photo without a comparison.")
+                                                  "this long for it, then leaves the photo out of the sample "
+                                                  "(there is no comparison to review).")
     lease_s: float = Field(300, gt=0, description="How long a claimed item stays with its reviewer.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
     port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
