@@ -317,7 +317,6 @@ def test_review_sample_is_the_same_on_postgres(env, postgres_url: str, tmp_path:
         pg.dispose()
 
 
-
 @pytest.mark.parametrize("at_half", ["filler", "reader"])
 def test_the_disagreement_rate_the_analysis_scales_by_is_the_one_the_sample_was_drawn_at(env, tmp_path: Path,
                                                                                           at_half: str) -> None:
