@@ -73,6 +73,9 @@ CANDIDATE_TIMED = f"{candidate_ran()} AND candidate_ms IS NOT NULL"
 # statistics of its latencies (p99), the rows of a window (drift samples, `as_of` replays). Each of these
 # indexes answers one of them from a range of that rollout's entries, never from the whole log.
 Index("ix_predictions_rollout_ts", predictions.c.rollout_id, predictions.c.ts, predictions.c.request_id)
+# A photo its caller sends again (the same photo_id) is one photo for the review sample
+# (monitoring.review.sampling.first_of_photo_sql): its earlier rows in the rollout are a seek.
+Index("ix_predictions_rollout_photo", predictions.c.rollout_id, predictions.c.photo_id, predictions.c.ts)
 Index("ix_predictions_candidate_calls", predictions.c.rollout_id, predictions.c.ts,
       sqlite_where=text(candidate_ran()), postgresql_where=text(candidate_ran()))
 Index("ix_predictions_candidate_ms", predictions.c.rollout_id, predictions.c.candidate_ms, predictions.c.ts,

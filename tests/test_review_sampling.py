@@ -345,3 +345,23 @@ def test_the_disagreement_rate_the_analysis_scales_by_is_the_one_the_sample_was_
     assert sample.rates["disagreement"] == 0.5
     assert sorted(v.pi for v in sample.verdicts if v.stratum == "disagreement") == [0.5] * 8
     assert analyse("q", AnalysisSpec(margin=0.05), sample).estimate == pytest.approx(2 * 8 / 32)
+
+
+def test_a_photo_sent_again_is_one_photo_in_the_sample(env) -> None:
+    """The queue keeps one item per photo_id, but the counts took every send: each repeat of a reviewed
+    disagreement stood as a sampled photo with no difference between the models, so a candidate worse on
+    every disagreement looked half as bad when each was sent three times."""
+    s, engine, store = env
+    for i in range(10):  # disagreements the champion gets right, each sent three times
+        for k in range(3):
+            put(engine, store, T0 + 100 * k + i, "kitchen", "bedroom", photo_id=f"D{i}")
+    for i in range(10):
+        put(engine, store, T0 + 50 + i, "kitchen", "kitchen", photo_id=f"A{i}")
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1000)
+    while (c := queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)) is not None:
+        queue.submit(engine, "ann", c.item_id, c.claim_id, "kitchen", CLASSES)
+    sample = review_sample(engine, s, ROLLOUT)
+    assert sum(r.n for r in sample.counts) == 20 and len([v for v in sample.verdicts if v.stratum == "disagreement"]) == 10
+    assert analyse("q", AnalysisSpec(margin=0.05), sample).estimate == pytest.approx(-10 / 20)
+    replayed = review_sample(engine, s, ROLLOUT, as_of=T0 + 10_000)  # the past's counts read the same rule
+    assert sum(r.n for r in replayed.counts) == 20

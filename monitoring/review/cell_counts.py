@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from monitoring.review.sampling import compared_sql, stratum_sql
+from monitoring.review.sampling import compared_sql, first_of_photo_sql, stratum_sql
 from roomsight.tables import predictions, review_counts
 from roomsight.verdicts import IN_DOMAIN, UNSURE, Cell, CountRow
 
@@ -71,7 +71,8 @@ class CellCounts:
 
     def _grouped(self, *where: object, flags: tuple = ()) -> list[tuple[Key, tuple[bool, ...], int]]:
         p = predictions.c
-        q = (select(*self.keys, *flags, func.count()).where(p.rollout_id == self.rollout_id, compared_sql(), *where)
+        q = (select(*self.keys, *flags, func.count())
+             .where(p.rollout_id == self.rollout_id, compared_sql(), first_of_photo_sql(), *where)
              .group_by(*self.keys, *flags))
         out = []
         for row in self.conn.execute(q):

@@ -4,7 +4,8 @@ Every compared photo (both models answered) falls in one stratum: `disagreement`
 answers as disagreeing), `low_confidence` (they agree, but the answer is `unsure` or scored below
 review.low_confidence) or `spot_check` (any other agreement). A photo is queued iff a stable hash of its
 key, uniform on [0, 1), is below its stratum's rate (review.*_share), so its inclusion probability is
-exactly that rate; the item records it. The same traffic gives the same sample, on every run and node.
+exactly that rate; the item records it. The same traffic gives the same sample, on every run and node. A
+photo sent again under the same `photo_id` is one photo: only its first compared row is sampled and counted.
 
 A fill reads only the rows logged after the rollout's watermark (review_fill): the rows new since the
 last fill, plus those of the last review.settle_s, whose shadow answer may still be on its way. So its cost
@@ -18,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, case, insert, or_, select, update
+from sqlalchemy import Engine, and_, case, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -59,6 +60,18 @@ def compared_sql() -> ColumnElement[bool]:
     return p.champion_label.is_not(None) & p.candidate_label.is_not(None)
 
 
+def first_of_photo_sql() -> ColumnElement[bool]:
+    """A row that no earlier compared row of the rollout shares its photo_id with. The sample's unit is the
+    photo: its item and verdict stand for one compared row, so a photo sent again is counted once, from
+    the row its item comes from; counted at every send, each repeat would stand in the analyses as a
+    sampled photo with no difference between the models, pulling the estimate toward none."""
+    p, e = predictions.c, predictions.alias("earlier").c
+    earlier = exists().where(e.rollout_id == p.rollout_id, e.photo_id == p.photo_id,
+                             e.champion_label.is_not(None), e.candidate_label.is_not(None),
+                             or_(e.ts < p.ts, and_(e.ts == p.ts, e.request_id < p.request_id)))
+    return p.photo_id.is_(None) | ~earlier
+
+
 def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore | None = None,
          now: float | None = None) -> int:
     """Queue the newly sampled photos of a rollout (only photos the store holds). Idempotent: a re-run
@@ -70,7 +83,7 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
         mark = conn.execute(select(f.watermark).where(f.rollout_id == rollout_id)).scalar()
         query = (select(p.request_id, p.photo_id, p.region, p.label, p.score, p.disagreement, p.champion_label,
                         p.candidate_label, p.shadow, p.shadow_status, p.ts)
-                 .where(p.rollout_id == rollout_id).order_by(p.ts))
+                 .where(p.rollout_id == rollout_id, first_of_photo_sql()).order_by(p.ts))
         rows = conn.execute(query if mark is None else query.where(p.ts > mark)).all()
     waiting_from = None  # the first row whose shadow answer may still arrive
     due: dict[str, tuple[Any, str, float]] = {}
