@@ -433,3 +433,31 @@ def test_a_rollout_named_by_its_first_characters_is_found_by_index_seeks_not_a_s
     with engine.connect() as conn:
         plans = [" ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + q))) for q in statements]
     assert plans and not [p for p in plans if "SCAN" in p], plans
+
+
+def test_the_review_gate_evidence_reads_the_resolved_items_index(env) -> None:
+    """By the rollout alone SQLite's planner took the index of every queued item (`rollout status` read
+    an entry per queued photo, most never reviewed); the resolved items' partial index holds only those
+    with a truth."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    from monitoring.review.evidence import evidence
+
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
+    queue.fill(engine, s, ROLLOUT)
+    statements: list[str] = []
+    real_execute = Connection.execute
+
+    def spy(conn, stmt, params=None, *args, **kwargs):  # noqa: ANN001, ANN202
+        if hasattr(stmt, "selected_columns"):
+            statements.append(str(stmt.compile(engine, compile_kwargs={"literal_binds": True})))
+        return real_execute(conn, stmt, params, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Connection, "execute", spy)
+        assert evidence(engine, s, ROLLOUT)["reviewed"] == 0
+    with engine.connect() as conn:
+        (plan,) = [" ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + q))) for q in statements]
+    assert "ix_review_items_resolved" in plan, plan
