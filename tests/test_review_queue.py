@@ -406,17 +406,11 @@ def test_export_leaves_out_disputed_photos(env, tmp_path: Path) -> None:
     assert [row["label"] for row in csv.DictReader(gold.open())] == ["bedroom"]
 
 
-def test_a_rollout_named_by_its_first_characters_is_found_by_index_seeks_not_a_scan_of_the_log(env) -> None:
-    """`--rollout 0f1e` resolved with a LIKE on the prefix, which no index serves: every command naming a
-    rollout read an entry per logged request."""
+def query_plans(engine, run):  # noqa: ANN001, ANN201
+    """SQLite's plan of each SELECT `run()` executes: what it returned, and the plans."""
     from sqlalchemy import text
     from sqlalchemy.engine import Connection
 
-    s, engine, store = env
-    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
-    queue.fill(engine, s, ROLLOUT)
-    other = ROLLOUT[:9] + "9" + ROLLOUT[10:]
-    log_rows(engine, None, [{"champion": "kitchen", "candidate": "kitchen"}], rollout_id=other)
     statements: list[str] = []
     real_execute = Connection.execute
 
@@ -427,11 +421,22 @@ def test_a_rollout_named_by_its_first_characters_is_found_by_index_seeks_not_a_s
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Connection, "execute", spy)
-        assert queue.rollouts_matching(engine, ROLLOUT[:8]) == {ROLLOUT, other}
-        assert queue.rollouts_matching(engine, ROLLOUT[:10]) == {ROLLOUT}
-        assert queue.rollouts_matching(engine, "2") == set()
+        out = run()
     with engine.connect() as conn:
-        plans = [" ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + q))) for q in statements]
+        return out, [" ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + q))) for q in statements]
+
+
+def test_a_rollout_named_by_its_first_characters_is_found_by_index_seeks_not_a_scan_of_the_log(env) -> None:
+    """`--rollout 0f1e` resolved with a LIKE on the prefix, which no index serves: every command naming a
+    rollout read an entry per logged request."""
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
+    queue.fill(engine, s, ROLLOUT)
+    other = ROLLOUT[:9] + "9" + ROLLOUT[10:]
+    log_rows(engine, None, [{"champion": "kitchen", "candidate": "kitchen"}], rollout_id=other)
+    found, plans = query_plans(engine, lambda: [queue.rollouts_matching(engine, given)
+                                                for given in (ROLLOUT[:8], ROLLOUT[:10], "2")])
+    assert found == [{ROLLOUT, other}, {ROLLOUT}, set()]
     assert plans and not [p for p in plans if "SCAN" in p], plans
 
 
@@ -439,25 +444,11 @@ def test_the_review_gate_evidence_reads_the_resolved_items_index(env) -> None:
     """By the rollout alone SQLite's planner took the index of every queued item (`rollout status` read
     an entry per queued photo, most never reviewed); the resolved items' partial index holds only those
     with a truth."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import Connection
-
     from monitoring.review.evidence import evidence
 
     s, engine, store = env
     log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 3)
     queue.fill(engine, s, ROLLOUT)
-    statements: list[str] = []
-    real_execute = Connection.execute
-
-    def spy(conn, stmt, params=None, *args, **kwargs):  # noqa: ANN001, ANN202
-        if hasattr(stmt, "selected_columns"):
-            statements.append(str(stmt.compile(engine, compile_kwargs={"literal_binds": True})))
-        return real_execute(conn, stmt, params, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Connection, "execute", spy)
-        assert evidence(engine, s, ROLLOUT)["reviewed"] == 0
-    with engine.connect() as conn:
-        (plan,) = [" ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + q))) for q in statements]
+    found, (plan,) = query_plans(engine, lambda: evidence(engine, s, ROLLOUT))
+    assert found["reviewed"] == 0
     assert "ix_review_items_resolved" in plan, plan
