@@ -3,8 +3,8 @@ chosen on a seeded, stratified validation part of that dataset (training.thresho
 lower confidence bound on precision reaches the target) and everything is reported on the rest, never on
 the items the thresholds were chosen on; so are the thresholds the model was exported with, as it would
 answer. Photos the model trained on are counted (`seen_in_training`) so that a report on them is not
-mistaken for one on new photos. Writes the JSON report, the confusion matrix (PNG and JSON) and per-class precision-recall curves
-(PNG)."""
+mistaken for one on new photos. Writes the JSON report, the confusion matrix (PNG and JSON) and per-class
+precision-recall curves (PNG)."""
 
 from __future__ import annotations
 

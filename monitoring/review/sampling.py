@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
 
 from monitoring.review.photos import PhotoStore
 from roomsight.config import Settings
@@ -55,9 +56,9 @@ def stratum_sql(low: float) -> ColumnElement[str]:
                 (or_(p.label == UNSURE, p.score < low), "low_confidence"), else_="spot_check")
 
 
-def compared_sql() -> ColumnElement[bool]:
-    p = predictions.c
-    return p.champion_label.is_not(None) & p.candidate_label.is_not(None)
+def compared_sql(rows: FromClause = predictions) -> ColumnElement[bool]:
+    """Both models answered the row; `rows`: the predictions table or an alias of it."""
+    return rows.c.champion_label.is_not(None) & rows.c.candidate_label.is_not(None)
 
 
 def first_of_photo_sql() -> ColumnElement[bool]:
@@ -65,9 +66,9 @@ def first_of_photo_sql() -> ColumnElement[bool]:
     photo: its item and verdict stand for one compared row, so a photo sent again is counted once, from
     the row its item comes from; counted at every send, each repeat would stand in the analyses as a
     sampled photo with no difference between the models, pulling the estimate toward none."""
-    p, e = predictions.c, predictions.alias("earlier").c
-    earlier = exists().where(e.rollout_id == p.rollout_id, e.photo_id == p.photo_id,
-                             e.champion_label.is_not(None), e.candidate_label.is_not(None),
+    p, alias = predictions.c, predictions.alias("earlier")
+    e = alias.c
+    earlier = exists().where(e.rollout_id == p.rollout_id, e.photo_id == p.photo_id, compared_sql(alias),
                              or_(e.ts < p.ts, and_(e.ts == p.ts, e.request_id < p.request_id)))
     return p.photo_id.is_(None) | ~earlier
 
