@@ -29,6 +29,11 @@ The error each decision carries, however often the analysis is read:
 - fail: the whole or a cell with min_count verdicts is shown worse than the champion at all (its upper
   bound below 0), by Holm's step-down over the any-time p-values of the whole and of every cell seen: if
   the candidate is worse nowhere, a fail has probability at most alpha (for the cells seen when it fails).
+
+A sampled disagreement whose photo was never kept (`ReviewSample.unseen`) has no verdict and never will.
+Each is read as a loss for the candidate where a test would show it no worse, and as a win where a test
+would show it worse: both errors above hold whatever its truth, and photos lost in numbers keep a rollout
+inconclusive rather than pass it on ties.
 """
 
 from __future__ import annotations
@@ -49,14 +54,16 @@ SHARE_PART = 0.2  # of alpha, for showing a cell holds less than min_share of th
 class Counts:
     """The sufficient statistics of one test: compared photos logged up to the frontier (`rows`), and
     among their reviewed disagreements those only the candidate got right (`wins`) and only the champion
-    (`losses`); every verdict in the cell (`verdicts`: a cell fails only from min_count on); every compared
-    photo logged, up to the frontier or not (`logged`, at least `rows`: what a cell's share is read from)."""
+    (`losses`); their sampled disagreements no reviewer can see (`unseen`); every verdict in the cell
+    (`verdicts`: a cell fails only from min_count on); every compared photo logged, up to the frontier or
+    not (`logged`, at least `rows`: what a cell's share is read from)."""
 
     rows: int = 0
     wins: int = 0
     losses: int = 0
     verdicts: int = 0
     logged: int = 0
+    unseen: int = 0
 
     def __post_init__(self) -> None:
         self.logged = max(self.logged, self.rows)
@@ -69,8 +76,24 @@ class Counts:
             setattr(self, k.name, getattr(self, k.name) + getattr(other, k.name))
 
 
+def _worst(c: Counts, side: int) -> tuple[int, int]:
+    """Wins and losses with each unseen disagreement read as the worst case for what a test would show: a
+    loss for the candidate where it is shown no worse than m (side -1), a win where it is shown worse (side
+    +1). Each such photo is a draw of the sample whose D is unknown: left out, it would stand as a tie."""
+    return (c.wins, c.losses + c.unseen) if side < 0 else (c.wins + c.unseen, c.losses)
+
+
 def _capital(c: Counts, scale: float, m: float, side: int) -> float:
-    return log_capital(c.wins, c.losses, c.rows, scale, m, side)
+    return log_capital(*_worst(c, side), c.rows, scale, m, side)
+
+
+def _p_worse(c: Counts, scale: float) -> float:
+    """The any-time p-value against "the candidate is no worse" (a fail rejects it)."""
+    return p_value(*_worst(c, 1), c.rows, scale, 0.0, 1)
+
+
+def _bound(c: Counts, scale: float, alpha: float, side: int) -> float:
+    return bound(*_worst(c, side), c.rows, scale, alpha, side)
 
 
 def cell_words(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
@@ -105,6 +128,10 @@ def tally(sample: ReviewSample, spec: AnalysisSpec) -> tuple[Counts, dict[tuple[
                 cand, champ = v.usable and v.candidate == v.truth, v.usable and v.champion == v.truth
                 c.wins += cand and not champ
                 c.losses += champ and not cand
+    for u in sample.unseen:
+        if u.stratum == "disagreement" and edge is not None and u.logged_at <= edge:
+            for c in targets(u.cell):
+                c.unseen += 1
     return whole, cells
 
 
@@ -145,9 +172,8 @@ def _tests(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Count
     keys = sorted(cells)
     threshold = math.log(1 / spec.alpha)
     share_level, delta_level = threshold - math.log(SHARE_PART), threshold - math.log1p(-SHARE_PART)
-    ps = [p_value(whole.wins, whole.losses, whole.rows, scale, 0.0, 1)]
-    ps += [p_value(cells[k].wins, cells[k].losses, cells[k].rows, scale, 0.0, 1) if cells[k].verdicts >= spec.min_count
-           else 1.0 for k in keys]
+    ps = [_p_worse(whole, scale)] + [_p_worse(cells[k], scale) if cells[k].verdicts >= spec.min_count else 1.0
+                                     for k in keys]
     failed = holm(ps, spec.alpha)
     out = []
     for k, f in zip(keys, failed[1:]):
@@ -174,8 +200,7 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
 
     def bounds(c: Counts) -> tuple[float | None, float, float]:
         est = scale * (c.wins - c.losses) / c.rows if c.rows else None
-        return (est, bound(c.wins, c.losses, c.rows, scale, spec.alpha, -1),
-                bound(c.wins, c.losses, c.rows, scale, spec.alpha, 1))
+        return est, _bound(c, scale, spec.alpha, -1), _bound(c, scale, spec.alpha, 1)
 
     segs = []
     for c in tested:
@@ -206,6 +231,9 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
             summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
                        f"{_num(first.upper)}] from {first.n} verdicts, passes once above -{spec.segment_margin:g}")
             summary += f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""
+    if whole.unseen:
+        summary += (f"; {whole.unseen} sampled disagreement{'s' if whole.unseen > 1 else ''} never kept for review, "
+                    "each read as the worst case")
     needed = None
     if outcome == "inconclusive":
         needed = _needed(spec, whole, cells, scale)

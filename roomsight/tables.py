@@ -197,8 +197,24 @@ review_verdicts = Table(
     UniqueConstraint("item_id", "reviewer", name="uq_review_verdicts_reviewer"),  # nobody reviews a photo twice
 )
 
+# Photos sampled for review that no reviewer can see: the store did not hold their photo by the time the fill
+# stopped waiting for it (dropped under load, a disk error, kept on another node). The paired analysis
+# reads each one as the worst case for the decision at hand, where counting it as unsampled would read it
+# as a tie between the models.
+review_unseen = Table(
+    "review_unseen",
+    metadata,
+    Column("rollout_id", String(36), primary_key=True),
+    Column("photo_key", String(160), primary_key=True),
+    Column("request_id", String(36), nullable=False),
+    Column("reason", String(16), nullable=False),  # its sampling stratum
+    Column("pi", Float, nullable=False),
+    Column("logged_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 # How far `monitoring.review.sampling.fill` has read each rollout's log: the next fill starts at
-# `watermark`; every row up to `settled_to` has been sampled (and queued if its photo was kept).
+# `watermark`; every row up to `settled_to` has been sampled (and queued, or recorded in review_unseen).
 review_fill = Table(
     "review_fill",
     metadata,

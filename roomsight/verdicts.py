@@ -55,6 +55,15 @@ class VerdictRow:
 
 
 @dataclass(frozen=True)
+class UnseenRow:
+    """A photo sampled for review whose photo was never kept, so no verdict can come (review_unseen)."""
+
+    stratum: str
+    cell: Cell
+    logged_at: float
+
+
+@dataclass(frozen=True)
 class CountRow:
     """How many compared predictions (both models answered) the log holds in one stratum and cell."""
 
@@ -70,8 +79,8 @@ class CountRow:
 @dataclass(frozen=True)
 class ReviewSample:
     """Everything the analyses of one rollout read. `frontier`: every photo of the disagreement stratum
-    logged up to it was either not sampled or has its truth resolved (the queue serves them oldest first),
-    so the sequential comparison reads the log and those verdicts up to it as one unbroken stream."""
+    logged up to it was either not sampled, has its truth resolved (the queue serves them oldest first) or is
+    `unseen`, so the sequential comparison reads the log and those verdicts up to it as one unbroken stream."""
 
     rollout_id: str | None
     as_of: float | None
@@ -79,3 +88,4 @@ class ReviewSample:
     counts: tuple[CountRow, ...] = ()
     verdicts: tuple[VerdictRow, ...] = ()
     frontier: float | None = None
+    unseen: tuple[UnseenRow, ...] = ()

@@ -5,6 +5,7 @@ rate, Holm against statsmodels, the weighted estimates against a known populatio
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from analysis.paired import Counts, decide, tally
 from analysis.sequential import bound, holm, log_capitals
 from analysis.spec import AnalysisResult
 from analysis.weighted import model_estimates
-from roomsight.verdicts import UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
+from roomsight.verdicts import UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, UnseenRow, VerdictRow
 
 
 def test_spec_refuses_bad_values_naming_the_key() -> None:
@@ -162,6 +163,25 @@ def test_tally_reads_disagreements_up_to_the_frontier_and_no_truth_as_nobody_rig
     assert set(cells) == {("eu-west",), ("us-east",)} and cells[("us-east",)].verdicts == 1
     # A cell's share reads every logged photo, beyond the frontier too: a photo's cell needs no verdict.
     assert (whole.logged, cells[("us-east",)].logged, cells[("eu-west",)].logged) == (1000, 970, 30)
+
+
+def test_an_unseen_disagreement_is_the_worst_case_for_a_pass_and_for_a_fail() -> None:
+    """Read as a tie, an unseen sampled disagreement moved the estimate toward no difference, which a
+    non-inferiority pass can ride on. As a loss where a pass is shown and a win where a fail is shown,
+    neither error can be bought with lost photos."""
+    spec = AnalysisSpec(margin=0.05)
+    sample = sample_of([], [CountRow("disagreement", cell(), True, True, True, 100, True)], frontier=10)
+    unseen = tuple(UnseenRow("disagreement", cell(), float(t)) for t in (1, 2, 50))  # the third beyond the frontier
+    whole, _ = tally(replace(sample, unseen=unseen), spec)
+    assert (whole.unseen, whole.wins, whole.losses) == (2, 0, 0)
+
+    clean = decide("q", spec, Counts(rows=400, wins=5, verdicts=5), {})
+    lossy = decide("q", spec, Counts(rows=400, wins=5, verdicts=5, unseen=40), {})
+    assert clean.outcome == "pass" and lossy.outcome == "inconclusive"
+    worse = decide("q", spec, Counts(rows=100, losses=15, verdicts=15), {})
+    unsure_worse = decide("q", spec, Counts(rows=100, losses=15, verdicts=15, unseen=10), {})
+    assert worse.outcome == "fail" and unsure_worse.outcome == "inconclusive"
+    assert unsure_worse.lower < worse.lower and unsure_worse.upper > worse.upper
 
 
 def test_fail_names_the_segment_in_words() -> None:

@@ -7,6 +7,7 @@ moment. No Ray."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from monitoring.review.photos import PhotoStore
 from monitoring.review.stats import cohen_kappa, resolve
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage, write_state
-from roomsight.tables import metadata, predictions, review_counts, review_fill, review_items, review_verdicts
+from roomsight.tables import metadata, predictions, review_counts, review_fill, review_items, review_unseen, review_verdicts
 from roomsight.verdicts import DISPUTED, UNSURE
 from tests.conftest import settings_for
 from tests.test_review_queue import CLASSES, ROLLOUT, jpeg
@@ -365,3 +366,42 @@ def test_a_photo_sent_again_is_one_photo_in_the_sample(env) -> None:
     assert analyse("q", AnalysisSpec(margin=0.05), sample).estimate == pytest.approx(-10 / 20)
     replayed = review_sample(engine, s, ROLLOUT, as_of=T0 + 10_000)  # the past's counts read the same rule
     assert sum(r.n for r in replayed.counts) == 20
+
+
+def test_a_sampled_photo_never_kept_is_recorded_unseen_and_read_as_the_worst_case(env) -> None:
+    """The fill queued only photos the store held and moved past the others, which the counts still took:
+    each sampled disagreement whose photo was lost (dropped under load, kept on another node) stood in the
+    paired analysis as a sampled photo with no difference between the models, so a rollout losing most of
+    its photos passed on the few it kept. It is recorded as unseen, and read as the worst case."""
+    s, engine, store = env
+    lost = []
+    for i in range(20):  # disagreements; the candidate is right on the five whose photos are kept
+        rid = put(engine, store, T0 + i, "kitchen", "bedroom", photo_id=f"D{i}")
+        if i >= 5:
+            lost.append(rid)
+            store._path(rid).unlink()
+    for i in range(400):
+        put(engine, store, T0 + 20 + i, "kitchen", "kitchen", photo_id=f"A{i}")
+    recent = put(engine, store, T0 + 990, "kitchen", "bedroom", photo_id="R")  # within settle_s: not yet given up
+    store._path(recent).unlink()
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1000)
+    with engine.connect() as conn:
+        unseen = set(conn.execute(select(review_unseen.c.request_id)).scalars())
+    assert unseen == set(lost)
+    store.put(recent, jpeg(1))  # written late, within the settle window: queued by the next fill
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1010)
+    assert queued(engine)[recent] == "disagreement"
+    while (c := queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)) is not None:
+        with engine.connect() as conn:
+            reason = conn.execute(select(review_items.c.reason).where(review_items.c.id == c.item_id)).scalar_one()
+        queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom" if reason == "disagreement" else "kitchen", CLASSES)
+
+    sample = review_sample(engine, s, ROLLOUT)
+    assert len(sample.unseen) == 15 and {u.stratum for u in sample.unseen} == {"disagreement"}
+    spec = AnalysisSpec(margin=0.02, alpha=0.1)
+    as_ties = analyse("q", spec, replace(sample, unseen=()))
+    result = analyse("q", spec, sample)
+    assert as_ties.outcome == "pass"  # what the sample read before
+    assert result.outcome == "inconclusive" and "15 sampled disagreements never kept" in result.summary
+    assert result.lower < as_ties.lower and result.upper > as_ties.upper and result.estimate == as_ties.estimate
+    assert review_sample(engine, s, ROLLOUT, as_of=T0 + 999).unseen == ()  # recorded at T0 + 1000

@@ -21,8 +21,8 @@ from monitoring.review.queue import as_reviewed
 from monitoring.review.sampling import compared_sql, unit
 from monitoring.review.stats import gate_metrics, summarize
 from roomsight.config import Settings
-from roomsight.tables import predictions, review_fill, review_items
-from roomsight.verdicts import STRATA, Cell, ReviewSample, VerdictRow
+from roomsight.tables import predictions, review_fill, review_items, review_unseen
+from roomsight.verdicts import STRATA, Cell, ReviewSample, UnseenRow, VerdictRow
 
 # Rows logged this close before the oldest unresolved item are still behind it.
 FRONTIER_EPS = 1e-6
@@ -63,16 +63,22 @@ def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of:
 
 
 def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> ReviewSample:
-    """The rollout's resolved verdicts with their inclusion probabilities and segment cells, and the counts
-    of its compared predictions per stratum and cell (settled: logged up to the frontier)."""
+    """The rollout's resolved verdicts with their inclusion probabilities and segment cells, the sampled
+    photos no reviewer can see, and the counts of its compared predictions per stratum and cell (settled:
+    logged up to the frontier)."""
     p, it = predictions.c, review_items.c
     verdicts_q = (select(it.reason, it.pi, it.photo_key, p.region, p.champion_label, p.candidate_label, ood_flag(),
                          it.truth, it.logged_at, it.resolved_at)
                   .select_from(review_items.join(predictions, p.request_id == it.request_id))
                   .where(it.rollout_id == rollout_id, it.truth.is_not(None), it.pi.is_not(None), compared_sql())
                   .order_by(it.logged_at, it.id))
+    u = review_unseen.c
+    unseen_q = (select(u.reason, u.pi, u.photo_key, p.region, p.champion_label, ood_flag(), u.logged_at)
+                .select_from(review_unseen.join(predictions, p.request_id == u.request_id))
+                .where(u.rollout_id == rollout_id))
     if as_of is not None:
         verdicts_q = verdicts_q.where(it.resolved_at <= as_of)
+        unseen_q = unseen_q.where(u.created_at <= as_of)
     with engine.connect() as conn:
         # Read once: the frontier never passes this watermark, and the counts take it as final.
         settled_to = conn.execute(select(review_fill.c.settled_to).where(review_fill.c.rollout_id == rollout_id)).scalar()
@@ -80,13 +86,16 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
         cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
         counts = cells.now(edge, settled_to) if as_of is None else cells.as_of(as_of, edge)
         rows = conn.execute(verdicts_q).all()
-    rates = drawn_rates(settings, [(r.reason, r.pi) for r in rows])
+        lost = conn.execute(unseen_q).all()
+    rates = drawn_rates(settings, [(r.reason, r.pi) for r in rows] + [(r.reason, r.pi) for r in lost])
     # A photo is queued iff its number is below its stratum's rate: those below the smaller rate are a
     # draw at that rate, whatever rate queued them.
     verdicts = tuple(VerdictRow(reason, rates[reason], Cell(region, champ, flag), champ, cand, truth, logged, resolved)
                      for reason, _, key, region, champ, cand, flag, truth, logged, resolved in rows
                      if unit(key) < rates[reason])
-    return ReviewSample(rollout_id, as_of, rates, counts, verdicts, edge)
+    unseen = tuple(UnseenRow(reason, Cell(region, champ, flag), logged)
+                   for reason, _, key, region, champ, flag, logged in lost if unit(key) < rates[reason])
+    return ReviewSample(rollout_id, as_of, rates, counts, verdicts, edge, unseen)
 
 
 def drawn_rates(settings: Settings, recorded: list[tuple[str, float]]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Photos kept for the review page: JPEG bytes by request id, as files under `review.photo_dir`
 (default `home/photos`). The ingress replicas write there and the review service reads there, so on a
-cluster it must be a folder they share: a photo kept on another node is never queued.
+cluster it must be a folder they share: a photo kept on another node is never queued (the fill records it
+as unseen).
 
 The prediction log holds no image bytes; the ingress keeps each photo of a rollout here (`PhotoKeeper`)
 so a reviewer can see it later, and the review service prunes those never queued. A file's path is

@@ -6,6 +6,8 @@ review.low_confidence) or `spot_check` (any other agreement). A photo is queued 
 key, uniform on [0, 1), is below its stratum's rate (review.*_share), so its inclusion probability is
 exactly that rate; the item records it. The same traffic gives the same sample, on every run and node. A
 photo sent again under the same `photo_id` is one photo: only its first compared row is sampled and counted.
+A sampled photo the store never got is recorded as unseen (`review_unseen`), not left out: the analyses
+must know it was drawn, or they read it as a photo that was not.
 
 A fill reads only the rows logged after the rollout's watermark (review_fill): the rows new since the
 last fill, plus those of the last review.settle_s, whose shadow answer may still be on its way. So its cost
@@ -15,18 +17,19 @@ follows the traffic since the last fill, not the length of the rollout.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, exists, insert, or_, select, update
+from sqlalchemy import Engine, Table, and_, case, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from monitoring.review.photos import PhotoStore
 from roomsight.config import Settings
-from roomsight.tables import predictions, review_fill, review_items
+from roomsight.tables import predictions, review_fill, review_items, review_unseen
 from roomsight.verdicts import STRATA, UNSURE
 
 ITEM_NAMESPACE = uuid.UUID("6f1c1a52-9d4e-4a57-9a8e-2f0b6c1d7e31")
@@ -75,8 +78,9 @@ def first_of_photo_sql() -> ColumnElement[bool]:
 
 def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore | None = None,
          now: float | None = None) -> int:
-    """Queue the newly sampled photos of a rollout (only photos the store holds). Idempotent: a re-run
-    adds only what became due. Returns how many items were added."""
+    """Queue the newly sampled photos of a rollout whose photo the store holds, and record in review_unseen
+    those whose photo it still lacks once the fill moves past them. Idempotent: a re-run adds only what
+    became due. Returns how many items were queued."""
     photos = photos or PhotoStore.for_settings(settings)
     now = time.time() if now is None else now
     review, p, f = settings.review, predictions.c, review_fill.c
@@ -98,15 +102,26 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
         key = r.photo_id or r.request_id
         if key not in due and unit(key) < review.rate(stratum):
             due[key] = (r, stratum, review.rate(stratum))
+    last = rows[-1].ts if rows else mark
+    settled_to = None if last is None else last if waiting_from is None else waiting_from - 1e-6
+    # The next fill starts past this: a photo still not kept by then never will be.
+    passed = -math.inf if settled_to is None else min(now - review.settle_s, settled_to)
     queued = _queued(engine, rollout_id, list(due))
     double = review.double_review_share if len(review.tokens) >= 2 else 0.0
-    new = [_item(rollout_id, key, r, stratum, pi, now, 2 if unit(key, "double:") < double else 1)
-           for key, (r, stratum, pi) in due.items() if key not in queued and photos.has(r.request_id)]
-    added = _insert_new(engine, new) if new else 0
-    last = rows[-1].ts if rows else mark
-    if last is not None:
-        settled_to = last if waiting_from is None else waiting_from - 1e-6
-        _advance(engine, rollout_id, min(now - review.settle_s, settled_to), settled_to, now, mark)
+    new, unseen = [], []
+    for key, (r, stratum, pi) in due.items():
+        if key in queued:
+            continue
+        if photos.has(r.request_id):
+            new.append(_item(rollout_id, key, r, stratum, pi, now, 2 if unit(key, "double:") < double else 1))
+        elif r.ts <= passed:
+            unseen.append({"rollout_id": rollout_id, "photo_key": key, "request_id": r.request_id, "reason": stratum,
+                           "pi": pi, "logged_at": r.ts, "created_at": now})
+    added = _insert_new(engine, review_items, new) if new else 0
+    if unseen:
+        _insert_new(engine, review_unseen, unseen)
+    if settled_to is not None:
+        _advance(engine, rollout_id, passed, settled_to, now, mark)
     return added
 
 
@@ -128,18 +143,18 @@ def _queued(engine: Engine, rollout_id: str, keys: list[str]) -> set[str]:
     return found
 
 
-def _insert_new(engine: Engine, items: list[dict[str, Any]]) -> int:
-    """Insert, skipping photos another filler queued meanwhile (the unique key decides)."""
+def _insert_new(engine: Engine, table: Table, items: list[dict[str, Any]]) -> int:
+    """Insert, skipping photos another filler recorded meanwhile (the unique key decides)."""
     try:
         with engine.begin() as conn:
-            conn.execute(insert(review_items), items)
+            conn.execute(insert(table), items)
         return len(items)
     except IntegrityError:
         added = 0
         for item in items:
             try:
                 with engine.begin() as conn:
-                    conn.execute(insert(review_items), item)
+                    conn.execute(insert(table), item)
                 added += 1
             except IntegrityError:
                 pass
