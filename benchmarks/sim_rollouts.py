@@ -154,9 +154,10 @@ def simulated(world: World, rng: np.random.Generator, n: int) -> Traffic:
 
 class Stream:
     """The traffic as the review queue sees it, with running counts per cell (prefix sums), so that the
-    counts up to any frontier are a lookup."""
+    counts up to any frontier are a lookup. `lost`: the share of sampled photos never kept for review, at
+    random (`ReviewSample.unseen`)."""
 
-    def __init__(self, t: Traffic, rng: np.random.Generator) -> None:
+    def __init__(self, t: Traffic, rng: np.random.Generator, lost: float = 0.0) -> None:
         self.t = t
         n = len(t.cell)
         self.cell, self.truth, self.champion, self.candidate, self.unusable = t.cell, t.truth, t.champion, t.candidate, t.unusable
@@ -164,7 +165,8 @@ class Stream:
         self.disc = t.champion != t.candidate
         self.stratum = np.where(self.disc, 0, np.where(t.low, 1, 2))
         self.sampled = rng.random(n) < np.array([t.rates[s] for s in PRIORITY])[self.stratum]
-        reviewed = self.disc & self.sampled
+        kept = rng.random(n) >= lost if lost else np.ones(n, bool)
+        reviewed = self.disc & self.sampled & kept
         per_cell = np.zeros((len(t.cells), n), dtype=np.int64)
         per_cell[t.cell, np.arange(n)] = 1
 
@@ -172,10 +174,11 @@ class Stream:
             return np.concatenate([np.zeros((len(t.cells), 1), np.int64), np.cumsum(per_cell * x, axis=1)], axis=1)
 
         self.prefix = {"rows": prefix(np.ones(n, np.int64)), "wins": prefix(reviewed & right[1] & ~right[0]),
-                       "losses": prefix(reviewed & right[0] & ~right[1])}
+                       "losses": prefix(reviewed & right[0] & ~right[1]),
+                       "unseen": prefix(self.disc & self.sampled & ~kept)}
         self.agree_prefix = np.concatenate([[0], np.cumsum(~self.disc)])
         # The review queue: disagreements first, then low confidence, then spot checks; oldest first in each.
-        self.queues = [np.nonzero(self.sampled & (self.stratum == s))[0] for s in range(len(PRIORITY))]
+        self.queues = [np.nonzero(self.sampled & kept & (self.stratum == s))[0] for s in range(len(PRIORITY))]
 
     def label(self, code: int) -> str:
         return UNSURE if code < 0 else self.t.classes[code]
@@ -215,16 +218,20 @@ class OldGates:
         return lows[0] is not None and lows[1] is not None and lows[1][0] - lows[0][0] >= 0
 
 
-def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
+def simulate(world: World, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True,
+             lost: float = 0.0, unseen_as_ties: bool = False) -> Run:
     """One simulated rollout, read after every verdict up to `horizon` verdicts."""
-    return replay(simulated(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000), spec, rng, horizon, old_gates)
+    traffic = simulated(world, rng, int(world.rows_per_verdict * horizon * 1.1) + 2000)
+    return replay(traffic, spec, rng, horizon, old_gates, lost, unseen_as_ties)
 
 
-def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True) -> Run:
+def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horizon: int, old_gates: bool = True,
+           lost: float = 0.0, unseen_as_ties: bool = False) -> Run:
     """Review `traffic` verdict by verdict as the queue would, reading the analysis (and today's gates)
     after every verdict, until the analysis has decided and today's gates have passed and been read at 400
-    verdicts (or `horizon`)."""
-    st = Stream(traffic, rng)
+    verdicts (or `horizon`). `unseen_as_ties`: read the lost photos as the code before
+    `ReviewSample.unseen` did, as sampled photos on which the models tie."""
+    st = Stream(traffic, rng, lost)
     verdicts_in = np.zeros(len(traffic.cells), np.int64)
     taken = [0, 0, 0]
     old, run = OldGates(), Run()
@@ -250,7 +257,8 @@ def replay(traffic: Traffic, spec: AnalysisSpec, rng: np.random.Generator, horiz
         dq = st.queues[0]
         frontier = min(int(dq[taken[0]]), arrived) if taken[0] < len(dq) else arrived
         per_cell = [Counts(*(int(st.prefix[f][c, frontier]) for f in ("rows", "wins", "losses")), int(verdicts_in[c]),
-                           int(st.prefix["rows"][c, arrived])) for c in range(len(traffic.cells))]
+                           int(st.prefix["rows"][c, arrived]), 0 if unseen_as_ties else int(st.prefix["unseen"][c, frontier]))
+                    for c in range(len(traffic.cells))]
         whole, cells = Counts(), {}
         for c, counts in zip(traffic.cells, per_cell):
             whole.add(counts)
