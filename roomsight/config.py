@@ -162,6 +162,16 @@ class Settings(_Section):
             raise ValueError("email_events needs smtp.host and smtp.recipients: rollout events are emailed there")
         return v
 
+    @field_validator("review")
+    @classmethod
+    def _shadow_answers_in_time(cls, v: ReviewSettings, info: ValidationInfo) -> ReviewSettings:
+        serve = info.data.get("serve")
+        if serve is not None and serve.shadow_max_wait_s >= v.settle_s / 2:
+            raise ValueError(f"settle_s ({v.settle_s:g}) must be more than twice serve.shadow_max_wait_s "
+                             f"({serve.shadow_max_wait_s:g}): a shadow answer written later than half of it is late, "
+                             "and the review sample leaves late rows out")
+        return v
+
     @field_validator("database_url")
     @classmethod
     def _parseable(cls, v: str | None) -> str | None:

@@ -55,6 +55,10 @@ predictions = Table(
     Column("ood", JSON),  # {"flags": [...], "scores": {...}}
     Column("descriptors", JSON),
     Column("routing_reason", String(64)),
+    # True: written, or answered in shadow, more than review.settle_s / 2 after `ts` (replayed from a journal,
+    # held through a database outage), when the review fill may have read past it: outside the review
+    # sample, which would otherwise count it without ever having drawn it. NULL otherwise.
+    Column("late", Boolean),
 )
 Index("ix_predictions_stage_region", predictions.c.stage, predictions.c.region)
 

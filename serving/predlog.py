@@ -5,19 +5,22 @@ when it is answered; the shadow result arrives later and is applied as an update
 While the database is unreachable, records wait in a bounded buffer; overflow is counted, not hidden.
 With a journal directory, every record is journaled before `submit` returns (see `serving.journal`), so
 a crash loses no acknowledged prediction: the next writer on that directory replays what was not written.
+A row written, or answered in shadow, more than `late_after_s` after its time is marked `late` (see
+roomsight.tables.predictions).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roomsight.tables import predictions
@@ -75,9 +78,11 @@ _UPDATE_COLUMNS = ("champion_version", "champion_label", "champion_scores", "cha
 
 class LogWriter:
     def __init__(self, engine: Engine, *, flush_interval_s: float = 0.5, batch_size: int = 256,
-                 buffer_max: int = 100_000, journal_dir: Path | None = None, fsync: bool = False) -> None:
+                 buffer_max: int = 100_000, journal_dir: Path | None = None, fsync: bool = False,
+                 late_after_s: float | None = None) -> None:
         self._engine = engine
-        self.recovered = recover(engine, journal_dir) if journal_dir is not None else 0
+        self._late_after = late_after_s
+        self.recovered = recover(engine, journal_dir, late_after_s) if journal_dir is not None else 0
         self._journal = Journal(journal_dir, fsync=fsync) if journal_dir is not None else None
         self._interval = flush_interval_s
         self._batch = batch_size
@@ -166,11 +171,12 @@ class LogWriter:
 
     def _write(self, rows: list[dict[str, Any]], ups: list[ShadowUpdate]) -> int:
         """One transaction; returns how many rows it inserted."""
+        late_before = _mark_late(rows, self._late_after)
         try:
             with self._engine.begin() as conn:
                 if rows:
                     conn.execute(insert(predictions), rows)
-                for stmt, params in _update_batches(ups):
+                for stmt, params in _update_batches(ups, late_before):
                     conn.execute(stmt, params)
             return len(rows)
         except IntegrityError:
@@ -182,7 +188,7 @@ class LogWriter:
                 missing = _absent(conn, rows)
                 if missing:
                     conn.execute(insert(predictions), missing)
-                for stmt, params in _update_batches(ups):
+                for stmt, params in _update_batches(ups, late_before):
                     conn.execute(stmt, params)
             log.warning("prediction log: %d of %d rows of a retried batch were already written", len(rows) - len(missing), len(rows))
             return len(missing)
@@ -217,16 +223,30 @@ class LogWriter:
                 self._journal.path.unlink(missing_ok=True)  # everything is in the database
 
 
-def _update_batches(ups: list[ShadowUpdate]) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """One executemany per set of columns: a champion-shadow update must not null the candidate's columns."""
+def _mark_late(rows: list[dict[str, Any]], late_after_s: float | None) -> float | None:
+    """Mark the rows written more than `late_after_s` after their time; returns the time before which a
+    row answered in shadow now is late (None: nothing is marked)."""
+    if late_after_s is None:
+        return None
+    late_before = time.time() - late_after_s
+    for r in rows:
+        r["late"] = True if r["ts"] < late_before else None
+    return late_before
+
+
+def _update_batches(ups: list[ShadowUpdate], late_before: float | None = None) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """One executemany per set of columns: a champion-shadow update must not null the candidate's columns.
+    With `late_before`, a row whose time is before it is marked late (its own `ts`, read by the UPDATE)."""
     groups: dict[tuple[str, ...], list[ShadowUpdate]] = {}
     for u in ups:
         groups.setdefault(tuple(sorted(u.values)), []).append(u)
+    p = predictions.c
+    late = {} if late_before is None else {"late": case((p.ts < late_before, True), else_=p.late)}
     batches = []
     for cols, members in groups.items():
         # bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.
-        stmt = (update(predictions).where(predictions.c.request_id == bindparam("p_rid"))
-                .values(shadow_status=bindparam("p_shadow_status"), **{c: bindparam(f"p_{c}") for c in cols}))
+        stmt = (update(predictions).where(p.request_id == bindparam("p_rid"))
+                .values(shadow_status=bindparam("p_shadow_status"), **{c: bindparam(f"p_{c}") for c in cols}, **late))
         params = [{"p_rid": u.request_id, "p_shadow_status": u.shadow_status, **{f"p_{c}": u.values[c] for c in cols}}
                   for u in members]
         batches.append((stmt, params))
@@ -248,7 +268,7 @@ def _absent(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
-def recover(engine: Engine, journal_dir: Path) -> int:
+def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None) -> int:
     """Replay journals left by dead writers: insert rows the database lacks, apply shadow updates, then
     delete the journals. Returns how many rows were inserted."""
     inserted = 0
@@ -262,9 +282,10 @@ def recover(engine: Engine, journal_dir: Path) -> int:
                 ups.append(ShadowUpdate(**payload))
         with engine.begin() as conn:
             missing = _absent(conn, list(rows.values()))
+            late_before = _mark_late(missing, late_after_s)
             if missing:
                 conn.execute(insert(predictions), missing)
-            for stmt, params in _update_batches(ups):
+            for stmt, params in _update_batches(ups, late_before):
                 conn.execute(stmt, params)
         inserted += len(missing)
         path.unlink()

@@ -37,7 +37,7 @@ class IngressService:
         self.metrics = ServeMetrics()
         self.log = LogWriter(engine, flush_interval_s=lg.flush_interval_s, batch_size=lg.batch_size,
                              buffer_max=lg.buffer_max, journal_dir=settings.home / "journal" if lg.journal else None,
-                             fsync=lg.fsync)
+                             fsync=lg.fsync, late_after_s=settings.review.settle_s / 2)
         self.watcher = StateWatcher(engine, s.state_poll_s, prepare=Warmer(handles, s.warm_timeout_s))
         self.photos = PhotoKeeper(PhotoStore.for_settings(settings))
         calls = ModelCalls(handles, self.metrics, s.shadow_priority)

@@ -37,7 +37,7 @@ def env(tmp_path: Path):
 
 
 def put(engine, store, ts: float, champion: str, candidate: str | None, *, rollout: str = ROLLOUT, photo_id: str | None = None,
-        region: str = "eu-west", ood: list[str] | None = None) -> str:
+        region: str = "eu-west", ood: list[str] | None = None, late: bool | None = None) -> str:
     """One compared prediction at `ts` (candidate None: its shadow answer is still on its way)."""
     rid = str(uuid.uuid4())
     with engine.begin() as conn:
@@ -45,7 +45,7 @@ def put(engine, store, ts: float, champion: str, candidate: str | None, *, rollo
             request_id=rid, ts=ts, rollout_id=rollout, stage="shadow", listing_id="L", photo_id=photo_id, region=region,
             served_by="champion", label=champion, score=0.9, latency_ms=1.0, champion_label=champion,
             candidate_label=candidate, shadow="candidate", shadow_status="ok" if candidate else None,
-            disagreement=None if candidate is None else champion != candidate, ood={"flags": ood or []}))
+            disagreement=None if candidate is None else champion != candidate, ood={"flags": ood or []}, late=late))
     store.put(rid, jpeg(int(ts) % 97))
     return rid
 
@@ -405,3 +405,22 @@ def test_a_sampled_photo_never_kept_is_recorded_unseen_and_read_as_the_worst_cas
     assert result.outcome == "inconclusive" and "15 sampled disagreements never kept" in result.summary
     assert result.lower < as_ties.lower and result.upper > as_ties.upper and result.estimate == as_ties.estimate
     assert review_sample(engine, s, ROLLOUT, as_of=T0 + 999).unseen == ()  # recorded at T0 + 1000
+
+
+def test_rows_written_behind_the_watermark_are_neither_counted_nor_drawn(env) -> None:
+    """A row written after the fill had moved past its time (replayed from a journal, held through an
+    outage) was never drawn, yet a reading that grouped the log afresh counted it: a sampled disagreement
+    among them stood as a sampled tie. The writer marks such rows late, and the sample leaves them out."""
+    s, engine, store = env
+    for i in range(10):
+        put(engine, store, T0 + i, "kitchen", "bedroom")
+        put(engine, store, T0 + 10 + i, "kitchen", "kitchen")
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1000)
+    before = review_sample(engine, s, ROLLOUT)
+    late = [put(engine, store, T0 + 20 + i, "kitchen", "bedroom", late=True) for i in range(5)]
+    assert queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 1001) == 0
+    assert not set(late) & set(queued(engine))
+    with engine.begin() as conn:  # the counts grouped afresh, as the first reader of a rollout does
+        conn.execute(review_counts.delete())
+    for sample in (review_sample(engine, s, ROLLOUT), review_sample(engine, s, ROLLOUT, as_of=T0 + 2000)):
+        assert sum(r.n for r in sample.counts) == sum(r.n for r in before.counts) == 20

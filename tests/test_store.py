@@ -68,6 +68,33 @@ def test_writes_in_batches_and_applies_late_shadow_results(engine):
     assert got["req-7"].champion_scores == {"kitchen": 0.9}
 
 
+def test_rows_and_shadow_answers_written_late_are_marked_late(engine, tmp_path):
+    """A row written behind the review fill's watermark was counted by the review sample and never drawn
+    (replayed from a journal, held through an outage): the writer marks what it writes more than
+    late_after_s after the row's time, the shadow answer included, and the sample leaves those out."""
+    now = time.time()
+    w = LogWriter(engine, flush_interval_s=0.05, late_after_s=30)
+    w.submit(record(1, ts=now))
+    w.submit(record(2, ts=now - 100))  # e.g. held through an outage
+    w.submit(record(3, ts=now - 100, shadow="candidate"))
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate("req-1", "ok", {"candidate_label": "bedroom", "disagreement": True}))
+    assert w.flush()
+    assert {k: r.late for k, r in rows(engine).items()} == {"req-1": None, "req-2": True, "req-3": True}
+    w.submit_shadow(ShadowUpdate("req-3", "ok", {"candidate_label": "kitchen", "disagreement": False}))
+    assert w.flush()
+    w.close()
+    assert rows(engine)["req-3"].late is True and rows(engine)["req-1"].late is None
+
+    journal = tmp_path / "journal"
+    crashed = LogWriter(engine, flush_interval_s=3600, journal_dir=journal)
+    crashed.submit(record(4, ts=now - 100))
+    crashed.submit(record(5, ts=time.time()))
+    crashed._journal.close()  # the process dies: its rows are only in the journal
+    LogWriter(engine, journal_dir=journal, late_after_s=30).close()  # the restart replays them
+    assert rows(engine)["req-4"].late is True and rows(engine)["req-5"].late is None
+
+
 def test_buffer_is_bounded_and_overflow_counted(engine):
     w = LogWriter(engine, flush_interval_s=60, buffer_max=5)
     accepted = [w.submit(record(i)) for i in range(8)]

@@ -11,7 +11,9 @@ must know it was drawn, or they read it as a photo that was not.
 
 A fill reads only the rows logged after the rollout's watermark (review_fill): the rows new since the
 last fill, plus those of the last review.settle_s, whose shadow answer may still be on its way. So its cost
-follows the traffic since the last fill, not the length of the rollout.
+follows the traffic since the last fill, not the length of the rollout. A row written behind the watermark
+(replayed from a journal, held through a database outage) would be counted and never drawn; the writer
+marks such rows `late`, and the sample, its counts included, leaves them out.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ def stratum_sql(low: float) -> ColumnElement[str]:
 
 
 def compared_sql(rows: FromClause = predictions) -> ColumnElement[bool]:
-    """Both models answered the row; `rows`: the predictions table or an alias of it."""
-    return rows.c.champion_label.is_not(None) & rows.c.candidate_label.is_not(None)
+    """Both models answered the row, in time for the fill to read it (not `late`); `rows`: the predictions
+    table or an alias of it."""
+    return rows.c.champion_label.is_not(None) & rows.c.candidate_label.is_not(None) & rows.c.late.is_(None)
 
 
 def first_of_photo_sql() -> ColumnElement[bool]:
@@ -88,7 +91,7 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
         mark = conn.execute(select(f.watermark).where(f.rollout_id == rollout_id)).scalar()
         query = (select(p.request_id, p.photo_id, p.region, p.label, p.score, p.disagreement, p.champion_label,
                         p.candidate_label, p.shadow, p.shadow_status, p.ts)
-                 .where(p.rollout_id == rollout_id, first_of_photo_sql()).order_by(p.ts))
+                 .where(p.rollout_id == rollout_id, p.late.is_(None), first_of_photo_sql()).order_by(p.ts))
         rows = conn.execute(query if mark is None else query.where(p.ts > mark)).all()
     waiting_from = None  # the first row whose shadow answer may still arrive
     due: dict[str, tuple[Any, str, float]] = {}
