@@ -131,3 +131,12 @@ def test_the_model_records_how_its_thresholds_were_cut(tmp_path, k):
     run = registry.client().get_run(result.registered.run_id)
     assert run.data.params["threshold_method"] == "lcb" and run.data.params["members"] == str(k)
     assert "coverage_at_thresholds_cut_on" in run.data.metrics
+
+
+def test_a_photo_without_a_finite_score_cannot_set_its_class_threshold():
+    """A NaN score is never answered (NaN >= t is false), so it is no candidate for a cut: counted as one it
+    was the last, lowest cut, and the class threshold became NaN, a class claiming to answer that never did."""
+    probs = np.array([[0.99, 0.01]] * 30 + [[np.nan, np.nan]])
+    chosen = thresholds_at_precision(probs, np.zeros(31, dtype=int), ["a", "b"], 0.95)["a"]
+    said = apply_thresholds(probs, ["a", "b"], {"a": chosen.threshold, "b": 2.0}) == 0
+    assert chosen.reached and chosen.threshold == pytest.approx(0.99) and chosen.answered == said.sum() == 30

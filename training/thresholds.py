@@ -67,7 +67,7 @@ def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list
     out = {}
     for c, name in enumerate(classes):
         support = int((y_true == c).sum())
-        mask = top == c
+        mask = (top == c) & np.isfinite(score)  # a NaN score is never answered, so it is no cut
         order = np.argsort(-score[mask], kind="stable")
         s, correct = score[mask][order], (y_true[mask] == c)[order]
         tp = np.cumsum(correct)
