@@ -140,3 +140,11 @@ def test_a_photo_without_a_finite_score_cannot_set_its_class_threshold():
     chosen = thresholds_at_precision(probs, np.zeros(31, dtype=int), ["a", "b"], 0.95)["a"]
     said = apply_thresholds(probs, ["a", "b"], {"a": chosen.threshold, "b": 2.0}) == 0
     assert chosen.reached and chosen.threshold == pytest.approx(0.99) and chosen.answered == said.sum() == 30
+
+
+def test_an_abstaining_class_says_how_close_a_cut_came_not_a_point_inside_tied_scores():
+    """Forty tied scores are one cut, 37 right of 40; the 37 right ones sorted first are no cut of their own,
+    so an abstaining class must not report their precision of 1 as how close it came."""
+    probs = np.array([[0.9, 0.1]] * 40)
+    chosen = thresholds_at_precision(probs, np.array([0] * 37 + [1] * 3), ["a", "b"], 0.95, method="point")["a"]
+    assert not chosen.reached and chosen.lower == pytest.approx(37 / 40)

@@ -82,7 +82,8 @@ def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list
             out[name] = ClassThreshold(float(s[k]), float(prec[k]), float(bound[k]),
                                        float(tp[k] / support) if support else 0.0, int(n[k]), support, True)
         else:
-            out[name] = ClassThreshold(NEVER, None, float(bound.max()) if len(bound) else 0.0, 0.0, 0, support, False)
+            closest = float(bound[distinct].max()) if len(bound) else 0.0  # over cuts, not inside tied scores
+            out[name] = ClassThreshold(NEVER, None, closest, 0.0, 0, support, False)
     return out
 
 
