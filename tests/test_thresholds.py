@@ -148,3 +148,22 @@ def test_an_abstaining_class_says_how_close_a_cut_came_not_a_point_inside_tied_s
     probs = np.array([[0.9, 0.1]] * 40)
     chosen = thresholds_at_precision(probs, np.array([0] * 37 + [1] * 3), ["a", "b"], 0.95, method="point")["a"]
     assert not chosen.reached and chosen.lower == pytest.approx(37 / 40)
+
+
+def test_a_fold_left_without_photos_is_refused_naming_the_option_not_a_crash():
+    """Two photos a class over five folds leave a fold with nothing to predict: that was a torch.cat error."""
+    from roomsight.errors import DataError
+    from training.crossfit import cross_fit
+    from training.trainer import FitConfig
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x), x
+
+    with pytest.raises(DataError, match="--folds"):
+        cross_fit(Linear(), lambda seed: None, torch.randn(4, 8), torch.tensor([0, 0, 1, 1]), None, 5,
+                  FitConfig(epochs=1, augment=False))

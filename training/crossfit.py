@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from roomsight.errors import DataError
 from roomsight.modelpack import softmax
 from training.trainer import FitConfig, fit, predict_tensors
 
@@ -33,6 +34,15 @@ def folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
         rng.shuffle(idx)
         out[idx] = (np.arange(len(idx)) + int(rng.integers(k))) % k
     return out
+
+
+def check_filled(fold: np.ndarray, k: int) -> None:
+    """Every fold must hold a photo: a member with none held out has nothing to predict. Each class covers
+    every fold once it has k photos, so this refuses only a pool with fewer than k photos in every class."""
+    empty = set(range(k)) - set(fold.tolist())
+    if empty:
+        raise DataError(f"{k} folds of {len(fold)} photos leave {len(empty)} fold(s) without a photo to predict; "
+                        "give fewer --folds (1: one model, thresholds cut on the validation part) or more photos")
 
 
 @dataclass
@@ -53,6 +63,7 @@ def cross_fit(net: nn.Module, reset: Callable[[int], None], x: torch.Tensor, y: 
     """`net` maps cached activations to (logits, embedding) and is trained in place; `reset(seed)` puts its
     weights back to where training starts (pretrained tail, fresh head) before each member."""
     fold = folds(y.numpy(), k, cfg.seed)
+    check_filled(fold, k)
     logits = np.zeros((len(y), 0), dtype=np.float32)
     members, epochs, acc = [], [], []
     for f in range(k):
