@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.thresholds import apply_thresholds, lower_bound, thresholds_at_precision
+from training.thresholds import apply_thresholds, describe_method, lower_bound, thresholds_at_precision
 
 
 def test_clopper_pearson_lower_bound():
@@ -167,3 +167,10 @@ def test_a_fold_left_without_photos_is_refused_naming_the_option_not_a_crash():
     with pytest.raises(DataError, match="--folds"):
         cross_fit(Linear(), lambda seed: None, torch.randn(4, 8), torch.tensor([0, 0, 1, 1]), None, 5,
                   FitConfig(epochs=1, augment=False))
+
+
+def test_the_method_is_described_with_the_target_and_confidence_it_used():
+    """The model's metadata said a 0.999 bound was a "100%" one and a 0.975 target "0.97"."""
+    assert describe_method("lcb", 0.95, 0.9, "x").startswith("per-class thresholds where the 90% Clopper-Pearson")
+    assert "the 99.9% Clopper-Pearson lower bound on precision reaches 0.975," in describe_method("lcb", 0.975, 0.999, "x")
+    assert "precision reaches 0.975," in describe_method("point", 0.975, 0.9, "x")

@@ -97,8 +97,9 @@ def apply_thresholds(probs: np.ndarray, classes: list[str], thresholds: dict[str
 
 def describe_method(method: Method, target: float, confidence: float, source: str) -> str:
     """One line for reports and the model's metadata: how the thresholds were chosen, on what."""
+    # As given, not rounded: a rounded figure can state a target or confidence other than the one used.
     if method == "lcb":
-        return (f"per-class thresholds where the {confidence:.0%} Clopper-Pearson lower bound on precision "
-                f"reaches {target:.2f}, on {source}")
+        return (f"per-class thresholds where the {confidence * 100:g}% Clopper-Pearson lower bound on precision "
+                f"reaches {target:g}, on {source}")
 
-    return f"per-class thresholds where precision reaches {target:.2f}, on {source}"
+    return f"per-class thresholds where precision reaches {target:g}, on {source}"
