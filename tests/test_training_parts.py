@@ -168,3 +168,15 @@ def test_fit_learns_from_the_cached_views():
     with_views = fit(Linear(), signal(1 - y), y, signal(y_va), y_va, cfg, x_train_views=views)
     without = fit(Linear(), signal(1 - y), y, signal(y_va), y_va, cfg)
     assert with_views.best_valid_accuracy >= 0.9 and without.best_valid_accuracy <= 0.3
+
+
+def test_photos_too_few_to_keep_a_test_part_are_refused_before_fitting(tmp_path):
+    """Two photos a class is enough to split into training and validation, none left to test: that was a
+    `stack expects a non-empty TensorList` crash after fitting started."""
+    from roomsight.config import load_settings
+    from roomsight.errors import DataError
+    from training.pipeline import TrainConfig, train
+
+    settings = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)})
+    with pytest.raises(DataError, match="test part"):
+        train(settings, TrainConfig(synthetic_per_class=2, synthetic_size=16, epochs=1, allow_always_unsure=True))

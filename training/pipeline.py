@@ -117,6 +117,9 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
         say("skipped", {"count": len(loaded.skipped), "files": loaded.skipped})
     classes = data.check_trainable(loaded.items)
     parts = _parts(loaded, classes, cfg)
+    if not parts.test:  # every class has two photos: one trains, one validates
+        raise DataError(f"too few photos to keep a test part apart: {len(loaded.items)} photos, 2 a class; "
+                        "give a class at least 3")
     say("split", {"train": len(parts.train), "valid": len(parts.valid), "test": len(parts.test), "classes": classes})
 
     model = RoomNet(bb, len(classes))
