@@ -31,7 +31,8 @@ ENV_PREFIX = "ROOMSIGHT_"
 # the CLI, so they are passed over rather than refused as unknown keys. A test finds every one the tests and
 # benchmarks read.
 NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_SCHEMATHESIS_EXAMPLES",
-                          "ROOMSIGHT_FUZZ_EXAMPLES", "ROOMSIGHT_SCREENSHOTS", "ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS"})
+                          "ROOMSIGHT_FUZZ_EXAMPLES", "ROOMSIGHT_SCREENSHOTS", "ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS",
+                          "ROOMSIGHT_BENCH_LOST_ROLLOUTS"})
 
 
 class RaySettings(_Section):

@@ -260,3 +260,11 @@ def test_serve_on_a_taken_port_fails_at_start_naming_the_keys(tmp_path: Path, ra
                 start_serve(s)
         finally:
             serve.shutdown()  # the half-started proxy; the next test starts Serve on the session's port
+
+
+def test_a_settle_window_shorter_than_twice_the_shadow_wait_is_refused_naming_both_keys(tmp_path: Path) -> None:
+    """Shadow answers written more than half of review.settle_s after their request are marked late and
+    left out of the review sample, so a shadow queue allowed to wait that long would empty the sample."""
+    with pytest.raises(ConfigError, match=r"review.*settle_s \(8\).*serve.shadow_max_wait_s \(5\)"):
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__SETTLE_S": "8"})
+    assert load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__SETTLE_S": "11"}).review.settle_s == 11
