@@ -171,6 +171,18 @@ def test_gold_without_join_key_must_align(tmp_path):
     assert rep.per_rule["bedroom"].fired == 1 and rep.per_rule["bedroom"].correct == 0
 
 
+def test_a_gold_file_naming_a_photo_twice_with_two_labels_is_refused(tmp_path):
+    """The last label silently won, so the per-class precision was judged against whichever row came last."""
+    caps = tmp_path / "c.csv"
+    caps.write_text("path,caption\na.jpg,Kitchen\n")
+    gold = tmp_path / "g.csv"
+    gold.write_text("path,label\na.jpg,kitchen\na.jpg,bedroom\n")
+    with pytest.raises(RulesError, match="a.jpg is labelled both 'kitchen' and 'bedroom'"):
+        label_csv(caps, tmp_path / "o.csv", load_rules(), gold)
+    gold.write_text("path,label\na.jpg,kitchen\na.jpg,kitchen\n")  # the same label twice is no conflict
+    assert label_csv(caps, tmp_path / "o.csv", load_rules(), gold).report.per_class["kitchen"].precision == 1.0
+
+
 def test_labels_reads_spreadsheet_csv_and_refuses_binary_with_a_message(tmp_path):
     excel = tmp_path / "excel.csv"
     excel.write_bytes("caption,listing_id\r\nCosy double bedroom,7\r\n".encode("utf-8-sig"))

@@ -174,3 +174,16 @@ def test_the_method_is_described_with_the_target_and_confidence_it_used():
     assert describe_method("lcb", 0.95, 0.9, "x").startswith("per-class thresholds where the 90% Clopper-Pearson")
     assert "the 99.9% Clopper-Pearson lower bound on precision reaches 0.975," in describe_method("lcb", 0.975, 0.999, "x")
     assert "precision reaches 0.975," in describe_method("point", 0.975, 0.9, "x")
+
+
+def test_the_refusal_of_an_always_unsure_model_states_the_target_and_confidence_it_used():
+    """It said a 0.999 bound was a "100%" one claiming "0.97" when the target was 0.975."""
+    from roomsight.errors import DataError
+    from training.abstaining import check_answers
+    from training.pipeline import TrainConfig
+
+    probs = np.repeat(np.eye(2) * 0.8 + 0.1, 9, axis=0)
+    chosen = thresholds_at_precision(probs, np.repeat(np.arange(2), 9), ["a", "b"], 0.975, method="lcb", confidence=0.999)
+    cfg = TrainConfig(folds=5, target_precision=0.975, threshold_confidence=0.999)
+    with pytest.raises(DataError, match=r"no class reaches 0\.975 precision.*the 99\.9% lower bound claims 0\.975 only"):
+        check_answers(chosen, cfg, "lcb", "them", cross_fits=True)

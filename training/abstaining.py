@@ -38,12 +38,12 @@ def check_answerable(photos: Mapping[str, int], cfg: TrainConfig, method: str, c
 def refuse_always_unsure(sizes: list[int], cfg: TrainConfig, method: str, cut_on: str, cross_fits: bool,
                          verb: str) -> NoReturn:
     """The refusal, saying why no threshold could be cut and what would let one be."""
-    why = (f"no class {verb} {cfg.target_precision:.2f} precision on {cut_on} "
+    why = (f"no class {verb} {cfg.target_precision:g} precision on {cut_on} "
            f"({sizes[0]}{'' if sizes[0] == sizes[-1] else f' to {sizes[-1]}'} a class)")
     remedies = ["more photos", "a lower --target-precision"]
     if method == "lcb":
         needed = right_answers_needed(cfg.target_precision, cfg.threshold_confidence)
-        why += (f"; the {cfg.threshold_confidence:.0%} lower bound claims {cfg.target_precision:.2f} only "
+        why += (f"; the {cfg.threshold_confidence * 100:g}% lower bound claims {cfg.target_precision:g} only "
                 + (f"after {needed} right answers in a row" if needed else "when no answer can be wrong"))
         remedies[1:1] = ["--threshold-method point", "a lower --threshold-confidence"]
     if cross_fits and cfg.folds == 1:

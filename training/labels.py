@@ -192,7 +192,11 @@ def _gold_labels(gold: Path, header: list[str], rows: list[dict[str, str]]) -> l
     if "label" not in g_header:
         raise RulesError(f"{gold}: no `label` column with the known labels; found {g_header}")
     if "path" in g_header and "path" in header:
-        by_path = {r["path"]: (r.get("label") or "").strip() for r in g_rows}
+        by_path: dict[str, str] = {}
+        for r in g_rows:
+            label = (r.get("label") or "").strip()
+            if by_path.setdefault(r["path"], label) != label:
+                raise RulesError(f"{gold}: {r['path']} is labelled both {by_path[r['path']]!r} and {label!r}")
         return [by_path.get(r["path"], "") for r in rows]
     if len(g_rows) != len(rows):
         raise RulesError(f"{gold}: {len(g_rows)} rows but the captions file has {len(rows)}; "
