@@ -215,6 +215,24 @@ def test_claim_verdict_undo_replay_and_lease(env) -> None:
     assert (p.pending, p.claimed, p.done, p.mine) == (0, 2, 1, 1)
 
 
+def test_the_held_claim_that_comes_back_is_of_the_rollout_asked_for(env) -> None:
+    """A claim held in another rollout was handed back as the next item of this one: the reviewer saw,
+    and gave a verdict on, a photo of a rollout they had not opened."""
+    s, engine, store = env
+    other = "99999999-2222-3333-4444-555555555555"
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 2)
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 2, rollout_id=other)
+    queue.fill(engine, s, ROLLOUT)
+    queue.fill(engine, s, other)
+    rollout_of = {i.id: i.rollout_id for i in items(engine)}
+    elsewhere = queue.claim_next(engine, "ann", 60, rollout_id=other)
+    assert rollout_of[elsewhere.item_id] == other
+    here = queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)
+    assert here is not None and rollout_of[here.item_id] == ROLLOUT
+    assert queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT) == here  # the held one of this rollout comes back
+    assert queue.claim_next(engine, "ann", 60, rollout_id=other) == elsewhere
+
+
 def _two_reviewers(engine, n: int) -> dict[str, list[str]]:
     done: dict[str, list[str]] = {"ann": [], "bob": []}
     errors: list[BaseException] = []

@@ -77,18 +77,18 @@ def _not_judged_by(reviewer: str) -> Any:
 
 
 def claim_next(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | None = None, reserve: float = 0.0) -> Claim | None:
-    """The reviewer's unexpired claim if they hold one, else the next free item they have not judged yet
-    (in monitoring.review.order's order, `reserve` its share of claims kept for agreements), under a fresh
+    """The reviewer's unexpired claim in the rollout if they hold one, else the next free item they have not
+    judged yet (in monitoring.review.order's order, `reserve` its share of claims kept for agreements), under a fresh
     lease; None when nothing is left. `rollout_id` None: the rollout in progress."""
     it = review_items.c
     now = time.time()
+    rollout = _scope(engine, rollout_id)
     with engine.connect() as conn:
         held = conn.execute(select(it.id, it.claim_id, it.request_id, it.lease_until)
-                            .where(it.status == "claimed", it.claimed_by == reviewer, it.lease_until >= now)
+                            .where(it.status == "claimed", it.claimed_by == reviewer, it.lease_until >= now, *rollout)
                             .order_by(it.lease_until).limit(1)).first()
     if held is not None:
         return Claim(held.id, held.claim_id, held.request_id, held.lease_until)
-    rollout = _scope(engine, rollout_id)
     for _ in range(CLAIM_ATTEMPTS):
         now = time.time()
         with engine.connect() as conn:
