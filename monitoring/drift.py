@@ -246,14 +246,29 @@ def report(settings: Settings, engine: Engine, window: Window, out_dir: Path | N
     result, snapshot = check(settings, engine, window)
     out_dir = out_dir or settings.reports_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "drift-" + datetime.fromtimestamp(result.created_at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    made = datetime.fromtimestamp(result.created_at, timezone.utc)
+    stem = f"drift-{made:%Y%m%dT%H%M%S}.{made.microsecond // 1000:03d}Z"
     if window.region:
         stem += f"-{re.sub(r'[^A-Za-z0-9_-]', '_', window.region)}"
-    page, js = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
+    page, js = _new_files(out_dir, stem)
     snapshot.save_html(str(page))
     _add_headline(page, result)
     js.write_text(json.dumps({"summary": result.to_dict(), "evidently": snapshot.dict()}, indent=1, default=str))
     return DriftReport(result=result, html=page, json=js)
+
+
+def _new_files(out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """The report's HTML and JSON paths: `stem`, or `stem-2`, `stem-3`... when a report of the same
+    millisecond (and region) exists. Claimed by creating the JSON file exclusively, so that two processes
+    reporting at once never write over each other's files."""
+    name, n = stem, 1
+    while True:
+        try:
+            (out_dir / f"{name}.json").open("x").close()
+            return out_dir / f"{name}.html", out_dir / f"{name}.json"
+        except FileExistsError:
+            n += 1
+            name = f"{stem}-{n}"
 
 
 def _add_headline(page: Path, result: DriftResult) -> None:

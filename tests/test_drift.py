@@ -201,6 +201,44 @@ def test_a_large_window_is_compared_on_a_seeded_uniform_sample_shown_in_the_repo
     assert (whole.n_current, whole.sampled) == (120, False) and whole.compared() == "all 120 predictions in the window"
 
 
+def test_reports_made_in_the_same_second_are_kept_apart_in_time_order(tmp_path, monkeypatch):
+    """Report files were named to the second: a second report within it (another region's run of the
+    same name, another --model) overwrote the first's HTML and JSON, and its email attached the wrong page."""
+    from tests.conftest import settings_for
+
+    class Snapshot:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def save_html(self, path: str) -> None:
+            Path(path).write_text(f"<html><body>report {self.n}</body></html>")
+
+        def dict(self) -> dict:
+            return {"n": self.n}
+
+    stamps = iter([1_800_000_000.25, 1_800_000_000.75, 1_800_000_000.75])
+    made = iter(range(3))
+
+    def check(settings, engine, window):  # noqa: ANN001, ANN202 - drift.check's signature
+        result = drift.DriftResult(window="w", reference_model="models:/roomtype/1", n_reference=1, n_current=1,
+                                   columns={}, drifted_share=0.0, ood_share=0.0, reference_ood_share=0.0,
+                                   flag_counts={}, held_counts={}, predicted_share={}, alarm=False,
+                                   created_at=next(stamps))
+        return result, Snapshot(next(made))
+
+    monkeypatch.setattr(drift, "check", check)
+    settings = settings_for(tmp_path)
+    reports = [drift.report(settings, None, drift.Window(region="eu-west")) for _ in range(3)]
+    assert len({r.html for r in reports}) == len({r.json for r in reports}) == 3
+    for n, rep in enumerate(reports):
+        assert f"report {n}" in rep.html.read_text() and json.loads(rep.json.read_text())["evidently"] == {"n": n}
+    # To the millisecond, so that names sort in time order; the same millisecond twice gets a count.
+    assert [r.html.name for r in reports] == ["drift-20270115T080000.250Z-eu-west.html",
+                                              "drift-20270115T080000.750Z-eu-west.html",
+                                              "drift-20270115T080000.750Z-eu-west-2.html"]
+    assert [r.json.stem for r in reports] == [r.html.stem for r in reports]
+
+
 class Inbox:
     def __init__(self) -> None:
         self.messages = []
