@@ -72,6 +72,19 @@ def test_slack_payload_is_a_valid_incoming_webhook_message():
     assert "ALARM" not in text and "30.0%" in json.dumps(payloads.slack(ALARM, "d"))
 
 
+def test_counts_read_whole_however_large():
+    """Counts went through the 4-significant-digit format: 12,345 requests read "1.234e+04" in Slack and in
+    the rollout email, and a drift alarm over 20,000 predictions "2e+04"."""
+    assert payloads.number("requests", 12345.0) == "12,345" and payloads.number("reviewed", 120.0) == "120"
+    big = DriftAlarm(**{**ALARM.__dict__, "n_current": 20_000})
+    fields = [f["text"] for b in payloads.slack(big, "d")["blocks"] for f in b.get("fields", [])]
+    assert "*predictions*\n20,000" in fields
+    event = PROMOTE.__class__(**{**PROMOTE.to_dict(), "numbers": {"requests": 1_234_567.0, "compared": 10_000.0},
+                                 "conditions": PROMOTE.conditions})
+    _, text, _ = messages.rollout_email(event)
+    assert "requests  1,234,567" in text and "compared  10,000" in text and "e+0" not in text
+
+
 def test_slack_blocks_are_cut_to_block_kits_limits():
     """The events above stay far inside the limits; these do not."""
     many = payloads._fields([(f"k{i}", "v" * 3000) for i in range(12)])

@@ -32,7 +32,8 @@ def number(name: str, value: float | None) -> str:
         return f"{value:+.1%}" if name == "precision_margin" else f"{value:.1%}"
     if name.endswith("_ms"):
         return f"{value:.0f} ms"
-    return f"{value:.4g}"
+    # A count in full: four significant digits turn 12,345 requests into 1.234e+04.
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
 
 
 def headline_numbers(numbers: dict[str, float | None]) -> list[tuple[str, str]]:
