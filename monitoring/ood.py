@@ -126,7 +126,7 @@ class Calibration:
             if name not in self.centre:
                 continue
             s = RULES[name].statistic(descriptors)
-            if s is None:
+            if s is None or math.isnan(s):  # no evidence: the clamp below would read a NaN as its upper bound
                 continue
             z = (s - self.centre[name]) / self.width[name]
             out[name] = round(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))), 4)

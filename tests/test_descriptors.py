@@ -195,6 +195,18 @@ def test_calibration_follows_the_reference():
     assert "novelty" not in Calibration.from_reference(None).centre
 
 
+def test_a_nan_descriptor_is_no_evidence_not_a_certain_flag():
+    """A NaN statistic passed the score's clamp as its upper bound (min(60, nan) is 60), so a photo with a
+    NaN descriptor scored 1.0 and was flagged, and held on the champion, on no evidence at all."""
+    cal = Calibration.from_reference(reference_of(scenes(10)))
+    photo = d.describe(scenes(1, seed=77)[0])
+    for name in ("brightness", "resolved_side"):
+        scores = cal.scores({**photo, name: math.nan})
+        assert not any(math.isnan(v) for v in scores.values())
+        assert set(scores) == set(IMAGE_FLAGS) - {"night_time" if name == "brightness" else "low_resolution"}
+    assert Calibration.from_reference({"embedding": {"p99": 2.0}}).assess({"embedding_distance": math.nan}).flags == []
+
+
 def test_a_reference_without_resolved_side_takes_the_default_not_another_column():
     """A model exported before resolved_side existed carries the pixel count and an older estimate of
     detail, both on other scales: calibrating on either would put the threshold where every photo is
