@@ -39,6 +39,7 @@ from monitoring.drift_window import (  # noqa: F401 - the drift API: windows and
     window_frame,
 )
 from monitoring.ood import Calibration
+from monitoring.reference import reference_photos
 from roomsight.config import Settings
 from roomsight.errors import DriftError
 from roomsight.tables import rollout_state
@@ -75,6 +76,7 @@ class DriftResult:
     created_at: float = field(default_factory=time.time)
     n_window: int | None = None  # predictions in the window (None: n_current, nothing was sampled)
     sample_seed: int | None = None  # the seed of the sample, when one was drawn
+    reference_photos: str = "reference photos"  # what the n_reference photos are (monitoring.reference)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -187,18 +189,21 @@ def _column_drift(snapshot: dict[str, Any]) -> dict[str, ColumnDrift]:
 
 # -- references -------------------------------------------------------------------------------------
 def model_reference(settings: Settings, version: str) -> dict[str, Any]:
-    """A registered version's reference statistics, cached as JSON in the data directory (versions are
-    immutable, so the cache never goes stale)."""
+    """A registered version's reference statistics, with what its photos are under "photos" (from how it
+    was fitted), cached as JSON in the data directory (versions are immutable, so the cache never goes stale)."""
     from roomsight import registry
     from roomsight.modelpack import read_meta
 
     cache = settings.home / "cache" / "references" / f"{settings.model_name}-{version}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if "photos" in cached:  # a cache written before it was recorded is read again from the pack
+            return cached
     registry.configure(settings)
     ref = registry.ModelRef(settings.model_name, version)
     with registry.pack_files(ref) as directory:
-        reference = read_meta(directory, ref.uri).reference
+        meta = read_meta(directory, ref.uri)
+    reference = {**meta.reference, "photos": reference_photos(meta.thresholding.get("members"))}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(reference))
     return reference
@@ -238,6 +243,7 @@ def check(settings: Settings, engine: Engine, window: Window) -> tuple[DriftResu
     result, snapshot = compare(ref, current, settings, window=window.describe(),
                                reference_model=f"models:/{settings.model_name}/{version}", same_model=same_model)
     result.n_window, result.sample_seed = frame.n_window, frame.seed
+    result.reference_photos = reference["photos"]
     return result, snapshot
 
 

@@ -22,6 +22,15 @@ from monitoring.descriptors import describe
 MAX_ROWS = 1000  # more reference photos are subsampled: the reference travels inside the model's metadata
 
 
+def reference_photos(members: int | None) -> str:
+    """What the reference photos of a model fitted as `members` networks (meta.thresholding's `members`) are,
+    in words after their number: training.fitting hands over train + validation when cross-fitted, the
+    validation part for one network. None (exported before it was recorded): unknown, said neutrally."""
+    if members is None:
+        return "reference photos"
+    return "photos it was trained and validated on" if members > 1 else "validation photos"
+
+
 def model_descriptors(logits: np.ndarray, embedding: np.ndarray, embedding_ref: dict[str, Any] | None) -> dict[str, float]:
     """What the model says about how familiar one input is: max softmax, energy (-logsumexp of the
     logits; higher = less familiar) and the embedding's distance to the reference photos' centre in units

@@ -106,6 +106,9 @@ def test_drift_report_email_has_text_numbers_and_flagged_photos_inline_and_the_a
     assert "ALARM" in text and f"Out-of-domain share:     {out['ood_share']:.1%}" in text
     assert f"Predictions compared:    60" in text and f"night_time: {out['flag_counts']['night_time']}" in text
     assert "Example photos (inline in the HTML version):" in text and "open it in" not in text
+    # The test's model is one network (no cross-fitting): its reference is its validation photos only.
+    assert f"Reference:               models:/roomtype/1, {out['n_reference']} validation photos" in text.splitlines()
+    assert "trained and validated" not in text and "trained and validated" not in msg.get_body(("html",)).get_content()
 
     # Three inline photos (monitoring.email_photos), each the out-of-domain photo of a logged request,
     # at most 96 px (monitoring.email_photo_px), each referenced by the HTML.

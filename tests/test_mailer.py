@@ -92,6 +92,22 @@ def drift_result():
         held_counts={"night_time": 3}, predicted_share={}, alarm=True, reasons=["20% of photos out-of-domain (alarm at 10%)"])
 
 
+def test_the_drift_email_says_what_the_reference_photos_are() -> None:
+    """Every drift email said the reference was the photos the model was trained and validated on; a model
+    fitted as one network (tune full, --folds 1, --workers N) has its validation photos only."""
+    from dataclasses import replace
+
+    from monitoring import drift_mail
+    from monitoring.reference import reference_photos
+
+    for members, words in ((5, "54 photos it was trained and validated on"), (1, "54 validation photos"),
+                           (None, "54 reference photos")):
+        result = replace(drift_result(), reference_photos=reference_photos(members))
+        text = drift_mail.summary_text(result, "r.html", [])
+        assert f"Reference:               models:/roomtype/1, {words}" in text.splitlines()
+        assert f"Reference: models:/roomtype/1, {words}<br>" in drift_mail.summary_html(result, "r.html", [])
+
+
 def test_plain_smtp_with_login_delivers_text_html_and_attachment(smtp_server, tmp_path, caplog):
     from monitoring import drift_mail
 
