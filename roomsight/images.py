@@ -64,12 +64,20 @@ def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: 
             # JPEG can decode at 1/2, 1/4, 1/8 scale: far cheaper than decoding then resizing.
             img.draft("RGB", (max_side, max_side))
         img.load()
-        rgb = img.convert("RGB")
+        rgb = _eight_bit(img).convert("RGB")
     except Exception as exc:
         raise ImageRejected(f"image data is truncated or corrupt: {exc}") from None
     if max_side and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt, data=data)
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit greyscale (PNG, TIFF) scaled to 8 bits: PIL's RGB conversion clips it instead, so nearly
+    every pixel of such a photo came out white."""
+    if img.mode.startswith("I;16"):
+        return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    return img
 
 
 def decode_upload(data: bytes, serve: ServeSettings) -> DecodedImage:

@@ -29,6 +29,19 @@ def test_decodes_and_reports_original_size():
     assert max(d.image.size) == 256 and d.image.mode == "RGB"
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(fmt):
+    """PIL's RGB conversion clipped 16-bit greyscale, so a mid-grey photo decoded almost all white, and its
+    brightness and out-of-domain flags read a photo that was not there."""
+    import numpy as np
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, fmt)
+    pixels = np.asarray(decode_image(buf.getvalue()).image, dtype=np.float64)
+    assert pixels.shape == (64, 64, 3) and abs(pixels.mean() - 127.5) < 1 and pixels.min() == 0 and pixels.max() == 255
+
+
 @pytest.mark.parametrize("data,status,message", [
     (b"", 400, "0 bytes"),
     (b"hello, not an image", 400, "not an image"),
