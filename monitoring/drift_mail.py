@@ -151,7 +151,7 @@ def summary_text(result: DriftResult, report_name: str, photos: Sequence[Example
     lines += [f"  * {reason}" for reason in r.reasons] + ([""] if r.reasons else [])
     lines += [f"Window:                  {r.window}",
               f"Reference:               {r.reference_model}, {r.n_reference} {r.reference_photos}",
-              f"Predictions compared:    {r.n_current}",
+              f"Predictions compared:    {r.compared()}",
               f"Columns drifted:         {r.drifted_share:.0%} ({', '.join(r.drifted_columns) or 'none'})",
               f"Out-of-domain share:     {r.ood_share:.1%} (reference {r.reference_ood_share:.1%})",
               f"Flags raised:            {_counts(r.flag_counts)}",
@@ -184,7 +184,7 @@ def summary_html(result: DriftResult, report_name: str, photos: Sequence[Example
 <h2>roomsight drift report: <span style="color:{colour}">{status}</span></h2>
 <ul>{reasons}</ul>
 <p>Window: {e(r.window)}<br>Reference: {e(r.reference_model)}, {r.n_reference} {e(r.reference_photos)}<br>
-Logged predictions compared: {r.n_current}</p>
+Logged predictions compared: {e(r.compared())}</p>
 <table border="1" cellpadding="4" cellspacing="0">
 <tr><th>share of columns drifted</th><td>{r.drifted_share:.0%}</td></tr>
 <tr><th>out-of-domain share (reference)</th><td>{r.ood_share:.1%} ({r.reference_ood_share:.1%})</td></tr>

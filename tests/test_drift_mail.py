@@ -104,7 +104,7 @@ def test_drift_report_email_has_text_numbers_and_flagged_photos_inline_and_the_a
     (msg,) = inbox.messages
     text = msg.get_body(("plain",)).get_content()
     assert "ALARM" in text and f"Out-of-domain share:     {out['ood_share']:.1%}" in text
-    assert f"Predictions compared:    60" in text and f"night_time: {out['flag_counts']['night_time']}" in text
+    assert f"Predictions compared:    all 60 predictions in the window" in text and f"night_time: {out['flag_counts']['night_time']}" in text
     assert "Example photos (inline in the HTML version):" in text and "open it in" not in text
     # The test's model is one network (no cross-fitting): its reference is its validation photos only.
     assert f"Reference:               models:/roomtype/1, {out['n_reference']} validation photos" in text.splitlines()

@@ -92,6 +92,20 @@ def drift_result():
         held_counts={"night_time": 3}, predicted_share={}, alarm=True, reasons=["20% of photos out-of-domain (alarm at 10%)"])
 
 
+def test_the_drift_email_says_when_the_window_was_sampled() -> None:
+    """The command line and the report said a big window was compared as a sample; the email gave its size
+    as if every prediction had been read."""
+    import html
+    from dataclasses import replace
+
+    from monitoring import drift_mail
+
+    result = replace(drift_result(), n_current=5000, n_window=80_000, sample_seed=7)
+    said = "a uniform sample of 5,000 of the window's 80,000 predictions (seed 7)"
+    assert f"Predictions compared:    {said}" in drift_mail.summary_text(result, "r.html", []).splitlines()
+    assert html.escape(said) in drift_mail.summary_html(result, "r.html", [])
+
+
 def test_the_drift_email_says_what_the_reference_photos_are() -> None:
     """Every drift email said the reference was the photos the model was trained and validated on; a model
     fitted as one network (tune full, --folds 1, --workers N) has its validation photos only."""
