@@ -406,6 +406,13 @@ def test_a_sampled_photo_never_kept_is_recorded_unseen_and_read_as_the_worst_cas
     assert result.lower < as_ties.lower and result.upper > as_ties.upper and result.estimate == as_ties.estimate
     assert review_sample(engine, s, ROLLOUT, as_of=T0 + 999).unseen == ()  # recorded at T0 + 1000
 
+    from typer.testing import CliRunner
+
+    from shell.cli import app
+
+    told = CliRunner().invoke(app, ["review", "stats", "--rollout", ROLLOUT], env={"ROOMSIGHT_HOME": str(s.home)})
+    assert told.exit_code == 0 and "15 sampled photo(s) never kept for review" in told.output, told.output
+
 
 def test_rows_written_behind_the_watermark_are_neither_counted_nor_drawn(env) -> None:
     """A row written after the fill had moved past its time (replayed from a journal, held through an

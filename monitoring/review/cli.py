@@ -114,10 +114,14 @@ def stats(
                          "regions": {r: {m: e.to_dict() for m, e in ms.items()} for r, ms in weighted_regions.items()}},
             "raw": {"about": RAW_NOTE},
             "overall": _summary_dict(overall), "regions": {r: _summary_dict(s) for r, s in regions.items()},
-            "reviewers": {"double_reviewed": len(pairs), "kappa": kappa}}, indent=1))
+            "reviewers": {"double_reviewed": len(pairs), "kappa": kappa},
+            "unseen": len(sample.unseen) if sample else 0}, indent=1))
         return
     console.print(f"rollout {target or '(all)'}: {overall.reviewed} reviewed ({overall.unusable} unusable or disputed); "
                   f"queue: {prog.pending} waiting, {prog.claimed} in review, {prog.done} done")
+    if sample and sample.unseen:
+        console.print(f"[yellow]{len(sample.unseen)} sampled photo(s) never kept for review[/yellow] (not in "
+                      "review.photo_dir when the queue was filled: is it shared by every serving node?)")
     if weighted:
         table = Table("model", "accuracy", "95% interval", "precision", "95% interval", "coverage",
                       title="on the traffic: " + WEIGHTED_NOTE)
