@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from roomsight.events import RolloutEvent
+from rollout.records import rollout_of
 
 if TYPE_CHECKING:
     from rollout.control import Outcome
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 def rollout_event(o: Outcome, actor: str, reason: str | None) -> RolloutEvent:
     candidate = o.after.candidate or o.before.candidate
     return RolloutEvent(
-        action=o.action, rollout_id=o.before.rollout_id or o.after.rollout_id or "",
+        action=o.action, rollout_id=rollout_of(o.action, o.before, o.after),
         from_stage=o.before.stage.value, to_stage=o.after.stage.value, from_step=o.from_step, to_step=o.to_step,
         champion=o.after.champion.uri, candidate=candidate.uri if candidate else None, actor=actor,
         reason=reason or "", ts=time.time(), forced=o.forced, step=o.after.step,

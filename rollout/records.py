@@ -47,7 +47,7 @@ def record(settings: Any, event: Event) -> str:
     tags = {
         "action": event.action, "from_stage": event.before.stage.value, "to_stage": event.after.stage.value,
         "from_step": event.from_step, "to_step": event.to_step, "actor": event.actor, "reason": event.reason,
-        "forced": str(event.forced).lower(), "rollout_id": _rollout_of(event),
+        "forced": str(event.forced).lower(), "rollout_id": rollout_of(event.action, event.before, event.after),
         "champion": event.after.champion.uri, "candidate": candidate.uri if candidate else "",
         "regions": ",".join(event.after.regions), "percent": f"{event.after.percent:g}",
         "conditions": conditions_tag(event.conditions),
@@ -87,12 +87,13 @@ def _analysis_headline(analysis: dict[str, Any] | None) -> dict[str, Any] | None
     return {**{k: analysis.get(k) for k in _ANALYSIS_HEADLINE}, "segments": [], "models": {}}
 
 
-def _rollout_of(event: Event) -> str:
+def rollout_of(action: str, before: RoutingState, after: RoutingState) -> str:
     """The rollout an event belongs to: a start begins a new one (the state before may still name the
-    rollout that went to full); a rollback ends the one it leaves."""
-    if event.action == "start":
-        return event.after.rollout_id or ""
-    return event.before.rollout_id or event.after.rollout_id or ""
+    rollout that went to full); a rollback ends the one it leaves. The record, the notice and the report
+    of an event all name it by this rule."""
+    if action == "start":
+        return after.rollout_id or ""
+    return before.rollout_id or after.rollout_id or ""
 
 
 def history(limit: int = 50, at: float | None = None) -> list[dict[str, Any]]:

@@ -93,3 +93,24 @@ def test_the_guards_automatic_rollback_goes_through_the_injected_notifier(settin
     assert event["event"] == "auto-rollback" and event["actor"] == "guard" and event["rollout_id"] == rid
     assert event["reason"].startswith("automatic: budget: candidate error rate 25.0%")
     assert event["numbers"]["candidate_error_rate"] == 0.25 and notifier.sent == {"generic webhook at 127.0.0.1": 1}
+
+
+def test_a_start_after_full_is_told_under_the_new_rollout():
+    """The state after full still names the finished rollout: the next start's notice must carry the new id,
+    as its MLflow record does, or a webhook reader files it under the rollout that ended."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout import stages
+    from rollout.control import Outcome
+    from rollout.notices import rollout_event
+    from tests.plans import open_plan
+
+    plan = open_plan()
+    first = RoutingState(champion=ModelRef("roomtype", "1"))
+    begun = stages.start(first, ModelRef("roomtype", "2"), "first", plan, 0.0)
+    full = stages.advance(begun, plan, len(plan.steps) - 1, 1.0)
+    again = stages.start(full, ModelRef("roomtype", "1"), "second", plan, 2.0)
+    assert full.rollout_id == "first"
+    assert rollout_event(Outcome("start", full, again), "t", None).rollout_id == "second"
+    assert rollout_event(Outcome("promote", begun, full), "t", None).rollout_id == "first"
+    assert rollout_event(Outcome("rollback", again, stages.rollback(again)), "t", None).rollout_id == "second"

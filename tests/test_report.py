@@ -251,3 +251,26 @@ def test_with_no_rollout_the_report_says_so_and_shows_recent_events() -> None:
     assert_self_contained(html)
     assert 'data-verdict="idle"' in html and "models:/roomtype/3 answers every request" in html
     assert "error budget" in html and 'id="plots"' not in html
+
+
+def test_the_report_of_a_start_after_full_is_about_the_new_rollout() -> None:
+    """The state after full still names the finished rollout; the report attached to the next start must show
+    the new one (its id, its events, its traffic), not the rollout that ended."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout import stages
+    from rollout.control import Outcome
+    from rollout.report.inputs import from_outcome
+    from tests.plans import open_plan
+
+    plan = open_plan()
+    first = RoutingState(champion=ModelRef("roomtype", "1"))
+    begun = stages.start(first, ModelRef("roomtype", "2"), "first", plan, 0.0)
+    full = stages.advance(begun, plan, len(plan.steps) - 1, 1.0)
+    again = stages.start(full, ModelRef("roomtype", "1"), "second", plan, 2.0)
+    events = [{"time": 2.0, "action": "start", "rollout_id": "second"},
+              {"time": 1.0, "action": "promote", "rollout_id": "first"},
+              {"time": 0.0, "action": "start", "rollout_id": "first"}]
+    inp = from_outcome(Outcome("start", full, again), plan, events, "t", None)
+    assert inp.rollout_id == "second" and [e["rollout_id"] for e in inp.events] == ["second"]
+    assert from_outcome(Outcome("promote", begun, full), plan, events, "t", None).rollout_id == "first"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from roomsight.errors import UserError
+from rollout.records import rollout_of
 
 if TYPE_CHECKING:
     from rollout.control import Outcome as Change, Status
@@ -178,7 +179,7 @@ def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], acto
     to_full = outcome.after.stage.value == "full"
     shown = outcome.before if (rolled_back or to_full) else outcome.after
     state = shown.to_dict()
-    rid = outcome.before.rollout_id or outcome.after.rollout_id
+    rid = rollout_of(outcome.action, outcome.before, outcome.after) or None
     steps, index = plan_steps(plan, state, ended_full=to_full)
     event = {"time": time.time(), "action": outcome.action, "from": outcome.before.stage.value,
              "to": outcome.after.stage.value, "from_step": outcome.from_step, "to_step": outcome.to_step,
