@@ -108,17 +108,20 @@ def _follow(out: Replay, cp: ControlPlane, plan: Plan, state: RoutingState, e: d
         return stages.rollback(state)
     target_state = RoutingState.from_dict(e["state"]) if e.get("state") else None
     kind = target_state.stage.value if target_state else e["to"]
+    regions = tuple(target_state.regions) if target_state and target_state.regions and kind == "limited" else None
+    # The share the person set (a --percent override included) is part of the promotion followed.
+    percent = None if target_state is None else \
+        {"limited": target_state.region_percent, "gradual": target_state.percent}.get(kind)
     try:
         target = stages.target_step(state, plan, kind)
+        moved = stages.advance(state, plan, target, t, regions, percent)
     except TransitionError as exc:
-        out.lines.append(Line(t, f"promote to {kind} (recorded, by {e['actor']}): this plan has no such step ({exc})"))
+        out.lines.append(Line(t, f"promote to {kind} (recorded, by {e['actor']}): this plan cannot follow it ({exc})"))
         return state
     judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=stages.exits_to_check(state, target),
                           watch=False, as_of=t)
     verdict = "its conditions pass" if judged.exit_outcome == "pass" else \
         "this plan would have refused it: " + "; ".join(r.describe() for r in judged.exit if not r.passed)
-    regions = tuple(target_state.regions) if target_state and target_state.regions and kind == "limited" else None
-    moved = stages.advance(state, plan, target, t, regions)
     out.lines.append(Line(t, f"promote to step {step_label(plan, moved)} (recorded, by {e['actor']}"
                              f"{', forced' if e['forced'] else ''}): {verdict}"))
     return moved

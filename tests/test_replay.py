@@ -55,3 +55,20 @@ def test_replay_through_the_cli(settings, home):
     assert "the replay reproduces them" in result.output
     result = CliRunner().invoke(app, ["plan", "replay", "--rollout", "nope"], env={"ROOMSIGHT_HOME": str(home)})
     assert result.exit_code == 1 and "no such rollout" in result.output
+
+
+def test_replay_follows_a_recorded_promotion_with_its_own_share(settings):
+    """A person's --percent is part of the promotion the replay follows: replayed at the plan's own share, the
+    same plan judged another step than the guard did live, and said it would not reproduce the guard."""
+    plan = open_plan(watch=WATCH)
+    cp = ControlPlane(settings, plan, actor="olga")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    assert cp.promote("gradual", percent=50).to_step == "3/7 gradual 50%"
+    candidate_calls(settings, rid, 40, failing=2)
+    assert Guard(cp.with_actor("guard")).tick().action == "auto-pause"
+
+    same = replay(cp, rid)
+    assert [(a, s) for _, a, s in same.recorded] == [("auto-pause", "3/7 gradual 50%")]
+    assert same.matches, "\n".join(f"{l.time:.3f} {l.text}" for l in same.lines)
+    assert "promote to step 3/7 gradual 50% (recorded, by olga)" in "\n".join(line.text for line in same.lines)
