@@ -139,13 +139,15 @@ class ControlPlane:
     def status(self, as_of: float | None = None) -> Status:
         cur = self.current()
         state = cur.state
-        nxt = None
+        nxt, exits = None, None
         if state.in_progress:
             try:
-                nxt = self.plan.step_label(stages.target_step(state, self.plan))
+                target = stages.target_step(state, self.plan)
+                # What the next promotion checks: the steps it skips (behind an override's share) too.
+                nxt, exits = self.plan.step_label(target), stages.exits_to_check(state, target)
             except TransitionError:
                 nxt = None
-        judged = assess.judge(self.plan, state, self.engine, self.settings, as_of=as_of)
+        judged = assess.judge(self.plan, state, self.engine, self.settings, exit_steps=exits, as_of=as_of)
         return Status(state, cur.generation, cur.updated_at, judged.evidence,
                       self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch)
 

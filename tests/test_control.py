@@ -221,3 +221,17 @@ def test_history_at_says_which_version_answered_a_region(settings):
     now = cp.history(1, at=time.time())[0]
     assert live_at(now, "eu-west").candidate_share == 0.5 and live_at(now, "us-east").candidate_share == 0
     assert cp.history(1, at=mid - 3600) == []
+
+
+def test_status_names_every_condition_the_next_promotion_checks(settings):
+    """A --percent override can put later steps behind the rollout: the next promotion skips them and must pass
+    their exit conditions too, so `status` lists those conditions, not only the current step's."""
+    cp = ControlPlane(settings, with_exit(open_plan(), 3, (Gate(metric="candidate_served", min=1000),)), actor="gus")
+    cp.start("models:/roomtype/2")
+    cp.promote("limited")
+    cp.promote("gradual", percent=30)  # step 3 at 30%: step 4 (25%) is behind it
+    st = cp.status()
+    assert (st.step, st.next_step) == ("3/7 gradual 30%", "5/7 gradual 50%")
+    with pytest.raises(GatesFailed, match="candidate_served >= 1000"):
+        cp.promote()
+    assert [r.name for r in st.exit] == ["candidate_served >= 1000"] and st.to_dict()["exit_outcome"] == "inconclusive"
