@@ -229,8 +229,9 @@ review_fill = Table(
 )
 
 # The review sample's counts of a rollout's compared predictions per stratum and cell, as last read
-# (monitoring.review.cell_counts): rows logged up to `final_to` no longer change and those up to `edge` are
-# settled, so any process adds only the rows logged or settled since, whatever the length of the log.
+# (monitoring.review.cell_counts): rows logged up to `final_to` (at most the fill's watermark) no longer
+# change and those up to `edge` are settled, so any process adds only the rows logged or settled since,
+# whatever the length of the log.
 review_counts = Table(
     "review_counts",
     metadata,

@@ -431,3 +431,24 @@ def test_rows_written_behind_the_watermark_are_neither_counted_nor_drawn(env) ->
         conn.execute(review_counts.delete())
     for sample in (review_sample(engine, s, ROLLOUT), review_sample(engine, s, ROLLOUT, as_of=T0 + 2000)):
         assert sum(r.n for r in sample.counts) == sum(r.n for r in before.counts) == 20
+
+
+def test_a_row_a_slower_replica_writes_behind_the_last_fill_is_counted(env) -> None:
+    """The counts kept everything up to the fill's settled_to (the last row it read) as final, but another
+    replica's row of a moment before can be written after the fill, in time to be drawn by the next one:
+    the kept counts never took it, and a reading that grouped the log afresh did. They are kept up to the
+    fill's watermark, behind which a row written afterwards is late and outside the sample."""
+    s, engine, store = env
+    for i in range(10):
+        put(engine, store, T0 + i, "kitchen", "bedroom" if i % 2 else "kitchen")
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 10)
+    assert sum(r.n for r in review_sample(engine, s, ROLLOUT).counts) == 10
+    slow = put(engine, store, T0 + 5.5, "kitchen", "bedroom")  # flushed a little later by another replica
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 12)
+    assert slow in queued(engine)
+    kept = review_sample(engine, s, ROLLOUT)
+    with engine.begin() as conn:
+        conn.execute(review_counts.delete())
+    fresh = review_sample(engine, s, ROLLOUT)
+    assert sum(r.n for r in kept.counts) == sum(r.n for r in fresh.counts) == 11
+    assert sorted(map(repr, kept.counts)) == sorted(map(repr, fresh.counts))

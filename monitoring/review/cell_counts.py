@@ -3,13 +3,13 @@ in time that follows the rows logged since the last reading, not the length of t
 
 The guard reads the sample every few seconds and every `rollout status` or `promote` process reads it
 once; grouping the whole rollout each time would cost what the log holds. Two facts make the counts
-incremental: rows logged up to the fill's `settled_to` (`final_to`) no longer change (the fill waited
-for their shadow answers), and the analysis frontier (`edge`) moves forward as reviewers work (back only
-to a photo whose verdict was undone). So the counts as last read are kept in the database
-(`review_counts`), and a reading groups only the rows logged past the kept `final_to` and those between
-the kept `edge` and the frontier now. Any process, the first of its kind included, starts from what
-another one kept. A reading at a past moment (`as_of`, replay) groups the rows
-up to it.
+incremental: rows logged up to the fill's watermark no longer change (the fill waited for their shadow
+answers, and a row written after it moved past is `late`, outside the sample), and the analysis frontier
+(`edge`) moves forward as reviewers work (back only to a photo whose verdict was undone). So the counts
+up to both, as last read, are kept in the database (`review_counts`), and a reading groups only the rows
+logged past the kept `final_to` (some review.settle_s of traffic past the watermark, and what is new) and
+those between the kept `edge` and the frontier now. Any process, the first of its kind included, starts
+from what another one kept. A reading at a past moment (`as_of`, replay) groups the rows up to it.
 """
 
 from __future__ import annotations
@@ -86,28 +86,52 @@ class CellCounts:
         return tuple(CountRow(*k, n, settled) for k, (settled,), n in
                      self._grouped(p.ts <= as_of, flags=(p.ts <= (edge if edge is not None else -1.0),)))
 
-    def now(self, edge: float | None, final_to: float | None) -> tuple[CountRow, ...]:
-        """The counts now, with `edge` the frontier and `final_to` the fill's watermark (review_fill.settled_to)."""
+    def now(self, edge: float | None, final_to: float | None, watermark: float | None) -> tuple[CountRow, ...]:
+        """The counts now, with `edge` the frontier and `final_to` and `watermark` the fill's settled_to
+        and watermark (all None before the first fill). Only rows up to the watermark can no longer change:
+        one written later is late and outside the sample, while a row between it and settled_to may still
+        come from a slower replica. So the counts are kept up to the watermark, and what lies past it is
+        grouped at every reading."""
         p = predictions.c
+        if edge is None or final_to is None or watermark is None:
+            return self._rows(Counter(), Counter(), self._grouped(flags=(p.ts <= -1.0, p.ts <= -1.0)))
+        keep_final, keep_edge = min(final_to, watermark), min(edge, watermark)
         kept = self._kept()
-        final, settled, recent = Counter(), Counter(), Counter()
-        if kept is None or edge is None or final_to is None or final_to < kept.final_to:
-            upto = (p.ts <= (edge if edge is not None else -1.0), p.ts <= (final_to if final_to is not None else -1.0))
-            for k, (is_settled, is_final), n in self._grouped(flags=upto):
-                (final if is_final else recent)[k] += n
+        if kept is None or keep_final < kept.final_to:
+            final, settled = Counter(), Counter()
+            past = []
+            for k, (is_final, is_settled, *flags), n in self._grouped(
+                    flags=(p.ts <= keep_final, p.ts <= keep_edge, p.ts <= final_to, p.ts <= edge)):
+                final[k] += n if is_final else 0
                 settled[k] += n if is_settled else 0
+                if not is_final:
+                    past.append((k, tuple(flags), n))
         else:
-            final.update(kept.final)
-            settled.update(kept.settled)
+            final, settled = Counter(kept.final), Counter(kept.settled)
             # The frontier steps back only when a verdict is undone, to the photo reopened.
-            lo, hi, sign = (kept.edge, edge, 1) if edge >= kept.edge else (edge, kept.edge, -1)
+            lo, hi, sign = (kept.edge, keep_edge, 1) if keep_edge >= kept.edge else (keep_edge, kept.edge, -1)
             if hi > lo:
                 for k, _, n in self._grouped(p.ts > lo, p.ts <= hi):
                     settled[k] += sign * n
-            for k, (is_final,), n in self._grouped(p.ts > kept.final_to, flags=(p.ts <= final_to,)):
-                (final if is_final else recent)[k] += n
-        if edge is not None and final_to is not None and (kept is None or (edge, final_to) != (kept.edge, kept.final_to)):
-            self._keep(Kept(final_to, final, edge, settled))
+            past = []
+            for k, (is_final, *flags), n in self._grouped(p.ts > kept.final_to,
+                                                           flags=(p.ts <= keep_final, p.ts <= final_to, p.ts <= edge)):
+                if is_final:
+                    final[k] += n
+                else:
+                    past.append((k, tuple(flags), n))
+        if kept is None or (keep_edge, keep_final) != (kept.edge, kept.final_to):
+            self._keep(Kept(keep_final, +final, keep_edge, +settled))
+        return self._rows(final, settled, past)
+
+    @staticmethod
+    def _rows(final: Counter, settled: Counter, past: list[tuple[Key, tuple[bool, ...], int]]) -> tuple[CountRow, ...]:
+        """CountRows from the kept part (`final`, `settled`) and the rows past it, each with whether it is
+        logged up to settled_to and up to the frontier."""
+        final, settled, recent = Counter(final), Counter(settled), Counter()
+        for k, (is_final, is_settled), n in past:
+            (final if is_final else recent)[k] += n
+            settled[k] += n if is_settled else 0
         unsettled = (final + recent) - settled
         return (tuple(CountRow(*k, n, True) for k, n in settled.items() if n)
                 + tuple(CountRow(*k, n, False) for k, n in unsettled.items()))

@@ -80,11 +80,13 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
         verdicts_q = verdicts_q.where(it.resolved_at <= as_of)
         unseen_q = unseen_q.where(u.created_at <= as_of)
     with engine.connect() as conn:
-        # Read once: the frontier never passes this watermark, and the counts take it as final.
-        settled_to = conn.execute(select(review_fill.c.settled_to).where(review_fill.c.rollout_id == rollout_id)).scalar()
+        # Read once: the frontier never passes settled_to, and the counts keep what is up to the watermark.
+        f = review_fill.c
+        filled = conn.execute(select(f.settled_to, f.watermark).where(f.rollout_id == rollout_id)).first()
+        settled_to, watermark = filled if filled is not None else (None, None)
         edge = frontier(conn, rollout_id, settled_to, as_of)
         cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
-        counts = cells.now(edge, settled_to) if as_of is None else cells.as_of(as_of, edge)
+        counts = cells.now(edge, settled_to, watermark) if as_of is None else cells.as_of(as_of, edge)
         rows = conn.execute(verdicts_q).all()
         lost = conn.execute(unseen_q).all()
     rates = drawn_rates(settings, [(r.reason, r.pi) for r in rows] + [(r.reason, r.pi) for r in lost])
