@@ -274,3 +274,14 @@ def test_the_report_of_a_start_after_full_is_about_the_new_rollout() -> None:
     inp = from_outcome(Outcome("start", full, again), plan, events, "t", None)
     assert inp.rollout_id == "second" and [e["rollout_id"] for e in inp.events] == ["second"]
     assert from_outcome(Outcome("promote", begun, full), plan, events, "t", None).rollout_id == "first"
+
+
+def test_the_headline_agreement_is_shown_to_the_tenth_as_status_shows_it() -> None:
+    """Rounded to the percent, an agreement of 0.496 failing `agreement >= 0.5` read "50%" above the
+    condition that failed on it."""
+    from types import SimpleNamespace
+
+    from rollout.report.render import kpis
+
+    shown = dict(kpis(SimpleNamespace(evidence={"agreement": 0.496}), None))
+    assert shown["agreement"] == "49.6%"

@@ -56,7 +56,7 @@ def _env() -> Environment:
     return env
 
 
-EVIDENCE_SHOWN = (("requests", "requests", "num"), ("compared", "compared", "num"), ("agreement", "agreement", "pct"),
+EVIDENCE_SHOWN = (("requests", "requests", "num"), ("compared", "compared", "num"), ("agreement", "agreement", "pct1"),
                   ("candidate_served", "answered by candidate", "num"), ("candidate_error_rate", "candidate errors", "pct1"),
                   ("candidate_p99_ms", "candidate p99", "ms"), ("reviewed", "reviewed", "num"),
                   ("ood_share", "out-of-domain", "pct1"),
