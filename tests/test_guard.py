@@ -71,6 +71,30 @@ def test_the_guard_does_not_act_on_a_state_changed_since_it_judged(monkeypatch, 
     assert cp.committed == []
 
 
+def test_the_guard_judges_the_exits_its_promotion_must_pass():
+    """After a --percent override the next promotion skips the steps the share has passed and must pass
+    their exit conditions too; the guard judged the current step's alone, so a skipped step's failing
+    condition left it trying, at every tick, a promotion the control plane refused."""
+    plan = open_plan()
+    steps = list(plan.steps)
+    steps[2] = steps[2].model_copy(update={"auto_advance": AutoAdvance(after="60s")})
+    plan = plan.model_copy(update={"steps": tuple(steps)})
+    began = stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan, now=0)
+    at_10 = stages.advance(stages.advance(began, plan, 1, now=0), plan, 2, now=0, percent=30)  # passes 25%
+    cp = RacedControl(Versioned(7, at_10, 0.0))
+    cp.plan = plan
+    asked = {}
+
+    def judge(*_, exit_steps, **__):  # noqa: ANN001, ANN202
+        asked["exit_steps"] = exit_steps
+        return assess.Judged({})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(assess, "judge", judge)
+        Guard(cp).tick()
+    assert list(asked["exit_steps"]) == [2, 3], "step 3 (gradual 25%) is skipped by the promotion to 50%"
+
+
 def candidate_calls(settings, rollout_id, n, failing):
     """`n` candidate calls answered now, the first `failing` of them failed (logged in the past, as they
     would be: a replay judges each moment on the rows logged by then)."""
