@@ -71,17 +71,18 @@ they pay for importing MLflow and matplotlib (`cli_startup_floor` has the MLflow
 beside them); status imports neither. The write cost of the rollup triggers is in the store section (the
 writer with and without them, side by side).
 
-**This run (2026-12-06) against the one before (2026-12-05).** Two changes read here: the review sample
-counts a photo sent again once (each counted row asks an index, `ix_predictions_rollout_photo`, whether an
-earlier row holds its photo), and the review gates read the resolved items' partial index. A run between
-them, with the first and not the second, had SQLite's status evidence grow 6.2x to 1,000,000 rows (8.4 ->
-52.3 ms): its planner took the index of every queued item, so status read an entry per queued photo (the
-code before both changes read the same, 40-47 ms at 1,000,000 rows, measured side by side). Every figure
-here is about twice the day before's, including what neither change touches: `rollout --help` 0.97 s
-against 0.44 s and the MLflow import 2.0 s against 0.91 s (`cli_startup_floor`), the drift check, and the
-store section's writer without a journal (pure Python). That is this shared machine on the day, not the
-code; it is why the processes miss 3 s (promote 5.5 s against 2.7 s, in step with the floor). The growth
-ratios, measured within the run, are the figures to read.
+**This run (2026-12-06, 16:45 UTC) against the one that morning.** One change reads here: the counts are
+kept up to the fill's watermark, not its settled_to (a row between the two may still come from a slower
+replica), so a live reading groups the last review.settle_s of traffic again. It costs nothing measurable
+here: every log is read over a minute after its last row, so its watermark is its last row. The figures
+moved within the machine's noise (SQLite status evidence at 1,000,000 rows 11.0 -> 13.2 ms, PostgreSQL
+21.8 -> 26.4 ms; growth from 10,000 rows 1.5x on both). The machine was as slow as that morning (`rollout
+--help` 0.79 s, the MLflow import 1.82 s, about twice the day before's; `cli_startup_floor`), so the
+processes still miss 3 s (promote 5.5 s, in step with the floor). That morning's run read two earlier
+changes: the review sample counting a photo sent again once (an index, `ix_predictions_rollout_photo`,
+asked per counted row), and the review gates reading the resolved items' partial index; a run between
+them had SQLite's status evidence grow 6.2x to 1,000,000 rows, its planner taking the index of every
+queued item. The growth ratios, measured within the run, are the figures to read.
 """
 
 
