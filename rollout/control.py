@@ -229,11 +229,12 @@ class ControlPlane:
             raise RolloutError(str(exc)) from None
         try:
             self._move_aliases(cur.state, after)
+            aliases_failed = None
         except Exception as exc:
             # Routing has changed and stays changed (reverting could race another command). Aliases are
-            # derived from the routing state, so the next command sets them right again.
-            raise RolloutError(f"routing changed (generation {written.generation}) but MLflow could not be updated "
-                               f"({type(exc).__name__}); the next rollout command re-syncs the aliases") from None
+            # derived from the routing state, so the next command sets them right again; the change is
+            # still recorded and told below, or history and replay would never see it.
+            aliases_failed = type(exc).__name__
         to_step = self.step_label(after) if after.rollout_id else after.stage.value
         outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation,
                           from_step=self.step_label(cur.state), to_step=to_step)
@@ -242,6 +243,9 @@ class ControlPlane:
             written.generation, outcome.from_step, to_step))
         self.reporter(self, outcome, reason)  # the rollout report, attached to the run; never raises
         self.notifier.send(rollout_event(outcome, self.actor, reason))  # never raises; bounded by notify.wait_s
+        if aliases_failed:
+            raise RolloutError(f"routing changed (generation {written.generation}) and was recorded, but MLflow's "
+                               f"aliases could not be moved ({aliases_failed}); the next rollout command re-syncs them")
         return outcome
 
     def _move_aliases(self, before: RoutingState, after: RoutingState) -> None:

@@ -28,8 +28,8 @@ from PIL import Image
 
 from roomsight.errors import PackError, first_line
 from roomsight.preprocess import Preprocessing, batch_tensor
+from roomsight.verdicts import UNSURE
 
-UNSURE = "unsure"
 MODEL_FILE = "model.pt2"
 META_FILE = "meta.json"
 

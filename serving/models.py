@@ -25,6 +25,7 @@ from roomsight.config import Settings
 from roomsight.errors import BadAnswer
 from roomsight.images import decode_upload
 from roomsight.registry import ModelRef
+from roomsight.verdicts import UNSURE
 from serving.priority import current_priority, set_priority
 from serving.yielding import NodeActivity, Yielder, signal_dir
 
@@ -54,7 +55,7 @@ def check_answer(answer: object) -> ModelAnswer:
         raise BadAnswer("the model's class probabilities are missing or not finite")
     if not (isinstance(answer.score, Real) and 0.0 <= answer.score <= 1.0):
         raise BadAnswer(f"the model's score is not a probability: {answer.score!r}")
-    if answer.top_class not in probs or not isinstance(answer.label, str):
+    if answer.top_class not in probs or answer.label not in (answer.top_class, UNSURE):
         raise BadAnswer("the model's label is not one of its classes")
     return answer
 

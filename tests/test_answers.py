@@ -25,6 +25,7 @@ def test_a_well_formed_answer_passes_numpy_scalars_included():
     (answer(score=float("nan")), "not a probability"), (answer(score=1.5), "not a probability"),
     (answer(probs={"kitchen": float("inf")}), "not finite"), (answer(probs={}), "missing"),
     (answer(top_class="sauna"), "not one of its classes"), (answer(label=None), "not one of its classes"),
+    (answer(label="sauna"), "not one of its classes"), (answer(label="bedroom"), "not one of its classes"),
 ])
 def test_garbage_is_refused_with_a_reason(bad, why):
     with pytest.raises(BadAnswer, match=why):

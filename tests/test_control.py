@@ -180,6 +180,26 @@ def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
     assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "limited"
 
 
+def test_a_change_whose_aliases_could_not_be_moved_is_still_recorded(settings, monkeypatch):
+    """MLflow failing between the state's write and the aliases' move raised before the record: routing had
+    changed with no MLflow run, so history, replay and reports never saw the change."""
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    cp.start("models:/roomtype/2")
+    real = registry.set_alias
+
+    def down(*_a, **_k):  # noqa: ANN202
+        raise ConnectionError("MLflow went away")
+
+    monkeypatch.setattr(registry, "set_alias", down)
+    with pytest.raises(RolloutError, match="was recorded, but MLflow's aliases could not be moved"):
+        cp.promote("limited")
+    assert cp.current().state.stage is Stage.LIMITED
+    assert [e["action"] for e in cp.history()][:2] == ["promote", "start"]
+    monkeypatch.setattr(registry, "set_alias", real)
+    cp.promote("gradual")  # the next command moves the aliases to what routing says
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "gradual"
+
+
 def test_dry_run_says_what_would_happen_and_changes_nothing(settings):
     cp = ControlPlane(settings, log_gates_only(), actor="dana")
     rid = cp.start("models:/roomtype/2").after.rollout_id

@@ -180,3 +180,20 @@ def test_photos_too_few_to_keep_a_test_part_are_refused_before_fitting(tmp_path)
     settings = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path)})
     with pytest.raises(DataError, match="test part"):
         train(settings, TrainConfig(synthetic_per_class=2, synthetic_size=16, epochs=1, allow_always_unsure=True))
+
+
+def test_a_class_without_test_photos_has_no_recall_or_ap_rather_than_zero():
+    """`rollout evaluate` and the model's metrics gave such a class recall and AP 0.0, which reads as a
+    class the model never finds, and drags a mean of APs down."""
+    import numpy as np
+
+    from training.evaluate import build_report
+    from training.pipeline import at_thresholds
+
+    probs, y = np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([0, 0])
+    cuts = {"a": 0.5, "b": 0.5}
+    per_class = build_report(probs, y, np.array([0, 0]), ["a", "b"], cuts)["per_class"]
+    assert per_class["b"]["recall"] is None and per_class["b"]["ap"] is None and per_class["b"]["support"] == 0
+    assert per_class["a"]["recall"] == 1.0 and per_class["a"]["ap"] == 1.0
+    measured = at_thresholds(probs, y, ["a", "b"], cuts)
+    assert measured["test_recall_at_thresholds.b"] is None and measured["test_recall_at_thresholds.a"] == 1.0

@@ -216,7 +216,7 @@ def evaluate(
     table = Table("class", "precision", "recall", "threshold", "AP", "support",
                   title=f"at {target_precision:.2f} target precision (test part: {rep['n_test']} images)")
     for c, s in rep["per_class"].items():
-        table.add_row(c, share(s["precision"]), f"{s['recall']:.3f}", f"{s['threshold']:.3f}", f"{s['ap']:.3f}",
+        table.add_row(c, share(s["precision"]), share(s["recall"]), f"{s['threshold']:.3f}", share(s["ap"]),
                       str(s["support"]))
     console.print(table)
     th, exported = rep["thresholding"], rep["as_exported"]

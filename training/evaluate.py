@@ -135,7 +135,8 @@ def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes:
                  thresholds: dict[str, float]) -> dict[str, Any]:
     """Accuracy (top class), per-class precision/recall at the thresholds, AP, and the confusion matrix
     with an `unsure` column for the answers the thresholds withheld. A precision over no answers is None
-    (null in the JSON): a class that always answers "unsure" is never wrong, nor right."""
+    (null in the JSON): a class that always answers "unsure" is never wrong, nor right. So are a recall and
+    an AP over no photos of the class: 0 would read as a class the model never finds."""
     from sklearn.metrics import average_precision_score
 
     per_class = {}
@@ -143,9 +144,9 @@ def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes:
         said = decided == k
         truth = y == k
         tp = int((said & truth).sum())
-        ap = float(average_precision_score(truth, probs[:, k])) if truth.any() else 0.0
+        ap = float(average_precision_score(truth, probs[:, k])) if truth.any() else None
         per_class[c] = {"precision": tp / int(said.sum()) if said.any() else None,
-                        "recall": tp / int(truth.sum()) if truth.any() else 0.0,
+                        "recall": tp / int(truth.sum()) if truth.any() else None,
                         "threshold": float(thresholds[c]), "ap": ap, "support": int(truth.sum())}
     labels = [*classes, UNSURE]
     matrix = np.zeros((len(labels), len(labels)), dtype=int)

@@ -215,7 +215,8 @@ def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
 def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str],
                   thresholds: dict[str, float]) -> dict[str, float | None]:
     """Top-1 accuracy, and precision, coverage and per-class precision and recall at the thresholds. A
-    precision over no answers is None: 0 would read as a model that answers wrongly."""
+    precision over no answers is None: 0 would read as a model that answers wrongly; so is a recall over
+    no photos of the class."""
     decided = apply_thresholds(probs, classes, thresholds)
     answered = decided >= 0
     out: dict[str, float | None] = {
@@ -225,7 +226,7 @@ def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str],
     for k, c in enumerate(classes):
         said, truth = decided == k, y == k
         out[f"test_answered_at_thresholds.{c}"] = float(said.sum())
-        out[f"test_recall_at_thresholds.{c}"] = float((said & truth).sum() / max(1, truth.sum()))
+        out[f"test_recall_at_thresholds.{c}"] = float((said & truth).sum() / truth.sum()) if truth.any() else None
         out[f"test_precision_at_thresholds.{c}"] = float((said & truth).sum() / said.sum()) if said.any() else None
     return out
 
