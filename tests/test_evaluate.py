@@ -119,6 +119,32 @@ def test_evaluate_refuses_labels_the_model_does_not_know(settings, tmp_path):
     assert result.exit_code == 1 and "attic" in result.output
 
 
+def test_a_gold_set_of_one_class_is_evaluated_and_a_class_of_one_photo_is_refused(settings, tmp_path):
+    """Evaluate refused a gold set of kitchens alone with training's words ("need at least 2 classes to
+    train a classifier"); the question it asks of the model is fair, and the other classes show no recall
+    rather than a recall of 0."""
+    from PIL import Image
+
+    (tmp_path / "d" / "kitchen").mkdir(parents=True)
+    for i in range(6):
+        Image.new("RGB", (64, 64), (40 * i, 90, 200)).save(tmp_path / "d" / "kitchen" / f"{i}.jpg")
+    out = tmp_path / "r.json"
+    env = {"ROOMSIGHT_HOME": str(settings.home)}
+    result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype/1", "--data", str(tmp_path / "d"),
+                                 "--json", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    per_class = json.loads(out.read_text())["per_class"]
+    assert per_class["kitchen"]["support"] > 0 and per_class["kitchen"]["recall"] is not None
+    assert per_class["bedroom"]["support"] == 0 and per_class["bedroom"]["recall"] is None
+    assert per_class["bedroom"]["ap"] is None
+
+    (tmp_path / "d" / "bedroom").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "d" / "bedroom" / "0.jpg")
+    result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype/1", "--data", str(tmp_path / "d"),
+                                 "--json", str(out)], env=env)
+    assert result.exit_code == 1 and "fewer than 2 photos" in result.output and "bedroom" in result.output
+
+
 def test_embed_draws_the_pca_scatter(settings, fresh_photos, tmp_path):
     out = tmp_path / "pca.png"
     result = runner.invoke(app, ["embed", "--model", "models:/roomtype/2", "--data", str(fresh_photos), "--out", str(out)],
