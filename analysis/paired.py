@@ -196,7 +196,7 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     over the disagreement stratum's sampling rate."""
     tests = _tests(spec, whole, cells, scale)
     tested = tests.cells
-    level = f"{1 - spec.alpha:.0%} bounds"
+    level = f"one-sided {1 - spec.alpha:.0%} bounds"  # each holds on its own: the pair is a 1 - 2 alpha interval
 
     def bounds(c: Counts) -> tuple[float | None, float, float]:
         est = scale * (c.wins - c.losses) / c.rows if c.rows else None

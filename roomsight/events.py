@@ -95,7 +95,7 @@ class DriftAlarm:
     def headline(self) -> str:
         where = f" in {self.region}" if self.region else ""
         return (f"drift alarm{where}: {self.drifted_share:.0%} of columns drifted, {self.ood_share:.0%} "
-                f"out-of-domain over {self.n_current} predictions")
+                f"out-of-domain over {self.n_current:,} predictions")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -191,7 +191,7 @@ def test_fail_names_the_segment_in_words() -> None:
     whole = Counts(3000, 105, 155, 380)
     r = decide("quality", spec, whole, cells)
     assert r.outcome == "fail"
-    assert r.summary.startswith("candidate worse on night_time photos in ap-south: -0.183, 95% bounds [")
+    assert r.summary.startswith("candidate worse on night_time photos in ap-south: -0.183, one-sided 95% bounds [")
     bad = next(s for s in r.segments if s.value == "ap-south,night_time")
     assert bad.outcome == "fail" and bad.upper < 0 and bad.words == "night_time photos in ap-south"
     assert r.to_dict()["segments"][0]["key"] == "region,ood"

@@ -78,7 +78,7 @@ def test_counts_read_whole_however_large():
     assert payloads.number("requests", 12345.0) == "12,345" and payloads.number("reviewed", 120.0) == "120"
     big = DriftAlarm(**{**ALARM.__dict__, "n_current": 20_000})
     fields = [f["text"] for b in payloads.slack(big, "d")["blocks"] for f in b.get("fields", [])]
-    assert "*predictions*\n20,000" in fields
+    assert "*predictions*\n20,000" in fields and big.headline().endswith("over 20,000 predictions")
     event = PROMOTE.__class__(**{**PROMOTE.to_dict(), "numbers": {"requests": 1_234_567.0, "compared": 10_000.0},
                                  "conditions": PROMOTE.conditions})
     _, text, _ = messages.rollout_email(event)
