@@ -89,11 +89,13 @@ def pick(rows: Sequence[dict[str, Any]], reference: dict[str, tuple[float, float
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def _window_rows(engine: Engine, window: Window) -> list[dict[str, Any]]:
+def _window_rows(engine: Engine, window: Window, checked_at: float) -> list[dict[str, Any]]:
     """The newest SCAN rows of the window, where the examples are looked for: not the selection drift.check
-    compared, which is the whole window or, past `monitoring.drift_sample`, a uniform sample of it."""
+    compared, which is the whole window or, past `monitoring.drift_sample`, a uniform sample of it. A
+    window open to now ends when it was checked: a photo logged since was never compared."""
     p = predictions.c
-    newest = replace(window, last=min(SCAN, window.last or SCAN))
+    until = checked_at if window.until is None else window.until
+    newest = replace(window, last=min(SCAN, window.last or SCAN), until=until)
     q = in_window(select(p.request_id, p.ts, p.region, p.label, p.ood, p.descriptors), newest)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
@@ -122,7 +124,7 @@ def example_photos(settings: Settings, engine: Engine, window: Window, result: D
     if limit == 0:
         return []
     store = PhotoStore.for_settings(settings)
-    rows = [r for r in _window_rows(engine, window) if store.has(r["request_id"])]
+    rows = [r for r in _window_rows(engine, window, result.created_at) if store.has(r["request_id"])]
     out = []
     for ex in pick(rows, _reference_spread(settings, result), limit):
         data = store.get(ex.request_id)

@@ -142,3 +142,21 @@ def test_drift_watch_with_webhooks_and_no_email_posts_its_alarms(settings, night
     # Without webhooks for drift alarms, a watch that could not email is refused before any report.
     bare = CliRunner().invoke(app, ["drift", "watch", "--times", "1"], env={"ROOMSIGHT_HOME": str(settings.home)})
     assert bare.exit_code == 1 and "email is not configured" in " ".join(bare.output.split())
+
+
+def test_example_photos_of_a_window_open_to_now_are_from_before_the_check(settings, night_log):
+    """A window with no end was read again for its example photos after the check, so a photo logged in
+    between could be shown as evidence for a report that never compared it."""
+    from monitoring import drift
+    from monitoring.drift_mail import example_photos
+
+    window = drift.Window(rollout_id=ROLLOUT)
+    result, _ = drift.check(settings, night_log, window)
+    before = flagged_ids(night_log)
+    time.sleep(0.01)
+    night = [shift(im, "night_street", 0.9, (5, i)) for i, im in enumerate(scenes(6, seed=77))]
+    log_with_photos(settings, night_log, night, "ap-south")
+    later = flagged_ids(night_log) - before
+    assert later, "the photos logged after the check are flagged, so they would be picked first"
+    shown = {p.example.request_id for p in example_photos(settings, night_log, window, result)}
+    assert shown and shown <= before
