@@ -141,12 +141,9 @@ class ControlPlane:
         state = cur.state
         nxt, exits = None, None
         if state.in_progress:
-            try:
-                target = stages.target_step(state, self.plan)
-                # What the next promotion checks: the steps it skips (behind an override's share) too.
-                nxt, exits = self.plan.step_label(target), stages.exits_to_check(state, target)
-            except TransitionError:
-                nxt = None
+            # What the next promotion checks: the steps it skips (behind an override's share) too.
+            target, exits = stages.next_promotion(state, self.plan)
+            nxt = self.plan.step_label(target) if target is not None else None
         judged = assess.judge(self.plan, state, self.engine, self.settings, exit_steps=exits, as_of=as_of)
         return Status(state, cur.generation, cur.updated_at, judged.evidence,
                       self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch)

@@ -18,7 +18,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from roomsight.errors import RolloutError, TransitionError
+from roomsight.errors import RolloutError
 from roomsight.rollout_state import RoutingState
 from rollout import assess, stages
 from rollout.conditions import ConditionResult
@@ -62,16 +62,6 @@ def needs_exit(plan: Plan, state: RoutingState, now: float) -> bool:
     return wait is not None and now - state.since >= wait
 
 
-def promotion_exits(plan: Plan, state: RoutingState) -> range:
-    """The steps whose exit conditions the guard's promotion must pass, as `rollout status` judges them: the
-    current one and those a --percent override skips. Judged on the current step alone, a skipped step's
-    failing condition left the guard trying a promotion the control plane refused at every tick."""
-    try:
-        return stages.exits_to_check(state, stages.target_step(state, plan))
-    except TransitionError:  # nowhere to go: the promotion is refused however the conditions read
-        return range(state.step or 0, (state.step or 0) + 1)
-
-
 class Guard:
     def __init__(self, control: ControlPlane, interval_s: float = 2.0) -> None:
         self.control = control
@@ -89,8 +79,10 @@ class Guard:
             return None
         now = cp.clock()
         with_exit = needs_exit(cp.plan, state, now)
+        # What its promotion must pass, the steps a --percent override skips included: judged on the current
+        # step alone, a skipped step's failing condition had it try a refused promotion at every tick.
         judged = assess.judge(cp.plan, state, cp.engine, cp.settings, all_evidence=False,
-                              exit_steps=promotion_exits(cp.plan, state) if with_exit else range(0))
+                              exit_steps=stages.next_promotion(state, cp.plan)[1] if with_exit else range(0))
         self.last = judged
         action = decide(cp.plan, state, judged.watch, judged.exit_outcome if with_exit else None, now)
         if action is None:

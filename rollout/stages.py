@@ -79,6 +79,16 @@ def exits_to_check(state: RoutingState, target: int) -> range:
     return range(state.step or 0, target)
 
 
+def next_promotion(state: RoutingState, plan: Plan) -> tuple[int | None, range]:
+    """The step the next promotion goes to (None: none can be made) and the steps whose exit conditions it
+    must pass (the current one alone when there is nowhere to go), as `status` and the guard judge them."""
+    try:
+        target = target_step(state, plan)
+    except TransitionError:
+        return None, range(state.step or 0, (state.step or 0) + 1)
+    return target, exits_to_check(state, target)
+
+
 def hold(state: RoutingState, reason: str) -> RoutingState:
     """The guard's pause: traffic stays as it is and nothing advances by itself until someone acts."""
     if not state.in_progress:

@@ -94,10 +94,15 @@ def check_trainable(items: list[Item], min_per_class: int = 2) -> list[str]:
     counts = Counter(i.label for i in items)
     if len(counts) < 2:
         raise DataError(f"need at least 2 classes to train a classifier; found {dict(counts) or 'none'}")
-    small = {k: v for k, v in counts.items() if v < min_per_class}
-    if small:
-        raise DataError(f"classes with fewer than {min_per_class} images cannot be split: {small}")
+    check_splittable(items, min_per_class)
     return sorted(counts)
+
+
+def check_splittable(items: list[Item], min_per_class: int = 2) -> None:
+    """Every class can give a photo to each part of a split, or a DataError naming those that cannot."""
+    small = {k: v for k, v in Counter(i.label for i in items).items() if v < min_per_class}
+    if small:
+        raise DataError(f"classes with fewer than {min_per_class} photos cannot be split: {small}")
 
 
 def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float = 0.15) -> Split:

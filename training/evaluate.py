@@ -9,7 +9,6 @@ precision-recall curves (PNG)."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,9 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     if unknown:
         raise DataError(f"labels the model does not know: {', '.join(unknown)} (model classes: {', '.join(classes)}); "
                              "relabel or drop those items")
-    check_splittable(items, source)
+    # One part cuts the thresholds, the other measures them. One class is enough: a gold set of kitchens
+    # alone asks the model a fair question, so this is not training's check.
+    data.check_splittable(items)
     pred = predict_items(pack, items, on_batch)
     probs = softmax(pred.logits)
     index = {c: k for k, c in enumerate(classes)}
@@ -130,15 +131,6 @@ def seen_in_training(meta: PackMeta, listed: list[data.Item], evaluated: list[st
     if meta.data_sha256 and meta.data_sha256 == data.manifest_hash(listed):
         return {"photos": None, "of": len(evaluated)}
     return None
-
-
-def check_splittable(items: list[data.Item], source: Path) -> None:
-    """Every class of the photos can give one to the part that cuts thresholds and one to the part that
-    measures them. One class is enough: a gold set of kitchens alone asks a fair question of the model."""
-    small = {k: v for k, v in Counter(i.label for i in items).items() if v < 2}
-    if small:
-        raise DataError(f"{source}: classes with fewer than 2 photos cannot give one to each part (thresholds, "
-                        f"measurement): {small}")
 
 
 def build_report(probs: np.ndarray, y: np.ndarray, decided: np.ndarray, classes: list[str],
