@@ -20,7 +20,7 @@ from typing import Any
 
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, bindparam, case, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roomsight.tables import predictions
@@ -236,12 +236,15 @@ def _mark_late(rows: list[dict[str, Any]], late_after_s: float | None) -> float 
 
 def _update_batches(ups: list[ShadowUpdate], late_before: float | None = None) -> list[tuple[Any, list[dict[str, Any]]]]:
     """One executemany per set of columns: a champion-shadow update must not null the candidate's columns.
-    With `late_before`, a row whose time is before it is marked late (its own `ts`, read by the UPDATE)."""
+    With `late_before`, a row whose time is before it is marked late (its own `ts`, read by the UPDATE),
+    unless it already had its shadow outcome: a row gets one, so that is the same update applied again (a
+    replayed journal, a retried batch), which changes nothing the review fill read in time."""
     groups: dict[tuple[str, ...], list[ShadowUpdate]] = {}
     for u in ups:
         groups.setdefault(tuple(sorted(u.values)), []).append(u)
     p = predictions.c
-    late = {} if late_before is None else {"late": case((p.ts < late_before, True), else_=p.late)}
+    late = {} if late_before is None else {
+        "late": case((and_(p.ts < late_before, p.shadow_status.is_(None)), True), else_=p.late)}
     batches = []
     for cols, members in groups.items():
         # bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from dataclasses import asdict
 
 import pytest
 from sqlalchemy import select
@@ -93,6 +94,35 @@ def test_rows_and_shadow_answers_written_late_are_marked_late(engine, tmp_path):
     crashed._journal.close()  # the process dies: its rows are only in the journal
     LogWriter(engine, journal_dir=journal, late_after_s=30).close()  # the restart replays them
     assert rows(engine)["req-4"].late is True and rows(engine)["req-5"].late is None
+
+
+def test_a_replayed_journal_does_not_mark_late_the_rows_and_answers_written_in_time(engine, tmp_path):
+    """A journal segment outlives the writes it holds (it is deleted only once large): after a crash, its
+    replay applies again shadow answers the database had in time. The rows they touch were read by the
+    review fill; marked late now, they would leave the counts while their sampled items stay."""
+    now = time.time()
+    journal = tmp_path / "journal"
+    # The row and its shadow answer are written in time (100 s old, within this writer's 200 s) ...
+    crashed = LogWriter(engine, flush_interval_s=0.05, journal_dir=journal, late_after_s=200)
+    crashed.submit(record(1, ts=now - 100))
+    assert crashed.flush()
+    crashed.submit_shadow(ShadowUpdate("req-1", "ok", {"candidate_label": "bedroom", "disagreement": True}))
+    crashed.submit(record(2, ts=now - 100))  # ... this one's answer arrives after the crash's replay
+    assert crashed.flush()
+    crashed._stop.set()
+    crashed._wake.set()
+    crashed._thread.join()
+    # The process dies with the last answer journaled (acknowledged) but not written, its journal left behind.
+    crashed._journal.append("update", asdict(ShadowUpdate("req-2", "ok", {"candidate_label": "kitchen",
+                                                                          "disagreement": False})))
+    crashed._journal.close()
+    assert rows(engine)["req-1"].late is None and rows(engine)["req-2"].shadow_status is None
+    # ... and replayed when a 30 s bound has long passed: only what the replay writes is late.
+    restarted = LogWriter(engine, journal_dir=journal, late_after_s=30)
+    restarted.close()
+    got = rows(engine)
+    assert got["req-1"].candidate_label == "bedroom" and got["req-1"].late is None
+    assert got["req-2"].candidate_label == "kitchen" and got["req-2"].late is True
 
 
 def test_buffer_is_bounded_and_overflow_counted(engine):
