@@ -34,7 +34,8 @@ _ERROR_WHEN = {
     400: "The photo cannot be decoded (not an image, empty, truncated), or the multipart body is malformed.",
     413: "The body, the photo's bytes or its pixels are over the limits (serve.max_upload_bytes, serve.max_pixels).",
     415: "The body is not multipart/form-data.",
-    422: "A required field is missing or blank, a field is too long, or a field has the wrong kind (text for a file).",
+    422: "A required field is missing or blank, a field is too long or holds a NUL character, or a field has the "
+         "wrong kind (text for a file).",
     503: "No model is live yet, or the champion cannot answer now; retry shortly.",
 }
 

@@ -37,7 +37,11 @@ _BY_NAME = {f.name: f for f in TEXT_FIELDS}
 # instead of writing \S, whose meaning differs between regex dialects (Python's includes U+001C-U+001F,
 # Unicode's and ECMAScript's do not), so that a client's validator and this parser agree on "blank".
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
-_NOT_BLANK = f"[^{WHITESPACE}]"  # a required field holds something else too; none of these is special in a class
+# No field holds a NUL: PostgreSQL refuses one in text, so a logged NUL failed its whole batch at every retry.
+# The patterns are anchored, and `\x00` is read alike by Python, ECMAScript and Rust.
+_NO_NUL = "^[^\\x00]*$"
+# A required field holds something else too; none of these is special in a class.
+_NOT_BLANK = f"^[^\\x00]*[^{WHITESPACE}\\x00][^\\x00]*$"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def clean(name: str, value: str | None) -> str | None:
     field = _BY_NAME[name]
     if value is not None and len(value) > field.max_len:
         raise RequestError(422, f"{name} is longer than {field.max_len} characters", f"long-{name}")
+    if value is not None and "\x00" in value:
+        raise RequestError(422, f"{name} contains a NUL character", f"invalid-{name}")
     if value is None or not value.strip():
         if field.required:
             raise RequestError(422, f"missing form field: {name}", f"missing-{name}")
@@ -110,7 +116,8 @@ def _per_image(form: FormData, name: str, n: int) -> list[str]:
 
 # -- the same fields as OpenAPI documents them ------------------------------------------------------
 def _text_schema(field: TextField) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "maxLength": field.max_len, "description": field.description}
+    schema: dict[str, Any] = {"type": "string", "maxLength": field.max_len, "description": field.description,
+                              "pattern": _NO_NUL}
     if field.required:
         schema.update(minLength=1, pattern=_NOT_BLANK)
     return schema
