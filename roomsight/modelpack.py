@@ -12,7 +12,6 @@ The exported program carries the architecture with the weights, so loading needs
 from __future__ import annotations
 
 import copy
-import io
 import json
 import threading
 import zipfile
@@ -27,6 +26,7 @@ import torch
 from PIL import Image
 
 from roomsight.errors import PackError, first_line
+from roomsight.images import SERVE_MAX_SIDE, decode_image
 from roomsight.preprocess import Preprocessing, batch_tensor
 from roomsight.verdicts import UNSURE
 
@@ -188,6 +188,7 @@ class RoomTypeModel(mlflow.pyfunc.PythonModel):
     # A DataFrame hint tells MLflow to skip its schema inference: the `image` column holds encoded bytes,
     # which its schema types cannot describe. Without a hint MLflow warns each time a model is logged.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
-        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in model_input["image"]]
+        # Decoded as serving decodes an upload, so a tool using the pyfunc gets the answers serving gives.
+        images = [decode_image(b, max_side=SERVE_MAX_SIDE).image for b in model_input["image"]]
         outs = self.pack.predict(images)
         return pd.DataFrame({"label": [o.label for o in outs], "score": [o.score for o in outs]})

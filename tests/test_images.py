@@ -87,3 +87,31 @@ def test_jpeg_metadata_walk_refuses_what_it_cannot_read(data):
     from roomsight.images import jpeg_without_metadata
 
     assert jpeg_without_metadata(data) is None
+
+
+def test_the_pyfunc_flavour_decodes_a_photo_to_the_pixels_serving_answers_on():
+    """The MLflow pyfunc opened the bytes with PIL alone: a 16-bit greyscale photo came out clipped almost
+    all white, and a large one was resized from full size, so a tool using the pyfunc got other answers
+    than serving gave for the same photo."""
+    import numpy as np
+    import pandas as pd
+
+    from roomsight.config import ServeSettings
+    from roomsight.images import decode_upload
+    from roomsight.modelpack import RoomTypeModel
+
+    class Recorder:
+        images: list = []
+
+        def predict(self, images):
+            self.images.extend(images)
+            return []
+
+    buf = io.BytesIO()
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)).save(buf, "PNG")
+    photos = [buf.getvalue(), jpeg(1600, 1200)]
+    model = RoomTypeModel()
+    model.pack = Recorder()
+    model.predict(None, pd.DataFrame({"image": photos}))
+    for got, data in zip(model.pack.images, photos, strict=True):
+        assert np.array_equal(np.asarray(got), np.asarray(decode_upload(data, ServeSettings()).image))
