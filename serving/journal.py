@@ -6,7 +6,7 @@ line, flushed to the operating system before the answer is sent: a killed proces
 has; a power cut can, unless `fsync` is on). Segments are deleted once everything in them is in the
 database. At start-up, journals left by dead processes are replayed: rows inserted if absent, shadow
 updates applied, then the files removed. Each live journal holds an exclusive lock, so a recovering
-process never replays a journal that is still being written.
+process never replays a journal that is still being written, or that another is replaying.
 """
 
 from __future__ import annotations
@@ -53,17 +53,25 @@ class Journal:
 
 
 def orphans(directory: Path) -> Iterator[Path]:
-    """Journal segments no live process holds: left by a crash (or a clean stop that could not flush)."""
+    """Journal segments no live process holds: left by a crash (or a clean stop that could not flush).
+    Each stays locked until the caller asks for the next, so the caller replays and deletes it while a
+    process starting on the same directory meanwhile takes it for a live one instead of replaying it too
+    (a second replay fails on the rows' keys, or on the deleted file, and its process does not start)."""
     if not directory.exists():
         return
     for path in sorted(directory.glob("journal-*.jsonl")):
-        with open(path, encoding="utf-8") as f:
+        try:
+            f = open(path, encoding="utf-8")  # noqa: SIM115 - held open, and locked, while the caller replays it
+        except FileNotFoundError:
+            continue  # replayed and deleted by another process meanwhile
+        with f:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                continue  # a live writer holds it
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-        yield path
+                continue  # a live writer, or another replay, holds it
+            if not path.exists():
+                continue  # the replay that held it deleted it
+            yield path
 
 
 def read_entries(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

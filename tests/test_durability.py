@@ -73,3 +73,24 @@ def test_live_journal_is_not_replayed_by_another_writer(tmp_path):
     live.close()  # the live writer flushes its own on close
     with engine.connect() as c:
         assert c.execute(select(func.count()).select_from(predictions)).scalar_one() == 1
+
+
+def test_an_orphan_being_replayed_is_not_replayed_by_another_writer_starting(tmp_path):
+    """Two writers starting together on one journal directory (two ingress replicas after a crash) both
+    replayed the same orphan: the second failed on the rows' keys, or on the file the first had deleted,
+    and its replica did not start."""
+    from serving.journal import orphans
+    from serving.predlog import recover
+    from tests.test_store import record
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    journal = tmp_path / "journal"
+    crashed = LogWriter(engine, flush_interval_s=3600, journal_dir=journal)
+    crashed.submit(record(1))
+    crashed._journal.close()  # the process dies: its row is only in the journal
+    replaying = orphans(journal)
+    path = next(replaying)  # the first writer to start holds the orphan while it replays it
+    assert recover(engine, journal) == 0  # the second leaves it alone
+    path.unlink()
+    assert list(replaying) == []
+    assert recover(engine, journal) == 0
