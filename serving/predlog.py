@@ -4,7 +4,8 @@ Writes happen in batches on a background thread, off the request path. A request
 when it is answered; the shadow result arrives later and is applied as an update of that row.
 While the database is unreachable, records wait in a bounded buffer; overflow is counted, not hidden.
 With a journal directory, every record is journaled before `submit` returns (see `serving.journal`), so
-a crash loses no acknowledged prediction: the next writer on that directory replays what was not written.
+a crash loses no acknowledged prediction: the next writer on that directory replays what was not written
+(at start-up, and while it runs, for a writer that died after it started).
 A row written, or answered in shadow, more than `late_after_s` after its time is marked `late` (see
 roomsight.tables.predictions).
 """
@@ -79,9 +80,10 @@ _UPDATE_COLUMNS = ("champion_version", "champion_label", "champion_scores", "cha
 class LogWriter:
     def __init__(self, engine: Engine, *, flush_interval_s: float = 0.5, batch_size: int = 256,
                  buffer_max: int = 100_000, journal_dir: Path | None = None, fsync: bool = False,
-                 late_after_s: float | None = None) -> None:
+                 late_after_s: float | None = None, orphan_scan_s: float = 60.0) -> None:
         self._engine = engine
         self._late_after = late_after_s
+        self._journal_dir, self._orphan_scan_s = journal_dir, orphan_scan_s
         self.recovered = recover(engine, journal_dir, late_after_s) if journal_dir is not None else 0
         self._journal = Journal(journal_dir, fsync=fsync) if journal_dir is not None else None
         self._interval = flush_interval_s
@@ -138,11 +140,23 @@ class LogWriter:
 
     # -- background -------------------------------------------------------------------------------
     def _run(self) -> None:
+        next_scan = time.monotonic() + self._orphan_scan_s
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
+            if self._journal_dir is not None and time.monotonic() >= next_scan:
+                self._replay_orphans(self._journal_dir)
+                next_scan = time.monotonic() + self._orphan_scan_s
         self._drain()
+
+    def _replay_orphans(self, journal_dir: Path) -> None:
+        """Replay the journals of writers that died after this one started: a replica replaced while it
+        still ran held its journal when this one looked at start-up, and the next start may be far off."""
+        try:
+            self.recovered += recover(self._engine, journal_dir, self._late_after)
+        except Exception as exc:  # database down: the orphans wait for the next scan
+            log.warning("prediction log: replaying orphan journals failed (%s)", type(exc).__name__)
 
     def _drain(self) -> None:
         while True:

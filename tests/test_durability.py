@@ -94,3 +94,28 @@ def test_an_orphan_being_replayed_is_not_replayed_by_another_writer_starting(tmp
     path.unlink()
     assert list(replaying) == []
     assert recover(engine, journal) == 0
+
+
+def test_a_writer_replays_the_journal_of_one_that_dies_after_it_started(tmp_path):
+    """A replica replaced while it still runs (unhealthy, or a redeploy with the database away) holds its
+    journal when the new one starts, and dies after: its acknowledged rows waited for the next start,
+    however far off, where a running writer now replays such orphans as it finds them."""
+    import time
+
+    from tests.test_store import record
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    journal = tmp_path / "journal"
+    old = LogWriter(engine, flush_interval_s=3600, journal_dir=journal)
+    old.submit(record(1))
+    new = LogWriter(engine, flush_interval_s=0.02, journal_dir=journal, orphan_scan_s=0.05)
+    assert new.recovered == 0  # still held by the old writer
+    old._journal.close()  # the old replica dies
+    deadline = time.monotonic() + 5
+    while new.recovered == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    new.close()
+    assert new.recovered == 1
+    with engine.connect() as c:
+        assert [r.request_id for r in c.execute(select(predictions))] == ["req-1"]
+    assert [p.name for p in journal.glob("journal-*.jsonl")] == []
