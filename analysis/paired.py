@@ -197,25 +197,30 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     tests = _tests(spec, whole, cells, scale)
     tested = tests.cells
     level = f"one-sided {1 - spec.alpha:.0%} bounds"  # each holds on its own: the pair is a 1 - 2 alpha interval
+    # A cell clears on its delta at its part of alpha only (the module doc): read at alpha, the lower bound of a
+    # cell not cleared could stand above -segment_margin.
+    cell_alpha = (1 - SHARE_PART) * spec.alpha
+    cell_level = f"one-sided {1 - cell_alpha:.0%} lower, {1 - spec.alpha:.0%} upper bounds"
 
-    def bounds(c: Counts) -> tuple[float | None, float, float]:
+    def bounds(c: Counts, lower_alpha: float) -> tuple[float | None, float, float]:
         est = scale * (c.wins - c.losses) / c.rows if c.rows else None
-        return est, _bound(c, scale, spec.alpha, -1), _bound(c, scale, spec.alpha, 1)
+        return est, _bound(c, scale, lower_alpha, -1), _bound(c, scale, spec.alpha, 1)
 
     segs = []
     for c in tested:
-        est, lo, hi = bounds(c.counts)
+        est, lo, hi = bounds(c.counts, cell_alpha)
         cell_outcome: Outcome = "fail" if c.failed else "pass" if c.cleared and not c.small else "inconclusive"
         share = c.counts.logged / whole.logged if whole.logged else 0.0
         segs.append(SegmentResult(",".join(spec.segments), ",".join(c.key), cell_outcome, est, lo, hi, c.counts.verdicts,
                                   round(share, 4), not c.small, cell_words(spec.segments, c.key)))
-    est, lo, hi = bounds(whole)
+    est, lo, hi = bounds(whole, spec.alpha)
     holding = [(s, c) for s, c in zip(segs, tested) if not c.cleared]
     outcome = tests.outcome
     if outcome == "fail":
         failing = [s for s in segs if s.outcome == "fail"]
         worst = min(failing, key=lambda s: s.upper) if failing else None
-        summary = (f"candidate worse on {worst.words}: {_num(worst.estimate)}, {level} [{_num(worst.lower)}, {_num(worst.upper)}]"
+        summary = (f"candidate worse on {worst.words}: {_num(worst.estimate)}, {cell_level} [{_num(worst.lower)}, "
+                   f"{_num(worst.upper)}]"
                    if worst else f"candidate worse than the champion: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}]")
     elif outcome == "pass":
         summary = f"candidate at most {spec.margin:g} below the champion: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}]"
@@ -228,7 +233,7 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
                        f"above -{spec.margin:g}")
         else:
             first, _ = holding[0]
-            summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {level} [{_num(first.lower)}, "
+            summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {cell_level} [{_num(first.lower)}, "
                        f"{_num(first.upper)}] from {first.n} verdicts, passes once above -{spec.segment_margin:g}")
             summary += f" (and {len(holding) - 1} more cells)" if len(holding) > 1 else ""
     if whole.unseen:

@@ -66,7 +66,7 @@ class SegmentResult:
     value: str  # their values, e.g. "ap-south,night_time"
     outcome: Outcome
     estimate: float | None  # candidate minus champion, weighted accuracy within the cell
-    lower: float | None
+    lower: float | None  # at (1 - analysis.paired.SHARE_PART) alpha, where a cell clears; upper at alpha
     upper: float | None
     n: int  # verdicts in the cell
     share: float  # of the compared traffic logged

@@ -191,7 +191,7 @@ def test_fail_names_the_segment_in_words() -> None:
     whole = Counts(3000, 105, 155, 380)
     r = decide("quality", spec, whole, cells)
     assert r.outcome == "fail"
-    assert r.summary.startswith("candidate worse on night_time photos in ap-south: -0.183, one-sided 95% bounds [")
+    assert r.summary.startswith("candidate worse on night_time photos in ap-south: -0.183, one-sided 96% lower, 95% upper bounds [")
     bad = next(s for s in r.segments if s.value == "ap-south,night_time")
     assert bad.outcome == "fail" and bad.upper < 0 and bad.words == "night_time photos in ap-south"
     assert r.to_dict()["segments"][0]["key"] == "region,ood"
@@ -249,3 +249,16 @@ def test_analyse_end_to_end_on_a_sample() -> None:
     r = analyse("quality", AnalysisSpec(margin=0.05), sample_of(verdicts, counts))
     assert r.outcome == "pass" and r.estimate == pytest.approx(20 / 2000) and r.n == 110 and r.discordant == 100
     assert r.models["candidate"]["accuracy"]["value"] > r.models["champion"]["accuracy"]["value"]
+
+
+def test_a_cell_not_cleared_shows_its_lower_bound_at_the_level_it_is_judged() -> None:
+    """A cell's delta is tested at its part of alpha, not at alpha: read at alpha, its lower bound stood above
+    -segment_margin while the summary said it passes once above -segment_margin."""
+    spec = AnalysisSpec(margin=0.05, segments=("region",))
+    good = {("eu-west",): Counts(2000, 100, 100, 200), ("us-east",): Counts(2000, 100, 100, 200)}
+    cells = {**good, ("ap-south",): Counts(400, 30, 59, 90)}
+    r = decide("q", spec, Counts(4400, 230, 259, 490), cells)
+    held = next(s for s in r.segments if s.value == "ap-south")
+    assert r.outcome == held.outcome == "inconclusive" and held.judged
+    assert held.lower <= -spec.segment_margin
+    assert r.summary.startswith("inconclusive on photos in ap-south: -0.072, one-sided 96% lower, 95% upper bounds [")
