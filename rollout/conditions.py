@@ -3,8 +3,9 @@ results -> pass, fail or inconclusive, each with the numbers that decided it. No
 gathers the evidence.
 
 A gate on a count below its `min` is inconclusive (the evidence is still coming in), never a failure;
-any gate without evidence yet is inconclusive too. Only `pass` lets a step end, and only `fail` makes the
-guard act.
+any gate without evidence yet is inconclusive too, and so is a gate on a rate over fewer than
+MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is. Only `pass` lets a step end, and only
+`fail` makes the guard act.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Any
 from analysis import AnalysisResult, Outcome
 from rollout.metrics import COUNT_METRICS
 from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Condition, Gate, OnFail
+
+
+# A rate metric -> the count metric it is a share of, from the same provider so both are gathered together. Over
+# the first few of its count a rate says little: one failed call among them read as a 100% error rate, and a
+# watched gate rolled the rollout back on it.
+RATE_COUNTS = {"agreement": "compared", "candidate_error_rate": "candidate_requests"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ def gate(g: Gate, values: dict[str, float | None], on_fail: OnFail = "rollback")
     action = g.on_fail or on_fail
     if value is None:
         return ConditionResult(g.name, "gate", "inconclusive", "no evidence yet", None, action)
+    count = values.get(RATE_COUNTS.get(g.metric, ""))
+    if count is not None and count < MIN_BUDGET_CALLS:
+        return ConditionResult(g.name, "gate", "inconclusive", f"{value:.4g} over {count:.0f} {RATE_COUNTS[g.metric]} so "
+                               f"far; judged from {MIN_BUDGET_CALLS}", value, action)
     ok = value >= g.min if g.min is not None else value <= g.max  # type: ignore[operator]
     if ok:
         return ConditionResult(g.name, "gate", "pass", f"{value:.4g}", value, action)

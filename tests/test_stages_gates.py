@@ -136,6 +136,18 @@ def test_gates_pass_fail_and_inconclusive():
     assert conditions.overall([]) == "pass"
 
 
+def test_a_rate_over_too_few_of_its_count_is_not_judged():
+    """One failed call among the first read as a 100% error rate, and a watched gate rolled the rollout back
+    on it: a rate over fewer than MIN_BUDGET_CALLS of its count is inconclusive, as the budget is."""
+    first = {"candidate_requests": 1.0, "candidate_errors": 1.0, "candidate_error_rate": 1.0}
+    early = conditions.gate(Gate(metric="candidate_error_rate", max=0.02), first)
+    assert early.outcome == "inconclusive" and early.detail == "1 over 1 candidate_requests so far; judged from 20"
+    assert conditions.gate(Gate(metric="agreement", min=0.5), {"compared": 19.0, "agreement": 1.0}).outcome == "inconclusive"
+    judged = {"candidate_requests": 20.0, "candidate_errors": 1.0, "candidate_error_rate": 0.05}
+    assert conditions.gate(Gate(metric="candidate_error_rate", max=0.02), judged).outcome == "fail"
+    assert conditions.gate(Gate(metric="agreement", min=0.5), {"compared": 20.0, "agreement": 1.0}).outcome == "pass"
+
+
 def test_budget_condition():
     b = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
     assert conditions.budget(b, 10, 1.0, None).outcome == "inconclusive", "too few calls to judge"
