@@ -86,8 +86,9 @@ def budget(b: Budget, calls: float, error_rate: float | None, p99_ms: float | No
         return ConditionResult("budget", "budget", "fail", f"candidate p99 latency {p99_ms:.0f} ms over its last {calls:.0f} "
                                f"calls exceeds the budget {b.max_p99_ms:.0f} ms", p99_ms, "rollback", numbers=numbers)
     shown = "n/a" if error_rate is None else f"{error_rate:.1%}"
-    return ConditionResult("budget", "budget", "pass", f"error rate {shown}, p99 {p99_ms or 0:.0f} ms over the last "
-                           f"{calls:.0f} calls", error_rate, "rollback", numbers=numbers)
+    p99 = "n/a" if p99_ms is None else f"{p99_ms:.0f} ms"
+    return ConditionResult("budget", "budget", "pass", f"error rate {shown}, p99 {p99} over the last {calls:.0f} calls",
+                           error_rate, "rollback", numbers=numbers)
 
 
 def judge(conditions: tuple[Condition, ...], values: dict[str, float | None], analyses: dict[str, AnalysisResult],

@@ -156,6 +156,9 @@ def test_budget_condition():
     assert errors.outcome == "fail" and "error rate 10.0%" in errors.detail
     assert slow.outcome == "fail" and "p99 latency 900 ms" in slow.detail
     assert errors.on_fail == slow.on_fail == "rollback"
+    # No call of the window timed (each failed, under a budget that allows it): no p99 to show, not 0 ms.
+    untimed = conditions.budget(Budget(max_error_rate=1.0, max_p99_ms=500, window=50), 50, 1.0, None)
+    assert untimed.outcome == "pass" and untimed.detail == "error rate 100.0%, p99 n/a over the last 50 calls"
 
 
 def test_analysis_condition_carries_its_result():
