@@ -84,10 +84,11 @@ def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool]
         mean = sum(z) / n
         s2 = sum((v - mean) ** 2 for v in z) / (n - 1) if n > 1 else 0.0
         # A stratum where every verdict agreed still has an uncertain rate: floor its variance at the
-        # Laplace-smoothed binomial one, so few verdicts widen the interval.
+        # Laplace-smoothed binomial one, so few verdicts widen the interval. The rate is over the m verdicts
+        # in the denominator (z is 0 on the others): scaled by (m/n)^2, the floor read the others as trials too.
         k, m = sum(y for y, _ in pairs), sum(x for _, x in pairs)
         smooth = (k + 1) / (m + 2)
-        s2 = max(s2, (m / n) ** 2 * smooth * (1 - smooth))
+        s2 = max(s2, m / n * smooth * (1 - smooth))
         var += big_n ** 2 * s2 / n
     var /= den ** 2
     n_eff = float(n_x) if r in (0.0, 1.0) or var == 0 else min(float(n_x), max(1.0, r * (1 - r) / var))

@@ -111,6 +111,19 @@ def test_a_stratum_whose_few_verdicts_all_agree_still_widens_the_interval() -> N
     assert few.n_eff < few.n / 2  # without the floor the interval would be as narrow as 53 verdicts make it
 
 
+def test_verdicts_outside_a_ratios_denominator_do_not_narrow_its_stratum() -> None:
+    """Three answered verdicts, all right, among 300 of a stratum (the rest unusable, or abstentions for
+    precision) say as much about its rate as three verdicts alone: the binomial floor is over the three."""
+    from analysis.weighted import ratio
+
+    half = [(i % 2, 1) for i in range(50)]
+    among = ratio({("a", False): 100_000, ("b", False): 1000},
+                  {("a", False): [(1, 1)] * 3 + [(0, 0)] * 297, ("b", False): half})
+    alone = ratio({("a", False): 1000, ("b", False): 1000}, {("a", False): [(1, 1)] * 3, ("b", False): half})
+    assert among is not None and alone is not None and among.value == alone.value == 0.75
+    assert among.lower == pytest.approx(alone.lower) and among.n_eff == alone.n_eff
+
+
 def test_weighted_estimates_recover_a_stratified_population() -> None:
     """Disagreements reviewed at 100%, agreements at 5%: raw precision from the queue is far from the
     truth, the weighted estimate is not, and its 95% interval covers the truth in about 95% of samples."""
