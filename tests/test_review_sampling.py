@@ -414,6 +414,25 @@ def test_a_sampled_photo_never_kept_is_recorded_unseen_and_read_as_the_worst_cas
     assert told.exit_code == 0 and "15 sampled photo(s) never kept for review" in told.output, told.output
 
 
+def test_a_sampled_photo_not_yet_kept_holds_the_frontier_before_it(env) -> None:
+    """Photos are written off the request path, after their row is logged. A sampled disagreement whose photo
+    was not on disk yet was neither queued nor unseen, yet the fill's settled_to passed it, and with no item
+    open the frontier did too: the analysis read it as a sampled photo with no difference between the models
+    until a later fill queued it or gave it up."""
+    s, engine, store = env
+    judged = put(engine, store, T0, "kitchen", "bedroom")
+    waiting = put(engine, store, T0 + 5, "kitchen", "bedroom")
+    store._path(waiting).unlink()  # not written yet
+    assert queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 10) == 1 and set(queued(engine)) == {judged}
+    c = queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)
+    queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom", CLASSES)
+    sample = review_sample(engine, s, ROLLOUT)
+    assert sample.frontier is not None and T0 <= sample.frontier < T0 + 5
+    assert sum(row.n for row in sample.counts if row.settled) == 1
+    store.put(waiting, jpeg(1))
+    assert queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 20) == 1 and waiting in queued(engine)
+
+
 def test_rows_written_behind_the_watermark_are_neither_counted_nor_drawn(env) -> None:
     """A row written after the fill had moved past its time (replayed from a journal, held through an
     outage) was never drawn, yet a reading that grouped the log afresh counted it: a sampled disagreement

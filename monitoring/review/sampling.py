@@ -82,7 +82,8 @@ def first_of_photo_sql() -> ColumnElement[bool]:
 def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore | None = None,
          now: float | None = None) -> int:
     """Queue the newly sampled photos of a rollout whose photo the store holds, and record in review_unseen
-    those whose photo it still lacks once the fill moves past them. Idempotent: a re-run adds only what
+    those whose photo it still lacks once the fill moves past them; its settled_to stops before a sampled
+    photo not yet kept, as before a shadow answer still on its way. Idempotent: a re-run adds only what
     became due. Returns how many items were queued."""
     photos = photos or PhotoStore.for_settings(settings)
     now = time.time() if now is None else now
@@ -120,6 +121,10 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
         elif r.ts <= passed:
             unseen.append({"rollout_id": rollout_id, "photo_key": key, "request_id": r.request_id, "reason": stratum,
                            "pi": pi, "logged_at": r.ts, "created_at": now})
+        elif settled_to is not None and r.ts <= settled_to:
+            # Neither queued nor unseen yet (photos are written after their row): the frontier takes every photo
+            # up to settled_to as queued, unseen or not drawn, and would read this one as a tie.
+            settled_to = r.ts - 1e-6
     added = _insert_new(engine, review_items, new) if new else 0
     if unseen:
         _insert_new(engine, review_unseen, unseen)
