@@ -22,7 +22,8 @@ The error each decision carries, however often the analysis is read:
   share. Hence if the whole is worse by margin, or any cell holding min_share of the traffic is worse by
   segment_margin, a pass has probability at most alpha (an intersection-union test: each of those must
   be rejected on its own, so no correction over the cells is needed). A cell's share is shown, never
-  assumed from its point estimate: a cell of exactly min_share is judged whatever its sample says. The
+  assumed from its point estimate: a cell of exactly min_share is judged whatever its sample says, and a
+  cell no photo has come from yet is shown small from none of the photos logged before a pass. The
   delta needs no fewest count to hold its error: where the two models agree on almost every photo of a
   cell, its few reviewed disagreements bound how much worse the candidate can be there, and the cell
   clears;
@@ -160,12 +161,14 @@ class _Tests:
     whole_passed: bool  # shown at most `margin` worse
     whole_failed: bool
     cells: list[_Cell]
+    absent_small: bool  # a cell no photo has come from is shown to hold less than min_share (or no segments)
 
     @property
     def outcome(self) -> Outcome:
         if self.whole_failed or any(c.failed for c in self.cells):
             return "fail"
-        return "pass" if self.whole_passed and all(c.cleared for c in self.cells) else "inconclusive"
+        return ("pass" if self.whole_passed and self.absent_small and all(c.cleared for c in self.cells)
+                else "inconclusive")
 
 
 def _tests(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> _Tests:
@@ -176,13 +179,20 @@ def _tests(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Count
                                      for k in keys]
     failed = holm(ps, spec.alpha)
     out = []
+
+    def small(logged: int) -> bool:
+        # The share as the mean of +1 (in the cell) / -1 (elsewhere): at least min_share is a mean of 2 min_share - 1.
+        return log_capital(logged, whole.logged - logged, whole.logged, 1.0, 2 * spec.min_share - 1, 1) >= share_level
+
     for k, f in zip(keys, failed[1:]):
         c = cells[k]
-        # The share as the mean of +1 (in the cell) / -1 (elsewhere): at least min_share is a mean of 2 min_share - 1.
-        small = log_capital(c.logged, whole.logged - c.logged, whole.logged, 1.0, 2 * spec.min_share - 1, 1) >= share_level
+        is_small = small(c.logged)
         within = _capital(c, scale, -spec.segment_margin, -1) >= delta_level
-        out.append(_Cell(k, c, small, small or within, f))
-    return _Tests(_capital(whole, scale, -spec.margin, -1) >= threshold, failed[0], out)
+        out.append(_Cell(k, c, is_small, is_small or within, f))
+    # A cell of the segment keys that no photo has come from yet is one of the cells a pass must clear: left
+    # out, a cell of min_share worse by segment_margin went untested whenever the whole passed on few photos.
+    absent_small = not spec.segments or small(0)
+    return _Tests(_capital(whole, scale, -spec.margin, -1) >= threshold, failed[0], out, absent_small)
 
 
 def outcome_of(spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, ...], Counts], scale: float) -> Outcome:
@@ -231,6 +241,9 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
         if not tests.whole_passed:
             summary = (f"inconclusive: {_num(est)}, {level} [{_num(lo)}, {_num(hi)}], passes once the lower bound is "
                        f"above -{spec.margin:g}")
+        elif not holding:
+            summary = (f"inconclusive: {whole.logged} compared photos, too few to show that a {' x '.join(spec.segments)} "
+                       f"cell no photo has come from yet holds under {spec.min_share:.0%} of the traffic")
         else:
             first, _ = holding[0]
             summary = (f"inconclusive on {first.words}: {_num(first.estimate)}, {cell_level} [{_num(first.lower)}, "

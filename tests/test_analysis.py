@@ -275,3 +275,15 @@ def test_a_cell_not_cleared_shows_its_lower_bound_at_the_level_it_is_judged() ->
     assert r.outcome == held.outcome == "inconclusive" and held.judged
     assert held.lower <= -spec.segment_margin
     assert r.summary.startswith("inconclusive on photos in ap-south: -0.072, one-sided 96% lower, 95% upper bounds [")
+
+
+def test_a_cell_no_photo_has_come_from_must_be_shown_small_before_a_pass() -> None:
+    """Only the cells seen were tested: at a wide margin the whole passes on a few dozen photos, among which
+    a cell of min_share, worse there, may well be missing. A cell with no photo is cleared as any cell is,
+    by being shown small from the photos logged."""
+    spec = AnalysisSpec(margin=0.3, segment_margin=0.3, segments=("region",))
+    early = decide("q", spec, Counts(30, 0, 0, 5), {("eu-west",): Counts(30, 0, 0, 5)})
+    assert decide("q", AnalysisSpec(margin=0.3), Counts(30, 0, 0, 5), {}).outcome == "pass"
+    assert early.outcome == "inconclusive" and "no photo has come from yet" in early.summary and early.needed
+    later = decide("q", spec, Counts(200, 0, 0, 5), {("eu-west",): Counts(200, 0, 0, 5)})
+    assert later.outcome == "pass"
