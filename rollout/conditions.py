@@ -67,10 +67,9 @@ def gate(g: Gate, values: dict[str, float | None], on_fail: OnFail = "rollback")
 
 
 def analysis(ref: AnalysisRef, result: AnalysisResult, on_fail: OnFail = "rollback") -> ConditionResult:
-    detail = result.summary
-    if result.outcome == "inconclusive" and result.needed:
-        detail += f" (about {result.needed} more verdicts wanted)"
-    return ConditionResult(ref.name, "analysis", result.outcome, detail, result.estimate, ref.on_fail or on_fail, result)
+    # The summary already says how many more verdicts an inconclusive analysis likely needs.
+    return ConditionResult(ref.name, "analysis", result.outcome, result.summary, result.estimate, ref.on_fail or on_fail,
+                           result)
 
 
 def budget(b: Budget, calls: float, error_rate: float | None, p99_ms: float | None) -> ConditionResult:

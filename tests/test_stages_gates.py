@@ -164,8 +164,12 @@ def test_budget_condition():
 def test_analysis_condition_carries_its_result():
     from analysis import AnalysisResult
 
-    result = AnalysisResult("quality", "inconclusive", "candidate - champion +0.01, 95% CS [-0.05, +0.07]", 0.01, -0.05,
-                            0.07, 40, 60, ())
+    from analysis import AnalysisSpec
+    from analysis.paired import Counts, decide
+
+    result = decide("quality", AnalysisSpec(margin=0.05), Counts(300, 30, 30, 60), {})
     judged = conditions.judge((AnalysisRef(analysis="quality", on_fail="pause"),), {}, {"quality": result})[0]
     assert (judged.outcome, judged.on_fail, judged.analysis) == ("inconclusive", "pause", result)
-    assert "about 60 more verdicts wanted" in judged.detail
+    # The summary says how many more verdicts: said again, the detail read "...; about N more verdicts (about N
+    # more verdicts wanted)".
+    assert judged.detail == result.summary and judged.detail.count(f"about {result.needed} more verdicts") == 1
