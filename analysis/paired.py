@@ -94,7 +94,9 @@ def _p_worse(c: Counts, scale: float) -> float:
 
 
 def _bound(c: Counts, scale: float, alpha: float, side: int) -> float:
-    return bound(*_worst(c, side), c.rows, scale, alpha, side)
+    # A row's difference spans +-scale (one over the sampling rate), the accuracy difference only +-1: a bound
+    # past that says nothing more, and read as one it looked like a difference of 2.
+    return max(-1.0, min(1.0, bound(*_worst(c, side), c.rows, scale, alpha, side)))
 
 
 def cell_words(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
@@ -255,7 +257,8 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     needed = None
     if outcome == "inconclusive":
         needed = _needed(spec, whole, cells, scale)
-        summary += f"; about {needed} more verdicts" if needed is not None else "; no likely end in sight at this rate"
+        summary += (f"; about {needed} more verdicts" if needed is not None
+                    else "; no verdicts yet" if whole.verdicts == 0 else "; no likely end in sight at this rate")
     return AnalysisResult(name, outcome, summary, est, lo, hi, whole.verdicts, needed, tuple(segs),
                           whole.wins + whole.losses)
 

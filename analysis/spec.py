@@ -24,7 +24,7 @@ class AnalysisSpec(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="Error rate of a wrong pass, and of a wrong fail, any-time valid.")
     segments: tuple[str, ...] = Field((), description=f"Segment keys whose cross product forms the cells judged on their own; of {', '.join(SEGMENT_KEYS)}.")
     min_count: int = Field(20, ge=1, description="Fewest verdicts in a segment cell before it can fail on its own.")
-    min_share: float = Field(0.10, ge=0, lt=1, description="Smallest share of the compared traffic a cell is protected at: "
+    min_share: float = Field(0.10, gt=0, lt=1, description="Smallest share of the compared traffic a cell is protected at: "
                                                            "a cell shown to hold less is not judged.")
     segment_margin: float = Field(0.14, gt=0, lt=1, description="Non-inferiority margin within each cell of min_share and more.")
 

@@ -22,7 +22,9 @@ from roomsight.verdicts import UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, U
 def test_spec_refuses_bad_values_naming_the_key() -> None:
     for bad, key in (({"margin": 1.5}, "margin"), ({"margin": 0}, "margin"), ({"margin": 0.02, "min_count": 0}, "min_count"),
                      ({"margin": 0.02, "segments": ["region", "weather"]}, "segments"),
-                     ({"margin": 0.02, "alpha": 0.7}, "alpha"), ({"margin": 0.02, "colour": 1}, "colour")):
+                     ({"margin": 0.02, "alpha": 0.7}, "alpha"), ({"margin": 0.02, "colour": 1}, "colour"),
+                     # At 0 no cell could be shown small, one no photo has come from included: nothing could pass.
+                     ({"margin": 0.02, "min_share": 0}, "min_share")):
         with pytest.raises(ValidationError) as info:
             AnalysisSpec.model_validate(bad)
         assert key in str(info.value)
@@ -287,3 +289,12 @@ def test_a_cell_no_photo_has_come_from_must_be_shown_small_before_a_pass() -> No
     assert early.outcome == "inconclusive" and "no photo has come from yet" in early.summary and early.needed
     later = decide("q", spec, Counts(200, 0, 0, 5), {("eu-west",): Counts(200, 0, 0, 5)})
     assert later.outcome == "pass"
+
+
+def test_bounds_stay_within_what_an_accuracy_difference_can_be_and_no_verdicts_is_said() -> None:
+    """With disagreements sampled at half, a row stands for two: the raw bound spans +-2, which the summary
+    printed as a difference of accuracy. And an analysis with no verdict yet said no end was in sight."""
+    r = decide("q", AnalysisSpec(margin=0.05), Counts(rows=3, verdicts=1), {}, scale=2.0)
+    assert -1.0 <= r.lower < r.upper <= 1.0 and "[-1.000, +1.000]" in r.summary
+    empty = decide("q", AnalysisSpec(margin=0.05), Counts(rows=40), {})
+    assert empty.outcome == "inconclusive" and empty.summary.endswith("; no verdicts yet")
