@@ -83,7 +83,7 @@ class AnalysisResult:
     outcome: Outcome
     summary: str  # one line in words
     estimate: float | None  # candidate minus champion, weighted accuracy on the traffic
-    lower: float | None  # any-time-valid confidence sequence bounds
+    lower: float | None  # one-sided any-time-valid bounds, each at alpha
     upper: float | None
     n: int  # verdicts used
     needed: int | None  # when inconclusive: about how many more verdicts would likely decide it

@@ -38,8 +38,10 @@ def print_conditions(console: Console, results: list[ConditionResult], indent: s
 
 
 def segment_table(r: ConditionResult) -> Table:
-    """An analysis per segment: the candidate minus the champion, with its confidence sequence."""
-    t = Table("segment", "outcome", "candidate - champion", "95% CS", "verdicts", box=None, padding=(0, 1, 0, 4))
+    """An analysis per segment: the candidate minus the champion, with its any-time bounds. Their levels are
+    in the analysis's summary (a cell's lower bound is read at the part of alpha it clears on), so the header
+    names none."""
+    t = Table("segment", "outcome", "candidate - champion", "bounds", "verdicts", box=None, padding=(0, 1, 0, 4))
     for seg in r.analysis.segments if r.analysis else ():
         est = "n/a" if seg.estimate is None else f"{seg.estimate:+.3f}"
         cs = "n/a" if seg.lower is None or seg.upper is None else f"[{seg.lower:+.3f}, {seg.upper:+.3f}]"

@@ -192,3 +192,22 @@ def test_ctrl_c_on_serve_stops_the_app_and_ignores_a_second_ctrl_c(tmp_path, mon
     assert result.exit_code == 0, result.output
     assert "stopping" in result.output
     assert stopped == [signal.SIG_IGN]
+
+
+def test_the_segment_table_names_no_level_its_bounds_do_not_have():
+    """The header said "95% CS" whatever alpha was, where the pair is a 1 - 2 alpha interval and a cell's lower
+    bound is read at a smaller part of alpha; the summary says the levels."""
+    from rich.console import Console
+
+    from analysis import AnalysisSpec
+    from analysis.paired import Counts, decide
+    from rollout.conditions import ConditionResult
+    from shell.cli_format import segment_table
+
+    spec = AnalysisSpec(margin=0.05, alpha=0.1, segments=("region",))
+    r = decide("q", spec, Counts(2000, 100, 100, 200), {("eu-west",): Counts(2000, 100, 100, 200)})
+    console = Console(record=True, width=120)
+    console.print(segment_table(ConditionResult("q", "analysis", r.outcome, r.summary, r.estimate, "rollback", r)))
+    text = console.export_text()
+    seg = r.segments[0]
+    assert "%" not in text.splitlines()[0] and f"[{seg.lower:+.3f}, {seg.upper:+.3f}]" in text
