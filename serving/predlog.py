@@ -3,6 +3,9 @@
 Writes happen in batches on a background thread, off the request path. A request's row is inserted
 when it is answered; the shadow result arrives later and is applied as an update of that row.
 While the database is unreachable, records wait in a bounded buffer; overflow is counted, not hidden.
+A record the database refuses for its values (a string longer than its column on PostgreSQL, a NaN in a
+JSON column) is set aside, counted as `rejected` and kept in `rejected.jsonl` in the journal directory,
+and the records around it are written: retried with its batch, it would stall the log for good.
 With a journal directory, every record is journaled before `submit` returns (see `serving.journal`), so
 a crash loses no acknowledged prediction: the next writer on that directory replays what was not written
 (at start-up, and while it runs, for a writer that died after it started).
@@ -12,6 +15,7 @@ roomsight.tables.predictions).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,12 +26,14 @@ from typing import Any
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from roomsight.tables import predictions
 from serving.journal import Journal, orphans, read_entries
 
 _ROTATE_BYTES = 4 * 1024 * 1024
+REJECTED_FILE = "rejected.jsonl"
+Refused = tuple[str, dict[str, Any], str]  # a record the database refused: kind (row | update), record, its reason
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +90,8 @@ class LogWriter:
         self._engine = engine
         self._late_after = late_after_s
         self._journal_dir, self._orphan_scan_s = journal_dir, orphan_scan_s
-        self.recovered = recover(engine, journal_dir, late_after_s) if journal_dir is not None else 0
+        refused: list[Refused] = []
+        self.recovered = recover(engine, journal_dir, late_after_s, refused) if journal_dir is not None else 0
         self._journal = Journal(journal_dir, fsync=fsync) if journal_dir is not None else None
         self._interval = flush_interval_s
         self._batch = batch_size
@@ -98,6 +105,7 @@ class LogWriter:
         self.written = 0
         self.overflow = 0  # records dropped because the buffer was full (database down too long)
         self.write_errors = 0
+        self.rejected = len(refused)  # records the database refused for their values, set aside (module doc)
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
 
@@ -153,10 +161,12 @@ class LogWriter:
     def _replay_orphans(self, journal_dir: Path) -> None:
         """Replay the journals of writers that died after this one started: a replica replaced while it
         still ran held its journal when this one looked at start-up, and the next start may be far off."""
+        refused: list[Refused] = []
         try:
-            self.recovered += recover(self._engine, journal_dir, self._late_after)
+            self.recovered += recover(self._engine, journal_dir, self._late_after, refused)
         except Exception as exc:  # database down: the orphans wait for the next scan
             log.warning("prediction log: replaying orphan journals failed (%s)", type(exc).__name__)
+        self.rejected += len(refused)
 
     def _drain(self) -> None:
         while True:
@@ -170,7 +180,10 @@ class LogWriter:
             if not rows and not ups:
                 return
             try:
-                inserted = self._write(rows, ups)
+                try:
+                    inserted = self._write(rows, ups)
+                except DataError:
+                    inserted = self._write_each(rows, ups)
             except Exception as exc:  # database down: keep the records, retry on the next tick
                 self.write_errors += 1
                 log.warning("prediction log write failed (%s); %d records buffered", type(exc).__name__, self.pending)
@@ -206,6 +219,14 @@ class LogWriter:
                     conn.execute(stmt, params)
             log.warning("prediction log: %d of %d rows of a retried batch were already written", len(rows) - len(missing), len(rows))
             return len(missing)
+
+    def _write_each(self, rows: list[dict[str, Any]], ups: list[ShadowUpdate]) -> int:
+        """The batch one record per transaction, setting aside those the database refuses for their values."""
+        inserted, refused = write_each(self._engine, rows, ups, self._late_after)
+        for kind, payload, reason in refused:
+            self.rejected += 1
+            set_aside(self._journal_dir, kind, payload, reason)
+        return inserted
 
     def _maybe_rotate(self) -> None:
         """With the lock held: once everything journaled is in the database, start a new segment and
@@ -270,6 +291,44 @@ def _update_batches(ups: list[ShadowUpdate], late_before: float | None = None) -
     return batches
 
 
+def write_each(engine: Engine, rows: list[dict[str, Any]], ups: list[ShadowUpdate],
+               late_after_s: float | None) -> tuple[int, list[Refused]]:
+    """Write rows, then updates, each in its own transaction; returns how many rows were inserted and the
+    records refused for their values (kind, record, the database's reason). Any other error propagates: the
+    caller retries, and rows already written are then found present."""
+    inserted, refused = 0, []
+    late_before = _mark_late(rows, late_after_s)
+    for row in rows:
+        try:
+            with engine.begin() as conn:
+                if _absent(conn, [row]):
+                    conn.execute(insert(predictions), [row])
+                    inserted += 1
+        except DataError as exc:
+            refused.append(("row", row, _reason(exc)))
+    for u in ups:
+        try:
+            with engine.begin() as conn:
+                for stmt, params in _update_batches([u], late_before):
+                    conn.execute(stmt, params)
+        except DataError as exc:
+            refused.append(("update", asdict(u), _reason(exc)))
+    return inserted, refused
+
+
+def _reason(exc: DataError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+
+
+def set_aside(journal_dir: Path | None, kind: str, record: dict[str, Any], reason: str) -> None:
+    """Keep a refused record where a person can find it (with no journal, in the log only)."""
+    log.error("prediction log: the database refused %s %s (%s)%s", kind, record.get("request_id"), reason,
+              f"; kept in {journal_dir / REJECTED_FILE}" if journal_dir is not None else "")
+    if journal_dir is not None:
+        with open(journal_dir / REJECTED_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"kind": kind, "reason": reason, "record": record}, default=str) + "\n")
+
+
 def _absent(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows whose request_id the table lacks (the first of any duplicates within `rows`)."""
     ids = list(dict.fromkeys(r["request_id"] for r in rows))
@@ -285,9 +344,11 @@ def _absent(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
-def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None) -> int:
+def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None,
+            refused: list[Refused] | None = None) -> int:
     """Replay journals left by dead writers: insert rows the database lacks, apply shadow updates, then
-    delete the journals. Returns how many rows were inserted."""
+    delete the journals. Returns how many rows were inserted; records the database refuses are set aside
+    (and added to `refused`)."""
     inserted = 0
     for path in orphans(journal_dir):
         rows: dict[str, dict[str, Any]] = {}
@@ -297,13 +358,22 @@ def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None
                 rows[payload["request_id"]] = payload
             else:
                 ups.append(ShadowUpdate(**payload))
-        with engine.begin() as conn:
-            missing = _absent(conn, list(rows.values()))
-            late_before = _mark_late(missing, late_after_s)
-            if missing:
-                conn.execute(insert(predictions), missing)
-            for stmt, params in _update_batches(ups, late_before):
-                conn.execute(stmt, params)
-        inserted += len(missing)
+        try:
+            with engine.begin() as conn:
+                missing = _absent(conn, list(rows.values()))
+                late_before = _mark_late(missing, late_after_s)
+                if missing:
+                    conn.execute(insert(predictions), missing)
+                for stmt, params in _update_batches(ups, late_before):
+                    conn.execute(stmt, params)
+            inserted += len(missing)
+        except DataError:
+            # A journal holding a record the database refuses would fail at every start, and the ingress with it.
+            added, these = write_each(engine, list(rows.values()), ups, late_after_s)
+            inserted += added
+            for kind, record, reason in these:
+                set_aside(journal_dir, kind, record, reason)
+            if refused is not None:
+                refused += these
         path.unlink()
     return inserted

@@ -48,6 +48,8 @@ class LogHealth(BaseModel):
     written: int
     overflow: int
     write_errors: int
+    rejected: int = Field(description="Records the database refused for their values, kept in the journal "
+                                      "directory's rejected.jsonl (serving.predlog).")
     recovered: int
 
 

@@ -1,5 +1,6 @@
 """The prediction log writer and the rollout-state row, on a real SQLite database."""
 
+import json
 import threading
 import time
 from dataclasses import asdict
@@ -237,3 +238,32 @@ def test_watcher_holds_a_state_whose_champion_cannot_load(engine):
         time.sleep(0.02)
     w.stop()
     assert w.current.state.champion.version == "7"
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_log_goes_on(pg_database, tmp_path):
+    """PostgreSQL refuses a value its column cannot hold (here a label longer than 64 characters; SQLite
+    stores it). Retried with its batch, such a record failed at every tick and stalled the log for every
+    request after it; replayed from a journal, it stopped the ingress from starting."""
+    engine = engine_for(pg_database)
+    journal = tmp_path / "journal"
+    w = LogWriter(engine, flush_interval_s=0.05, journal_dir=journal)
+    for i in range(3):
+        w.submit(record(i, label="kitchen" if i != 1 else "k" * 100))
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate("req-0", "ok", {"candidate_label": "x" * 100, "disagreement": True}))
+    w.submit(record(3))  # the log goes on
+    assert w.flush()
+    assert set(rows(engine)) == {"req-0", "req-2", "req-3"} and w.rejected == 2
+    kept = [json.loads(line) for line in (journal / "rejected.jsonl").read_text().splitlines()]
+    assert [(k["kind"], k["record"]["request_id"]) for k in kept] == [("row", "req-1"), ("update", "req-0")]
+    assert "too long" in kept[0]["reason"]
+    # A journal holding such a record no longer stops the next writer from starting.
+    crashed = LogWriter(engine, flush_interval_s=3600, journal_dir=journal)
+    crashed.submit(record(4, label="k" * 100))
+    crashed.submit(record(5))
+    crashed._journal.close()
+    restarted = LogWriter(engine, journal_dir=journal)
+    restarted.close()
+    assert {"req-5"} <= set(rows(engine)) and "req-4" not in rows(engine) and restarted.rejected == 1
+    assert sum(1 for _ in (journal / "rejected.jsonl").read_text().splitlines()) == 3
+    w.close()
