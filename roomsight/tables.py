@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+LABEL_MAX = 64  # a class name's length in the label columns (training refuses longer ones)
 
 predictions = Table(
     "predictions",
@@ -37,15 +38,15 @@ predictions = Table(
     Column("caption", Text),
     Column("taken_at", String(64)),
     Column("served_by", String(16), nullable=False),  # champion | candidate
-    Column("label", String(64), nullable=False),  # the answer (may be "unsure")
+    Column("label", String(LABEL_MAX), nullable=False),  # the answer (may be "unsure")
     Column("score", Float, nullable=False),
     Column("latency_ms", Float, nullable=False),  # end-to-end inside the ingress
     Column("champion_version", String(32)),
-    Column("champion_label", String(64)),
+    Column("champion_label", String(LABEL_MAX)),
     Column("champion_scores", JSON),
     Column("champion_ms", Float),
     Column("candidate_version", String(32)),
-    Column("candidate_label", String(64)),
+    Column("candidate_label", String(LABEL_MAX)),
     Column("candidate_scores", JSON),
     Column("candidate_ms", Float),
     Column("candidate_error", Text),  # set when the candidate failed or timed out (shadow or serving)
@@ -164,7 +165,7 @@ review_items = Table(
     Column("reason", String(16), nullable=False),  # its sampling stratum: disagreement | low_confidence | spot_check
     Column("priority", Integer, nullable=False),  # the stratum's rank (roomsight.verdicts.STRATA)
     Column("region", String(64), nullable=False),
-    Column("predicted", String(64), nullable=False),  # the answer given
+    Column("predicted", String(LABEL_MAX), nullable=False),  # the answer given
     Column("created_at", Float, nullable=False),
     Column("status", String(8), nullable=False),  # pending | claimed | done
     Column("claim_id", String(36)),  # the current (or, when done, the deciding) claim
@@ -196,7 +197,7 @@ review_verdicts = Table(
     Column("claim_id", String(36), nullable=False, unique=True),  # a replayed submission cannot add a second
     Column("rollout_id", String(36), nullable=False, index=True),
     Column("reviewer", String(64), nullable=False),
-    Column("label", String(64), nullable=False),  # a class, or "unusable"
+    Column("label", String(LABEL_MAX), nullable=False),  # a class, or "unusable"
     Column("ts", Float, nullable=False),
     UniqueConstraint("item_id", "reviewer", name="uq_review_verdicts_reviewer"),  # nobody reviews a photo twice
 )

@@ -10,77 +10,31 @@ With a journal directory, every record is journaled before `submit` returns (see
 a crash loses no acknowledged prediction: the next writer on that directory replays what was not written
 (at start-up, and while it runs, for a writer that died after it started).
 A row written, or answered in shadow, more than `late_after_s` after its time is marked `late` (see
-roomsight.tables.predictions).
+roomsight.tables.predictions). The records are `serving.log_records`; the statements and the replay,
+`serving.log_sql`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from pathlib import Path
-
-from sqlalchemy import Connection, Engine, and_, bindparam, case, insert, select, update
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from roomsight.tables import predictions
-from serving.journal import Journal, orphans, read_entries
+from serving.journal import Journal
+from serving.log_records import UPDATE_COLUMNS, PredictionRecord, ShadowUpdate
+from serving.log_sql import Refused, absent, mark_late, recover, set_aside, update_batches, write_each
 
 _ROTATE_BYTES = 4 * 1024 * 1024
-REJECTED_FILE = "rejected.jsonl"
-Refused = tuple[str, dict[str, Any], str]  # a record the database refused: kind (row | update), record, its reason
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PredictionRecord:
-    request_id: str
-    ts: float
-    rollout_id: str | None
-    stage: str
-    listing_id: str
-    region: str
-    served_by: str
-    label: str
-    score: float
-    latency_ms: float
-    photo_id: str | None = None
-    caption: str | None = None
-    taken_at: str | None = None
-    champion_version: str | None = None
-    champion_label: str | None = None
-    champion_scores: dict[str, float] | None = None
-    champion_ms: float | None = None
-    candidate_version: str | None = None
-    candidate_label: str | None = None
-    candidate_scores: dict[str, float] | None = None
-    candidate_ms: float | None = None
-    candidate_error: str | None = None
-    shadow: str | None = None
-    shadow_status: str | None = None
-    disagreement: bool | None = None
-    ood: dict[str, Any] | None = None
-    descriptors: dict[str, float] | None = None
-    routing_reason: str | None = None
-
-
-@dataclass
-class ShadowUpdate:
-    """The shadow model's outcome for an already-answered request."""
-
-    request_id: str
-    shadow_status: str  # ok | error | timeout | dropped (waited too long to start)
-    values: dict[str, Any] = field(default_factory=dict)  # champion_* or candidate_* columns, disagreement
-
-
-_UPDATE_COLUMNS = ("champion_version", "champion_label", "champion_scores", "champion_ms", "candidate_version",
-                   "candidate_label", "candidate_scores", "candidate_ms", "candidate_error", "disagreement")
 
 
 class LogWriter:
@@ -122,7 +76,7 @@ class LogWriter:
         return True
 
     def submit_shadow(self, upd: ShadowUpdate) -> bool:
-        unknown = set(upd.values) - set(_UPDATE_COLUMNS)
+        unknown = set(upd.values) - set(UPDATE_COLUMNS)
         if unknown:
             raise ValueError(f"a shadow update may not set {sorted(unknown)}")
         with self._lock:
@@ -198,12 +152,12 @@ class LogWriter:
 
     def _write(self, rows: list[dict[str, Any]], ups: list[ShadowUpdate]) -> int:
         """One transaction; returns how many rows it inserted."""
-        late_before = _mark_late(rows, self._late_after)
+        late_before = mark_late(rows, self._late_after)
         try:
             with self._engine.begin() as conn:
                 if rows:
                     conn.execute(insert(predictions), rows)
-                for stmt, params in _update_batches(ups, late_before):
+                for stmt, params in update_batches(ups, late_before):
                     conn.execute(stmt, params)
             return len(rows)
         except IntegrityError:
@@ -212,10 +166,10 @@ class LogWriter:
             # fail on the key at every retry and stall the log for good, so insert only the absent ones.
             # Re-applying the batch's updates is harmless: they set the same values.
             with self._engine.begin() as conn:
-                missing = _absent(conn, rows)
+                missing = absent(conn, rows)
                 if missing:
                     conn.execute(insert(predictions), missing)
-                for stmt, params in _update_batches(ups, late_before):
+                for stmt, params in update_batches(ups, late_before):
                     conn.execute(stmt, params)
             log.warning("prediction log: %d of %d rows of a retried batch were already written", len(rows) - len(missing), len(rows))
             return len(missing)
@@ -240,8 +194,6 @@ class LogWriter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is written (or `timeout`)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self.pending and time.monotonic() < deadline:
             self._wake.set()
@@ -256,124 +208,3 @@ class LogWriter:
             self._journal.close()
             if not self.pending and self._journal.path is not None:
                 self._journal.path.unlink(missing_ok=True)  # everything is in the database
-
-
-def _mark_late(rows: list[dict[str, Any]], late_after_s: float | None) -> float | None:
-    """Mark the rows written more than `late_after_s` after their time; returns the time before which a
-    row answered in shadow now is late (None: nothing is marked)."""
-    if late_after_s is None:
-        return None
-    late_before = time.time() - late_after_s
-    for r in rows:
-        r["late"] = True if r["ts"] < late_before else None
-    return late_before
-
-
-def _update_batches(ups: list[ShadowUpdate], late_before: float | None = None) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """One executemany per set of columns: a champion-shadow update must not null the candidate's columns.
-    With `late_before`, a row whose time is before it is marked late (its own `ts`, read by the UPDATE),
-    unless it already had its shadow outcome: a row gets one, so that is the same update applied again (a
-    replayed journal, a retried batch), which changes nothing the review fill read in time."""
-    groups: dict[tuple[str, ...], list[ShadowUpdate]] = {}
-    for u in ups:
-        groups.setdefault(tuple(sorted(u.values)), []).append(u)
-    p = predictions.c
-    late = {} if late_before is None else {
-        "late": case((and_(p.ts < late_before, p.shadow_status.is_(None)), True), else_=p.late)}
-    batches = []
-    for cols, members in groups.items():
-        # bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.
-        stmt = (update(predictions).where(p.request_id == bindparam("p_rid"))
-                .values(shadow_status=bindparam("p_shadow_status"), **{c: bindparam(f"p_{c}") for c in cols}, **late))
-        params = [{"p_rid": u.request_id, "p_shadow_status": u.shadow_status, **{f"p_{c}": u.values[c] for c in cols}}
-                  for u in members]
-        batches.append((stmt, params))
-    return batches
-
-
-def write_each(engine: Engine, rows: list[dict[str, Any]], ups: list[ShadowUpdate],
-               late_after_s: float | None) -> tuple[int, list[Refused]]:
-    """Write rows, then updates, each in its own transaction; returns how many rows were inserted and the
-    records refused for their values (kind, record, the database's reason). Any other error propagates: the
-    caller retries, and rows already written are then found present."""
-    inserted, refused = 0, []
-    late_before = _mark_late(rows, late_after_s)
-    for row in rows:
-        try:
-            with engine.begin() as conn:
-                if _absent(conn, [row]):
-                    conn.execute(insert(predictions), [row])
-                    inserted += 1
-        except DataError as exc:
-            refused.append(("row", row, _reason(exc)))
-    for u in ups:
-        try:
-            with engine.begin() as conn:
-                for stmt, params in _update_batches([u], late_before):
-                    conn.execute(stmt, params)
-        except DataError as exc:
-            refused.append(("update", asdict(u), _reason(exc)))
-    return inserted, refused
-
-
-def _reason(exc: DataError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-
-
-def set_aside(journal_dir: Path | None, kind: str, record: dict[str, Any], reason: str) -> None:
-    """Keep a refused record where a person can find it (with no journal, in the log only)."""
-    log.error("prediction log: the database refused %s %s (%s)%s", kind, record.get("request_id"), reason,
-              f"; kept in {journal_dir / REJECTED_FILE}" if journal_dir is not None else "")
-    if journal_dir is not None:
-        with open(journal_dir / REJECTED_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"kind": kind, "reason": reason, "record": record}, default=str) + "\n")
-
-
-def _absent(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows whose request_id the table lacks (the first of any duplicates within `rows`)."""
-    ids = list(dict.fromkeys(r["request_id"] for r in rows))
-    present: set[str] = set()
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        present |= {r[0] for r in conn.execute(select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk)))}
-    out, seen = [], set(present)
-    for r in rows:
-        if r["request_id"] not in seen:
-            seen.add(r["request_id"])
-            out.append(r)
-    return out
-
-
-def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None,
-            refused: list[Refused] | None = None) -> int:
-    """Replay journals left by dead writers: insert rows the database lacks, apply shadow updates, then
-    delete the journals. Returns how many rows were inserted; records the database refuses are set aside
-    (and added to `refused`)."""
-    inserted = 0
-    for path in orphans(journal_dir):
-        rows: dict[str, dict[str, Any]] = {}
-        ups: list[ShadowUpdate] = []
-        for kind, payload in read_entries(path):
-            if kind == "row":
-                rows[payload["request_id"]] = payload
-            else:
-                ups.append(ShadowUpdate(**payload))
-        try:
-            with engine.begin() as conn:
-                missing = _absent(conn, list(rows.values()))
-                late_before = _mark_late(missing, late_after_s)
-                if missing:
-                    conn.execute(insert(predictions), missing)
-                for stmt, params in _update_batches(ups, late_before):
-                    conn.execute(stmt, params)
-            inserted += len(missing)
-        except DataError:
-            # A journal holding a record the database refuses would fail at every start, and the ingress with it.
-            added, these = write_each(engine, list(rows.values()), ups, late_after_s)
-            inserted += added
-            for kind, record, reason in these:
-                set_aside(journal_dir, kind, record, reason)
-            if refused is not None:
-                refused += these
-        path.unlink()
-    return inserted

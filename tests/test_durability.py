@@ -80,7 +80,7 @@ def test_an_orphan_being_replayed_is_not_replayed_by_another_writer_starting(tmp
     replayed the same orphan: the second failed on the rows' keys, or on the file the first had deleted,
     and its replica did not start."""
     from serving.journal import orphans
-    from serving.predlog import recover
+    from serving.log_sql import recover
     from tests.test_store import record
 
     engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")

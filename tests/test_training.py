@@ -101,6 +101,13 @@ def test_manifest_errors_are_clear(tmp_path):
         Image.new("RGB", (8, 8)).save(one / "kitchen" / f"{i}.jpg")
     with pytest.raises(DataError, match="at least 2 classes"):
         data.check_trainable(data.load_manifest(one))
+    # Answers are logged under their class's name, which PostgreSQL's label column holds to 64 characters.
+    long = "k" * 65
+    (one / long).mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(one / long / f"{i}.jpg")
+    with pytest.raises(DataError, match=f"longer than 64 characters cannot be logged: {long}"):
+        data.check_trainable(data.load_manifest(one))
     with pytest.raises(DataError, match="not found"):
         data.load_manifest(tmp_path / "nope")
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from roomsight.errors import DataError
 from roomsight.images import IMAGE_SUFFIXES
+from roomsight.tables import LABEL_MAX
 from roomsight.userfiles import read_csv
 
 OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
@@ -94,6 +95,10 @@ def check_trainable(items: list[Item], min_per_class: int = 2) -> list[str]:
     counts = Counter(i.label for i in items)
     if len(counts) < 2:
         raise DataError(f"need at least 2 classes to train a classifier; found {dict(counts) or 'none'}")
+    # Every answer is logged under its class name: PostgreSQL would refuse a longer one in every row.
+    long = sorted(k for k in counts if len(k) > LABEL_MAX)
+    if long:
+        raise DataError(f"class names longer than {LABEL_MAX} characters cannot be logged: {', '.join(long)}")
     check_splittable(items, min_per_class)
     return sorted(counts)
 
