@@ -285,3 +285,16 @@ def test_the_headline_agreement_is_shown_to_the_tenth_as_status_shows_it() -> No
 
     shown = dict(kpis(SimpleNamespace(evidence={"agreement": 0.496}), None))
     assert shown["agreement"] == "49.6%"
+
+
+def test_the_inlined_styles_are_the_stylesheet_as_written() -> None:
+    """Autoescaped like a value, the stylesheet's quotes became `&#34;` inside <style>, where HTML does not
+    decode entities: the font declaration and the done step's check mark were dropped as invalid CSS."""
+    from rollout.report.build import Views
+    from rollout.report.render import assets_dir, render
+
+    idle = ReportInput(None, {"champion": {"name": "roomtype", "version": "3"}, "stage": "stable"}, "default", (), None,
+                       None, (), {})
+    html = render(idle, Views())
+    css = (assets_dir() / "report.css").read_text(encoding="utf-8")
+    assert f"<style>{css}</style>" in html

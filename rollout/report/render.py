@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from rollout.report.inputs import ReportInput, model_uri, verdict
 
@@ -81,7 +82,8 @@ def kpis(inp: ReportInput, total_requests: int | None) -> list[tuple[str, str]]:
 
 def render(inp: ReportInput, views: Any, standalone: bool = True) -> str:
     """The whole self-contained page, or (standalone=False) the report's <article> for the live page."""
-    css = (assets_dir() / "report.css").read_text(encoding="utf-8") if standalone else ""
+    # Our own stylesheet, not a value: <style> is raw text, where an escaped quote stays `&#34;` and breaks the CSS.
+    css = Markup((assets_dir() / "report.css").read_text(encoding="utf-8")) if standalone else ""
     template = _env().get_template("report.html.j2")
     return template.render(inp=inp, v=views, verdict=verdict(inp), css=css, standalone=standalone,
                            kpis=kpis(inp, views.series.total if views.series else None),
