@@ -140,3 +140,32 @@ def test_page_in_chromium_at_desktop_and_phone_widths_follows_a_promotion(live_r
                 page.close()
         finally:
             browser.close()
+
+
+def test_after_an_idle_stop_the_first_request_waits_for_a_fresh_report(monkeypatch) -> None:
+    """The thread stops when nobody asks; the next request got the report from before the stop as the live one
+    (a promotion made meanwhile unseen, and a downloaded file stale however long the pause had been)."""
+    from types import SimpleNamespace
+
+    from rollout.report import live as live_module
+    from rollout.report.live import Built
+
+    generation = [1]
+    control = SimpleNamespace(current=lambda: SimpleNamespace(generation=generation[0]))
+
+    def build(_self: LiveReport) -> Built:
+        return Built(f"<article>{generation[0]}</article>", "", f'"{generation[0]}"', None)
+
+    monkeypatch.setattr(LiveReport, "_build", build)
+    monkeypatch.setattr(live_module, "CHECK_S", 0.01)
+    live = LiveReport(control, idle_s=0.05)  # type: ignore[arg-type]
+    try:
+        assert live.latest(wait_s=5).fragment == "<article>1</article>"
+        deadline = time.monotonic() + 5
+        while live._thread is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert live._thread is None  # stopped: nobody asked for idle_s
+        generation[0] = 2  # promoted while nobody watched
+        assert live.latest(wait_s=5).fragment == "<article>2</article>"
+    finally:
+        live.stop()

@@ -59,6 +59,8 @@ class LiveReport:
         with self._lock:
             self._wanted_at = time.monotonic()
             if self._thread is None and not self._stop.is_set():
+                # The report kept since an idle stop is as old as the pause: wait for the fresh one, as for the first.
+                self._ready.clear()
                 self._thread = threading.Thread(target=self._run, name="rollout-report", daemon=True)
                 self._thread.start()
         self._ready.wait(wait_s)
