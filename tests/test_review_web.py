@@ -197,3 +197,38 @@ def test_browser_login_label_with_keys_and_undo(server) -> None:
             browser.close()
     with engine.connect() as c:
         assert c.execute(select(func.count()).select_from(review_verdicts)).scalar_one() == 2
+
+
+def test_browser_moves_on_when_its_item_was_taken_by_another_reviewer(server) -> None:
+    """A lease that lapsed while the page sat idle, its item claimed by someone else since: the verdict is refused
+    and the page said "claim the next item" with no way to but a reload, every key refused the same way."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import update
+
+    url, engine = server
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.fill("#token", "ann-secret-token")
+            page.press("#token", "Enter")
+            page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+            first = page.locator("#photo").get_attribute("data-item")
+            with engine.begin() as c:  # ann's lease lapsed and bob claimed the photo
+                c.execute(update(review_items).where(review_items.c.id == first)
+                          .values(claim_id=str(uuid.uuid4()), claimed_by="bob", lease_until=time.time() + 600))
+
+            page.keyboard.press("3")
+            expect(page.locator("#error")).to_contain_text("not claimed by you")
+            page.wait_for_function(f"document.getElementById('photo').dataset.item !== '{first}'")
+            second = page.locator("#photo").get_attribute("data-item")
+            page.keyboard.press("3")
+            expect(page.locator("#progress")).to_contain_text("yours 1")
+            assert verdicts(engine) == [("ann", "kitchen", second)]
+        finally:
+            browser.close()

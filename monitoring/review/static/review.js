@@ -13,7 +13,7 @@ async function api(path, body) {
   const r = await fetch(path, opts);
   if (r.status === 401) { signOut("That token was not accepted."); throw new Error("unauthorized"); }
   const data = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.blob();
-  if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
+  if (!r.ok) throw Object.assign(new Error(data.error || ("HTTP " + r.status)), { status: r.status });
   return data;
 }
 
@@ -80,7 +80,15 @@ function decide(label) {
   run(async () => {
     if (!state.item) return;
     const it = state.item;
-    const r = await api("api/verdict", { item_id: it.item_id, claim_id: it.claim_id, label });
+    let r;
+    try {
+      r = await api("api/verdict", { item_id: it.item_id, claim_id: it.claim_id, label });
+    } catch (e) {
+      // The item is no longer this reviewer's (the lease lapsed and someone took it) or is gone: every
+      // key would be refused the same way, so say why and show the next one.
+      if (e.status === 409 || e.status === 404) await next();
+      throw e;
+    }
     showProgress(r.progress);
     await next();
   });
