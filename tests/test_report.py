@@ -298,3 +298,27 @@ def test_the_inlined_styles_are_the_stylesheet_as_written() -> None:
     html = render(idle, Views())
     css = (assets_dir() / "report.css").read_text(encoding="utf-8")
     assert f"<style>{css}</style>" in html
+
+
+def test_error_plot_ticks_and_bounds_read_as_distinct_percentages(monkeypatch) -> None:
+    """Rounded to the percent, the error plot's axis under the default 2% budget read 0%, 0%, 1%, 2%, 2%, 2%, and a
+    0.5% budget's line was labelled "at most 0%"."""
+    from rollout.report import plots
+    from rollout.report.series import Series
+
+    drawn = []
+    encode = plots._encode
+    monkeypatch.setattr(plots, "_encode", lambda fig: drawn.append(fig) or encode(fig))
+    n = 3
+    s = Series(width=60, times=[1.7e9 + 60 * i for i in range(n)], requests=[10] * n, compared=[10] * n,
+               disagreements=[1] * n, candidate_calls=[100] * n, candidate_errors=[0, 1, 0],
+               candidate_ms_mean=[None] * n, candidate_ms_max=[None] * n, champion_ms_mean=[None] * n,
+               champion_ms_max=[None] * n)
+    for budget, words in ((0.02, "budget: at most 2%"), (0.005, "budget: at most 0.5%")):
+        assert plots.errors(s, [], budget) is not None
+        ax = drawn[-1].axes[0]
+        ticks = [t.get_text() for t in ax.get_yticklabels()]
+        assert len(set(ticks)) == len(ticks), ticks
+        assert words in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert plots.agreement(s, [], 0.955) is not None
+    assert "gate: at least 95.5%" in [t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts()]

@@ -77,6 +77,12 @@ def _points(times: list[float], values: list[float | None]) -> tuple[list[dateti
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def _percent(share: float) -> str:
+    """A share as a percentage with the digits it has: rounded to the percent, the ticks of an axis up to a
+    few percent repeat (0%, 0%, 1%, 2%, 2%) and a bound of 0.5% reads 0%."""
+    return f"{share * 100:.3g}%"
+
+
 def _mid(s: Series) -> list[float]:
     return [t + s.width / 2 for t in s.times]
 
@@ -88,9 +94,9 @@ def agreement(s: Series, events: Events, minimum: float | None) -> Plot | None:
     x, y = _points(_mid(s), s.agreement())
     ax.plot(x, y, color=CANDIDATE, marker="o", markersize=2.5, linewidth=1.4, label="agreement per interval")
     if minimum is not None:
-        ax.axhline(minimum, color=LIMIT, linestyle=":", linewidth=1.2, label=f"gate: at least {minimum:.0%}")
+        ax.axhline(minimum, color=LIMIT, linestyle=":", linewidth=1.2, label=f"gate: at least {_percent(minimum)}")
     ax.set_ylim(0, 1.05)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(lambda v, _: _percent(v))
     _events(ax, events)
     _legend(ax)
     return Plot("agreement", "Agreement between the models",
@@ -111,7 +117,7 @@ def precision(over_time: dict[str, list[PrecisionPoint]], events: Events) -> Plo
         ax.step(x, [p.value for p in pts], where="post", color=colour, linewidth=1.6,
                 label=f"{model} ({pts[-1].n} answers reviewed)")
     ax.set_ylim(0, 1.05)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(lambda v, _: _percent(v))
     _events(ax, events)
     _legend(ax)
     return Plot("precision", "Reviewed precision",
@@ -130,7 +136,7 @@ def share(s: Series, events: Events) -> Plot | None:
         ax.step([_when(t) for t in s.times] + [_when(s.times[-1] + s.width)], planned + planned[-1:], where="post",
                 color=colour, linestyle="--", linewidth=1, alpha=0.8)
     ax.set_ylim(-0.03, 1.05)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(lambda v, _: _percent(v))
     _events(ax, events)
     ax.plot([], [], color="#777", linestyle="--", linewidth=1, label="plan")
     _legend(ax)
@@ -147,10 +153,10 @@ def errors(s: Series, events: Events, budget: float | None) -> Plot | None:
     ax.plot(x, y, color=CANDIDATE, marker="o", markersize=2.5, linewidth=1.4, label="candidate error rate")
     top = max([v for v in y] + [0.0])
     if budget is not None:
-        ax.axhline(budget, color=LIMIT, linestyle=":", linewidth=1.2, label=f"budget: at most {budget:.0%}")
+        ax.axhline(budget, color=LIMIT, linestyle=":", linewidth=1.2, label=f"budget: at most {_percent(budget)}")
         top = max(top, budget)
     ax.set_ylim(0, max(top * 1.25, 0.01))
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(lambda v, _: _percent(v))
     _events(ax, events)
     _legend(ax)
     total, failed = sum(s.candidate_calls), sum(s.candidate_errors)
