@@ -322,3 +322,25 @@ def test_error_plot_ticks_and_bounds_read_as_distinct_percentages(monkeypatch) -
         assert words in [t.get_text() for t in ax.get_legend().get_texts()]
     assert plots.agreement(s, [], 0.955) is not None
     assert "gate: at least 95.5%" in [t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts()]
+
+
+def test_a_past_rollout_recorded_before_events_kept_the_state_is_reported_from_the_tags() -> None:
+    """Its state was made of the stage and models alone, and the template's regions and percent of a limited or
+    gradual step raised UndefinedError: no report at all."""
+    from rollout.plan import load_plan
+    from rollout.report.build import Views
+    from rollout.report.inputs import from_events
+    from rollout.report.render import render
+
+    def event(t: float, action: str, src: str, dst: str, regions: str = "", percent: str = "") -> dict:
+        return {"time": t, "action": action, "rollout_id": "r1", "from": src, "to": dst, "actor": "ann", "reason": "",
+                "forced": False, "champion": "models:/roomtype/1", "candidate": "models:/roomtype/2",
+                "regions": regions, "percent": percent, "conditions": [], "state": None}
+
+    start = event(1.0, "start", "stable", "shadow")
+    limited = event(2.0, "promote", "shadow", "limited", "eu-west", "50")  # before steps: within its regions
+    gradual = event(3.0, "promote", "limited", "gradual", "eu-west", "25")
+    for events, words in (([limited, start], "50% of listings in eu-west"),
+                          ([gradual, limited, start], "25% of listings everywhere (all in eu-west)")):
+        html = render(from_events("r1", load_plan(), events), Views())
+        assert words in " ".join(html.split()), words

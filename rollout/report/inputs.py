@@ -202,8 +202,7 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
     to_full = last.get("to") == "full"
     before_last = next((e for e in reversed(mine[:-1]) if e.get("state")), None)
     shown = (before_last or last) if to_full or last.get("action") in ("rollback", "auto-rollback") else last
-    state = shown.get("state") or {"stage": shown.get("to"), "rollout_id": rollout_id,
-                                   "champion": {"uri": shown.get("champion")}, "candidate": {"uri": shown.get("candidate")}}
+    state = shown.get("state") or _state_of_tags(shown, rollout_id)
     steps, index = plan_steps(plan, state, ended_full=to_full)
     return ReportInput(
         rollout_id=rollout_id, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
@@ -211,6 +210,19 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
         conditions=tuple(Condition.from_dict(g) for g in decided["conditions"]) if decided else (),
         evidence=dict(decided.get("evidence") or {}) if decided else {}, events=mine, live=False,
         thresholds=_thresholds(plan, index))
+
+
+def _state_of_tags(event: dict[str, Any], rollout_id: str) -> dict[str, Any]:
+    """The state after an event recorded before events kept it, from its tags: the report reads a step's
+    regions and shares as well as its stage and models."""
+    stage = event.get("to") or "stable"
+    regions = [r for r in (event.get("regions") or "").split(",") if r]
+    percent = float(event.get("percent") or 0)
+    # Then limited's percent was within its regions, and gradual kept them whole (as RoutingState.from_dict reads it).
+    region_percent, percent = (percent, 0.0) if stage == "limited" else (100.0 if regions else 0.0, percent)
+    return {"stage": stage, "rollout_id": rollout_id, "champion": {"uri": event.get("champion")},
+            "candidate": {"uri": event.get("candidate")}, "regions": regions, "region_percent": region_percent,
+            "percent": percent}
 
 
 def _of_rollout(events: list[dict[str, Any]], rollout_id: str | None) -> tuple[dict[str, Any], ...]:
