@@ -344,3 +344,26 @@ def test_a_past_rollout_recorded_before_events_kept_the_state_is_reported_from_t
                           ([gradual, limited, start], "25% of listings everywhere (all in eu-west)")):
         html = render(from_events("r1", load_plan(), events), Views())
         assert words in " ".join(html.split()), words
+
+
+def test_the_report_of_a_start_or_rollback_does_not_say_no_step_is_left() -> None:
+    """Neither change judges conditions for a next step; their reports said "No step left to promote to" of a
+    rollout just started in shadow, with the whole plan ahead."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout import stages
+    from rollout.control import Outcome
+    from rollout.report.build import Views
+    from rollout.report.inputs import from_outcome
+    from rollout.report.render import render
+    from tests.plans import open_plan
+
+    plan = open_plan()
+    stable = RoutingState(champion=ModelRef("roomtype", "1"))
+    begun = stages.start(stable, ModelRef("roomtype", "2"), "r1", plan, 0.0)
+    events = [{"time": 0.0, "action": "start", "rollout_id": "r1", "to": "shadow", "actor": "ann", "reason": "",
+               "forced": False}]
+    for outcome in (Outcome("start", stable, begun), Outcome("rollback", begun, stable)):
+        html = render(from_outcome(outcome, plan, events, "ann", "why"), Views())
+        assert "No step left to promote to" not in html, outcome.action
+        assert f"No conditions were judged at this {outcome.action}." in html
