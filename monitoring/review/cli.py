@@ -86,6 +86,7 @@ def stats(
     """Each model's accuracy, precision and coverage on the traffic (weighted by inverse inclusion
     probability), next to the raw counts on the review queue (Wilson 95% intervals), who was right on
     disagreements, per region, and reviewers' agreement (Cohen's kappa)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from analysis.weighted import model_estimates, segment_estimates
@@ -137,7 +138,7 @@ def stats(
         for name, mp in (("champion", s.champion), ("candidate", s.candidate)):
             for cls, p in [("(overall)", mp.overall), *mp.per_class.items()]:
                 ci = p.interval
-                table.add_row(name, cls, f"{p.correct} / {p.n}", _pct(p.value),
+                table.add_row(name, escape(cls), f"{p.correct} / {p.n}", _pct(p.value),
                               f"{ci[0]:.1%} - {ci[1]:.1%}" if ci else "n/a")
         return table
 
@@ -149,7 +150,8 @@ def stats(
                   "champion accuracy (traffic)", "candidate accuracy (traffic)", "candidate win rate", title="per region")
     for region, s in regions.items():
         w = weighted_regions.get(region, {})
-        table.add_row(region, str(s.reviewed), _pct(s.champion.overall.value), _pct(s.candidate.overall.value),
+        # A region is what a /predict caller sent: printed as it is, never read as console markup.
+        table.add_row(escape(region), str(s.reviewed), _pct(s.champion.overall.value), _pct(s.candidate.overall.value),
                       *(_pct(w[m].accuracy.value) if m in w and w[m].accuracy else "n/a" for m in ("champion", "candidate")),
                       _pct(s.candidate_win_rate))
     console.print(table)
