@@ -367,3 +367,23 @@ def test_the_report_of_a_start_or_rollback_does_not_say_no_step_is_left() -> Non
         html = render(from_outcome(outcome, plan, events, "ann", "why"), Views())
         assert "No step left to promote to" not in html, outcome.action
         assert f"No conditions were judged at this {outcome.action}." in html
+
+
+def test_a_region_with_dollar_signs_is_drawn_as_written(monkeypatch) -> None:
+    """A region is what a /predict caller sent; matplotlib reads text between dollar signs as mathtext: `a$b$c`
+    was drawn as a formula, and `eu$\\frac$west` failed the plot, and with it the whole report."""
+    from rollout.report import plots
+    from rollout.report.series import RegionSeries, Series
+
+    drawn = []
+    encode = plots._encode
+    monkeypatch.setattr(plots, "_encode", lambda fig: drawn.append(fig) or encode(fig))
+    n, regions = 3, ("a$b$c", "eu$\\frac$west")
+    s = Series(width=60, times=[1.7e9 + 60 * i for i in range(n)], requests=[10] * n, compared=[10] * n,
+               disagreements=[1] * n, candidate_calls=[100] * n, candidate_errors=[0, 1, 0],
+               candidate_ms_mean=[None] * n, candidate_ms_max=[None] * n, champion_ms_mean=[None] * n,
+               champion_ms_max=[None] * n, regions={r: RegionSeries([10] * n, [1] * n) for r in regions})
+    assert plots.share(s, []) is not None
+    legend = drawn[-1].axes[0].get_legend()
+    assert [t.get_text().replace("\\$", "$") for t in legend.get_texts()][:2] == list(regions)
+    assert not any(t._preprocess_math(t.get_text())[1] for t in legend.get_texts())  # none read as mathtext

@@ -77,6 +77,12 @@ def _points(times: list[float], values: list[float | None]) -> tuple[list[dateti
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def _plain(text: str) -> str:
+    """Text drawn as written: matplotlib reads what is between dollar signs as mathtext, and a region is
+    whatever a caller sent (a formula it cannot parse fails the figure, and the report with it)."""
+    return text.replace("$", r"\$")
+
+
 def _percent(share: float) -> str:
     """A share as a percentage with the digits it has: rounded to the percent, the ticks of an axis up to a
     few percent repeat (0%, 0%, 1%, 2%, 2%) and a bound of 0.5% reads 0%."""
@@ -131,7 +137,7 @@ def share(s: Series, events: Events) -> Plot | None:
     fig, ax = _figure(2.8)
     for (region, rs), colour in zip(s.regions.items(), REGION_COLOURS * 4):
         x, y = _points(_mid(s), rs.share())
-        ax.plot(x, y, color=colour, marker="o", markersize=2.5, linewidth=1.4, label=f"{region}")
+        ax.plot(x, y, color=colour, marker="o", markersize=2.5, linewidth=1.4, label=_plain(region))
         planned = planned_share(events, region, s.times, s.width)
         ax.step([_when(t) for t in s.times] + [_when(s.times[-1] + s.width)], planned + planned[-1:], where="post",
                 color=colour, linestyle="--", linewidth=1, alpha=0.8)
