@@ -169,3 +169,27 @@ def test_after_an_idle_stop_the_first_request_waits_for_a_fresh_report(monkeypat
         assert live.latest(wait_s=5).fragment == "<article>2</article>"
     finally:
         live.stop()
+
+
+def test_an_operator_named_outside_latin_1_gets_the_report(monkeypatch) -> None:
+    """`X-Operator` carried the token holder's name as it is: a header is Latin-1, and an operator named Łukasz
+    got a 500 on every refresh of the page."""
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from rollout.report.live import Built
+
+    class Control(SimpleNamespace):
+        def with_actor(self, actor: str) -> Control:
+            return Control(settings=self.settings, actor=actor)
+
+    control = Control(settings=SimpleNamespace(control=SimpleNamespace(scrape_tokens={})), actor="?")
+    live = SimpleNamespace(latest=lambda: Built("<article></article>", "<!doctype html>", '"e"', None), error=None,
+                           poll_s=5.0)
+    api = TestClient(create_app(control, {"Łukasz": "lukasz-token"}, report=live), raise_server_exceptions=False)  # type: ignore[arg-type]
+    r = api.get("/api/report", headers={"Authorization": "Bearer lukasz-token"})
+    assert r.status_code == 200 and r.text == "<article></article>"
+    from urllib.parse import unquote
+
+    assert unquote(r.headers["x-operator"]) == "Łukasz"

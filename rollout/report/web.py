@@ -10,6 +10,8 @@ Routes: `GET /` (the page; holds no data), `GET /report/assets/{name}` (its scri
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
@@ -52,7 +54,8 @@ def add_report_page(app: FastAPI, live: LiveReport, operator: Callable[[Request]
         built = latest()
         if isinstance(built, JSONResponse):
             return built
-        headers = {**NO_STORE, "ETag": built.etag, "X-Refresh-S": f"{live.poll_s:g}", "X-Operator": cp.actor}
+        # A header is Latin-1 and an operator's name need not be: percent-encoded, the page decodes it.
+        headers = {**NO_STORE, "ETag": built.etag, "X-Refresh-S": f"{live.poll_s:g}", "X-Operator": quote(cp.actor)}
         if live.error:  # the last rebuild failed: this report is the last good one
             headers["X-Report-Stale"] = " ".join(live.error.split()).encode("ascii", "replace").decode()[:300]
         if request.headers.get("if-none-match") == built.etag:

@@ -53,7 +53,7 @@ async function refresh() {
         state.etag = r.headers.get("ETag");
         swapIn(await r.text());
       }
-      $("who").textContent = "signed in as " + (r.headers.get("X-Operator") || "?");
+      $("who").textContent = "signed in as " + decodeURIComponent(r.headers.get("X-Operator") || "?");
       problem = r.headers.get("X-Report-Stale") || "";
       $("login").hidden = true;
       $("bar").hidden = false;
