@@ -232,3 +232,38 @@ def test_browser_moves_on_when_its_item_was_taken_by_another_reviewer(server) ->
             assert verdicts(engine) == [("ann", "kitchen", second)]
         finally:
             browser.close()
+
+
+def test_browser_never_shows_the_last_photo_for_an_item_whose_photo_is_gone(server, tmp_path: Path) -> None:
+    """The next item's photo no longer stored: the page kept showing the photo just judged under the new item,
+    so a reviewer who labelled what they saw gave the new item the last photo's room type."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, engine = server
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.fill("#token", "ann-secret-token")
+            page.press("#token", "Enter")
+            page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+            first = page.locator("#photo").get_attribute("data-item")
+            with engine.connect() as c:
+                shown = c.execute(select(review_items.c.request_id).where(review_items.c.id == first)).scalar_one()
+            stored = list((tmp_path / "photos").glob("*/*.jpg"))
+            assert len(stored) == 6
+            for photo in stored:
+                if photo.stem != shown:
+                    photo.unlink()  # every other photo pruned or lost
+
+            page.keyboard.press("3")
+            expect(page.locator("#error")).to_contain_text("no longer stored")
+            expect(page.locator("#photo-box")).to_be_hidden()
+            assert page.locator("#photo").get_attribute("data-item") != first
+        finally:
+            browser.close()

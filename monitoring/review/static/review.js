@@ -54,7 +54,16 @@ async function show(item, progress) {
     $("status").textContent = "Nothing left to review. Thank you!";
     return;
   }
-  const blob = await api(item.photo);
+  let blob;
+  try {
+    blob = await api(item.photo);
+  } catch (e) {
+    // The last photo must not stay on screen under this item: a verdict on it would be given to this one.
+    $("photo-box").hidden = true;
+    $("photo").removeAttribute("src");
+    $("photo").dataset.item = item.item_id;
+    throw e;
+  }
   state.photoUrl = URL.createObjectURL(blob);
   $("photo").src = state.photoUrl;
   $("photo").dataset.item = item.item_id;
