@@ -387,3 +387,24 @@ def test_a_region_with_dollar_signs_is_drawn_as_written(monkeypatch) -> None:
     legend = drawn[-1].axes[0].get_legend()
     assert [t.get_text().replace("\\$", "$") for t in legend.get_texts()][:2] == list(regions)
     assert not any(t._preprocess_math(t.get_text())[1] for t in legend.get_texts())  # none read as mathtext
+
+
+def test_a_drift_card_says_when_its_region_was_compared_as_a_sample() -> None:
+    """A region past monitoring.drift_sample is compared on a uniform sample: the card gave the sample's size as
+    the region's requests, and called every reference "reference photos" whatever it holds."""
+    from html import unescape
+
+    from monitoring.drift import DriftResult
+    from rollout.report.build import Views
+    from rollout.report.regional_drift import RegionDrift
+    from rollout.report.render import render
+
+    result = DriftResult(window="rollout r1, region eu-west", reference_model="models:/roomtype/1", n_reference=900,
+                         n_current=20000, columns={}, drifted_share=0.1, ood_share=0.01, reference_ood_share=0.01,
+                         flag_counts={}, held_counts={}, predicted_share={}, alarm=False, n_window=52000,
+                         sample_seed=7, reference_photos="validation photos")
+    inp = ReportInput("r1", {"champion": {"name": "roomtype", "version": "1"}, "stage": "shadow"}, "default", (), 0,
+                      None, (), {})
+    html = unescape(" ".join(render(inp, Views(drift=[RegionDrift("eu-west", result)])).split()))
+    assert "a uniform sample of 20,000 of the window's 52,000 predictions (seed 7)" in html
+    assert "20,000 requests" not in html and "900 validation photos of models:/roomtype/1" in html
