@@ -267,3 +267,24 @@ def test_browser_never_shows_the_last_photo_for_an_item_whose_photo_is_gone(serv
             assert page.locator("#photo").get_attribute("data-item") != first
         finally:
             browser.close()
+
+
+def test_ids_with_a_nul_are_refused_on_postgresql(tmp_path: Path, pg_database: str) -> None:
+    """PostgreSQL's text cannot hold NUL: an item or claim id with one reached the query and was a 500 (SQLite
+    took it and found nothing, so the fuzzing there never saw it)."""
+    from fastapi.testclient import TestClient
+
+    s = settings_for(tmp_path, ROOMSIGHT_REVIEW__TOKENS=TOKENS)
+    engine = create_engine(pg_database)
+    metadata.create_all(engine)
+    try:
+        api = TestClient(create_app(s, engine), raise_server_exceptions=False)
+        for path in ("/api/photo/%00", f"/api/photo/{uuid.uuid4()}%00"):
+            r = api.get(path, headers=ANN)
+            assert r.status_code in (404, 422) and r.json()["error"], (path, r.status_code)
+        for body in ({"item_id": "\u0000", "claim_id": str(uuid.uuid4()), "label": "unusable"},
+                     {"item_id": str(uuid.uuid4()), "claim_id": "a\u0000", "label": "unusable"}):
+            r = api.post("/api/verdict", json=body, headers=ANN)
+            assert r.status_code in (404, 409, 422) and r.json()["error"], (body, r.status_code)
+    finally:
+        engine.dispose()

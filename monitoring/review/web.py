@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Path as PathParam, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -38,10 +38,15 @@ def static_dir() -> Path:
     return Path(str(resources.files("monitoring") / "review" / "static"))
 
 
+# Item and claim ids are UUIDs. Anything else is refused before it reaches SQL: PostgreSQL's text cannot
+# hold every string (a NUL, a lone surrogate), and such an id failed the query.
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
 class VerdictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    item_id: str = Field(max_length=36)
-    claim_id: str = Field(max_length=36)
+    item_id: str = Field(max_length=36, pattern=UUID_PATTERN)
+    claim_id: str = Field(max_length=36, pattern=UUID_PATTERN)
     label: str = Field(max_length=64)
 
 
@@ -125,7 +130,7 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
 
     @app.get("/api/photo/{item_id}", response_class=Response, responses={**PHOTO, **refusals(404, 422)},
              operation_id="photo")
-    def photo(item_id: str, who: str = Depends(reviewer)) -> Response:
+    def photo(item_id: str = PathParam(pattern=UUID_PATTERN), who: str = Depends(reviewer)) -> Response:
         request_id = queue.holder_request(engine, who, item_id)
         if request_id is None:
             raise ReviewError(404, "no photo: the item is not claimed by you")
