@@ -408,3 +408,28 @@ def test_a_drift_card_says_when_its_region_was_compared_as_a_sample() -> None:
     html = unescape(" ".join(render(inp, Views(drift=[RegionDrift("eu-west", result)])).split()))
     assert "a uniform sample of 20,000 of the window's 52,000 predictions (seed 7)" in html
     assert "20,000 requests" not in html and "900 validation photos of models:/roomtype/1" in html
+
+
+def test_a_past_rollout_the_guard_rolled_back_heads_its_conditions_as_what_it_acted_on() -> None:
+    """The last event with conditions was the guard's rollback, whose conditions are the watched ones that failed:
+    they were headed "Conditions for stable", as if stable were a step to promote to."""
+    from rollout.plan import load_plan
+    from rollout.report.build import Views
+    from rollout.report.inputs import from_events
+    from rollout.report.render import render
+
+    state = {"champion": {"name": "roomtype", "version": "1"}, "candidate": {"name": "roomtype", "version": "2"},
+             "rollout_id": "r1", "stage": "limited", "step": 1, "regions": ["eu-west"], "region_percent": 100.0,
+             "percent": 0.0}
+    failed = {"name": "budget", "kind": "budget", "outcome": "fail", "detail": "error rate 9% over 200 calls"}
+
+    def event(t: float, action: str, src: str, dst: str, to_step: str, conditions: list, after: dict | None) -> dict:
+        return {"time": t, "action": action, "rollout_id": "r1", "from": src, "to": dst, "to_step": to_step,
+                "actor": "guard", "reason": "budget", "forced": False, "conditions": conditions, "state": after}
+
+    events = [event(3.0, "auto-rollback", "limited", "stable", "stable", [failed],
+                    {"champion": state["champion"], "stage": "stable"}),
+              event(2.0, "promote", "shadow", "limited", "2/7 limited eu-west 100%", [], state),
+              event(1.0, "start", "stable", "shadow", "1/7 shadow", [], {**state, "stage": "shadow", "step": 0})]
+    html = render(from_events("r1", load_plan(), events), Views())
+    assert "Conditions for stable" not in html and "error rate 9% over 200 calls" in html

@@ -206,7 +206,9 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
     steps, index = plan_steps(plan, state, ended_full=to_full)
     return ReportInput(
         rollout_id=rollout_id, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
-        next_step=decided.get("to_step") if decided else None,
+        # Only a promotion's conditions are for the step it went to; the guard's rollback or pause recorded the
+        # watched conditions it acted on, and its to_step is where it left the rollout.
+        next_step=decided.get("to_step") if decided and decided.get("action") in ("promote", "auto-promote") else None,
         conditions=tuple(Condition.from_dict(g) for g in decided["conditions"]) if decided else (),
         evidence=dict(decided.get("evidence") or {}) if decided else {}, events=mine, live=False,
         thresholds=_thresholds(plan, index))
