@@ -489,3 +489,20 @@ def test_review_stats_prints_a_region_as_it_was_sent(env) -> None:
                                                                                  "COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     assert "eu[/x]west" in r.output and "[bold]us-east" in r.output
+
+
+def test_undo_reaches_only_the_verdicts_of_the_queue_it_serves(env) -> None:
+    """A reviewer's last verdict may be on a rollout that ended: `u` on the page serving the next one reopened it,
+    its truth gone from the finished rollout's figures, the photo back in the reviewer's hands."""
+    s, engine, store = env
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}])
+    queue.fill(engine, s, ROLLOUT)
+    c = queue.claim_next(engine, "ann", 60, ROLLOUT)
+    queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom", CLASSES)
+    later = "22222222-2222-3333-4444-555555555555"
+    with pytest.raises(ReviewError, match="nothing to undo") as refused:
+        queue.undo(engine, "ann", 60, later)
+    assert refused.value.status == 409
+    with engine.connect() as conn:
+        assert conn.execute(select(review_items.c.truth).where(review_items.c.id == c.item_id)).scalar_one() == "bedroom"
+    assert queue.undo(engine, "ann", 60, ROLLOUT).item_id == c.item_id  # in its own queue, as before

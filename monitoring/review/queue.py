@@ -146,12 +146,15 @@ def submit(engine: Engine, reviewer: str, item_id: str, claim_id: str, label: st
                            "claim the next item")
 
 
-def undo(engine: Engine, reviewer: str, lease_s: float) -> Claim:
-    """Withdraw the reviewer's latest verdict: the item comes back to them under a fresh lease, unless
-    another reviewer has claimed it since."""
+def undo(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | None = None) -> Claim:
+    """Withdraw the reviewer's latest verdict in the queue's scope (`rollout_id` None: the rollout in
+    progress): the item comes back to them under a fresh lease, unless another reviewer has claimed it since."""
     v, it = review_verdicts.c, review_items.c
+    # Scoped as claims are: a verdict on a rollout that ended is not reopened from the next one's page.
+    target = rollout_id or current_rollout(engine)
     with engine.connect() as conn:
-        last = conn.execute(select(v.id, v.item_id, v.claim_id).where(v.reviewer == reviewer)
+        last = conn.execute(select(v.id, v.item_id, v.claim_id).where(v.reviewer == reviewer,
+                                                                      *([v.rollout_id == target] if target else []))
                             .order_by(v.ts.desc(), v.id.desc()).limit(1)).first()
     if last is None:
         raise ReviewError(409, "nothing to undo")

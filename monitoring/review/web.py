@@ -122,7 +122,7 @@ def create_app(settings: Settings, engine: Engine | None = None, rollout_id: str
 
     @app.post("/api/undo", response_model=Claimed, responses=refusals(409))
     def undo(who: str = Depends(reviewer)) -> dict[str, Any]:
-        return {"item": item_json(queue.undo(engine, who, lease_s)), "progress": progress(who)}
+        return {"item": item_json(queue.undo(engine, who, lease_s, rollout_id)), "progress": progress(who)}
 
     @app.get("/api/progress", response_model=Progress, responses=refusals())
     def get_progress(who: str = Depends(reviewer)) -> dict[str, int]:
