@@ -433,3 +433,22 @@ def test_a_past_rollout_the_guard_rolled_back_heads_its_conditions_as_what_it_ac
               event(1.0, "start", "stable", "shadow", "1/7 shadow", [], {**state, "stage": "shadow", "step": 0})]
     html = render(from_events("r1", load_plan(), events), Views())
     assert "Conditions for stable" not in html and "error rate 9% over 200 calls" in html
+
+
+def test_a_pause_is_marked_on_the_plots_as_a_pause(monkeypatch) -> None:
+    """Its event's to_step is the step it held the rollout on: the line was labelled like a promotion to that step."""
+    from rollout.report import plots
+    from rollout.report.series import Series
+
+    drawn = []
+    encode = plots._encode
+    monkeypatch.setattr(plots, "_encode", lambda fig: drawn.append(fig) or encode(fig))
+    n, t0 = 3, 1.7e9
+    s = Series(width=60, times=[t0 + 60 * i for i in range(n)], requests=[10] * n, compared=[10] * n,
+               disagreements=[1] * n, candidate_calls=[100] * n, candidate_errors=[0, 1, 0],
+               candidate_ms_mean=[None] * n, candidate_ms_max=[None] * n, champion_ms_mean=[None] * n,
+               champion_ms_max=[None] * n)
+    events = [{"time": t0 + 30, "action": "promote", "to": "gradual", "to_step": "3/7 gradual 10%"},
+              {"time": t0 + 90, "action": "auto-pause", "to": "gradual", "to_step": "3/7 gradual 10%"}]
+    assert plots.agreement(s, events, None) is not None
+    assert [t.get_text() for t in drawn[-1].axes[0].texts] == ["3/7 gradual 10%", "auto-pause"]

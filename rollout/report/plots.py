@@ -51,10 +51,11 @@ def _figure(height: float = 2.6) -> tuple[Figure, Axes]:
 
 
 def _events(ax: Axes, events: Events) -> None:
-    """A thin line at every recorded change, labelled with where it went."""
+    """A thin line at every recorded change, labelled with where it went (what it was, when it went nowhere new:
+    a pause's step is the one the rollout was already on)."""
     for e in events:
         label = e.get("to_step") or e.get("to") or ""
-        if e.get("action") in ("rollback", "auto-rollback"):
+        if e.get("action") in ("rollback", "auto-rollback", "auto-pause"):
             label = e["action"]
         ax.axvline(_when(e["time"]), color="#9a9a9a", linewidth=0.8, linestyle=(0, (2, 2)), zorder=0)
         ax.annotate(label, (_when(e["time"]), 1.0), xycoords=("data", "axes fraction"), fontsize=8, color="#666",
