@@ -177,3 +177,15 @@ def test_email_events_need_smtp_and_are_rollout_events_only():
         _load(ROOMSIGHT_NOTIFY__EMAIL_EVENTS='["drift-alarm"]', **smtp)
     assert _load(ROOMSIGHT_NOTIFY__EMAIL_EVENTS='["rollback", "auto-rollback"]', **smtp).notify.email_events == (
         "rollback", "auto-rollback")
+
+
+def test_slack_shows_every_headline_number_of_a_full_evidence():
+    """The control plane's evidence has every metric, so the headline numbers are all eleven: Block Kit's ten fields
+    a section left the last, drift_alarm, out of every Slack message, an auto-pause for drift included."""
+    numbers = {name: 1.0 if name == "drift_alarm" else 0.5 for name in payloads.HEADLINE}
+    event = PROMOTE.__class__(**{**PROMOTE.to_dict(), "action": "auto-pause", "numbers": numbers,
+                                 "conditions": PROMOTE.conditions})
+    blocks = payloads.slack(event, "d")["blocks"]
+    fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+    assert "*drift_alarm*\nALARM" in fields
+    assert all(len(b.get("fields", [])) <= 10 for b in blocks)

@@ -124,8 +124,8 @@ def slack(event: Event, delivery_id: str) -> dict[str, Any]:
         _section(f"{icon} {escape(event.headline())}"), _fields(pairs)]
     if lines:
         blocks.append(_section("\n".join(lines)))
-    if numbers:
-        blocks.append(_fields(numbers))
+    # A section holds ten fields and a full evidence has more headline numbers: the rest go in the next one.
+    blocks += [_fields(numbers[i:i + 10]) for i in range(0, len(numbers), 10)]
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(
         escape(" · ".join(x for x in (iso_time(event.ts), context, f"delivery {delivery_id}") if x)), _TEXT_MAX)}]})
     return {"text": _cut(f"{icon} roomsight: {escape(event.headline())}", _TEXT_MAX), "blocks": blocks}
