@@ -21,6 +21,10 @@ from roomsight.rollout_metrics import rollout_families
 from roomsight.rollout_state import RoutingState
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24)
+# A region is whatever a caller sends: past this many, new ones share one series, so a client cannot grow
+# the replica's memory and the scrape without bound.
+MAX_REGION_SERIES = 200
+OTHER_REGIONS = "(other)"
 
 
 class ServeMetrics:
@@ -41,9 +45,20 @@ class ServeMetrics:
         self.log_pending = Gauge("roomsight_log_pending", "Prediction records not yet written", registry=r)
         self.answered_regions: set[str] = set()
 
+    def region(self, region: str) -> str:
+        """The region's label: itself, or OTHER_REGIONS once MAX_REGION_SERIES others have been seen."""
+        if region in self.answered_regions:
+            return region
+        if len(self.answered_regions) < MAX_REGION_SERIES:
+            self.answered_regions.add(region)
+            return region
+        return OTHER_REGIONS
+
     def answered(self, stage: str, region: str, served_by: str) -> None:
-        self.requests.labels(stage, region, served_by).inc()
-        self.answered_regions.add(region)
+        self.requests.labels(stage, self.region(region), served_by).inc()
+
+    def disagreed(self, stage: str, region: str) -> None:
+        self.disagreements.labels(stage, self.region(region)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

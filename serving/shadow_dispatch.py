@@ -142,7 +142,7 @@ class ShadowDispatcher:
         self.log.submit_shadow(ShadowUpdate(job.request_id, "ok", values))
         self.metrics.shadow.labels(job.role, "ok").inc()
         if disagree:
-            self.metrics.disagreements.labels(job.state.stage.value, job.region).inc()
+            self.metrics.disagreed(job.state.stage.value, job.region)
 
     def _failed(self, role: str, request_id: str, status: str, message: str) -> None:
         values = {"candidate_error": message} if role == CANDIDATE else {}

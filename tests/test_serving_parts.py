@@ -236,3 +236,20 @@ def test_rollout_series_name_the_stage_the_versions_and_each_regions_share():
     assert 'roomsight_rollout_candidate_share{region="eu-west"} 0.3' in text
     assert 'roomsight_rollout_candidate_share{region="us-east"} 0.0' in text
     assert rollout_families(None, ["us-east"]) == []
+
+
+def test_regions_a_caller_invents_share_one_series_past_the_limit():
+    """A region is whatever a caller sends: a series each let one client grow the replica's memory and every
+    scrape without bound."""
+    from serving.metrics import MAX_REGION_SERIES, OTHER_REGIONS, ServeMetrics
+
+    metrics = ServeMetrics()
+    for i in range(MAX_REGION_SERIES + 50):
+        metrics.answered("shadow", f"region-{i}", "champion")
+    metrics.answered("shadow", "region-0", "champion")  # one seen before the limit keeps its own series
+    metrics.disagreed("shadow", "somewhere-new")
+    text = metrics.render().decode()
+    series = [line for line in text.splitlines() if line.startswith("roomsight_requests_total{")]
+    assert len(series) == MAX_REGION_SERIES + 1
+    assert f'region="{OTHER_REGIONS}"' in text and 'region="region-0",served_by="champion",stage="shadow"} 2.0' in text
+    assert 'roomsight_disagreements_total{region="(other)",stage="shadow"} 1.0' in text
