@@ -130,8 +130,15 @@ def test_kept_photos_are_pruned_unless_queued(env) -> None:
     for rid in (queued, stray):
         path = next(store.root.glob(f"*/{rid}.jpg"))
         os.utime(path, (old, old))
-    assert queue.prune_photos(engine, s) == 1
+    # Half-written photos a crash left between write and rename go once they are as old; a new one stays.
+    crashed = store.root / queued[:2] / f"{queued}.4242.tmp"
+    crashed.write_bytes(b"half a photo")
+    os.utime(crashed, (old, old))
+    writing = store.root / queued[:2] / f"{fresh}.4243.tmp"
+    writing.write_bytes(b"being written")
+    assert queue.prune_photos(engine, s) == 2
     assert store.has(queued) and store.has(fresh) and not store.has(stray)
+    assert not crashed.exists() and writing.exists()
 
 
 def test_fill_samples_each_stratum_at_its_rate_and_records_the_probability(env) -> None:
@@ -506,3 +513,16 @@ def test_undo_reaches_only_the_verdicts_of_the_queue_it_serves(env) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(review_items.c.truth).where(review_items.c.id == c.item_id)).scalar_one() == "bedroom"
     assert queue.undo(engine, "ann", 60, ROLLOUT).item_id == c.item_id  # in its own queue, as before
+
+
+def test_a_photo_that_cannot_be_written_leaves_no_half_file(tmp_path, monkeypatch) -> None:
+    import os
+
+    def full_disk(src, dst):  # noqa: ANN001, ARG001
+        raise OSError(28, "No space left on device")
+
+    store = PhotoStore(tmp_path / "photos")
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError):
+        store.put(str(uuid.uuid4()), b"jpeg")
+    assert list(store.root.glob("*/*")) == []

@@ -52,8 +52,12 @@ class PhotoStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write-then-rename: a reader never sees half a photo.
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(jpeg_bytes)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(jpeg_bytes)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half photo behind
+            raise
 
     def put_image(self, request_id: str, image: Image.Image) -> None:
         """Re-encode a decoded image: strips metadata and bounds the size whatever was uploaded."""
@@ -82,12 +86,13 @@ class PhotoStore:
         return self._path(request_id).exists()
 
     def prune(self, keep: Collection[str], older_than_s: float, now: float | None = None) -> int:
-        """Delete photos older than `older_than_s` whose request id is not in `keep`; returns how many."""
+        """Delete photos older than `older_than_s` whose request id is not in `keep`, and half-written ones
+        of that age a crash left (`*.tmp`: never a kept photo); returns how many."""
         cutoff = (time.time() if now is None else now) - older_than_s
         removed = 0
-        for path in self.root.glob("*/*.jpg"):
+        for path in [*self.root.glob("*/*.jpg"), *self.root.glob("*/*.tmp")]:
             try:
-                if path.stem not in keep and path.stat().st_mtime < cutoff:
+                if (path.suffix == ".tmp" or path.stem not in keep) and path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:
