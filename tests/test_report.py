@@ -48,7 +48,8 @@ def test_report_shows_the_decision_with_the_gates_own_numbers(settings, tmp_path
     # Segments with Wilson intervals, per region, per predicted class and per out-of-domain flag.
     for group, value in (("region", "ap-south"), ("predicted class", "kitchen"), ("out-of-domain", "night_time")):
         assert re.search(rf"by {group}</th></tr>.*?<td>{value}</td>", html, re.S), group
-    assert len(re.findall(r"<b>\d+%</b> <span class=\"muted\">\d+–\d+%</span>", html)) >= 20  # value and interval
+    # Precision to a tenth of a percent (0.996 is not 100%), with its interval.
+    assert len(re.findall(r"<b>\d+\.\d%</b> <span class=\"muted\">\d+–\d+%</span>", html)) >= 20
 
     plots = page.images("png")
     assert len(plots) == 5 and all(p.width >= 700 for p in plots)
