@@ -193,3 +193,28 @@ def test_an_operator_named_outside_latin_1_gets_the_report(monkeypatch) -> None:
     from urllib.parse import unquote
 
     assert unquote(r.headers["x-operator"]) == "Łukasz"
+
+
+def test_a_failing_build_is_retried_after_a_doubling_pause_not_at_every_check(monkeypatch) -> None:
+    """A build that failed left its generation unbuilt, so the thread tried again at every one-second check
+    while a page was open, hammering an MLflow or a database already out of reach."""
+    from types import SimpleNamespace
+
+    from rollout.report import live as live_module
+
+    attempts = []
+    control = SimpleNamespace(current=lambda: SimpleNamespace(generation=1))
+
+    def build(_self: LiveReport) -> None:
+        attempts.append(time.monotonic())
+        raise ConnectionError("MLflow is down")
+
+    monkeypatch.setattr(LiveReport, "_build", build)
+    monkeypatch.setattr(live_module, "CHECK_S", 0.01)
+    live = LiveReport(control, rebuild_s=30, idle_s=60)  # type: ignore[arg-type]
+    try:
+        assert live.latest(wait_s=5) is None and "MLflow is down" in (live.error or "")
+        time.sleep(1.0)  # a hundred checks
+        assert 3 <= len(attempts) <= 8  # pauses of 0.02, 0.04, 0.08, ... s at these checks
+    finally:
+        live.stop()

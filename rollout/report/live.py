@@ -3,8 +3,9 @@
 A page request never waits for a report to be built (except the very first): it gets the latest one.
 The thread rebuilds when the routing state's generation changes (a promotion, a rollback, the guard),
 checked every second, and otherwise every `rebuild_s`. The control plane records a change in MLflow just
-after it writes the state row, so a change is built once more `FOLLOW_UP_S` later, with its event. Drift checks are the slow part and move slowly,
-so each rollout's are reused for `drift_every_s`. With nobody asking for `idle_s`, the thread stops;
+after it writes the state row, so a change is built once more `FOLLOW_UP_S` later, with its event. A
+failed build is tried again after a pause that doubles up to `rebuild_s`. Drift checks are the slow part
+and move slowly, so each rollout's are reused for `drift_every_s`. With nobody asking for `idle_s`, the thread stops;
 the next request starts it again.
 """
 
@@ -73,6 +74,7 @@ class LiveReport:
         generation: int | None = None
         built_at = float("-inf")
         follow_up: float | None = None  # when to build again after a change
+        failures, retry_at = 0, float("-inf")  # a failed build is retried after a doubling pause, up to rebuild_s
         while True:
             with self._lock:
                 if self._stop.is_set() or time.monotonic() - self._wanted_at > self.idle_s:
@@ -82,14 +84,19 @@ class LiveReport:
                 current = self.control.current().generation
                 now = time.monotonic()
                 changed = current != generation
-                if changed or now - built_at >= self.rebuild_s or (follow_up is not None and now >= follow_up):
+                due = changed or now - built_at >= self.rebuild_s or (follow_up is not None and now >= follow_up)
+                if due and now >= retry_at:
                     self._latest = self._build()
                     follow_up = time.monotonic() + FOLLOW_UP_S if changed and generation is not None else None
                     generation, built_at, self.error = current, time.monotonic(), None
+                    failures, retry_at = 0, float("-inf")
             except Exception as exc:  # MLflow or the database out of reach: keep the last report, try again
                 log.exception("rollout report build failed")
                 self.error = f"the report could not be built ({type(exc).__name__}: {exc})"
-                built_at = time.monotonic()
+                # Not at every check: the generation it failed to build stays unbuilt, so each second would try
+                # again, and a watched page would hammer a server that is already down.
+                failures += 1
+                built_at, retry_at = time.monotonic(), time.monotonic() + min(self.rebuild_s, CHECK_S * 2 ** failures)
             finally:
                 self._ready.set()
             self._stop.wait(CHECK_S)
