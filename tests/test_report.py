@@ -453,3 +453,17 @@ def test_a_pause_is_marked_on_the_plots_as_a_pause(monkeypatch) -> None:
               {"time": t0 + 90, "action": "auto-pause", "to": "gradual", "to_step": "3/7 gradual 10%"}]
     assert plots.agreement(s, events, None) is not None
     assert [t.get_text() for t in drawn[-1].axes[0].texts] == ["3/7 gradual 10%", "auto-pause"]
+
+
+def test_a_region_card_checks_the_regions_latest_window_as_the_gate_does(settings, monkeypatch) -> None:
+    """The cards checked each region over the whole rollout while the drift_alarm gate reads the latest
+    monitoring.drift_check_window predictions: a shift that began mid-rollout raised the gate beside cards
+    that said no alarm."""
+    from rollout.report import regional_drift
+
+    windows = []
+    monkeypatch.setattr(regional_drift, "check", lambda _s, _e, window: windows.append(window) or ("result", None))
+    need = settings.monitoring.min_window
+    cards = regional_drift.per_region(settings, None, "r1", {"eu-west": need, "us-east": need - 1})  # type: ignore[arg-type]
+    assert [c.region for c in cards] == ["eu-west", "us-east"] and cards[1].result is None
+    assert [(w.rollout_id, w.region, w.last) for w in windows] == [("r1", "eu-west", settings.monitoring.drift_check_window)]

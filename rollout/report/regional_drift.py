@@ -1,6 +1,7 @@
-"""The drift headline per region: `monitoring.drift.check` over the rollout's window in each region, the
-same check (and alarm thresholds) as the `drift_alarm` gate evidence. A region without enough traffic
-for a check says why, in the check's own words."""
+"""The drift headline per region: `monitoring.drift.check` over each region's latest
+`monitoring.drift_check_window` predictions of the rollout, the check (and alarm thresholds) the
+`drift_alarm` gate reads on the rollout's latest, so a shift that began mid-rollout shows on its region's
+card as on the gate. A region without enough traffic for a check says why, in the check's own words."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def per_region(settings: Settings, engine: Engine, rollout_id: str, requests: di
             out.append(RegionDrift(region, None, f"{n} requests logged; a drift check needs {need} (monitoring.min_window)"))
             continue
         try:
-            result, _ = check(settings, engine, Window(rollout_id=rollout_id, region=region))
+            result, _ = check(settings, engine, Window(rollout_id=rollout_id, region=region,
+                                                       last=settings.monitoring.drift_check_window))
         except DriftError as exc:
             out.append(RegionDrift(region, None, str(exc)))
             continue
