@@ -61,7 +61,7 @@ def engine_for(url: str) -> Engine:
             raise DatabaseUnavailable(f"the driver for {parsed.drivername} (the `database_url` setting) is not installed: "
                                       f"{exc.name}{extra}") from None
     try:
-        metadata.create_all(engine)
+        _create_tables(engine)
         migrate(engine)
         _install_rollup(engine)
     except (DatabaseError, InterfaceError) as exc:
@@ -96,6 +96,25 @@ def writers_excluded(engine: Engine, tables: Collection[str] = ("predictions",))
         except BaseException:
             conn.rollback()
             raise
+        conn.commit()
+
+
+# PostgreSQL advisory lock held while the tables are created: they do not exist yet to be locked themselves.
+_SCHEMA_LOCK = 0x726F6F6D
+
+
+def _create_tables(engine: Engine, meta: MetaData = metadata) -> None:
+    """The tables `meta` has and the database lacks, created by one process at a time: processes starting
+    together on a new database each find a table missing, and every CREATE TABLE but the first failed."""
+    with engine.connect() as conn:
+        if set(meta.tables) <= set(inspect(conn).get_table_names()):
+            return
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        meta.create_all(conn)  # checks again, under the lock
         conn.commit()
 
 

@@ -142,3 +142,31 @@ def test_two_processes_starting_together_upgrade_once(url):
     assert sorted(results, key=len) == [[], ["added column predictions.extra", "added index ix_extra on predictions"]]
     for e in engines:
         e.dispose()
+
+
+def test_processes_starting_together_on_a_new_database_create_it_once(url):
+    """Each finds the tables missing; without a lock the second CREATE TABLE failed, as the database being
+    out of reach, in every process but one."""
+    barrier, errors = threading.Barrier(4), []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            db.engine_for(url)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    try:
+        assert not errors, errors
+        with db.engine_for(url).connect() as conn:
+            assert set(metadata.tables) <= set(inspect(conn).get_table_names())
+            assert rollup.installed(conn) == set(rollup.TRIGGERS)
+    finally:
+        engine = db._engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
