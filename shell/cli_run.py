@@ -17,13 +17,15 @@ from shell.cli_format import describe_state
 from shell.context import control_of
 
 app = typer.Typer()
+# --port replaces a setting after its validation (_with_address), so the option checks the range itself.
+MAX_PORT = 65535
 
 
 @app.command()
 @friendly
 def serve(
     ctx: typer.Context,
-    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default: serve.port, 8000)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=MAX_PORT, help="HTTP port (default: serve.port, 8000)."),
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
 ) -> None:
     """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
@@ -73,7 +75,7 @@ def _with_address(settings: Settings, section: str, host: str | None, port: int 
 @friendly
 def api(
     ctx: typer.Context,
-    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default: control.port, 8082)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=MAX_PORT, help="HTTP port (default: control.port, 8082)."),
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: control.host, 127.0.0.1)."),
 ) -> None:
     """Expose start/promote/rollback/status/history over HTTP, for operators holding a control.tokens token."""
@@ -120,7 +122,8 @@ def demo(
     ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, "--data", help="Real photos to use instead of the synthetic ones."),
     keep: Optional[Path] = typer.Option(None, "--keep", help="Run folder to keep (default: a fresh folder under ./demo-run)."),
-    port: int = typer.Option(8765, "--port", help="HTTP port for the demo's Serve app."),
+    port: int = typer.Option(8765, "--port", min=1, max=MAX_PORT - 2, help="HTTP port for the demo's Serve app; the "
+                             "reviewer page and the SMTP sink take the two after it."),
 ) -> None:
     """Run the staged-rollout story end to end on the embedded synthetic photos."""
     from shell.demo import run_demo

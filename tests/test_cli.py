@@ -123,6 +123,17 @@ def test_http_servers_on_a_taken_port_fail_before_announcing_themselves(tmp_path
     assert " on http://" not in out  # no address announced that nobody is listening on
 
 
+@pytest.mark.parametrize("command,port", [(["api"], "70000"), (["api"], "-1"), (["serve"], "0"), (["demo"], "65535")])
+def test_a_port_out_of_range_is_refused_as_the_option_before_anything_starts(tmp_path, command, port):
+    """Each server's --port replaced a validated setting unchecked: the bind failed with a traceback, and
+    port 0 served on a port nobody chose, announced as :0. The demo also uses the two ports after it."""
+    env = {"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_CONTROL__TOKENS": json.dumps({"ops": "a-token-long-enough"})}
+    result = runner.invoke(app, [*command, "--port", port], env=env)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, out
+    assert "Invalid value for '--port'" in out and "Traceback" not in out
+
+
 @pytest.mark.parametrize("taken_offset,server", [(0, "Serve app"), (1, "reviewer page"), (2, "SMTP sink")])
 def test_demo_on_a_taken_port_fails_before_training(tmp_path, taken_offset, server):
     """The demo uses --port and the two ports after it; any of them taken is said before minutes of
