@@ -37,7 +37,7 @@ NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_
 
 class RaySettings(_Section):
     address: str | None = Field(None, description="Ray cluster to join: 'auto', 'HEAD:6379' or 'ray://HEAD:10001'; empty starts a local Ray.")
-    num_cpus: float | None = Field(2, description="CPUs for a local Ray; ignored when joining a cluster.")
+    num_cpus: float | None = Field(2, gt=0, description="CPUs for a local Ray; ignored when joining a cluster.")
     train_storage: str | None = Field(None, description="Where Ray Train (`rollout train --workers N`) keeps its checkpoints; "
                                                         "default home/ray-train. Across nodes, a shared folder or s3:// URI.")
 

@@ -48,6 +48,9 @@ def test_home_config_file_is_found(tmp_path: Path):
     ({"ROOMSIGHT_RAY__ADDRESS": "localhost"}, "ray.address"),  # Ray's own parse would fail later, as a traceback
     ({"ROOMSIGHT_RAY__ADDRESS": "head:port"}, "ray.address"),
     ({"ROOMSIGHT_RAY__ADDRESS": "ray://"}, "ray.address"),
+    ({"ROOMSIGHT_RAY__NUM_CPUS": "0"}, "ray.num_cpus"),  # a local Ray that can run nothing
+    ({"ROOMSIGHT_RAY__NUM_CPUS": "-2"}, "ray.num_cpus"),
+    ({"ROOMSIGHT_RAY__NUM_CPUS": "nan"}, "ray.num_cpus"),
 ])
 def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
     with pytest.raises(ConfigError) as info:
