@@ -150,10 +150,10 @@ class Settings(_Section):
     review: ReviewSettings = ReviewSettings()
     control: ControlSettings = ControlSettings()
 
-    @field_validator("home")
+    @field_validator("home", "plan")
     @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return _expanded(v)
+    def _expand(cls, v: Path | None) -> Path | None:
+        return _expanded(v) if v is not None else None
 
     @field_validator("notify")
     @classmethod

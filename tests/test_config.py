@@ -163,6 +163,13 @@ def test_default_home_is_expanded(monkeypatch, tmp_path: Path):
     assert "secret" not in repr(load_settings(environ={"ROOMSIGHT_DATABASE_URL": "postgresql://u:secret@h/db"}))
 
 
+def test_the_plan_setting_is_expanded_as_the_other_paths_are(monkeypatch, tmp_path: Path):
+    """`plan: ~/plans/mine.yaml` was read as a folder named `~`: the plan was not found."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_settings(environ={"ROOMSIGHT_PLAN": "~/plans/mine.yaml"}).plan == tmp_path / "plans" / "mine.yaml"
+    assert load_settings(environ={}).plan is None
+
+
 def test_serve_replicas_that_ray_cannot_place_fail_at_start_naming_the_keys(tmp_path: Path):
     from serving.runner import check_fits
 
