@@ -31,6 +31,12 @@ from rollout.metrics import METRICS
 from rollout.plan_order import check_order
 
 OnFail = Literal["rollback", "pause"]
+# The values each metric can take (rollout.metrics; the rest are counts, latencies and ages, never below 0).
+# A bound outside them, such as `agreement >= 50` (a percent where a share is meant), makes a gate that
+# never passes, or never fails.
+SHARE_METRICS = frozenset({"agreement", "candidate_error_rate", "candidate_precision_lower", "champion_precision_lower",
+                           "min_class_precision", "candidate_win_rate", "ood_share", "drift_alarm", "drifted_share"})
+DIFFERENCE_METRICS = frozenset({"precision_margin"})
 MIN_BUDGET_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on: a budget window's least
 STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)
 
@@ -53,6 +59,13 @@ class Gate(_Strict):
             raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
         if (self.min is None) == (self.max is None):
             raise ValueError(f"gate on {self.metric} needs exactly one of min or max")
+        bound = self.min if self.min is not None else self.max
+        if self.metric in SHARE_METRICS and not 0 <= bound <= 1:
+            raise ValueError(f"{self.metric} is a share from 0 to 1 (not a percent); got {bound:g}")
+        if self.metric in DIFFERENCE_METRICS and not -1 <= bound <= 1:
+            raise ValueError(f"{self.metric} is from -1 to 1; got {bound:g}")
+        if self.metric not in SHARE_METRICS | DIFFERENCE_METRICS and bound < 0:
+            raise ValueError(f"{self.metric} is never below 0; got {bound:g}")
         return self
 
     @property

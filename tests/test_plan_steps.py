@@ -63,6 +63,16 @@ def test_shipped_plan_loads_as_steps():
     ("- shadow: {}\n  exit: [{metric: agreement, min: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate\.min: .*finite"),
     ("- limited: {regions: [mars-north]}\n- full: {}\n", "", r"steps\.0 \(limited\)\.limited\.regions: \['mars-north'\]"),
     ("- shadow: {}\n  watch: [{metric: drift_alarm, max: 0, on_fail: panic}]\n- full: {}\n", "", r"steps\.0\.watch\.0\.gate\.on_fail"),
+    # A bound the metric never reaches (a percent where a share is meant) makes a gate that never passes, or never fails.
+    ("- shadow: {}\n  exit: [{metric: agreement, min: 50}]\n- full: {}\n", "",
+     r"steps\.0\.exit\.0\.gate: agreement is a share from 0 to 1 \(not a percent\); got 50"),
+    ("- limited: {regions: [eu-west]}\n  exit: [{metric: candidate_error_rate, max: 2}]\n- full: {}\n", "",
+     r"steps\.0\.exit\.0\.gate: candidate_error_rate is a share from 0 to 1 \(not a percent\); got 2"),
+    ("- shadow: {}\n- full: {}\n", "watch: [{metric: drifted_share, max: 30, on_fail: pause}]\n",
+     r"watch\.0\.gate: drifted_share is a share from 0 to 1"),
+    ("- shadow: {}\n  exit: [{metric: compared, min: -30}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: compared is never below 0; got -30"),
+    ("- shadow: {}\n  exit: [{metric: precision_margin, min: -5}]\n- full: {}\n", "",
+     r"steps\.0\.exit\.0\.gate: precision_margin is from -1 to 1; got -5"),
 ])
 def test_a_bad_plan_is_refused_naming_step_and_key(tmp_path, steps, extra, message):
     with pytest.raises(PlanError, match=message):
@@ -179,3 +189,10 @@ def test_a_plan_wide_watched_condition_is_said_to_do_what_the_guard_does(tmp_pat
     mixed = load_plan(steps_plan(tmp_path, "- limited: {regions: [eu-west]}\n  on_fail: pause\n- gradual: {percent: 50}\n"
                                  "- full: {}\n", "watch: [{metric: drift_alarm, max: 0}]\n"))
     assert "as the step's on_fail says" in next(line for line in describe(mixed) if "the guard watches" in line)
+
+
+def test_the_metrics_a_gate_bound_is_checked_against_are_metrics():
+    from rollout.metrics import METRICS
+    from rollout.plan import DIFFERENCE_METRICS, SHARE_METRICS
+
+    assert SHARE_METRICS | DIFFERENCE_METRICS <= set(METRICS)
