@@ -188,6 +188,16 @@ class Plan(_Strict):
     watch: tuple[Condition, ...] = ()  # checked continuously on every step where the candidate answers users
     steps: tuple[Step, ...]
 
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("a plan names at least one region: limited steps and promote --regions may name only the plan's")
+        twice = sorted({r for r in v if v.count(r) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} is named twice")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
         for where, key, step, cond in self._conditions():

@@ -95,6 +95,17 @@ def test_a_plan_error_carries_its_key_and_step(tmp_path, steps, extra, key, step
     assert (info.value.key, info.value.step) == (key, step)
 
 
+@pytest.mark.parametrize("regions, message", [
+    ("[]", r"regions: .*at least one region"),
+    ("[eu-west, us-east, eu-west]", r"regions: .*'eu-west' is named twice"),
+])
+def test_a_plan_without_regions_or_with_one_twice_is_refused(tmp_path, regions, message):
+    """With none, every region a limited step or --regions names is refused: no rollout could answer users."""
+    with pytest.raises(PlanError, match=message) as info:
+        load_plan(plan_file(tmp_path, f"regions: {regions}\nsteps:\n  - shadow: {{}}\n  - limited: {{}}\n  - full: {{}}\n"))
+    assert info.value.key == "regions"
+
+
 def test_a_bad_analysis_is_refused_naming_the_key(tmp_path):
     for spec, key in (("{margin: 1.5}", "analyses.q.margin"), ("{margin: 0.02, min_count: 0}", "analyses.q.min_count"),
                       ("{margin: 0.02, segments: [weather]}", "analyses.q.segments")):
