@@ -264,7 +264,9 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
-        env = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()
+        # A list is set whole, as JSON: the variable is the list's, whichever item is wrong.
+        listed = next((i for i, p in enumerate(e["loc"]) if isinstance(p, int)), len(e["loc"]))
+        env = ENV_PREFIX + "__".join(str(p) for p in e["loc"][:listed]).upper()
         secret = any(w in key.lower() for w in _SECRET_WORDS)
         shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
         lines.append(f"  {key} (env {env}): {e['msg']}{shown}")

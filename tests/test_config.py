@@ -278,3 +278,15 @@ def test_a_settle_window_shorter_than_twice_the_shadow_wait_is_refused_naming_bo
     with pytest.raises(ConfigError, match=r"review.*settle_s \(8\).*serve.shadow_max_wait_s \(5\)"):
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__SETTLE_S": "8"})
     assert load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_REVIEW__SETTLE_S": "11"}).review.settle_s == 11
+
+
+@pytest.mark.parametrize("env, key, variable", [
+    ({"ROOMSIGHT_NOTIFY__WEBHOOKS": '[{"url": "https://hooks.example.org/x"}, {"url": "ftp://hooks.example.org/y"}]'},
+     "notify.webhooks.1.url", "ROOMSIGHT_NOTIFY__WEBHOOKS"),
+    ({"ROOMSIGHT_SMTP__RECIPIENTS": '["team@example.org", 7]'}, "smtp.recipients.1", "ROOMSIGHT_SMTP__RECIPIENTS"),
+])
+def test_an_item_of_a_list_is_named_with_the_variable_that_holds_the_list(tmp_path: Path, env, key, variable):
+    """A list comes whole, as JSON: ROOMSIGHT_NOTIFY__WEBHOOKS__1__URL, which the message named, sets nothing."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
+    assert f"{key} (env {variable})" in str(info.value)
