@@ -121,6 +121,24 @@ class NotifySettings(_Section):
         return _known_events(v, ROLLOUT_EVENTS)
 
 
+def _presentable(tokens: dict[str, str]) -> dict[str, str]:
+    """Bearer tokens a request can present, each held by one name. The header's token is stripped
+    (roomsight.auth), so an empty or padded one never matches; a token two names hold is taken for the
+    last of them, and the other's verdicts or changes are recorded under that name. Never names a token."""
+    padded = [name for name, token in tokens.items() if not token.strip() or token != token.strip()]
+    if padded:
+        raise ValueError(f"the token of {', '.join(map(repr, padded))} is empty or has spaces around it: "
+                         "no request can present it")
+    holders: dict[str, list[str]] = {}
+    for name, token in tokens.items():
+        holders.setdefault(token, []).append(name)
+    shared = next((names for names in holders.values() if len(names) > 1), None)
+    if shared:
+        raise ValueError(f"{' and '.join(map(repr, shared))} hold the same token: each needs its own, "
+                         "as it says who acted")
+    return tokens
+
+
 class ReviewSettings(_Section):
     tokens: dict[str, str] = Field(default_factory=dict, repr=False,
                                    description="Reviewer id -> token (ROOMSIGHT_REVIEW__TOKENS as JSON); never printed or logged.")
@@ -154,6 +172,11 @@ class ReviewSettings(_Section):
     def _expand(cls, v: Path | None) -> Path | None:
         return _expanded(v) if v is not None else None
 
+    @field_validator("tokens")
+    @classmethod
+    def _tokens(cls, v: dict[str, str]) -> dict[str, str]:
+        return _presentable(v)
+
     def rate(self, stratum: str) -> float:
         """The inclusion probability of a sampling stratum (roomsight.verdicts.STRATA)."""
         return {"disagreement": self.disagreement_share, "low_confidence": self.low_confidence_share,
@@ -169,3 +192,19 @@ class ControlSettings(_Section):
                                                       "nothing else (Prometheus's), as JSON; operator tokens read it too.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout api`.")
     port: int = Field(8082, ge=1, le=65535, description="Port of `rollout api`.")
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens(cls, v: dict[str, str]) -> dict[str, str]:
+        return _presentable(v)
+
+    @field_validator("scrape_tokens")
+    @classmethod
+    def _read_only(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # An operator's token is taken first (rollout.api): one kept on Prometheus's disk could change a rollout.
+        operators = set((info.data.get("tokens") or {}).values())
+        both = [name for name, token in _presentable(v).items() if token in operators]
+        if both:
+            raise ValueError(f"the token of {', '.join(map(repr, both))} is also an operator's (control.tokens): "
+                             "a scrape token must read /metrics and nothing else")
+        return v

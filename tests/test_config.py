@@ -290,3 +290,21 @@ def test_an_item_of_a_list_is_named_with_the_variable_that_holds_the_list(tmp_pa
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
     assert f"{key} (env {variable})" in str(info.value)
+
+
+@pytest.mark.parametrize("env, key, message", [
+    ({"ROOMSIGHT_REVIEW__TOKENS": '{"ann": "same-s3cret", "bob": "same-s3cret"}'}, "review.tokens",
+     "'ann' and 'bob' hold the same token"),
+    ({"ROOMSIGHT_CONTROL__TOKENS": '{"ops": ""}'}, "control.tokens", "the token of 'ops' is empty"),
+    ({"ROOMSIGHT_REVIEW__TOKENS": '{"ann": "s3cret-with-newline\\n"}'}, "review.tokens", "spaces around it"),
+    ({"ROOMSIGHT_CONTROL__TOKENS": '{"ops": "ops-s3cret"}', "ROOMSIGHT_CONTROL__SCRAPE_TOKENS": '{"prom": "ops-s3cret"}'},
+     "control.scrape_tokens", "the token of 'prom' is also an operator's"),
+])
+def test_tokens_no_request_can_present_or_that_two_hold_are_refused(tmp_path: Path, env, key, message):
+    """The header's token is stripped, and the holder of the last match is who acted: an empty or padded token
+    let nobody in, one held twice recorded one person's verdicts under the other's name, and a scrape token
+    that is an operator's could change a rollout from Prometheus's disk."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
+    assert key in str(info.value) and message in str(info.value)
+    assert "s3cret" not in str(info.value)
