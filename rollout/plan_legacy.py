@@ -25,9 +25,17 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
     gates = raw.get("gates") or {}
     if not isinstance(gates, dict) or set(gates) - {"limited", "gradual", "full"}:
         raise PlanError(f"rollout plan {path}: `gates` must map limited, gradual and full to lists of gates")
+    for stage, listed in gates.items():
+        # list() of a mapping or a text would make gates of its keys or letters.
+        if listed is not None and not isinstance(listed, list):
+            raise PlanError(f"rollout plan {path}: `gates.{stage}` must be a list of gates, e.g. "
+                            "[{metric: compared, min: 30}]", f"gates.{stage}")
     shadow = raw.get("shadow") or {}
     limited = raw.get("limited") or {}
     section = raw.get("gradual") or {}
+    if isinstance(section, dict) and set(section) - {"steps"}:
+        raise PlanError(f"rollout plan {path}: `gradual` holds only `steps`; got "
+                        f"{', '.join(map(repr, sorted(set(section) - {'steps'})))}", "gradual")
     gradual = section.get("steps", [10, 25, 50, 100]) if isinstance(section, dict) else None
     if not isinstance(gradual, list) or not gradual:
         raise PlanError(f"rollout plan {path}: `gradual` must be a mapping whose `steps` is a list of percentages")

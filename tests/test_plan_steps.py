@@ -147,6 +147,19 @@ def test_an_old_plan_loads_as_the_steps_it_meant(tmp_path):
     assert plan.budget.window == 50
 
 
+@pytest.mark.parametrize("section, message", [
+    # A gate given as text was split into its letters, each refused as a gate of every step it became.
+    ("gates:\n  gradual: {metric: candidate_served, min: 20}\n", r"`gates\.gradual` must be a list of gates"),
+    ("gates:\n  limited: compared\n", r"`gates\.limited` must be a list of gates"),
+    # Only `steps` was read: another key beside it was dropped unseen.
+    ("gradual: {steps: [20, 100], pace: 10m}\n", r"`gradual` holds only `steps`; got 'pace'"),
+])
+def test_an_old_plan_with_a_section_of_the_wrong_shape_is_refused_naming_it(tmp_path, section, message):
+    old = plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\n" + section)
+    with pytest.raises(PlanError, match=message):
+        load_plan(old)
+
+
 def test_plan_convert_prints_a_plan_that_loads(tmp_path):
     from typer.testing import CliRunner
 
