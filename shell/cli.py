@@ -74,8 +74,8 @@ def start(
 @friendly
 def promote(
     ctx: typer.Context,
-    stage: Optional[str] = typer.Option(None, "--stage", help="Go to the first later step of this kind (limited, gradual, "
-                                        "pause, full) instead of the next step; the steps skipped must pass too."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="Go to the first later step of this kind (shadow, limited, "
+                                        "gradual, pause, full) instead of the next step; the steps skipped must pass too."),
     regions: Optional[str] = typer.Option(None, "--regions", help="Comma-separated regions for a limited step (default: the plan's)."),
     percent: Optional[float] = typer.Option(None, "--percent", help="Share of listings: within the regions (limited) or "
                                             "overall (gradual); default: the step's."),
