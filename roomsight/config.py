@@ -226,13 +226,19 @@ class Settings(_Section):
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     """Turn ROOMSIGHT_SECTION__KEY=value into nested dicts; pydantic does the type conversion."""
     out: dict[str, Any] = {}
-    for name, value in environ.items():
+    # Sorted, a section given whole as JSON (ROOMSIGHT_SERVE) comes before the variables of its keys
+    # (ROOMSIGHT_SERVE__HOST), which then amend it, whatever order the environment lists them in.
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
         node = out
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                whole = ENV_PREFIX + "__".join(parts[:i + 1]).upper()
+                raise ConfigError(f"invalid configuration:\n  {'.'.join(parts[:i + 1])} (env {whole}): not a mapping, "
+                                  f"but {name} sets a key in it")
         node[parts[-1]] = _parse_env_value(value)
     return out
 

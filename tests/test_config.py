@@ -308,3 +308,12 @@ def test_tokens_no_request_can_present_or_that_two_hold_are_refused(tmp_path: Pa
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
     assert key in str(info.value) and message in str(info.value)
     assert "s3cret" not in str(info.value)
+
+
+def test_a_section_given_whole_and_a_key_of_it_both_apply_in_any_order(tmp_path: Path):
+    """The environment's order decided: listed after the key's variable, the whole section dropped the key."""
+    s = load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__HOST": "0.0.0.0",
+                               "ROOMSIGHT_SERVE": '{"port": 8080, "host": "127.0.0.2"}'})
+    assert (s.serve.host, s.serve.port) == ("0.0.0.0", 8080)
+    with pytest.raises(ConfigError, match=r"serve \(env ROOMSIGHT_SERVE\): not a mapping, but ROOMSIGHT_SERVE__PORT sets"):
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE": "x", "ROOMSIGHT_SERVE__PORT": "1"})
