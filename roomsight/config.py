@@ -283,17 +283,17 @@ def load_settings(config_file: Path | str | None = None, environ: dict[str, str]
     """Build the settings from defaults, an optional YAML file and the environment."""
     environ = dict(os.environ if environ is None else environ)
     env = _env_overrides(environ)
-    path = Path(config_file) if config_file else (Path(environ["ROOMSIGHT_CONFIG"]) if environ.get("ROOMSIGHT_CONFIG") else None)
+    given = config_file or environ.get("ROOMSIGHT_CONFIG")  # a quoted or .env value reaches here with its `~`
+    path = Path(os.path.expanduser(str(given))) if given else None
     if path is None:
         home = Path(os.path.expanduser(str(env.get("home", "~/.roomsight"))))
         candidate = home / "config.yaml"
         path = candidate if candidate.exists() else None
-    data: dict[str, Any] = {}
+    data: Any = {}
     if path is not None:
-        loaded = read_yaml(path, "config file", ConfigError) or {}
-        if not isinstance(loaded, dict):
+        data = read_yaml(path, "config file", ConfigError) or {}
+        if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings")
-        data = loaded
     try:
         return Settings.model_validate(_merge(data, env))
     except ValidationError as exc:

@@ -163,6 +163,14 @@ def test_default_home_is_expanded(monkeypatch, tmp_path: Path):
     assert "secret" not in repr(load_settings(environ={"ROOMSIGHT_DATABASE_URL": "postgresql://u:secret@h/db"}))
 
 
+def test_the_config_file_is_found_under_a_home_written_as_tilde(monkeypatch, tmp_path: Path):
+    """ROOMSIGHT_CONFIG='~/rs.yaml' (quoted, or from a .env file) was looked for under a folder named `~`."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "rs.yaml").write_text("model_name: rooms\n")
+    assert load_settings(environ={"ROOMSIGHT_CONFIG": "~/rs.yaml"}).model_name == "rooms"
+    assert load_settings("~/rs.yaml", environ={}).model_name == "rooms"
+
+
 def test_the_plan_setting_is_expanded_as_the_other_paths_are(monkeypatch, tmp_path: Path):
     """`plan: ~/plans/mine.yaml` was read as a folder named `~`: the plan was not found."""
     monkeypatch.setenv("HOME", str(tmp_path))
