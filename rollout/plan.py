@@ -248,7 +248,7 @@ def load_plan(path: Path | str | None = None) -> Plan:
     """A validated plan; a file in the format of stage sections (before steps) is converted, see plan_legacy."""
     from rollout.plan_legacy import is_legacy, to_steps
 
-    path = Path(path) if path else default_plan_path()
+    path = Path(path).expanduser() if path else default_plan_path()  # --plan=~/p.yaml reaches here with its `~`
     raw = read_yaml(path, "rollout plan", PlanError) or {}
     if not isinstance(raw, dict):
         raise PlanError(f"rollout plan {path} must be a mapping with `regions` and `steps`")

@@ -220,3 +220,10 @@ def test_the_metrics_a_gate_bound_is_checked_against_are_metrics():
     from rollout.plan import DIFFERENCE_METRICS, SHARE_METRICS
 
     assert SHARE_METRICS | DIFFERENCE_METRICS <= set(METRICS)
+
+
+def test_a_plan_path_written_with_tilde_is_found(monkeypatch, tmp_path):
+    """--plan=~/plan.yaml (no shell expands a `~` after `=`) was looked for under a folder named `~`."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    steps_plan(tmp_path, "- shadow: {}\n- full: {}\n")
+    assert [s.kind for s in load_plan("~/plan.yaml").steps] == [Stage.SHADOW, Stage.FULL]
