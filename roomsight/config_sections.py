@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from roomsight.events import EVENT_TYPES, ROLLOUT_EVENTS
+from roomsight.tables import review_verdicts
 
 
 class _Section(BaseModel):
@@ -175,6 +176,10 @@ class ReviewSettings(_Section):
     @field_validator("tokens")
     @classmethod
     def _tokens(cls, v: dict[str, str]) -> dict[str, str]:
+        # Each claim and verdict stores its reviewer's name: PostgreSQL refuses one longer than the column (SQLite keeps it).
+        longest = review_verdicts.c.reviewer.type.length
+        if too_long := [name for name in v if len(name) > longest]:
+            raise ValueError(f"reviewer name {too_long[0][:longest]!r}... is longer than {longest} characters")
         return _presentable(v)
 
     def rate(self, stratum: str) -> float:
