@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 # The watching sections live beside; importing them here keeps `roomsight.config` the one place to ask.
 from roomsight.config_sections import (ControlSettings, MonitoringSettings, NotifySettings, ReviewSettings,  # noqa: F401
-                                      SmtpSettings, WebhookSettings, _expanded, _Section)
+                                      ModelName, SmtpSettings, WebhookSettings, _expanded, _Section)
 from roomsight.errors import ConfigError
 from roomsight.userfiles import read_yaml
 
@@ -139,7 +139,7 @@ class Settings(_Section):
     mlflow_tracking_uri: str | None = Field(None, repr=False, description="MLflow tracking/registry URI; default sqlite in home.")
     mlflow_artifact_root: str | None = Field(None, description="Artifact root for new MLflow experiments; default home/mlartifacts, "
                                                                "or the tracking server's own artifact store for an http(s) tracking URI.")
-    model_name: str = Field("roomtype", description="Registered model name in MLflow.")
+    model_name: ModelName = Field("roomtype", description="Registered model name in MLflow.")
     plan: Path | None = Field(None, description="Rollout plan YAML; default: the plan shipped with roomsight.")
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()

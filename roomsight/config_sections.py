@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from roomsight.events import EVENT_TYPES, ROLLOUT_EVENTS
 from roomsight.tables import review_verdicts
@@ -23,6 +23,17 @@ class _Section(BaseModel):
 def _expanded(path: Path) -> Path:
     """A path setting as the user means it: `~` expanded, made absolute."""
     return Path(os.path.expanduser(str(path))).resolve()
+
+
+def _names_a_model(name: str) -> str:
+    # Every command names the champion as models:/NAME@champion (roomsight.registry), which such a name breaks.
+    if not name.strip() or name != name.strip() or any(c in name for c in "/@"):
+        raise ValueError("must be a name with no '/', '@' or spaces around it: it is written models:/NAME/VERSION "
+                         "and models:/NAME@ALIAS")
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(_names_a_model)]
 
 
 class MonitoringSettings(_Section):

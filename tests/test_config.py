@@ -52,6 +52,8 @@ def test_home_config_file_is_found(tmp_path: Path):
     ({"ROOMSIGHT_RAY__NUM_CPUS": "0"}, "ray.num_cpus"),  # a local Ray that can run nothing
     ({"ROOMSIGHT_RAY__NUM_CPUS": "-2"}, "ray.num_cpus"),
     ({"ROOMSIGHT_RAY__NUM_CPUS": "nan"}, "ray.num_cpus"),
+    ({"ROOMSIGHT_MODEL_NAME": "rooms/v2"}, "model_name"),  # models:/rooms/v2@champion is no model URI
+    ({"ROOMSIGHT_MODEL_NAME": ""}, "model_name"),
 ])
 def test_bad_value_names_the_key_and_env(tmp_path: Path, env, key):
     with pytest.raises(ConfigError) as info:
