@@ -86,7 +86,10 @@ def promote(
     """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
     from roomsight.errors import GatesFailed
 
-    region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None
+    region_list = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions is not None else None
+    if region_list == ():
+        # Read as absent, an empty list (an unset shell variable) promoted to the plan's regions, unasked.
+        raise UserError(f"--regions {regions!r} names no region; give them comma-separated, e.g. eu-west,us-east")
     cp = control_of(ctx)
     try:
         out = cp.promote(stage, region_list, percent, force=force, reason=reason, dry_run=dry_run)

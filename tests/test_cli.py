@@ -83,6 +83,14 @@ def test_status_promote_refusals_through_the_cli(home):
     assert [e["action"] for e in events] == ["rollback", "start"] and events[1]["actor"] == "carol"
 
 
+@pytest.mark.parametrize("regions", ["", ",", " , "])
+def test_promote_with_regions_that_name_none_is_refused(tmp_path, regions):
+    """`--regions "$REGIONS"` with the variable unset promoted to the plan's regions, as if none were given."""
+    result = runner.invoke(app, ["promote", "--regions", regions], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "--regions" in out and "names no region" in out, out
+
+
 @pytest.mark.parametrize("store", ["mlflow", "postgres", "sqlite", "corrupt-sqlite", "corrupt-mlflow", "no-driver"])
 def test_stores_out_of_reach_or_corrupt_are_one_line_errors_without_the_password(tmp_path, monkeypatch, store):
     from tests.conftest import free_port
