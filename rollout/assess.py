@@ -50,7 +50,9 @@ def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *
     watches on the current step (the budget too while the candidate answers users). Without
     `all_evidence`, only the evidence those conditions name is gathered (the guard's tick)."""
     rid = state.rollout_id
-    if rid is None or state.step is None or not state.in_progress:
+    # A plan shorter than the step the rollout is on (changed mid-rollout) has no conditions for it: status and
+    # rollback, which the refusal to promote points to, still get the evidence.
+    if rid is None or state.step is None or not state.in_progress or state.step >= len(plan.steps):
         return Judged(evidence.collect(engine, settings, rid, as_of=as_of).values)
     steps = exit_steps if exit_steps is not None else range(state.step, state.step + 1)
     exits: list[tuple[Condition, OnFail]] = [(c, plan.steps[i].on_fail) for i in steps for c in plan.steps[i].exit]

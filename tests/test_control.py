@@ -138,6 +138,22 @@ def test_rollback_restores_aliases_with_routing(settings):
         cp.rollback("again")
 
 
+def test_status_and_rollback_work_when_the_plan_was_shortened_mid_rollout(settings):
+    """A plan with fewer steps than the rollout has reached: promote refuses and says to roll back, and
+    status and rollback crashed on the missing step (IndexError) instead."""
+    cp = ControlPlane(settings, open_plan())
+    cp.start("models:/roomtype/2")
+    cp.promote("limited")
+    cp.promote("gradual", percent=10)
+    plan = open_plan()
+    shortened = ControlPlane(settings, plan.model_copy(update={"steps": plan.steps[:2]}))
+    with pytest.raises(RolloutError, match="was the plan changed"):
+        shortened.promote()
+    st = shortened.status()
+    assert st.next_step is None and st.exit == [] and "requests" in st.evidence
+    assert shortened.rollback("plan changed").after.candidate is None
+
+
 def test_a_rollout_started_after_full_is_recorded_under_its_own_id(settings):
     """The state after full still names the finished rollout; the next start must not be filed under it,
     or replay and history would mix the two."""
