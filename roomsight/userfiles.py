@@ -27,10 +27,25 @@ def read_text(path: Path, what: str, error: type[UserError]) -> str:
         raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: it keeps the last silently, so a
+    step with two `exit:` keys lost the first's gates, and a setting written twice took the later value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, what: str, error: type[UserError]) -> Any:
-    """The parsed YAML document (None when the file is empty)."""
+    """The parsed YAML document (None when the file is empty); a key given twice in a mapping is refused."""
     try:
-        return yaml.safe_load(read_text(path, what, error))
+        return yaml.load(read_text(path, what, error), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise error(f"{what} {path} is not valid YAML: {exc}") from None
 
@@ -51,3 +66,5 @@ def check_output_file(path: Path, option: str, suffix: str) -> None:
         raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + suffix)}")
     if path.suffix.lower() != suffix:
         raise UserError(f"{option} {path}: give a {suffix} file name")
+    if not path.parent.is_dir():
+        raise UserError(f"{option} {path}: folder {path.parent} does not exist")

@@ -147,6 +147,11 @@ def test_bad_file(tmp_path: Path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(bad, environ={})
+    # A key written twice: YAML loaders keep the later silently, whichever the user meant.
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("serve:\n  port: 8000\n  host: 0.0.0.0\n  port: 9000\n")
+    with pytest.raises(ConfigError, match=r"(?s)twice.yaml is not valid YAML.*'port' is given twice.*line 4"):
+        load_settings(twice, environ={})
 
 
 def test_json_env_values_and_secrets_never_echoed(tmp_path: Path):

@@ -227,3 +227,14 @@ def test_a_plan_path_written_with_tilde_is_found(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     steps_plan(tmp_path, "- shadow: {}\n- full: {}\n")
     assert [s.kind for s in load_plan("~/plan.yaml").steps] == [Stage.SHADOW, Stage.FULL]
+
+
+def test_a_step_with_a_key_given_twice_is_refused_not_half_read(tmp_path):
+    """PyYAML keeps the last of two `exit:` keys: the first's gates vanished from the step without a word."""
+    from rollout.plan import load_plan
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: twice\nregions: [eu-west]\nsteps:\n  - shadow: {sample: 0.5}\n"
+                    "    exit: [\"compared >= 30\"]\n    exit: [\"agreement >= 0.6\"]\n  - full: {}\n")
+    with pytest.raises(PlanError, match="'exit' is given twice"):
+        load_plan(plan)
