@@ -131,7 +131,8 @@ def test_http_servers_on_a_taken_port_fail_before_announcing_themselves(tmp_path
     assert " on http://" not in out  # no address announced that nobody is listening on
 
 
-@pytest.mark.parametrize("command,port", [(["api"], "70000"), (["api"], "-1"), (["serve"], "0"), (["demo"], "65535")])
+@pytest.mark.parametrize("command,port", [(["api"], "70000"), (["api"], "-1"), (["serve"], "0"), (["demo"], "65535"),
+                                          (["review", "serve"], "70000")])
 def test_a_port_out_of_range_is_refused_as_the_option_before_anything_starts(tmp_path, command, port):
     """Each server's --port replaced a validated setting unchecked: the bind failed with a traceback, and
     port 0 served on a port nobody chose, announced as :0. The demo also uses the two ports after it."""

@@ -31,7 +31,8 @@ def _rollout_asked(engine: Any, rollout: str | None) -> str | None:  # Engine
 def serve(
     ctx: typer.Context,
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: review.host, 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default: review.port, 8081)."),
+    # Past the settings' validation, so the option checks its range itself (as `rollout serve` does).
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default: review.port, 8081)."),
     rollout: Optional[str] = typer.Option(None, "--rollout", help="Review this rollout's items (its id, or the id's first characters; default: the rollout in progress, or every rollout's when none is)."),
 ) -> None:
     """Serve the reviewer page; the queue is refilled from the prediction log every few seconds."""
