@@ -60,11 +60,13 @@ def read_csv(path: Path, what: str, error: type[UserError]) -> tuple[list[str], 
 
 
 def check_output_file(path: Path, option: str, suffix: str) -> None:
-    """Checked before any work is done: a folder, or a name without `suffix` (which matplotlib would
-    silently extend), would cost the user a whole run."""
+    """Checked before any work is done, its folder created: a folder, a name without `suffix` (which
+    matplotlib would silently extend) or a folder that cannot be made would cost the user a whole run."""
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + suffix)}")
     if path.suffix.lower() != suffix:
         raise UserError(f"{option} {path}: give a {suffix} file name")
-    if not path.parent.is_dir():
-        raise UserError(f"{option} {path}: folder {path.parent} does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot create its folder {path.parent} ({exc.strerror})") from None
