@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy import create_engine, func, select, update
 
 from monitoring.review import queue
-from monitoring.review.photos import PhotoStore
+from monitoring.review.photos import PhotoStore, prune_photos
 from roomsight.errors import BadRequestId, ReviewError
 from roomsight.tables import metadata, review_items, review_verdicts
 from roomsight.verdicts import DISPUTED
@@ -136,7 +136,7 @@ def test_kept_photos_are_pruned_unless_queued(env) -> None:
     os.utime(crashed, (old, old))
     writing = store.root / queued[:2] / f"{fresh}.4243.tmp"
     writing.write_bytes(b"being written")
-    assert queue.prune_photos(engine, s) == 2
+    assert prune_photos(engine, s) == 2
     assert store.has(queued) and store.has(fresh) and not store.has(stray)
     assert not crashed.exists() and writing.exists()
 

@@ -39,7 +39,8 @@ def serve(
     import threading
     import time
 
-    from monitoring.review.queue import current_rollout, fill, prune_photos
+    from monitoring.review.photos import prune_photos
+    from monitoring.review.queue import current_rollout, fill
     from monitoring.review.web import create_app
     from roomsight.db import engine_for
     from roomsight.listening import listen, serve_http

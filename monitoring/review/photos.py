@@ -21,10 +21,12 @@ from collections.abc import Collection
 from pathlib import Path
 
 from PIL import Image
+from sqlalchemy import Engine, select
 
 from roomsight.config import Settings
 from roomsight.errors import BadRequestId
 from roomsight.images import DecodedImage, jpeg_without_metadata
+from roomsight.tables import review_items
 
 JPEG_QUALITY = 85
 
@@ -150,3 +152,11 @@ class PhotoKeeper:
         """Write what is pending, then stop."""
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def prune_photos(engine: Engine, settings: Settings, photos: PhotoStore | None = None) -> int:
+    """Delete kept photos older than `review.photo_retention_h` that no review item refers to."""
+    photos = photos or PhotoStore.for_settings(settings)
+    with engine.connect() as conn:
+        queued = {r for (r,) in conn.execute(select(review_items.c.request_id))}
+    return photos.prune(queued, settings.review.photo_retention_h * 3600)

@@ -24,10 +24,8 @@ from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, select, 
 from sqlalchemy.exc import IntegrityError
 
 from monitoring.review.order import claim_order
-from monitoring.review.photos import PhotoStore
 from monitoring.review.sampling import fill  # noqa: F401 - callers fill the queue through it
 from monitoring.review.stats import UNUSABLE, Reviewed, resolve
-from roomsight.config import Settings
 from roomsight.errors import ReviewError, UserError
 from roomsight.rollout_state import read_state
 from roomsight.tables import predictions, review_items, review_verdicts
@@ -61,9 +59,9 @@ def current_rollout(engine: Engine) -> str | None:
     return found.state.rollout_id if found is not None and found.state.in_progress else None
 
 
-def _scope(engine: Engine, rollout_id: str | None) -> list[Any]:
+def _scope(engine: Engine, rollout_id: str | None, column: Any = review_items.c.rollout_id) -> list[Any]:
     target = rollout_id or current_rollout(engine)
-    return [review_items.c.rollout_id == target] if target else []
+    return [column == target] if target else []
 
 
 def _claimable(now: float) -> Any:
@@ -147,14 +145,13 @@ def submit(engine: Engine, reviewer: str, item_id: str, claim_id: str, label: st
 
 
 def undo(engine: Engine, reviewer: str, lease_s: float, rollout_id: str | None = None) -> Claim:
-    """Withdraw the reviewer's latest verdict in the queue's scope (`rollout_id` None: the rollout in
-    progress): the item comes back to them under a fresh lease, unless another reviewer has claimed it since."""
+    """Withdraw the reviewer's latest verdict, scoped as claims are (a verdict on a rollout that ended is not
+    reopened from the next one's page): the item comes back to them under a fresh lease, unless another
+    reviewer has claimed it since."""
     v, it = review_verdicts.c, review_items.c
-    # Scoped as claims are: a verdict on a rollout that ended is not reopened from the next one's page.
-    target = rollout_id or current_rollout(engine)
+    scope = _scope(engine, rollout_id, v.rollout_id)
     with engine.connect() as conn:
-        last = conn.execute(select(v.id, v.item_id, v.claim_id).where(v.reviewer == reviewer,
-                                                                      *([v.rollout_id == target] if target else []))
+        last = conn.execute(select(v.id, v.item_id, v.claim_id).where(v.reviewer == reviewer, *scope)
                             .order_by(v.ts.desc(), v.id.desc()).limit(1)).first()
     if last is None:
         raise ReviewError(409, "nothing to undo")
@@ -293,11 +290,3 @@ def labels_for(engine: Engine, rollout_id: str | None = None) -> tuple[str, ...]
                 for k in scores or {}:
                     seen.setdefault(k, None)
     return tuple(seen)
-
-
-def prune_photos(engine: Engine, settings: Settings, photos: PhotoStore | None = None) -> int:
-    """Delete kept photos older than `review.photo_retention_h` that no review item refers to."""
-    photos = photos or PhotoStore.for_settings(settings)
-    with engine.connect() as conn:
-        queued = {r for (r,) in conn.execute(select(review_items.c.request_id))}
-    return photos.prune(queued, settings.review.photo_retention_h * 3600)
