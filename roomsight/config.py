@@ -8,7 +8,6 @@ keys, but for the few in `NOT_SETTINGS`. A bad value fails at start-up with an e
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -21,19 +20,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 # The watching sections live beside; importing them here keeps `roomsight.config` the one place to ask.
 from roomsight.config_sections import (ControlSettings, MonitoringSettings, NotifySettings, ReviewSettings,  # noqa: F401
                                       ModelName, SmtpSettings, WebhookSettings, _expanded, _Section)
+from roomsight.config_env import NOT_SETTINGS, describe_error, env_overrides, merged  # noqa: F401
 from roomsight.errors import ConfigError
 from roomsight.userfiles import read_yaml
-
-ENV_PREFIX = "ROOMSIGHT_"
-# Variables with the prefix that are not settings: the file to read, and the tests' and benchmarks' knobs
-# (where the real photos are, how many schemathesis and fuzzing examples, where page screenshots go, how many
-# simulated rollouts the analysis benchmark holds out). A shell that sets one for a benchmark must still run
-# the CLI, so they are passed over rather than refused as unknown keys. A test finds every one the tests and
-# benchmarks read.
-NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_SCHEMATHESIS_EXAMPLES",
-                          "ROOMSIGHT_FUZZ_EXAMPLES", "ROOMSIGHT_SCREENSHOTS", "ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS",
-                          "ROOMSIGHT_BENCH_LOST_ROLLOUTS"})
-
 
 class RaySettings(_Section):
     address: str | None = Field(None, description="Ray cluster to join: 'auto', 'HEAD:6379' or 'ray://HEAD:10001'; empty starts a local Ray.")
@@ -167,10 +156,11 @@ class Settings(_Section):
     @classmethod
     def _shadow_answers_in_time(cls, v: ReviewSettings, info: ValidationInfo) -> ReviewSettings:
         serve = info.data.get("serve")
-        if serve is not None and serve.shadow_max_wait_s >= v.settle_s / 2:
+        if serve is not None and serve.shadow_max_wait_s + serve.shadow_timeout_s >= v.settle_s / 2:
             raise ValueError(f"settle_s ({v.settle_s:g}) must be more than twice serve.shadow_max_wait_s "
-                             f"({serve.shadow_max_wait_s:g}): a shadow answer written later than half of it is late, "
-                             "and the review sample leaves late rows out")
+                             f"({serve.shadow_max_wait_s:g}) + serve.shadow_timeout_s ({serve.shadow_timeout_s:g}): a "
+                             "shadow answer (its wait to start, then its call) written later than half of it is late, and the "
+                             "review sample leaves late rows out")
         return v
 
     @field_validator("database_url")
@@ -223,66 +213,10 @@ class Settings(_Section):
         return self.home
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """Turn ROOMSIGHT_SECTION__KEY=value into nested dicts; pydantic does the type conversion."""
-    out: dict[str, Any] = {}
-    # Sorted, a section given whole as JSON (ROOMSIGHT_SERVE) comes before the variables of its keys
-    # (ROOMSIGHT_SERVE__HOST), which then amend it, whatever order the environment lists them in.
-    for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
-            continue
-        parts = name[len(ENV_PREFIX):].lower().split("__")
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                whole = ENV_PREFIX + "__".join(parts[:i + 1]).upper()
-                raise ConfigError(f"invalid configuration:\n  {'.'.join(parts[:i + 1])} (env {whole}): not a mapping, "
-                                  f"but {name} sets a key in it")
-        node[parts[-1]] = _parse_env_value(value)
-    return out
-
-
-def _parse_env_value(value: str) -> Any:
-    """Lists and mappings come as JSON (ROOMSIGHT_REVIEW__TOKENS='{"ann": "..."}'); the rest as text."""
-    if value.strip()[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            pass
-    return value
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-_SECRET_WORDS = ("password", "token", "url", "uri", "webhook")
-
-
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        # A list is set whole, as JSON: the variable is the list's, whichever item is wrong.
-        listed = next((i for i, p in enumerate(e["loc"]) if isinstance(p, int)), len(e["loc"]))
-        env = ENV_PREFIX + "__".join(str(p) for p in e["loc"][:listed]).upper()
-        secret = any(w in key.lower() for w in _SECRET_WORDS)
-        shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
-        lines.append(f"  {key} (env {env}): {e['msg']}{shown}")
-    return "invalid configuration:\n" + "\n".join(lines)
-
-
 def load_settings(config_file: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from defaults, an optional YAML file and the environment."""
     environ = dict(os.environ if environ is None else environ)
-    env = _env_overrides(environ)
+    env = env_overrides(environ)
     given = config_file or environ.get("ROOMSIGHT_CONFIG")  # a quoted or .env value reaches here with its `~`
     path = Path(os.path.expanduser(str(given))) if given else None
     if path is None:
@@ -295,6 +229,6 @@ def load_settings(config_file: Path | str | None = None, environ: dict[str, str]
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings")
     try:
-        return Settings.model_validate(_merge(data, env))
+        return Settings.model_validate(merged(data, env))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_error(exc)) from None

@@ -171,7 +171,8 @@ class ReviewSettings(_Section):
                                                   "this long for it, then leaves the photo out of the sample "
                                                   "(there is no comparison to review). A row written, or answered "
                                                   "in shadow, more than half of it after its time is late and outside "
-                                                  "the sample; more than twice serve.shadow_max_wait_s.")
+                                                  "the sample; more than twice serve.shadow_max_wait_s + "
+                                                  "serve.shadow_timeout_s.")
     lease_s: float = Field(300, gt=0, description="How long a claimed item stays with its reviewer.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
     port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
