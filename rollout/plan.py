@@ -26,6 +26,7 @@ from analysis import AnalysisSpec
 from roomsight.durations import parse_duration
 from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
+from roomsight.tables import REGION_MAX
 from roomsight.userfiles import read_yaml
 from rollout.metrics import METRICS
 from rollout.plan_order import check_order
@@ -196,6 +197,9 @@ class Plan(_Strict):
         twice = sorted({r for r in v if v.count(r) > 1})
         if twice:
             raise ValueError(f"{', '.join(map(repr, twice))} is named twice")
+        long = [r for r in v if len(r) > REGION_MAX]
+        if long:
+            raise ValueError(f"{', '.join(map(repr, long))} is longer than the {REGION_MAX} characters a request's region may be")
         return v
 
     @model_validator(mode="after")

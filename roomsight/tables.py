@@ -24,6 +24,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 LABEL_MAX = 64  # a class name's length in the label columns (training refuses longer ones)
+REGION_MAX = 64  # a region's, as a request may send it and a plan may name it
 
 predictions = Table(
     "predictions",
@@ -34,7 +35,7 @@ predictions = Table(
     Column("stage", String(16), nullable=False),
     Column("listing_id", String(128), nullable=False),
     Column("photo_id", String(128)),
-    Column("region", String(64), nullable=False),
+    Column("region", String(REGION_MAX), nullable=False),
     Column("caption", Text),
     Column("taken_at", String(64)),
     Column("served_by", String(16), nullable=False),  # champion | candidate
@@ -111,7 +112,7 @@ traffic_minutes = Table(
     metadata,
     Column("rollout_id", String(36), primary_key=True),
     Column("minute", BigInteger, primary_key=True),  # floor(ts / 60)
-    Column("region", String(64), primary_key=True),
+    Column("region", String(REGION_MAX), primary_key=True),
     *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
     *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
     *(Column(name, Float) for name in ROLLUP_MAXES),
@@ -164,7 +165,7 @@ review_items = Table(
     Column("request_id", String(36), nullable=False),  # the logged prediction it came from
     Column("reason", String(16), nullable=False),  # its sampling stratum: disagreement | low_confidence | spot_check
     Column("priority", Integer, nullable=False),  # the stratum's rank (roomsight.verdicts.STRATA)
-    Column("region", String(64), nullable=False),
+    Column("region", String(REGION_MAX), nullable=False),
     Column("predicted", String(LABEL_MAX), nullable=False),  # the answer given
     Column("created_at", Float, nullable=False),
     Column("status", String(8), nullable=False),  # pending | claimed | done

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 
 from roomsight.errors import RequestError
+from roomsight.tables import REGION_MAX
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class TextField:
 TEXT_FIELDS = (
     TextField("listing_id", 128, True, "The listing the photo belongs to: the candidate's share of traffic is "
                                        "assigned per listing, so a listing keeps its model."),
-    TextField("region", 64, True, "The listing's region, e.g. eu-west: limited rollouts route by it."),
+    TextField("region", REGION_MAX, True, "The listing's region, e.g. eu-west: limited rollouts route by it."),
     TextField("photo_id", 128, False, "The caller's id of the photo, logged with the prediction."),
     TextField("caption", 2000, False, "The host's caption, logged with the prediction."),
     TextField("taken_at", 64, False, "When the photo was taken, as the caller writes it; logged."),

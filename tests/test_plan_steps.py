@@ -98,6 +98,8 @@ def test_a_plan_error_carries_its_key_and_step(tmp_path, steps, extra, key, step
 @pytest.mark.parametrize("regions, message", [
     ("[]", r"regions: .*at least one region"),
     ("[eu-west, us-east, eu-west]", r"regions: .*'eu-west' is named twice"),
+    # No request can carry it: the limited step would never answer anyone.
+    (f"[eu-west, {'r' * 65}]", r"regions: .* is longer than the 64 characters a request's region may be"),
 ])
 def test_a_plan_without_regions_or_with_one_twice_is_refused(tmp_path, regions, message):
     """With none, every region a limited step or --regions names is refused: no rollout could answer users."""
