@@ -141,6 +141,11 @@ def _presentable(tokens: dict[str, str]) -> dict[str, str]:
     if padded:
         raise ValueError(f"the token of {', '.join(map(repr, padded))} is empty or has spaces around it: "
                          "no request can present it")
+    # A header's bytes are read as Latin-1 and compared as UTF-8: only printable ASCII reads back as written.
+    unsendable = [name for name, token in tokens.items() if not (token.isascii() and token.isprintable())]
+    if unsendable:
+        raise ValueError(f"the token of {', '.join(map(repr, unsendable))} holds characters other than printable "
+                         "ASCII: an HTTP header cannot carry it as written")
     holders: dict[str, list[str]] = {}
     for name, token in tokens.items():
         holders.setdefault(token, []).append(name)

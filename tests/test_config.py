@@ -316,6 +316,8 @@ def test_an_item_of_a_list_is_named_with_the_variable_that_holds_the_list(tmp_pa
      "'ann' and 'bob' hold the same token"),
     ({"ROOMSIGHT_CONTROL__TOKENS": '{"ops": ""}'}, "control.tokens", "the token of 'ops' is empty"),
     ({"ROOMSIGHT_REVIEW__TOKENS": '{"ann": "s3cret-with-newline\\n"}'}, "review.tokens", "spaces around it"),
+    # Read back from a header as Latin-1 and compared as UTF-8, it never matched.
+    ({"ROOMSIGHT_CONTROL__TOKENS": json.dumps({"ops": "geheimnis-\u00fc"})}, "control.tokens", "other than printable ASCII"),
     # Stored with each claim and verdict, a longer name failed every claim on PostgreSQL (not on SQLite).
     ({"ROOMSIGHT_REVIEW__TOKENS": json.dumps({"a" * 65: "s3cret-token"})}, "review.tokens", "longer than 64 characters"),
     ({"ROOMSIGHT_CONTROL__TOKENS": '{"ops": "ops-s3cret"}', "ROOMSIGHT_CONTROL__SCRAPE_TOKENS": '{"prom": "ops-s3cret"}'},
