@@ -6,7 +6,8 @@ from __future__ import annotations
 METRICS: dict[str, str] = {
     "requests": "requests logged during the rollout",
     "compared": "requests where both models answered (shadow comparisons)",
-    "agreement": "share of compared requests where both models gave the same answer (`unsure` against a class is not)",
+    "agreement": "share of compared requests where the models agree: the same answer (`unsure` against a class is not), "
+                 "their confidences within serve.disagreement_gap",
     "candidate_served": "requests the candidate answered",
     "candidate_requests": "requests the candidate ran on, answering or in shadow",
     "candidate_error_rate": "share of candidate calls that failed or timed out",

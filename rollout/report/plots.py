@@ -107,7 +107,8 @@ def agreement(s: Series, events: Events, minimum: float | None) -> Plot | None:
     _events(ax, events)
     _legend(ax)
     return Plot("agreement", "Agreement between the models",
-                f"Share of compared requests where both models gave the same answer, per {_width(s.width)}.", _encode(fig))
+                "Share of compared requests where the models agree (the same answer, confidences within "
+                f"serve.disagreement_gap), per {_width(s.width)}.", _encode(fig))
 
 
 def precision(over_time: dict[str, list[PrecisionPoint]], events: Events) -> Plot | None:
