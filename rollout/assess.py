@@ -5,7 +5,7 @@ guard and the replay all come through here, so they judge alike; `as_of` judges 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
 
@@ -62,7 +62,7 @@ def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *
     values = evidence.collect(engine, settings, rid, as_of=as_of, needed=needed).values
     named = {c.analysis for c, _ in exits + watched if isinstance(c, AnalysisRef)}
     results = analyses(named, plan, engine, settings, rid, as_of)
-    out = Judged(values, exit=_dedup(_judge(exits, values, results)), watch=_judge(watched, values, results))
+    out = Judged(values, exit=_dedup(_judge(exits, values, results)), watch=_dedup(_judge(watched, values, results)))
     if watch and state.answers_traffic:
         b = plan.budget
         w = evidence.candidate_window(engine, rid, b.window, as_of=as_of)
@@ -76,8 +76,11 @@ def _judge(pairs: list[tuple[Condition, OnFail]], values: dict[str, float | None
 
 
 def _dedup(results: list[ConditionResult]) -> list[ConditionResult]:
-    """The same condition on several skipped steps is one check: keep the first of each name."""
+    """The same condition on several skipped steps, or watched plan-wide and by the step, is one check: keep
+    the first of each name, with the stronger action any of them asks for (a rollback over a pause)."""
     seen: dict[str, ConditionResult] = {}
     for r in results:
-        seen.setdefault(r.name, r)
+        kept = seen.setdefault(r.name, r)
+        if r.on_fail == "rollback" and kept.on_fail != "rollback":
+            seen[r.name] = replace(kept, on_fail="rollback")
     return list(seen.values())

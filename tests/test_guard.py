@@ -178,3 +178,21 @@ def test_guard_promotes_a_step_whose_time_is_up(settings):
     out = guard.tick()
     assert out is not None and out.action == "auto-promote" and out.after.stage is Stage.GRADUAL
     assert cp.history()[0]["actor"] == "guard" and "ran its 60 s" in cp.history()[0]["reason"]
+
+
+def test_a_condition_watched_plan_wide_and_by_the_step_is_one_check_with_the_stronger_action(tmp_path):
+    """Judged twice, it was two rows in status and two series of one name in /metrics (Prometheus keeps one
+    silently); kept once, it must still roll back if either asks for a rollback."""
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path)
+    gate = Gate(metric="candidate_error_rate", max=0.02)
+    plan = open_plan(watch=(gate.model_copy(update={"on_fail": "pause"}),))
+    steps = list(plan.steps)
+    steps[1] = steps[1].model_copy(update={"watch": (gate,), "on_fail": "rollback"})
+    plan = plan.model_copy(update={"steps": tuple(steps)})
+    limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
+                                          now=0), plan, 1, now=0)
+    watched = assess.judge(plan, limited, engine_for(settings.db_url), settings).watch
+    named = [r for r in watched if r.name == gate.name]
+    assert len(named) == 1 and named[0].on_fail == "rollback"
