@@ -150,12 +150,13 @@ def test_two_reviewers_over_http_never_share_an_item(tmp_path: Path) -> None:
     assert len(rows) == sum(wanted.values()) and {r.reviewer for r in rows} == {"ann", "bob"}
 
 
-def test_browser_login_label_with_keys_and_undo(server) -> None:
+@contextlib.contextmanager
+def reviewer_page(url: str) -> Iterator[object]:
+    """A headless Chromium page on the reviewer page at `url` (skips the test without Chromium)."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium not installed at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
-    url, engine = server
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:
@@ -163,38 +164,54 @@ def test_browser_login_label_with_keys_and_undo(server) -> None:
         try:
             page = browser.new_page()
             page.goto(url + "/")
-            page.fill("#token", "wrong-token")
-            page.press("#token", "Enter")
-            expect(page.locator("#login-error")).to_contain_text("not accepted")
-
-            page.fill("#token", "ann-secret-token")
-            page.press("#token", "Enter")
-            expect(page.locator("#who")).to_contain_text("ann")
-            photo = page.locator("#photo")
-            page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
-            first = photo.get_attribute("data-item")
-            expect(page.locator("#labels button")).to_have_count(len(CLASSES) + 1)
-
-            page.keyboard.press("3")  # the third class: kitchen
-            expect(page.locator("#progress")).to_contain_text("yours 1")
-            page.wait_for_function(f"document.getElementById('photo').dataset.item !== '{first}'")
-            second = photo.get_attribute("data-item")
-            page.keyboard.press("0")  # not a room / unusable
-            expect(page.locator("#progress")).to_contain_text("yours 2")
-            assert sorted((v.label, v.item_id) for v in verdicts(engine)) == sorted(
-                [("kitchen", first), ("unusable", second)])
-            # Keys pressed while an action is in flight are ignored (no double labels): let the next photo load.
-            page.wait_for_function(f"!['{first}', '{second}'].includes(document.getElementById('photo').dataset.item)")
-
-            page.keyboard.press("u")  # undo the last verdict: its photo comes back
-            expect(page.locator("#progress")).to_contain_text("yours 1")
-            page.wait_for_function(f"document.getElementById('photo').dataset.item === '{second}'")
-            page.keyboard.press("1")
-            expect(page.locator("#progress")).to_contain_text("yours 2")
-            assert sorted((v.reviewer, v.label, v.item_id) for v in verdicts(engine)) == sorted(
-                [("ann", "kitchen", first), ("ann", "bedroom", second)])
+            yield page
         finally:
             browser.close()
+
+
+def signed_in(page) -> str:  # noqa: ANN001 - a playwright Page
+    """Sign in as ann and wait for the first photo; returns its item id."""
+    page.fill("#token", "ann-secret-token")
+    page.press("#token", "Enter")
+    page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+    return page.locator("#photo").get_attribute("data-item")
+
+
+def test_browser_login_label_with_keys_and_undo(server) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = server
+    with reviewer_page(url) as page:
+        page.fill("#token", "wrong-token")
+        page.press("#token", "Enter")
+        expect(page.locator("#login-error")).to_contain_text("not accepted")
+
+        page.fill("#token", "ann-secret-token")
+        page.press("#token", "Enter")
+        expect(page.locator("#who")).to_contain_text("ann")
+        photo = page.locator("#photo")
+        page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+        first = photo.get_attribute("data-item")
+        expect(page.locator("#labels button")).to_have_count(len(CLASSES) + 1)
+
+        page.keyboard.press("3")  # the third class: kitchen
+        expect(page.locator("#progress")).to_contain_text("yours 1")
+        page.wait_for_function(f"document.getElementById('photo').dataset.item !== '{first}'")
+        second = photo.get_attribute("data-item")
+        page.keyboard.press("0")  # not a room / unusable
+        expect(page.locator("#progress")).to_contain_text("yours 2")
+        assert sorted((v.label, v.item_id) for v in verdicts(engine)) == sorted(
+            [("kitchen", first), ("unusable", second)])
+        # Keys pressed while an action is in flight are ignored (no double labels): let the next photo load.
+        page.wait_for_function(f"!['{first}', '{second}'].includes(document.getElementById('photo').dataset.item)")
+
+        page.keyboard.press("u")  # undo the last verdict: its photo comes back
+        expect(page.locator("#progress")).to_contain_text("yours 1")
+        page.wait_for_function(f"document.getElementById('photo').dataset.item === '{second}'")
+        page.keyboard.press("1")
+        expect(page.locator("#progress")).to_contain_text("yours 2")
+        assert sorted((v.reviewer, v.label, v.item_id) for v in verdicts(engine)) == sorted(
+            [("ann", "kitchen", first), ("ann", "bedroom", second)])
     with engine.connect() as c:
         assert c.execute(select(func.count()).select_from(review_verdicts)).scalar_one() == 2
 
@@ -202,71 +219,45 @@ def test_browser_login_label_with_keys_and_undo(server) -> None:
 def test_browser_moves_on_when_its_item_was_taken_by_another_reviewer(server) -> None:
     """A lease that lapsed while the page sat idle, its item claimed by someone else since: the verdict is refused
     and the page said "claim the next item" with no way to but a reload, every key refused the same way."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
     from sqlalchemy import update
 
     url, engine = server
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(url + "/")
-            page.fill("#token", "ann-secret-token")
-            page.press("#token", "Enter")
-            page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
-            first = page.locator("#photo").get_attribute("data-item")
-            with engine.begin() as c:  # ann's lease lapsed and bob claimed the photo
-                c.execute(update(review_items).where(review_items.c.id == first)
-                          .values(claim_id=str(uuid.uuid4()), claimed_by="bob", lease_until=time.time() + 600))
+    with reviewer_page(url) as page:
+        first = signed_in(page)
+        with engine.begin() as c:  # ann's lease lapsed and bob claimed the photo
+            c.execute(update(review_items).where(review_items.c.id == first)
+                      .values(claim_id=str(uuid.uuid4()), claimed_by="bob", lease_until=time.time() + 600))
 
-            page.keyboard.press("3")
-            expect(page.locator("#error")).to_contain_text("not claimed by you")
-            page.wait_for_function(f"document.getElementById('photo').dataset.item !== '{first}'")
-            second = page.locator("#photo").get_attribute("data-item")
-            page.keyboard.press("3")
-            expect(page.locator("#progress")).to_contain_text("yours 1")
-            assert verdicts(engine) == [("ann", "kitchen", second)]
-        finally:
-            browser.close()
+        page.keyboard.press("3")
+        expect(page.locator("#error")).to_contain_text("not claimed by you")
+        page.wait_for_function(f"document.getElementById('photo').dataset.item !== '{first}'")
+        second = page.locator("#photo").get_attribute("data-item")
+        page.keyboard.press("3")
+        expect(page.locator("#progress")).to_contain_text("yours 1")
+        assert verdicts(engine) == [("ann", "kitchen", second)]
 
 
 def test_browser_never_shows_the_last_photo_for_an_item_whose_photo_is_gone(server, tmp_path: Path) -> None:
     """The next item's photo no longer stored: the page kept showing the photo just judged under the new item,
     so a reviewer who labelled what they saw gave the new item the last photo's room type."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, engine = server
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(url + "/")
-            page.fill("#token", "ann-secret-token")
-            page.press("#token", "Enter")
-            page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
-            first = page.locator("#photo").get_attribute("data-item")
-            with engine.connect() as c:
-                shown = c.execute(select(review_items.c.request_id).where(review_items.c.id == first)).scalar_one()
-            stored = list((tmp_path / "photos").glob("*/*.jpg"))
-            assert len(stored) == 6
-            for photo in stored:
-                if photo.stem != shown:
-                    photo.unlink()  # every other photo pruned or lost
+    with reviewer_page(url) as page:
+        first = signed_in(page)
+        with engine.connect() as c:
+            shown = c.execute(select(review_items.c.request_id).where(review_items.c.id == first)).scalar_one()
+        stored = list((tmp_path / "photos").glob("*/*.jpg"))
+        assert len(stored) == 6
+        for photo in stored:
+            if photo.stem != shown:
+                photo.unlink()  # every other photo pruned or lost
 
-            page.keyboard.press("3")
-            expect(page.locator("#error")).to_contain_text("no longer stored")
-            expect(page.locator("#photo-box")).to_be_hidden()
-            assert page.locator("#photo").get_attribute("data-item") != first
-        finally:
-            browser.close()
+        page.keyboard.press("3")
+        expect(page.locator("#error")).to_contain_text("no longer stored")
+        expect(page.locator("#photo-box")).to_be_hidden()
+        assert page.locator("#photo").get_attribute("data-item") != first
 
 
 def test_ids_with_a_nul_are_refused_on_postgresql(tmp_path: Path, pg_database: str) -> None:
