@@ -126,3 +126,17 @@ def test_shadow_share_matches_sample_rate():
     s = state(Stage.SHADOW, shadow_sample=0.1)
     n = sum(choose(s, "L", "eu-west", u=rng.random()).shadow is not None for _ in range(10_000))
     assert abs(n / 10_000 - 0.1) < 0.02
+
+
+def test_only_flagged_photos_are_held_on_the_champion():
+    """Holding out-of-domain photos on the champion holds those flagged: every other photo of the slice is the
+    candidate's, or the candidate would answer no one while the plan holds out-of-domain photos."""
+    s = state(Stage.GRADUAL, percent=100, hold_ood_on_champion=True, shadow_sample=0.5)
+    d = choose(s, "L1", "us-east", (), u=0.99)
+    assert (d.served_by, d.shadow, d.reason, d.held_flags) == (CANDIDATE, None, "slice", ())
+
+
+def test_a_shadow_sample_of_zero_never_shadows_and_of_one_always_does():
+    """`u` is a draw in [0, 1): 0 itself is one, and a sample rate of 0 must not run the candidate on it."""
+    assert choose(state(Stage.SHADOW, shadow_sample=0.0), "L1", "eu-west", u=0.0).shadow is None
+    assert choose(state(Stage.SHADOW, shadow_sample=1.0), "L1", "eu-west", u=0.999999).shadow == CANDIDATE
