@@ -6,7 +6,7 @@ from roomsight.errors import PlanError, TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout import conditions, stages
-from rollout.plan import AnalysisRef, Budget, Gate, load_plan
+from rollout.plan import AnalysisRef, Budget, Gate, LimitedTraffic, load_plan
 from tests.plans import open_plan
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
@@ -120,6 +120,95 @@ def test_hold_and_rollback_mid_rollout(plan):
     assert back.stage is Stage.STABLE and back.champion == CHAMP and back.candidate is None and back.held is None
 
 
+def start_on(plan, step: int, **overrides):
+    """A rollout of CAND moved to `step` of `plan` (with the overrides of that promotion)."""
+    s = stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0)
+    return s if step == 0 else stages.advance(s, plan, step, 0, **overrides)
+
+
+def test_a_promotion_goes_forward_only(plan):
+    s = start_on(plan, 1)
+    for target in (0, 1, len(plan.steps)):
+        with pytest.raises(TransitionError, match=f"step {target + 1} does not follow step 2/7"):
+            stages.advance(s, plan, target, 1)
+
+
+def test_a_percent_override_is_a_share_of_the_traffic(plan):
+    """Refused in words, as every other mistake of a promotion: 0% would put a limited step on no listing, and
+    over 100% fails the state's own check with a ValueError the command line does not expect."""
+    s = start_on(plan, 0)
+    for bad in (0, -5, 150):
+        with pytest.raises(TransitionError, match=r"--percent must be in \(0, 100\], got"):
+            stages.advance(s, plan, 1, 0, percent=bad)
+    assert stages.advance(s, plan, 1, 0, percent=100).region_percent == 100
+
+
+def test_a_percent_override_is_refused_on_a_step_without_a_share(plan):
+    """Given to the full step, --percent would be dropped without a word."""
+    s = start_on(plan, 5)
+    with pytest.raises(TransitionError, match="--percent applies to limited and gradual steps; step 7/7 full is full"):
+        stages.advance(s, plan, 6, 0, percent=50)
+
+
+def test_a_gradual_step_at_the_share_already_reached_is_passed_over(plan):
+    """After `promote --percent 25` on the 10% step, the 25% step adds no listing: the next promotion goes to 50%,
+    a promotion past it does not stop on it, and targeting it alone is refused as no growth."""
+    s = stages.advance(start_on(plan, 1), plan, 2, 0, percent=25)
+    assert stages.target_step(s, plan) == 4
+    assert stages.next_promotion(s, plan) == (4, range(2, 4))
+    assert stages.advance(s, plan, 5, 0).percent == 100
+    with pytest.raises(TransitionError, match="must grow"):
+        stages.advance(s, plan, 3, 0)
+    with pytest.raises(TransitionError, match="must grow"):
+        stages.advance(s, plan, 4, 0, percent=25)
+
+
+def test_gradual_gives_the_limited_regions_wholly_to_the_candidate(plan):
+    s = start_on(plan, 1, percent=50)
+    assert s.candidate_share("eu-west") == 0.5
+    g = stages.advance(s, plan, 2, 1)
+    assert (g.regions, g.region_percent, g.percent) == (("eu-west",), 100, 10)
+    assert g.candidate_share("eu-west") == 1.0 and g.candidate_share("us-east") == 0.1
+
+
+def test_a_later_limited_step_without_regions_keeps_the_regions_it_found():
+    base = open_plan()
+    first = base.steps[1].model_copy(update={"limited": LimitedTraffic(regions=("eu-west",), percent=50)})
+    second = base.steps[1].model_copy(update={"limited": LimitedTraffic(percent=100)})
+    plan = base.model_copy(update={"steps": (base.steps[0], first, second, *base.steps[2:])})
+    s = start_on(plan, 1, regions=("eu-west", "us-east"))
+    wider = stages.advance(s, plan, 2, 1)
+    assert (wider.regions, wider.region_percent, wider.step) == (("eu-west", "us-east"), 100, 2)
+
+
+def test_next_promotion_is_the_current_step_alone_when_there_is_nowhere_to_go(plan):
+    s = start_on(plan, 0)
+    assert stages.next_promotion(s, plan) == (1, range(0, 1))
+    full = stages.advance(s, plan, 6, 1)
+    assert stages.next_promotion(full, plan) == (None, range(6, 7))
+
+
+def test_a_rollout_past_the_plans_last_step_says_the_plan_changed(plan):
+    s = start_on(plan, 0)
+    with pytest.raises(TransitionError, match="on step 8, but plan 'default' has 7 steps"):
+        stages.target_step(s.evolve(step=len(plan.steps)), plan)
+
+
+def test_only_a_rollout_in_progress_can_be_paused():
+    with pytest.raises(TransitionError, match="no rollout in progress to pause"):
+        stages.hold(RoutingState(champion=CHAMP), "drift")
+
+
+def test_rolling_back_a_rollout_keeps_the_champion_a_later_rollback_restores():
+    """After CHAMP -> CAND went full, a third model's rollout rolled back leaves CAND the champion and CHAMP the
+    one a rollback of that full step would restore."""
+    after_full = RoutingState(champion=CAND, previous_champion=CHAMP)
+    s = stages.start(after_full, ModelRef("roomtype", "3"), "r3", load_plan(), 0)
+    back = stages.rollback(s)
+    assert (back.champion, back.previous_champion, back.candidate) == (CAND, CHAMP, None)
+    assert stages.rollback(back).champion == CHAMP
+
+
 def test_gates_pass_fail_and_inconclusive():
     values = {"compared": 100.0, "agreement": 0.9, "candidate_error_rate": 0.0}
     assert conditions.gate(Gate(metric="agreement", min=0.6), values).outcome == "pass"
@@ -173,3 +262,4 @@ def test_analysis_condition_carries_its_result():
     # The summary says how many more verdicts: said again, the detail read "...; about N more verdicts (about N
     # more verdicts wanted)".
     assert judged.detail == result.summary and judged.detail.count(f"about {result.needed} more verdicts") == 1
+
