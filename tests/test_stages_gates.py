@@ -263,3 +263,21 @@ def test_analysis_condition_carries_its_result():
     # more verdicts wanted)".
     assert judged.detail == result.summary and judged.detail.count(f"about {result.needed} more verdicts") == 1
 
+
+def test_a_gate_at_its_bound_passes():
+    """`agreement >= 0.5` holds at 0.5, and the shipped plan's watched `drift_alarm <= 0` at 0: read strictly,
+    a calm drift check would pause every rollout."""
+    assert conditions.gate(Gate(metric="agreement", min=0.5), {"compared": 100.0, "agreement": 0.5}).outcome == "pass"
+    assert conditions.gate(Gate(metric="drift_alarm", max=0), {"drift_alarm": 0.0}).outcome == "pass"
+    assert conditions.gate(Gate(metric="drift_alarm", max=0), {"drift_alarm": 1.0}).outcome == "fail"
+
+
+def test_a_count_past_its_max_fails():
+    """A count only grows: below a min it is evidence still arriving, past a max it stays past."""
+    assert conditions.gate(Gate(metric="requests", max=100), {"requests": 101.0}).outcome == "fail"
+
+
+def test_the_budget_is_judged_from_its_least_calls_and_holds_at_its_limits():
+    b = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
+    assert conditions.budget(b, 20, 0.10, 100).outcome == "fail", "20 calls are MIN_BUDGET_CALLS: judged"
+    assert conditions.budget(b, 50, 0.05, 500).outcome == "pass", "at the budget is within it"
