@@ -73,6 +73,18 @@ def test_shipped_plan_loads_as_steps():
     ("- shadow: {}\n  exit: [{metric: compared, min: -30}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: compared is never below 0; got -30"),
     ("- shadow: {}\n  exit: [{metric: precision_margin, min: -5}]\n- full: {}\n", "",
      r"steps\.0\.exit\.0\.gate: precision_margin is from -1 to 1; got -5"),
+    # A gate is one bound: with both, one would be dropped; with neither, it could never be judged.
+    ("- shadow: {}\n  exit: [{metric: agreement, min: 0.5, max: 0.9}]\n- full: {}\n", "",
+     r"steps\.0\.exit\.0\.gate: .*needs exactly one of min or max"),
+    ("- shadow: {}\n  exit: [{metric: agreement}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: .*needs exactly one of min or max"),
+    ("- shadow: {}\n  exit: [{metric: candidate_error_rate, max: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate\.max: .*finite"),
+    # Shares and limits out of their range: a sample over 1, no listing at 0%, more than all of them, a budget
+    # of more than every call failing or of no time at all.
+    ("- shadow: {sample: 1.5}\n- full: {}\n", "", r"steps\.0\.shadow\.sample"),
+    ("- limited: {regions: [eu-west], percent: 0}\n- full: {}\n", "", r"steps\.0\.limited\.percent"),
+    ("- limited: {regions: [eu-west]}\n- gradual: {percent: 150}\n- full: {}\n", "", r"steps\.1\.gradual\.percent"),
+    ("- shadow: {}\n- full: {}\n", "budget: {max_error_rate: 1.5}\n", r"budget\.max_error_rate"),
+    ("- shadow: {}\n- full: {}\n", "budget: {max_p99_ms: 0}\n", r"budget\.max_p99_ms"),
 ])
 def test_a_bad_plan_is_refused_naming_step_and_key(tmp_path, steps, extra, message):
     with pytest.raises(PlanError, match=message):
@@ -240,3 +252,11 @@ def test_a_step_with_a_key_given_twice_is_refused_not_half_read(tmp_path):
                     "    exit: [\"compared >= 30\"]\n    exit: [\"agreement >= 0.6\"]\n  - full: {}\n")
     with pytest.raises(PlanError, match="'exit' is given twice"):
         load_plan(plan)
+
+
+def test_the_plan_wide_watch_applies_only_where_the_candidate_answers_users():
+    """In shadow the candidate answers no one: the plan's `watch` (a rollback on quality) waits for a step
+    where it does; a step's own watch applies on its step."""
+    plan = load_plan()
+    assert plan.watch and plan.watched(0, answers_traffic=False) == plan.steps[0].watch
+    assert plan.watched(1, answers_traffic=True) == plan.watch + plan.steps[1].watch
