@@ -298,3 +298,74 @@ def test_bounds_stay_within_what_an_accuracy_difference_can_be_and_no_verdicts_i
     assert -1.0 <= r.lower < r.upper <= 1.0 and "[-1.000, +1.000]" in r.summary
     empty = decide("q", AnalysisSpec(margin=0.05), Counts(rows=40), {})
     assert empty.outcome == "inconclusive" and empty.summary.endswith("; no verdicts yet")
+
+
+def test_holm_steps_down_and_stops_at_the_first_p_value_over_its_level() -> None:
+    """Holm rejects more than Bonferroni (each p-value against alpha over the hypotheses left), and once one
+    p-value is over its level none after it is rejected, however small against its own."""
+    assert holm([0.01, 0.02, 0.03], 0.05) == [True, True, True]  # Bonferroni: only the first
+    assert holm([0.045, 0.02, 0.04], 0.05) == [False, False, False]  # 0.02 > 0.05/3: 0.045 < 0.05 waits in vain
+
+
+def test_a_verdict_or_an_unseen_photo_logged_at_the_frontier_is_read_and_unseen_agreements_are_not() -> None:
+    """The frontier is the time up to which every sampled disagreement is resolved, and its rows are counted
+    settled: a disagreement logged at it is one of them. An unseen photo of an agreeing stratum has no
+    difference to hide and is no worst case."""
+    spec = AnalysisSpec(margin=0.05)
+    sample = sample_of([verdict("disagreement", "kitchen", "bedroom", "bedroom", t=10)],
+                       [CountRow("disagreement", cell(), True, True, True, 100, True)], frontier=10)
+    unseen = (UnseenRow("disagreement", cell(), 10.0), UnseenRow("spot_check", cell(), 5.0),
+              UnseenRow("low_confidence", cell(), 6.0))
+    whole, _ = tally(replace(sample, unseen=unseen), spec)
+    assert (whole.wins, whole.losses, whole.unseen) == (1, 0, 1)
+
+
+def test_a_cell_shown_worse_fails_the_analysis_while_the_whole_is_not() -> None:
+    """A tenth of the traffic, worse there, is a fail of the rollout although the whole's bound still
+    reaches above 0: that is what the segments are for."""
+    spec = AnalysisSpec(margin=0.05, segments=("region",), min_count=20)
+    cells = {("eu-west",): Counts(1800, 100, 100, 200), ("us-east",): Counts(1800, 100, 100, 200),
+             ("ap-south",): Counts(400, 5, 60, 80)}
+    r = decide("q", spec, Counts(4000, 205, 260, 480), cells)
+    assert r.upper > 0 and r.outcome == "fail" and r.summary.startswith("candidate worse on photos in ap-south")
+
+
+def test_a_cell_can_fail_from_min_count_verdicts_on() -> None:
+    spec = AnalysisSpec(margin=0.05, segments=("region",), min_count=20)
+    good = {("eu-west",): Counts(1800, 100, 100, 200), ("us-east",): Counts(1800, 100, 100, 200)}
+    r = decide("q", spec, Counts(4000, 200, 220, 420), {**good, ("ap-south",): Counts(400, 0, 20, 20)})
+    assert r.outcome == "fail" and next(s for s in r.segments if s.value == "ap-south").outcome == "fail"
+
+
+def test_a_cell_is_shown_small_only_at_its_part_of_alpha() -> None:
+    """7% of 1,000 photos is below min_share (10%) at alpha but not at SHARE_PART * alpha, the part a cell's
+    share is tested at: shown small at alpha, this cell, worse there, was left out and the whole passed."""
+    spec = AnalysisSpec(margin=0.05, segments=("region",))
+    cells = {("eu-west",): Counts(465, 5, 5, 20), ("us-east",): Counts(465, 5, 5, 20), ("ap-south",): Counts(70, 0, 8, 8)}
+    r = decide("q", spec, Counts(1000, 10, 18, 48), cells)
+    held = next(s for s in r.segments if s.value == "ap-south")
+    assert r.outcome == "inconclusive" and held.judged and held.outcome == "inconclusive"
+
+
+def test_an_analysis_that_no_amount_of_the_same_evidence_decides_says_no_end_is_in_sight() -> None:
+    """A tenth of the sampled disagreements unseen keeps a pass (read as losses) and a fail (read as wins) out of
+    reach at any scale: no count of more verdicts is promised."""
+    r = decide("q", AnalysisSpec(margin=0.05), Counts(rows=1000, verdicts=10, unseen=100), {})
+    assert r.outcome == "inconclusive" and r.needed is None and r.summary.endswith("; no likely end in sight at this rate")
+
+
+def test_a_fail_names_the_cell_shown_worst() -> None:
+    spec = AnalysisSpec(margin=0.05, segments=("region",), min_count=20)
+    cells = {("eu-west",): Counts(1800, 100, 100, 200), ("us-east",): Counts(1800, 5, 90, 100),
+             ("ap-south",): Counts(400, 5, 60, 80)}
+    r = decide("q", spec, Counts(4000, 110, 250, 380), cells)
+    failing = sorted((s.upper, s.value) for s in r.segments if s.outcome == "fail")
+    assert len(failing) == 2 and failing[0][1] == "ap-south"
+    assert r.summary.startswith("candidate worse on photos in ap-south")
+
+
+def test_the_estimate_is_scaled_by_the_disagreement_sampling_rate() -> None:
+    """With disagreements sampled at half, each reviewed one stands for two: 30 wins and 10 losses over 1,000
+    photos are a difference of +0.04, not +0.02."""
+    r = decide("q", AnalysisSpec(margin=0.05), Counts(rows=1000, wins=30, losses=10, verdicts=40), {}, scale=2.0)
+    assert r.estimate == pytest.approx(0.04) and "+0.040" in r.summary
