@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from roomsight.errors import RulesError
 from shell.cli import app
-from training.labels import Decision, label_csv, load_rules
+from training.labels import ClassRule, Decision, label_csv, load_rules
 from training.labelscore import score
 from training.synthetic import CLASSES, caption_for, write_dataset
 
@@ -114,6 +114,9 @@ def test_custom_rules_file_with_max_length_and_excludes(tmp_path):
     ("exlude: [indoor]\nclasses: {pool: {include: [pool]}}", "unknown key(s) ['exlude']"),
     ("classes: {pool: {include: [pool]}, spa: {include: [hot tub, Pool]}}",
      "keyword 'Pool' is included by both 'pool' and 'spa'"),
+    # YAML reads `true` as a bool, which Python takes for the int 1: every caption would be too long.
+    ("classes: {pool: {include: [pool], max_length: true}}", "`pool.max_length` must be a whole number"),
+    ("classes: {pool: {exclude: [indoor]}}", "class 'pool' needs at least one `include` keyword"),
 ])
 def test_rules_that_would_label_nothing_or_crash_are_refused_naming_the_key(tmp_path, yaml_text, says):
     """A text max_length was a ValueError traceback; a negative one, a misspelt top-level `exclude` and a
@@ -210,3 +213,14 @@ def test_a_class_the_rules_never_labelled_has_no_precision_not_a_precision_of_0(
                            env={"ROOMSIGHT_HOME": str(tmp_path / "home")})
     row = next(line for line in result.output.splitlines() if "other" in line)
     assert result.exit_code == 0 and row.split("│")[2].strip() == "n/a", result.output
+
+
+def test_a_keyword_names_its_plural_and_the_most_specific_keyword_is_reported():
+    rule = ClassRule("bedroom", ["bed", "master bed"])
+    assert rule.named_by("Two single beds") == "bed"
+    assert rule.named_by("Master bed, ensuite") == "master bed"
+
+
+def test_a_captions_length_is_read_without_the_spaces_around_it():
+    """A spreadsheet's caption cell often ends in spaces: 22 characters of text are within the kitchen rule's 22."""
+    assert load_rules().decide("  Fully equipped kitchen   ").label == "kitchen"
