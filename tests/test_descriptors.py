@@ -364,3 +364,31 @@ def test_draws_pooled_show_what_one_cannot_each_counted_from_its_own_reference()
     pooled = tune_margin("night_time", draws)
     assert pooled["margin"] == pytest.approx(0.15)
     assert pooled["tuning_flagged"] == {"dim": 0.01, "night_street": 1.0}
+
+
+def test_a_photo_at_the_flags_centre_is_flagged():
+    """The centre is where the score is 0.5, and a score of the threshold flags: `assess` holds photos scoring
+    at least it."""
+    cal = Calibration({"novelty": 0.0}, {"novelty": 0.08})
+    assert cal.assess({"embedding_distance": 1.0}) == cal.assess({"embedding_distance": 1.0}, 0.5)
+    assert cal.assess({"embedding_distance": 1.0}).flags == ["novelty"]
+
+
+def test_a_flag_without_a_calibration_is_not_scored():
+    """A model exported without an embedding summary has no novelty centre: its photos get no novelty score,
+    not a crash of the request."""
+    assert "novelty" not in Calibration.from_reference(None).scores({"embedding_distance": 50.0})
+
+
+def test_a_reference_photo_missing_a_descriptor_leaves_the_calibration_to_the_others():
+    """A reference photo whose descriptor is missing (None) or NaN is no evidence: the quantile is the others'
+    (a NaN among them made the centre NaN, and no photo was ever flagged)."""
+    sides = [float(s) for s in range(200, 400, 5)]
+    light = [0.3 + i / 100 for i in range(len(sides))]
+    clean = Calibration.from_reference({"images": {"descriptors": {"resolved_side": sides, "brightness": light,
+                                                                   "highlights": light}}})
+    for gap in (None, math.nan):
+        cal = Calibration.from_reference({"images": {"descriptors": {
+            "resolved_side": sides + [gap], "brightness": light + [gap], "highlights": light + [0.5]}}})
+        assert cal.centre == pytest.approx(clean.centre)
+    assert clean.assess({"resolved_side": 16.0}).flags == ["low_resolution"]
