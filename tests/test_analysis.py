@@ -369,3 +369,32 @@ def test_the_estimate_is_scaled_by_the_disagreement_sampling_rate() -> None:
     photos are a difference of +0.04, not +0.02."""
     r = decide("q", AnalysisSpec(margin=0.05), Counts(rows=1000, wins=30, losses=10, verdicts=40), {}, scale=2.0)
     assert r.estimate == pytest.approx(0.04) and "+0.040" in r.summary
+
+
+def test_a_stratum_with_traffic_and_no_verdict_yet_leaves_no_estimate() -> None:
+    """Its photos would otherwise vanish from the weighted estimate: the others' rate would stand for them."""
+    counts = (CountRow("disagreement", cell(), True, True, True, 20, True),
+              CountRow("spot_check", cell(), False, True, True, 80, True))
+    rows = tuple([verdict("disagreement", "kitchen", "bedroom", "kitchen")] * 5)
+    est = model_estimates(ReviewSample(None, None, {}, counts, rows))
+    assert est["champion"].accuracy is None and est["candidate"].precision is None
+
+
+def test_unusable_photos_are_outside_accuracy_and_precision() -> None:
+    counts = (CountRow("spot_check", cell(), False, True, True, 100, True),)
+    rows = tuple([verdict("spot_check", "kitchen", "kitchen", "kitchen")] * 5
+                 + [verdict("spot_check", "kitchen", "kitchen", UNUSABLE)] * 5)
+    est = model_estimates(ReviewSample(None, None, {}, counts, rows))["champion"]
+    assert est.accuracy.value == est.precision.value == 1.0 and est.accuracy.n == est.precision.n == 5
+
+
+def test_no_compared_traffic_has_no_coverage_not_a_coverage_of_0() -> None:
+    assert model_estimates(ReviewSample(None, None, {}, (), ()))["candidate"].coverage is None
+
+
+def test_weighting_never_makes_more_effective_verdicts_than_there_are() -> None:
+    from analysis.weighted import ratio
+
+    # Two strata, one all right and one all wrong: the weighted variance is small, but 20 verdicts are 20.
+    r = ratio({("a", False): 1000, ("b", False): 1000}, {("a", False): [(1, 1)] * 10, ("b", False): [(0, 1)] * 10})
+    assert r is not None and r.value == 0.5 and r.n_eff <= r.n == 20
