@@ -187,3 +187,16 @@ def test_the_refusal_of_an_always_unsure_model_states_the_target_and_confidence_
     cfg = TrainConfig(folds=5, target_precision=0.975, threshold_confidence=0.999)
     with pytest.raises(DataError, match=r"no class reaches 0\.975 precision.*the 99\.9% lower bound claims 0\.975 only"):
         check_answers(chosen, cfg, "lcb", "them", cross_fits=True)
+
+
+def test_a_class_threshold_reports_recall_over_the_class_not_over_what_it_answers():
+    """Eight photos of `a`, four of them called `b`: at any cut, `a` answers at most the four it calls, all
+    right, so its precision is 1 and its recall is 4 of 8."""
+    probs = np.array([[0.9, 0.1], [0.85, 0.15], [0.8, 0.2], [0.75, 0.25]] + [[0.2, 0.8]] * 4)
+    chosen = thresholds_at_precision(probs, np.zeros(8, dtype=int), ["a", "b"], 0.95)["a"]
+    assert chosen.reached and (chosen.precision, chosen.recall, chosen.answered, chosen.support) == (1.0, 0.5, 4, 8)
+
+
+def test_a_class_without_a_threshold_always_answers():
+    probs = np.array([[0.55, 0.45], [0.4, 0.6], [0.1, 0.9]])
+    assert apply_thresholds(probs, ["a", "b"], {"a": 0.9}).tolist() == [-1, 1, 1]
