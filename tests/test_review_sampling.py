@@ -471,3 +471,30 @@ def test_a_row_a_slower_replica_writes_behind_the_last_fill_is_counted(env) -> N
     fresh = review_sample(engine, s, ROLLOUT)
     assert sum(r.n for r in kept.counts) == sum(r.n for r in fresh.counts) == 11
     assert sorted(map(repr, kept.counts)) == sorted(map(repr, fresh.counts))
+
+
+def test_a_photos_stratum_is_the_same_in_python_and_sql_at_the_low_confidence_bound(tmp_path: Path) -> None:
+    """`stratum_of` (the fill) and `stratum_sql` (the counts the analyses weight by) are one rule: a photo both
+    models call alike is low-confidence when `unsure` or scored below review.low_confidence, a spot check at
+    it. Told apart, a photo was drawn at one stratum's rate and counted in another's population."""
+    from monitoring.review.sampling import stratum_of, stratum_sql
+
+    cases = [(True, "kitchen", 0.99), (False, UNSURE, 0.9), (False, "kitchen", 0.49), (False, "kitchen", 0.5),
+             (False, "kitchen", 0.9), (None, "kitchen", 0.5)]
+    expected = ["disagreement", "low_confidence", "low_confidence", "spot_check", "spot_check", "spot_check"]
+    assert [stratum_of(d, label, score, 0.5) for d, label, score in cases] == expected
+    engine = create_engine(f"sqlite:///{tmp_path / 'strata.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        for i, (d, label, score) in enumerate(cases):
+            conn.execute(insert(predictions).values(request_id=str(i), ts=float(i), rollout_id=ROLLOUT, stage="shadow",
+                                                    listing_id="L", region="eu-west", served_by="champion", label=label,
+                                                    score=score, latency_ms=1.0, disagreement=d))
+        assert conn.execute(select(stratum_sql(0.5)).order_by(predictions.c.ts)).scalars().all() == expected
+
+
+def test_the_reserve_falls_due_on_every_whole_share_of_claims() -> None:
+    """A reserve of 0.29 is due 29 times in 100 claims, though 0.29 * 100 is 28.999999999999996 in floats."""
+    from monitoring.review.order import due
+
+    assert [due(0.29, 100), due(0.35, 180), due(0.25, 4), due(0.25, 3), due(0.0, 50)] == [29, 63, 1, 0, 0]
