@@ -6,7 +6,7 @@ from roomsight.errors import PlanError, TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout import conditions, stages
-from rollout.plan import AnalysisRef, Budget, Gate, LimitedTraffic, load_plan
+from rollout.plan import AnalysisRef, Budget, Gate, LimitedTraffic, ShadowTraffic, load_plan
 from tests.plans import open_plan
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
@@ -125,6 +125,14 @@ def start_on(plan, step: int, **overrides):
     s = stages.start(RoutingState(champion=CHAMP), CAND, "r", plan, 0)
     return s if step == 0 else stages.advance(s, plan, step, 0, **overrides)
 
+
+def test_a_rollout_starts_with_its_plans_shadow_sample_and_out_of_domain_hold(plan):
+    s = start_on(plan, 0)
+    assert (s.shadow_sample, s.hold_ood_on_champion) == (1.0, True)
+    shadow = plan.steps[0].model_copy(update={"shadow": ShadowTraffic(sample=0.25)})
+    other = plan.model_copy(update={"hold_ood_on_champion": False, "steps": (shadow, *plan.steps[1:])})
+    s = start_on(other, 0)
+    assert (s.shadow_sample, s.hold_ood_on_champion) == (0.25, False)
 
 def test_a_promotion_goes_forward_only(plan):
     s = start_on(plan, 1)
