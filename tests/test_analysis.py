@@ -398,3 +398,21 @@ def test_weighting_never_makes_more_effective_verdicts_than_there_are() -> None:
     # Two strata, one all right and one all wrong: the weighted variance is small, but 20 verdicts are 20.
     r = ratio({("a", False): 1000, ("b", False): 1000}, {("a", False): [(1, 1)] * 10, ("b", False): [(0, 1)] * 10})
     assert r is not None and r.value == 0.5 and r.n_eff <= r.n == 20
+
+
+def test_a_cells_share_shown_is_of_every_photo_logged_not_only_those_up_to_the_frontier() -> None:
+    """The share is what a cell is judged small on, and it reads past the frontier: shown from the settled rows
+    alone, a cell at 5% of the traffic read 50% while its verdicts lagged."""
+    spec = AnalysisSpec(margin=0.05, segments=("region",))
+    cells = {("eu-west",): Counts(100, 5, 5, 20, logged=1900), ("ap-south",): Counts(100, 5, 5, 20, logged=100)}
+    r = decide("q", spec, Counts(200, 10, 10, 40, logged=2000), cells)
+    assert {s.value: s.share for s in r.segments} == {"eu-west": 0.95, "ap-south": 0.05}
+
+
+def test_an_analysis_without_segments_has_no_cells() -> None:
+    """The whole is its only test: a cell of no keys would be the whole again, tested twice (Holm halving the
+    fail's alpha) and shown as a segment."""
+    counts = [CountRow("disagreement", cell(), True, True, True, 100, True)]
+    sample = sample_of([verdict("disagreement", "kitchen", "bedroom", "bedroom", t=1)], counts)
+    assert tally(sample, AnalysisSpec(margin=0.05))[1] == {}
+    assert analyse("q", AnalysisSpec(margin=0.05), sample).segments == ()
