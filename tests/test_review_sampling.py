@@ -498,3 +498,26 @@ def test_the_reserve_falls_due_on_every_whole_share_of_claims() -> None:
     from monitoring.review.order import due
 
     assert [due(0.29, 100), due(0.35, 180), due(0.25, 4), due(0.25, 3), due(0.0, 50)] == [29, 63, 1, 0, 0]
+
+
+def test_a_replay_holds_the_frontier_before_a_photo_recorded_unseen_after_its_moment(env) -> None:
+    """A replay counted only the photos recorded unseen by its moment, but took its frontier from the fill's
+    position today: a sampled disagreement given up later was, at the moment replayed, neither queued nor
+    unseen, and read as a sampled tie where the live frontier had held before it."""
+    import time
+
+    s, engine, store = env
+    judged = put(engine, store, T0, "kitchen", "bedroom")
+    waiting = put(engine, store, T0 + 5, "kitchen", "bedroom")
+    store._path(waiting).unlink()  # never written
+    assert queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 10) == 1 and set(queued(engine)) == {judged}
+    c = queue.claim_next(engine, "ann", 60, rollout_id=ROLLOUT)
+    queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom", CLASSES)
+    live = review_sample(engine, s, ROLLOUT)
+    moment = time.time() + 1
+    queue.fill(engine, s, ROLLOUT, photos=store, now=moment + 100)  # gives the photo up after the moment
+    with engine.connect() as conn:
+        assert set(conn.execute(select(review_unseen.c.request_id)).scalars()) == {waiting}
+    replayed = review_sample(engine, s, ROLLOUT, as_of=moment)
+    assert replayed.unseen == () and replayed.frontier is not None and replayed.frontier < T0 + 5
+    assert sum(r.n for r in replayed.counts if r.settled) == sum(r.n for r in live.counts if r.settled) == 1

@@ -59,6 +59,14 @@ def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of:
     open_then = it.truth.is_(None) if as_of is None else (it.resolved_at.is_(None)) | (it.resolved_at > upto)
     oldest = conn.execute(select(func.min(it.logged_at)).where(
         it.rollout_id == rollout_id, it.reason == "disagreement", open_then)).scalar()
+    if as_of is not None:
+        # settled_to is today's: a photo given up after as_of was then neither queued nor unseen, and the
+        # fill's settled_to of then stood before it, as it stands before a photo not yet kept.
+        u = review_unseen.c
+        lost_later = conn.execute(select(func.min(u.logged_at)).where(
+            u.rollout_id == rollout_id, u.reason == "disagreement", u.created_at > as_of)).scalar()
+        if lost_later is not None:
+            oldest = lost_later if oldest is None else min(oldest, lost_later)
     return min(upto, settled_to, math.inf if oldest is None else oldest - FRONTIER_EPS)
 
 
