@@ -101,10 +101,13 @@ def rollback(state: RoutingState) -> RoutingState:
     if state.in_progress:
         return RoutingState(champion=state.champion, previous_champion=state.previous_champion,
                             shadow_sample=state.shadow_sample, hold_ood_on_champion=state.hold_ood_on_champion)
-    if state.previous_champion is not None:
+    # Only right after full: a rollback mid-rollout keeps the previous champion of an older rollout, and a
+    # second rollback (a person's, landing just after the guard's) would demote a champion nobody questioned.
+    if state.stage is Stage.FULL and state.previous_champion is not None:
         return RoutingState(champion=state.previous_champion, shadow_sample=state.shadow_sample,
                             hold_ood_on_champion=state.hold_ood_on_champion)
-    raise TransitionError("nothing to roll back: no rollout in progress and no previous champion recorded")
+    raise TransitionError("nothing to roll back: no rollout in progress, and the last one did not end in full "
+                          "(or was rolled back already)")
 
 
 def _current(state: RoutingState, plan: Plan) -> int:

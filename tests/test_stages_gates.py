@@ -207,14 +207,25 @@ def test_only_a_rollout_in_progress_can_be_paused():
         stages.hold(RoutingState(champion=CHAMP), "drift")
 
 
-def test_rolling_back_a_rollout_keeps_the_champion_a_later_rollback_restores():
-    """After CHAMP -> CAND went full, a third model's rollout rolled back leaves CAND the champion and CHAMP the
-    one a rollback of that full step would restore."""
+def test_rolling_back_a_rollout_keeps_the_champion_and_the_one_before_it():
+    """After CHAMP -> CAND went full, a third model's rollout rolled back leaves CAND the champion, with CHAMP
+    still recorded as the one before it."""
     after_full = RoutingState(champion=CAND, previous_champion=CHAMP)
     s = stages.start(after_full, ModelRef("roomtype", "3"), "r3", load_plan(), 0)
     back = stages.rollback(s)
     assert (back.champion, back.previous_champion, back.candidate) == (CAND, CHAMP, None)
-    assert stages.rollback(back).champion == CHAMP
+
+
+def test_a_second_rollback_does_not_restore_an_older_champion(plan):
+    """A rollback mid-rollout kept the previous champion of the last completed rollout, and a rollback of the
+    state it left restored it: a person's rollback landing just after the guard's took the candidate off,
+    then demoted the champion no one had questioned. Only a rollback right after `full` restores one."""
+    s = stages.advance(stages.start(RoutingState(champion=CAND, previous_champion=CHAMP), ModelRef("roomtype", "3"),
+                                    "r", plan, 0), plan, 1, 0)
+    back = stages.rollback(s)
+    assert back.stage is Stage.STABLE and back.champion == CAND
+    with pytest.raises(TransitionError, match="nothing to roll back"):
+        stages.rollback(back)
 
 
 def test_gates_pass_fail_and_inconclusive():
