@@ -84,7 +84,8 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
             state = _follow(out, cp, plan, state, e)
             if not state.in_progress:
                 return out
-        judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=range(state.step, state.step + 1), as_of=t)  # type: ignore[arg-type]
+        # What the guard's promotion must pass: the steps a --percent override skips too, as it judges them.
+        judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=stages.next_promotion(state, plan)[1], as_of=t)
         _changes(out, plan, state, judged, seen, t)
         action = decide(plan, state, judged.watch, judged.exit_outcome, t)
         if action is None:

@@ -74,3 +74,37 @@ def test_replay_follows_a_recorded_promotion_with_its_own_share(settings):
     assert [(a, s) for _, a, s in same.recorded] == [("auto-pause", "3/7 gradual 50%")]
     assert same.matches, "\n".join(f"{l.time:.3f} {l.text}" for l in same.lines)
     assert "promote to step 3/7 gradual 50% (recorded, by olga)" in "\n".join(line.text for line in same.lines)
+
+
+def test_replay_judges_the_exits_of_the_steps_a_promotion_skips(settings):
+    """After a --percent override the next promotion skips the steps the share has passed and must pass their
+    exit conditions too, as the guard judges them; the replay judged the current step's alone and said the
+    plan would promote past a skipped step whose condition held it live."""
+    import time
+    import uuid
+
+    from roomsight.db import engine_for
+    from rollout.plan import AutoAdvance
+    from serving.predlog import LogWriter, PredictionRecord
+    from tests.plans import with_exit
+
+    plan = with_exit(open_plan(), 3, (Gate(metric="candidate_served", min=10_000),))  # gradual 25%: held
+    steps = list(plan.steps)
+    steps[2] = steps[2].model_copy(update={"auto_advance": AutoAdvance(after="60s")})
+    plan = plan.model_copy(update={"steps": tuple(steps)})
+    cp = ControlPlane(settings, plan, actor="olga")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    assert cp.promote("gradual", percent=30).to_step == "3/7 gradual 30%"  # passes 25%
+    assert Guard(cp.with_actor("guard")).tick() is None
+    w = LogWriter(engine_for(settings.db_url), flush_interval_s=0.05)
+    w.submit(PredictionRecord(  # the rollout's traffic runs on past the step's 60 s
+        request_id=str(uuid.uuid4()), ts=time.time() + 300, rollout_id=rid, stage="gradual", listing_id="L",
+        region="eu-west", served_by="candidate", label="kitchen", score=0.9, latency_ms=10, candidate_version="2",
+        candidate_label="kitchen", candidate_ms=8.0))
+    assert w.flush()
+    w.close()
+
+    replayed = replay(cp, rid)
+    assert replayed.decisions == [], "\n".join(f"{l.time:.3f} {l.text}" for l in replayed.lines)
+    assert replayed.matches
