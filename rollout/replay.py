@@ -81,9 +81,12 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
             break
         for e in [e for e in human if e["time"] <= t]:
             human.remove(e)
-            state = _follow(out, cp, plan, state, e)
-            if not state.in_progress:
+            moved = _follow(out, cp, plan, state, e)
+            if not moved.in_progress:
                 return out
+            if moved != state:  # a new step: its conditions are said afresh, as after the plan's own moves
+                seen.clear()
+            state = moved
         # What the guard's promotion must pass: the steps a --percent override skips too, as it judges them.
         judged = assess.judge(plan, state, cp.engine, cp.settings, exit_steps=stages.next_promotion(state, plan)[1], as_of=t)
         _changes(out, plan, state, judged, seen, t)

@@ -108,3 +108,17 @@ def test_replay_judges_the_exits_of_the_steps_a_promotion_skips(settings):
     replayed = replay(cp, rid)
     assert replayed.decisions == [], "\n".join(f"{l.time:.3f} {l.text}" for l in replayed.lines)
     assert replayed.matches
+
+
+def test_replay_says_the_conditions_of_a_step_a_person_promoted_to(settings):
+    """The replay says a condition when its outcome changes on the current step; after a person's recorded
+    promotion it went on comparing with the step before, so a condition that read the same there was never
+    said on the new step."""
+    cp = ControlPlane(settings, open_plan(), actor="olga")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    cp.promote("gradual")
+    cp.rollback("enough")
+    text = "\n".join(line.text for line in replay(cp, rid).lines)
+    assert "step 2/7 limited eu-west 100%, watched: INCONCLUSIVE budget" in text
+    assert "step 3/7 gradual 10%, watched: INCONCLUSIVE budget" in text, text
