@@ -7,14 +7,14 @@ import time
 from typing import TYPE_CHECKING
 
 from roomsight.events import RolloutEvent
-from rollout.records import rollout_of
+from rollout.records import candidate_of, rollout_of
 
 if TYPE_CHECKING:
     from rollout.control import Outcome
 
 
 def rollout_event(o: Outcome, actor: str, reason: str | None) -> RolloutEvent:
-    candidate = o.after.candidate or o.before.candidate
+    candidate = candidate_of(o.before, o.after)
     return RolloutEvent(
         action=o.action, rollout_id=rollout_of(o.action, o.before, o.after),
         from_stage=o.before.stage.value, to_stage=o.after.stage.value, from_step=o.from_step, to_step=o.to_step,

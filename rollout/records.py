@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomsight import registry
+from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.conditions import ConditionResult
 
@@ -43,7 +44,7 @@ class Event:
 def record(settings: Any, event: Event) -> str:
     """Write one event as an MLflow run; returns its run id."""
     exp_id = registry.ensure_experiment(settings, registry.ROLLOUT_EXPERIMENT)
-    candidate = event.after.candidate or event.before.candidate
+    candidate = candidate_of(event.before, event.after)
     tags = {
         "action": event.action, "from_stage": event.before.stage.value, "to_stage": event.after.stage.value,
         "from_step": event.from_step, "to_step": event.to_step, "actor": event.actor, "reason": event.reason,
@@ -94,6 +95,16 @@ def rollout_of(action: str, before: RoutingState, after: RoutingState) -> str:
     if action == "start":
         return after.rollout_id or ""
     return before.rollout_id or after.rollout_id or ""
+
+
+def candidate_of(before: RoutingState, after: RoutingState) -> ModelRef | None:
+    """The candidate an event is about. After full the state has none: the version full made champion is
+    the one a rollback from there takes off, and naming the champion it restores would say the opposite."""
+    if after.candidate is not None or before.candidate is not None:
+        return after.candidate or before.candidate
+    if before.stage is Stage.FULL and after.champion != before.champion:
+        return before.champion
+    return None
 
 
 def history(limit: int = 50, at: float | None = None) -> list[dict[str, Any]]:

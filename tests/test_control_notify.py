@@ -114,3 +114,23 @@ def test_a_start_after_full_is_told_under_the_new_rollout():
     assert rollout_event(Outcome("start", full, again), "t", None).rollout_id == "second"
     assert rollout_event(Outcome("promote", begun, full), "t", None).rollout_id == "first"
     assert rollout_event(Outcome("rollback", again, stages.rollback(again)), "t", None).rollout_id == "second"
+
+
+def test_a_rollback_after_full_is_told_as_the_version_it_took_off():
+    """After full the state has no candidate: the version it made champion is the one a rollback takes off.
+    The notice named the champion restored as the model rolled back, and no candidate at all."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout import stages
+    from rollout.control import Outcome
+    from rollout.notices import rollout_event
+    from tests.plans import open_plan
+
+    plan = open_plan()
+    begun = stages.start(RoutingState(champion=ModelRef("roomtype", "1")), ModelRef("roomtype", "2"), "r", plan, 0.0)
+    full = stages.advance(begun, plan, len(plan.steps) - 1, 1.0)
+    told = rollout_event(Outcome("rollback", full, stages.rollback(full), from_step="7/7 full", to_step="stable"), "bob", "bad")
+    assert (told.candidate, told.champion) == ("models:/roomtype/2", "models:/roomtype/1")
+    assert told.headline() == "rollout r: models:/roomtype/2 rolled back from 7/7 full by bob"
+    promoted = rollout_event(Outcome("promote", begun, full), "t", None)
+    assert (promoted.candidate, promoted.champion) == ("models:/roomtype/2", "models:/roomtype/2")
