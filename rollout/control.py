@@ -235,11 +235,21 @@ class ControlPlane:
         to_step = self.step_label(after) if after.rollout_id else after.stage.value
         outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation,
                           from_step=self.step_label(cur.state), to_step=to_step)
-        outcome.run_id = records.record(self.settings, records.Event(
-            action, cur.state, after, self.actor, reason or "", forced, outcome.gates, outcome.evidence,
-            written.generation, outcome.from_step, to_step))
-        self.reporter(self, outcome, reason)  # the rollout report, attached to the run; never raises
+        try:
+            outcome.run_id = records.record(self.settings, records.Event(
+                action, cur.state, after, self.actor, reason or "", forced, outcome.gates, outcome.evidence,
+                written.generation, outcome.from_step, to_step))
+            record_failed = None
+        except Exception as exc:
+            # Routing has changed all the same: the notice below is then the only word of it, so it must go.
+            record_failed = type(exc).__name__
+        if outcome.run_id is not None:
+            self.reporter(self, outcome, reason)  # the rollout report, attached to the run; never raises
         self.notifier.send(rollout_event(outcome, self.actor, reason))  # never raises; bounded by notify.wait_s
+        if record_failed:
+            # Not a RegistryError: its 503 invites a retry, which would apply the change a second time.
+            raise RolloutError(f"routing changed (generation {written.generation}) and was notified, but MLflow "
+                               f"could not record it ({record_failed}); history and replay may miss this change")
         if aliases_failed:
             raise RolloutError(f"routing changed (generation {written.generation}) and was recorded, but MLflow's "
                                f"aliases could not be moved ({aliases_failed}); the next rollout command re-syncs them")

@@ -216,6 +216,32 @@ def test_a_change_whose_aliases_could_not_be_moved_is_still_recorded(settings, m
     assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "gradual"
 
 
+def test_a_change_mlflow_could_not_record_is_still_told(settings, monkeypatch):
+    """MLflow failing on the record after routing had changed raised out of the command before the notice:
+    a rollback (the guard's too) happened with neither a record nor a word to anyone watching the hooks."""
+    from rollout import records
+
+    class Told:
+        def __init__(self) -> None:
+            self.events = []
+
+        def send(self, event) -> None:  # noqa: ANN001
+            self.events.append(event)
+
+    told = Told()
+    cp = ControlPlane(settings, open_plan(), actor="dana", notifier=told)
+    cp.start("models:/roomtype/2")
+
+    def down(*_a, **_k):  # noqa: ANN202
+        raise ConnectionError("MLflow went away")
+
+    monkeypatch.setattr(records, "record", down)
+    with pytest.raises(RolloutError, match="routing changed .* but MLflow could not record it"):
+        cp.rollback("bad kitchens")
+    assert cp.current().state.stage is Stage.STABLE
+    assert [(e.action, e.run_id) for e in told.events] == [("start", told.events[0].run_id), ("rollback", None)]
+
+
 def test_dry_run_says_what_would_happen_and_changes_nothing(settings):
     cp = ControlPlane(settings, log_gates_only(), actor="dana")
     rid = cp.start("models:/roomtype/2").after.rollout_id
