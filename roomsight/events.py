@@ -59,12 +59,14 @@ class RolloutEvent:
     def headline(self) -> str:
         model = self.candidate or self.champion
         src, dst = self.from_step or self.from_stage, self.to_step or self.to_stage
-        verb = {"start": "started in shadow", "promote": f"promoted {src} -> {dst}",
+        # A plan may begin where the candidate already answers users (a limited step): say where it began.
+        started = "started in shadow" if self.to_stage == "shadow" else f"started at {dst}"
+        verb = {"start": started, "promote": f"promoted {src} -> {dst}",
                 "auto-promote": f"promoted automatically {src} -> {dst}",
                 "rollback": f"rolled back from {src}",
                 "auto-rollback": f"rolled back automatically from {src}",
                 "auto-pause": f"paused automatically at {src}"}.get(self.action, self.action)
-        where = f" ({self.where()})" if self.action in ("promote", "auto-promote") and self.where() else ""
+        where = f" ({self.where()})" if self.action in ("start", "promote", "auto-promote") and self.where() else ""
         forced = " (forced past conditions that did not pass)" if self.forced else ""
         return f"rollout {self.rollout_id[:8]}: {model} {verb}{where}{forced} by {self.actor}"
 

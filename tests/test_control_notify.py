@@ -134,3 +134,24 @@ def test_a_rollback_after_full_is_told_as_the_version_it_took_off():
     assert told.headline() == "rollout r: models:/roomtype/2 rolled back from 7/7 full by bob"
     promoted = rollout_event(Outcome("promote", begun, full), "t", None)
     assert (promoted.candidate, promoted.champion) == ("models:/roomtype/2", "models:/roomtype/2")
+
+
+def test_a_start_on_a_plan_without_shadow_says_the_step_it_started_on():
+    """A plan may begin with a limited step: the notice of its start said the candidate started in shadow
+    while it already answered a region's listings."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout import stages
+    from rollout.control import Outcome
+    from rollout.notices import rollout_event
+    from rollout.plan import Plan
+
+    d = load_plan().model_dump(exclude_none=True, by_alias=True)
+    plan = Plan.model_validate({**d, "steps": d["steps"][1:]})
+    stable = RoutingState(champion=ModelRef("roomtype", "1"))
+    begun = stages.start(stable, ModelRef("roomtype", "2"), "r", plan, 0.0)
+    told = rollout_event(Outcome("start", stable, begun, from_step="stable", to_step="1/6 limited eu-west 100%"), "t", None)
+    assert told.headline() == ("rollout r: models:/roomtype/2 started at 1/6 limited eu-west 100% "
+                               "(100% of listings in eu-west) by t")
+    shadow = stages.start(stable, ModelRef("roomtype", "2"), "r", load_plan(), 0.0)
+    assert "started in shadow by t" in rollout_event(Outcome("start", stable, shadow, to_step="1/7 shadow"), "t", None).headline()
