@@ -220,6 +220,14 @@ class ControlPlane:
             registry.check_reachable()
         except Exception as exc:
             raise RegistryError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
+        # A version routing takes up anew (the previous champion a rollback after full restores) may have been
+        # deleted since: routed to, no replica could load it.
+        for ref in {after.champion, after.candidate} - {cur.state.champion, cur.state.candidate, None}:
+            assert ref is not None
+            try:
+                registry.resolve(ref.uri)
+            except BadModelUri as exc:
+                raise RolloutError(f"{exc}; nothing was changed") from None
         try:
             written = write_state(self.engine, after, cur.generation)
         except StateConflict as exc:

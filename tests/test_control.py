@@ -242,6 +242,19 @@ def test_a_change_mlflow_could_not_record_is_still_told(settings, monkeypatch):
     assert [(e.action, e.run_id) for e in told.events] == [("start", told.events[0].run_id), ("rollback", None)]
 
 
+def test_a_rollback_to_a_version_no_longer_registered_changes_nothing(settings):
+    """A rollback after full routed to the previous champion without asking the registry for it: deleted
+    since, routing named a model no replica could load, and the aliases failed only afterwards."""
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    cp.start("models:/roomtype/2")
+    cp.promote("full", force=True, reason="test: straight to full")
+    before = cp.current()
+    registry.client().delete_model_version("roomtype", "1")
+    with pytest.raises(RolloutError, match="models:/roomtype/1.*nothing was changed"):
+        cp.rollback("bad numbers after full")
+    assert cp.current() == before and [e["action"] for e in cp.history()][0] == "promote"
+
+
 def test_dry_run_says_what_would_happen_and_changes_nothing(settings):
     cp = ControlPlane(settings, log_gates_only(), actor="dana")
     rid = cp.start("models:/roomtype/2").after.rollout_id
