@@ -132,7 +132,9 @@ def _apply(state: RoutingState, plan: Plan, index: int, now: float, regions: tup
     if kind is Stage.LIMITED:
         chosen = tuple(regions) if regions else (step.limited.regions or state.regions)
         if not chosen:
-            raise TransitionError(f"step {plan.step_label(index)} needs regions: give --regions or set them in the plan")
+            # Said for a step skipped on the way too, where --regions (which names the target's) cannot help.
+            raise TransitionError(f"step {plan.step_label(index)} needs regions: promote to it with --regions, or set "
+                                  "them in the plan")
         plan.check_regions(chosen)
         pct = percent if percent is not None else step.limited.percent
         if not set(state.regions) <= set(chosen) or pct < state.region_percent:

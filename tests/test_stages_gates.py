@@ -300,3 +300,14 @@ def test_the_budget_is_judged_from_its_least_calls_and_holds_at_its_limits():
     b = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
     assert conditions.budget(b, 20, 0.10, 100).outcome == "fail", "20 calls are MIN_BUDGET_CALLS: judged"
     assert conditions.budget(b, 50, 0.05, 500).outcome == "pass", "at the budget is within it"
+
+
+def test_a_limited_step_without_regions_says_how_to_give_them_when_skipped_too(plan):
+    """Its refusal said "give --regions", which a promotion past it to a gradual step refuses."""
+    limited = plan.steps[1].model_copy(update={"limited": plan.steps[1].limited.model_copy(update={"regions": ()})})
+    open_regions = plan.model_copy(update={"steps": (plan.steps[0], limited, *plan.steps[2:])})
+    s = start_on(open_regions, 0)
+    for target, regions in ((2, None), (1, None)):
+        with pytest.raises(TransitionError, match="needs regions: promote to it with --regions, or set them in the plan"):
+            stages.advance(s, open_regions, target, 0, regions)
+    assert stages.advance(s, open_regions, 1, 0, ("eu-west",)).regions == ("eu-west",)
