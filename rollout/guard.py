@@ -97,7 +97,8 @@ class Guard:
             else:
                 out = cp.promote(reason=action.reason, auto=True, generation=cur.generation)
         except RolloutError as exc:  # someone else changed the state first, or the evidence moved: look again next tick
-            log.warning("guard could not %s: %s", action.kind, exc)
+            # Neutral words: the error also comes after routing changed but MLflow failed, and says which.
+            log.warning("guard's %s: %s", action.kind, exc)
             return None
         log.warning("guard: %s (%s)", action.kind, action.reason)
         return out
