@@ -189,3 +189,11 @@ def test_slack_shows_every_headline_number_of_a_full_evidence():
     fields = [f["text"] for b in blocks for f in b.get("fields", [])]
     assert "*drift_alarm*\nALARM" in fields
     assert all(len(b.get("fields", [])) <= 10 for b in blocks)
+
+
+def test_a_cut_never_leaves_half_an_escape():
+    """Escaped first and cut after, a reason of ampersands was cut through an entity and showed `&am…`."""
+    for shift in range(6):
+        cut = payloads._cut("x" * shift + "&amp;" * 10, 12)
+        assert len(cut) <= 12 and cut.endswith("…")
+        assert all(part.startswith("amp;") for part in cut[:-1].split("&")[1:]), cut

@@ -70,7 +70,14 @@ def escape(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    # Never half an escape (`&am…` would show as text): drop an entity the cut went through.
+    amp = kept.rfind("&", len(kept) - 4)
+    if amp != -1 and ";" not in kept[amp:]:
+        kept = kept[:amp]
+    return kept + "…"
 
 
 def _section(text: str) -> dict[str, Any]:
