@@ -148,9 +148,10 @@ class ControlPlane:
         return Status(state, cur.generation, cur.updated_at, judged.evidence,
                       self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch)
 
-    def history(self, limit: int = 50, at: float | None = None) -> list[dict[str, Any]]:
-        """Rollout events as MLflow recorded them, newest first (only those at or before `at`, if given)."""
-        return records.history(limit, at=at)
+    def history(self, limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
+        """Rollout events as MLflow recorded them, newest first (only those at or before `at`, and of
+        `rollout_id`, if given)."""
+        return records.history(limit, at=at, rollout_id=rollout_id)
 
     # -- changing ---------------------------------------------------------------------------------
     def start(self, candidate_uri: str, reason: str | None = None) -> Outcome:

@@ -107,15 +107,19 @@ def candidate_of(before: RoutingState, after: RoutingState) -> ModelRef | None:
     return None
 
 
-def history(limit: int = 50, at: float | None = None) -> list[dict[str, Any]]:
-    """Rollout events newest first; with `at`, only those recorded at or before it."""
+def history(limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
+    """Rollout events newest first; with `at`, only those recorded at or before it; with `rollout_id`, only
+    that rollout's (asked of MLflow: filtered afterwards, an old rollout's fell outside the newest `limit`)."""
+    if rollout_id is not None and not rollout_id.replace("-", "").isalnum():
+        raise ValueError(f"not a rollout id: {rollout_id!r}")
     c = registry.client()
     with registry.reaching():
         exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
         if exp is None:
             return []
-        where = "" if at is None else f"attributes.start_time <= {int(at * 1000)}"
-        runs = c.search_runs([exp.experiment_id], filter_string=where,
+        clauses = ([] if at is None else [f"attributes.start_time <= {int(at * 1000)}"]) + (
+            [] if rollout_id is None else [f"tags.rollout_id = '{rollout_id}'"])
+        runs = c.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
                              order_by=["attributes.start_time DESC"], max_results=limit)
     return [_event_dict(run) for run in runs]
 

@@ -60,7 +60,7 @@ def moments(cp: ControlPlane, rollout_id: str, start: float, end: float, events:
 def replay(cp: ControlPlane, rollout_id: str) -> Replay:
     """Run `cp.plan` over the logged rollout `rollout_id` (its events come from the MLflow record)."""
     plan = cp.plan
-    events = sorted((e for e in cp.history(10_000) if e.get("rollout_id") == rollout_id), key=lambda e: e["time"])
+    events = sorted(cp.history(10_000, rollout_id=rollout_id), key=lambda e: e["time"])
     begun = next((e for e in events if e["action"] == "start"), None)
     if begun is None or not begun.get("state"):
         raise TransitionError(f"no recorded start of rollout {rollout_id} with its state: nothing to replay "

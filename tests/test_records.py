@@ -4,6 +4,7 @@ conditions read back with their numbers, for history and a past rollout's report
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -133,3 +134,18 @@ def test_the_conditions_tag_sheds_bulk_until_it_fits() -> None:
 
     names = json.loads(records.conditions_tag(judged, limit=bare_size - 1))
     assert names[0] == {"name": "compared >= 30", "outcome": "pass"}
+
+
+def test_a_rollouts_events_are_asked_for_by_its_id_not_picked_from_the_newest(bare) -> None:
+    """Replay picked a rollout's events from the newest `limit` of all rollouts: an older rollout's fell
+    outside them and it could not be replayed."""
+    stable = RoutingState(champion=V1)
+    first = RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r-first", step=0)
+    records.record(bare, _event("start", stable, first, [], "1/7 shadow"))
+    time.sleep(0.01)  # runs are ordered by their start, to the millisecond
+    later = RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r-later", step=0)
+    records.record(bare, _event("start", stable, later, [], "1/7 shadow"))
+    assert [e["rollout_id"] for e in records.history(1)] == ["r-later"]
+    assert [e["rollout_id"] for e in records.history(1, rollout_id="r-first")] == ["r-first"]
+    with pytest.raises(ValueError, match="not a rollout id"):
+        records.history(rollout_id="x' or tags.actor = 'alice")
