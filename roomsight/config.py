@@ -22,6 +22,7 @@ from roomsight.config_sections import (ControlSettings, MonitoringSettings, Noti
                                       ModelName, SmtpSettings, WebhookSettings, _expanded, _Section)
 from roomsight.config_env import NOT_SETTINGS, describe_error, env_overrides, merged  # noqa: F401
 from roomsight.errors import ConfigError
+from roomsight.listening import MAX_PORT
 from roomsight.userfiles import read_yaml
 
 class RaySettings(_Section):
@@ -63,7 +64,7 @@ def ray_endpoint(address: str) -> tuple[str, int] | None:
 
 class ServeSettings(_Section):
     host: str = Field("127.0.0.1", description="HTTP bind address of the Serve proxy.")
-    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")
+    port: int = Field(8000, ge=1, le=MAX_PORT, description="HTTP port of the Serve proxy.")
     ingress_cpus: float = Field(0.25, gt=0, description="CPUs reserved per ingress replica (fractional: 2-core machines).")
     model_cpus: float = Field(0.5, gt=0, description="CPUs reserved per model replica.")
     model_replicas: int = Field(1, ge=1, description="Replicas per model deployment (champion and candidate).")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from roomsight.events import EVENT_TYPES, ROLLOUT_EVENTS
+from roomsight.listening import MAX_PORT
 from roomsight.tables import review_verdicts
 
 
@@ -74,7 +75,7 @@ class MonitoringSettings(_Section):
 
 class SmtpSettings(_Section):
     host: str | None = Field(None, description="SMTP server; empty disables email.")
-    port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    port: int = Field(587, ge=1, le=MAX_PORT, description="SMTP port.")
     user: str | None = Field(None, description="SMTP login user.")
     password: str | None = Field(None, description="SMTP password (ROOMSIGHT_SMTP__PASSWORD); never printed or logged.", repr=False)
     security: Literal["none", "starttls", "ssl"] = Field("starttls", description="Transport security.")
@@ -180,7 +181,7 @@ class ReviewSettings(_Section):
                                                   "serve.shadow_timeout_s.")
     lease_s: float = Field(300, gt=0, description="How long a claimed item stays with its reviewer.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout review serve`.")
-    port: int = Field(8081, ge=1, le=65535, description="Port of `rollout review serve`.")
+    port: int = Field(8081, ge=1, le=MAX_PORT, description="Port of `rollout review serve`.")
     photo_retention_h: float = Field(72, gt=0, description="Kept photos not queued for review are deleted after this many hours.")
     photo_dir: Path | None = Field(None, description="Folder of the photos kept for review; default home/photos. On a cluster, "
                                                      "one that every Serve node and the review server share (NFS, EFS, ...).")
@@ -213,7 +214,7 @@ class ControlSettings(_Section):
                                           description="Scraper id -> token that may read `rollout api`'s GET /metrics and "
                                                       "nothing else (Prometheus's), as JSON; operator tokens read it too.")
     host: str = Field("127.0.0.1", description="Bind address of `rollout api`.")
-    port: int = Field(8082, ge=1, le=65535, description="Port of `rollout api`.")
+    port: int = Field(8082, ge=1, le=MAX_PORT, description="Port of `rollout api`.")
 
     @field_validator("tokens")
     @classmethod

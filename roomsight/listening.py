@@ -9,6 +9,7 @@ from typing import Any
 
 from roomsight.errors import ConfigError
 
+MAX_PORT = 65535  # every port setting and --port option is checked against it
 
 
 def cannot_listen(host: str, port: int, section: str,

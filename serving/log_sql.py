@@ -58,10 +58,11 @@ def update_batches(ups: list[ShadowUpdate], late_before: float | None = None) ->
 
 
 def write_each(engine: Engine, rows: list[dict[str, Any]], ups: list[ShadowUpdate],
-               late_after_s: float | None) -> tuple[int, list[Refused]]:
+               late_after_s: float | None, journal_dir: Path | None) -> tuple[int, list[Refused]]:
     """Write rows, then updates, each in its own transaction; returns how many rows were inserted and the
-    records refused for their values (kind, record, the database's reason). Any other error propagates: the
-    caller retries, and rows already written are then found present."""
+    records refused for their values (kind, record, the database's reason), which are set aside in
+    `journal_dir`. Any other error propagates: the caller retries, and rows already written are then found
+    present."""
     inserted, refused = 0, []
     late_before = mark_late(rows, late_after_s)
     for row in rows:
@@ -79,6 +80,8 @@ def write_each(engine: Engine, rows: list[dict[str, Any]], ups: list[ShadowUpdat
                     conn.execute(stmt, params)
         except DataError as exc:
             refused.append(("update", asdict(u), _reason(exc)))
+    for kind, record, reason in refused:
+        set_aside(journal_dir, kind, record, reason)
     return inserted, refused
 
 
@@ -135,10 +138,8 @@ def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None
             inserted += len(missing)
         except DataError:
             # A journal holding a record the database refuses would fail at every start, and the ingress with it.
-            added, these = write_each(engine, list(rows.values()), ups, late_after_s)
+            added, these = write_each(engine, list(rows.values()), ups, late_after_s, journal_dir)
             inserted += added
-            for kind, record, reason in these:
-                set_aside(journal_dir, kind, record, reason)
             if refused is not None:
                 refused += these
         path.unlink()

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from roomsight.tables import predictions
 from serving.journal import Journal
 from serving.log_records import UPDATE_COLUMNS, PredictionRecord, ShadowUpdate
-from serving.log_sql import Refused, absent, mark_late, recover, set_aside, update_batches, write_each
+from serving.log_sql import Refused, absent, mark_late, recover, update_batches, write_each
 
 _ROTATE_BYTES = 4 * 1024 * 1024
 
@@ -176,10 +176,8 @@ class LogWriter:
 
     def _write_each(self, rows: list[dict[str, Any]], ups: list[ShadowUpdate]) -> int:
         """The batch one record per transaction, setting aside those the database refuses for their values."""
-        inserted, refused = write_each(self._engine, rows, ups, self._late_after)
-        for kind, payload, reason in refused:
-            self.rejected += 1
-            set_aside(self._journal_dir, kind, payload, reason)
+        inserted, refused = write_each(self._engine, rows, ups, self._late_after, self._journal_dir)
+        self.rejected += len(refused)
         return inserted
 
     def _maybe_rotate(self) -> None:

@@ -13,12 +13,12 @@ import typer
 from roomsight.cli_context import of
 from roomsight.config import Settings
 from roomsight.console import console, friendly
+from roomsight.listening import MAX_PORT
 from shell.cli_format import describe_state
 from shell.context import control_of
 
 app = typer.Typer()
 # --port replaces a setting after its validation (_with_address), so the option checks the range itself.
-MAX_PORT = 65535
 
 
 @app.command()

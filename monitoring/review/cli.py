@@ -11,6 +11,7 @@ import typer
 from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
 from roomsight.errors import UserError
+from roomsight.listening import MAX_PORT
 
 app = typer.Typer(help="The human review queue: serve the reviewer page, show verdict statistics, export labels.",
                   no_args_is_help=True)
@@ -32,7 +33,7 @@ def serve(
     ctx: typer.Context,
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: review.host, 127.0.0.1)."),
     # Past the settings' validation, so the option checks its range itself (as `rollout serve` does).
-    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default: review.port, 8081)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=MAX_PORT, help="Port (default: review.port, 8081)."),
     rollout: Optional[str] = typer.Option(None, "--rollout", help="Review this rollout's items (its id, or the id's first characters; default: the rollout in progress, or every rollout's when none is)."),
 ) -> None:
     """Serve the reviewer page; the queue is refilled from the prediction log every few seconds."""
