@@ -125,6 +125,7 @@ class StatusOut(_Body):
     exit: list[ConditionOut] = Field(description="The conditions to leave the current step.")
     exit_outcome: OutcomeWord | None
     watch: list[ConditionOut] = Field(description="What the guard watches on the current step.")
+    unrecorded: int = Field(0, description="Changes MLflow has not fully taken yet (their record or aliases).")
 
 
 class OutcomeOut(_Body):
@@ -140,6 +141,8 @@ class OutcomeOut(_Body):
     gates: list[ConditionOut]
     generation: int
     mlflow_run_id: str | None
+    mlflow_pending: list[str] = Field(default_factory=list, description="What MLflow could not take yet (aliases, "
+                                      "record): routing changed all the same, and the change is given to MLflow later.")
 
 
 class RecordedCondition(BaseModel):

@@ -1,15 +1,20 @@
 """The control plane's operations: start, promote (or preview it), pause, rollback, status, history.
 
 Each change is: read the routing state -> compute the next one (pure, `stages`) -> judge the conditions
-on the evidence (`assess`) -> compare-and-swap the state row (the Serve app follows it within its poll
-interval) -> move MLflow aliases and version tags -> record an MLflow run with actor, reason, the
-conditions and the state after it (`records`). The state row is written first and only by the winner of a
-concurrent race, so MLflow never records a change that did not happen.
+on the evidence (`assess`) -> compare-and-swap the state row, with the change's row in the outbox (the
+Serve app follows the state within its poll interval) -> move MLflow aliases and version tags -> record an
+MLflow run with actor, reason, the conditions and the state after it (`records`) -> notify. The state row
+is written first and only by the winner of a concurrent race, so MLflow never records a change that did
+not happen; the outbox row (`outbox`) makes sure it records every change that did, late if MLflow was down.
+
+A change that gives a model traffic waits for MLflow (the registry is asked for the versions first); one
+that only takes traffic from the candidate (a rollback, the guard's pause) goes ahead without it.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import time
 import uuid
@@ -23,10 +28,10 @@ from roomsight import registry
 from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.errors import BadModelUri, GatesFailed, PlanError, RegistryError, RolloutError, StateConflict, TransitionError
-from roomsight.registry import CANDIDATE, CHAMPION, ModelRef
+from roomsight.registry import CHAMPION, ModelRef
 from roomsight.rollout_state import RoutingState, Versioned, read_state, write_state
 from monitoring.notify import Notifier
-from rollout import assess, plan_text, records, stages
+from rollout import aliases, assess, outbox, plan_text, records, stages
 from rollout.conditions import ConditionResult, overall
 from rollout.notices import rollout_event
 from rollout.plan import Plan
@@ -45,11 +50,13 @@ class Outcome:
     from_step: str = ""
     to_step: str = ""
     applied: bool = True  # False: a dry run, nothing was changed
+    mlflow_pending: tuple[str, ...] = ()  # what MLflow could not take yet ("aliases", "record"): the outbox has it
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "applied": self.applied, "before": self.before.to_dict(),
                 "after": self.after.to_dict(), "from_step": self.from_step, "to_step": self.to_step, "forced": self.forced,
-                "gates": [g.to_dict() for g in self.gates], "generation": self.generation, "mlflow_run_id": self.run_id}
+                "gates": [g.to_dict() for g in self.gates], "generation": self.generation, "mlflow_run_id": self.run_id,
+                "mlflow_pending": list(self.mlflow_pending)}
 
 
 @dataclass
@@ -62,6 +69,7 @@ class Status:
     next_step: str | None
     exit: list[ConditionResult]  # to leave the current step
     watch: list[ConditionResult]  # what the guard checks on it
+    unrecorded: int = 0  # changes MLflow does not fully know of yet (the outbox)
 
     @property
     def next_stage(self) -> str | None:
@@ -71,8 +79,13 @@ class Status:
         return {"state": self.state.to_dict(), "generation": self.generation, "updated_at": self.updated_at,
                 "step": self.step, "next_step": self.next_step, "next_stage": self.next_stage, "evidence": self.evidence,
                 "exit": [r.to_dict() for r in self.exit], "exit_outcome": overall(self.exit) if self.exit else None,
-                "watch": [r.to_dict() for r in self.watch]}
+                "watch": [r.to_dict() for r in self.watch], "unrecorded": self.unrecorded}
 
+
+log = logging.getLogger(__name__)
+
+# Changes that only take traffic from the candidate: made while MLflow is down (the outbox records them).
+_WITHOUT_MLFLOW = frozenset({"rollback", "auto-rollback", "auto-pause"})
 
 # What writes the report of a committed change into its MLflow run: (control plane, outcome, reason).
 Reporter = Callable[["ControlPlane", Outcome, str | None], object]
@@ -146,7 +159,8 @@ class ControlPlane:
             nxt = self.plan.step_label(target) if target is not None else None
         judged = assess.judge(self.plan, state, self.engine, self.settings, exit_steps=exits, as_of=as_of)
         return Status(state, cur.generation, cur.updated_at, judged.evidence,
-                      self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch)
+                      self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch,
+                      self.unrecorded())
 
     def history(self, limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
         """Rollout events as MLflow recorded them, newest first (only those at or before `at`, and of
@@ -203,6 +217,14 @@ class ControlPlane:
         ev = assess.judge(self.plan, cur.state, self.engine, self.settings, watch=False).evidence
         return self._commit("auto-rollback" if auto else "rollback", cur, after, reason=reason, gates=gates, ev=ev)
 
+    def unrecorded(self) -> int:
+        """How many changes MLflow has not fully taken yet: history and replay do not see them until it has."""
+        return outbox.pending(self.engine)
+
+    def catch_up(self) -> int:
+        """Give MLflow the changes it missed (their records and aliases); returns how many it took."""
+        return outbox.catch_up(self.engine, self.settings, self.move_aliases, lambda: self.current().state)
+
     def _unchanged_since(self, generation: int | None) -> Versioned:
         """The current state; with `generation`, refused unless it is still the state of that generation.
         An automatic action was decided on the state it read: applied to another (someone promoted or
@@ -217,68 +239,57 @@ class ControlPlane:
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,
                 gates: list[ConditionResult] | None = None, ev: dict[str, float | None] | None = None,
                 forced: bool = False) -> Outcome:
-        try:  # MLflow must be reachable before routing changes, or the record would miss the change
-            registry.check_reachable()
-        except Exception as exc:
-            raise RegistryError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
-        # A version routing takes up anew (the previous champion a rollback after full restores) may have been
-        # deleted since: routed to, no replica could load it.
-        for ref in {after.champion, after.candidate} - {cur.state.champion, cur.state.candidate, None}:
-            assert ref is not None
-            try:
-                registry.resolve(ref.uri)
-            except BadModelUri as exc:
-                raise RolloutError(f"{exc}; nothing was changed") from None
+        taken_up = {after.champion, after.candidate} - {cur.state.champion, cur.state.candidate, None}
+        if action not in _WITHOUT_MLFLOW or taken_up:
+            try:  # a model given traffic is checked against the registry first, so it waits for MLflow
+                registry.check_reachable()
+            except Exception as exc:
+                raise RegistryError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
+            # A version routing takes up anew (the previous champion a rollback after full restores) may have
+            # been deleted since: routed to, no replica could load it.
+            for ref in taken_up:
+                assert ref is not None
+                try:
+                    registry.resolve(ref.uri)
+                except BadModelUri as exc:
+                    raise RolloutError(f"{exc}; nothing was changed") from None
+        to_step = self.step_label(after) if after.rollout_id else after.stage.value
+        event, row = outbox.new_row(records.Event(
+            action, cur.state, after, self.actor, reason or "", forced, gates or [], ev or {},
+            cur.generation + 1, self.step_label(cur.state), to_step), time.time())
         try:
-            written = write_state(self.engine, after, cur.generation)
+            written = write_state(self.engine, after, cur.generation, outbox=row)
         except StateConflict as exc:
             raise RolloutError(str(exc)) from None
+        outcome = Outcome(action, cur.state, after, event.conditions, event.evidence, forced,
+                          generation=written.generation, from_step=event.from_step, to_step=to_step)
+        # Routing has changed and stays changed (reverting could race another command); what MLflow cannot
+        # take now, the outbox gives it later (`catch_up`). The notice goes either way.
+        failed: dict[str, str] = {}
         try:
-            self._move_aliases(cur.state, after)
-            aliases_failed = None
+            self.move_aliases(cur.state, after)
         except Exception as exc:
-            # Routing has changed and stays changed (reverting could race another command). Aliases are
-            # derived from the routing state, so the next command sets them right again; the change is
-            # still recorded and told below, or history and replay would never see it.
-            aliases_failed = type(exc).__name__
-        to_step = self.step_label(after) if after.rollout_id else after.stage.value
-        outcome = Outcome(action, cur.state, after, gates or [], ev or {}, forced, generation=written.generation,
-                          from_step=self.step_label(cur.state), to_step=to_step)
+            failed["aliases"] = type(exc).__name__
         try:
-            outcome.run_id = records.record(self.settings, records.Event(
-                action, cur.state, after, self.actor, reason or "", forced, outcome.gates, outcome.evidence,
-                written.generation, outcome.from_step, to_step))
-            record_failed = None
+            outcome.run_id = records.record(self.settings, event)
         except Exception as exc:
-            # Routing has changed all the same: the notice below is then the only word of it, so it must go.
-            record_failed = type(exc).__name__
+            failed["record"] = type(exc).__name__
+        try:
+            outbox.settle(self.engine, event.event_id, outcome.run_id, "aliases" not in failed,
+                          "; ".join(f"{k}: {v}" for k, v in failed.items()) or None)
+        except Exception:  # the row stays claimed; once its lease is out, catch_up finds the run by its event_id
+            log.exception("could not settle the outbox row of generation %d", written.generation)
+        outcome.mlflow_pending = tuple(sorted(failed))
         if outcome.run_id is not None:
             self.reporter(self, outcome, reason)  # the rollout report, attached to the run; never raises
         self.notifier.send(rollout_event(outcome, self.actor, reason))  # never raises; bounded by notify.wait_s
-        if record_failed:
-            # Not a RegistryError: its 503 invites a retry, which would apply the change a second time.
-            raise RolloutError(f"routing changed (generation {written.generation}) and was notified, but MLflow "
-                               f"could not record it ({record_failed}); history and replay may miss this change")
-        if aliases_failed:
-            raise RolloutError(f"routing changed (generation {written.generation}) and was recorded, but MLflow's "
-                               f"aliases could not be moved ({aliases_failed}); the next rollout command re-syncs them")
+        if not failed:
+            try:
+                self.catch_up()  # MLflow takes changes again: earlier ones it missed, if any
+            except Exception:  # the change is made and told; the guard's catch-up tries again
+                log.exception("could not catch MLflow up with earlier rollout changes")
         return outcome
 
-    def _move_aliases(self, before: RoutingState, after: RoutingState) -> None:
-        """Make MLflow say what the routing state says: who is champion, who is candidate, where."""
-        name = self.settings.model_name
-        if registry.alias_version(name, CHAMPION) != after.champion.version:
-            registry.set_alias(after.champion, CHAMPION)
-        registry.set_version_tags(after.champion, {"stage": "champion", "regions": "all", "percent": "100"})
-        if after.candidate is not None:
-            registry.set_alias(after.candidate, CANDIDATE)
-            registry.set_version_tags(after.candidate, {
-                "stage": after.stage.value, "step": self.step_label(after), "regions": ",".join(after.regions),
-                "region_percent": f"{after.region_percent:g}", "percent": f"{after.percent:g}",
-                "rollout_id": after.rollout_id or ""})
-        else:
-            registry.delete_alias(name, CANDIDATE)
-        for ref in {before.champion, before.candidate} - {after.champion, after.candidate, None}:
-            assert ref is not None
-            was_candidate = ref == before.candidate
-            registry.set_version_tags(ref, {"stage": "rolled-back" if was_candidate else "retired", "percent": "0", "regions": ""})
+    def move_aliases(self, before: RoutingState, after: RoutingState) -> None:
+        """Make MLflow's aliases and version tags say what the routing state says."""
+        aliases.move(self.settings.model_name, before, after, self.step_label(after))

@@ -9,18 +9,21 @@ the plan's analyses and drift alarm) and acts on its own:
 
 `decide` is pure (judged conditions + state + time -> an action or None); `Guard` is the loop around it.
 `rollout serve` runs one beside the Serve app; what it does is recorded like any other change, with actor
-`guard`, and notified.
+`guard`, and notified. Its rollback and pause do not wait for MLflow; a second loop gives MLflow the
+changes it missed once it is back (`ControlPlane.catch_up`), on its own thread, so that MLflow's slowness
+never delays a judgement.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from roomsight.errors import RolloutError
 from roomsight.rollout_state import RoutingState
-from rollout import assess, stages
+from rollout import assess, outbox, stages
 from rollout.conditions import ConditionResult
 from rollout.control import ControlPlane, Outcome
 from rollout.plan import Plan
@@ -63,12 +66,13 @@ def needs_exit(plan: Plan, state: RoutingState, now: float) -> bool:
 
 
 class Guard:
-    def __init__(self, control: ControlPlane, interval_s: float = 2.0) -> None:
+    def __init__(self, control: ControlPlane, interval_s: float = 2.0, catch_up_s: float = outbox.CATCH_UP_S) -> None:
         self.control = control
         self.interval_s = interval_s
+        self.catch_up_s = catch_up_s
         self.last: assess.Judged | None = None  # the latest judgement, for whoever asks
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def tick(self) -> Outcome | None:
         """Judge once and act; returns the change made, if any."""
@@ -100,19 +104,23 @@ class Guard:
             # Neutral words: the error also comes after routing changed but MLflow failed, and says which.
             log.warning("guard's %s: %s", action.kind, exc)
             return None
-        log.warning("guard: %s (%s)", action.kind, action.reason)
+        log.warning("guard: %s (%s)%s", action.kind, action.reason,
+                    f"; MLflow has not taken its {' and '.join(out.mlflow_pending)} yet" if out.mlflow_pending else "")
         return out
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rollout-guard", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._every, args=(self.interval_s, self.tick), name="rollout-guard", daemon=True),
+                         threading.Thread(target=self._every, args=(self.catch_up_s, self.control.catch_up),
+                                          name="rollout-catch-up", daemon=True)]
+        for t in self._threads:
+            t.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+    def _every(self, interval_s: float, work: Callable[[], object]) -> None:
+        while not self._stop.wait(interval_s):
             try:
-                self.tick()
+                work()
             except Exception:  # the guard must outlive a database or MLflow hiccup
-                log.exception("guard check failed")
+                log.exception("%s failed", threading.current_thread().name)
 
     def stop(self) -> None:
         self._stop.set()

@@ -39,38 +39,54 @@ class Event:
     generation: int
     from_step: str  # "3/7 gradual 10%", or the stage outside a rollout
     to_step: str
+    at: float = 0.0  # when the change was made (unix seconds); 0: now
+    event_id: str = ""  # names the run, so that a change written again (rollout.outbox) is recorded once
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `record` writes, as JSON: the conditions as they are recorded."""
+        return {"action": self.action, "before": self.before.to_dict(), "after": self.after.to_dict(),
+                "actor": self.actor, "reason": self.reason, "forced": self.forced,
+                "conditions": [c.to_dict() for c in self.conditions], "evidence": self.evidence,
+                "generation": self.generation, "from_step": self.from_step, "to_step": self.to_step,
+                "at": self.at or time.time(), "event_id": self.event_id}
 
 
-def record(settings: Any, event: Event) -> str:
-    """Write one event as an MLflow run; returns its run id."""
+def record(settings: Any, event: Event | dict[str, Any]) -> str:
+    """Write one event (or its `to_dict()`) as an MLflow run, dated when the change was made; returns its run
+    id. An event with an `event_id` already recorded is not recorded again: that run's id is returned."""
+    e = event.to_dict() if isinstance(event, Event) else event
     exp_id = registry.ensure_experiment(settings, registry.ROLLOUT_EXPERIMENT)
-    candidate = candidate_of(event.before, event.after)
-    tags = {
-        "action": event.action, "from_stage": event.before.stage.value, "to_stage": event.after.stage.value,
-        "from_step": event.from_step, "to_step": event.to_step, "actor": event.actor, "reason": event.reason,
-        "forced": str(event.forced).lower(), "rollout_id": rollout_of(event.action, event.before, event.after),
-        "champion": event.after.champion.uri, "candidate": candidate.uri if candidate else "",
-        "regions": ",".join(event.after.regions), "percent": f"{event.after.percent:g}",
-        "conditions": conditions_tag(event.conditions),
-        "state_after": json.dumps(event.after.to_dict()), "generation": str(event.generation),
-    }
     client = registry.client()
-    run = client.create_run(exp_id, run_name=f"{event.action}:{event.to_step}", tags=tags)
-    ts = int(time.time() * 1000)
-    for key, value in event.evidence.items():
+    if e["event_id"]:
+        done = client.search_runs([exp_id], filter_string=f"tags.event_id = '{e['event_id']}'", max_results=1)
+        if done:
+            return done[0].info.run_id
+    before, after = RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])
+    candidate = candidate_of(before, after)
+    tags = {
+        "action": e["action"], "from_stage": before.stage.value, "to_stage": after.stage.value,
+        "from_step": e["from_step"], "to_step": e["to_step"], "actor": e["actor"], "reason": e["reason"],
+        "forced": str(e["forced"]).lower(), "rollout_id": rollout_of(e["action"], before, after),
+        "champion": after.champion.uri, "candidate": candidate.uri if candidate else "",
+        "regions": ",".join(after.regions), "percent": f"{after.percent:g}",
+        "conditions": conditions_tag(e["conditions"]),
+        "state_after": json.dumps(e["after"]), "generation": str(e["generation"]), "event_id": e["event_id"],
+    }
+    ts = int(e["at"] * 1000)
+    run = client.create_run(exp_id, start_time=ts, run_name=f"{e['action']}:{e['to_step']}", tags=tags)
+    for key, value in e["evidence"].items():
         if value is not None:
             client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
-    client.log_dict(run.info.run_id, {"conditions": [c.to_dict() for c in event.conditions], "evidence": event.evidence,
-                                      "before": event.before.to_dict(), "after": event.after.to_dict()}, "evidence.json")
+    client.log_dict(run.info.run_id, {k: e[k] for k in ("conditions", "evidence", "before", "after")}, "evidence.json")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
 
-def conditions_tag(conditions: list[ConditionResult], limit: int = TAG_CHARS) -> str:
-    """The conditions as JSON in at most `limit` characters: each whole if they fit; else the analyses
-    without their segments and per-model estimates; else without the analyses (the value, detail and
-    numbers stay); at worst each name and outcome only."""
-    whole = [c.to_dict() for c in conditions]
+def conditions_tag(conditions: list[dict[str, Any]], limit: int = TAG_CHARS) -> str:
+    """The conditions (each a `ConditionResult.to_dict()`) as JSON in at most `limit` characters: each whole
+    if they fit; else the analyses without their segments and per-model estimates; else without the analyses
+    (the value, detail and numbers stay); at worst each name and outcome only."""
+    whole = list(conditions)
     headline = [{**d, "analysis": _analysis_headline(d["analysis"])} for d in whole]
     bare = [{**d, "analysis": None} for d in whole]
     names = [{"name": d["name"], "outcome": d["outcome"]} for d in whole]

@@ -11,9 +11,12 @@ starting together do them once.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Index, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -49,9 +52,9 @@ def engine_for(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - DB-API connection
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            _wal(cur)
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
     else:
         try:
@@ -72,6 +75,21 @@ def engine_for(url: str) -> Engine:
         raise DatabaseUnavailable(f"{problem} the database at {redact(url)} (the `database_url` setting): {reason}") from None
     _engines[url] = engine
     return engine
+
+
+def _wal(cur: Any, wait_s: float = 30.0) -> None:
+    """Switch a SQLite database to WAL. Connections opening a new database together race to switch it, and
+    SQLite answers the loser "database is locked" at once, without its busy timeout: retried here as the
+    timeout would."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def redact(url: str) -> str:

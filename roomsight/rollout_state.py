@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from roomsight.errors import StateConflict
 from roomsight.registry import ModelRef
-from roomsight.tables import rollout_state
+from roomsight.tables import rollout_outbox, rollout_state
 
 _ROW = 1
 
@@ -147,10 +147,14 @@ def read_state(engine: Engine) -> Versioned | None:
     return Versioned(row.generation, RoutingState.from_dict(row.state), row.updated_at)
 
 
-def write_state(engine: Engine, state: RoutingState, expected_generation: int | None) -> Versioned:
-    """Write `state` if the stored generation is still `expected_generation` (None: no row yet)."""
+def write_state(engine: Engine, state: RoutingState, expected_generation: int | None,
+                outbox: dict[str, Any] | None = None) -> Versioned:
+    """Write `state` if the stored generation is still `expected_generation` (None: no row yet); with
+    `outbox`, insert that row of `rollout_outbox` in the same transaction: both or neither."""
     now = time.time()
     with engine.begin() as conn:
+        if outbox is not None:
+            conn.execute(insert(rollout_outbox).values(**outbox))
         if expected_generation is None:
             try:
                 conn.execute(insert(rollout_state).values(id=_ROW, generation=1, state=state.to_dict(), updated_at=now))

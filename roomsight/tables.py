@@ -153,6 +153,21 @@ rollout_state = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Rollout changes whose MLflow side (the run recording it, the aliases) is not done yet. A change's row is
+# written in the same transaction as the state it makes, so a change MLflow missed (down, or the process
+# died) is never without its record: rollout.outbox writes it when MLflow can take it, and deletes the row.
+rollout_outbox = Table(
+    "rollout_outbox",
+    metadata,
+    Column("event_id", String(36), primary_key=True),  # the run's `event_id` tag: a change is recorded once
+    Column("generation", Integer, nullable=False),  # of the state the change wrote
+    Column("event", JSON, nullable=False),  # rollout.records.Event.to_dict()
+    Column("run_id", String(64)),  # set once recorded
+    Column("aliases_moved", Boolean, nullable=False),
+    Column("claimed_until", Float),  # a process is writing it to MLflow until then
+    Column("last_error", Text),
+)
+
 # The human review queue (monitoring.review). One item per photo per rollout; who holds it is decided by
 # compare-and-set UPDATEs on `claim_id`, so two reviewers never get the same item on SQLite or PostgreSQL.
 # Columns added after the first release are nullable or have a server default (roomsight.db migrates).

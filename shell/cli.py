@@ -20,7 +20,7 @@ from rich.table import Table
 from roomsight.cli_context import CliContext, of
 from roomsight.console import console, err, friendly
 from roomsight.errors import UserError
-from shell.cli_format import describe_state, pct, print_conditions
+from shell.cli_format import describe_state, mlflow_behind, pct, print_conditions
 from shell.context import control_of
 
 app = typer.Typer(
@@ -68,6 +68,7 @@ def start(
     """Start a rollout: the candidate runs in shadow beside the champion; the champion still answers."""
     out = control_of(ctx).start(candidate, reason)
     console.print(f"rollout {out.after.rollout_id}: {describe_state(out.after, out.to_step)}")
+    _warn_behind(out.mlflow_pending)
 
 
 @app.command()
@@ -112,6 +113,7 @@ def promote(
     if out.forced:
         console.print("[yellow]forced past conditions that did not pass[/]")
     console.print(f"now: {describe_state(out.after, out.to_step)}")
+    _warn_behind(out.mlflow_pending)
 
 
 @app.command()
@@ -123,6 +125,12 @@ def rollback(
     """Take the candidate off all traffic (or, after full, restore the previous champion)."""
     out = control_of(ctx).rollback(reason)
     console.print(f"rolled back; now: {describe_state(out.after)}")
+    _warn_behind(out.mlflow_pending)
+
+
+def _warn_behind(pending: tuple[str, ...] | int) -> None:
+    if (said := mlflow_behind(pending)) is not None:
+        err.print(said)
 
 
 @app.command()
@@ -138,6 +146,7 @@ def status(
         print(json.dumps(st.to_dict(), indent=1))
         return
     console.print(describe_state(st.state, st.step))
+    _warn_behind(st.unrecorded)
     ev = st.evidence
     if st.state.rollout_id and st.state.in_progress:
         console.print(f"rollout {st.state.rollout_id}: {ev.get('requests', 0) or 0:.0f} requests logged, "
@@ -168,6 +177,7 @@ def history(
     """Rollout events as recorded in MLflow, newest first: who did what and why; --json adds the conditions
     each was checked on, with their numbers. With --at, which version answered each region at that moment."""
     cp = control_of(ctx)
+    _warn_behind(cp.unrecorded())  # not in MLflow yet, so not in what follows
     if at is not None:
         _live_at(cp, _moment(at), region, as_json)
         return

@@ -51,3 +51,13 @@ def segment_table(r: ConditionResult) -> Table:
 
 def pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1%}"
+
+
+def mlflow_behind(pending: tuple[str, ...] | int) -> str | None:
+    """A warning when MLflow has not taken a change (its record, its aliases) or several changes yet."""
+    if not pending:
+        return None
+    what = (f"{pending} rollout change(s)" if isinstance(pending, int)
+            else f"this change's {' and '.join(pending)}")
+    return (f"[yellow]MLflow could not take {what} yet[/]; routing is as shown, and the change is given to MLflow "
+            "once it is reachable (by `rollout serve`'s guard, or the next change)")

@@ -196,9 +196,11 @@ def test_nothing_changes_while_mlflow_is_unreachable(settings, monkeypatch):
     assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "limited"
 
 
-def test_a_change_whose_aliases_could_not_be_moved_is_still_recorded(settings, monkeypatch):
+def test_a_change_whose_aliases_could_not_be_moved_is_recorded_and_its_aliases_caught_up(settings, monkeypatch):
     """MLflow failing between the state's write and the aliases' move raised before the record: routing had
     changed with no MLflow run, so history, replay and reports never saw the change."""
+    from rollout import outbox
+
     cp = ControlPlane(settings, open_plan(), actor="dana")
     cp.start("models:/roomtype/2")
     real = registry.set_alias
@@ -207,16 +209,19 @@ def test_a_change_whose_aliases_could_not_be_moved_is_still_recorded(settings, m
         raise ConnectionError("MLflow went away")
 
     monkeypatch.setattr(registry, "set_alias", down)
-    with pytest.raises(RolloutError, match="was recorded, but MLflow's aliases could not be moved"):
-        cp.promote("limited")
+    out = cp.promote("limited")
+    assert out.mlflow_pending == ("aliases",) and out.run_id is not None
     assert cp.current().state.stage is Stage.LIMITED
     assert [e["action"] for e in cp.history()][:2] == ["promote", "start"]
+    assert outbox.pending(cp.engine) == 1 and cp.status().unrecorded == 1
+    assert cp.catch_up() == 0 and outbox.pending(cp.engine) == 1  # still down: kept for the next try
     monkeypatch.setattr(registry, "set_alias", real)
-    cp.promote("gradual")  # the next command moves the aliases to what routing says
-    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "gradual"
+    assert cp.catch_up() == 1 and outbox.pending(cp.engine) == 0
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "limited"
+    assert [e["action"] for e in cp.history()][:2] == ["promote", "start"]  # recorded once
 
 
-def test_a_change_mlflow_could_not_record_is_still_told(settings, monkeypatch):
+def test_a_change_mlflow_could_not_record_is_told_and_recorded_once_it_can(settings, monkeypatch):
     """MLflow failing on the record after routing had changed raised out of the command before the notice:
     a rollback (the guard's too) happened with neither a record nor a word to anyone watching the hooks."""
     from rollout import records
@@ -231,15 +236,68 @@ def test_a_change_mlflow_could_not_record_is_still_told(settings, monkeypatch):
     told = Told()
     cp = ControlPlane(settings, open_plan(), actor="dana", notifier=told)
     cp.start("models:/roomtype/2")
+    real = records.record
 
     def down(*_a, **_k):  # noqa: ANN202
         raise ConnectionError("MLflow went away")
 
     monkeypatch.setattr(records, "record", down)
-    with pytest.raises(RolloutError, match="routing changed .* but MLflow could not record it"):
-        cp.rollback("bad kitchens")
+    made = time.time()
+    out = cp.rollback("bad kitchens")
+    assert out.mlflow_pending == ("record",) and out.run_id is None
     assert cp.current().state.stage is Stage.STABLE
     assert [(e.action, e.run_id) for e in told.events] == [("start", told.events[0].run_id), ("rollback", None)]
+    assert [e["action"] for e in cp.history()] == ["start"]
+    monkeypatch.setattr(records, "record", real)
+    time.sleep(0.05)
+    assert cp.catch_up() == 1
+    late = cp.history()[0]
+    # Dated when it was made, not when MLflow took it: history --at and replay place it where it happened.
+    assert late["action"] == "rollback" and late["actor"] == "dana" and late["reason"] == "bad kitchens"
+    assert made - 1 <= late["time"] < made + 0.05
+    assert cp.catch_up() == 0 and [e["action"] for e in cp.history()] == ["rollback", "start"]
+
+
+def test_a_rollback_goes_ahead_while_mlflow_is_down_and_reaches_it_when_it_is_back(settings, monkeypatch):
+    """Every change waited for MLflow, the guard's rollback included: with MLflow down, a candidate gone
+    wrong kept answering users until it came back."""
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    plan = open_plan()
+    up = ControlPlane(settings, plan, actor="ops")
+    up.start("models:/roomtype/2")
+    up.promote("limited", ("eu-west",))
+    down = ControlPlane(settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"}), plan,
+                        actor="guard", engine=up.engine)
+    out = down.rollback("automatic: budget: error rate 0.3", auto=True, generation=up.current().generation)
+    assert out.mlflow_pending == ("aliases", "record")
+    assert up.current().state.stage is Stage.STABLE and up.current().state.candidate is None  # routing changed
+    assert down.catch_up() == 0 and up.status().unrecorded == 1
+    back = ControlPlane(settings, plan, actor="ops", engine=up.engine)  # MLflow is back (one per process)
+    assert back.catch_up() == 1 and back.status().unrecorded == 0
+    assert [(e["action"], e["actor"]) for e in back.history()][:2] == [("auto-rollback", "guard"), ("promote", "ops")]
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "rolled-back"
+    assert registry.alias_version("roomtype", "candidate") is None
+
+
+def test_a_change_is_recorded_once_though_its_process_died_before_settling(settings, monkeypatch):
+    """The outbox row outlives a process that recorded the run and died before deleting it: once the row's
+    claim runs out, catching up finds the run by its event id instead of recording the change twice."""
+    from rollout import outbox
+
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    cp.start("models:/roomtype/2")
+    monkeypatch.setattr(outbox, "settle", lambda *_a, **_k: (_ for _ in ()).throw(OSError("process died")))
+    cp.promote("limited", force=True, reason="test")
+    monkeypatch.undo()
+    assert outbox.pending(cp.engine) == 1
+    assert cp.catch_up() == 0  # still claimed by the process that died
+    later = outbox.catch_up(cp.engine, settings, cp.move_aliases, lambda: cp.current().state,
+                            clock=lambda: time.time() + outbox.LEASE_S + 1)
+    assert later == 1 and outbox.pending(cp.engine) == 0
+    assert [e["action"] for e in cp.history()] == ["promote", "start"]
 
 
 def test_a_rollback_to_a_version_no_longer_registered_changes_nothing(settings):

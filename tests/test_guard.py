@@ -131,6 +131,41 @@ def test_guard_rolls_back_a_failing_candidate_and_records_it(settings):
     assert (budget["name"], budget["outcome"], budget["numbers"]["error_rate"]) == ("budget", "fail", 0.2)
 
 
+def test_the_guard_rolls_back_while_mlflow_is_down_and_its_second_loop_records_it_once_mlflow_is_back(settings, monkeypatch):
+    """The guard's rollback waited for MLflow, so a candidate failing during an MLflow outage kept answering;
+    and a change MLflow missed was never recorded unless a person made another change."""
+    from rollout import records
+
+    cp = ControlPlane(settings, open_plan(budget=BUDGET), actor="alice")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    candidate_calls(settings, rid, 40, failing=10)
+    real = records.record
+
+    def down(*_a, **_k):  # noqa: ANN202
+        raise ConnectionError("MLflow went away")
+
+    monkeypatch.setattr(registry, "check_reachable", down)
+    monkeypatch.setattr(records, "record", down)
+    guard = Guard(cp.with_actor("guard"), interval_s=3600, catch_up_s=0.05)
+    out = guard.tick()
+    assert out is not None and out.action == "auto-rollback" and out.mlflow_pending == ("record",)
+    assert cp.current().state.stage is Stage.STABLE and cp.unrecorded() == 1
+    guard.start()
+    try:
+        time.sleep(0.3)
+        assert cp.unrecorded() == 1  # still down: kept
+        monkeypatch.setattr(records, "record", real)
+        deadline = time.time() + 10
+        while cp.unrecorded() and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        guard.stop()
+    assert cp.unrecorded() == 0
+    assert [(e["action"], e["actor"]) for e in cp.history()] == [("auto-rollback", "guard"), ("promote", "alice"),
+                                                                ("start", "alice")]
+
+
 def test_guard_watches_nothing_in_shadow(settings):
     """In shadow the candidate answers no one: its failures are the evidence for promoting it, not a reason
     to take it off."""

@@ -121,18 +121,18 @@ def test_the_conditions_tag_sheds_bulk_until_it_fits() -> None:
 
     assert records.TAG_CHARS <= MAX_TAG_VAL_LENGTH  # else MLflow truncates the JSON
     judged = _judged(segments=3)
-    whole = records.conditions_tag(judged)
+    whole = records.conditions_tag([c.to_dict() for c in judged])
     assert json.loads(whole) == json.loads(json.dumps([c.to_dict() for c in judged]))
 
-    no_segments = json.loads(records.conditions_tag(judged, limit=len(whole) - 1))
+    no_segments = json.loads(records.conditions_tag([c.to_dict() for c in judged], limit=len(whole) - 1))
     assert no_segments[3]["analysis"]["segments"] == [] and no_segments[3]["analysis"]["n"] == 140
     assert no_segments[:3] == json.loads(whole)[:3]
 
     bare_size = len(json.dumps([{**c.to_dict(), "analysis": None} for c in judged]))
-    no_analysis = json.loads(records.conditions_tag(judged, limit=bare_size))
+    no_analysis = json.loads(records.conditions_tag([c.to_dict() for c in judged], limit=bare_size))
     assert no_analysis[3]["analysis"] is None and no_analysis[3]["value"] == 0.02 and no_analysis[0]["detail"] == "183"
 
-    names = json.loads(records.conditions_tag(judged, limit=bare_size - 1))
+    names = json.loads(records.conditions_tag([c.to_dict() for c in judged], limit=bare_size - 1))
     assert names[0] == {"name": "compared >= 30", "outcome": "pass"}
 
 

@@ -1,0 +1,98 @@
+"""Rollout changes whose MLflow side is not done yet, and catching up on them (a transactional outbox).
+
+A change writes its routing state and its row here in one transaction (`write_state(..., outbox=...)`): the
+row holds the event to record (`records.Event.to_dict()`) and whether MLflow's aliases were moved. The
+process that made the change does both at once and deletes the row (`settle`). When MLflow could not take
+them (down, or the process died in between), `catch_up` does them later, from any process: the control
+plane after its next change that MLflow took, and `rollout serve`'s guard every `CATCH_UP_S`. A row is
+claimed for `LEASE_S` by the process working on it, and the run is tagged with the row's `event_id`, so a
+change is recorded once even when a process dies between the record and the row's deletion.
+
+This is what lets the guard's rollback go ahead while MLflow is down (rollout.control): the change still
+reaches history, replay and the reports, dated when it was made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, or_, select, update
+
+from roomsight.rollout_state import RoutingState
+from roomsight.tables import rollout_outbox
+from rollout import records
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 120.0  # longer than MLflow's client takes to give up on a call with its retries
+CATCH_UP_S = 15.0
+
+# Moves MLflow's aliases and version tags from one routing state to the next (ControlPlane.move_aliases).
+MoveAliases = Callable[[RoutingState, RoutingState], None]
+
+
+def new_row(event: records.Event, now: float) -> tuple[records.Event, dict[str, Any]]:
+    """The event with an id, and its row, claimed by the process about to write it to MLflow."""
+    event = replace(event, event_id=str(uuid.uuid4()), at=event.at or now)
+    return event, {"event_id": event.event_id, "generation": event.generation, "event": event.to_dict(),
+                   "run_id": None, "aliases_moved": False, "claimed_until": now + LEASE_S, "last_error": None}
+
+
+def settle(engine: Engine, event_id: str, run_id: str | None, aliases_moved: bool, error: str | None = None) -> None:
+    """After a try: the row goes once both are done; otherwise it keeps what was done and is released."""
+    with engine.begin() as conn:
+        if run_id is not None and aliases_moved:
+            conn.execute(delete(rollout_outbox).where(rollout_outbox.c.event_id == event_id))
+        else:
+            conn.execute(update(rollout_outbox).where(rollout_outbox.c.event_id == event_id).values(
+                run_id=run_id, aliases_moved=aliases_moved, claimed_until=None, last_error=error))
+
+
+def pending(engine: Engine) -> int:
+    """How many changes MLflow does not fully know of yet."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(rollout_outbox)).scalar_one())
+
+
+def _claim(engine: Engine, event_id: str, now: float) -> bool:
+    with engine.begin() as conn:
+        won = conn.execute(update(rollout_outbox).where(
+            rollout_outbox.c.event_id == event_id,
+            or_(rollout_outbox.c.claimed_until.is_(None), rollout_outbox.c.claimed_until < now),
+        ).values(claimed_until=now + LEASE_S))
+    return won.rowcount == 1
+
+
+def catch_up(engine: Engine, settings: Any, move_aliases: MoveAliases, current: Callable[[], RoutingState],
+             clock: Callable[[], float] = time.time) -> int:
+    """Record, then move the aliases of, every change not claimed by another process, oldest first; returns
+    how many it finished. Stops at the first MLflow failure (the rest wait for the next try); never raises
+    for MLflow."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(rollout_outbox).order_by(rollout_outbox.c.generation)).all()
+    mine = [r for r in rows if _claim(engine, r.event_id, clock())]
+    run_ids = {r.event_id: r.run_id for r in mine}
+    try:
+        for r in mine:
+            if run_ids[r.event_id] is None:
+                run_ids[r.event_id] = records.record(settings, r.event)
+        unmoved = [r for r in mine if not r.aliases_moved]
+        for r in unmoved:  # in order: each takes off what its change took off (the versions' tags)
+            move_aliases(RoutingState.from_dict(r.event["before"]), RoutingState.from_dict(r.event["after"]))
+        if unmoved:
+            state = current()
+            move_aliases(state, state)  # what routing says now has the last word
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("MLflow has not caught up with %d rollout change(s) yet: %s", len(mine), error)
+        for r in mine:
+            settle(engine, r.event_id, run_ids[r.event_id], r.aliases_moved, error)
+        return 0
+    for r in mine:
+        settle(engine, r.event_id, run_ids[r.event_id], True)
+    return len(mine)
