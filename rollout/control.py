@@ -177,7 +177,7 @@ class ControlPlane:
         if candidate.name != self.settings.model_name:
             raise RolloutError(f"{candidate_uri} is not a version of {self.settings.model_name!r}")
         after = _transition(lambda: stages.start(cur.state, candidate, str(uuid.uuid4()), self.plan, self.clock()))
-        return self._commit("start", cur, after, reason=reason)
+        return self._commit("start", cur, after, reason=reason, resolved=candidate)
 
     def promote(self, stage: str | None = None, regions: tuple[str, ...] | None = None, percent: float | None = None,
                 force: bool = False, reason: str | None = None, dry_run: bool = False, auto: bool = False,
@@ -238,7 +238,8 @@ class ControlPlane:
 
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,
                 gates: list[ConditionResult] | None = None, ev: dict[str, float | None] | None = None,
-                forced: bool = False) -> Outcome:
+                forced: bool = False, resolved: ModelRef | None = None) -> Outcome:
+        """`resolved`: a version the caller has just found in the registry (not asked for again)."""
         taken_up = {after.champion, after.candidate} - {cur.state.champion, cur.state.candidate, None}
         if action not in _WITHOUT_MLFLOW or taken_up:
             try:  # a model given traffic is checked against the registry first, so it waits for MLflow
@@ -247,7 +248,7 @@ class ControlPlane:
                 raise RegistryError(f"the MLflow registry is unreachable ({type(exc).__name__}); nothing was changed") from None
             # A version routing takes up anew (the previous champion a rollback after full restores) may have
             # been deleted since: routed to, no replica could load it.
-            for ref in taken_up:
+            for ref in taken_up - {resolved}:
                 assert ref is not None
                 try:
                     registry.resolve(ref.uri)

@@ -368,3 +368,15 @@ def test_status_names_every_condition_the_next_promotion_checks(settings):
     with pytest.raises(GatesFailed, match="candidate_served >= 1000"):
         cp.promote()
     assert [r.name for r in st.exit] == ["candidate_served >= 1000"] and st.to_dict()["exit_outcome"] == "inconclusive"
+
+
+def test_start_asks_the_registry_for_its_candidate_once(settings, monkeypatch):
+    real, asked = registry.resolve, []
+
+    def counted(uri: str):  # noqa: ANN202
+        asked.append(uri)
+        return real(uri)
+
+    monkeypatch.setattr(registry, "resolve", counted)
+    ControlPlane(settings, open_plan(), actor="dana").start("models:/roomtype/2")
+    assert asked == ["models:/roomtype/2"]
