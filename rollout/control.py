@@ -272,7 +272,7 @@ class ControlPlane:
         except Exception as exc:
             failed["aliases"] = type(exc).__name__
         try:
-            outcome.run_id = records.record(self.settings, event)
+            outcome.run_id = records.record(self.settings, row["event"])  # as catch_up would record it
         except Exception as exc:
             failed["record"] = type(exc).__name__
         try:

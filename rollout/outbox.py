@@ -15,6 +15,7 @@ reaches history, replay and the reports, dated when it was made.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -39,8 +40,20 @@ MoveAliases = Callable[[RoutingState, RoutingState], None]
 def new_row(event: records.Event, now: float) -> tuple[records.Event, dict[str, Any]]:
     """The event with an id, and its row, claimed by the process about to write it to MLflow."""
     event = replace(event, event_id=str(uuid.uuid4()), at=event.at or now)
-    return event, {"event_id": event.event_id, "generation": event.generation, "event": event.to_dict(),
+    return event, {"event_id": event.event_id, "generation": event.generation, "event": _finite(event.to_dict()),
                    "run_id": None, "aliases_moved": False, "claimed_until": now + LEASE_S, "last_error": None}
+
+
+def _finite(value: Any) -> Any:
+    """JSON that PostgreSQL takes: NaN and infinities (a number over nothing) as null. Refused there, they
+    would fail the state's transaction, the change with it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def settle(engine: Engine, event_id: str, run_id: str | None, aliases_moved: bool, error: str | None = None) -> None:
