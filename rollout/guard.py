@@ -4,8 +4,10 @@ the plan's analyses and drift alarm) and acts on its own:
 
 - a watched condition fails: roll back, or pause, as the plan says for that condition;
 - a step whose time is up (`pause: {duration}` or `auto_advance: {after}`) and whose exit conditions pass:
-  promote to the next step;
-- anything inconclusive: hold the step; status says how much evidence is still wanted.
+  promote to the next step. A watched condition still inconclusive does not hold it: watching is a
+  tripwire (a sequential analysis reads inconclusive until it can say more), and what a step must show
+  before it ends is its exit, as for a person's promotion;
+- exit conditions inconclusive (or the time not up): hold the step; status says what is still wanted.
 
 `decide` is pure (judged conditions + state + time -> an action or None); `Guard` is the loop around it.
 `rollout serve` runs one beside the Serve app; what it does is recorded like any other change, with actor
