@@ -53,13 +53,13 @@ def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *
     # A plan shorter than the step the rollout is on (changed mid-rollout) has no conditions for it: status and
     # rollback, which the refusal to promote points to, still get the evidence.
     if rid is None or state.step is None or not state.in_progress or state.step >= len(plan.steps):
-        return Judged(evidence.collect(engine, settings, rid, as_of=as_of).values)
+        return Judged(evidence.collect(engine, settings, rid, as_of=as_of, since=state.since).values)
     steps = exit_steps if exit_steps is not None else range(state.step, state.step + 1)
     exits: list[tuple[Condition, OnFail]] = [(c, plan.steps[i].on_fail) for i in steps for c in plan.steps[i].exit]
     watched: list[tuple[Condition, OnFail]] = ([(c, plan.steps[state.step].on_fail)
                                                 for c in plan.watched(state.step, state.answers_traffic)] if watch else [])
     needed = None if all_evidence else frozenset(c.metric for c, _ in exits + watched if isinstance(c, Gate))
-    values = evidence.collect(engine, settings, rid, as_of=as_of, needed=needed).values
+    values = evidence.collect(engine, settings, rid, as_of=as_of, needed=needed, since=state.since).values
     named = {c.analysis for c, _ in exits + watched if isinstance(c, AnalysisRef)}
     results = analyses(named, plan, engine, settings, rid, as_of)
     out = Judged(values, exit=_dedup(_judge(exits, values, results)), watch=_dedup(_judge(watched, values, results)))

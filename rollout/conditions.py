@@ -21,7 +21,8 @@ from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Condition, Gate,
 # A rate metric -> the count metric it is a share of, from the same provider so both are gathered together. Over
 # the first few of its count a rate says little: one failed call among them read as a 100% error rate, and a
 # watched gate rolled the rollout back on it.
-RATE_COUNTS = {"agreement": "compared", "candidate_error_rate": "candidate_requests"}
+RATE_COUNTS = {"agreement": "compared", "candidate_error_rate": "candidate_requests",
+               "step_agreement": "step_compared", "step_candidate_error_rate": "step_candidate_requests"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Evidence for gates: numbers about one rollout, gathered from every provider.
 
 A provider is a function (engine, settings, rollout_id, as_of=None) -> {metric: value or None}; `as_of`
-(unix seconds) restricts it to what was known then, so a plan can be replayed over a logged rollout.
+(unix seconds) restricts it to what was known then, so a plan can be replayed over a logged rollout. The
+log's `step_` metrics count from `since`, when the current step began: a later step's exit then asks for
+evidence of its own, where the rollout's counts already held the earlier steps'.
 The prediction log's provider is here (agreement, candidate traffic, errors, latency); monitoring
 contributes review verdicts and drift. Every metric a provider returns must be named in
 `rollout.metrics.METRICS`, so that a plan's gates are checked against known names when the plan is loaded.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from sqlalchemy import Connection, Engine, text
@@ -24,10 +27,11 @@ from sqlalchemy import Connection, Engine, text
 from roomsight import rollup
 from roomsight.config import Settings
 from roomsight.tables import CANDIDATE_TIMED, candidate_ran
-from rollout.metrics import SOURCES
+from rollout.metrics import METRICS, SOURCES
 
 Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
 P99 = 0.99
+STEP_METRICS = tuple(m for m in METRICS if m.startswith("step_"))
 
 
 @dataclass(frozen=True)
@@ -38,33 +42,35 @@ class Evidence:
         return self.values.get(key)
 
 
-def providers() -> dict[str, Provider]:
+def providers(since: float | None = None) -> dict[str, Provider]:
     """Every source of gate evidence by the name rollout.metrics.SOURCES gives it, in the order their
-    numbers are shown."""
+    numbers are shown; `since`: when the current step began."""
     from monitoring.drift_checks import evidence as drift_evidence
     from monitoring.review.evidence import evidence as review_evidence
 
-    return {"log": log_evidence, "review": review_evidence, "drift": drift_evidence}
+    return {"log": partial(log_evidence, since=since), "review": review_evidence, "drift": drift_evidence}
 
 
 def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: float | None = None,
-            needed: frozenset[str] | None = None) -> Evidence:
-    """Every metric, or (with `needed`) those of the providers that compute any of `needed`."""
+            needed: frozenset[str] | None = None, since: float | None = None) -> Evidence:
+    """Every metric, or (with `needed`) those of the providers that compute any of `needed`; the `step_`
+    metrics since `since` (None without it)."""
     values: dict[str, float | None] = {}
     if rollout_id is None:
         return Evidence(values)
-    for source, provider in providers().items():
+    for source, provider in providers(since).items():
         if needed is None or needed & SOURCES[source]:
             values.update(provider(engine, settings, rollout_id, as_of=as_of))
     return Evidence(values)
 
 
 def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int | None = None,
-                 as_of: float | None = None) -> dict[str, float | None]:
+                 as_of: float | None = None, since: float | None = None) -> dict[str, float | None]:
     """Numbers over a rollout's logged requests up to `as_of`; the candidate's error rate and p99 over its
-    `last` N calls when given (the guard's window)."""
+    `last` N calls when given (the guard's window); the `step_` numbers over those after `since`."""
     with engine.connect() as conn:
         c = rollup.counts(conn, rollout_id, as_of)
+        before = rollup.counts(conn, rollout_id, since) if since is not None else None
         if last is None:
             calls, errors = c.candidate_calls, c.candidate_errors
             cand_p99 = _p99(conn, rollout_id, "candidate_ms", CANDIDATE_TIMED, c.candidate_timed, as_of)
@@ -82,6 +88,24 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
         "candidate_error_rate": errors / calls if calls else None,
         "candidate_p99_ms": cand_p99,
         "champion_p99_ms": champ_p99,
+        **_step(c, before),
+    }
+
+
+def _step(now: rollup.Counts, before: rollup.Counts | None) -> dict[str, float | None]:
+    """The step's numbers: the rollout's counts now less those when the step began (a difference of two
+    rollup reads, whatever the step's length)."""
+    if before is None:
+        return {name: None for name in STEP_METRICS}
+    d = {k: max(0, getattr(now, k) - getattr(before, k))
+         for k in ("requests", "compared", "disagreements", "candidate_served", "candidate_calls", "candidate_errors")}
+    return {
+        "step_requests": float(d["requests"]),
+        "step_compared": float(d["compared"]),
+        "step_agreement": 1.0 - d["disagreements"] / d["compared"] if d["compared"] else None,
+        "step_candidate_served": float(d["candidate_served"]),
+        "step_candidate_requests": float(d["candidate_calls"]),
+        "step_candidate_error_rate": d["candidate_errors"] / d["candidate_calls"] if d["candidate_calls"] else None,
     }
 
 

@@ -14,6 +14,13 @@ METRICS: dict[str, str] = {
     "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
     "champion_p99_ms": "champion model latency, 99th percentile (ms)",
     "candidate_errors": "candidate calls that failed or timed out",
+    # the same since the current step began (the others count the whole rollout, every step so far)
+    "step_requests": "requests logged since the current step began",
+    "step_compared": "requests where both models answered, since the current step began",
+    "step_agreement": "agreement over the requests compared since the current step began",
+    "step_candidate_served": "requests the candidate answered since the current step began",
+    "step_candidate_requests": "requests the candidate ran on since the current step began",
+    "step_candidate_error_rate": "share of candidate calls since the current step began that failed or timed out",
     # review verdicts (monitoring.review)
     "reviewed": "review-queue items with a verdict in this rollout",
     "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
@@ -31,10 +38,13 @@ METRICS: dict[str, str] = {
 # some of them asks only those providers: the guard, every few seconds, needs no p99 walk of the log.
 SOURCES: dict[str, frozenset[str]] = {
     "log": frozenset({"requests", "compared", "agreement", "candidate_served", "candidate_requests",
-                      "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "candidate_errors"}),
+                      "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "candidate_errors",
+                      "step_requests", "step_compared", "step_agreement", "step_candidate_served",
+                      "step_candidate_requests", "step_candidate_error_rate"}),
     "review": frozenset({"reviewed", "candidate_precision_lower", "champion_precision_lower", "precision_margin",
                          "min_class_precision", "candidate_win_rate"}),
     "drift": frozenset({"ood_share", "drift_alarm", "drifted_share", "drift_age_s"}),
 }
 # Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
-COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed"})
+COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed",
+                           "step_requests", "step_compared", "step_candidate_served", "step_candidate_requests"})

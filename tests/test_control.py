@@ -396,3 +396,21 @@ def test_a_change_whose_numbers_are_not_finite_is_made_on_postgresql(settings, p
     assert cp.current().state.stage is Stage.STABLE and out.mlflow_pending == () and cp.unrecorded() == 0
     [budget] = cp.history()[0]["conditions"]
     assert budget["numbers"] == {"p99_ms": None, "error_rate": 0.5} and budget["value"] is None
+
+
+def test_a_step_metric_asks_for_evidence_from_the_current_step_alone(settings):
+    """`candidate_served >= 5` to leave gradual 10% passed on what limited had served; `step_candidate_served`
+    counts from the step's start."""
+    plan = with_exit(open_plan(), 2, (Gate(metric="step_candidate_served", min=5),))
+    cp = ControlPlane(settings, plan, actor="gus")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited", ("eu-west",))
+    log_shadow_traffic(settings, rid, 10, served_by="candidate")
+    assert cp.promote().to_step.startswith("3/7 gradual")
+    st = cp.status()
+    assert st.evidence["candidate_served"] == 10 and st.evidence["step_candidate_served"] == 0
+    with pytest.raises(GatesFailed, match="step_candidate_served >= 5"):
+        cp.promote()
+    log_shadow_traffic(settings, rid, 5, served_by="candidate")
+    assert cp.status().evidence["step_candidate_served"] == 5
+    assert cp.promote().to_step.startswith("4/7 gradual")

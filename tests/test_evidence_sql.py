@@ -17,7 +17,7 @@ from monitoring.drift_checks import evidence as drift_evidence
 from roomsight import rollup
 from roomsight.db import engine_for
 from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, predictions, traffic_minutes, traffic_totals
-from rollout.evidence import candidate_window, log_evidence
+from rollout.evidence import STEP_METRICS, candidate_window, log_evidence
 from serving.predlog import LogWriter, ShadowUpdate
 from tests.conftest import settings_for
 
@@ -53,6 +53,29 @@ def old_log_evidence(engine, rollout_id, last=None, as_of=None):  # noqa: ANN001
         "candidate_error_rate": cand_errors / len(ran) if ran else None,
         "candidate_p99_ms": float(np.percentile(cand_ms, 99)) if cand_ms else None,
         "champion_p99_ms": float(np.percentile(champ_ms, 99)) if champ_ms else None,
+        **{name: None for name in STEP_METRICS},
+    }
+
+
+def old_step_evidence(engine, rollout_id, as_of, since):  # noqa: ANN001, ANN201
+    """The step_ numbers from the rows logged after `since` (up to `as_of`), one by one."""
+    p = predictions.c
+    query = select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_error).where(
+        p.rollout_id == rollout_id, p.ts > since)
+    if as_of is not None:
+        query = query.where(p.ts <= as_of)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    ran = [r for r in rows if _candidate_ran(r)]
+    compared = [r for r in rows if r.disagreement is not None]
+    errors = sum(1 for r in ran if r.candidate_error is not None)
+    return {
+        "step_requests": float(len(rows)),
+        "step_compared": float(len(compared)),
+        "step_agreement": (1.0 - sum(bool(r.disagreement) for r in compared) / len(compared)) if compared else None,
+        "step_candidate_served": float(sum(1 for r in rows if r.served_by == "candidate")),
+        "step_candidate_requests": float(len(ran)),
+        "step_candidate_error_rate": errors / len(ran) if ran else None,
     }
 
 
@@ -138,6 +161,20 @@ def test_log_evidence_equals_the_old_computation(log, last):
                 same({"candidate_requests": float(w.calls), "candidate_errors": float(w.errors),
                       "candidate_error_rate": w.error_rate, "candidate_p99_ms": w.p99_ms},
                      {k: old[k] for k in ("candidate_requests", "candidate_errors", "candidate_error_rate", "candidate_p99_ms")})
+
+
+def test_step_evidence_counts_the_rows_after_the_step_began(log):
+    """A later step's exit read the rollout's counts, the earlier steps' included: `candidate_served >= 20`
+    at 25% had passed at 10% already. The step_ numbers are those of the rows after `since` alone."""
+    for since in [m for m in moments() if m is not None]:
+        for as_of in moments():
+            if as_of is not None and as_of < since:
+                continue
+            got = log_evidence(log, None, MAIN, as_of=as_of, since=since)
+            same({k: got[k] for k in STEP_METRICS}, old_step_evidence(log, MAIN, as_of, since))
+    whole = log_evidence(log, None, MAIN)
+    assert log_evidence(log, None, MAIN, since=T0 - 5)["step_candidate_served"] == whole["candidate_served"] > 0
+    assert log_evidence(log, None, MAIN, since=T0 + 100)["step_candidate_served"] < whole["candidate_served"]
 
 
 def test_counts_follow_updates_and_deletes_and_ood_share_equals_the_old(log, tmp_path):
