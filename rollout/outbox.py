@@ -98,8 +98,7 @@ def catch_up(engine: Engine, settings: Any, move_aliases: MoveAliases, current: 
         for r in unmoved:  # in order: each takes off what its change took off (the versions' tags)
             move_aliases(RoutingState.from_dict(r.event["before"]), RoutingState.from_dict(r.event["after"]))
         if unmoved:
-            state = current()
-            move_aliases(state, state)  # what routing says now has the last word
+            _last_word(move_aliases, current)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("MLflow has not caught up with %d rollout change(s) yet: %s", len(mine), error)
@@ -109,3 +108,17 @@ def catch_up(engine: Engine, settings: Any, move_aliases: MoveAliases, current: 
     for r in mine:
         settle(engine, r.event_id, run_ids[r.event_id], True)
     return len(mine)
+
+
+def _last_word(move_aliases: MoveAliases, current: Callable[[], RoutingState], tries: int = 5) -> None:
+    """Make MLflow say what routing says now. A change another process commits between our read and our move
+    moves its own aliases first; moved after it, the state we read would have the last word, with no row left
+    to correct it: so the move is made again until routing stays as read (the other process then moves after
+    us)."""
+    state = current()
+    for _ in range(tries):
+        move_aliases(state, state)
+        now = current()
+        if now == state:
+            return
+        state = now

@@ -300,6 +300,43 @@ def test_a_change_is_recorded_once_though_its_process_died_before_settling(setti
     assert [e["action"] for e in cp.history()] == ["promote", "start"]
 
 
+def _rollback_mlflow_missed(settings, monkeypatch) -> ControlPlane:
+    """A rollout in shadow whose rollback MLflow took nothing of: its row waits in the outbox."""
+    from rollout import aliases, records
+
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    cp.start("models:/roomtype/2")
+
+    def down(*_a, **_k):  # noqa: ANN202
+        raise ConnectionError("MLflow went away")
+
+    monkeypatch.setattr(records, "record", down)
+    monkeypatch.setattr(aliases, "move", down)
+    assert cp.rollback("bad kitchens").mlflow_pending == ("aliases", "record")
+    monkeypatch.undo()
+    return cp
+
+
+def test_catching_up_leaves_mlflow_on_a_change_made_meanwhile_by_another_process(settings, monkeypatch):
+    """Catching up moved MLflow's aliases last to the state it had read: a change another process made in
+    between (its own aliases moved, its row gone) was undone in MLflow, with nothing left to correct it."""
+    from rollout import outbox
+
+    cp = _rollback_mlflow_missed(settings, monkeypatch)
+    other = ControlPlane(settings, open_plan(), actor="ops", engine=cp.engine)
+    started: list[str] = []
+
+    def move(before, after) -> None:  # noqa: ANN001
+        if before == after and not started:  # catching up's last word, with the state it read
+            started.append(other.start("models:/roomtype/2").after.stage.value)
+        cp.move_aliases(before, after)
+
+    assert outbox.catch_up(cp.engine, settings, move, lambda: cp.current().state) == 1
+    assert started == ["shadow"] and cp.current().state.candidate is not None
+    assert registry.alias_version("roomtype", "candidate") == "2"
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "shadow"
+
+
 def test_a_rollback_to_a_version_no_longer_registered_changes_nothing(settings):
     """A rollback after full routed to the previous champion without asking the registry for it: deleted
     since, routing named a model no replica could load, and the aliases failed only afterwards."""
