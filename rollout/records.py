@@ -58,9 +58,9 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
     exp_id = registry.ensure_experiment(settings, registry.ROLLOUT_EXPERIMENT)
     client = registry.client()
     if e["event_id"]:
-        done = client.search_runs([exp_id], filter_string=f"tags.event_id = '{e['event_id']}'", max_results=1)
+        done = client.search_runs([exp_id], filter_string=f"tags.event_id = '{e['event_id']}'", max_results=100)
         if done:
-            return done[0].info.run_id
+            return min(r.info.run_id for r in done)  # the one `_first_of` keeps
     before, after = RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])
     candidate = candidate_of(before, after)
     tags = {
@@ -79,7 +79,22 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
             client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
     client.log_dict(run.info.run_id, {k: e[k] for k in ("conditions", "evidence", "before", "after")}, "evidence.json")
     client.set_terminated(run.info.run_id)
-    return run.info.run_id
+    return _first_of(client, exp_id, e["event_id"], run.info.run_id) if e["event_id"] else run.info.run_id
+
+
+def _first_of(client: Any, exp_id: str, event_id: str, mine: str) -> str:
+    """The one run a change keeps. The search before recording cannot stop two processes recording it (a claim
+    ran out while the first still waited on a slow MLflow, and both found no run): whichever finishes last sees
+    both, and the same rule in every process (the least run id) says which stays; the others are deleted."""
+    runs = client.search_runs([exp_id], filter_string=f"tags.event_id = '{event_id}' and attributes.status = 'FINISHED'",
+                              max_results=100)
+    ids = sorted({r.info.run_id for r in runs} | {mine})
+    for extra in ids[1:]:
+        try:
+            client.delete_run(extra)
+        except Exception:  # the other process deleted it first
+            pass
+    return ids[0]
 
 
 def conditions_tag(conditions: list[dict[str, Any]], limit: int = TAG_CHARS) -> str:

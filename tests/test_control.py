@@ -317,6 +317,30 @@ def _rollback_mlflow_missed(settings, monkeypatch) -> ControlPlane:
     return cp
 
 
+def test_a_change_is_recorded_once_though_its_claim_ran_out_while_mlflow_was_slow(settings, monkeypatch):
+    """A claim that ran out while its process still waited on a slow MLflow let a second process record the
+    change too: both searched for its event id before either had created the run, and history showed it twice."""
+    from mlflow import MlflowClient
+
+    from rollout import outbox
+
+    cp = _rollback_mlflow_missed(settings, monkeypatch)
+    real = MlflowClient.create_run
+    overtaken: list[int] = []
+
+    def slow(self, *a, **k):  # noqa: ANN001, ANN202
+        if not overtaken:  # while this call is on its way, the claim runs out and another process catches up
+            overtaken.append(-1)
+            overtaken[0] = outbox.catch_up(cp.engine, settings, cp.move_aliases, lambda: cp.current().state,
+                                           clock=lambda: time.time() + outbox.LEASE_S + 1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(MlflowClient, "create_run", slow)
+    cp.catch_up()
+    assert overtaken == [1] and outbox.pending(cp.engine) == 0
+    assert [e["action"] for e in cp.history()] == ["rollback", "start"]
+
+
 def test_catching_up_leaves_mlflow_on_a_change_made_meanwhile_by_another_process(settings, monkeypatch):
     """Catching up moved MLflow's aliases last to the state it had read: a change another process made in
     between (its own aliases moved, its row gone) was undone in MLflow, with nothing left to correct it."""
