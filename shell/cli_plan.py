@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 import yaml
 
-from roomsight.console import console, friendly
+from roomsight.console import console, err, friendly
+from shell.cli_format import mlflow_behind
 from shell.context import control_of, plan_of
 
 app = typer.Typer(help="Rollout plans: the steps, what must pass to leave each, what is watched; replay one over a "
@@ -52,6 +53,13 @@ def replay(
         console.print(f"{_hms(line.time)}  {line.text}", highlight=False)
     live = ", ".join(f"{a} at {s} ({_hms(t)})" for t, a, s in result.recorded) or "none"
     console.print(f"the guard's actions live: {live}", highlight=False)
+    if behind := cp.unrecorded():
+        # The guard's own rollback or pause is what MLflow misses most often (it goes ahead while MLflow is
+        # down): "differs" would blame the plan for an action the guard did take.
+        err.print(mlflow_behind(behind))
+        console.print(f"[yellow]the replay cannot be checked against them yet[/]: {behind} rollout change(s) not in "
+                      "MLflow may be among them; replay again once `rollout status` counts none unrecorded")
+        return
     console.print("the replay " + ("[green]reproduces them[/]" if result.matches else "[yellow]differs from them[/]"))
 
 

@@ -57,6 +57,29 @@ def test_replay_through_the_cli(settings, home):
     assert result.exit_code == 1 and "no such rollout" in result.output
 
 
+def test_replay_through_the_cli_does_not_judge_the_guard_on_actions_mlflow_has_not_taken(settings, home, monkeypatch):
+    """The guard's pause goes ahead while MLflow is down and reaches MLflow later: until then the replay said
+    the guard took no action live and that the plan, which would pause, differed from it."""
+    from rollout import records
+    from shell.cli import app
+
+    plan = open_plan(watch=WATCH)
+    cp = ControlPlane(settings, plan, actor="olga")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    cp.promote("limited")
+    candidate_calls(settings, rid, 40, failing=0)
+    candidate_calls(settings, rid, 20, failing=2)
+    monkeypatch.setattr(records, "record", lambda *_a, **_k: (_ for _ in ()).throw(ConnectionError("MLflow is down")))
+    assert Guard(cp.with_actor("guard")).tick().action == "auto-pause"
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["plan", "replay", "--rollout", rid[:8]], env={"ROOMSIGHT_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    assert "differs" not in result.output and "cannot be checked against them yet" in result.output
+    assert "1 rollout change(s)" in result.output
+    assert cp.catch_up() == 1
+    assert replay(cp, rid).matches
+
+
 def test_replay_follows_a_recorded_promotion_with_its_own_share(settings):
     """A person's --percent is part of the promotion the replay follows: replayed at the plan's own share, the
     same plan judged another step than the guard did live, and said it would not reproduce the guard."""
