@@ -2,11 +2,14 @@
 
 A change writes its routing state and its row here in one transaction (`write_state(..., outbox=...)`): the
 row holds the event to record (`records.Event.to_dict()`) and whether MLflow's aliases were moved. The
-process that made the change does both at once and deletes the row (`settle`). When MLflow could not take
-them (down, or the process died in between), `catch_up` does them later, from any process: the control
-plane after its next change that MLflow took, and `rollout serve`'s guard every `CATCH_UP_S`. A row is
-claimed for `LEASE_S` by the process working on it, and the run is tagged with the row's `event_id`, so a
-change is recorded once even when a process dies between the record and the row's deletion.
+process that made the change does both at once (`settle`). When MLflow could not take them (down, or the
+process died in between), `catch_up` does them later, from any process: the control plane after its next
+change that MLflow took, and `rollout serve`'s guard every `CATCH_UP_S`. A row is claimed for `LEASE_S` by
+the process working on it, and the run is tagged with the row's `event_id`, so a change is recorded once
+even when a process dies between the record and the row's deletion.
+
+A done row stays while an earlier one is not: catching up on an earlier change's aliases moves them again
+for every change after it, in order, so each version ends tagged as the latest change left it.
 
 This is what lets the guard's rollback go ahead while MLflow is down (rollout.control): the change still
 reaches history, replay and the reports, dated when it was made.
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, not_, or_, select, update
 
 from roomsight.rollout_state import RoutingState
 from roomsight.tables import rollout_outbox
@@ -56,20 +59,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _done() -> ColumnElement[bool]:
+    return and_(rollout_outbox.c.run_id.is_not(None), rollout_outbox.c.aliases_moved.is_(True))
+
+
 def settle(engine: Engine, event_id: str, run_id: str | None, aliases_moved: bool, error: str | None = None) -> None:
-    """After a try: the row goes once both are done; otherwise it keeps what was done and is released."""
+    """After a try: the row keeps what was done and is released; done rows go once no earlier row waits."""
     with engine.begin() as conn:
-        if run_id is not None and aliases_moved:
-            conn.execute(delete(rollout_outbox).where(rollout_outbox.c.event_id == event_id))
-        else:
-            conn.execute(update(rollout_outbox).where(rollout_outbox.c.event_id == event_id).values(
-                run_id=run_id, aliases_moved=aliases_moved, claimed_until=None, last_error=error))
+        conn.execute(update(rollout_outbox).where(rollout_outbox.c.event_id == event_id).values(
+            run_id=run_id, aliases_moved=aliases_moved, claimed_until=None, last_error=error))
+        _compact(conn)
+
+
+def _compact(conn: Connection) -> None:
+    oldest = conn.execute(select(func.min(rollout_outbox.c.generation)).where(not_(_done()))).scalar()
+    conn.execute(delete(rollout_outbox).where(_done(), *([] if oldest is None else [rollout_outbox.c.generation < oldest])))
 
 
 def pending(engine: Engine) -> int:
     """How many changes MLflow does not fully know of yet."""
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(rollout_outbox)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(rollout_outbox).where(not_(_done()))).scalar_one())
 
 
 def _claim(engine: Engine, event_id: str, now: float) -> bool:
@@ -88,16 +98,19 @@ def catch_up(engine: Engine, settings: Any, move_aliases: MoveAliases, current: 
     for MLflow."""
     with engine.connect() as conn:
         rows = conn.execute(select(rollout_outbox).order_by(rollout_outbox.c.generation)).all()
-    mine = [r for r in rows if _claim(engine, r.event_id, clock())]
+    mine = [r for r in rows if not (r.run_id and r.aliases_moved) and _claim(engine, r.event_id, clock())]
     run_ids = {r.event_id: r.run_id for r in mine}
     try:
         for r in mine:
             if run_ids[r.event_id] is None:
                 run_ids[r.event_id] = records.record(settings, r.event)
-        unmoved = [r for r in mine if not r.aliases_moved]
-        for r in unmoved:  # in order: each takes off what its change took off (the versions' tags)
-            move_aliases(RoutingState.from_dict(r.event["before"]), RoutingState.from_dict(r.event["after"]))
-        if unmoved:
+        first = min((r.generation for r in mine if not r.aliases_moved), default=None)
+        if first is not None:
+            # In order, and every later change's again: each takes off what its change took off (the versions'
+            # tags), and a later change's tags, already moved, would be overwritten by an earlier one's.
+            for r in rows:
+                if r.generation >= first:
+                    move_aliases(RoutingState.from_dict(r.event["before"]), RoutingState.from_dict(r.event["after"]))
             _last_word(move_aliases, current)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]

@@ -475,3 +475,26 @@ def test_a_step_metric_asks_for_evidence_from_the_current_step_alone(settings):
     log_shadow_traffic(settings, rid, 5, served_by="candidate")
     assert cp.status().evidence["step_candidate_served"] == 5
     assert cp.promote().to_step.startswith("4/7 gradual")
+
+
+def test_catching_up_an_earlier_change_leaves_each_version_tagged_as_the_latest_change_left_it(settings, monkeypatch):
+    """A promotion whose aliases MLflow missed was caught up after a later rollback had tagged the candidate
+    rolled back: replayed alone, the promotion tagged it as serving in limited again, and nothing undid that."""
+    from rollout import outbox
+
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    cp.start("models:/roomtype/2")
+    real = registry.set_alias
+
+    def down(*_a, **_k):  # noqa: ANN202
+        raise ConnectionError("MLflow went away")
+
+    monkeypatch.setattr(registry, "set_alias", down)
+    assert cp.promote("limited").mlflow_pending == ("aliases",)
+    monkeypatch.setattr(registry, "set_alias", real)
+    assert cp.rollback("bad kitchens").mlflow_pending == ()  # and, after it, catches the promotion up
+    assert outbox.pending(cp.engine) == 0
+    assert registry.version_tags(registry.ModelRef("roomtype", "2"))["stage"] == "rolled-back"
+    assert registry.alias_version("roomtype", "candidate") is None
+    with cp.engine.connect() as conn:  # nothing kept once every change is done
+        assert conn.execute(outbox.select(outbox.func.count()).select_from(outbox.rollout_outbox)).scalar_one() == 0
