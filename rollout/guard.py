@@ -11,9 +11,10 @@ the plan's analyses and drift alarm) and acts on its own:
 
 `decide` is pure (judged conditions + state + time -> an action or None); `Guard` is the loop around it.
 `rollout serve` runs one beside the Serve app; what it does is recorded like any other change, with actor
-`guard`, and notified. Its rollback and pause do not wait for MLflow; a second loop gives MLflow the
-changes it missed once it is back (`ControlPlane.catch_up`), on its own thread, so that MLflow's slowness
-never delays a judgement.
+`guard`, and notified. Its rollback and pause take effect without MLflow (MLflow is written after the
+routing state, and a change it missed waits in the outbox); a second loop gives MLflow the changes it
+missed once it is back (`ControlPlane.catch_up`), on its own thread, so that a backlog is not caught up
+between two judgements.
 """
 
 from __future__ import annotations

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, not_, or_, select, update
 
@@ -33,7 +36,9 @@ from rollout import records
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 120.0  # longer than MLflow's client takes to give up on a call with its retries
+# A catch-up claims its rows for a dozen MLflow calls or so, each of which may wait out the client's retries;
+# a claim left by a process that died only delays its row's catch-up by this much.
+LEASE_S = 600.0
 CATCH_UP_S = 15.0
 
 # Moves MLflow's aliases and version tags from one routing state to the next (ControlPlane.move_aliases).
@@ -43,20 +48,27 @@ MoveAliases = Callable[[RoutingState, RoutingState], None]
 def new_row(event: records.Event, now: float) -> tuple[records.Event, dict[str, Any]]:
     """The event with an id, and its row, claimed by the process about to write it to MLflow."""
     event = replace(event, event_id=str(uuid.uuid4()), at=event.at or now)
-    return event, {"event_id": event.event_id, "generation": event.generation, "event": _finite(event.to_dict()),
+    return event, {"event_id": event.event_id, "generation": event.generation, "event": _json(event.to_dict()),
                    "run_id": None, "aliases_moved": False, "claimed_until": now + LEASE_S, "last_error": None}
 
 
-def _finite(value: Any) -> Any:
-    """JSON that PostgreSQL takes: NaN and infinities (a number over nothing) as null. Refused there, they
-    would fail the state's transaction, the change with it."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+def _json(value: Any) -> Any:
+    """JSON every database takes, whatever the numbers: NaN and infinities (a rate over nothing) as null,
+    numpy's scalars as Python's, anything else as its text. A value the row could not hold would fail the
+    state's transaction, and with it the change, a rollback too."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {str(k): _json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+        return [_json(v) for v in value]
+    return str(value)
 
 
 def _done() -> ColumnElement[bool]:

@@ -443,20 +443,24 @@ def test_start_asks_the_registry_for_its_candidate_once(settings, monkeypatch):
     assert asked == ["models:/roomtype/2"]
 
 
-def test_a_change_whose_numbers_are_not_finite_is_made_on_postgresql(settings, pg_database):
-    """The outbox row is JSON in the state's transaction: PostgreSQL refuses NaN there, which would refuse the
-    change itself (a rollback with it)."""
+def test_a_change_whose_numbers_are_not_finite_or_numpy_is_made_on_postgresql(settings, pg_database):
+    """The outbox row is JSON in the state's transaction: PostgreSQL refuses NaN there, and no database takes
+    a numpy scalar, either of which would refuse the change itself (a rollback with it)."""
+    import numpy as np
+
     from rollout.conditions import ConditionResult
 
     cp = ControlPlane(settings.model_copy(update={"database_url": pg_database}), open_plan(), actor="dana")
     assert cp.engine.dialect.name == "postgresql"
     cp.start("models:/roomtype/2")
     odd = ConditionResult("budget", "budget", "fail", "no calls timed", float("nan"),
-                          numbers={"p99_ms": float("inf"), "error_rate": 0.5})
+                          numbers={"p99_ms": float("inf"), "error_rate": 0.5, "calls": np.int64(40),
+                                   "held": np.bool_(True), "rate": np.float64("nan")})
     out = cp.rollback("bad kitchens", gates=[odd])
     assert cp.current().state.stage is Stage.STABLE and out.mlflow_pending == () and cp.unrecorded() == 0
     [budget] = cp.history()[0]["conditions"]
-    assert budget["numbers"] == {"p99_ms": None, "error_rate": 0.5} and budget["value"] is None
+    assert budget["numbers"] == {"p99_ms": None, "error_rate": 0.5, "calls": 40, "held": True, "rate": None}
+    assert budget["value"] is None
 
 
 def test_a_step_metric_asks_for_evidence_from_the_current_step_alone(settings):
