@@ -92,6 +92,22 @@ def test_ood_photos_held_on_champion_when_plan_says_so():
     assert choose(free, "L1", "us-east", ("night_time",), u=0.99).served_by == CANDIDATE
 
 
+def test_a_held_photo_runs_the_candidate_in_shadow_whatever_the_sample():
+    # The held photo is the evidence the review needs on exactly these inputs: a low shadow sample must
+    # not leave it out.
+    held = state(Stage.GRADUAL, percent=100, hold_ood_on_champion=True, shadow_sample=0.1)
+    d = choose(held, "L1", "us-east", ("low_resolution",), u=0.99)
+    assert (d.served_by, d.shadow, d.reason) == (CHAMPION, CANDIDATE, "ood-held")
+
+
+def test_buckets_are_the_same_in_every_process_and_release():
+    # Replicas and restarts within one rollout must agree on who is on the candidate, or a listing
+    # would flip between models; a per-process hash or a changed digest would break it.
+    assert bucket("L000001", "r-1") == pytest.approx(22.52116366296989, abs=1e-12)
+    assert bucket("listing-42", "2026-rollout") == pytest.approx(62.254905772724015, abs=1e-12)
+    assert bucket("L000001", "r-2") == pytest.approx(7.17930739449377, abs=1e-12)
+
+
 def test_state_roundtrip_and_validation():
     s = state(Stage.LIMITED, regions=("eu-west",), region_percent=40, previous_champion=ModelRef("roomtype", "0"))
     assert RoutingState.from_dict(s.to_dict()) == s

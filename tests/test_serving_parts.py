@@ -199,6 +199,13 @@ def test_a_comparison_disagrees_when_the_answers_differ_not_only_the_top_classes
     assert disagrees(served, shadow, gap=0.3) is disagree
 
 
+def test_the_same_answer_is_a_tie_even_when_no_confidence_gap_is_allowed():
+    # Two saturated models give the same score: with a gap of 0 that is still agreement, or every such
+    # photo would crowd the review's disagreement stratum.
+    assert disagrees(_answer("pool", "pool", 1.0), _answer("pool", "pool", 1.0), gap=0.0) is False
+    assert disagrees(_answer("pool", "pool", 1.0), _answer("pool", "pool", 0.99), gap=0.0) is True
+
+
 STATES = [
     RoutingState(champion=V1),
     RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id="r1"),

@@ -63,3 +63,22 @@ def test_batches_count_against_concurrency():
         gate.offer(job, now=0.0)
     assert gate.admit(now=0.0, answering=0).start == [["a", "b"], ["c", "d"]]
     assert gate.running == 2 and gate.waiting == 1
+
+
+def test_a_finished_batch_frees_one_slot_not_all():
+    gate = ShadowGate(capacity=10, concurrency=2, max_wait_s=5.0)
+    for job in "abcd":
+        gate.offer(job, now=0.0)
+    assert gate.admit(now=0.0, answering=0).start == [["a"], ["b"]]
+    gate.finished()
+    assert gate.running == 1
+    assert gate.admit(now=0.1, answering=0).start == [["c"]]  # one still runs: one more, not two
+
+
+def test_no_batch_wait_starts_a_partial_batch_at_once():
+    # batch_wait_s 0 means "never hold a job back for company": offered and admitted in the same tick,
+    # it starts then.
+    gate = ShadowGate(capacity=10, concurrency=1, max_wait_s=5.0, batch_size=4, batch_wait_s=0.0)
+    gate.offer("a", now=2.0)
+    assert gate.due_in(now=2.0) == 0.0
+    assert gate.admit(now=2.0, answering=0).start == [["a"]]
