@@ -92,7 +92,7 @@ def _quantile(x: np.ndarray, q: float) -> float:
 def sharp_share(fine: np.ndarray, coarse: np.ndarray) -> float:
     """The share of a photo's structured blocks that are sharp to the pixel, from two octaves of its Laplacian
     pyramid: `fine` (detail 1-2 pixels across, full size) and `coarse` (4-8 pixels across, a quarter size).
-    A block is structured when it holds more coarse detail than the median block, and sharp when its fine
+    A block is structured when it holds some coarse detail and at least the median block's, and sharp when its fine
     detail, less the noise level, is at least SHARP_RATIO of its coarse detail: an edge in a photo sharp to
     the pixel carries both, an enlarged edge only the coarse. Too few blocks, or none with structure, are
     no evidence that detail is missing: 1. No sharp block reads as SHARP_FLOOR, which keeps the flag's
@@ -107,6 +107,8 @@ def sharp_share(fine: np.ndarray, coarse: np.ndarray) -> float:
     if float(c.max()) <= 1e-12:
         return 1.0
     noise = NOISE_TIMES * max(_quantile(f - c, NOISE_SHARE), 0.0)
-    structured = c >= _quantile(c, STRUCTURED)
+    # A block with no coarse detail at all (a clipped window, a flat border) has no edge to be sharp:
+    # where such blocks are most of the photo the median is 0 and would count them as structured.
+    structured = (c >= _quantile(c, STRUCTURED)) & (c > 1e-12)
     sharp = np.maximum(f[structured] - noise, 0.0) > SHARP_RATIO * c[structured]
     return max(float(sharp.mean()), SHARP_FLOOR)

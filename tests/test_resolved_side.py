@@ -1,0 +1,62 @@
+"""What `resolved_side` and `highlights` read on drawn pictures whose answer is known: which side counts,
+which of the two shares decides, what flat areas and a bright corner do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from monitoring import descriptors as d
+from monitoring.shifts import shift
+
+
+def texture(n: int = 256, seed: int = 0) -> Image.Image:
+    """Random detail with a natural scene's spectrum (power ~ 1/f^2), at every scale down to the pixel."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    f[0, 0] = 1.0
+    x = np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / f).real
+    return Image.fromarray(((x - x.min()) / (x.max() - x.min()) * 200 + 28).astype(np.uint8)).convert("RGB")
+
+
+def checker(width: int, height: int, covered: float, background: int = 200) -> Image.Image:
+    """A checkerboard sharp to the pixel over the left `covered` share of a flat background."""
+    a = np.full((height, width), background, np.uint8)
+    cols = int(width * covered)
+    yy, xx = np.mgrid[:height, :cols]
+    a[:, :cols] = ((yy // 8 + xx // 8) % 2) * 255
+    return Image.fromarray(a).convert("RGB")
+
+
+def test_a_sharp_photo_mostly_flat_is_as_resolved_as_one_sharp_everywhere():
+    # A clipped window or a plain wall over most of the frame is no missing detail; counted as
+    # structured, its flat blocks read as soft, and a sharp photo was read at 40% of its detail.
+    full = d.describe(checker(512, 512, 1.0))["resolved_side"]
+    for covered in (0.3, 0.45):
+        assert d.describe(checker(512, 512, covered))["resolved_side"] == pytest.approx(full, rel=0.05)
+
+
+def test_a_wide_photo_is_as_resolved_as_its_short_side():
+    # Both are read whole (within DETAIL_SIDE): the extra width adds no detail across the short side.
+    wide = d.describe(checker(256, 128, 1.0))["resolved_side"]
+    square = d.describe(checker(128, 128, 1.0))["resolved_side"]
+    assert wide == pytest.approx(square, rel=0.1)
+    assert wide <= 128
+
+
+def test_a_sharp_border_on_an_enlargement_does_not_hide_it():
+    # The border's blocks pass the block-by-block reading as sharp; the spectrum, the lesser of the two
+    # shares, still sees the enlargement inside it.
+    for seed in range(3):
+        photo = texture(seed=seed)
+        clean = d.describe(photo)["resolved_side"]
+        assert d.describe(shift(photo, "framed", 0.5, seed))["resolved_side"] < 0.25 * clean
+
+
+def test_highlights_read_the_brightest_tenth_so_a_lit_lamp_is_not_night():
+    # A dark room with a bright lamp or window over 15% of the frame has light; a mean over the
+    # brighter half would read it as dark.
+    a = np.zeros((100, 100, 3), np.uint8)
+    a[:15] = 255
+    assert d.describe(Image.fromarray(a))["highlights"] == pytest.approx(1.0)
