@@ -99,3 +99,38 @@ def test_a_window_larger_than_the_sample_is_read_as_a_seeded_uniform_sample(tmp_
     counts = [sum(1 for t in sample_ts if lo <= t < hi) for lo, hi in zip([float("-inf"), *edges], [*edges, float("inf")])]
     assert chisquare(counts).pvalue > 0.01, counts
     assert min(sample_ts) >= t0 + 60
+
+
+def test_a_window_is_half_open_so_consecutive_windows_share_no_prediction(tmp_path: Path) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    with engine.begin() as conn:
+        conn.execute(insert(predictions), [_row(ts, "champion", [], "stable") for ts in (100.0, 150.0, 200.0)])
+    first = drift.current_frame(engine, drift.Window(since=100.0, until=200.0))
+    second = drift.current_frame(engine, drift.Window(since=200.0, until=300.0))
+    assert sorted(first["_ts"]) == [100.0, 150.0] and list(second["_ts"]) == [200.0]
+
+
+def test_a_model_versions_window_holds_only_what_that_version_answered(engine) -> None:
+    # Every row logs both versions; the one that answered is the one whose photos the report is about.
+    candidate = drift.current_frame(engine, drift.Window(model_version="2"))
+    champion = drift.current_frame(engine, drift.Window(model_version="1"))
+    assert list(candidate["_version"]) == ["2"] and list(champion["_version"]) == ["1", "1"]
+
+
+def test_the_last_n_are_the_newest_predictions(engine) -> None:
+    frame = drift.current_frame(engine, drift.Window(last=2))
+    assert sorted(frame["_version"]) == ["1", "2"] and list(frame[drift.OOD]) == ["no", "no"]
+
+
+def test_a_photo_flagged_but_not_held_is_out_of_domain_in_the_frame(tmp_path: Path) -> None:
+    # Novelty is read after routing and never holds a photo: it still counts as out of domain.
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    with engine.begin() as conn:
+        conn.execute(insert(predictions), [_row(1.0, "candidate", ["novelty"], "slice")])
+    frame = drift.current_frame(engine, drift.Window())
+    assert list(frame[drift.OOD]) == ["yes"] and list(frame["_held"]) == [[]]
+
+
+def test_a_window_exactly_the_sample_size_is_read_whole_not_sampled(engine) -> None:
+    frame = drift.window_frame(engine, drift.Window(), sample=3, seed=1)
+    assert frame.seed is None and len(frame.rows) == frame.n_window == 3
