@@ -200,3 +200,26 @@ def test_a_class_threshold_reports_recall_over_the_class_not_over_what_it_answer
 def test_a_class_without_a_threshold_always_answers():
     probs = np.array([[0.55, 0.45], [0.4, 0.6], [0.1, 0.9]])
     assert apply_thresholds(probs, ["a", "b"], {"a": 0.9}).tolist() == [-1, 1, 1]
+
+
+def test_a_target_of_one_under_the_lower_bound_is_refused_before_fitting_not_a_crash():
+    # No run of right answers makes a lower bound reach 1: `--target-precision 1.0` with lcb must say so.
+    from roomsight.errors import DataError
+    from training.abstaining import check_answerable
+    from training.pipeline import TrainConfig
+
+    with pytest.raises(DataError, match="only when no answer can be wrong"):
+        check_answerable({"a": 10_000}, TrainConfig(target_precision=1.0), "lcb", "them", cross_fits=True)
+
+
+def test_more_folds_are_suggested_only_where_they_would_change_what_thresholds_are_cut_on():
+    from roomsight.errors import DataError
+    from training.abstaining import check_answers
+    from training.pipeline import TrainConfig
+
+    probs = np.repeat(np.eye(2) * 0.8 + 0.1, 9, axis=0)
+    chosen = thresholds_at_precision(probs, np.repeat(np.arange(2), 9), ["a", "b"], 0.95, method="lcb", confidence=0.9)
+    for cross_fits in (True, False):
+        with pytest.raises(DataError) as info:
+            check_answers(chosen, TrainConfig(folds=1), "lcb", "them", cross_fits=cross_fits)
+        assert ("--folds 5" in str(info.value)) is cross_fits
