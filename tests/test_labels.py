@@ -224,3 +224,49 @@ def test_a_keyword_names_its_plural_and_the_most_specific_keyword_is_reported():
 def test_a_captions_length_is_read_without_the_spaces_around_it():
     """A spreadsheet's caption cell often ends in spaces: 22 characters of text are within the kitchen rule's 22."""
     assert load_rules().decide("  Fully equipped kitchen   ").label == "kitchen"
+
+
+def test_a_phrase_keyword_matches_across_any_whitespace_and_a_star_only_letters():
+    rule = ClassRule("bedroom", ["master suite", "sun*room"])
+    assert rule.named_by("Master  suite") == "master suite"
+    assert rule.named_by("Master\tsuite") == "master suite"
+    assert rule.named_by("Sunny bedroom") == ""  # `*` spans letters within a word, not across words
+    assert rule.named_by("sun lit room") == ""
+
+
+@pytest.mark.parametrize("caption", ["Lighthouse", "Carpool", "Preview"])
+def test_a_keyword_inside_another_word_names_no_class(caption):
+    assert load_rules().decide(caption).reason == "names no class"
+
+
+def test_gold_joined_on_path_follows_the_paths_not_the_row_order(tmp_path):
+    caps = tmp_path / "c.csv"
+    caps.write_text("path,caption\na.jpg,Kitchen\nb.jpg,Bedroom\n")
+    gold = tmp_path / "g.csv"
+    gold.write_text("path,label\nb.jpg,bedroom\na.jpg,kitchen\n")
+    rep = label_csv(caps, tmp_path / "o.csv", load_rules(), gold).report
+    assert rep.per_class["kitchen"].precision == 1.0 and rep.per_class["bedroom"].precision == 1.0
+
+
+def test_gold_with_paths_beside_captions_without_them_aligns_row_by_row(tmp_path):
+    caps = tmp_path / "c.csv"
+    caps.write_text("caption\nKitchen\n")
+    gold = tmp_path / "g.csv"
+    gold.write_text("path,label\nx.jpg,kitchen\n")
+    assert label_csv(caps, tmp_path / "o.csv", load_rules(), gold).report.per_class["kitchen"].precision == 1.0
+    gold.write_text("path,label\nx.jpg,kitchen\ny.jpg,bedroom\n")  # more known labels than captions
+    with pytest.raises(RulesError, match="rows"):
+        label_csv(caps, tmp_path / "o.csv", load_rules(), gold)
+
+
+def test_the_labelled_count_leaves_out_the_captions_the_rules_abstained_on(tmp_path):
+    caps = tmp_path / "c.csv"
+    caps.write_text("caption\nKitchen\nView of the living room from the kitchen\nBathroom cabinet\n")
+    done = label_csv(caps, tmp_path / "o.csv", load_rules())
+    assert (done.rows, done.labelled, done.counts) == (3, 1, {"kitchen": 1})
+
+
+@pytest.mark.parametrize("caption", ["Private pool with sun loungers and a bbq", "Bedroom, sleeps two"])
+def test_default_rules_leave_listing_descriptions_unlabelled(caption):
+    # Past 30 characters, or saying how many it sleeps, a caption describes the listing, not the photo.
+    assert load_rules().label(caption) == ""
