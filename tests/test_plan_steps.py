@@ -260,3 +260,28 @@ def test_the_plan_wide_watch_applies_only_where_the_candidate_answers_users():
     plan = load_plan()
     assert plan.watch and plan.watched(0, answers_traffic=False) == plan.steps[0].watch
     assert plan.watched(1, answers_traffic=True) == plan.watch + plan.steps[1].watch
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("- shadow: {}\n- full: {}\n- full: {}\n", r"steps\.1 \(full\): `full` can only be the last step"),
+    ("- limited: {regions: [eu-west]}\n- gradual: {percent: 10}\n- limited: {regions: [eu-west, us-east]}\n- full: {}\n",
+     r"steps\.2 \(limited\): limited after gradual would take listings back"),
+    ("- limited: {regions: [eu-west], percent: 50}\n- limited: {regions: [eu-west], percent: 25}\n- full: {}\n",
+     r"steps\.1 \(limited\)\.limited: .*not shrink"),
+    ("- limited: {regions: [eu-west]}\n- gradual: {percent: 25}\n- gradual: {percent: 25}\n- full: {}\n",
+     r"steps\.2 \(gradual\)\.gradual\.percent: 25 does not grow"),
+])
+def test_a_plan_that_would_move_listings_back_or_end_twice_is_refused(tmp_path, steps, message):
+    with pytest.raises(PlanError, match=message):
+        load_plan(steps_plan(tmp_path, steps))
+
+
+@pytest.mark.parametrize("steps", [
+    # The same share of listings in more regions only grows the traffic.
+    "- limited: {regions: [eu-west], percent: 50}\n- limited: {regions: [eu-west, us-east], percent: 50}\n- full: {}\n",
+    # A later limited step without regions keeps the earlier step's, so nobody needs to name them, even
+    # where the step before advances on its own.
+    "- limited: {regions: [eu-west], percent: 10}\n  auto_advance: {after: 5m}\n- limited: {percent: 50}\n- full: {}\n",
+])
+def test_a_plan_whose_traffic_only_grows_loads(tmp_path, steps):
+    assert load_plan(steps_plan(tmp_path, steps)).steps[-1].kind is Stage.FULL
