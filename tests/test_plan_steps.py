@@ -285,3 +285,40 @@ def test_a_plan_that_would_move_listings_back_or_end_twice_is_refused(tmp_path, 
 ])
 def test_a_plan_whose_traffic_only_grows_loads(tmp_path, steps):
     assert load_plan(steps_plan(tmp_path, steps)).steps[-1].kind is Stage.FULL
+
+
+
+def test_a_plan_in_words_says_only_what_it_has(tmp_path):
+    # A plan without analyses, OOD holds or timed pauses must not be described as having them.
+    text = describe(load_plan(steps_plan(tmp_path, "- limited: {}\n- pause: {}\n- full: {}\n",
+                                         "hold_ood_on_champion: false\n")))
+    assert "the candidate answers 100% of listings in the regions named at promotion" in text[1]
+    assert not any("When the time is up" in line for line in text)
+    assert [line for line in text if "To leave it" in line] == ["   To leave it: nothing beyond a promotion."] * 2
+    assert not any("Out-of-domain" in line or "Analyses read" in line for line in text)
+
+
+def test_a_plan_wide_watch_is_said_to_do_what_the_answering_steps_say_not_a_shadow_step(tmp_path):
+    # Shadow rolls back by default, but the plan-wide watch never applies there.
+    plan = load_plan(steps_plan(tmp_path, "- shadow: {}\n- limited: {regions: [eu-west]}\n  on_fail: pause\n"
+                                "- full: {}\n", "watch: [{metric: drift_alarm, max: 0}]\n"))
+    watched = next(line for line in describe(plan) if "the guard watches" in line)
+    assert watched.endswith("(a failure pauses the rollout for a person to decide).")
+
+
+def test_a_state_is_labelled_with_its_step_and_the_traffic_it_has(tmp_path):
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout.plan_text import step_label
+
+    plan = load_plan(steps_plan(tmp_path, "- shadow: {}\n- limited: {regions: [eu-west]}\n- gradual: {percent: 50}\n"
+                                "- full: {}\n"))
+    base = dict(champion=ModelRef("roomtype", "1"), candidate=ModelRef("roomtype", "2"), rollout_id="r")
+    assert step_label(plan, RoutingState(stage=Stage.SHADOW, step=0, **base)) == "1/4 shadow"
+    # An override at promotion: the state's traffic, not the plan step's.
+    limited = RoutingState(stage=Stage.LIMITED, step=1, regions=("eu-west", "us-east"), region_percent=30, **base)
+    assert step_label(plan, limited) == "2/4 limited eu-west, us-east 30%"
+    gradual = RoutingState(stage=Stage.GRADUAL, step=2, regions=("eu-west",), region_percent=100, percent=40, **base)
+    assert step_label(plan, gradual) == "3/4 gradual 40%"
+    # A state written under a longer plan than the one read now: the stage alone, not an index error.
+    assert step_label(plan, RoutingState(stage=Stage.GRADUAL, step=7, percent=40, **base)) == "gradual"
