@@ -1,0 +1,31 @@
+"""The drift evidence the gates read (monitoring.drift_checks.evidence) over an empty or fresh log, without
+a model or MLflow."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import insert
+
+from monitoring import drift_checks
+from roomsight.db import engine_for
+from roomsight.tables import drift_checks as checks
+from tests.conftest import settings_for
+
+
+def test_no_requests_and_no_check_is_no_evidence_not_a_clean_bill(tmp_path):
+    # An ood_share of 0 over no requests would pass an "at most" gate on nothing.
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    ev = drift_checks.evidence(engine, settings_for(tmp_path / "home"), "r")
+    assert ev == {"ood_share": None, "drift_alarm": None, "drifted_share": None, "drift_age_s": None}
+
+
+def test_a_check_stamped_a_little_ahead_of_this_clock_is_zero_seconds_old(tmp_path):
+    # Another host's clock may run ahead: its check is fresh, not of negative age.
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    with engine.begin() as conn:
+        conn.execute(insert(checks).values(rollout_id="r", created_at=time.time() + 30, window_until=time.time(),
+                                           n_window=100, n_sample=100, alarm=True, drifted_share=0.4,
+                                           ood_share=0.1, summary={}))
+    ev = drift_checks.evidence(engine, settings_for(tmp_path / "home"), "r")
+    assert ev["drift_age_s"] == 0.0 and ev["drift_alarm"] == 1.0 and ev["drifted_share"] == 0.4
