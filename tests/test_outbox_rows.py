@@ -44,8 +44,8 @@ def test_the_row_holds_no_nan_or_infinity_anywhere_and_keeps_the_finite_numbers(
 
 
 def test_tuples_inside_the_json_are_walked_too():
-    assert outbox._finite({"a": (1.0, math.nan, [math.inf, {"b": -math.inf}])}) == {"a": [1.0, None, [None, {"b": None}]]}
-    assert outbox._finite({"n": 3, "s": "nan", "t": True, "z": None}) == {"n": 3, "s": "nan", "t": True, "z": None}
+    assert outbox._json({"a": (1.0, math.nan, [math.inf, {"b": -math.inf}])}) == {"a": [1.0, None, [None, {"b": None}]]}
+    assert outbox._json({"n": 3, "s": "nan", "t": True, "z": None}) == {"n": 3, "s": "nan", "t": True, "z": None}
 
 
 def test_a_new_row_is_dated_when_the_change_was_made_and_claimed_by_its_writer():
