@@ -9,15 +9,7 @@ from PIL import Image
 
 from monitoring import descriptors as d
 from monitoring.shifts import shift
-
-
-def texture(n: int = 256, seed: int = 0) -> Image.Image:
-    """Random detail with a natural scene's spectrum (power ~ 1/f^2), at every scale down to the pixel."""
-    rng = np.random.default_rng(seed)
-    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
-    f[0, 0] = 1.0
-    x = np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / f).real
-    return Image.fromarray(((x - x.min()) / (x.max() - x.min()) * 200 + 28).astype(np.uint8)).convert("RGB")
+from tests.test_descriptors import texture
 
 
 def checker(width: int, height: int, covered: float, background: int = 200) -> Image.Image:
