@@ -31,6 +31,10 @@ def log_shadow_traffic(settings, rollout_id: str, n: int, agree: float = 1.0, se
     w.close()
 
 
+def mlflow_away(*_a, **_k):  # noqa: ANN202 - stands for any MLflow call while MLflow is away
+    raise ConnectionError("MLflow went away")
+
+
 def test_bootstrap_needs_a_champion(tmp_path):
     from tests.conftest import settings_for
 
@@ -205,10 +209,7 @@ def test_a_change_whose_aliases_could_not_be_moved_is_recorded_and_its_aliases_c
     cp.start("models:/roomtype/2")
     real = registry.set_alias
 
-    def down(*_a, **_k):  # noqa: ANN202
-        raise ConnectionError("MLflow went away")
-
-    monkeypatch.setattr(registry, "set_alias", down)
+    monkeypatch.setattr(registry, "set_alias", mlflow_away)
     out = cp.promote("limited")
     assert out.mlflow_pending == ("aliases",) and out.run_id is not None
     assert cp.current().state.stage is Stage.LIMITED
@@ -238,10 +239,7 @@ def test_a_change_mlflow_could_not_record_is_told_and_recorded_once_it_can(setti
     cp.start("models:/roomtype/2")
     real = records.record
 
-    def down(*_a, **_k):  # noqa: ANN202
-        raise ConnectionError("MLflow went away")
-
-    monkeypatch.setattr(records, "record", down)
+    monkeypatch.setattr(records, "record", mlflow_away)
     made = time.time()
     out = cp.rollback("bad kitchens")
     assert out.mlflow_pending == ("record",) and out.run_id is None
@@ -307,11 +305,8 @@ def _rollback_mlflow_missed(settings, monkeypatch) -> ControlPlane:
     cp = ControlPlane(settings, open_plan(), actor="dana")
     cp.start("models:/roomtype/2")
 
-    def down(*_a, **_k):  # noqa: ANN202
-        raise ConnectionError("MLflow went away")
-
-    monkeypatch.setattr(records, "record", down)
-    monkeypatch.setattr(aliases, "move", down)
+    monkeypatch.setattr(records, "record", mlflow_away)
+    monkeypatch.setattr(aliases, "move", mlflow_away)
     assert cp.rollback("bad kitchens").mlflow_pending == ("aliases", "record")
     monkeypatch.undo()
     return cp
@@ -490,10 +485,7 @@ def test_catching_up_an_earlier_change_leaves_each_version_tagged_as_the_latest_
     cp.start("models:/roomtype/2")
     real = registry.set_alias
 
-    def down(*_a, **_k):  # noqa: ANN202
-        raise ConnectionError("MLflow went away")
-
-    monkeypatch.setattr(registry, "set_alias", down)
+    monkeypatch.setattr(registry, "set_alias", mlflow_away)
     assert cp.promote("limited").mlflow_pending == ("aliases",)
     monkeypatch.setattr(registry, "set_alias", real)
     assert cp.rollback("bad kitchens").mlflow_pending == ()  # and, after it, catches the promotion up

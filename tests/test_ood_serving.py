@@ -69,7 +69,7 @@ def test_ood_flags_served_logged_and_held(settings, ray_session, serve_port, tmp
 
             cp.start("models:/roomtype/2", reason="ood test")
             cp.promote("limited", ("eu-west",), reason="ood test")
-            wait_for(client, "stage", "limited")
+            wait_for(client, "stage", "limited", timeout=30)  # not a timing test: the 5 s promise is test_skeleton_e2e's
             in_slice = post(client, "normal", 4)
             held = post(client, "night", 5)
             assert in_slice["served_by"] == "candidate" and in_slice["ood"]["flags"] == []
