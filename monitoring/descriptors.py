@@ -9,7 +9,7 @@ A descriptor is one small function of a `Prepared` image, registered by name:
 
 Pixel descriptors see the photo downscaled once to at most `ANALYSIS_SIDE` pixels, so their cost does
 not grow with the upload; the detail descriptors see its luma at the scale it was decoded at (at most
-`DETAIL_SIDE`), since detail is what downscaling removes; size descriptors use the size as uploaded. Their
+`detail_side`), since detail is what downscaling removes; size descriptors use the size as uploaded. Their
 cost per image is measured in the monitoring benchmark (BENCHMARKS.md).
 The model-side numbers (max softmax, energy, embedding distance) come from the model replica
 (serving.models._model_scores) and join these in the log under MODEL_DESCRIPTORS.
@@ -28,7 +28,10 @@ from monitoring.resolution import resolved_share, sharp_share
 from roomsight.registries import Registry
 
 ANALYSIS_SIDE = 128  # pixel descriptors are measured at this longest side (or the upload's, if smaller)
-DETAIL_SIDE = 256  # detail descriptors at most this: enough to see a photo with less than ~190 px of detail
+DETAIL_SIDE = 256  # detail descriptors' long side at most this: enough to see less than ~190 px of detail
+# A wide photo at DETAIL_SIDE would be short on its short side, which is what `resolved_side` reads, so it is
+# kept at a 3:2 photo's short side at least; the long cap only bounds what a banner costs.
+DETAIL_SHORT, DETAIL_LONG = 170, 3 * DETAIL_SIDE
 
 # Filled by the model replica after it answers; listed here so reports and references know the columns.
 MODEL_DESCRIPTORS: tuple[str, ...] = ("max_softmax", "energy", "embedding_distance")
@@ -40,7 +43,7 @@ class Prepared:
 
     rgb: np.ndarray  # H x W x 3 float32
     luma: np.ndarray  # H x W float32 (Rec. 601)
-    detail: Image.Image  # luma ("F" mode, [0, 1]) at the decoded scale, at most DETAIL_SIDE a side
+    detail: Image.Image  # luma ("F" mode, [0, 1]) at the decoded scale, at most `detail_side` a side
     width: int  # as uploaded
     height: int
     n_bytes: int  # encoded size of the upload; 0 when unknown
@@ -72,6 +75,13 @@ def descriptor(name: str) -> Callable[[Descriptor], Descriptor]:
     return DESCRIPTORS.register(name)
 
 
+def detail_side(width: int, height: int) -> int:
+    """The long side the detail descriptors see a photo at: DETAIL_SIDE, or more for a photo wider than 3:2
+    so that its short side stays DETAIL_SHORT (a sharp panorama is no low-resolution photo)."""
+    long, short = max(width, height), max(1, min(width, height))
+    return max(DETAIL_SIDE, min(DETAIL_LONG, -(-DETAIL_SHORT * long // short)))
+
+
 def prepare(image: Image.Image, width: int | None = None, height: int | None = None, n_bytes: int = 0) -> Prepared:
     """Downscale once (box filter: a true average, so darkness and noise are measured fairly) and convert."""
     w0, h0 = image.size
@@ -82,8 +92,9 @@ def prepare(image: Image.Image, width: int | None = None, height: int | None = N
     rgb = np.asarray(small, dtype=np.float32) * (1 / 255)
     luma = rgb @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
     grey = image.convert("L")
-    if max(w0, h0) > DETAIL_SIDE:
-        grey.thumbnail((DETAIL_SIDE, DETAIL_SIDE), Image.Resampling.BOX)
+    side = detail_side(w0, h0)
+    if max(w0, h0) > side:
+        grey.thumbnail((side, side), Image.Resampling.BOX)
     detail = grey.convert("F").point(lambda v: v * (1 / 255))
     return Prepared(rgb=rgb, luma=luma, detail=detail, width=width or w0, height=height or h0, n_bytes=n_bytes)
 

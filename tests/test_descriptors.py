@@ -60,7 +60,8 @@ def test_descriptors_measure_what_they_say():
     # Pixel descriptors see at most ANALYSIS_SIDE pixels, detail ones DETAIL_SIDE, size ones the upload's size.
     big = d.prepare(Image.new("RGB", (1024, 512)), 4000, 2000, 1_000_000)
     assert max(big.rgb.shape[:2]) == d.ANALYSIS_SIDE and (big.width, big.height) == (4000, 2000)
-    assert max(big.detail.size) == d.DETAIL_SIDE
+    assert min(big.detail.size) == d.DETAIL_SHORT  # wider than 3:2: its short side is kept
+    assert max(d.prepare(Image.new("RGB", (1200, 800))).detail.size) == d.DETAIL_SIDE
 
 
 def texture(n: int = 256, seed: int = 0) -> Image.Image:

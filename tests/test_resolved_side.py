@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from monitoring import descriptors as d
+from monitoring.ood import Calibration
 from monitoring.shifts import shift
 from tests.test_descriptors import texture
 
@@ -35,6 +36,34 @@ def test_a_wide_photo_is_as_resolved_as_its_short_side():
     square = d.describe(checker(128, 128, 1.0))["resolved_side"]
     assert wide == pytest.approx(square, rel=0.1)
     assert wide <= 128
+
+
+def band(photo: Image.Image, ratio: float) -> Image.Image:
+    w = photo.width
+    top = (photo.height - round(w / ratio)) // 2
+    return photo.crop((0, top, w, top + round(w / ratio)))
+
+
+def test_a_sharp_panorama_is_read_at_the_detail_of_a_3_2_photo():
+    # Reduced to DETAIL_SIDE on its long side, a sharp 3:1 photo was read at half a 3:2 photo's detail and
+    # flagged low resolution; its enlargement must still be flagged.
+    photo = texture(768, seed=1)
+    flag = Calibration.from_reference(None)
+    as_3_2 = d.describe(band(photo, 1.5))["resolved_side"]
+    for ratio in (16 / 9, 2.0, 3.0):
+        wide = band(photo, ratio)
+        assert d.prepare(wide).detail.height == d.DETAIL_SHORT
+        row = d.describe(wide)
+        assert row["resolved_side"] == pytest.approx(as_3_2, rel=0.15)
+        assert "low_resolution" not in flag.assess(row).flags
+        small = wide.resize((wide.width // 6, wide.height // 6), Image.Resampling.BILINEAR)
+        assert "low_resolution" in flag.assess(d.describe(small.resize(wide.size, Image.Resampling.BICUBIC))).flags
+
+
+def test_the_detail_image_grows_only_for_photos_wider_than_3_2():
+    assert [d.detail_side(w, h) for w, h in [(4000, 4000), (3000, 2000), (2000, 3000), (4000, 3000)]] == [256] * 4
+    assert d.detail_side(1920, 1080) == 303 and d.detail_side(3000, 1000) == 510
+    assert d.detail_side(10000, 1000) == d.DETAIL_LONG  # a banner's cost stays bounded
 
 
 def test_a_sharp_border_on_an_enlargement_does_not_hide_it():

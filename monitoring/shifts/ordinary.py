@@ -231,6 +231,18 @@ def _denoised(image: Image.Image, s: float, rng: Rng) -> Image.Image:
     return jpeg(image.convert("RGB").filter(ImageFilter.MedianFilter(size)), int(rng.integers(80, 93)))
 
 
+def _panorama(image: Image.Image, s: float, rng: Rng) -> Image.Image:
+    """A wide photo at the source's own scale, as a panorama or a wide lens gives: 16:9 (1.8:1) up to 3:1,
+    the photo and its mirror images side by side, so every pixel holds the source's detail."""
+    w, h = image.size
+    width = round(h * lerp_log(1.8, 3.0, s))
+    strip = Image.new(image.mode, (w * (width // w + 3), h))
+    for i in range(width // w + 3):
+        strip.paste(image if i % 2 == 0 else image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (i * w, 0))
+    left = int(rng.integers(0, strip.width - width + 1))
+    return strip.crop((left, 0, left + width, h))
+
+
 kind("dim", about="a dim room: 0.85 down to half the light")(_dim)
 kind("warm_lamp", held_out=True, about="evening lamp light: warm, a little dimmer")(_warm_lamp)
 kind("exposure", about="brightness and contrast within 20%")(_exposure)
@@ -255,3 +267,4 @@ kind("portrait_mode", held_out=True, about="a sharp detail, the rest of the fram
 kind("tilt_shift", held_out=True, about="a sharp band through the middle, softer to the top and bottom")(_tilt_shift)
 kind("through_glass", held_out=True, about="part of the room behind glass: a little soft and flatter")(_through_glass)
 kind("denoised", held_out=True, about="a camera's heavy noise reduction: texture smoothed, edges kept")(_denoised)
+kind("panorama", held_out=True, about="16:9 up to 3:1 at the source's scale, sharp throughout")(_panorama)
