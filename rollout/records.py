@@ -53,14 +53,21 @@ class Event:
 
 def record(settings: Any, event: Event | dict[str, Any]) -> str:
     """Write one event (or its `to_dict()`) as an MLflow run, dated when the change was made; returns its run
-    id. An event with an `event_id` already recorded is not recorded again: that run's id is returned."""
+    id. An event with an `event_id` already recorded (a finished run) is not recorded again: that run's id is
+    returned."""
     e = event.to_dict() if isinstance(event, Event) else event
     exp_id = registry.ensure_experiment(settings, registry.ROLLOUT_EXPERIMENT)
     client = registry.client()
     if e["event_id"]:
-        done = client.search_runs([exp_id], filter_string=f"tags.event_id = '{e['event_id']}'", max_results=100)
+        runs = client.search_runs([exp_id], filter_string=f"tags.event_id = '{e['event_id']}'", max_results=100)
+        done = [r.info.run_id for r in runs if r.info.status == "FINISHED"]
         if done:
-            return min(r.info.run_id for r in done)  # the one `_first_of` keeps
+            return min(done)  # the one `_first_of` keeps
+        # The caller holds the row's claim, so an unfinished run is a process's whose claim ran out (it died,
+        # or is too slow to be waited for): not a record. Deleted, it leaves history, and that process's
+        # next write to it fails instead of finishing a second record.
+        for r in runs:
+            _delete(client, r.info.run_id)
     before, after = RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])
     candidate = candidate_of(before, after)
     tags = {
@@ -90,11 +97,15 @@ def _first_of(client: Any, exp_id: str, event_id: str, mine: str) -> str:
                               max_results=100)
     ids = sorted({r.info.run_id for r in runs} | {mine})
     for extra in ids[1:]:
-        try:
-            client.delete_run(extra)
-        except Exception:  # the other process deleted it first
-            pass
+        _delete(client, extra)
     return ids[0]
+
+
+def _delete(client: Any, run_id: str) -> None:
+    try:
+        client.delete_run(run_id)
+    except Exception:  # another process deleted it first
+        pass
 
 
 def conditions_tag(conditions: list[dict[str, Any]], limit: int = TAG_CHARS) -> str:

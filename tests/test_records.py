@@ -149,3 +149,30 @@ def test_a_rollouts_events_are_asked_for_by_its_id_not_picked_from_the_newest(ba
     assert [e["rollout_id"] for e in records.history(1, rollout_id="r-first")] == ["r-first"]
     with pytest.raises(ValueError, match="not a rollout id"):
         records.history(rollout_id="x' or tags.actor = 'alice")
+
+
+def test_a_run_left_unfinished_by_a_dead_process_is_not_taken_for_the_record(bare, monkeypatch) -> None:
+    """A process died between creating the run and finishing it: once the row's claim ran out, catching up
+    took that run, without its evidence, for the record, and the change was never recorded whole."""
+    from mlflow import MlflowClient
+
+    from roomsight.db import engine_for
+    from roomsight.rollout_state import write_state
+    from rollout import outbox
+
+    engine = engine_for(bare.db_url)
+    before = RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id=RID, step=0)
+    event, row = outbox.new_row(_event("rollback", before, RoutingState(champion=V1), [], "stable"), time.time())
+    write_state(engine, event.after, None, outbox=row)
+    monkeypatch.setattr(MlflowClient, "log_metric", lambda *_a, **_k: (_ for _ in ()).throw(OSError("process died")))
+    with pytest.raises(OSError):
+        records.record(bare, row["event"])
+    monkeypatch.undo()
+    (dead,) = records.history()
+    assert registry.client().get_run(dead["run_id"]).info.status == "RUNNING"
+
+    later = lambda: time.time() + outbox.LEASE_S + 1  # noqa: E731 - the dead process's claim ran out
+    assert outbox.catch_up(engine, bare, lambda *_: None, lambda: event.after, clock=later) == 1
+    (kept,) = records.history()
+    assert registry.client().get_run(kept["run_id"]).info.status == "FINISHED"
+    assert kept["evidence"] == {"compared": 183.0} and outbox.pending(engine) == 0
