@@ -467,3 +467,36 @@ def test_a_region_card_checks_the_regions_latest_window_as_the_gate_does(setting
     cards = regional_drift.per_region(settings, None, "r1", {"eu-west": need, "us-east": need - 1})  # type: ignore[arg-type]
     assert [c.region for c in cards] == ["eu-west", "us-east"] and cards[1].result is None
     assert [(w.rollout_id, w.region, w.last) for w in windows] == [("r1", "eu-west", settings.monitoring.drift_check_window)]
+
+
+def test_the_report_and_the_live_page_warn_of_changes_mlflow_has_not_recorded() -> None:
+    """Both read the events from MLflow: with changes still in the outbox they showed a history short of them,
+    and said nothing."""
+    from types import SimpleNamespace
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState
+    from rollout.control import Status
+    from rollout.plan import load_plan
+    from rollout.report.build import Views, report_input
+    from rollout.report.live import LiveReport
+    from rollout.report.render import render
+
+    state = RoutingState(champion=ModelRef("roomtype", "1"))
+    past = {"time": 1.7e9, "action": "rollback", "from": "shadow", "to": "stable", "actor": "guard", "reason": "errors",
+            "forced": False, "rollout_id": "r-past", "conditions": [], "evidence": {}, "state": state.to_dict()}
+    pending = [3]
+    control = SimpleNamespace(
+        plan=load_plan(), history=lambda *_a, **_k: [past], current=lambda: SimpleNamespace(state=state, generation=1),
+        status=lambda: Status(state, 1, 0.0, {}, None, None, [], [], unrecorded=pending[0]),
+        unrecorded=lambda: pending[0])
+    for rid in (None, "r-past"):
+        html = render(report_input(control, rid), Views())  # type: ignore[arg-type]
+        assert re.search(r'id="unrecorded"[^>]*><b>3 rollout changes not recorded in MLflow', html), rid
+    live = LiveReport(control)  # type: ignore[arg-type]
+    try:
+        assert 'id="unrecorded"' in live.latest(wait_s=10).fragment
+    finally:
+        live.stop()
+    pending[0] = 0
+    assert 'id="unrecorded"' not in render(report_input(control), Views())  # type: ignore[arg-type]

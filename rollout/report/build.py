@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,7 +92,7 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
     state = control.current().state
     if rollout_id is None or (state.in_progress and rollout_id == state.rollout_id):
         return from_status(control.status(), control.plan, events)
-    return from_events(rollout_id, control.plan, events)
+    return replace(from_events(rollout_id, control.plan, events), unrecorded=control.unrecorded())
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:
