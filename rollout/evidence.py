@@ -54,10 +54,14 @@ def providers(since: float | None = None) -> dict[str, Provider]:
 def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: float | None = None,
             needed: frozenset[str] | None = None, since: float | None = None) -> Evidence:
     """Every metric, or (with `needed`) those of the providers that compute any of `needed`; the `step_`
-    metrics since `since` (None without it)."""
+    metrics since `since` (None without it, or when `needed` names none of them)."""
     values: dict[str, float | None] = {}
     if rollout_id is None:
         return Evidence(values)
+    # The step's numbers cost a second rollup read, at the step's start: the guard's tick asks only for the
+    # metrics its conditions name, and most plans name no `step_` one.
+    if needed is not None and needed.isdisjoint(STEP_METRICS):
+        since = None
     for source, provider in providers(since).items():
         if needed is None or needed & SOURCES[source]:
             values.update(provider(engine, settings, rollout_id, as_of=as_of))

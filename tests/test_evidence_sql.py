@@ -265,3 +265,23 @@ def test_every_metric_a_provider_returns_is_a_plan_metric_and_back(tmp_path):
     # ... and each provider computes exactly the metrics SOURCES says, so a judgement may ask only some.
     for source, names in SOURCES.items():
         assert set(collect(engine, settings, MAIN, needed=frozenset({next(iter(names))})).values) == names, source
+
+
+def test_the_step_is_read_from_the_rollup_only_when_a_step_metric_is_asked_for(tmp_path, monkeypatch):
+    """The guard asks for the metrics its conditions name: the log provider read the rollup at the step's start
+    at every tick, for `step_` numbers no condition used."""
+    from rollout import evidence
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    read_at: list[float | None] = []
+    real = rollup.counts
+    monkeypatch.setattr(rollup, "counts", lambda conn, rid, as_of=None: read_at.append(as_of) or real(conn, rid, as_of))
+    since = T0 + 60
+    assert evidence.collect(engine, None, MAIN, needed=frozenset({"agreement"}), since=since).get("step_requests") is None
+    assert read_at == [None]
+    read_at.clear()
+    assert evidence.collect(engine, None, MAIN, needed=frozenset({"step_agreement"}), since=since).get("step_requests") == 0
+    assert read_at == [None, since]
+    read_at.clear()
+    evidence.collect(engine, None, MAIN, needed=None, since=since)  # every metric: status, the report, a promotion
+    assert since in read_at
