@@ -27,7 +27,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-
 from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, not_, or_, select, update
 
 from roomsight.rollout_state import RoutingState
