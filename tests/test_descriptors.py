@@ -57,7 +57,7 @@ def test_descriptors_measure_what_they_say():
     assert sharp["sharpness"] > 5 * blurred["sharpness"] and sharp["contrast"] > 0.4
     red = d.describe(Image.new("RGB", (10, 10), (200, 20, 20)))
     assert red["saturation"] > 0.8
-    # Pixel descriptors see at most ANALYSIS_SIDE pixels, detail ones DETAIL_SIDE, size ones the upload's size.
+    # Pixel descriptors see at most ANALYSIS_SIDE pixels, detail ones detail_side, size ones the upload's size.
     big = d.prepare(Image.new("RGB", (1024, 512)), 4000, 2000, 1_000_000)
     assert max(big.rgb.shape[:2]) == d.ANALYSIS_SIDE and (big.width, big.height) == (4000, 2000)
     assert min(big.detail.size) == d.DETAIL_SHORT  # wider than 3:2: its short side is kept
