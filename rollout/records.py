@@ -89,13 +89,22 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
     return _first_of(client, exp_id, e["event_id"], run.info.run_id) if e["event_id"] else run.info.run_id
 
 
+class RecordLost(RuntimeError):
+    """The run just written was deleted before it was kept: another process found it unfinished."""
+
+
 def _first_of(client: Any, exp_id: str, event_id: str, mine: str) -> str:
     """The one run a change keeps. The search before recording cannot stop two processes recording it (a claim
     ran out while the first still waited on a slow MLflow, and both found no run): whichever finishes last sees
-    both, and the same rule in every process (the least run id) says which stays; the others are deleted."""
+    both, and the same rule in every process (the least run id) says which stays; the others are deleted.
+    Our own run may be gone: another process found it unfinished and deleted it (`record`), and may yet fail
+    before finishing its own. Its id is then no record, and RecordLost leaves the row to be caught up on."""
     runs = client.search_runs([exp_id], filter_string=f"tags.event_id = '{event_id}' and attributes.status = 'FINISHED'",
                               max_results=100)
-    ids = sorted({r.info.run_id for r in runs} | {mine})
+    ids = sorted({r.info.run_id for r in runs})
+    if not ids:
+        raise RecordLost(f"run {mine} of change {event_id} was deleted before it was kept (another process found it "
+                         "unfinished); the change waits to be caught up on")
     for extra in ids[1:]:
         _delete(client, extra)
     return ids[0]

@@ -176,3 +176,35 @@ def test_a_run_left_unfinished_by_a_dead_process_is_not_taken_for_the_record(bar
     (kept,) = records.history()
     assert registry.client().get_run(kept["run_id"]).info.status == "FINISHED"
     assert kept["evidence"] == {"compared": 183.0} and outbox.pending(engine) == 0
+
+
+def test_a_run_deleted_by_a_process_that_found_it_unfinished_is_not_returned_for_the_record(bare, monkeypatch) -> None:
+    """A process whose claim ran out finished its run just after another, which had found it unfinished,
+    deleted it: `record` returned the deleted run's id, the outbox row took the change for recorded, and
+    the change had no record once the other process failed before finishing its own."""
+    from mlflow import MlflowClient
+
+    from roomsight.db import engine_for
+    from roomsight.rollout_state import write_state
+    from rollout import outbox
+
+    engine = engine_for(bare.db_url)
+    before = RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id=RID, step=0)
+    event, row = outbox.new_row(_event("rollback", before, RoutingState(champion=V1), [], "stable"), time.time())
+    write_state(engine, event.after, None, outbox=row)
+    real = MlflowClient.set_terminated
+
+    def terminated_then_deleted(self, run_id, *a, **k):
+        real(self, run_id, *a, **k)
+        self.delete_run(run_id)  # by the other process, which read the run while it was unfinished
+
+    monkeypatch.setattr(MlflowClient, "set_terminated", terminated_then_deleted)
+    with pytest.raises(records.RecordLost, match="deleted"):
+        records.record(bare, row["event"])
+    monkeypatch.undo()
+    assert records.history() == []
+    outbox.settle(engine, event.event_id, None, True, "record: RecordLost")  # as the control plane settles it
+    assert outbox.pending(engine) == 1
+    assert outbox.catch_up(engine, bare, lambda *_: None, lambda: event.after) == 1
+    (kept,) = records.history()
+    assert registry.client().get_run(kept["run_id"]).info.status == "FINISHED" and outbox.pending(engine) == 0
