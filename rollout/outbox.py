@@ -93,6 +93,14 @@ def pending(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(rollout_outbox).where(not_(_done()))).scalar_one())
 
 
+def without_run(engine: Engine) -> int:
+    """How many changes have no MLflow run yet, so history and the reports lack them (`pending` also counts
+    those recorded whose aliases wait)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(rollout_outbox).where(
+            rollout_outbox.c.run_id.is_(None))).scalar_one())
+
+
 def _claim(engine: Engine, event_id: str, now: float) -> bool:
     with engine.begin() as conn:
         won = conn.execute(update(rollout_outbox).where(

@@ -494,3 +494,23 @@ def test_catching_up_an_earlier_change_leaves_each_version_tagged_as_the_latest_
     assert registry.alias_version("roomtype", "candidate") is None
     with cp.engine.connect() as conn:  # nothing kept once every change is done
         assert conn.execute(outbox.select(outbox.func.count()).select_from(outbox.rollout_outbox)).scalar_one() == 0
+
+
+def test_the_report_warns_of_changes_without_a_record_not_of_those_whose_aliases_wait(settings, monkeypatch):
+    """The report's warning says the events it reads from MLflow lack the changes it counts: it counted every
+    change MLflow had not fully taken, a recorded one whose aliases had not moved too."""
+    from rollout import records
+    from rollout.report.build import Views, report_input
+    from rollout.report.render import render
+
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    cp.start("models:/roomtype/2")
+    monkeypatch.setattr(registry, "set_alias", mlflow_away)
+    assert cp.promote("limited").mlflow_pending == ("aliases",) and cp.unrecorded() == 1
+    assert [e["action"] for e in cp.history()][:1] == ["promote"]  # its record is there
+    inp = report_input(cp)
+    assert inp.unrecorded == 0 and 'id="unrecorded"' not in render(inp, Views())
+    monkeypatch.setattr(records, "record", mlflow_away)
+    assert "record" in cp.rollback("bad kitchens").mlflow_pending
+    inp = report_input(cp)
+    assert inp.unrecorded == 1 and "1 rollout change not recorded in MLflow" in render(inp, Views())

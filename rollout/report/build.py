@@ -91,8 +91,11 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
     events = control.history(HISTORY_LIMIT)
     state = control.current().state
     if rollout_id is None or (state.in_progress and rollout_id == state.rollout_id):
-        return from_status(control.status(), control.plan, events)
-    return replace(from_events(rollout_id, control.plan, events), unrecorded=control.unrecorded())
+        inp = from_status(control.status(), control.plan, events)
+    else:
+        inp = from_events(rollout_id, control.plan, events)
+    # Not `status.unrecorded`: that counts changes recorded whose aliases wait too, which the events have.
+    return replace(inp, unrecorded=control.unrecorded_events())
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:

@@ -91,7 +91,7 @@ class ReportInput:
     event: dict[str, Any] | None = None  # the event this report was written for
     live: bool = True  # the state as it is now (False: a past rollout, or the moment of an event)
     thresholds: dict[str, float] = field(default_factory=dict)  # lines on the plots: budget and gate bounds
-    unrecorded: int = 0  # changes MLflow has not taken yet: the events, read from it, lack them
+    unrecorded: int = 0  # changes MLflow has no record of yet: the events, read from it, lack them
     generated_at: float = field(default_factory=time.time)
 
 
@@ -171,7 +171,7 @@ def from_status(status: Status, plan: Plan, events: list[dict[str, Any]]) -> Rep
         next_step=status.next_step, conditions=tuple(Condition.from_dict(r.to_dict()) for r in judged.values()),
         evidence=dict(status.evidence),
         events=_of_rollout(events, rid) if rid else tuple(sorted(events[:IDLE_EVENTS], key=lambda e: e["time"])),
-        thresholds=_thresholds(plan, index), unrecorded=status.unrecorded)
+        thresholds=_thresholds(plan, index))
 
 
 def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], actor: str, reason: str | None) -> ReportInput:
