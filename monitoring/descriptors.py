@@ -30,7 +30,8 @@ from roomsight.registries import Registry
 ANALYSIS_SIDE = 128  # pixel descriptors are measured at this longest side (or the upload's, if smaller)
 DETAIL_SIDE = 256  # detail descriptors' long side at most this: enough to see less than ~190 px of detail
 # A wide photo at DETAIL_SIDE would be short on its short side, which is what `resolved_side` reads, so it is
-# kept at a 3:2 photo's short side at least; the long cap only bounds what a banner costs.
+# kept at a 3:2 photo's short side at least; the long cap only bounds what a banner costs. Serving decodes at most
+# roomsight.images.SERVE_MAX_SIDE (512) a side, so there only a photo up to about 3:1 keeps DETAIL_SHORT.
 DETAIL_SHORT, DETAIL_LONG = 170, 3 * DETAIL_SIDE
 
 # Filled by the model replica after it answers; listed here so reports and references know the columns.

@@ -81,3 +81,18 @@ def test_highlights_read_the_brightest_tenth_so_a_lit_lamp_is_not_night():
     a = np.zeros((100, 100, 3), np.uint8)
     a[:15] = 255
     assert d.describe(Image.fromarray(a))["highlights"] == pytest.approx(1.0)
+
+
+def test_serving_keeps_a_3_2_photos_short_side_for_photos_up_to_3_1_only():
+    # As the README says: serving decodes at most SERVE_MAX_SIDE a side, so DETAIL_LONG is never reached there.
+    import io
+
+    from roomsight.images import SERVE_MAX_SIDE, decode_image
+
+    def served(w: int, h: int) -> tuple[int, int]:
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h), (90, 90, 90)).save(buf, "JPEG")
+        return d.prepare(decode_image(buf.getvalue(), max_side=SERVE_MAX_SIDE).image).detail.size
+
+    assert min(served(3000, 1000)) == d.DETAIL_SHORT
+    assert served(4000, 1000) == (SERVE_MAX_SIDE, SERVE_MAX_SIDE // 4)
