@@ -221,9 +221,10 @@ class ControlPlane:
         """How many changes MLflow has not fully taken yet: history and replay do not see them until it has."""
         return outbox.pending(self.engine)
 
-    def unrecorded_events(self) -> int:
-        """How many of those have no record in MLflow yet: the events history and the reports read lack them."""
-        return outbox.without_run(self.engine)
+    def unrecorded_events(self, rollout_id: str | None = None) -> int:
+        """How many of those (of `rollout_id`, if given) have no record in MLflow yet: the events history and
+        the reports read lack them."""
+        return outbox.without_run(self.engine, rollout_id)
 
     def catch_up(self) -> int:
         """Give MLflow the changes it missed (their records and aliases); returns how many it took."""

@@ -93,12 +93,15 @@ def pending(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(rollout_outbox).where(not_(_done()))).scalar_one())
 
 
-def without_run(engine: Engine) -> int:
-    """How many changes have no MLflow run yet, so history and the reports lack them (`pending` also counts
-    those recorded whose aliases wait)."""
+def without_run(engine: Engine, rollout_id: str | None = None) -> int:
+    """How many changes (of `rollout_id`, if given) have no MLflow run yet, so history and the reports lack
+    them (`pending` also counts those recorded whose aliases wait)."""
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(rollout_outbox).where(
-            rollout_outbox.c.run_id.is_(None))).scalar_one())
+        events = conn.execute(select(rollout_outbox.c.event).where(rollout_outbox.c.run_id.is_(None))).scalars().all()
+    if rollout_id is None:
+        return len(events)
+    return sum(1 for e in events if records.rollout_of(
+        e["action"], RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])) == rollout_id)
 
 
 def _claim(engine: Engine, event_id: str, now: float) -> bool:

@@ -514,3 +514,19 @@ def test_the_report_warns_of_changes_without_a_record_not_of_those_whose_aliases
     assert "record" in cp.rollback("bad kitchens").mlflow_pending
     inp = report_input(cp)
     assert inp.unrecorded == 1 and "1 rollout change not recorded in MLflow" in render(inp, Views())
+
+
+def test_a_past_rollouts_report_does_not_warn_of_another_rollouts_unrecorded_changes(settings, monkeypatch):
+    """The warning says the events this report reads lack the changes it counts: a past rollout's report, all
+    of whose events are recorded, counted the current rollout's change that MLflow had not recorded."""
+    from rollout import records
+    from rollout.report.build import report_input
+
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    past = cp.start("models:/roomtype/2").after.rollout_id
+    cp.rollback("done with it")
+    now = cp.start("models:/roomtype/2").after.rollout_id
+    monkeypatch.setattr(records, "record", mlflow_away)
+    assert "record" in cp.rollback("bad kitchens").mlflow_pending
+    assert report_input(cp, past).unrecorded == 0
+    assert report_input(cp, now).unrecorded == 1 and report_input(cp).unrecorded == 1

@@ -489,7 +489,7 @@ def test_the_report_and_the_live_page_warn_of_changes_mlflow_has_not_recorded() 
     control = SimpleNamespace(
         plan=load_plan(), history=lambda *_a, **_k: [past], current=lambda: SimpleNamespace(state=state, generation=1),
         status=lambda: Status(state, 1, 0.0, {}, None, None, [], [], unrecorded=pending[0]),
-        unrecorded_events=lambda: pending[0])
+        unrecorded_events=lambda *_a: pending[0])
     for rid in (None, "r-past"):
         html = render(report_input(control, rid), Views())  # type: ignore[arg-type]
         assert re.search(r'id="unrecorded"[^>]*><b>3 rollout changes not recorded in MLflow', html), rid

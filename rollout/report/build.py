@@ -94,8 +94,9 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
         inp = from_status(control.status(), control.plan, events)
     else:
         inp = from_events(rollout_id, control.plan, events)
-    # Not `status.unrecorded`: that counts changes recorded whose aliases wait too, which the events have.
-    return replace(inp, unrecorded=control.unrecorded_events())
+    # Not `status.unrecorded`: that counts changes recorded whose aliases wait too, which the events have; and
+    # only the rollout's own, whose events the report shows (all of them when idle: it shows the latest of all).
+    return replace(inp, unrecorded=control.unrecorded_events(inp.rollout_id))
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:
