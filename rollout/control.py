@@ -218,12 +218,11 @@ class ControlPlane:
         return self._commit("auto-rollback" if auto else "rollback", cur, after, reason=reason, gates=gates, ev=ev)
 
     def unrecorded(self) -> int:
-        """How many changes MLflow has not fully taken yet: history and replay do not see them until it has."""
+        """How many changes MLflow has not fully taken yet: their record, or their aliases."""
         return outbox.pending(self.engine)
 
     def unrecorded_events(self, rollout_id: str | None = None) -> int:
-        """How many of those (of `rollout_id`, if given) have no record in MLflow yet: the events history and
-        the reports read lack them."""
+        """Of those, how many (of `rollout_id`, if given) have no record yet, so history and reports lack them."""
         return outbox.without_run(self.engine, rollout_id)
 
     def catch_up(self) -> int:
