@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomsight import registry
+from roomsight.errors import RecordLost
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.conditions import ConditionResult
@@ -87,10 +88,6 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
     client.log_dict(run.info.run_id, {k: e[k] for k in ("conditions", "evidence", "before", "after")}, "evidence.json")
     client.set_terminated(run.info.run_id)
     return _first_of(client, exp_id, e["event_id"], run.info.run_id) if e["event_id"] else run.info.run_id
-
-
-class RecordLost(RuntimeError):
-    """The run just written was deleted before it was kept: another process found it unfinished."""
 
 
 def _first_of(client: Any, exp_id: str, event_id: str, mine: str) -> str:

@@ -26,6 +26,7 @@
     ├── BadAnswer (ValueError) ............... a model's answer that is not one: the model failed
     ├── ImageRejected (ValueError) ........... bytes that are not an acceptable image: `status`
     ├── StateConflict (RuntimeError) ......... the routing state changed since it was read
+    ├── RecordLost (RuntimeError) ............ a change's MLflow run deleted before it was kept: it waits
     └── NotReady ............................. a new routing state that cannot be served yet
 
 Only UserError's branch reaches people as a message without a traceback; anything else that escapes a
@@ -198,6 +199,11 @@ class ImageRejected(ValueError):
 
 class StateConflict(RuntimeError):
     """Someone else changed the rollout state since it was read (the compare-and-swap lost)."""
+
+
+class RecordLost(RuntimeError):
+    """The MLflow run just written for a change was deleted before it was kept (another process found it
+    unfinished): it is no record, and the change's outbox row waits to be caught up on."""
 
 
 class NotReady(Exception):

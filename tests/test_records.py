@@ -10,6 +10,7 @@ import pytest
 
 from analysis import AnalysisResult, SegmentResult
 from roomsight import registry
+from roomsight.errors import RecordLost
 from roomsight.rollout_state import RoutingState, Stage
 from rollout import conditions, records
 from rollout.plan import AnalysisRef, Budget, Gate, load_plan
@@ -199,7 +200,7 @@ def test_a_run_deleted_by_a_process_that_found_it_unfinished_is_not_returned_for
         self.delete_run(run_id)  # by the other process, which read the run while it was unfinished
 
     monkeypatch.setattr(MlflowClient, "set_terminated", terminated_then_deleted)
-    with pytest.raises(records.RecordLost, match="deleted"):
+    with pytest.raises(RecordLost, match="deleted"):
         records.record(bare, row["event"])
     monkeypatch.undo()
     assert records.history() == []
