@@ -280,7 +280,7 @@ class ControlPlane:
         except Exception as exc:
             failed["record"] = type(exc).__name__
         try:
-            outbox.settle(self.engine, event.event_id, outcome.run_id, "aliases" not in failed,
+            outbox.settle(self.engine, event.event_id, row["claimed_by"], outcome.run_id, "aliases" not in failed,
                           "; ".join(f"{k}: {v}" for k, v in failed.items()) or None)
         except Exception:  # the row stays claimed; once its lease is out, catch_up finds the run by its event_id
             log.exception("could not settle the outbox row of generation %d", written.generation)

@@ -8,6 +8,12 @@ change that MLflow took, and `rollout serve`'s guard every `CATCH_UP_S`. A row i
 the process working on it, and the run is tagged with the row's `event_id`, so a change is recorded once
 even when a process dies between the record and the row's deletion.
 
+A claim has an owner (`claimed_by`, a token per claim) as well as an end. A process slow on MLflow may see
+its claim run out and another process take the row over; every write it then makes to the row is a
+compare-and-set on its token: the claim is renewed before each MLflow call for a row, and a renewal that
+fails (the claim was taken) stops the work on that row and the rows after it; a settle whose claim was
+taken writes nothing (a warning says so) and leaves the row to its owner, whose result it would overwrite.
+
 A done row stays while an earlier one is not: catching up on an earlier change's aliases moves them again
 for every change after it, in order, so each version ends tagged as the latest change left it.
 
@@ -45,10 +51,12 @@ MoveAliases = Callable[[RoutingState, RoutingState], None]
 
 
 def new_row(event: records.Event, now: float) -> tuple[records.Event, dict[str, Any]]:
-    """The event with an id, and its row, claimed by the process about to write it to MLflow."""
+    """The event with an id, and its row, claimed by the process about to write it to MLflow (the row's
+    `claimed_by` is the token that process settles it with)."""
     event = replace(event, event_id=str(uuid.uuid4()), at=event.at or now)
     return event, {"event_id": event.event_id, "generation": event.generation, "event": _json(event.to_dict()),
-                   "run_id": None, "aliases_moved": False, "claimed_until": now + LEASE_S, "last_error": None}
+                   "run_id": None, "aliases_moved": False, "claimed_until": now + LEASE_S,
+                   "claimed_by": str(uuid.uuid4()), "last_error": None}
 
 
 def _json(value: Any) -> Any:
@@ -74,12 +82,21 @@ def _done() -> ColumnElement[bool]:
     return and_(rollout_outbox.c.run_id.is_not(None), rollout_outbox.c.aliases_moved.is_(True))
 
 
-def settle(engine: Engine, event_id: str, run_id: str | None, aliases_moved: bool, error: str | None = None) -> None:
-    """After a try: the row keeps what was done and is released; done rows go once no earlier row waits."""
+def settle(engine: Engine, event_id: str, claim: str, run_id: str | None, aliases_moved: bool,
+           error: str | None = None) -> bool:
+    """After a try under `claim`: the row keeps what was done and is released; done rows go once no earlier
+    row waits. False, with nothing written, when the claim is no longer ours: another process took the row
+    over once ours ran out, and what we did is no news to it (it finds our run by its `event_id`)."""
     with engine.begin() as conn:
-        conn.execute(update(rollout_outbox).where(rollout_outbox.c.event_id == event_id).values(
-            run_id=run_id, aliases_moved=aliases_moved, claimed_until=None, last_error=error))
+        won = conn.execute(update(rollout_outbox).where(
+            rollout_outbox.c.event_id == event_id, rollout_outbox.c.claimed_by == claim,
+        ).values(run_id=run_id, aliases_moved=aliases_moved, claimed_until=None, claimed_by=None, last_error=error))
+        if won.rowcount != 1:
+            log.warning("the outbox row of rollout change %s was taken over by another process (our claim ran "
+                        "out): left to it", event_id)
+            return False
         _compact(conn)
+    return True
 
 
 def _compact(conn: Connection) -> None:
@@ -104,11 +121,23 @@ def without_run(engine: Engine, rollout_id: str | None = None) -> int:
         e["action"], RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])) == rollout_id)
 
 
-def _claim(engine: Engine, event_id: str, now: float) -> bool:
+def _claim(engine: Engine, event_id: str, now: float) -> str | None:
+    """The new claim's token, or None when another process holds the row."""
+    token = str(uuid.uuid4())
     with engine.begin() as conn:
         won = conn.execute(update(rollout_outbox).where(
             rollout_outbox.c.event_id == event_id,
             or_(rollout_outbox.c.claimed_until.is_(None), rollout_outbox.c.claimed_until < now),
+        ).values(claimed_until=now + LEASE_S, claimed_by=token))
+    return token if won.rowcount == 1 else None
+
+
+def _renew(engine: Engine, event_id: str, claim: str, now: float) -> bool:
+    """A fresh `LEASE_S` for our claim before another MLflow call; False when the claim was taken over. A
+    claim that ran out with no one taking it is still ours: nobody else can have worked on the row."""
+    with engine.begin() as conn:
+        won = conn.execute(update(rollout_outbox).where(
+            rollout_outbox.c.event_id == event_id, rollout_outbox.c.claimed_by == claim,
         ).values(claimed_until=now + LEASE_S))
     return won.rowcount == 1
 
@@ -116,33 +145,55 @@ def _claim(engine: Engine, event_id: str, now: float) -> bool:
 def catch_up(engine: Engine, settings: Any, move_aliases: MoveAliases, current: Callable[[], RoutingState],
              clock: Callable[[], float] = time.time) -> int:
     """Record, then move the aliases of, every change not claimed by another process, oldest first; returns
-    how many it finished. Stops at the first MLflow failure (the rest wait for the next try); never raises
-    for MLflow."""
+    how many it finished. Stops at the first MLflow failure (the rest wait for the next try), and at the
+    first row whose claim another process took over (that one and those after it are its to finish);
+    never raises for MLflow."""
     with engine.connect() as conn:
         rows = conn.execute(select(rollout_outbox).order_by(rollout_outbox.c.generation)).all()
-    mine = [r for r in rows if not (r.run_id and r.aliases_moved) and _claim(engine, r.event_id, clock())]
+    claims = {r.event_id: token for r in rows
+              if not (r.run_id and r.aliases_moved) and (token := _claim(engine, r.event_id, clock())) is not None}
+    mine = [r for r in rows if r.event_id in claims]
     run_ids = {r.event_id: r.run_id for r in mine}
+    lost: str | None = None  # the first row whose claim was taken over
+
+    def still_mine(event_id: str) -> bool:
+        nonlocal lost
+        if event_id in claims and lost is None and not _renew(engine, event_id, claims[event_id], clock()):
+            lost = event_id
+        return lost is None
+
     try:
         for r in mine:
             if run_ids[r.event_id] is None:
+                if not still_mine(r.event_id):
+                    break
                 run_ids[r.event_id] = records.record(settings, r.event)
         first = min((r.generation for r in mine if not r.aliases_moved), default=None)
-        if first is not None:
+        if first is not None and lost is None:
             # In order, and every later change's again: each takes off what its change took off (the versions'
-            # tags), and a later change's tags, already moved, would be overwritten by an earlier one's.
+            # tags), and a later change's tags, already moved, would be overwritten by an earlier one's. A row
+            # taken over stops this: its new owner moves them all again, from its own first row on.
             for r in rows:
                 if r.generation >= first:
+                    if not still_mine(r.event_id):
+                        break
                     move_aliases(RoutingState.from_dict(r.event["before"]), RoutingState.from_dict(r.event["after"]))
-            _last_word(move_aliases, current)
+            if lost is None:
+                _last_word(move_aliases, current)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("MLflow has not caught up with %d rollout change(s) yet: %s", len(mine), error)
         for r in mine:
-            settle(engine, r.event_id, run_ids[r.event_id], r.aliases_moved, error)
+            settle(engine, r.event_id, claims[r.event_id], run_ids[r.event_id], r.aliases_moved, error)
         return 0
-    for r in mine:
-        settle(engine, r.event_id, run_ids[r.event_id], True)
-    return len(mine)
+    if lost is not None:
+        log.warning("rollout change %s was taken over by another process while MLflow was slow for us; left to it",
+                    lost)
+        for r in mine:  # the rows still ours keep their records, and wait for their aliases
+            if r.event_id != lost:
+                settle(engine, r.event_id, claims[r.event_id], run_ids[r.event_id], r.aliases_moved, r.last_error)
+        return 0
+    return sum(settle(engine, r.event_id, claims[r.event_id], run_ids[r.event_id], True) for r in mine)
 
 
 def _last_word(move_aliases: MoveAliases, current: Callable[[], RoutingState], tries: int = 5) -> None:

@@ -165,6 +165,9 @@ rollout_outbox = Table(
     Column("run_id", String(64)),  # set once recorded
     Column("aliases_moved", Boolean, nullable=False),
     Column("claimed_until", Float),  # a process is writing it to MLflow until then
+    # Whose claim that is (rollout.outbox): a claim that ran out and was taken over is no longer the slow
+    # process's to settle. NULL on rows claimed before owners were kept, and on released rows.
+    Column("claimed_by", String(36)),
     Column("last_error", Text),
 )
 

@@ -204,7 +204,7 @@ def test_a_run_deleted_by_a_process_that_found_it_unfinished_is_not_returned_for
         records.record(bare, row["event"])
     monkeypatch.undo()
     assert records.history() == []
-    outbox.settle(engine, event.event_id, None, True, "record: RecordLost")  # as the control plane settles it
+    outbox.settle(engine, event.event_id, row["claimed_by"], None, True, "record: RecordLost")  # as the control plane settles it
     assert outbox.pending(engine) == 1
     assert outbox.catch_up(engine, bare, lambda *_: None, lambda: event.after) == 1
     (kept,) = records.history()
