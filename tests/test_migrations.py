@@ -14,6 +14,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, create_e
 from benchmarks import synthlog
 from roomsight import db, rollup
 from roomsight.errors import SchemaMismatch
+from roomsight.rollout_state import RoutingState
 from roomsight.tables import metadata, predictions
 from rollout.evidence import log_evidence
 from tests import legacy_tables
@@ -109,6 +110,40 @@ def test_generic_step_adds_nullable_columns_and_indexes_and_names_what_it_cannot
     with pytest.raises(SchemaMismatch, match="table things lacks column owner, which is NOT NULL"):
         db.migrate(engine, impossible)
     engine.dispose()
+
+
+def test_an_outbox_written_before_claims_had_owners_gets_the_column_and_is_caught_up_on(tmp_path, monkeypatch):
+    """rollout_outbox as released before `claimed_by`: opened by today's code, the column is added, and a
+    row an older process claimed (no owner) waits out its claim and is then caught up on as before."""
+    from sqlalchemy import JSON, Boolean, Float, Text
+
+    from rollout import outbox, records
+    from roomsight.tables import rollout_outbox
+
+    url = f"sqlite:///{tmp_path / 'old-outbox.db'}"
+    released = MetaData()
+    Table("rollout_outbox", released, Column("event_id", String(36), primary_key=True),
+          Column("generation", Integer, nullable=False), Column("event", JSON, nullable=False),
+          Column("run_id", String(64)), Column("aliases_moved", Boolean, nullable=False),
+          Column("claimed_until", Float), Column("last_error", Text))
+    old = create_engine(url)
+    released.create_all(old)
+    state = {"champion": {"name": "roomtype", "version": "1"}}
+    event = {"action": "rollback", "before": state, "after": state, "event_id": "e-old"}
+    with old.begin() as conn:
+        conn.execute(insert(released.tables["rollout_outbox"]).values(
+            event_id="e-old", generation=1, event=event, run_id=None, aliases_moved=False, claimed_until=100.0))
+    old.dispose()
+
+    engine = db.engine_for(url)
+    assert "claimed_by" in {c["name"] for c in inspect(engine).get_columns("rollout_outbox")}
+    monkeypatch.setattr(records, "record", lambda _s, e: f"run-{e['event_id']}")
+    keep = lambda _b, _a: None  # noqa: E731 - no MLflow here
+    current = lambda: RoutingState.from_dict(state)  # noqa: E731
+    assert outbox.catch_up(engine, None, keep, current, clock=lambda: 50.0) == 0  # the old claim still holds
+    assert outbox.catch_up(engine, None, keep, current, clock=lambda: 101.0) == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(rollout_outbox)).scalar_one() == 0
 
 
 def test_two_processes_starting_together_upgrade_once(url):
