@@ -157,7 +157,11 @@ def candidate_of(before: RoutingState, after: RoutingState) -> ModelRef | None:
 
 def history(limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
     """Rollout events newest first; with `at`, only those recorded at or before it; with `rollout_id`, only
-    that rollout's (asked of MLflow: filtered afterwards, an old rollout's fell outside the newest `limit`)."""
+    that rollout's (asked of MLflow: filtered afterwards, an old rollout's fell outside the newest `limit`).
+    A change is one event: its record is a finished run, the one `_first_of` keeps. A run left unfinished
+    (its process died, or lost its claim, before finishing it) is no record, and a second finished run of
+    the same change (two processes both recorded it, and neither has deleted the other's yet) no second
+    event."""
     if rollout_id is not None and not rollout_id.replace("-", "").isalnum():
         raise ValueError(f"not a rollout id: {rollout_id!r}")
     c = registry.client()
@@ -165,11 +169,17 @@ def history(limit: int = 50, at: float | None = None, rollout_id: str | None = N
         exp = c.get_experiment_by_name(registry.ROLLOUT_EXPERIMENT)
         if exp is None:
             return []
-        clauses = ([] if at is None else [f"attributes.start_time <= {int(at * 1000)}"]) + (
-            [] if rollout_id is None else [f"tags.rollout_id = '{rollout_id}'"])
+        clauses = (["attributes.status = 'FINISHED'"] + ([] if at is None else [f"attributes.start_time <= {int(at * 1000)}"])
+                   + ([] if rollout_id is None else [f"tags.rollout_id = '{rollout_id}'"]))
         runs = c.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
                              order_by=["attributes.start_time DESC"], max_results=limit)
-    return [_event_dict(run) for run in runs]
+    kept: dict[str, str] = {}  # event_id -> the least run id, as `_first_of` keeps it
+    for run in runs:
+        event_id = run.data.tags.get("event_id")
+        if event_id:
+            kept[event_id] = min(kept.get(event_id, run.info.run_id), run.info.run_id)
+    return [_event_dict(run) for run in runs
+            if kept.get(run.data.tags.get("event_id") or "", run.info.run_id) == run.info.run_id]
 
 
 def _event_dict(run: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -92,10 +93,11 @@ def test_an_event_recorded_with_names_and_outcomes_only_still_loads(bare) -> Non
     exp = registry.ensure_experiment(bare, registry.ROLLOUT_EXPERIMENT)
     state = RoutingState(champion=V1, stage=Stage.LIMITED, candidate=V2, rollout_id=RID, step=1, regions=("eu-west",),
                          region_percent=50)
-    registry.client().create_run(exp, tags={
+    run = registry.client().create_run(exp, tags={
         "action": "promote", "from_stage": "shadow", "to_stage": "limited", "to_step": "2/7 limited eu-west 50%",
         "actor": "alice", "rollout_id": RID, "champion": V1.uri, "candidate": V2.uri,
         "conditions": json.dumps([{"name": "compared >= 30", "outcome": "pass"}]), "state_after": json.dumps(state.to_dict())})
+    registry.client().set_terminated(run.info.run_id)  # as every release finished its runs
     events = records.history()
     assert events[0]["conditions"] == [{"name": "compared >= 30", "outcome": "pass"}]
     report = from_events(RID, load_plan(), events)
@@ -169,14 +171,37 @@ def test_a_run_left_unfinished_by_a_dead_process_is_not_taken_for_the_record(bar
     with pytest.raises(OSError):
         records.record(bare, row["event"])
     monkeypatch.undo()
-    (dead,) = records.history()
-    assert registry.client().get_run(dead["run_id"]).info.status == "RUNNING"
+    exp_id = registry.ensure_experiment(bare, registry.ROLLOUT_EXPERIMENT)
+    assert [r.info.status for r in registry.client().search_runs([exp_id])] == ["RUNNING"]
+    assert records.history() == []  # an unfinished run is no record
 
     later = lambda: time.time() + outbox.LEASE_S + 1  # noqa: E731 - the dead process's claim ran out
     assert outbox.catch_up(engine, bare, lambda *_: None, lambda: event.after, clock=later) == 1
     (kept,) = records.history()
     assert registry.client().get_run(kept["run_id"]).info.status == "FINISHED"
     assert kept["evidence"] == {"compared": 183.0} and outbox.pending(engine) == 0
+
+
+def test_history_shows_a_change_once_whatever_runs_other_processes_left_of_it(bare) -> None:
+    """A process whose claim ran out created its run of a change just after another had recorded it, and
+    died before finishing it: history showed the change twice, once from a run with no evidence; so did two
+    finished runs of it, until the later process deleted the other."""
+    stable = RoutingState(champion=V1)
+    shadow = RoutingState(champion=V1, stage=Stage.SHADOW, candidate=V2, rollout_id=RID, step=0)
+    start = records.record(bare, replace(_event("start", stable, shadow, [], "1/7 shadow"), event_id="e-start"))
+    kept = records.record(bare, replace(_event("rollback", shadow, stable, [], "stable"), generation=2,
+                                        event_id="e-rollback", at=time.time() + 1))
+    client = registry.client()
+    exp_id = registry.ensure_experiment(bare, registry.ROLLOUT_EXPERIMENT)
+    first = client.get_run(kept)
+    client.create_run(exp_id, start_time=first.info.start_time, tags=first.data.tags)  # the dead process's, RUNNING
+    assert [e["run_id"] for e in records.history()] == [kept, start]
+    assert [e["run_id"] for e in records.history(rollout_id=RID)] == [kept, start]
+
+    twice = client.create_run(exp_id, start_time=first.info.start_time, tags=first.data.tags)
+    client.set_terminated(twice.info.run_id)  # finished too, not yet deleted by `_first_of`
+    assert [e["action"] for e in records.history()] == ["rollback", "start"]
+    assert records.history()[0]["run_id"] == min(kept, twice.info.run_id)
 
 
 def test_a_run_deleted_by_a_process_that_found_it_unfinished_is_not_returned_for_the_record(bare, monkeypatch) -> None:
