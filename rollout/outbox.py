@@ -113,12 +113,33 @@ def pending(engine: Engine) -> int:
 def without_run(engine: Engine, rollout_id: str | None = None) -> int:
     """How many changes (of `rollout_id`, if given) have no MLflow run yet, so history and the reports lack
     them (`pending` also counts those recorded whose aliases wait)."""
+    return len(_without_run(engine, rollout_id))
+
+
+def events_without_run(engine: Engine, rollout_id: str | None = None) -> list[dict[str, Any]]:
+    """Those changes, oldest first, as `records.history` lists a recorded one (with no run id): a past
+    rollout none of whose changes MLflow has yet is reported on from them."""
+    return [_as_listed(e) for e in _without_run(engine, rollout_id)]
+
+
+def _without_run(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        events = conn.execute(select(rollout_outbox.c.event).where(rollout_outbox.c.run_id.is_(None))).scalars().all()
-    if rollout_id is None:
-        return len(events)
-    return sum(1 for e in events if records.rollout_of(
-        e["action"], RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])) == rollout_id)
+        events = conn.execute(select(rollout_outbox.c.event).where(rollout_outbox.c.run_id.is_(None))
+                              .order_by(rollout_outbox.c.generation)).scalars().all()
+    return [e for e in events if rollout_id is None or records.rollout_of(
+        e["action"], RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])) == rollout_id]
+
+
+def _as_listed(e: dict[str, Any]) -> dict[str, Any]:
+    """An `Event.to_dict()` in `records._event_dict`'s shape, with what `records.record` would tag it with."""
+    before, after = RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])
+    candidate = records.candidate_of(before, after)
+    return {"time": e["at"], "action": e["action"], "from": before.stage.value, "to": after.stage.value,
+            "from_step": e["from_step"], "to_step": e["to_step"], "actor": e["actor"], "reason": e["reason"],
+            "forced": e["forced"], "champion": after.champion.uri, "candidate": candidate.uri if candidate else "",
+            "regions": ",".join(after.regions), "percent": f"{after.percent:g}",
+            "rollout_id": records.rollout_of(e["action"], before, after), "conditions": e["conditions"],
+            "state": e["after"], "evidence": {k: v for k, v in e["evidence"].items() if v is not None}, "run_id": None}
 
 
 def _claim(engine: Engine, event_id: str, now: float) -> str | None:

@@ -500,3 +500,47 @@ def test_the_report_and_the_live_page_warn_of_changes_mlflow_has_not_recorded() 
         live.stop()
     pending[0] = 0
     assert 'id="unrecorded"' not in render(report_input(control), Views())  # type: ignore[arg-type]
+
+
+def test_a_past_rollout_none_of_whose_changes_mlflow_has_yet_is_reported_from_the_outbox(tmp_path) -> None:
+    """Its start and rollback both waited in the outbox (MLflow down for both): `rollout report --rollout`
+    answered that the rollout had no recorded events, as if it never happened, instead of the report and
+    its warning that MLflow lacks them."""
+    from types import SimpleNamespace
+
+    from roomsight.errors import UserError
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Stage
+    from roomsight.tables import rollout_outbox
+    from rollout import outbox
+    from rollout.control import Status
+    from rollout.plan import load_plan
+    from rollout.records import Event
+    from rollout.report.build import Views, report_input, resolve_rollout
+    from rollout.report.render import render
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'waiting.db'}")
+    stable = RoutingState(champion=ModelRef("roomtype", "1"))
+    shadow = RoutingState(champion=stable.champion, stage=Stage.SHADOW, candidate=ModelRef("roomtype", "2"),
+                          rollout_id="r-waiting", step=0)
+    for gen, (action, before, after, reason) in enumerate(
+            [("start", stable, shadow, ""), ("auto-rollback", shadow, stable, "budget: error rate 0.3")], 1):
+        _, row = outbox.new_row(Event(action, before, after, "guard", reason, False, [], {"compared": 12.0},
+                                      gen, "stable", "1/7 shadow"), 1.7e9 + gen)
+        with engine.begin() as conn:
+            conn.execute(rollout_outbox.insert().values(**row))
+    control = SimpleNamespace(
+        plan=load_plan(), engine=engine, history=lambda *_a, **_k: [],
+        current=lambda: SimpleNamespace(state=stable, generation=2),
+        status=lambda: Status(stable, 2, 0.0, {}, None, None, [], [], unrecorded=2),
+        unrecorded_events=lambda rid=None: outbox.without_run(engine, rid))
+
+    assert resolve_rollout(control, "r-wait") == "r-waiting"  # type: ignore[arg-type]
+    inp = report_input(control, "r-waiting")  # type: ignore[arg-type]
+    assert [e["action"] for e in inp.events] == ["start", "auto-rollback"] and inp.unrecorded == 2
+    assert verdict(inp).title == "Rolled back automatically" and verdict(inp).detail == "budget: error rate 0.3"
+    html = render(inp, Views())
+    assert re.search(r'id="unrecorded"[^>]*><b>2 rollout changes not recorded in MLflow yet:</b>\s*this report shows '
+                     r"them as the routing database keeps them", html)
+    with pytest.raises(UserError, match="no recorded events"):  # a rollout the outbox does not know of either
+        report_input(control, "r-unknown")  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
+from rollout import outbox
 from rollout.report import plots
 from rollout.report.plots import Plot
 from rollout.report.inputs import ReportInput, from_events, from_outcome, from_status
@@ -92,8 +93,11 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
     state = control.current().state
     if rollout_id is None or (state.in_progress and rollout_id == state.rollout_id):
         inp = from_status(control.status(), control.plan, events)
-    else:
+    elif any(e.get("rollout_id") == rollout_id for e in events):
         inp = from_events(rollout_id, control.plan, events)
+    else:  # MLflow has none of its changes yet: the outbox's copies say what they were
+        waiting = outbox.events_without_run(control.engine, rollout_id)
+        inp = replace(from_events(rollout_id, control.plan, waiting), unrecorded_shown=bool(waiting))
     # Not `status.unrecorded`: that counts changes recorded whose aliases wait too, which the events have; and
     # only the rollout's own, whose events the report shows (all of them when idle: it shows the latest of all).
     return replace(inp, unrecorded=control.unrecorded_events(inp.rollout_id))
@@ -101,9 +105,10 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:
     """A rollout id, or the one id that begins with `given` (reports show 8 characters), among those
-    logged, queued or recorded in MLflow."""
+    logged, queued, recorded in MLflow or waiting in the outbox to be."""
     recorded = [e["rollout_id"] for e in control.history(HISTORY_LIMIT) if e.get("rollout_id")]
-    return queue.resolve_rollout(control.engine, given, recorded)
+    waiting = [e["rollout_id"] for e in outbox.events_without_run(control.engine) if e["rollout_id"]]
+    return queue.resolve_rollout(control.engine, given, [*recorded, *waiting])
 
 
 def html_for(control: ControlPlane, rollout_id: str | None = None, store: PhotoStore | None = None) -> str:

@@ -92,6 +92,8 @@ class ReportInput:
     live: bool = True  # the state as it is now (False: a past rollout, or the moment of an event)
     thresholds: dict[str, float] = field(default_factory=dict)  # lines on the plots: budget and gate bounds
     unrecorded: int = 0  # changes MLflow has no record of yet: the events, read from it, lack them
+    # The events are the outbox's copies of those changes: MLflow had none of this past rollout's yet.
+    unrecorded_shown: bool = False
     generated_at: float = field(default_factory=time.time)
 
 
