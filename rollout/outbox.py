@@ -41,8 +41,9 @@ from rollout import records
 
 log = logging.getLogger(__name__)
 
-# A catch-up claims its rows for a dozen MLflow calls or so, each of which may wait out the client's retries;
-# a claim left by a process that died only delays its row's catch-up by this much.
+# A claim covers the MLflow calls made for its row before it is renewed (the change's own process makes two,
+# a catch-up renews before each), each of which may wait out the client's retries; a claim left by a process
+# that died only delays its row's catch-up by this much.
 LEASE_S = 600.0
 CATCH_UP_S = 15.0
 
