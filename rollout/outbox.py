@@ -120,7 +120,7 @@ def without_run(engine: Engine, rollout_id: str | None = None) -> int:
 def events_without_run(engine: Engine, rollout_id: str | None = None) -> list[dict[str, Any]]:
     """Those changes, oldest first, as `records.history` lists a recorded one (with no run id): a past
     rollout none of whose changes MLflow has yet is reported on from them."""
-    return [_as_listed(e) for e in _without_run(engine, rollout_id)]
+    return [records.listed(e) for e in _without_run(engine, rollout_id)]
 
 
 def _without_run(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
@@ -129,18 +129,6 @@ def _without_run(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]
                               .order_by(rollout_outbox.c.generation)).scalars().all()
     return [e for e in events if rollout_id is None or records.rollout_of(
         e["action"], RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])) == rollout_id]
-
-
-def _as_listed(e: dict[str, Any]) -> dict[str, Any]:
-    """An `Event.to_dict()` in `records._event_dict`'s shape, with what `records.record` would tag it with."""
-    before, after = RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])
-    candidate = records.candidate_of(before, after)
-    return {"time": e["at"], "action": e["action"], "from": before.stage.value, "to": after.stage.value,
-            "from_step": e["from_step"], "to_step": e["to_step"], "actor": e["actor"], "reason": e["reason"],
-            "forced": e["forced"], "champion": after.champion.uri, "candidate": candidate.uri if candidate else "",
-            "regions": ",".join(after.regions), "percent": f"{after.percent:g}",
-            "rollout_id": records.rollout_of(e["action"], before, after), "conditions": e["conditions"],
-            "state": e["after"], "evidence": {k: v for k, v in e["evidence"].items() if v is not None}, "run_id": None}
 
 
 def _claim(engine: Engine, event_id: str, now: float) -> str | None:

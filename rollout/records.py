@@ -69,9 +69,21 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
         # next write to it fails instead of finishing a second record.
         for r in runs:
             _delete(client, r.info.run_id)
+    ts = int(e["at"] * 1000)
+    run = client.create_run(exp_id, start_time=ts, run_name=f"{e['action']}:{e['to_step']}", tags=_tags(e))
+    for key, value in e["evidence"].items():
+        if value is not None:
+            client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
+    client.log_dict(run.info.run_id, {k: e[k] for k in ("conditions", "evidence", "before", "after")}, "evidence.json")
+    client.set_terminated(run.info.run_id)
+    return _first_of(client, exp_id, e["event_id"], run.info.run_id) if e["event_id"] else run.info.run_id
+
+
+def _tags(e: dict[str, Any]) -> dict[str, str]:
+    """What a change's run is tagged with, from its `Event.to_dict()`: what `history` reads back."""
     before, after = RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])
     candidate = candidate_of(before, after)
-    tags = {
+    return {
         "action": e["action"], "from_stage": before.stage.value, "to_stage": after.stage.value,
         "from_step": e["from_step"], "to_step": e["to_step"], "actor": e["actor"], "reason": e["reason"],
         "forced": str(e["forced"]).lower(), "rollout_id": rollout_of(e["action"], before, after),
@@ -80,14 +92,6 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
         "conditions": conditions_tag(e["conditions"]),
         "state_after": json.dumps(e["after"]), "generation": str(e["generation"]), "event_id": e["event_id"],
     }
-    ts = int(e["at"] * 1000)
-    run = client.create_run(exp_id, start_time=ts, run_name=f"{e['action']}:{e['to_step']}", tags=tags)
-    for key, value in e["evidence"].items():
-        if value is not None:
-            client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
-    client.log_dict(run.info.run_id, {k: e[k] for k in ("conditions", "evidence", "before", "after")}, "evidence.json")
-    client.set_terminated(run.info.run_id)
-    return _first_of(client, exp_id, e["event_id"], run.info.run_id) if e["event_id"] else run.info.run_id
 
 
 def _first_of(client: Any, exp_id: str, event_id: str, mine: str) -> str:
@@ -182,17 +186,26 @@ def history(limit: int = 50, at: float | None = None, rollout_id: str | None = N
             if kept.get(run.data.tags.get("event_id") or "", run.info.run_id) == run.info.run_id]
 
 
+def listed(e: dict[str, Any]) -> dict[str, Any]:
+    """A change not recorded yet (its `Event.to_dict()`), as `history` would list its run: no run id."""
+    evidence = {k: float(v) for k, v in e["evidence"].items() if v is not None}
+    return _listing(e["at"], _tags(e), evidence, None)
+
+
 def _event_dict(run: Any) -> dict[str, Any]:
-    tags = run.data.tags
+    return _listing(run.info.start_time / 1000.0, run.data.tags, dict(run.data.metrics), run.info.run_id)
+
+
+def _listing(at: float, tags: dict[str, str], evidence: dict[str, float], run_id: str | None) -> dict[str, Any]:
     state = json.loads(tags["state_after"]) if tags.get("state_after") else None
     return {
-        "time": run.info.start_time / 1000.0, "action": tags.get("action"), "from": tags.get("from_stage"),
+        "time": at, "action": tags.get("action"), "from": tags.get("from_stage"),
         "to": tags.get("to_stage"), "from_step": tags.get("from_step", ""), "to_step": tags.get("to_step", ""),
         "actor": tags.get("actor"), "reason": tags.get("reason", ""), "forced": tags.get("forced") == "true",
         "champion": tags.get("champion"), "candidate": tags.get("candidate"), "regions": tags.get("regions", ""),
         "percent": tags.get("percent", ""), "rollout_id": tags.get("rollout_id"),
         "conditions": json.loads(tags.get("conditions") or tags.get("gates") or "[]"), "state": state,
-        "evidence": dict(run.data.metrics), "run_id": run.info.run_id,
+        "evidence": evidence, "run_id": run_id,
     }
 
 
