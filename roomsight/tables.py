@@ -54,6 +54,11 @@ predictions = Table(
     Column("shadow", String(16)),  # which model ran in shadow: champion | candidate | NULL
     Column("shadow_status", String(16)),  # ok | error | timeout | dropped | NULL
     Column("disagreement", Boolean),  # NULL until both models answered
+    # When the shadow model's outcome (the columns above) was had, by the ingress's clock as `ts` is: a row is
+    # written when the answer is sent and the shadow answer lands on it later, so a past moment (`as_of`)
+    # may count the shadow answer only if it was had by then (`shadow_known`). NULL: no shadow outcome, or
+    # logged before this column existed.
+    Column("shadow_at", Float),
     Column("ood", JSON),  # {"flags": [...], "scores": {...}}
     Column("descriptors", JSON),
     Column("routing_reason", String(64)),
@@ -74,6 +79,15 @@ def candidate_ran(row: str = "") -> str:
 
 
 CANDIDATE_TIMED = f"{candidate_ran()} AND candidate_ms IS NOT NULL"
+
+
+def shadow_known(role: str, as_of: str, row: str = "") -> str:
+    """SQL for "whatever `role` (champion | candidate) answered on this row was known at `as_of`" (an SQL
+    expression, a bound parameter): always when `role` did not run in shadow (it answered at `ts`), else
+    once the shadow answer was had. A row logged before `shadow_at` existed counts its shadow answer as had
+    at `ts`, as every reading did then: when it landed was not kept, and the ingress gives a shadow answer
+    up after serve.shadow_max_wait_s + serve.shadow_timeout_s, so `ts` is early by at most that."""
+    return (f"(coalesce({row}shadow, '') <> '{role}' OR coalesce({row}shadow_at, {row}ts) <= {as_of})")
 
 # The control plane asks about one rollout at a time: its last N candidate calls (the guard), the order
 # statistics of its latencies (p99), the rows of a window (drift samples, `as_of` replays). Each of these

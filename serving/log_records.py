@@ -3,6 +3,7 @@ applied to its record later (see serving.predlog)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class PredictionRecord:
     shadow: str | None = None
     shadow_status: str | None = None
     disagreement: bool | None = None
+    shadow_at: float | None = None
     ood: dict[str, Any] | None = None
     descriptors: dict[str, float] | None = None
     routing_reason: str | None = None
@@ -46,6 +48,10 @@ class ShadowUpdate:
     request_id: str
     shadow_status: str  # ok | error | timeout | dropped (waited too long to start)
     values: dict[str, Any] = field(default_factory=dict)  # champion_* or candidate_* columns, disagreement
+    # When the outcome was had, by the clock `ts` is read from: a replay counts it only from then. Made with
+    # the update, so it travels with it through the journal; a journal written before it existed gets the
+    # time it is read back, when its outcome reaches the log.
+    shadow_at: float = field(default_factory=time.time)
 
 
 UPDATE_COLUMNS = ("champion_version", "champion_label", "champion_scores", "champion_ms", "candidate_version",

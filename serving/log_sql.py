@@ -50,9 +50,10 @@ def update_batches(ups: list[ShadowUpdate], late_before: float | None = None) ->
     for cols, members in groups.items():
         # bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.
         stmt = (update(predictions).where(p.request_id == bindparam("p_rid"))
-                .values(shadow_status=bindparam("p_shadow_status"), **{c: bindparam(f"p_{c}") for c in cols}, **late))
-        params = [{"p_rid": u.request_id, "p_shadow_status": u.shadow_status, **{f"p_{c}": u.values[c] for c in cols}}
-                  for u in members]
+                .values(shadow_status=bindparam("p_shadow_status"), shadow_at=bindparam("p_shadow_at"),
+                        **{c: bindparam(f"p_{c}") for c in cols}, **late))
+        params = [{"p_rid": u.request_id, "p_shadow_status": u.shadow_status, "p_shadow_at": u.shadow_at,
+                   **{f"p_{c}": u.values[c] for c in cols}} for u in members]
         batches.append((stmt, params))
     return batches
 

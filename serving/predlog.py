@@ -90,6 +90,7 @@ class LogWriter:
                 self._journal.append("update", asdict(upd))
             if rec is not None:
                 rec.shadow_status = upd.shadow_status
+                rec.shadow_at = upd.shadow_at
                 for k, v in upd.values.items():
                     setattr(rec, k, v)
                 return True
