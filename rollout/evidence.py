@@ -8,10 +8,15 @@ The prediction log's provider is here (agreement, candidate traffic, errors, lat
 contributes review verdicts and drift. Every metric a provider returns must be named in
 `rollout.metrics.METRICS`, so that a plan's gates are checked against known names when the plan is loaded.
 
-The log provider costs what its question costs, not what the log holds: counts come from the per-minute
-rollup (roomsight.rollup), the guard's last N candidate calls from an index range of N entries, and each
-p99 is read exactly as an order statistic, by walking the top 1% of the rollout's latencies in an index
+The log provider costs what its question costs, not what the log holds: counts come from the rollup
+(roomsight.rollup), the guard's last N candidate calls from an index range of N entries, and each p99 is
+read exactly as an order statistic, by walking the top 1% of the rollout's latencies in an index
 (roomsight.tables: ix_predictions_candidate_ms, ix_predictions_champion_ms).
+
+At a past moment (`as_of`) a row counts as it stood then: its shadow answer, written on it after it was
+logged, only if it had landed by `as_of` (roomsight.tables.shadow_known). The rollup holds every answer as
+it is now, so those counts come from the log's rows up to `as_of` (roomsight.rollup.known_counts), which
+the replay, an offline command, can afford and the guard never pays.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from sqlalchemy import Connection, Engine, text
 
 from roomsight import rollup
 from roomsight.config import Settings
-from roomsight.tables import CANDIDATE_TIMED, candidate_ran
+from roomsight.tables import CANDIDATE_TIMED, candidate_ran, shadow_known
 from rollout.metrics import METRICS, SOURCES
 
 Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
@@ -73,15 +78,22 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
     """Numbers over a rollout's logged requests up to `as_of`; the candidate's error rate and p99 over its
     `last` N calls when given (the guard's window); the `step_` numbers over those after `since`."""
     with engine.connect() as conn:
-        c = rollup.counts(conn, rollout_id, as_of)
-        before = rollup.counts(conn, rollout_id, since) if since is not None else None
+        if as_of is None:
+            c = rollup.counts(conn, rollout_id)
+            before = rollup.counts(conn, rollout_id, since) if since is not None else None
+        else:
+            # The step's start as it stood at `as_of` too: the guard's difference then was of two readings
+            # then, both without the shadow answers still to land.
+            c = rollup.known_counts(conn, rollout_id, as_of, as_of)
+            before = rollup.known_counts(conn, rollout_id, since, as_of) if since is not None else None
         if last is None:
             calls, errors = c.candidate_calls, c.candidate_errors
-            cand_p99 = _p99(conn, rollout_id, "candidate_ms", CANDIDATE_TIMED, c.candidate_timed, as_of)
+            cand_p99 = _p99(conn, rollout_id, "candidate_ms", CANDIDATE_TIMED, c.candidate_timed, as_of, "candidate")
         else:
             w = _last_calls(conn, rollout_id, last, as_of)
             calls, errors, cand_p99 = w.calls, w.errors, w.p99_ms
-        champ_p99 = _p99(conn, rollout_id, "champion_ms", "champion_ms IS NOT NULL", c.champion_timed, as_of)
+        champ_p99 = _p99(conn, rollout_id, "champion_ms", "champion_ms IS NOT NULL", c.champion_timed, as_of,
+                         "champion")
     return {
         "requests": float(c.requests),
         "compared": float(c.compared),
@@ -127,8 +139,8 @@ class CallWindow:
 
 
 def candidate_window(engine: Engine, rollout_id: str, last: int, as_of: float | None = None) -> CallWindow:
-    """The candidate's last `last` calls up to `as_of`, and nothing else: the guard's question, answered
-    from at most `last` index entries whatever the log holds."""
+    """The candidate's last `last` calls known at `as_of` (a shadow call once its outcome had landed), and
+    nothing else: the guard's question, answered from at most `last` index entries whatever the log holds."""
     with engine.connect() as conn:
         return _last_calls(conn, rollout_id, last, as_of)
 
@@ -139,17 +151,23 @@ def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | Non
     # every request between the calls when the candidate runs on few of them.
     source = "predictions INDEXED BY ix_predictions_candidate_calls" if conn.dialect.name == "sqlite" else "predictions"
     rows = conn.execute(text(f"SELECT candidate_ms, candidate_error IS NOT NULL FROM {source} WHERE rollout_id = :rid "
-                             f"{'AND ts <= :as_of ' if as_of is not None else ''}AND {candidate_ran()} "
+                             f"{_then('candidate', as_of)}AND {candidate_ran()} "
                              "ORDER BY ts DESC LIMIT :last"),
                         {"rid": rollout_id, "as_of": as_of, "last": last}).all()
     ms = [r[0] for r in rows if r[0] is not None]
     return CallWindow(len(rows), sum(1 for r in rows if r[1]), float(np.percentile(ms, P99 * 100)) if ms else None)
 
 
-def _p99(conn: Connection, rollout_id: str, column: str, where: str, n: int, as_of: float | None) -> float | None:
-    """The p99 of `column` over the `n` rows matching `where` (numpy's default, linear interpolation between
-    the two order statistics around rank 0.99 (n - 1)), read from the top of the column's index: the walk
-    covers the top 1% of the rows, whatever the window, and the result is exact."""
+def _then(role: str, as_of: float | None) -> str:
+    """SQL restricting a read of `role`'s answers to those known at `as_of` (nothing without it)."""
+    return "" if as_of is None else f"AND ts <= :as_of AND {shadow_known(role, ':as_of')} "
+
+
+def _p99(conn: Connection, rollout_id: str, column: str, where: str, n: int, as_of: float | None,
+         role: str) -> float | None:
+    """The p99 of `column` (`role`'s latency) over the `n` rows matching `where` (numpy's default, linear
+    interpolation between the two order statistics around rank 0.99 (n - 1)), read from the top of the
+    column's index: the walk covers the top 1% of the rows, whatever the window, and the result is exact."""
     if n <= 0:
         return None
     virtual = (n - 1) * P99
@@ -158,7 +176,7 @@ def _p99(conn: Connection, rollout_id: str, column: str, where: str, n: int, as_
     # Named for SQLite: with `as_of`, its planner may prefer the rollout's time range and sort all of it.
     source = f"predictions INDEXED BY ix_predictions_{column}" if conn.dialect.name == "sqlite" else "predictions"
     values = conn.execute(text(f"SELECT {column} FROM {source} WHERE rollout_id = :rid "
-                               f"{'AND ts <= :as_of ' if as_of is not None else ''}AND {where} "
+                               f"{_then(role, as_of)}AND {where} "
                                f"ORDER BY {column} DESC LIMIT :k OFFSET :skip"),
                           {"rid": rollout_id, "as_of": as_of, "k": above - below + 1, "skip": n - 1 - above}).scalars().all()
     if not values:

@@ -5,6 +5,13 @@ decides as the guard would (`guard.decide`, the same function), and follows the 
 promotions and rollbacks. It reports when each condition would have passed or failed, what the plan would
 have done, and whether that matches what the guard did live.
 
+"As of then" means what the guard could have read then: a request counts from its `ts` (when its answer
+was sent), and the shadow model's answer on it, written on its row later, from when that answer landed
+(`shadow_at`; a request logged before that column existed, from its `ts`), so a comparison still in flight
+at a moment is not yet compared, nor the candidate's shadow call yet counted in its budget window.
+The counts come from the log's rows rather than the rollup (rollout.evidence), which an offline command can
+afford.
+
 Caveat, said in the output: a different plan would have routed differently, so its candidate would have
 answered other requests; the replay judges the traffic as it was routed.
 """

@@ -5,9 +5,11 @@ Triggers on `predictions` add every inserted row to its (rollout, minute, region
 rollout's totals, move every updated one (a shadow result arriving changes `disagreement`,
 `shadow_status`, `candidate_ms`) and subtract every deleted one, inside the writer's own transaction. So
 the counts are exact whoever writes: the ingress, a journal replay after a crash, a retried batch, a test.
-A rollout's counts now are one row (`counts`); at a past moment (`as_of`, replay), a sum over its whole
-minutes plus the last partial minute from the log; never a scan of its requests. The report's traffic
-over time reads the per-minute rows (rollout.report.series).
+A rollout's counts now are one row (`counts`); up to a past moment (`as_of`), a sum over its whole
+minutes plus the last partial minute from the log; never a scan of its requests. Those counts hold every
+shadow answer as it is now, however late it landed: what was known at a past moment (a replay) is counted
+from the log instead (`known_counts`). The report's traffic over time reads the per-minute rows
+(rollout.report.series).
 
 SQLite runs a row trigger per request; PostgreSQL a statement trigger over the statement's transition
 tables (one upsert per batch, keys in order so concurrent writers lock them in the same order).
@@ -22,7 +24,15 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, func, select, text
 
-from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, candidate_ran, traffic_minutes, traffic_totals
+from roomsight.tables import (
+    ROLLUP_COUNTERS,
+    ROLLUP_MAXES,
+    ROLLUP_SUMS,
+    candidate_ran,
+    shadow_known,
+    traffic_minutes,
+    traffic_totals,
+)
 
 VERSION = 1  # bump when a counter's definition changes: install() then drops the old triggers and backfills
 PREFIX = "traffic_minutes_"
@@ -241,3 +251,26 @@ def counts(conn: Connection, rollout_id: str, as_of: float | None = None) -> Cou
                              f"AND {minute_sql(dialect)} >= :minute"),
                         {"rid": rollout_id, "lo": minute * MINUTE_S - 1.0, "as_of": as_of, "minute": minute}).one()
     return Counts(*(int(a) + int(b) for a, b in zip(whole, part)))
+
+
+def known_counts(conn: Connection, rollout_id: str, upto: float, known_at: float) -> Counts:
+    """A rollout's counts over its requests logged up to `upto`, as they stood at `known_at` (>= `upto`,
+    a replay's moment): a shadow answer had after `known_at` is not counted (the row not compared, the
+    shadow model not yet run, as the guard saw it then). The rollup cannot say this: its counts move
+    when the answer lands, into the minute of the row's `ts`. So this counts the log's rows, an index range
+    of the rollout's requests up to `upto`: for the replay, an offline command, never for the guard."""
+    dialect = conn.dialect.name
+    known = {role: shadow_known(role, ":known_at") for role in ("champion", "candidate")}
+    # The row as it stood: what the shadow wrote (status, disagreement, the shadowing model's columns)
+    # unwritten yet if it landed later.
+    both = f"{known['champion']} AND {known['candidate']}"
+    view = (f"SELECT served_by, shadow, ood, CASE WHEN {both} THEN shadow_status END AS shadow_status, "
+            f"CASE WHEN {both} THEN disagreement END AS disagreement, "
+            f"CASE WHEN {known['candidate']} THEN candidate_error END AS candidate_error, "
+            f"CASE WHEN {known['candidate']} THEN candidate_ms END AS candidate_ms, "
+            f"CASE WHEN {known['champion']} THEN champion_ms END AS champion_ms "
+            "FROM predictions WHERE rollout_id = :rid AND ts <= :upto")
+    sums = ", ".join(f"coalesce(sum({e}), 0)" for e in counter_sql(dialect).values())
+    row = conn.execute(text(f"SELECT {sums} FROM ({view}) AS known"),
+                       {"rid": rollout_id, "upto": upto, "known_at": known_at}).one()
+    return Counts(*(int(v) for v in row))

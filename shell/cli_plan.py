@@ -48,7 +48,7 @@ def replay(
     rid = resolve_rollout(cp, rollout)
     result = run(cp, rid)
     console.print(f"replay of rollout {rid} with plan {cp.plan.name!r} ({len(cp.plan.steps)} steps); the traffic is "
-                  "judged as it was routed then", highlight=False)
+                  "judged as it was routed then, each shadow answer from when it landed", highlight=False)
     for line in result.lines:
         console.print(f"{_hms(line.time)}  {line.text}", highlight=False)
     live = ", ".join(f"{a} at {s} ({_hms(t)})" for t, a, s in result.recorded) or "none"

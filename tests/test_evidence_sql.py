@@ -6,6 +6,7 @@ arrived as UPDATEs through the real log writer and after rows were deleted."""
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -26,16 +27,37 @@ MAIN, OTHER = "r-main", "r-other"
 
 
 # -- the oracle: rollout/evidence.py and monitoring/drift.py's ood_share before issue #33 ---------------
-def old_log_evidence(engine, rollout_id, last=None, as_of=None):  # noqa: ANN001, ANN201
-    """Every row of the rollout into Python, sliced afterwards (restricted to ts <= as_of)."""
+def records(conn: Connection, query) -> list:  # noqa: ANN001
+    result = conn.execute(query)
+    record = namedtuple("record", list(result.keys()))
+    return [record(*r) for r in result]
+
+
+def as_known(rows: list, known_at: float | None) -> list:
+    """The rows as they stood at `known_at`: a shadow answer had later (its shadow_at, else its ts) not
+    written on them yet."""
+    if known_at is None:
+        return rows
+    out = []
+    for r in rows:
+        if r.shadow is not None and (r.shadow_at if r.shadow_at is not None else r.ts) > known_at:
+            shadowed = ("candidate_ms", "candidate_error") if r.shadow == "candidate" else ("champion_ms",)
+            r = r._replace(shadow_status=None, disagreement=None, **{c: None for c in shadowed})
+        out.append(r)
+    return out
+
+
+def old_log_evidence(engine, rollout_id, last=None, as_of=None, known=True):  # noqa: ANN001, ANN201
+    """Every row of the rollout into Python, sliced afterwards (restricted to ts <= as_of, and, with
+    `known`, as they stood at as_of)."""
     p = predictions.c
     query = (select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_ms, p.champion_ms,
-                    p.candidate_error, p.candidate_version)
+                    p.candidate_error, p.candidate_version, p.ts, p.shadow_at)
              .where(p.rollout_id == rollout_id).order_by(p.ts.desc()))
     if as_of is not None:
         query = query.where(p.ts <= as_of)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = as_known(records(conn, query), as_of if known else None)
     ran = [r for r in rows if _candidate_ran(r)]
     if last is not None:
         ran = ran[:last]
@@ -60,12 +82,12 @@ def old_log_evidence(engine, rollout_id, last=None, as_of=None):  # noqa: ANN001
 def old_step_evidence(engine, rollout_id, as_of, since):  # noqa: ANN001, ANN201
     """The step_ numbers from the rows logged after `since` (up to `as_of`), one by one."""
     p = predictions.c
-    query = select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_error).where(
-        p.rollout_id == rollout_id, p.ts > since)
+    query = select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_error, p.candidate_ms,
+                   p.champion_ms, p.ts, p.shadow_at).where(p.rollout_id == rollout_id, p.ts > since)
     if as_of is not None:
         query = query.where(p.ts <= as_of)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = as_known(records(conn, query), as_of)
     ran = [r for r in rows if _candidate_ran(r)]
     compared = [r for r in rows if r.disagreement is not None]
     errors = sum(1 for r in ran if r.candidate_error is not None)
@@ -115,14 +137,15 @@ def log(engine):
     synthlog.insert(engine, main + other + stable, chunk=700)
     writer = LogWriter(engine, flush_interval_s=0.05)
     for k, r in enumerate(pending):  # the shadow results arrive: UPDATEs of rows already written
+        at = r["ts"] + 9.0 * (k % 7)  # had up to a minute after the row: some moments fall between the two
         if r["shadow"] == "candidate" and k % 3 == 0:
-            writer.submit_shadow(ShadowUpdate(r["request_id"], "timeout", {"candidate_error": "shadow call timed out"}))
+            writer.submit_shadow(ShadowUpdate(r["request_id"], "timeout", {"candidate_error": "shadow call timed out"}, at))
         elif r["shadow"] == "candidate":
             writer.submit_shadow(ShadowUpdate(r["request_id"], "ok", {"candidate_version": "2", "candidate_label": "kitchen",
-                                                                        "candidate_ms": 30.0 + k, "disagreement": k % 2 == 0}))
+                                                                        "candidate_ms": 30.0 + k, "disagreement": k % 2 == 0}, at))
         else:
             writer.submit_shadow(ShadowUpdate(r["request_id"], "ok", {"champion_version": "1", "champion_ms": 9.0 + k,
-                                                                       "disagreement": False}))
+                                                                       "disagreement": False}, at))
     assert writer.flush()
     writer.close()
     p = predictions.c
@@ -182,7 +205,7 @@ def test_counts_follow_updates_and_deletes_and_ood_share_equals_the_old(log, tmp
     for as_of in moments():
         with log.connect() as conn:
             c = rollup.counts(conn, MAIN, as_of)
-        old = old_log_evidence(log, MAIN, None, as_of)
+        old = old_log_evidence(log, MAIN, None, as_of, known=False)  # the rollup holds every answer as it is now
         assert (c.requests, c.compared, c.candidate_served) == (old["requests"], old["compared"], old["candidate_served"])
         assert drift_evidence(log, settings, MAIN, as_of=as_of)["ood_share"] == old_ood_share(log, MAIN, as_of)
     # Rebuilt from scratch (as on an upgraded database), the counts are the same as the triggers kept them.

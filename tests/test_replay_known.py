@@ -1,0 +1,109 @@
+"""A past moment counts a shadow answer only once it had landed: a row is logged when the answer is sent
+and the shadow model's answer is written on it later, so a replay that counted it from the row's `ts` knew,
+at that moment, more than the guard could have. Real SQLite log through the real log writer; no Ray."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from roomsight.db import engine_for
+from rollout.control import ControlPlane
+from rollout.evidence import candidate_window, log_evidence
+from rollout.guard import Guard
+from rollout.plan import Gate
+from rollout.replay import replay
+from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
+from tests.plans import open_plan
+
+T0 = 1_700_000_017.25
+RID = "r-known"
+
+
+def shadowed(ts: float, rollout_id: str = RID, **columns: object) -> PredictionRecord:
+    """A request the champion answered, with the candidate asked in shadow (its answer still to come)."""
+    return PredictionRecord(request_id=str(uuid.uuid4()), ts=ts, rollout_id=rollout_id, stage="shadow",
+                            listing_id="L", region="eu-west", served_by="champion", label="kitchen", score=0.9,
+                            latency_ms=10, champion_version="1", champion_label="kitchen", champion_ms=4.0,
+                            shadow="candidate", **columns)
+
+
+def answered(disagree: bool, ms: float) -> dict[str, object]:
+    return {"candidate_version": "2", "candidate_label": "bathroom" if disagree else "kitchen", "candidate_ms": ms,
+            "disagreement": disagree}
+
+
+def test_a_moment_counts_a_shadow_answer_only_once_it_landed(tmp_path):
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    w = LogWriter(engine, flush_interval_s=0.05)
+    early, late, failed = shadowed(T0), shadowed(T0 + 10), shadowed(T0 + 15)
+    # Logged before the column existed: its shadow answer counts from its ts.
+    legacy = shadowed(T0 + 2, shadow_status="ok", **answered(False, 6.0))
+    for r in (early, late, failed, legacy):
+        w.submit(r)
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate(early.request_id, "ok", answered(False, 5.0), T0 + 1))
+    w.submit_shadow(ShadowUpdate(late.request_id, "ok", answered(True, 50.0), T0 + 40))
+    w.submit_shadow(ShadowUpdate(failed.request_id, "timeout", {"candidate_error": "shadow call timed out"}, T0 + 45))
+    assert w.flush()
+    w.close()
+
+    then = log_evidence(engine, None, RID, as_of=T0 + 20, since=T0 + 5)
+    assert then["requests"] == 4
+    assert (then["compared"], then["agreement"]) == (2, 1.0)  # the late disagreement was still to come
+    assert (then["candidate_requests"], then["candidate_errors"]) == (2, 0)
+    assert then["candidate_p99_ms"] == pytest.approx(5.99)
+    assert (then["step_compared"], then["step_candidate_requests"]) == (0, 0)
+    w20 = candidate_window(engine, RID, 10, as_of=T0 + 20)
+    assert (w20.calls, w20.errors) == (2, 0)
+    assert log_evidence(engine, None, RID, last=10, as_of=T0 + 20)["candidate_p99_ms"] == w20.p99_ms
+
+    after = log_evidence(engine, None, RID, as_of=T0 + 50, since=T0 + 5)
+    assert (after["compared"], after["agreement"]) == (3, 1 - 1 / 3)
+    assert (after["candidate_requests"], after["candidate_errors"]) == (4, 1)
+    assert (after["step_compared"], after["step_candidate_requests"]) == (1, 2)
+    w50 = candidate_window(engine, RID, 10, as_of=T0 + 50)
+    assert (w50.calls, w50.errors) == (4, 1)
+    now = log_evidence(engine, None, RID, since=T0 + 5)  # the guard's reading: every answer landed
+    assert {k: now[k] for k in after} == after
+
+
+def test_a_shadow_answer_folded_into_its_row_before_it_was_written_keeps_when_it_landed(tmp_path):
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    w = LogWriter(engine, flush_interval_s=60)  # the row still waits when its shadow answer comes
+    row = shadowed(T0)
+    w.submit(row)
+    w.submit_shadow(ShadowUpdate(row.request_id, "ok", answered(True, 7.0), T0 + 30))
+    assert w.flush()
+    w.close()
+    assert log_evidence(engine, None, RID, as_of=T0 + 10)["compared"] == 0
+    assert log_evidence(engine, None, RID, as_of=T0 + 30)["agreement"] == 0.0
+
+
+def test_replay_acts_on_a_shadow_answer_no_earlier_than_it_landed(settings):
+    """The guard rolled back on disagreements it read once their answers had landed: the replay, which
+    judged the rows from their ts, rolled back before the guard could have known of them."""
+    steps = list(open_plan().steps)
+    steps[0] = steps[0].model_copy(update={"watch": (Gate(metric="agreement", min=0.9, on_fail="rollback"),)})
+    plan = open_plan(steps=tuple(steps))
+    cp = ControlPlane(settings, plan, actor="olga")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    begun = time.time()
+    w = LogWriter(engine_for(settings.db_url), flush_interval_s=0.05)
+    rows = [shadowed(begun + 0.01 + i * 1e-4, rid) for i in range(20)]
+    for r in rows:
+        w.submit(r)
+    assert w.flush()
+    landed = begun + 0.15
+    for r in rows:
+        w.submit_shadow(ShadowUpdate(r.request_id, "ok", answered(True, 8.0), landed))
+    assert w.flush()
+    w.close()
+    time.sleep(max(0.0, landed + 0.15 - time.time()))
+    assert Guard(cp.with_actor("guard")).tick().action == "auto-rollback"
+
+    again = replay(cp, rid)
+    assert [a for _, a, _ in again.decisions] == ["auto-rollback"] and again.matches
+    assert again.decisions[0][0] >= landed, "\n".join(f"{l.time - begun:.4f} {l.text}" for l in again.lines)
