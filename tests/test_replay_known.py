@@ -82,6 +82,26 @@ def test_a_shadow_answer_folded_into_its_row_before_it_was_written_keeps_when_it
     assert log_evidence(engine, None, RID, as_of=T0 + 30)["agreement"] == 0.0
 
 
+def test_the_review_counts_at_a_moment_hold_only_the_rows_compared_by_then(tmp_path):
+    from monitoring.review.cell_counts import CellCounts
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    w = LogWriter(engine, flush_interval_s=0.05)
+    early, late = shadowed(T0, photo_id="p1"), shadowed(T0 + 10, photo_id="p2")
+    for r in (early, late):
+        w.submit(r)
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate(early.request_id, "ok", answered(False, 5.0), T0 + 1))
+    w.submit_shadow(ShadowUpdate(late.request_id, "ok", answered(True, 50.0), T0 + 40))
+    assert w.flush()
+    w.close()
+    with engine.connect() as conn:
+        cells = CellCounts(conn, RID, 0.5)
+        then, after = cells.as_of(T0 + 20, T0 + 20), cells.as_of(T0 + 50, T0 + 50)
+    assert [(r.stratum, r.n, r.settled) for r in then] == [("spot_check", 1, 1)]
+    assert sorted((r.stratum, r.n, r.settled) for r in after) == [("disagreement", 1, 1), ("spot_check", 1, 1)]
+
+
 def test_replay_acts_on_a_shadow_answer_no_earlier_than_it_landed(settings):
     """The guard rolled back on disagreements it read once their answers had landed: the replay, which
     judged the rows from their ts, rolled back before the guard could have known of them."""

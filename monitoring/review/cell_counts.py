@@ -9,7 +9,8 @@ answers, and a row written after it moved past is `late`, outside the sample), a
 up to both, as last read, are kept in the database (`review_counts`), and a reading groups only the rows
 logged past the kept `final_to` (some review.settle_s of traffic past the watermark, and what is new) and
 those between the kept `edge` and the frontier now. Any process, the first of its kind included, starts
-from what another one kept. A reading at a past moment (`as_of`, replay) groups the rows up to it.
+from what another one kept. A reading at a past moment (`as_of`, replay) groups the rows up to it that
+were compared by then (their shadow answer landed, roomsight.tables.shadow_known).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from monitoring.review.sampling import compared_sql, first_of_photo_sql, stratum_sql
-from roomsight.tables import predictions, review_counts
+from roomsight.tables import predictions, review_counts, shadow_known
 from roomsight.verdicts import IN_DOMAIN, UNSURE, Cell, CountRow
 
 Key = tuple[str, Cell, bool, bool, bool]  # a CountRow without its n and settled
@@ -83,8 +84,11 @@ class CellCounts:
 
     def as_of(self, as_of: float, edge: float | None) -> tuple[CountRow, ...]:
         p = predictions.c
+        # A row was compared then only if its shadow answer had landed by then.
+        known = text(" AND ".join(shadow_known(role, ":known_at", "predictions.") for role in ("champion", "candidate")))
         return tuple(CountRow(*k, n, settled) for k, (settled,), n in
-                     self._grouped(p.ts <= as_of, flags=(p.ts <= (edge if edge is not None else -1.0),)))
+                     self._grouped(p.ts <= as_of, known.bindparams(known_at=as_of),
+                                   flags=(p.ts <= (edge if edge is not None else -1.0),)))
 
     def now(self, edge: float | None, final_to: float | None, watermark: float | None) -> tuple[CountRow, ...]:
         """The counts now, with `edge` the frontier and `final_to` and `watermark` the fill's settled_to
