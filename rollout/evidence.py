@@ -35,6 +35,7 @@ from roomsight.tables import CANDIDATE_TIMED, candidate_ran, shadow_known
 from rollout.metrics import METRICS, SOURCES
 
 Provider = Callable[..., dict[str, float | None]]  # (engine, settings, rollout_id, as_of=None)
+SHADOW_ONLY = "shadow"  # a logged request's routing_reason while the candidate answered no user (serving.routing)
 P99 = 0.99
 STEP_METRICS = tuple(m for m in METRICS if m.startswith("step_"))
 
@@ -127,7 +128,8 @@ def _step(now: rollup.Counts, before: rollup.Counts | None) -> dict[str, float |
 
 @dataclass(frozen=True)
 class CallWindow:
-    """The candidate's last N calls: what the budget guard judges."""
+    """The candidate's last N calls, less those made before it answered any user: what the budget guard
+    judges."""
 
     calls: int
     errors: int
@@ -139,8 +141,9 @@ class CallWindow:
 
 
 def candidate_window(engine: Engine, rollout_id: str, last: int, as_of: float | None = None) -> CallWindow:
-    """The candidate's last `last` calls known at `as_of` (a shadow call once its outcome had landed), and
-    nothing else: the guard's question, answered from at most `last` index entries whatever the log holds."""
+    """Of the candidate's last `last` calls known at `as_of` (a shadow call once its outcome had landed),
+    those made once it answered users, and nothing else: the guard's question, answered from at most `last`
+    index entries whatever the log holds."""
     with engine.connect() as conn:
         return _last_calls(conn, rollout_id, last, as_of)
 
@@ -150,10 +153,15 @@ def _last_calls(conn: Connection, rollout_id: str, last: int, as_of: float | Non
     # Named for SQLite, whose planner, without statistics, may take the wider rollout index instead and read
     # every request between the calls when the candidate runs on few of them.
     source = "predictions INDEXED BY ix_predictions_candidate_calls" if conn.dialect.name == "sqlite" else "predictions"
-    rows = conn.execute(text(f"SELECT candidate_ms, candidate_error IS NOT NULL FROM {source} WHERE rollout_id = :rid "
-                             f"{_then('candidate', as_of)}AND {candidate_ran()} "
+    rows = conn.execute(text(f"SELECT candidate_ms, candidate_error IS NOT NULL, routing_reason FROM {source} "
+                             f"WHERE rollout_id = :rid {_then('candidate', as_of)}AND {candidate_ran()} "
                              "ORDER BY ts DESC LIMIT :last"),
                         {"rid": rollout_id, "as_of": as_of, "last": last}).all()
+    # The budget is watched while the candidate answers users. Before that it ran at shadow priority, under
+    # the shadow timeout: those latencies and timeouts say nothing of what users get, and would decide the
+    # first judgements after the promotion (or dilute its first failures). Dropped from the N entries read,
+    # not searched past, so the window fills with answering calls and the read stays N entries.
+    rows = [r for r in rows if r[2] != SHADOW_ONLY]
     ms = [r[0] for r in rows if r[0] is not None]
     return CallWindow(len(rows), sum(1 for r in rows if r[1]), float(np.percentile(ms, P99 * 100)) if ms else None)
 

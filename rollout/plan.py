@@ -98,7 +98,8 @@ Condition = Annotated[Annotated[Gate, Tag("gate")] | Annotated[AnalysisRef, Tag(
 
 
 class Budget(_Strict):
-    """Errors and latency over the candidate's last `window` calls, watched whenever it answers users."""
+    """Errors and latency over the candidate's last `window` calls, watched whenever it answers users; its
+    shadow calls from before it answered any (at shadow priority, under the shadow timeout) are left out."""
 
     max_error_rate: float = Field(0.05, ge=0, le=1)
     max_p99_ms: float = Field(5000, gt=0)

@@ -52,15 +52,15 @@ def old_log_evidence(engine, rollout_id, last=None, as_of=None, known=True):  # 
     `known`, as they stood at as_of)."""
     p = predictions.c
     query = (select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_ms, p.champion_ms,
-                    p.candidate_error, p.candidate_version, p.ts, p.shadow_at)
+                    p.candidate_error, p.candidate_version, p.ts, p.shadow_at, p.routing_reason)
              .where(p.rollout_id == rollout_id).order_by(p.ts.desc()))
     if as_of is not None:
         query = query.where(p.ts <= as_of)
     with engine.connect() as conn:
         rows = as_known(records(conn, query), as_of if known else None)
     ran = [r for r in rows if _candidate_ran(r)]
-    if last is not None:
-        ran = ran[:last]
+    if last is not None:  # the budget's window: of the last N calls, those made once the candidate answered users
+        ran = [r for r in ran[:last] if r.routing_reason != "shadow"]
     compared = [r for r in rows if r.disagreement is not None]
     cand_errors = sum(1 for r in ran if r.candidate_error is not None)
     cand_ms = [r.candidate_ms for r in ran if r.candidate_ms is not None]
