@@ -48,6 +48,8 @@ def test_a_log_written_by_the_previous_schema_is_upgraded_in_place(url):
     new_indexes = {i.name for t in metadata.sorted_tables for i in t.indexes}
     assert new_indexes <= index_names(engine)
     assert {"traffic_minutes", "drift_checks"} <= set(inspect(engine).get_table_names())
+    # When a shadow answer landed, which a replay reads; NULL on the rows logged before (counted from their ts).
+    assert "shadow_at" in {c["name"] for c in inspect(engine).get_columns("predictions")}
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(predictions)).scalar_one() == 3500
         assert conn.execute(text("SELECT generation FROM rollout_state")).scalar_one() == 3
