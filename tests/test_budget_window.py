@@ -7,8 +7,13 @@ from __future__ import annotations
 import uuid
 
 from roomsight.db import engine_for
-from rollout.evidence import candidate_window, log_evidence
+from roomsight.registry import ModelRef
+from roomsight.rollout_state import RoutingState
+from rollout import stages
+from rollout.evidence import SHADOW_ONLY, candidate_window, log_evidence
 from serving.predlog import LogWriter, PredictionRecord
+from serving.routing import choose
+from tests.plans import open_plan
 
 T0 = 1_700_000_017.25
 RID = "r-budget"
@@ -46,3 +51,9 @@ def test_the_budget_window_leaves_out_the_calls_before_the_candidate_answered_us
     assert candidate_window(engine, RID, 20).calls == 20
     # The rollout's own counts keep every call: they are not the budget's.
     assert log_evidence(engine, None, RID)["candidate_requests"] == 90
+
+
+def test_the_window_knows_the_routing_reason_the_ingress_logs_while_the_candidate_answers_no_user():
+    began = stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", open_plan(), now=0)
+    assert not began.answers_traffic
+    assert choose(began, "L1", "eu-west").reason == SHADOW_ONLY
