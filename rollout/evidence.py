@@ -15,8 +15,8 @@ read exactly as an order statistic, by walking the top 1% of the rollout's laten
 
 At a past moment (`as_of`) a row counts as it stood then: its shadow answer, written on it after it was
 logged, only if it had landed by `as_of` (roomsight.tables.shadow_known). The rollup holds every answer as
-it is now, so those counts come from the log's rows up to `as_of` (roomsight.rollup.known_counts), which
-the replay, an offline command, can afford and the guard never pays.
+it is now, so those counts are the rollup's less the answers of the last review.settle_s before `as_of`
+that landed after it (roomsight.rollup.known_counts): the replay's cost per moment stays what the guard's is.
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
         else:
             # The step's start as it stood at `as_of` too: the guard's difference then was of two readings
             # then, both without the shadow answers still to land.
-            c = rollup.known_counts(conn, rollout_id, as_of, as_of)
-            before = rollup.known_counts(conn, rollout_id, since, as_of) if since is not None else None
+            lag = settings.review.settle_s
+            c = rollup.known_counts(conn, rollout_id, as_of, as_of, lag)
+            before = rollup.known_counts(conn, rollout_id, since, as_of, lag) if since is not None else None
         if last is None:
             calls, errors = c.candidate_calls, c.candidate_errors
             cand_p99 = _p99(conn, rollout_id, "candidate_ms", CANDIDATE_TIMED, c.candidate_timed, as_of, "candidate")

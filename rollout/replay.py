@@ -9,8 +9,8 @@ have done, and whether that matches what the guard did live.
 was sent), and the shadow model's answer on it, written on its row later, from when that answer landed
 (`shadow_at`; a request logged before that column existed, from its `ts`), so a comparison still in flight
 at a moment is not yet compared, nor the candidate's shadow call yet counted in its budget window.
-The counts come from the log's rows rather than the rollup (rollout.evidence), which an offline command can
-afford.
+The counts are the rollup's, less the shadow answers of the moment's last review.settle_s that landed after
+it (roomsight.rollup.known_counts): a moment costs what a guard's tick does, however long the log.
 
 Caveat, said in the output: a different plan would have routed differently, so its candidate would have
 answered other requests; the replay judges the traffic as it was routed.

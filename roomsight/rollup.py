@@ -7,9 +7,9 @@ rollout's totals, move every updated one (a shadow result arriving changes `disa
 the counts are exact whoever writes: the ingress, a journal replay after a crash, a retried batch, a test.
 A rollout's counts now are one row (`counts`); up to a past moment (`as_of`), a sum over its whole
 minutes plus the last partial minute from the log; never a scan of its requests. Those counts hold every
-shadow answer as it is now, however late it landed: what was known at a past moment (a replay) is counted
-from the log instead (`known_counts`). The report's traffic over time reads the per-minute rows
-(rollout.report.series).
+shadow answer as it is now, however late it landed: what was known at a past moment (a replay) is those
+counts less the answers of its last moments that landed after it (`known_counts`). The report's traffic
+over time reads the per-minute rows (rollout.report.series).
 
 SQLite runs a row trigger per request; PostgreSQL a statement trigger over the statement's transition
 tables (one upsert per batch, keys in order so concurrent writers lock them in the same order).
@@ -20,7 +20,7 @@ backfills the counts from the rows already there, while writers wait (roomsight.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 
 from sqlalchemy import Connection, func, select, text
 
@@ -253,24 +253,31 @@ def counts(conn: Connection, rollout_id: str, as_of: float | None = None) -> Cou
     return Counts(*(int(a) + int(b) for a, b in zip(whole, part)))
 
 
-def known_counts(conn: Connection, rollout_id: str, upto: float, known_at: float) -> Counts:
+def known_counts(conn: Connection, rollout_id: str, upto: float, known_at: float, lag_s: float) -> Counts:
     """A rollout's counts over its requests logged up to `upto`, as they stood at `known_at` (>= `upto`,
     a replay's moment): a shadow answer had after `known_at` is not counted (the row not compared, the
-    shadow model not yet run, as the guard saw it then). The rollup cannot say this: its counts move
-    when the answer lands, into the minute of the row's `ts`. So this counts the log's rows, an index range
-    of the rollout's requests up to `upto`: for the replay, an offline command, never for the guard."""
+    shadow model not yet run, as the guard saw it then). The rollup holds every answer as it is now, filed
+    under its request's minute; a shadow answer lands at most `lag_s` after its request (review.settle_s,
+    which the settings keep above the ingress's wait and timeout), so only the requests of the last `lag_s`
+    before `known_at` can differ, and they are counted twice from the log, as they are and as they stood,
+    and the difference taken off: an index range of that much traffic, whatever the log holds."""
+    now = counts(conn, rollout_id, upto)
+    lo = known_at - lag_s
+    if upto <= lo:
+        return now
     dialect = conn.dialect.name
     known = {role: shadow_known(role, ":known_at") for role in ("champion", "candidate")}
     # The row as it stood: what the shadow wrote (status, disagreement, the shadowing model's columns)
     # unwritten yet if it landed later.
     both = f"{known['champion']} AND {known['candidate']}"
-    view = (f"SELECT served_by, shadow, ood, CASE WHEN {both} THEN shadow_status END AS shadow_status, "
+    then = (f"SELECT served_by, shadow, ood, CASE WHEN {both} THEN shadow_status END AS shadow_status, "
             f"CASE WHEN {both} THEN disagreement END AS disagreement, "
             f"CASE WHEN {known['candidate']} THEN candidate_error END AS candidate_error, "
             f"CASE WHEN {known['candidate']} THEN candidate_ms END AS candidate_ms, "
-            f"CASE WHEN {known['champion']} THEN champion_ms END AS champion_ms "
-            "FROM predictions WHERE rollout_id = :rid AND ts <= :upto")
+            f"CASE WHEN {known['champion']} THEN champion_ms END AS champion_ms ")
+    late = "FROM predictions WHERE rollout_id = :rid AND ts > :lo AND ts <= :upto AND shadow_at > :known_at"
     sums = ", ".join(f"coalesce(sum({e}), 0)" for e in counter_sql(dialect).values())
-    row = conn.execute(text(f"SELECT {sums} FROM ({view}) AS known"),
-                       {"rid": rollout_id, "upto": upto, "known_at": known_at}).one()
-    return Counts(*(int(v) for v in row))
+    params = {"rid": rollout_id, "lo": lo, "upto": upto, "known_at": known_at}
+    as_now = conn.execute(text(f"SELECT {sums} {late}"), params).one()
+    as_then = conn.execute(text(f"SELECT {sums} FROM ({then}{late}) AS known"), params).one()
+    return Counts(*(int(c) - int(a) + int(b) for c, a, b in zip(astuple(now), as_now, as_then)))

@@ -16,12 +16,15 @@ from sqlalchemy.engine import Connection
 from benchmarks import synthlog
 from monitoring.drift_checks import evidence as drift_evidence
 from roomsight import rollup
+from roomsight.config import Settings
 from roomsight.db import engine_for
 from roomsight.tables import ROLLUP_COUNTERS, ROLLUP_MAXES, ROLLUP_SUMS, predictions, traffic_minutes, traffic_totals
 from rollout.evidence import STEP_METRICS, candidate_window, log_evidence
 from serving.predlog import LogWriter, ShadowUpdate
 from tests.conftest import settings_for
 
+# The replay's corrections reach back review.settle_s (rollout.evidence): the default's.
+SETTINGS = Settings()
 T0 = 1_700_000_017.25  # not on a minute boundary
 MAIN, OTHER = "r-main", "r-other"
 
@@ -178,7 +181,7 @@ def test_log_evidence_equals_the_old_computation(log, last):
     for rollout in (MAIN, OTHER, "never-logged"):
         for as_of in moments():
             old = old_log_evidence(log, rollout, last, as_of)
-            same(log_evidence(log, None, rollout, last=last, as_of=as_of), old)
+            same(log_evidence(log, SETTINGS, rollout, last=last, as_of=as_of), old)
             if last is not None:  # the guard's own question: the same numbers, nothing else read
                 w = candidate_window(log, rollout, last, as_of)
                 same({"candidate_requests": float(w.calls), "candidate_errors": float(w.errors),
@@ -193,7 +196,7 @@ def test_step_evidence_counts_the_rows_after_the_step_began(log):
         for as_of in moments():
             if as_of is not None and as_of < since:
                 continue
-            got = log_evidence(log, None, MAIN, as_of=as_of, since=since)
+            got = log_evidence(log, SETTINGS, MAIN, as_of=as_of, since=since)
             same({k: got[k] for k in STEP_METRICS}, old_step_evidence(log, MAIN, as_of, since))
     whole = log_evidence(log, None, MAIN)
     assert log_evidence(log, None, MAIN, since=T0 - 5)["step_candidate_served"] == whole["candidate_served"] > 0
@@ -266,7 +269,7 @@ def test_the_guard_window_and_the_p99_walk_are_index_ranges(log):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Connection, "execute", spy)
-        evidence.log_evidence(log, None, MAIN, last=50, as_of=T0 + 100)
+        evidence.log_evidence(log, SETTINGS, MAIN, last=50, as_of=T0 + 100)
         evidence.log_evidence(log, None, MAIN)
     walks = [(q, params) for q, params in captured if "ORDER BY" in q]
     assert len(walks) == 4, walks

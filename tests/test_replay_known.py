@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from roomsight.config import Settings
 from roomsight.db import engine_for
 from rollout.control import ControlPlane
 from rollout.evidence import candidate_window, log_evidence
@@ -18,6 +19,8 @@ from rollout.replay import replay
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
 from tests.plans import open_plan
 
+# The replay's corrections reach back review.settle_s (rollout.evidence): the default's.
+SETTINGS = Settings()
 T0 = 1_700_000_017.25
 RID = "r-known"
 
@@ -50,7 +53,7 @@ def test_a_moment_counts_a_shadow_answer_only_once_it_landed(tmp_path):
     assert w.flush()
     w.close()
 
-    then = log_evidence(engine, None, RID, as_of=T0 + 20, since=T0 + 5)
+    then = log_evidence(engine, SETTINGS, RID, as_of=T0 + 20, since=T0 + 5)
     assert then["requests"] == 4
     assert (then["compared"], then["agreement"]) == (2, 1.0)  # the late disagreement was still to come
     assert (then["candidate_requests"], then["candidate_errors"]) == (2, 0)
@@ -58,9 +61,9 @@ def test_a_moment_counts_a_shadow_answer_only_once_it_landed(tmp_path):
     assert (then["step_compared"], then["step_candidate_requests"]) == (0, 0)
     w20 = candidate_window(engine, RID, 10, as_of=T0 + 20)
     assert (w20.calls, w20.errors) == (2, 0)
-    assert log_evidence(engine, None, RID, last=10, as_of=T0 + 20)["candidate_p99_ms"] == w20.p99_ms
+    assert log_evidence(engine, SETTINGS, RID, last=10, as_of=T0 + 20)["candidate_p99_ms"] == w20.p99_ms
 
-    after = log_evidence(engine, None, RID, as_of=T0 + 50, since=T0 + 5)
+    after = log_evidence(engine, SETTINGS, RID, as_of=T0 + 50, since=T0 + 5)
     assert (after["compared"], after["agreement"]) == (3, 1 - 1 / 3)
     assert (after["candidate_requests"], after["candidate_errors"]) == (4, 1)
     assert (after["step_compared"], after["step_candidate_requests"]) == (1, 2)
@@ -78,8 +81,8 @@ def test_a_shadow_answer_folded_into_its_row_before_it_was_written_keeps_when_it
     w.submit_shadow(ShadowUpdate(row.request_id, "ok", answered(True, 7.0), T0 + 30))
     assert w.flush()
     w.close()
-    assert log_evidence(engine, None, RID, as_of=T0 + 10)["compared"] == 0
-    assert log_evidence(engine, None, RID, as_of=T0 + 30)["agreement"] == 0.0
+    assert log_evidence(engine, SETTINGS, RID, as_of=T0 + 10)["compared"] == 0
+    assert log_evidence(engine, SETTINGS, RID, as_of=T0 + 30)["agreement"] == 0.0
 
 
 def test_the_review_counts_at_a_moment_hold_only_the_rows_compared_by_then(tmp_path):
