@@ -89,3 +89,46 @@ def test_a_photo_sent_again_is_counted_at_a_moment_when_its_first_send_was_not_y
         then = CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)
     # At T0 + 20 `again` was the photo's only compared row: the reading then counted it once.
     assert sum(r.n for r in then) == 1, then
+
+
+def test_a_past_rollout_waiting_in_the_outbox_is_not_reported_while_mlflow_is_down(tmp_path) -> None:
+    """rollout/report/build.py report_input / resolve_rollout: the outbox branch is reached only after
+    control.history() (an MLflow search) returned. Changes wait in the outbox because MLflow is down, and
+    while it is down history raises, so `rollout report --rollout ID` still fails: the README's "a past
+    rollout none of whose changes MLflow has yet is reported from the routing database's copies" holds
+    only once MLflow is back (and before the catch-up empties the outbox)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Stage
+    from roomsight.tables import rollout_outbox
+    from rollout import outbox
+    from rollout.control import Status
+    from rollout.plan import load_plan
+    from rollout.records import Event
+    from rollout.report.build import report_input
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'waiting.db'}")
+    stable = RoutingState(champion=ModelRef("roomtype", "1"))
+    shadow = RoutingState(champion=stable.champion, stage=Stage.SHADOW, candidate=ModelRef("roomtype", "2"),
+                          rollout_id="r-waiting", step=0)
+    for gen, (action, before, after) in enumerate([("start", stable, shadow), ("rollback", shadow, stable)], 1):
+        _, row = outbox.new_row(Event(action, before, after, "guard", "", False, [], {}, gen, "stable", "x"), 1.7e9 + gen)
+        with engine.begin() as conn:
+            conn.execute(rollout_outbox.insert().values(**row))
+
+    def mlflow_down(*_a, **_k):
+        raise ConnectionError("MLflow unreachable")
+
+    control = SimpleNamespace(
+        plan=load_plan(), engine=engine, history=mlflow_down,
+        current=lambda: SimpleNamespace(state=stable, generation=2),
+        status=lambda: Status(stable, 2, 0.0, {}, None, None, [], [], unrecorded=2),
+        unrecorded_events=lambda rid=None: outbox.without_run(engine, rid))
+    try:
+        inp = report_input(control, "r-waiting")  # type: ignore[arg-type]
+    except ConnectionError:
+        pytest.fail("the outbox copies were never read: history() raised first (MLflow down)")
+    assert inp.unrecorded_shown
