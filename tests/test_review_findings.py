@@ -132,3 +132,62 @@ def test_a_past_rollout_waiting_in_the_outbox_is_not_reported_while_mlflow_is_do
     except ConnectionError:
         pytest.fail("the outbox copies were never read: history() raised first (MLflow down)")
     assert inp.unrecorded_shown
+
+
+def test_review_settle_s_does_not_bound_when_a_shadow_answer_lands(tmp_path):
+    """roomsight.rollup.known_counts (and roomsight.tables.shadow_known's docstring) rely on "a shadow
+    answer lands at most review.settle_s after its request", which the config validator is said to ensure
+    (settle_s > 2 (shadow_max_wait_s + shadow_timeout_s)). But serving.shadow_dispatch._run awaits a
+    batch's groups (role, model, version, priority) one after the other, each under its own
+    shadow_timeout_s: a batch straddling shadow -> limited holds three groups (candidate at idle priority,
+    candidate at normal priority, champion), and its last outcome lands max_wait + 3 timeouts after the
+    request. Scaled down (timeout 0.1 s): the settings validate, and the last answer lands past settle_s."""
+    import asyncio
+    import time as _time
+    from unittest.mock import MagicMock
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Stage
+    from serving.models import ModelAnswer  # noqa: F401  (the dispatcher's answer type)
+    from serving.routing import CANDIDATE, CHAMPION, call_priority
+    from serving.shadow_dispatch import ShadowDispatcher, ShadowJob
+
+    settings = Settings(serve={"shadow_max_wait_s": 0.01, "shadow_timeout_s": 0.1, "shadow_batch_size": 8,
+                               "shadow_batch_wait_s": 0.005},
+                        review={"settle_s": 0.23})  # > 2 * (0.01 + 0.1): accepted
+    champ, cand = ModelRef("m", "1"), ModelRef("m", "2")
+    shadow = RoutingState(champion=champ, stage=Stage.SHADOW, candidate=cand, rollout_id="r", step=0)
+    limited = RoutingState(champion=champ, stage=Stage.LIMITED, candidate=cand, rollout_id="r", step=1,
+                           regions=("eu-west",), region_percent=100.0)
+
+    class HangingCalls:
+        def priority(self, state, role):  # noqa: ANN001, ANN201
+            return call_priority(state, role)
+
+        async def predict_many(self, role, ref, priority, images, timeout):  # noqa: ANN001, ANN201
+            await asyncio.wait_for(asyncio.sleep(10), timeout)  # the model is overloaded: every call times out
+
+    class Log:
+        def __init__(self) -> None:
+            self.updates = []
+
+        def submit_shadow(self, upd):  # noqa: ANN001, ANN201
+            self.updates.append(upd)
+
+    log = Log()
+    d = ShadowDispatcher(settings.serve, HangingCalls(), log, MagicMock())  # type: ignore[arg-type]
+    primary = MagicMock()
+
+    async def run() -> float:
+        ts = _time.time()  # the three requests' rows are logged now
+        for i, (role, state) in enumerate([(CANDIDATE, shadow), (CANDIDATE, limited), (CHAMPION, limited)]):
+            assert d.offer(ShadowJob(role, state, b"", f"req-{i}", primary, "eu-west"))
+        d.pump()
+        while len(log.updates) < 3:
+            await asyncio.sleep(0.01)
+        return ts
+
+    ts = asyncio.run(run())
+    assert [u.shadow_status for u in log.updates] == ["timeout"] * 3
+    late = max(u.shadow_at for u in log.updates) - ts
+    assert late <= settings.review.settle_s, f"a shadow outcome landed {late:.3f} s after its request (settle_s 0.23)"
