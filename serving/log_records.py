@@ -50,8 +50,8 @@ class ShadowUpdate:
     values: dict[str, Any] = field(default_factory=dict)  # champion_* or candidate_* columns, disagreement
     # When the outcome was had, by the clock `ts` is read from: a replay counts it only from then. Made with
     # the update, so it travels with it through the journal; a journal written before it existed gets the
-    # time it is read back, when its outcome reaches the log.
-    shadow_at: float = field(default_factory=time.time)
+    # row's `ts` (serving.log_sql.recover).
+    shadow_at: float | None = field(default_factory=time.time)
 
 
 UPDATE_COLUMNS = ("champion_version", "champion_label", "champion_scores", "champion_ms", "candidate_version",

@@ -127,7 +127,9 @@ def recover(engine: Engine, journal_dir: Path, late_after_s: float | None = None
             if kind == "row":
                 rows[payload["request_id"]] = payload
             else:
-                ups.append(ShadowUpdate(**payload))
+                # A journal written before updates carried shadow_at: NULL, counted from the row's ts (as
+                # every reading then did), not from now, when it is read back.
+                ups.append(ShadowUpdate(**{"shadow_at": None, **payload}))
         try:
             with engine.begin() as conn:
                 missing = absent(conn, list(rows.values()))
