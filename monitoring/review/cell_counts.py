@@ -70,10 +70,10 @@ class CellCounts:
         self.conn, self.rollout_id, self.low = conn, rollout_id, low_confidence
         self.keys = _keys(low_confidence)
 
-    def _grouped(self, *where: object, flags: tuple = ()) -> list[tuple[Key, tuple[bool, ...], int]]:
+    def _grouped(self, *where: object, flags: tuple = (), known_at: float | None = None) -> list[tuple[Key, tuple[bool, ...], int]]:
         p = predictions.c
         q = (select(*self.keys, *flags, func.count())
-             .where(p.rollout_id == self.rollout_id, compared_sql(), first_of_photo_sql(), *where)
+             .where(p.rollout_id == self.rollout_id, compared_sql(), first_of_photo_sql(known_at), *where)
              .group_by(*self.keys, *flags))
         out = []
         for row in self.conn.execute(q):
@@ -87,7 +87,7 @@ class CellCounts:
         # A row was compared then only if its shadow answer had landed by then.
         known = text(" AND ".join(shadow_known(role, ":known_at", "predictions.") for role in ("champion", "candidate")))
         return tuple(CountRow(*k, n, settled) for k, (settled,), n in
-                     self._grouped(p.ts <= as_of, known.bindparams(known_at=as_of),
+                     self._grouped(p.ts <= as_of, known.bindparams(known_at=as_of), known_at=as_of,
                                    flags=(p.ts <= (edge if edge is not None else -1.0),)))
 
     def now(self, edge: float | None, final_to: float | None, watermark: float | None) -> tuple[CountRow, ...]:

@@ -24,14 +24,14 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, case, exists, insert, or_, select, update
+from sqlalchemy import Engine, Table, and_, case, exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from monitoring.review.photos import PhotoStore
 from roomsight.config import Settings
-from roomsight.tables import predictions, review_fill, review_items, review_unseen
+from roomsight.tables import predictions, review_fill, review_items, review_unseen, shadow_known
 from roomsight.verdicts import STRATA, UNSURE
 
 ITEM_NAMESPACE = uuid.UUID("6f1c1a52-9d4e-4a57-9a8e-2f0b6c1d7e31")
@@ -67,15 +67,19 @@ def compared_sql(rows: FromClause = predictions) -> ColumnElement[bool]:
     return rows.c.champion_label.is_not(None) & rows.c.candidate_label.is_not(None) & rows.c.late.is_(None)
 
 
-def first_of_photo_sql() -> ColumnElement[bool]:
+def first_of_photo_sql(known_at: float | None = None) -> ColumnElement[bool]:
     """A row that no earlier compared row of the rollout shares its photo_id with. The sample's unit is the
     photo: its item and verdict stand for one compared row, so a photo sent again is counted once, from
     the row its item comes from; counted at every send, each repeat would stand in the analyses as a
-    sampled photo with no difference between the models, pulling the estimate toward none."""
+    sampled photo with no difference between the models, pulling the estimate toward none. With
+    `known_at` (a past moment), only rows compared by then come earlier: a send whose shadow answer
+    landed later left the next send the photo's first then."""
     p, alias = predictions.c, predictions.alias("earlier")
     e = alias.c
+    then = [] if known_at is None else [text(" AND ".join(shadow_known(role, ":known_at", "earlier.")
+                                                           for role in ("champion", "candidate"))).bindparams(known_at=known_at)]
     earlier = exists().where(e.rollout_id == p.rollout_id, e.photo_id == p.photo_id, compared_sql(alias),
-                             or_(e.ts < p.ts, and_(e.ts == p.ts, e.request_id < p.request_id)))
+                             or_(e.ts < p.ts, and_(e.ts == p.ts, e.request_id < p.request_id)), *then)
     return p.photo_id.is_(None) | ~earlier
 
 
