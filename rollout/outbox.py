@@ -10,9 +10,10 @@ even when a process dies between the record and the row's deletion.
 
 A claim has an owner (`claimed_by`, a token per claim) as well as an end. A process slow on MLflow may see
 its claim run out and another process take the row over; every write it then makes to the row is a
-compare-and-set on its token: the claim is renewed before each MLflow call for a row, and a renewal that
-fails (the claim was taken) stops the work on that row and the rows after it; a settle whose claim was
-taken writes nothing (a warning says so) and leaves the row to its owner, whose result it would overwrite.
+compare-and-set on its token: the claim is renewed before each record and each alias move, and a renewal
+that fails (the claim was taken) stops the work on that row and the rows after it; a settle whose claim
+was taken writes nothing (a warning says so) and leaves the row to its owner, whose result it would
+overwrite.
 
 A done row stays while an earlier one is not: catching up on an earlier change's aliases moves them again
 for every change after it, in order, so each version ends tagged as the latest change left it.

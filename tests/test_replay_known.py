@@ -4,9 +4,12 @@ at that moment, more than the guard could have. Real SQLite log through the real
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from dataclasses import asdict
 
+import numpy as np
 import pytest
 
 from roomsight.config import Settings
@@ -16,6 +19,7 @@ from rollout.evidence import candidate_window, log_evidence
 from rollout.guard import Guard
 from rollout.plan import Gate
 from rollout.replay import replay
+from serving.log_sql import recover
 from serving.predlog import LogWriter, PredictionRecord, ShadowUpdate
 from tests.plans import open_plan
 
@@ -130,3 +134,64 @@ def test_replay_acts_on_a_shadow_answer_no_earlier_than_it_landed(settings):
     again = replay(cp, rid)
     assert [a for _, a, _ in again.decisions] == ["auto-rollback"] and again.matches
     assert again.decisions[0][0] >= landed, "\n".join(f"{l.time - begun:.4f} {l.text}" for l in again.lines)
+
+
+def test_a_journal_from_before_shadow_at_counts_its_shadow_answer_from_its_request(tmp_path):
+    """A journal written before updates carried shadow_at, read back by an upgraded process: its update was
+    stamped with the time it was read back, hours after its request, so the counts (the rollup, corrected
+    only over the last review.settle_s) counted the answer while `_p99` and the budget window (filtered by
+    when it landed) left it out: a p99 read at the wrong rank, and a window of 1 call where the counts
+    said 2."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    w = LogWriter(engine, flush_interval_s=0.05)
+    recent = shadowed(T0 + 100, rollout_id=RID)
+    w.submit(recent)
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate(recent.request_id, "ok", answered(False, 5.0), T0 + 101))
+    assert w.flush()
+    w.close()
+    # A writer of the previous version died holding this journal: a row, then its shadow update (no shadow_at).
+    legacy = shadowed(T0, rollout_id=RID)
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    row = asdict(legacy)
+    row.pop("shadow_at")
+    upd = asdict(ShadowUpdate(legacy.request_id, "ok", answered(False, 100.0)))
+    upd.pop("shadow_at")
+    (journal / "journal-1-old.jsonl").write_text(
+        json.dumps({"k": "row", "p": row}) + "\n" + json.dumps({"k": "update", "p": upd}) + "\n")
+    assert recover(engine, journal) == 1
+
+    as_of = T0 + 1000  # both answers had long landed, as every reading then saw them (settle_s back: 0 rows)
+    ev = log_evidence(engine, SETTINGS, RID, as_of=as_of)
+    win = candidate_window(engine, RID, 200, as_of=as_of)
+    # The counts (rollup, uncorrected: the legacy row is older than settle_s) say 2 candidate calls ...
+    assert ev["candidate_requests"] == 2
+    # ... the p99 walks rows filtered by shadow_known (only the recent one) with rank base n = 2 from the
+    # counts: numpy's p99 of the two calls counted is 99.05; evidence reports 5.0.
+    assert ev["candidate_p99_ms"] == float(np.percentile([5.0, 100.0], 99)), ev["candidate_p99_ms"]
+    # ... and the window (shadow_known) says 1 call where the counts say 2, at the same moment.
+    assert win.calls == ev["candidate_requests"], (win.calls, ev["candidate_requests"])
+
+
+def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_compared(tmp_path):
+    """A photo sent twice, whose first send's shadow answer landed after the moment and second send's
+    before it: the review counts at that moment held neither (the first was not compared yet, and the
+    second was not the photo's first, by what is compared now), where the reading then counted the
+    second."""
+    from monitoring.review.cell_counts import CellCounts
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    w = LogWriter(engine, flush_interval_s=0.05)
+    first, again = shadowed(T0, photo_id="p1"), shadowed(T0 + 5, photo_id="p1")
+    for r in (first, again):
+        w.submit(r)
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate(again.request_id, "ok", answered(False, 6.0), T0 + 6))
+    w.submit_shadow(ShadowUpdate(first.request_id, "ok", answered(False, 5.0), T0 + 30))  # within settle_s
+    assert w.flush()
+    w.close()
+    with engine.connect() as conn:
+        then = CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)
+    # At T0 + 20 `again` was the photo's only compared row: the reading then counted it once.
+    assert sum(r.n for r in then) == 1, then

@@ -503,9 +503,9 @@ def test_the_report_and_the_live_page_warn_of_changes_mlflow_has_not_recorded() 
 
 
 def test_a_past_rollout_none_of_whose_changes_mlflow_has_yet_is_reported_from_the_outbox(tmp_path) -> None:
-    """Its start and rollback both waited in the outbox (MLflow down for both): `rollout report --rollout`
-    answered that the rollout had no recorded events, as if it never happened, instead of the report and
-    its warning that MLflow lacks them."""
+    """Its start and rollback both waited in the outbox (MLflow down for both, back before the catch-up):
+    `rollout report --rollout` answered that the rollout had no recorded events, as if it never happened,
+    instead of the report and its warning that MLflow lacks them."""
     from types import SimpleNamespace
 
     from roomsight.errors import UserError
