@@ -195,3 +195,26 @@ def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_com
         then = CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)
     # At T0 + 20 `again` was the photo's only compared row: the reading then counted it once.
     assert sum(r.n for r in then) == 1, then
+
+
+def test_review_as_of_photo_and_known_counts_on_postgresql(pg_database):
+    """review: the as-of review counts (two text() fragments binding :known_at, one on the alias "earlier")
+    and known_counts' correction, on PostgreSQL."""
+    from monitoring.review.cell_counts import CellCounts
+    from roomsight import rollup
+
+    engine = engine_for(pg_database)
+    w = LogWriter(engine, flush_interval_s=0.05)
+    first, again = shadowed(T0, photo_id="p1"), shadowed(T0 + 5, photo_id="p1")
+    for r in (first, again):
+        w.submit(r)
+    assert w.flush()
+    w.submit_shadow(ShadowUpdate(again.request_id, "ok", answered(False, 6.0), T0 + 6))
+    w.submit_shadow(ShadowUpdate(first.request_id, "ok", answered(False, 5.0), T0 + 30))
+    assert w.flush()
+    w.close()
+    with engine.connect() as conn:
+        assert sum(r.n for r in CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)) == 1
+        assert sum(r.n for r in CellCounts(conn, RID, 0.5).as_of(T0 + 40, T0 + 40)) == 1
+        c = rollup.known_counts(conn, RID, T0 + 20, T0 + 20, SETTINGS.review.settle_s)
+        assert (c.requests, c.compared, c.candidate_calls) == (2, 1, 1), c

@@ -61,3 +61,62 @@ def test_a_shadow_batch_of_several_calls_has_every_outcome_within_one_timeout():
     assert [u.shadow_status for u in log.updates] == ["timeout"] * 3
     late = max(u.shadow_at for u in log.updates) - ts
     assert late <= settings.review.settle_s, f"a shadow outcome came {late:.3f} s after its request (settle_s 1.11)"
+
+
+def test_review_a_slow_champion_group_does_not_time_out_the_candidates_shadow_call():
+    """review: in limited a batch holds a champion group (shadowing the slice) and a candidate group
+    (outside the slice). With one deadline, the champion's 0.4 s call leaves the candidate 0.1 s of its
+    0.5 s timeout; its 0.2 s answer is then a 'timeout' with candidate_error, counted in the candidate's
+    calls and errors (candidate_ran), though the candidate was well within shadow_timeout_s."""
+    import asyncio
+    from unittest.mock import MagicMock
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Stage
+    from serving.routing import CANDIDATE, CHAMPION, call_priority
+    from serving.shadow_dispatch import ShadowDispatcher, ShadowJob
+
+    settings = Settings(serve={"shadow_max_wait_s": 0.05, "shadow_timeout_s": 0.5, "shadow_batch_size": 8,
+                               "shadow_batch_wait_s": 0.005}, review={"settle_s": 1.11})
+    limited = RoutingState(champion=ModelRef("m", "1"), stage=Stage.LIMITED, candidate=ModelRef("m", "2"),
+                           rollout_id="r", step=1, regions=("eu-west",), region_percent=50.0)
+    took = {CHAMPION: 0.4, CANDIDATE: 0.2}
+
+    class SlowCalls:
+        def priority(self, state, role):  # noqa: ANN001, ANN201
+            return call_priority(state, role)
+
+        async def predict_many(self, role, ref, priority, images, timeout):  # noqa: ANN001, ANN201
+            await asyncio.wait_for(asyncio.sleep(took[role]), timeout)
+            return [None] * len(images)
+
+    class Log:
+        def __init__(self) -> None:
+            self.updates = []
+
+        def submit_shadow(self, upd):  # noqa: ANN001, ANN201
+            self.updates.append(upd)
+
+    log = Log()
+    d = ShadowDispatcher(settings.serve, SlowCalls(), log, MagicMock())  # type: ignore[arg-type]
+    d._compared = lambda job, answer: log.updates.append(type("U", (), {"request_id": job.request_id,  # noqa: SLF001
+                                                                        "shadow_status": "ok", "values": {}})())
+
+    async def run() -> None:
+        for i, role in enumerate([CHAMPION, CANDIDATE]):
+            assert d.offer(ShadowJob(role, limited, b"", f"req-{i}", MagicMock(), "eu-west"))
+        d.pump()
+        while len(log.updates) < 2:
+            await asyncio.sleep(0.01)
+
+    import serving.shadow_dispatch as sd
+    orig = sd.check_answer
+    sd.check_answer = lambda a: a
+    try:
+        asyncio.run(run())
+    finally:
+        sd.check_answer = orig
+    by_id = {u.request_id: u for u in log.updates}
+    assert by_id["req-1"].shadow_status == "ok", (
+        f"the candidate answered in 0.2 s of a 0.5 s timeout but was logged {by_id['req-1'].shadow_status!r} "
+        f"with {by_id['req-1'].values}")
