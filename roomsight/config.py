@@ -77,8 +77,8 @@ class ServeSettings(_Section):
     shadow_batch_size: int = Field(1, ge=1, description="Shadow jobs sent to a model in one call: fewer hops through the ingress, "
                                    "but a slow candidate then computes more of the jobs it would otherwise drop.")
     shadow_batch_wait_s: float = Field(0.5, ge=0, description="A partial shadow batch starts once its oldest job has waited this long.")
-    shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow batch still running after this is abandoned (its calls, one per model, "
-                                    "share it) and its jobs counted as errors.")
+    shadow_timeout_s: float = Field(10.0, gt=0, description="A shadow call still running after this is abandoned and counted as an error "
+                                    "(a batch's calls, one per model, run at once).")
     shadow_priority: Literal["idle", "normal"] = Field("idle", description="CPU priority of the candidate's replicas while it only shadows: "
                                                       "idle (Linux SCHED_IDLE) gives it only cycles the champion leaves unused.")
     shadow_yield: bool = Field(True, description="While the candidate only shadows, it pauses between layers whenever an ingress on its "

@@ -109,21 +109,20 @@ class ShadowDispatcher:
                 ref = model_ref(job.state, job.role)
                 key = (job.role, ref.name, ref.version, self.calls.priority(job.state, job.role))
                 groups.setdefault(key, []).append(job)
-            # One deadline for the batch, not one per call: every outcome is then had within
-            # shadow_max_wait_s + shadow_timeout_s of its request, which review.settle_s and the replay's
-            # as-of counts rely on.
-            deadline = time.monotonic() + self.settings.shadow_timeout_s
-            for (role, name, version, priority), jobs in groups.items():
-                await self._call(role, {"name": name, "version": version}, priority, jobs, deadline - time.monotonic())
+            # At once, each under its own timeout: every outcome is then had within shadow_max_wait_s +
+            # shadow_timeout_s of its request, which review.settle_s and the replay's as-of counts rely on;
+            # one after the other, three hanging calls took three timeouts, and a shared deadline would
+            # blame one model for another's time.
+            await asyncio.gather(*(self._call(role, {"name": name, "version": version}, priority, jobs)
+                                   for (role, name, version, priority), jobs in groups.items()))
         finally:
             self.gate.finished()
             self.pump()
 
-    async def _call(self, role: str, ref: dict[str, str], priority: str, jobs: list[ShadowJob], timeout: float) -> None:
+    async def _call(self, role: str, ref: dict[str, str], priority: str, jobs: list[ShadowJob]) -> None:
         try:
-            if timeout <= 0:  # the batch's earlier calls took its time
-                raise asyncio.TimeoutError
-            answers = await self.calls.predict_many(role, ref, priority, [j.image for j in jobs], timeout)
+            answers = await self.calls.predict_many(role, ref, priority, [j.image for j in jobs],
+                                                    self.settings.shadow_timeout_s)
         except asyncio.TimeoutError:
             for job in jobs:
                 self._failed(role, job.request_id, "timeout", "shadow call timed out")

@@ -197,9 +197,9 @@ def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_com
     assert sum(r.n for r in then) == 1, then
 
 
-def test_review_as_of_photo_and_known_counts_on_postgresql(pg_database):
-    """review: the as-of review counts (two text() fragments binding :known_at, one on the alias "earlier")
-    and known_counts' correction, on PostgreSQL."""
+def test_as_of_photo_counts_and_known_counts_on_postgresql(pg_database):
+    """The as-of review counts (the photo's earlier send as compared then) and known_counts' correction,
+    on PostgreSQL as on SQLite."""
     from monitoring.review.cell_counts import CellCounts
     from roomsight import rollup
 

@@ -76,8 +76,10 @@ def first_of_photo_sql(known_at: float | None = None) -> ColumnElement[bool]:
     landed later left the next send the photo's first then."""
     p, alias = predictions.c, predictions.alias("earlier")
     e = alias.c
-    then = [] if known_at is None else [text(" AND ".join(shadow_known(role, ":known_at", "earlier.")
-                                                           for role in ("champion", "candidate"))).bindparams(known_at=known_at)]
+    # A name of its own: a statement's bind parameters of one name take one value.
+    then = [] if known_at is None else [text(" AND ".join(shadow_known(role, ":earlier_known_at", "earlier.")
+                                                           for role in ("champion", "candidate")))
+                                        .bindparams(earlier_known_at=known_at)]
     earlier = exists().where(e.rollout_id == p.rollout_id, e.photo_id == p.photo_id, compared_sql(alias),
                              or_(e.ts < p.ts, and_(e.ts == p.ts, e.request_id < p.request_id)), *then)
     return p.photo_id.is_(None) | ~earlier
