@@ -16,7 +16,7 @@ read exactly as an order statistic, by walking the top 1% of the rollout's laten
 At a past moment (`as_of`) a row counts as it stood then: its shadow answer, written on it after it was
 logged, only if it had landed by `as_of` (roomsight.tables.shadow_known). The rollup holds every answer as
 it is now, so those counts are the rollup's less the answers of the last review.settle_s before `as_of`
-that landed after it (roomsight.rollup.known_counts): the replay's cost per moment stays what the guard's is.
+that landed after it (roomsight.rollup.known_counts): at a past moment they cost what they cost now.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ have done, and whether that matches what the guard did live.
 was sent), and the shadow model's answer on it, written on its row later, from when that answer landed
 (`shadow_at`; a request logged before that column existed, from its `ts`), so a comparison still in flight
 at a moment is not yet compared, nor the candidate's shadow call yet counted in its budget window.
-The counts are the rollup's, less the shadow answers of the moment's last review.settle_s that landed after
-it (roomsight.rollup.known_counts): a moment costs what a guard's tick does, however long the log.
+The log's counts are the rollup's, less the shadow answers of the moment's last review.settle_s that landed
+after it (roomsight.rollup.known_counts), so they cost what the guard's do, however long the log; the review
+sample at a past moment still groups the rollout's compared requests up to it (monitoring.review).
 
 Caveat, said in the output: a different plan would have routed differently, so its candidate would have
 answered other requests; the replay judges the traffic as it was routed.
