@@ -71,18 +71,19 @@ they pay for importing MLflow and matplotlib (`cli_startup_floor` has the MLflow
 beside them); status imports neither. The write cost of the rollup triggers is in the store section (the
 writer with and without them, side by side).
 
-**This run (2026-12-06, 16:45 UTC) against the one that morning.** One change reads here: the counts are
-kept up to the fill's watermark, not its settled_to (a row between the two may still come from a slower
-replica), so a live reading groups the last review.settle_s of traffic again. It costs nothing measurable
-here: every log is read over a minute after its last row, so its watermark is its last row. The figures
-moved within the machine's noise (SQLite status evidence at 1,000,000 rows 11.0 -> 13.2 ms, PostgreSQL
-21.8 -> 26.4 ms; growth from 10,000 rows 1.5x on both). The machine was as slow as that morning (`rollout
---help` 0.79 s, the MLflow import 1.82 s, about twice the day before's; `cli_startup_floor`), so the
-processes still miss 3 s (promote 5.5 s, in step with the floor). That morning's run read two earlier
-changes: the review sample counting a photo sent again once (an index, `ix_predictions_rollout_photo`,
-asked per counted row), and the review gates reading the resolved items' partial index; a run between
-them had SQLite's status evidence grow 6.2x to 1,000,000 rows, its planner taking the index of every
-queued item. The growth ratios, measured within the run, are the figures to read.
+**This run (2026-12-07, 04:39 UTC) against the one before (2026-12-06, 16:45).** Three changes read here. The
+shipped plan's limited and gradual steps ask for `step_candidate_served`, so `rollout status` reads the
+rollup a second time, at the step's start. A past moment's counts (the replay figure) are the rollup's less
+the shadow answers of its last review.settle_s that landed after it: two more index ranges of that much
+traffic; this benchmark's logs carry no `shadow_at`, so the correction reads its rows and finds nothing to
+take off. Each p99 at a past moment also asks of every row its walk passes whether its shadow answer had
+landed, a read of the row where the index alone answered before: SQLite's replay figure at 1,000,000 rows
+is 46.6 ms (8.9 ms before), the walk being, as before, over the top 1% of the rollout's latencies.
+PostgreSQL's is 29.2 ms. The machine was slower than at the run before (`rollout --help` 1.29 s, the
+MLflow import 2.85 s, against 0.79 s and 1.82 s; `cli_startup_floor`): every figure is higher by about as
+much, and the processes miss 3 s by more (promote 8.3 s). Growth from 10,000 to 1,000,000 rows: SQLite's
+guard tick 1.1x and status evidence 1.0x, PostgreSQL's 1.1x and 1.7x. The growth ratios, measured within
+the run, are the figures to read.
 """
 
 
