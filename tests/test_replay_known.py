@@ -174,15 +174,21 @@ def test_a_journal_from_before_shadow_at_counts_its_shadow_answer_from_its_reque
     assert win.calls == ev["candidate_requests"], (win.calls, ev["candidate_requests"])
 
 
-def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_compared(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_engine(request, tmp_path):  # noqa: ANN001, ANN201
+    url = f"sqlite:///{tmp_path / 'log.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    return engine_for(url)
+
+
+def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_compared(log_engine):
     """A photo sent twice, whose first send's shadow answer landed after the moment and second send's
     before it: the review counts at that moment held neither (the first was not compared yet, and the
     second was not the photo's first, by what is compared now), where the reading then counted the
     second."""
     from monitoring.review.cell_counts import CellCounts
+    from roomsight import rollup
 
-    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
-    w = LogWriter(engine, flush_interval_s=0.05)
+    w = LogWriter(log_engine, flush_interval_s=0.05)
     first, again = shadowed(T0, photo_id="p1"), shadowed(T0 + 5, photo_id="p1")
     for r in (first, again):
         w.submit(r)
@@ -191,29 +197,8 @@ def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_com
     w.submit_shadow(ShadowUpdate(first.request_id, "ok", answered(False, 5.0), T0 + 30))  # within settle_s
     assert w.flush()
     w.close()
-    with engine.connect() as conn:
-        then = CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)
-    # At T0 + 20 `again` was the photo's only compared row: the reading then counted it once.
-    assert sum(r.n for r in then) == 1, then
-
-
-def test_as_of_photo_counts_and_known_counts_on_postgresql(pg_database):
-    """The as-of review counts (the photo's earlier send as compared then) and known_counts' correction,
-    on PostgreSQL as on SQLite."""
-    from monitoring.review.cell_counts import CellCounts
-    from roomsight import rollup
-
-    engine = engine_for(pg_database)
-    w = LogWriter(engine, flush_interval_s=0.05)
-    first, again = shadowed(T0, photo_id="p1"), shadowed(T0 + 5, photo_id="p1")
-    for r in (first, again):
-        w.submit(r)
-    assert w.flush()
-    w.submit_shadow(ShadowUpdate(again.request_id, "ok", answered(False, 6.0), T0 + 6))
-    w.submit_shadow(ShadowUpdate(first.request_id, "ok", answered(False, 5.0), T0 + 30))
-    assert w.flush()
-    w.close()
-    with engine.connect() as conn:
+    with log_engine.connect() as conn:
+        # At T0 + 20 `again` was the photo's only compared row: the reading then counted it once; later, `first`.
         assert sum(r.n for r in CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)) == 1
         assert sum(r.n for r in CellCounts(conn, RID, 0.5).as_of(T0 + 40, T0 + 40)) == 1
         c = rollup.known_counts(conn, RID, T0 + 20, T0 + 20, SETTINGS.review.settle_s)
