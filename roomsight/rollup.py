@@ -28,6 +28,7 @@ from roomsight.tables import (
     ROLLUP_COUNTERS,
     ROLLUP_MAXES,
     ROLLUP_SUMS,
+    answers_known,
     candidate_ran,
     shadow_known,
     traffic_minutes,
@@ -269,7 +270,7 @@ def known_counts(conn: Connection, rollout_id: str, upto: float, known_at: float
     known = {role: shadow_known(role, ":known_at") for role in ("champion", "candidate")}
     # The row as it stood: what the shadow wrote (status, disagreement, the shadowing model's columns)
     # unwritten yet if it landed later.
-    both = f"{known['champion']} AND {known['candidate']}"
+    both = answers_known(":known_at")
     then = (f"SELECT served_by, shadow, ood, CASE WHEN {both} THEN shadow_status END AS shadow_status, "
             f"CASE WHEN {both} THEN disagreement END AS disagreement, "
             f"CASE WHEN {known['candidate']} THEN candidate_error END AS candidate_error, "

@@ -89,6 +89,12 @@ def shadow_known(role: str, as_of: str, row: str = "") -> str:
     up after serve.shadow_max_wait_s + serve.shadow_timeout_s, so `ts` is early by at most that."""
     return (f"(coalesce({row}shadow, '') <> '{role}' OR coalesce({row}shadow_at, {row}ts) <= {as_of})")
 
+
+def answers_known(as_of: str, row: str = "") -> str:
+    """SQL for "both models' answers on this row were known at `as_of`" (`shadow_known` for each): a row
+    compared then."""
+    return " AND ".join(shadow_known(role, as_of, row) for role in ("champion", "candidate"))
+
 # The control plane asks about one rollout at a time: its last N candidate calls (the guard), the order
 # statistics of its latencies (p99), the rows of a window (drift samples, `as_of` replays). Each of these
 # indexes answers one of them from a range of that rollout's entries, never from the whole log.

@@ -10,7 +10,7 @@ up to both, as last read, are kept in the database (`review_counts`), and a read
 logged past the kept `final_to` (some review.settle_s of traffic past the watermark, and what is new) and
 those between the kept `edge` and the frontier now. Any process, the first of its kind included, starts
 from what another one kept. A reading at a past moment (`as_of`, replay) groups the rows up to it that
-were compared by then (their shadow answer landed, roomsight.tables.shadow_known).
+were compared by then (their shadow answer landed, roomsight.tables.answers_known).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from monitoring.review.sampling import compared_sql, first_of_photo_sql, stratum_sql
-from roomsight.tables import predictions, review_counts, shadow_known
+from roomsight.tables import answers_known, predictions, review_counts
 from roomsight.verdicts import IN_DOMAIN, UNSURE, Cell, CountRow
 
 Key = tuple[str, Cell, bool, bool, bool]  # a CountRow without its n and settled
@@ -85,7 +85,7 @@ class CellCounts:
     def as_of(self, as_of: float, edge: float | None) -> tuple[CountRow, ...]:
         p = predictions.c
         # A row was compared then only if its shadow answer had landed by then.
-        known = text(" AND ".join(shadow_known(role, ":known_at", "predictions.") for role in ("champion", "candidate")))
+        known = text(answers_known(":known_at", "predictions."))
         return tuple(CountRow(*k, n, settled) for k, (settled,), n in
                      self._grouped(p.ts <= as_of, known.bindparams(known_at=as_of), known_at=as_of,
                                    flags=(p.ts <= (edge if edge is not None else -1.0),)))

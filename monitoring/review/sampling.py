@@ -31,7 +31,7 @@ from sqlalchemy.sql.expression import FromClause
 
 from monitoring.review.photos import PhotoStore
 from roomsight.config import Settings
-from roomsight.tables import predictions, review_fill, review_items, review_unseen, shadow_known
+from roomsight.tables import answers_known, predictions, review_fill, review_items, review_unseen
 from roomsight.verdicts import STRATA, UNSURE
 
 ITEM_NAMESPACE = uuid.UUID("6f1c1a52-9d4e-4a57-9a8e-2f0b6c1d7e31")
@@ -77,9 +77,8 @@ def first_of_photo_sql(known_at: float | None = None) -> ColumnElement[bool]:
     p, alias = predictions.c, predictions.alias("earlier")
     e = alias.c
     # A name of its own: a statement's bind parameters of one name take one value.
-    then = [] if known_at is None else [text(" AND ".join(shadow_known(role, ":earlier_known_at", "earlier.")
-                                                           for role in ("champion", "candidate")))
-                                        .bindparams(earlier_known_at=known_at)]
+    then = ([] if known_at is None
+            else [text(answers_known(":earlier_known_at", "earlier.")).bindparams(earlier_known_at=known_at)])
     earlier = exists().where(e.rollout_id == p.rollout_id, e.photo_id == p.photo_id, compared_sql(alias),
                              or_(e.ts < p.ts, and_(e.ts == p.ts, e.request_id < p.request_id)), *then)
     return p.photo_id.is_(None) | ~earlier
