@@ -42,20 +42,27 @@ def answered(disagree: bool, ms: float) -> dict[str, object]:
             "disagreement": disagree}
 
 
+def logged(engine, rows: list[PredictionRecord], answers: list[ShadowUpdate]) -> None:  # noqa: ANN001
+    """The rows written through the real log writer, then their shadow answers landed on them."""
+    w = LogWriter(engine, flush_interval_s=0.05)
+    for r in rows:
+        w.submit(r)
+    assert w.flush()
+    for u in answers:
+        w.submit_shadow(u)
+    assert w.flush()
+    w.close()
+
+
 def test_a_moment_counts_a_shadow_answer_only_once_it_landed(tmp_path):
     engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
-    w = LogWriter(engine, flush_interval_s=0.05)
     early, late, failed = shadowed(T0), shadowed(T0 + 10), shadowed(T0 + 15)
     # Logged before the column existed: its shadow answer counts from its ts.
     legacy = shadowed(T0 + 2, shadow_status="ok", **answered(False, 6.0))
-    for r in (early, late, failed, legacy):
-        w.submit(r)
-    assert w.flush()
-    w.submit_shadow(ShadowUpdate(early.request_id, "ok", answered(False, 5.0), T0 + 1))
-    w.submit_shadow(ShadowUpdate(late.request_id, "ok", answered(True, 50.0), T0 + 40))
-    w.submit_shadow(ShadowUpdate(failed.request_id, "timeout", {"candidate_error": "shadow call timed out"}, T0 + 45))
-    assert w.flush()
-    w.close()
+    logged(engine, [early, late, failed, legacy], [
+        ShadowUpdate(early.request_id, "ok", answered(False, 5.0), T0 + 1),
+        ShadowUpdate(late.request_id, "ok", answered(True, 50.0), T0 + 40),
+        ShadowUpdate(failed.request_id, "timeout", {"candidate_error": "shadow call timed out"}, T0 + 45)])
 
     then = log_evidence(engine, SETTINGS, RID, as_of=T0 + 20, since=T0 + 5)
     assert then["requests"] == 4
@@ -93,15 +100,9 @@ def test_the_review_counts_at_a_moment_hold_only_the_rows_compared_by_then(tmp_p
     from monitoring.review.cell_counts import CellCounts
 
     engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
-    w = LogWriter(engine, flush_interval_s=0.05)
     early, late = shadowed(T0, photo_id="p1"), shadowed(T0 + 10, photo_id="p2")
-    for r in (early, late):
-        w.submit(r)
-    assert w.flush()
-    w.submit_shadow(ShadowUpdate(early.request_id, "ok", answered(False, 5.0), T0 + 1))
-    w.submit_shadow(ShadowUpdate(late.request_id, "ok", answered(True, 50.0), T0 + 40))
-    assert w.flush()
-    w.close()
+    logged(engine, [early, late], [ShadowUpdate(early.request_id, "ok", answered(False, 5.0), T0 + 1),
+                                   ShadowUpdate(late.request_id, "ok", answered(True, 50.0), T0 + 40)])
     with engine.connect() as conn:
         cells = CellCounts(conn, RID, 0.5)
         then, after = cells.as_of(T0 + 20, T0 + 20), cells.as_of(T0 + 50, T0 + 50)
@@ -118,16 +119,10 @@ def test_replay_acts_on_a_shadow_answer_no_earlier_than_it_landed(settings):
     cp = ControlPlane(settings, plan, actor="olga")
     rid = cp.start("models:/roomtype/2").after.rollout_id
     begun = time.time()
-    w = LogWriter(engine_for(settings.db_url), flush_interval_s=0.05)
     rows = [shadowed(begun + 0.01 + i * 1e-4, rid) for i in range(20)]
-    for r in rows:
-        w.submit(r)
-    assert w.flush()
     landed = begun + 0.15
-    for r in rows:
-        w.submit_shadow(ShadowUpdate(r.request_id, "ok", answered(True, 8.0), landed))
-    assert w.flush()
-    w.close()
+    logged(engine_for(settings.db_url), rows,
+           [ShadowUpdate(r.request_id, "ok", answered(True, 8.0), landed) for r in rows])
     time.sleep(max(0.0, landed + 0.15 - time.time()))
     assert Guard(cp.with_actor("guard")).tick().action == "auto-rollback"
 
@@ -143,13 +138,8 @@ def test_a_journal_from_before_shadow_at_counts_its_shadow_answer_from_its_reque
     when it landed) left it out: a p99 read at the wrong rank, and a window of 1 call where the counts
     said 2."""
     engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
-    w = LogWriter(engine, flush_interval_s=0.05)
     recent = shadowed(T0 + 100, rollout_id=RID)
-    w.submit(recent)
-    assert w.flush()
-    w.submit_shadow(ShadowUpdate(recent.request_id, "ok", answered(False, 5.0), T0 + 101))
-    assert w.flush()
-    w.close()
+    logged(engine, [recent], [ShadowUpdate(recent.request_id, "ok", answered(False, 5.0), T0 + 101)])
     # A writer of the previous version died holding this journal: a row, then its shadow update (no shadow_at).
     legacy = shadowed(T0, rollout_id=RID)
     journal = tmp_path / "journal"
@@ -188,15 +178,10 @@ def test_a_photo_sent_again_counts_at_a_moment_when_only_its_second_send_was_com
     from monitoring.review.cell_counts import CellCounts
     from roomsight import rollup
 
-    w = LogWriter(log_engine, flush_interval_s=0.05)
     first, again = shadowed(T0, photo_id="p1"), shadowed(T0 + 5, photo_id="p1")
-    for r in (first, again):
-        w.submit(r)
-    assert w.flush()
-    w.submit_shadow(ShadowUpdate(again.request_id, "ok", answered(False, 6.0), T0 + 6))
-    w.submit_shadow(ShadowUpdate(first.request_id, "ok", answered(False, 5.0), T0 + 30))  # within settle_s
-    assert w.flush()
-    w.close()
+    # `first`'s answer lands after `again`'s, within settle_s.
+    logged(log_engine, [first, again], [ShadowUpdate(again.request_id, "ok", answered(False, 6.0), T0 + 6),
+                                        ShadowUpdate(first.request_id, "ok", answered(False, 5.0), T0 + 30)])
     with log_engine.connect() as conn:
         # At T0 + 20 `again` was the photo's only compared row: the reading then counted it once; later, `first`.
         assert sum(r.n for r in CellCounts(conn, RID, 0.5).as_of(T0 + 20, T0 + 20)) == 1
