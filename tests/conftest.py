@@ -163,7 +163,8 @@ def pg_database(postgres_url: str):
     from roomsight import db
 
     name = f"rs_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    # Pre-pinged: a test may restart the server (an outage), which ends the pooled connection.
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
     url = postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -502,6 +502,44 @@ def test_the_report_and_the_live_page_warn_of_changes_mlflow_has_not_recorded() 
     assert 'id="unrecorded"' not in render(report_input(control), Views())  # type: ignore[arg-type]
 
 
+def test_with_mlflow_out_of_reach_the_report_is_built_from_the_routing_database(settings, tmp_path, monkeypatch) -> None:
+    """While MLflow was down, `rollout report` and its live page failed for every rollout, the one in progress
+    included, though everything they show but the recorded events is in the routing database: the state, the
+    conditions, the traffic, the verdicts, and the copies of the changes MLflow has not taken."""
+    from roomsight.errors import RegistryError
+    from rollout.control import ControlPlane
+    from rollout.report.build import Views, latest_recorded, report_input, resolve_rollout
+    from rollout.report.render import render
+    from tests.conftest import free_port
+    from tests.report_world import REPORT_PLAN
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refused connection needs no retries to show
+    cp, past = started(settings)
+    cp.rollback("the first candidate was withdrawn")
+    cp, rid = started(settings)
+    log_traffic(settings, cp.engine, rid, 40)
+    down = ControlPlane(settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"}),
+                        REPORT_PLAN, actor="guard")
+    assert down.pause("drift in eu-west").mlflow_pending  # goes ahead, its record waits in the outbox
+
+    inp = report_input(down)
+    assert inp.rollout_id == rid and inp.state["held"] == "drift in eu-west" and "MLflow" in (inp.history_unreachable or "")
+    assert [e["action"] for e in inp.events] == ["auto-pause"] and inp.unrecorded == 1 and inp.unrecorded_shown
+    assert inp.evidence["requests"] == 40  # read from the log, as always
+    html = render(inp, gather(down, inp))
+    assert 'id="unreachable"' in html and "drift in eu-west" in html
+    assert re.search(r'id="unrecorded"[^>]*><b>1 rollout change not recorded in MLflow yet:</b>\s*this report shows it', html)
+    assert resolve_rollout(down, rid[:8]) == rid and latest_recorded(down) == rid
+    with pytest.raises(RegistryError):  # its changes are all in MLflow, which is out of reach
+        report_input(down, past)
+
+    up = ControlPlane(settings, REPORT_PLAN, actor="alice")  # MLflow is back; the pause is not caught up yet
+    inp = report_input(up)
+    assert inp.history_unreachable is None and not inp.unrecorded_shown and inp.unrecorded == 1
+    assert [e["action"] for e in inp.events] == ["start"]
+    assert 'id="unreachable"' not in render(inp, Views()) and report_input(up, past).rollout_id == past
+
+
 def test_a_past_rollout_none_of_whose_changes_mlflow_has_yet_is_reported_from_the_outbox(tmp_path) -> None:
     """Its start and rollback both waited in the outbox (MLflow down for both, back before the catch-up):
     `rollout report --rollout` answered that the rollout had no recorded events, as if it never happened,

@@ -65,22 +65,22 @@ def test_report_api_needs_a_token_and_is_read_only(live_rollout) -> None:
         assert http.post("/api/report", headers=OLGA).status_code == 405
 
 
-def test_a_report_that_cannot_be_built_says_why(tmp_path, monkeypatch) -> None:
-    from roomsight import registry
+def test_a_report_that_cannot_be_built_says_why(tmp_path, pg_database, postgres_server) -> None:
+    """The routing database out of reach (MLflow out of reach is not enough: the report is built without it)."""
     from rollout.control import ControlPlane
     from rollout.plan import load_plan
-    from tests.conftest import free_port, settings_for
+    from tests.conftest import settings_for
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    down = settings_for(tmp_path, ROOMSIGHT_MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")  # nothing listens
-    live = LiveReport(ControlPlane(down, load_plan()), poll_s=1)
+    control = ControlPlane(settings_for(tmp_path, ROOMSIGHT_DATABASE_URL=pg_database), load_plan())
+    postgres_server.stop()
+    live = LiveReport(control, poll_s=1)
     try:
-        with running(create_app(live.control, TOKENS, report=live)) as url, httpx.Client(base_url=url, timeout=120) as http:
+        with running(create_app(control, TOKENS, report=live)) as url, httpx.Client(base_url=url, timeout=120) as http:
             r = http.get("/api/report", headers=OLGA)
             assert r.status_code == 503 and "could not be built" in r.json()["error"] and r.headers["retry-after"] == "5"
     finally:
         live.stop()
-        registry.configure(settings_for(tmp_path / "other"))  # not the unreachable server, for later tests
+        postgres_server.start()
 
 
 def test_page_in_chromium_at_desktop_and_phone_widths_follows_a_promotion(live_rollout, tmp_path) -> None:

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
+from roomsight.errors import RegistryError
 from rollout import outbox
 from rollout.report import plots
 from rollout.report.plots import Plot
@@ -85,30 +86,47 @@ def _plot(views: Views, inp: ReportInput) -> None:
 
 
 # -- entry points -------------------------------------------------------------------------------------
+def _events(control: ControlPlane) -> tuple[list[dict[str, Any]], RegistryError | None]:
+    """The recorded events, newest first; with MLflow out of reach, the changes waiting in the outbox for it
+    (newest first too) and the error. The routing state, the log and the outbox are all in the routing
+    database, so a report can still say where a rollout stands and why while MLflow is down."""
+    try:
+        return control.history(HISTORY_LIMIT), None
+    except RegistryError as exc:
+        return outbox.events_without_run(control.engine)[::-1], exc
+
+
 def report_input(control: ControlPlane, rollout_id: str | None = None) -> ReportInput:
     """The rollout in progress (default, or when it is the one asked for), else the one asked for from its
     recorded events. A rollout that reached full keeps its id in the routing state but is no longer in
-    progress: it is read from its events like any other past one."""
-    events = control.history(HISTORY_LIMIT)
+    progress: it is read from its events like any other past one. A past rollout none of whose changes
+    MLflow has yet is read from the outbox's copies of them; with MLflow out of reach, every rollout is."""
+    events, unreachable = _events(control)
+    from_outbox = unreachable is not None
     state = control.current().state
     if rollout_id is None or (state.in_progress and rollout_id == state.rollout_id):
         inp = from_status(control.status(), control.plan, events)
-    elif any(e.get("rollout_id") == rollout_id for e in events):
+    elif not from_outbox and any(e.get("rollout_id") == rollout_id for e in events):
         inp = from_events(rollout_id, control.plan, events)
-    else:  # MLflow has none of its changes yet: the outbox's copies say what they were
+    else:  # MLflow has none of its changes yet, or is out of reach: the outbox's copies say what they were
         waiting = outbox.events_without_run(control.engine, rollout_id)
-        inp = replace(from_events(rollout_id, control.plan, waiting), unrecorded_shown=bool(waiting))
+        if not waiting and unreachable is not None:
+            raise unreachable
+        inp, from_outbox = from_events(rollout_id, control.plan, waiting), True
     # Not `status.unrecorded`: that counts changes recorded whose aliases wait too, which the events have; and
     # only the rollout's own, whose events the report shows (all of them when idle: it shows the latest of all).
-    return replace(inp, unrecorded=control.unrecorded_events(inp.rollout_id))
+    unrecorded = control.unrecorded_events(inp.rollout_id)
+    return replace(inp, unrecorded=unrecorded, unrecorded_shown=from_outbox and unrecorded > 0,
+                   history_unreachable=None if unreachable is None else str(unreachable))
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:
     """A rollout id, or the one id that begins with `given` (reports show 8 characters), among those
     logged, queued, recorded in MLflow or waiting in the outbox to be."""
-    recorded = [e["rollout_id"] for e in control.history(HISTORY_LIMIT) if e.get("rollout_id")]
-    waiting = [e["rollout_id"] for e in outbox.events_without_run(control.engine) if e["rollout_id"]]
-    return queue.resolve_rollout(control.engine, given, [*recorded, *waiting])
+    events, unreachable = _events(control)
+    waiting = events if unreachable is not None else outbox.events_without_run(control.engine)
+    ids = [e["rollout_id"] for e in (*events, *waiting) if e.get("rollout_id")]
+    return queue.resolve_rollout(control.engine, given, ids)
 
 
 def html_for(control: ControlPlane, rollout_id: str | None = None, store: PhotoStore | None = None) -> str:
@@ -151,5 +169,5 @@ def _no_drift(_rollout_id: str, _requests: dict[str, int]) -> list[RegionDrift]:
 
 
 def latest_recorded(control: ControlPlane) -> str | None:
-    """The rollout of the most recent recorded event, if any."""
-    return next((e["rollout_id"] for e in control.history(HISTORY_LIMIT) if e.get("rollout_id")), None)
+    """The rollout of the most recent recorded event (with MLflow out of reach: waiting in the outbox), if any."""
+    return next((e["rollout_id"] for e in _events(control)[0] if e.get("rollout_id")), None)

@@ -94,6 +94,8 @@ class ReportInput:
     unrecorded: int = 0  # changes MLflow has no record of yet: the events, read from it, lack them
     # The events are the outbox's copies of those changes: MLflow had none of this past rollout's yet.
     unrecorded_shown: bool = False
+    # MLflow was out of reach (its error): the events are only those copies, none MLflow recorded.
+    history_unreachable: str | None = None
     generated_at: float = field(default_factory=time.time)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from monitoring.drift import DriftResult, Window, check
 from roomsight.config import Settings
-from roomsight.errors import DriftError
+from roomsight.errors import DriftError, RegistryError
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def per_region(settings: Settings, engine: Engine, rollout_id: str, requests: di
         try:
             result, _ = check(settings, engine, Window(rollout_id=rollout_id, region=region,
                                                        last=settings.monitoring.drift_check_window))
-        except DriftError as exc:
+        except (DriftError, RegistryError) as exc:  # MLflow out of reach: the champion's reference is there
             out.append(RegionDrift(region, None, str(exc)))
             continue
         out.append(RegionDrift(region, result))
