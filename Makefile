@@ -13,7 +13,9 @@ export DO_NOT_TRACK := 1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
-	$(BIN)/pip install -e '.[test]'
+	# --no-compile: modules are byte-compiled when first imported; compiling all of torch, Ray and MLflow at
+	# install, most of which nothing here imports, was half the install's time.
+	$(BIN)/pip install --no-compile -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
