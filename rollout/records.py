@@ -175,15 +175,29 @@ def history(limit: int = 50, at: float | None = None, rollout_id: str | None = N
             return []
         clauses = (["attributes.status = 'FINISHED'"] + ([] if at is None else [f"attributes.start_time <= {int(at * 1000)}"])
                    + ([] if rollout_id is None else [f"tags.rollout_id = '{rollout_id}'"]))
-        runs = c.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
-                             order_by=["attributes.start_time DESC"], max_results=limit)
+        runs: list[Any] = []
+        token = None
+        # Page on past `limit` runs while two runs of one change take two places: until a change beyond the
+        # `limit`th shows (every run of those before it is then in hand, newest first) or none is left.
+        while True:
+            page = c.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
+                                 order_by=["attributes.start_time DESC"], max_results=limit, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token or len({_change(run) for run in runs}) > limit:
+                break
     kept: dict[str, str] = {}  # event_id -> the least run id, as `_first_of` keeps it
     for run in runs:
         event_id = run.data.tags.get("event_id")
         if event_id:
             kept[event_id] = min(kept.get(event_id, run.info.run_id), run.info.run_id)
     return [_event_dict(run) for run in runs
-            if kept.get(run.data.tags.get("event_id") or "", run.info.run_id) == run.info.run_id]
+            if kept.get(run.data.tags.get("event_id") or "", run.info.run_id) == run.info.run_id][:limit]
+
+
+def _change(run: Any) -> str:
+    """What a run records: its change's event id (runs from before event ids: the run itself)."""
+    return run.data.tags.get("event_id") or run.info.run_id
 
 
 def listed(e: dict[str, Any]) -> dict[str, Any]:

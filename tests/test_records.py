@@ -202,6 +202,9 @@ def test_history_shows_a_change_once_whatever_runs_other_processes_left_of_it(ba
     client.set_terminated(twice.info.run_id)  # finished too, not yet deleted by `_first_of`
     assert [e["action"] for e in records.history()] == ["rollback", "start"]
     assert records.history()[0]["run_id"] == min(kept, twice.info.run_id)
+    # A page of two holds both changes, not the two runs of the newest one; a page of one, that change once.
+    assert [e["action"] for e in records.history(2)] == ["rollback", "start"]
+    assert [e["action"] for e in records.history(1)] == ["rollback"]
 
 
 def test_a_run_deleted_by_a_process_that_found_it_unfinished_is_not_returned_for_the_record(bare, monkeypatch) -> None:
