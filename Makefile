@@ -10,12 +10,14 @@ export DO_NOT_TRACK := 1
 
 .PHONY: demo test bench install clean
 
+# The installed packages are byte-compiled on every core, not by pip on one. Not left to the first import: with
+# PYTHONDONTWRITEBYTECODE set, as on this machine, every process would compile torch again. Like pip,
+# compileall leaves a file this Python cannot compile (torch ships a 3.12-only test helper) to fail if imported.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
-	# --no-compile: modules are byte-compiled when first imported; compiling all of torch, Ray and MLflow at
-	# install, most of which nothing here imports, was half the install's time.
 	$(BIN)/pip install --no-compile -e '.[test]'
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	touch $(STAMP)
 
 install: $(STAMP)
