@@ -32,6 +32,11 @@ def check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
                               "`duration` moves on when that ends (give one or the other)", ".auto_advance")
         if kind is Stage.FULL and i != len(steps) - 1:
             raise _step_error(i, step, "`full` can only be the last step")
+        if kind is Stage.FULL and (step.exit or step.watch):
+            # The rollout ends on entering it: nothing would ever judge them, though the plan in words listed them.
+            part = "exit" if step.exit else "watch"
+            raise _step_error(i, step, f"`full` ends the rollout, so its {part} would never be judged; what must hold "
+                              "to reach it is the exit of the step before it", f".{part}")
         if kind is Stage.PAUSE and i == 0:
             raise _step_error(i, step, "a pause holds the traffic of the step before it, and the first step has none")
         if kind is Stage.SHADOW and answering:

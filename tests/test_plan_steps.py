@@ -287,6 +287,18 @@ def test_a_plan_whose_traffic_only_grows_loads(tmp_path, steps):
     assert load_plan(steps_plan(tmp_path, steps)).steps[-1].kind is Stage.FULL
 
 
+@pytest.mark.parametrize("full, key", [
+    ("- full: {}\n  exit: [{metric: compared, min: 30}]\n", "steps.2.exit"),
+    ("- full: {}\n  watch: [{metric: drift_alarm, max: 0}]\n", "steps.2.watch"),
+])
+def test_conditions_on_the_full_step_are_refused(tmp_path, full, key):
+    """The rollout ends on entering `full`: its exit and watch were never judged, yet the plan loaded and
+    `rollout plan show` listed them as what is watched on it and what must hold to leave it."""
+    with pytest.raises(PlanError, match=r"steps\.2 \(full\)\.(exit|watch): `full` ends the rollout") as info:
+        load_plan(steps_plan(tmp_path, "- shadow: {}\n- limited: {regions: [eu-west]}\n" + full))
+    assert (info.value.key, info.value.step) == (key, 2)
+
+
 
 def test_a_plan_in_words_says_only_what_it_has(tmp_path):
     # A plan without analyses, OOD holds or timed pauses must not be described as having them.
