@@ -56,6 +56,9 @@ def check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
             if not (step.limited.regions or (limited and limited.regions)) and i and steps[i - 1].wait_s is not None:
                 raise _step_error(i, step, "its regions are named at promotion (--regions), but the step before "
                                   "advances on its own, where no one names them: give them here", ".limited.regions")
+            if not step.limited.regions and i == 0:
+                raise _step_error(i, step, "its regions are named at promotion (--regions), but the first step is "
+                                  "entered by `rollout start`, which names none: give them here", ".limited.regions")
             limited, answering = step.limited, True
         if kind is Stage.GRADUAL:
             if limited is None:

@@ -56,6 +56,8 @@ def test_shipped_plan_loads_as_steps():
      r"steps\.1 \(pause\)\.auto_advance: the guard would not follow it"),
     ("- shadow: {}\n- full: {}\n  auto_advance: {after: 5m}\n", "", r"steps\.1 \(full\)\.auto_advance: the guard would not follow it"),
     ("- pause: {}\n- full: {}\n", "", r"steps\.0 \(pause\): a pause holds"),
+    # `rollout start` enters the first step and names no regions: every start of such a plan was refused.
+    ("- limited: {}\n- full: {}\n", "", r"steps\.0 \(limited\)\.limited\.regions: .* entered by `rollout start`"),
     ("- shadow: {}\n  auto_advance: {after: 5m}\n- limited: {}\n- full: {}\n", "",
      r"steps\.1 \(limited\)\.limited\.regions: its regions are named at promotion .* advances on its own"),
     ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", r"steps\.0 \(shadow\)\.exit\.0 names analysis 'quality'"),
@@ -302,11 +304,11 @@ def test_conditions_on_the_full_step_are_refused(tmp_path, full, key):
 
 def test_a_plan_in_words_says_only_what_it_has(tmp_path):
     # A plan without analyses, OOD holds or timed pauses must not be described as having them.
-    text = describe(load_plan(steps_plan(tmp_path, "- limited: {}\n- pause: {}\n- full: {}\n",
+    text = describe(load_plan(steps_plan(tmp_path, "- shadow: {}\n- limited: {}\n- pause: {}\n- full: {}\n",
                                          "hold_ood_on_champion: false\n")))
-    assert "the candidate answers 100% of listings in the regions named at promotion" in text[1]
+    assert "the candidate answers 100% of listings in the regions named at promotion" in text[3]
     assert not any("When the time is up" in line for line in text)
-    assert [line for line in text if "To leave it" in line] == ["   To leave it: nothing beyond a promotion."] * 2
+    assert [line for line in text if "To leave it" in line] == ["   To leave it: nothing beyond a promotion."] * 3
     assert not any("Out-of-domain" in line or "Analyses read" in line for line in text)
 
 
