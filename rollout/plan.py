@@ -210,6 +210,10 @@ class Plan(_Strict):
             if isinstance(cond, AnalysisRef) and cond.analysis not in self.analyses:
                 raise PlanError(f"{where} names analysis {cond.analysis!r}, which `analyses` does not define "
                                 f"(defined: {', '.join(self.analyses) or 'none'})", key, step)
+            # Only a watched condition's failure makes the guard act; on an exit it was read and silently ignored.
+            if cond.on_fail is not None and key.split(".")[2:3] == ["exit"]:
+                raise PlanError(f"{where}: on_fail says what a watched condition's failure does; an exit condition "
+                                "that fails only holds the step (watch it to act on its failure)", f"{key}.on_fail", step)
         check_order(self.steps, self.regions)
         return self
 

@@ -289,6 +289,17 @@ def test_a_plan_whose_traffic_only_grows_loads(tmp_path, steps):
     assert load_plan(steps_plan(tmp_path, steps)).steps[-1].kind is Stage.FULL
 
 
+def test_on_fail_on_an_exit_condition_is_refused(tmp_path):
+    """The guard acts only on watched conditions: `on_fail: rollback` on an exit loaded, and a failing exit
+    only held the step, never rolling anything back as the plan seemed to say."""
+    with pytest.raises(PlanError, match=r"steps\.0 \(shadow\)\.exit\.1: on_fail says what a watched") as info:
+        load_plan(steps_plan(tmp_path, "- shadow: {}\n  exit: [{metric: compared, min: 30}, "
+                                       "{metric: agreement, min: 0.5, on_fail: rollback}]\n- full: {}\n"))
+    assert (info.value.key, info.value.step) == ("steps.0.exit.1.on_fail", 0)
+    watched = "- shadow: {}\n  watch: [{metric: agreement, min: 0.5, on_fail: pause}]\n- full: {}\n"
+    assert load_plan(steps_plan(tmp_path, watched)).steps[0].watch[0].on_fail == "pause"
+
+
 @pytest.mark.parametrize("full, key", [
     ("- full: {}\n  exit: [{metric: compared, min: 30}]\n", "steps.2.exit"),
     ("- full: {}\n  watch: [{metric: drift_alarm, max: 0}]\n", "steps.2.watch"),
