@@ -231,7 +231,7 @@ class Plan(_Strict):
         step = self.steps[index]
         detail = {Stage.GRADUAL: lambda s: f" {s.gradual.percent:g}%",
                   Stage.LIMITED: lambda s: f" {', '.join(s.limited.regions) or '(regions at promotion)'} {s.limited.percent:g}%",
-                  Stage.PAUSE: lambda s: " " + ("until promoted" if s.pause.duration is None else f"{s.pause.duration:g} s")}
+                  Stage.PAUSE: lambda s: " " + ("until promoted" if s.wait_s is None else f"{s.wait_s:g} s")}
         return f"{index + 1}/{len(self.steps)} {step.kind}" + detail.get(step.kind, lambda s: "")(step)
 
     def watched(self, index: int, answers_traffic: bool) -> tuple[Condition, ...]:

@@ -29,7 +29,8 @@ def step_line(step: Step) -> str:
         return (f"gradual: the candidate answers {step.gradual.percent:g}% of listings everywhere "
                 "(and keeps its limited regions); the champion the rest.")
     if kind is Stage.PAUSE:
-        how = "until someone promotes" if step.pause.duration is None else f"for {format_duration(step.pause.duration)}"
+        # `auto_advance` on an untimed pause times it as a duration would: the guard moves on, not a person.
+        how = "until someone promotes" if step.wait_s is None else f"for {format_duration(step.wait_s)}"
         return f"pause: traffic stays as it is {how}."
     return "full: the candidate becomes the champion."
 

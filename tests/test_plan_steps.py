@@ -289,6 +289,16 @@ def test_a_plan_whose_traffic_only_grows_loads(tmp_path, steps):
     assert load_plan(steps_plan(tmp_path, steps)).steps[-1].kind is Stage.FULL
 
 
+def test_an_untimed_pause_the_guard_advances_is_not_said_to_wait_for_a_person(tmp_path):
+    """`pause: {}` with `auto_advance` is promoted by the guard once its time is up; `rollout plan show` and the
+    step's label said it waits "until someone promotes"."""
+    plan = load_plan(steps_plan(tmp_path, "- limited: {regions: [eu-west]}\n- pause: {}\n  auto_advance: {after: 30m}\n"
+                                          "- full: {}\n"))
+    text = "\n".join(describe(plan))
+    assert "pause: traffic stays as it is for 30m." in text and "until someone promotes" not in text
+    assert plan.step_label(1) == "2/3 pause 1800 s"
+
+
 def test_on_fail_on_an_exit_condition_is_refused(tmp_path):
     """The guard acts only on watched conditions: `on_fail: rollback` on an exit loaded, and a failing exit
     only held the step, never rolling anything back as the plan seemed to say."""
