@@ -61,25 +61,25 @@ def test_shipped_plan_loads_as_steps():
     ("- shadow: {}\n  auto_advance: {after: 5m}\n- limited: {}\n- full: {}\n", "",
      r"steps\.1 \(limited\)\.limited\.regions: its regions are named at promotion .* advances on its own"),
     ("- shadow: {}\n  exit: [{analysis: quality}]\n- full: {}\n", "", r"steps\.0 \(shadow\)\.exit\.0 names analysis 'quality'"),
-    ("- shadow: {}\n  exit: [{metric: vibes, min: 1}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: .*unknown metric 'vibes'"),
-    ("- shadow: {}\n  exit: [{metric: agreement, min: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate\.min: .*finite"),
+    ("- shadow: {}\n  exit: [{metric: vibes, min: 1}]\n- full: {}\n", "", r"steps\.0\.exit\.0: .*unknown metric 'vibes'"),
+    ("- shadow: {}\n  exit: [{metric: agreement, min: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.min: .*finite"),
     ("- limited: {regions: [mars-north]}\n- full: {}\n", "", r"steps\.0 \(limited\)\.limited\.regions: \['mars-north'\]"),
-    ("- shadow: {}\n  watch: [{metric: drift_alarm, max: 0, on_fail: panic}]\n- full: {}\n", "", r"steps\.0\.watch\.0\.gate\.on_fail"),
+    ("- shadow: {}\n  watch: [{metric: drift_alarm, max: 0, on_fail: panic}]\n- full: {}\n", "", r"steps\.0\.watch\.0\.on_fail"),
     # A bound the metric never reaches (a percent where a share is meant) makes a gate that never passes, or never fails.
     ("- shadow: {}\n  exit: [{metric: agreement, min: 50}]\n- full: {}\n", "",
-     r"steps\.0\.exit\.0\.gate: agreement is a share from 0 to 1 \(not a percent\); got 50"),
+     r"steps\.0\.exit\.0: agreement is a share from 0 to 1 \(not a percent\); got 50"),
     ("- limited: {regions: [eu-west]}\n  exit: [{metric: candidate_error_rate, max: 2}]\n- full: {}\n", "",
-     r"steps\.0\.exit\.0\.gate: candidate_error_rate is a share from 0 to 1 \(not a percent\); got 2"),
+     r"steps\.0\.exit\.0: candidate_error_rate is a share from 0 to 1 \(not a percent\); got 2"),
     ("- shadow: {}\n- full: {}\n", "watch: [{metric: drifted_share, max: 30, on_fail: pause}]\n",
-     r"watch\.0\.gate: drifted_share is a share from 0 to 1"),
-    ("- shadow: {}\n  exit: [{metric: compared, min: -30}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: compared is never below 0; got -30"),
+     r"watch\.0: drifted_share is a share from 0 to 1"),
+    ("- shadow: {}\n  exit: [{metric: compared, min: -30}]\n- full: {}\n", "", r"steps\.0\.exit\.0: compared is never below 0; got -30"),
     ("- shadow: {}\n  exit: [{metric: precision_margin, min: -5}]\n- full: {}\n", "",
-     r"steps\.0\.exit\.0\.gate: precision_margin is from -1 to 1; got -5"),
+     r"steps\.0\.exit\.0: precision_margin is from -1 to 1; got -5"),
     # A gate is one bound: with both, one would be dropped; with neither, it could never be judged.
     ("- shadow: {}\n  exit: [{metric: agreement, min: 0.5, max: 0.9}]\n- full: {}\n", "",
-     r"steps\.0\.exit\.0\.gate: .*needs exactly one of min or max"),
-    ("- shadow: {}\n  exit: [{metric: agreement}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate: .*needs exactly one of min or max"),
-    ("- shadow: {}\n  exit: [{metric: candidate_error_rate, max: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.gate\.max: .*finite"),
+     r"steps\.0\.exit\.0: .*needs exactly one of min or max"),
+    ("- shadow: {}\n  exit: [{metric: agreement}]\n- full: {}\n", "", r"steps\.0\.exit\.0: .*needs exactly one of min or max"),
+    ("- shadow: {}\n  exit: [{metric: candidate_error_rate, max: .nan}]\n- full: {}\n", "", r"steps\.0\.exit\.0\.max: .*finite"),
     # Shares and limits out of their range: a sample over 1, no listing at 0%, more than all of them, a budget
     # of more than every call failing or of no time at all.
     ("- shadow: {sample: 1.5}\n- full: {}\n", "", r"steps\.0\.shadow\.sample"),
@@ -297,6 +297,21 @@ def test_an_untimed_pause_the_guard_advances_is_not_said_to_wait_for_a_person(tm
     text = "\n".join(describe(plan))
     assert "pause: traffic stays as it is for 30m." in text and "until someone promotes" not in text
     assert plan.step_label(1) == "2/3 pause 1800 s"
+
+
+@pytest.mark.parametrize("condition, key", [
+    ("{analysis: quality, on_fail: later}", "steps.0.watch.0.on_fail"),
+    ("{analysis: null}", "steps.0.watch.0.analysis"),
+    ("{metric: agreement, min: 0.5, extra: 1}", "steps.0.watch.0.extra"),
+    ("{metric: vibes, max: 1}", "steps.0.watch.0"),
+])
+def test_a_bad_condition_is_refused_naming_its_own_key(tmp_path, condition, key):
+    """pydantic names the kind a condition was read as (gate or analysis) in its path: the key read
+    "steps.0.watch.0.analysis.on_fail", an on_fail under `analysis:` that no plan has."""
+    with pytest.raises(PlanError) as info:
+        load_plan(steps_plan(tmp_path, f"- shadow: {{}}\n  watch: [{condition}]\n- full: {{}}\n",
+                             "analyses:\n  quality: {margin: 0.05}\n"))
+    assert (info.value.key, info.value.step) == (key, 0) and f"{key}: " in str(info.value)
 
 
 def test_on_fail_on_an_exit_condition_is_refused(tmp_path):
