@@ -57,6 +57,9 @@ def advance(state: RoutingState, plan: Plan, target: int, now: float, regions: t
     current = _current(state, plan)
     if not current < target < len(plan.steps):
         raise TransitionError(f"step {target + 1} does not follow step {step_label(plan, state)}")
+    if regions is not None and not regions:
+        # Read as absent, an empty list (`"regions": []` over the API) moved listings to the plan's regions, unasked.
+        raise TransitionError("regions given as an empty list: name at least one, or leave them out for the step's own")
     if percent is not None and not 0 < percent <= 100:
         raise TransitionError(f"--percent must be in (0, 100], got {percent:g}")
     kind = plan.steps[target].kind

@@ -311,3 +311,12 @@ def test_a_limited_step_without_regions_says_how_to_give_them_when_skipped_too(p
         with pytest.raises(TransitionError, match="needs regions: promote to it with --regions, or set them in the plan"):
             stages.advance(s, open_regions, target, 0, regions)
     assert stages.advance(s, open_regions, 1, 0, ("eu-west",)).regions == ("eu-west",)
+
+
+def test_an_empty_list_of_regions_is_refused_not_read_as_the_plans(plan):
+    """The CLI refused `--regions ''`, but the control plane read an empty list (the API's `"regions": []`)
+    as none given, and a limited step took the plan's regions, which nobody had asked for."""
+    s = start_on(plan, 0)
+    with pytest.raises(TransitionError, match="regions given as an empty list"):
+        stages.advance(s, plan, 1, 0, ())
+    assert stages.advance(s, plan, 1, 0, None).regions == plan.steps[1].limited.regions
