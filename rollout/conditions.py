@@ -3,8 +3,8 @@ results -> pass, fail or inconclusive, each with the numbers that decided it. No
 gathers the evidence.
 
 A gate on a count below its `min` is inconclusive (the evidence is still coming in), never a failure;
-any gate without evidence yet is inconclusive too, and so is a gate on a rate over fewer than
-MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is. Only `pass` lets a step end, and only
+any gate without evidence yet is inconclusive too, and so is a gate on a rate (or the candidate's p99) over
+fewer than MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is. Only `pass` lets a step end, and only
 `fail` makes the guard act.
 """
 
@@ -18,10 +18,11 @@ from rollout.metrics import COUNT_METRICS
 from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Condition, Gate, OnFail
 
 
-# A rate metric -> the count metric it is a share of, from the same provider so both are gathered together. Over
-# the first few of its count a rate says little: one failed call among them read as a 100% error rate, and a
-# watched gate rolled the rollout back on it.
+# A metric read over a count (a rate, or the candidate's p99 over its calls) -> that count, from the same provider so
+# both are gathered together. Over the first few of its count it says little: one failed call among them read as
+# a 100% error rate, and one slow call as the p99, and a watched gate rolled the rollout back on it.
 RATE_COUNTS = {"agreement": "compared", "candidate_error_rate": "candidate_requests",
+               "candidate_p99_ms": "candidate_requests",
                "step_agreement": "step_compared", "step_candidate_error_rate": "step_candidate_requests"}
 
 

@@ -256,6 +256,16 @@ def test_a_rate_over_too_few_of_its_count_is_not_judged():
     assert conditions.gate(Gate(metric="agreement", min=0.5), {"compared": 20.0, "agreement": 1.0}).outcome == "pass"
 
 
+def test_the_candidates_p99_over_too_few_of_its_calls_is_not_judged():
+    """The budget judges its p99 from MIN_BUDGET_CALLS calls; a gate on candidate_p99_ms read the one slow
+    call of a cold replica as the p99, and a watched gate rolled the rollout back on it."""
+    first = {"candidate_requests": 1.0, "candidate_p99_ms": 3000.0}
+    early = conditions.gate(Gate(metric="candidate_p99_ms", max=500), first)
+    assert early.outcome == "inconclusive" and early.detail == "3000 over 1 candidate_requests so far; judged from 20"
+    judged = {"candidate_requests": 20.0, "candidate_p99_ms": 3000.0}
+    assert conditions.gate(Gate(metric="candidate_p99_ms", max=500), judged).outcome == "fail"
+
+
 def test_budget_condition():
     b = Budget(max_error_rate=0.05, max_p99_ms=500, window=50)
     assert conditions.budget(b, 10, 1.0, None).outcome == "inconclusive", "too few calls to judge"
