@@ -30,6 +30,7 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
         if listed is not None and not isinstance(listed, list):
             raise PlanError(f"rollout plan {path}: `gates.{stage}` must be a list of gates, e.g. "
                             "[{metric: compared, min: 30}]", f"gates.{stage}")
+    _check_gates(gates, path)
     shadow = raw.get("shadow") or {}
     limited = raw.get("limited") or {}
     section = raw.get("gradual") or {}
@@ -47,3 +48,26 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
     steps.append({"full": {}})
     out["steps"] = steps
     return out
+
+
+def _check_gates(gates: dict[str, Any], path: Path | str) -> None:
+    """Each old gate as a condition, named by its own key: checked once converted, a mistake was named by the
+    steps it became ("steps.1.exit.0; steps.2.exit.0"), keys the old file does not have."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from roomsight.errors import PlanError
+    from rollout.plan import Condition
+
+    adapter: TypeAdapter[Any] = TypeAdapter(Condition)
+    for stage, listed in gates.items():
+        for j, gate in enumerate(listed or []):
+            try:
+                adapter.validate_python(gate)
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
+                if parts[:1] in (["gate"], ["analysis"]):  # the kind pydantic read it as: no key of the file
+                    parts = parts[1:]
+                key = ".".join([f"gates.{stage}.{j}", *parts])
+                raise PlanError(f"rollout plan {path} is invalid: {key}: {e['msg'].removeprefix('Value error, ')}",
+                                key) from None

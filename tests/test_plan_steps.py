@@ -176,6 +176,19 @@ def test_an_old_plan_with_a_section_of_the_wrong_shape_is_refused_naming_it(tmp_
         load_plan(old)
 
 
+@pytest.mark.parametrize("gates, key", [
+    ("gates:\n  gradual: [{metric: compared, min: 1}, {metric: vibes, min: 1}]\n", "gates.gradual.1"),
+    ("gates:\n  full: [{metric: agreement, min: 50}]\n", "gates.full.0"),
+    ("gates:\n  limited: [{metric: compared, min: 3, extra: 1}]\n", "gates.limited.0.extra"),
+])
+def test_a_bad_gate_in_an_old_plan_is_named_by_its_own_key(tmp_path, gates, key):
+    """Checked after conversion, an old plan's bad gate was named by the steps it became ("steps.1.exit.1;
+    steps.2.exit.1"), keys the old file does not have."""
+    with pytest.raises(PlanError) as info:
+        load_plan(plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\n" + gates))
+    assert info.value.key == key and f"{key}: " in str(info.value) and "steps." not in str(info.value)
+
+
 def test_plan_convert_prints_a_plan_that_loads(tmp_path):
     from typer.testing import CliRunner
 
