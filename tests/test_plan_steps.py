@@ -350,7 +350,6 @@ def test_conditions_on_the_full_step_are_refused(tmp_path, full, key):
     assert (info.value.key, info.value.step) == (key, 2)
 
 
-
 def test_a_plan_in_words_says_only_what_it_has(tmp_path):
     # A plan without analyses, OOD holds or timed pauses must not be described as having them.
     text = describe(load_plan(steps_plan(tmp_path, "- shadow: {}\n- limited: {}\n- pause: {}\n- full: {}\n",
