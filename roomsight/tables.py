@@ -95,6 +95,7 @@ def answers_known(as_of: str, row: str = "") -> str:
     compared then."""
     return " AND ".join(shadow_known(role, as_of, row) for role in ("champion", "candidate"))
 
+
 # The control plane asks about one rollout at a time: its last N candidate calls (the guard), the order
 # statistics of its latencies (p99), the rows of a window (drift samples, `as_of` replays). Each of these
 # indexes answers one of them from a range of that rollout's entries, never from the whole log.

@@ -124,7 +124,7 @@ def resolve_rollout(control: ControlPlane, given: str) -> str:
     """A rollout id, or the one id that begins with `given` (reports show 8 characters), among those
     logged, queued, recorded in MLflow or waiting in the outbox to be."""
     events, unreachable = _events(control)
-    waiting = events if unreachable is not None else outbox.events_without_run(control.engine)
+    waiting = outbox.events_without_run(control.engine) if unreachable is None else []  # else the events are those
     ids = [e["rollout_id"] for e in (*events, *waiting) if e.get("rollout_id")]
     return queue.resolve_rollout(control.engine, given, ids)
 
