@@ -3,9 +3,9 @@ results -> pass, fail or inconclusive, each with the numbers that decided it. No
 gathers the evidence.
 
 A gate on a count below its `min` is inconclusive (the evidence is still coming in), never a failure;
-any gate without evidence yet is inconclusive too, and so is a gate on a rate (or the candidate's p99) over
-fewer than MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is. Only `pass` lets a step end, and only
-`fail` makes the guard act.
+any gate without evidence yet is inconclusive too, and so is a gate on a rate (or the candidate's p99, or a
+precision from verdicts) over fewer than MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is.
+Only `pass` lets a step end, and only `fail` makes the guard act.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ from rollout.metrics import COUNT_METRICS
 from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Condition, Gate, OnFail
 
 
-# A metric read over a count (a rate, or the candidate's p99 over its calls) -> that count, from the same provider so
-# both are gathered together. Over the first few of its count it says little: one failed call among them read as
-# a 100% error rate, and one slow call as the p99, and a watched gate rolled the rollout back on it.
-RATE_COUNTS = {"agreement": "compared", "candidate_error_rate": "candidate_requests",
-               "candidate_p99_ms": "candidate_requests",
-               "step_agreement": "step_compared", "step_candidate_error_rate": "step_candidate_requests"}
+# A metric read over counts (a rate, the candidate's p99 over its calls, a precision over reviewed answers) -> those
+# counts, from the same provider so they are gathered together. Over the first few of a count it says little: one
+# failed call among them read as a 100% error rate, one slow call as the p99, one wrong verdict as a precision of
+# 0, and a watched gate rolled the rollout back on it.
+RATE_COUNTS: dict[str, tuple[str, ...]] = {
+    "agreement": ("compared",), "candidate_error_rate": ("candidate_requests",),
+    "candidate_p99_ms": ("candidate_requests",), "step_agreement": ("step_compared",),
+    "step_candidate_error_rate": ("step_candidate_requests",),
+    "candidate_precision_lower": ("candidate_reviewed",), "champion_precision_lower": ("champion_reviewed",),
+    "precision_margin": ("candidate_reviewed", "champion_reviewed"), "candidate_win_rate": ("decided_disagreements",)}
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,11 @@ def gate(g: Gate, values: dict[str, float | None], on_fail: OnFail = "rollback")
     action = g.on_fail or on_fail
     if value is None:
         return ConditionResult(g.name, "gate", "inconclusive", "no evidence yet", None, action)
-    count = values.get(RATE_COUNTS.get(g.metric, ""))
-    if count is not None and count < MIN_BUDGET_CALLS:
-        return ConditionResult(g.name, "gate", "inconclusive", f"{value:.4g} over {count:.0f} {RATE_COUNTS[g.metric]} so "
-                               f"far; judged from {MIN_BUDGET_CALLS}", value, action)
+    short = [(name, n) for name in RATE_COUNTS.get(g.metric, ()) if (n := values.get(name)) is not None and n < MIN_BUDGET_CALLS]
+    if short:
+        over = " and ".join(f"{n:.0f} {name}" for name, n in short)
+        return ConditionResult(g.name, "gate", "inconclusive", f"{value:.4g} over {over} so far; judged from "
+                               f"{MIN_BUDGET_CALLS}", value, action)
     ok = value >= g.min if g.min is not None else value <= g.max  # type: ignore[operator]
     if ok:
         return ConditionResult(g.name, "gate", "pass", f"{value:.4g}", value, action)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from monitoring.review.stats import CLASS_MIN_ANSWERS
+
 METRICS: dict[str, str] = {
     "requests": "requests logged during the rollout",
     "compared": "requests where both models answered (shadow comparisons)",
@@ -23,10 +25,14 @@ METRICS: dict[str, str] = {
     "step_candidate_error_rate": "share of candidate calls since the current step began that failed or timed out",
     # review verdicts (monitoring.review)
     "reviewed": "review-queue items with a verdict in this rollout",
+    "candidate_reviewed": "reviewed items the candidate named a class on (not `unsure`), the photo usable",
+    "champion_reviewed": "reviewed items the champion named a class on (not `unsure`), the photo usable",
+    "decided_disagreements": "reviewed disagreements where exactly one of the two models was right",
     "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
     "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
     "precision_margin": "candidate minus champion precision lower bounds",
-    "min_class_precision": "lowest per-class candidate precision (point estimate) among reviewed classes",
+    "min_class_precision": "lowest per-class candidate precision (point estimate) among the classes it named on at least "
+                           f"{CLASS_MIN_ANSWERS} reviewed items (none before)",
     "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
     # inputs and drift (monitoring)
     "ood_share": "share of requests flagged out-of-domain",
@@ -41,10 +47,12 @@ SOURCES: dict[str, frozenset[str]] = {
                       "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "candidate_errors",
                       "step_requests", "step_compared", "step_agreement", "step_candidate_served",
                       "step_candidate_requests", "step_candidate_error_rate"}),
-    "review": frozenset({"reviewed", "candidate_precision_lower", "champion_precision_lower", "precision_margin",
+    "review": frozenset({"reviewed", "candidate_reviewed", "champion_reviewed", "decided_disagreements",
+                         "candidate_precision_lower", "champion_precision_lower", "precision_margin",
                          "min_class_precision", "candidate_win_rate"}),
     "drift": frozenset({"ood_share", "drift_alarm", "drifted_share", "drift_age_s"}),
 }
 # Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
 COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed",
+                           "candidate_reviewed", "champion_reviewed", "decided_disagreements",
                            "step_requests", "step_compared", "step_candidate_served", "step_candidate_requests"})

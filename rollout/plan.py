@@ -271,18 +271,17 @@ def parse_plan(raw: dict[str, Any], source: str = "rollout plan") -> Plan:
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()]
+        problems = [problem(e) for e in exc.errors()]
         message = "; ".join(dict.fromkeys(map(str, problems)))
         raise PlanError(f"rollout plan {source} is invalid: {message}", problems[0].key, problems[0].step) from None
 
 
-def _problem(e: Any) -> PlanError:
+def problem(e: Any) -> PlanError:
     """One of pydantic's errors (an ErrorDetails) as a PlanError; a validator's PlanError keeps its key and step."""
     parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
     # After a condition's index pydantic names the kind it was read as (its Tag): no key of the plan, and
     # "exit.0.analysis.on_fail" sent the author looking for an on_fail under `analysis:`.
-    loc = [p for i, p in enumerate(parts)
-           if not (p in ("gate", "analysis") and i >= 2 and parts[i - 2] in ("exit", "watch") and parts[i - 1].isdigit())]
+    loc = [p for i, p in enumerate(parts) if not (p in ("gate", "analysis") and i >= 1 and parts[i - 1].isdigit())]
     msg = e["msg"].removeprefix("Value error, ")
     raised = (e.get("ctx") or {}).get("error")
     if isinstance(raised, PlanError):

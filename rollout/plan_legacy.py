@@ -56,7 +56,7 @@ def _check_gates(gates: dict[str, Any], path: Path | str) -> None:
     from pydantic import TypeAdapter, ValidationError
 
     from roomsight.errors import PlanError
-    from rollout.plan import Condition
+    from rollout.plan import Condition, problem
 
     adapter: TypeAdapter[Any] = TypeAdapter(Condition)
     for stage, listed in gates.items():
@@ -64,10 +64,6 @@ def _check_gates(gates: dict[str, Any], path: Path | str) -> None:
             try:
                 adapter.validate_python(gate)
             except ValidationError as exc:
-                e = exc.errors()[0]
-                parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
-                if parts[:1] in (["gate"], ["analysis"]):  # the kind pydantic read it as: no key of the file
-                    parts = parts[1:]
-                key = ".".join([f"gates.{stage}.{j}", *parts])
-                raise PlanError(f"rollout plan {path} is invalid: {key}: {e['msg'].removeprefix('Value error, ')}",
-                                key) from None
+                first = exc.errors()[0]
+                named = problem({**first, "loc": ("gates", stage, j, *first["loc"])})
+                raise PlanError(f"rollout plan {path} is invalid: {named}", named.key) from None

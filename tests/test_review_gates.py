@@ -47,13 +47,21 @@ def test_promotion_waits_for_review_verdicts(settings, tmp_path: Path) -> None:
         cp.promote("limited")
     assert "reviewed >= 10: 0" in str(info.value) and "precision_margin >= 0: no evidence" in str(info.value)
 
-    # Reviewers side with the champion: the candidate's precision bound is below the champion's.
+    # Reviewers side with the champion, but 12 answers each are too few to judge a precision from.
     log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 12, rollout_id=rid)
     queue.fill(engine, settings, rid)
     review_all(engine, "kitchen")
     status = {g.name.split(" ")[0]: g for g in cp.status().exit}
     assert status["reviewed"].passed and status["reviewed"].value == 12
-    assert not status["precision_margin"].passed and status["precision_margin"].value < 0
+    assert status["precision_margin"].outcome == "inconclusive" and status["precision_margin"].value < 0
+    assert status["min_class_precision"].outcome == "inconclusive"
+    with pytest.raises(GatesFailed, match=r"INCONCLUSIVE precision_margin >= 0: -\S+ over 12 candidate_reviewed"):
+        cp.promote("limited")
+
+    # From 20 answers on, the candidate's precision bound is judged, below the champion's.
+    log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom"}] * 10, rollout_id=rid)
+    queue.fill(engine, settings, rid)
+    review_all(engine, "kitchen")
     with pytest.raises(GatesFailed, match=r"FAIL min_class_precision >= 0.5: 0"):
         cp.promote("limited")
 
@@ -64,5 +72,5 @@ def test_promotion_waits_for_review_verdicts(settings, tmp_path: Path) -> None:
     promoted = cp.promote("limited")
     assert promoted.after.stage is Stage.LIMITED and all(g.passed for g in promoted.gates)
     run = registry.client().get_run(cp.history()[0]["run_id"])
-    assert run.data.metrics["reviewed"] == 52
-    assert run.data.metrics["precision_margin"] > 0 and run.data.metrics["candidate_win_rate"] == pytest.approx(40 / 52)
+    assert run.data.metrics["reviewed"] == 62
+    assert run.data.metrics["precision_margin"] > 0 and run.data.metrics["candidate_win_rate"] == pytest.approx(40 / 62)

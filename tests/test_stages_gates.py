@@ -2,6 +2,7 @@
 
 import pytest
 
+from monitoring.review.stats import CLASS_MIN_ANSWERS, Reviewed, gate_metrics, summarize
 from roomsight.errors import PlanError, TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
@@ -254,6 +255,29 @@ def test_a_rate_over_too_few_of_its_count_is_not_judged():
     judged = {"candidate_requests": 20.0, "candidate_errors": 1.0, "candidate_error_rate": 0.05}
     assert conditions.gate(Gate(metric="candidate_error_rate", max=0.02), judged).outcome == "fail"
     assert conditions.gate(Gate(metric="agreement", min=0.5), {"compared": 20.0, "agreement": 1.0}).outcome == "pass"
+
+
+def test_a_precision_over_too_few_reviewed_answers_is_not_judged():
+    """Over the first verdicts one wrong answer read as a class the candidate gets wrong (min_class_precision
+    0), and a watched gate rolled the rollout back on it: the review rates wait for MIN_BUDGET_CALLS answers of
+    their own count, and a class's precision for CLASS_MIN_ANSWERS answers of that class."""
+    wrong = [Reviewed(truth="kitchen", champion="kitchen", candidate="bedroom", region="eu-west", disagreement=True)]
+    right = [Reviewed(truth="kitchen", champion="kitchen", candidate="kitchen", region="eu-west", disagreement=False)]
+    watched = {name: Gate(metric=name, min=0.5) for name in ("min_class_precision", "candidate_precision_lower",
+                                                             "precision_margin", "candidate_win_rate")}
+    watched["precision_margin"] = Gate(metric="precision_margin", min=0)
+
+    def outcomes(items: list[Reviewed]) -> dict[str, str]:
+        values = gate_metrics(summarize(items))
+        return {name: conditions.gate(g, values).outcome for name, g in watched.items()}
+
+    assert set(outcomes(wrong * 3 + right * 16).values()) == {"inconclusive"}
+    early = conditions.gate(watched["precision_margin"], gate_metrics(summarize(wrong * 3 + right * 16)))
+    assert early.detail.endswith("over 19 candidate_reviewed and 19 champion_reviewed so far; judged from 20")
+    # A class answered once is not judged yet: bedroom's one wrong answer leaves kitchen's 20 right ones.
+    assert gate_metrics(summarize(wrong + right * 20))["min_class_precision"] == 1.0
+    assert gate_metrics(summarize(wrong * (CLASS_MIN_ANSWERS - 1) + right * 20))["min_class_precision"] == 1.0
+    assert set(outcomes(wrong * CLASS_MIN_ANSWERS + right * 20).values()) == {"fail"}
 
 
 def test_the_candidates_p99_over_too_few_of_its_calls_is_not_judged():

@@ -62,6 +62,11 @@ class ModelPrecision:
     per_class: dict[str, Precision] = field(default_factory=dict)
 
 
+# A class's precision is read once the candidate has answered it this often: over its first few answers one
+# wrong verdict reads as a class the candidate gets wrong, and a watched gate rolled the rollout back on it.
+CLASS_MIN_ANSWERS = 20
+
+
 @dataclass
 class Summary:
     reviewed: int
@@ -119,9 +124,12 @@ def by_region(items: list[Reviewed]) -> dict[str, Summary]:
 def gate_metrics(s: Summary) -> dict[str, float | None]:
     """The `rollout.metrics.METRICS` names under "review verdicts"."""
     cand, champ = s.candidate.overall.lower, s.champion.overall.lower
-    class_values = [p.value for p in s.candidate.per_class.values() if p.value is not None]
+    class_values = [p.value for p in s.candidate.per_class.values() if p.value is not None and p.n >= CLASS_MIN_ANSWERS]
     return {
         "reviewed": float(s.reviewed),
+        "candidate_reviewed": float(s.candidate.overall.n),
+        "champion_reviewed": float(s.champion.overall.n),
+        "decided_disagreements": float(s.candidate_right + s.champion_right),
         "candidate_precision_lower": cand,
         "champion_precision_lower": champ,
         "precision_margin": cand - champ if cand is not None and champ is not None else None,
