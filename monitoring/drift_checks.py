@@ -6,7 +6,8 @@ latest `monitoring.drift_check_window` predictions (a shift that begins mid-roll
 traffic before it; a uniform sample when large, see monitoring.drift) with the champion's reference
 and records the result in `drift_checks`; `rollout drift check` makes one on demand. The gate evidence
 (`evidence`) reads the latest check with its age: a check older than `monitoring.drift_max_age_s` is no
-evidence, so a stopped checker shows as missing drift evidence, never as a stale all-clear.
+evidence, so a stopped checker shows as missing drift evidence, never as a stale all-clear; nor is a check
+made before the current step began (a promotion, maybe a person's past that very alarm).
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ def latest(engine: Engine, rollout_id: str, as_of: float | None = None) -> Any |
         return conn.execute(q).first()
 
 
-def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> dict[str, float | None]:
+def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None,
+             since: float | None = None) -> dict[str, float | None]:
     """`ood_share` over the rollout's requests (exact, from the rollup), and `drift_alarm`,
     `drifted_share` from its latest drift check, with that check's age (`drift_age_s`). The drift
-    numbers are None without a check younger than `monitoring.drift_max_age_s`."""
+    numbers are None without a check younger than `monitoring.drift_max_age_s` and made at or after
+    `since` (when the current step began)."""
     with engine.connect() as conn:
         counts = rollup.counts(conn, rollout_id, as_of)
     out: dict[str, float | None] = {
@@ -67,7 +70,10 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
         return out
     age = max(0.0, (time.time() if as_of is None else as_of) - check.created_at)
     out["drift_age_s"] = age
-    if age <= settings.monitoring.drift_max_age_s:
+    # A step begins with a promotion, a person's or the guard's. A person who promoted a paused rollout decided
+    # on the alarm they were shown: the check they saw must not pause it again at the next tick. The step
+    # waits for a check of its own, as it does for the log's `step_` numbers.
+    if age <= settings.monitoring.drift_max_age_s and (since is None or check.created_at >= since):
         out["drift_alarm"] = 1.0 if check.alarm else 0.0
         out["drifted_share"] = check.drifted_share
     return out
@@ -117,6 +123,9 @@ def describe(ev: dict[str, float | None], settings: Settings) -> str:
     if age is None:
         return (f"drift: no check yet (rollout serve checks every {_duration(settings.monitoring.drift_check_every_s)}; "
                 "`rollout drift check` makes one now)")
+    if ev.get("drift_alarm") is None and age <= settings.monitoring.drift_max_age_s:
+        return (f"drift: the latest check, {_duration(age)} old, was made before the current step began: no drift "
+                "evidence for this step until the next check")
     if ev.get("drift_alarm") is None:
         return (f"drift: the latest check is {_duration(age)} old, older than monitoring.drift_max_age_s "
                 f"({_duration(settings.monitoring.drift_max_age_s)}): no drift evidence until a newer one")

@@ -48,27 +48,29 @@ class Evidence:
         return self.values.get(key)
 
 
-def providers(since: float | None = None) -> dict[str, Provider]:
+def providers(since: float | None = None, step_counts: bool = True) -> dict[str, Provider]:
     """Every source of gate evidence by the name rollout.metrics.SOURCES gives it, in the order their
-    numbers are shown; `since`: when the current step began."""
+    numbers are shown; `since`: when the current step began (the drift checks made before it are no
+    evidence of it), and the log's `step_` numbers count from it with `step_counts`."""
     from monitoring.drift_checks import evidence as drift_evidence
     from monitoring.review.evidence import evidence as review_evidence
 
-    return {"log": partial(log_evidence, since=since), "review": review_evidence, "drift": drift_evidence}
+    return {"log": partial(log_evidence, since=since if step_counts else None), "review": review_evidence,
+            "drift": partial(drift_evidence, since=since)}
 
 
 def collect(engine: Engine, settings: Settings, rollout_id: str | None, as_of: float | None = None,
             needed: frozenset[str] | None = None, since: float | None = None) -> Evidence:
     """Every metric, or (with `needed`) those of the providers that compute any of `needed`; the `step_`
-    metrics since `since` (None without it, or when `needed` names none of them)."""
+    metrics since `since` (None without it, or when `needed` names none of them), and drift from the
+    checks made since then."""
     values: dict[str, float | None] = {}
     if rollout_id is None:
         return Evidence(values)
     # The step's numbers cost a second rollup read, at the step's start: the guard's tick asks only for the
     # metrics its conditions name, and most plans name no `step_` one.
-    if needed is not None and needed.isdisjoint(STEP_METRICS):
-        since = None
-    for source, provider in providers(since).items():
+    step_counts = needed is None or not needed.isdisjoint(STEP_METRICS)
+    for source, provider in providers(since, step_counts).items():
         if needed is None or needed & SOURCES[source]:
             values.update(provider(engine, settings, rollout_id, as_of=as_of))
     return Evidence(values)

@@ -36,8 +36,8 @@ METRICS: dict[str, str] = {
     "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
     # inputs and drift (monitoring)
     "ood_share": "share of requests flagged out-of-domain",
-    "drift_alarm": "1 if the latest drift check over the rollout's recent traffic (monitoring.drift_check_window predictions) raised an alarm, else 0 (none if older than monitoring.drift_max_age_s)",
-    "drifted_share": "share of monitored columns Evidently reports as drifted",
+    "drift_alarm": "1 if the latest drift check over the rollout's recent traffic (monitoring.drift_check_window predictions) raised an alarm, else 0 (none if older than monitoring.drift_max_age_s, or made before the current step began)",
+    "drifted_share": "share of monitored columns Evidently reports as drifted, in that same check",
     "drift_age_s": "seconds since the drift check that drift_alarm and drifted_share come from",
 }
 # Which provider computes each metric (rollout.evidence.providers), so that a judgement that names only

@@ -29,3 +29,18 @@ def test_a_check_stamped_a_little_ahead_of_this_clock_is_zero_seconds_old(tmp_pa
                                            ood_share=0.1, summary={}))
     ev = drift_checks.evidence(engine, settings_for(tmp_path / "home"), "r")
     assert ev["drift_age_s"] == 0.0 and ev["drift_alarm"] == 1.0 and ev["drifted_share"] == 0.4
+
+
+def test_a_check_made_before_the_step_began_is_no_evidence_of_it_and_status_says_why(tmp_path):
+    # The step began with a promotion: a person's, past the alarm they were shown, waits for a check of its own.
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    settings = settings_for(tmp_path / "home")
+    made = time.time() - 60
+    with engine.begin() as conn:
+        conn.execute(insert(checks).values(rollout_id="r", created_at=made, window_until=made, n_window=100,
+                                           n_sample=100, alarm=True, drifted_share=0.4, ood_share=0.1, summary={}))
+    during = drift_checks.evidence(engine, settings, "r", since=made - 1)
+    assert during["drift_alarm"] == 1.0 and during["drifted_share"] == 0.4
+    before = drift_checks.evidence(engine, settings, "r", since=made + 1)
+    assert before["drift_alarm"] is None and before["drifted_share"] is None and before["drift_age_s"] >= 59
+    assert "made before the current step began" in drift_checks.describe(before, settings)

@@ -1,0 +1,75 @@
+"""The guard and a person's decision on drift: a step begins with a promotion, and a drift check made
+before it (the alarm a person promoted past) does not make the guard act again; a check of the step's own
+does. Over drift check rows in SQLite, without a model, MLflow or Ray."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import insert
+
+from roomsight.db import engine_for
+from roomsight.registry import ModelRef
+from roomsight.rollout_state import RoutingState
+from roomsight.tables import drift_checks as checks
+from rollout import assess, stages
+from rollout.guard import decide
+from rollout.plan import Gate, Plan
+from tests.conftest import settings_for
+from tests.plans import open_plan
+
+ALARM = Gate(metric="drift_alarm", max=0, on_fail="pause")
+DRIFTED = Gate(metric="drifted_share", max=0.3, on_fail="rollback")
+
+
+def drift_check(engine, at: float, alarm: bool, drifted_share: float) -> None:  # noqa: ANN001
+    with engine.begin() as conn:
+        conn.execute(insert(checks).values(rollout_id="r", created_at=at, window_until=at, n_window=100, n_sample=100,
+                                           alarm=alarm, drifted_share=drifted_share, ood_share=0.1, summary={}))
+
+
+def watching_drift() -> Plan:
+    """Drift alarms pause wherever the candidate answers users; the gradual step rolls back on drifted columns."""
+    plan = open_plan(watch=(ALARM,))
+    steps = list(plan.steps)
+    steps[2] = steps[2].model_copy(update={"watch": (DRIFTED,)})
+    return plan.model_copy(update={"steps": tuple(steps)})
+
+
+def tick(plan: Plan, state: RoutingState, tmp_path):  # noqa: ANN001, ANN201
+    """What the guard's tick decides: the watched conditions judged on only the evidence they name."""
+    settings = settings_for(tmp_path)
+    judged = assess.judge(plan, state, engine_for(settings.db_url), settings, all_evidence=False, exit_steps=range(0))
+    return decide(plan, state, judged.watch, None, time.time()), {r.name: r for r in judged.watch}
+
+
+def test_a_person_who_promotes_past_a_drift_alarm_is_not_overridden_by_it(tmp_path):
+    plan = watching_drift()
+    engine = engine_for(settings_for(tmp_path).db_url)
+    now = time.time()
+    limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
+                                          now - 600), plan, 1, now - 300)
+    drift_check(engine, now - 120, alarm=True, drifted_share=0.5)
+    paused, _ = tick(plan, limited, tmp_path)
+    assert paused is not None and paused.kind == "pause", "the alarm made during the step pauses it"
+    # A person looks and promotes: the step begins now, and the check they saw predates it.
+    gradual = stages.advance(limited.evolve(held=paused.reason), plan, 2, now - 10)
+    action, watched = tick(plan, gradual, tmp_path)
+    assert action is None, "the alarm the person promoted past acted again"
+    assert watched[ALARM.name].outcome == watched[DRIFTED.name].outcome == "inconclusive"
+    # A check of the step's own acts as any does: the plan-wide pause, the step's rollback over it.
+    drift_check(engine, now - 5, alarm=True, drifted_share=0.5)
+    action, _ = tick(plan, gradual, tmp_path)
+    assert action is not None and action.kind == "rollback"
+    assert {r.name for r in action.conditions} == {ALARM.name, DRIFTED.name}
+
+
+def test_a_clean_check_made_before_the_step_is_no_all_clear_for_it(tmp_path):
+    plan = watching_drift()
+    engine = engine_for(settings_for(tmp_path).db_url)
+    now = time.time()
+    gradual = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
+                                          now - 600), plan, 2, now - 10)
+    drift_check(engine, now - 60, alarm=False, drifted_share=0.0)
+    _, watched = tick(plan, gradual, tmp_path)
+    assert watched[ALARM.name].outcome == "inconclusive"
