@@ -1,5 +1,6 @@
-"""The order a rollout can take a plan's steps in: traffic only grows, and a step the guard enters on its own
-needs nothing a person would give at promotion. Each problem names its step and key."""
+"""The order a rollout can take a plan's steps in: traffic only grows, a step the guard enters on its own
+needs nothing a person would give at promotion, and a step asks only for evidence its traffic can give.
+Each problem names its step and key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
 
 if TYPE_CHECKING:
-    from rollout.plan import Step
+    from rollout.plan import Condition, Step
+
+# Metrics that only requests both models answered give (rollout.metrics).
+COMPARISON_METRICS = frozenset({"compared", "agreement", "step_compared", "step_agreement"})
 
 
 def _step_error(i: int, step: Step, message: str, key: str = "") -> PlanError:
@@ -68,3 +72,30 @@ def check_order(steps: tuple[Step, ...], regions: tuple[str, ...]) -> None:
                 raise _step_error(i, step, f"{step.gradual.percent:g} does not grow from the previous gradual "
                                   f"step's {gradual_pct:g} (listings never move back)", ".gradual.percent")
             gradual_pct, answering = step.gradual.percent, True
+
+
+def comparing(steps: tuple[Step, ...]) -> list[bool]:
+    """Whether, on each step, the other model also runs on a sample of the requests: a shadow step's `sample`
+    holds on every step after it (rollout.stages), and before any shadow step there is none."""
+    out: list[bool] = []
+    sample = 0.0
+    for step in steps:
+        if step.shadow is not None:
+            sample = step.shadow.sample
+        out.append(sample > 0)
+    return out
+
+
+def check_comparisons(steps: tuple[Step, ...], conditions: list[tuple[str, str, int | None, Condition]]) -> None:
+    """No gate on comparisons where nothing is compared: it would read inconclusive for ever, and as an exit
+    hold its step until someone forced the promotion. `conditions`: (where, key, step, condition), as
+    Plan._conditions lists them; a plan-wide one (step None) is watched after the shadow steps."""
+    compares = comparing(steps)
+    for where, key, step, cond in conditions:
+        metric = getattr(cond, "metric", None)
+        if metric in COMPARISON_METRICS and not compares[-1 if step is None else step]:
+            # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
+            # traffic: agreement over them alone is not what the gate asks.
+            raise PlanError(f"{where}: {metric} is read from requests both models answered, and this step has the "
+                            "models compared on no sample of them: no shadow step before it sets a `sample` above 0 "
+                            "(it holds on the steps after it); add one, or drop the condition", f"{key}.metric", step)

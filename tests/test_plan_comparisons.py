@@ -1,0 +1,60 @@
+"""A plan's gates on comparisons (compared, agreement and their step_ forms) stand only on steps where the
+models are compared: a shadow step's sample, which holds on the steps after it. Elsewhere such a gate read
+inconclusive for ever, and as an exit held its step until someone forced the promotion: refused at load,
+naming its key."""
+
+from __future__ import annotations
+
+import pytest
+
+from roomsight.errors import PlanError
+from roomsight.registry import ModelRef
+from roomsight.rollout_state import RoutingState
+from rollout import stages
+from rollout.plan import load_plan
+from tests.test_plan_steps import steps_plan
+
+LIMITED = "- limited: {regions: [eu-west]}\n"
+
+
+@pytest.mark.parametrize("steps, extra, key, step", [
+    # No shadow step: the candidate's answers are never compared with the champion's.
+    (LIMITED + "  exit: [{metric: compared, min: 30}]\n- full: {}\n", "", "steps.0.exit.0.metric", 0),
+    (LIMITED + "  watch: [{metric: agreement, min: 0.5}]\n- full: {}\n", "", "steps.0.watch.0.metric", 0),
+    (LIMITED + "- gradual: {percent: 50}\n  exit: [{metric: step_agreement, min: 0.5}]\n- full: {}\n", "",
+     "steps.1.exit.0.metric", 1),
+    # A shadow step of no sample compares nothing, in it or after it.
+    ("- shadow: {sample: 0}\n  exit: [{metric: step_compared, min: 30}]\n- full: {}\n", "", "steps.0.exit.0.metric", 0),
+    ("- shadow: {sample: 0}\n" + LIMITED + "  exit: [{metric: agreement, min: 0.5}]\n- full: {}\n", "",
+     "steps.1.exit.0.metric", 1),
+    # Watched plan-wide, where the candidate answers users: after every shadow step.
+    (LIMITED + "- full: {}\n", "watch: [{metric: agreement, min: 0.5}]\n", "watch.0.metric", None),
+], ids=["no-shadow-exit", "no-shadow-watch", "no-shadow-later-step", "sample-0-itself", "sample-0-after", "plan-wide"])
+def test_a_gate_on_comparisons_where_nothing_is_compared_is_refused(tmp_path, steps, extra, key, step):
+    with pytest.raises(PlanError, match=r"both models answered.*no shadow step before it sets a `sample`") as info:
+        load_plan(steps_plan(tmp_path, steps, extra))
+    assert (info.value.key, info.value.step) == (key, step)
+
+
+def test_a_shadow_sample_holds_on_the_steps_after_it_so_their_gates_on_comparisons_load(tmp_path):
+    steps = ("- shadow: {sample: 0.1}\n  exit: [{metric: compared, min: 30}]\n"
+             + LIMITED + "  exit: [{metric: step_compared, min: 30}, {metric: step_agreement, min: 0.5}]\n"
+             "- gradual: {percent: 50}\n  watch: [{metric: agreement, min: 0.5}]\n- full: {}\n")
+    plan = load_plan(steps_plan(tmp_path, steps, "watch: [{metric: agreement, min: 0.5}]\n"))
+    # ... as the rollout's state carries it: what routing samples from.
+    state = stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan, now=0)
+    for target in range(1, len(plan.steps)):
+        state = stages.advance(state, plan, target, now=target)
+        assert state.shadow_sample == 0.1, plan.step_label(target)
+
+
+def test_without_a_shadow_step_the_rollout_samples_nothing_to_compare():
+    """What the refusal stands on: a plan that begins with limited starts at a sample of 0 and no later
+    step sets one."""
+    plan = load_plan().unconditional()
+    no_shadow = plan.model_copy(update={"steps": plan.steps[1:]})
+    state = stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", no_shadow, now=0)
+    assert state.shadow_sample == 0.0
+    for target in range(1, len(no_shadow.steps)):
+        state = stages.advance(state, no_shadow, target, now=target)
+        assert state.shadow_sample == 0.0, no_shadow.step_label(target)
