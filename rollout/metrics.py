@@ -12,7 +12,8 @@ METRICS: dict[str, str] = {
                  "their confidences within serve.disagreement_gap",
     "candidate_served": "requests the candidate answered",
     "candidate_requests": "requests the candidate ran on, answering or in shadow",
-    "candidate_error_rate": "share of candidate calls that failed or timed out",
+    "candidate_error_rate": "share of candidate calls that failed or timed out, shadow calls included (a shadow step's "
+                            "exit judges them; the budget's window leaves out those from before the candidate answered users)",
     "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
     "champion_p99_ms": "champion model latency, 99th percentile (ms)",
     "candidate_errors": "candidate calls that failed or timed out",
