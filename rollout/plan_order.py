@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 
 from roomsight.errors import PlanError
 from roomsight.rollout_state import Stage
+from rollout.metrics import SOURCES
 
 if TYPE_CHECKING:
     from rollout.plan import Condition, Step
 
-# Metrics that only requests both models answered give (rollout.metrics).
-COMPARISON_METRICS = frozenset({"compared", "agreement", "step_compared", "step_agreement"})
+# Metrics that only requests both models answered give (rollout.metrics): the comparisons, and the verdicts,
+# since the review queue samples compared requests only (monitoring.review.sampling).
+COMPARISON_METRICS = frozenset({"compared", "agreement", "step_compared", "step_agreement"}) | SOURCES["review"]
 
 
 def _step_error(i: int, step: Step, message: str, key: str = "") -> PlanError:
@@ -87,15 +89,16 @@ def comparing(steps: tuple[Step, ...]) -> list[bool]:
 
 
 def check_comparisons(steps: tuple[Step, ...], conditions: list[tuple[str, str, int | None, Condition]]) -> None:
-    """No gate on comparisons where nothing is compared: it would read inconclusive for ever, and as an exit
-    hold its step until someone forced the promotion. `conditions`: (where, key, step, condition), as
+    """No gate on comparisons or verdicts, nor an analysis (it reads verdicts), where nothing is compared: it
+    would read inconclusive for ever, and as an exit hold its step until someone forced the promotion. `conditions`: (where, key, step, condition), as
     Plan._conditions lists them; a plan-wide one (step None) is watched after the shadow steps."""
     compares = comparing(steps)
     for where, key, step, cond in conditions:
-        metric = getattr(cond, "metric", None)
-        if metric in COMPARISON_METRICS and not compares[-1 if step is None else step]:
+        metric, analysis = getattr(cond, "metric", None), getattr(cond, "analysis", None)
+        if (metric in COMPARISON_METRICS or analysis) and not compares[-1 if step is None else step]:
             # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
             # traffic: agreement over them alone is not what the gate asks.
-            raise PlanError(f"{where}: {metric} is read from requests both models answered, and this step has the "
+            what, field = (f"analysis {analysis}", "analysis") if analysis else (metric, "metric")
+            raise PlanError(f"{where}: {what} is read from requests both models answered, and this step has the "
                             "models compared on no sample of them: no shadow step before it sets a `sample` above 0 "
-                            "(it holds on the steps after it); add one, or drop the condition", f"{key}.metric", step)
+                            "(it holds on the steps after it); add one, or drop the condition", f"{key}.{field}", step)

@@ -1,7 +1,7 @@
-"""A plan's gates on comparisons (compared, agreement and their step_ forms) stand only on steps where the
-models are compared: a shadow step's sample, which holds on the steps after it. Elsewhere such a gate read
-inconclusive for ever, and as an exit held its step until someone forced the promotion: refused at load,
-naming its key."""
+"""A plan's gates on comparisons (compared, agreement and their step_ forms) and on verdicts, and its analyses,
+stand only on steps where the models are compared: a shadow step's sample, which holds on the steps after it.
+Elsewhere such a gate read inconclusive for ever, and as an exit held its step until someone forced the
+promotion: refused at load, naming its key."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rollout.plan import load_plan
 from tests.test_plan_steps import steps_plan
 
 LIMITED = "- limited: {regions: [eu-west]}\n"
+ANALYSES = "analyses: {quality: {margin: 0.05}}\n"
 
 
 @pytest.mark.parametrize("steps, extra, key, step", [
@@ -29,7 +30,12 @@ LIMITED = "- limited: {regions: [eu-west]}\n"
      "steps.1.exit.0.metric", 1),
     # Watched plan-wide, where the candidate answers users: after every shadow step.
     (LIMITED + "- full: {}\n", "watch: [{metric: agreement, min: 0.5}]\n", "watch.0.metric", None),
-], ids=["no-shadow-exit", "no-shadow-watch", "no-shadow-later-step", "sample-0-itself", "sample-0-after", "plan-wide"])
+    # Verdicts come from the review queue, which samples compared requests only; so do the analyses.
+    (LIMITED + "  exit: [{metric: reviewed, min: 30}]\n- full: {}\n", "", "steps.0.exit.0.metric", 0),
+    (LIMITED + "  exit: [{metric: precision_margin, min: 0}]\n- full: {}\n", "", "steps.0.exit.0.metric", 0),
+    (LIMITED + "  watch: [{analysis: quality}]\n- full: {}\n", ANALYSES, "steps.0.watch.0.analysis", 0),
+], ids=["no-shadow-exit", "no-shadow-watch", "no-shadow-later-step", "sample-0-itself", "sample-0-after", "plan-wide",
+        "verdicts", "review-margin", "analysis"])
 def test_a_gate_on_comparisons_where_nothing_is_compared_is_refused(tmp_path, steps, extra, key, step):
     with pytest.raises(PlanError, match=r"both models answered.*no shadow step before it sets a `sample`") as info:
         load_plan(steps_plan(tmp_path, steps, extra))
