@@ -123,6 +123,11 @@ class Yielder:
     def begin(self) -> None:
         self._budget = self.max_pause_s
 
+    @property
+    def paused_in_pass(self) -> float:
+        """Seconds the pass since `begin` has paused (Serve runs one batch at a time per replica)."""
+        return self.max_pause_s - self._budget
+
     def checkpoint(self) -> None:
         if self._budget <= 0 or not self.activity.busy():
             return
