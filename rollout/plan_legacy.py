@@ -30,8 +30,8 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
         if listed is not None and not isinstance(listed, list):
             raise PlanError(f"rollout plan {path}: `gates.{stage}` must be a list of gates, e.g. "
                             "[{metric: compared, min: 30}]", f"gates.{stage}")
-    _check_gates(gates, path)
     shadow = raw.get("shadow") or {}
+    _check_gates(gates, path, compares=not (isinstance(shadow, dict) and shadow.get("sample", 1.0) == 0))
     limited = raw.get("limited") or {}
     section = raw.get("gradual") or {}
     if isinstance(section, dict) and set(section) - {"steps"}:
@@ -50,20 +50,27 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
     return out
 
 
-def _check_gates(gates: dict[str, Any], path: Path | str) -> None:
+def _check_gates(gates: dict[str, Any], path: Path | str, compares: bool) -> None:
     """Each old gate as a condition, named by its own key: checked once converted, a mistake was named by the
-    steps it became ("steps.1.exit.0; steps.2.exit.0"), keys the old file does not have."""
+    steps it became ("steps.1.exit.0; steps.2.exit.0"), keys the old file does not have. `compares`: whether
+    the old `shadow` section compares the models on a sample (every gate comes after it)."""
     from pydantic import TypeAdapter, ValidationError
 
     from roomsight.errors import PlanError
     from rollout.plan import Condition, problem
+    from rollout.plan_order import uncompared, uncompared_error
 
     adapter: TypeAdapter[Any] = TypeAdapter(Condition)
     for stage, listed in gates.items():
         for j, gate in enumerate(listed or []):
             try:
-                adapter.validate_python(gate)
+                cond = adapter.validate_python(gate)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 named = problem({**first, "loc": ("gates", stage, j, *first["loc"])})
                 raise PlanError(f"rollout plan {path} is invalid: {named}", named.key) from None
+            if not compares and (found := uncompared(cond)) is not None:
+                key = f"gates.{stage}.{j}"
+                why = "the plan's `shadow: {sample: 0}` compares none; raise the sample, or drop the gate"
+                raise PlanError(f"rollout plan {path} is invalid: {uncompared_error(key, found[0], why)}",
+                                f"{key}.{found[1]}")

@@ -88,17 +88,31 @@ def comparing(steps: tuple[Step, ...]) -> list[bool]:
     return out
 
 
+def uncompared(cond: Condition) -> tuple[str, str] | None:
+    """(what, field) of a condition read from requests both models answered; None for any other."""
+    metric, analysis = getattr(cond, "metric", None), getattr(cond, "analysis", None)
+    if analysis:
+        return f"analysis {analysis}", "analysis"
+    return (metric, "metric") if metric in COMPARISON_METRICS else None
+
+
+NO_SAMPLE = ("no shadow step before it sets a `sample` above 0 (it holds on the steps after it); add one, or drop "
+             "the condition")
+
+
+def uncompared_error(where: str, what: str, why: str = NO_SAMPLE) -> str:
+    # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
+    # traffic: agreement over them alone is not what the gate asks.
+    return (f"{where}: {what} is read from requests both models answered, and this step has the models compared "
+            f"on no sample of them: {why}")
+
+
 def check_comparisons(steps: tuple[Step, ...], conditions: list[tuple[str, str, int | None, Condition]]) -> None:
     """No gate on comparisons or verdicts, nor an analysis (it reads verdicts), where nothing is compared: it
     would read inconclusive for ever, and as an exit hold its step until someone forced the promotion. `conditions`: (where, key, step, condition), as
     Plan._conditions lists them; a plan-wide one (step None) is watched after the shadow steps."""
     compares = comparing(steps)
     for where, key, step, cond in conditions:
-        metric, analysis = getattr(cond, "metric", None), getattr(cond, "analysis", None)
-        if (metric in COMPARISON_METRICS or analysis) and not compares[-1 if step is None else step]:
-            # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
-            # traffic: agreement over them alone is not what the gate asks.
-            what, field = (f"analysis {analysis}", "analysis") if analysis else (metric, "metric")
-            raise PlanError(f"{where}: {what} is read from requests both models answered, and this step has the "
-                            "models compared on no sample of them: no shadow step before it sets a `sample` above 0 "
-                            "(it holds on the steps after it); add one, or drop the condition", f"{key}.{field}", step)
+        found = uncompared(cond)
+        if found is not None and not compares[-1 if step is None else step]:
+            raise PlanError(uncompared_error(where, found[0]), f"{key}.{found[1]}", step)

@@ -64,3 +64,21 @@ def test_without_a_shadow_step_the_rollout_samples_nothing_to_compare():
     for target in range(1, len(no_shadow.steps)):
         state = stages.advance(state, no_shadow, target, now=target)
         assert state.shadow_sample == 0.0, no_shadow.step_label(target)
+
+
+@pytest.mark.parametrize("gates, key", [
+    ("gates:\n  limited: [{metric: compared, min: 30}]\n", "gates.limited.0.metric"),
+    ("gates:\n  gradual: [{metric: candidate_served, min: 1}, {metric: agreement, min: 0.5}]\n",
+     "gates.gradual.1.metric"),
+    ("gates:\n  full: [{analysis: quality}]\n", "gates.full.0.analysis"),
+])
+def test_an_old_plan_that_compares_nothing_names_its_own_gate(tmp_path, gates, key):
+    """An old plan's `shadow: {sample: 0}` with a gate on comparisons was refused by the steps it became
+    ("steps.0 (shadow).exit.0"), keys the old file does not have."""
+    from tests.test_plan_steps import plan_file
+
+    old = plan_file(tmp_path, "regions: [eu-west]\nshadow: {sample: 0}\nlimited: {regions: [eu-west]}\n"
+                    + ANALYSES + gates)
+    with pytest.raises(PlanError, match=r"both models answered") as info:
+        load_plan(old)
+    assert info.value.key == key and f"{key.rsplit('.', 1)[0]}: " in str(info.value) and "steps." not in str(info.value)
