@@ -124,9 +124,14 @@ def _follow(out: Replay, cp: ControlPlane, plan: Plan, state: RoutingState, e: d
     # The share the person set (a --percent override included) is part of the promotion followed.
     percent = None if target_state is None else \
         {"limited": target_state.region_percent, "gradual": target_state.percent}.get(kind)
+    # The step began when the recorded state says, as the guard read it live: the state is stamped before the
+    # promotion's conditions are judged and MLflow is reached, the event after. From the event's time, a drift
+    # check made in between was no evidence of the step here, and the guard's pause on it did not reproduce.
+    began = target_state.since if target_state is not None and target_state.since is not None else t
+    began = max(began, state.since or began)  # never before the step this replay took the rollout to itself
     try:
         target = stages.target_step(state, plan, kind)
-        moved = stages.advance(state, plan, target, t, regions, percent)
+        moved = stages.advance(state, plan, target, began, regions, percent)
     except TransitionError as exc:
         out.lines.append(Line(t, f"promote to {kind} (recorded, by {e['actor']}): this plan cannot follow it ({exc})"))
         return state
