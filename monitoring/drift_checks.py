@@ -57,8 +57,8 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
              since: float | None = None) -> dict[str, float | None]:
     """`ood_share` over the rollout's requests (exact, from the rollup), and `drift_alarm`,
     `drifted_share` from its latest drift check, with that check's age (`drift_age_s`). The drift
-    numbers are None without a check younger than `monitoring.drift_max_age_s` and made at or after
-    `since` (when the current step began)."""
+    numbers are None without a check younger than `monitoring.drift_max_age_s` whose window reaches
+    `since` (when the current step began): one made after the step began."""
     with engine.connect() as conn:
         counts = rollup.counts(conn, rollout_id, as_of)
     out: dict[str, float | None] = {
@@ -72,8 +72,10 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
     out["drift_age_s"] = age
     # A step begins with a promotion, a person's or the guard's. A person who promoted a paused rollout decided
     # on the alarm they were shown: the check they saw must not pause it again at the next tick. The step
-    # waits for a check of its own, as it does for the log's `step_` numbers.
-    if age <= settings.monitoring.drift_max_age_s and (since is None or check.created_at >= since):
+    # waits for a check of its own, as it does for the log's `step_` numbers. Of its own by the traffic it read,
+    # not by when it finished: a comparison takes seconds, and one that read its window before the promotion
+    # is the alarm the person saw, made again.
+    if age <= settings.monitoring.drift_max_age_s and (since is None or check.window_until >= since):
         out["drift_alarm"] = 1.0 if check.alarm else 0.0
         out["drifted_share"] = check.drifted_share
     return out
