@@ -58,7 +58,7 @@ def _check_gates(gates: dict[str, Any], path: Path | str, compares: bool) -> Non
 
     from roomsight.errors import PlanError
     from rollout.plan import Condition, problem
-    from rollout.plan_order import uncompared, uncompared_error
+    from rollout.plan_order import unjudgeable
 
     adapter: TypeAdapter[Any] = TypeAdapter(Condition)
     for stage, listed in gates.items():
@@ -69,8 +69,8 @@ def _check_gates(gates: dict[str, Any], path: Path | str, compares: bool) -> Non
                 first = exc.errors()[0]
                 named = problem({**first, "loc": ("gates", stage, j, *first["loc"])})
                 raise PlanError(f"rollout plan {path} is invalid: {named}", named.key) from None
-            if not compares and (found := uncompared(cond)) is not None:
+            # gates.limited is the shadow step's exit (to_steps): the candidate answers users after it.
+            why = "the plan's `shadow: {sample: 0}` compares none; raise the sample, or drop the gate"
+            if (found := unjudgeable(cond, compares, stage != "limited", why)) is not None:
                 key = f"gates.{stage}.{j}"
-                why = "the plan's `shadow: {sample: 0}` compares none; raise the sample, or drop the gate"
-                raise PlanError(f"rollout plan {path} is invalid: {uncompared_error(key, found[0], why)}",
-                                f"{key}.{found[1]}")
+                raise PlanError(f"rollout plan {path} is invalid: {key}: {found[0]}", f"{key}.{found[1]}")

@@ -88,31 +88,51 @@ def comparing(steps: tuple[Step, ...]) -> list[bool]:
     return out
 
 
-def uncompared(cond: Condition) -> tuple[str, str] | None:
-    """(what, field) of a condition read from requests both models answered; None for any other."""
-    metric, analysis = getattr(cond, "metric", None), getattr(cond, "analysis", None)
-    if analysis:
-        return f"analysis {analysis}", "analysis"
-    return (metric, "metric") if metric in COMPARISON_METRICS else None
-
-
+# The candidate's calls, which it makes on the compared sample and for the users it answers; and its answers
+# to users alone (rollout.metrics). Where it makes none, a gate on them reads inconclusive for ever too.
+CALL_METRICS = frozenset({"candidate_requests", "candidate_error_rate", "candidate_p99_ms", "step_candidate_requests",
+                          "step_candidate_error_rate"})
+SERVED_METRICS = frozenset({"candidate_served", "step_candidate_served"})
 NO_SAMPLE = ("no shadow step before it sets a `sample` above 0 (it holds on the steps after it); add one, or drop "
              "the condition")
 
 
-def uncompared_error(where: str, what: str, why: str = NO_SAMPLE) -> str:
-    # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
-    # traffic: agreement over them alone is not what the gate asks.
-    return (f"{where}: {what} is read from requests both models answered, and this step has the models compared "
-            f"on no sample of them: {why}")
+def answering(steps: tuple[Step, ...]) -> list[bool]:
+    """Whether the candidate answers users on each step: from the first limited step on (check_order), a
+    pause holding the traffic of the step before it."""
+    out: list[bool] = []
+    for step in steps:
+        out.append(step.kind in (Stage.LIMITED, Stage.GRADUAL) or bool(out and out[-1]))
+    return out
+
+
+def unjudgeable(cond: Condition, compares: bool, answers: bool, no_sample: str = NO_SAMPLE) -> tuple[str, str] | None:
+    """Why `cond` could never be judged on a step where the models are compared on a sample (`compares`) and
+    the candidate answers users (`answers`), and its field; None when it can be."""
+    metric, analysis = getattr(cond, "metric", None), getattr(cond, "analysis", None)
+    what, field = (f"analysis {analysis}", "analysis") if analysis else (metric, "metric")
+    if (analysis or metric in COMPARISON_METRICS) and not compares:
+        # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
+        # traffic: agreement over them alone is not what the gate asks.
+        return (f"{what} is read from requests both models answered, and this step has the models compared on no "
+                f"sample of them: {no_sample}", field)
+    if metric in SERVED_METRICS and not answers:
+        return (f"{what} counts the candidate's answers to users, and it answers none on this step (it does from "
+                "the first limited step on); move the condition to a step that serves users, or drop it", field)
+    if metric in CALL_METRICS and not (compares or answers):
+        return (f"{what} is read from the candidate's calls, and it makes none on this step: it answers no users, "
+                f"and {no_sample}", field)
+    return None
 
 
 def check_comparisons(steps: tuple[Step, ...], conditions: list[tuple[str, str, int | None, Condition]]) -> None:
-    """No gate on comparisons or verdicts, nor an analysis (it reads verdicts), where nothing is compared: it
-    would read inconclusive for ever, and as an exit hold its step until someone forced the promotion. `conditions`: (where, key, step, condition), as
-    Plan._conditions lists them; a plan-wide one (step None) is watched after the shadow steps."""
-    compares = comparing(steps)
+    """No condition on evidence its step's traffic never gives: comparisons, verdicts and analyses (they read
+    verdicts) where nothing is compared, the candidate's calls where it makes none, its answers to users where
+    it answers none. Each would read inconclusive for ever, and as an exit hold its step until someone forced
+    the promotion. `conditions`: (where, key, step, condition), as Plan._conditions lists them; a plan-wide one
+    (step None) is watched where the candidate answers users, after the shadow steps."""
+    compares, answers = comparing(steps), answering(steps)
     for where, key, step, cond in conditions:
-        found = uncompared(cond)
-        if found is not None and not compares[-1 if step is None else step]:
-            raise PlanError(uncompared_error(where, found[0]), f"{key}.{found[1]}", step)
+        found = unjudgeable(cond, compares[-1 if step is None else step], step is None or answers[step])
+        if found is not None:
+            raise PlanError(f"{where}: {found[0]}", f"{key}.{found[1]}", step)

@@ -82,3 +82,42 @@ def test_an_old_plan_that_compares_nothing_names_its_own_gate(tmp_path, gates, k
     with pytest.raises(PlanError, match=r"both models answered") as info:
         load_plan(old)
     assert info.value.key == key and f"{key.rsplit('.', 1)[0]}: " in str(info.value) and "steps." not in str(info.value)
+
+
+@pytest.mark.parametrize("steps, key, message", [
+    # The candidate answers users from the first limited step on: before, it serves none, whatever it shadows.
+    ("- shadow: {sample: 1.0}\n  exit: [{metric: candidate_served, min: 20}]\n" + LIMITED + "- full: {}\n",
+     "steps.0.exit.0.metric", r"candidate_served counts the candidate's answers to users, and it answers none"),
+    ("- shadow: {sample: 0.5}\n- pause: {}\n  exit: [{metric: step_candidate_served, min: 20}]\n" + LIMITED
+     + "- full: {}\n", "steps.1.exit.0.metric", r"step_candidate_served counts the candidate's answers"),
+    # With no sample it makes no call at all there: its error rate, latency and calls never come.
+    ("- shadow: {sample: 0}\n  exit: [{metric: candidate_error_rate, max: 0.02}]\n" + LIMITED + "- full: {}\n",
+     "steps.0.exit.0.metric", r"candidate_error_rate is read from the candidate's calls, and it makes none"),
+    ("- shadow: {sample: 0}\n  watch: [{metric: candidate_p99_ms, max: 900}]\n" + LIMITED + "- full: {}\n",
+     "steps.0.watch.0.metric", r"candidate_p99_ms is read from the candidate's calls"),
+], ids=["served-in-shadow", "served-in-pause-before-limited", "calls-at-sample-0", "p99-at-sample-0"])
+def test_a_gate_on_the_candidates_work_where_it_does_none_is_refused(tmp_path, steps, key, message):
+    with pytest.raises(PlanError, match=message) as info:
+        load_plan(steps_plan(tmp_path, steps))
+    assert info.value.key == key
+
+
+def test_the_candidates_calls_are_judged_where_it_shadows_or_serves(tmp_path):
+    steps = ("- shadow: {sample: 0.1}\n"
+             "  exit: [{metric: candidate_error_rate, max: 0.02}, {metric: step_candidate_requests, min: 20}]\n"
+             + LIMITED + "  exit: [{metric: step_candidate_served, min: 20}]\n- full: {}\n")
+    assert load_plan(steps_plan(tmp_path, steps, "watch: [{metric: candidate_served, min: 1}]\n"))
+    unsampled = ("- shadow: {sample: 0}\n" + LIMITED + "  exit: [{metric: candidate_error_rate, max: 0.02}]\n"
+                 "- full: {}\n")
+    assert load_plan(steps_plan(tmp_path, unsampled))
+
+
+def test_an_old_plan_names_its_own_gate_on_answers_the_shadow_step_never_gives(tmp_path):
+    from tests.test_plan_steps import plan_file
+
+    served = "[{metric: candidate_served, min: 20}]"
+    old = plan_file(tmp_path, f"regions: [eu-west]\nlimited: {{regions: [eu-west]}}\ngates:\n  limited: {served}\n"
+                    f"  gradual: {served}\n")
+    with pytest.raises(PlanError, match=r"gates\.limited\.0: candidate_served counts") as info:
+        load_plan(old)
+    assert info.value.key == "gates.limited.0.metric"
