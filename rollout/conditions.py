@@ -27,7 +27,8 @@ RATE_COUNTS: dict[str, tuple[str, ...]] = {
     "candidate_p99_ms": ("candidate_requests",), "step_agreement": ("step_compared",),
     "step_candidate_error_rate": ("step_candidate_requests",),
     "candidate_precision_lower": ("candidate_reviewed",), "champion_precision_lower": ("champion_reviewed",),
-    "precision_margin": ("candidate_reviewed", "champion_reviewed"), "candidate_win_rate": ("decided_disagreements",)}
+    "precision_margin": ("candidate_reviewed", "champion_reviewed"), "candidate_win_rate": ("decided_disagreements",),
+    "min_class_precision": ("candidate_reviewed",)}
 
 
 @dataclass(frozen=True)

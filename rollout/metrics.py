@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from monitoring.review.stats import CLASS_MIN_ANSWERS
+from monitoring.review.stats import CLASS_BOUND_CONFIDENCE, CLASS_MIN_ANSWERS
 
 METRICS: dict[str, str] = {
     "requests": "requests logged during the rollout",
@@ -32,8 +32,9 @@ METRICS: dict[str, str] = {
     "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
     "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
     "precision_margin": "candidate minus champion precision lower bounds",
-    "min_class_precision": "lowest per-class candidate precision (point estimate) among the classes it named on at least "
-                           f"{CLASS_MIN_ANSWERS} reviewed items (none before)",
+    "min_class_precision": "lowest per-class candidate precision among the classes it named: the point estimate from "
+                           f"{CLASS_MIN_ANSWERS} reviewed answers of the class, below that its one-sided "
+                           f"{CLASS_BOUND_CONFIDENCE:.0%} upper bound (a class counts once shown low)",
     "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
     # inputs and drift (monitoring)
     "ood_share": "share of requests flagged out-of-domain",

@@ -260,7 +260,8 @@ def test_a_rate_over_too_few_of_its_count_is_not_judged():
 def test_a_precision_over_too_few_reviewed_answers_is_not_judged():
     """Over the first verdicts one wrong answer read as a class the candidate gets wrong (min_class_precision
     0), and a watched gate rolled the rollout back on it: the review rates wait for MIN_BUDGET_CALLS answers of
-    their own count, and a class's precision for CLASS_MIN_ANSWERS answers of that class."""
+    their own count, and a class answered fewer than CLASS_MIN_ANSWERS times counts by its upper bound, so only
+    once its verdicts show it low."""
     wrong = [Reviewed(truth="kitchen", champion="kitchen", candidate="bedroom", region="eu-west", disagreement=True)]
     right = [Reviewed(truth="kitchen", champion="kitchen", candidate="kitchen", region="eu-west", disagreement=False)]
     watched = {name: Gate(metric=name, min=0.5) for name in ("min_class_precision", "candidate_precision_lower",
@@ -274,10 +275,15 @@ def test_a_precision_over_too_few_reviewed_answers_is_not_judged():
     assert set(outcomes(wrong * 3 + right * 16).values()) == {"inconclusive"}
     early = conditions.gate(watched["precision_margin"], gate_metrics(summarize(wrong * 3 + right * 16)))
     assert early.detail.endswith("over 19 candidate_reviewed and 19 champion_reviewed so far; judged from 20")
-    # A class answered once is not judged yet: bedroom's one wrong answer leaves kitchen's 20 right ones.
-    assert gate_metrics(summarize(wrong + right * 20))["min_class_precision"] == 1.0
-    assert gate_metrics(summarize(wrong * (CLASS_MIN_ANSWERS - 1) + right * 20))["min_class_precision"] == 1.0
+    # Bedroom's one wrong answer: its precision is below 0.95 with 95% confidence, no lower.
+    once = gate_metrics(summarize(wrong + right * 20))["min_class_precision"]
+    assert once == pytest.approx(0.95) and conditions.gate(watched["min_class_precision"], gate_metrics(
+        summarize(wrong + right * 20))).outcome == "pass"
+    # None right of 19 shows the class wrong: below 0.15 with 95% confidence, and the gate fails.
+    shown = gate_metrics(summarize(wrong * (CLASS_MIN_ANSWERS - 1) + right * 20))["min_class_precision"]
+    assert shown == pytest.approx(1 - 0.05 ** (1 / 19)) and shown < 0.15
     assert set(outcomes(wrong * CLASS_MIN_ANSWERS + right * 20).values()) == {"fail"}
+    assert gate_metrics(summarize(wrong * CLASS_MIN_ANSWERS + right * 20))["min_class_precision"] == 0.0
 
 
 def test_the_candidates_p99_over_too_few_of_its_calls_is_not_judged():

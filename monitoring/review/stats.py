@@ -55,6 +55,15 @@ class Precision:
         ci = self.interval
         return ci[0] if ci else None
 
+    def upper_bound(self, confidence: float) -> float | None:
+        """One-sided Clopper-Pearson upper bound: the precision is below it with `confidence` (Wilson's
+        interval is too narrow at a handful of answers: it puts 0 right of 1 below 0.8)."""
+        from scipy.stats import beta
+
+        if not self.n:
+            return None
+        return 1.0 if self.correct == self.n else float(beta.ppf(confidence, self.correct + 1, self.n - self.correct))
+
 
 @dataclass
 class ModelPrecision:
@@ -62,9 +71,11 @@ class ModelPrecision:
     per_class: dict[str, Precision] = field(default_factory=dict)
 
 
-# A class's precision is read once the candidate has answered it this often: over its first few answers one
-# wrong verdict reads as a class the candidate gets wrong, and a watched gate rolled the rollout back on it.
+# A class's precision is read as it stands once the candidate has answered it this often. Before, by its upper
+# bound: over its first answers one wrong verdict read as a class the candidate gets wrong, and a watched gate
+# rolled the rollout back on it; but none right of 19 is a class shown wrong, and must count.
 CLASS_MIN_ANSWERS = 20
+CLASS_BOUND_CONFIDENCE = 0.95
 
 
 @dataclass
@@ -124,7 +135,8 @@ def by_region(items: list[Reviewed]) -> dict[str, Summary]:
 def gate_metrics(s: Summary) -> dict[str, float | None]:
     """The `rollout.metrics.METRICS` names under "review verdicts"."""
     cand, champ = s.candidate.overall.lower, s.champion.overall.lower
-    class_values = [p.value for p in s.candidate.per_class.values() if p.value is not None and p.n >= CLASS_MIN_ANSWERS]
+    class_values = [p.value if p.n >= CLASS_MIN_ANSWERS else p.upper_bound(CLASS_BOUND_CONFIDENCE)
+                    for p in s.candidate.per_class.values() if p.n]
     return {
         "reviewed": float(s.reviewed),
         "candidate_reviewed": float(s.candidate.overall.n),
