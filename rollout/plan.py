@@ -29,7 +29,7 @@ from roomsight.rollout_state import Stage
 from roomsight.tables import REGION_MAX
 from roomsight.userfiles import read_yaml
 from rollout.metrics import METRICS
-from rollout.plan_order import check_comparisons, check_order
+from rollout.plan_order import check_evidence, check_order
 
 OnFail = Literal["rollback", "pause"]
 # The values each metric can take (rollout.metrics; the rest are counts, latencies and ages, never below 0).
@@ -215,7 +215,7 @@ class Plan(_Strict):
                 raise PlanError(f"{where}: on_fail says what a watched condition's failure does; an exit condition "
                                 "that fails only holds the step (watch it to act on its failure)", f"{key}.on_fail", step)
         check_order(self.steps, self.regions)
-        check_comparisons(self.steps, self._conditions())
+        check_evidence(self.steps, self._conditions())
         return self
 
     def _conditions(self) -> list[tuple[str, str, int | None, Condition]]:

@@ -125,7 +125,7 @@ def unjudgeable(cond: Condition, compares: bool, answers: bool, no_sample: str =
     return None
 
 
-def check_comparisons(steps: tuple[Step, ...], conditions: list[tuple[str, str, int | None, Condition]]) -> None:
+def check_evidence(steps: tuple[Step, ...], conditions: list[tuple[str, str, int | None, Condition]]) -> None:
     """No condition on evidence its step's traffic never gives: comparisons, verdicts and analyses (they read
     verdicts) where nothing is compared, the candidate's calls where it makes none, its answers to users where
     it answers none. Each would read inconclusive for ever, and as an exit hold its step until someone forced

@@ -147,7 +147,7 @@ def test_a_start_on_a_plan_without_shadow_says_the_step_it_started_on():
     from rollout.plan import Plan
 
     # Without its conditions: the shipped ones read comparisons and verdicts, which a plan without a shadow
-    # step never has, and it is refused at load for them (rollout.plan_order.check_comparisons).
+    # step never has, and it is refused at load for them (rollout.plan_order.check_evidence).
     d = load_plan().unconditional().model_dump(exclude_none=True, by_alias=True)
     plan = Plan.model_validate({**d, "steps": d["steps"][1:]})
     stable = RoutingState(champion=ModelRef("roomtype", "1"))

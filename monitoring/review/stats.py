@@ -71,9 +71,10 @@ class ModelPrecision:
     per_class: dict[str, Precision] = field(default_factory=dict)
 
 
-# A class's precision is read as it stands once the candidate has answered it this often. Before, by its upper
-# bound: over its first answers one wrong verdict read as a class the candidate gets wrong, and a watched gate
-# rolled the rollout back on it; but none right of 19 is a class shown wrong, and must count.
+# A class's precision is read as it stands once the candidate has answered it this often, and until then by its
+# upper bound, so that it counts once shown low: read as it stood, one wrong verdict among a class's first answers
+# was a class the candidate gets wrong, and a watched gate rolled the rollout back on it; yet none right of 19 is
+# a class shown wrong.
 CLASS_MIN_ANSWERS = 20
 CLASS_BOUND_CONFIDENCE = 0.95
 
