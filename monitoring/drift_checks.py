@@ -7,7 +7,7 @@ traffic before it; a uniform sample when large, see monitoring.drift) with the c
 and records the result in `drift_checks`; `rollout drift check` makes one on demand. The gate evidence
 (`evidence`) reads the latest check with its age: a check older than `monitoring.drift_max_age_s` is no
 evidence, so a stopped checker shows as missing drift evidence, never as a stale all-clear; nor is a check
-made before the current step began (a promotion, maybe a person's past that very alarm).
+that read only traffic from before the current step began (a promotion, maybe a person's past that very alarm).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
     """`ood_share` over the rollout's requests (exact, from the rollup), and `drift_alarm`,
     `drifted_share` from its latest drift check, with that check's age (`drift_age_s`). The drift
     numbers are None without a check younger than `monitoring.drift_max_age_s` whose window reaches
-    `since` (when the current step began): one made after the step began."""
+    `since` (when the current step began): one that read traffic of the step's own."""
     with engine.connect() as conn:
         counts = rollup.counts(conn, rollout_id, as_of)
     out: dict[str, float | None] = {
@@ -126,8 +126,8 @@ def describe(ev: dict[str, float | None], settings: Settings) -> str:
         return (f"drift: no check yet (rollout serve checks every {_duration(settings.monitoring.drift_check_every_s)}; "
                 "`rollout drift check` makes one now)")
     if ev.get("drift_alarm") is None and age <= settings.monitoring.drift_max_age_s:
-        return (f"drift: the latest check, {_duration(age)} old, was made before the current step began: no drift "
-                "evidence for this step until the next check")
+        return (f"drift: the latest check, {_duration(age)} old, read traffic from before the current step began: "
+                "no drift evidence for this step until the next check")
     if ev.get("drift_alarm") is None:
         return (f"drift: the latest check is {_duration(age)} old, older than monitoring.drift_max_age_s "
                 f"({_duration(settings.monitoring.drift_max_age_s)}): no drift evidence until a newer one")

@@ -43,7 +43,7 @@ def test_a_check_made_before_the_step_began_is_no_evidence_of_it_and_status_says
     assert during["drift_alarm"] == 1.0 and during["drifted_share"] == 0.4
     before = drift_checks.evidence(engine, settings, "r", since=made + 1)
     assert before["drift_alarm"] is None and before["drifted_share"] is None and before["drift_age_s"] >= 59
-    assert "made before the current step began" in drift_checks.describe(before, settings)
+    assert "read traffic from before the current step began" in drift_checks.describe(before, settings)
 
 
 def test_a_check_of_traffic_read_before_the_step_began_is_no_evidence_of_it_though_it_finished_after(tmp_path):
@@ -58,4 +58,4 @@ def test_a_check_of_traffic_read_before_the_step_began_is_no_evidence_of_it_thou
                                            summary={}))
     ev = drift_checks.evidence(engine, settings, "r", since=promoted)
     assert ev["drift_alarm"] is None and ev["drifted_share"] is None
-    assert "made before the current step began" in drift_checks.describe(ev, settings)
+    assert "read traffic from before the current step began" in drift_checks.describe(ev, settings)
