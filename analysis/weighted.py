@@ -8,7 +8,8 @@ of them: its weight is the inverse of its realised inclusion probability n_h/N_h
 the share of that stratum's queued items reviewed so far). A ratio is the weighted sum of its numerator
 over the weighted sum of its denominator (the ratio estimator), and its variance is the stratified
 linearisation sum_h N_h^2 s_h^2 / n_h over X^2. The 95% interval is Wilson's at the effective sample size
-R(1-R)/Var (Korn and Graubard), so a stratum of few verdicts widens it instead of vanishing from it.
+R(1-R)/Var (Korn and Graubard), or, where R is 0 or 1, at Kish's (sum w)^2 / sum w^2 over the verdicts
+in the denominator, so a stratum of few verdicts widens it instead of vanishing from it.
 
 - accuracy: right answers among usable photos (an abstention is not right);
 - precision: right answers among usable photos the model answered (not `unsure`);
@@ -91,7 +92,15 @@ def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool]
         s2 = max(s2, m / n * smooth * (1 - smooth))
         var += big_n ** 2 * s2 / n
     var /= den ** 2
-    n_eff = float(n_x) if r in (0.0, 1.0) or var == 0 else min(float(n_x), max(1.0, r * (1 - r) / var))
+    if r in (0.0, 1.0) or var == 0:
+        # R(1-R)/Var says nothing here, and n_x would let a stratum of few verdicts vanish again: every verdict
+        # right, one verdict standing for most of the traffic beside many for a sliver of it read as a
+        # near-certain 1. Kish's count from the weights keeps what weighting costs.
+        weights = [(big_n / len(items[h]), sum(x for _, x in items[h])) for h, big_n in populations.items()
+                   if big_n and items.get(h)]
+        n_eff = min(float(n_x), max(1.0, sum(w * m for w, m in weights) ** 2 / sum(w * w * m for w, m in weights)))
+    else:
+        n_eff = min(float(n_x), max(1.0, r * (1 - r) / var))
     lo, hi = wilson(r, n_eff)
     return Estimate(r, lo, hi, int(n_x), round(n_eff, 1))
 

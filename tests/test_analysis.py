@@ -400,6 +400,20 @@ def test_weighting_never_makes_more_effective_verdicts_than_there_are() -> None:
     assert r is not None and r.value == 0.5 and r.n_eff <= r.n == 20
 
 
+def test_a_stratum_of_few_verdicts_widens_the_interval_when_every_verdict_is_right() -> None:
+    """One verdict stands for 99.9% of the traffic, a thousand for the rest: all right, the rate of the big
+    stratum is still known from one photo. Read at 1,001 verdicts the interval was [0.996, 1], and with that
+    stratum at 50% it held the truth only when that one photo happened to be right."""
+    from analysis.weighted import ratio
+
+    populations = {("a", False): 100_000, ("b", False): 100}
+    lopsided = ratio(populations, {("a", False): [(1, 1)], ("b", False): [(1, 1)] * 1000})
+    assert lopsided is not None and lopsided.value == 1.0
+    assert lopsided.n_eff < 2 and lopsided.lower < 0.5
+    # Verdicts in proportion to the traffic cost nothing: every one still counts.
+    even = ratio({("a", False): 1000, ("b", False): 1000}, {("a", False): [(1, 1)] * 10, ("b", False): [(1, 1)] * 10})
+    assert even is not None and even.n_eff == even.n == 20
+
 def test_a_cells_share_shown_is_of_every_photo_logged_not_only_those_up_to_the_frontier() -> None:
     """The share is what a cell is judged small on, and it reads past the frontier: shown from the settled rows
     alone, a cell at 5% of the traffic read 50% while its verdicts lagged."""
