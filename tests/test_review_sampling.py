@@ -521,3 +521,25 @@ def test_a_replay_holds_the_frontier_before_a_photo_recorded_unseen_after_its_mo
     replayed = review_sample(engine, s, ROLLOUT, as_of=moment)
     assert replayed.unseen == () and replayed.frontier is not None and replayed.frontier < T0 + 5
     assert sum(r.n for r in replayed.counts if r.settled) == sum(r.n for r in live.counts if r.settled) == 1
+
+
+def test_a_rate_the_filler_drew_at_counts_from_its_first_item_queued_not_its_first_verdict(env, tmp_path: Path) -> None:
+    """The filler draws disagreements at 0.05, the reader is configured at 1. Until an item drawn at 0.05 had
+    its verdict, the reader scaled by 1: the disagreements not drawn, logged before the first one drawn (open,
+    so the frontier stops before it), read as photos sampled with no difference, and a candidate wrong on
+    every disagreement passed on no verdict at all."""
+    from monitoring.review.sampling import unit
+
+    s, engine, store = env
+    filler = settings_for(tmp_path / "low", ROOMSIGHT_REVIEW__DISAGREEMENT_SHARE="0.05")
+    keys = [f"P{i}" for i in range(2000)]
+    missed = [k for k in keys if unit(k) >= 0.05][:150]
+    drawn = next(k for k in keys if unit(k) < 0.05)
+    for i, key in enumerate([*missed, drawn]):
+        put(engine, store, T0 + 3 * i, "kitchen", "bedroom", photo_id=key)
+        put(engine, store, T0 + 3 * i + 1, "kitchen", "kitchen", photo_id=f"A{i}")
+    queue.fill(engine, filler, ROLLOUT, photos=store, now=T0 + 10_000)
+    sample = review_sample(engine, s, ROLLOUT)
+    assert sample.rates["disagreement"] == 0.05 and sample.verdicts == ()
+    assert analyse("q", AnalysisSpec(margin=0.05), sample).outcome == "inconclusive"
+    assert review_sample(engine, s, ROLLOUT, as_of=T0 + 10_000).rates["disagreement"] == 0.05

@@ -84,9 +84,13 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
     unseen_q = (select(u.reason, u.pi, u.photo_key, p.region, p.champion_label, ood_flag(), u.logged_at)
                 .select_from(review_unseen.join(predictions, p.request_id == u.request_id))
                 .where(u.rollout_id == rollout_id))
+    # Every item queued, with a verdict or not: the frontier stops before an open one, so the photos the
+    # filler passed over before it are read at its rate only once that rate is known.
+    drawn_q = select(it.reason, func.min(it.pi)).where(it.rollout_id == rollout_id, it.pi.is_not(None)).group_by(it.reason)
     if as_of is not None:
         verdicts_q = verdicts_q.where(it.resolved_at <= as_of)
         unseen_q = unseen_q.where(u.created_at <= as_of)
+        drawn_q = drawn_q.where(it.created_at <= as_of)
     with engine.connect() as conn:
         # Read once: the frontier never passes settled_to, and the counts keep what is up to the watermark.
         f = review_fill.c
@@ -97,7 +101,8 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
         counts = cells.now(edge, settled_to, watermark) if as_of is None else cells.as_of(as_of, edge)
         rows = conn.execute(verdicts_q).all()
         lost = conn.execute(unseen_q).all()
-    rates = drawn_rates(settings, [(r.reason, r.pi) for r in rows] + [(r.reason, r.pi) for r in lost])
+        drawn = [(reason, pi) for reason, pi in conn.execute(drawn_q)]
+    rates = drawn_rates(settings, drawn + [(r.reason, r.pi) for r in lost])
     # A photo is queued iff its number is below its stratum's rate: those below the smaller rate are a
     # draw at that rate, whatever rate queued them.
     verdicts = tuple(VerdictRow(reason, rates[reason], Cell(region, champ, flag), champ, cand, truth, logged, resolved)
@@ -110,8 +115,9 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
 
 def drawn_rates(settings: Settings, recorded: list[tuple[str, float]]) -> dict[str, float]:
     """Each stratum's inclusion probability for the analyses: the smallest of the rate configured here
-    and those the verdicts' items recorded. The analyses scale by one rate per stratum, and the filler
-    (another process, perhaps configured otherwise, or before the share was changed) drew at its own."""
+    and those the queued items and unseen photos recorded. The analyses scale by one rate per stratum, and
+    the filler (another process, perhaps configured otherwise, or before the share was changed) drew at its
+    own."""
     rates = {s: settings.review.rate(s) for s in STRATA}
     for stratum, pi in recorded:
         rates[stratum] = min(rates[stratum], pi)
