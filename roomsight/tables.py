@@ -267,6 +267,8 @@ review_fill = Table(
     Column("watermark", Float, nullable=False),
     Column("settled_to", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The smallest rate any fill drew disagreements at: until a photo drawn at it is queued, no item says so.
+    Column("disagreement_rate", Float),
 )
 
 # The review sample's counts of a rollout's compared predictions per stratum and cell, as last read

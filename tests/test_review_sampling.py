@@ -543,3 +543,22 @@ def test_a_rate_the_filler_drew_at_counts_from_its_first_item_queued_not_its_fir
     assert sample.rates["disagreement"] == 0.05 and sample.verdicts == ()
     assert analyse("q", AnalysisSpec(margin=0.05), sample).outcome == "inconclusive"
     assert review_sample(engine, s, ROLLOUT, as_of=T0 + 10_000).rates["disagreement"] == 0.05
+
+
+def test_a_rate_the_filler_drew_at_counts_before_any_photo_drawn_at_it(env, tmp_path: Path) -> None:
+    """As above, with no disagreement drawn at 0.05 yet: no item records the rate, the fill does."""
+    from monitoring.review.sampling import unit
+
+    s, engine, store = env
+    filler = settings_for(tmp_path / "low", ROOMSIGHT_REVIEW__DISAGREEMENT_SHARE="0.05")
+    for i, key in enumerate([k for k in (f"P{i}" for i in range(2000)) if unit(k) >= 0.05][:150]):
+        put(engine, store, T0 + 3 * i, "kitchen", "bedroom", photo_id=key)
+        put(engine, store, T0 + 3 * i + 1, "kitchen", "kitchen", photo_id=f"A{i}")
+    queue.fill(engine, filler, ROLLOUT, photos=store, now=T0 + 10_000)
+    assert "disagreement" not in queued(engine).values()
+    sample = review_sample(engine, s, ROLLOUT)
+    assert sample.rates["disagreement"] == 0.05
+    assert analyse("q", AnalysisSpec(margin=0.05), sample).outcome == "inconclusive"
+    # A later fill at a higher rate does not raise it: the photos passed over stay passed over.
+    queue.fill(engine, s, ROLLOUT, photos=store, now=T0 + 20_000)
+    assert review_sample(engine, s, ROLLOUT).rates["disagreement"] == 0.05

@@ -94,14 +94,16 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
     with engine.connect() as conn:
         # Read once: the frontier never passes settled_to, and the counts keep what is up to the watermark.
         f = review_fill.c
-        filled = conn.execute(select(f.settled_to, f.watermark).where(f.rollout_id == rollout_id)).first()
-        settled_to, watermark = filled if filled is not None else (None, None)
+        filled = conn.execute(select(f.settled_to, f.watermark, f.disagreement_rate)
+                              .where(f.rollout_id == rollout_id)).first()
+        settled_to, watermark, fill_rate = filled if filled is not None else (None, None, None)
         edge = frontier(conn, rollout_id, settled_to, as_of)
         cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
         counts = cells.now(edge, settled_to, watermark) if as_of is None else cells.as_of(as_of, edge)
         rows = conn.execute(verdicts_q).all()
         lost = conn.execute(unseen_q).all()
         drawn = [(reason, pi) for reason, pi in conn.execute(drawn_q)]
+        drawn += [("disagreement", fill_rate)] if fill_rate is not None else []
     rates = drawn_rates(settings, drawn + [(r.reason, r.pi) for r in lost])
     # A photo is queued iff its number is below its stratum's rate: those below the smaller rate are a
     # draw at that rate, whatever rate queued them.
@@ -115,7 +117,7 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
 
 def drawn_rates(settings: Settings, recorded: list[tuple[str, float]]) -> dict[str, float]:
     """Each stratum's inclusion probability for the analyses: the smallest of the rate configured here
-    and those the queued items and unseen photos recorded. The analyses scale by one rate per stratum, and
+    and those the fills, queued items and unseen photos recorded. The analyses scale by one rate per stratum, and
     the filler (another process, perhaps configured otherwise, or before the share was changed) drew at its
     own."""
     rates = {s: settings.review.rate(s) for s in STRATA}

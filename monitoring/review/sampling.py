@@ -134,7 +134,7 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
     if unseen:
         _insert_new(engine, review_unseen, unseen)
     if settled_to is not None:
-        _advance(engine, rollout_id, passed, settled_to, now, mark)
+        _advance(engine, rollout_id, passed, settled_to, now, mark, review.rate("disagreement"))
     return added
 
 
@@ -175,18 +175,22 @@ def _insert_new(engine: Engine, table: Table, items: list[dict[str, Any]]) -> in
 
 
 def _advance(engine: Engine, rollout_id: str, watermark: float, settled_to: float, now: float,
-             previous: float | None) -> None:
-    """Move the rollout's watermark forward (never back: a slower concurrent filler loses)."""
+             previous: float | None, rate: float) -> None:
+    """Move the rollout's watermark forward (never back: a slower concurrent filler loses), and keep the
+    smallest disagreement rate drawn at: the disagreements a fill passed over before its first one drawn
+    are read as not sampled only at a rate that would not have drawn them."""
     f = review_fill.c
     watermark = watermark if previous is None else max(watermark, previous)
+    smallest = case((f.disagreement_rate.is_(None) | (f.disagreement_rate > rate), rate), else_=f.disagreement_rate)
     with engine.begin() as conn:
         moved = conn.execute(update(review_fill).where(f.rollout_id == rollout_id, f.watermark <= watermark)
-                             .values(watermark=watermark, settled_to=settled_to, updated_at=now)).rowcount
+                             .values(watermark=watermark, settled_to=settled_to, updated_at=now,
+                                     disagreement_rate=smallest)).rowcount
         if moved or previous is not None:
             return
     try:
         with engine.begin() as conn:
             conn.execute(insert(review_fill).values(rollout_id=rollout_id, watermark=watermark, settled_to=settled_to,
-                                                    updated_at=now))
+                                                    updated_at=now, disagreement_rate=rate))
     except IntegrityError:
         pass  # another filler recorded its watermark first
