@@ -58,7 +58,10 @@ def judge(plan: Plan, state: RoutingState, engine: Engine, settings: Settings, *
     exits: list[tuple[Condition, OnFail]] = [(c, plan.steps[i].on_fail) for i in steps for c in plan.steps[i].exit]
     watched: list[tuple[Condition, OnFail]] = ([(c, plan.steps[state.step].on_fail)
                                                 for c in plan.watched(state.step, state.answers_traffic)] if watch else [])
-    needed = None if all_evidence else frozenset(c.metric for c, _ in exits + watched if isinstance(c, Gate))
+    named_metrics = {c.metric for c, _ in exits + watched if isinstance(c, Gate)}
+    # A rate's count may come from another provider (`ood_share` is the drift provider's, `requests` the log's).
+    counts = (n for m in named_metrics for n in conditions.RATE_COUNTS.get(m, ()))
+    needed = None if all_evidence else frozenset({*named_metrics, *counts})
     values = evidence.collect(engine, settings, rid, as_of=as_of, needed=needed, since=state.since).values
     named = {c.analysis for c, _ in exits + watched if isinstance(c, AnalysisRef)}
     results = analyses(named, plan, engine, settings, rid, as_of)

@@ -3,8 +3,8 @@ results -> pass, fail or inconclusive, each with the numbers that decided it. No
 gathers the evidence.
 
 A gate on a count below its `min` is inconclusive (the evidence is still coming in), never a failure;
-any gate without evidence yet is inconclusive too, and so is a gate on a rate (or the candidate's p99, or a
-precision from verdicts) over fewer than MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is.
+any gate without evidence yet is inconclusive too, and so is a gate on a rate (or a p99, or a precision from
+verdicts) over fewer than MIN_BUDGET_CALLS of its count (RATE_COUNTS), as the budget is.
 Only `pass` lets a step end, and only `fail` makes the guard act.
 """
 
@@ -18,13 +18,14 @@ from rollout.metrics import COUNT_METRICS
 from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Condition, Gate, OnFail
 
 
-# A metric read over counts (a rate, the candidate's p99 over its calls, a precision over reviewed answers) -> those
-# counts, from the same provider so they are gathered together. Over the first few of a count it says little: one
-# failed call among them read as a 100% error rate, one slow call as the p99, one wrong verdict as a precision of
-# 0, and a watched gate rolled the rollout back on it.
+# A metric read over counts (a rate, a p99 over its calls, a precision over reviewed answers) -> those counts, which
+# the judgement gathers with it (rollout.assess). Over the first few of a count it says little: one failed call
+# among them read as a 100% error rate, one slow call as the p99, one wrong verdict as a precision of 0, one
+# flagged photo as an out-of-domain share of 1, and a watched gate rolled the rollout back on it.
 RATE_COUNTS: dict[str, tuple[str, ...]] = {
     "agreement": ("compared",), "candidate_error_rate": ("candidate_requests",),
-    "candidate_p99_ms": ("candidate_requests",), "step_agreement": ("step_compared",),
+    "candidate_p99_ms": ("candidate_requests",), "champion_p99_ms": ("champion_requests",),
+    "ood_share": ("requests",), "step_agreement": ("step_compared",),
     "step_candidate_error_rate": ("step_candidate_requests",),
     "candidate_precision_lower": ("candidate_reviewed",), "champion_precision_lower": ("champion_reviewed",),
     "precision_margin": ("candidate_reviewed", "champion_reviewed"), "candidate_win_rate": ("decided_disagreements",),

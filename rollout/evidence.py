@@ -108,6 +108,7 @@ def log_evidence(engine: Engine, settings: Settings, rollout_id: str, last: int 
         "candidate_error_rate": errors / calls if calls else None,
         "candidate_p99_ms": cand_p99,
         "champion_p99_ms": champ_p99,
+        "champion_requests": float(c.champion_timed),
         **_step(c, before),
     }
 

@@ -16,6 +16,7 @@ METRICS: dict[str, str] = {
                             "exit judges them; the budget's window leaves out those from before the candidate answered users)",
     "candidate_p99_ms": "candidate model latency, 99th percentile (ms)",
     "champion_p99_ms": "champion model latency, 99th percentile (ms)",
+    "champion_requests": "requests the champion answered (its latency logged)",
     "candidate_errors": "candidate calls that failed or timed out",
     # the same since the current step began (the others count the whole rollout, every step so far)
     "step_requests": "requests logged since the current step began",
@@ -46,7 +47,7 @@ METRICS: dict[str, str] = {
 # some of them asks only those providers: the guard, every few seconds, needs no p99 walk of the log.
 SOURCES: dict[str, frozenset[str]] = {
     "log": frozenset({"requests", "compared", "agreement", "candidate_served", "candidate_requests",
-                      "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "candidate_errors",
+                      "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "champion_requests", "candidate_errors",
                       "step_requests", "step_compared", "step_agreement", "step_candidate_served",
                       "step_candidate_requests", "step_candidate_error_rate"}),
     "review": frozenset({"reviewed", "candidate_reviewed", "champion_reviewed", "decided_disagreements",
@@ -55,6 +56,6 @@ SOURCES: dict[str, frozenset[str]] = {
     "drift": frozenset({"ood_share", "drift_alarm", "drifted_share", "drift_age_s"}),
 }
 # Counts grow as evidence comes in: below a `min` they mean "not yet" (inconclusive), never "failed".
-COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "reviewed",
+COUNT_METRICS = frozenset({"requests", "compared", "candidate_served", "candidate_requests", "champion_requests", "reviewed",
                            "candidate_reviewed", "champion_reviewed", "decided_disagreements",
                            "step_requests", "step_compared", "step_candidate_served", "step_candidate_requests"})

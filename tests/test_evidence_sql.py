@@ -78,6 +78,7 @@ def old_log_evidence(engine, rollout_id, last=None, as_of=None, known=True):  # 
         "candidate_error_rate": cand_errors / len(ran) if ran else None,
         "candidate_p99_ms": float(np.percentile(cand_ms, 99)) if cand_ms else None,
         "champion_p99_ms": float(np.percentile(champ_ms, 99)) if champ_ms else None,
+        "champion_requests": float(len(champ_ms)),
         **{name: None for name in STEP_METRICS},
     }
 

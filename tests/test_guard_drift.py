@@ -8,6 +8,7 @@ import time
 
 from sqlalchemy import insert
 
+from benchmarks import synthlog
 from roomsight.db import engine_for
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState
@@ -73,3 +74,24 @@ def test_a_clean_check_made_before_the_step_is_no_all_clear_for_it(tmp_path):
     drift_check(engine, now - 60, alarm=False, drifted_share=0.0)
     _, watched = tick(plan, gradual, tmp_path)
     assert watched[ALARM.name].outcome == "inconclusive"
+
+
+def test_an_out_of_domain_share_over_a_handful_of_requests_is_not_acted_on(tmp_path):
+    """Its count is the log's, the share the drift provider's: the tick asked for the share alone, and one flagged
+    photo of the first three read as a share of 1 and paused the rollout."""
+    ood = Gate(metric="ood_share", max=0.3, on_fail="pause")
+    plan = open_plan(watch=(ood,))
+    engine = engine_for(settings_for(tmp_path).db_url)
+    now = time.time()
+    limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
+                                          now - 600), plan, 1, now - 300)
+
+    def flagged(n: int, seed: int) -> list[dict]:
+        return [dict(r, ood={"flags": ["night_time"], "scores": {}}) for r in synthlog.rows(n, "r", now - 200, seed=seed)]
+
+    synthlog.insert(engine, flagged(3, seed=1))
+    action, watched = tick(plan, limited, tmp_path)
+    assert action is None and watched[ood.name].outcome == "inconclusive", watched[ood.name].describe()
+    synthlog.insert(engine, flagged(20, seed=2))
+    action, watched = tick(plan, limited, tmp_path)
+    assert action is not None and action.kind == "pause", watched[ood.name].describe()

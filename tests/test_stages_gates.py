@@ -360,3 +360,12 @@ def test_an_empty_list_of_regions_is_refused_not_read_as_the_plans(plan):
     with pytest.raises(TransitionError, match="regions given as an empty list"):
         stages.advance(s, plan, 1, 0, ())
     assert stages.advance(s, plan, 1, 0, None).regions == plan.steps[1].limited.regions
+
+
+def test_a_latency_or_share_over_a_handful_of_requests_is_not_judged():
+    """One slow call read as the champion's p99, one flagged photo as an out-of-domain share of 1."""
+    slow, ood = Gate(metric="champion_p99_ms", max=500), Gate(metric="ood_share", max=0.3)
+    assert conditions.gate(slow, {"champion_p99_ms": 900.0, "champion_requests": 3.0}).outcome == "inconclusive"
+    assert conditions.gate(slow, {"champion_p99_ms": 900.0, "champion_requests": 20.0}).outcome == "fail"
+    assert conditions.gate(ood, {"ood_share": 1.0, "requests": 1.0}).outcome == "inconclusive"
+    assert conditions.gate(ood, {"ood_share": 1.0, "requests": 20.0}).outcome == "fail"
