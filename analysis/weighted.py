@@ -19,15 +19,14 @@ A model cannot look better by abstaining: accuracy falls, and coverage is report
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from roomsight.binomial import wilson_share
 from roomsight.verdicts import UNSURE, Cell, ReviewSample
 
-Z95 = 1.959963984540054
 MODELS = ("champion", "candidate")
 
 
@@ -52,13 +51,6 @@ class ModelEstimate:
     def to_dict(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy and self.accuracy.to_dict(),
                 "precision": self.precision and self.precision.to_dict(), "coverage": self.coverage}
-
-
-def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool], list[tuple[int, int]]]) -> Estimate | None:
@@ -101,7 +93,7 @@ def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool]
         n_eff = min(float(n_x), max(1.0, sum(w * m for w, m in weights) ** 2 / sum(w * w * m for w, m in weights)))
     else:
         n_eff = min(float(n_x), max(1.0, r * (1 - r) / var))
-    lo, hi = wilson(r, n_eff)
+    lo, hi = wilson_share(r, n_eff)
     return Estimate(r, lo, hi, int(n_x), round(n_eff, 1))
 
 

@@ -29,7 +29,7 @@ from monitoring.descriptors import describe
 from monitoring.ood import RULES, Calibration
 from monitoring.shifts import SHIFTS, shift
 from monitoring.shifts.cases import Case, cases, held_out_source
-from training.thresholds import lower_bound
+from roomsight.binomial import clopper_pearson_upper
 
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
 CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind
@@ -81,12 +81,6 @@ def _by_kind(rows: list[Shifted]) -> dict[str, list[dict[str, float]]]:
     for r in rows:
         out.setdefault(r.case.kind, []).append(r.descriptors)
     return out
-
-
-def upper_bound(flagged: int, n: int, confidence: float = CONFIDENCE) -> float:
-    """One-sided Clopper-Pearson upper bound on a share seen as `flagged` of `n`: one minus the thresholds'
-    lower bound on the share left alone."""
-    return 1.0 - float(lower_bound(n - flagged, n, confidence))
 
 
 @dataclass
@@ -142,7 +136,7 @@ def tune_margin(flag: str, draws: list[Draw]) -> dict:
            "tuning_cases": sum(len(d.tuning) for d in draws),
            "ordinary_cases": {k: count(k, 0.0)[1] for k in ordinary}}
     for margin in np.round(np.arange(-0.5, 2.0, 0.05), 2):
-        if all(upper_bound(*count(k, margin)) <= FALSE_MAX for k in ordinary):
+        if all(clopper_pearson_upper(*count(k, margin), CONFIDENCE) <= FALSE_MAX for k in ordinary):
             shares = {k: count(k, margin) for k in ordinary + caught}
             return {"margin": float(margin), **out,
                     "tuning_flagged": {k: round(f / max(1, n), 4) for k, (f, n) in shares.items()}}

@@ -21,7 +21,7 @@ from analysis.paired import Counts, decide, outcome_of
 from analysis.spec import AnalysisSpec
 from analysis.weighted import model_estimates
 from monitoring.review.order import due
-from monitoring.review.stats import wilson
+from roomsight.binomial import wilson
 from roomsight.config import ReviewSettings
 from roomsight.regions import REGIONS
 from roomsight.verdicts import IN_DOMAIN, UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow

@@ -345,10 +345,11 @@ def _draw(seed: int, high: float, dark_dim: int):
 def test_a_margin_is_cut_where_the_false_flag_target_is_shown_not_where_it_is_touched():
     """Two dark photos in 200 dim ones (1%) pass "at most 2%" as a share; its 90% upper bound (2.7%)
     does not, so the margin moves past them, and the night shots beyond are still caught."""
-    from benchmarks.ood_flags import tune_margin, upper_bound
+    from benchmarks.ood_flags import CONFIDENCE, tune_margin
+    from roomsight.binomial import clopper_pearson_upper
 
     tuned = tune_margin("night_time", [_draw(0, 0.7, dark_dim=2)])
-    assert upper_bound(2, 200) > 0.02 >= upper_bound(0, 200)
+    assert clopper_pearson_upper(2, 200, CONFIDENCE) > 0.02 >= clopper_pearson_upper(0, 200, CONFIDENCE)
     assert tuned["margin"] == pytest.approx(1.05)
     assert tuned["tuning_flagged"] == {"dim": 0.0, "night_street": 1.0}
 
@@ -357,10 +358,11 @@ def test_draws_pooled_show_what_one_cannot_each_counted_from_its_own_reference()
     """Ten dark dim photos in 1,000 over five draws (the same 1%) are shown under 2% (bound 1.5%), so the
     pooled margin need not pass them; each draw's reference sits elsewhere, and a threshold counted from
     any one reference but its own would flag its dim photos wholesale."""
-    from benchmarks.ood_flags import tune_margin, upper_bound
+    from benchmarks.ood_flags import CONFIDENCE, tune_margin
+    from roomsight.binomial import clopper_pearson_upper
 
     draws = [_draw(seed, high, dark_dim=2) for seed, high in enumerate((0.7, 0.8, 0.65, 0.9, 0.73))]
-    assert upper_bound(10, 1000) <= 0.02
+    assert clopper_pearson_upper(10, 1000, CONFIDENCE) <= 0.02
     assert [tune_margin("night_time", [d])["margin"] for d in draws] == pytest.approx([1.05] * 5)
     pooled = tune_margin("night_time", draws)
     assert pooled["margin"] == pytest.approx(0.15)

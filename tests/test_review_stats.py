@@ -1,27 +1,11 @@
-"""Verdict statistics, pure: the Wilson interval and per-model precision, no database."""
+"""Verdict statistics, pure: per-model precision, no database (its bounds: tests/test_binomial.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from monitoring.review.stats import UNUSABLE, Reviewed, by_region, gate_metrics, summarize, wilson
-
-
-def test_wilson_matches_known_values() -> None:
-    lo, hi = wilson(5, 10)
-    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
-    lo, hi = wilson(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
-    lo, hi = wilson(10, 10)
-    assert hi == pytest.approx(1.0) and lo == pytest.approx(0.7225, abs=1e-4)
-    assert wilson(0, 0) is None
-    with pytest.raises(ValueError):
-        wilson(11, 10)
-
-
-def test_wilson_narrows_with_more_evidence() -> None:
-    small, large = wilson(9, 10), wilson(900, 1000)
-    assert small[0] < large[0] < 0.9 < large[1] < small[1]
+from monitoring.review.stats import UNUSABLE, Reviewed, by_region, gate_metrics, summarize
+from roomsight.binomial import wilson
 
 
 def R(truth: str, champion: str | None, candidate: str | None, region: str = "eu-west") -> Reviewed:

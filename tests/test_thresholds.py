@@ -8,16 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.thresholds import apply_thresholds, describe_method, lower_bound, thresholds_at_precision
-
-
-def test_clopper_pearson_lower_bound():
-    # 59 right of 59 is the fewest that bounds precision at 0.95 with 95% confidence (0.95 ** 59 < 0.05).
-    assert lower_bound(np.array([59]), np.array([59]), 0.95)[0] >= 0.95 > lower_bound(np.array([58]), np.array([58]), 0.95)[0]
-    assert lower_bound(np.array([0]), np.array([10]), 0.9)[0] == 0.0
-    # the bound is below the observed share and tightens with more photos at the same share
-    b = lower_bound(np.array([90, 900]), np.array([100, 1000]), 0.9)
-    assert b[0] < b[1] < 0.9
+from training.thresholds import apply_thresholds, describe_method, thresholds_at_precision
 
 
 def _population(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

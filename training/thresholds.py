@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from roomsight.binomial import clopper_pearson_lower
+
 Method = Literal["point", "lcb"]
 METHODS: tuple[str, ...] = ("point", "lcb")
 NEVER = 1.0 + 1e-6  # a threshold above every probability: the class always answers "unsure"
@@ -46,17 +48,6 @@ class ClassThreshold:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def lower_bound(correct: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
-    """One-sided Clopper-Pearson lower bound on a binomial proportion: the p for which `correct` or more
-    successes in `n` trials has probability 1 - confidence. 0 where nothing is right."""
-    from scipy.stats import beta
-
-    correct, n = np.asarray(correct, dtype=float), np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore"):
-        bound = beta.ppf(1.0 - confidence, correct, n - correct + 1.0)
-    return np.where(correct > 0, np.nan_to_num(bound), 0.0)
-
-
 def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list[str], target: float = 0.95, *,
                             method: Method = "point", confidence: float = 0.95) -> dict[str, ClassThreshold]:
     """`probs`: (N, C) softmax outputs; `y_true`: (N,) class indices."""
@@ -73,7 +64,7 @@ def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list
         tp = np.cumsum(correct)
         n = np.arange(1, len(s) + 1)
         prec = tp / n if len(s) else np.array([])
-        bound = lower_bound(tp, n, confidence) if method == "lcb" else prec
+        bound = clopper_pearson_lower(tp, n, confidence) if method == "lcb" else prec
         # Cut only between distinct scores: equal scores are all kept or all dropped by a threshold.
         distinct = np.r_[s[1:] != s[:-1], True] if len(s) else np.array([], dtype=bool)
         ok = np.flatnonzero((bound >= target) & distinct)

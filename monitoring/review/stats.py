@@ -1,29 +1,15 @@
-"""Numbers from review verdicts counted as they fall, pure: Wilson intervals, per-model precision per class,
-who was right on disagreements (today's gate metrics), how a photo's verdicts resolve to its truth, and
-reviewers' agreement. Estimates weighted to the traffic are `analysis.weighted`. No database here."""
+"""Numbers from review verdicts counted as they fall, pure: per-model precision per class (bounded by
+`roomsight.binomial`), who was right on disagreements (today's gate metrics), how a photo's verdicts resolve to
+its truth, and reviewers' agreement. Estimates weighted to the traffic are `analysis.weighted`. No database here."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from roomsight.binomial import clopper_pearson_upper, wilson
 from roomsight.verdicts import DISPUTED, UNSURE, UNUSABLE
 
-Z95 = 1.959963984540054
 ABSTAIN = UNSURE
-
-
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for a binomial proportion; None without trials."""
-    if n <= 0:
-        return None
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must be in [0, {n}], got {successes}")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -58,11 +44,7 @@ class Precision:
     def upper_bound(self, confidence: float) -> float | None:
         """One-sided Clopper-Pearson upper bound: the precision is below it with `confidence` (Wilson's
         interval is too narrow at a handful of answers: it puts 0 right of 1 below 0.8)."""
-        from scipy.stats import beta
-
-        if not self.n:
-            return None
-        return 1.0 if self.correct == self.n else float(beta.ppf(confidence, self.correct + 1, self.n - self.correct))
+        return clopper_pearson_upper(self.correct, self.n, confidence)
 
 
 @dataclass
