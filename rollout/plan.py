@@ -16,6 +16,7 @@ A mistake fails when the plan is loaded, naming the step and key, not at the mom
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -257,22 +258,24 @@ def default_plan_path() -> Path:
 
 def load_plan(path: Path | str | None = None) -> Plan:
     """A validated plan; a file in the format of stage sections (before steps) is converted, see plan_legacy."""
-    from rollout.plan_legacy import is_legacy, to_steps
+    from rollout.plan_legacy import is_legacy, parse_converted, to_steps
 
     path = Path(path).expanduser() if path else default_plan_path()  # --plan=~/p.yaml reaches here with its `~`
     raw = read_yaml(path, "rollout plan", PlanError) or {}
     if not isinstance(raw, dict):
         raise PlanError(f"rollout plan {path} must be a mapping with `regions` and `steps`")
     if is_legacy(raw):
-        raw = to_steps(raw, path)
+        return parse_converted(to_steps(raw, path), path)
     return parse_plan(raw, str(path))
 
 
-def parse_plan(raw: dict[str, Any], source: str = "rollout plan") -> Plan:
+def parse_plan(raw: dict[str, Any], source: str = "rollout plan",
+               rename: Callable[[PlanError], PlanError] | None = None) -> Plan:
+    """`rename`: each problem as the file's author should read it (plan_legacy: by the old file's keys)."""
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
-        problems = [problem(e) for e in exc.errors()]
+        problems = [rename(p) if rename else p for p in map(problem, exc.errors())]
         message = "; ".join(dict.fromkeys(map(str, problems)))
         raise PlanError(f"rollout plan {source} is invalid: {message}", problems[0].key, problems[0].step) from None
 

@@ -1,14 +1,27 @@
 """Plans written before steps: top-level `shadow`, `limited`, `gradual: {steps: [...]}` sections and
 `gates` keyed by the stage they guard the entry to. They still load: each is read as the list of steps
-it meant, where a stage's entry gates become the exit conditions of the step before it.
-`rollout plan convert FILE` prints the result as a plan with steps, to replace the old file."""
+it meant, where a stage's entry gates become the exit conditions of the step before it, and is checked as
+such, a problem with a gate named by its key in the old file. `rollout plan convert FILE` prints the result
+as a plan with steps, to replace the old file."""
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from roomsight.errors import PlanError
+from rollout.plan import Plan, parse_plan
+from rollout.plan_order import NO_SAMPLE
+
 LEGACY_KEYS = frozenset({"shadow", "limited", "gradual", "gates"})
+# A problem with a converted step's exit condition: its key, and its place as its message begins, for
+# people ("steps.2 (gradual).exit.0: ...") or as a key ("steps.2.exit.0.metric: ...").
+_EXIT_KEY = re.compile(r"steps\.(\d+)\.exit\.(\d+)")
+_EXIT_WHERE = re.compile(r"^steps\.\d+(?: \(\w+\))?\.exit\.\d+")
+# An old file has no shadow step to add, only its section whose sample is 0 (every gate comes after it).
+_OLD_NO_SAMPLE = "the plan's `shadow: {sample: 0}` compares none; raise the sample, or drop the gate"
 
 
 def is_legacy(raw: dict[str, Any]) -> bool:
@@ -19,8 +32,6 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
     """The same plan with `steps`. Promoting to gradual used to check `gates.gradual` at every gradual
     step, and to full `gates.full`; so `gates.gradual` guards leaving limited and each gradual step but the
     last, and `gates.full` leaving the last gradual step."""
-    from roomsight.errors import PlanError
-
     out = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
     gates = raw.get("gates") or {}
     if not isinstance(gates, dict) or set(gates) - {"limited", "gradual", "full"}:
@@ -31,7 +42,6 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
             raise PlanError(f"rollout plan {path}: `gates.{stage}` must be a list of gates, e.g. "
                             "[{metric: compared, min: 30}]", f"gates.{stage}")
     shadow = raw.get("shadow") or {}
-    _check_gates(gates, path, compares=not (isinstance(shadow, dict) and shadow.get("sample", 1.0) == 0))
     limited = raw.get("limited") or {}
     section = raw.get("gradual") or {}
     if isinstance(section, dict) and set(section) - {"steps"}:
@@ -50,27 +60,19 @@ def to_steps(raw: dict[str, Any], path: Path | str = "plan") -> dict[str, Any]:
     return out
 
 
-def _check_gates(gates: dict[str, Any], path: Path | str, compares: bool) -> None:
-    """Each old gate as a condition, named by its own key: checked once converted, a mistake was named by the
-    steps it became ("steps.1.exit.0; steps.2.exit.0"), keys the old file does not have. `compares`: whether
-    the old `shadow` section compares the models on a sample (every gate comes after it)."""
-    from pydantic import TypeAdapter, ValidationError
+def parse_converted(converted: dict[str, Any], path: Path | str) -> Plan:
+    """`converted`, what `to_steps` made of the old file at `path`, as a Plan. Checked as steps, a gate's
+    mistake was named by the steps it became ("steps.1.exit.0; steps.2.exit.0"), keys the old file does not
+    have: each is named by the gate's own key instead."""
+    # A step's exit guards the entry to the step after it, and the old file keyed it by that step's kind.
+    entered = [next(iter(step)) for step in converted["steps"][1:]]
+    return parse_plan(converted, str(path), partial(_by_old_key, entered))
 
-    from roomsight.errors import PlanError
-    from rollout.plan import Condition, problem
-    from rollout.plan_order import unjudgeable
 
-    adapter: TypeAdapter[Any] = TypeAdapter(Condition)
-    for stage, listed in gates.items():
-        for j, gate in enumerate(listed or []):
-            try:
-                cond = adapter.validate_python(gate)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                named = problem({**first, "loc": ("gates", stage, j, *first["loc"])})
-                raise PlanError(f"rollout plan {path} is invalid: {named}", named.key) from None
-            # gates.limited is the shadow step's exit (to_steps): the candidate answers users after it.
-            why = "the plan's `shadow: {sample: 0}` compares none; raise the sample, or drop the gate"
-            if (found := unjudgeable(cond, compares, stage != "limited", why)) is not None:
-                key = f"gates.{stage}.{j}"
-                raise PlanError(f"rollout plan {path} is invalid: {key}: {found[0]}", f"{key}.{found[1]}")
+def _by_old_key(entered: list[str], error: PlanError) -> PlanError:
+    key = error.key or ""
+    if (found := _EXIT_KEY.match(key)) is None:
+        return error
+    gate = f"gates.{entered[int(found[1])]}.{found[2]}"
+    message = _EXIT_WHERE.sub(gate, str(error)).replace(NO_SAMPLE, _OLD_NO_SAMPLE)
+    return PlanError(message, gate + key[found.end():])

@@ -106,7 +106,7 @@ def answering(steps: tuple[Step, ...]) -> list[bool]:
     return out
 
 
-def unjudgeable(cond: Condition, compares: bool, answers: bool, no_sample: str = NO_SAMPLE) -> tuple[str, str] | None:
+def unjudgeable(cond: Condition, compares: bool, answers: bool) -> tuple[str, str] | None:
     """Why `cond` could never be judged on a step where the models are compared on a sample (`compares`) and
     the candidate answers users (`answers`), and its field; None when it can be."""
     metric, analysis = getattr(cond, "metric", None), getattr(cond, "analysis", None)
@@ -115,13 +115,13 @@ def unjudgeable(cond: Condition, compares: bool, answers: bool, no_sample: str =
         # Photos held on the champion as out-of-domain are still shadowed, but they are no sample of the
         # traffic: agreement over them alone is not what the gate asks.
         return (f"{what} is read from requests both models answered, and this step has the models compared on no "
-                f"sample of them: {no_sample}", field)
+                f"sample of them: {NO_SAMPLE}", field)
     if metric in SERVED_METRICS and not answers:
         return (f"{what} counts the candidate's answers to users, and it answers none on this step (it does from "
                 "the first limited step on); move the condition to a step that serves users, or drop it", field)
     if metric in CALL_METRICS and not (compares or answers):
         return (f"{what} is read from the candidate's calls, and it makes none on this step: it answers no users, "
-                f"and {no_sample}", field)
+                f"and {NO_SAMPLE}", field)
     return None
 
 

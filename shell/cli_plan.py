@@ -68,15 +68,14 @@ def replay(
 def convert(path: Path = typer.Argument(..., help="A plan file in the format before steps (stage sections and gates).")) -> None:
     """Print an old plan (shadow/limited/gradual sections, gates per stage) as a plan with steps."""
     from roomsight.errors import PlanError
-    from rollout.plan import parse_plan
-    from rollout.plan_legacy import is_legacy, to_steps
+    from rollout.plan_legacy import is_legacy, parse_converted, to_steps
     from roomsight.userfiles import read_yaml
 
     raw = read_yaml(path, "rollout plan", PlanError) or {}
     if not isinstance(raw, dict) or not is_legacy(raw):
         raise PlanError(f"{path} is not a plan in the old format (it has `steps`, or none of shadow/limited/gradual/gates)")
     converted = to_steps(raw, path)
-    parse_plan(converted, str(path))  # the result must load
+    parse_converted(converted, path)  # the result must load
     print(f"# {path}, converted to steps by `rollout plan convert`")
     print(yaml.safe_dump(converted, sort_keys=False, default_flow_style=None), end="")
 

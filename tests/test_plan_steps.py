@@ -186,7 +186,22 @@ def test_a_bad_gate_in_an_old_plan_is_named_by_its_own_key(tmp_path, gates, key)
     steps.2.exit.1"), keys the old file does not have."""
     with pytest.raises(PlanError) as info:
         load_plan(plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\n" + gates))
-    assert info.value.key == key and f"{key}: " in str(info.value) and "steps." not in str(info.value)
+    # Once, though `gates.gradual` guards several steps and each refused it.
+    assert info.value.key == key and str(info.value).count(f"{key}: ") == 1 and "steps." not in str(info.value)
+
+
+@pytest.mark.parametrize("gates, key, message", [
+    ("gates:\n  full: [{analysis: nope}]\n", "gates.full.0", r"gates\.full\.0 names analysis 'nope', which"),
+    ("gates:\n  gradual: [{metric: compared, min: 3, on_fail: pause}]\n", "gates.gradual.0.on_fail",
+     r"gates\.gradual\.0: on_fail says what a watched condition's failure does"),
+])
+def test_an_old_gate_the_whole_plan_refuses_is_named_by_its_own_key(tmp_path, gates, key, message):
+    """An old plan is checked once, as the steps it became: a gate refused by the plan's own checks (an analysis
+    it does not define, on_fail where nothing is watched) is named by its key too, not by its step
+    ("steps.5 (gradual).exit.0"), which the old file does not have."""
+    with pytest.raises(PlanError, match=message) as info:
+        load_plan(plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\n" + gates))
+    assert info.value.key == key and info.value.step is None and "steps." not in str(info.value)
 
 
 def test_plan_convert_prints_a_plan_that_loads(tmp_path):
@@ -203,6 +218,9 @@ def test_plan_convert_prints_a_plan_that_loads(tmp_path):
     result = CliRunner().invoke(app, ["plan", "convert", str(default_plan_path())])
     # The console wraps at its width, so where the message breaks depends on the checkout's path.
     assert result.exit_code == 1 and "not a plan in the old format" in " ".join(result.output.split())
+    bad = plan_file(tmp_path, "regions: [eu-west]\nlimited: {regions: [eu-west]}\ngates:\n  full: [{metric: vibes, min: 1}]\n")
+    result = CliRunner().invoke(app, ["plan", "convert", str(bad)])
+    assert result.exit_code == 1 and "gates.full.0: unknown metric 'vibes'" in " ".join(result.output.split())
 
 
 def test_readme_quotes_the_shipped_plan():
