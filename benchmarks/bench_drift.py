@@ -31,7 +31,7 @@ from benchmarks.ood_flags import described
 from monitoring.ood import IMAGE_FLAGS, Calibration
 from monitoring.shifts import SHIFTS, shift
 from monitoring.shifts.kinds import LOW_RES, NIGHT
-from training.thresholds import lower_bound
+from roomsight.binomial import clopper_pearson_lower, clopper_pearson_upper
 
 ROOMS = Path(os.environ.get("ROOMSIGHT_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "rooms"))
 WINDOW = 200
@@ -123,8 +123,8 @@ def run(quick: bool = False, out_dir: Path | None = None) -> dict:
 def _rates(tally: dict[str, int], cond: Condition) -> dict:
     n, k = cond.trials, tally["alarms"]
     return {"trials": n, "alarm_rate": k / n, "by_ood_share": tally["by_ood_share"] / n,
-            "by_columns": tally["by_columns"] / n, "lower": round(float(lower_bound(k, n, 0.95)), 3),
-            "upper": round(1 - float(lower_bound(n - k, n, 0.95)), 3)}
+            "by_columns": tally["by_columns"] / n, "lower": round(float(clopper_pearson_lower(k, n, 0.95)), 3),
+            "upper": round(float(clopper_pearson_upper(k, n, 0.95)), 3)}
 
 
 def _shifted(paths: list[str], kinds: tuple[str, ...], seed: tuple[int, int]) -> list[dict[str, float]]:
