@@ -85,7 +85,9 @@ class Guard:
         if not state.in_progress or state.step is None or state.step >= len(cp.plan.steps):
             return None
         now = cp.clock()
-        with_exit = needs_exit(cp.plan, state, now)
+        # A plan changed under the rollout (another kind of step at its index) still has it rolled back or paused
+        # on a failure, but never promoted: the steps after that index are not the ones it took.
+        with_exit = stages.on_plan(state, cp.plan) and needs_exit(cp.plan, state, now)
         # What its promotion must pass, the steps a --percent override skips included: judged on the current
         # step alone, a skipped step's failing condition had it try a refused promotion at every tick.
         judged = assess.judge(cp.plan, state, cp.engine, cp.settings, all_evidence=False,

@@ -113,6 +113,13 @@ def rollback(state: RoutingState) -> RoutingState:
                           "(or was rolled back already)")
 
 
+def on_plan(state: RoutingState, plan: Plan) -> bool:
+    """Whether `plan` has the step the rollout is on, of the kind it is on. A plan changed mid-rollout (a step
+    taken out or put in before it) names another step at that index: its conditions and the steps after it
+    are not the rollout's, and a promotion from there skipped the traffic of steps it never took."""
+    return state.step is not None and state.step < len(plan.steps) and plan.steps[state.step].kind is state.stage
+
+
 def _current(state: RoutingState, plan: Plan) -> int:
     if not state.in_progress or state.candidate is None:
         raise TransitionError("no rollout in progress: start one with `rollout start --candidate URI`")
@@ -120,6 +127,10 @@ def _current(state: RoutingState, plan: Plan) -> int:
     if step >= len(plan.steps):
         raise TransitionError(f"the rollout is on step {step + 1}, but plan {plan.name!r} has {len(plan.steps)} steps: "
                               "was the plan changed during the rollout? Roll back, or use the plan it started with")
+    if state.step is not None and not on_plan(state, plan):  # a row from before plan steps has no step to compare
+        raise TransitionError(f"the rollout is on step {step + 1}, a {state.stage} step, but step {step + 1} of plan "
+                              f"{plan.name!r} is {plan.steps[step].kind}: was the plan changed during the rollout? "
+                              "Roll back, or use the plan it started with")
     return step
 
 

@@ -95,6 +95,25 @@ def test_the_guard_judges_the_exits_its_promotion_must_pass():
     assert list(asked["exit_steps"]) == [2, 3], "step 3 (gradual 25%) is skipped by the promotion to 50%"
 
 
+def test_the_guard_does_not_act_on_a_step_the_changed_plan_gives_another_kind():
+    """The limited step taken out of the plan mid-rollout moves every later step down one: the guard judged the
+    rollout on limited as on the new plan's timed gradual 10% and promoted it to 25% of all listings."""
+    plan = open_plan()
+    limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
+                                          now=0), plan, 1, now=0)
+    steps = list(plan.steps[:1] + plan.steps[2:])
+    steps[1] = steps[1].model_copy(update={"auto_advance": AutoAdvance(after="60s")})
+    cp = RacedControl(Versioned(7, limited, 0.0))
+    cp.plan = plan.model_copy(update={"steps": tuple(steps)})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}))
+        assert Guard(cp).tick() is None
+        assert cp.committed == []
+        # ... and still takes the candidate off on a failure.
+        mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}, watch=[judged("fail")]))
+        assert Guard(cp).tick().action == "auto-rollback"
+
+
 def candidate_calls(settings, rollout_id, n, failing):
     """`n` candidate calls answered now, the first `failing` of them failed (logged in the past, as they
     would be: a replay judges each moment on the rows logged by then)."""

@@ -203,6 +203,20 @@ def test_a_rollout_past_the_plans_last_step_says_the_plan_changed(plan):
         stages.target_step(s.evolve(step=len(plan.steps)), plan)
 
 
+def test_a_rollout_on_a_step_the_changed_plan_gives_another_kind_says_the_plan_changed(plan):
+    """The limited step taken out of the plan mid-rollout moves every later step down one: the rollout on
+    limited (step 2) read step 2 as the new plan's gradual 10% and promoted from there to 25% of all listings,
+    skipping 10%."""
+    limited = start_on(plan, 1)
+    shorter = plan.model_copy(update={"steps": plan.steps[:1] + plan.steps[2:]})
+    with pytest.raises(TransitionError, match="on step 2, a limited step, but step 2 of plan 'default' is gradual: "
+                                              "was the plan changed"):
+        stages.target_step(limited, shorter)
+    assert stages.on_plan(limited, plan) and not stages.on_plan(limited, shorter)
+    with pytest.raises(TransitionError, match="was the plan changed"):
+        stages.advance(limited, shorter, 2, 0)
+
+
 def test_only_a_rollout_in_progress_can_be_paused():
     with pytest.raises(TransitionError, match="no rollout in progress to pause"):
         stages.hold(RoutingState(champion=CHAMP), "drift")
