@@ -44,9 +44,12 @@ def run_check(settings: Settings, engine: Engine, rollout_id: str) -> drift.Drif
 
 
 def latest(engine: Engine, rollout_id: str, as_of: float | None = None) -> Any | None:  # noqa: ANN401 - a Row
-    """The newest check of the rollout made by `as_of` (default: now)."""
+    """Of the rollout's checks made by `as_of` (default: now), the one that read the newest traffic."""
     c = drift_checks.c
-    q = select(drift_checks).where(c.rollout_id == rollout_id).order_by(c.created_at.desc()).limit(1)
+    # Not the last to finish: a check started earlier (`rollout drift check` beside the background checker) that
+    # finished later read older traffic, and as the latest it hid the newer check's alarm until the next one.
+    q = (select(drift_checks).where(c.rollout_id == rollout_id)
+         .order_by(c.window_until.desc(), c.created_at.desc()).limit(1))
     if as_of is not None:
         q = q.where(c.created_at <= as_of)
     with engine.connect() as conn:

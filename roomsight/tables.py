@@ -163,7 +163,7 @@ drift_checks = Table(
     Column("ood_share", Float, nullable=False),
     Column("summary", JSON, nullable=False),  # monitoring.drift.DriftResult.to_dict()
 )
-Index("ix_drift_checks_rollout", drift_checks.c.rollout_id, drift_checks.c.created_at)
+Index("ix_drift_checks_rollout_window", drift_checks.c.rollout_id, drift_checks.c.window_until)
 
 rollout_state = Table(
     "rollout_state",

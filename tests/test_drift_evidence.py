@@ -59,3 +59,20 @@ def test_a_check_of_traffic_read_before_the_step_began_is_no_evidence_of_it_thou
     ev = drift_checks.evidence(engine, settings, "r", since=promoted)
     assert ev["drift_alarm"] is None and ev["drifted_share"] is None
     assert "read traffic from before the current step began" in drift_checks.describe(ev, settings)
+
+
+def test_the_check_that_read_the_newest_traffic_is_the_evidence_not_the_last_to_finish(tmp_path):
+    """A `rollout drift check` started before the background check and finished after it read older traffic:
+    read as the latest, its all-clear hid the newer check's alarm until the next check."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
+    now = time.time()
+    with engine.begin() as conn:
+        for until, made, alarm in ((now - 20, now - 5, False), (now - 15, now - 10, True)):
+            conn.execute(insert(checks).values(rollout_id="r", created_at=made, window_until=until, n_window=100,
+                                               n_sample=100, alarm=alarm, drifted_share=0.4 if alarm else 0.0,
+                                               ood_share=0.1, summary={}))
+    ev = drift_checks.evidence(engine, settings_for(tmp_path / "home"), "r")
+    assert ev["drift_alarm"] == 1.0 and ev["drifted_share"] == 0.4 and ev["drift_age_s"] >= 10
+    assert drift_checks.evidence(engine, settings_for(tmp_path / "home"), "r", as_of=now - 7)["drift_alarm"] == 1.0
+    assert drift_checks.evidence(engine, settings_for(tmp_path / "home"), "r", as_of=now - 12)["drift_alarm"] is None
+
