@@ -113,11 +113,11 @@ def create_app(control: ControlPlane, tokens: Mapping[str, str], report: LiveRep
     def promote(body: PromoteIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
         regions = tuple(body.regions) if body.regions is not None else None
         return cp.promote(body.stage, regions, body.percent, force=body.force, reason=body.reason,
-                          dry_run=body.dry_run).to_dict()
+                          dry_run=body.dry_run, generation=body.generation).to_dict()
 
     @app.post("/api/rollback", response_model=OutcomeOut, responses=refusals(400, 409, 422, 503))
     def rollback(body: RollbackIn, cp: ControlPlane = Depends(operator)) -> dict[str, Any]:
-        return cp.rollback(body.reason).to_dict()
+        return cp.rollback(body.reason, generation=body.generation).to_dict()
 
     @app.get("/metrics", summary="The rollout's series, as the control plane judges them (Prometheus)",
              response_class=Response, responses={

@@ -23,6 +23,12 @@ class _Body(BaseModel):
 
 
 # -- requests -------------------------------------------------------------------------------------------
+# A person decides on the rollout they were shown; the guard may move it meanwhile (a timed step promoted, a
+# rollback), and the change would then land on a rollout they never saw: promoted twice, or forced past a
+# step whose conditions they never read.
+GENERATION_MAX = 2**31 - 1  # the state row's Integer column
+_GENERATION = ("Change the rollout only if it is still at this generation, as `/api/status` or a dry run gave it; "
+               "if anyone (the guard too) changed it since, 409 and nothing is changed.")
 class StartIn(_Body):
     candidate: str = Field(min_length=1, max_length=256, description="The candidate's model URI, e.g. models:/roomtype/2.")
     reason: str | None = Field(None, max_length=1000)
@@ -35,10 +41,12 @@ class PromoteIn(_Body):
     force: bool = Field(False, description="Promote past conditions that did not pass; needs `reason`.")
     dry_run: bool = Field(False, description="Say what would happen, with every condition's numbers; change nothing.")
     reason: str | None = Field(None, max_length=1000)
+    generation: int | None = Field(None, ge=1, le=GENERATION_MAX, description=_GENERATION)
 
 
 class RollbackIn(_Body):
     reason: str = Field(max_length=1000, description="Why, for the record; a blank reason is refused (409).")
+    generation: int | None = Field(None, ge=1, le=GENERATION_MAX, description=_GENERATION)
 
 
 INPUT_FIELDS = frozenset({*StartIn.model_fields, *PromoteIn.model_fields, *RollbackIn.model_fields})

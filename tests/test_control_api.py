@@ -12,7 +12,7 @@ import pytest
 from roomsight import registry
 from roomsight.auth import bearer_token, token_holder
 from rollout.api import create_app
-from rollout.control import ControlPlane
+from rollout.control import ControlPlane, Outcome
 from rollout.plan import load_plan
 from roomsight.errors import ConfigError, RegistryError, RolloutError
 from tests.conftest import settings_for
@@ -57,6 +57,44 @@ def test_a_refusal_answers_its_status_and_a_bug_stays_a_500(tmp_path, raised, st
     assert r.status_code == status
     if status != 500:
         assert r.json() == {"error": str(raised)}
+
+
+def test_a_change_sent_with_the_generation_seen_is_refused_once_the_guard_moved_the_rollout(tmp_path) -> None:
+    """A person promotes the step they were shown; the guard promoted it a moment before (its time was up), and
+    the person's promotion moved it a second step, or with --force past conditions they never read. Sent with
+    the generation they saw, it is a 409 and nothing changes."""
+    from fastapi.testclient import TestClient
+
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Versioned
+    from rollout import stages
+
+    plan = open_plan()
+    on_limited = stages.advance(stages.start(RoutingState(champion=ModelRef("roomtype", "1")),
+                                             ModelRef("roomtype", "2"), "r", plan, 0), plan, 1, 0)
+
+    class Moved(ControlPlane):  # the guard promoted the rollout from generation 7 to 8 before the request came
+        def with_actor(self, actor: str) -> ControlPlane:
+            return self
+
+        def current(self) -> Versioned:
+            return Versioned(8, stages.advance(on_limited, plan, 2, 10), 10.0)
+
+        def _commit(self, action, cur, after, **_):  # noqa: ANN001, ANN202 - records instead of writing
+            self.committed.append(action)
+            return Outcome(action, cur.state, after, generation=cur.generation + 1)
+
+    cp = Moved(settings_for(tmp_path), plan)
+    cp.committed = []
+    client = TestClient(create_app(cp, TOKENS), raise_server_exceptions=False)
+    for path, body in (("/api/promote", {"force": True, "reason": "step 2 looked fine"}),
+                       ("/api/rollback", {"reason": "step 2 looked bad"})):
+        r = client.post(path, json={**body, "generation": 7}, headers=OLGA)
+        assert r.status_code == 409 and "generation 7, now 8" in r.json()["error"], (path, r.text)
+    assert cp.committed == []
+    seen = client.post("/api/promote", json={"dry_run": True}, headers=OLGA).json()["generation"]
+    r = client.post("/api/promote", json={"generation": seen, "force": True, "reason": "r"}, headers=OLGA)
+    assert r.status_code == 200 and cp.committed == ["promote"], "the generation it was shown goes ahead"
 
 
 def test_the_cli_and_the_api_print_one_status(tmp_path) -> None:
