@@ -11,7 +11,8 @@ one model's traffic, so they are comparable with that model's reference), the pr
 whether the photo was flagged out-of-domain. The reference is the model's reference photos (its training
 and validation photos when cross-fitted, its validation photos otherwise), their statistics exported with
 it (monitoring.reference). The alarm fires when at least `monitoring.drift_share_alarm` of the
-columns drifted, or at least `monitoring.ood_share_alarm` of the window was flagged out-of-domain.
+columns drifted, or at least `monitoring.ood_share_alarm` of the window was flagged out-of-domain. Which
+test each column gets is monitoring.drift_tests'.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 
 from monitoring.descriptors import DESCRIPTORS, MODEL_DESCRIPTORS
+from monitoring.drift_tests import DISPLAY_NAMES, per_column_tests
 from monitoring.drift_window import (  # noqa: F401 - the drift API: windows and frames too
     OOD,
     PREDICTED,
@@ -139,7 +141,8 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings, 
                    and reference[c].notna().all()]
     cols = numeric + categorical
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    report = Report([DataDriftPreset(columns=cols, drift_share=m.drift_share_alarm)])
+    report = Report([DataDriftPreset(columns=cols, drift_share=m.drift_share_alarm,
+                                     per_column_method=per_column_tests(reference, current, numeric, categorical))])
     with warnings.catch_warnings():
         # Evidently's statistics divide by zero on constant columns (e.g. one image size everywhere) and
         # say so on stderr; the result is still right (no drift on a constant), so keep the output clean.
@@ -180,7 +183,8 @@ def _column_drift(snapshot: dict[str, Any]) -> dict[str, ColumnDrift]:
         config = metric.get("config", {})
         if not config.get("type", "").endswith("ValueDrift"):
             continue
-        method, threshold, score = str(config.get("method", "")), float(config.get("threshold", 0.05)), float(metric["value"])
+        method = DISPLAY_NAMES.get(str(config.get("method", "")), str(config.get("method", "")))
+        threshold, score = float(config.get("threshold", 0.05)), float(metric["value"])
         # Evidently's convention: p-value tests drift below the threshold, distances at or above it.
         drifted = score < threshold if "p_value" in method else score >= threshold
         out[config["column"]] = ColumnDrift(method=method, score=score, threshold=threshold, drifted=drifted)
