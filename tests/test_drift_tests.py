@@ -42,3 +42,12 @@ def test_untouched_windows_of_two_hundred_against_a_large_reference_do_not_alarm
     shifted = photos(200, 9)
     shifted.loc[:49, list(DESCRIPTORS)] *= 2
     assert drift.compare(reference, shifted, settings, same_model=False)[0].alarm
+
+
+def test_a_number_of_few_values_is_left_to_evidently_which_refuses_a_named_test_for_it(tmp_path):
+    """Named for a number, chi-square or z is refused (Evidently gives such a column one of them itself), and
+    the check failed."""
+    reference, window = photos(P_VALUE_ROWS + 500, 0), photos(200, 1)
+    reference["width"], window["width"] = 256.0, np.where(np.arange(200) < 100, 256.0, 512.0)
+    result = drift.compare(reference, window, settings_for(tmp_path), same_model=False)[0]
+    assert result.columns["width"].drifted and result.columns["brightness"].method == "K-S p_value"
