@@ -29,6 +29,8 @@ class _Body(BaseModel):
 GENERATION_MAX = 2**31 - 1  # the state row's Integer column
 _GENERATION = ("Change the rollout only if it is still at this generation, as `/api/status` or a dry run gave it; "
                "if anyone (the guard too) changed it since, 409 and nothing is changed.")
+
+
 class StartIn(_Body):
     candidate: str = Field(min_length=1, max_length=256, description="The candidate's model URI, e.g. models:/roomtype/2.")
     reason: str | None = Field(None, max_length=1000)

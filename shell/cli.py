@@ -83,6 +83,9 @@ def promote(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen, with every condition's numbers; change nothing."),
     force: bool = typer.Option(False, "--force", help="Promote even if conditions do not pass (needs --reason)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
+    generation: Optional[int] = typer.Option(None, "--generation", min=1, help="Change the rollout only if it is still at "
+                                             "this generation, as `rollout status` showed it; refused if anyone (the guard "
+                                             "too) changed it since."),
 ) -> None:
     """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
     from roomsight.errors import GatesFailed
@@ -93,7 +96,7 @@ def promote(
         raise UserError(f"--regions {regions!r} names no region; give them comma-separated, e.g. eu-west,us-east")
     cp = control_of(ctx)
     try:
-        out = cp.promote(stage, region_list, percent, force=force, reason=reason, dry_run=dry_run)
+        out = cp.promote(stage, region_list, percent, force=force, reason=reason, dry_run=dry_run, generation=generation)
     except GatesFailed as exc:
         print_conditions(console, exc.results)
         err.print(f"[bold red]refused:[/] promotion to step {exc.target} did not pass its conditions "
@@ -121,9 +124,12 @@ def promote(
 def rollback(
     ctx: typer.Context,
     reason: str = typer.Option(..., "--reason", help="Why, for the record."),
+    generation: Optional[int] = typer.Option(None, "--generation", min=1, help="Change the rollout only if it is still at "
+                                             "this generation, as `rollout status` showed it; refused if anyone (the guard "
+                                             "too) changed it since."),
 ) -> None:
     """Take the candidate off all traffic (or, after full, restore the previous champion)."""
-    out = control_of(ctx).rollback(reason)
+    out = control_of(ctx).rollback(reason, generation=generation)
     console.print(f"rolled back; now: {describe_state(out.after)}")
     _warn_behind(out.mlflow_pending)
 
@@ -145,7 +151,7 @@ def status(
     if as_json:
         print(json.dumps(st.to_dict(), indent=1))
         return
-    console.print(describe_state(st.state, st.step))
+    console.print(f"{describe_state(st.state, st.step)} (generation {st.generation})")
     _warn_behind(st.unrecorded)
     ev = st.evidence
     if st.state.rollout_id and st.state.in_progress:

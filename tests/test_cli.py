@@ -74,9 +74,14 @@ def test_status_promote_refusals_through_the_cli(home):
     assert result.exit_code == 0 and "dry run: would promote to step 2/7 limited eu-west 100%, forced past" in result.output
     result = runner.invoke(app, ["promote", "--stage", "limited"], env=env)
     assert result.exit_code == 1 and "INCONCLUSIVE compared >= 30: 0 so far" in result.output
+    generation = json.loads(runner.invoke(app, ["status", "--json"], env=env).output)["generation"]
     result = runner.invoke(app, ["status"], env=env)
     assert result.exit_code == 0 and "step 1/7 shadow" in result.output and "to leave it for step 2/7 limited" in result.output
-    result = runner.invoke(app, ["rollback", "--reason", "changed my mind"], env=env)
+    assert f"(generation {generation})" in result.output
+    # A person acts on the rollout status showed them: once it has changed, nothing is.
+    result = runner.invoke(app, ["rollback", "--reason", "stale", "--generation", str(generation - 1)], env=env)
+    assert result.exit_code == 1 and "the rollout changed since" in result.output
+    result = runner.invoke(app, ["rollback", "--reason", "changed my mind", "--generation", str(generation)], env=env)
     assert result.exit_code == 0
     result = runner.invoke(app, ["history", "--json"], env=env)
     events = json.loads(result.output)
