@@ -79,6 +79,12 @@ same seeds, is 1.5 points. This is the fourth reading of the code-30 held-out fa
 chosen on the tuning family before it: of the code before the previous change (77.0%, 600 rollouts), of
 the previous change (79.4%), of a change not kept (79.5%, below), and of this one.
 
+Re-run on 2026-12-07 after `analysis.weighted` came to read an estimate of exactly 0 or 1 at Kish's effective
+count (1cb10eb), with nothing chosen on it: the simulated figures are the same to the digit as the run of
+2026-12-05 (a fifth reading of the held-out family). The real-photo repetitions moved by one of 25 (promoted
+96% then, 92% now) with the heads' training, which is not the same to the bit from run to run here (champion
+accuracy 0.8001 then, 0.8004 now).
+
 Tried and not kept (before this change): a third test in each cell's capital, on what
 the cell costs the whole traffic (the mean over all compared photos of X restricted to the cell, against
 -min_share x segment_margin, which a cell of min_share that is segment_margin worse implies), weighted 0.45
