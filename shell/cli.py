@@ -71,6 +71,10 @@ def start(
     _warn_behind(out.mlflow_pending)
 
 
+GENERATION_HELP = ("Change the rollout only if it is still at this generation, as `rollout status` showed it; refused if "
+                   "anyone (the guard too) changed it since.")
+
+
 @app.command()
 @friendly
 def promote(
@@ -83,9 +87,7 @@ def promote(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen, with every condition's numbers; change nothing."),
     force: bool = typer.Option(False, "--force", help="Promote even if conditions do not pass (needs --reason)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
-    generation: Optional[int] = typer.Option(None, "--generation", min=1, help="Change the rollout only if it is still at "
-                                             "this generation, as `rollout status` showed it; refused if anyone (the guard "
-                                             "too) changed it since."),
+    generation: Optional[int] = typer.Option(None, "--generation", min=1, help=GENERATION_HELP),
 ) -> None:
     """Move the rollout to its plan's next step, if the conditions to leave the current step pass."""
     from roomsight.errors import GatesFailed
@@ -124,9 +126,7 @@ def promote(
 def rollback(
     ctx: typer.Context,
     reason: str = typer.Option(..., "--reason", help="Why, for the record."),
-    generation: Optional[int] = typer.Option(None, "--generation", min=1, help="Change the rollout only if it is still at "
-                                             "this generation, as `rollout status` showed it; refused if anyone (the guard "
-                                             "too) changed it since."),
+    generation: Optional[int] = typer.Option(None, "--generation", min=1, help=GENERATION_HELP),
 ) -> None:
     """Take the candidate off all traffic (or, after full, restore the previous champion)."""
     out = control_of(ctx).rollback(reason, generation=generation)
