@@ -1,13 +1,14 @@
 """Drift checks of the rollout in progress, made in the background and read by the control plane.
 
 An Evidently comparison costs seconds, too much for every `rollout status`, `promote` or guard tick. So
-`rollout serve` runs a `DriftChecker` that every `monitoring.drift_check_every_s` compares the rollout's
-latest `monitoring.drift_check_window` predictions (a shift that begins mid-rollout is not diluted by the
-traffic before it; a uniform sample when large, see monitoring.drift) with the champion's reference
-and records the result in `drift_checks`; `rollout drift check` makes one on demand. The gate evidence
-(`evidence`) reads the latest check with its age: a check older than `monitoring.drift_max_age_s` is no
-evidence, so a stopped checker shows as missing drift evidence, never as a stale all-clear; nor is a check
-that read only traffic from before the current step began (a promotion, maybe a person's past that very alarm).
+`rollout serve` runs a `DriftChecker` that every `monitoring.drift_check_every_s` compares the latest
+`monitoring.drift_check_window` predictions of the rollout's current step (a shift that begins mid-step is
+not diluted by the traffic before it; a uniform sample when large, see monitoring.drift) with the champion's
+reference and records the result in `drift_checks`; `rollout drift check` makes one on demand. The gate
+evidence (`evidence`) reads the latest check of the current step with its age: a check older than
+`monitoring.drift_max_age_s` is no evidence, so a stopped checker shows as missing drift evidence, never as
+a stale all-clear; nor is a check that read any traffic from before the step began (a promotion, maybe a
+person's past that very alarm).
 """
 
 from __future__ import annotations
@@ -24,27 +25,42 @@ from monitoring import drift
 from roomsight import rollup
 from roomsight.config import Settings
 from roomsight.errors import DriftError
+from roomsight.rollout_state import read_state
 from roomsight.tables import drift_checks
 
 log = logging.getLogger(__name__)
 
 
 def run_check(settings: Settings, engine: Engine, rollout_id: str) -> drift.DriftResult:
-    """Compare the rollout's latest `monitoring.drift_check_window` predictions with the champion's
-    reference and record the result. DriftError when there is too little traffic or no reference."""
+    """Compare the latest `monitoring.drift_check_window` predictions of the rollout's current step (of the
+    whole rollout once it is over) with the champion's reference and record the result. DriftError when
+    there is too little traffic or no reference."""
     now = time.time()
-    window = drift.Window(rollout_id=rollout_id, until=now, last=settings.monitoring.drift_check_window)
+    since = step_start(engine, rollout_id)
+    window = drift.Window(rollout_id=rollout_id, since=since, until=now, last=settings.monitoring.drift_check_window)
     result, _ = drift.check(settings, engine, window)
     with engine.begin() as conn:
         conn.execute(insert(drift_checks).values(
-            rollout_id=rollout_id, created_at=time.time(), window_until=now, n_window=result.n_window or result.n_current,
+            rollout_id=rollout_id, created_at=time.time(), window_since=since, window_until=now,
+            n_window=result.n_window or result.n_current,
             n_sample=result.n_current, alarm=result.alarm, drifted_share=result.drifted_share,
             ood_share=result.ood_share, summary=result.to_dict()))
     return result
 
 
-def latest(engine: Engine, rollout_id: str, as_of: float | None = None) -> Any | None:  # noqa: ANN401 - a Row
-    """Of the rollout's checks made by `as_of` (default: now), the one that read the newest traffic."""
+def step_start(engine: Engine, rollout_id: str) -> float | None:
+    """When the rollout's current step began, while it is in progress."""
+    found = read_state(engine)
+    state = found.state if found is not None else None
+    if state is None or state.rollout_id != rollout_id or not state.in_progress:
+        return None
+    return state.since
+
+
+def latest(engine: Engine, rollout_id: str, as_of: float | None = None,
+           since: float | None = None) -> Any | None:  # noqa: ANN401 - a Row
+    """Of the rollout's checks made by `as_of` (default: now), and with `since` of those that read only
+    traffic logged from then on, the one that read the newest traffic."""
     c = drift_checks.c
     # Not the last to finish: a check started earlier (`rollout drift check` beside the background checker) that
     # finished later read older traffic, and as the latest it hid the newer check's alarm until the next one.
@@ -52,6 +68,8 @@ def latest(engine: Engine, rollout_id: str, as_of: float | None = None) -> Any |
          .order_by(c.window_until.desc(), c.created_at.desc()).limit(1))
     if as_of is not None:
         q = q.where(c.created_at <= as_of)
+    if since is not None:
+        q = q.where(c.window_since >= since)
     with engine.connect() as conn:
         return conn.execute(q).first()
 
@@ -60,25 +78,26 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
              since: float | None = None) -> dict[str, float | None]:
     """`ood_share` over the rollout's requests (exact, from the rollup), and `drift_alarm`,
     `drifted_share` from its latest drift check, with that check's age (`drift_age_s`). The drift
-    numbers are None without a check younger than `monitoring.drift_max_age_s` whose window reaches
-    `since` (when the current step began): one that read traffic of the step's own."""
+    numbers are None without a check younger than `monitoring.drift_max_age_s` that read only traffic
+    logged from `since` on (when the current step began): the step's own."""
     with engine.connect() as conn:
         counts = rollup.counts(conn, rollout_id, as_of)
     out: dict[str, float | None] = {
         "ood_share": counts.ood_flagged / counts.requests if counts.requests else None,
         "drift_alarm": None, "drifted_share": None, "drift_age_s": None,
     }
-    check = latest(engine, rollout_id, as_of)
-    if check is None:
-        return out
-    age = max(0.0, (time.time() if as_of is None else as_of) - check.created_at)
-    out["drift_age_s"] = age
     # A step begins with a promotion, a person's or the guard's. A person who promoted a paused rollout decided
     # on the alarm they were shown: the check they saw must not pause it again at the next tick. The step
     # waits for a check of its own, as it does for the log's `step_` numbers. Of its own by the traffic it read,
-    # not by when it finished: a comparison takes seconds, and one that read its window before the promotion
-    # is the alarm the person saw, made again.
-    if age <= settings.monitoring.drift_max_age_s and (since is None or check.window_until >= since):
+    # all of it: the rollout's latest predictions just after a promotion are nearly all the step before's, the
+    # alarm the person saw, made again; and a check that read the state before the promotion landed read them.
+    check = latest(engine, rollout_id, as_of, since)
+    shown = check if check is not None or since is None else latest(engine, rollout_id, as_of)
+    if shown is None:
+        return out
+    age = max(0.0, (time.time() if as_of is None else as_of) - shown.created_at)
+    out["drift_age_s"] = age
+    if check is not None and age <= settings.monitoring.drift_max_age_s:
         out["drift_alarm"] = 1.0 if check.alarm else 0.0
         out["drifted_share"] = check.drifted_share
     return out

@@ -39,7 +39,7 @@ METRICS: dict[str, str] = {
     "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
     # inputs and drift (monitoring)
     "ood_share": "share of requests flagged out-of-domain",
-    "drift_alarm": "1 if the latest drift check over the rollout's recent traffic (monitoring.drift_check_window predictions) raised an alarm, else 0 (none if older than monitoring.drift_max_age_s, or if it read no traffic of the current step's)",
+    "drift_alarm": "1 if the latest drift check over the current step's recent traffic (monitoring.drift_check_window predictions) raised an alarm, else 0 (none if older than monitoring.drift_max_age_s, or if it read traffic from before the current step began)",
     "drifted_share": "share of monitored columns Evidently reports as drifted, in that same check",
     "drift_age_s": "seconds since the drift check that drift_alarm and drifted_share come from",
 }

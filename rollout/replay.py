@@ -80,7 +80,9 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
     out = Replay(rollout_id, plan)
     out.recorded = [(e["time"], e["action"], e["from_step"]) for e in events if e["action"] in AUTOMATIC]
     first = RoutingState.from_dict(begun["state"])
-    state = stages.start(RoutingState(champion=first.champion), first.candidate, rollout_id, plan, begun["time"])  # type: ignore[arg-type]
+    # The first step began when its recorded state says, as for a person's promotion (`_follow`).
+    state = stages.start(RoutingState(champion=first.champion), first.candidate, rollout_id, plan,  # type: ignore[arg-type]
+                         first.since if first.since is not None else begun["time"])
     out.lines.append(Line(begun["time"], f"start: step {step_label(plan, state)} (recorded, by {begun['actor']})"))
     seen: dict[str, str] = {}
     human = [e for e in events if e["action"] in ("promote", "rollback") and e["actor"] != GUARD_ACTOR]
@@ -107,9 +109,21 @@ def replay(cp: ControlPlane, rollout_id: str) -> Replay:
         if action.kind == "rollback":
             return out
         state = stages.hold(state, action.reason) if action.kind == "pause" else \
-            stages.advance(state, plan, stages.target_step(state, plan), t)
+            stages.advance(state, plan, stages.target_step(state, plan), _began(events, label, state, t))
         seen.clear()
     return out
+
+
+def _began(events: list[dict], label: str, state: RoutingState, t: float) -> float:
+    """When the plan's own promotion from step `label` at `t` began the next step: when the guard's live one
+    from that step stamped its state, if it had by `t`, else `t`. A drift check reads a step's traffic from
+    the moment its state says; from the event's, later, none of the step's checks was evidence of it."""
+    for e in events:
+        if e["action"] == "auto-promote" and e["from_step"] == label and e.get("state"):
+            since = RoutingState.from_dict(e["state"]).since
+            if since is not None and (state.since is None or state.since < since) and since <= t:
+                return since
+    return t
 
 
 def _follow(out: Replay, cp: ControlPlane, plan: Plan, state: RoutingState, e: dict) -> RoutingState:

@@ -48,9 +48,9 @@ class MonitoringSettings(_Section):
     drift_sample: int = Field(20_000, ge=1, description="Most predictions a drift report or check compares: a larger window "
                               "is compared on a uniform sample of this many.")
     drift_sample_seed: int = Field(0, description="Seed of that sample: the same window and seed give the same sample.")
-    drift_check_window: int = Field(2_000, ge=1, description="A drift check compares the rollout's latest this many "
-                                    "predictions, so a shift that begins during a step is not diluted by the "
-                                    "rollout's earlier traffic.")
+    drift_check_window: int = Field(2_000, ge=1, description="A drift check compares the latest this many predictions "
+                                    "of the rollout's current step, so a shift that begins during a step is not "
+                                    "diluted by earlier traffic.")
     drift_check_every_s: float = Field(300, gt=0, description="How often `rollout serve` checks the rollout's traffic for "
                                        "drift in the background; `rollout status` and the gates read the latest check.")
     drift_max_age_s: float = Field(900, gt=0, description="A drift check older than this is no evidence: drift_alarm and "

@@ -37,9 +37,10 @@ def test_a_check_made_before_the_step_began_is_no_evidence_of_it_and_status_says
     settings = settings_for(tmp_path / "home")
     made = time.time() - 60
     with engine.begin() as conn:
-        conn.execute(insert(checks).values(rollout_id="r", created_at=made, window_until=made, n_window=100,
-                                           n_sample=100, alarm=True, drifted_share=0.4, ood_share=0.1, summary={}))
-    during = drift_checks.evidence(engine, settings, "r", since=made - 1)
+        conn.execute(insert(checks).values(rollout_id="r", created_at=made, window_since=made - 30, window_until=made,
+                                           n_window=100, n_sample=100, alarm=True, drifted_share=0.4, ood_share=0.1,
+                                           summary={}))
+    during = drift_checks.evidence(engine, settings, "r", since=made - 30)
     assert during["drift_alarm"] == 1.0 and during["drifted_share"] == 0.4
     before = drift_checks.evidence(engine, settings, "r", since=made + 1)
     assert before["drift_alarm"] is None and before["drifted_share"] is None and before["drift_age_s"] >= 59
@@ -48,17 +49,19 @@ def test_a_check_made_before_the_step_began_is_no_evidence_of_it_and_status_says
 
 def test_a_check_of_traffic_read_before_the_step_began_is_no_evidence_of_it_though_it_finished_after(tmp_path):
     """An Evidently comparison takes seconds: a check that read its window before a person's promotion and
-    finished after it is the alarm they decided on, made again, and paused the rollout over them."""
+    finished after it is the alarm they decided on, made again, and paused the rollout over them. So is one that
+    read the rollout's state before the promotion landed, its window the step before's though it ends after."""
     engine = engine_for(f"sqlite:///{tmp_path / 'log.db'}")
     settings = settings_for(tmp_path / "home")
     promoted = time.time() - 60
-    with engine.begin() as conn:
-        conn.execute(insert(checks).values(rollout_id="r", created_at=promoted + 3, window_until=promoted - 2,
-                                           n_window=100, n_sample=100, alarm=True, drifted_share=0.4, ood_share=0.1,
-                                           summary={}))
-    ev = drift_checks.evidence(engine, settings, "r", since=promoted)
-    assert ev["drift_alarm"] is None and ev["drifted_share"] is None
-    assert "read traffic from before the current step began" in drift_checks.describe(ev, settings)
+    for until in (promoted - 2, promoted + 1):
+        with engine.begin() as conn:
+            conn.execute(insert(checks).values(rollout_id="r", created_at=promoted + 3, window_since=promoted - 300,
+                                               window_until=until, n_window=100, n_sample=100, alarm=True,
+                                               drifted_share=0.4, ood_share=0.1, summary={}))
+        ev = drift_checks.evidence(engine, settings, "r", since=promoted)
+        assert ev["drift_alarm"] is None and ev["drifted_share"] is None
+        assert "read traffic from before the current step began" in drift_checks.describe(ev, settings)
 
 
 def test_the_check_that_read_the_newest_traffic_is_the_evidence_not_the_last_to_finish(tmp_path):

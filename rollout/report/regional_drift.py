@@ -1,7 +1,7 @@
 """The drift headline per region: `monitoring.drift.check` over each region's latest
 `monitoring.drift_check_window` predictions of the rollout, the check (and alarm thresholds) the
-`drift_alarm` gate reads on the rollout's latest, so a shift that began mid-rollout shows on its region's
-card as on the gate. A region without enough traffic for a check says why, in the check's own words."""
+`drift_alarm` gate reads on its current step's latest, so a shift that began mid-rollout shows on its
+region's card as on the gate. A region without enough traffic for a check says why, in the check's own words."""
 
 from __future__ import annotations
 
