@@ -1,5 +1,5 @@
-"""Drift reports on a schedule: every period, report on the last `since` of traffic, email it, and tell the
-notifier when it raised the alarm.
+"""Drift reports on a schedule: every period, report on the last `since` of traffic (and on all since the
+previous report's window, when a run overran the period), email it, and tell the notifier when it raised the alarm.
 
 One-shot sends (`rollout drift report --email`) use `send` and `alarm_event` too, so both paths produce
 the same message and the same event.
@@ -47,14 +47,20 @@ def alarm_event(window: drift.Window, rep: drift.DriftReport) -> DriftAlarm:
 def watch(settings: Settings, engine: Engine, every_s: float, since_s: float, region: str | None,
           recipients: Sequence[str] | None, only_alarms: bool = False, iterations: int | None = None,
           on_outcome: Callable[[Outcome], None] = lambda _o: None, notifier: Notifier | None = None) -> None:
-    """Run until interrupted (or `iterations` runs). A window too small for a report, or a failed send,
-    is reported through `on_outcome` and the schedule goes on. `recipients=None`: no email, alarms go
+    """Run until interrupted (or `iterations` runs). Each window ends when its run starts and reaches back
+    `since_s`, or further, to where the previous one ended. A window too small for a report, or a failed
+    send, is reported through `on_outcome` and the schedule goes on. `recipients=None`: no email, alarms go
     to the notifier only."""
     notifier = notifier or Notifier.from_settings(settings)
-    done = 0
+    done, ended = 0, None
     while iterations is None or done < iterations:
         started = time.monotonic()
-        window = drift.Window(since=time.time() - since_s, region=region)
+        now = time.time()
+        # A run that overran the period (a slow comparison or SMTP server) started the next late: reaching back
+        # `since_s` only, its window began after the last one ended, and what was logged between went unread.
+        since = now - since_s if ended is None else min(now - since_s, ended)
+        window = drift.Window(since=since, until=now, region=region)
+        ended = now
         on_outcome(_once(settings, engine, window, recipients, only_alarms, notifier))
         done += 1
         if iterations is None or done < iterations:
