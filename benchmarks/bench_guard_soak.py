@@ -64,10 +64,12 @@ the traffic is drawn like the training photos and the drift reference and never 
 is used as it is: its watched conditions (the budget on the candidate's errors and p99, the quality
 analysis overall and per region and out-of-domain cell, the drift alarm), and no auto_advance on that step,
 so the step cannot move on its own (a guard promotion would be counted apart). The guard ticks every 2 s as
-`rollout serve` runs it; the drift check compares the rollout's latest 2,000 predictions (the shipped
+`rollout serve` runs it; the drift check compares the step's latest 2,000 predictions (the shipped
 window) every 30 s instead of the shipped 300 s, for about twenty fresh checks; two simulated reviewers
 answer every queued photo with its true class through the reviewer page's API every 2 s. Nothing was tuned
-on this run.
+on this run. The run recorded here predates f8885c3, from which a check reads only the current step's
+traffic (before, the rollout's latest predictions, those of the steps before included): its first checks
+at gradual 50% read some of 25%'s traffic.
 
 **How to read it.** One run, fixed seeds: a figure, not a rate. The candidate is better than the champion
 on the fresh photos, so this shows the live loop (guard, drift check, reviewers, steady traffic for ten
