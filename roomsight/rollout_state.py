@@ -72,6 +72,11 @@ class RoutingState:
         return self.stage in IN_PROGRESS
 
     @property
+    def rollout_in_progress(self) -> str | None:
+        """The id of the rollout in progress; None when none is (a completed rollout keeps its id at `full`)."""
+        return self.rollout_id if self.in_progress else None
+
+    @property
     def answers_traffic(self) -> bool:
         """Whether the candidate answers any user's request (not only shadows)."""
         return self.candidate is not None and ((bool(self.regions) and self.region_percent > 0) or self.percent > 0)

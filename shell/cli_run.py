@@ -41,7 +41,9 @@ def serve(
     url = start_serve(settings)
     guard = Guard(control.with_actor(GUARD_ACTOR))
     guard.start()
-    checker = DriftChecker(settings, control.engine, lambda: control.current().state.rollout_id)
+    # The rollout in progress only: a completed one keeps its id at `full`, and checking it would cost an Evidently
+    # comparison every period that no decision reads.
+    checker = DriftChecker(settings, control.engine, lambda: control.current().state.rollout_in_progress)
     checker.start()
     console.print(f"serving on {url}  (POST /predict, POST /predict/batch, GET /healthz, GET /metrics); "
                   "the guard watches each step's conditions and acts as the plan says, drift is checked every "

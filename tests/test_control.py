@@ -134,6 +134,9 @@ def test_rollback_restores_aliases_with_routing(settings):
     cp.promote("gradual", percent=100)
     assert cp.promote("full").after.stage is Stage.FULL
     assert registry.alias_version("roomtype", "champion") == "2"
+    # A completed rollout keeps its id, but nothing is in progress: the reviewer page and `rollout serve`'s drift
+    # checker, which read this, stop working on it.
+    assert cp.current().state.rollout_id is not None and cp.current().state.rollout_in_progress is None
     cp.rollback("bad numbers after full")
     assert cp.current().state.champion.version == "1"
     assert registry.alias_version("roomtype", "champion") == "1"

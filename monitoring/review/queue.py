@@ -56,7 +56,7 @@ class Progress:
 def current_rollout(engine: Engine) -> str | None:
     """The id of the rollout in progress, if one is (from the routing state the control plane writes)."""
     found = read_state(engine)
-    return found.state.rollout_id if found is not None and found.state.in_progress else None
+    return found.state.rollout_in_progress if found is not None else None
 
 
 def _scope(engine: Engine, rollout_id: str | None, column: Any = review_items.c.rollout_id) -> list[Any]:
