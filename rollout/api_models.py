@@ -80,6 +80,9 @@ class RoutingStateOut(_Body):
     hold_ood_on_champion: bool
     held: str | None = Field(description="Why the guard holds the rollout where it is, if it does.")
     previous_champion: ModelRefOut | None
+    plan_fingerprint: str | None = Field(None, description="Fingerprint of the steps of the plan the rollout started "
+                                         "with (kinds, traffic, durations); null outside a rollout and in states "
+                                         "written before it was kept.")
 
 
 class SegmentOut(_Body):
@@ -136,6 +139,8 @@ class StatusOut(_Body):
     exit_outcome: OutcomeWord | None
     watch: list[ConditionOut] = Field(description="What the guard watches on the current step.")
     unrecorded: int = Field(0, description="Changes MLflow has not fully taken yet (their record or aliases).")
+    plan_changed: str | None = Field(None, description="Why the control plane's plan is not the one the rollout "
+                                     "started with, and what to do; null when it is. Promotion is refused meanwhile.")
 
 
 class OutcomeOut(_Body):

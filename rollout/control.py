@@ -70,6 +70,7 @@ class Status:
     exit: list[ConditionResult]  # to leave the current step
     watch: list[ConditionResult]  # what the guard checks on it
     unrecorded: int = 0  # changes MLflow does not fully know of yet (the outbox)
+    plan_changed: str | None = None  # why the plan at hand is not the one the rollout started with, if it is not
 
     @property
     def next_stage(self) -> str | None:
@@ -79,7 +80,7 @@ class Status:
         return {"state": self.state.to_dict(), "generation": self.generation, "updated_at": self.updated_at,
                 "step": self.step, "next_step": self.next_step, "next_stage": self.next_stage, "evidence": self.evidence,
                 "exit": [r.to_dict() for r in self.exit], "exit_outcome": overall(self.exit) if self.exit else None,
-                "watch": [r.to_dict() for r in self.watch], "unrecorded": self.unrecorded}
+                "watch": [r.to_dict() for r in self.watch], "unrecorded": self.unrecorded, "plan_changed": self.plan_changed}
 
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,10 @@ class ControlPlane:
         judged = assess.judge(self.plan, state, self.engine, self.settings, exit_steps=exits, as_of=as_of)
         return Status(state, cur.generation, cur.updated_at, judged.evidence,
                       self.step_label(state) if state.in_progress else None, nxt, judged.exit, judged.watch,
-                      self.unrecorded())
+                      self.unrecorded(), stages.off_plan(state, self.plan))
 
     def history(self, limit: int = 50, at: float | None = None, rollout_id: str | None = None) -> list[dict[str, Any]]:
-        """Rollout events as MLflow recorded them, newest first (only those at or before `at`, and of
-        `rollout_id`, if given)."""
+        """Rollout events as MLflow recorded them, newest first (at or before `at`, of `rollout_id`, when given)."""
         return records.history(limit, at=at, rollout_id=rollout_id)
 
     # -- changing ---------------------------------------------------------------------------------

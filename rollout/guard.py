@@ -85,8 +85,8 @@ class Guard:
         if not state.in_progress or state.step is None or state.step >= len(cp.plan.steps):
             return None
         now = cp.clock()
-        # A plan changed under the rollout (another kind of step at its index) still has it rolled back or paused
-        # on a failure, but never promoted: the steps after that index are not the ones it took.
+        # A plan changed under the rollout (other steps than it started with: stages.off_plan) still has it rolled
+        # back or paused on a failure, but never promoted: the steps after its index are not the ones it took.
         with_exit = stages.on_plan(state, cp.plan) and needs_exit(cp.plan, state, now)
         # What its promotion must pass, the steps a --percent override skips included: judged on the current
         # step alone, a skipped step's failing condition had it try a refused promotion at every tick.

@@ -11,6 +11,7 @@ from roomsight.errors import TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.plan import Plan, Step
+from rollout.plan_identity import comparable, fingerprint
 from rollout.plan_text import step_label
 
 
@@ -22,7 +23,7 @@ def start(state: RoutingState, candidate: ModelRef, rollout_id: str, plan: Plan,
         raise TransitionError(f"{candidate.uri} is already the champion")
     begun = RoutingState(champion=state.champion, stage=Stage.SHADOW, candidate=candidate, rollout_id=rollout_id,
                          step=0, since=now, shadow_sample=0.0, hold_ood_on_champion=plan.hold_ood_on_champion,
-                         previous_champion=state.previous_champion)
+                         previous_champion=state.previous_champion, plan_fingerprint=fingerprint(plan))
     return _apply(begun, plan, 0, now)
 
 
@@ -114,24 +115,40 @@ def rollback(state: RoutingState) -> RoutingState:
 
 
 def on_plan(state: RoutingState, plan: Plan) -> bool:
-    """Whether `plan` has the step the rollout is on, of the kind it is on. A plan changed mid-rollout (a step
-    taken out or put in before it) names another step at that index: its conditions and the steps after it
-    are not the rollout's, and a promotion from there skipped the traffic of steps it never took."""
-    return state.step is not None and state.step < len(plan.steps) and plan.steps[state.step].kind is state.stage
+    """Whether the rollout is on a step of `plan` (see `off_plan`)."""
+    return state.step is not None and off_plan(state, plan) is None
+
+
+def off_plan(state: RoutingState, plan: Plan) -> str | None:
+    """Why `plan` is not the plan the rollout is on, with what to do, or None when it is. `step` indexes the
+    plan the rollout started with; a plan changed since (a step taken out or put in before it, a share or a
+    duration changed) names another step at that index: its conditions and the steps after it are not the
+    rollout's, and a promotion from there skips the traffic of steps it never took. A rollout started before
+    fingerprints were kept is compared by the kind of its step alone, one from before plan steps (no step)
+    not at all, and a state outside a rollout has no plan to be on."""
+    if state.step is None or not state.in_progress:
+        return None
+    where = f"the rollout is on step {state.step + 1}"
+    if state.step >= len(plan.steps):
+        why = f"{where}, but plan {plan.name!r} has {len(plan.steps)} steps"
+    elif plan.steps[state.step].kind is not state.stage:
+        why = f"{where}, a {state.stage} step, but step {state.step + 1} of plan {plan.name!r} is {plan.steps[state.step].kind}"
+    elif comparable(state.plan_fingerprint) and state.plan_fingerprint != (now := fingerprint(plan)):
+        why = (f"{where} of the plan it started with (steps {state.plan_fingerprint}), but plan {plan.name!r} has other "
+               f"steps ({now}: a step taken out or put in, or a kind, share, region or duration changed)")
+    else:
+        return None
+    return (f"{why}: was the plan changed during the rollout? Roll back, or restore the plan it started with "
+            "(`rollout plan show` prints a plan's fingerprint); until then nothing promotes it, the guard included")
 
 
 def _current(state: RoutingState, plan: Plan) -> int:
     if not state.in_progress or state.candidate is None:
         raise TransitionError("no rollout in progress: start one with `rollout start --candidate URI`")
-    step = state.step or 0
-    if step >= len(plan.steps):
-        raise TransitionError(f"the rollout is on step {step + 1}, but plan {plan.name!r} has {len(plan.steps)} steps: "
-                              "was the plan changed during the rollout? Roll back, or use the plan it started with")
-    if state.step is not None and not on_plan(state, plan):  # a row from before plan steps has no step to compare
-        raise TransitionError(f"the rollout is on step {step + 1}, a {state.stage} step, but step {step + 1} of plan "
-                              f"{plan.name!r} is {plan.steps[step].kind}: was the plan changed during the rollout? "
-                              "Roll back, or use the plan it started with")
-    return step
+    why = off_plan(state, plan)
+    if why is not None:
+        raise TransitionError(why)
+    return state.step or 0  # a row from before plan steps has no step: it is on the first
 
 
 def _apply(state: RoutingState, plan: Plan, index: int, now: float, regions: tuple[str, ...] | None = None,
@@ -164,4 +181,4 @@ def _apply(state: RoutingState, plan: Plan, index: int, now: float, regions: tup
     assert kind is Stage.FULL and state.candidate is not None
     return RoutingState(champion=state.candidate, stage=Stage.FULL, rollout_id=state.rollout_id, step=index, since=now,
                         previous_champion=state.champion, shadow_sample=state.shadow_sample,
-                        hold_ood_on_champion=state.hold_ood_on_champion)
+                        hold_ood_on_champion=state.hold_ood_on_champion, plan_fingerprint=state.plan_fingerprint)

@@ -5,7 +5,9 @@ one wins.
 `Stage` is the one stage vocabulary: a plan's step kinds, the state's stage, the CLI and API words and the
 records all use it. The state names the plan step the rollout is on (`step`, Argo Rollouts' currentStepIndex)
 and carries the traffic that step set, so routing needs no plan: the candidate answers `region_percent`% of
-listings in `regions` and `percent`% of all listings; a pause step keeps the traffic it found.
+listings in `regions` and `percent`% of all listings; a pause step keeps the traffic it found. The index
+means a step of the plan the rollout started with, whose fingerprint the state keeps (rollout.stages.off_plan
+compares it with the plan at hand).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class RoutingState:
     hold_ood_on_champion: bool = False  # out-of-domain photos stay on the champion while the candidate answers
     held: str | None = None  # why the guard holds the rollout where it is (no automatic advance), if it does
     previous_champion: ModelRef | None = None  # restored by a rollback after `full`
+    # rollout.plan_identity's hash of the path of the plan the rollout started with: `step` indexes that plan,
+    # and no other. None outside a rollout, and in rows written before it was kept.
+    plan_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if self.stage in IN_PROGRESS and (self.candidate is None or self.rollout_id is None):
@@ -104,6 +109,7 @@ class RoutingState:
             "hold_ood_on_champion": self.hold_ood_on_champion,
             "held": self.held,
             "previous_champion": self.previous_champion.to_dict() if self.previous_champion else None,
+            "plan_fingerprint": self.plan_fingerprint,
         }
 
     @classmethod
@@ -131,6 +137,7 @@ class RoutingState:
             hold_ood_on_champion=bool(d.get("hold_ood_on_champion", False)),
             held=d.get("held"),
             previous_champion=ModelRef.from_dict(d["previous_champion"]) if d.get("previous_champion") else None,
+            plan_fingerprint=d.get("plan_fingerprint"),
         )
 
     def evolve(self, **changes: Any) -> RoutingState:

@@ -152,6 +152,8 @@ def status(
         print(json.dumps(st.to_dict(), indent=1))
         return
     console.print(f"{describe_state(st.state, st.step)} (generation {st.generation})")
+    if st.plan_changed:
+        console.print(f"[red]the plan is not the one the rollout started with[/]: {st.plan_changed}", highlight=False)
     _warn_behind(st.unrecorded)
     ev = st.evidence
     if st.state.rollout_id and st.state.in_progress:

@@ -22,10 +22,15 @@ app = typer.Typer(help="Rollout plans: the steps, what must pass to leave each, 
 def show(ctx: typer.Context) -> None:
     """Print the rollout plan in words, step by step."""
     from rollout.metrics import METRICS
+    from rollout.plan_identity import fingerprint
     from rollout.plan_text import describe
 
-    for line in describe(plan_of(ctx)):
+    plan = plan_of(ctx)
+    for line in describe(plan):
         console.print(line, highlight=False)
+    # What a rollout records at its start: the file a rollout started with is the one that prints the same.
+    console.print(f"Fingerprint of its steps (kinds, traffic, durations; not conditions): {fingerprint(plan)}",
+                  highlight=False)
     console.print("Gate metrics: " + "; ".join(f"{k}: {v}" for k, v in METRICS.items()), highlight=False)
 
 

@@ -47,6 +47,10 @@ def test_plan_show_in_words():
     result = runner.invoke(app, ["plan", "show"])
     assert result.exit_code == 0
     assert "1. shadow" in result.output and "eu-west" in result.output and "To leave it" in result.output
+    from rollout.plan import load_plan
+    from rollout.plan_identity import fingerprint
+
+    assert fingerprint(load_plan()) in result.output  # what a rollout started with it records
 
 
 def test_bad_config_fails_naming_the_key(tmp_path):
@@ -86,6 +90,38 @@ def test_status_promote_refusals_through_the_cli(home):
     result = runner.invoke(app, ["history", "--json"], env=env)
     events = json.loads(result.output)
     assert [e["action"] for e in events] == ["rollback", "start"] and events[1]["actor"] == "carol"
+
+
+def test_status_says_when_the_plan_is_not_the_one_the_rollout_started_with(tmp_path, monkeypatch):
+    """The plan on disk edited mid-rollout (the limited step taken out: gradual 25% where gradual 10% was): status
+    says so, and that promotion is refused, where it showed the new plan's step 3 as the rollout's."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Versioned
+    from rollout import assess, stages
+    from rollout.api_models import StatusOut
+    from shell import cli
+    from tests.plans import open_plan
+    from tests.test_guard import RacedControl
+
+    plan = open_plan()
+    at_10 = stages.advance(stages.start(RoutingState(champion=ModelRef("roomtype", "1")), ModelRef("roomtype", "2"), "r",
+                                        plan, now=0), plan, 2, now=0)
+    cp = RacedControl(Versioned(7, at_10, 0.0))
+    cp.unrecorded = lambda: 0
+    monkeypatch.setattr(assess, "judge", lambda *a, **k: assess.Judged({}))
+    monkeypatch.setattr(cli, "control_of", lambda ctx: cp)
+    env = {"ROOMSIGHT_HOME": str(tmp_path)}
+    assert cp.status().plan_changed is None
+    assert "not the one the rollout started with" not in runner.invoke(app, ["status"], env=env).output
+    cp.plan = plan.model_copy(update={"steps": plan.steps[:1] + plan.steps[2:]})
+    st = cp.status()
+    assert "restore the plan it started with" in st.plan_changed and st.next_step is None
+    assert StatusOut.model_validate(st.to_dict()).plan_changed == st.plan_changed  # the API's contract has it
+    assert json.loads(runner.invoke(app, ["status", "--json"], env=env).output)["plan_changed"] == st.plan_changed
+    result = runner.invoke(app, ["status"], env=env)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0 and "the plan is not the one the rollout started with" in out, out
+    assert "Roll back, or restore the plan it started with" in out
 
 
 @pytest.mark.parametrize("regions", ["", ",", " , "])

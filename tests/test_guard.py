@@ -8,6 +8,7 @@ import pytest
 
 from roomsight import registry
 from roomsight.db import engine_for
+from roomsight.errors import RolloutError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage, Versioned
 from rollout import assess, conditions, stages
@@ -108,6 +109,27 @@ def test_the_guard_does_not_act_on_a_step_the_changed_plan_gives_another_kind():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}))
         assert Guard(cp).tick() is None
+        assert cp.committed == []
+        # ... and still takes the candidate off on a failure.
+        mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}, watch=[judged("fail")]))
+        assert Guard(cp).tick().action == "auto-rollback"
+
+
+def test_neither_the_guard_nor_a_person_promotes_on_a_plan_changed_to_the_same_kind_at_its_step():
+    """The limited step taken out while the rollout is on gradual 10% leaves the new plan's timed gradual 25% at
+    its index: the kind matched, and the guard promoted it to 50% of all listings, past the 25% it never took."""
+    plan = open_plan()
+    began = stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan, now=0)
+    at_10 = stages.advance(began, plan, 2, now=0)
+    steps = list(plan.steps[:1] + plan.steps[2:])
+    steps[2] = steps[2].model_copy(update={"auto_advance": AutoAdvance(after="60s")})
+    cp = RacedControl(Versioned(7, at_10, 0.0))
+    cp.plan = plan.model_copy(update={"steps": tuple(steps)})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}, exit=[judged("pass")]))
+        assert Guard(cp).tick() is None
+        with pytest.raises(RolloutError, match="plan it started with.*Roll back, or restore the plan it started with"):
+            cp.promote(reason="a person, on the plan on disk")
         assert cp.committed == []
         # ... and still takes the candidate off on a failure.
         mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}, watch=[judged("fail")]))

@@ -148,6 +148,41 @@ def test_an_outbox_written_before_claims_had_owners_gets_the_column_and_is_caugh
         assert conn.execute(select(func.count()).select_from(rollout_outbox)).scalar_one() == 0
 
 
+def test_a_rollout_in_progress_written_before_plan_fingerprints_opens_and_goes_on(tmp_path):
+    """A SQLite database of the previous schema, mid-rollout, its state row written before the plan's fingerprint
+    was kept: today's code opens it, reads the rollout as on its step (compared by kind, as then), promotes it,
+    and keeps no fingerprint it never had; the next rollout records one."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import Stage, read_state, write_state
+    from rollout import stages
+    from rollout.plan_identity import fingerprint
+    from tests.plans import open_plan
+
+    url = f"sqlite:///{tmp_path / 'mid-rollout.db'}"
+    old = create_engine(url)
+    legacy_tables.metadata.create_all(old)
+    champion, candidate = {"name": "roomtype", "version": "1"}, {"name": "roomtype", "version": "2"}
+    as_written = {"champion": champion, "stage": "gradual", "candidate": candidate, "rollout_id": "r-old", "step": 2,
+                  "since": 1.0, "regions": ["eu-west"], "region_percent": 100.0, "percent": 10.0, "shadow_sample": 1.0,
+                  "hold_ood_on_champion": True, "held": None, "previous_champion": None}
+    with old.begin() as conn:
+        conn.execute(insert(legacy_tables.rollout_state).values(id=1, generation=4, state=as_written, updated_at=1.0))
+    old.dispose()
+
+    engine = db.engine_for(url)
+    cur = read_state(engine)
+    assert (cur.generation, cur.state.stage, cur.state.step, cur.state.plan_fingerprint) == (4, Stage.GRADUAL, 2, None)
+    plan = open_plan()
+    assert stages.off_plan(cur.state, plan) is None
+    moved = stages.advance(cur.state, plan, stages.target_step(cur.state, plan), 2.0)
+    assert (moved.percent, moved.plan_fingerprint) == (25.0, None)
+    write_state(engine, moved, 4)
+    assert read_state(engine).state == moved
+    back = write_state(engine, stages.rollback(moved), 5).state
+    begun = write_state(engine, stages.start(back, ModelRef("roomtype", "2"), "r-new", plan, 3.0), 6).state
+    assert read_state(engine).state.plan_fingerprint == begun.plan_fingerprint == fingerprint(plan)
+
+
 def test_two_processes_starting_together_upgrade_once(url):
     """Both see the gaps; the writers' lock makes the second find them gone and do nothing."""
     before, after = MetaData(), MetaData()

@@ -8,7 +8,7 @@ from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout import conditions, stages
 from rollout.plan import AnalysisRef, Budget, Gate, LimitedTraffic, ShadowTraffic, load_plan
-from tests.plans import open_plan
+from tests.plans import open_plan, with_exit
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
 
@@ -215,6 +215,45 @@ def test_a_rollout_on_a_step_the_changed_plan_gives_another_kind_says_the_plan_c
     assert stages.on_plan(limited, plan) and not stages.on_plan(limited, shorter)
     with pytest.raises(TransitionError, match="was the plan changed"):
         stages.advance(limited, shorter, 2, 0)
+
+
+def test_a_rollout_on_a_step_the_changed_plan_gives_the_same_kind_says_the_plan_changed(plan):
+    """The limited step taken out while the rollout is on gradual 10% (step 3) leaves a gradual step there, 25%:
+    the kind matched, and a promotion went on to the new plan's next step, 50% of all listings, past the 25% the
+    rollout never took, judged on conditions it never started with."""
+    at_10 = start_on(plan, 2)
+    shorter = plan.model_copy(update={"steps": plan.steps[:1] + plan.steps[2:]})
+    assert shorter.steps[2].kind is at_10.stage
+    with pytest.raises(TransitionError, match=r"on step 3 of the plan it started with \(steps p1:\w+\), but plan "
+                                              r"'default' has other steps.*Roll back, or restore the plan it started with"):
+        stages.target_step(at_10, shorter)
+    with pytest.raises(TransitionError, match="was the plan changed"):
+        stages.advance(at_10, shorter, 3, 0)
+    assert not stages.on_plan(at_10, shorter) and stages.next_promotion(at_10, shorter)[0] is None
+    assert stages.off_plan(at_10, shorter) is not None
+    # The plan it started with, restored, is the rollout's again.
+    assert stages.on_plan(at_10, plan) and stages.off_plan(at_10, plan) is None and stages.target_step(at_10, plan) == 3
+
+
+def test_conditions_changed_mid_rollout_are_the_rollouts_to_judge_by(plan):
+    """A gate tightened or a condition watched anew moves no traffic: the rollout goes on under it."""
+    at_10 = start_on(plan, 2)
+    stricter = with_exit(plan, 2, (Gate(metric="step_candidate_served", min=500),))
+    assert stages.on_plan(at_10, stricter) and stages.target_step(at_10, stricter) == 3
+
+
+@pytest.mark.parametrize("recorded", [None, "p0:0123456789abcdef"], ids=["before-fingerprints", "another-scheme"])
+def test_a_rollout_without_a_comparable_fingerprint_is_compared_by_kind_as_before(plan, recorded):
+    """A row written before fingerprints were kept (or by a version hashing another form) goes on as it did:
+    the same kind at its index passes, another kind is refused."""
+    at_10 = start_on(plan, 2).evolve(plan_fingerprint=recorded)
+    shorter = plan.model_copy(update={"steps": plan.steps[:1] + plan.steps[2:]})
+    assert stages.on_plan(at_10, shorter) and stages.target_step(at_10, shorter) == 3
+    limited = start_on(plan, 1).evolve(plan_fingerprint=recorded)
+    with pytest.raises(TransitionError, match="a limited step, but step 2 of plan 'default' is gradual"):
+        stages.target_step(limited, shorter)
+    moved = stages.advance(at_10, plan, 3, 1)
+    assert moved.plan_fingerprint == recorded, "a promotion does not bless the plan at hand as the one it started with"
 
 
 def test_only_a_rollout_in_progress_can_be_paused():
