@@ -34,6 +34,11 @@ def test_the_fingerprint_is_of_the_path_not_of_the_file_or_the_conditions():
     assert [s["kind"] for s in path_of(plan)] == ["shadow", "limited", "gradual", "gradual", "gradual", "gradual", "full"]
 
 
+def _paused(plan, index, **pause):
+    """`plan` with step `index` made a pause."""
+    return _with_step(plan, index, gradual=None, limited=None, pause=PauseSpec(**pause))
+
+
 @pytest.mark.parametrize("edit", [
     lambda p: p.model_copy(update={"steps": p.steps[:1] + p.steps[2:]}),  # a step taken out
     lambda p: p.model_copy(update={"steps": p.steps[:3] + p.steps[2:]}),  # ... or put in
@@ -42,8 +47,7 @@ def test_the_fingerprint_is_of_the_path_not_of_the_file_or_the_conditions():
     lambda p: _with_step(p, 1, limited=LimitedTraffic(regions=("eu-west",), percent=50)),
     lambda p: _with_step(p, 3, gradual=GradualTraffic(percent=30)),
     lambda p: _with_step(p, 3, auto_advance=AutoAdvance(after="1h")),
-    lambda p: p.model_copy(update={"steps": p.steps[:3] + (p.steps[3].model_copy(update={"gradual": None, "pause": PauseSpec(
-        duration="1h")}),) + p.steps[4:]}),  # a gradual step made a pause
+    lambda p: _paused(p, 3, duration="1h"),
 ], ids=["removed", "inserted", "sample", "regions", "limited-percent", "gradual-percent", "auto-advance", "kind"])
 def test_every_change_of_the_path_changes_the_fingerprint(edit):
     plan = open_plan()
@@ -52,13 +56,9 @@ def test_every_change_of_the_path_changes_the_fingerprint(edit):
 
 def test_a_pauses_duration_is_part_of_the_path():
     plan = open_plan()
-    paused = plan.model_copy(update={"steps": plan.steps[:2] + (plan.steps[2].model_copy(update={
-        "gradual": None, "pause": PauseSpec(duration="1h")}),) + plan.steps[3:]})
-    longer = plan.model_copy(update={"steps": plan.steps[:2] + (plan.steps[2].model_copy(update={
-        "gradual": None, "pause": PauseSpec(duration="2h")}),) + plan.steps[3:]})
-    untimed = plan.model_copy(update={"steps": plan.steps[:2] + (plan.steps[2].model_copy(update={
-        "gradual": None, "pause": PauseSpec()}),) + plan.steps[3:]})
-    assert len({fingerprint(paused), fingerprint(longer), fingerprint(untimed)}) == 3
+    timed = [fingerprint(_paused(plan, 3, duration=d)) for d in ("1h", "3600s", "2h")]
+    assert timed[0] == timed[1] != timed[2], "the same duration however it is written, another one not"
+    assert fingerprint(_paused(plan, 3)) not in timed, "until promoted is not a duration"
 
 
 def test_the_state_keeps_the_fingerprint_from_start_to_full_and_drops_it_on_rollback():
