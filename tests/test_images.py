@@ -115,3 +115,63 @@ def test_the_pyfunc_flavour_decodes_a_photo_to_the_pixels_serving_answers_on():
     model.predict(None, pd.DataFrame({"image": photos}))
     for got, data in zip(model.pack.images, photos, strict=True):
         assert np.array_equal(np.asarray(got), np.asarray(decode_upload(data, ServeSettings()).image))
+
+
+def _photos_serving_decodes_its_own_way(folder):
+    """A 16-bit greyscale PNG (PIL's RGB conversion clips it) and a JPEG large enough to be decoded at
+    reduced scale and shrunk: the two places a decode of its own gives other pixels than serving's."""
+    import numpy as np
+
+    from training import data
+
+    grey, big = folder / "a" / "grey.png", folder / "b" / "big.jpg"
+    for p in (grey, big):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)).save(grey)
+    Image.effect_noise((1200, 900), 60).convert("RGB").save(big, quality=90)
+    return [data.Item(path=grey, label="a"), data.Item(path=big, label="b")]
+
+
+def test_training_decodes_a_photo_to_the_pixels_serving_answers_on(tmp_path):
+    """Training decoded with PIL alone, at another size: a 16-bit greyscale photo came out clipped almost
+    white and a large one was shrunk to other pixels, so the thresholds were cut on (and the reference
+    statistics measured on) other pixels than serving answers on."""
+    import numpy as np
+
+    from roomsight.config import ServeSettings
+    from roomsight.images import decode_upload
+    from training import data
+
+    items = _photos_serving_decodes_its_own_way(tmp_path)
+    loaded = data.load_images(items)
+    assert not loaded.skipped
+    differ = [it.path.name for got, it in zip(loaded.images, items, strict=True)
+              if not np.array_equal(np.asarray(got), np.asarray(decode_upload(it.path.read_bytes(), ServeSettings()).image))]
+    assert differ == []
+
+
+def test_evaluate_answers_on_the_pixels_serving_answers_on(tmp_path):
+    """`rollout evaluate` reports the model "as exported", as it would answer: on serving's pixels."""
+    import numpy as np
+    import torch
+
+    from roomsight.config import ServeSettings
+    from roomsight.images import decode_upload
+    from roomsight.modelpack import PackMeta
+    from roomsight.preprocess import Preprocessing, batch_tensor
+    from training.evaluate import predict_items
+
+    items = _photos_serving_decodes_its_own_way(tmp_path)
+
+    class Recorder:
+        meta = PackMeta(classes=["a", "b"], preprocessing=Preprocessing(size=224))
+        seen: list = []
+
+        def forward(self, batch):
+            self.seen.append(batch)
+            return np.zeros((len(batch), 2), np.float32), np.zeros((len(batch), 4), np.float32)
+
+    pack = Recorder()
+    predict_items(pack, items)
+    served = batch_tensor([decode_upload(it.path.read_bytes(), ServeSettings()).image for it in items], pack.meta.preprocessing)
+    assert torch.equal(torch.cat(pack.seen), served)

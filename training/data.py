@@ -4,9 +4,9 @@ a seeded, stratified train/valid/test split -> decoded images (unreadable ones s
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import random
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from roomsight.errors import DataError
-from roomsight.images import IMAGE_SUFFIXES
+from roomsight.images import IMAGE_SUFFIXES, SERVE_MAX_SIDE, decode_image
 from roomsight.tables import LABEL_MAX
 from roomsight.userfiles import read_csv
 
@@ -128,9 +128,11 @@ def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float 
     return out
 
 
-def load_images(items: list[Item], max_side: int | None = None) -> Loaded:
+def load_images(items: list[Item], max_side: int | None = SERVE_MAX_SIDE) -> Loaded:
     """Decode every item to RGB, one thread per core (PIL decodes outside the GIL), and hash the bytes it
-    read; a file that cannot be read is skipped and listed with the reason. Order is kept."""
+    read; a file that cannot be read is skipped and listed with the reason. Order is kept. Decoded as
+    serving decodes an upload (roomsight.images), at serving's size unless told otherwise: the thresholds
+    are cut on, and the reference statistics measured on, the pixels serving will answer on."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -149,12 +151,8 @@ def load_images(items: list[Item], max_side: int | None = None) -> Loaded:
 def _decode(item: Item, max_side: int | None) -> tuple[Image.Image | None, str, str]:
     try:
         raw = item.path.read_bytes()
-        with Image.open(io.BytesIO(raw)) as im:
-            if max_side:
-                im.draft("RGB", (max_side, max_side))
-            rgb = im.convert("RGB")
-            if max_side and max(rgb.size) > max_side:
-                rgb.thumbnail((max_side, max_side))
+        # Serving's byte and pixel limits guard it against hostile uploads; a training folder is trusted.
+        rgb = decode_image(raw, max_bytes=max(1, len(raw)), max_pixels=sys.maxsize, max_side=max_side).image
         return rgb, photo_digest(raw), ""
     except Exception as exc:  # truncated, not an image, missing file...
         return None, "", f"{type(exc).__name__}: {exc}"

@@ -36,9 +36,8 @@ class Predicted:
 def predict_items(pack: ModelPack, items: list[data.Item], on_batch: Any = None) -> Predicted:
     """Logits and embeddings of every readable item, decoded a batch at a time to bound memory."""
     kept, logits, embs, skipped, digests = [], [], [], [], []
-    side = max(2 * pack.meta.preprocessing.size, 256)
     for i in range(0, len(items), BATCH):
-        loaded = data.load_images(items[i:i + BATCH], max_side=side)
+        loaded = data.load_images(items[i:i + BATCH])
         skipped += loaded.skipped
         if loaded.images:
             lo, em = pack.forward(batch_tensor(loaded.images, pack.meta.preprocessing))

@@ -112,7 +112,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     backbone_name = cfg.backbone or (SYNTHETIC_BACKBONE if cfg.data is None else REAL_BACKBONE)
     bb = backbones.create(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights)
     prep = Preprocessing(size=bb.input_size, resize_mode=cfg.resize_mode, mean=bb.mean, std=bb.std)  # type: ignore[arg-type]
-    loaded = data.load_images(items, max_side=max(2 * bb.input_size, 256))
+    loaded = data.load_images(items)
     if loaded.skipped:
         say("skipped", {"count": len(loaded.skipped), "files": loaded.skipped})
     classes = data.check_trainable(loaded.items)
