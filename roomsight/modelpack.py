@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -112,7 +113,8 @@ class ModelPack:
         top = int(np.argmax(probs))
         cls = self.classes[top]
         score = float(probs[top])
-        label = cls if score >= self.meta.thresholds.get(cls, 0.0) else UNSURE
+        # A class without a threshold has no cut vouching for its answers: it abstains, never answers freely.
+        label = cls if score >= self.meta.thresholds.get(cls, math.inf) else UNSURE
         return label, cls, score
 
     def predict(self, images: list[Image.Image]) -> list[Output]:

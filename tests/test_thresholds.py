@@ -188,11 +188,6 @@ def test_a_class_threshold_reports_recall_over_the_class_not_over_what_it_answer
     assert chosen.reached and (chosen.precision, chosen.recall, chosen.answered, chosen.support) == (1.0, 0.5, 4, 8)
 
 
-def test_a_class_without_a_threshold_always_answers():
-    probs = np.array([[0.55, 0.45], [0.4, 0.6], [0.1, 0.9]])
-    assert apply_thresholds(probs, ["a", "b"], {"a": 0.9}).tolist() == [-1, 1, 1]
-
-
 def test_a_target_of_one_under_the_lower_bound_is_refused_before_fitting_not_a_crash():
     # No run of right answers makes a lower bound reach 1: `--target-precision 1.0` with lcb must say so.
     from roomsight.errors import DataError
@@ -214,3 +209,21 @@ def test_more_folds_are_suggested_only_where_they_would_change_what_thresholds_a
         with pytest.raises(DataError) as info:
             check_answers(chosen, TrainConfig(folds=1), "lcb", "them", cross_fits=cross_fits)
         assert ("--folds 5" in str(info.value)) is cross_fits
+
+
+def test_a_class_without_a_threshold_answers_unsure_in_serving_and_in_evaluate():
+    """A class whose threshold the metadata does not carry (a hand-made or older meta.json, a class left
+    out) was answered at any score: the one answer no cut ever vouched for. It must abstain, as a class
+    that never reached the target does, in serving and in `rollout evaluate`'s "as exported" alike."""
+    from roomsight.modelpack import UNSURE, ModelPack, PackMeta
+    from roomsight.preprocess import Preprocessing
+
+    meta = PackMeta.from_dict({"classes": ["a", "b"], "preprocessing": Preprocessing(size=16).to_dict(),
+                               "thresholds": {"a": 0.5}})
+    pack = ModelPack(nn.Identity(), meta)
+    assert pack.label_for(np.array([0.9, 0.1]))[0] == "a"
+    assert pack.label_for(np.array([0.01, 0.99]))[0] == UNSURE
+    older = ModelPack(nn.Identity(), PackMeta.from_dict({"classes": ["a", "b"], "preprocessing": {"size": 16}}))
+    assert older.label_for(np.array([0.9, 0.1]))[0] == UNSURE
+    probs = np.array([[0.55, 0.45], [0.9, 0.1], [0.4, 0.6], [0.01, 0.99]])
+    assert apply_thresholds(probs, ["a", "b"], meta.thresholds).tolist() == [0, 0, -1, -1]

@@ -79,10 +79,10 @@ def thresholds_at_precision(probs: np.ndarray, y_true: np.ndarray, classes: list
 
 
 def apply_thresholds(probs: np.ndarray, classes: list[str], thresholds: dict[str, float]) -> np.ndarray:
-    """Predicted class index per row, or -1 for "unsure"."""
+    """Predicted class index per row, or -1 for "unsure"; a class without a threshold abstains, as in serving."""
     top = probs.argmax(axis=1)
     score = probs.max(axis=1)
-    limits = np.asarray([thresholds.get(c, 0.0) for c in classes])
+    limits = np.asarray([thresholds.get(c, np.inf) for c in classes])
     return np.where(score >= limits[top], top, -1)
 
 
