@@ -228,6 +228,8 @@ def evaluate(
                   f"precision {share(rep['accuracy_at_thresholds'])}")
     console.print(f"as exported ({exported['thresholding']}): answered {exported['coverage']:.1%}, "
                   f"precision {share(exported['precision'])}")
+    if exported["abstaining"]:
+        console.print(f"[yellow]as exported, always unsure: {', '.join(exported['abstaining'])}[/]")
     warn_seen(rep["seen_in_training"], pack.meta.metrics.get("test_accuracy"))
     for f in result.files.values():
         console.print(f"wrote {f}")

@@ -9,6 +9,7 @@ precision-recall curves (PNG)."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     report = build_report(pt, yt, decided, classes, thresholds)
     exported = apply_thresholds(pt, classes, pack.meta.thresholds)
     said = exported >= 0
+    # Per class, as the answer contract is: an overall precision can hide a class that falls short of it.
+    per_class_exported = {c: {"answered": int((exported == k).sum()),
+                              "precision": float((yt[exported == k] == k).mean()) if (exported == k).any() else None}
+                          for k, c in enumerate(classes)}
     report.update({
         "target_precision": target_precision, "n_valid": int(len(v_idx)), "n_test": int(len(t_idx)),
         "skipped": len(pred.skipped), "data": str(source), "seed": seed,
@@ -105,7 +110,9 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
         # The model's own thresholds, as it answers in serving, on the same test part.
         "as_exported": {"thresholding": pack.meta.thresholding.get("described", "not recorded (an older model)"),
                         "coverage": float(said.mean()),
-                        "precision": float((exported[said] == yt[said]).mean()) if said.any() else None},
+                        "precision": float((exported[said] == yt[said]).mean()) if said.any() else None,
+                        "abstaining": exported_abstaining(pack.meta),
+                        "per_class": per_class_exported},
     })
 
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +124,11 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     plot_confusion(report["confusion"], files["confusion_png"])
     plot_pr(pt, yt, classes, report["per_class"], files["pr_png"])
     return Evaluation(report, files, pred.skipped)
+
+
+def exported_abstaining(meta: PackMeta) -> list[str]:
+    """The classes the model as exported never names: a threshold above every probability, or none."""
+    return [c for c in meta.classes if not meta.thresholds.get(c, math.inf) <= 1.0]
 
 
 def seen_in_training(meta: PackMeta, listed: list[data.Item], evaluated: list[str]) -> dict[str, Any] | None:
