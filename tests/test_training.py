@@ -112,6 +112,17 @@ def test_manifest_errors_are_clear(tmp_path):
         data.load_manifest(tmp_path / "nope")
 
 
+def test_a_class_named_as_the_abstention_is_refused():
+    """A labeller's folder of photos they could not place, named `unsure`, trained as a class: the model then
+    answered `unsure` when it named that class at the target precision, which a client, the review queue
+    and the analyses all read as the model abstaining."""
+    from pathlib import Path
+
+    items = [data.Item(Path(f"{c}{i}.jpg"), c) for c in ("kitchen", "unsure") for i in range(3)]
+    with pytest.raises(DataError, match="unsure"):
+        data.check_trainable(items)
+
+
 def test_manifests_saved_by_a_spreadsheet_load_and_binary_ones_are_refused(tmp_path):
     excel = tmp_path / "excel.csv"
     excel.write_bytes("path,label\r\nx.jpg,kitchen\r\n".encode("utf-8-sig"))  # BOM and CRLF, as Excel writes

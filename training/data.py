@@ -17,6 +17,7 @@ from roomsight.errors import DataError
 from roomsight.images import IMAGE_SUFFIXES, SERVE_MAX_SIDE, decode_image
 from roomsight.tables import LABEL_MAX
 from roomsight.userfiles import read_csv
+from roomsight.verdicts import UNSURE
 
 OPTIONAL_COLUMNS = ("caption", "region", "listing_id", "taken_at")
 
@@ -99,6 +100,10 @@ def check_trainable(items: list[Item], min_per_class: int = 2) -> list[str]:
     long = sorted(k for k in counts if len(k) > LABEL_MAX)
     if long:
         raise DataError(f"class names longer than {LABEL_MAX} characters cannot be logged: {', '.join(long)}")
+    if UNSURE in counts:
+        # The model's answer when it abstains: a class of that name could not be told from an abstention.
+        raise DataError(f"a class cannot be named '{UNSURE}': it is what the model answers when it abstains; "
+                        "rename the class, or leave those photos unlabelled")
     check_splittable(items, min_per_class)
     return sorted(counts)
 
