@@ -29,14 +29,23 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 SERVE_MAX_SIDE = 512
 
 
+# EXIF Orientation -> the turn that shows a photo as it was taken (ImageOps.exif_transpose's table). Phones
+# store a turned photo's pixels as the sensor read them; every viewer turns them, and training photos carry
+# no such tag, so the model must see them turned too.
+_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+          8: Image.Transpose.ROTATE_90}
+
+
 @dataclass(frozen=True)
 class DecodedImage:
-    image: Image.Image  # RGB, fully loaded
-    width: int  # as uploaded, before any resizing
+    image: Image.Image  # RGB, fully loaded, turned upright as its EXIF orientation says
+    width: int  # as uploaded (upright), before any resizing
     height: int
     n_bytes: int
     format: str
     data: bytes  # the upload as received: decoding it again with the same limits gives the same pixels
+    turned: bool = False  # its pixels were turned: the upload's own pixels are not what the model saw
 
 
 def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: int = 50_000_000,
@@ -69,7 +78,23 @@ def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: 
         raise ImageRejected(f"image data is truncated or corrupt: {exc}") from None
     if max_side and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt, data=data)
+    turn = _TURNS.get(_orientation(img))
+    if turn is not None:
+        rgb = rgb.transpose(turn)
+        if turn in (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
+                    Image.Transpose.ROTATE_90):
+            width, height = height, width
+    return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt, data=data,
+                        turned=turn is not None)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation, 1 (as stored) when there is none or it cannot be read: a damaged tag is no
+    reason to refuse a photo whose pixels decode."""
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # PIL raises assorted errors on a malformed EXIF block
+        return 1
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:

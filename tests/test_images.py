@@ -175,3 +175,34 @@ def test_evaluate_answers_on_the_pixels_serving_answers_on(tmp_path):
     predict_items(pack, items)
     served = batch_tensor([decode_upload(it.path.read_bytes(), ServeSettings()).image for it in items], pack.meta.preprocessing)
     assert torch.equal(torch.cat(pack.seen), served)
+
+
+def _turned_jpeg(orientation: int, size: tuple[int, int] = (60, 40)) -> tuple[bytes, Image.Image]:
+    """A JPEG stored as phones store a photo taken turned: pixels as the sensor read them and an EXIF
+    Orientation saying how to turn them for display; with the upright photo every viewer shows."""
+    from PIL import ImageOps
+
+    raw = Image.new("RGB", size, (230, 230, 230))
+    raw.paste((20, 20, 20), (0, 0, size[0] // 3, size[1] // 2))  # a dark corner, so every turn is told apart
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    raw.save(buf, "JPEG", quality=95, exif=exif)
+    return buf.getvalue(), ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))).convert("RGB")
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("max_side", [None, 30])
+def test_a_photo_taken_turned_is_decoded_upright_as_it_is_shown(orientation, max_side):
+    """Decoding ignored the EXIF orientation: a photo taken with the phone turned reached the model on its
+    side or upside down, as no training photo is (they carry none), while its owner saw it upright."""
+    import numpy as np
+
+    data, upright = _turned_jpeg(orientation)
+    d = decode_image(data, max_side=max_side)
+    if max_side:
+        upright.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    assert d.image.size == upright.size
+    assert (d.width, d.height) == ((60, 40) if orientation == 3 else (40, 60))  # the photo's size, as shown
+    off = float(np.abs(np.asarray(d.image, dtype=float) - np.asarray(upright, dtype=float)).mean())
+    assert off < 4  # JPEG's own error, not a turned picture's

@@ -409,6 +409,26 @@ def test_kept_photo_is_what_the_model_saw_without_metadata(tmp_path) -> None:
         assert Image.open(io.BytesIO(kept)).size == decoded.image.size
 
 
+def test_a_photo_taken_upside_down_is_kept_upright_as_the_model_saw_it(tmp_path) -> None:
+    """Its size unchanged by the turn, an upside-down photo was kept as its uploaded bytes minus their
+    metadata, the orientation tag with them: reviewers saw it upside down, not as the model did."""
+    import numpy as np
+
+    from roomsight.images import decode_image
+
+    raw = Image.new("RGB", (60, 40), (230, 230, 230))
+    raw.paste((20, 20, 20), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 3  # turned half a turn
+    buf = io.BytesIO()
+    raw.save(buf, "JPEG", quality=95, exif=exif)
+    decoded = decode_image(buf.getvalue())
+    store = PhotoStore(tmp_path)
+    store.put_upload(rid := str(uuid.uuid4()), decoded)
+    kept = np.asarray(Image.open(io.BytesIO(store.get(rid) or b"")).convert("RGB"), dtype=float)
+    assert np.abs(kept - np.asarray(decoded.image, dtype=float)).mean() < 4
+
+
 def test_export_leaves_out_disputed_photos(env, tmp_path: Path) -> None:
     """A photo whose reviewers never agreed has no truth; the export wrote it with the label `disputed`,
     a class no model has, into the manifest `rollout train --data` reads."""

@@ -70,8 +70,9 @@ class PhotoStore:
     def put_upload(self, request_id: str, decoded: DecodedImage) -> None:
         """Keep what the model saw, without metadata. A JPEG decoded at full size is kept as uploaded,
         minus its metadata segments: the same pixels, and no encoder run on the serving cores, which
-        would cost the ingress CPU on every stored request. Anything else is re-encoded."""
-        full_size = decoded.image.size == (decoded.width, decoded.height)
+        would cost the ingress CPU on every stored request. Anything else is re-encoded, a photo turned
+        upright too: without its orientation tag the upload's bytes would show it as stored."""
+        full_size = decoded.image.size == (decoded.width, decoded.height) and not decoded.turned
         stripped = jpeg_without_metadata(decoded.data) if decoded.format == "JPEG" and full_size else None
         if stripped is None:
             self.put_image(request_id, decoded.image)
