@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from monitoring.descriptors import describe
+from roomsight.images import shown_size
 
 MAX_ROWS = 1000  # more reference photos are subsampled: the reference travels inside the model's metadata
 
@@ -68,7 +69,7 @@ def _file_facts(path: Path, image: Image.Image) -> tuple[int, int, int]:
     """Size as stored (training may have loaded a downscaled copy) and encoded bytes."""
     try:
         with Image.open(path) as im:
-            width, height = im.size
+            width, height = shown_size(im)  # upright, as serving describes an upload
         return width, height, Path(path).stat().st_size
     except OSError:
         return image.width, image.height, 0

@@ -88,6 +88,13 @@ def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: 
                         turned=turn is not None)
 
 
+def shown_size(img: Image.Image) -> tuple[int, int]:
+    """An opened photo's width and height as it is shown (and decoded): turned a quarter when its EXIF
+    orientation says so."""
+    width, height = img.size
+    return (height, width) if _orientation(img) in (5, 6, 7, 8) else (width, height)
+
+
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation, 1 (as stored) when there is none or it cannot be read: a damaged tag is no
     reason to refuse a photo whose pixels decode."""

@@ -395,3 +395,23 @@ def test_a_reference_photo_missing_a_descriptor_leaves_the_calibration_to_the_ot
             "resolved_side": sides + [gap], "brightness": light + [gap], "highlights": light + [0.5]}}})
         assert cal.centre == pytest.approx(clean.centre)
     assert clean.assess({"resolved_side": 16.0}).flags == ["low_resolution"]
+
+
+def test_a_reference_photo_is_described_as_serving_describes_the_same_upload(tmp_path):
+    """The reference read a photo's size from its stored header: for a photo taken turned, its width and
+    height as the sensor stored them, where serving describes it upright."""
+    from monitoring.reference import image_reference
+    from roomsight.config import ServeSettings
+    from roomsight.images import decode_upload
+    from training import data
+
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a quarter turn to show it upright
+    Image.effect_noise((90, 60), 40).convert("RGB").save(path, quality=90, exif=exif)
+    loaded = data.load_images([data.Item(path=path, label="a")])
+    ref = image_reference([path], loaded.images, np.zeros((1, 2), np.float32), np.zeros((1, 4), np.float32),
+                          ["a", "b"], {})
+    served = decode_upload(path.read_bytes(), ServeSettings())
+    row = {k: v[0] for k, v in ref["descriptors"].items() if k in d.DESCRIPTORS}
+    assert row == d.describe(served.image, served.width, served.height, served.n_bytes)
