@@ -121,6 +121,9 @@ class Calibration:
         return cls(centre, width)
 
     def scores(self, descriptors: dict[str, float], flags: tuple[str, ...] = FLAGS) -> dict[str, float]:
+        return {name: round(v, 4) for name, v in self._exact(descriptors, flags).items()}
+
+    def _exact(self, descriptors: dict[str, float], flags: tuple[str, ...]) -> dict[str, float]:
         out = {}
         for name in flags:
             if name not in self.centre:
@@ -129,12 +132,14 @@ class Calibration:
             if s is None or math.isnan(s):  # no evidence: the clamp below would read a NaN as its upper bound
                 continue
             z = (s - self.centre[name]) / self.width[name]
-            out[name] = round(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))), 4)
+            out[name] = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
         return out
 
     def assess(self, descriptors: dict[str, float], threshold: float = 0.5, flags: tuple[str, ...] = FLAGS) -> OodResult:
-        scores = self.scores(descriptors, flags)
-        return OodResult(flags=[f for f, v in scores.items() if v >= threshold], scores=scores)
+        # Flagged on the score itself, shown rounded: a rounded score can sit on the threshold it fell short of.
+        exact = self._exact(descriptors, flags)
+        return OodResult(flags=[f for f, v in exact.items() if v >= threshold],
+                         scores={f: round(v, 4) for f, v in exact.items()})
 
 
 def _rows(columns: dict[str, list[float]]) -> list[dict[str, float]]:

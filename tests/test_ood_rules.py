@@ -34,3 +34,14 @@ def test_descriptors_without_highlights_give_no_night_score_rather_than_an_error
 def test_a_photo_at_the_embedding_centre_is_not_novel_rather_than_an_error():
     cal = Calibration.from_reference({"embedding": {"p99": 2.0}})
     assert cal.scores({"embedding_distance": 0.0})["novelty"] == 0.0
+
+
+def test_a_photo_just_short_of_the_calibrated_point_is_not_flagged():
+    """Flags were raised on the score rounded for display: a statistic just short of where the score
+    crosses the threshold rounded up onto it and was flagged, where the margins' benchmark (a statistic at or
+    beyond the reference quantile plus the margin) counts it as not flagged."""
+    cal = Calibration(centre={"novelty": 0.0}, width={"novelty": 0.08})
+    just_short = {"embedding_distance": math.exp(-1e-6)}  # ln: a millionth below the centre
+    assert cal.scores(just_short)["novelty"] == 0.5  # shown rounded, as before
+    assert cal.assess(just_short, 0.5).flags == []
+    assert cal.assess({"embedding_distance": 1.0}, 0.5).flags == ["novelty"]
