@@ -2,18 +2,31 @@
 disagreements and low-confidence answers.
 
 The review sample is stratified (disagreement, low confidence, spot check; each sampled at its own rate)
-and further split by whether the two labels differ, which the log knows for every photo. Within a
-post-stratum h the reviewed photos are a fair sample of its N_h logged photos, so each stands for N_h/n_h
-of them: its weight is the inverse of its realised inclusion probability n_h/N_h (the design rate times
-the share of that stratum's queued items reviewed so far). A ratio is the weighted sum of its numerator
-over the weighted sum of its denominator (the ratio estimator), and its variance is the stratified
-linearisation sum_h N_h^2 s_h^2 / n_h over X^2. The 95% interval is Wilson's at the effective sample size
-R(1-R)/Var (Korn and Graubard), or, where R is 0 or 1, at Kish's (sum w)^2 / sum w^2 over the verdicts
-in the denominator, so a stratum of few verdicts widens it instead of vanishing from it.
+and further split by whether the two labels differ, which the log knows for every photo. The estimates
+cover the traffic logged up to the sample's common frontier (`ReviewSample.common_frontier`, said in
+`ModelEstimate.covers_to`): up to it every sampled photo of every stratum has its verdict, so within a
+post-stratum h the reviewed photos are all those of its N_h logged photos that its design rate drew, a
+fair sample, and each stands for N_h/n_h of them.
+
+Why not the whole log: the queue serves each stratum oldest first (monitoring.review.order), so where
+verdicts lag the traffic the reviewed photos are the oldest of their stratum, not a random part of it.
+Read as a fair sample of every photo logged, they describe early traffic while claiming the whole, and
+where the models' accuracy moves with the traffic (more night photos later) the interval misses. Serving
+agreements in a random order (by a hash) would not make them a random part either: an item queued early
+waits through more claims than one queued late. Up to the common frontier the inclusion probability is the design rate
+with nothing modelled, and it is read "as known then" from logged_at and resolved_at alone. The cost is
+recency: the estimates trail the log by the age of the oldest open item.
+
+A ratio is the weighted sum of its numerator over the weighted sum of its denominator (the ratio
+estimator), and its variance is the stratified linearisation sum_h N_h^2 s_h^2 / n_h over X^2. The 95%
+interval is Wilson's at the effective sample size R(1-R)/Var (Korn and Graubard), or, where R is 0 or 1,
+at Kish's (sum w)^2 / sum w^2 over the verdicts in the denominator, so a stratum of few verdicts widens it
+instead of vanishing from it.
 
 - accuracy: right answers among usable photos (an abstention is not right);
 - precision: right answers among usable photos the model answered (not `unsure`);
-- coverage: share of compared photos the model answered, counted in the log (no sampling error).
+- coverage: share of compared photos the model answered, counted in the whole log (no sampling error, so
+  no frontier).
 A model cannot look better by abstaining: accuracy falls, and coverage is reported beside precision.
 """
 
@@ -47,10 +60,12 @@ class ModelEstimate:
     accuracy: Estimate | None  # None: a stratum with traffic has no verdict yet
     precision: Estimate | None
     coverage: float | None
+    covers_to: float | None = None  # accuracy and precision are of the traffic logged up to it (None: no fill yet)
 
     def to_dict(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy and self.accuracy.to_dict(),
-                "precision": self.precision and self.precision.to_dict(), "coverage": self.coverage}
+                "precision": self.precision and self.precision.to_dict(), "coverage": self.coverage,
+                "covers_to": self.covers_to}
 
 
 def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool], list[tuple[int, int]]]) -> Estimate | None:
@@ -98,13 +113,15 @@ def ratio(populations: dict[tuple[str, bool], int], items: dict[tuple[str, bool]
 
 
 def model_estimates(sample: ReviewSample, where: Callable[[Cell], bool] = lambda _: True) -> dict[str, ModelEstimate]:
-    """Both models' weighted estimates over the compared traffic (or the cells `where` keeps)."""
+    """Both models' weighted estimates over the compared traffic up to the common frontier (or the cells
+    `where` keeps there)."""
     populations: dict[tuple[str, bool], int] = defaultdict(int)
     answered = {m: 0 for m in MODELS}
     total = 0
+    edge = sample.common_frontier
     for row in sample.counts:
         if where(row.cell):
-            populations[(row.stratum, row.discordant)] += row.n
+            populations[(row.stratum, row.discordant)] += row.n if row.common else 0
             total += row.n
             answered["champion"] += row.n if row.champion_answered else 0
             answered["candidate"] += row.n if row.candidate_answered else 0
@@ -113,13 +130,13 @@ def model_estimates(sample: ReviewSample, where: Callable[[Cell], bool] = lambda
         acc: dict[tuple[str, bool], list[tuple[int, int]]] = defaultdict(list)
         prec: dict[tuple[str, bool], list[tuple[int, int]]] = defaultdict(list)
         for v in sample.verdicts:
-            if where(v.cell):
+            if edge is not None and v.logged_at <= edge and where(v.cell):
                 answer = getattr(v, m)
                 right = int(v.usable and answer == v.truth)
                 acc[(v.stratum, v.discordant)].append((right, int(v.usable)))
                 prec[(v.stratum, v.discordant)].append((right, int(v.usable and answer != UNSURE)))
         out[m] = ModelEstimate(ratio(populations, acc), ratio(populations, prec),
-                               answered[m] / total if total else None)
+                               answered[m] / total if total else None, edge)
     return out
 
 

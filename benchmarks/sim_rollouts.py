@@ -293,18 +293,23 @@ def next_stratum(waiting: list[int], taken: list[int], reserve: float) -> int:
 
 
 def sample_of(st: Stream, arrived: int, resolved: list[int]) -> ReviewSample:
-    """The review sample the SQL provider would read at this moment (for the weighted estimates)."""
+    """The review sample the SQL provider would read at this moment (for the weighted estimates), its
+    common frontier just before the oldest sampled photo of any stratum still open."""
     w = st.t
+    done = np.zeros(len(st.cell), bool)
+    done[resolved] = True
+    open_ = [q[(q < arrived) & ~done[q]] for q in st.queues]
+    edge = min([int(q[0]) for q in open_ if len(q)], default=arrived)
     key = np.stack([st.stratum[:arrived], st.cell[:arrived], st.disc[:arrived], st.champion[:arrived] >= 0,
-                    st.candidate[:arrived] >= 0], axis=1)
+                    st.candidate[:arrived] >= 0, np.arange(arrived) < edge], axis=1)
     uniq, n = np.unique(key, axis=0, return_counts=True)
-    counts = tuple(CountRow(PRIORITY[s], w.cells[c], bool(d), bool(a), bool(b), int(k), True)
-                   for (s, c, d, a, b), k in zip(uniq.tolist(), n.tolist()))
+    counts = tuple(CountRow(PRIORITY[s], w.cells[c], bool(d), bool(a), bool(b), int(k), True, bool(common))
+                   for (s, c, d, a, b, common), k in zip(uniq.tolist(), n.tolist()))
     verdicts = tuple(VerdictRow(PRIORITY[st.stratum[i]], w.rates[PRIORITY[st.stratum[i]]], w.cells[st.cell[i]],
                                 st.label(st.champion[i]), st.label(st.candidate[i]),
                                 UNUSABLE if st.unusable[i] else st.label(st.truth[i]), float(i), float(j))
                      for j, i in enumerate(resolved))
-    return ReviewSample(None, None, dict(w.rates), counts, verdicts, float(arrived))
+    return ReviewSample(None, None, dict(w.rates), counts, verdicts, float(arrived), (), edge - 0.5)
 
 
 def _covered(st: Stream, arrived: int, resolved: list[int]) -> dict[str, bool]:

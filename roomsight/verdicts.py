@@ -74,13 +74,17 @@ class CountRow:
     candidate_answered: bool
     n: int
     settled: bool  # logged at or before the sample's frontier (read by the sequential comparison)
+    common: bool = False  # logged at or before the sample's common frontier (read by the weighted estimates)
 
 
 @dataclass(frozen=True)
 class ReviewSample:
     """Everything the analyses of one rollout read. `frontier`: every photo of the disagreement stratum
     logged up to it was either not sampled, has its truth resolved (the queue serves them oldest first) or is
-    `unseen`, so the sequential comparison reads the log and those verdicts up to it as one unbroken stream."""
+    `unseen`, so the sequential comparison reads the log and those verdicts up to it as one unbroken stream.
+    `common_frontier` (at most `frontier`): the same for every stratum at once, so within each stratum the
+    verdicts up to it are all its sampled photos, a draw at the stratum's rate; the weighted estimates
+    (analysis.weighted) read the log and the verdicts up to it."""
 
     rollout_id: str | None
     as_of: float | None
@@ -89,3 +93,4 @@ class ReviewSample:
     verdicts: tuple[VerdictRow, ...] = ()
     frontier: float | None = None
     unseen: tuple[UnseenRow, ...] = ()
+    common_frontier: float | None = None

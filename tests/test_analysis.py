@@ -99,6 +99,11 @@ def verdict(stratum: str, champion: str, candidate: str, truth: str, c: Cell | N
     return VerdictRow(stratum, pi, c or cell(), champion, candidate, truth, t, t + 1)
 
 
+def complete(counts: tuple[CountRow, ...], verdicts: tuple[VerdictRow, ...]) -> ReviewSample:
+    """A sample whose every sampled photo is reviewed: all of it lies before the common frontier."""
+    return ReviewSample(None, None, {}, tuple(replace(r, common=True) for r in counts), verdicts, math.inf, (), math.inf)
+
+
 def test_a_stratum_whose_few_verdicts_all_agree_still_widens_the_interval() -> None:
     """Three right answers out of three say little about a stratum of 1,000 photos; three hundred say more.
     Their sample variance is zero either way, so only the Laplace floor tells them apart."""
@@ -140,7 +145,7 @@ def test_weighted_estimates_recover_a_stratified_population() -> None:
         k = rng.binomial(n_agree, 0.05)
         rows += [verdict("spot_check", *(("kitchen", "kitchen") if rng.random() < 0.97 else ("bedroom", "bedroom")),
                          "kitchen") for _ in range(k)]
-        est = model_estimates(ReviewSample(None, None, {}, counts, tuple(rows)))["champion"].accuracy
+        est = model_estimates(complete(counts, tuple(rows)))["champion"].accuracy
         covered += est.lower <= truth_acc <= est.upper
         raw = sum(v.champion == v.truth for v in rows) / len(rows)
         raw_far += abs(raw - truth_acc) > 0.2
@@ -152,15 +157,15 @@ def test_abstaining_more_lowers_accuracy_and_shows_in_coverage() -> None:
               CountRow("disagreement", cell(), True, True, False, 20, True))
     rows = tuple([verdict("spot_check", "kitchen", "kitchen", "kitchen")] * 8
                  + [verdict("disagreement", "bedroom", UNSURE, "kitchen")] * 10)
-    est = model_estimates(ReviewSample(None, None, {}, counts, rows))
+    est = model_estimates(complete(counts, rows))
     assert est["candidate"].coverage == pytest.approx(0.8) and est["champion"].coverage == 1.0
     assert est["candidate"].precision.value == 1.0 > est["champion"].precision.value  # never wrong when answering
     assert est["candidate"].accuracy.value == pytest.approx(0.8)  # but an abstention is not a right answer
 
 
 def sample_of(verdicts: list[VerdictRow], counts: list[CountRow], frontier: float = 1e9) -> ReviewSample:
-    return ReviewSample("r", None, {"disagreement": 1.0, "low_confidence": 1.0, "spot_check": 0.1}, tuple(counts),
-                        tuple(verdicts), frontier)
+    return ReviewSample("r", None, {"disagreement": 1.0, "low_confidence": 1.0, "spot_check": 0.1},
+                        tuple(replace(r, common=r.settled) for r in counts), tuple(verdicts), frontier, (), frontier)
 
 
 def test_tally_reads_disagreements_up_to_the_frontier_and_no_truth_as_nobody_right() -> None:
@@ -376,7 +381,7 @@ def test_a_stratum_with_traffic_and_no_verdict_yet_leaves_no_estimate() -> None:
     counts = (CountRow("disagreement", cell(), True, True, True, 20, True),
               CountRow("spot_check", cell(), False, True, True, 80, True))
     rows = tuple([verdict("disagreement", "kitchen", "bedroom", "kitchen")] * 5)
-    est = model_estimates(ReviewSample(None, None, {}, counts, rows))
+    est = model_estimates(complete(counts, rows))
     assert est["champion"].accuracy is None and est["candidate"].precision is None
 
 
@@ -384,12 +389,12 @@ def test_unusable_photos_are_outside_accuracy_and_precision() -> None:
     counts = (CountRow("spot_check", cell(), False, True, True, 100, True),)
     rows = tuple([verdict("spot_check", "kitchen", "kitchen", "kitchen")] * 5
                  + [verdict("spot_check", "kitchen", "kitchen", UNUSABLE)] * 5)
-    est = model_estimates(ReviewSample(None, None, {}, counts, rows))["champion"]
+    est = model_estimates(complete(counts, rows))["champion"]
     assert est.accuracy.value == est.precision.value == 1.0 and est.accuracy.n == est.precision.n == 5
 
 
 def test_no_compared_traffic_has_no_coverage_not_a_coverage_of_0() -> None:
-    assert model_estimates(ReviewSample(None, None, {}, (), ()))["candidate"].coverage is None
+    assert model_estimates(complete((), ()))["candidate"].coverage is None
 
 
 def test_weighting_never_makes_more_effective_verdicts_than_there_are() -> None:
@@ -430,3 +435,30 @@ def test_an_analysis_without_segments_has_no_cells() -> None:
     sample = sample_of([verdict("disagreement", "kitchen", "bedroom", "bedroom", t=1)], counts)
     assert tally(sample, AnalysisSpec(margin=0.05))[1] == {}
     assert analyse("q", AnalysisSpec(margin=0.05), sample).segments == ()
+
+
+def test_the_weighted_estimates_read_only_the_traffic_every_stratum_is_reviewed_up_to() -> None:
+    """The queue serves spot checks oldest first: by t = 50 the 40 logged were reviewed (all right), those
+    logged since wait (all wrong alike, as night photos are). Read over every photo logged, the early
+    verdicts stood for the late photos (0.67 where the whole window holds 0.33); up to the common frontier
+    the estimate is of the early traffic and says so."""
+    early = [verdict("spot_check", "kitchen", "kitchen", "kitchen", t=i) for i in range(40)]
+    early += [verdict("disagreement", "kitchen", "bedroom", "kitchen", t=40 + i) for i in range(10)]
+    late = [verdict("disagreement", "bedroom", "kitchen", "kitchen", t=50 + i) for i in range(50)]
+    counts = [CountRow("spot_check", cell(), False, True, True, 40, True, True),
+              CountRow("spot_check", cell(), False, True, True, 50, True, False),  # queued, not reviewed
+              CountRow("disagreement", cell(), True, True, True, 10, True, True),
+              CountRow("disagreement", cell(), True, True, True, 50, True, False)]
+    est = model_estimates(ReviewSample("r", None, {s: 1.0 for s in ("disagreement", "low_confidence", "spot_check")},
+                                       tuple(counts), tuple(early + late), 200.0, (), 49.5))["champion"]
+    assert est.covers_to == 49.5 and est.to_dict()["covers_to"] == 49.5
+    assert est.accuracy.value == 1.0 and est.accuracy.n == 50  # the late disagreements wait for the spot checks
+    assert est.coverage == 1.0  # counted in the whole log: it needs no verdict
+
+
+def test_no_common_frontier_yet_leaves_no_estimate() -> None:
+    """Before the first fill nothing is known complete: the verdicts are not read as a fair sample of the log."""
+    counts = (CountRow("spot_check", cell(), False, True, True, 100, True),)
+    rows = tuple([verdict("spot_check", "kitchen", "kitchen", "kitchen")] * 5)
+    est = model_estimates(ReviewSample(None, None, {}, counts, rows))["champion"]
+    assert est.accuracy is None and est.covers_to is None and est.coverage == 1.0

@@ -82,17 +82,20 @@ class CellCounts:
                         int(row[-1])))
         return out
 
-    def as_of(self, as_of: float, edge: float | None) -> tuple[CountRow, ...]:
+    def as_of(self, as_of: float, edge: float | None, common: float | None = None) -> tuple[CountRow, ...]:
         p = predictions.c
         # A row was compared then only if its shadow answer had landed by then.
         known = text(answers_known(":known_at", "predictions."))
-        return tuple(CountRow(*k, n, settled) for k, (settled,), n in
+        return tuple(CountRow(*k, n, settled, up_to_common) for k, (settled, up_to_common), n in
                      self._grouped(p.ts <= as_of, known.bindparams(known_at=as_of), known_at=as_of,
-                                   flags=(p.ts <= (edge if edge is not None else -1.0),)))
+                                   flags=(p.ts <= (edge if edge is not None else -1.0),
+                                          p.ts <= (common if common is not None else -1.0))))
 
-    def now(self, edge: float | None, final_to: float | None, watermark: float | None) -> tuple[CountRow, ...]:
-        """The counts now, with `edge` the frontier and `final_to` and `watermark` the fill's settled_to
-        and watermark (all None before the first fill). Only rows up to the watermark can no longer change:
+    def now(self, edge: float | None, final_to: float | None, watermark: float | None,
+            common: float | None = None) -> tuple[CountRow, ...]:
+        """The counts now, with `edge` the frontier, `common` the common frontier of every stratum (at most
+        `edge`) and `final_to` and `watermark` the fill's settled_to and watermark (all None before the first
+        fill). Only rows up to the watermark can no longer change:
         one written later is late and outside the sample, while a row between it and settled_to may still
         come from a slower replica. So the counts are kept up to the watermark, and what lies past it is
         grouped at every reading."""
@@ -126,18 +129,28 @@ class CellCounts:
                     past.append((k, tuple(flags), n))
         if kept is None or (keep_edge, keep_final) != (kept.edge, kept.final_to):
             self._keep(Kept(keep_final, +final, keep_edge, +settled))
-        return self._rows(final, settled, past)
+        # The rows between the two frontiers are grouped at every reading, not kept: as many as the agreements'
+        # backlog holds, where the kept counts stay the same however long the log grows.
+        behind: Counter = Counter()
+        if common is not None and common < edge:
+            for k, _, n in self._grouped(p.ts > common, p.ts <= edge):
+                behind[k] += n
+        return self._rows(final, settled, past, behind if common is not None else None)
 
     @staticmethod
-    def _rows(final: Counter, settled: Counter, past: list[tuple[Key, tuple[bool, ...], int]]) -> tuple[CountRow, ...]:
+    def _rows(final: Counter, settled: Counter, past: list[tuple[Key, tuple[bool, ...], int]],
+              behind: Counter | None = None) -> tuple[CountRow, ...]:
         """CountRows from the kept part (`final`, `settled`) and the rows past it, each with whether it is
-        logged up to settled_to and up to the frontier."""
+        logged up to settled_to, up to the frontier and up to the common frontier (all those settled but the
+        ones `behind` it; None: no common frontier, none are)."""
         final, settled, recent = Counter(final), Counter(settled), Counter()
         for k, (is_final, is_settled), n in past:
             (final if is_final else recent)[k] += n
             settled[k] += n if is_settled else 0
         unsettled = (final + recent) - settled
-        return (tuple(CountRow(*k, n, True) for k, n in settled.items() if n)
+        common = settled - behind if behind is not None else Counter()
+        return (tuple(CountRow(*k, n, True, True) for k, n in common.items() if n)
+                + tuple(CountRow(*k, n, True) for k, n in (settled - common).items())
                 + tuple(CountRow(*k, n, False) for k, n in unsettled.items()))
 
     def _kept(self) -> Kept | None:

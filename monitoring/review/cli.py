@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -127,8 +128,10 @@ def stats(
         console.print(f"[yellow]{len(sample.unseen)} sampled photo(s) never kept for review[/yellow] (not in "
                       "review.photo_dir when the queue was filled: is it shared by every serving node?)")
     if weighted:
+        covers = weighted["champion"].covers_to
+        upto = "" if covers is None else time.strftime(" logged up to %Y-%m-%d %H:%M:%S UTC", time.gmtime(covers))
         table = Table("model", "accuracy", "95% interval", "precision", "95% interval", "coverage",
-                      title="on the traffic: " + WEIGHTED_NOTE)
+                      title=f"on the traffic{upto}: " + WEIGHTED_NOTE)
         for name, e in weighted.items():
             table.add_row(name, *_estimate(e.accuracy), *_estimate(e.precision), _pct(e.coverage))
         console.print(table)
@@ -163,7 +166,9 @@ def stats(
 
 
 WEIGHTED_NOTE = ("each verdict weighted by the inverse of its photo's inclusion probability (ratio estimator per "
-                 "sampling stratum); coverage is the share of compared photos the model answered, from the log")
+                 "sampling stratum), up to the oldest sampled photo of any stratum not reviewed yet (the queue serves "
+                 "the oldest first, so later verdicts are no fair sample); coverage is the share of compared photos "
+                 "the model answered, from the whole log")
 RAW_NOTE = ("unweighted: disagreements and low-confidence answers are over-represented, so these are not "
             "estimates on the traffic")
 

@@ -46,10 +46,12 @@ def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float |
     return gate_metrics(summarize(as_reviewed(rows)))
 
 
-def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of: float | None = None) -> float | None:
-    """The time up to which every sampled disagreement of the rollout has its truth resolved (and every
-    logged row has been sampled, up to the fill's watermark `settled_to`): the sequential comparison reads
-    the log and the verdicts up to it. None before the first fill."""
+def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of: float | None = None,
+             reason: str = "disagreement") -> float | None:
+    """The time up to which every sampled photo of the rollout's stratum `reason` has its truth resolved (and
+    every logged row has been sampled, up to the fill's watermark `settled_to`): the sequential comparison
+    reads the log and the disagreements' verdicts up to it, the weighted estimates the log and every
+    verdict up to the earliest over the strata. None before the first fill."""
     if settled_to is None:
         return None
     it = review_items.c
@@ -58,13 +60,13 @@ def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of:
     # truth yet, read from the open items' index.
     open_then = it.truth.is_(None) if as_of is None else (it.resolved_at.is_(None)) | (it.resolved_at > upto)
     oldest = conn.execute(select(func.min(it.logged_at)).where(
-        it.rollout_id == rollout_id, it.reason == "disagreement", open_then)).scalar()
+        it.rollout_id == rollout_id, it.reason == reason, open_then)).scalar()
     if as_of is not None:
         # settled_to is today's: a photo given up after as_of was then neither queued nor unseen, and the
         # fill's settled_to of then stood before it, as it stands before a photo not yet kept.
         u = review_unseen.c
         lost_later = conn.execute(select(func.min(u.logged_at)).where(
-            u.rollout_id == rollout_id, u.reason == "disagreement", u.created_at > as_of)).scalar()
+            u.rollout_id == rollout_id, u.reason == reason, u.created_at > as_of)).scalar()
         if lost_later is not None:
             oldest = lost_later if oldest is None else min(oldest, lost_later)
     return min(upto, settled_to, math.inf if oldest is None else oldest - FRONTIER_EPS)
@@ -73,7 +75,7 @@ def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of:
 def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> ReviewSample:
     """The rollout's resolved verdicts with their inclusion probabilities and segment cells, the sampled
     photos no reviewer can see, and the counts of its compared predictions per stratum and cell (settled:
-    logged up to the frontier)."""
+    logged up to the frontier, and up to the common frontier of every stratum)."""
     p, it = predictions.c, review_items.c
     verdicts_q = (select(it.reason, it.pi, it.photo_key, p.region, p.champion_label, p.candidate_label, ood_flag(),
                          it.truth, it.logged_at, it.resolved_at)
@@ -97,9 +99,13 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
         filled = conn.execute(select(f.settled_to, f.watermark, f.disagreement_rate)
                               .where(f.rollout_id == rollout_id)).first()
         settled_to, watermark, fill_rate = filled if filled is not None else (None, None, None)
-        edge = frontier(conn, rollout_id, settled_to, as_of)
+        # One query per stratum, each the first entry of the open items' index; all None before the first fill.
+        edges = [frontier(conn, rollout_id, settled_to, as_of, reason) for reason in STRATA]
+        edge = edges[STRATA.index("disagreement")]
+        common = None if edge is None else min(e for e in edges if e is not None)
         cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
-        counts = cells.now(edge, settled_to, watermark) if as_of is None else cells.as_of(as_of, edge)
+        counts = (cells.now(edge, settled_to, watermark, common) if as_of is None
+                  else cells.as_of(as_of, edge, common))
         rows = conn.execute(verdicts_q).all()
         lost = conn.execute(unseen_q).all()
         drawn = [(reason, pi) for reason, pi in conn.execute(drawn_q)]
@@ -112,7 +118,7 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
                      if unit(key) < rates[reason])
     unseen = tuple(UnseenRow(reason, Cell(region, champ, flag), logged)
                    for reason, _, key, region, champ, flag, logged in lost if unit(key) < rates[reason])
-    return ReviewSample(rollout_id, as_of, rates, counts, verdicts, edge, unseen)
+    return ReviewSample(rollout_id, as_of, rates, counts, verdicts, edge, unseen, common)
 
 
 def drawn_rates(settings: Settings, recorded: list[tuple[str, float]]) -> dict[str, float]:
