@@ -74,6 +74,7 @@ class Guard:
         self.interval_s = interval_s
         self.catch_up_s = catch_up_s
         self.last: assess.Judged | None = None  # the latest judgement, for whoever asks
+        self._told: tuple[str | None, int] | None = None  # the rollout and generation last warned about a changed plan
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -87,7 +88,12 @@ class Guard:
         now = cp.clock()
         # A plan changed under the rollout (other steps than it started with: stages.off_plan) still has it rolled
         # back or paused on a failure, but never promoted: the steps after its index are not the ones it took.
-        with_exit = stages.on_plan(state, cp.plan) and needs_exit(cp.plan, state, now)
+        off = stages.off_plan(state, cp.plan)
+        if off is not None and self._told != (state.rollout_id, cur.generation):
+            # Once per state, not per tick: status and a refused promotion say it too, but only when asked.
+            log.warning("guard: not promoting: %s", off)
+            self._told = (state.rollout_id, cur.generation)
+        with_exit = off is None and needs_exit(cp.plan, state, now)
         # What its promotion must pass, the steps a --percent override skips included: judged on the current
         # step alone, a skipped step's failing condition had it try a refused promotion at every tick.
         judged = assess.judge(cp.plan, state, cp.engine, cp.settings, all_evidence=False,

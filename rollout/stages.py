@@ -114,11 +114,6 @@ def rollback(state: RoutingState) -> RoutingState:
                           "(or was rolled back already)")
 
 
-def on_plan(state: RoutingState, plan: Plan) -> bool:
-    """Whether the rollout is on a step of `plan` (see `off_plan`)."""
-    return state.step is not None and off_plan(state, plan) is None
-
-
 def off_plan(state: RoutingState, plan: Plan) -> str | None:
     """Why `plan` is not the plan the rollout is on, with what to do, or None when it is. `step` indexes the
     plan the rollout started with; a plan changed since (a step taken out or put in before it, a share or a

@@ -115,7 +115,7 @@ def test_the_guard_does_not_act_on_a_step_the_changed_plan_gives_another_kind():
         assert Guard(cp).tick().action == "auto-rollback"
 
 
-def test_neither_the_guard_nor_a_person_promotes_on_a_plan_changed_to_the_same_kind_at_its_step():
+def test_neither_the_guard_nor_a_person_promotes_on_a_plan_changed_to_the_same_kind_at_its_step(caplog):
     """The limited step taken out while the rollout is on gradual 10% leaves the new plan's timed gradual 25% at
     its index: the kind matched, and the guard promoted it to 50% of all listings, past the 25% it never took."""
     plan = open_plan()
@@ -127,7 +127,10 @@ def test_neither_the_guard_nor_a_person_promotes_on_a_plan_changed_to_the_same_k
     cp.plan = plan.model_copy(update={"steps": tuple(steps)})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(assess, "judge", lambda *a, **k: assess.Judged({}, exit=[judged("pass")]))
-        assert Guard(cp).tick() is None
+        guard = Guard(cp)
+        assert guard.tick() is None and guard.tick() is None
+        told = [r.getMessage() for r in caplog.records if "not promoting" in r.getMessage()]
+        assert len(told) == 1 and "plan it started with" in told[0], "said once, not at every tick"
         with pytest.raises(RolloutError, match="plan it started with.*Roll back, or restore the plan it started with"):
             cp.promote(reason="a person, on the plan on disk")
         assert cp.committed == []

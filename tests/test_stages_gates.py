@@ -212,7 +212,7 @@ def test_a_rollout_on_a_step_the_changed_plan_gives_another_kind_says_the_plan_c
     with pytest.raises(TransitionError, match="on step 2, a limited step, but step 2 of plan 'default' is gradual: "
                                               "was the plan changed"):
         stages.target_step(limited, shorter)
-    assert stages.on_plan(limited, plan) and not stages.on_plan(limited, shorter)
+    assert stages.off_plan(limited, plan) is None and stages.off_plan(limited, shorter) is not None
     with pytest.raises(TransitionError, match="was the plan changed"):
         stages.advance(limited, shorter, 2, 0)
 
@@ -229,17 +229,16 @@ def test_a_rollout_on_a_step_the_changed_plan_gives_the_same_kind_says_the_plan_
         stages.target_step(at_10, shorter)
     with pytest.raises(TransitionError, match="was the plan changed"):
         stages.advance(at_10, shorter, 3, 0)
-    assert not stages.on_plan(at_10, shorter) and stages.next_promotion(at_10, shorter)[0] is None
-    assert stages.off_plan(at_10, shorter) is not None
+    assert stages.off_plan(at_10, shorter) is not None and stages.next_promotion(at_10, shorter)[0] is None
     # The plan it started with, restored, is the rollout's again.
-    assert stages.on_plan(at_10, plan) and stages.off_plan(at_10, plan) is None and stages.target_step(at_10, plan) == 3
+    assert stages.off_plan(at_10, plan) is None and stages.target_step(at_10, plan) == 3
 
 
 def test_conditions_changed_mid_rollout_are_the_rollouts_to_judge_by(plan):
     """A gate tightened or a condition watched anew moves no traffic: the rollout goes on under it."""
     at_10 = start_on(plan, 2)
     stricter = with_exit(plan, 2, (Gate(metric="step_candidate_served", min=500),))
-    assert stages.on_plan(at_10, stricter) and stages.target_step(at_10, stricter) == 3
+    assert stages.off_plan(at_10, stricter) is None and stages.target_step(at_10, stricter) == 3
 
 
 @pytest.mark.parametrize("recorded", [None, "p0:0123456789abcdef"], ids=["before-fingerprints", "another-scheme"])
@@ -248,7 +247,7 @@ def test_a_rollout_without_a_comparable_fingerprint_is_compared_by_kind_as_befor
     the same kind at its index passes, another kind is refused."""
     at_10 = start_on(plan, 2).evolve(plan_fingerprint=recorded)
     shorter = plan.model_copy(update={"steps": plan.steps[:1] + plan.steps[2:]})
-    assert stages.on_plan(at_10, shorter) and stages.target_step(at_10, shorter) == 3
+    assert stages.off_plan(at_10, shorter) is None and stages.target_step(at_10, shorter) == 3
     limited = start_on(plan, 1).evolve(plan_fingerprint=recorded)
     with pytest.raises(TransitionError, match="a limited step, but step 2 of plan 'default' is gradual"):
         stages.target_step(limited, shorter)
