@@ -85,6 +85,13 @@ count (1cb10eb), with nothing chosen on it: the simulated figures are the same t
 96% then, 92% now) with the heads' training, which is not the same to the bit from run to run here (champion
 accuracy 0.8001 then, 0.8004 now).
 
+Re-run on 2026-12-07 16:27 after the weighted estimates came to read the traffic up to the common frontier
+of every stratum (9d59676; `benchmarks.sim_rollouts.sample_of` builds it too), with nothing chosen on it:
+every decision figure is the same to the digit, and the real-photo repetitions too. Only the precision
+intervals moved, as they read fewer verdicts: held-out coverage 99.6-99.9% (99.8-99.9% before), and
+estimable in 0.4 to 3.1 points fewer rollouts (better candidates 96.1%, 99.2% before). The world here does
+not drift: section weighted is the one where the frontier matters.
+
 Tried and not kept (before this change): a third test in each cell's capital, on what
 the cell costs the whole traffic (the mean over all compared photos of X restricted to the cell, against
 -min_share x segment_margin, which a cell of min_share that is segment_margin worse implies), weighted 0.45
