@@ -14,12 +14,12 @@ from roomsight.errors import ConfigError
 ENV_PREFIX = "ROOMSIGHT_"
 # Variables with the prefix that are not settings: the file to read, and the tests' and benchmarks' knobs
 # (where the real photos are, how many schemathesis and fuzzing examples, where page screenshots go, how many
-# simulated rollouts the analysis benchmark holds out). A shell that sets one for a benchmark must still run
-# the CLI, so they are passed over rather than refused as unknown keys. A test finds every one the tests and
-# benchmarks read.
+# simulated rollouts or runs the analysis, lost-photos and weighted benchmarks make). A shell that sets one for
+# a benchmark must still run the CLI, so they are passed over rather than refused as unknown keys. A test finds
+# every one the tests and benchmarks read.
 NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_SCHEMATHESIS_EXAMPLES",
                           "ROOMSIGHT_FUZZ_EXAMPLES", "ROOMSIGHT_SCREENSHOTS", "ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS",
-                          "ROOMSIGHT_BENCH_LOST_ROLLOUTS"})
+                          "ROOMSIGHT_BENCH_LOST_ROLLOUTS", "ROOMSIGHT_BENCH_WEIGHTED_RUNS"})
 
 
 def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
