@@ -67,9 +67,10 @@ so the step cannot move on its own (a guard promotion would be counted apart). T
 `rollout serve` runs it; the drift check compares the step's latest 2,000 predictions (the shipped
 window) every 30 s instead of the shipped 300 s, for about twenty fresh checks; two simulated reviewers
 answer every queued photo with its true class through the reviewer page's API every 2 s. Nothing was tuned
-on this run. The run recorded here predates f8885c3, from which a check reads only the current step's
-traffic (before, the rollout's latest predictions, those of the steps before included): its first checks
-at gradual 50% read some of 25%'s traffic.
+on this run. From f8885c3 a check reads only the current step's traffic (before, the rollout's latest
+predictions, the steps' before included), so the drift alarm is inconclusive at the step's first
+judgements, until a check has read monitoring.min_window predictions of the step's own: in the run before
+that change all 282 judgements read a fresh check, in this one 264 of 280.
 
 **How to read it.** One run, fixed seeds: a figure, not a rate. The candidate is better than the champion
 on the fresh photos, so this shows the live loop (guard, drift check, reviewers, steady traffic for ten
