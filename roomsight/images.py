@@ -35,6 +35,7 @@ SERVE_MAX_SIDE = 512
 _TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
           8: Image.Transpose.ROTATE_90}
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})  # the orientations whose turn swaps width and height
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,12 @@ def decode_image(data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pixels: 
         raise ImageRejected(f"image data is truncated or corrupt: {exc}") from None
     if max_side and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    turn = _TURNS.get(_orientation(img))
+    orientation = _orientation(img)
+    turn = _TURNS.get(orientation)
     if turn is not None:
         rgb = rgb.transpose(turn)
-        if turn in (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
-                    Image.Transpose.ROTATE_90):
-            width, height = height, width
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
     return DecodedImage(image=rgb, width=width, height=height, n_bytes=len(data), format=fmt, data=data,
                         turned=turn is not None)
 
@@ -92,7 +93,7 @@ def shown_size(img: Image.Image) -> tuple[int, int]:
     """An opened photo's width and height as it is shown (and decoded): turned a quarter when its EXIF
     orientation says so."""
     width, height = img.size
-    return (height, width) if _orientation(img) in (5, 6, 7, 8) else (width, height)
+    return (height, width) if _orientation(img) in _QUARTER_TURNS else (width, height)
 
 
 def _orientation(img: Image.Image) -> int:
