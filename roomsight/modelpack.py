@@ -177,7 +177,22 @@ def load_pack(directory: Path | str, version: str = "", source: str | None = Non
         module = torch.export.load(str(directory / MODEL_FILE)).module()
     except Exception as exc:  # a damaged file fails in torch's zip, pickle or schema checks alike
         raise PackError(f"cannot load {where}: its {MODEL_FILE} is damaged ({type(exc).__name__}: {first_line(exc)})") from None
+    width = _score_width(module)
+    # A meta.json from another pack would name each score after the wrong class, and every answer with it.
+    if width is not None and width != len(meta.classes):
+        raise PackError(f"cannot load {where}: its {META_FILE} names {len(meta.classes)} classes but its {MODEL_FILE} "
+                        f"gives {width} scores per photo")
     return ModelPack(module, meta, version=version)
+
+
+def _score_width(module: torch.nn.Module) -> int | None:
+    """How many scores per photo the exported graph gives (its first output's last dimension, as export
+    recorded it); None when the graph does not say."""
+    outputs = [n for n in module.graph.nodes if n.op == "output"]
+    try:
+        return int(outputs[0].args[0][0].meta["val"].shape[-1])
+    except (IndexError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class RoomTypeModel(mlflow.pyfunc.PythonModel):

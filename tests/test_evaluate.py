@@ -207,6 +207,11 @@ def test_a_model_damaged_in_the_artifact_store_is_a_one_line_error_naming_it(tmp
     (pack / "model.pt2").unlink()
     assert "cannot load models:/roomtype/1: its model.pt2 is missing from the artifact store" in evaluate()
     (pack / "model.pt2").write_bytes(model)
+    meta = json.loads((pack / "meta.json").read_text())
+    (pack / "meta.json").write_text(json.dumps({**meta, "classes": meta["classes"][:-1]}))
+    named = len(meta["classes"]) - 1
+    assert (f"cannot load models:/roomtype/1: its meta.json names {named} classes but its model.pt2 gives "
+            f"{named + 1} scores per photo") in evaluate()
     (pack / "meta.json").write_text('{"classes":')
     assert "cannot load models:/roomtype/1: its meta.json is damaged" in evaluate()
     (pack / "meta.json").unlink()
