@@ -26,7 +26,7 @@ RATE_COUNTS: dict[str, tuple[str, ...]] = {
     "agreement": ("compared",), "candidate_error_rate": ("candidate_requests",),
     "candidate_p99_ms": ("candidate_requests",), "champion_p99_ms": ("champion_requests",),
     "ood_share": ("requests",), "step_agreement": ("step_compared",),
-    "step_candidate_error_rate": ("step_candidate_requests",),
+    "step_candidate_error_rate": ("step_candidate_requests",), "step_ood_share": ("step_requests",),
     "candidate_precision_lower": ("candidate_reviewed",), "champion_precision_lower": ("champion_reviewed",),
     "precision_margin": ("candidate_reviewed", "champion_reviewed"), "candidate_win_rate": ("decided_disagreements",),
     "min_class_precision": ("candidate_reviewed",)}

@@ -4,9 +4,10 @@ A provider is a function (engine, settings, rollout_id, as_of=None) -> {metric: 
 (unix seconds) restricts it to what was known then, so a plan can be replayed over a logged rollout. The
 log's `step_` metrics count from `since`, when the current step began: a later step's exit then asks for
 evidence of its own, where the rollout's counts already held the earlier steps'.
-The prediction log's provider is here (agreement, candidate traffic, errors, latency); monitoring
-contributes review verdicts and drift. Every metric a provider returns must be named in
-`rollout.metrics.METRICS`, so that a plan's gates are checked against known names when the plan is loaded.
+The prediction log's provider is here (agreement, candidate traffic, errors, latency, the step's
+out-of-domain share); monitoring contributes review verdicts and drift. Every metric a provider returns must
+be named in `rollout.metrics.METRICS`, so that a plan's gates are checked against known names when the plan
+is loaded.
 
 The log provider costs what its question costs, not what the log holds: counts come from the rollup
 (roomsight.rollup), the guard's last N candidate calls from an index range of N entries, and each p99 is
@@ -119,7 +120,8 @@ def _step(now: rollup.Counts, before: rollup.Counts | None) -> dict[str, float |
     if before is None:
         return {name: None for name in STEP_METRICS}
     d = {k: max(0, getattr(now, k) - getattr(before, k))
-         for k in ("requests", "compared", "disagreements", "candidate_served", "candidate_calls", "candidate_errors")}
+         for k in ("requests", "compared", "disagreements", "candidate_served", "candidate_calls", "candidate_errors",
+                   "ood_flagged")}
     return {
         "step_requests": float(d["requests"]),
         "step_compared": float(d["compared"]),
@@ -127,6 +129,10 @@ def _step(now: rollup.Counts, before: rollup.Counts | None) -> dict[str, float |
         "step_candidate_served": float(d["candidate_served"]),
         "step_candidate_requests": float(d["candidate_calls"]),
         "step_candidate_error_rate": d["candidate_errors"] / d["candidate_calls"] if d["candidate_calls"] else None,
+        # The drift provider's `ood_share` holds the earlier steps' traffic: a person who promoted past a pause on it
+        # was paused again at the next tick, on the share they had decided on. Here, the step's two reads are those
+        # of the other `step_` numbers, as known at `as_of` as theirs.
+        "step_ood_share": d["ood_flagged"] / d["requests"] if d["requests"] else None,
     }
 
 

@@ -25,6 +25,7 @@ METRICS: dict[str, str] = {
     "step_candidate_served": "requests the candidate answered since the current step began",
     "step_candidate_requests": "requests the candidate ran on since the current step began",
     "step_candidate_error_rate": "share of candidate calls since the current step began that failed or timed out",
+    "step_ood_share": "share of the requests since the current step began flagged out-of-domain",
     # review verdicts (monitoring.review)
     "reviewed": "review-queue items with a verdict in this rollout",
     "candidate_reviewed": "reviewed items the candidate named a class on (not `unsure`), the photo usable",
@@ -38,7 +39,7 @@ METRICS: dict[str, str] = {
                            f"{CLASS_BOUND_CONFIDENCE:.0%} upper bound (a class counts once shown low)",
     "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
     # inputs and drift (monitoring)
-    "ood_share": "share of requests flagged out-of-domain",
+    "ood_share": "share of requests flagged out-of-domain (the whole rollout's; step_ood_share: the current step's)",
     "drift_alarm": "1 if the latest drift check over the current step's recent traffic (monitoring.drift_check_window predictions) raised an alarm, else 0 (none if older than monitoring.drift_max_age_s, or if it read traffic from before the current step began)",
     "drifted_share": "share of monitored columns Evidently reports as drifted, in that same check",
     "drift_age_s": "seconds since the drift check that drift_alarm and drifted_share come from",
@@ -49,7 +50,7 @@ SOURCES: dict[str, frozenset[str]] = {
     "log": frozenset({"requests", "compared", "agreement", "candidate_served", "candidate_requests",
                       "candidate_error_rate", "candidate_p99_ms", "champion_p99_ms", "champion_requests", "candidate_errors",
                       "step_requests", "step_compared", "step_agreement", "step_candidate_served",
-                      "step_candidate_requests", "step_candidate_error_rate"}),
+                      "step_candidate_requests", "step_candidate_error_rate", "step_ood_share"}),
     "review": frozenset({"reviewed", "candidate_reviewed", "champion_reviewed", "decided_disagreements",
                          "candidate_precision_lower", "champion_precision_lower", "precision_margin",
                          "min_class_precision", "candidate_win_rate"}),

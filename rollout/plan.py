@@ -38,7 +38,7 @@ OnFail = Literal["rollback", "pause"]
 # never passes, or never fails.
 SHARE_METRICS = frozenset({"agreement", "candidate_error_rate", "candidate_precision_lower", "champion_precision_lower",
                            "min_class_precision", "candidate_win_rate", "ood_share", "drift_alarm", "drifted_share",
-                           "step_agreement", "step_candidate_error_rate"})
+                           "step_agreement", "step_candidate_error_rate", "step_ood_share"})
 DIFFERENCE_METRICS = frozenset({"precision_margin"})
 MIN_BUDGET_CALLS = 20  # fewer candidate calls than this is too little to judge a rate on: a budget window's least
 STEP_KINDS = (Stage.SHADOW, Stage.LIMITED, Stage.GRADUAL, Stage.PAUSE, Stage.FULL)

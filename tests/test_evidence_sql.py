@@ -87,7 +87,7 @@ def old_step_evidence(engine, rollout_id, as_of, since):  # noqa: ANN001, ANN201
     """The step_ numbers from the rows logged after `since` (up to `as_of`), one by one."""
     p = predictions.c
     query = select(p.served_by, p.shadow, p.shadow_status, p.disagreement, p.candidate_error, p.candidate_ms,
-                   p.champion_ms, p.ts, p.shadow_at).where(p.rollout_id == rollout_id, p.ts > since)
+                   p.champion_ms, p.ts, p.shadow_at, p.ood).where(p.rollout_id == rollout_id, p.ts > since)
     if as_of is not None:
         query = query.where(p.ts <= as_of)
     with engine.connect() as conn:
@@ -102,6 +102,7 @@ def old_step_evidence(engine, rollout_id, as_of, since):  # noqa: ANN001, ANN201
         "step_candidate_served": float(sum(1 for r in rows if r.served_by == "candidate")),
         "step_candidate_requests": float(len(ran)),
         "step_candidate_error_rate": errors / len(ran) if ran else None,
+        "step_ood_share": sum(1 for r in rows if _flagged(r.ood)) / len(rows) if rows else None,
     }
 
 
@@ -111,6 +112,10 @@ def _candidate_ran(r) -> bool:  # noqa: ANN001
     return r.shadow == "candidate" and r.shadow_status in ("ok", "error", "timeout")
 
 
+def _flagged(ood) -> bool:  # noqa: ANN001
+    return bool(ood and ood.get("flags"))
+
+
 def old_ood_share(engine, rollout_id, as_of=None):  # noqa: ANN001, ANN201
     p = predictions.c
     q = select(p.ood).where(p.rollout_id == rollout_id)
@@ -118,7 +123,7 @@ def old_ood_share(engine, rollout_id, as_of=None):  # noqa: ANN001, ANN201
         q = q.where(p.ts <= as_of)
     with engine.connect() as conn:
         oods = [r.ood for r in conn.execute(q)]
-    return sum(1 for o in oods if o and o.get("flags")) / len(oods) if oods else None
+    return sum(1 for o in oods if _flagged(o)) / len(oods) if oods else None
 
 
 # -- the log ---------------------------------------------------------------------------------------------

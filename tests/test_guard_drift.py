@@ -15,7 +15,7 @@ from roomsight.rollout_state import RoutingState
 from roomsight.tables import drift_checks as checks
 from rollout import assess, stages
 from rollout.guard import decide
-from rollout.plan import Gate, Plan
+from rollout.plan import MIN_BUDGET_CALLS, Gate, Plan
 from tests.conftest import settings_for
 from tests.plans import open_plan
 
@@ -97,6 +97,35 @@ def test_an_out_of_domain_share_over_a_handful_of_requests_is_not_acted_on(tmp_p
     synthlog.insert(engine, flagged(20, seed=2))
     action, watched = tick(plan, limited, tmp_path)
     assert action is not None and action.kind == "pause", watched[ood.name].describe()
+
+
+def test_a_person_who_promotes_past_an_out_of_domain_pause_is_judged_on_the_steps_own_requests(tmp_path):
+    """`ood_share` counts the whole rollout: after a person promoted past a pause on it, the earlier step's flagged
+    photos paused the rollout again at the next tick. `step_ood_share` reads the requests since the step began."""
+    step_ood = Gate(metric="step_ood_share", max=0.3, on_fail="pause")
+    plan = open_plan(watch=(step_ood,))
+    engine = engine_for(settings_for(tmp_path).db_url)
+    now = time.time()
+    limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
+                                          now - 600), plan, 1, now - 300)
+
+    def logged(n: int, t0: float, flags: list[str], seed: int) -> None:
+        # No candidate errors: the budget, watched beside the share, would decide the tick on a few of them.
+        synthlog.insert(engine, [dict(r, ood={"flags": flags, "scores": {}}, candidate_error=None)
+                                 for r in synthlog.rows(n, "r", t0, seed=seed)])
+
+    logged(MIN_BUDGET_CALLS + 10, now - 290, ["night_time"], seed=1)
+    paused, _ = tick(plan, limited, tmp_path)
+    assert paused is not None and paused.kind == "pause", "the step's own flagged photos pause it"
+    gradual = stages.advance(limited.evolve(held=paused.reason), plan, 2, now - 60)
+    logged(MIN_BUDGET_CALLS - 1, now - 50, [], seed=2)
+    action, watched = tick(plan, gradual, tmp_path)
+    assert action is None and watched[step_ood.name].outcome == "inconclusive", watched[step_ood.name].describe()
+    logged(1, now - 30, [], seed=3)
+    action, watched = tick(plan, gradual, tmp_path)
+    assert action is None and watched[step_ood.name].outcome == "pass", watched[step_ood.name].describe()
+    whole, _ = tick(open_plan(watch=(Gate(metric="ood_share", max=0.3, on_fail="pause"),)), gradual, tmp_path)
+    assert whole is not None and whole.kind == "pause", "the rollout's share still holds the earlier step's photos"
 
 
 def ood_check(settings, engine, window):  # noqa: ANN001, ANN201

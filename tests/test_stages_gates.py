@@ -7,7 +7,7 @@ from roomsight.errors import PlanError, TransitionError
 from roomsight.registry import ModelRef
 from roomsight.rollout_state import RoutingState, Stage
 from rollout import conditions, stages
-from rollout.plan import AnalysisRef, Budget, Gate, LimitedTraffic, ShadowTraffic, load_plan
+from rollout.plan import MIN_BUDGET_CALLS, AnalysisRef, Budget, Gate, LimitedTraffic, ShadowTraffic, load_plan
 from tests.plans import open_plan, with_exit
 
 CHAMP, CAND = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
@@ -421,3 +421,8 @@ def test_a_latency_or_share_over_a_handful_of_requests_is_not_judged():
     assert conditions.gate(slow, {"champion_p99_ms": 900.0, "champion_requests": 20.0}).outcome == "fail"
     assert conditions.gate(ood, {"ood_share": 1.0, "requests": 1.0}).outcome == "inconclusive"
     assert conditions.gate(ood, {"ood_share": 1.0, "requests": 20.0}).outcome == "fail"
+    step_ood = Gate(metric="step_ood_share", max=0.3)
+    # Counted by the step's requests: the rollout's many say nothing of a share over the step's first few.
+    short = {"step_ood_share": 1.0, "step_requests": MIN_BUDGET_CALLS - 1.0, "requests": 500.0}
+    assert conditions.gate(step_ood, short).outcome == "inconclusive"
+    assert conditions.gate(step_ood, {**short, "step_requests": float(MIN_BUDGET_CALLS)}).outcome == "fail"

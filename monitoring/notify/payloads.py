@@ -18,7 +18,7 @@ Event = RolloutEvent | DriftAlarm
 
 # The evidence numbers a person reads first, in this order; the generic payload carries all of them.
 HEADLINE = ("requests", "compared", "agreement", "candidate_error_rate", "candidate_p99_ms", "reviewed",
-            "precision_margin", "candidate_win_rate", "ood_share", "drifted_share", "drift_alarm")
+            "precision_margin", "candidate_win_rate", "ood_share", "step_ood_share", "drifted_share", "drift_alarm")
 _HEADER_MAX, _TEXT_MAX, _FIELD_MAX = 150, 3000, 2000
 
 

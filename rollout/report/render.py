@@ -60,7 +60,7 @@ def _env() -> Environment:
 EVIDENCE_SHOWN = (("requests", "requests", "num"), ("compared", "compared", "num"), ("agreement", "agreement", "pct1"),
                   ("candidate_served", "answered by candidate", "num"), ("candidate_error_rate", "candidate errors", "pct1"),
                   ("candidate_p99_ms", "candidate p99", "ms"), ("reviewed", "reviewed", "num"),
-                  ("ood_share", "out-of-domain", "pct1"),
+                  ("ood_share", "out-of-domain", "pct1"), ("step_ood_share", "out-of-domain this step", "pct1"),
                   ("drift_alarm", "drift alarm", "alarm"))
 
 
