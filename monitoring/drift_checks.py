@@ -76,11 +76,13 @@ def latest(engine: Engine, rollout_id: str, as_of: float | None = None,
 
 def evidence(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None,
              since: float | None = None) -> dict[str, float | None]:
-    """`ood_share` over the rollout's requests (exact, from the rollup), and `drift_alarm`,
-    `drifted_share` from its latest drift check, with that check's age (`drift_age_s`). The drift
-    numbers are None without a check younger than `monitoring.drift_max_age_s` that read only traffic
-    logged from `since` on (when the current step began): the step's own."""
+    """`ood_share` over the rollout's requests (exact, from the rollup; the step's own is the log provider's
+    `step_ood_share`), and `drift_alarm`, `drifted_share` from its latest drift check, with that check's age
+    (`drift_age_s`). The drift numbers are None without a check younger than `monitoring.drift_max_age_s`
+    that read only traffic logged from `since` on (when the current step began): the step's own."""
     with engine.connect() as conn:
+        # Not rollup.known_counts: a request's flags are logged with it, never by a shadow answer landing later,
+        # so the rollup's counts up to `as_of` are those known then.
         counts = rollup.counts(conn, rollout_id, as_of)
     out: dict[str, float | None] = {
         "ood_share": counts.ood_flagged / counts.requests if counts.requests else None,
