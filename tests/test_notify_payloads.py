@@ -180,8 +180,8 @@ def test_email_events_need_smtp_and_are_rollout_events_only():
 
 
 def test_slack_shows_every_headline_number_of_a_full_evidence():
-    """The control plane's evidence has every metric, so the headline numbers are all eleven: Block Kit's ten fields
-    a section left the last, drift_alarm, out of every Slack message, an auto-pause for drift included."""
+    """The control plane's evidence has every metric, so every headline number is shown: Block Kit's ten fields a
+    section left the eleventh, drift_alarm, out of every Slack message, an auto-pause for drift included."""
     numbers = {name: 1.0 if name == "drift_alarm" else 0.5 for name in payloads.HEADLINE}
     event = PROMOTE.__class__(**{**PROMOTE.to_dict(), "action": "auto-pause", "numbers": numbers,
                                  "conditions": PROMOTE.conditions})
