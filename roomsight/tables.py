@@ -285,4 +285,8 @@ review_counts = Table(
     Column("edge", Float, nullable=False),
     Column("counts", JSON, nullable=False),  # [[stratum, region, class, ood, discordant, a, b, final, settled], ...]
     Column("updated_at", Float, nullable=False),
+    # The rows up to the common frontier `common_to`: [[stratum, region, class, ood, discordant, a, b, n], ...];
+    # NULL: none kept. Apart from `counts`, so a process from before them reads and rewrites that unchanged.
+    Column("common_to", Float),
+    Column("common_counts", JSON),
 )
