@@ -29,14 +29,16 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             with registry.reaching():
                 return fn(*args, **kwargs)
         except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # Soft-wrapped: Rich would fold a long path at the console's width, and a path copied from the
+            # message would carry the fold. The terminal wraps the line instead.
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except OSError as exc:
             if not exc.filename:
                 raise
             # A path the system refuses (a folder given for a file, no permission, a full disk) is named
             # by the user and theirs to fix.
-            err.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror}", highlight=False)
+            err.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
