@@ -30,6 +30,7 @@ from monitoring.ood import RULES, Calibration
 from monitoring.shifts import SHIFTS, shift
 from monitoring.shifts.cases import Case, cases, held_out_source
 from roomsight.binomial import clopper_pearson_upper
+from roomsight.images import SERVE_MAX_SIDE, DecodedImage, decode_image
 
 FALSE_MAX = 0.02  # ordinary photos flagged, at most
 CONFIDENCE = 0.9  # with which the tuning part must show FALSE_MAX holds for each ordinary kind
@@ -41,17 +42,18 @@ FLAGS = ("night_time", "low_resolution")
 MARGINS_READ = np.round(np.arange(0.3, 1.21, 0.05), 2)
 
 
-def uploaded(im: Image.Image) -> tuple[Image.Image, int]:
-    """As the ingress sees an upload: JPEG bytes, decoded back (noise and sizes are what a client sends)."""
+def uploaded(im: Image.Image) -> DecodedImage:
+    """As the ingress sees an upload: JPEG bytes, decoded back as serving decodes them (noise and sizes are
+    what a client sends; a photo over serving's cap is shrunk to it, as the model and descriptors see it)."""
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=90)
-    data = buf.getvalue()
-    return Image.open(io.BytesIO(data)).convert("RGB"), len(data)
+    return decode_image(buf.getvalue(), max_side=SERVE_MAX_SIDE)
 
 
 def described(im: Image.Image) -> dict[str, float]:
-    decoded, n = uploaded(im)
-    return describe(decoded, n_bytes=n)
+    """The descriptors serving logs for `im` uploaded: of the decoded photo, with the upload's own size."""
+    d = uploaded(im)
+    return describe(d.image, d.width, d.height, d.n_bytes)
 
 
 @dataclass
@@ -234,7 +236,7 @@ def novelty_figures(reference_paths: list[str], clean_paths: list[str], held: li
             return np.concatenate([bb.module(batch_tensor(images[i:i + 32], prep)).numpy() for i in range(0, len(images), 32)])
 
     def load(paths: list[str]) -> list[Image.Image]:
-        return [uploaded(Image.open(p).convert("RGB"))[0] for p in paths]
+        return [uploaded(Image.open(p).convert("RGB")).image for p in paths]
 
     ref = embed(load(reference_paths))
     mean = ref.mean(0)
@@ -261,7 +263,7 @@ def novelty_figures(reference_paths: list[str], clean_paths: list[str], held: li
     for family, member in families.items():
         pool = [r.case for r in held if member(r.case.kind)]
         sample = [pool[i] for i in rng.choice(len(pool), min(per_family, len(pool)), replace=False)]
-        imgs = [uploaded(shift(Image.open(c.source).convert("RGB"), c.kind, c.strength, c.seed))[0] for c in sample]
+        imgs = [uploaded(shift(Image.open(c.source).convert("RGB"), c.kind, c.strength, c.seed)).image for c in sample]
         e = embed(imgs)
         out[family] = {"n": len(sample), "auroc_distance_to_centre": round(auroc(list(euclid(clean)), list(euclid(e))), 4),
                        "auroc_mahalanobis_pca": round(auroc(list(mahalanobis(clean)), list(mahalanobis(e))), 4)}
