@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks side by side in one session and write BENCHMARKS.md (with PNG plots
-next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (store, review, analysis,
-weighted, lost_photos, serving, monitoring, drift, training, soak, scale, guard, guard_soak), --out DIR.
+next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (store, review, review_counts,
+analysis, weighted, lost_photos, serving, monitoring, drift, training, soak, scale, guard, guard_soak), --out DIR.
 
 Each benchmark module has `run(quick, out_dir) -> dict` and may have `targets(results) -> list[Target]`:
 the claims it checks, each with the measured figure and whether it was met, and `NOTES`, what a reader
@@ -22,8 +22,8 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-MODULES = ("store", "review", "analysis", "weighted", "lost_photos", "serving", "monitoring", "drift", "training", "soak",
-           "scale", "guard", "guard_soak")
+MODULES = ("store", "review", "review_counts", "analysis", "weighted", "lost_photos", "serving", "monitoring", "drift",
+           "training", "soak", "scale", "guard", "guard_soak")
 
 
 @dataclass(frozen=True)
