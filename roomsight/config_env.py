@@ -19,7 +19,8 @@ ENV_PREFIX = "ROOMSIGHT_"
 # every one the tests and benchmarks read.
 NOT_SETTINGS = frozenset({"ROOMSIGHT_CONFIG", "ROOMSIGHT_REAL_DATA", "ROOMSIGHT_SCHEMATHESIS_EXAMPLES",
                           "ROOMSIGHT_FUZZ_EXAMPLES", "ROOMSIGHT_SCREENSHOTS", "ROOMSIGHT_BENCH_ANALYSIS_ROLLOUTS",
-                          "ROOMSIGHT_BENCH_LOST_ROLLOUTS", "ROOMSIGHT_BENCH_WEIGHTED_RUNS"})
+                          "ROOMSIGHT_BENCH_LOST_ROLLOUTS", "ROOMSIGHT_BENCH_WEIGHTED_RUNS",
+                          "ROOMSIGHT_TEST_MODELS"})
 
 
 def env_overrides(environ: dict[str, str]) -> dict[str, Any]:

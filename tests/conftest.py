@@ -1,5 +1,11 @@
 """Shared fixtures. Unit tests of pure logic need none of these; the heavier ones are session-scoped so
-the suite trains its two small models and starts Ray once."""
+the suite trains its two small models and starts Ray once.
+
+`make test` runs the suite twice over: the tests off Ray on two pytest-xdist workers, then the tests on Ray
+(marked `ray`, or using `ray_session`, which marks them) alone, since they wait on Serve's replicas and a
+busy worker beside them would starve those. The runs share the trained models through
+$ROOMSIGHT_TEST_MODELS.
+"""
 
 from __future__ import annotations
 
@@ -31,17 +37,35 @@ def settings_for(home: Path, **overrides):
     return load_settings(environ=env)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+
+
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory) -> Path:
     """A data directory holding two registered versions: v1 (champion) and v2 (a candidate trained with
-    another seed). Tests copy it, so each gets its own registry and aliases."""
+    another seed). Tests copy it, so each gets its own registry and aliases. Trained once into
+    $ROOMSIGHT_TEST_MODELS when set (by the first process to ask; the others wait for it), else into this
+    run's temporary folder."""
+    from filelock import FileLock
+
     from training.pipeline import TrainConfig, train
 
-    home = tmp_path_factory.mktemp("trained-home")
-    settings = settings_for(home)
-    first = train(settings, TrainConfig(seed=0, epochs=8))
-    second = train(settings, TrainConfig(seed=1, epochs=8))
-    assert first.registered.became_champion and not second.registered.became_champion
+    shared = os.environ.get("ROOMSIGHT_TEST_MODELS")
+    root = Path(shared) if shared else tmp_path_factory.getbasetemp()
+    root.mkdir(parents=True, exist_ok=True)
+    home, done = root / "trained-home", root / "trained-home.done"
+    with FileLock(str(root / "trained-home.lock")):
+        if not done.exists():
+            shutil.rmtree(home, ignore_errors=True)  # a process that failed half-way left it
+            home.mkdir()
+            settings = settings_for(home)
+            first = train(settings, TrainConfig(seed=0, epochs=8))
+            second = train(settings, TrainConfig(seed=1, epochs=8))
+            assert first.registered.became_champion and not second.registered.became_champion
+            done.touch()
     return home
 
 

@@ -503,12 +503,16 @@ def test_the_review_gate_evidence_reads_the_resolved_items_index(env) -> None:
     assert "ix_review_items_resolved" in plan, plan
 
 
-def test_review_stats_prints_a_region_as_it_was_sent(env) -> None:
+def test_review_stats_prints_a_region_as_it_was_sent(env, monkeypatch) -> None:
     """A region is whatever a /predict caller sent: read as console markup, `eu[/x]west` stopped `rollout review
     stats` with a MarkupError, and `[bold]us-east` printed as us-east, beside the real one."""
     from typer.testing import CliRunner
 
+    from roomsight import console
     from shell.cli import app
+
+    # Wide enough that no cell wraps. Not COLUMNS: the console read it once, when whichever test first imported it.
+    monkeypatch.setattr(console.console, "_width", 250)
 
     s, engine, store = env
     log_rows(engine, store, [{"champion": "kitchen", "candidate": "bedroom", "region": "eu[/x]west"},
@@ -516,8 +520,7 @@ def test_review_stats_prints_a_region_as_it_was_sent(env) -> None:
     queue.fill(engine, s, ROLLOUT)
     while (c := queue.claim_next(engine, "ann", 60)) is not None:
         queue.submit(engine, "ann", c.item_id, c.claim_id, "bedroom", CLASSES)
-    r = CliRunner().invoke(app, ["review", "stats", "--rollout", ROLLOUT], env={"ROOMSIGHT_HOME": str(s.home),
-                                                                                 "COLUMNS": "250"})
+    r = CliRunner().invoke(app, ["review", "stats", "--rollout", ROLLOUT], env={"ROOMSIGHT_HOME": str(s.home)})
     assert r.exit_code == 0, r.output
     assert "eu[/x]west" in r.output and "[bold]us-east" in r.output
 
