@@ -78,15 +78,21 @@ def test_a_clean_check_made_before_the_step_is_no_all_clear_for_it(tmp_path):
     assert watched[ALARM.name].outcome == "inconclusive"
 
 
-def test_an_out_of_domain_share_over_a_handful_of_requests_is_not_acted_on(tmp_path):
-    """Its count is the log's, the share the drift provider's: the tick asked for the share alone, and one flagged
-    photo of the first three read as a share of 1 and paused the rollout."""
-    ood = Gate(metric="ood_share", max=0.3, on_fail="pause")
-    plan = open_plan(watch=(ood,))
+def in_limited(tmp_path, gate: Gate):  # noqa: ANN201
+    """A plan watching `gate`, the log's engine, and a rollout that entered limited 300 s ago; with the time."""
+    plan = open_plan(watch=(gate,))
     engine = engine_for(settings_for(tmp_path).db_url)
     now = time.time()
     limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
                                           now - 600), plan, 1, now - 300)
+    return plan, engine, limited, now
+
+
+def test_an_out_of_domain_share_over_a_handful_of_requests_is_not_acted_on(tmp_path):
+    """Its count is the log's, the share the drift provider's: the tick asked for the share alone, and one flagged
+    photo of the first three read as a share of 1 and paused the rollout."""
+    ood = Gate(metric="ood_share", max=0.3, on_fail="pause")
+    plan, engine, limited, now = in_limited(tmp_path, ood)
 
     def flagged(n: int, seed: int) -> list[dict]:
         return [dict(r, ood={"flags": ["night_time"], "scores": {}}) for r in synthlog.rows(n, "r", now - 200, seed=seed)]
@@ -103,11 +109,7 @@ def test_a_person_who_promotes_past_an_out_of_domain_pause_is_judged_on_the_step
     """`ood_share` counts the whole rollout: after a person promoted past a pause on it, the earlier step's flagged
     photos paused the rollout again at the next tick. `step_ood_share` reads the requests since the step began."""
     step_ood = Gate(metric="step_ood_share", max=0.3, on_fail="pause")
-    plan = open_plan(watch=(step_ood,))
-    engine = engine_for(settings_for(tmp_path).db_url)
-    now = time.time()
-    limited = stages.advance(stages.start(RoutingState(champion=ModelRef("m", "1")), ModelRef("m", "2"), "r", plan,
-                                          now - 600), plan, 1, now - 300)
+    plan, engine, limited, now = in_limited(tmp_path, step_ood)
 
     def logged(n: int, t0: float, flags: list[str], seed: int) -> None:
         # No candidate errors: the budget, watched beside the share, would decide the tick on a few of them.
