@@ -166,7 +166,10 @@ class ReviewSettings(_Section):
     low_confidence_share: float = Field(1.0, ge=0, le=1, description="Probability that an agreeing answer that is `unsure` or "
                                                                      "below review.low_confidence is queued.")
     spot_check_share: float = Field(0.05, ge=0, le=1, description="Probability that any other agreeing answer is queued (a spot check).")
-    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers below this score count as low-confidence.")
+    # Pinned per rollout (review_fill.low_confidence): a photo drawn in one stratum and counted in another
+    # would be weighted by the wrong rate.
+    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers below this score count as low-confidence; pinned per "
+                                                               "rollout at its first fill, which later fills and readers follow.")
     # Disagreements decide promotions and are served first; without a reserve, agreements wait behind
     # them and the precision estimates (which need verdicts from every stratum) have none.
     agreement_reserve: float = Field(0.05, ge=0, lt=1, description="Share of claims kept for agreements (low-confidence "

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from monitoring.review.cell_counts import CellCounts, ood_flag
 from monitoring.review.queue import as_reviewed
-from monitoring.review.sampling import compared_sql, unit
+from monitoring.review.sampling import compared_sql, rollout_low, unit
 from monitoring.review.stats import gate_metrics, summarize
 from roomsight.config import Settings
 from roomsight.tables import predictions, review_fill, review_items, review_unseen
@@ -75,7 +75,8 @@ def frontier(conn: Connection, rollout_id: str, settled_to: float | None, as_of:
 def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: float | None = None) -> ReviewSample:
     """The rollout's resolved verdicts with their inclusion probabilities and segment cells, the sampled
     photos no reviewer can see, and the counts of its compared predictions per stratum and cell (settled:
-    logged up to the frontier, and up to the common frontier of every stratum)."""
+    logged up to the frontier, and up to the common frontier of every stratum), by the stratum rule the
+    rollout's photos were drawn by (its pinned review.low_confidence, monitoring.review.sampling)."""
     p, it = predictions.c, review_items.c
     verdicts_q = (select(it.reason, it.pi, it.photo_key, p.region, p.champion_label, p.candidate_label, ood_flag(),
                          it.truth, it.logged_at, it.resolved_at)
@@ -96,14 +97,15 @@ def review_sample(engine: Engine, settings: Settings, rollout_id: str, as_of: fl
     with engine.connect() as conn:
         # Read once: the frontier never passes settled_to, and the counts keep what is up to the watermark.
         f = review_fill.c
-        filled = conn.execute(select(f.settled_to, f.watermark, f.disagreement_rate)
+        filled = conn.execute(select(f.settled_to, f.watermark, f.disagreement_rate, f.low_confidence)
                               .where(f.rollout_id == rollout_id)).first()
-        settled_to, watermark, fill_rate = filled if filled is not None else (None, None, None)
+        settled_to, watermark, fill_rate, recorded = filled if filled is not None else (None, None, None, None)
         # One query per stratum, each the first entry of the open items' index; all None before the first fill.
         edges = [frontier(conn, rollout_id, settled_to, as_of, reason) for reason in STRATA]
         edge = edges[STRATA.index("disagreement")]
         common = None if edge is None else min(e for e in edges if e is not None)
-        cells = CellCounts(conn, rollout_id, settings.review.low_confidence)
+        # Counted by the stratum rule the photos were drawn by: the rollout's threshold, not this process's.
+        cells = CellCounts(conn, rollout_id, rollout_low(rollout_id, settings.review.low_confidence, recorded))
         counts = (cells.now(edge, settled_to, watermark, common) if as_of is None
                   else cells.as_of(as_of, edge, common))
         rows = conn.execute(verdicts_q).all()

@@ -14,11 +14,17 @@ last fill, plus those of the last review.settle_s, whose shadow answer may still
 follows the traffic since the last fill, not the length of the rollout. A row written behind the watermark
 (replayed from a journal, held through a database outage) would be counted and never drawn; the writer
 marks such rows `late`, and the sample, its counts included, leaves them out.
+
+The stratum rule's threshold is the rollout's, not the process's: its first fill records the
+review.low_confidence it drew with (review_fill.low_confidence), and every later fill draws, and the review
+sample counts, by that one, whatever they are configured with (a warning says so, once per process). Drawn
+by one threshold and counted by another, a photo would stand in a stratum whose rate did not draw it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 import uuid
@@ -33,6 +39,8 @@ from monitoring.review.photos import PhotoStore
 from roomsight.config import Settings
 from roomsight.tables import answers_known, predictions, review_fill, review_items, review_unseen
 from roomsight.verdicts import STRATA, UNSURE
+
+log = logging.getLogger(__name__)
 
 ITEM_NAMESPACE = uuid.UUID("6f1c1a52-9d4e-4a57-9a8e-2f0b6c1d7e31")
 CHUNK = 500  # photo keys per IN (...) lookup
@@ -53,6 +61,25 @@ def stratum_of(disagreement: bool | None, label: str, score: float, low: float) 
     if disagreement:
         return "disagreement"
     return "low_confidence" if label == UNSURE or score < low else "spot_check"
+
+
+def pinned_low(configured: float, recorded: float | None) -> float:
+    """The threshold of the stratum rule a rollout's photos are drawn and counted by: the one its first fill
+    recorded; before any fill, or on a fill row from before it was recorded, the configured one."""
+    return configured if recorded is None else recorded
+
+
+_said: set[tuple[str, float, float]] = set()  # (rollout, configured, pinned) warned about in this process
+
+
+def rollout_low(rollout_id: str, configured: float, recorded: float | None) -> float:
+    """`pinned_low`, with a warning the first time this process finds its setting overruled for the rollout."""
+    low = pinned_low(configured, recorded)
+    if low != configured and (rollout_id, configured, low) not in _said:
+        _said.add((rollout_id, configured, low))
+        log.warning("rollout %s keeps the review.low_confidence its first fill drew with, %g: its photos are drawn "
+                    "and counted by it, not by the %g configured here", rollout_id[:8], low, configured)
+    return low
 
 
 def stratum_sql(low: float) -> ColumnElement[str]:
@@ -94,11 +121,13 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
     now = time.time() if now is None else now
     review, p, f = settings.review, predictions.c, review_fill.c
     with engine.connect() as conn:
-        mark = conn.execute(select(f.watermark).where(f.rollout_id == rollout_id)).scalar()
+        filled = conn.execute(select(f.watermark, f.low_confidence).where(f.rollout_id == rollout_id)).first()
+        mark, recorded = filled if filled is not None else (None, None)
         query = (select(p.request_id, p.photo_id, p.region, p.label, p.score, p.disagreement, p.champion_label,
                         p.candidate_label, p.shadow, p.shadow_status, p.ts)
                  .where(p.rollout_id == rollout_id, p.late.is_(None), first_of_photo_sql()).order_by(p.ts))
         rows = conn.execute(query if mark is None else query.where(p.ts > mark)).all()
+    low = rollout_low(rollout_id, review.low_confidence, recorded)
     waiting_from = None  # the first row whose shadow answer may still arrive
     due: dict[str, tuple[Any, str, float]] = {}
     for r in rows:
@@ -107,7 +136,7 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
             continue
         if r.champion_label is None or r.candidate_label is None:
             continue
-        stratum = stratum_of(r.disagreement, r.label, r.score, review.low_confidence)
+        stratum = stratum_of(r.disagreement, r.label, r.score, low)
         key = r.photo_id or r.request_id
         if key not in due and unit(key) < review.rate(stratum):
             due[key] = (r, stratum, review.rate(stratum))
@@ -134,7 +163,7 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
     if unseen:
         _insert_new(engine, review_unseen, unseen)
     if settled_to is not None:
-        _advance(engine, rollout_id, passed, settled_to, now, mark, review.rate("disagreement"))
+        _advance(engine, rollout_id, passed, settled_to, now, mark, review.rate("disagreement"), low)
     return added
 
 
@@ -175,10 +204,11 @@ def _insert_new(engine: Engine, table: Table, items: list[dict[str, Any]]) -> in
 
 
 def _advance(engine: Engine, rollout_id: str, watermark: float, settled_to: float, now: float,
-             previous: float | None, rate: float) -> None:
+             previous: float | None, rate: float, low: float) -> None:
     """Move the rollout's watermark forward (never back: a slower concurrent filler loses), and keep the
     smallest disagreement rate drawn at: the disagreements a fill passed over before its first one drawn
-    are read as not sampled only at a rate that would not have drawn them."""
+    are read as not sampled only at a rate that would not have drawn them. The first fill records the
+    stratum rule's threshold `low` it drew with; no later one changes it."""
     f = review_fill.c
     watermark = watermark if previous is None else max(watermark, previous)
     smallest = case((f.disagreement_rate.is_(None) | (f.disagreement_rate > rate), rate), else_=f.disagreement_rate)
@@ -191,6 +221,6 @@ def _advance(engine: Engine, rollout_id: str, watermark: float, settled_to: floa
     try:
         with engine.begin() as conn:
             conn.execute(insert(review_fill).values(rollout_id=rollout_id, watermark=watermark, settled_to=settled_to,
-                                                    updated_at=now, disagreement_rate=rate))
+                                                    updated_at=now, disagreement_rate=rate, low_confidence=low))
     except IntegrityError:
         pass  # another filler recorded its watermark first
