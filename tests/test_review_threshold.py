@@ -186,3 +186,25 @@ def test_a_fill_row_from_before_the_threshold_was_kept_is_upgraded_and_read_by_e
         assert conn.execute(select(review_fill.c.low_confidence, review_fill.c.watermark)).one() == (None, T0 + 59)
     assert warnings_of(caplog) == []
     engine.dispose()
+
+
+def test_a_first_fill_that_loses_the_race_to_record_its_threshold_says_so(env, caplog, monkeypatch) -> None:
+    """Two first fills at once, at 0.5 and at 0.9: nothing is pinned before one has drawn, so the one whose
+    row comes second drew by a rule the rollout does not keep. It cannot undo that; it says so."""
+    a, b, engine, store = env
+    log_photos(engine, store, 0, 10)
+    queued = sampling._queued
+
+    def meanwhile(*args):  # noqa: ANN002 - the other filler records its watermark while this one draws
+        with engine.begin() as conn:
+            conn.execute(insert(review_fill).values(rollout_id=ROLLOUT, watermark=T0, settled_to=T0, updated_at=0.0,
+                                                    disagreement_rate=1.0, low_confidence=0.5))
+        return queued(*args)
+
+    monkeypatch.setattr(sampling, "_queued", meanwhile)
+    with caplog.at_level(logging.WARNING, logger="monitoring.review.sampling"):
+        queue.fill(engine, b, ROLLOUT, photos=store, now=T0 + 1000)
+    said = [m for m in warnings_of(caplog) if "first" in m]
+    assert len(said) == 1 and "0.5" in said[0] and "0.9" in said[0], said
+    with engine.connect() as conn:
+        assert conn.execute(select(review_fill.c.low_confidence)).scalar_one() == 0.5

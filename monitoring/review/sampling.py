@@ -164,7 +164,22 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
         _insert_new(engine, review_unseen, unseen)
     if settled_to is not None:
         _advance(engine, rollout_id, passed, settled_to, now, mark, review.rate("disagreement"), low)
+        if mark is None:
+            _first_fill_raced(engine, rollout_id, low)
     return added
+
+
+def _first_fill_raced(engine: Engine, rollout_id: str, low: float) -> None:
+    """Say so when another filler, configured otherwise, recorded the rollout's threshold while this one,
+    the rollout's first fill as it found it, drew with its own: nothing pins a threshold before a first fill
+    has drawn, and the photos this one queued were drawn by a rule the rollout's counts do not follow."""
+    f = review_fill.c
+    with engine.connect() as conn:
+        pinned = conn.execute(select(f.low_confidence).where(f.rollout_id == rollout_id)).scalar()
+    if pinned is not None and pinned != low:
+        log.warning("rollout %s: another fill recorded review.low_confidence %g first, while this one drew with %g: "
+                    "the photos it queued may stand in another stratum than the one they are counted in",
+                    rollout_id[:8], pinned, low)
 
 
 def _item(rollout_id: str, key: str, r: Any, stratum: str, pi: float, now: float, wanted: int) -> dict[str, Any]:
