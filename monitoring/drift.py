@@ -79,6 +79,7 @@ class DriftResult:
     n_window: int | None = None  # predictions in the window (None: n_current, nothing was sampled)
     sample_seed: int | None = None  # the seed of the sample, when one was drawn
     reference_photos: str = "reference photos"  # what the n_reference photos are (monitoring.reference)
+    newest_logged: float | None = None  # when the window's newest prediction was logged, by the log's clocks
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -246,7 +247,7 @@ def check(settings: Settings, engine: Engine, window: Window) -> tuple[DriftResu
     same_model = bool((current["_version"] == version).all())
     result, snapshot = compare(ref, current, settings, window=window.describe(),
                                reference_model=f"models:/{settings.model_name}/{version}", same_model=same_model)
-    result.n_window, result.sample_seed = frame.n_window, frame.seed
+    result.n_window, result.sample_seed, result.newest_logged = frame.n_window, frame.seed, frame.newest
     result.reference_photos = reference["photos"]
     return result, snapshot
 

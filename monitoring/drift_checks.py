@@ -39,9 +39,12 @@ def run_check(settings: Settings, engine: Engine, rollout_id: str) -> drift.Drif
     since = step_start(engine, rollout_id)
     window = drift.Window(rollout_id=rollout_id, since=since, until=now, last=settings.monitoring.drift_check_window)
     result, _ = drift.check(settings, engine, window)
+    # Which traffic it read, by the log's clocks rather than this checker's: `latest` orders checks by it, and
+    # a checker whose clock ran ahead would otherwise hide the newer checks of the others until time caught up.
+    read_to = now if result.newest_logged is None else result.newest_logged
     with engine.begin() as conn:
         conn.execute(insert(drift_checks).values(
-            rollout_id=rollout_id, created_at=time.time(), window_since=since, window_until=now,
+            rollout_id=rollout_id, created_at=time.time(), window_since=since, window_until=read_to,
             n_window=result.n_window or result.n_current,
             n_sample=result.n_current, alarm=result.alarm, drifted_share=result.drifted_share,
             ood_share=result.ood_share, summary=result.to_dict()))

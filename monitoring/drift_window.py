@@ -57,6 +57,7 @@ class Frame:
     rows: pd.DataFrame
     n_window: int
     seed: int | None  # set when `rows` is a sample
+    newest: float | None  # when the window's newest prediction was logged (None: the window is empty)
 
 
 _COLUMNS = ("ts", "served_by", "champion_version", "candidate_version", "champion_scores", "candidate_scores",
@@ -97,18 +98,17 @@ def window_frame(engine: Engine, window: Window, sample: int | None, seed: int =
         ids = None
         if sample is not None:
             # Ordered, so that the same window and seed draw the same sample.
-            ids = list(conn.execute(in_window(select(p.request_id), window).order_by(p.ts, p.request_id)).scalars())
-            if len(ids) <= sample:
-                ids = None  # the whole window: read it in one pass
+            keyed = conn.execute(in_window(select(p.request_id, p.ts), window).order_by(p.ts, p.request_id)).all()
+            ids = [r.request_id for r in keyed] if len(keyed) > sample else None  # else read it whole, in one pass
         if ids is None:
             rows = conn.execute(in_window(select(*(p[c] for c in _COLUMNS)), window)).all()
-            return Frame(_records_frame(rows), len(rows), None)
+            return Frame(_records_frame(rows), len(rows), None, max((r.ts for r in rows), default=None))
         chosen = [ids[i] for i in sorted(random.Random(seed).sample(range(len(ids)), sample))]
         rows = []
         for start in range(0, len(chosen), 500):
             rows += conn.execute(select(*(p[c] for c in _COLUMNS))
                                  .where(p.request_id.in_(chosen[start:start + 500])).order_by(p.ts)).all()
-        return Frame(_records_frame(rows), len(ids), seed)
+        return Frame(_records_frame(rows), len(ids), seed, keyed[-1].ts)
 
 
 def _records_frame(rows: list[Any]) -> pd.DataFrame:

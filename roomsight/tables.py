@@ -156,7 +156,7 @@ drift_checks = Table(
     Column("rollout_id", String(36), nullable=False),
     Column("created_at", Float, nullable=False),  # when the check finished (unix seconds)
     Column("window_since", Float),  # ... and from this time: the start of the step it read (NULL: the whole rollout)
-    Column("window_until", Float, nullable=False),  # predictions logged up to this time were in its window
+    Column("window_until", Float, nullable=False),  # when the newest prediction it read was logged (by the log's clock)
     Column("n_window", Integer, nullable=False),  # predictions in the window
     Column("n_sample", Integer, nullable=False),  # of which compared (a uniform sample when the window is large)
     Column("alarm", Boolean, nullable=False),

@@ -52,6 +52,27 @@ def test_a_check_compares_the_latest_predictions_only(settings):
     assert not result.alarm and result.ood_share < 0.1 and latest(engine, "r-recovered").n_window == 60
 
 
+def test_a_checker_whose_clock_runs_ahead_does_not_hide_newer_checks(settings, monkeypatch):
+    """A check is ordered by the traffic it read, by the log's clocks: one made by a checker an hour ahead
+    (a machine whose clock drifted) is the latest only until another checker reads newer traffic."""
+    from types import SimpleNamespace
+
+    from monitoring import drift_checks
+    from roomsight import registry
+
+    engine = night_traffic(settings, "r-skew")
+    recent = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"drift_check_window": 60})})
+    monkeypatch.setattr(drift_checks, "time", SimpleNamespace(time=lambda: time.time() + 3600))
+    assert run_check(recent, engine, "r-skew").alarm
+    monkeypatch.undo()
+    log_traffic(engine, registry.load_model(registry.ModelRef("roomtype", "1")), scenes(60, seed=3000), "us-east",
+                rollout_id="r-skew")
+    assert not run_check(recent, engine, "r-skew").alarm
+    shown = latest(engine, "r-skew")
+    assert not shown.alarm, "the newer traffic's check is the latest, though the other's clock says later"
+    assert shown.window_until <= time.time()
+
+
 def test_the_background_checker_checks_the_rollout_in_progress(settings):
     engine = night_traffic(settings, "r-night")
     current: list[str | None] = [None]
