@@ -49,11 +49,11 @@ def inspect(
     files: list[Path] = []
     for given in paths:
         if not given.exists():
-            err.print(f"[yellow]skipped[/] no such file: {given}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped[/] no such file: {given}", highlight=False)
             continue
         found = sorted(x for x in given.rglob("*") if x.suffix.lower() in IMAGE_SUFFIXES) if given.is_dir() else [given]
         if not found:
-            err.print(f"[yellow]skipped[/] {given}: no images in this folder", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped[/] {given}: no images in this folder", highlight=False)
         files += found
     described = 0
     for path in files:
@@ -62,7 +62,7 @@ def inspect(
         except (OSError, ImageRejected) as exc:
             # An OSError's own text repeats the path after an errno: its reason alone reads better.
             reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-            err.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
             continue
         descriptors = describe(decoded.image, decoded.width, decoded.height, decoded.n_bytes)
         line = {"path": str(path)}

@@ -15,7 +15,10 @@ from roomsight import registry
 from roomsight.errors import UserError
 
 console = Console()
-err = Console(stderr=True)
+# Soft-wrapped: Rich would fold a long line (a path, a command) at the console's width, and a path copied
+# from the message would carry the fold. The terminal wraps the line instead. What is
+# printed here is lines of text: a table or panel would not fold its cells either.
+err = Console(stderr=True, soft_wrap=True)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,16 +32,14 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             with registry.reaching():
                 return fn(*args, **kwargs)
         except UserError as exc:
-            # Soft-wrapped: Rich would fold a long path at the console's width, and a path copied from the
-            # message would carry the fold. The terminal wraps the line instead.
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
         except OSError as exc:
             if not exc.filename:
                 raise
             # A path the system refuses (a folder given for a file, no permission, a full disk) is named
             # by the user and theirs to fix.
-            err.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -274,3 +274,19 @@ def test_the_segment_table_names_no_level_its_bounds_do_not_have():
     text = console.export_text()
     seg = r.segments[0]
     assert "%" not in text.splitlines()[0] and f"[{seg.lower:+.3f}, {seg.upper:+.3f}]" in text
+
+
+def test_lines_on_stderr_are_not_folded_at_the_console_width(tmp_path, monkeypatch):
+    """Rich folded a long line on stderr at the console's width, and a path copied from it carried the fold:
+    the error lines were soft-wrapped one call at a time, the warning that MLflow is behind was not."""
+    from roomsight.console import err
+    from shell.cli import _warn_behind
+
+    monkeypatch.setattr(err, "_width", 40)
+    with err.capture() as captured:
+        _warn_behind(3)
+    assert len(captured.get().splitlines()) == 1 and "given to MLflow once it is reachable" in captured.get()
+    folder = tmp_path / ("a-folder-with-a-name-longer-than-the-console-is-wide" * 2)
+    folder.mkdir()
+    result = runner.invoke(app, ["--plan", str(folder), "plan", "show"], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert result.exit_code == 1 and f"rollout plan {folder} is a folder" in result.output, result.output
