@@ -116,7 +116,7 @@ def test_the_model_records_how_its_thresholds_were_cut(tmp_path, k):
     pack = registry.load_model(result.registered.ref)
     th = pack.meta.thresholding
     assert th["method"] == "lcb" and th["members"] == k
-    assert th["cut_on"] == ("the 16 validation photos" if k == 1 else f"out-of-fold predictions of the 64 training and validation photos ({k} folds)")
+    assert th["cut_on"] == ("the 16 validation photos, which also picked the training epoch" if k == 1 else f"out-of-fold predictions of the 64 training and validation photos ({k} folds)")
     assert set(th["abstaining"]) == {c for c, t in pack.meta.thresholds.items() if t > 1}
     assert set(th["per_class"]) == set(pack.classes) and 0 <= th["coverage_cut_on"] <= 1
     run = registry.client().get_run(result.registered.run_id)
@@ -165,6 +165,17 @@ def test_the_method_is_described_with_the_target_and_confidence_it_used():
     assert describe_method("lcb", 0.95, 0.9, "x").startswith("per-class thresholds where the 90% Clopper-Pearson")
     assert "the 99.9% Clopper-Pearson lower bound on precision reaches 0.975," in describe_method("lcb", 0.975, 0.999, "x")
     assert "precision reaches 0.975," in describe_method("point", 0.975, 0.9, "x")
+
+
+def test_thresholds_cut_on_the_photos_that_picked_the_epoch_say_so():
+    """With one model (`--folds 1`), early stopping picks the epoch on the validation photos the thresholds
+    are then cut on; the metadata and `rollout evaluate` said only "the N validation photos"."""
+    from training.fitting import cut_on_words
+
+    assert cut_on_words(16, 1) == "the 16 validation photos, which also picked the training epoch"
+    assert cut_on_words(16, 1, fitted=False) == "the 16 validation photos"  # a refusal before any fitting
+    assert cut_on_words(64, 5) == cut_on_words(64, 5, fitted=False) == (
+        "out-of-fold predictions of the 64 training and validation photos (5 folds)")
 
 
 def test_the_refusal_of_an_always_unsure_model_states_the_target_and_confidence_it_used():

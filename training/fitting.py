@@ -76,12 +76,13 @@ def _reset_to(model: RoomNet, start: dict[str, torch.Tensor]) -> Callable[[int],
     return reset
 
 
-def cut_on_words(photos: int, folds: int) -> str:
+def cut_on_words(photos: int, folds: int, *, fitted: bool = True) -> str:
     """The photos the thresholds are cut on, in words: out-of-fold predictions of train + validation when
-    cross-fitted (folds > 1), else the validation photos."""
+    cross-fitted (folds > 1), else the validation photos, which early stopping also picked the epoch on (the
+    thresholds are cut on photos the model was chosen on). Not `fitted`: before fitting, no epoch is picked yet."""
     if folds > 1:
         return f"out-of-fold predictions of the {photos} training and validation photos ({folds} folds)"
-    return f"the {photos} validation photos"
+    return f"the {photos} validation photos" + (", which also picked the training epoch" if fitted else "")
 
 
 def fit_cross(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, fit_cfg: FitConfig, *, folds: int,

@@ -140,7 +140,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
     method = cfg.threshold_method or ("point" if cfg.data is None else "lcb")
     cut_set = parts.train + parts.valid if cross else parts.valid
     check_answerable(Counter(it.label for it in cut_set), cfg, method,
-                     cut_on_words(len(cut_set), cfg.folds if cross else 1), cross_fits=can_cross)
+                     cut_on_words(len(cut_set), cfg.folds if cross else 1, fitted=False), cross_fits=can_cross)
     if cross:
         fitted = fit_cross(model, bb, parts, prep, fit_cfg, folds=cfg.folds, tail_blocks=tail_blocks, views=views, say=say)
     else:
