@@ -3,7 +3,8 @@
 
 At the first use of a database in a process, the schema is brought up to date without losing rows: new
 tables are created, missing nullable columns and missing indexes are added to the existing tables
-(`migrate`, generic: it compares the metadata with what SQLAlchemy's inspector finds), and the rollup
+(`migrate`, generic: it compares the metadata with what SQLAlchemy's inspector finds), indexes an earlier
+release made and the schema no longer has are dropped (`DROPPED_INDEXES`), and the rollup
 triggers are installed (roomsight.rollup). The changes are made while writers wait, so two processes
 starting together do them once.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ from roomsight.tables import metadata
 log = logging.getLogger(__name__)
 
 _engines: dict[str, Engine] = {}
+
+# Indexes earlier releases made that the schema no longer has, by table: left behind, each would cost every
+# write to its table for no reader. drift_checks was indexed by when a check finished before it was by the
+# end of the window the check read.
+DROPPED_INDEXES: Mapping[str, tuple[str, ...]] = {"drift_checks": ("ix_drift_checks_rollout",)}
 
 
 def engine_for(url: str) -> Engine:
@@ -136,12 +142,15 @@ def _create_tables(engine: Engine, meta: MetaData = metadata) -> None:
         conn.commit()
 
 
-def _gaps(conn: Connection, meta: MetaData) -> tuple[list[Column], list[Index]]:
-    """The columns and indexes of `meta`'s existing tables that the database lacks."""
+def _gaps(conn: Connection, meta: MetaData, dropped: Mapping[str, Collection[str]]
+          ) -> tuple[list[Column], list[Index], list[tuple[str, str]]]:
+    """The columns and indexes of `meta`'s existing tables that the database lacks, and the (table, index)
+    pairs of `dropped` it still has."""
     insp = inspect(conn)
     tables = set(insp.get_table_names())
     columns: list[Column] = []
     indexes: list[Index] = []
+    stale: list[tuple[str, str]] = []
     for table in meta.sorted_tables:
         if table.name not in tables:
             continue  # create_all makes whole tables
@@ -149,7 +158,8 @@ def _gaps(conn: Connection, meta: MetaData) -> tuple[list[Column], list[Index]]:
         columns += [c for c in table.columns if c.name not in have]
         named = _index_names(conn, insp, table.name)
         indexes += [i for i in sorted(table.indexes, key=lambda i: i.name or "") if i.name not in named]
-    return columns, indexes
+        stale += [(table.name, name) for name in dropped.get(table.name, ()) if name in named]
+    return columns, indexes, stale
 
 
 def _index_names(conn: Connection, insp: Inspector, table: str) -> set[str]:
@@ -160,18 +170,20 @@ def _index_names(conn: Connection, insp: Inspector, table: str) -> set[str]:
     return {i["name"] for i in insp.get_indexes(table)}
 
 
-def migrate(engine: Engine, meta: MetaData = metadata) -> list[str]:
-    """Add to the existing tables the columns and indexes `meta` has and the database lacks. A new column
-    must be nullable or have a server default (existing rows need a value); otherwise SchemaMismatch names
-    it. Returns what was done, one line per change."""
+def migrate(engine: Engine, meta: MetaData = metadata,
+            dropped: Mapping[str, Collection[str]] = DROPPED_INDEXES) -> list[str]:
+    """Add to the existing tables the columns and indexes `meta` has and the database lacks, and drop the
+    indexes of `dropped` they still have. A new column must be nullable or have a server default (existing
+    rows need a value); otherwise SchemaMismatch names it. Returns what was done, one line per change."""
     with engine.connect() as conn:
-        columns, indexes = _gaps(conn, meta)
-    if not columns and not indexes:
+        columns, indexes, stale = _gaps(conn, meta, dropped)
+    if not columns and not indexes and not stale:
         return []
     done = []
     where = redact(str(engine.url))
-    with writers_excluded(engine, {x.table.name for x in [*columns, *indexes]}) as conn:
-        columns, indexes = _gaps(conn, meta)  # again, under the lock: another process may have done it
+    with writers_excluded(engine, {x.table.name for x in [*columns, *indexes]} | {t for t, _ in stale}) as conn:
+        # Again, under the lock: another process may have done it.
+        columns, indexes, stale = _gaps(conn, meta, dropped)
         for col in columns:
             if not col.nullable and col.server_default is None:
                 raise SchemaMismatch(f"the database's table {col.table.name} lacks column {col.name}, which is "
@@ -185,6 +197,10 @@ def migrate(engine: Engine, meta: MetaData = metadata) -> list[str]:
             log.warning("upgrading the database at %s: adding index %s", where, index.name)
             index.create(conn)
             done.append(f"added index {index.name} on {index.table.name}")
+        for table, name in stale:
+            log.warning("upgrading the database at %s: dropping index %s, which the schema no longer has", where, name)
+            conn.exec_driver_sql(f"DROP INDEX {conn.dialect.identifier_preparer.quote(name)}")
+            done.append(f"dropped index {name} on {table}")
     return done
 
 

@@ -164,6 +164,7 @@ drift_checks = Table(
     Column("ood_share", Float, nullable=False),
     Column("summary", JSON, nullable=False),  # monitoring.drift.DriftResult.to_dict()
 )
+# Renamed or removed, an index goes in roomsight.db.DROPPED_INDEXES, or databases upgraded keep it.
 Index("ix_drift_checks_rollout_window", drift_checks.c.rollout_id, drift_checks.c.window_until)
 
 rollout_state = Table(

@@ -114,6 +114,37 @@ def test_generic_step_adds_nullable_columns_and_indexes_and_names_what_it_cannot
     engine.dispose()
 
 
+def test_drift_checks_indexed_by_when_a_check_finished_lose_that_index_for_the_window_one(url):
+    """drift_checks as released before it was indexed by the end of the window a check read: the upgrade
+    added the new index and left the old one, which every write of a check then kept up for no reader."""
+    from sqlalchemy import JSON, Boolean, Float
+
+    old_meta = MetaData()
+    checks = Table("drift_checks", old_meta, Column("id", Integer, primary_key=True, autoincrement=True),
+                   Column("rollout_id", String(36), nullable=False), Column("created_at", Float, nullable=False),
+                   Column("window_until", Float, nullable=False), Column("n_window", Integer, nullable=False),
+                   Column("n_sample", Integer, nullable=False), Column("alarm", Boolean, nullable=False),
+                   Column("drifted_share", Float, nullable=False), Column("ood_share", Float, nullable=False),
+                   Column("summary", JSON, nullable=False))
+    Index("ix_drift_checks_rollout", checks.c.rollout_id, checks.c.created_at)
+    old = create_engine(url)
+    old_meta.create_all(old)
+    with old.begin() as conn:
+        conn.execute(insert(checks).values(rollout_id="r-old", created_at=2.0, window_until=1.0, n_window=10, n_sample=10,
+                                           alarm=False, drifted_share=0.0, ood_share=0.0, summary={}))
+    assert "ix_drift_checks_rollout" in index_names(old)
+
+    assert db.migrate(old) == ["added column drift_checks.window_since",
+                               "added index ix_drift_checks_rollout_window on drift_checks",
+                               "dropped index ix_drift_checks_rollout on drift_checks"]
+    names = index_names(old)
+    assert "ix_drift_checks_rollout_window" in names and "ix_drift_checks_rollout" not in names
+    with old.connect() as conn:
+        assert conn.execute(text("SELECT rollout_id, window_until FROM drift_checks")).all() == [("r-old", 1.0)]
+    assert db.migrate(old) == []
+    old.dispose()
+
+
 def test_an_outbox_written_before_claims_had_owners_gets_the_column_and_is_caught_up_on(tmp_path, monkeypatch):
     """rollout_outbox as released before `claimed_by`: opened by today's code, the column is added, and a
     row an older process claimed (no owner) waits out its claim and is then caught up on as before."""
