@@ -119,20 +119,18 @@ def _step(now: rollup.Counts, before: rollup.Counts | None) -> dict[str, float |
     rollup reads, whatever the step's length)."""
     if before is None:
         return {name: None for name in STEP_METRICS}
-    d = {k: max(0, getattr(now, k) - getattr(before, k))
-         for k in ("requests", "compared", "disagreements", "candidate_served", "candidate_calls", "candidate_errors",
-                   "ood_flagged")}
+    d = now.since(before)
     return {
-        "step_requests": float(d["requests"]),
-        "step_compared": float(d["compared"]),
-        "step_agreement": 1.0 - d["disagreements"] / d["compared"] if d["compared"] else None,
-        "step_candidate_served": float(d["candidate_served"]),
-        "step_candidate_requests": float(d["candidate_calls"]),
-        "step_candidate_error_rate": d["candidate_errors"] / d["candidate_calls"] if d["candidate_calls"] else None,
+        "step_requests": float(d.requests),
+        "step_compared": float(d.compared),
+        "step_agreement": 1.0 - d.disagreements / d.compared if d.compared else None,
+        "step_candidate_served": float(d.candidate_served),
+        "step_candidate_requests": float(d.candidate_calls),
+        "step_candidate_error_rate": d.candidate_errors / d.candidate_calls if d.candidate_calls else None,
         # The drift provider's `ood_share` holds the earlier steps' traffic: a person who promoted past a pause on it
         # was paused again at the next tick, on the share they had decided on. Here, the step's two reads are those
         # of the other `step_` numbers, as known at `as_of` as theirs.
-        "step_ood_share": d["ood_flagged"] / d["requests"] if d["requests"] else None,
+        "step_ood_share": d.ood_flagged / d.requests if d.requests else None,
     }
 
 

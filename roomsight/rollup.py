@@ -225,6 +225,10 @@ class Counts:
     champion_timed: int = 0
     ood_flagged: int = 0
 
+    def since(self, before: Counts) -> Counts:
+        """What was counted after `before` (a step's counts: now less at its start), each counter floored at 0."""
+        return Counts(*(max(0, a - b) for a, b in zip(astuple(self), astuple(before))))
+
 
 assert tuple(f.name for f in fields(Counts)) == ROLLUP_COUNTERS
 

@@ -317,3 +317,12 @@ def test_the_step_is_read_from_the_rollup_only_when_a_step_metric_is_asked_for(t
     read_at.clear()
     evidence.collect(engine, None, MAIN, needed=None, since=since)  # every metric: status, the report, a promotion
     assert since in read_at
+
+
+def test_a_step_s_counts_are_every_counter_now_less_at_its_start_never_below_zero():
+    """A step's counts are the rollout's counts now less those at the step's start, counter by counter (the
+    counters named once, in ROLLUP_COUNTERS); a counter a deleted row took back since counts none."""
+    now = rollup.Counts(*range(10, 10 + len(ROLLUP_COUNTERS)))
+    before = rollup.Counts(*range(len(ROLLUP_COUNTERS)))
+    assert now.since(before) == rollup.Counts(*[10] * len(ROLLUP_COUNTERS))
+    assert before.since(now) == rollup.Counts()
