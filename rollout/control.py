@@ -221,9 +221,9 @@ class ControlPlane:
         """How many changes MLflow has not fully taken yet: their record, or their aliases."""
         return outbox.pending(self.engine)
 
-    def unrecorded_events(self, rollout_id: str | None = None) -> int:
-        """Of those, how many (of `rollout_id`, if given) have no record yet, so history and reports lack them."""
-        return outbox.without_run(self.engine, rollout_id)
+    def events_without_run(self) -> list[dict[str, Any]]:
+        """Of those, the ones with no record yet (history and reports lack them), oldest first, as `history` lists."""
+        return outbox.events_without_run(self.engine)
 
     def catch_up(self) -> int:
         """Give MLflow the changes it missed (their records and aliases); returns how many it took."""

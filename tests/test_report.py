@@ -489,7 +489,7 @@ def test_the_report_and_the_live_page_warn_of_changes_mlflow_has_not_recorded() 
     control = SimpleNamespace(
         plan=load_plan(), history=lambda *_a, **_k: [past], current=lambda: SimpleNamespace(state=state, generation=1),
         status=lambda: Status(state, 1, 0.0, {}, None, None, [], [], unrecorded=pending[0]),
-        unrecorded_events=lambda *_a: pending[0])
+        events_without_run=lambda: [{**past, "run_id": None}] * pending[0])
     for rid in (None, "r-past"):
         html = render(report_input(control, rid), Views())  # type: ignore[arg-type]
         assert re.search(r'id="unrecorded"[^>]*><b>3 rollout changes not recorded in MLflow', html), rid
@@ -540,6 +540,53 @@ def test_with_mlflow_out_of_reach_the_report_is_built_from_the_routing_database(
     assert 'id="unreachable"' not in render(inp, Views()) and report_input(up, past).rollout_id == past
 
 
+def test_a_report_reads_the_outbox_once_so_the_changes_it_shows_are_those_it_counts(settings, monkeypatch) -> None:
+    """With MLflow out of reach, a report read the outbox to show the changes MLflow lacks, then again to count
+    them: one that MLflow took in between (another process caught up) was shown and not counted, the warning
+    saying "1 rollout change not recorded in MLflow yet: this report shows it" over the two it showed."""
+    from sqlalchemy import update
+
+    from roomsight.errors import RegistryError
+    from roomsight.tables import rollout_outbox
+    from rollout import outbox, records
+    from rollout.control import ControlPlane
+    from rollout.report.build import report_input
+    from tests.plans import open_plan
+
+    def mlflow_away(*_a, **_k):  # noqa: ANN202 - any MLflow call while MLflow is away
+        raise RegistryError("MLflow is out of reach")
+
+    cp = ControlPlane(settings, open_plan(), actor="dana")
+    rid = cp.start("models:/roomtype/2").after.rollout_id
+    monkeypatch.setattr(records, "record", mlflow_away)
+    assert "record" in cp.promote("limited").mlflow_pending and "record" in cp.pause("drift in eu-west").mlflow_pending
+    monkeypatch.setattr(records, "history", mlflow_away)
+    assert [e["action"] for e in outbox.events_without_run(cp.engine)] == ["promote", "auto-pause"]
+
+    with cp.engine.connect() as conn:
+        oldest = conn.execute(select(rollout_outbox.c.generation).where(rollout_outbox.c.run_id.is_(None))
+                              .order_by(rollout_outbox.c.generation)).scalars().first()
+    reads: list[str] = []  # the statements reading the outbox's changes
+    caught_up: list[bool] = []
+
+    def catch_up_after_the_first_read(_conn, _cursor, statement: str, *_a) -> None:  # noqa: ANN001 - SQLAlchemy's
+        if reads and not caught_up:  # MLflow takes the oldest change waiting, right after the report's first read
+            caught_up.append(True)
+            with cp.engine.begin() as other:
+                other.execute(update(rollout_outbox).where(rollout_outbox.c.generation == oldest).values(run_id="run-x"))
+        if re.match(r"\s*SELECT rollout_outbox\.event\b", statement):
+            reads.append(statement)
+
+    event.listen(cp.engine, "before_cursor_execute", catch_up_after_the_first_read)
+    try:
+        inp = report_input(cp)
+    finally:
+        event.remove(cp.engine, "before_cursor_execute", catch_up_after_the_first_read)
+    assert caught_up and inp.rollout_id == rid and inp.history_unreachable
+    assert [e["action"] for e in inp.events] == ["promote", "auto-pause"] and inp.unrecorded_shown
+    assert inp.unrecorded == len(inp.events) and len(reads) == 1
+
+
 def test_a_past_rollout_none_of_whose_changes_mlflow_has_yet_is_reported_from_the_outbox(tmp_path) -> None:
     """Its start and rollback both waited in the outbox (MLflow down for both, back before the catch-up):
     `rollout report --rollout` answered that the rollout had no recorded events, as if it never happened,
@@ -571,7 +618,7 @@ def test_a_past_rollout_none_of_whose_changes_mlflow_has_yet_is_reported_from_th
         plan=load_plan(), engine=engine, history=lambda *_a, **_k: [],
         current=lambda: SimpleNamespace(state=stable, generation=2),
         status=lambda: Status(stable, 2, 0.0, {}, None, None, [], [], unrecorded=2),
-        unrecorded_events=lambda rid=None: outbox.without_run(engine, rid))
+        events_without_run=lambda: outbox.events_without_run(engine))
 
     assert resolve_rollout(control, "r-wait") == "r-waiting"  # type: ignore[arg-type]
     inp = report_input(control, "r-waiting")  # type: ignore[arg-type]

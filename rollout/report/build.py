@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from monitoring.review import queue
 from monitoring.review.photos import PhotoStore
 from roomsight.errors import RegistryError
-from rollout import outbox
 from rollout.report import plots
 from rollout.report.plots import Plot
 from rollout.report.inputs import ReportInput, from_events, from_outcome, from_status
@@ -86,14 +85,35 @@ def _plot(views: Views, inp: ReportInput) -> None:
 
 
 # -- entry points -------------------------------------------------------------------------------------
-def _events(control: ControlPlane) -> tuple[list[dict[str, Any]], RegistryError | None]:
-    """The recorded events, newest first; with MLflow out of reach, the changes waiting in the outbox for it
-    (newest first too) and the error. The routing state, the log and the outbox are all in the routing
-    database, so a report can still say where a rollout stands and why while MLflow is down."""
+@dataclass(frozen=True)
+class _Reading:
+    """One reading of a report's events: the outbox's changes MLflow has no record of (oldest first, as
+    `records.history` lists them), then MLflow's recorded events (newest first; None when out of reach, with
+    its error). The outbox is read once, so what the report shows from it and what it counts agree; and
+    before MLflow, so a change recorded between the two readings is in both (shown, and still counted as
+    unrecorded) rather than in neither."""
+
+    waiting: list[dict[str, Any]]
+    recorded: list[dict[str, Any]] | None
+    unreachable: RegistryError | None
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Newest first: MLflow's; with MLflow out of reach, the outbox's (the routing state, the log and the
+        outbox are all in the routing database, so a report can still say where a rollout stands and why)."""
+        return self.waiting[::-1] if self.recorded is None else self.recorded
+
+    def waiting_of(self, rollout_id: str | None) -> list[dict[str, Any]]:
+        """The changes waiting of `rollout_id` (all of them for None), oldest first."""
+        return [e for e in self.waiting if rollout_id is None or e.get("rollout_id") == rollout_id]
+
+
+def _read(control: ControlPlane) -> _Reading:
+    waiting = control.events_without_run()
     try:
-        return control.history(HISTORY_LIMIT), None
+        return _Reading(waiting, control.history(HISTORY_LIMIT), None)
     except RegistryError as exc:
-        return outbox.events_without_run(control.engine)[::-1], exc
+        return _Reading(waiting, None, exc)
 
 
 def report_input(control: ControlPlane, rollout_id: str | None = None) -> ReportInput:
@@ -101,31 +121,30 @@ def report_input(control: ControlPlane, rollout_id: str | None = None) -> Report
     recorded events. A rollout that reached full keeps its id in the routing state but is no longer in
     progress: it is read from its events like any other past one. A past rollout none of whose changes
     MLflow has yet is read from the outbox's copies of them; with MLflow out of reach, every rollout is."""
-    events, unreachable = _events(control)
-    from_outbox = unreachable is not None
+    read = _read(control)
+    events, from_outbox = read.events, read.unreachable is not None
     state = control.current().state
     if rollout_id is None or (state.in_progress and rollout_id == state.rollout_id):
         inp = from_status(control.status(), control.plan, events)
     elif not from_outbox and any(e.get("rollout_id") == rollout_id for e in events):
         inp = from_events(rollout_id, control.plan, events)
     else:  # MLflow has none of its changes yet, or is out of reach: the outbox's copies say what they were
-        waiting = outbox.events_without_run(control.engine, rollout_id)
-        if not waiting and unreachable is not None:
-            raise unreachable
+        waiting = read.waiting_of(rollout_id)
+        if not waiting and read.unreachable is not None:
+            raise read.unreachable
         inp, from_outbox = from_events(rollout_id, control.plan, waiting), True
     # Not `status.unrecorded`: that counts changes recorded whose aliases wait too, which the events have; and
     # only the rollout's own, whose events the report shows (all of them when idle: it shows the latest of all).
-    unrecorded = control.unrecorded_events(inp.rollout_id)
+    unrecorded = len(read.waiting_of(inp.rollout_id))
     return replace(inp, unrecorded=unrecorded, unrecorded_shown=from_outbox and unrecorded > 0,
-                   history_unreachable=None if unreachable is None else str(unreachable))
+                   history_unreachable=None if read.unreachable is None else str(read.unreachable))
 
 
 def resolve_rollout(control: ControlPlane, given: str) -> str:
     """A rollout id, or the one id that begins with `given` (reports show 8 characters), among those
     logged, queued, recorded in MLflow or waiting in the outbox to be."""
-    events, unreachable = _events(control)
-    waiting = outbox.events_without_run(control.engine) if unreachable is None else []  # else the events are those
-    ids = [e["rollout_id"] for e in (*events, *waiting) if e.get("rollout_id")]
+    read = _read(control)
+    ids = [e["rollout_id"] for e in (*(read.recorded or []), *read.waiting) if e.get("rollout_id")]
     return queue.resolve_rollout(control.engine, given, ids)
 
 
@@ -170,4 +189,4 @@ def _no_drift(_rollout_id: str, _requests: dict[str, int]) -> list[RegionDrift]:
 
 def latest_recorded(control: ControlPlane) -> str | None:
     """The rollout of the most recent recorded event (with MLflow out of reach: waiting in the outbox), if any."""
-    return next((e["rollout_id"] for e in _events(control)[0] if e.get("rollout_id")), None)
+    return next((e["rollout_id"] for e in _read(control).events if e.get("rollout_id")), None)
