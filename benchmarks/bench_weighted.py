@@ -15,8 +15,8 @@ from scipy.stats import norm
 
 from analysis.weighted import model_estimates
 from benchmarks.run import Target
-from benchmarks.sim_rollouts import AGREEMENT_RESERVE, CLASSES, PRIORITY, next_stratum
-from roomsight.verdicts import IN_DOMAIN, UNSURE, UNUSABLE, Cell, CountRow, ReviewSample, VerdictRow
+from benchmarks.sim_rollouts import AGREEMENT_RESERVE, CLASSES, PRIORITY, next_stratum, sample_of_rows
+from roomsight.verdicts import IN_DOMAIN, Cell, CountRow, ReviewSample
 
 CELLS = (Cell("us-east", "", IN_DOMAIN), Cell("us-east", "", "night_time"))
 RATES = {"disagreement": 1.0, "low_confidence": 1.0, "spot_check": 0.05}  # review.*_share's defaults
@@ -122,19 +122,8 @@ def review(w: Window, rows_per_verdict: float) -> tuple[list[int], int]:
 
 def sample(w: Window, resolved: list[int], edge: int) -> ReviewSample:
     """The review sample the SQL provider reads at the window's end, its common frontier just before row `edge`."""
-    champ, cand = w.answers
-    key = np.stack([w.stratum, w.cell, champ != cand, champ >= 0, cand >= 0, np.arange(len(w.cell)) < edge], axis=1)
-    uniq, n = np.unique(key, axis=0, return_counts=True)
-    counts = tuple(CountRow(PRIORITY[s], CELLS[c], bool(d), bool(a), bool(b), int(k), True, bool(common))
-                   for (s, c, d, a, b, common), k in zip(uniq.tolist(), n.tolist()))
-
-    def label(code: int) -> str:
-        return UNSURE if code < 0 else CLASSES[code]
-
-    verdicts = tuple(VerdictRow(PRIORITY[w.stratum[i]], RATES[PRIORITY[w.stratum[i]]], CELLS[w.cell[i]], label(champ[i]),
-                                label(cand[i]), UNUSABLE if w.unusable[i] else label(w.truth[i]), float(i), float(j))
-                     for j, i in enumerate(resolved))
-    return ReviewSample(None, None, dict(RATES), counts, verdicts, float(len(w.cell)), (), edge - 0.5)
+    return sample_of_rows(CELLS, RATES, CLASSES, w.stratum, w.cell, w.answers, w.truth, w.unusable, len(w.cell),
+                         resolved, edge)
 
 
 def truth(w: Window, upto: int) -> dict[str, dict[str, float]]:

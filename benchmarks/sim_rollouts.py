@@ -180,9 +180,6 @@ class Stream:
         # The review queue: disagreements first, then low confidence, then spot checks; oldest first in each.
         self.queues = [np.nonzero(self.sampled & kept & (self.stratum == s))[0] for s in range(len(PRIORITY))]
 
-    def label(self, code: int) -> str:
-        return UNSURE if code < 0 else self.t.classes[code]
-
 
 @dataclass
 class Run:
@@ -295,21 +292,35 @@ def next_stratum(waiting: list[int], taken: list[int], reserve: float) -> int:
 def sample_of(st: Stream, arrived: int, resolved: list[int]) -> ReviewSample:
     """The review sample the SQL provider would read at this moment (for the weighted estimates), its
     common frontier just before the oldest sampled photo of any stratum still open."""
-    w = st.t
     done = np.zeros(len(st.cell), bool)
     done[resolved] = True
     open_ = [q[(q < arrived) & ~done[q]] for q in st.queues]
     edge = min([int(q[0]) for q in open_ if len(q)], default=arrived)
-    key = np.stack([st.stratum[:arrived], st.cell[:arrived], st.disc[:arrived], st.champion[:arrived] >= 0,
-                    st.candidate[:arrived] >= 0, np.arange(arrived) < edge], axis=1)
+    return sample_of_rows(st.t.cells, st.t.rates, st.t.classes, st.stratum, st.cell, (st.champion, st.candidate),
+                         st.truth, st.unusable, arrived, resolved, edge)
+
+
+def sample_of_rows(cells: tuple[Cell, ...], rates: dict[str, float], classes: tuple[str, ...], stratum: np.ndarray,
+                  cell: np.ndarray, answers: tuple[np.ndarray, np.ndarray], truth: np.ndarray, unusable: np.ndarray,
+                  logged: int, resolved: list[int], edge: int) -> ReviewSample:
+    """The review sample the SQL provider reads once the first `logged` rows are logged (row i at time i) and
+    the `resolved` rows reviewed in that order (verdict j at time j), its common frontier just before row
+    `edge`. `stratum` indexes PRIORITY, `cell` cells, `answers` (champion, candidate) and `truth` classes
+    (-1: unsure)."""
+    champ, cand = answers
+
+    def label(code: int) -> str:
+        return UNSURE if code < 0 else classes[code]
+
+    key = np.stack([stratum[:logged], cell[:logged], champ[:logged] != cand[:logged], champ[:logged] >= 0,
+                    cand[:logged] >= 0, np.arange(logged) < edge], axis=1)
     uniq, n = np.unique(key, axis=0, return_counts=True)
-    counts = tuple(CountRow(PRIORITY[s], w.cells[c], bool(d), bool(a), bool(b), int(k), True, bool(common))
+    counts = tuple(CountRow(PRIORITY[s], cells[c], bool(d), bool(a), bool(b), int(k), True, bool(common))
                    for (s, c, d, a, b, common), k in zip(uniq.tolist(), n.tolist()))
-    verdicts = tuple(VerdictRow(PRIORITY[st.stratum[i]], w.rates[PRIORITY[st.stratum[i]]], w.cells[st.cell[i]],
-                                st.label(st.champion[i]), st.label(st.candidate[i]),
-                                UNUSABLE if st.unusable[i] else st.label(st.truth[i]), float(i), float(j))
+    verdicts = tuple(VerdictRow(PRIORITY[stratum[i]], rates[PRIORITY[stratum[i]]], cells[cell[i]], label(champ[i]),
+                                label(cand[i]), UNUSABLE if unusable[i] else label(truth[i]), float(i), float(j))
                      for j, i in enumerate(resolved))
-    return ReviewSample(None, None, dict(w.rates), counts, verdicts, float(arrived), (), edge - 0.5)
+    return ReviewSample(None, None, dict(rates), counts, verdicts, float(logged), (), edge - 0.5)
 
 
 def _covered(st: Stream, arrived: int, resolved: list[int]) -> dict[str, bool]:
