@@ -115,8 +115,9 @@ def _first_of_photo(known_at: float | None) -> ColumnElement[bool]:
     return p.photo_id.is_(None) | ~earlier
 
 
-# Built once: building it costs about a millisecond, at every guard reading's counts (a few groupings) and
-# fill. Bound to no value, it is the same in every statement (a statement compiles from it, never changes it).
+# Built once: every guard reading's counts (a few groupings) and every fill use it, and building it is slow
+# next to the rest of their Python. Bound to no value, it is the same in every statement: a statement
+# compiles from it, never changes it.
 _FIRST_OF_PHOTO = _first_of_photo(None)
 
 
