@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from roomsight.errors import ImageRejected
@@ -106,11 +107,24 @@ def _orientation(img: Image.Image) -> int:
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:
-    """16-bit greyscale (PNG, TIFF) scaled to 8 bits: PIL's RGB conversion clips it instead, so nearly
-    every pixel of such a photo came out white."""
+    """Greyscale wider than 8 bits scaled to 8 bits: PIL's RGB conversion clips it instead, so nearly every
+    pixel of such a photo came out white (or, for floats from 0 to 1, black).
+    - 16-bit (PNG, TIFF: I;16 modes): by 1/256.
+    - 32-bit integers (mode I: 32-bit TIFF, and 16-bit PGM, which PIL opens so): the format does not say
+      how many bits are used, so by the narrowest of 8, 16 or 31 bits (mode I is signed) that holds the
+      brightest pixel.
+    - floats (mode F): from 0 to 1 when they stay in it, the usual convention; otherwise as integers."""
     if img.mode.startswith("I;16"):
         return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    return img
+    if img.mode not in ("I", "F"):
+        return img
+    x = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(x.max()) if x.size else 0.0
+    if img.mode == "F" and top <= 1.0:
+        scale = 255.0
+    else:
+        scale = next(255.0 / (2.0 ** bits - 1) for bits in (8, 16, 31) if top <= 2.0 ** bits - 1 or bits == 31)
+    return Image.fromarray(np.clip(x * scale, 0, 255).round().astype(np.uint8))
 
 
 def decode_upload(data: bytes, serve: ServeSettings) -> DecodedImage:

@@ -42,6 +42,35 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped(fmt):
     assert pixels.shape == (64, 64, 3) and abs(pixels.mean() - 127.5) < 1 and pixels.min() == 0 and pixels.max() == 255
 
 
+def _pgm16(ramp) -> bytes:  # noqa: ANN001 - a uint16 array
+    """A 16-bit PGM, which PIL opens as 32-bit integers (mode I)."""
+    h, w = ramp.shape
+    return f"P5 {w} {h} 65535\n".encode() + ramp.astype(">u2").tobytes()
+
+
+def _tiff(array) -> bytes:  # noqa: ANN001
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "TIFF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("made", ["pgm16", "int32 holding 16 bits", "int32 holding 32 bits", "float 0 to 1"])
+def test_greyscale_wider_than_sixteen_bits_is_scaled_not_clipped(made):
+    """PIL opens a 16-bit PGM and 32-bit TIFFs as 32-bit integers (mode I) and float TIFFs as mode F, and its RGB
+    conversion clipped them: a ramp came out nearly all white (integers) or all black (floats from 0 to 1)."""
+    import numpy as np
+
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    data = {"pgm16": lambda: _pgm16((ramp * 65535).astype(np.uint16)),
+            "int32 holding 16 bits": lambda: _tiff((ramp * 65535).astype(np.int32)),
+            "int32 holding 32 bits": lambda: _tiff((ramp * (2**31 - 1)).astype(np.int32)),
+            "float 0 to 1": lambda: _tiff(ramp.astype(np.float32))}[made]()
+    assert Image.open(io.BytesIO(data)).mode in ("I", "F"), "the case this test is about"
+    pixels = np.asarray(decode_image(data).image, dtype=np.float64)
+    assert pixels.shape == (64, 64, 3) and pixels.min() == 0
+    assert abs(pixels.mean() - 127.5) < 1 and pixels.max() == 255
+
+
 @pytest.mark.parametrize("data,status,message", [
     (b"", 400, "0 bytes"),
     (b"hello, not an image", 400, "not an image"),
