@@ -78,8 +78,8 @@ def _reset_to(model: RoomNet, start: dict[str, torch.Tensor]) -> Callable[[int],
 
 def cut_on_words(photos: int, folds: int, *, fitted: bool = True) -> str:
     """The photos the thresholds are cut on, in words: out-of-fold predictions of train + validation when
-    cross-fitted (folds > 1), else the validation photos, which early stopping also picked the epoch on (the
-    thresholds are cut on photos the model was chosen on). Not `fitted`: before fitting, no epoch is picked yet."""
+    cross-fitted (folds > 1), else the validation photos, on which early stopping also picked the epoch (not
+    yet before fitting: `fitted` False)."""
     if folds > 1:
         return f"out-of-fold predictions of the {photos} training and validation photos ({folds} folds)"
     return f"the {photos} validation photos" + (", which also picked the training epoch" if fitted else "")
