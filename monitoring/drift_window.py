@@ -108,7 +108,8 @@ def window_frame(engine: Engine, window: Window, sample: int | None, seed: int =
         for start in range(0, len(chosen), 500):
             rows += conn.execute(select(*(p[c] for c in _COLUMNS))
                                  .where(p.request_id.in_(chosen[start:start + 500])).order_by(p.ts)).all()
-        return Frame(_records_frame(rows), len(ids), seed, keyed[-1].ts)
+        # Not keyed[-1]: with `last`, the window is ordered newest first before (ts, request_id).
+        return Frame(_records_frame(rows), len(ids), seed, max(r.ts for r in keyed))
 
 
 def _records_frame(rows: list[Any]) -> pd.DataFrame:

@@ -134,3 +134,16 @@ def test_a_photo_flagged_but_not_held_is_out_of_domain_in_the_frame(tmp_path: Pa
 def test_a_window_exactly_the_sample_size_is_read_whole_not_sampled(engine) -> None:
     frame = drift.window_frame(engine, drift.Window(), sample=3, seed=1)
     assert frame.seed is None and len(frame.rows) == frame.n_window == 3
+
+
+@pytest.mark.parametrize("last", [None, 2])
+def test_the_frame_says_when_its_window_s_newest_prediction_was_logged_sampled_or_whole(engine, last) -> None:
+    """Drift checks are ordered by it (monitoring.drift_checks.latest). A window of the `last` N sampled
+    (monitoring.drift_check_window above drift_sample) is ordered newest first before (ts, request_id):
+    its last key is the oldest prediction, which the frame gave as the newest."""
+    with engine.connect() as conn:
+        newest = conn.execute(text("SELECT max(ts) FROM predictions")).scalar_one()
+    window = drift.Window(last=last)
+    sampled = drift.window_frame(engine, window, sample=1, seed=1)
+    whole = drift.window_frame(engine, window, sample=None)
+    assert sampled.seed == 1 and sampled.newest == whole.newest == newest
