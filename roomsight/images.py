@@ -113,18 +113,26 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     - 32-bit integers (mode I: 32-bit TIFF, and 16-bit PGM, which PIL opens so): the format does not say
       how many bits are used, so by the narrowest of 8, 16 or 31 bits (mode I is signed) that holds the
       brightest pixel.
-    - floats (mode F): from 0 to 1 when they stay in it, the usual convention; otherwise as integers."""
+    - floats (mode F): from 0 to 1 when they stay in it, the usual convention, but for a few pixels (at
+      most 1 in 100: an overshoot, a highlight, clipped to white), which otherwise scaled the whole photo
+      as integers, to black; else as integers.
+    In float32 and in place: in float64 with a copy per step, the 50-megapixel limit of a compressed TIFF
+    of a few hundred KB took over a GB."""
     if img.mode.startswith("I;16"):
         return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     if img.mode not in ("I", "F"):
         return img
-    x = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.array(img, dtype=np.float32)  # a copy of its own: changed in place below
+    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     top = float(x.max()) if x.size else 0.0
-    if img.mode == "F" and top <= 1.0:
+    if img.mode == "F" and (top <= 1.0 or np.count_nonzero(x > 1.0) * 100 <= x.size):
         scale = 255.0
     else:
         scale = next(255.0 / (2.0 ** bits - 1) for bits in (8, 16, 31) if top <= 2.0 ** bits - 1 or bits == 31)
-    return Image.fromarray(np.clip(x * scale, 0, 255).round().astype(np.uint8))
+    x *= scale
+    np.clip(x, 0, 255, out=x)
+    np.rint(x, out=x)
+    return Image.fromarray(x.astype(np.uint8))
 
 
 def decode_upload(data: bytes, serve: ServeSettings) -> DecodedImage:

@@ -235,3 +235,37 @@ def test_a_photo_taken_turned_is_decoded_upright_as_it_is_shown(orientation, max
     assert (d.width, d.height) == ((60, 40) if orientation == 3 else (40, 60))  # the photo's size, as shown
     off = float(np.abs(np.asarray(d.image, dtype=float) - np.asarray(upright, dtype=float)).mean())
     assert off < 4  # JPEG's own error, not a turned picture's
+
+
+@pytest.mark.parametrize("over", [1.001, 1.5])
+def test_floats_from_0_to_1_with_a_few_pixels_over_1_are_scaled_as_from_0_to_1(over):
+    """A float TIFF from 0 to 1 whose brightest pixels overshoot 1 a little (resampling, a highlight) was
+    scaled as integers: the ramp came out black (mean 0.5) for one pixel at 1.001. The few over 1 are white."""
+    import numpy as np
+
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64).astype(np.float32)
+    ramp.flat[:20] = over  # under 1 pixel in 100
+    pixels = np.asarray(decode_image(_tiff(ramp)).image, dtype=np.float64)
+    assert abs(pixels.mean() - 127.5) < 2 and pixels.max() == 255
+
+
+def test_a_large_float_greyscale_photo_is_scaled_in_a_few_bytes_a_pixel():
+    """A compressed float TIFF of a few hundred KB can hold the 50-megapixel limit: scaled in float64 with a
+    copy per step it took about 24 bytes a pixel (over a GB at the limit), beside PIL's own image."""
+    import tracemalloc
+
+    import numpy as np
+
+    flat = np.zeros((2000, 1000), np.float32)
+    flat[0, 0] = 0.5
+    buf = io.BytesIO()
+    Image.fromarray(flat).save(buf, "TIFF", compression="tiff_deflate")
+    data = buf.getvalue()
+    assert len(data) < 100_000
+    tracemalloc.start()
+    try:
+        decode_image(data, max_side=512)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * flat.size, f"{peak / flat.size:.1f} bytes a pixel"
