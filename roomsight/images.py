@@ -110,9 +110,9 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     """Greyscale wider than 8 bits scaled to 8 bits: PIL's RGB conversion clips it instead, so nearly every
     pixel of such a photo came out white (or, for floats from 0 to 1, black).
     - 16-bit (PNG, TIFF: I;16 modes): by 1/256.
-    - 32-bit integers (mode I: 32-bit TIFF, and 16-bit PGM, which PIL opens so): the format does not say
-      how many bits are used, so by the narrowest of 8, 16 or 31 bits (mode I is signed) that holds the
-      brightest pixel.
+    - 32-bit integers (mode I): a PGM deeper than 8 bits, which PIL opens so, holds 16 (PIL scales any
+      maxval to them); a 32-bit TIFF does not say how many bits its values use, so by the narrowest of 8,
+      16 or 31 bits (mode I is signed) that holds the brightest pixel.
     - floats (mode F): from 0 to 1 when they stay in it, the usual convention, but for a few pixels (at
       most 1 in 100: an overshoot, a highlight, clipped to white), which otherwise scaled the whole photo
       as integers, to black; else as integers.
@@ -128,7 +128,8 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     if img.mode == "F" and (top <= 1.0 or np.count_nonzero(x > 1.0) * 100 <= x.size):
         scale = 255.0
     else:
-        scale = next(255.0 / (2.0 ** bits - 1) for bits in (8, 16, 31) if top <= 2.0 ** bits - 1 or bits == 31)
+        depths = (16,) if img.format == "PPM" else (8, 16, 31)
+        scale = next(255.0 / (2.0 ** bits - 1) for bits in depths if top <= 2.0 ** bits - 1 or bits == depths[-1])
     x *= scale
     np.clip(x, 0, 255, out=x)
     np.rint(x, out=x)

@@ -54,6 +54,15 @@ def _tiff(array) -> bytes:  # noqa: ANN001
     return buf.getvalue()
 
 
+def test_a_dark_sixteen_bit_pgm_stays_dark():
+    """A PGM says its depth (PIL scales every maxval above 255 to 16 bits): one whose pixels stay under 256 of
+    65535 is a dark photo, not an 8-bit one to keep at full brightness."""
+    import numpy as np
+
+    dark = np.linspace(0, 255, 64 * 64).reshape(64, 64).astype(np.uint16)
+    assert np.asarray(decode_image(_pgm16(dark)).image).max() <= 1
+
+
 @pytest.mark.parametrize("made", ["pgm16", "int32 holding 16 bits", "int32 holding 32 bits", "float 0 to 1"])
 def test_greyscale_wider_than_sixteen_bits_is_scaled_not_clipped(made):
     """PIL opens a 16-bit PGM and 32-bit TIFFs as 32-bit integers (mode I) and float TIFFs as mode F, and its RGB
