@@ -163,7 +163,7 @@ def test_a_model_every_class_of_which_abstains_is_refused_naming_the_cause_and_t
     with pytest.raises(DataError) as info:
         check_answers(chosen, TrainConfig(folds=1), "lcb", "the 27 validation photos", cross_fits=True)
     says = str(info.value)
-    for part in ("would answer only 'unsure'", "no class reaches 0.95 precision on the 27 validation photos (9 a class)",
+    for part in ("would answer only 'unsure'", "no class reaches 0.95 precision on the 27 validation photos (9 photos a class)",
                  "after 45 right answers in a row", "--folds 5", "--threshold-method point",
                  "--target-precision", "--allow-always-unsure"):
         assert part in says, says
@@ -221,5 +221,5 @@ def test_a_model_that_could_only_abstain_is_refused_before_any_fitting(tmp_path)
     assert "split" in seen and "fit-start" not in seen, seen
     check_answerable({"a": 45, "b": 3}, TrainConfig(), "lcb", "them", cross_fits=True)  # one class may answer
     check_answerable({"a": 3}, TrainConfig(), "point", "them", cross_fits=True)  # a point estimate may answer
-    with pytest.raises(DataError, match=r"\(3 to 44 a class\).*after 45 right answers in a row"):
+    with pytest.raises(DataError, match=r"\(3 to 44 photos a class\).*after 45 right answers in a row"):
         check_answerable({"a": 44, "b": 3}, TrainConfig(), "lcb", "them", cross_fits=True)

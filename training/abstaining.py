@@ -39,7 +39,7 @@ def refuse_always_unsure(sizes: list[int], cfg: TrainConfig, method: str, cut_on
                          verb: str) -> NoReturn:
     """The refusal, saying why no threshold could be cut and what would let one be."""
     why = (f"no class {verb} {cfg.target_precision:g} precision on {cut_on} "
-           f"({sizes[0]}{'' if sizes[0] == sizes[-1] else f' to {sizes[-1]}'} a class)")
+           f"({sizes[0]}{'' if sizes[0] == sizes[-1] else f' to {sizes[-1]}'} photos a class)")
     remedies = ["more photos", "a lower --target-precision"]
     if method == "lcb":
         needed = right_answers_needed(cfg.target_precision, cfg.threshold_confidence)
