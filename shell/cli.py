@@ -245,3 +245,7 @@ def _utc(ts: float) -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m shell.cli`: the same command line from a checkout, without the installed script
+    main()

@@ -290,3 +290,12 @@ def test_lines_on_stderr_are_not_folded_at_the_console_width(tmp_path, monkeypat
     folder.mkdir()
     result = runner.invoke(app, ["--plan", str(folder), "plan", "show"], env={"ROOMSIGHT_HOME": str(tmp_path)})
     assert result.exit_code == 1 and f"rollout plan {folder} is a folder" in result.output, result.output
+
+
+def test_python_m_shell_cli_runs_the_command_line():
+    """`python -m shell.cli --help` printed nothing and exited 0: the module defined `main` but never called it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-m", "shell.cli", "--help"], cwd=root, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: " in result.stdout and "promote" in result.stdout
