@@ -8,6 +8,7 @@ Heavy imports (torch, Ray, MLflow) happen inside the commands, so `rollout --hel
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from roomsight.cli_context import CliContext, of
 from roomsight.console import console, err, friendly
@@ -23,8 +25,26 @@ from roomsight.errors import UserError
 from shell.cli_format import describe_state, mlflow_behind, pct, print_conditions
 from shell.context import control_of
 
+
+class _RootGroup(TyperGroup):
+    """The root command. Each command's line in a group's listing is its help's first paragraph, on one line:
+    Typer kept the docstring's line breaks there, so the line broke mid-sentence."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        _one_line_listing(self)
+
+
+def _one_line_listing(group: object) -> None:
+    for cmd in getattr(group, "commands", {}).values():
+        if cmd.short_help is None and cmd.help:
+            cmd.short_help = " ".join(inspect.cleandoc(cmd.help).split("\n\n")[0].split())
+        _one_line_listing(cmd)
+
+
 app = typer.Typer(
     name="rollout",
+    cls=_RootGroup,
     help="roomsight: train room-type photo classifiers and roll new versions out in stages "
          "(shadow -> limited -> gradual -> full) on Ray Serve, recorded in MLflow.",
     no_args_is_help=True,

@@ -299,3 +299,14 @@ def test_python_m_shell_cli_runs_the_command_line():
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Usage: " in result.stdout and "promote" in result.stdout
+
+
+def test_a_group_lists_each_command_on_unbroken_lines():
+    """A command's line in `rollout --help` (and a group's) broke where its docstring's first paragraph did,
+    mid-sentence ("what the guard watches and" / "what must pass to leave the step")."""
+    wide = {"COLUMNS": "400"}
+    out = runner.invoke(app, ["--help"], env=wide).output
+    assert "evidence, what the guard watches and what must pass to leave the step." in out
+    assert "--json adds the conditions each was checked on" in out
+    out = runner.invoke(app, ["review", "--help"], env=wide).output
+    assert "(weighted by inverse inclusion probability), next to the raw counts" in out
