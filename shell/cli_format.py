@@ -26,7 +26,8 @@ def describe_state(s: RoutingState, step: str | None = None) -> str:
     if s.percent > 0:
         parts.append(f"{s.percent:g}% of listings everywhere")
     if s.regions and s.region_percent > s.percent:
-        parts.append(("all" if s.region_percent >= 100 else f"{s.region_percent:g}%") + f" of listings in {', '.join(s.regions)}")
+        parts.append(("all listings" if s.region_percent >= 100 else f"{s.region_percent:g}% of listings")
+                     + f" in {', '.join(s.regions)}")
     return f"[bold]{where}[/]: {cand} answers {' and '.join(parts)}; {champ} the rest{held}"
 
 

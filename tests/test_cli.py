@@ -310,3 +310,16 @@ def test_a_group_lists_each_command_on_unbroken_lines():
     assert "--json adds the conditions each was checked on" in out
     out = runner.invoke(app, ["review", "--help"], env=wide).output
     assert "(weighted by inverse inclusion probability), next to the raw counts" in out
+
+
+def test_a_whole_region_reads_all_listings():
+    """A limited step over whole regions read "candidate ... answers all of listings in eu-west"."""
+    from roomsight.registry import ModelRef
+    from roomsight.rollout_state import RoutingState, Stage
+    from shell.cli_format import describe_state
+
+    champ, cand = ModelRef("roomtype", "1"), ModelRef("roomtype", "2")
+    whole = RoutingState(stage=Stage.LIMITED, champion=champ, candidate=cand, rollout_id="r1", regions=("eu-west",), region_percent=100)
+    assert "answers all listings in eu-west; champion" in describe_state(whole, "2/7 limited eu-west 100%")
+    part = RoutingState(stage=Stage.LIMITED, champion=champ, candidate=cand, rollout_id="r1", regions=("eu-west",), region_percent=40)
+    assert "answers 40% of listings in eu-west; champion" in describe_state(part)
