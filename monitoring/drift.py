@@ -239,8 +239,9 @@ def check(settings: Settings, engine: Engine, window: Window) -> tuple[DriftResu
     if len(current) < m.min_window:
         if unlogged := never_logged(engine, window):
             raise DriftError("; ".join(unlogged))
+        more = "widen the window with --since" if window.last is None else "check again once the step has logged more"
         raise DriftError(f"only {len(current)} logged prediction(s) in {window.describe()}; a drift report needs at "
-                         f"least {m.min_window} (monitoring.min_window): widen the window with --since")
+                         f"least {m.min_window} (monitoring.min_window): {more}")
     version = window.model_version or champion_version(settings, engine)
     reference = model_reference(settings, version)
     ref = reference_frame(reference, flag_threshold=m.flag_threshold)

@@ -106,3 +106,16 @@ def test_cli_drift_check_then_status_shows_the_check_and_its_age(settings):
     assert "drift: ALARM" in status and "checked 1 s ago" in status
     bad = runner.invoke(app, ["drift", "check", "--rollout", "nope"], env=env)
     assert bad.exit_code == 1 and "--rollout nope: no such rollout" in bad.output
+
+
+def test_cli_drift_check_on_too_little_traffic_names_no_option_it_lacks(settings):
+    """`rollout drift check` on a quiet step said "widen the window with --since", an option only `drift report` has."""
+    from shell.cli import app
+    from rollout.control import ControlPlane
+    from rollout.plan import load_plan
+
+    ControlPlane(settings, load_plan(), actor="t").start("models:/roomtype/2")
+    result = CliRunner().invoke(app, ["drift", "check"], env={"ROOMSIGHT_HOME": str(settings.home)})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "only 0 logged prediction(s)" in out, out
+    assert "--since" not in out and "check again once the step has logged more" in out
