@@ -42,6 +42,9 @@ def inspect(
     from roomsight.errors import ImageRejected
     from roomsight.images import IMAGE_SUFFIXES, decode_upload
 
+    if model is not None and no_model:
+        # --no-model silently won: the lines read as the model's calibration, without its answers.
+        raise UserError(f"--model {model} and --no-model contradict each other: give one")
     settings = of(ctx).settings
     pack = None if no_model else _load_model(settings, model)
     calibration = Calibration.from_reference(pack.meta.reference if pack else None)

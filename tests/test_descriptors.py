@@ -415,3 +415,15 @@ def test_a_reference_photo_is_described_as_serving_describes_the_same_upload(tmp
     served = decode_upload(path.read_bytes(), ServeSettings())
     row = {k: v[0] for k, v in ref["descriptors"].items() if k in d.DESCRIPTORS}
     assert row == d.describe(served.image, served.width, served.height, served.n_bytes)
+
+
+def test_inspect_refuses_model_and_no_model_together(tmp_path):
+    """`--model models:/roomtype/1 --no-model` described the photos without the model, saying nothing of --model."""
+    from shell.cli import app
+
+    scenes(1)[0].save(tmp_path / "good.jpg", "JPEG")
+    result = CliRunner().invoke(app, ["inspect", "--model", "models:/roomtype/1", "--no-model", str(tmp_path / "good.jpg")],
+                                env={"ROOMSIGHT_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 1, result.output
+    assert "--model models:/roomtype/1 and --no-model contradict each other" in " ".join(result.output.split())
+    assert not [line for line in result.stdout.splitlines() if line.startswith("{")]
