@@ -233,4 +233,4 @@ def load_settings(config_file: Path | str | None = None, environ: dict[str, str]
     try:
         return Settings.model_validate(merged(data, env))
     except ValidationError as exc:
-        raise ConfigError(describe_error(exc)) from None
+        raise ConfigError(describe_error(exc, path, data, env)) from None

@@ -67,14 +67,27 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 _SECRET_WORDS = ("password", "token", "url", "uri", "webhook")
 
 
-def describe_error(err: ValidationError) -> str:
+def describe_error(err: ValidationError, file: Any = None, from_file: Any = None, from_env: Any = None) -> str:
+    """Each problem as a line naming the key and where it was set: the variable that sets it, or the config
+    `file` when its `from_file` values, and not the environment's `from_env`, hold the key."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         # A list is set whole, as JSON: the variable is the list's, whichever item is wrong.
         listed = next((i for i, p in enumerate(e["loc"]) if isinstance(p, int)), len(e["loc"]))
         env = ENV_PREFIX + "__".join(str(p) for p in e["loc"][:listed]).upper()
+        # A key written in the file was named by a variable nobody set, as if it came from the environment.
+        where = (f"in {file}" if file is not None and _holds(from_file, e["loc"][:listed])
+                 and not _holds(from_env, e["loc"][:listed]) else f"env {env}")
         secret = any(w in key.lower() for w in _SECRET_WORDS)
         shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
-        lines.append(f"  {key} (env {env}): {e['msg']}{shown}")
+        lines.append(f"  {key} ({where}): {e['msg']}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _holds(values: Any, path: tuple[Any, ...]) -> bool:
+    for part in path:
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True

@@ -340,3 +340,17 @@ def test_a_section_given_whole_and_a_key_of_it_both_apply_in_any_order(tmp_path:
     assert (s.serve.host, s.serve.port) == ("0.0.0.0", 8080)
     with pytest.raises(ConfigError, match=r"serve \(env ROOMSIGHT_SERVE\): not a mapping, but ROOMSIGHT_SERVE__PORT sets"):
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE": "x", "ROOMSIGHT_SERVE__PORT": "1"})
+
+
+def test_a_bad_key_in_the_config_file_is_named_with_the_file_not_a_variable(tmp_path: Path):
+    """A mistake in config.yaml was reported as `serve.port (env ROOMSIGHT_SERVE__PORT)`: a variable nobody set."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("serve:\n  port: 0\n  host: 127.0.0.1\nfoo: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={"ROOMSIGHT_HOME": str(tmp_path)})
+    said = str(info.value)
+    assert f"serve.port (in {cfg}): " in said and f"foo (in {cfg}): " in said and "(env " not in said
+    # A variable over the file's value is where the bad value came from.
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SERVE__PORT": "-1"})
+    assert "serve.port (env ROOMSIGHT_SERVE__PORT): " in str(info.value)
