@@ -65,6 +65,10 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 _SECRET_WORDS = ("password", "token", "url", "uri", "webhook")
+# pydantic's wording of a shape, in the terms of YAML and JSON ("Extra inputs are not permitted", "a valid tuple",
+# "a valid dictionary or instance of ServeSettings").
+_PLAIN = {"extra_forbidden": "no such setting", "tuple_type": "should be a list", "list_type": "should be a list",
+          "model_type": "should be a mapping of its keys", "dict_type": "should be a mapping"}
 
 
 def describe_error(err: ValidationError, file: Any = None, from_file: Any = None, from_env: Any = None) -> str:
@@ -81,7 +85,7 @@ def describe_error(err: ValidationError, file: Any = None, from_file: Any = None
                  and not _holds(from_env, e["loc"][:listed]) else f"env {env}")
         secret = any(w in key.lower() for w in _SECRET_WORDS)
         shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
-        lines.append(f"  {key} ({where}): {e['msg']}{shown}")
+        lines.append(f"  {key} ({where}): {_PLAIN.get(e['type'], e['msg'])}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 
