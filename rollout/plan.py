@@ -280,13 +280,18 @@ def parse_plan(raw: dict[str, Any], source: str = "rollout plan",
         raise PlanError(f"rollout plan {source} is invalid: {message}", problems[0].key, problems[0].step) from None
 
 
+# pydantic's wording of a shape ("Input should be a valid tuple" for `regions: eu-west`), in YAML's terms.
+_PLAIN = {"extra_forbidden": "no such key", "tuple_type": "should be a list, e.g. [a, b]", "list_type": "should be a list",
+          "model_type": "should be a mapping", "dict_type": "should be a mapping"}
+
+
 def problem(e: Any) -> PlanError:
     """One of pydantic's errors (an ErrorDetails) as a PlanError; a validator's PlanError keeps its key and step."""
     parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
     # After a condition's index pydantic names the kind it was read as (its Tag): no key of the plan, and
     # "exit.0.analysis.on_fail" sent the author looking for an on_fail under `analysis:`.
     loc = [p for i, p in enumerate(parts) if not (p in ("gate", "analysis") and i >= 1 and parts[i - 1].isdigit())]
-    msg = e["msg"].removeprefix("Value error, ")
+    msg = _PLAIN.get(e["type"]) or e["msg"].removeprefix("Value error, ")
     raised = (e.get("ctx") or {}).get("error")
     if isinstance(raised, PlanError):
         return PlanError(msg, raised.key, raised.step)

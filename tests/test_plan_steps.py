@@ -402,3 +402,21 @@ def test_a_state_is_labelled_with_its_step_and_the_traffic_it_has(tmp_path):
     assert step_label(plan, gradual) == "3/4 gradual 40%"
     # A state written under a longer plan than the one read now: the stage alone, not an index error.
     assert step_label(plan, RoutingState(stage=Stage.GRADUAL, step=7, percent=40, **base)) == "gradual"
+
+
+@pytest.mark.parametrize("text, says", [
+    ("regions: eu-west\nsteps: [{shadow: {}}, {full: {}}]\n", "regions: should be a list, e.g. [a, b]"),
+    ("regions: [eu-west]\nsteps:\n  - shadow: {}\n    exit: {metric: compared, min: 30}\n  - full: {}\n",
+     "steps.0.exit: should be a list"),
+    ("regions: [eu-west]\nbudget: {windw: 300}\nsteps: [{shadow: {}}, {full: {}}]\n", "budget.windw: no such key"),
+    ("regions: [eu-west]\nbudget: 300\nsteps: [{shadow: {}}, {full: {}}]\n", "budget: should be a mapping"),
+])
+def test_a_plan_of_the_wrong_shape_is_said_in_yaml_terms(tmp_path, text, says):
+    """`regions: eu-west` was refused with "Input should be a valid tuple", a key of no meaning with "Extra inputs
+    are not permitted": pydantic's words, not the plan's."""
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    assert says in str(info.value), str(info.value)
+    assert "tuple" not in str(info.value) and "Extra inputs" not in str(info.value) and "Input should" not in str(info.value)
