@@ -323,3 +323,18 @@ def test_a_whole_region_reads_all_listings():
     assert "answers all listings in eu-west; champion" in describe_state(whole, "2/7 limited eu-west 100%")
     part = RoutingState(stage=Stage.LIMITED, champion=champ, candidate=cand, rollout_id="r1", regions=("eu-west",), region_percent=40)
     assert "answers 40% of listings in eu-west; champion" in describe_state(part)
+
+
+def test_a_mistyped_rollout_offers_the_one_in_progress_before_anything_is_logged(settings):
+    """With a rollout started and no prediction logged yet, `review stats --rollout TYPO` said "nothing has been
+    logged yet" and named no rollout, though one was in progress."""
+    from rollout.control import ControlPlane
+    from rollout.plan import load_plan
+
+    rid = ControlPlane(settings, load_plan(), actor="t").start("models:/roomtype/2").after.rollout_id
+    env = {"ROOMSIGHT_HOME": str(settings.home)}
+    for args in (["review", "stats"], ["drift", "check"]):
+        result = runner.invoke(app, [*args, "--rollout", "zz"], env=env)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and "--rollout zz: no such rollout" in said, said
+        assert f"recent ones: {rid}" in said and "nothing has been logged" not in said

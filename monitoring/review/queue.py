@@ -227,7 +227,8 @@ def resolve_rollout(engine: Engine, given: str, known: Iterable[str] = ()) -> st
         return seen.pop()
     if seen:
         raise UserError(f"--rollout {given} is ambiguous: it begins {', '.join(sorted(seen))}")
-    recent = list(dict.fromkeys([*recent_rollouts(engine), *known]))[:5]
+    # The rollout in progress too: before its first prediction is logged, the message said nothing had been.
+    recent = list(dict.fromkeys([*filter(None, [current]), *recent_rollouts(engine), *known]))[:5]
     raise UserError(f"--rollout {given}: no such rollout in the prediction log, the review queue or the rollout "
                     "records; " + (f"recent ones: {', '.join(recent)}" if recent else "nothing has been logged yet")
                     + " (`rollout status` shows the current one)")
