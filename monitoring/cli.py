@@ -15,7 +15,7 @@ import typer
 from roomsight.cli_context import of
 from roomsight.console import console, err, friendly
 from roomsight.durations import parse_duration
-from roomsight.errors import MailError, RegistryError, UserError
+from roomsight.errors import DurationError, MailError, RegistryError, UserError
 
 app = typer.Typer()
 drift_app = typer.Typer(help="Drift of live traffic against the model's reference: Evidently reports, by email.",
@@ -113,7 +113,7 @@ def report(
 
     settings = of(ctx).settings
     version = served_version(settings, model) if model else None
-    window = drift.Window(since=time.time() - parse_duration(since), region=region, model_version=version)
+    window = drift.Window(since=time.time() - _duration("--since", since), region=region, model_version=version)
     if email:
         mailer.ready(settings.smtp, email)
     engine = engine_for(settings.db_url)
@@ -135,6 +135,14 @@ def report(
         console.print(f"  emailed to {', '.join(email)}")
     for d in notified:
         console.print(f"  {d.describe()}", highlight=False)
+
+
+def _duration(option: str, text: str) -> float:
+    """An option's duration; a bad one is refused naming the option, as --at is (`rollout history`)."""
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise UserError(f"{option}: {exc}") from None
 
 
 def served_version(settings, given: str) -> str:  # noqa: ANN001 - Settings
@@ -230,8 +238,8 @@ def watch(
     from roomsight.events import DRIFT_ALARM
 
     settings = of(ctx).settings
-    every_s = parse_duration(every)
-    since_s = parse_duration(since) if since else every_s
+    every_s = _duration("--every", every)
+    since_s = _duration("--since", since) if since else every_s
     notifier = Notifier.from_settings(settings)
     recipients: list[str] | None
     try:

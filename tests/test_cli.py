@@ -338,3 +338,14 @@ def test_a_mistyped_rollout_offers_the_one_in_progress_before_anything_is_logged
         said = " ".join(result.output.split())
         assert result.exit_code == 1 and "--rollout zz: no such rollout" in said, said
         assert f"recent ones: {rid}" in said and "nothing has been logged" not in said
+
+
+@pytest.mark.parametrize("args, says", [
+    (["drift", "report", "--since", "1x"], "error: --since: not a duration: '1x'"),
+    (["drift", "watch", "--every", "hourly", "--times", "1"], "error: --every: not a duration: 'hourly'"),
+    (["drift", "watch", "--since", "0s", "--times", "1"], "error: --since: not a duration: '0s'"),
+])
+def test_a_bad_duration_option_is_named(tmp_path, args, says):
+    """`drift report --since 1x` said only "not a duration: '1x'", naming no option, where `history --at` names its own."""
+    result = runner.invoke(app, args, env={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert result.exit_code == 1 and says in " ".join(result.output.split()), result.output
