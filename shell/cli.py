@@ -256,7 +256,11 @@ def _moment(text: str) -> float:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise UserError(f"--at {text!r}: not an ISO time (2026-12-04T10:30) or an age (90m, 2h)") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    when = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    if when > time.time():
+        # It answered with what is live now, in the past tense ("v1 answered every listing") for a time to come.
+        raise UserError(f"--at {text!r} is in the future ({_utc(when)} UTC); give a past moment")
+    return when
 
 
 def _utc(ts: float) -> str:

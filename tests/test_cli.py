@@ -349,3 +349,11 @@ def test_a_bad_duration_option_is_named(tmp_path, args, says):
     """`drift report --since 1x` said only "not a duration: '1x'", naming no option, where `history --at` names its own."""
     result = runner.invoke(app, args, env={"ROOMSIGHT_HOME": str(tmp_path)})
     assert result.exit_code == 1 and says in " ".join(result.output.split()), result.output
+
+
+def test_history_at_a_moment_to_come_is_refused(home):
+    """`history --at 2999-01-01` said which version "answered" each region then: what is live now, as if it were past."""
+    result = runner.invoke(app, ["history", "--at", "2999-01-01T00:00"], env={"ROOMSIGHT_HOME": str(home)})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "--at '2999-01-01T00:00' is in the future" in said, said
+    assert "answered" not in said
