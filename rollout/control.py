@@ -236,8 +236,8 @@ class ControlPlane:
         champion."""
         cur = self.current()
         if generation is not None and cur.generation != generation:
-            raise RolloutError(f"the rollout changed since it was judged (generation {generation}, now "
-                               f"{cur.generation}); nothing was changed")
+            said = "changed since it was judged" if generation < cur.generation else "has not reached that generation"
+            raise RolloutError(f"the rollout {said} (generation {generation}, now {cur.generation}); nothing was changed")
         return cur
 
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,

@@ -85,6 +85,9 @@ def test_status_promote_refusals_through_the_cli(home):
     # A person acts on the rollout status showed them: once it has changed, nothing is.
     result = runner.invoke(app, ["rollback", "--reason", "stale", "--generation", str(generation - 1)], env=env)
     assert result.exit_code == 1 and "the rollout changed since" in result.output
+    # A generation ahead of the rollout's is a mistyped one, not a change since (it said "changed since it was judged").
+    result = runner.invoke(app, ["rollback", "--reason", "typo", "--generation", str(generation + 5)], env=env)
+    assert result.exit_code == 1 and "has not reached that generation" in result.output, result.output
     result = runner.invoke(app, ["rollback", "--reason", "changed my mind", "--generation", str(generation)], env=env)
     assert result.exit_code == 0
     result = runner.invoke(app, ["history", "--json"], env=env)
