@@ -15,10 +15,20 @@ if TYPE_CHECKING:
 
 
 def plan_of(ctx: typer.Context) -> Plan:
+    from roomsight.errors import PlanError
     from rollout.plan import load_plan
 
     c = of(ctx)
-    return load_plan(c.plan_path or c.settings.plan)
+    if c.plan_path is not None:
+        return load_plan(c.plan_path)
+    try:
+        return load_plan(c.settings.plan)
+    except PlanError as exc:
+        if c.settings.plan is None:
+            raise
+        # A file no option named: "rollout plan not found: PATH" left the user to guess which setting gave it.
+        raise PlanError(f"{exc} (from the `plan` setting: env ROOMSIGHT_PLAN or the config file; --plan overrides it)",
+                        exc.key, exc.step) from None
 
 
 def control_of(ctx: typer.Context) -> ControlPlane:

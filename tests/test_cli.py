@@ -360,3 +360,23 @@ def test_history_at_a_moment_to_come_is_refused(home):
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and "--at '2999-01-01T00:00' is in the future" in said, said
     assert "answered" not in said
+
+
+def test_a_plan_setting_that_fails_is_named(tmp_path):
+    """ROOMSIGHT_PLAN pointing at a missing or broken file said only "rollout plan not found: PATH", naming no setting."""
+    missing = tmp_path / "missing.yaml"
+    env = {"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_PLAN": str(missing)}
+    result = runner.invoke(app, ["plan", "show"], env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"rollout plan not found: {missing}" in said, said
+    assert "from the `plan` setting: env ROOMSIGHT_PLAN or the config file" in said
+    # --plan names its file itself, and wins over the setting.
+    result = runner.invoke(app, ["--plan", str(missing), "plan", "show"], env={"ROOMSIGHT_HOME": str(tmp_path)})
+    assert result.exit_code == 1 and "`plan` setting" not in result.output
+    assert runner.invoke(app, ["--plan", str(default_plan()), "plan", "show"], env=env).exit_code == 0
+
+
+def default_plan():
+    from rollout.plan import default_plan_path
+
+    return default_plan_path()
