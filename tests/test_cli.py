@@ -380,3 +380,17 @@ def default_plan():
     from rollout.plan import default_plan_path
 
     return default_plan_path()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--tune", "most"], "error: --tune must be head, last or full; got 'most'"),
+    (["--resize", "zoom"], "error: --resize must be one of"),
+    (["--threshold-method", "best"], "error: --threshold-method must be one of"),
+    (["--backbone", "vgg"], "error: unknown backbone 'vgg'"),
+])
+def test_train_refuses_a_bad_option_by_name_before_any_progress(tmp_path, args, says):
+    """`train --tune most` printed a "preparing data" progress bar, then "tune must be ...", naming no option."""
+    result = runner.invoke(app, ["train", *args], env={"ROOMSIGHT_HOME": str(tmp_path), "COLUMNS": "200"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and said.startswith(says), said
+    assert "preparing data" not in said

@@ -63,7 +63,7 @@ def train(
     """Train a room-type classifier and register it as a new MLflow model version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from training.pipeline import TrainConfig
+    from training.pipeline import TrainConfig, check_options
     from training.pipeline import train as run_train
 
     settings = of(ctx).settings
@@ -72,6 +72,7 @@ def train(
                       target_precision=target_precision, threshold_method=threshold_method,
                       threshold_confidence=threshold_confidence, workers=workers, label_noise=label_noise,
                       allow_always_unsure=allow_always_unsure)
+    check_options(cfg)  # before the progress bar: a mistyped option is the one line the command prints
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("preparing data", total=None)

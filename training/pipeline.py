@@ -235,17 +235,17 @@ def check_options(cfg: TrainConfig) -> None:
     """The options' values, checked before any photo is read: a mistake would otherwise surface only
     after the photos are loaded and split."""
     if cfg.resize_mode not in RESIZE_MODES:
-        raise DataError(f"resize mode must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
+        raise DataError(f"--resize must be one of {', '.join(RESIZE_MODES)}; got {cfg.resize_mode!r}")
     if cfg.tune not in (None, "head", "last", "full"):
-        raise DataError(f"tune must be head, last or full; got {cfg.tune!r}")
+        raise DataError(f"--tune must be head, last or full; got {cfg.tune!r}")
     if cfg.head_only and cfg.tune not in (None, "head"):
         raise DataError(f"--head-only and --tune {cfg.tune} contradict each other: give one")
     if cfg.threshold_method not in (None, *METHODS):
-        raise DataError(f"threshold method must be one of {', '.join(METHODS)}; got {cfg.threshold_method!r}")
+        raise DataError(f"--threshold-method must be one of {', '.join(METHODS)}; got {cfg.threshold_method!r}")
     if not 0 < cfg.threshold_confidence < 1:
-        raise DataError(f"threshold confidence must be between 0 and 1; got {cfg.threshold_confidence}")
+        raise DataError(f"--threshold-confidence must be between 0 and 1; got {cfg.threshold_confidence}")
     if cfg.folds < 1:
-        raise DataError(f"folds must be at least 1; got {cfg.folds}")
+        raise DataError(f"--folds must be at least 1; got {cfg.folds}")
     if cfg.backbone is not None:
         backbones.check_name(cfg.backbone)
 
