@@ -74,7 +74,10 @@ def main_options(
     plan: Optional[Path] = typer.Option(None, "--plan", help="Rollout plan YAML (default: the `plan` setting, else the shipped plan)."),
     actor: Optional[str] = typer.Option(None, "--actor", help="Who is acting, recorded with every change (default: the OS user)."),
 ) -> None:
-    ctx.obj = CliContext(config, plan, actor)
+    if actor is not None and not actor.strip():
+        # An empty one fell back to the OS user unsaid, and one of spaces was recorded as who acted.
+        raise typer.BadParameter("blank; name who is acting, or leave it out for the OS user", param_hint="--actor")
+    ctx.obj = CliContext(config, plan, actor.strip() if actor else None)
 
 
 # -- control plane ----------------------------------------------------------------------------------

@@ -394,3 +394,13 @@ def test_train_refuses_a_bad_option_by_name_before_any_progress(tmp_path, args, 
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and said.startswith(says), said
     assert "preparing data" not in said
+
+
+@pytest.mark.parametrize("actor", ["", "   "])
+def test_a_blank_actor_is_refused(home, actor):
+    """`--actor "  "` recorded a rollback by "  ", and `--actor ""` one by the OS user: neither said so."""
+    env = {"ROOMSIGHT_HOME": str(home)}
+    result = runner.invoke(app, ["--actor", actor, "start", "--candidate", "models:/roomtype/2"], env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--actor: blank; name who is acting" in said, said
+    assert json.loads(runner.invoke(app, ["status", "--json"], env=env).output)["state"]["candidate"] is None
