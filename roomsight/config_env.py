@@ -85,7 +85,7 @@ def describe_error(err: ValidationError, file: Any = None, from_file: Any = None
                  and not _holds(from_env, e["loc"][:listed]) else f"env {env}")
         secret = any(w in key.lower() for w in _SECRET_WORDS)
         shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
-        lines.append(f"  {key} ({where}): {_PLAIN.get(e['type'], e['msg'])}{shown}")
+        lines.append(f"  {key} ({where}): {_PLAIN.get(e['type']) or e['msg'].removeprefix('Value error, ')}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 

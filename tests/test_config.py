@@ -360,6 +360,8 @@ def test_a_bad_key_in_the_config_file_is_named_with_the_file_not_a_variable(tmp_
     ({"ROOMSIGHT_SERVE__PORTT": "8000"}, "serve.portt (env ROOMSIGHT_SERVE__PORTT): no such setting"),
     ({"ROOMSIGHT_SMTP__RECIPIENTS": "ops@example.org"}, "smtp.recipients (env ROOMSIGHT_SMTP__RECIPIENTS): should be a list"),
     ({"ROOMSIGHT_SERVE": "3"}, "serve (env ROOMSIGHT_SERVE): should be a mapping of its keys"),
+    # A check of roomsight's own spoke with pydantic's prefix: "ray.address (env ...): Value error, expected 'auto', ...".
+    ({"ROOMSIGHT_RAY__ADDRESS": "localhost"}, "ray.address (env ROOMSIGHT_RAY__ADDRESS): expected 'auto'"),
 ])
 def test_a_wrong_shape_is_said_in_the_terms_of_yaml_and_json(tmp_path: Path, env, says):
     """pydantic's words reached the user: "Extra inputs are not permitted", "Input should be a valid tuple",
@@ -368,3 +370,4 @@ def test_a_wrong_shape_is_said_in_the_terms_of_yaml_and_json(tmp_path: Path, env
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
     assert says in str(info.value), str(info.value)
     assert "Extra inputs" not in str(info.value) and "tuple" not in str(info.value) and "instance of" not in str(info.value)
+
