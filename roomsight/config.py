@@ -141,6 +141,14 @@ class Settings(_Section):
     review: ReviewSettings = ReviewSettings()
     control: ControlSettings = ControlSettings()
 
+    @field_validator("home", "plan", mode="before")
+    @classmethod
+    def _not_blank(cls, v: object) -> object:
+        # Read as Path(""), the current folder: ROOMSIGHT_HOME= (an unset shell variable) put the databases in it.
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("is empty; give a path, or unset it for the default")
+        return v
+
     @field_validator("home", "plan")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:

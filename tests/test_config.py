@@ -371,3 +371,12 @@ def test_a_wrong_shape_is_said_in_the_terms_of_yaml_and_json(tmp_path: Path, env
     assert says in str(info.value), str(info.value)
     assert "Extra inputs" not in str(info.value) and "tuple" not in str(info.value) and "instance of" not in str(info.value)
 
+
+@pytest.mark.parametrize("variable, key", [("ROOMSIGHT_HOME", "home"), ("ROOMSIGHT_PLAN", "plan")])
+def test_an_empty_path_setting_is_refused_not_read_as_the_current_folder(tmp_path: Path, monkeypatch, variable, key):
+    """ROOMSIGHT_HOME= (a variable set from an unset one) was Path(""): the current folder, where mlflow.db appeared."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path / "home"), variable: " "})
+    assert f"{key} (env {variable}): is empty" in str(info.value), str(info.value)
+    assert list(tmp_path.iterdir()) == []
