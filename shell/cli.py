@@ -218,6 +218,9 @@ def history(
     if as_json:
         print(json.dumps(events, indent=1))
         return
+    if not events:
+        console.print("no rollout events recorded yet; `rollout start --candidate URI` begins a rollout")
+        return
     table = Table("time (UTC)", "action", "from", "to", "actor", "champion", "candidate", "reason")
     for e in events:
         table.add_row(_utc(e["time"]), e["action"] or "", e["from_step"] or e["from"] or "", e["to_step"] or e["to"] or "",

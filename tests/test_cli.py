@@ -404,3 +404,12 @@ def test_a_blank_actor_is_refused(home, actor):
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "--actor: blank; name who is acting" in said, said
     assert json.loads(runner.invoke(app, ["status", "--json"], env=env).output)["state"]["candidate"] is None
+
+
+def test_history_with_no_events_says_so(home):
+    """With nothing recorded, `rollout history` drew an empty table's header and borders, and said nothing."""
+    env = {"ROOMSIGHT_HOME": str(home)}
+    result = runner.invoke(app, ["history"], env=env)
+    assert result.exit_code == 0 and "no rollout events recorded yet" in " ".join(result.output.split()), result.output
+    assert "┏" not in result.output
+    assert json.loads(runner.invoke(app, ["history", "--json"], env=env).output) == []
