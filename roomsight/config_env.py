@@ -85,8 +85,22 @@ def describe_error(err: ValidationError, file: Any = None, from_file: Any = None
                  and not _holds(from_env, e["loc"][:listed]) else f"env {env}")
         secret = any(w in key.lower() for w in _SECRET_WORDS)
         shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
-        lines.append(f"  {key} ({where}): {_PLAIN.get(e['type']) or e['msg'].removeprefix('Value error, ')}{shown}")
+        said = (_PLAIN.get(e["type"]) or e["msg"].removeprefix("Value error, ")) + (
+            _broken_json(e.get("input")) if where.startswith("env") else "")
+        lines.append(f"  {key} ({where}): {said}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _broken_json(value: Any) -> str:
+    """Why a variable meant as JSON was read as text: "should be a list" alone hid a missing bracket. Says where,
+    never the value (it may hold a token or a URL)."""
+    if not isinstance(value, str) or value.strip()[:1] not in ("[", "{"):
+        return ""
+    try:
+        json.loads(value)
+    except json.JSONDecodeError as exc:
+        return f"; the value is not valid JSON ({exc.msg} at character {exc.pos})"
+    return ""
 
 
 def _holds(values: Any, path: tuple[Any, ...]) -> bool:

@@ -380,3 +380,15 @@ def test_an_empty_path_setting_is_refused_not_read_as_the_current_folder(tmp_pat
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path / "home"), variable: " "})
     assert f"{key} (env {variable}): is empty" in str(info.value), str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_variable_of_broken_json_says_so_without_its_value(tmp_path: Path):
+    """ROOMSIGHT_CONTROL__TOKENS='{ops: s3cret}' was refused as "should be a mapping": it was one, in broken JSON."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_CONTROL__TOKENS": "{ops: s3cret}"})
+    said = str(info.value)
+    assert "control.tokens (env ROOMSIGHT_CONTROL__TOKENS): should be a mapping; the value is not valid JSON (" in said, said
+    assert "s3cret" not in said
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SMTP__RECIPIENTS": '["a@example.org"'})
+    assert "should be a list; the value is not valid JSON (" in str(info.value)
