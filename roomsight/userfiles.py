@@ -47,7 +47,9 @@ def read_yaml(path: Path, what: str, error: type[UserError]) -> Any:
     try:
         return yaml.load(read_text(path, what, error), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
-        raise error(f"{what} {path} is not valid YAML: {exc}") from None
+        # PyYAML names the text it parsed `"<unicode string>"`: the file is named already, the line is what helps.
+        said = str(exc).replace('in "<unicode string>", ', "at ")
+        raise error(f"{what} {path} is not valid YAML: {said}") from None
 
 
 def read_csv(path: Path, what: str, error: type[UserError]) -> tuple[list[str], list[dict[str, str]]]:

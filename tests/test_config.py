@@ -392,3 +392,14 @@ def test_a_variable_of_broken_json_says_so_without_its_value(tmp_path: Path):
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), "ROOMSIGHT_SMTP__RECIPIENTS": '["a@example.org"'})
     assert "should be a list; the value is not valid JSON (" in str(info.value)
+
+
+def test_a_file_that_is_not_yaml_is_refused_with_its_line_and_no_parser_internals(tmp_path: Path):
+    """The message read 'in "<unicode string>", line 2, column 1': PyYAML's name for the text it was given."""
+    bad = tmp_path / "c.yaml"
+    bad.write_text("serve:\n  port: [8000\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(bad, environ={"ROOMSIGHT_HOME": str(tmp_path)})
+    said = str(info.value)
+    assert f"config file {bad} is not valid YAML" in said and "at line 3" in said, said
+    assert "<unicode string>" not in said
