@@ -234,6 +234,9 @@ def load_settings(config_file: Path | str | None = None, environ: dict[str, str]
         candidate = home / "config.yaml"
         path = candidate if candidate.exists() else None
     data: Any = {}
+    if path is not None and path.suffix.lower() == ".toml":
+        # Parsed as YAML, TOML failed as "expected '<document start>'", or as a mapping that is not one.
+        raise ConfigError(f"config file {path}: settings are YAML (e.g. config.yaml with `serve: {{port: 8000}}`), not TOML")
     if path is not None:
         data = read_yaml(path, "config file", ConfigError) or {}
         if not isinstance(data, dict):

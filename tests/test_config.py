@@ -403,3 +403,11 @@ def test_a_file_that_is_not_yaml_is_refused_with_its_line_and_no_parser_internal
     said = str(info.value)
     assert f"config file {bad} is not valid YAML" in said and "at line 3" in said, said
     assert "<unicode string>" not in said
+
+
+def test_a_toml_settings_file_is_refused_as_not_yaml(tmp_path: Path):
+    """roomsight.toml was parsed as YAML: "expected '<document start>', but found '<scalar>'"."""
+    toml = tmp_path / "roomsight.toml"
+    toml.write_text('model_name = "rooms"\n[serve]\nport = 9000\n')
+    with pytest.raises(ConfigError, match=r"roomsight.toml: settings are YAML .*not TOML"):
+        load_settings(toml, environ={"ROOMSIGHT_HOME": str(tmp_path)})
