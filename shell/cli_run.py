@@ -28,7 +28,8 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", min=1, max=MAX_PORT, help="HTTP port (default: serve.port, 8000)."),
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
 ) -> None:
-    """Start the Ray Serve app: POST /predict answers with the champion, the candidate per the rollout stage."""
+    """Start the Ray Serve app (POST /predict answers with the champion, the candidate per the rollout stage) and
+    beside it the guard, which acts on the step's watched conditions, and the background drift check."""
     from serving.runner import start_serve, stop_serve
 
     from monitoring.drift_checks import DriftChecker

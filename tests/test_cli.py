@@ -413,3 +413,10 @@ def test_history_with_no_events_says_so(home):
     assert result.exit_code == 0 and "no rollout events recorded yet" in " ".join(result.output.split()), result.output
     assert "┏" not in result.output
     assert json.loads(runner.invoke(app, ["history", "--json"], env=env).output) == []
+
+
+def test_serve_help_says_it_runs_the_guard_and_the_drift_check():
+    """README: `rollout serve` starts the app "and beside it the guard ... and the background drift check"; its
+    help named only the app, though the guard acts on the rollout by itself."""
+    out = " ".join(runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "beside it the guard" in out and "background drift check" in out
