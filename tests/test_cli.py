@@ -213,7 +213,8 @@ def test_demo_on_a_taken_port_fails_before_training(tmp_path, taken_offset, serv
     (["-c", "{binary}", "status"], "config file {binary} is not UTF-8 text"),
     (["--plan", "{folder}", "plan", "show"], "rollout plan {folder} is a folder"),
     (["labels", "--captions", "{captions}", "--out", "{tmp}/o.csv", "--rules", "{binary}"], "rules file {binary} is not UTF-8"),
-    (["labels", "--captions", "{captions}", "--out", "{folder}"], "{folder}: Is a directory"),
+    (["labels", "--captions", "{captions}", "--out", "{folder}"], "--out {folder} is a folder; give a file name, e.g. {folder}/out.csv"),
+    (["labels", "--captions", "{captions}", "--out", "{tmp}/labelled.txt"], "--out {tmp}/labelled.txt: give a .csv file name"),
     # Checked before the work: a report built whole, then not written.
     (["report", "--out", "{binary}/r.html"], "--out {binary}/r.html: cannot create its folder {binary} (File exists)"),
 ])

@@ -136,6 +136,7 @@ def labels(
 
     from training.labels import label_csv, load_rules
 
+    check_output_file(out, "--out", ".csv")  # as review export's: a folder was refused as "FOLDER: Is a directory"
     result = label_csv(captions, out, load_rules(rules), gold)
     console.print(f"labelled {result.labelled} of {result.rows} captions "
                   f"({result.labelled / max(1, result.rows):.0%}); the rest abstained -> {out}")
