@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -221,12 +222,23 @@ def history(
     if not events:
         console.print("no rollout events recorded yet; `rollout start --candidate URI` begins a rollout")
         return
-    table = Table("time (UTC)", "action", "from", "to", "actor", "champion", "candidate", "reason")
+    # Versions as v2 (models:/NAME/ is the same on every row), and no column narrower than its header or words: at
+    # 80 columns both URIs read "models:…" and the time "2026-1…", hiding which versions each event was about.
+    table = Table("time (UTC)", "action", "from", "to", "actor", "champion", "candidate", "reason", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    for column, least in zip(table.columns, (10, 8, 7, 7, 5, 8, 9, 6)):  # 2026-12-07 over its time, rollback, gradual
+        column.min_width = least
     for e in events:
         table.add_row(_utc(e["time"]), e["action"] or "", e["from_step"] or e["from"] or "", e["to_step"] or e["to"] or "",
-                      e["actor"] or "", e["champion"] or "", e["candidate"] or "",
+                      e["actor"] or "", _version(e["champion"]), _version(e["candidate"]),
                       ("[forced] " if e["forced"] else "") + (e["reason"] or ""))
     console.print(table)
+
+
+def _version(uri: str | None) -> str:
+    """models:/roomtype/2 as v2 (the name is the one registered model's); anything else as it is."""
+    name, _, version = (uri or "").removeprefix("models:/").rpartition("/")
+    return f"v{version}" if uri and uri.startswith("models:/") and name and version.isdigit() else uri or ""
 
 
 def _live_at(cp, when: float, region: str | None, as_json: bool) -> None:  # noqa: ANN001 - ControlPlane

@@ -3,6 +3,7 @@ its own where this process's state would change the outcome)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -421,3 +422,15 @@ def test_serve_help_says_it_runs_the_guard_and_the_drift_check():
     help named only the app, though the guard acts on the rollout by itself."""
     out = " ".join(runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output.split())
     assert "beside it the guard" in out and "background drift check" in out
+
+
+def test_history_at_80_columns_shows_the_versions_and_the_date(home):
+    """At 80 columns every cell was cut: "models:…" for both versions, "2026-1…" for the date."""
+    env = {"ROOMSIGHT_HOME": str(home), "COLUMNS": "80"}
+    assert runner.invoke(app, ["start", "--candidate", "models:/roomtype/2", "--reason", "try v2"], env=env).exit_code == 0
+    assert runner.invoke(app, ["rollback", "--reason", "enough"], env=env).exit_code == 0
+    result = runner.invoke(app, ["history"], env=env)
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines() if "rollback" in line or " start " in line]
+    assert len(rows) == 2 and "…" not in result.output, result.output
+    assert all("v1" in row and "v2" in row and any(re.fullmatch(r"\d{4}-\d\d-\d\d", c) for c in row) for row in rows), rows
