@@ -83,6 +83,7 @@ def test_gold_captions_score_per_class_and_per_rule(tmp_path):
     assert rep.per_rule["swimming_pool"].refused == {"excluded by 'table*'": 1}
     assert rep.per_rule["swimming_pool"].by_keyword == {"pool": (1, 0)}
     assert rep.per_class["other"].labelled == 0 and rep.abstained["names no class"] == 1
+    assert rep.per_class["other"].coverage is None, "the pool labelled as one is no coverage of `other`"
 
 
 @pytest.mark.parametrize("part", ["tuning", "heldout"])
@@ -207,7 +208,7 @@ def test_a_class_the_rules_never_labelled_has_no_precision_not_a_precision_of_0(
     gold = tmp_path / "g.csv"
     gold.write_text("label\nkitchen\nother\n")
     rep = label_csv(caps, tmp_path / "o.csv", load_rules(), gold).report
-    assert rep.per_class["other"].precision is None and rep.per_class["other"].coverage == 0.0
+    assert rep.per_class["other"].precision is None and rep.per_class["other"].coverage is None
     assert rep.per_class["kitchen"].precision == 1.0
     result = runner.invoke(app, ["labels", "--captions", str(caps), "--out", str(tmp_path / "o.csv"), "--gold", str(gold)],
                            env={"ROOMSIGHT_HOME": str(tmp_path / "home")})

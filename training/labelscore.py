@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ClassScore:
     precision: float | None  # of the captions the rules gave this label, the share whose known label agrees
-    coverage: float | None  # of the captions known to be this class, the share the rules labelled at all
+    coverage: float | None  # of the captions known to be this class, the share the rules labelled at all (None: not theirs)
     labelled: int
     correct: int
     support: int
@@ -59,7 +59,8 @@ def score(decisions: list[Decision], gold: list[str], classes: list[str]) -> Gol
     correct = Counter(d.label for d, g in pairs if d.label and d.label == g)
     covered = Counter(g for d, g in pairs if d.label)
     per_class = {c: ClassScore(precision=correct[c] / labelled[c] if labelled[c] else None,
-                               coverage=covered[c] / support[c] if support[c] else None,
+                               # None for a label none of the rules gives (`other`): labelled at all, it was labelled wrong.
+                               coverage=covered[c] / support[c] if support[c] and c in classes else None,
                                labelled=labelled[c], correct=correct[c], support=support[c])
                  for c in sorted(set(support) | set(labelled))}
     per_rule = {}
