@@ -112,24 +112,14 @@ def pending(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(rollout_outbox).where(not_(_done()))).scalar_one())
 
 
-def without_run(engine: Engine, rollout_id: str | None = None) -> int:
-    """How many changes (of `rollout_id`, if given) have no MLflow run yet, so history and the reports lack
-    them (`pending` also counts those recorded whose aliases wait)."""
-    return len(_without_run(engine, rollout_id))
-
-
-def events_without_run(engine: Engine, rollout_id: str | None = None) -> list[dict[str, Any]]:
-    """Those changes, oldest first, as `records.history` lists a recorded one (with no run id): a past
-    rollout none of whose changes MLflow has yet is reported on from them."""
-    return [records.listed(e) for e in _without_run(engine, rollout_id)]
-
-
-def _without_run(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
+def events_without_run(engine: Engine) -> list[dict[str, Any]]:
+    """The changes with no MLflow run yet (history and the reports lack them; `pending` also counts those
+    recorded whose aliases wait), oldest first, as `records.history` lists a recorded one (with no run id):
+    a past rollout none of whose changes MLflow has yet is reported on from them."""
     with engine.connect() as conn:
         events = conn.execute(select(rollout_outbox.c.event).where(rollout_outbox.c.run_id.is_(None))
                               .order_by(rollout_outbox.c.generation)).scalars().all()
-    return [e for e in events if rollout_id is None or records.rollout_of(
-        e["action"], RoutingState.from_dict(e["before"]), RoutingState.from_dict(e["after"])) == rollout_id]
+    return [records.listed(e) for e in events]
 
 
 def _claim(engine: Engine, event_id: str, now: float) -> str | None:

@@ -73,7 +73,7 @@ def test_a_late_settle_does_not_overwrite_the_row_another_process_finished(engin
     assert not outbox.settle(engine, slow["event_id"], slow["claimed_by"], None, False, "record: Timeout")
     row = stored(engine, slow["event_id"])
     assert (row.run_id, row.aliases_moved, row.last_error) == ("run-b", True, None)
-    assert outbox.pending(engine) == 1 and outbox.without_run(engine) == 1  # the earlier one only
+    assert outbox.pending(engine) == 1 and len(outbox.events_without_run(engine)) == 1  # the earlier one only
     assert stored(engine, earlier["event_id"]).claimed_by == earlier["claimed_by"]
 
 
