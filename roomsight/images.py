@@ -116,8 +116,8 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     - floats (mode F): from 0 to 1 when they stay in it, the usual convention, but for a few pixels (at
       most 1 in 100: an overshoot, a highlight, clipped to white), which otherwise scaled the whole photo
       as integers, to black; else as integers.
-    In float32 and in place: in float64 with a copy per step, the 50-megapixel limit of a compressed TIFF
-    of a few hundred KB took over a GB."""
+    In float32 and in place: a float TIFF of a few hundred KB compressed can hold the pixel limit, and a
+    float64 copy per step multiplies what each such upload holds in memory."""
     if img.mode.startswith("I;16"):
         return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     if img.mode not in ("I", "F"):
