@@ -133,7 +133,9 @@ def test_drift_watch_with_webhooks_and_no_email_posts_its_alarms(settings, night
         env = {"ROOMSIGHT_HOME": str(settings.home), "ROOMSIGHT_NOTIFY__WEBHOOKS": json.dumps([{"url": hook.url, "kind": "slack"}])}
         result = CliRunner().invoke(app, ["drift", "watch", "--times", "1", "--since", "1h", "--region", "ap-south"], env=env)
         assert result.exit_code == 0, result.output
-        (alarm,) = hook.bodies()
+        bodies = hook.bodies()
+    assert len(bodies) == 1, result.output  # what the watch said of its report and its deliveries
+    (alarm,) = bodies
     out = " ".join(result.output.split())
     assert "no email (smtp.host or smtp.recipients not set); alarms to 1 webhook(s)" in out
     assert "ALARM" in out and "drift-alarm delivered to slack webhook at 127.0.0.1" in out
