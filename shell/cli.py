@@ -86,11 +86,15 @@ def main_options(
 @friendly
 def start(
     ctx: typer.Context,
-    candidate: str = typer.Option(..., "--candidate", help="Model URI to roll out, e.g. models:/roomtype/2."),
+    candidate: str = typer.Option(..., "--candidate", help="Version to roll out: a number (2) of the model_name "
+                                  "model, or a model URI, e.g. models:/roomtype/2 or models:/roomtype@challenger."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the record."),
 ) -> None:
     """Start a rollout: the candidate runs in shadow beside the champion; the champion still answers."""
-    out = control_of(ctx).start(candidate, reason)
+    cp = control_of(ctx)
+    # A bare number as `drift report --model` takes it: a version of the one model the plane rolls out.
+    uri = f"models:/{cp.settings.model_name}/{candidate.strip()}" if candidate.strip().isdigit() else candidate
+    out = cp.start(uri, reason)
     console.print(f"rollout {out.after.rollout_id}: {describe_state(out.after, out.to_step)}")
     _warn_behind(out.mlflow_pending)
 

@@ -67,8 +67,11 @@ def test_status_promote_refusals_through_the_cli(home):
     assert json.loads(result.output)["state"]["champion"]["version"] == "1"
     result = runner.invoke(app, ["promote", "--stage", "limited"], env=env)
     assert result.exit_code == 1 and "no rollout in progress" in result.output
-    result = runner.invoke(app, ["--actor", "carol", "start", "--candidate", "models:/roomtype/2"], env=env)
+    result = runner.invoke(app, ["start", "--candidate", "7"], env=env)  # a number is a version of model_name
+    assert result.exit_code == 1 and "models:/roomtype/7" in result.output, result.output
+    result = runner.invoke(app, ["--actor", "carol", "start", "--candidate", " 2"], env=env)
     assert result.exit_code == 0 and "shadow" in result.output
+    assert json.loads(runner.invoke(app, ["status", "--json"], env=env).output)["state"]["candidate"]["version"] == "2"
     result = runner.invoke(app, ["promote", "--stage", "sideways"], env=env)
     assert result.exit_code == 1 and "unknown stage 'sideways'" in result.output
     result = runner.invoke(app, ["promote", "--stage", "limited", "--regions", "mars-north"], env=env)
