@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from analysis import AnalysisSpec
 from roomsight.durations import parse_duration
 from roomsight.errors import PlanError
+from roomsight.plain_errors import plain_words
 from roomsight.rollout_state import Stage
 from roomsight.tables import REGION_MAX
 from roomsight.userfiles import read_yaml
@@ -280,18 +281,14 @@ def parse_plan(raw: dict[str, Any], source: str = "rollout plan",
         raise PlanError(f"rollout plan {source} is invalid: {message}", problems[0].key, problems[0].step) from None
 
 
-# pydantic's wording of a shape ("Input should be a valid tuple" for `regions: eu-west`), in YAML's terms.
-_PLAIN = {"extra_forbidden": "no such key", "tuple_type": "should be a list, e.g. [a, b]", "list_type": "should be a list",
-          "model_type": "should be a mapping", "dict_type": "should be a mapping"}
-
-
 def problem(e: Any) -> PlanError:
     """One of pydantic's errors (an ErrorDetails) as a PlanError; a validator's PlanError keeps its key and step."""
     parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union", "union["))]
     # After a condition's index pydantic names the kind it was read as (its Tag): no key of the plan, and
     # "exit.0.analysis.on_fail" sent the author looking for an on_fail under `analysis:`.
     loc = [p for i, p in enumerate(parts) if not (p in ("gate", "analysis") and i >= 1 and parts[i - 1].isdigit())]
-    msg = _PLAIN.get(e["type"]) or e["msg"].removeprefix("Value error, ")
+    # A plan is only ever YAML, where `[a, b]` is how a list is written.
+    msg = plain_words(e, "key", list_example="[a, b]")
     raised = (e.get("ctx") or {}).get("error")
     if isinstance(raised, PlanError):
         return PlanError(msg, raised.key, raised.step)

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from roomsight.errors import ConfigError
+from roomsight.plain_errors import plain_words
 
 ENV_PREFIX = "ROOMSIGHT_"
 # Variables with the prefix that are not settings: the file to read, and the tests' and benchmarks' knobs
@@ -65,10 +66,6 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 _SECRET_WORDS = ("password", "token", "url", "uri", "webhook")
-# pydantic's wording of a shape, in the terms of YAML and JSON ("Extra inputs are not permitted", "a valid tuple",
-# "a valid dictionary or instance of ServeSettings").
-_PLAIN = {"extra_forbidden": "no such setting", "tuple_type": "should be a list", "list_type": "should be a list",
-          "model_type": "should be a mapping of its keys", "dict_type": "should be a mapping"}
 
 
 def describe_error(err: ValidationError, file: Any = None, from_file: Any = None, from_env: Any = None) -> str:
@@ -85,7 +82,8 @@ def describe_error(err: ValidationError, file: Any = None, from_file: Any = None
                  and not _holds(from_env, e["loc"][:listed]) else f"env {env}")
         secret = any(w in key.lower() for w in _SECRET_WORDS)
         shown = "" if "input" not in e or isinstance(e["input"], dict) or secret else f" (got {e['input']!r})"
-        said = (_PLAIN.get(e["type"]) or e["msg"].removeprefix("Value error, ")) + (
+        # No list example: `[a, b]`, right in YAML, is not JSON, which a variable's list must be.
+        said = plain_words(e, "setting", of_keys=True) + (
             _broken_json(e.get("input")) if where.startswith("env") else "")
         lines.append(f"  {key} ({where}): {said}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
