@@ -108,32 +108,52 @@ def _orientation(img: Image.Image) -> int:
 
 def _eight_bit(img: Image.Image) -> Image.Image:
     """Greyscale wider than 8 bits scaled to 8 bits: PIL's RGB conversion clips it instead, so nearly every
-    pixel of such a photo came out white (or, for floats from 0 to 1, black).
-    - 16-bit (PNG, TIFF: I;16 modes): by 1/256.
-    - 32-bit integers (mode I): a PGM deeper than 8 bits, which PIL opens so, holds 16 (PIL scales any
-      maxval to them); a 32-bit TIFF does not say how many bits its values use, so by the narrowest of 8,
-      16 or 31 bits (mode I is signed) that holds the brightest pixel.
-    - floats (mode F): from 0 to 1 when they stay in it, the usual convention, but for a few pixels (at
-      most 1 in 100: an overshoot, a highlight, clipped to white), which otherwise scaled the whole photo
-      as integers, to black; else as integers.
+    pixel of such a photo came out white (or, for floats from 0 to 1, black). Integers are read at the depth
+    their file declares (`_declared_bits`), else at the narrowest of 8, 16 or 31 bits (mode I is signed)
+    that holds the brightest pixel. Floats (mode F) are from 0 to 1 when they stay in it, the usual
+    convention, but for a few pixels (at most 1 in 100: an overshoot, a highlight, clipped to white), which
+    otherwise scaled the whole photo as integers, to black; else they are read as integers.
     In float32 and in place: a float TIFF of a few hundred KB compressed can hold the pixel limit, and a
     float64 copy per step multiplies what each such upload holds in memory."""
-    if img.mode.startswith("I;16"):
-        return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    if img.mode not in ("I", "F"):
+    if img.mode not in ("I", "F") and not img.mode.startswith("I;16"):
         return img
     x = np.array(img, dtype=np.float32)  # a copy of its own: changed in place below
-    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    top = float(x.max()) if x.size else 0.0
-    if img.mode == "F" and (top <= 1.0 or np.count_nonzero(x > 1.0) * 100 <= x.size):
-        scale = 255.0
-    else:
-        depths = (16,) if img.format == "PPM" else (8, 16, 31)
-        scale = next(255.0 / (2.0 ** bits - 1) for bits in depths if top <= 2.0 ** bits - 1 or bits == depths[-1])
-    x *= scale
+    if img.mode == "F":
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    x *= _scale(img, x)
     np.clip(x, 0, 255, out=x)
     np.rint(x, out=x)
     return Image.fromarray(x.astype(np.uint8))
+
+
+def _scale(img: Image.Image, x: np.ndarray) -> float:
+    """What `x`, the pixels of `img`, are multiplied by to span 0 to 255."""
+    bits = None if img.mode == "F" else _declared_bits(img)
+    if bits is None:
+        top = float(x.max()) if x.size else 0.0
+        if img.mode == "F" and (top <= 1.0 or np.count_nonzero(x > 1.0) * 100 <= x.size):
+            return 255.0
+        bits = next(b for b in (8, 16, 31) if top <= 2.0 ** b - 1 or b == 31)
+    return 255.0 / (2.0 ** bits - 1)
+
+
+def _declared_bits(img: Image.Image) -> int | None:
+    """The bits an integer image's values use, as its file says; None where it does not say.
+    - TIFF: BitsPerSample (12 or 16; less one for signed samples, whose negatives are clipped to black),
+      but 32 is only the width of the container: PIL saves every mode I image so, 16-bit data included, so
+      a 32-bit TIFF is read by its brightest pixel (one truly using 32 bits with every pixel under 256,
+      all but black at its depth, is then read as 8-bit).
+    - PNG, PGM: 16, the most they hold (PIL scales any PGM maxval to 16 bits; PIL before 10.3 opens a
+      16-bit PNG as mode I).
+    - any other 16-bit mode: 16."""
+    if img.format == "TIFF":
+        bits = int(img.tag_v2.get(258, (32,))[0])
+        if bits >= 32:
+            return None
+        return bits - 1 if img.tag_v2.get(339, (1,))[0] == 2 else bits
+    if img.format in ("PNG", "PPM") or img.mode != "I":
+        return 16
+    return None
 
 
 def decode_upload(data: bytes, serve: ServeSettings) -> DecodedImage:

@@ -2,6 +2,7 @@ import io
 import zlib
 import struct
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -63,7 +64,8 @@ def test_a_dark_sixteen_bit_pgm_stays_dark():
     assert np.asarray(decode_image(_pgm16(dark)).image).max() <= 1
 
 
-@pytest.mark.parametrize("made", ["pgm16", "int32 holding 16 bits", "int32 holding 32 bits", "float 0 to 1"])
+@pytest.mark.parametrize("made", ["pgm16", "int32 holding 8 bits", "int32 holding 16 bits", "int32 holding 32 bits",
+                                  "float 0 to 1"])
 def test_greyscale_wider_than_sixteen_bits_is_scaled_not_clipped(made):
     """PIL opens a 16-bit PGM and 32-bit TIFFs as 32-bit integers (mode I) and float TIFFs as mode F, and its RGB
     conversion clipped them: a ramp came out nearly all white (integers) or all black (floats from 0 to 1)."""
@@ -71,6 +73,7 @@ def test_greyscale_wider_than_sixteen_bits_is_scaled_not_clipped(made):
 
     ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
     data = {"pgm16": lambda: _pgm16((ramp * 65535).astype(np.uint16)),
+            "int32 holding 8 bits": lambda: _tiff((ramp * 255).astype(np.int32)),
             "int32 holding 16 bits": lambda: _tiff((ramp * 65535).astype(np.int32)),
             "int32 holding 32 bits": lambda: _tiff((ramp * (2**31 - 1)).astype(np.int32)),
             "float 0 to 1": lambda: _tiff(ramp.astype(np.float32))}[made]()
@@ -78,6 +81,62 @@ def test_greyscale_wider_than_sixteen_bits_is_scaled_not_clipped(made):
     pixels = np.asarray(decode_image(data).image, dtype=np.float64)
     assert pixels.shape == (64, 64, 3) and pixels.min() == 0
     assert abs(pixels.mean() - 127.5) < 1 and pixels.max() == 255
+
+
+def _raw_tiff(pixels: bytes, width: int, height: int, bits: int, sample_format: int = 1) -> bytes:
+    """A little-endian greyscale TIFF of one strip, for depths PIL does not write (12 bits, signed 16)."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, bits), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1),
+            (278, 4, height), (279, 4, len(pixels)), (339, 3, sample_format)]
+    # One value of each tag, in the entry itself: a SHORT (type 3) left-justified is, little-endian, a LONG.
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
+    ifd += struct.pack("<I", 0)
+    return b"II" + struct.pack("<HI", 42, 8 + len(pixels)) + pixels + ifd
+
+
+def _tiff12(values) -> bytes:  # noqa: ANN001 - a 2-D integer array, even width
+    """A 12-bit TIFF: two samples in three bytes, most significant bits first."""
+    a, b = values[:, 0::2].astype(np.uint32).ravel(), values[:, 1::2].astype(np.uint32).ravel()
+    packed = np.stack([a >> 4, ((a & 0xF) << 4) | (b >> 8), b & 0xFF], axis=1).astype(np.uint8)
+    return _raw_tiff(packed.tobytes(), values.shape[1], values.shape[0], 12)
+
+
+def _tiff16s(values) -> bytes:  # noqa: ANN001 - a 2-D integer array
+    return _raw_tiff(values.astype("<i2").tobytes(), values.shape[1], values.shape[0], 16, sample_format=2)
+
+
+@pytest.mark.parametrize("made,top", [(_tiff12, 4095), (_tiff16s, 32767)])
+def test_a_tiff_is_read_at_the_depth_it_declares(made, top):
+    """A 12-bit TIFF (PIL opens it as 16-bit) was scaled as 16 bits, to a sixteenth of its brightness; a
+    signed 16-bit one (PIL opens it as 32-bit integers) by its brightest pixel: at most half brightness at
+    its full range, and a dark one brightened to full. Both say their depth, and are read at it."""
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    pixels = np.asarray(decode_image(made(np.rint(ramp * top))).image, dtype=np.float64)
+    assert pixels.min() == 0 and abs(pixels.mean() - 127.5) < 1 and pixels.max() == 255
+    dark = np.asarray(decode_image(made(np.rint(ramp * 255))).image)
+    assert dark.max() <= 255 * 255 / top + 0.5
+
+
+def test_sixteen_bits_decode_alike_in_every_format():
+    """A 16-bit PNG or TIFF was cut to its top 8 bits while a 16-bit PGM was rounded to the nearest of 255
+    levels, so the same photo reached the model as other pixels in another format."""
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    png, tiff = io.BytesIO(), io.BytesIO()
+    Image.fromarray(ramp).save(png, "PNG")
+    Image.fromarray(ramp).save(tiff, "TIFF")
+    decoded = [np.asarray(decode_image(data).image) for data in (png.getvalue(), tiff.getvalue(), _pgm16(ramp))]
+    assert np.array_equal(decoded[0], decoded[2]) and np.array_equal(decoded[1], decoded[2])
+
+
+def test_a_dark_sixteen_bit_png_stays_dark_where_pil_opens_it_as_32_bit_integers(monkeypatch):
+    """PIL before 10.3 opens a 16-bit greyscale PNG as mode I, as it opens a 32-bit TIFF, and a dark one
+    (all under 256 of 65535) was read as 8-bit and brightened to full; a PNG holds at most 16 bits."""
+    from PIL import PngImagePlugin
+
+    monkeypatch.setitem(PngImagePlugin._MODES, (16, 0), ("I", "I;16B"))
+    buf = io.BytesIO()
+    Image.fromarray(np.linspace(0, 255, 64 * 64).reshape(64, 64).astype(np.uint16)).save(buf, "PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == "I", "the case this test is about"
+    assert np.asarray(decode_image(buf.getvalue()).image).max() <= 1
 
 
 @pytest.mark.parametrize("data,status,message", [
