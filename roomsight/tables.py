@@ -271,8 +271,9 @@ review_fill = Table(
     Column("updated_at", Float, nullable=False),
     # The smallest rate any fill drew disagreements at: until a photo drawn at it is queued, no item says so.
     Column("disagreement_rate", Float),
-    # The stratum rule's threshold (review.low_confidence) the rollout's first fill drew with: later fills draw,
-    # and the review sample counts, by it. NULL on rows from before it was kept: each process's own setting.
+    # The stratum rule's threshold (review.low_confidence) the rollout's first fill recorded before drawing:
+    # every fill draws, and the review sample counts, by it. NULL on rows from before it was kept: each
+    # process's own setting.
     Column("low_confidence", Float),
 )
 

@@ -188,23 +188,31 @@ def test_a_fill_row_from_before_the_threshold_was_kept_is_upgraded_and_read_by_e
     engine.dispose()
 
 
-def test_a_first_fill_that_loses_the_race_to_record_its_threshold_says_so(env, caplog, monkeypatch) -> None:
-    """Two first fills at once, at 0.5 and at 0.9: nothing is pinned before one has drawn, so the one whose
-    row comes second drew by a rule the rollout does not keep. It cannot undo that; it says so."""
+def test_two_first_fills_at_once_configured_otherwise_draw_by_the_threshold_recorded_first(env, caplog,
+                                                                                             monkeypatch) -> None:
+    """B, the rollout's first fill, at 0.9, has recorded its threshold and not drawn yet when A, at 0.5,
+    fills the whole rollout. Each used to draw by its own rule, A's photos standing in strata the rollout's
+    counts do not follow: both draw by B's, recorded first, and A says so, once."""
+    from monitoring.review.sampling import unit
+
     a, b, engine, store = env
-    log_photos(engine, store, 0, 10)
-    queued = sampling._queued
+    log_photos(engine, store, 0, 30)
+    rollout_low, meanwhile = sampling.rollout_low, [a]
 
-    def meanwhile(*args):  # noqa: ANN002 - the other filler records its watermark while this one draws
-        with engine.begin() as conn:
-            conn.execute(insert(review_fill).values(rollout_id=ROLLOUT, watermark=T0, settled_to=T0, updated_at=0.0,
-                                                    disagreement_rate=1.0, low_confidence=0.5))
-        return queued(*args)
+    def a_fills_first(*args):  # noqa: ANN002 - B's threshold is in hand, its draw to come
+        if meanwhile:
+            queue.fill(engine, meanwhile.pop(), ROLLOUT, photos=store, now=T0 + 1000)
+        return rollout_low(*args)
 
-    monkeypatch.setattr(sampling, "_queued", meanwhile)
+    monkeypatch.setattr(sampling, "rollout_low", a_fills_first)
     with caplog.at_level(logging.WARNING, logger="monitoring.review.sampling"):
         queue.fill(engine, b, ROLLOUT, photos=store, now=T0 + 1000)
-    said = [m for m in warnings_of(caplog) if "first" in m]
-    assert len(said) == 1 and "0.5" in said[0] and "0.9" in said[0], said
+    assert not meanwhile
+    rates = {s: b.review.rate(s) for s in ("disagreement", "low_confidence", "spot_check")}
+    due_a, due_b = ({k: d for k, d in rule(engine, low, rates).items() if unit(k) < d[1]} for low in (0.5, 0.9))
+    assert due_a != due_b  # the two rules draw otherwise
+    assert drawn(engine) == due_b
     with engine.connect() as conn:
-        assert conn.execute(select(review_fill.c.low_confidence)).scalar_one() == 0.5
+        assert conn.execute(select(review_fill.c.low_confidence)).scalar_one() == 0.9
+    said = warnings_of(caplog)
+    assert len(said) == 1 and "0.5" in said[0] and "0.9" in said[0], said

@@ -16,9 +16,10 @@ follows the traffic since the last fill, not the length of the rollout. A row wr
 marks such rows `late`, and the sample, its counts included, leaves them out.
 
 The stratum rule's threshold is the rollout's, not the process's: its first fill records the
-review.low_confidence it drew with (review_fill.low_confidence), and every later fill draws, and the review
-sample counts, by that one, whatever they are configured with (a warning says so, once per process). Drawn
-by one threshold and counted by another, a photo would stand in a stratum whose rate did not draw it.
+review.low_confidence it draws with (review_fill.low_confidence) before it draws, unless another fill has
+recorded one, and every fill draws, and the review sample counts, by the one recorded, whatever they are
+configured with (a warning says so, once per process). Drawn by one threshold and counted by another, a
+photo would stand in a stratum whose rate did not draw it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Engine, Table, and_, case, exists, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -137,6 +139,11 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
                         p.candidate_label, p.shadow, p.shadow_status, p.ts)
                  .where(p.rollout_id == rollout_id, p.late.is_(None), first_of_photo_sql()).order_by(p.ts))
         rows = conn.execute(query if mark is None else query.where(p.ts > mark)).all()
+    if mark is None and rows:
+        # Pinned at the earliest watermark this fill can reach, so that its own advance (never back) moves
+        # the row: before every row it read, and before the review.settle_s the next fill reads again.
+        mark = min(now - review.settle_s, rows[0].ts - 1e-6)
+        recorded = _pin(engine, rollout_id, mark, review.low_confidence, now)
     low = rollout_low(rollout_id, review.low_confidence, recorded)
     waiting_from = None  # the first row whose shadow answer may still arrive
     due: dict[str, tuple[Any, str, float]] = {}
@@ -173,23 +180,22 @@ def fill(engine: Engine, settings: Settings, rollout_id: str, photos: PhotoStore
     if unseen:
         _insert_new(engine, review_unseen, unseen)
     if settled_to is not None:
-        _advance(engine, rollout_id, passed, settled_to, now, mark, review.rate("disagreement"), low)
-        if mark is None:
-            _first_fill_raced(engine, rollout_id, low)
+        _advance(engine, rollout_id, passed, settled_to, now, mark, review.rate("disagreement"))
     return added
 
 
-def _first_fill_raced(engine: Engine, rollout_id: str, low: float) -> None:
-    """Say so when another filler, configured otherwise, recorded the rollout's threshold while this one,
-    the rollout's first fill as it found it, drew with its own: nothing pins a threshold before a first fill
-    has drawn, and the photos this one queued were drawn by a rule the rollout's counts do not follow."""
+def _pin(engine: Engine, rollout_id: str, start: float, low: float, now: float) -> float | None:
+    """The threshold the rollout's photos are drawn by, recorded as `low` by this first fill unless another
+    fill has recorded its row first: two first fills at once, configured otherwise, draw by the one
+    recorded, not each by its own. The row says nothing is sampled yet (watermark and settled_to `start`)
+    until this fill moves it forward."""
     f = review_fill.c
-    with engine.connect() as conn:
-        pinned = conn.execute(select(f.low_confidence).where(f.rollout_id == rollout_id)).scalar()
-    if pinned is not None and pinned != low:
-        log.warning("rollout %s: another fill recorded review.low_confidence %g first, while this one drew with %g: "
-                    "the photos it queued may stand in another stratum than the one they are counted in",
-                    rollout_id[:8], pinned, low)
+    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    with engine.begin() as conn:
+        conn.execute(dialect_insert(review_fill).values(rollout_id=rollout_id, watermark=start, settled_to=start,
+                                                        updated_at=now, low_confidence=low)
+                     .on_conflict_do_nothing(index_elements=[f.rollout_id]))
+        return conn.execute(select(f.low_confidence).where(f.rollout_id == rollout_id)).scalar_one()
 
 
 def _item(rollout_id: str, key: str, r: Any, stratum: str, pi: float, now: float, wanted: int) -> dict[str, Any]:
@@ -229,23 +235,13 @@ def _insert_new(engine: Engine, table: Table, items: list[dict[str, Any]]) -> in
 
 
 def _advance(engine: Engine, rollout_id: str, watermark: float, settled_to: float, now: float,
-             previous: float | None, rate: float, low: float) -> None:
+             previous: float, rate: float) -> None:
     """Move the rollout's watermark forward (never back: a slower concurrent filler loses), and keep the
     smallest disagreement rate drawn at: the disagreements a fill passed over before its first one drawn
-    are read as not sampled only at a rate that would not have drawn them. The first fill records the
-    stratum rule's threshold `low` it drew with; no later one changes it."""
+    are read as not sampled only at a rate that would not have drawn them."""
     f = review_fill.c
-    watermark = watermark if previous is None else max(watermark, previous)
+    watermark = max(watermark, previous)
     smallest = case((f.disagreement_rate.is_(None) | (f.disagreement_rate > rate), rate), else_=f.disagreement_rate)
     with engine.begin() as conn:
-        moved = conn.execute(update(review_fill).where(f.rollout_id == rollout_id, f.watermark <= watermark)
-                             .values(watermark=watermark, settled_to=settled_to, updated_at=now,
-                                     disagreement_rate=smallest)).rowcount
-        if moved or previous is not None:
-            return
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(review_fill).values(rollout_id=rollout_id, watermark=watermark, settled_to=settled_to,
-                                                    updated_at=now, disagreement_rate=rate, low_confidence=low))
-    except IntegrityError:
-        pass  # another filler recorded its watermark first
+        conn.execute(update(review_fill).where(f.rollout_id == rollout_id, f.watermark <= watermark)
+                     .values(watermark=watermark, settled_to=settled_to, updated_at=now, disagreement_rate=smallest))
