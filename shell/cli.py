@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich import box
-from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from roomsight.cli_context import CliContext, of
 from roomsight.console import console, err, friendly
 from roomsight.errors import UserError
-from shell.cli_format import describe_state, mlflow_behind, pct, print_conditions
+from shell.cli_format import describe_state, history_table, mlflow_behind, pct, print_conditions
 from shell.context import control_of
 
 
@@ -226,17 +225,10 @@ def history(
     if not events:
         console.print("no rollout events recorded yet; `rollout start --candidate URI` begins a rollout")
         return
-    # Versions as v2 (models:/NAME/ is the same on every row), and no column narrower than its header or words: at
-    # 80 columns both URIs read "models:…" and the time "2026-1…", hiding which versions each event was about.
-    table = Table("time (UTC)", "action", "from", "to", "actor", "champion", "candidate", "reason", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
-    for column, least in zip(table.columns, (10, 8, 7, 7, 5, 8, 9, 6)):  # 2026-12-07 over its time, rollback, gradual
-        column.min_width = least
-    for e in events:
-        table.add_row(_utc(e["time"]), e["action"] or "", e["from_step"] or e["from"] or "", e["to_step"] or e["to"] or "",
-                      e["actor"] or "", _version(e["champion"]), _version(e["candidate"]),
-                      ("[forced] " if e["forced"] else "") + (e["reason"] or ""))
-    console.print(table)
+    rows = [(_utc(e["time"]), e["action"] or "", e["from_step"] or e["from"] or "", e["to_step"] or e["to"] or "",
+             e["actor"] or "", _version(e["champion"]), _version(e["candidate"])) for e in events]
+    reasons = [Text.assemble(("[forced] ", "yellow") if e["forced"] else "", e["reason"] or "") for e in events]
+    console.print(history_table(rows, reasons, console.width))
 
 
 def _version(uri: str | None) -> str:

@@ -1,11 +1,15 @@
 """How the control plane's objects read in a terminal: the routing state in a sentence, conditions with
-their outcome in colour, an analysis's segments as a table. Shared by `rollout start`, `promote`,
-`rollback`, `status` and `serve`."""
+their outcome in colour, an analysis's segments as a table, the rollout's events. Shared by `rollout start`,
+`promote`, `rollback`, `status`, `history` and `serve`."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from roomsight.rollout_state import RoutingState
 from rollout.conditions import ConditionResult
@@ -48,6 +52,39 @@ def segment_table(r: ConditionResult) -> Table:
         cs = "n/a" if seg.lower is None or seg.upper is None else f"[{seg.lower:+.3f}, {seg.upper:+.3f}]"
         t.add_row(f"{seg.key}={seg.value}", f"[{COLOUR[seg.outcome]}]{seg.outcome}[/]", est, cs, str(seg.n))
     return t
+
+
+HISTORY_COLUMNS = ("time (UTC)", "action", "from", "to", "actor", "champion", "candidate")
+_GAP = 2  # between two columns: a cell's padding and the box's blank rule, collapsed
+
+
+def history_table(rows: list[tuple[str, ...]], reasons: list[Text], width: int) -> Group:
+    """Events as table rows, each with its reason on indented lines of its own beneath: in a column of its own the
+    reason had the width the others left, at 80 columns a few characters a line with its longer words cut. Each
+    row is a table of its own (Rich spans no cell over columns), all of the same widths."""
+    widths = _fit(rows, width - _GAP * (len(HISTORY_COLUMNS) - 1))
+
+    def table(*cells: tuple[str, ...]) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, show_header=not cells, show_edge=False, pad_edge=False, collapse_padding=True)
+        for name, w in zip(HISTORY_COLUMNS, widths):
+            t.add_column(name, width=w)
+        for row in cells:
+            t.add_row(*(Text(c) for c in row))  # as written: a "[...]" in an actor's name is no markup
+        return t
+
+    indented = (Padding(reason, (0, 0, 0, 4), expand=False) for reason in reasons)
+    return Group(table(), *(part for row, reason in zip(rows, indented) for part in (table(row), reason)))
+
+
+def _fit(rows: list[tuple[str, ...]], room: int) -> list[int]:
+    """Each column as wide as its longest cell, the widest narrowed first (to its longest word, no further) until
+    the columns fit in room."""
+    columns = list(zip(HISTORY_COLUMNS, *rows))
+    widths = [max(cell_len(c) for c in column) for column in columns]
+    least = [max(cell_len(word) for c in column for word in c.split() or [""]) for column in columns]
+    while sum(widths) > room and (narrower := [i for i, w in enumerate(widths) if w > least[i]]):
+        widths[max(narrower, key=lambda i: widths[i])] -= 1
+    return widths
 
 
 def pct(v: float | None) -> str:

@@ -427,13 +427,22 @@ def test_serve_help_says_it_runs_the_guard_and_the_drift_check():
     assert "beside it the guard" in out and "background drift check" in out
 
 
-def test_history_at_80_columns_shows_the_versions_and_the_date(home):
-    """At 80 columns every cell was cut: "models:…" for both versions, "2026-1…" for the date."""
-    env = {"ROOMSIGHT_HOME": str(home), "COLUMNS": "80"}
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_history_shows_the_versions_the_date_and_the_whole_reason(home, columns):
+    """At 80 columns every cell was cut: "models:…" for both versions, "2026-1…" for the date; then the reason, in the
+    column the others left it, ran a few characters a line with its longer words cut. And "[forced]" was read as markup
+    and dropped, at any width."""
+    env = {"ROOMSIGHT_HOME": str(home), "COLUMNS": columns}
+    forced, why = "asked by the listing team, checked by hand against the photos", (
+        "drift alarm on brightness in eu-west: the candidate's answers parted from the champion's, Zanzibar")
     assert runner.invoke(app, ["start", "--candidate", "models:/roomtype/2", "--reason", "try v2"], env=env).exit_code == 0
-    assert runner.invoke(app, ["rollback", "--reason", "enough"], env=env).exit_code == 0
+    assert runner.invoke(app, ["promote", "--force", "--reason", forced], env=env).exit_code == 0
+    assert runner.invoke(app, ["rollback", "--reason", why], env=env).exit_code == 0
     result = runner.invoke(app, ["history"], env=env)
     assert result.exit_code == 0, result.output
-    rows = [line.split() for line in result.output.splitlines() if "rollback" in line or " start " in line]
-    assert len(rows) == 2 and "…" not in result.output, result.output
-    assert all("v1" in row and "v2" in row and any(re.fullmatch(r"\d{4}-\d\d-\d\d", c) for c in row) for row in rows), rows
+    rows = [line.split() for line in result.output.splitlines() if re.match(r"\s*\d{4}-\d\d-\d\d ", line)]
+    actions = [a for row in rows for a in ("rollback", "promote", "start") if a in row]
+    assert actions == ["rollback", "promote", "start"] and "…" not in result.output, result.output
+    assert all("v1" in row and "v2" in row for row in rows), rows
+    said = " ".join(result.output.split())
+    assert why in said and "try v2" in said and f"[forced] {forced}" in said, result.output
