@@ -23,6 +23,7 @@ def test_evaluate_writes_report_with_thresholds_from_a_separate_part(settings, f
     result = runner.invoke(app, ["evaluate", "--model", "models:/roomtype@champion", "--data", str(fresh_photos),
                                  "--json", str(out)], env={"ROOMSIGHT_HOME": str(settings.home)})
     assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].strip(), result.output  # the table's title, not the progress bar's blank line
     rep = json.loads(out.read_text())
     classes = rep["confusion"]["labels"][:-1]
     assert rep["confusion"]["labels"][-1] == "unsure" and len(classes) == 8

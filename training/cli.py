@@ -161,8 +161,10 @@ def labels(
 def _progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # Off a terminal the transient bar shows nothing, and Rich still ended it with a blank line: the first line
+    # `evaluate` and `embed` printed to a pipe or a file.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
+                    console=console, transient=True, disable=not console.is_interactive)
 
 
 def _load(ctx: typer.Context, uri: str):  # noqa: ANN202 - roomsight.modelpack.ModelPack
