@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from roomsight.durations import format_duration
 from roomsight.rollout_state import RoutingState, Stage
 from rollout.metrics import METRICS
@@ -33,6 +35,12 @@ def step_line(step: Step) -> str:
         how = "until someone promotes" if step.wait_s is None else f"for {format_duration(step.wait_s)}"
         return f"pause: traffic stays as it is {how}."
     return "full: the candidate becomes the champion."
+
+
+def as_recorded(plan: Plan) -> dict[str, Any]:
+    """The plan's name and its steps in words, as a rollout's start records them: its report names the steps the
+    rollout had, whatever the plan file says by then."""
+    return {"name": plan.name, "steps": [step_line(step) for step in plan.steps]}
 
 
 def describe(plan: Plan) -> list[str]:

@@ -5,6 +5,8 @@ the routing state after it; and reading them back, newest first or as of a momen
 Each condition is kept in the run's `conditions` tag as its `ConditionResult.to_dict()`, so history and a
 past rollout's report read it with one search. A tag is short (`TAG_CHARS`): when the conditions do not fit,
 the tag sheds their bulk in steps (`conditions_tag`) and the run's `evidence.json` artifact keeps them whole.
+A start also keeps the plan it started with, its steps in words, in the `plan` tag: a report on the rollout names
+its steps, not those of the plan file as edited since.
 
 `live_at` is pure: from the event in force at a moment, which version answered a region then.
 """
@@ -42,6 +44,7 @@ class Event:
     to_step: str
     at: float = 0.0  # when the change was made (unix seconds); 0: now
     event_id: str = ""  # names the run, so that a change written again (rollout.outbox) is recorded once
+    plan: dict[str, Any] | None = None  # a start's: the plan it started with (`plan_text.as_recorded`)
 
     def to_dict(self) -> dict[str, Any]:
         """What `record` writes, as JSON: the conditions as they are recorded."""
@@ -49,7 +52,7 @@ class Event:
                 "actor": self.actor, "reason": self.reason, "forced": self.forced,
                 "conditions": [c.to_dict() for c in self.conditions], "evidence": self.evidence,
                 "generation": self.generation, "from_step": self.from_step, "to_step": self.to_step,
-                "at": self.at or time.time(), "event_id": self.event_id}
+                "at": self.at or time.time(), "event_id": self.event_id, "plan": self.plan}
 
 
 def record(settings: Any, event: Event | dict[str, Any]) -> str:
@@ -74,7 +77,8 @@ def record(settings: Any, event: Event | dict[str, Any]) -> str:
     for key, value in e["evidence"].items():
         if value is not None:
             client.log_metric(run.info.run_id, key, float(value), timestamp=ts)
-    client.log_dict(run.info.run_id, {k: e[k] for k in ("conditions", "evidence", "before", "after")}, "evidence.json")
+    kept = {k: e.get(k) for k in ("conditions", "evidence", "before", "after", "plan")}  # older rows have no plan
+    client.log_dict(run.info.run_id, kept, "evidence.json")
     client.set_terminated(run.info.run_id)
     return _first_of(client, exp_id, e["event_id"], run.info.run_id) if e["event_id"] else run.info.run_id
 
@@ -91,7 +95,15 @@ def _tags(e: dict[str, Any]) -> dict[str, str]:
         "regions": ",".join(after.regions), "percent": f"{after.percent:g}",
         "conditions": conditions_tag(e["conditions"]),
         "state_after": json.dumps(e["after"]), "generation": str(e["generation"]), "event_id": e["event_id"],
+        **_plan_tag(e.get("plan")),
     }
+
+
+def _plan_tag(plan: dict[str, Any] | None) -> dict[str, str]:
+    """A start's plan as JSON, when it fits a tag; else only the artifact keeps it, and reports fall back on the
+    plan at hand, as for a rollout started before starts kept their plan."""
+    text = json.dumps(plan) if plan else ""
+    return {"plan": text} if 0 < len(text) <= TAG_CHARS else {}
 
 
 def _first_of(client: Any, exp_id: str, event_id: str, mine: str) -> str:
@@ -219,7 +231,7 @@ def _listing(at: float, tags: dict[str, str], evidence: dict[str, float], run_id
         "champion": tags.get("champion"), "candidate": tags.get("candidate"), "regions": tags.get("regions", ""),
         "percent": tags.get("percent", ""), "rollout_id": tags.get("rollout_id"),
         "conditions": json.loads(tags.get("conditions") or tags.get("gates") or "[]"), "state": state,
-        "evidence": evidence, "run_id": run_id,
+        "evidence": evidence, "run_id": run_id, "plan": json.loads(tags["plan"]) if tags.get("plan") else None,
     }
 
 

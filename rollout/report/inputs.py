@@ -81,7 +81,7 @@ class ReportInput:
 
     rollout_id: str | None
     state: dict[str, Any]  # RoutingState.to_dict() of the rollout reported on
-    plan_name: str
+    plan_name: str  # of the plan the rollout started with, as its start recorded it (else the plan at hand)
     plan_steps: tuple[str, ...]  # the plan's steps as readable lines, "name: what happens"
     step_index: int | None  # where the rollout stands in plan_steps (None: no rollout)
     next_step: str | None  # what the conditions are for
@@ -96,6 +96,8 @@ class ReportInput:
     unrecorded_shown: bool = False
     # MLflow was out of reach (its error): the events are only those copies, none MLflow recorded.
     history_unreachable: str | None = None
+    # The steps are the plan at hand's, which is not the plan the rollout started with (their fingerprints differ).
+    plan_changed: bool = False
     generated_at: float = field(default_factory=time.time)
 
 
@@ -142,15 +144,26 @@ def verdict(inp: ReportInput) -> Verdict:
 
 
 # -- adapters from the control plane ------------------------------------------------------------------
-def plan_steps(plan: Plan, state: dict[str, Any], ended_full: bool = False) -> tuple[tuple[str, ...], int | None]:
-    """The plan's steps in words, and the index of the step the state is on."""
-    from rollout.plan_text import step_line
+def rollout_plan(plan: Plan, state: dict[str, Any], mine: tuple[dict[str, Any], ...]) -> tuple[str, tuple[str, ...], bool]:
+    """The name and steps in words of the plan the rollout started with, as its start event (among its events
+    `mine`) recorded them. A start recorded before starts kept their plan, or not among the events read: the plan
+    at hand's, and whether it is known to be another plan than the rollout's (its fingerprint differs)."""
+    from rollout.plan_identity import comparable, fingerprint
+    from rollout.plan_text import as_recorded
 
-    steps = tuple(step_line(step) for step in plan.steps)
+    started = next((e["plan"] for e in mine if e.get("action") == "start" and e.get("plan")), None)
+    if started is not None:
+        return str(started["name"]), tuple(started["steps"]), False
+    recorded, today = state.get("plan_fingerprint"), as_recorded(plan)
+    return today["name"], tuple(today["steps"]), comparable(recorded) and recorded != fingerprint(plan)
+
+
+def step_index(steps: tuple[str, ...], state: dict[str, Any], ended_full: bool = False) -> int | None:
+    """The index in `steps` of the step the state is on."""
     if ended_full:
-        return steps, len(steps) - 1
+        return len(steps) - 1
     index = state.get("step")
-    return steps, index if isinstance(index, int) and 0 <= index < len(steps) else None
+    return index if isinstance(index, int) and 0 <= index < len(steps) else None
 
 
 def _thresholds(plan: Plan, step: int | None) -> dict[str, float]:
@@ -167,15 +180,17 @@ def from_status(status: Status, plan: Plan, events: list[dict[str, Any]]) -> Rep
     """The live rollout, from `ControlPlane.status()`: the conditions to leave the step and those watched
     on it, judged on the numbers the guard and the promotion read."""
     state = status.state.to_dict()
-    steps, index = plan_steps(plan, state)
     rid = state.get("rollout_id") if status.state.in_progress else None
+    mine = _of_rollout(events, rid)
+    name, steps, changed = rollout_plan(plan, state, mine)
+    index = step_index(steps, state)
     judged = {r.name: r for r in (*status.watch, *status.exit)}
     return ReportInput(
-        rollout_id=rid, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
+        rollout_id=rid, state=state, plan_name=name, plan_steps=steps, step_index=index,
         next_step=status.next_step, conditions=tuple(Condition.from_dict(r.to_dict()) for r in judged.values()),
         evidence=dict(status.evidence),
-        events=_of_rollout(events, rid) if rid else tuple(sorted(events[:IDLE_EVENTS], key=lambda e: e["time"])),
-        thresholds=_thresholds(plan, index))
+        events=mine if rid else tuple(sorted(events[:IDLE_EVENTS], key=lambda e: e["time"])),
+        thresholds=_thresholds(plan, index), plan_changed=changed)
 
 
 def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], actor: str, reason: str | None) -> ReportInput:
@@ -185,15 +200,17 @@ def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], acto
     shown = outcome.before if (rolled_back or to_full) else outcome.after
     state = shown.to_dict()
     rid = rollout_of(outcome.action, outcome.before, outcome.after) or None
-    steps, index = plan_steps(plan, state, ended_full=to_full)
+    mine = _of_rollout(events, rid)
+    name, steps, changed = rollout_plan(plan, state, mine)
+    index = step_index(steps, state, ended_full=to_full)
     event = {"time": time.time(), "action": outcome.action, "from": outcome.before.stage.value,
              "to": outcome.after.stage.value, "from_step": outcome.from_step, "to_step": outcome.to_step,
              "actor": actor, "reason": reason or "", "forced": outcome.forced, "run_id": outcome.run_id}
     return ReportInput(
-        rollout_id=rid, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
+        rollout_id=rid, state=state, plan_name=name, plan_steps=steps, step_index=index,
         next_step=outcome.to_step if outcome.action in ("promote", "auto-promote") else None,
         conditions=tuple(Condition.from_dict(g.to_dict()) for g in outcome.gates), evidence=dict(outcome.evidence),
-        events=_of_rollout(events, rid), event=event, live=False, thresholds=_thresholds(plan, index))
+        events=mine, event=event, live=False, thresholds=_thresholds(plan, index), plan_changed=changed)
 
 
 def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> ReportInput:
@@ -208,15 +225,16 @@ def from_events(rollout_id: str, plan: Plan, events: list[dict[str, Any]]) -> Re
     before_last = next((e for e in reversed(mine[:-1]) if e.get("state")), None)
     shown = (before_last or last) if to_full or last.get("action") in ("rollback", "auto-rollback") else last
     state = shown.get("state") or _state_of_tags(shown, rollout_id)
-    steps, index = plan_steps(plan, state, ended_full=to_full)
+    name, steps, changed = rollout_plan(plan, state, mine)
+    index = step_index(steps, state, ended_full=to_full)
     return ReportInput(
-        rollout_id=rollout_id, state=state, plan_name=plan.name, plan_steps=steps, step_index=index,
+        rollout_id=rollout_id, state=state, plan_name=name, plan_steps=steps, step_index=index,
         # Only a promotion's conditions are for the step it went to; the guard's rollback or pause recorded the
         # watched conditions it acted on, and its to_step is where it left the rollout.
         next_step=decided.get("to_step") if decided and decided.get("action") in ("promote", "auto-promote") else None,
         conditions=tuple(Condition.from_dict(g) for g in decided["conditions"]) if decided else (),
         evidence=dict(decided.get("evidence") or {}) if decided else {}, events=mine, live=False,
-        thresholds=_thresholds(plan, index))
+        thresholds=_thresholds(plan, index), plan_changed=changed)
 
 
 def _state_of_tags(event: dict[str, Any], rollout_id: str) -> dict[str, Any]:
