@@ -258,10 +258,10 @@ class ControlPlane:
                     registry.resolve(ref.uri)
                 except BadModelUri as exc:
                     raise RolloutError(f"{exc}; nothing was changed") from None
-        to_step = self.step_label(after) if after.rollout_id else after.stage.value
+        to_step, plan = self.step_label(after) if after.rollout_id else after.stage.value, plan_text.as_recorded(self.plan)
         event, row = outbox.new_row(records.Event(
             action, cur.state, after, self.actor, reason or "", forced, gates or [], ev or {}, cur.generation + 1,
-            self.step_label(cur.state), to_step, plan=plan_text.as_recorded(self.plan) if action == "start" else None), time.time())
+            self.step_label(cur.state), to_step, plan=plan if action == "start" else None), time.time())
         try:
             written = write_state(self.engine, after, cur.generation, outbox=row)
         except StateConflict as exc:
