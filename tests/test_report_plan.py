@@ -47,7 +47,10 @@ def test_a_rollout_whose_plan_was_edited_is_reported_with_the_steps_it_started_w
         assert "answers 10% of listings everywhere" in _current(html)
         assert step_line(plan.steps[LIMITED]).split(": ", 1)[1] in html  # the step the edit took out
         assert "Plan <small>default</small>" in html
-        assert 'id="plan-changed"' not in html
+    # Live, the conditions to leave the step are judged by the plan at hand, and it promotes nothing: said.
+    (notice,) = re.findall(r'<p class="unrecorded" id="plan-changed">(.*?)</p>', live, re.S)
+    assert notice.startswith("The rollout is on step 3 of the plan it started with") and "nothing promotes it" in notice
+    assert 'id="plan-changed"' not in past
 
 
 def test_a_report_with_only_the_edited_plan_says_its_steps_are_todays(settings) -> None:
@@ -62,7 +65,7 @@ def test_a_report_with_only_the_edited_plan_says_its_steps_are_todays(settings) 
               {"time": 2.0, "action": "promote", "rollout_id": "r1", "from": "limited", "to": "gradual",
                "to_step": "3/7 gradual 10%", "actor": "ann", "reason": "", "forced": False, "conditions": [],
                "state": state}]
-    notice = "The plan on disk has changed since this rollout started:</b> these are its\n    steps today"
+    notice = "The plan on disk has changed since this rollout started: these are its steps today"
     assert notice in render(from_events("r1", _edited(plan), events), Views())
     assert 'id="plan-changed"' not in render(from_events("r1", plan, events), Views())
     unknown = [{**e, "state": {**e["state"], "plan_fingerprint": None}} for e in events]  # from before fingerprints

@@ -97,7 +97,7 @@ class ReportInput:
     # MLflow was out of reach (its error): the events are only those copies, none MLflow recorded.
     history_unreachable: str | None = None
     # The steps are the plan at hand's, which is not the plan the rollout started with (their fingerprints differ).
-    plan_changed: bool = False
+    plan_changed: str | None = None  # why the steps shown, or the conditions judged, are not the rollout's plan's
     generated_at: float = field(default_factory=time.time)
 
 
@@ -144,18 +144,25 @@ def verdict(inp: ReportInput) -> Verdict:
 
 
 # -- adapters from the control plane ------------------------------------------------------------------
-def rollout_plan(plan: Plan, state: dict[str, Any], mine: tuple[dict[str, Any], ...]) -> tuple[str, tuple[str, ...], bool]:
+_TODAYS_STEPS = ("The plan on disk has changed since this rollout started: these are its steps today, not the ones the "
+                 "rollout was on, and where it stands among them may be wrong. Its start did not record the steps it "
+                 "started with.")
+
+
+def rollout_plan(plan: Plan, state: dict[str, Any],
+                 mine: tuple[dict[str, Any], ...]) -> tuple[str, tuple[str, ...], str | None]:
     """The name and steps in words of the plan the rollout started with, as its start event (among its events
     `mine`) recorded them. A start recorded before starts kept their plan, or not among the events read: the plan
-    at hand's, and whether it is known to be another plan than the rollout's (its fingerprint differs)."""
+    at hand's, and a notice when it is known to be another plan than the rollout's (its fingerprint differs)."""
     from rollout.plan_identity import comparable, fingerprint
     from rollout.plan_text import as_recorded
 
     started = next((e["plan"] for e in mine if e.get("action") == "start" and e.get("plan")), None)
     if started is not None:
-        return str(started["name"]), tuple(started["steps"]), False
+        return str(started["name"]), tuple(started["steps"]), None
     recorded, today = state.get("plan_fingerprint"), as_recorded(plan)
-    return today["name"], tuple(today["steps"]), comparable(recorded) and recorded != fingerprint(plan)
+    changed = comparable(recorded) and recorded != fingerprint(plan)
+    return today["name"], tuple(today["steps"]), _TODAYS_STEPS if changed else None
 
 
 def step_index(steps: tuple[str, ...], state: dict[str, Any], ended_full: bool = False) -> int | None:
@@ -190,7 +197,12 @@ def from_status(status: Status, plan: Plan, events: list[dict[str, Any]]) -> Rep
         next_step=status.next_step, conditions=tuple(Condition.from_dict(r.to_dict()) for r in judged.values()),
         evidence=dict(status.evidence),
         events=mine if rid else tuple(sorted(events[:IDLE_EVENTS], key=lambda e: e["time"])),
-        thresholds=_thresholds(plan, index), plan_changed=changed)
+        # The steps may be the rollout's own, but what it takes to leave this one is judged by the plan at hand.
+        thresholds=_thresholds(plan, index), plan_changed=changed or _capital(status.plan_changed))
+
+
+def _capital(text: str | None) -> str | None:
+    return text[:1].upper() + text[1:] + "." if text else None
 
 
 def from_outcome(outcome: Change, plan: Plan, events: list[dict[str, Any]], actor: str, reason: str | None) -> ReportInput:
