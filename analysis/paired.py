@@ -215,7 +215,8 @@ def decide(name: str, spec: AnalysisSpec, whole: Counts, cells: dict[tuple[str, 
     cell_level = f"one-sided {1 - cell_alpha:.0%} lower, {1 - spec.alpha:.0%} upper bounds"
 
     def bounds(c: Counts, lower_alpha: float) -> tuple[float | None, float, float]:
-        est = scale * (c.wins - c.losses) / c.rows if c.rows else None
+        # Clipped as the bounds are: on few rows sampled at a rate below 1 it stood outside them, above 1.
+        est = max(-1.0, min(1.0, scale * (c.wins - c.losses) / c.rows)) if c.rows else None
         return est, _bound(c, scale, lower_alpha, -1), _bound(c, scale, spec.alpha, 1)
 
     segs = []

@@ -305,6 +305,15 @@ def test_bounds_stay_within_what_an_accuracy_difference_can_be_and_no_verdicts_i
     assert empty.outcome == "inconclusive" and empty.summary.endswith("; no verdicts yet")
 
 
+def test_the_estimate_stays_within_what_an_accuracy_difference_can_be_as_its_bounds_do() -> None:
+    """Sampled at half, two candidate wins among three rows read as a difference of accuracy of +1.333,
+    outside its own bounds, overall and in a cell."""
+    spec = AnalysisSpec(margin=0.05, segments=("region",))
+    r = decide("q", spec, Counts(rows=3, wins=2, verdicts=2), {("eu-west",): Counts(rows=3, wins=2, verdicts=2)}, scale=2.0)
+    assert r.estimate == 1.0 and r.lower <= r.estimate <= r.upper and "+1.333" not in r.summary
+    assert r.segments[0].estimate == 1.0
+
+
 def test_holm_steps_down_and_stops_at_the_first_p_value_over_its_level() -> None:
     """Holm rejects more than Bonferroni (each p-value against alpha over the hypotheses left), and once one
     p-value is over its level none after it is rejected, however small against its own."""
