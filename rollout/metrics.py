@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from monitoring.review.stats import CLASS_BOUND_CONFIDENCE, CLASS_MIN_ANSWERS
+from monitoring.review.stats import CLASS_BOUND_CONFIDENCE
 
 METRICS: dict[str, str] = {
     "requests": "requests logged during the rollout",
@@ -34,9 +34,9 @@ METRICS: dict[str, str] = {
     "candidate_precision_lower": "candidate precision, lower end of the Wilson 95% interval, from verdicts",
     "champion_precision_lower": "champion precision, lower end of the Wilson 95% interval, from verdicts",
     "precision_margin": "candidate minus champion precision lower bounds",
-    "min_class_precision": "lowest per-class candidate precision among the classes it named: the point estimate from "
-                           f"{CLASS_MIN_ANSWERS} reviewed answers of the class, below that its one-sided "
-                           f"{CLASS_BOUND_CONFIDENCE:.0%} upper bound (a class counts once shown low)",
+    "min_class_precision": "lowest per-class candidate precision among the classes it named, each read by its upper "
+                           f"bound, {CLASS_BOUND_CONFIDENCE:.0%} over all the classes named and valid however often it is "
+                           "read: a class counts once its verdicts show it low",
     "candidate_win_rate": "on reviewed disagreements, share where the candidate was right and the champion wrong, among those where exactly one was",
     # inputs and drift (monitoring)
     "ood_share": "share of requests flagged out-of-domain (the whole rollout's; step_ood_share: the current step's)",

@@ -1,6 +1,7 @@
 """Bounds on a binomial proportion, k successes in n trials: the Wilson score interval (review precision,
-the weighted estimates) and the one-sided Clopper-Pearson bounds (training's thresholds, the per-class
-precision gate, the out-of-domain flags' tuning). Arithmetic that analysis, monitoring and training all
+the weighted estimates), the one-sided Clopper-Pearson bounds (training's thresholds, the
+out-of-domain flags' tuning), and an any-time-valid upper bound (the per-class precision gate, read however
+often the guard reads it). Arithmetic that analysis, monitoring and training all
 read and none of them owns: in the kernel, each imports the one copy without reaching into another
 layer's module. scipy is imported inside the Clopper-Pearson bounds only: scipy.stats is slow to import,
 and most importers want Wilson's interval alone."""
@@ -8,6 +9,7 @@ and most importers want Wilson's interval alone."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -53,3 +55,30 @@ def clopper_pearson_upper(correct: int, n: int, confidence: float) -> float | No
     if not n:
         return None
     return 1.0 if correct == n else float(beta.ppf(confidence, correct + 1, n - correct))
+
+
+@lru_cache(maxsize=65_536)  # the guard reads the same few counts again at every look
+def any_time_upper(correct: int, n: int, alpha: float) -> float | None:
+    """An upper bound on the proportion that holds at every n at once: with probability at least 1 - alpha it
+    is never below the true p, however often it is read as trials come in. The likelihood ratio of the
+    uniform mixture over p against p0, B(correct + 1, wrong + 1) / (p0^correct (1 - p0)^wrong), is a
+    nonnegative martingale with mean 1 when p0 is the truth, so by Ville's inequality it reaches 1/alpha with
+    probability at most alpha; the bound is the largest p0 above the share seen that it has not reached.
+    1 where it reaches it for no p0 (few trials, or all right); None without trials."""
+    if not n:
+        return None
+    wrong = n - correct
+    if not wrong:
+        return 1.0
+    threshold = math.log(1 / alpha) - (math.lgamma(correct + 1) + math.lgamma(wrong + 1) - math.lgamma(n + 2))
+
+    def rejected(p0: float) -> bool:  # the log mixture ratio at p0 reaches log(1/alpha)
+        return -(correct * math.log(p0) + wrong * math.log1p(-p0)) >= threshold
+
+    near, far = correct / n, 1.0 - 1e-12
+    if not rejected(far):
+        return 1.0
+    while far - near > 1e-7:  # rejection grows as p0 moves away from the share seen
+        mid = (near + far) / 2
+        near, far = (near, mid) if rejected(mid) else (mid, far)
+    return far

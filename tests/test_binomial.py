@@ -69,3 +69,15 @@ def test_clopper_pearson_upper_bound_is_wider_than_wilson_on_few_answers() -> No
     # Why the per-class precision gate reads it (monitoring.review.stats): none right of one is not yet a
     # class shown below 0.8, which Wilson's upper end says it is.
     assert wilson(0, 1)[1] < 0.8 < clopper_pearson_upper(0, 1, 0.95)
+
+
+def test_the_any_time_upper_bound_is_above_the_share_and_wider_than_one_read_at_a_fixed_count() -> None:
+    """Valid at every count at once, it cannot be narrower than the bound valid at one count."""
+    from roomsight.binomial import any_time_upper
+
+    assert any_time_upper(0, 0, 0.05) is None and any_time_upper(7, 7, 0.05) == 1.0
+    for n in (1, 5, 20, 100):
+        for right in range(0, n, max(1, n // 7)):
+            up = any_time_upper(right, n, 0.05)
+            assert right / n < up and clopper_pearson_upper(right, n, 0.95) <= up <= 1.0
+    assert any_time_upper(0, 22, 0.05) < 0.5 < any_time_upper(0, 3, 0.05)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from roomsight.binomial import clopper_pearson_upper, wilson
+from roomsight.binomial import any_time_upper, wilson
 from roomsight.verdicts import DISPUTED, UNSURE, UNUSABLE
 
 ABSTAIN = UNSURE
@@ -41,11 +41,6 @@ class Precision:
         ci = self.interval
         return ci[0] if ci else None
 
-    def upper_bound(self, confidence: float) -> float | None:
-        """One-sided Clopper-Pearson upper bound: the precision is below it with `confidence` (Wilson's
-        interval is too narrow at a handful of answers: it puts 0 right of 1 below 0.8)."""
-        return clopper_pearson_upper(self.correct, self.n, confidence)
-
 
 @dataclass
 class ModelPrecision:
@@ -53,11 +48,12 @@ class ModelPrecision:
     per_class: dict[str, Precision] = field(default_factory=dict)
 
 
-# A class's precision is read as it stands once the candidate has answered it this often, and until then by its
-# upper bound, so that it counts once shown low: read as it stood, one wrong verdict among a class's first answers
-# was a class the candidate gets wrong, and a watched gate rolled the rollout back on it; yet none right of 19 is
-# a class shown wrong.
-CLASS_MIN_ANSWERS = 20
+# A class counts once its verdicts show it low: each class by an upper bound that holds however often it is read
+# (`any_time_upper`), Bonferroni over the classes named. Read as it stood, one wrong verdict among a class's first
+# answers was a class the candidate gets wrong; read as it stood from some count on, a correct verdict could turn
+# a pass into a fail, and a watched gate on ten good classes, read after every verdict, rolled back most
+# rollouts. So read, a watched gate rolls back a rollout whose every class meets it with probability at most
+# 1 - CLASS_BOUND_CONFIDENCE, at any number of looks (while the classes named stay the same).
 CLASS_BOUND_CONFIDENCE = 0.95
 
 
@@ -118,8 +114,9 @@ def by_region(items: list[Reviewed]) -> dict[str, Summary]:
 def gate_metrics(s: Summary) -> dict[str, float | None]:
     """The `rollout.metrics.METRICS` names under "review verdicts"."""
     cand, champ = s.candidate.overall.lower, s.champion.overall.lower
-    class_values = [p.value if p.n >= CLASS_MIN_ANSWERS else p.upper_bound(CLASS_BOUND_CONFIDENCE)
-                    for p in s.candidate.per_class.values() if p.n]
+    named = [p for p in s.candidate.per_class.values() if p.n]
+    alpha = (1 - CLASS_BOUND_CONFIDENCE) / max(len(named), 1)
+    class_values = [any_time_upper(p.correct, p.n, alpha) for p in named]
     return {
         "reviewed": float(s.reviewed),
         "candidate_reviewed": float(s.candidate.overall.n),
