@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks side by side in one session and write BENCHMARKS.md (with PNG plots
 next to it). Options: --quick (small sizes, a smoke run), --only NAME[,NAME] (store, review, review_counts,
-analysis, weighted, lost_photos, serving, monitoring, drift, training, soak, scale, guard, guard_soak), --out DIR.
+analysis, weighted, lost_photos, serving, monitoring, drift, training, soak, scale, guard, guard_soak,
+class_gate), --out DIR.
 
 Each benchmark module has `run(quick, out_dir) -> dict` and may have `targets(results) -> list[Target]`:
 the claims it checks, each with the measured figure and whether it was met, and `NOTES`, what a reader
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MODULES = ("store", "review", "review_counts", "analysis", "weighted", "lost_photos", "serving", "monitoring", "drift",
-           "training", "soak", "scale", "guard", "guard_soak")
+           "training", "soak", "scale", "guard", "guard_soak", "class_gate")
 
 
 @dataclass(frozen=True)
