@@ -89,12 +89,15 @@ def pick(rows: Sequence[dict[str, Any]], reference: dict[str, tuple[float, float
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def _window_rows(engine: Engine, window: Window, checked_at: float) -> list[dict[str, Any]]:
+def _window_rows(engine: Engine, window: Window, result: DriftResult) -> list[dict[str, Any]]:
     """The newest SCAN rows of the window, where the examples are looked for: not the selection drift.check
-    compared, which is the whole window or, past `monitoring.drift_sample`, a uniform sample of it. A
-    window open to now ends when it was checked: a photo logged since was never compared."""
+    compared, which is the whole window or, past `monitoring.drift_sample`, a uniform sample of it. The window
+    ends at the newest prediction the check read: one logged since, or written by the log's flush after the
+    check though dated before its end, was never compared. (A row of a replica whose flush lags the others',
+    dated before that newest one, can still be shown.)"""
     p = predictions.c
-    until = checked_at if window.until is None else window.until
+    read_to = result.created_at if result.newest_logged is None else result.newest_logged
+    until = read_to if window.until is None else min(window.until, read_to)
     newest = replace(window, last=min(SCAN, window.last or SCAN), until=until)
     q = in_window(select(p.request_id, p.ts, p.region, p.label, p.ood, p.descriptors), newest)
     with engine.connect() as conn:
@@ -124,7 +127,7 @@ def example_photos(settings: Settings, engine: Engine, window: Window, result: D
     if limit == 0:
         return []
     store = PhotoStore.for_settings(settings)
-    rows = [r for r in _window_rows(engine, window, result.created_at) if store.has(r["request_id"])]
+    rows = [r for r in _window_rows(engine, window, result) if store.has(r["request_id"])]
     out = []
     for ex in pick(rows, _reference_spread(settings, result), limit):
         data = store.get(ex.request_id)
