@@ -18,7 +18,7 @@ from roomsight.durations import parse_duration
 from roomsight.errors import DurationError, MailError, RegistryError, UserError
 
 app = typer.Typer()
-drift_app = typer.Typer(help="Drift of live traffic against the model's reference: Evidently reports, by email.",
+drift_app = typer.Typer(help="Drift of live traffic against the model's reference: checks, Evidently reports by email, alarms to webhooks.",
                         no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
 

@@ -37,7 +37,7 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", min=1, max=MAX_PORT, help="Port (default: review.port, 8081)."),
     rollout: Optional[str] = typer.Option(None, "--rollout", help="Review this rollout's items (its id, or the id's first characters; default: the rollout in progress, or every rollout's when none is)."),
 ) -> None:
-    """Serve the reviewer page; the queue is refilled from the prediction log every few seconds."""
+    """Serve the reviewer page; the queue is refilled from the prediction log every 15 s."""
     import threading
     import time
 
