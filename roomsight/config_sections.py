@@ -38,8 +38,8 @@ ModelName = Annotated[str, AfterValidator(_names_a_model)]
 
 
 class MonitoringSettings(_Section):
-    drift_share_alarm: float = Field(0.3, ge=0, le=1, description="Alarm when at least this share of monitored columns drifted.")
-    ood_share_alarm: float = Field(0.1, ge=0, le=1, description="Alarm when at least this share of a window is flagged out-of-domain.")
+    drift_share_alarm: float = Field(0.3, gt=0, le=1, description="Alarm when at least this share of monitored columns drifted.")
+    ood_share_alarm: float = Field(0.1, gt=0, le=1, description="Alarm when at least this share of a window is flagged out-of-domain.")
     min_window: int = Field(50, ge=1, description="Fewest logged predictions a drift report needs.")
     flag_threshold: float = Field(0.5, gt=0, lt=1, description="An out-of-domain score at or above this raises the flag.")
     email_photos: int = Field(4, ge=0, le=20, description="Example photos in a drift email: the window's out-of-domain ones "

@@ -227,6 +227,14 @@ def test_drift_sampling_and_check_ages_are_validated(tmp_path: Path):
             load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), **env})
 
 
+def test_an_alarm_share_of_zero_is_refused_as_an_alarm_on_every_window(tmp_path: Path):
+    """"At least 0" of the columns drifted, or of the window flagged, holds for every window: the guard would
+    pause every rollout on a clean check."""
+    for key in ("DRIFT_SHARE_ALARM", "OOD_SHARE_ALARM"):
+        with pytest.raises(ConfigError, match=f"monitoring.{key.lower()}"):
+            load_settings(environ={"ROOMSIGHT_HOME": str(tmp_path), f"ROOMSIGHT_MONITORING__{key}": "0"})
+
+
 @pytest.mark.timeout(120)
 def test_serve_refuses_at_start_an_app_the_local_ray_cannot_place(tmp_path: Path, ray_session, serve_port):
     from serving.runner import start_serve
