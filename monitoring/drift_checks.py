@@ -136,11 +136,15 @@ class DriftChecker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 self.tick()
             except Exception:  # the checker must outlive a database or registry hiccup
                 log.exception("drift check failed")
-            self._stop.wait(self.settings.monitoring.drift_check_every_s)
+            # The period runs from the start of a check, as `rollout drift watch` keeps it: waited in full after
+            # one finished, checks fell a period and a check's run apart, and with drift_max_age_s at the
+            # period (which the settings allow) the evidence lapsed for that run in every period.
+            self._stop.wait(max(0.0, self.settings.monitoring.drift_check_every_s - (time.monotonic() - started)))
 
     def stop(self) -> None:
         self._stop.set()

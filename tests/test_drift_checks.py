@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from typer.testing import CliRunner
 
 from monitoring.shifts import shift
@@ -83,6 +85,34 @@ def test_the_background_checker_checks_the_rollout_in_progress(settings):
     assert result is not None and result.alarm and latest(engine, "r-night").n_window == 60
     current[0] = "r-unknown"
     assert checker.tick() is None, "too little traffic to compare: skipped, not raised"
+
+
+def test_the_background_checker_keeps_its_period_from_the_start_of_each_check(settings, monkeypatch):
+    """Waited in full after each check, checks fell a period and a check's run apart: with drift_max_age_s at
+    the period, as the settings allow, the drift evidence lapsed for a check's run in every period."""
+    from monitoring import drift_checks
+
+    clock, waits = [100.0], []
+    every = settings.monitoring.drift_check_every_s
+    monkeypatch.setattr(drift_checks.time, "monotonic", lambda: clock[0])
+    checker = DriftChecker(settings, None, lambda: None)
+
+    def slow_tick() -> None:
+        clock[0] += 0.25 * every
+        if len(waits) == 1:
+            raise RuntimeError("a database hiccup")  # a failed check keeps the period too
+
+    def wait(timeout: float) -> bool:
+        waits.append(timeout)
+        clock[0] += timeout
+        if len(waits) == 2:
+            checker.stop()
+        return checker._stop.is_set()
+
+    monkeypatch.setattr(checker, "tick", slow_tick)
+    monkeypatch.setattr(checker._stop, "wait", wait)
+    checker._run()
+    assert waits == [pytest.approx(0.75 * every)] * 2
 
 
 def test_cli_drift_check_then_status_shows_the_check_and_its_age(settings):
