@@ -4,10 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from shell.cli import app
+from training.evaluate import build_report as ev_report
 from training.synthetic import write_dataset
+from training.thresholds import thresholds_at_precision as ev_thresholds
 
 runner = CliRunner()
 
@@ -217,3 +220,36 @@ def test_a_model_damaged_in_the_artifact_store_is_a_one_line_error_naming_it(tmp
     assert "cannot load models:/roomtype/1: its meta.json is damaged" in evaluate()
     (pack / "meta.json").unlink()
     assert "cannot load models:/roomtype/1: its meta.json is missing" in evaluate()
+
+
+class _MeanColour(torch.nn.Module):
+    """A stand-in network: a photo's mean colour is its logits and its embedding."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = x.mean(dim=(2, 3))
+        return z, z
+
+
+def test_a_photo_listed_twice_is_never_both_cut_on_and_measured(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from roomsight.modelpack import ModelPack, PackMeta
+    from roomsight.preprocess import Preprocessing
+    from training import evaluate as ev
+
+    rows = ["path,label"]
+    for k in range(24):
+        label = "abc"[k % 3]
+        Image.new("RGB", (8, 8), (10 * k, 255 - 10 * k, 7 * k)).save(tmp_path / f"{k}.png")
+        (tmp_path / f"copy{k}.png").write_bytes((tmp_path / f"{k}.png").read_bytes())
+        rows += [f"{k}.png,{label}", f"copy{k}.png,{label}"]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    cut, measured = [], []
+    monkeypatch.setattr(ev, "thresholds_at_precision",
+                        lambda probs, *a, **k: cut.append(probs) or ev_thresholds(probs, *a, **k))
+    monkeypatch.setattr(ev, "build_report", lambda probs, *a: measured.append(probs) or ev_report(probs, *a))
+    pack = ModelPack(_MeanColour(), PackMeta(classes=["a", "b", "c"], preprocessing=Preprocessing(size=8)))
+    report = ev.evaluate(pack, tmp_path / "m.csv", tmp_path / "r.json", method="point").report
+    assert report["n_valid"] + report["n_test"] == 48
+    shared = {tuple(r) for r in cut[0].round(6)} & {tuple(r) for r in measured[0].round(6)}
+    assert not shared, f"{len(shared)} photos are in both the part the thresholds were cut on and the one measured"

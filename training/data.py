@@ -115,10 +115,19 @@ def check_splittable(items: list[Item], min_per_class: int = 2) -> None:
         raise DataError(f"classes with fewer than {min_per_class} photos cannot be split: {small}")
 
 
-def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float = 0.15) -> Split:
-    """Stratified by label and seeded: the same items and seed give the same split, on any machine."""
+def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float = 0.15,
+          digests: list[str] | None = None) -> Split:
+    """Stratified by label and seeded: the same items and seed give the same split, on any machine.
+    Items sharing a digest (photo_digest, in the order of `items`) all go where the first of them goes: a
+    photo listed twice would otherwise be measured on, or have its thresholds cut on, a copy of itself."""
+    first: dict[str, Item] = {}
+    copies: dict[int, list[Item]] = defaultdict(list)
+    for item, key in zip(items, digests if digests is not None else [str(k) for k in range(len(items))]):
+        lead = first.setdefault(key, item)
+        if lead is not item:
+            copies[id(lead)].append(item)
     by_label: dict[str, list[Item]] = defaultdict(list)
-    for item in sorted(items, key=lambda i: (i.label, str(i.path))):
+    for item in sorted(first.values(), key=lambda i: (i.label, str(i.path))):
         by_label[item.label].append(item)
     rng = random.Random(seed)
     out = Split([], [], [])
@@ -130,7 +139,7 @@ def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float 
         out.valid += group[:n_valid]
         out.test += group[n_valid:n_valid + n_test]
         out.train += group[n_valid + n_test:]
-    return out
+    return Split(*([x for it in part for x in (it, *copies[id(it)])] for part in (out.train, out.valid, out.test)))
 
 
 def load_images(items: list[Item], max_side: int | None = SERVE_MAX_SIDE) -> Loaded:

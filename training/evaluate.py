@@ -79,7 +79,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
 
     # Thresholds from one seeded part, measurements on the other: choosing and measuring on the same
     # items would report the target precision whether or not the model generalises.
-    parts = data.split(pred.items, seed=seed, valid=valid_share, test=0.0)
+    parts = data.split(pred.items, seed=seed, valid=valid_share, test=0.0, digests=pred.digests)
     pos = {id(it): k for k, it in enumerate(pred.items)}
     v_idx = np.asarray([pos[id(it)] for it in parts.valid])
     t_idx = np.asarray([pos[id(it)] for it in parts.train])

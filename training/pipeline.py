@@ -189,7 +189,7 @@ def train(settings: Settings, cfg: TrainConfig, progress: Progress | None = None
 
 
 def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
-    split = data.split(loaded.items, seed=cfg.seed)
+    split = data.split(loaded.items, seed=cfg.seed, digests=loaded.digests)
     index = {c: i for i, c in enumerate(classes)}
     taught = dict(index)
     if cfg.swap_labels is not None:
