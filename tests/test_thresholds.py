@@ -141,6 +141,33 @@ def test_an_abstaining_class_says_how_close_a_cut_came_not_a_point_inside_tied_s
     assert not chosen.reached and chosen.lower == pytest.approx(37 / 40)
 
 
+def test_copies_of_one_photo_share_a_fold_so_no_member_predicts_a_photo_it_learned():
+    """Random labels on random features, every photo listed twice: a member that learned one copy and
+    predicted the other would show as out-of-fold accuracy far above chance, and thresholds cut on it."""
+    from training.crossfit import cross_fit, folds
+    from training.trainer import FitConfig
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x), x
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 64, generator=gen), torch.randint(2, (60,), generator=gen)
+    x, y, digests = torch.cat([x, x]), torch.cat([y, y]), [f"photo{i}" for i in range(60)] * 2
+    net = Linear()
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    cf = cross_fit(net, lambda seed: net.load_state_dict(start), x, y, None, 4,
+                   FitConfig(epochs=60, lr=0.05, augment=False, patience=60), digests=digests)
+    assert (cf.fold[:60] == cf.fold[60:]).all()
+    assert (cf.out_of_fold.argmax(1) == y.numpy()).mean() < 0.7
+    # without copies the folds are the ones they always were
+    assert (folds(y.numpy(), 4, 3, [str(i) for i in range(120)]) == folds(y.numpy(), 4, 3)).all()
+
+
 def test_a_fold_left_without_photos_is_refused_naming_the_option_not_a_crash():
     """Two photos a class over five folds leave a fold with nothing to predict: that was a torch.cat error."""
     from roomsight.errors import DataError

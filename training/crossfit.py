@@ -25,15 +25,20 @@ from roomsight.modelpack import softmax
 from training.trainer import FitConfig, fit, predict_tensors
 
 
-def folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """A fold index per item, each class spread evenly over the folds (seeded)."""
+def folds(y: np.ndarray, k: int, seed: int, digests: list[str] | None = None) -> np.ndarray:
+    """A fold index per item, each class spread evenly over the folds (seeded). Items sharing a digest
+    (training.data.photo_digest) take the fold of the first of them: a member that learned one copy of a
+    photo would predict the other as if unseen, and the thresholds would be cut on that flattery."""
     rng = np.random.default_rng(seed)
+    first: dict[str, int] = {}
+    lead = np.asarray([first.setdefault(d, i) for i, d in enumerate(digests or map(str, range(len(y))))], dtype=int)
+    own = np.flatnonzero(lead == np.arange(len(y)))
     out = np.zeros(len(y), dtype=int)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
+    for c in np.unique(y[own]):
+        idx = own[y[own] == c]
         rng.shuffle(idx)
         out[idx] = (np.arange(len(idx)) + int(rng.integers(k))) % k
-    return out
+    return out[lead]
 
 
 def check_filled(fold: np.ndarray, k: int) -> None:
@@ -59,10 +64,11 @@ def cross_fit(net: nn.Module, reset: Callable[[int], None], x: torch.Tensor, y: 
               views: torch.Tensor | None, k: int, cfg: FitConfig,
               on_fold: Callable[[int, dict[str, float]], None] | None = None,
               on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-              on_batch: Callable[[], None] | None = None) -> CrossFit:
+              on_batch: Callable[[], None] | None = None, digests: list[str] | None = None) -> CrossFit:
     """`net` maps cached activations to (logits, embedding) and is trained in place; `reset(seed)` puts its
-    weights back to where training starts (pretrained tail, fresh head) before each member."""
-    fold = folds(y.numpy(), k, cfg.seed)
+    weights back to where training starts (pretrained tail, fresh head) before each member. `digests`: of
+    the items, in order, so that copies of one photo share a fold."""
+    fold = folds(y.numpy(), k, cfg.seed, digests)
     check_filled(fold, k)
     logits = np.zeros((len(y), 0), dtype=np.float32)
     members, epochs, acc = [], [], []

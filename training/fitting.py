@@ -60,6 +60,7 @@ class Parts:
     test: list[Item]
     y: dict[str, torch.Tensor]  # part name -> labels (training labels with any deliberate noise)
     image_of: dict[int, Image.Image]  # id(item) -> decoded photo
+    digest_of: dict[int, str]  # id(item) -> its photo's content hash (training.data.photo_digest)
 
     def images(self, items: list[Item]) -> list[Image.Image]:
         return [self.image_of[id(it)] for it in items]
@@ -101,7 +102,7 @@ def fit_cross(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, f
                       "tune": f"{'head' if tail_blocks == 0 else 'last'}, {folds} cross-fitted members"})
     cf = cross_fit(net, _reset_to(model, copy.deepcopy(model.state_dict())), x, y, x_views, folds, fit_cfg,
                    on_fold=lambda f, row: say("fold", row), on_epoch=lambda e, row: say("epoch", row),
-                   on_batch=lambda: say("batch", {}))
+                   on_batch=lambda: say("batch", {}), digests=[parts.digest_of[id(it)] for it in pool])
     ensemble = Ensemble(trunk, cf.members).eval()
     members = Ensemble(nn.Identity(), cf.members).eval()
     test_logits, _ = predict_tensors(members, x_test)

@@ -209,7 +209,8 @@ def _parts(loaded: data.Loaded, classes: list[str], cfg: TrainConfig) -> Parts:
     return Parts(split.train, split.valid, split.test,
                  {"train": labels(split.train, noisy=True), "valid": labels(split.valid),
                   "test": labels(split.test, truth=True)},
-                 {id(it): im for it, im in zip(loaded.items, loaded.images)})
+                 {id(it): im for it, im in zip(loaded.items, loaded.images)},
+                 {id(it): d for it, d in zip(loaded.items, loaded.digests)})
 
 
 def at_thresholds(probs: np.ndarray, y: np.ndarray, classes: list[str],
