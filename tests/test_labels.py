@@ -21,7 +21,8 @@ runner = CliRunner()
 
 @pytest.mark.parametrize("caption", [
     "view of the living room from the kitchen", "stairs to bedroom and kitchen", "bedroom 2, bathroom ensuite",
-    "open plan living room", "off the second bedroom", "garden and house", "4 bedroom villa", "", "Balcony"])
+    "open plan living room", "Open-plan living room", "Open-plan kitchen", "Ground-floor bedroom",
+    "off the second bedroom", "garden and house", "4 bedroom villa", "", "Balcony"])
 def test_misleading_or_empty_captions_abstain(caption):
     assert load_rules().label(caption) == ""
 

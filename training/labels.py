@@ -19,10 +19,11 @@ DEFAULT_MAX_LENGTH = 80
 
 
 def _alternative(keyword: str) -> str:
-    """One keyword as a regex: words in a phrase separated by any whitespace; `*` any letters (`bed*`
-    matches bed, beds, bedroom; `*door*` also outdoor); without `*` a word may take a plural 's'."""
+    """One keyword as a regex: words in a phrase separated by any whitespace or hyphens (hosts write
+    "open-plan" as often as "open plan"); `*` any letters (`bed*` matches bed, beds, bedroom; `*door*` also
+    outdoor); without `*` a word may take a plural 's'."""
     words = [re.escape(w).replace(r"\*", r"\w*") for w in keyword.split()]
-    return r"\s+".join(words) + ("" if "*" in keyword else "s?")
+    return r"[\s-]+".join(words) + ("" if "*" in keyword else "s?")
 
 
 def _patterns(keywords: list[str]) -> list[tuple[str, re.Pattern[str]]]:
