@@ -151,6 +151,16 @@ def test_split_is_seeded_and_stratified(tmp_path):
     assert not set(s1.train) & set(s1.valid) and not set(s1.valid) & set(s1.test)
 
 
+def test_copies_of_one_photo_go_to_one_part_whatever_the_order_they_are_listed_in(tmp_path):
+    items = [data.Item(path=tmp_path / f"{c}{i}.jpg", label=c) for c in "ab" for i in range(40)]
+    digests = [f"photo{k % 40}" for k in range(80)]  # each photo twice: once as a, once as b
+    s = data.split(items, seed=1, digests=digests)
+    part = {it: name for name in ("train", "valid", "test") for it in getattr(s, name)}
+    assert len(part) == 80 and all(part[items[k]] == part[items[k + 40]] for k in range(40))
+    assert data.split(items[::-1], seed=1, digests=digests[::-1]) == s
+    assert data.split(items, seed=1, digests=[str(k) for k in range(80)]) == data.split(items, seed=1)
+
+
 def test_a_model_every_class_of_which_abstains_is_refused_naming_the_cause_and_the_remedies():
     from training.abstaining import check_answers
     from training.pipeline import TrainConfig

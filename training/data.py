@@ -118,16 +118,18 @@ def check_splittable(items: list[Item], min_per_class: int = 2) -> None:
 def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float = 0.15,
           digests: list[str] | None = None) -> Split:
     """Stratified by label and seeded: the same items and seed give the same split, on any machine.
-    Items sharing a digest (photo_digest, in the order of `items`) all go where the first of them goes: a
-    photo listed twice would otherwise be measured on, or have its thresholds cut on, a copy of itself."""
+    Items sharing a digest (photo_digest, in the order of `items`) all go where the first of them by label
+    and path goes: a photo listed twice would otherwise be measured on, or have its thresholds cut on, a
+    copy of itself."""
     first: dict[str, Item] = {}
     copies: dict[int, list[Item]] = defaultdict(list)
-    for item, key in zip(items, digests if digests is not None else [str(k) for k in range(len(items))]):
+    keys = digests if digests is not None else [str(k) for k in range(len(items))]
+    for item, key in sorted(zip(items, keys), key=lambda pair: (pair[0].label, str(pair[0].path))):
         lead = first.setdefault(key, item)
         if lead is not item:
             copies[id(lead)].append(item)
     by_label: dict[str, list[Item]] = defaultdict(list)
-    for item in sorted(first.values(), key=lambda i: (i.label, str(i.path))):
+    for item in first.values():  # in label and path order, as they were sorted
         by_label[item.label].append(item)
     rng = random.Random(seed)
     out = Split([], [], [])
