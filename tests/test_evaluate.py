@@ -250,6 +250,26 @@ def test_a_photo_listed_twice_is_never_both_cut_on_and_measured(tmp_path, monkey
     monkeypatch.setattr(ev, "build_report", lambda probs, *a: measured.append(probs) or ev_report(probs, *a))
     pack = ModelPack(_MeanColour(), PackMeta(classes=["a", "b", "c"], preprocessing=Preprocessing(size=8)))
     report = ev.evaluate(pack, tmp_path / "m.csv", tmp_path / "r.json", method="point").report
-    assert report["n_valid"] + report["n_test"] == 48
+    assert report["n_valid"] * 2 + report["n_test"] == 48  # the thresholds are cut on each photo once
     shared = {tuple(r) for r in cut[0].round(6)} & {tuple(r) for r in measured[0].round(6)}
     assert not shared, f"{len(shared)} photos are in both the part the thresholds were cut on and the one measured"
+
+
+def test_a_photo_listed_twice_is_one_right_answer_to_the_lower_bound(tmp_path):
+    """30 kitchens, each right, listed twice: 30 right answers cannot bound precision at 0.95 (the 90% bound
+    needs 45 in a row), however many rows they fill."""
+    from PIL import Image
+
+    from roomsight.modelpack import ModelPack, PackMeta
+    from roomsight.preprocess import Preprocessing
+    from training import evaluate as ev
+
+    rows = ["path,label"]
+    for k in range(60):
+        Image.new("RGB", (8, 8), (200 + k % 50, 20 + k, 10)).save(tmp_path / f"{k}.png")
+        (tmp_path / f"copy{k}.png").write_bytes((tmp_path / f"{k}.png").read_bytes())
+        rows += [f"{k}.png,kitchen", f"copy{k}.png,kitchen"]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    pack = ModelPack(_MeanColour(), PackMeta(classes=["kitchen", "bedroom", "bathroom"], preprocessing=Preprocessing(size=8)))
+    report = ev.evaluate(pack, tmp_path / "m.csv", tmp_path / "r.json", valid_share=0.5).report
+    assert report["n_valid"] == 30 and "kitchen" in report["thresholding"]["abstaining"]

@@ -161,6 +161,10 @@ def test_copies_of_one_photo_go_to_one_part_whatever_the_order_they_are_listed_i
     assert data.split(items, seed=1, digests=[str(k) for k in range(80)]) == data.split(items, seed=1)
 
 
+def test_thresholds_are_cut_on_the_first_copy_of_each_photo():
+    assert data.first_copies(["p", "q", "p", "r", "q"]) == [0, 1, 3]
+
+
 def test_a_model_every_class_of_which_abstains_is_refused_naming_the_cause_and_the_remedies():
     from training.abstaining import check_answers
     from training.pipeline import TrainConfig

@@ -144,6 +144,15 @@ def split(items: list[Item], *, seed: int = 0, valid: float = 0.15, test: float 
     return Split(*([x for it in part for x in (it, *copies[id(it)])] for part in (out.train, out.valid, out.test)))
 
 
+def first_copies(digests: list[str]) -> list[int]:
+    """The position of each photo's first copy, in order: thresholds are cut on each photo once, since the
+    lower bound on precision counts its answers as independent, and a photo listed twice is one answer."""
+    first: dict[str, int] = {}
+    for k, digest in enumerate(digests):
+        first.setdefault(digest, k)
+    return sorted(first.values())
+
+
 def load_images(items: list[Item], max_side: int | None = SERVE_MAX_SIDE) -> Loaded:
     """Decode every item to RGB, one thread per core (PIL decodes outside the GIL), and hash the bytes it
     read; a file that cannot be read is skipped and listed with the reason. Order is kept. Decoded as

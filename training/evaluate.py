@@ -82,6 +82,7 @@ def evaluate(pack: ModelPack, source: Path, out_json: Path, *, target_precision:
     parts = data.split(pred.items, seed=seed, valid=valid_share, test=0.0, digests=pred.digests)
     pos = {id(it): k for k, it in enumerate(pred.items)}
     v_idx = np.asarray([pos[id(it)] for it in parts.valid])
+    v_idx = v_idx[data.first_copies([pred.digests[k] for k in v_idx])]
     t_idx = np.asarray([pos[id(it)] for it in parts.train])
     if len(t_idx) == 0:
         raise DataError(f"{source}: too few images to keep a validation part apart from the test part")

@@ -26,7 +26,7 @@ from roomsight.preprocess import Preprocessing, batch_tensor
 from training import cached
 from training.backbones import Backbone
 from training.crossfit import cross_fit
-from training.data import Item
+from training.data import Item, first_copies
 from training.ensemble import Ensemble
 from training.model import RoomNet
 from training.trainer import FitConfig, fit, predict_tensors
@@ -37,7 +37,7 @@ Say = Callable[[str, dict[str, Any]], None]
 @dataclass
 class Fitted:
     module: nn.Module  # what is exported: a normalised image batch -> (logits, embedding)
-    cut_probs: np.ndarray  # the predictions the thresholds are cut on, none from a model that saw the photo
+    cut_probs: np.ndarray  # the predictions the thresholds are cut on, none from a model that saw the photo, one a photo
     cut_y: np.ndarray
     cut_on: str  # those photos, in words, for the model's metadata and reports
     test_probs: np.ndarray
@@ -90,6 +90,7 @@ def fit_cross(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, f
               tail_blocks: int, views: cached.Views | None, say: Say) -> Fitted:
     pool = parts.train + parts.valid
     y = torch.cat([parts.y["train"], parts.y["valid"]])
+    digests = [parts.digest_of[id(it)] for it in pool]
     trunk, net = cached.prepare(model, bb, tail_blocks)
     n_views = views.count if views else 0
     say("cache-start", {"images": (1 + n_views) * len(pool) + len(parts.test)})
@@ -102,12 +103,13 @@ def fit_cross(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, f
                       "tune": f"{'head' if tail_blocks == 0 else 'last'}, {folds} cross-fitted members"})
     cf = cross_fit(net, _reset_to(model, copy.deepcopy(model.state_dict())), x, y, x_views, folds, fit_cfg,
                    on_fold=lambda f, row: say("fold", row), on_epoch=lambda e, row: say("epoch", row),
-                   on_batch=lambda: say("batch", {}), digests=[parts.digest_of[id(it)] for it in pool])
+                   on_batch=lambda: say("batch", {}), digests=digests)
     ensemble = Ensemble(trunk, cf.members).eval()
     members = Ensemble(nn.Identity(), cf.members).eval()
     test_logits, _ = predict_tensors(members, x_test)
     _, pool_emb = predict_tensors(members, x)
-    return Fitted(module=ensemble, cut_probs=cf.out_of_fold, cut_y=y.numpy(),
+    once = first_copies(digests)
+    return Fitted(module=ensemble, cut_probs=cf.out_of_fold[once], cut_y=y.numpy()[once],
                   cut_on=cut_on_words(len(pool), folds),
                   test_probs=softmax(test_logits), reference=pool,
                   reference_logits=cf.out_of_fold_logits, reference_embeddings=pool_emb,
@@ -142,7 +144,8 @@ def fit_one(model: RoomNet, bb: Backbone, parts: Parts, prep: Preprocessing, fit
                      on_batch=lambda: say("batch", {}), x_train_views=x_views)
     valid_logits, valid_emb = predict_tensors(net, x_va)
     test_logits, _ = predict_tensors(net, x_te)
-    return Fitted(module=model, cut_probs=softmax(valid_logits), cut_y=y_va.numpy(),
+    once = first_copies([parts.digest_of[id(it)] for it in parts.valid])
+    return Fitted(module=model, cut_probs=softmax(valid_logits)[once], cut_y=y_va.numpy()[once],
                   cut_on=cut_on_words(len(x_va), 1), test_probs=softmax(test_logits), reference=parts.valid,
                   reference_logits=valid_logits, reference_embeddings=valid_emb,
                   valid_accuracy=result.best_valid_accuracy, epochs_run=result.epochs_run, members=1)
