@@ -272,3 +272,13 @@ def test_the_labelled_count_leaves_out_the_captions_the_rules_abstained_on(tmp_p
 def test_default_rules_leave_listing_descriptions_unlabelled(caption):
     # Past 30 characters, or saying how many it sleeps, a caption describes the listing, not the photo.
     assert load_rules().label(caption) == ""
+
+
+def test_a_caption_is_read_in_one_unicode_form():
+    """A cedilla typed as a combining mark, or letters in full width, spell the same word at the same length."""
+    import unicodedata
+
+    rules = load_rules()
+    assert rules.label(unicodedata.normalize("NFD", "Façade")) == "exterior"
+    assert rules.label("\uff2b\uff29\uff34\uff23\uff28\uff25\uff2e") == "kitchen"
+    assert rules.label(unicodedata.normalize("NFD", "Façade of the cottage, pretty!")) == "exterior"  # 30 characters

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ def _alternative(keyword: str) -> str:
     """One keyword as a regex: words in a phrase separated by any whitespace or hyphens (hosts write
     "open-plan" as often as "open plan"); `*` any letters (`bed*` matches bed, beds, bedroom; `*door*` also
     outdoor); without `*` a word may take a plural 's'."""
-    words = [re.escape(w).replace(r"\*", r"\w*") for w in keyword.split()]
+    words = [re.escape(w).replace(r"\*", r"\w*") for w in unicodedata.normalize("NFKC", keyword).split()]
     return r"[\s-]+".join(words) + ("" if "*" in keyword else "s?")
 
 
@@ -79,8 +80,10 @@ class Rules:
 
     def decide(self, caption: str | None) -> Decision:
         """A caption gets the one class it names, unless that class's length limit or exclusions refuse
-        it. A caption naming two classes ("view of the living room from the kitchen") is not guessed at."""
-        text = (caption or "").strip()
+        it. A caption naming two classes ("view of the living room from the kitchen") is not guessed at.
+        Read in one Unicode form, as the keywords are: a "façade" typed as c and a combining cedilla, or
+        in full-width letters, is the same word, and as long."""
+        text = unicodedata.normalize("NFKC", caption or "").strip()
         named = [(r, k) for r in self.classes if (k := r.named_by(text))]
         if not named:
             return Decision("", "", "", "names no class")
