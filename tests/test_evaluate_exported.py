@@ -31,10 +31,11 @@ def test_the_as_exported_figures_name_the_classes_it_never_answers_and_each_clas
     colours = {"attic": (250, 0, 0), "bathroom": (0, 250, 0), "cellar": (0, 0, 250)}
     for label, rgb in colours.items():
         (tmp_path / "d" / label).mkdir(parents=True)
+        # Each photo a shade of its own: copies of one photo would be split as one (training.data.split).
         for i in range(4):
-            Image.new("RGB", (8, 8), rgb).save(tmp_path / "d" / label / f"{i}.png")
+            Image.new("RGB", (8, 8), tuple(max(0, c - i) for c in rgb)).save(tmp_path / "d" / label / f"{i}.png")
         # green attics, called bathrooms: a class wrong half the time, which the overall figure hides
-        Image.new("RGB", (8, 8), colours["bathroom"]).save(tmp_path / "d" / "attic" / f"green-{i}.png")
+        Image.new("RGB", (8, 8), (0, 240 - len(label), 0)).save(tmp_path / "d" / "attic" / f"green-{i}.png")
     monkeypatch.setattr(module, "plot_confusion", lambda *a: None)  # the pictures are not the question here
     monkeypatch.setattr(module, "plot_pr", lambda *a: None)
     pack = ColourModel({"attic": 0.5, "bathroom": 0.5, "cellar": 1.000001})
