@@ -177,7 +177,7 @@ class ControlPlane:
         if candidate.name != self.settings.model_name:
             raise RolloutError(f"{candidate_uri} is not a version of {self.settings.model_name!r}")
         after = _transition(lambda: stages.start(cur.state, candidate, str(uuid.uuid4()), self.plan, self.clock()))
-        return self._commit("start", cur, after, reason=reason, resolved=candidate)
+        return self._commit("start", cur, after, reason=reason, resolved=candidate, plan=plan_text.as_recorded(self.plan))
 
     def promote(self, stage: str | None = None, regions: tuple[str, ...] | None = None, percent: float | None = None,
                 force: bool = False, reason: str | None = None, dry_run: bool = False, auto: bool = False,
@@ -242,7 +242,7 @@ class ControlPlane:
 
     def _commit(self, action: str, cur: Versioned, after: RoutingState, *, reason: str | None,
                 gates: list[ConditionResult] | None = None, ev: dict[str, float | None] | None = None,
-                forced: bool = False, resolved: ModelRef | None = None) -> Outcome:
+                forced: bool = False, resolved: ModelRef | None = None, plan: dict[str, Any] | None = None) -> Outcome:
         """`resolved`: a version the caller has just found in the registry (not asked for again)."""
         taken_up = {after.champion, after.candidate} - {cur.state.champion, cur.state.candidate, None}
         if action not in _WITHOUT_MLFLOW or taken_up:
@@ -258,10 +258,10 @@ class ControlPlane:
                     registry.resolve(ref.uri)
                 except BadModelUri as exc:
                     raise RolloutError(f"{exc}; nothing was changed") from None
-        to_step, plan = self.step_label(after) if after.rollout_id else after.stage.value, plan_text.as_recorded(self.plan)
+        to_step = self.step_label(after) if after.rollout_id else after.stage.value
         event, row = outbox.new_row(records.Event(
             action, cur.state, after, self.actor, reason or "", forced, gates or [], ev or {}, cur.generation + 1,
-            self.step_label(cur.state), to_step, plan=plan if action == "start" else None), time.time())
+            self.step_label(cur.state), to_step, plan=plan), time.time())
         try:
             written = write_state(self.engine, after, cur.generation, outbox=row)
         except StateConflict as exc:
