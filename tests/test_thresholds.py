@@ -11,6 +11,17 @@ from torch import nn
 from training.thresholds import apply_thresholds, describe_method, thresholds_at_precision
 
 
+class Linear(nn.Module):
+    """A head on random features: a member cross-fitting trains, with the features as its embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fc(x), x
+
+
 def _population(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Two classes; class-0 candidates' confidence s is right with probability s ** 0.8."""
     s = 0.5 + 0.5 * rng.beta(2.5, 1.2, n)
@@ -47,14 +58,6 @@ def test_out_of_fold_predictions_come_from_members_that_never_saw_the_photo():
     saw the photo, or chose its epoch on it) would show as out-of-fold accuracy above chance."""
     from training.crossfit import cross_fit, folds
     from training.trainer import FitConfig
-
-    class Linear(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(64, 2)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.fc(x), x
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(120, 64, generator=gen), torch.randint(2, (120,), generator=gen)
@@ -146,14 +149,6 @@ def test_copies_of_one_photo_share_a_fold_so_no_member_predicts_a_photo_it_learn
     predicted the other would show as out-of-fold accuracy far above chance, and thresholds cut on it."""
     from training.crossfit import cross_fit, folds
     from training.trainer import FitConfig
-
-    class Linear(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(64, 2)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.fc(x), x
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(60, 64, generator=gen), torch.randint(2, (60,), generator=gen)
